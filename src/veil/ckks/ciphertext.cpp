@@ -1,0 +1,36 @@
+#include "veil/ckks/ciphertext.hpp"
+
+#include <cstring>
+
+#include "veil/common/error.hpp"
+
+namespace veil::ckks {
+
+void Plaintext::drop_to_level(int level) {
+  VEIL_REQUIRE(level >= 0 && level <= level_, "cannot move a plaintext from level " << level_ << " to " << level);
+  level_ = level;
+  data_.resize(num_limbs() * n_);
+}
+
+void Ciphertext::resize(std::size_t size, int level) {
+  size_ = size;
+  level_ = level;
+  data_.assign(size * num_limbs() * n_, 0);
+  seed_.reset();
+}
+
+void Ciphertext::drop_to_level(int level) {
+  VEIL_REQUIRE(level >= 0 && level <= level_, "cannot move a ciphertext from level " << level_ << " to " << level
+                                                                                     << " (levels only go down)");
+  if (level == level_) return;
+  const std::size_t old_limbs = num_limbs(), new_limbs = static_cast<std::size_t>(level) + 1;
+  for (std::size_t c = 1; c < size_; ++c) {
+    std::memmove(data_.data() + c * new_limbs * n_, data_.data() + c * old_limbs * n_, new_limbs * n_ * sizeof(u64));
+  }
+  level_ = level;
+  data_.resize(size_ * new_limbs * n_);
+  // Dropping limbs keeps c1 expandable from its seed only limb-wise; stay simple.
+  seed_.reset();
+}
+
+}  // namespace veil::ckks

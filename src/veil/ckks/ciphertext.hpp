@@ -1,0 +1,85 @@
+// Plaintexts and ciphertexts: RNS polynomials in NTT form, limb-major (limb i of poly c
+// starts at (c * (level+1) + i) * N), with the CKKS metadata that travels with them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "veil/common/rng.hpp"
+#include "veil/math/modarith.hpp"
+
+namespace veil::ckks {
+
+using math::u64;
+
+class Plaintext {
+ public:
+  Plaintext() = default;
+  Plaintext(std::size_t n, int level, double scale, std::size_t slots)
+      : n_(n), level_(level), scale_(scale), slots_(slots), data_((level + 1) * n, 0) {}
+
+  std::size_t n() const { return n_; }
+  int level() const { return level_; }
+  double scale() const { return scale_; }
+  void set_scale(double s) { scale_ = s; }
+  std::size_t slots() const { return slots_; }
+  std::size_t num_limbs() const { return static_cast<std::size_t>(level_) + 1; }
+  u64* limb(std::size_t i) { return data_.data() + i * n_; }
+  const u64* limb(std::size_t i) const { return data_.data() + i * n_; }
+  std::vector<u64>& data() { return data_; }
+  const std::vector<u64>& data() const { return data_; }
+  // Keeps the first level+1 limbs.
+  void drop_to_level(int level);
+
+ private:
+  std::size_t n_ = 0;
+  int level_ = -1;
+  double scale_ = 1.0;
+  std::size_t slots_ = 0;
+  std::vector<u64> data_;
+};
+
+class Ciphertext {
+ public:
+  Ciphertext() = default;
+  Ciphertext(std::size_t n, std::size_t size, int level, double scale, std::size_t slots)
+      : n_(n), size_(size), level_(level), scale_(scale), slots_(slots), data_(size * (level + 1) * n, 0) {}
+
+  std::size_t n() const { return n_; }
+  // Number of polynomials: 2 after relinearisation, 3 after a multiplication.
+  std::size_t size() const { return size_; }
+  int level() const { return level_; }
+  double scale() const { return scale_; }
+  void set_scale(double s) { scale_ = s; }
+  std::size_t slots() const { return slots_; }
+  std::size_t num_limbs() const { return static_cast<std::size_t>(level_) + 1; }
+  bool empty() const { return size_ == 0; }
+
+  u64* poly(std::size_t c) { return data_.data() + c * num_limbs() * n_; }
+  const u64* poly(std::size_t c) const { return data_.data() + c * num_limbs() * n_; }
+  u64* limb(std::size_t c, std::size_t i) { return poly(c) + i * n_; }
+  const u64* limb(std::size_t c, std::size_t i) const { return poly(c) + i * n_; }
+  std::vector<u64>& data() { return data_; }
+  const std::vector<u64>& data() const { return data_; }
+
+  // Fresh symmetric encryptions remember the seed of their uniform part c1, so they can
+  // be saved seed-compressed. Any operation that changes c1 clears it.
+  const std::optional<Seed>& seed() const { return seed_; }
+  void set_seed(std::optional<Seed> s) { seed_ = s; }
+
+  void resize(std::size_t size, int level);
+  // Keeps the first level+1 limbs of each polynomial.
+  void drop_to_level(int level);
+
+ private:
+  std::size_t n_ = 0;
+  std::size_t size_ = 0;
+  int level_ = -1;
+  double scale_ = 1.0;
+  std::size_t slots_ = 0;
+  std::vector<u64> data_;
+  std::optional<Seed> seed_;
+};
+
+}  // namespace veil::ckks

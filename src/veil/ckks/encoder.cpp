@@ -1,0 +1,178 @@
+#include "veil/ckks/encoder.hpp"
+
+#include <cmath>
+
+#include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
+
+namespace veil::ckks {
+
+namespace {
+void bit_reverse_permute(std::vector<Complex>& v) {
+  const std::size_t n = v.size();
+  for (std::size_t i = 1, j = 0; i < n; ++i) {
+    std::size_t bit = n >> 1;
+    for (; j & bit; bit >>= 1) j ^= bit;
+    j ^= bit;
+    if (i < j) std::swap(v[i], v[j]);
+  }
+}
+
+// Exact reduction of an integer-valued double of any magnitude: x = mant * 2^exp with a
+// 53-bit integer mantissa, so x mod q = (mant mod q) * (2^exp mod q).
+u64 reduce_double(double x, const math::Modulus& q) {
+  if (std::fabs(x) < 9.2e18) return q.from_signed(static_cast<std::int64_t>(x));
+  int exp = 0;
+  const double frac = std::frexp(x, &exp);  // x = frac * 2^exp, 0.5 <= |frac| < 1
+  const auto mant = static_cast<std::int64_t>(std::ldexp(frac, 53));
+  return q.mul(q.from_signed(mant), q.pow(2, static_cast<u64>(exp - 53)));
+}
+}  // namespace
+
+CkksEncoder::CkksEncoder(ContextPtr ctx) : ctx_(std::move(ctx)) {
+  VEIL_REQUIRE(ctx_, "null context");
+  const std::size_t m = 2 * ctx_->n();
+  roots_.resize(m + 1);
+  for (std::size_t k = 0; k <= m; ++k) {
+    const double angle = 2.0 * M_PI * static_cast<double>(k) / static_cast<double>(m);
+    roots_[k] = Complex(std::cos(angle), std::sin(angle));
+  }
+  rot_group_.resize(ctx_->n() / 2);
+  std::size_t g = 1;
+  for (auto& r : rot_group_) {
+    r = g;
+    g = (g * 5) % m;
+  }
+}
+
+std::size_t CkksEncoder::resolve_slots(std::size_t slots, std::size_t count) const {
+  if (slots == 0) slots = ctx_->max_slots();
+  VEIL_REQUIRE(slots >= 1 && slots <= ctx_->max_slots() && (slots & (slots - 1)) == 0,
+               "slot count must be a power of two in 1.." << ctx_->max_slots() << ", got " << slots);
+  VEIL_REQUIRE(count <= slots, count << " values do not fit in " << slots << " slots");
+  return slots;
+}
+
+void CkksEncoder::special_fft(std::vector<Complex>& v) const {
+  const std::size_t size = v.size(), m = 2 * ctx_->n();
+  bit_reverse_permute(v);
+  for (std::size_t len = 2; len <= size; len <<= 1) {
+    const std::size_t lenh = len >> 1, lenq = len << 2;
+    for (std::size_t i = 0; i < size; i += len) {
+      for (std::size_t j = 0; j < lenh; ++j) {
+        const std::size_t idx = (rot_group_[j] % lenq) * (m / lenq);
+        const Complex u = v[i + j];
+        const Complex w = v[i + j + lenh] * roots_[idx];
+        v[i + j] = u + w;
+        v[i + j + lenh] = u - w;
+      }
+    }
+  }
+}
+
+void CkksEncoder::special_ifft(std::vector<Complex>& v) const {
+  const std::size_t size = v.size(), m = 2 * ctx_->n();
+  for (std::size_t len = size; len >= 2; len >>= 1) {
+    const std::size_t lenh = len >> 1, lenq = len << 2;
+    for (std::size_t i = 0; i < size; i += len) {
+      for (std::size_t j = 0; j < lenh; ++j) {
+        const std::size_t idx = (lenq - (rot_group_[j] % lenq)) * (m / lenq);
+        const Complex u = v[i + j] + v[i + j + lenh];
+        const Complex w = (v[i + j] - v[i + j + lenh]) * roots_[idx];
+        v[i + j] = u;
+        v[i + j + lenh] = w;
+      }
+    }
+  }
+  bit_reverse_permute(v);
+  const double inv = 1.0 / static_cast<double>(size);
+  for (auto& x : v) x *= inv;
+}
+
+void CkksEncoder::coeffs_to_plaintext(std::span<const double> coeffs, Plaintext& pt) const {
+  const std::size_t n = ctx_->n();
+  VEIL_REQUIRE(coeffs.size() == n, "need " << n << " coefficients");
+  std::vector<double> rounded(n);
+  for (std::size_t j = 0; j < n; ++j) {
+    rounded[j] = std::nearbyint(coeffs[j]);
+    VEIL_REQUIRE(std::isfinite(rounded[j]), "value to encode is not finite (NaN or overflow at this scale)");
+  }
+  parallel_for(pt.num_limbs(), [&](std::size_t i) {
+    const auto& q = ctx_->modulus(i);
+    u64* o = pt.limb(i);
+    for (std::size_t j = 0; j < n; ++j) o[j] = rounded[j] == 0.0 ? 0 : reduce_double(rounded[j], q);
+    ctx_->ntt(i).forward(o);
+  });
+}
+
+Plaintext CkksEncoder::encode(std::span<const Complex> values, double scale, int level, std::size_t slots) const {
+  slots = resolve_slots(slots, values.size());
+  VEIL_REQUIRE(level >= 0 && level <= ctx_->max_level(), "level " << level << " outside 0.." << ctx_->max_level());
+  VEIL_REQUIRE(scale >= 1.0 && std::isfinite(scale), "scale must be >= 1, got " << scale);
+  VEIL_REQUIRE(std::log2(scale) < ctx_->q_base(level).log2_product(),
+               "scale 2^" << std::log2(scale) << " does not fit in the modulus at level " << level);
+  std::vector<Complex> w(slots, Complex(0, 0));
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    VEIL_REQUIRE(std::isfinite(values[i].real()) && std::isfinite(values[i].imag()),
+                 "value " << i << " to encode is not finite");
+    w[i] = values[i];
+  }
+  special_ifft(w);
+  const std::size_t n = ctx_->n(), gap = n / (2 * slots);
+  std::vector<double> coeffs(n, 0.0);
+  for (std::size_t k = 0; k < slots; ++k) {
+    coeffs[k * gap] = w[k].real() * scale;
+    coeffs[n / 2 + k * gap] = w[k].imag() * scale;
+  }
+  Plaintext pt(n, level, scale, slots);
+  coeffs_to_plaintext(coeffs, pt);
+  return pt;
+}
+
+Plaintext CkksEncoder::encode(std::span<const double> values, double scale, int level, std::size_t slots) const {
+  std::vector<Complex> c(values.begin(), values.end());
+  return encode(c, scale, level, slots);
+}
+
+Plaintext CkksEncoder::encode_constant(Complex value, double scale, int level, std::size_t slots) const {
+  slots = resolve_slots(slots, 1);
+  VEIL_REQUIRE(level >= 0 && level <= ctx_->max_level(), "level " << level << " outside 0.." << ctx_->max_level());
+  const std::size_t n = ctx_->n();
+  std::vector<double> coeffs(n, 0.0);
+  coeffs[0] = value.real() * scale;
+  coeffs[n / 2] = value.imag() * scale;
+  Plaintext pt(n, level, scale, slots);
+  coeffs_to_plaintext(coeffs, pt);
+  return pt;
+}
+
+std::vector<Complex> CkksEncoder::decode(const Plaintext& pt) const {
+  const std::size_t n = ctx_->n(), slots = pt.slots();
+  VEIL_REQUIRE(pt.n() == n && pt.level() >= 0 && pt.level() <= ctx_->max_level(), "plaintext does not match the context");
+  VEIL_REQUIRE(slots >= 1 && slots <= n / 2, "plaintext has an invalid slot count " << slots);
+  Plaintext coef = pt;
+  parallel_for(coef.num_limbs(), [&](std::size_t i) { ctx_->ntt(i).inverse(coef.limb(i)); });
+  const std::size_t gap = n / (2 * slots);
+  std::vector<const u64*> lo(coef.num_limbs()), hi(coef.num_limbs());
+  for (std::size_t i = 0; i < coef.num_limbs(); ++i) {
+    lo[i] = coef.limb(i);
+    hi[i] = coef.limb(i) + n / 2;
+  }
+  std::vector<double> re(slots), im(slots);
+  const auto& base = ctx_->q_base(pt.level());
+  math::crt_to_double(base, lo.data(), slots, gap, 1.0 / pt.scale(), re.data());
+  math::crt_to_double(base, hi.data(), slots, gap, 1.0 / pt.scale(), im.data());
+  std::vector<Complex> w(slots);
+  for (std::size_t k = 0; k < slots; ++k) w[k] = Complex(re[k], im[k]);
+  special_fft(w);
+  return w;
+}
+
+std::vector<double> CkksEncoder::decode_real(const Plaintext& pt) const {
+  auto c = decode(pt);
+  std::vector<double> r(c.size());
+  for (std::size_t i = 0; i < c.size(); ++i) r[i] = c[i].real();
+  return r;
+}
+
+}  // namespace veil::ckks

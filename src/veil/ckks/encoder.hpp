@@ -1,0 +1,48 @@
+// CKKS encoder: the canonical embedding through the "special FFT" of HEAAN (Cheon et
+// al. 2017). Slot j of a plaintext with n slots holds m(zeta^(5^j)), zeta = exp(i*pi/N),
+// the convention shared by SEAL, OpenFHE and Lattigo; n may be any power of two up to
+// N/2 (sparse packing places coefficients N/(2n) apart, so rotations by k still act as
+// X -> X^(5^k)).
+#pragma once
+
+#include <complex>
+#include <span>
+#include <vector>
+
+#include "veil/ckks/ciphertext.hpp"
+#include "veil/ckks/context.hpp"
+
+namespace veil::ckks {
+
+using Complex = std::complex<double>;
+
+class CkksEncoder {
+ public:
+  explicit CkksEncoder(ContextPtr ctx);
+
+  // slots = 0 means N/2. values.size() must not exceed slots; missing slots are zero.
+  Plaintext encode(std::span<const Complex> values, double scale, int level, std::size_t slots = 0) const;
+  Plaintext encode(std::span<const double> values, double scale, int level, std::size_t slots = 0) const;
+  // The same value in every slot: only the constant coefficient (and X^(N/2) for the
+  // imaginary part) is non-zero, so no FFT is needed.
+  Plaintext encode_constant(Complex value, double scale, int level, std::size_t slots = 0) const;
+
+  std::vector<Complex> decode(const Plaintext& pt) const;
+  std::vector<double> decode_real(const Plaintext& pt) const;
+
+  // Exposed for tests: in-place special FFT (evaluation at the slot roots) and inverse.
+  void special_fft(std::vector<Complex>& v) const;
+  void special_ifft(std::vector<Complex>& v) const;
+
+  // Writes round(coeffs[j]) (any magnitude) modulo each data prime up to `level` into pt,
+  // then NTT. Used by encode and by tests.
+  void coeffs_to_plaintext(std::span<const double> coeffs, Plaintext& pt) const;
+
+ private:
+  std::size_t resolve_slots(std::size_t slots, std::size_t count) const;
+  ContextPtr ctx_;
+  std::vector<Complex> roots_;        // exp(2 pi i k / 2N), k = 0..2N
+  std::vector<std::size_t> rot_group_;  // 5^j mod 2N
+};
+
+}  // namespace veil::ckks

@@ -1,0 +1,244 @@
+// Hybrid key switching (Han-Ki, CT-RSA 2020; the "GHS + RNS digits" form used by
+// Lattigo and OpenFHE), organised per output limb so that the working set of one thread
+// is a few polynomials of N words whatever the number of digits:
+//
+//   1. d -> coefficient form, y_i = [d_i * (Q_j/q_i)^-1]_{q_i} inside its digit j.
+//   2. For every limb t of Q_l*P: for every digit j, the raised digit at t is d_t itself
+//      when q_t belongs to digit j, else NTT(sum_i y_i * (Q_j/q_i) mod t) (fast base
+//      conversion). Each job (key + automorphism) accumulates digit*key in 128 bits and
+//      reduces once.
+//   3. ModDown: subtract the base conversion of the P part and multiply by P^-1.
+//
+// Hoisting (Halevi-Shoup 2018; Bossuat et al. 2021) falls out: several rotations are
+// several jobs over one decomposition; an automorphism commutes with the raising, so it
+// is applied to the raised digits as a permutation of NTT slots.
+#include <cstring>
+
+#include "veil/ckks/evaluator.hpp"
+#include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
+
+namespace veil::ckks {
+
+void Evaluator::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs) const {
+  const std::size_t n = ctx_->n(), np = ctx_->num_p(), l1 = static_cast<std::size_t>(level) + 1;
+  const std::size_t total = l1 + np;
+  const int digits = ctx_->num_digits(level);
+  for (auto& job : jobs) {
+    VEIL_REQUIRE(job.key->param_id == ctx_->param_id(), "key-switching key was made for other parameters");
+    VEIL_REQUIRE(job.key->level >= level, "key-switching key covers levels up to " << job.key->level
+                                              << " but the ciphertext is at level " << level
+                                              << " (generate keys at a higher level)");
+    VEIL_REQUIRE(static_cast<int>(job.key->num_digits()) >= digits, "key-switching key has too few digits");
+  }
+
+  // Step 1: y in coefficient form, scaled inside each digit.
+  std::vector<u64> y(l1 * n);
+  parallel_for(l1, [&](std::size_t i) {
+    u64* yi = y.data() + i * n;
+    std::memcpy(yi, d + i * n, n * sizeof(u64));
+    ctx_->ntt(i).inverse(yi);
+    const int j = static_cast<int>(i) / ctx_->alpha();
+    ctx_->modup_converter(level, j).scale_input(i - ctx_->digit_begin(j), yi, yi, n);
+  });
+
+  // Step 2: per output limb of Q_l*P.
+  std::vector<std::vector<u64>> qp0(jobs.size()), qp1(jobs.size());
+  for (std::size_t r = 0; r < jobs.size(); ++r) {
+    qp0[r].resize(total * n);
+    qp1[r].resize(total * n);
+  }
+  parallel_for(total, [&](std::size_t t) {
+    const std::size_t prime = t < l1 ? t : ctx_->p_index() + (t - l1);
+    const auto& q = ctx_->modulus(prime);
+    std::vector<u64> v(n);
+    std::vector<math::u128> acc(2 * n * jobs.size(), 0);
+    for (int j = 0; j < digits; ++j) {
+      const std::size_t b = ctx_->digit_begin(j), e = ctx_->digit_end(j, level);
+      const u64* vj;
+      if (t >= b && t < e) {
+        vj = d + t * n;
+      } else {
+        const auto& conv = ctx_->modup_converter(level, j);
+        std::vector<const u64*> ys(e - b);
+        for (std::size_t i = b; i < e; ++i) ys[i - b] = y.data() + i * n;
+        const std::size_t k = t < b ? t : t - (e - b);
+        conv.convert_target(k, ys.data(), v.data(), n);
+        ctx_->ntt(prime).forward(v.data());
+        vj = v.data();
+      }
+      for (std::size_t r = 0; r < jobs.size(); ++r) {
+        const KeySwitchKey& key = *jobs[r].key;
+        const std::size_t kt = t < l1 ? t : static_cast<std::size_t>(key.level) + 1 + (t - l1);
+        const u64* kb = key.b[j].data() + kt * n;
+        const u64* ka = key.a[j].data() + kt * n;
+        math::u128* a0 = acc.data() + 2 * r * n;
+        math::u128* a1 = a0 + n;
+        if (const auto* perm = jobs[r].perm) {
+          const std::uint32_t* p = perm->data();
+          for (std::size_t x = 0; x < n; ++x) {
+            const u64 val = vj[p[x]];
+            a0[x] += static_cast<math::u128>(val) * kb[x];
+            a1[x] += static_cast<math::u128>(val) * ka[x];
+          }
+        } else {
+          for (std::size_t x = 0; x < n; ++x) {
+            a0[x] += static_cast<math::u128>(vj[x]) * kb[x];
+            a1[x] += static_cast<math::u128>(vj[x]) * ka[x];
+          }
+        }
+      }
+    }
+    for (std::size_t r = 0; r < jobs.size(); ++r) {
+      const math::u128* a0 = acc.data() + 2 * r * n;
+      const math::u128* a1 = a0 + n;
+      u64* o0 = qp0[r].data() + t * n;
+      u64* o1 = qp1[r].data() + t * n;
+      for (std::size_t x = 0; x < n; ++x) {
+        o0[x] = q.reduce128(a0[x]);
+        o1[x] = q.reduce128(a1[x]);
+      }
+    }
+  });
+
+  // Step 3: back to Q_l.
+  for (std::size_t r = 0; r < jobs.size(); ++r) {
+    mod_down(qp0[r], level);
+    mod_down(qp1[r], level);
+    jobs[r].acc0 = std::move(qp0[r]);
+    jobs[r].acc1 = std::move(qp1[r]);
+  }
+}
+
+void Evaluator::mod_down(std::vector<u64>& qp, int level) const {
+  const std::size_t n = ctx_->n(), np = ctx_->num_p(), l1 = static_cast<std::size_t>(level) + 1;
+  parallel_for(np, [&](std::size_t k) { ctx_->ntt(ctx_->p_index() + k).inverse(qp.data() + (l1 + k) * n); });
+  const auto& conv = ctx_->moddown_converter(level);
+  std::vector<u64> ys(np * n);
+  std::vector<const u64*> yp(np);
+  parallel_for(np, [&](std::size_t k) {
+    conv.scale_input(k, qp.data() + (l1 + k) * n, ys.data() + k * n, n);
+    yp[k] = ys.data() + k * n;
+  });
+  parallel_for(l1, [&](std::size_t i) {
+    const auto& q = ctx_->modulus(i);
+    std::vector<u64> t(n);
+    conv.convert_target(i, yp.data(), t.data(), n);
+    ctx_->ntt(i).forward(t.data());
+    const u64 w = ctx_->p_inv_mod_q(i), ws = ctx_->p_inv_mod_q_shoup(i);
+    u64* x = qp.data() + i * n;
+    for (std::size_t j = 0; j < n; ++j) x[j] = q.mul_shoup(q.sub(x[j], t[j]), w, ws);
+  });
+  qp.resize(l1 * n);
+}
+
+void Evaluator::relinearize_inplace(Ciphertext& a, const RelinKeys& rk) const {
+  check(a, "ciphertext");
+  if (a.size() == 2) return;
+  VEIL_REQUIRE(a.size() == 3, "relinearisation supports size-3 ciphertexts, got size " << a.size());
+  std::vector<SwitchJob> jobs(1);
+  jobs[0].perm = nullptr;
+  jobs[0].key = &rk.key;
+  key_switch(a.poly(2), a.level(), jobs);
+  const std::size_t n = ctx_->n();
+  parallel_for(a.num_limbs(), [&](std::size_t i) {
+    const auto& q = ctx_->modulus(i);
+    u64* c0 = a.limb(0, i);
+    u64* c1 = a.limb(1, i);
+    const u64* k0 = jobs[0].acc0.data() + i * n;
+    const u64* k1 = jobs[0].acc1.data() + i * n;
+    for (std::size_t j = 0; j < n; ++j) {
+      c0[j] = q.add(c0[j], k0[j]);
+      c1[j] = q.add(c1[j], k1[j]);
+    }
+  });
+  Ciphertext out(n, 2, a.level(), a.scale(), a.slots());
+  std::memcpy(out.data().data(), a.data().data(), 2 * a.num_limbs() * n * sizeof(u64));
+  a = std::move(out);
+}
+
+const KeySwitchKey& Evaluator::galois_key(std::uint32_t g, const GaloisKeys& gk, int level) const {
+  auto it = gk.keys.find(g);
+  VEIL_REQUIRE(it != gk.keys.end(), "no Galois key for Galois element " << g
+                                        << " (generate rotation keys for every step the circuit uses)");
+  return it->second;
+}
+
+void Evaluator::apply_galois_inplace(Ciphertext& a, std::uint32_t galois_elt, const GaloisKeys& gk) const {
+  check(a, "ciphertext");
+  VEIL_REQUIRE(a.size() == 2, "rotate a relinearised (size-2) ciphertext; got size " << a.size());
+  if (galois_elt == 1) return;
+  const auto& perm = ctx_->ntt_permutation(galois_elt);
+  std::vector<SwitchJob> jobs(1);
+  jobs[0].perm = &perm;
+  jobs[0].key = &galois_key(galois_elt, gk, a.level());
+  key_switch(a.poly(1), a.level(), jobs);
+  const std::size_t n = ctx_->n();
+  Ciphertext out(n, 2, a.level(), a.scale(), a.slots());
+  parallel_for(a.num_limbs(), [&](std::size_t i) {
+    const auto& q = ctx_->modulus(i);
+    const u64* c0 = a.limb(0, i);
+    u64* o0 = out.limb(0, i);
+    u64* o1 = out.limb(1, i);
+    const u64* k0 = jobs[0].acc0.data() + i * n;
+    const u64* k1 = jobs[0].acc1.data() + i * n;
+    for (std::size_t j = 0; j < n; ++j) {
+      o0[j] = q.add(c0[perm[j]], k0[j]);
+      o1[j] = k1[j];
+    }
+  });
+  a = std::move(out);
+}
+
+void Evaluator::rotate_inplace(Ciphertext& a, int step, const GaloisKeys& gk) const {
+  apply_galois_inplace(a, ctx_->galois_element(step), gk);
+}
+
+Ciphertext Evaluator::rotate(const Ciphertext& a, int step, const GaloisKeys& gk) const {
+  Ciphertext r = a;
+  rotate_inplace(r, step, gk);
+  return r;
+}
+
+void Evaluator::conjugate_inplace(Ciphertext& a, const GaloisKeys& gk) const {
+  apply_galois_inplace(a, ctx_->conjugation_element(), gk);
+}
+
+std::vector<Ciphertext> Evaluator::rotate_hoisted(const Ciphertext& a, const std::vector<int>& steps,
+                                                  const GaloisKeys& gk) const {
+  check(a, "ciphertext");
+  VEIL_REQUIRE(a.size() == 2, "rotate a relinearised (size-2) ciphertext; got size " << a.size());
+  const std::size_t n = ctx_->n();
+  std::vector<Ciphertext> out(steps.size());
+  std::vector<SwitchJob> jobs;
+  std::vector<std::size_t> job_of(steps.size(), SIZE_MAX);
+  std::vector<std::uint32_t> elts(steps.size());
+  for (std::size_t s = 0; s < steps.size(); ++s) {
+    elts[s] = ctx_->galois_element(steps[s]);
+    if (elts[s] == 1) {
+      out[s] = a;
+      continue;
+    }
+    job_of[s] = jobs.size();
+    jobs.push_back(SwitchJob{&ctx_->ntt_permutation(elts[s]), &galois_key(elts[s], gk, a.level()), {}, {}});
+  }
+  if (!jobs.empty()) key_switch(a.poly(1), a.level(), jobs);
+  for (std::size_t s = 0; s < steps.size(); ++s) {
+    if (job_of[s] == SIZE_MAX) continue;
+    const auto& job = jobs[job_of[s]];
+    const auto& perm = *job.perm;
+    Ciphertext r(n, 2, a.level(), a.scale(), a.slots());
+    parallel_for(a.num_limbs(), [&](std::size_t i) {
+      const auto& q = ctx_->modulus(i);
+      const u64* c0 = a.limb(0, i);
+      u64* o0 = r.limb(0, i);
+      const u64* k0 = job.acc0.data() + i * n;
+      for (std::size_t j = 0; j < n; ++j) o0[j] = q.add(c0[perm[j]], k0[j]);
+      std::memcpy(r.limb(1, i), job.acc1.data() + i * n, n * sizeof(u64));
+    });
+    out[s] = std::move(r);
+  }
+  return out;
+}
+
+}  // namespace veil::ckks

@@ -1,0 +1,152 @@
+#include "veil/ckks/keygen.hpp"
+
+#include <sodium.h>
+
+#include "veil/ckks/sampling.hpp"
+#include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
+
+namespace veil::ckks {
+
+KeyGenerator::KeyGenerator(ContextPtr ctx) : ctx_(std::move(ctx)) {
+  VEIL_REQUIRE(ctx_, "null context");
+  const std::size_t n = ctx_->n(), total = ctx_->num_q() + ctx_->num_p();
+  Prng rng(random_seed());
+  auto s = sample_ternary(rng, n);
+  std::vector<std::size_t> all(total);
+  for (std::size_t i = 0; i < total; ++i) all[i] = i;
+  sk_.data().resize(total * n);
+  small_to_ntt(*ctx_, s, all, sk_.data().data());
+  sodium_memzero(s.data(), s.size() * sizeof(std::int64_t));
+  sk_.set_param_id(ctx_->param_id());
+}
+
+KeyGenerator::KeyGenerator(ContextPtr ctx, const SecretKey& sk) : ctx_(std::move(ctx)), sk_(sk) {
+  VEIL_REQUIRE(ctx_, "null context");
+  VEIL_REQUIRE(sk.param_id() == ctx_->param_id(), "secret key was made for other parameters");
+  VEIL_REQUIRE(sk.data().size() == (ctx_->num_q() + ctx_->num_p()) * ctx_->n(), "secret key has the wrong size");
+}
+
+int KeyGenerator::resolve_level(int level) const {
+  if (level < 0) return ctx_->max_level();
+  VEIL_REQUIRE(level <= ctx_->max_level(), "key level " << level << " exceeds the top level " << ctx_->max_level());
+  return level;
+}
+
+std::vector<u64> KeyGenerator::secret_on(int level, std::uint32_t galois_elt) const {
+  const std::size_t n = ctx_->n();
+  auto idx = qp_indices(*ctx_, level);
+  std::vector<u64> out(idx.size() * n);
+  const std::vector<std::uint32_t>* perm = galois_elt == 1 ? nullptr : &ctx_->ntt_permutation(galois_elt);
+  for (std::size_t k = 0; k < idx.size(); ++k) {
+    const u64* src = sk_.data().data() + idx[k] * n;
+    u64* dst = out.data() + k * n;
+    if (perm) {
+      for (std::size_t j = 0; j < n; ++j) dst[j] = src[(*perm)[j]];
+    } else {
+      std::copy(src, src + n, dst);
+    }
+  }
+  return out;
+}
+
+PublicKey KeyGenerator::create_public_key() const {
+  const std::size_t n = ctx_->n();
+  const int level = ctx_->max_level();
+  auto idx = q_indices(level);
+  PublicKey pk;
+  pk.param_id = ctx_->param_id();
+  pk.seed = random_seed();
+  pk.a.resize(idx.size() * n);
+  pk.b.resize(idx.size() * n);
+  expand_uniform(*ctx_, pk.seed, 0, idx, pk.a.data());
+  Prng rng(random_seed());
+  auto e = sample_gaussian(rng, n);
+  small_to_ntt(*ctx_, e, idx, pk.b.data());
+  parallel_for(idx.size(), [&](std::size_t k) {
+    const auto& q = ctx_->modulus(idx[k]);
+    const u64* s = sk_.data().data() + idx[k] * n;
+    const u64* a = pk.a.data() + k * n;
+    u64* b = pk.b.data() + k * n;
+    for (std::size_t j = 0; j < n; ++j) b[j] = q.sub(b[j], q.mul(a[j], s[j]));
+  });
+  return pk;
+}
+
+KeySwitchKey KeyGenerator::create_switch_key(const u64* s_prime, int level) const {
+  const std::size_t n = ctx_->n();
+  auto idx = qp_indices(*ctx_, level);
+  const std::size_t limbs = idx.size();
+  KeySwitchKey key;
+  key.level = level;
+  key.param_id = ctx_->param_id();
+  key.seed = random_seed();
+  const int digits = ctx_->num_digits(level);
+  key.a.resize(digits);
+  key.b.resize(digits);
+  Prng rng(random_seed());
+  for (int j = 0; j < digits; ++j) {
+    auto& a = key.a[j];
+    auto& b = key.b[j];
+    a.resize(limbs * n);
+    b.resize(limbs * n);
+    // Digit j's uniform part uses its own family of ChaCha20 streams.
+    expand_uniform(*ctx_, key.seed, (static_cast<std::uint64_t>(j) + 1) << 32, idx, a.data());
+    auto e = sample_gaussian(rng, n);
+    small_to_ntt(*ctx_, e, idx, b.data());
+    const std::size_t d0 = ctx_->digit_begin(j), d1 = ctx_->digit_end(j, level);
+    parallel_for(limbs, [&](std::size_t k) {
+      const std::size_t pi = idx[k];
+      const auto& q = ctx_->modulus(pi);
+      const u64* s = sk_.data().data() + pi * n;
+      const u64* ak = a.data() + k * n;
+      u64* bk = b.data() + k * n;
+      const bool in_digit = pi >= d0 && pi < d1;
+      const u64 gadget = in_digit ? ctx_->p_mod_q(pi) : 0;
+      const u64* sp = s_prime + k * n;
+      for (std::size_t t = 0; t < n; ++t) {
+        u64 v = q.sub(bk[t], q.mul(ak[t], s[t]));
+        if (in_digit) v = q.add(v, q.mul(gadget, sp[t]));
+        bk[t] = v;
+      }
+    });
+  }
+  return key;
+}
+
+RelinKeys KeyGenerator::create_relin_keys(int level) const {
+  level = resolve_level(level);
+  auto s = secret_on(level);
+  const std::size_t n = ctx_->n();
+  auto idx = qp_indices(*ctx_, level);
+  for (std::size_t k = 0; k < idx.size(); ++k) {
+    const auto& q = ctx_->modulus(idx[k]);
+    for (std::size_t j = 0; j < n; ++j) s[k * n + j] = q.mul(s[k * n + j], s[k * n + j]);
+  }
+  RelinKeys rk;
+  rk.key = create_switch_key(s.data(), level);
+  sodium_memzero(s.data(), s.size() * sizeof(u64));
+  return rk;
+}
+
+KeySwitchKey KeyGenerator::create_galois_key(std::uint32_t galois_elt, int level) const {
+  level = resolve_level(level);
+  auto s = secret_on(level, galois_elt);
+  auto key = create_switch_key(s.data(), level);
+  sodium_memzero(s.data(), s.size() * sizeof(u64));
+  return key;
+}
+
+GaloisKeys KeyGenerator::create_galois_keys(const std::vector<int>& steps, bool conjugate, int level) const {
+  level = resolve_level(level);
+  GaloisKeys gk;
+  for (int step : steps) {
+    const std::uint32_t g = ctx_->galois_element(step);
+    if (g == 1 || gk.has(g)) continue;  // rotation by 0 (mod N/2) needs no key
+    gk.keys.emplace(g, create_galois_key(g, level));
+  }
+  if (conjugate) gk.keys.emplace(ctx_->conjugation_element(), create_galois_key(ctx_->conjugation_element(), level));
+  return gk;
+}
+
+}  // namespace veil::ckks

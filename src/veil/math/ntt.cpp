@@ -1,0 +1,107 @@
+#include "veil/math/ntt.hpp"
+
+#include "veil/common/error.hpp"
+#include "veil/math/primes.hpp"
+
+namespace veil::math {
+
+std::size_t bit_reverse(std::size_t x, int bits) {
+  std::size_t r = 0;
+  for (int i = 0; i < bits; ++i) {
+    r = (r << 1) | (x & 1);
+    x >>= 1;
+  }
+  return r;
+}
+
+NttTables::NttTables(int log_n, const Modulus& q) : log_n_(log_n), n_(std::size_t{1} << log_n), q_(q) {
+  VEIL_REQUIRE(log_n >= 1 && log_n <= 17, "NTT size 2^" << log_n << " out of range");
+  VEIL_REQUIRE(q.bits() <= 61, "NTT modulus must be below 2^61 (lazy butterflies keep values < 4q)");
+  psi_ = minimal_primitive_root(2 * n_, q.value());
+  const u64 psi_inv = q_.inv(psi_);
+  psi_rev_.resize(n_);
+  psi_inv_rev_.resize(n_);
+  psi_rev_shoup_.resize(n_);
+  psi_inv_rev_shoup_.resize(n_);
+  u64 p = 1, pi = 1;
+  for (std::size_t k = 0; k < n_; ++k) {
+    const std::size_t r = bit_reverse(k, log_n);
+    psi_rev_[r] = p;
+    psi_inv_rev_[r] = pi;
+    p = q_.mul(p, psi_);
+    pi = q_.mul(pi, psi_inv);
+  }
+  for (std::size_t k = 0; k < n_; ++k) {
+    psi_rev_shoup_[k] = q_.shoup(psi_rev_[k]);
+    psi_inv_rev_shoup_[k] = q_.shoup(psi_inv_rev_[k]);
+  }
+  n_inv_ = q_.inv(n_ % q_.value());
+  n_inv_shoup_ = q_.shoup(n_inv_);
+}
+
+std::size_t NttTables::index_of_exponent(std::size_t e) const {
+  return bit_reverse(((e % (2 * n_)) - 1) >> 1, log_n_);
+}
+
+void ntt_forward_scalar(const NttTables& tab, u64* a) {
+  const std::size_t n = tab.n();
+  const u64 q = tab.modulus().value(), two_q = 2 * q;
+  const u64* w = tab.psi_rev().data();
+  const u64* ws = tab.psi_rev_shoup().data();
+  std::size_t t = n;
+  for (std::size_t m = 1; m < n; m <<= 1) {
+    t >>= 1;
+    for (std::size_t i = 0; i < m; ++i) {
+      const u64 W = w[m + i], Ws = ws[m + i];
+      u64* x = a + 2 * i * t;
+      u64* y = x + t;
+      for (std::size_t j = 0; j < t; ++j) {
+        u64 X = x[j];
+        X -= (X >= two_q) ? two_q : 0;
+        const u64 T = Modulus::mul_shoup_lazy(y[j], W, Ws, q);
+        x[j] = X + T;
+        y[j] = X - T + two_q;
+      }
+    }
+  }
+  for (std::size_t j = 0; j < n; ++j) {
+    u64 v = a[j];
+    v -= (v >= two_q) ? two_q : 0;
+    v -= (v >= q) ? q : 0;
+    a[j] = v;
+  }
+}
+
+void ntt_inverse_scalar(const NttTables& tab, u64* a) {
+  const std::size_t n = tab.n();
+  const u64 q = tab.modulus().value(), two_q = 2 * q;
+  const u64* w = tab.psi_inv_rev().data();
+  const u64* ws = tab.psi_inv_rev_shoup().data();
+  std::size_t t = 1;
+  for (std::size_t m = n; m > 1; m >>= 1) {
+    const std::size_t h = m >> 1;
+    for (std::size_t i = 0; i < h; ++i) {
+      const u64 W = w[h + i], Ws = ws[h + i];
+      u64* x = a + 2 * i * t;
+      u64* y = x + t;
+      for (std::size_t j = 0; j < t; ++j) {
+        const u64 X = x[j], Y = y[j];
+        u64 U = X + Y;
+        U -= (U >= two_q) ? two_q : 0;
+        x[j] = U;
+        y[j] = Modulus::mul_shoup_lazy(X - Y + two_q, W, Ws, q);
+      }
+    }
+    t <<= 1;
+  }
+  const u64 ni = tab.n_inv(), nis = tab.n_inv_shoup();
+  for (std::size_t j = 0; j < n; ++j) {
+    u64 v = Modulus::mul_shoup_lazy(a[j], ni, nis, q);
+    a[j] = v >= q ? v - q : v;
+  }
+}
+
+void NttTables::forward(u64* a) const { ntt_forward_scalar(*this, a); }
+void NttTables::inverse(u64* a) const { ntt_inverse_scalar(*this, a); }
+
+}  // namespace veil::math

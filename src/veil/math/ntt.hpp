@@ -1,0 +1,59 @@
+// Negacyclic number-theoretic transform over Z_q[X]/(X^N + 1).
+//
+// Forward: Cooley-Tukey butterflies with the 2N-th root psi merged in (no separate
+// pre-twist), natural-order input, bit-reversed output. Inverse: Gentleman-Sande,
+// bit-reversed input, natural output. Both use Harvey's lazy butterflies (Harvey 2014,
+// "Faster arithmetic for number-theoretic transforms"): values stay in [0, 4q) between
+// stages and twiddle products use Shoup's precomputed quotients, so a butterfly costs
+// two multiplies and no division.
+//
+// Output slot j of the forward transform holds a(psi^(2*bitrev(j)+1)).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "veil/math/modarith.hpp"
+
+namespace veil::math {
+
+class NttTables {
+ public:
+  NttTables(int log_n, const Modulus& q);
+
+  int log_n() const { return log_n_; }
+  std::size_t n() const { return n_; }
+  const Modulus& modulus() const { return q_; }
+  u64 psi() const { return psi_; }
+
+  // In place; input coefficients in [0, q), output in [0, q).
+  void forward(u64* a) const;
+  void inverse(u64* a) const;
+  // Lazy variants: forward leaves outputs in [0, 4q) is NOT exposed; only reduced forms.
+
+  // Index in the NTT-domain (bit-reversed) layout of the evaluation at psi^(odd exponent e).
+  std::size_t index_of_exponent(std::size_t e) const;
+
+  const std::vector<u64>& psi_rev() const { return psi_rev_; }
+  const std::vector<u64>& psi_rev_shoup() const { return psi_rev_shoup_; }
+  const std::vector<u64>& psi_inv_rev() const { return psi_inv_rev_; }
+  const std::vector<u64>& psi_inv_rev_shoup() const { return psi_inv_rev_shoup_; }
+  u64 n_inv() const { return n_inv_; }
+  u64 n_inv_shoup() const { return n_inv_shoup_; }
+
+ private:
+  int log_n_;
+  std::size_t n_;
+  Modulus q_;
+  u64 psi_;
+  std::vector<u64> psi_rev_, psi_rev_shoup_, psi_inv_rev_, psi_inv_rev_shoup_;
+  u64 n_inv_, n_inv_shoup_;
+};
+
+std::size_t bit_reverse(std::size_t x, int bits);
+
+// Scalar kernels (portable), exposed so tests can compare them with the SIMD kernels.
+void ntt_forward_scalar(const NttTables& t, u64* a);
+void ntt_inverse_scalar(const NttTables& t, u64* a);
+
+}  // namespace veil::math

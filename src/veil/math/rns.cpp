@@ -1,0 +1,176 @@
+#include "veil/math/rns.hpp"
+
+#include <gmp.h>
+
+#include <cmath>
+
+#include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
+
+namespace veil::math {
+
+RnsBase::RnsBase(std::vector<Modulus> moduli) : mods_(std::move(moduli)) {
+  VEIL_REQUIRE(!mods_.empty(), "RNS base must not be empty");
+  const std::size_t k = mods_.size();
+  qhat_inv_.resize(k);
+  qhat_inv_shoup_.resize(k);
+  for (std::size_t i = 0; i < k; ++i) {
+    u64 prod = 1;
+    for (std::size_t j = 0; j < k; ++j) {
+      if (j == i) continue;
+      VEIL_REQUIRE(mods_[j].value() != mods_[i].value(), "RNS base has a repeated modulus");
+      prod = mods_[i].mul(prod, mods_[j].value() % mods_[i].value());
+    }
+    qhat_inv_[i] = mods_[i].inv(prod);
+    qhat_inv_shoup_[i] = mods_[i].shoup(qhat_inv_[i]);
+  }
+}
+
+double RnsBase::log2_product() const {
+  double s = 0;
+  for (const auto& m : mods_) s += std::log2(static_cast<double>(m.value()));
+  return s;
+}
+
+BaseConverter::BaseConverter(RnsBase from, RnsBase to) : from_(std::move(from)), to_(std::move(to)) {
+  // Accumulating |from| products below 2^122 each in 128 bits needs |from| <= 64.
+  VEIL_REQUIRE(from_.size() <= 64, "base conversion source has " << from_.size() << " moduli (max 64)");
+  const std::size_t nf = from_.size(), nt = to_.size();
+  qhat_mod_.resize(nf * nt);
+  for (std::size_t k = 0; k < nt; ++k) {
+    const Modulus& c = to_[k];
+    for (std::size_t i = 0; i < nf; ++i) {
+      u64 prod = 1;
+      for (std::size_t j = 0; j < nf; ++j) {
+        if (j != i) prod = c.mul(prod, c.reduce(from_[j].value()));
+      }
+      qhat_mod_[k * nf + i] = prod;
+    }
+  }
+}
+
+void BaseConverter::convert(const u64* in, u64* out, std::size_t n, u64* scratch) const {
+  std::vector<const u64*> ip(from_.size());
+  std::vector<u64*> op(to_.size());
+  for (std::size_t i = 0; i < ip.size(); ++i) ip[i] = in + i * n;
+  for (std::size_t k = 0; k < op.size(); ++k) op[k] = out + k * n;
+  convert(ip.data(), op.data(), n, scratch);
+}
+
+void BaseConverter::convert(const u64* const* in, u64* const* out, std::size_t n, u64* scratch) const {
+  const std::size_t nf = from_.size(), nt = to_.size();
+  std::vector<const u64*> y(nf);
+  for (std::size_t i = 0; i < nf; ++i) y[i] = scratch + i * n;
+  parallel_for(nf, [&](std::size_t i) { scale_input(i, in[i], scratch + i * n, n); });
+  parallel_for(nt, [&](std::size_t k) { convert_target(k, y.data(), out[k], n); });
+}
+
+void BaseConverter::scale_input(std::size_t i, const u64* x, u64* y, std::size_t n) const {
+  const Modulus& b = from_[i];
+  const u64 w = from_.punctured_inv(i), ws = from_.punctured_inv_shoup(i);
+  for (std::size_t c = 0; c < n; ++c) y[c] = b.mul_shoup(x[c], w, ws);
+}
+
+void BaseConverter::convert_target(std::size_t k, const u64* const* y, u64* out, std::size_t n) const {
+  const std::size_t nf = from_.size();
+  const Modulus& c = to_[k];
+  const u64* coef = &qhat_mod_[k * nf];
+  // Blocks of coefficients keep the 128-bit running sums in registers while streaming
+  // the source limbs; one Barrett reduction per output (lazy accumulation).
+  constexpr std::size_t kBlock = 8;
+  std::size_t j = 0;
+  for (; j + kBlock <= n; j += kBlock) {
+    u128 acc[kBlock] = {};
+    for (std::size_t i = 0; i < nf; ++i) {
+      const u64* yi = y[i] + j;
+      const u64 ci = coef[i];
+      for (std::size_t t = 0; t < kBlock; ++t) acc[t] += static_cast<u128>(yi[t]) * ci;
+    }
+    for (std::size_t t = 0; t < kBlock; ++t) out[j + t] = c.reduce128(acc[t]);
+  }
+  for (; j < n; ++j) {
+    u128 acc = 0;
+    for (std::size_t i = 0; i < nf; ++i) acc += static_cast<u128>(y[i][j]) * coef[i];
+    out[j] = c.reduce128(acc);
+  }
+}
+
+namespace {
+
+// Exact centred reconstruction with GMP, for coefficients too large for the fast path.
+double crt_exact(const RnsBase& base, const u64* const* limbs, std::size_t idx, double scale_inv) {
+  mpz_t q, acc, term, half;
+  mpz_inits(q, acc, term, half, nullptr);
+  mpz_set_ui(q, 1);
+  for (std::size_t i = 0; i < base.size(); ++i) mpz_mul_ui(q, q, base[i].value());
+  for (std::size_t i = 0; i < base.size(); ++i) {
+    const u64 y = base[i].mul(limbs[i][idx], base.punctured_inv(i));
+    mpz_divexact_ui(term, q, base[i].value());
+    mpz_mul_ui(term, term, y);
+    mpz_add(acc, acc, term);
+  }
+  mpz_mod(acc, acc, q);
+  mpz_fdiv_q_2exp(half, q, 1);
+  if (mpz_cmp(acc, half) > 0) mpz_sub(acc, acc, q);
+  long exp = 0;
+  double mant = mpz_get_d_2exp(&exp, acc);
+  mpz_clears(q, acc, term, half, nullptr);
+  return std::ldexp(mant, static_cast<int>(exp)) * scale_inv;
+}
+
+}  // namespace
+
+void crt_to_double(const RnsBase& base, const u64* const* limbs, std::size_t n, std::size_t stride,
+                   double scale_inv, double* out) {
+  const std::size_t k = base.size();
+  if (k == 1) {
+    const Modulus& m = base[0];
+    for (std::size_t j = 0; j < n; ++j) {
+      out[j] = static_cast<double>(m.centered(limbs[0][j * stride])) * scale_inv;
+    }
+    return;
+  }
+  // (B / b_i) mod 2^128 and B mod 2^128: the wrap-around arithmetic below recovers x mod
+  // 2^128, which is x itself when |x| < 2^127.
+  std::vector<u128> qhat(k, 1);
+  u128 qmod = 1;
+  for (std::size_t i = 0; i < k; ++i) {
+    qmod *= base[i].value();
+    for (std::size_t j = 0; j < k; ++j) {
+      if (j != i) qhat[i] *= base[j].value();
+    }
+  }
+  const bool small_q = base.log2_product() < 126;
+  std::vector<u64> y(k);
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::size_t idx = j * stride;
+    long double frac = 0;
+    u128 sum = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+      y[i] = base[i].mul_shoup(limbs[i][idx], base.punctured_inv(i), base.punctured_inv_shoup(i));
+      frac += static_cast<long double>(y[i]) / static_cast<long double>(base[i].value());
+      sum += static_cast<u128>(y[i]) * qhat[i];
+    }
+    const u128 v = static_cast<u128>(std::llround(frac));
+    __int128 c = static_cast<__int128>(sum - v * qmod);
+    if (small_q) {
+      // B < 2^126: reduce c into the centred range of B directly.
+      const __int128 qb = static_cast<__int128>(qmod);
+      c %= qb;
+      if (c < 0) c += qb;
+      if (c > qb / 2) c -= qb;
+      out[j] = static_cast<double>(c) * scale_inv;
+      continue;
+    }
+    bool ok = true;
+    for (std::size_t i = 0; i < k && ok; ++i) {
+      const u64 qi = base[i].value();
+      const __int128 r = c % static_cast<__int128>(qi);
+      const u64 rr = static_cast<u64>(r < 0 ? r + qi : r);
+      ok = rr == limbs[i][idx];
+    }
+    out[j] = ok ? static_cast<double>(c) * scale_inv : crt_exact(base, limbs, idx, scale_inv);
+  }
+}
+
+}  // namespace veil::math

@@ -1,0 +1,48 @@
+#include "test_util.hpp"
+
+namespace veil::ckks {
+namespace {
+
+using test::precision_bits;
+using test::random_complex;
+
+TEST(Encrypt, PublicAndSecretKeyEncryptionDecrypt) {
+  test::Fixture f(test::toy_params(11, 3));
+  auto v = random_complex(1024, 1);
+  for (int level : {0, 1, 3}) {
+    auto ct = f.encrypt(v, level);
+    EXPECT_EQ(ct.level(), level);
+    EXPECT_FALSE(ct.seed().has_value());
+    EXPECT_GT(precision_bits(f.decrypt(ct), v), 25) << "public key, level " << level;
+  }
+  Encryptor sym(f.ctx, f.keygen->secret_key());
+  auto ct = sym.encrypt(f.encoder->encode(v, f.scale(), 2));
+  EXPECT_TRUE(ct.seed().has_value());
+  EXPECT_GT(precision_bits(f.decrypt(ct), v), 25) << "secret key";
+}
+
+TEST(Encrypt, CiphertextsAreFreshAndHideTheMessage) {
+  test::Fixture f(test::toy_params(10, 1));
+  std::vector<Complex> zero(512, 0);
+  auto a = f.encrypt(zero), b = f.encrypt(zero);
+  EXPECT_NE(a.data(), b.data());
+}
+
+TEST(Encrypt, WrongKeyDoesNotDecrypt) {
+  test::Fixture f(test::toy_params(10, 1));
+  KeyGenerator other(f.ctx);
+  Decryptor wrong(f.ctx, other.secret_key());
+  auto v = random_complex(512, 2);
+  auto got = f.encoder->decode(wrong.decrypt(f.encrypt(v)));
+  EXPECT_LT(precision_bits(got, v), 0);  // errors far above 1
+}
+
+TEST(Encrypt, KeysFromOtherParametersAreRefused) {
+  test::Fixture f(test::toy_params(10, 1));
+  auto other = CkksContext::create(test::toy_params(10, 2));
+  EXPECT_THROW(Encryptor(other, f.pk), std::invalid_argument);
+  EXPECT_THROW(Decryptor(other, f.keygen->secret_key()), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace veil::ckks

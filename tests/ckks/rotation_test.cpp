@@ -1,0 +1,80 @@
+#include "test_util.hpp"
+
+namespace veil::ckks {
+namespace {
+
+using test::precision_bits;
+using test::random_complex;
+
+std::vector<Complex> rotated(const std::vector<Complex>& v, int step) {
+  const int n = static_cast<int>(v.size());
+  std::vector<Complex> r(n);
+  for (int j = 0; j < n; ++j) r[j] = v[((j + step) % n + n) % n];
+  return r;
+}
+
+TEST(Rotation, EveryStepAndConjugation) {
+  // N = 2^7: 64 slots, every rotation step checked.
+  test::Fixture f(test::toy_params(7, 2, 3, 1));
+  std::vector<int> steps;
+  for (int s = 1; s < 64; ++s) steps.push_back(s);
+  auto gk = f.keygen->create_galois_keys(steps, true);
+  auto v = random_complex(64, 1);
+  auto ct = f.encrypt(v);
+  for (int s : steps) {
+    auto r = f.evaluator->rotate(ct, s, gk);
+    ASSERT_GT(precision_bits(f.decrypt(r), rotated(v, s)), 22) << "step " << s;
+  }
+  // Negative steps use the same keys (-s = 64 - s).
+  auto r = f.evaluator->rotate(ct, -3, gk);
+  EXPECT_GT(precision_bits(f.decrypt(r), rotated(v, -3)), 22);
+  auto c = ct;
+  f.evaluator->conjugate_inplace(c, gk);
+  std::vector<Complex> conj(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) conj[i] = std::conj(v[i]);
+  EXPECT_GT(precision_bits(f.decrypt(c), conj), 22);
+}
+
+TEST(Rotation, HoistedEqualsIndividualRotations) {
+  test::Fixture f(test::toy_params(11, 4, 2, 2));
+  const std::vector<int> steps = {1, 2, 3, 5, 8, -1, 100, 0};
+  auto gk = f.keygen->create_galois_keys(steps);
+  auto v = random_complex(1024, 2);
+  auto ct = f.encrypt(v, 3);
+  auto hoisted = f.evaluator->rotate_hoisted(ct, steps, gk);
+  ASSERT_EQ(hoisted.size(), steps.size());
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    auto single = f.evaluator->rotate(ct, steps[i], gk);
+    // Same decomposition, same key, same rounding: bit-identical ciphertexts.
+    EXPECT_EQ(hoisted[i].data(), single.data()) << "step " << steps[i];
+    EXPECT_GT(precision_bits(f.decrypt(hoisted[i]), rotated(v, steps[i])), 22);
+  }
+}
+
+TEST(Rotation, SparseSlotsRotateWithinTheSlotCount) {
+  test::Fixture f(test::toy_params(10, 2));
+  auto gk = f.keygen->create_galois_keys({1, 5});
+  auto v = random_complex(16, 3);
+  auto ct = f.encrypt(v, -1, 16);
+  for (int s : {1, 5}) {
+    EXPECT_GT(precision_bits(f.decrypt(f.evaluator->rotate(ct, s, gk)), rotated(v, s)), 22);
+  }
+}
+
+TEST(Rotation, KeysAtALowerLevelAreSmallerAndWorkBelowIt) {
+  test::Fixture f(test::toy_params(10, 4, 5, 1));
+  auto top = f.keygen->create_galois_keys({1});
+  auto low = f.keygen->create_galois_keys({1}, false, 1);
+  const auto& kt = top.keys.begin()->second;
+  const auto& kl = low.keys.begin()->second;
+  EXPECT_LT(kl.num_digits() * kl.b[0].size(), kt.num_digits() * kt.b[0].size());
+  auto v = random_complex(512, 4);
+  auto ct = f.encrypt(v, 1);
+  EXPECT_GT(precision_bits(f.decrypt(f.evaluator->rotate(ct, 1, low)), rotated(v, 1)), 22);
+  auto high = f.encrypt(v);
+  EXPECT_THROW(f.evaluator->rotate(high, 1, low), std::invalid_argument);
+  EXPECT_THROW(f.evaluator->rotate(high, 2, top), std::invalid_argument);  // no key for step 2
+}
+
+}  // namespace
+}  // namespace veil::ckks
