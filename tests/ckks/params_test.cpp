@@ -30,8 +30,8 @@ TEST(Params, InsecureRefusedWithoutOptInAndTheErrorNamesTheBound) {
   // Small rings have no bound at all.
   EXPECT_THROW(CkksParameters::create(10, {50, 40}, {50}, 40, 1), std::invalid_argument);
   // With the opt-in both are accepted.
-  EXPECT_NO_THROW(CkksParameters::create(13, {50, 50, 50, 50, 50}, {50}, 40, 1, true));
-  EXPECT_NO_THROW(CkksParameters::create(10, {50, 40}, {50}, 40, 1, true));
+  EXPECT_NO_THROW(CkksParameters::create(13, {50, 50, 50, 50, 50}, {50}, 40, 5, true));
+  EXPECT_NO_THROW(CkksParameters::create(10, {50, 40}, {50}, 40, 2, true));
 }
 
 TEST(Params, SecureSetsAreAcceptedAtTheBound) {
@@ -44,8 +44,20 @@ TEST(Params, SecureSetsAreAcceptedAtTheBound) {
   EXPECT_NE(p.describe().find("met"), std::string::npos);
 }
 
+TEST(Params, SpecialModulusMustCoverTheKeySwitchingDigits) {
+  // One digit of 60+3*40 = 180 bits against a 61-bit P would leave ~2^119 noise.
+  try {
+    CkksParameters::create(10, {60, 40, 40, 40}, {61}, 40, 1, true);
+    FAIL() << "accepted a special modulus far below the digit size";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("special primes too small"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(CkksParameters::create(10, {60, 40, 40, 40}, {61}, 40, 4, true));
+  EXPECT_NO_THROW(CkksParameters::create(10, {60, 40, 40, 40}, {61, 61, 61}, 40, 1, true));
+}
+
 TEST(Params, ContextRejectsTamperedPrimes) {
-  auto p = CkksParameters::create(12, {50, 30}, {20}, 30, 1);
+  auto p = CkksParameters::create(12, {40, 30}, {30}, 30, 1);
   auto bad = p;
   bad.q[1] += 2;  // no longer prime or no longer 1 mod 2N
   EXPECT_FALSE(bad.validate().empty());
@@ -54,7 +66,7 @@ TEST(Params, ContextRejectsTamperedPrimes) {
   bad.p[0] = bad.q[0];
   EXPECT_NE(bad.validate().find("twice"), std::string::npos);
   bad = p;
-  bad.dnum = 5;
+  bad.dnum = 5;  // more digits than primes
   EXPECT_NE(bad.validate().find("dnum"), std::string::npos);
 }
 

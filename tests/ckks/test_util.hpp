@@ -63,11 +63,15 @@ struct Fixture {
   std::vector<Complex> decrypt(const ckks::Ciphertext& ct) const { return encoder->decode(decryptor->decrypt(ct)); }
 };
 
-// Toy parameters: N = 2^log_n, a 60-bit base prime, `levels` 40-bit primes, a 60-bit
-// special prime per digit. Insecure by construction; the explicit opt-in is the point.
-inline ckks::CkksParameters toy_params(int log_n = 10, int levels = 4, int dnum = 1, int special = 1) {
+// Toy parameters: N = 2^log_n, a 60-bit base prime, `levels` 40-bit primes, and enough
+// 61-bit special primes that P exceeds every key-switching digit. Insecure by
+// construction; the explicit opt-in is the point.
+inline ckks::CkksParameters toy_params(int log_n = 10, int levels = 4, int dnum = 1) {
   std::vector<int> q = {60};
   for (int i = 0; i < levels; ++i) q.push_back(40);
+  const int alpha = (levels + 1 + dnum - 1) / dnum;
+  const int digit_bits = 60 + 40 * (alpha - 1);
+  const int special = (digit_bits + 60) / 61;
   return ckks::CkksParameters::create(log_n, q, std::vector<int>(special, 61), 40, dnum, /*allow_insecure=*/true);
 }
 

@@ -93,6 +93,24 @@ std::string CkksParameters::validate() const {
       return err.str();
     }
   }
+  {
+    // Hybrid key switching divides digit-sized noise by P: a digit much larger than P
+    // leaves noise of size Q_j/P in every relinearisation and rotation, which silently
+    // destroys the result. Refuse sets where that loses more than ~20 bits.
+    const std::size_t alpha = (q.size() + dnum - 1) / dnum;
+    double worst = 0;
+    for (std::size_t b = 0; b < q.size(); b += alpha) {
+      double digit = 0;
+      for (std::size_t i = b; i < std::min(q.size(), b + alpha); ++i) digit += std::log2(static_cast<double>(q[i]));
+      worst = std::max(worst, digit);
+    }
+    const double log_p = sum_log2(p);
+    if (worst > log_p + 20) {
+      err << "special primes too small for key switching: the largest digit has " << std::lround(worst)
+          << " bits but log2(P) = " << std::lround(log_p) << "; raise dnum or add special primes";
+      return err.str();
+    }
+  }
   return {};
 }
 

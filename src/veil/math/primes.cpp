@@ -51,6 +51,7 @@ std::vector<std::uint64_t> generate_ntt_primes(int bits, std::size_t count, std:
   std::vector<std::uint64_t> out;
   const std::uint64_t upper = std::uint64_t{1} << bits;
   const std::uint64_t lower = std::uint64_t{1} << (bits - 1);
+  VEIL_REQUIRE(two_n < upper, "no " << bits << "-bit prime can be 1 mod " << two_n << " (2N >= 2^" << bits << ")");
   // Largest candidate below 2^bits that is 1 mod 2N.
   std::uint64_t q = upper - two_n + 1;
   while (out.size() < count) {
