@@ -57,7 +57,7 @@ TEST(Params, SpecialModulusMustCoverTheKeySwitchingDigits) {
 }
 
 TEST(Params, ContextRejectsTamperedPrimes) {
-  auto p = CkksParameters::create(12, {40, 30}, {30}, 30, 1);
+  auto p = CkksParameters::create(12, {40, 30}, {30}, 30, 2);
   auto bad = p;
   bad.q[1] += 2;  // no longer prime or no longer 1 mod 2N
   EXPECT_FALSE(bad.validate().empty());
