@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "veil/math/cpu.hpp"
 #include "veil/math/primes.hpp"
 
 namespace veil::math {
@@ -92,6 +93,52 @@ TEST(Ntt, LargeRingRoundTrip) {
       ASSERT_EQ(f, a) << "log_n=" << log_n << " bits=" << bits;
     }
   }
+}
+
+}  // namespace
+}  // namespace veil::math
+
+namespace veil::math {
+namespace {
+
+// The SIMD kernel must agree bit for bit with the portable one, for every prime size it
+// accepts, including primes right at its 50-bit limit.
+TEST(Ntt, SimdKernelMatchesScalarKernel) {
+  if (!cpu_features().avx2_fma) GTEST_SKIP() << "CPU has no AVX2/FMA; only the portable kernel runs here";
+  for (int log_n : {3, 4, 5, 10, 13, 16}) {
+    const std::size_t n = std::size_t{1} << log_n;
+    for (int bits : {20, 36, 40, 45, 49, 50}) {
+      if ((std::uint64_t{1} << bits) <= 64 * n) continue;  // need two such primes
+      for (const u64 qv : generate_ntt_primes(bits, 2, 2 * n)) {
+        NttTables t(log_n, Modulus(qv));
+        ASSERT_TRUE(ntt_avx2_applicable(t));
+        std::mt19937_64 g(bits * 31 + log_n);
+        std::vector<u64> a(n);
+        for (auto& x : a) x = g() % qv;
+        a[0] = qv - 1;  // extreme values
+        a[n - 1] = 0;
+        auto s = a, v = a;
+        ntt_forward_scalar(t, s.data());
+        ntt_forward_avx2(t, v.data());
+        ASSERT_EQ(v, s) << "forward, log_n=" << log_n << " q=" << qv;
+        ntt_inverse_scalar(t, s.data());
+        ntt_inverse_avx2(t, v.data());
+        ASSERT_EQ(v, s) << "inverse, log_n=" << log_n << " q=" << qv;
+        ASSERT_EQ(v, a);
+      }
+    }
+  }
+}
+
+TEST(Ntt, SimdSwitchSelectsTheKernel) {
+  Modulus q(generate_ntt_primes(40, 1, 1 << 11)[0]);
+  NttTables t(10, q);
+  set_simd_enabled(false);
+  EXPECT_FALSE(t.uses_simd());
+  set_simd_enabled(true);
+  EXPECT_EQ(t.uses_simd(), cpu_features().avx2_fma && simd_enabled());
+  NttTables big(10, Modulus(generate_ntt_primes(55, 1, 1 << 11)[0]));
+  EXPECT_FALSE(big.uses_simd());  // above 2^50 the portable kernel runs
 }
 
 }  // namespace

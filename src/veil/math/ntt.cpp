@@ -1,6 +1,7 @@
 #include "veil/math/ntt.hpp"
 
 #include "veil/common/error.hpp"
+#include "veil/math/cpu.hpp"
 #include "veil/math/primes.hpp"
 
 namespace veil::math {
@@ -37,6 +38,19 @@ NttTables::NttTables(int log_n, const Modulus& q) : log_n_(log_n), n_(std::size_
   }
   n_inv_ = q_.inv(n_ % q_.value());
   n_inv_shoup_ = q_.shoup(n_inv_);
+  if (ntt_avx2_applicable(*this)) {
+    const double qd = static_cast<double>(q_.value());
+    for (std::size_t k = 0; k < n_; ++k) {
+      psi_rev_d_.push_back(static_cast<double>(psi_rev_[k]));
+      psi_rev_q_.push_back(static_cast<double>(psi_rev_[k]) / qd);
+      psi_inv_rev_d_.push_back(static_cast<double>(psi_inv_rev_[k]));
+      psi_inv_rev_q_.push_back(static_cast<double>(psi_inv_rev_[k]) / qd);
+    }
+  }
+}
+
+bool NttTables::uses_simd() const {
+  return simd_enabled() && cpu_features().avx2_fma && !psi_rev_d_.empty();
 }
 
 std::size_t NttTables::index_of_exponent(std::size_t e) const {
@@ -101,7 +115,20 @@ void ntt_inverse_scalar(const NttTables& tab, u64* a) {
   }
 }
 
-void NttTables::forward(u64* a) const { ntt_forward_scalar(*this, a); }
-void NttTables::inverse(u64* a) const { ntt_inverse_scalar(*this, a); }
+void NttTables::forward(u64* a) const {
+  if (uses_simd()) {
+    ntt_forward_avx2(*this, a);
+  } else {
+    ntt_forward_scalar(*this, a);
+  }
+}
+
+void NttTables::inverse(u64* a) const {
+  if (uses_simd()) {
+    ntt_inverse_avx2(*this, a);
+  } else {
+    ntt_inverse_scalar(*this, a);
+  }
+}
 
 }  // namespace veil::math

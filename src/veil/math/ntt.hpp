@@ -40,6 +40,15 @@ class NttTables {
   const std::vector<u64>& psi_inv_rev_shoup() const { return psi_inv_rev_shoup_; }
   u64 n_inv() const { return n_inv_; }
   u64 n_inv_shoup() const { return n_inv_shoup_; }
+  // Twiddles as doubles and their quotients w/q, for the AVX2/FMA kernel (q < 2^50).
+  const std::vector<double>& psi_rev_double() const { return psi_rev_d_; }
+  const std::vector<double>& psi_rev_quot() const { return psi_rev_q_; }
+  const std::vector<double>& psi_inv_rev_double() const { return psi_inv_rev_d_; }
+  const std::vector<double>& psi_inv_rev_quot() const { return psi_inv_rev_q_; }
+  double n_inv_double() const { return static_cast<double>(n_inv_); }
+  double n_inv_quot() const { return static_cast<double>(n_inv_) / static_cast<double>(q_.value()); }
+  // Whether forward/inverse run the SIMD kernel for this prime on this CPU.
+  bool uses_simd() const;
 
  private:
   int log_n_;
@@ -48,6 +57,7 @@ class NttTables {
   u64 psi_;
   std::vector<u64> psi_rev_, psi_rev_shoup_, psi_inv_rev_, psi_inv_rev_shoup_;
   u64 n_inv_, n_inv_shoup_;
+  std::vector<double> psi_rev_d_, psi_rev_q_, psi_inv_rev_d_, psi_inv_rev_q_;
 };
 
 std::size_t bit_reverse(std::size_t x, int bits);
@@ -55,5 +65,9 @@ std::size_t bit_reverse(std::size_t x, int bits);
 // Scalar kernels (portable), exposed so tests can compare them with the SIMD kernels.
 void ntt_forward_scalar(const NttTables& t, u64* a);
 void ntt_inverse_scalar(const NttTables& t, u64* a);
+// AVX2 + FMA kernels (ntt_avx2.cpp); only for primes below 2^50 and N >= 8.
+bool ntt_avx2_applicable(const NttTables& t);
+void ntt_forward_avx2(const NttTables& t, u64* a);
+void ntt_inverse_avx2(const NttTables& t, u64* a);
 
 }  // namespace veil::math

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Configures and builds veil (Release) into build/. Uses both cores by default.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build_dir="${VEIL_BUILD_DIR:-$here/build}"
+generator=()
+command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
+if [ ! -f "$build_dir/CMakeCache.txt" ]; then
+  cmake -S "$here" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release
+fi
+cmake --build "$build_dir" --parallel "${VEIL_JOBS:-$(nproc)}"
