@@ -75,18 +75,25 @@ void BaseConverter::convert_target(std::size_t k, const u64* const* y, u64* out,
   const std::size_t nf = from_.size();
   const Modulus& c = to_[k];
   const u64* coef = &qhat_mod_[k * nf];
-  // Blocks of coefficients keep the 128-bit running sums in registers while streaming
-  // the source limbs; one Barrett reduction per output (lazy accumulation).
-  constexpr std::size_t kBlock = 8;
+  // Four coefficients at a time keep their 128-bit running sums in eight registers
+  // while streaming the source limbs; one Barrett reduction per output (lazy
+  // accumulation). Wider blocks spill on x86-64's 16 general registers.
+  constexpr std::size_t kBlock = 4;
   std::size_t j = 0;
   for (; j + kBlock <= n; j += kBlock) {
-    u128 acc[kBlock] = {};
+    u128 a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     for (std::size_t i = 0; i < nf; ++i) {
       const u64* yi = y[i] + j;
       const u64 ci = coef[i];
-      for (std::size_t t = 0; t < kBlock; ++t) acc[t] += static_cast<u128>(yi[t]) * ci;
+      a0 += static_cast<u128>(yi[0]) * ci;
+      a1 += static_cast<u128>(yi[1]) * ci;
+      a2 += static_cast<u128>(yi[2]) * ci;
+      a3 += static_cast<u128>(yi[3]) * ci;
     }
-    for (std::size_t t = 0; t < kBlock; ++t) out[j + t] = c.reduce128(acc[t]);
+    out[j] = c.reduce128(a0);
+    out[j + 1] = c.reduce128(a1);
+    out[j + 2] = c.reduce128(a2);
+    out[j + 3] = c.reduce128(a3);
   }
   for (; j < n; ++j) {
     u128 acc = 0;
