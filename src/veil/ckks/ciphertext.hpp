@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <optional>
 #include <vector>
 
@@ -13,11 +15,33 @@ namespace veil::ckks {
 
 using math::u64;
 
+// Allocator that leaves new elements uninitialised: every producer of a polynomial
+// writes all of it, so zero-filling megabytes per operation would be wasted bandwidth.
+template <class T>
+struct UninitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitAllocator<U>;
+  };
+  UninitAllocator() = default;
+  template <class U>
+  UninitAllocator(const UninitAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using PolyData = std::vector<u64, UninitAllocator<u64>>;
+
 class Plaintext {
  public:
   Plaintext() = default;
   Plaintext(std::size_t n, int level, double scale, std::size_t slots)
-      : n_(n), level_(level), scale_(scale), slots_(slots), data_((level + 1) * n, 0) {}
+      : n_(n), level_(level), scale_(scale), slots_(slots), data_((level + 1) * n) {}
 
   std::size_t n() const { return n_; }
   int level() const { return level_; }
@@ -27,8 +51,8 @@ class Plaintext {
   std::size_t num_limbs() const { return static_cast<std::size_t>(level_) + 1; }
   u64* limb(std::size_t i) { return data_.data() + i * n_; }
   const u64* limb(std::size_t i) const { return data_.data() + i * n_; }
-  std::vector<u64>& data() { return data_; }
-  const std::vector<u64>& data() const { return data_; }
+  PolyData& data() { return data_; }
+  const PolyData& data() const { return data_; }
   // Keeps the first level+1 limbs.
   void drop_to_level(int level);
 
@@ -37,14 +61,15 @@ class Plaintext {
   int level_ = -1;
   double scale_ = 1.0;
   std::size_t slots_ = 0;
-  std::vector<u64> data_;
+  PolyData data_;
 };
 
 class Ciphertext {
  public:
   Ciphertext() = default;
+  // Contents are uninitialised: the creator must write every coefficient.
   Ciphertext(std::size_t n, std::size_t size, int level, double scale, std::size_t slots)
-      : n_(n), size_(size), level_(level), scale_(scale), slots_(slots), data_(size * (level + 1) * n, 0) {}
+      : n_(n), size_(size), level_(level), scale_(scale), slots_(slots), data_(size * (level + 1) * n) {}
 
   std::size_t n() const { return n_; }
   // Number of polynomials: 2 after relinearisation, 3 after a multiplication.
@@ -60,8 +85,8 @@ class Ciphertext {
   const u64* poly(std::size_t c) const { return data_.data() + c * num_limbs() * n_; }
   u64* limb(std::size_t c, std::size_t i) { return poly(c) + i * n_; }
   const u64* limb(std::size_t c, std::size_t i) const { return poly(c) + i * n_; }
-  std::vector<u64>& data() { return data_; }
-  const std::vector<u64>& data() const { return data_; }
+  PolyData& data() { return data_; }
+  const PolyData& data() const { return data_; }
 
   // Fresh symmetric encryptions remember the seed of their uniform part c1, so they can
   // be saved seed-compressed. Any operation that changes c1 clears it.
@@ -78,7 +103,7 @@ class Ciphertext {
   int level_ = -1;
   double scale_ = 1.0;
   std::size_t slots_ = 0;
-  std::vector<u64> data_;
+  PolyData data_;
   std::optional<Seed> seed_;
 };
 

@@ -50,7 +50,8 @@ void Evaluator::add_inplace(Ciphertext& a, const Ciphertext& b) const {
   a.set_seed(std::nullopt);
   if (bp->size() > a.size()) {
     Ciphertext grown(a.n(), bp->size(), a.level(), a.scale(), a.slots());
-    std::copy(a.data().begin(), a.data().end(), grown.data().begin());
+    auto tail = std::copy(a.data().begin(), a.data().end(), grown.data().begin());
+    std::fill(tail, grown.data().end(), 0);
     a = std::move(grown);
   }
   for (std::size_t c = 0; c < bp->size(); ++c) {
@@ -156,11 +157,21 @@ void Evaluator::multiply_inplace(Ciphertext& a, const Ciphertext& b) const {
   for_limbs(*ctx_, a.num_limbs(), [&](std::size_t i, const math::Modulus& q, std::size_t n) {
     const u64 *a0 = a.limb(0, i), *a1 = a.limb(1, i), *b0 = bp->limb(0, i), *b1 = bp->limb(1, i);
     u64 *c0 = out.limb(0, i), *c1 = out.limb(1, i), *c2 = out.limb(2, i);
+    if (same) {
+      for (std::size_t j = 0; j < n; ++j) {
+        c0[j] = q.mul(a0[j], a0[j]);
+        c1[j] = q.mul(q.add(a0[j], a0[j]), a1[j]);
+        c2[j] = q.mul(a1[j], a1[j]);
+      }
+      return;
+    }
+    // Karatsuba: c1 = (a0 + a1)(b0 + b1) - c0 - c2, three products instead of four.
     for (std::size_t j = 0; j < n; ++j) {
-      c0[j] = q.mul(a0[j], b0[j]);
-      c1[j] = same ? q.mul(q.add(a0[j], a0[j]), a1[j])
-                   : q.reduce128(static_cast<math::u128>(a0[j]) * b1[j] + static_cast<math::u128>(a1[j]) * b0[j]);
-      c2[j] = q.mul(a1[j], b1[j]);
+      const u64 p0 = q.mul(a0[j], b0[j]), p2 = q.mul(a1[j], b1[j]);
+      const u64 mid = q.mul(q.add(a0[j], a1[j]), q.add(b0[j], b1[j]));
+      c0[j] = p0;
+      c1[j] = q.sub(q.sub(mid, p0), p2);
+      c2[j] = p2;
     }
   });
   a = std::move(out);

@@ -51,52 +51,46 @@ void Evaluator::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs
   parallel_for(total, [&](std::size_t t) {
     const std::size_t prime = t < l1 ? t : ctx_->p_index() + (t - l1);
     const auto& q = ctx_->modulus(prime);
-    std::vector<u64> v(n);
-    std::vector<math::u128> acc(2 * n * jobs.size(), 0);
+    // The raised digits at this limb, materialised once and reused by every job.
+    thread_local std::vector<u64> raised;
+    raised.resize(static_cast<std::size_t>(digits) * n);
+    std::vector<const u64*> v(digits);
     for (int j = 0; j < digits; ++j) {
       const std::size_t b = ctx_->digit_begin(j), e = ctx_->digit_end(j, level);
-      const u64* vj;
       if (t >= b && t < e) {
-        vj = d + t * n;
-      } else {
-        const auto& conv = ctx_->modup_converter(level, j);
-        std::vector<const u64*> ys(e - b);
-        for (std::size_t i = b; i < e; ++i) ys[i - b] = y.data() + i * n;
-        const std::size_t k = t < b ? t : t - (e - b);
-        conv.convert_target(k, ys.data(), v.data(), n);
-        ctx_->ntt(prime).forward(v.data());
-        vj = v.data();
+        v[j] = d + t * n;
+        continue;
       }
-      for (std::size_t r = 0; r < jobs.size(); ++r) {
-        const KeySwitchKey& key = *jobs[r].key;
-        const std::size_t kt = t < l1 ? t : static_cast<std::size_t>(key.level) + 1 + (t - l1);
-        const u64* kb = key.b[j].data() + kt * n;
-        const u64* ka = key.a[j].data() + kt * n;
-        math::u128* a0 = acc.data() + 2 * r * n;
-        math::u128* a1 = a0 + n;
-        if (const auto* perm = jobs[r].perm) {
-          const std::uint32_t* p = perm->data();
-          for (std::size_t x = 0; x < n; ++x) {
-            const u64 val = vj[p[x]];
-            a0[x] += static_cast<math::u128>(val) * kb[x];
-            a1[x] += static_cast<math::u128>(val) * ka[x];
-          }
-        } else {
-          for (std::size_t x = 0; x < n; ++x) {
-            a0[x] += static_cast<math::u128>(vj[x]) * kb[x];
-            a1[x] += static_cast<math::u128>(vj[x]) * ka[x];
-          }
-        }
-      }
+      const auto& conv = ctx_->modup_converter(level, j);
+      std::vector<const u64*> ys(e - b);
+      for (std::size_t i = b; i < e; ++i) ys[i - b] = y.data() + i * n;
+      u64* out = raised.data() + static_cast<std::size_t>(j) * n;
+      conv.convert_target(t < b ? t : t - (e - b), ys.data(), out, n);
+      ctx_->ntt(prime).forward(out);
+      v[j] = out;
     }
+    // Inner products sum_j v_j * key_j with the 128-bit sums in registers.
+    std::vector<const u64*> kb(digits), ka(digits);
     for (std::size_t r = 0; r < jobs.size(); ++r) {
-      const math::u128* a0 = acc.data() + 2 * r * n;
-      const math::u128* a1 = a0 + n;
+      const KeySwitchKey& key = *jobs[r].key;
+      const std::size_t kt = t < l1 ? t : static_cast<std::size_t>(key.level) + 1 + (t - l1);
+      for (int j = 0; j < digits; ++j) {
+        kb[j] = key.b[j].data() + kt * n;
+        ka[j] = key.a[j].data() + kt * n;
+      }
       u64* o0 = qp0[r].data() + t * n;
       u64* o1 = qp1[r].data() + t * n;
+      const std::uint32_t* p = jobs[r].perm ? jobs[r].perm->data() : nullptr;
       for (std::size_t x = 0; x < n; ++x) {
-        o0[x] = q.reduce128(a0[x]);
-        o1[x] = q.reduce128(a1[x]);
+        const std::size_t src = p ? p[x] : x;
+        math::u128 s0 = 0, s1 = 0;
+        for (int j = 0; j < digits; ++j) {
+          const u64 val = v[j][src];
+          s0 += static_cast<math::u128>(val) * kb[j][x];
+          s1 += static_cast<math::u128>(val) * ka[j][x];
+        }
+        o0[x] = q.reduce128(s0);
+        o1[x] = q.reduce128(s1);
       }
     }
   });
