@@ -76,8 +76,7 @@ struct Env {
 // unless a benchmark needs them.
 Env& env(int log_n, Chain chain, bool galois = false) {
   static std::map<std::pair<int, int>, std::unique_ptr<Env>> cache;
-  auto& slot = cache[{log_n, static_cast<int>(chain)}];
-  if (!slot) {
+  if (!cache.count({log_n, static_cast<int>(chain)})) {
     // Keep at most one big environment alive: 2^16 keys take gigabytes.
     cache.clear();
     auto& fresh = cache[{log_n, static_cast<int>(chain)}];
@@ -97,10 +96,10 @@ Env& env(int log_n, Chain chain, bool galois = false) {
     e.pt = e.encoder->encode(v, e.ctx->params().scale, e.ctx->max_level());
     e.ct = e.encryptor->encrypt(e.pt);
     e.ct2 = e.encryptor->encrypt(e.pt);
-    return e;
   }
-  if (galois && slot->gk.keys.size() < 8) slot->gk = slot->keygen->create_galois_keys({1, 2, 3, 4, 5, 6, 7, 8});
-  return *slot;
+  Env& e = *cache[{log_n, static_cast<int>(chain)}];
+  if (galois && e.gk.keys.size() < 8) e.gk = e.keygen->create_galois_keys({1, 2, 3, 4, 5, 6, 7, 8});
+  return e;
 }
 
 void setup(benchmark::State& state, Env& e) {
