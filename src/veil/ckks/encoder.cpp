@@ -18,15 +18,6 @@ void bit_reverse_permute(std::vector<Complex>& v) {
   }
 }
 
-// Exact reduction of an integer-valued double of any magnitude: x = mant * 2^exp with a
-// 53-bit integer mantissa, so x mod q = (mant mod q) * (2^exp mod q).
-u64 reduce_double(double x, const math::Modulus& q) {
-  if (std::fabs(x) < 9.2e18) return q.from_signed(static_cast<std::int64_t>(x));
-  int exp = 0;
-  const double frac = std::frexp(x, &exp);  // x = frac * 2^exp, 0.5 <= |frac| < 1
-  const auto mant = static_cast<std::int64_t>(std::ldexp(frac, 53));
-  return q.mul(q.from_signed(mant), q.pow(2, static_cast<u64>(exp - 53)));
-}
 }  // namespace
 
 CkksEncoder::CkksEncoder(ContextPtr ctx) : ctx_(std::move(ctx)) {
@@ -100,7 +91,7 @@ void CkksEncoder::coeffs_to_plaintext(std::span<const double> coeffs, Plaintext&
   parallel_for(pt.num_limbs(), [&](std::size_t i) {
     const auto& q = ctx_->modulus(i);
     u64* o = pt.limb(i);
-    for (std::size_t j = 0; j < n; ++j) o[j] = rounded[j] == 0.0 ? 0 : reduce_double(rounded[j], q);
+    for (std::size_t j = 0; j < n; ++j) o[j] = rounded[j] == 0.0 ? 0 : q.from_double(rounded[j]);
     ctx_->ntt(i).forward(o);
   });
 }

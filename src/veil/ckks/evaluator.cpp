@@ -116,24 +116,12 @@ void Evaluator::sub_plain_inplace(Ciphertext& a, const Plaintext& p) const {
   });
 }
 
-namespace {
-// round(c * scale) modulo q, exact for any magnitude (see encoder.cpp).
-u64 encode_scalar(double v, const math::Modulus& q) {
-  const double r = std::nearbyint(v);
-  VEIL_REQUIRE(std::isfinite(r), "constant times scale is not finite");
-  if (std::fabs(r) < 9.2e18) return q.from_signed(static_cast<std::int64_t>(r));
-  int exp = 0;
-  const double frac = std::frexp(r, &exp);
-  const auto mant = static_cast<std::int64_t>(std::ldexp(frac, 53));
-  return q.mul(q.from_signed(mant), q.pow(2, static_cast<u64>(exp - 53)));
-}
-}  // namespace
 
 void Evaluator::add_const_inplace(Ciphertext& a, double c) const {
   check(a, "ciphertext");
   // A constant polynomial is the same value in every NTT slot.
   for_limbs(*ctx_, a.num_limbs(), [&](std::size_t i, const math::Modulus& q, std::size_t n) {
-    const u64 v = encode_scalar(c * a.scale(), q);
+    const u64 v = q.from_double(c * a.scale());
     u64* x = a.limb(0, i);
     for (std::size_t j = 0; j < n; ++j) x[j] = q.add(x[j], v);
   });
@@ -218,7 +206,7 @@ void Evaluator::multiply_const_inplace(Ciphertext& a, double c, double const_sca
                "product scale 2^" << std::log2(scale) << " exceeds the modulus at level " << a.level());
   a.set_seed(std::nullopt);
   for_limbs(*ctx_, a.num_limbs(), [&](std::size_t i, const math::Modulus& q, std::size_t n) {
-    const u64 w = encode_scalar(c * const_scale, q), ws = q.shoup(w);
+    const u64 w = q.from_double(c * const_scale), ws = q.shoup(w);
     for (std::size_t k = 0; k < a.size(); ++k) {
       u64* x = a.limb(k, i);
       for (std::size_t j = 0; j < n; ++j) x[j] = q.mul_shoup(x[j], w, ws);

@@ -1,6 +1,7 @@
 #include "veil/math/modarith.hpp"
 
 #include <bit>
+#include <cmath>
 
 #include "veil/common/error.hpp"
 
@@ -25,6 +26,16 @@ u64 Modulus::pow(u64 base, u64 e) const {
     e >>= 1;
   }
   return r;
+}
+
+u64 Modulus::from_double(double x) const {
+  const double r = std::nearbyint(x);
+  VEIL_REQUIRE(std::isfinite(r), "value is not finite (NaN or overflow at this scale)");
+  if (std::fabs(r) < 9.2e18) return from_signed(static_cast<std::int64_t>(r));
+  int exp = 0;
+  const double frac = std::frexp(r, &exp);  // r = frac * 2^exp, 0.5 <= |frac| < 1
+  const auto mant = static_cast<std::int64_t>(std::ldexp(frac, 53));
+  return mul(from_signed(mant), pow(2, static_cast<u64>(exp - 53)));
 }
 
 u64 Modulus::inv(u64 a) const {

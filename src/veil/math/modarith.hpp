@@ -63,6 +63,9 @@ class Modulus {
     u64 m = static_cast<u64>(-(v + 1)) % q_;  // avoids overflow at INT64_MIN
     return q_ - 1 - m;
   }
+  // round(x) mod q for a finite double of any magnitude, exactly: above 2^63 a double is
+  // mant * 2^exp with a 53-bit integer mantissa, so x mod q = (mant mod q)(2^exp mod q).
+  u64 from_double(double x) const;
   // Centred representative in (-q/2, q/2].
   std::int64_t centered(u64 a) const {
     return a > (q_ >> 1) ? -static_cast<std::int64_t>(q_ - a) : static_cast<std::int64_t>(a);
