@@ -110,3 +110,26 @@ def test_conv_reference_matches_torch():
     xt = torch.nn.functional.pad(torch.tensor(x), (2, 1, 1, 0))
     ref = torch.nn.functional.conv2d(xt, torch.tensor(w), torch.tensor(b), stride=(2, 1), groups=2)
     assert np.allclose(got, ref.numpy(), atol=1e-10)
+
+
+def test_range_calibration_is_exact_and_in_range(tmp_path):
+    from veil_tools import calibrate as C
+
+    m = _trained_tiny()
+    proto = E.export(m, str(tmp_path / "t.onnx"), "cifar10")
+    # pretend the first activation saw inputs up to 2.5 x its fit range
+    node = next(n for n in proto.graph.node if n.op_type == "Poly")
+    for a in node.attribute:
+        if a.name == "input_range":
+            a.f = 10.0
+    import copy
+    before = copy.deepcopy(proto)
+    recs = C.calibrate(proto)
+    assert abs(recs[0]["scale"] - 0.4) < 1e-6 and recs[0]["range_after"] == pytest.approx(4.0)
+    assert recs[1]["scale"] == 1.0                       # the second was inside already
+    onnx.checker.check_model(proto)
+    x = np.random.default_rng(1).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    y0 = onnx_ref.run(before, x)["logits"]
+    y1 = onnx_ref.run(proto, x)["logits"]
+    assert np.abs(y0 - y1).max() < 1e-5 * max(1.0, np.abs(y0).max())
+    assert E.poly_nodes(proto)[0]["input_range"] == pytest.approx(4.0)

@@ -1,0 +1,176 @@
+"""PolyAct: ``y = s * p(x) + b`` (PRISM's modular polynomial activation) for PyTorch.
+
+* ``p`` has fixed (buffer) or trainable (parameter) coefficients, ascending powers.
+* ``s`` and ``b`` are trainable scalars per instance (fold into the exported node).
+* ``fit_range`` B: the interval [-B, B] the polynomial was fitted on. ``range_penalty``
+  returns mean(relu(|x| - B)^2) of the last pre-activations, to be added to the loss.
+* ``track_range`` context: records the largest |pre-activation| seen (``max_abs``).
+* At ONNX export time (``export_mode``) the forward pass emits one ``veil::Poly`` node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterable, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+
+class _PolyFunction(torch.autograd.Function):
+    """Evaluates a folded polynomial; exports as one ``veil::Poly`` node."""
+
+    @staticmethod
+    def forward(ctx, x, coefficients, input_range, fit_range, base):  # noqa: D401
+        y = torch.zeros_like(x)
+        for c in reversed(coefficients):
+            y = y * x + c
+        return y
+
+    @staticmethod
+    def symbolic(g, x, coefficients, input_range, fit_range, base):
+        out = g.op("veil::Poly", x,
+                   coefficients_f=[float(c) for c in coefficients],
+                   input_range_f=float(input_range),
+                   fit_range_f=float(fit_range),
+                   base_s=str(base))
+        out.setType(x.type())
+        return out
+
+
+class PolyAct(nn.Module):
+    def __init__(self, coefficients: Sequence[float], fit_range: float, base: str = "poly",
+                 trainable_coefficients: bool = False, scale_shift: bool = True,
+                 clamp: Optional[float] = None):
+        super().__init__()
+        c = torch.tensor([float(v) for v in coefficients], dtype=torch.float32)
+        if trainable_coefficients:
+            self.coefficients = nn.Parameter(c)
+        else:
+            self.register_buffer("coefficients", c)
+        if scale_shift:
+            self.s = nn.Parameter(torch.ones(()))
+            self.b = nn.Parameter(torch.zeros(()))
+        else:
+            self.register_buffer("s", torch.ones(()))
+            self.register_buffer("b", torch.zeros(()))
+        self.fit_range = float(fit_range)
+        self.base = base
+        self.clamp = clamp                     # training-time clamp (PRISM used +-4.5)
+        self.register_buffer("max_abs", torch.zeros(()))  # measured max |input|
+        self.tracking = False
+        self.export_mode = False
+        self.keep_penalty = False
+        self.penalty_kind = "mean+max"  # or "mean"
+        self.penalty_margin = 0.0       # penalise beyond (1 - margin) * fit_range
+        self._penalty = None
+
+    @property
+    def degree(self) -> int:
+        return int(self.coefficients.numel()) - 1
+
+    def folded_coefficients(self) -> List[float]:
+        """coefficients of s * p(x) + b (what the ONNX node stores)."""
+        c = (self.s.detach() * self.coefficients.detach()).double().tolist()
+        c[0] += float(self.b.detach())
+        return [float(v) for v in c]
+
+    def forward(self, x):
+        if self.tracking:
+            self.max_abs = torch.maximum(self.max_abs, x.detach().abs().max().to(self.max_abs))
+        if self.export_mode:
+            return _PolyFunction.apply(x, self.folded_coefficients(),
+                                       float(self.max_abs), self.fit_range, self.base)
+        if self.keep_penalty:
+            self._penalty = self.penalty(x)
+        if self.clamp is not None and self.training:
+            x = x.clamp(-self.clamp, self.clamp)
+        y = torch.zeros_like(x)
+        for k in range(self.coefficients.numel() - 1, -1, -1):
+            y = y * x + self.coefficients[k]
+        return self.s * y + self.b
+
+    def penalty(self, x):
+        """Range penalty of a batch of pre-activations x ([N, C, ...]).
+
+        mean(relu(|x| - T)^2), plus (kind "mean+max") the mean over channels of
+        relu(max_batch |x_c| - T)^2, which targets the extremes that decide the measured
+        range. T = (1 - margin) * fit_range: the margin leaves room for held-out inputs,
+        whose extremes exceed those of a training batch.
+        """
+        t = (1.0 - self.penalty_margin) * self.fit_range
+        a = x.abs()
+        pen = torch.relu(a - t).pow(2).mean()
+        if self.penalty_kind == "mean+max":
+            per_channel = a.transpose(0, 1).reshape(a.shape[1], -1).amax(1) if a.ndim > 1 else a.amax().view(1)
+            pen = pen + torch.relu(per_channel - t).pow(2).mean()
+        return pen
+
+    def extra_repr(self):
+        return (f"degree={self.degree}, base={self.base}, fit_range={self.fit_range}, "
+                f"trainable={isinstance(self.coefficients, nn.Parameter)}")
+
+
+def polyacts(model: nn.Module) -> List[PolyAct]:
+    return [m for m in model.modules() if isinstance(m, PolyAct)]
+
+
+def enable_penalty(model: nn.Module, on: bool = True, kind: Optional[str] = None,
+                   margin: Optional[float] = None):
+    """Make every PolyAct compute its range penalty in forward (see PolyAct.penalty)."""
+    if kind is not None and kind not in ("mean", "mean+max"):
+        raise ValueError(f"unknown penalty kind {kind!r}")
+    for m in polyacts(model):
+        m.keep_penalty = on
+        m._penalty = None
+        if kind is not None:
+            m.penalty_kind = kind
+        if margin is not None:
+            m.penalty_margin = float(margin)
+
+
+def range_penalty(model: nn.Module) -> torch.Tensor:
+    """Sum over PolyAct layers of mean(relu(|x| - B)^2) from the last forward pass."""
+    terms = [m._penalty for m in polyacts(model) if m._penalty is not None]
+    if not terms:
+        return torch.zeros(())
+    return torch.stack(terms).sum()
+
+
+@contextlib.contextmanager
+def track_range(model: nn.Module, reset: bool = True):
+    acts = polyacts(model)
+    for m in acts:
+        if reset:
+            m.max_abs.zero_()
+        m.tracking = True
+    try:
+        yield acts
+    finally:
+        for m in acts:
+            m.tracking = False
+
+
+@contextlib.contextmanager
+def export_mode(model: nn.Module):
+    acts = polyacts(model)
+    for m in acts:
+        m.export_mode = True
+    try:
+        yield acts
+    finally:
+        for m in acts:
+            m.export_mode = False
+
+
+@torch.no_grad()
+def measure_ranges(model: nn.Module, loaders: Iterable, device="cpu") -> List[float]:
+    """Largest |pre-activation| of every PolyAct over all batches of all loaders."""
+    was_training = model.training
+    model.eval()
+    with track_range(model) as acts:
+        for loader in loaders:
+            for xb, _ in loader:
+                model(xb.to(device))
+    model.train(was_training)
+    return [float(m.max_abs) for m in acts]

@@ -1,0 +1,415 @@
+"""Training driver for veil's models (see ``python/train.py --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import random
+import shlex
+import sys
+import time
+from typing import List, Optional
+
+import numpy as np
+import torch
+import onnx
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import calibrate as C
+from . import data as D
+from . import export as E
+from . import nets as N
+from .polyact import enable_penalty, measure_ranges, polyacts, range_penalty
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train one of veil's HE-friendly models (polynomial activations, BN "
+                    "before every activation, range penalty), measure per-layer "
+                    "pre-activation ranges, export to ONNX (veil format), verify the export "
+                    "with a numpy interpreter, and write a JSON model card.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, choices=sorted(N.PRESETS),
+                   help="architecture / data set preset")
+    p.add_argument("--data", default=None,
+                   help="data directory (IDX files for MNIST/Fashion-MNIST, raw or .gz; "
+                        "CIFAR-10 binary batches, raw or .xz); default: search data/<set> "
+                        "and the system locations")
+    p.add_argument("--out", default=os.path.join(REPO, "models"),
+                   help="output directory for <name>.onnx and <name>.json")
+    p.add_argument("--name", default=None, help="output base name (default: the model preset)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (preset default if unset)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    p.add_argument("--wd", type=float, default=None, help="weight decay")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default=None)
+    p.add_argument("--warmup", type=float, default=1.0, help="linear warm-up epochs (then cosine)")
+    p.add_argument("--width", type=int, default=None,
+                   help="width: hidden units (cryptonets), conv channels (delphi), base "
+                        "channels (cifar nets)")
+    p.add_argument("--act", default=None,
+                   help="activation: square | prism | relu | softplus | silu | gelu "
+                        "(a fit of the given degree on [-bound, bound])")
+    p.add_argument("--degree", type=int, default=None, help="polynomial degree")
+    p.add_argument("--bound", type=float, default=None, help="fit interval B ([-B, B])")
+    p.add_argument("--trainable-coeffs", dest="trainable", action="store_true", default=None,
+                   help="train the polynomial coefficients too")
+    p.add_argument("--fixed-coeffs", dest="trainable", action="store_false",
+                   help="keep the polynomial coefficients fixed (only s, b train)")
+    p.add_argument("--penalty", type=float, default=None,
+                   help="weight of the range penalty sum_l mean(relu(|x_l| - B)^2)")
+    p.add_argument("--penalty-kind", choices=["mean", "mean+max"], default="mean+max",
+                   help="mean: mean(relu(|x|-T)^2); mean+max: plus the per-channel batch "
+                        "maximum excess squared")
+    p.add_argument("--penalty-margin", type=float, default=0.1,
+                   help="penalise beyond T = (1 - margin) * B")
+    p.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                   help="skip the exact BN/Poly rescaling that brings measured ranges inside "
+                        "the fit range (applied only with trainable coefficients; see "
+                        "veil_tools/calibrate.py)")
+    p.add_argument("--clamp", type=float, default=None,
+                   help="clamp pre-activations to +-C during training (PRISM: 4.5)")
+    p.add_argument("--augment", choices=["none", "shift", "crop-flip"], default=None)
+    p.add_argument("--bn-freeze-epochs", type=int, default=0,
+                   help="train the last K epochs with batch norm in inference mode (running "
+                        "statistics frozen, affine parameters still trained), so training "
+                        "sees exactly the function that is exported")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--ema", type=float, default=None, help="EMA decay of the weights (0: off)")
+    p.add_argument("--mixup", type=float, default=None, help="MixUp alpha (0: off)")
+    p.add_argument("--erasing", type=float, default=None, help="RandomErasing probability")
+    p.add_argument("--trivialaugment", action="store_true", default=None,
+                   help="torchvision TrivialAugmentWide per image (CIFAR)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0, ...")
+    p.add_argument("--smoke", action="store_true",
+                   help="CI smoke run: a few batches on a small slice, 1 epoch")
+    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--checkpoint", default=None,
+                   help="save a checkpoint here after every epoch (and resume from it if present)")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="stop training after this many minutes (finishing the current epoch)")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="time-based schedule: the cosine learning-rate decay runs over this many "
+                        "minutes of training and training stops when they are used up "
+                        "(overrides --epochs as the schedule length; --epochs stays the cap)")
+    p.add_argument("--no-progress", action="store_true", help="disable tqdm bars")
+    p.add_argument("--verify-samples", type=int, default=8,
+                   help="test images used to compare ONNX (numpy interpreter) with torch")
+    return p
+
+
+def resolve(args) -> dict:
+    cfg = dict(N.PRESETS[args.model])
+    for k in ("epochs", "batch_size", "lr", "wd", "optimizer", "act", "degree", "bound",
+              "trainable", "penalty", "clamp", "augment", "ema", "mixup", "erasing",
+              "trivialaugment"):
+        v = getattr(args, k)
+        if v is not None:
+            cfg[k] = v
+    cfg.setdefault("clamp", None)
+    for k in ("ema", "mixup", "erasing"):
+        cfg.setdefault(k, 0.0)
+    cfg.setdefault("trivialaugment", False)
+    cfg["width"] = args.width
+    return cfg
+
+
+def seed_all(seed: int):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class EMA:
+    def __init__(self, model, decay):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model):
+        for (k, e), v in zip(self.model.state_dict().items(), model.state_dict().values()):
+            if e.dtype.is_floating_point:
+                if k.endswith("max_abs"):
+                    e.copy_(v)
+                else:
+                    e.mul_(self.decay).add_(v, alpha=1 - self.decay)
+            else:
+                e.copy_(v)
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, exact: Optional[torch.Tensor] = None):
+    model.eval()
+    correct = []
+    for xb, yb in loader:
+        out = model(xb.to(device))
+        correct.append((out.argmax(1).cpu() == yb))
+    c = torch.cat(correct)
+    res = {"accuracy": float(c.float().mean()), "n": int(len(c))}
+    if exact is not None:
+        m = exact[:len(c)]
+        res["exact_accuracy"] = float(c[m].float().mean()) if m.any() else float("nan")
+        res["exact_n"] = int(m.sum())
+    return res
+
+
+def _random_erasing(x, p, gen):
+    n, c, h, w = x.shape
+    for i in range(n):
+        if torch.rand(1, generator=gen).item() >= p:
+            continue
+        area = h * w * (0.02 + 0.31 * torch.rand(1, generator=gen).item())
+        ratio = math.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * torch.rand(1, generator=gen).item())
+        eh, ew = int(round(math.sqrt(area * ratio))), int(round(math.sqrt(area / ratio)))
+        if eh < h and ew < w:
+            y0 = int(torch.randint(0, h - eh + 1, (1,), generator=gen))
+            x0 = int(torch.randint(0, w - ew + 1, (1,), generator=gen))
+            x[i, :, y0:y0 + eh, x0:x0 + ew] = 0.0
+    return x
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    seed_all(args.seed)
+    cfg = resolve(args)
+    name = args.name or args.model
+    device = torch.device(args.device)
+    dataset = cfg["dataset"]
+    t0 = time.time()
+
+    train, test = D.load(dataset, args.data)
+    if args.train_limit:
+        train = train.subset(args.train_limit)
+    max_batches = None
+    if args.smoke:
+        train, test = train.subset(512), test.subset(256)
+        max_batches = 4
+        cfg["epochs"] = 1
+    bs = cfg["batch_size"]
+    train_loader = D.Batches(train, dataset, bs, shuffle=True, augment=cfg["augment"],
+                             seed=args.seed, max_batches=max_batches)
+    test_loader = D.Batches(test, dataset, 500)
+    plain_train_loader = D.Batches(train, dataset, 500)
+
+    act = N.make_act_factory(cfg["act"], cfg["degree"], cfg["bound"], cfg["trainable"],
+                             cfg["clamp"])
+    model = cfg["net"](act, cfg["width"]).to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+
+    # no weight decay on BN, biases and PolyAct parameters
+    decay, no_decay = [], []
+    for n_, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg["wd"]},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if cfg["optimizer"] == "sgd":
+        opt = torch.optim.SGD(groups, lr=cfg["lr"], momentum=0.9, nesterov=True)
+    elif cfg["optimizer"] == "adam":
+        opt = torch.optim.Adam(groups, lr=cfg["lr"])
+    else:
+        opt = torch.optim.AdamW(groups, lr=cfg["lr"])
+    steps_per_epoch = len(train_loader)
+    total = cfg["epochs"] * steps_per_epoch
+    warm = min(int(args.warmup * steps_per_epoch), max(total - 1, 0))
+
+    budget_s = args.time_budget * 60 if args.time_budget else None
+
+    def lr_at(step):
+        if budget_s is not None:
+            if step < warm:
+                return cfg["lr"] * (step + 1) / warm
+            t = min(1.0, t_train[0] / budget_s)
+            return cfg["lr"] * 0.5 * (1 + math.cos(math.pi * t))
+        if step < warm:
+            return cfg["lr"] * (step + 1) / warm
+        t = (step - warm) / max(1, total - warm)
+        return cfg["lr"] * 0.5 * (1 + math.cos(math.pi * t))
+
+    ema = EMA(model, cfg["ema"]) if cfg["ema"] else None
+    ta = None
+    if cfg["trivialaugment"]:
+        import torchvision.transforms as T
+        ta = T.TrivialAugmentWide()
+    gen = torch.Generator().manual_seed(args.seed + 17)
+
+    start_epoch, step, history = 0, 0, []
+    t_train = [0.0]  # training seconds so far (restored on resume)
+    if args.checkpoint and os.path.exists(args.checkpoint):
+        ck = torch.load(args.checkpoint, map_location=device)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        start_epoch, step, history = ck["epoch"], ck["step"], ck["history"]
+        if ema is not None and "ema" in ck:
+            ema.model.load_state_dict(ck["ema"])
+        train_loader.gen.set_state(ck["gen"])
+        t_train[0] = ck.get("t_train", 0.0)
+        print(f"resumed from {args.checkpoint} at epoch {start_epoch}")
+
+    enable_penalty(model, cfg["penalty"] > 0, args.penalty_kind, args.penalty_margin)
+    cfg["penalty_kind"], cfg["penalty_margin"] = args.penalty_kind, args.penalty_margin
+    stopped_early = False
+    for epoch in range(start_epoch, cfg["epochs"]):
+        model.train()
+        if args.bn_freeze_epochs and epoch >= cfg["epochs"] - args.bn_freeze_epochs:
+            for mod in model.modules():
+                if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                    mod.eval()
+        te = time.time()
+        tot_loss = tot_pen = 0.0
+        nb = 0
+        bar = tqdm(train_loader, desc=f"{name} epoch {epoch + 1}/{cfg['epochs']}",
+                   disable=args.no_progress, leave=False, file=sys.stderr)
+        for xb, yb in bar:
+            if budget_s is not None and t_train[0] >= budget_s:
+                stopped_early = True
+                break
+            ts = time.time()
+            if ta is not None:
+                # TrivialAugment works on uint8 images: undo normalisation per batch
+                mean, std = train_loader.mean, train_loader.std
+                u8 = ((xb * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
+                u8 = torch.stack([ta(img) for img in u8])
+                xb = (u8.float() / 255 - mean) / std
+            if cfg["erasing"]:
+                xb = _random_erasing(xb, cfg["erasing"], gen)
+            xb, yb = xb.to(device), yb.to(device)
+            for g_ in opt.param_groups:
+                g_["lr"] = lr_at(step)
+            if cfg["mixup"]:
+                lam = float(np.random.beta(cfg["mixup"], cfg["mixup"]))
+                perm = torch.randperm(xb.shape[0], generator=gen).to(device)
+                out = model(lam * xb + (1 - lam) * xb[perm])
+                loss = lam * F.cross_entropy(out, yb, label_smoothing=args.label_smoothing) + \
+                    (1 - lam) * F.cross_entropy(out, yb[perm], label_smoothing=args.label_smoothing)
+            else:
+                out = model(xb)
+                loss = F.cross_entropy(out, yb, label_smoothing=args.label_smoothing)
+            pen = range_penalty(model).to(device) if cfg["penalty"] > 0 else torch.zeros((), device=device)
+            total_loss = loss + cfg["penalty"] * pen
+            opt.zero_grad(set_to_none=True)
+            total_loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            if ema is not None:
+                ema.update(model)
+            step += 1
+            nb += 1
+            t_train[0] += time.time() - ts
+            tot_loss += float(loss)
+            tot_pen += float(pen)
+            bar.set_postfix(loss=f"{tot_loss / nb:.4f}", pen=f"{tot_pen / nb:.2e}")
+        eval_model = ema.model if ema is not None else model
+        enable_penalty(model, False)
+        ev = evaluate(eval_model, test_loader, device, test.exact)
+        enable_penalty(model, cfg["penalty"] > 0)
+        rec = dict(epoch=epoch + 1, steps=step, lr=lr_at(max(step - 1, 0)), loss=tot_loss / max(nb, 1), penalty=tot_pen / max(nb, 1),
+                   test_accuracy=ev["accuracy"], seconds=time.time() - te)
+        if "exact_accuracy" in ev:
+            rec["test_exact_accuracy"] = ev["exact_accuracy"]
+        history.append(rec)
+        print(json.dumps(rec), flush=True)
+        if args.checkpoint:
+            ck = dict(model=model.state_dict(), opt=opt.state_dict(), epoch=epoch + 1, step=step,
+                      history=history, gen=train_loader.gen.get_state(), args=vars(args),
+                      t_train=t_train[0])
+            if ema is not None:
+                ck["ema"] = ema.model.state_dict()
+            torch.save(ck, args.checkpoint + ".tmp")
+            os.replace(args.checkpoint + ".tmp", args.checkpoint)
+        if budget_s is not None and t_train[0] >= budget_s:
+            print(f"time budget used up in epoch {epoch + 1} after {step} steps", flush=True)
+            break
+        if args.time_limit and (time.time() - t0) / 60 > args.time_limit and epoch + 1 < cfg["epochs"]:
+            print(f"time limit reached after epoch {epoch + 1}; stopping", flush=True)
+            stopped_early = True
+            break
+    train_seconds = time.time() - t0
+    return finish(args, cfg, name, model if ema is None else ema.model, train, test,
+                  plain_train_loader, test_loader, device, history, train_seconds, n_params,
+                  stopped_early, argv)
+
+
+def finish(args, cfg, name, model, train, test, train_loader, test_loader, device, history,
+           train_seconds, n_params, stopped_early, argv):
+    dataset = cfg["dataset"]
+    enable_penalty(model, False)
+    ev = evaluate(model, test_loader, device, test.exact)
+    ev_train = evaluate(model, train_loader, device)
+    ranges = measure_ranges(model, [train_loader, test_loader], device)
+    acts = polyacts(model)
+    os.makedirs(args.out, exist_ok=True)
+    onnx_path = os.path.join(args.out, f"{name}.onnx")
+    model_cpu = model.cpu().eval()
+    meta = {"veil.model": name}
+    m = E.export(model_cpu, onnx_path, dataset, meta)
+    calib = None
+    if args.calibrate and cfg["trainable"]:
+        calib = C.calibrate(m)
+        onnx.checker.check_model(m)
+        E.check_format(m)
+        onnx.save(m, onnx_path)
+    x_verify = next(iter(D.Batches(test.subset(args.verify_samples), dataset, args.verify_samples)))[0]
+    diff = E.verify(model_cpu, m, x_verify)
+    nodes = E.poly_nodes(m)
+    layers = []
+    for i, (nd, a, r) in enumerate(zip(nodes, acts, ranges)):
+        layers.append(dict(index=i, onnx_node=nd["node"], degree=nd["degree"], base=nd["base"],
+                           fit_range=nd["fit_range"], input_range=nd["input_range"],
+                           input_range_measured=r,
+                           calibration_scale=calib[i]["scale"] if calib else 1.0,
+                           inside_fit_range=bool(nd["input_range"] <= nd["fit_range"] * (1 + 1e-6)),
+                           coefficients_folded=nd["coefficients"],
+                           coefficients=[float(c) for c in a.coefficients.detach()],
+                           s=float(a.s), b=float(a.b)))
+    cmd = "nice -n 10 /usr/bin/python3 python/train.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    ops = {}
+    for n in m.graph.node:
+        ops[n.op_type] = ops.get(n.op_type, 0) + 1
+    card = dict(
+        name=name, dataset=dataset,
+        dataset_note=("CIFAR-10 (reconstructed copy): exact_subset_accuracy is on the test "
+                      "records whose exact_mask byte is 1") if dataset == "cifar10" else None,
+        test_accuracy=ev["accuracy"], test_n=ev["n"],
+        exact_subset_accuracy=ev.get("exact_accuracy"), exact_subset_n=ev.get("exact_n"),
+        train_accuracy=ev_train["accuracy"],
+        activation=dict(kind=cfg["act"], degree=cfg["degree"], fit_range=cfg["bound"],
+                        trainable_coefficients=bool(cfg["trainable"]), clamp=cfg["clamp"]),
+        layers=layers, max_input_range=max(l_["input_range"] for l_ in layers) if layers else None,
+        range_calibrated=bool(calib),
+        poly_layers=len(layers),
+        linear_layers=ops.get("Conv", 0) + ops.get("Gemm", 0) + ops.get("MatMul", 0),
+        onnx_ops=ops, parameters=n_params,
+        hyperparameters={k: v for k, v in cfg.items() if k != "net"},
+        epochs_run=len(history), steps_run=history[-1]["steps"] if history else 0,
+        time_budget_minutes=args.time_budget, stopped_early=stopped_early, smoke=bool(args.smoke),
+        seed=args.seed, threads=args.threads, device=str(device),
+        train_seconds=round(train_seconds, 1), torch_version=torch.__version__,
+        training_command=cmd, onnx_file=os.path.basename(onnx_path),
+        onnx_vs_torch_max_abs_diff=diff, history=history)
+    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
+        json.dump(card, f, indent=2)
+    print(f"{name}: test accuracy {ev['accuracy'] * 100:.2f}%"
+          + (f" (exact subset {ev['exact_accuracy'] * 100:.2f}% of {ev['exact_n']})"
+             if "exact_accuracy" in ev else "")
+          + f"; ranges {[round(l_['input_range'], 3) for l_ in layers]}"
+          + (f" (measured {[round(r, 3) for r in ranges]} before calibration)" if calib else "")
+          + f"; onnx diff {diff:.2e}; "
+          f"wrote {onnx_path}", flush=True)
+    return card
+
+
+if __name__ == "__main__":
+    main()
