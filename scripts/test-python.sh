@@ -11,5 +11,6 @@ if ! "$py" -c "import torch, onnx, numpy, tqdm, pytest" 2>/dev/null; then
   exit 2
 fi
 cd "$here"
+export PYTHONDONTWRITEBYTECODE=1
 export VEIL_TEST_THREADS="${VEIL_TEST_THREADS:-1}"
 exec nice -n 10 "$py" -m pytest -p no:cacheprovider -rs "$@" tests/python

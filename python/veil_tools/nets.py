@@ -169,7 +169,7 @@ PRESETS: Dict[str, dict] = {
     "fashion-delphi": dict(
         dataset="fashion-mnist", net=lambda act, width: Delphi(act, c1=width or 16, c2=width or 16),
         act="relu", degree=2, bound=4.0, trainable=True, epochs=20, batch_size=128,
-        optimizer="adam", lr=2e-3, wd=0.0, augment="none", penalty=1.0),
+        optimizer="adamw", lr=1e-3, wd=5e-4, augment="shift", penalty=1.0),
     "cifar10-shallow": dict(
         dataset="cifar10", net=lambda act, width: CifarShallow(act, width=width or 64),
         act="relu", degree=2, bound=4.0, trainable=True, epochs=60, batch_size=128,

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--checkpoint", default=None,
                    help="save a checkpoint here after every epoch (and resume from it if present)")
+    p.add_argument("--init", default=None,
+                   help="start from the weights of this checkpoint (fine-tuning; optimizer "
+                        "and schedule start fresh)")
     p.add_argument("--time-limit", type=float, default=None,
                    help="stop training after this many minutes (finishing the current epoch)")
     p.add_argument("--time-budget", type=float, default=None,
@@ -237,6 +240,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
         t = (step - warm) / max(1, total - warm)
         return cfg["lr"] * 0.5 * (1 + math.cos(math.pi * t))
 
+    if args.init:
+        ck0 = torch.load(args.init, map_location=device)
+        model.load_state_dict(ck0["model"] if "model" in ck0 else ck0)
+        print(f"initialised from {args.init}")
     ema = EMA(model, cfg["ema"]) if cfg["ema"] else None
     ta = None
     if cfg["trivialaugment"]:
@@ -341,6 +348,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
                   stopped_early, argv)
 
 
+def _strict_json(v):
+    """NaN/inf -> None so that the card is valid JSON for strict parsers."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _strict_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_strict_json(x) for x in v]
+    return v
+
+
 def finish(args, cfg, name, model, train, test, train_loader, test_loader, device, history,
            train_seconds, n_params, stopped_early, argv):
     dataset = cfg["dataset"]
@@ -397,10 +415,10 @@ def finish(args, cfg, name, model, train, test, train_loader, test_loader, devic
         time_budget_minutes=args.time_budget, stopped_early=stopped_early, smoke=bool(args.smoke),
         seed=args.seed, threads=args.threads, device=str(device),
         train_seconds=round(train_seconds, 1), torch_version=torch.__version__,
-        training_command=cmd, onnx_file=os.path.basename(onnx_path),
+        init_checkpoint=args.init, training_command=cmd, onnx_file=os.path.basename(onnx_path),
         onnx_vs_torch_max_abs_diff=diff, history=history)
     with open(os.path.join(args.out, f"{name}.json"), "w") as f:
-        json.dump(card, f, indent=2)
+        json.dump(_strict_json(card), f, indent=2, allow_nan=False)
     print(f"{name}: test accuracy {ev['accuracy'] * 100:.2f}%"
           + (f" (exact subset {ev['exact_accuracy'] * 100:.2f}% of {ev['exact_n']})"
              if "exact_accuracy" in ev else "")
