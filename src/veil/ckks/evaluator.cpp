@@ -39,7 +39,7 @@ void for_limbs(const CkksContext& ctx, std::size_t limbs, F&& f) {
 }
 }  // namespace
 
-void Evaluator::add_inplace(Ciphertext& a, const Ciphertext& b) const {
+void Evaluator::add_or_sub(Ciphertext& a, const Ciphertext& b, bool subtract) const {
   check(a, "first operand");
   check(b, "second operand");
   VEIL_REQUIRE(a.slots() == b.slots(), "slot count mismatch: " << a.slots() << " vs " << b.slots());
@@ -58,10 +58,16 @@ void Evaluator::add_inplace(Ciphertext& a, const Ciphertext& b) const {
     for_limbs(*ctx_, a.num_limbs(), [&](std::size_t i, const math::Modulus& q, std::size_t n) {
       u64* x = a.limb(c, i);
       const u64* y = bp->limb(c, i);
-      for (std::size_t j = 0; j < n; ++j) x[j] = q.add(x[j], y[j]);
+      if (subtract) {
+        for (std::size_t j = 0; j < n; ++j) x[j] = q.sub(x[j], y[j]);
+      } else {
+        for (std::size_t j = 0; j < n; ++j) x[j] = q.add(x[j], y[j]);
+      }
     });
   }
 }
+
+void Evaluator::add_inplace(Ciphertext& a, const Ciphertext& b) const { add_or_sub(a, b, false); }
 
 Ciphertext Evaluator::add(const Ciphertext& a, const Ciphertext& b) const {
   Ciphertext r = a;
@@ -80,11 +86,7 @@ void Evaluator::negate_inplace(Ciphertext& a) const {
   }
 }
 
-void Evaluator::sub_inplace(Ciphertext& a, const Ciphertext& b) const {
-  Ciphertext nb = b;
-  negate_inplace(nb);
-  add_inplace(a, nb);
-}
+void Evaluator::sub_inplace(Ciphertext& a, const Ciphertext& b) const { add_or_sub(a, b, true); }
 
 Ciphertext Evaluator::sub(const Ciphertext& a, const Ciphertext& b) const {
   Ciphertext r = a;
@@ -92,7 +94,7 @@ Ciphertext Evaluator::sub(const Ciphertext& a, const Ciphertext& b) const {
   return r;
 }
 
-void Evaluator::add_plain_inplace(Ciphertext& a, const Plaintext& p) const {
+void Evaluator::add_or_sub_plain(Ciphertext& a, const Plaintext& p, bool subtract) const {
   check(a, "ciphertext");
   VEIL_REQUIRE(p.n() == ctx_->n() && p.level() >= 0, "plaintext is not valid for these encryption parameters");
   check_scales(a.scale(), p.scale());
@@ -100,22 +102,16 @@ void Evaluator::add_plain_inplace(Ciphertext& a, const Plaintext& p) const {
   for_limbs(*ctx_, a.num_limbs(), [&](std::size_t i, const math::Modulus& q, std::size_t n) {
     u64* x = a.limb(0, i);
     const u64* y = p.limb(i);
-    for (std::size_t j = 0; j < n; ++j) x[j] = q.add(x[j], y[j]);
+    if (subtract) {
+      for (std::size_t j = 0; j < n; ++j) x[j] = q.sub(x[j], y[j]);
+    } else {
+      for (std::size_t j = 0; j < n; ++j) x[j] = q.add(x[j], y[j]);
+    }
   });
 }
 
-void Evaluator::sub_plain_inplace(Ciphertext& a, const Plaintext& p) const {
-  check(a, "ciphertext");
-  VEIL_REQUIRE(p.n() == ctx_->n() && p.level() >= 0, "plaintext is not valid for these encryption parameters");
-  check_scales(a.scale(), p.scale());
-  if (a.level() > p.level()) a.drop_to_level(p.level());
-  for_limbs(*ctx_, a.num_limbs(), [&](std::size_t i, const math::Modulus& q, std::size_t n) {
-    u64* x = a.limb(0, i);
-    const u64* y = p.limb(i);
-    for (std::size_t j = 0; j < n; ++j) x[j] = q.sub(x[j], y[j]);
-  });
-}
-
+void Evaluator::add_plain_inplace(Ciphertext& a, const Plaintext& p) const { add_or_sub_plain(a, p, false); }
+void Evaluator::sub_plain_inplace(Ciphertext& a, const Plaintext& p) const { add_or_sub_plain(a, p, true); }
 
 void Evaluator::add_const_inplace(Ciphertext& a, double c) const {
   check(a, "ciphertext");

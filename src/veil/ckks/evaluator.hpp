@@ -79,7 +79,12 @@ class Evaluator {
   void check(const Ciphertext& a, const char* what) const;
   void match_levels(Ciphertext& a, Ciphertext& tmp, const Ciphertext*& b) const;
   void check_scales(double a, double b) const;
-  const KeySwitchKey& galois_key(std::uint32_t g, const GaloisKeys& gk, int level) const;
+  const KeySwitchKey& galois_key(std::uint32_t g, const GaloisKeys& gk) const;
+  // The rotated ciphertext from one finished Galois job.
+  Ciphertext galois_result(const Ciphertext& a, const SwitchJob& job) const;
+  // a += b or a -= b (level matching, size growth), the one mechanism behind add/sub.
+  void add_or_sub(Ciphertext& a, const Ciphertext& b, bool subtract) const;
+  void add_or_sub_plain(Ciphertext& a, const Plaintext& p, bool subtract) const;
 
   ContextPtr ctx_;
 };

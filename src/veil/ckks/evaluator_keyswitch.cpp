@@ -43,6 +43,12 @@ void Evaluator::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs
     ctx_->modup_converter(level, j).scale_input(i - ctx_->digit_begin(j), yi, yi, n);
   });
 
+  // Source limbs of each digit for the base conversions, built once.
+  std::vector<std::vector<const u64*>> digit_y(digits);
+  for (int j = 0; j < digits; ++j) {
+    for (std::size_t i = ctx_->digit_begin(j); i < ctx_->digit_end(j, level); ++i) digit_y[j].push_back(y.data() + i * n);
+  }
+
   // Step 2: per output limb of Q_l*P.
   std::vector<std::vector<u64>> qp0(jobs.size()), qp1(jobs.size());
   for (std::size_t r = 0; r < jobs.size(); ++r) {
@@ -62,11 +68,8 @@ void Evaluator::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs
         v[j] = d + t * n;
         continue;
       }
-      const auto& conv = ctx_->modup_converter(level, j);
-      std::vector<const u64*> ys(e - b);
-      for (std::size_t i = b; i < e; ++i) ys[i - b] = y.data() + i * n;
       u64* out = raised.data() + static_cast<std::size_t>(j) * n;
-      conv.convert_target(t < b ? t : t - (e - b), ys.data(), out, n);
+      ctx_->modup_converter(level, j).convert_target(t < b ? t : t - (e - b), digit_y[j].data(), out, n);
       ctx_->ntt(prime).forward(out);
       v[j] = out;
     }
@@ -168,7 +171,7 @@ void Evaluator::relinearize_inplace(Ciphertext& a, const RelinKeys& rk) const {
   a = std::move(out);
 }
 
-const KeySwitchKey& Evaluator::galois_key(std::uint32_t g, const GaloisKeys& gk, int level) const {
+const KeySwitchKey& Evaluator::galois_key(std::uint32_t g, const GaloisKeys& gk) const {
   auto it = gk.keys.find(g);
   VEIL_REQUIRE(it != gk.keys.end(), "no Galois key for Galois element " << g
                                         << " (generate rotation keys for every step the circuit uses)");
@@ -182,23 +185,26 @@ void Evaluator::apply_galois_inplace(Ciphertext& a, std::uint32_t galois_elt, co
   const auto& perm = ctx_->ntt_permutation(galois_elt);
   std::vector<SwitchJob> jobs(1);
   jobs[0].perm = &perm;
-  jobs[0].key = &galois_key(galois_elt, gk, a.level());
+  jobs[0].key = &galois_key(galois_elt, gk);
   key_switch(a.poly(1), a.level(), jobs);
+  a = galois_result(a, jobs[0]);
+}
+
+Ciphertext Evaluator::galois_result(const Ciphertext& a, const SwitchJob& job) const {
+  // (sigma(c0) + ks0, ks1): c0 is permuted in the NTT domain, c1's image comes from the
+  // key switch.
   const std::size_t n = ctx_->n();
-  Ciphertext out(n, 2, a.level(), a.scale(), a.slots());
+  const auto& perm = *job.perm;
+  Ciphertext r(n, 2, a.level(), a.scale(), a.slots());
   parallel_for(a.num_limbs(), [&](std::size_t i) {
     const auto& q = ctx_->modulus(i);
     const u64* c0 = a.limb(0, i);
-    u64* o0 = out.limb(0, i);
-    u64* o1 = out.limb(1, i);
-    const u64* k0 = jobs[0].acc0.data() + i * n;
-    const u64* k1 = jobs[0].acc1.data() + i * n;
-    for (std::size_t j = 0; j < n; ++j) {
-      o0[j] = q.add(c0[perm[j]], k0[j]);
-      o1[j] = k1[j];
-    }
+    u64* o0 = r.limb(0, i);
+    const u64* k0 = job.acc0.data() + i * n;
+    for (std::size_t j = 0; j < n; ++j) o0[j] = q.add(c0[perm[j]], k0[j]);
+    std::memcpy(r.limb(1, i), job.acc1.data() + i * n, n * sizeof(u64));
   });
-  a = std::move(out);
+  return r;
 }
 
 void Evaluator::rotate_inplace(Ciphertext& a, int step, const GaloisKeys& gk) const {
@@ -219,35 +225,22 @@ std::vector<Ciphertext> Evaluator::rotate_hoisted(const Ciphertext& a, const std
                                                   const GaloisKeys& gk) const {
   check(a, "ciphertext");
   VEIL_REQUIRE(a.size() == 2, "rotate a relinearised (size-2) ciphertext; got size " << a.size());
-  const std::size_t n = ctx_->n();
   std::vector<Ciphertext> out(steps.size());
   std::vector<SwitchJob> jobs;
   std::vector<std::size_t> job_of(steps.size(), SIZE_MAX);
-  std::vector<std::uint32_t> elts(steps.size());
   for (std::size_t s = 0; s < steps.size(); ++s) {
-    elts[s] = ctx_->galois_element(steps[s]);
-    if (elts[s] == 1) {
+    const std::uint32_t elt = ctx_->galois_element(steps[s]);
+    if (elt == 1) {
       out[s] = a;
       continue;
     }
     job_of[s] = jobs.size();
-    jobs.push_back(SwitchJob{&ctx_->ntt_permutation(elts[s]), &galois_key(elts[s], gk, a.level()), {}, {}});
+    jobs.push_back(SwitchJob{&ctx_->ntt_permutation(elt), &galois_key(elt, gk), {}, {}});
   }
   if (!jobs.empty()) key_switch(a.poly(1), a.level(), jobs);
   for (std::size_t s = 0; s < steps.size(); ++s) {
     if (job_of[s] == SIZE_MAX) continue;
-    const auto& job = jobs[job_of[s]];
-    const auto& perm = *job.perm;
-    Ciphertext r(n, 2, a.level(), a.scale(), a.slots());
-    parallel_for(a.num_limbs(), [&](std::size_t i) {
-      const auto& q = ctx_->modulus(i);
-      const u64* c0 = a.limb(0, i);
-      u64* o0 = r.limb(0, i);
-      const u64* k0 = job.acc0.data() + i * n;
-      for (std::size_t j = 0; j < n; ++j) o0[j] = q.add(c0[perm[j]], k0[j]);
-      std::memcpy(r.limb(1, i), job.acc1.data() + i * n, n * sizeof(u64));
-    });
-    out[s] = std::move(r);
+    out[s] = galois_result(a, jobs[job_of[s]]);
   }
   return out;
 }

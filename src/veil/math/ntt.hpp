@@ -29,7 +29,6 @@ class NttTables {
   // In place; input coefficients in [0, q), output in [0, q).
   void forward(u64* a) const;
   void inverse(u64* a) const;
-  // Lazy variants: forward leaves outputs in [0, 4q) is NOT exposed; only reduced forms.
 
   // Index in the NTT-domain (bit-reversed) layout of the evaluation at psi^(odd exponent e).
   std::size_t index_of_exponent(std::size_t e) const;
