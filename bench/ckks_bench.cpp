@@ -116,24 +116,20 @@ Env& prepare(benchmark::State& state, Chain chain, bool galois = false) {
   return e;
 }
 
-void BM_NTT(benchmark::State& state) {
-  Env& e = prepare(state, Chain::kDefault);
-  // One limb under a 40-bit prime (as most of the chain).
+// One limb under a 40-bit prime (as most of the chain).
+void ntt_loop(benchmark::State& state, Chain chain, bool forward) {
+  Env& e = prepare(state, chain);
   std::vector<u64> a(e.ct.limb(0, 1), e.ct.limb(0, 1) + e.ctx->n());
+  const auto& tab = e.ctx->ntt(1);
   for (auto _ : state) {
-    e.ctx->ntt(1).forward(a.data());
+    forward ? tab.forward(a.data()) : tab.inverse(a.data());
     benchmark::DoNotOptimize(a.data());
   }
 }
 
-void BM_INTT(benchmark::State& state) {
-  Env& e = prepare(state, Chain::kDefault);
-  std::vector<u64> a(e.ct.limb(0, 1), e.ct.limb(0, 1) + e.ctx->n());
-  for (auto _ : state) {
-    e.ctx->ntt(1).inverse(a.data());
-    benchmark::DoNotOptimize(a.data());
-  }
-}
+void BM_NTT(benchmark::State& state) { ntt_loop(state, Chain::kDefault, true); }
+void BM_INTT(benchmark::State& state) { ntt_loop(state, Chain::kDefault, false); }
+void BM_CmpNTT(benchmark::State& state) { ntt_loop(state, Chain::kCmpDnumL, true); }
 
 void BM_Encode(benchmark::State& state) {
   Env& e = prepare(state, Chain::kDefault);
@@ -190,15 +186,6 @@ void rotate(benchmark::State& state, Env& e) {
 void BM_Rotate(benchmark::State& state) { rotate(state, prepare(state, Chain::kDefault, true)); }
 void BM_CmpRotate_dnumL(benchmark::State& state) { rotate(state, prepare(state, Chain::kCmpDnumL, true)); }
 void BM_CmpRotate_dnum3(benchmark::State& state) { rotate(state, prepare(state, Chain::kCmpDnum3, true)); }
-
-void BM_CmpNTT(benchmark::State& state) {
-  Env& e = prepare(state, Chain::kCmpDnumL);
-  std::vector<u64> a(e.ct.limb(0, 1), e.ct.limb(0, 1) + e.ctx->n());
-  for (auto _ : state) {
-    e.ctx->ntt(1).forward(a.data());
-    benchmark::DoNotOptimize(a.data());
-  }
-}
 
 void BM_RotateHoisted8(benchmark::State& state) {
   Env& e = prepare(state, Chain::kDefault, /*galois=*/true);
