@@ -1,0 +1,74 @@
+// The lowered network: what the merging passes produce and what every evaluator (plain
+// reference, encrypted latency/throughput modes, later the hybrid protocol) consumes.
+//
+// A network is a chain of stages over flattened C x H x W tensors (channel-major, the
+// same order as the ONNX input). Linear stages carry an explicit sparse matrix, so one
+// representation covers Conv (any kernel/stride/padding, groups 1 or depthwise), Gemm,
+// MatMul, folded batch norm, average pooling and their merges; the packing code derives
+// slot layouts and diagonals from the matrix and the stage's geometry hints.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace veil::nn {
+
+struct Shape {
+  int c = 1, h = 1, w = 1;
+  int size() const { return c * h * w; }
+  bool operator==(const Shape&) const = default;
+};
+
+// Compressed sparse rows: row r holds entries [row_ptr[r], row_ptr[r+1]) of col/val.
+struct SparseMatrix {
+  int rows = 0, cols = 0;
+  std::vector<std::int64_t> row_ptr;  // rows + 1 entries
+  std::vector<int> col;
+  std::vector<double> val;
+  std::int64_t nnz() const { return static_cast<std::int64_t>(val.size()); }
+};
+
+struct LinearStage {
+  std::string name;  // ONNX node names merged into this stage, joined by '+'
+  Shape in, out;
+  SparseMatrix weights;      // out.size() x in.size()
+  std::vector<double> bias;  // out.size() (zeros when there is none)
+  // Geometry hint for packing. spatial = true when output pixel (y, x) of every channel
+  // reads only input pixels near (y * stride_y, x * stride_x) (Conv, AveragePool and
+  // their merges; stride = product of merged strides). false for dense layers (Gemm,
+  // MatMul, anything after Flatten, GlobalAveragePool).
+  bool spatial = false;
+  int stride_y = 1, stride_x = 1;
+  // True for a pure sum pool (all weights exactly 1, no bias): its 1/k^2 has been folded
+  // into the next linear stage, so it costs rotations and additions but no level.
+  bool unit_weights = false;
+};
+
+struct PolyStage {
+  std::string name;
+  // Ascending coefficients c0..cd. After the merging passes the polynomial is monic
+  // (cd = 1) when a linear stage follows: its leading coefficient lives in that stage.
+  std::vector<double> coefficients;
+  double input_range = 0;  // largest |x| measured on the training and test sets
+  double fit_range = 0;    // interval the polynomial was fitted on
+  int degree() const { return static_cast<int>(coefficients.size()) - 1; }
+};
+
+struct Stage {
+  enum class Kind { kLinear, kPoly } kind = Kind::kLinear;
+  LinearStage linear;  // valid when kind == kLinear
+  PolyStage poly;      // valid when kind == kPoly
+};
+
+struct Network {
+  std::string name;      // metadata veil.model, else the file stem
+  std::string dataset;   // veil.dataset
+  Shape input;
+  std::vector<double> mean, std;  // per input channel: x = (pixel / 255 - mean) / std
+  std::vector<std::string> classes;
+  std::vector<Stage> stages;
+  int num_outputs() const;  // size of the last stage's output
+};
+
+}  // namespace veil::nn
