@@ -19,6 +19,7 @@ using Complex = std::complex<double>;
 class CkksEncoder {
  public:
   explicit CkksEncoder(ContextPtr ctx);
+  const ContextPtr& context() const { return ctx_; }
 
   // slots = 0 means N/2. values.size() must not exceed slots; missing slots are zero.
   Plaintext encode(std::span<const Complex> values, double scale, int level, std::size_t slots = 0) const;

@@ -1,0 +1,254 @@
+#include "veil/he/linear_transform.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
+
+namespace veil::he {
+
+using ckks::Ciphertext;
+using ckks::Plaintext;
+using math::u128;
+using math::u64;
+
+namespace {
+
+int baby_of(int d, int giant) { return d % giant; }
+int giant_of(int d, int giant) { return d - d % giant; }
+
+struct StepSets {
+  std::vector<std::set<int>> baby;          // per input block
+  std::set<std::pair<int, int>> giants;     // (out block, giant step != 0)
+};
+
+StepSets step_sets(const LinearTransformSpec& spec, int giant) {
+  StepSets s;
+  s.baby.resize(spec.in_blocks);
+  for (const auto& t : spec.diagonals) {
+    s.baby[t.in_block].insert(baby_of(t.step, giant));
+    const int g = giant_of(t.step, giant);
+    if (g != 0) s.giants.insert({t.out_block, g});
+  }
+  return s;
+}
+
+void check_spec(const LinearTransformSpec& spec) {
+  VEIL_REQUIRE(spec.slots > 0 && (spec.slots & (spec.slots - 1)) == 0, "slot count must be a power of two");
+  VEIL_REQUIRE(spec.in_blocks >= 1 && spec.out_blocks >= 1, "a linear map needs at least one block");
+  for (const auto& t : spec.diagonals) {
+    VEIL_REQUIRE(t.in_block >= 0 && t.in_block < spec.in_blocks && t.out_block >= 0 &&
+                     t.out_block < spec.out_blocks,
+                 "diagonal block index out of range");
+    VEIL_REQUIRE(t.step >= 0 && static_cast<std::size_t>(t.step) < spec.slots, "diagonal step out of range");
+    VEIL_REQUIRE(spec.unit || t.values.size() == spec.slots, "diagonal has the wrong length");
+  }
+  VEIL_REQUIRE(spec.bias.empty() || static_cast<int>(spec.bias.size()) == spec.out_blocks,
+               "bias must have one vector per output block");
+}
+
+// acc += sum_t pt_t * ct_t over both ciphertext polynomials, with 128-bit lazy
+// accumulation: products of primes below 2^61 are below 2^122, so 32 of them can be
+// summed before a Barrett reduction (one reduction per coefficient instead of per term).
+void multiply_accumulate(const ckks::CkksContext& ctx, const std::vector<const Plaintext*>& pts,
+                         const std::vector<const Ciphertext*>& cts, Ciphertext& out) {
+  const std::size_t n = ctx.n();
+  const std::size_t limbs = out.num_limbs();
+  parallel_for(limbs, [&](std::size_t i) {
+    const math::Modulus& q = ctx.modulus(i);
+    std::vector<u128> acc0(n, 0), acc1(n, 0);
+    for (std::size_t t = 0; t < pts.size(); ++t) {
+      const u64* p = pts[t]->limb(i);
+      const u64* c0 = cts[t]->limb(0, i);
+      const u64* c1 = cts[t]->limb(1, i);
+      for (std::size_t k = 0; k < n; ++k) {
+        acc0[k] += static_cast<u128>(p[k]) * c0[k];
+        acc1[k] += static_cast<u128>(p[k]) * c1[k];
+      }
+      if ((t + 1) % 32 == 0 && t + 1 < pts.size()) {
+        for (std::size_t k = 0; k < n; ++k) {
+          acc0[k] = q.reduce128(acc0[k]);
+          acc1[k] = q.reduce128(acc1[k]);
+        }
+      }
+    }
+    u64* o0 = out.limb(0, i);
+    u64* o1 = out.limb(1, i);
+    for (std::size_t k = 0; k < n; ++k) {
+      o0[k] = q.reduce128(acc0[k]);
+      o1[k] = q.reduce128(acc1[k]);
+    }
+  });
+}
+
+}  // namespace
+
+int choose_giant_step(const LinearTransformSpec& spec, double hoisted_cost) {
+  check_spec(spec);
+  int best = static_cast<int>(spec.slots);
+  double best_cost = -1;
+  for (std::size_t g = 1; g <= spec.slots; g *= 2) {
+    const StepSets s = step_sets(spec, static_cast<int>(g));
+    double cost = static_cast<double>(s.giants.size());
+    for (const auto& b : s.baby) cost += hoisted_cost * static_cast<double>(b.size() - b.count(0));
+    if (best_cost < 0 || cost < best_cost) best_cost = cost, best = static_cast<int>(g);
+  }
+  return best;
+}
+
+std::vector<int> rotation_steps(const LinearTransformSpec& spec, int giant_step) {
+  const StepSets s = step_sets(spec, giant_step);
+  std::set<int> steps;
+  for (const auto& b : s.baby) steps.insert(b.begin(), b.end());
+  for (const auto& [bo, g] : s.giants) steps.insert(g);
+  for (int f : spec.fold_steps) steps.insert(static_cast<int>(f % static_cast<int>(spec.slots)));
+  steps.erase(0);
+  return {steps.begin(), steps.end()};
+}
+
+TransformCounts count(const LinearTransformSpec& spec, int giant_step) {
+  const StepSets s = step_sets(spec, giant_step);
+  TransformCounts c;
+  for (const auto& b : s.baby) c.baby_rotations += static_cast<int>(b.size() - b.count(0));
+  c.giant_rotations = static_cast<int>(s.giants.size());
+  c.fold_rotations = static_cast<int>(spec.fold_steps.size()) * spec.out_blocks;
+  c.plaintext_mults = spec.unit ? 0 : static_cast<std::int64_t>(spec.diagonals.size());
+  c.levels = spec.unit ? 0 : 1;
+  return c;
+}
+
+LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level,
+                                 double input_scale, int giant_step, bool cache_plaintexts)
+    : encoder_(&encoder), spec_(std::move(spec)), level_(level), input_scale_(input_scale) {
+  check_spec(spec_);
+  VEIL_REQUIRE(level_ >= (spec_.unit ? 0 : 1), "a linear map with weights needs a level to rescale");
+  giant_ = giant_step > 0 ? giant_step : choose_giant_step(spec_);
+  VEIL_REQUIRE((giant_ & (giant_ - 1)) == 0 && static_cast<std::size_t>(giant_) <= spec_.slots,
+               "giant step must be a power of two no larger than the slot count");
+
+  const StepSets sets = step_sets(spec_, giant_);
+  baby_steps_.resize(spec_.in_blocks);
+  for (int b = 0; b < spec_.in_blocks; ++b) baby_steps_[b].assign(sets.baby[b].begin(), sets.baby[b].end());
+
+  std::map<std::pair<int, int>, std::size_t> group_index;
+  for (std::size_t i = 0; i < spec_.diagonals.size(); ++i) {
+    const auto& t = spec_.diagonals[i];
+    const int g = giant_of(t.step, giant_), j = baby_of(t.step, giant_);
+    auto [it, fresh] = group_index.try_emplace({t.out_block, g}, groups_.size());
+    if (fresh) groups_.push_back({t.out_block, g, {}});
+    const auto& babies = baby_steps_[t.in_block];
+    const int baby = static_cast<int>(std::lower_bound(babies.begin(), babies.end(), j) - babies.begin());
+    groups_[it->second].terms.push_back({t.in_block, baby, i});
+  }
+  if (cache_plaintexts && !spec_.unit) {
+    plaintexts_.resize(groups_.size());
+    std::vector<std::pair<std::size_t, std::size_t>> jobs;
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+      plaintexts_[g].resize(groups_[g].terms.size());
+      for (std::size_t t = 0; t < groups_[g].terms.size(); ++t) jobs.emplace_back(g, t);
+    }
+    parallel_for(jobs.size(), [&](std::size_t k) {
+      const auto [g, t] = jobs[k];
+      plaintexts_[g][t] = encode_term(groups_[g], groups_[g].terms[t]);
+    });
+  }
+}
+
+Plaintext LinearTransform::encode_term(const Group& g, const Term& t) const {
+  // Pre-rotate by -giant so the giant rotation can be applied after the sum.
+  const auto& v = spec_.diagonals[t.diagonal].values;
+  const std::size_t n = spec_.slots;
+  std::vector<double> rotated(n);
+  for (std::size_t s = 0; s < n; ++s) rotated[(s + g.giant) % n] = v[s];
+  const double scale = static_cast<double>(encoder_->context()->modulus(level_).value());
+  return encoder_->encode(std::span<const double>(rotated), scale, level_, n);
+}
+
+std::size_t LinearTransform::plaintext_bytes() const {
+  std::size_t bytes = 0;
+  for (const auto& g : plaintexts_)
+    for (const auto& p : g) bytes += p.data().size() * sizeof(u64);
+  return bytes;
+}
+
+std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, const std::vector<Ciphertext>& in,
+                                               const ckks::GaloisKeys& gk) const {
+  VEIL_REQUIRE(static_cast<int>(in.size()) == spec_.in_blocks,
+               "linear map expects " << spec_.in_blocks << " input ciphertexts, got " << in.size());
+  const auto& ctx = *eval.context();
+  // Baby steps: one hoisted decomposition per input block.
+  std::vector<std::vector<Ciphertext>> babies(spec_.in_blocks);
+  for (int b = 0; b < spec_.in_blocks; ++b) {
+    VEIL_REQUIRE(in[b].slots() == spec_.slots, "input ciphertext has " << in[b].slots() << " slots, the map "
+                                                                       << spec_.slots);
+    VEIL_REQUIRE(in[b].level() >= level_, "input ciphertext at level " << in[b].level() << ", the map needs "
+                                                                       << level_);
+    Ciphertext x = in[b];
+    if (x.level() > level_) eval.drop_to_level_inplace(x, level_);
+    std::vector<int> nonzero;
+    for (int s : baby_steps_[b])
+      if (s != 0) nonzero.push_back(s);
+    std::vector<Ciphertext> rotated = nonzero.empty() ? std::vector<Ciphertext>{}
+                                                      : eval.rotate_hoisted(x, nonzero, gk);
+    std::size_t r = 0;
+    for (int s : baby_steps_[b]) babies[b].push_back(s == 0 ? x : std::move(rotated[r++]));
+  }
+
+  // One partial sum per (output block, giant step), computed in parallel.
+  std::vector<Ciphertext> partial(groups_.size());
+  parallel_for(groups_.size(), [&](std::size_t gi) {
+    const Group& g = groups_[gi];
+    Ciphertext acc;
+    if (spec_.unit) {
+      acc = babies[g.terms[0].in_block][g.terms[0].baby];
+      for (std::size_t t = 1; t < g.terms.size(); ++t)
+        eval.add_inplace(acc, babies[g.terms[t].in_block][g.terms[t].baby]);
+    } else {
+      std::vector<Plaintext> fresh;
+      std::vector<const Plaintext*> pts;
+      std::vector<const Ciphertext*> cts;
+      if (plaintexts_.empty()) {
+        fresh.reserve(g.terms.size());
+        for (const Term& t : g.terms) fresh.push_back(encode_term(g, t));
+      }
+      for (std::size_t t = 0; t < g.terms.size(); ++t) {
+        pts.push_back(plaintexts_.empty() ? &fresh[t] : &plaintexts_[gi][t]);
+        cts.push_back(&babies[g.terms[t].in_block][g.terms[t].baby]);
+      }
+      const Ciphertext& first = *cts[0];
+      acc = Ciphertext(ctx.n(), 2, level_, first.scale() * pts[0]->scale(), spec_.slots);
+      multiply_accumulate(ctx, pts, cts, acc);
+    }
+    if (g.giant != 0) eval.rotate_inplace(acc, g.giant, gk);
+    partial[gi] = std::move(acc);
+  });
+
+  std::vector<Ciphertext> out(spec_.out_blocks);
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    Ciphertext& o = out[groups_[gi].out_block];
+    if (o.empty())
+      o = std::move(partial[gi]);
+    else
+      eval.add_inplace(o, partial[gi]);
+  }
+  // No diagonal reaching a block would need an encryption of zero, which the server
+  // cannot make; the packing never produces such maps.
+  for (const auto& o : out) VEIL_REQUIRE(!o.empty(), "linear map has an output block with no diagonal");
+  parallel_for(out.size(), [&](std::size_t b) {
+    Ciphertext& o = out[b];
+    if (!spec_.unit) eval.rescale_inplace(o);
+    if (!spec_.bias.empty()) {
+      Plaintext p = encoder_->encode(std::span<const double>(spec_.bias[b]), o.scale(), o.level(), spec_.slots);
+      eval.add_plain_inplace(o, p);
+    }
+    for (int s : spec_.fold_steps) {
+      Ciphertext r = eval.rotate(o, s, gk);
+      eval.add_inplace(o, r);
+    }
+  });
+  return out;
+}
+
+}  // namespace veil::he

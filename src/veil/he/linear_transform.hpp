@@ -1,0 +1,104 @@
+// Linear maps on packed vectors by the diagonal method (Halevi-Shoup 2014) with
+// baby-step/giant-step summation and hoisted baby-step rotations (GAZELLE, Juvekar et
+// al. 2018; Halevi-Shoup 2018; Bossuat et al. 2021).
+//
+// A packed vector is a list of `blocks` ciphertexts with `slots` slots each. The map is
+// given by its non-zero generalised diagonals: term (bo, bi, d) contributes
+//     out[bo][s] += values[s] * in[bi][(s + d) mod slots].
+// With d = g + j (j the baby step, g a multiple of the giant step),
+//     out[bo] = sum_g rot_g( sum_{bi, j} rot_{-g}(values) * rot_j(in[bi]) ),
+// so every input block is rotated once per distinct baby step (hoisted: one
+// decomposition for all of them) and each output block once per distinct giant step.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "veil/ckks/ciphertext.hpp"
+#include "veil/ckks/encoder.hpp"
+#include "veil/ckks/evaluator.hpp"
+#include "veil/ckks/keys.hpp"
+
+namespace veil::he {
+
+struct BlockDiagonal {
+  int out_block = 0, in_block = 0;
+  int step = 0;                // d in [0, slots)
+  std::vector<double> values;  // `slots` entries
+};
+
+struct LinearTransformSpec {
+  std::size_t slots = 0;
+  int in_blocks = 1, out_blocks = 1;
+  std::vector<BlockDiagonal> diagonals;
+  // Per output block, added after the product (empty: no bias).
+  std::vector<std::vector<double>> bias;
+  // Unit map: every diagonal is 1 wherever its output is read later, so the product is a
+  // plain sum of rotations: no plaintext multiplication and no level (sum pooling; the
+  // slots it leaves non-zero are never read by the next map).
+  bool unit = false;
+  // After the sum, out += rot(out, s) for each s in order: the output-folding step of the
+  // hybrid diagonal method for maps with few outputs (GAZELLE).
+  std::vector<int> fold_steps;
+};
+
+// What one application costs (for plans and reports).
+struct TransformCounts {
+  int baby_rotations = 0;   // hoisted, per input block
+  int giant_rotations = 0;  // per output block
+  int fold_rotations = 0;
+  std::int64_t plaintext_mults = 0;
+  int levels = 1;
+  int rotations() const { return baby_rotations + giant_rotations + fold_rotations; }
+};
+
+// Chooses the giant step (a power of two) minimising the rotation count, counting a
+// hoisted baby rotation as `hoisted_cost` of a full one.
+int choose_giant_step(const LinearTransformSpec& spec, double hoisted_cost = 0.6);
+
+// Rotation steps (normalised to [0, slots)) and counts for a spec and giant step.
+std::vector<int> rotation_steps(const LinearTransformSpec& spec, int giant_step);
+TransformCounts count(const LinearTransformSpec& spec, int giant_step);
+
+class LinearTransform {
+ public:
+  // Plaintext diagonals are encoded for inputs at `level` with scale `input_scale`
+  // (diagonals at scale q_level, so the rescale restores input_scale). With
+  // `cache_plaintexts` false they are encoded on the fly in apply() (saves memory).
+  LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level, double input_scale,
+                  int giant_step = 0, bool cache_plaintexts = true);
+
+  std::vector<ckks::Ciphertext> apply(const ckks::Evaluator& eval, const std::vector<ckks::Ciphertext>& in,
+                                      const ckks::GaloisKeys& gk) const;
+
+  std::vector<int> rotation_steps() const { return he::rotation_steps(spec_, giant_); }
+  TransformCounts counts() const { return count(spec_, giant_); }
+  int input_level() const { return level_; }
+  int output_level() const { return spec_.unit ? level_ : level_ - 1; }
+  int giant_step() const { return giant_; }
+  std::size_t plaintext_bytes() const;
+
+ private:
+  struct Term {
+    int in_block, baby;          // baby: index into the input block's baby-step list
+    std::size_t diagonal;        // index into spec_.diagonals
+  };
+  struct Group {
+    int out_block, giant;        // giant rotation in [0, slots)
+    std::vector<Term> terms;
+  };
+  ckks::Plaintext encode_term(const Group& g, const Term& t) const;
+
+  const ckks::CkksEncoder* encoder_;
+  LinearTransformSpec spec_;
+  int level_;
+  double input_scale_;
+  int giant_;
+  std::vector<std::vector<int>> baby_steps_;  // per input block
+  std::vector<Group> groups_;
+  // Cached diagonals, parallel to groups_[g].terms (empty when encoding on the fly).
+  std::vector<std::vector<ckks::Plaintext>> plaintexts_;
+};
+
+}  // namespace veil::he

@@ -1,0 +1,29 @@
+// Polynomial evaluation on CKKS ciphertexts in the power basis with minimal depth.
+//
+// p(x) = q(x) * x^m + r(x), m the largest power of two <= deg p (the power-of-two
+// splitting behind Paterson-Stockmeyer / baby-step giant-step evaluation, Lee et al.
+// 2020), recursively. Powers x^(2^k) come from repeated squaring. A monic polynomial of
+// degree d costs ceil(log2 d) levels: the leading coefficient is not multiplied in
+// (the merging pass folds it into the next linear layer), and the lower-degree parts are
+// evaluated directly at the level and scale of the product they are added to, by
+// encoding their coefficients at a matching constant scale. Nothing is ever rescaled
+// just to align scales.
+#pragma once
+
+#include <vector>
+
+#include "veil/ckks/ciphertext.hpp"
+#include "veil/ckks/evaluator.hpp"
+#include "veil/ckks/keys.hpp"
+
+namespace veil::he {
+
+// Levels evaluate_polynomial consumes for these coefficients (ascending, trailing zeros
+// trimmed): ceil(log2 d) if monic, else ceil(log2(d + 1)); 0 for constants and for x + c.
+int polynomial_depth(const std::vector<double>& coefficients);
+
+// Returns p(x) slot-wise. The input must have at least polynomial_depth levels left.
+ckks::Ciphertext evaluate_polynomial(const ckks::Evaluator& eval, const ckks::Ciphertext& x,
+                                     const std::vector<double>& coefficients, const ckks::RelinKeys& rk);
+
+}  // namespace veil::he

@@ -1,0 +1,175 @@
+// Encrypted building blocks against their plaintext definitions, precision in bits.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "ckks/test_util.hpp"
+#include "veil/he/linear_transform.hpp"
+#include "veil/he/polynomial.hpp"
+
+namespace veil {
+namespace {
+
+using ckks::Ciphertext;
+
+double max_error(const std::vector<double>& got, const std::vector<double>& want) {
+  double e = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) e = std::max(e, std::abs(got[i] - want[i]));
+  return e;
+}
+
+struct HeFixture {
+  test::Fixture f;
+  explicit HeFixture(int levels) : f(test::toy_params(12, levels, 2)) {}
+  Ciphertext encrypt(const std::vector<double>& v, std::size_t slots) const {
+    auto pt = f.encoder->encode(std::span<const double>(v), f.scale(), f.ctx->max_level(), slots);
+    return f.encryptor->encrypt(pt);
+  }
+  std::vector<double> decrypt(const Ciphertext& c) const {
+    return f.encoder->decode_real(f.decryptor->decrypt(c));
+  }
+};
+
+std::vector<double> random_vector(std::size_t n, std::mt19937_64& g, double bound = 1.0) {
+  std::uniform_real_distribution<double> d(-bound, bound);
+  std::vector<double> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+// Plain semantics of a spec: out[bo][s] = sum values[s] * in[bi][(s + d) mod n], + bias, then folds.
+std::vector<std::vector<double>> apply_plain(const he::LinearTransformSpec& spec,
+                                             const std::vector<std::vector<double>>& in) {
+  const std::size_t n = spec.slots;
+  std::vector<std::vector<double>> out(spec.out_blocks, std::vector<double>(n, 0.0));
+  for (const auto& t : spec.diagonals)
+    for (std::size_t s = 0; s < n; ++s)
+      out[t.out_block][s] += (spec.unit ? 1.0 : t.values[s]) * in[t.in_block][(s + t.step) % n];
+  for (int b = 0; b < spec.out_blocks; ++b) {
+    if (!spec.bias.empty())
+      for (std::size_t s = 0; s < n; ++s) out[b][s] += spec.bias[b][s];
+    for (int f : spec.fold_steps) {
+      std::vector<double> r(n);
+      for (std::size_t s = 0; s < n; ++s) r[s] = out[b][(s + f) % n];
+      for (std::size_t s = 0; s < n; ++s) out[b][s] += r[s];
+    }
+  }
+  return out;
+}
+
+class LinearTransformTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(LinearTransformTest, MatchesPlainOnRandomSparseMaps) {
+  const int giant = GetParam();  // 0: automatic
+  HeFixture h(3);
+  const std::size_t n = 256;
+  std::mt19937_64 g(1234 + giant);
+  he::LinearTransformSpec spec;
+  spec.slots = n;
+  spec.in_blocks = 2;
+  spec.out_blocks = 2;
+  std::uniform_int_distribution<int> step(0, n - 1);
+  for (int bo = 0; bo < 2; ++bo)
+    for (int bi = 0; bi < 2; ++bi)
+      for (int k = 0; k < 12; ++k) spec.diagonals.push_back({bo, bi, step(g), random_vector(n, g)});
+  spec.bias = {random_vector(n, g), random_vector(n, g)};
+  spec.fold_steps = {64, 128};
+
+  std::vector<std::vector<double>> in = {random_vector(n, g), random_vector(n, g)};
+  std::vector<int> steps = he::rotation_steps(spec, giant > 0 ? giant : he::choose_giant_step(spec));
+  auto gk = h.f.keygen->create_galois_keys(steps);
+  he::LinearTransform lt(*h.f.encoder, spec, h.f.ctx->max_level(), h.f.scale(), giant);
+  auto out = lt.apply(*h.f.evaluator, {h.encrypt(in[0], n), h.encrypt(in[1], n)}, gk);
+  auto want = apply_plain(spec, in);
+  ASSERT_EQ(out.size(), 2u);
+  for (int b = 0; b < 2; ++b) {
+    EXPECT_EQ(out[b].level(), h.f.ctx->max_level() - 1);
+    const double err = max_error(h.decrypt(out[b]), want[b]);
+    EXPECT_GT(-std::log2(err), 18) << "block " << b << " giant " << lt.giant_step();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(GiantSteps, LinearTransformTest, ::testing::Values(0, 1, 16, 256));
+
+TEST(LinearTransform, UnitMapUsesNoLevelAndOnTheFlyEncodingMatchesCache) {
+  HeFixture h(2);
+  const std::size_t n = 128;
+  std::mt19937_64 g(99);
+  he::LinearTransformSpec unit;
+  unit.slots = n;
+  unit.unit = true;
+  for (int d : {0, 1, 16, 17}) unit.diagonals.push_back({0, 0, d, {}});
+  auto x = random_vector(n, g);
+  auto gk = h.f.keygen->create_galois_keys({1, 16, 17, 3, 5, 9});
+  he::LinearTransform lt(*h.f.encoder, unit, h.f.ctx->max_level(), h.f.scale());
+  auto out = lt.apply(*h.f.evaluator, {h.encrypt(x, n)}, gk);
+  EXPECT_EQ(out[0].level(), h.f.ctx->max_level());
+  EXPECT_GT(-std::log2(max_error(h.decrypt(out[0]), apply_plain(unit, {x})[0])), 20);
+
+  he::LinearTransformSpec w;
+  w.slots = n;
+  for (int d : {0, 3, 5, 9}) w.diagonals.push_back({0, 0, d, random_vector(n, g)});
+  he::LinearTransform cached(*h.f.encoder, w, h.f.ctx->max_level(), h.f.scale(), 4, true);
+  he::LinearTransform lazy(*h.f.encoder, w, h.f.ctx->max_level(), h.f.scale(), 4, false);
+  EXPECT_GT(cached.plaintext_bytes(), 0u);
+  EXPECT_EQ(lazy.plaintext_bytes(), 0u);
+  auto gk2 = h.f.keygen->create_galois_keys(cached.rotation_steps());
+  auto a = h.decrypt(cached.apply(*h.f.evaluator, {h.encrypt(x, n)}, gk2)[0]);
+  auto b = h.decrypt(lazy.apply(*h.f.evaluator, {h.encrypt(x, n)}, gk2)[0]);
+  auto want = apply_plain(w, {x})[0];
+  EXPECT_GT(-std::log2(max_error(a, want)), 20);
+  EXPECT_GT(-std::log2(max_error(b, want)), 20);
+}
+
+TEST(LinearTransform, RejectsBadInputs) {
+  HeFixture h(2);
+  he::LinearTransformSpec s;
+  s.slots = 64;
+  s.diagonals.push_back({0, 1, 0, std::vector<double>(64, 1.0)});
+  EXPECT_THROW(he::LinearTransform(*h.f.encoder, s, 1, h.f.scale()), std::invalid_argument);
+  s.diagonals = {{0, 0, 70, std::vector<double>(64, 1.0)}};
+  EXPECT_THROW(he::LinearTransform(*h.f.encoder, s, 1, h.f.scale()), std::invalid_argument);
+  s.diagonals = {{0, 0, 1, std::vector<double>(64, 1.0)}};
+  he::LinearTransform lt(*h.f.encoder, s, 1, h.f.scale());
+  auto gk = h.f.keygen->create_galois_keys({1});
+  EXPECT_THROW(lt.apply(*h.f.evaluator, {}, gk), std::invalid_argument);
+  // Wrong slot count.
+  std::vector<double> v(32, 0.5);
+  EXPECT_THROW(lt.apply(*h.f.evaluator, {h.encrypt(v, 32)}, gk), std::invalid_argument);
+}
+
+struct PolyCase {
+  std::vector<double> coeffs;
+  int depth;
+};
+
+class PolynomialTest : public ::testing::TestWithParam<PolyCase> {};
+
+TEST_P(PolynomialTest, MatchesHornerWithStatedDepth) {
+  const PolyCase& pc = GetParam();
+  EXPECT_EQ(he::polynomial_depth(pc.coeffs), pc.depth);
+  HeFixture h(4);
+  std::mt19937_64 g(7);
+  const std::size_t n = 512;
+  auto x = random_vector(n, g, 4.0);
+  auto out = he::evaluate_polynomial(*h.f.evaluator, h.encrypt(x, n), pc.coeffs, h.f.rk);
+  EXPECT_EQ(out.level(), h.f.ctx->max_level() - pc.depth);
+  std::vector<double> want(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    double acc = 0;
+    for (auto it = pc.coeffs.rbegin(); it != pc.coeffs.rend(); ++it) acc = acc * x[i] + *it;
+    want[i] = acc;
+  }
+  EXPECT_GT(-std::log2(max_error(h.decrypt(out), want)), 14);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, PolynomialTest,
+    ::testing::Values(PolyCase{{0.5, 1.0}, 0}, PolyCase{{0.5, -2.0}, 1}, PolyCase{{0.3, 0.7, 1.0}, 1},
+                      PolyCase{{0.3, 0.7, 0.25}, 2}, PolyCase{{0.1, -0.2, 0.3, 1.0}, 2},
+                      PolyCase{{0.1, 0.5, 0.2, 0.0, 1.0}, 2}, PolyCase{{-0.3, 0.5, 0.2, 0.1, 1.0}, 2},
+                      PolyCase{{0.1, 0.5, 0.125, 0.0, 0.01}, 3}, PolyCase{{0.2, 0.0, 1.0, 0.0, 0.0}, 1}));
+
+}  // namespace
+}  // namespace veil
