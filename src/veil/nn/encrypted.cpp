@@ -1,0 +1,195 @@
+#include "veil/nn/encrypted.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+
+#include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
+#include "veil/he/polynomial.hpp"
+
+namespace veil::nn {
+
+using ckks::Ciphertext;
+using math::u128;
+using math::u64;
+
+EvaluationKeys make_evaluation_keys(const Plan& plan, const ckks::KeyGenerator& keygen) {
+  EvaluationKeys keys;
+  keys.relin = keygen.create_relin_keys();
+  // One key per step, generated at the highest level it is used at (smaller keys).
+  std::map<int, std::vector<int>> by_level;
+  for (std::size_t i = 0; i < plan.rotation_steps.size(); ++i)
+    by_level[plan.rotation_key_levels[i]].push_back(plan.rotation_steps[i]);
+  for (const auto& [level, steps] : by_level) {
+    ckks::GaloisKeys gk = keygen.create_galois_keys(steps, false, level);
+    for (auto& [g, k] : gk.keys) keys.galois.keys.emplace(g, std::move(k));
+  }
+  return keys;
+}
+
+std::vector<Ciphertext> encrypt_inputs(const Plan& plan, const ckks::CkksEncoder& encoder,
+                                       const ckks::Encryptor& encryptor,
+                                       const std::vector<std::vector<double>>& inputs) {
+  const auto& p = plan.params;
+  const int top = p.max_level();
+  const int size = plan.mode == Mode::kLatency ? plan.packing.input.shape.size() : 0;
+  std::vector<std::vector<double>> slots;
+  if (plan.mode == Mode::kLatency) {
+    VEIL_REQUIRE(inputs.size() == 1, "latency mode encrypts one image at a time, got " << inputs.size());
+    VEIL_REQUIRE(static_cast<int>(inputs[0].size()) == size,
+                 "image has " << inputs[0].size() << " values, the model expects " << size);
+    slots = pack(plan.packing.input, inputs[0]);
+  } else {
+    VEIL_REQUIRE(!inputs.empty() && inputs.size() <= plan.slots,
+                 "throughput mode takes 1 to " << plan.slots << " images per batch, got " << inputs.size());
+    const std::size_t elems = inputs[0].size();
+    for (const auto& im : inputs) VEIL_REQUIRE(im.size() == elems, "images in a batch differ in size");
+    slots.assign(elems, std::vector<double>(inputs.size()));
+    for (std::size_t b = 0; b < inputs.size(); ++b)
+      for (std::size_t e = 0; e < elems; ++e) slots[e][b] = inputs[b][e];
+  }
+  for (const auto& v : slots)
+    for (double x : v) VEIL_REQUIRE(std::isfinite(x), "input contains a non-finite value");
+  std::vector<Ciphertext> cts(slots.size());
+  parallel_for(slots.size(), [&](std::size_t i) {
+    cts[i] = encryptor.encrypt(encoder.encode(std::span<const double>(slots[i]), p.scale, top, plan.slots));
+  });
+  return cts;
+}
+
+std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::CkksEncoder& encoder,
+                                                 const ckks::Decryptor& decryptor,
+                                                 const std::vector<Ciphertext>& outputs, std::size_t images) {
+  std::vector<std::vector<double>> decoded(outputs.size());
+  parallel_for(outputs.size(), [&](std::size_t i) { decoded[i] = encoder.decode_real(decryptor.decrypt(outputs[i])); });
+  if (plan.mode == Mode::kLatency) {
+    VEIL_REQUIRE(static_cast<int>(outputs.size()) == plan.packing.output.blocks(),
+                 "expected " << plan.packing.output.blocks() << " result ciphertexts, got " << outputs.size());
+    return {unpack(plan.packing.output, decoded)};
+  }
+  VEIL_REQUIRE(images <= plan.slots, "more images than slots");
+  std::vector<std::vector<double>> logits(images, std::vector<double>(outputs.size()));
+  for (std::size_t o = 0; o < outputs.size(); ++o)
+    for (std::size_t b = 0; b < images; ++b) logits[b][o] = decoded[o][b];
+  return logits;
+}
+
+EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::ContextPtr ctx,
+                                   std::size_t cache_bytes)
+    : net_(net), plan_(plan), ctx_(std::move(ctx)), encoder_(ctx_), eval_(ctx_) {
+  VEIL_REQUIRE(ctx_->params().q == plan_.params.q && ctx_->params().p == plan_.params.p,
+               "context does not match the plan's parameters");
+  VEIL_REQUIRE(plan_.stages.size() == net_.stages.size(), "plan and network have different stage counts");
+  if (plan_.mode != Mode::kLatency) return;
+  // Re-pack with values; the plan holds positions only.
+  const Packing packing = pack_network(net_, plan_.slots, /*with_values=*/true);
+  transforms_.resize(packing.stages.size());
+  std::size_t budget = cache_bytes;
+  for (std::size_t k = 0; k < packing.stages.size(); ++k) {
+    const PackedStage& ps = packing.stages[k];
+    if (ps.kind != Stage::Kind::kLinear) continue;
+    const int level = plan_.stages[k].level_in;
+    const std::size_t bytes = ps.spec.diagonals.size() * (level + 1) * ctx_->n() * sizeof(u64);
+    const bool cache = !ps.spec.unit && bytes <= budget;
+    if (cache) budget -= bytes;
+    transforms_[k] = std::make_unique<he::LinearTransform>(encoder_, ps.spec, level, plan_.params.scale,
+                                                           ps.giant_step, cache);
+  }
+}
+
+EncryptedNetwork::~EncryptedNetwork() = default;
+
+std::size_t EncryptedNetwork::plaintext_bytes() const {
+  std::size_t b = 0;
+  for (const auto& t : transforms_)
+    if (t) b += t->plaintext_bytes();
+  return b;
+}
+
+void EncryptedNetwork::check_inputs(const std::vector<Ciphertext>& in) const {
+  const std::size_t want = plan_.mode == Mode::kLatency ? plan_.packing.input.blocks() : net_.input.size();
+  VEIL_REQUIRE(in.size() == want, "the model takes " << want << " input ciphertexts, got " << in.size());
+  for (const auto& c : in) {
+    VEIL_REQUIRE(c.size() == 2 && c.n() == ctx_->n(), "input ciphertext does not belong to these parameters");
+    VEIL_REQUIRE(c.level() == plan_.params.max_level(),
+                 "input ciphertext at level " << c.level() << ", expected " << plan_.params.max_level());
+    VEIL_REQUIRE(c.slots() == plan_.slots, "input ciphertext has " << c.slots() << " slots, expected " << plan_.slots);
+    VEIL_REQUIRE(std::abs(c.scale() / plan_.params.scale - 1) < 1e-9, "input ciphertext has the wrong scale");
+  }
+}
+
+std::vector<Ciphertext> EncryptedNetwork::evaluate(const std::vector<Ciphertext>& inputs, const EvaluationKeys& keys,
+                                                   std::vector<double>* stage_seconds) const {
+  check_inputs(inputs);
+  if (stage_seconds) stage_seconds->assign(net_.stages.size(), 0.0);
+  std::vector<Ciphertext> x = inputs;
+  for (std::size_t k = 0; k < net_.stages.size(); ++k) {
+    const auto start = std::chrono::steady_clock::now();
+    const Stage& st = net_.stages[k];
+    if (st.kind == Stage::Kind::kPoly) {
+      parallel_for(x.size(), [&](std::size_t i) {
+        x[i] = he::evaluate_polynomial(eval_, x[i], st.poly.coefficients, keys.relin);
+      });
+    } else if (plan_.mode == Mode::kLatency) {
+      x = transforms_[k]->apply(eval_, x, keys.galois);
+    } else {
+      x = linear_batch(k, x);
+    }
+    if (stage_seconds)
+      (*stage_seconds)[k] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  return x;
+}
+
+// out[o] = sum_k w_k * in[col_k] (+ bias), weights as constants at scale q_level so the
+// rescale restores the input scale; 128-bit lazy accumulation as in he::LinearTransform.
+std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const std::vector<Ciphertext>& in) const {
+  const LinearStage& st = net_.stages[stage].linear;
+  VEIL_REQUIRE(static_cast<int>(in.size()) == st.in.size(), "stage '" << st.name << "' expects " << st.in.size()
+                                                                       << " ciphertexts, got " << in.size());
+  const int level = in[0].level();
+  const std::size_t n = ctx_->n(), limbs = static_cast<std::size_t>(level) + 1;
+  const double in_scale = in[0].scale();
+  const bool unit = st.unit_weights;
+  VEIL_REQUIRE(unit || level >= 1, "no level left for stage '" << st.name << "'");
+  const double w_scale = static_cast<double>(ctx_->modulus(level).value());
+  std::vector<Ciphertext> out(st.out.size());
+  parallel_for(out.size(), [&](std::size_t o) {
+    Ciphertext acc(n, 2, level, unit ? in_scale : in_scale * w_scale, plan_.slots);
+    const auto begin = st.weights.row_ptr[o], end = st.weights.row_ptr[o + 1];
+    if (unit) {
+      std::fill(acc.data().begin(), acc.data().end(), 0);
+      for (auto k = begin; k < end; ++k) eval_.add_inplace(acc, in[st.weights.col[k]]);
+    } else {
+      std::vector<u128> a0(n), a1(n);
+      for (std::size_t i = 0; i < limbs; ++i) {
+        const math::Modulus& q = ctx_->modulus(i);
+        std::fill(a0.begin(), a0.end(), 0);
+        std::fill(a1.begin(), a1.end(), 0);
+        for (auto k = begin; k < end; ++k) {
+          const u64 w = q.from_double(st.weights.val[k] * w_scale);
+          const Ciphertext& c = in[st.weights.col[k]];
+          const u64* c0 = c.limb(0, i);
+          const u64* c1 = c.limb(1, i);
+          for (std::size_t j = 0; j < n; ++j) {
+            a0[j] += static_cast<u128>(w) * c0[j];
+            a1[j] += static_cast<u128>(w) * c1[j];
+          }
+          if ((k - begin + 1) % 32 == 0)
+            for (std::size_t j = 0; j < n; ++j) a0[j] = q.reduce128(a0[j]), a1[j] = q.reduce128(a1[j]);
+        }
+        u64* o0 = acc.limb(0, i);
+        u64* o1 = acc.limb(1, i);
+        for (std::size_t j = 0; j < n; ++j) o0[j] = q.reduce128(a0[j]), o1[j] = q.reduce128(a1[j]);
+      }
+      eval_.rescale_inplace(acc);
+    }
+    if (st.bias[o] != 0) eval_.add_const_inplace(acc, st.bias[o]);
+    out[o] = std::move(acc);
+  });
+  return out;
+}
+
+}  // namespace veil::nn

@@ -1,0 +1,70 @@
+// Encrypted inference on a planned network: the client's side (keys, encryption of an
+// image or a batch, decryption of the logits) and the server's (every stage evaluated
+// on ciphertexts; it never holds a secret key).
+//
+// Latency mode: one image, packed by the plan's layouts; linear stages are diagonal-
+// method transforms (he::LinearTransform), activations slot-wise polynomials.
+// Throughput mode (CryptoNets, Gilad-Bachrach et al. 2016): slot b of every ciphertext
+// belongs to image b, one ciphertext per tensor element; a linear stage is a weighted
+// sum of ciphertexts with no rotation at all, so up to N/2 images cost one evaluation.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "veil/ckks/ciphertext.hpp"
+#include "veil/ckks/encoder.hpp"
+#include "veil/ckks/encryptor.hpp"
+#include "veil/ckks/evaluator.hpp"
+#include "veil/ckks/keygen.hpp"
+#include "veil/he/linear_transform.hpp"
+#include "veil/nn/planner.hpp"
+
+namespace veil::nn {
+
+struct EvaluationKeys {
+  ckks::RelinKeys relin;
+  ckks::GaloisKeys galois;
+};
+
+// Everything the server needs besides the network and the keys.
+EvaluationKeys make_evaluation_keys(const Plan& plan, const ckks::KeyGenerator& keygen);
+
+// Client side. Latency: `inputs` holds one normalised image (C x H x W). Throughput: up
+// to plan.slots images.
+std::vector<ckks::Ciphertext> encrypt_inputs(const Plan& plan, const ckks::CkksEncoder& encoder,
+                                             const ckks::Encryptor& encryptor,
+                                             const std::vector<std::vector<double>>& inputs);
+// Logits per image (latency: one image).
+std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::CkksEncoder& encoder,
+                                                 const ckks::Decryptor& decryptor,
+                                                 const std::vector<ckks::Ciphertext>& outputs, std::size_t images);
+
+// Server side: plaintext diagonals or weights prepared once, then any number of
+// evaluations (thread-safe: evaluate() is const).
+class EncryptedNetwork {
+ public:
+  // Latency-mode diagonals are cached up to `cache_bytes`, then encoded on the fly.
+  EncryptedNetwork(const Network& net, const Plan& plan, ckks::ContextPtr ctx,
+                   std::size_t cache_bytes = std::size_t{4} << 30);
+  ~EncryptedNetwork();
+
+  // `stage_seconds` (optional) receives the wall time of each stage.
+  std::vector<ckks::Ciphertext> evaluate(const std::vector<ckks::Ciphertext>& inputs, const EvaluationKeys& keys,
+                                         std::vector<double>* stage_seconds = nullptr) const;
+  const Plan& plan() const { return plan_; }
+  std::size_t plaintext_bytes() const;
+
+ private:
+  std::vector<ckks::Ciphertext> linear_batch(std::size_t stage, const std::vector<ckks::Ciphertext>& in) const;
+  void check_inputs(const std::vector<ckks::Ciphertext>& inputs) const;
+
+  Network net_;
+  Plan plan_;
+  ckks::ContextPtr ctx_;
+  ckks::CkksEncoder encoder_;
+  ckks::Evaluator eval_;
+  std::vector<std::unique_ptr<he::LinearTransform>> transforms_;  // latency, per stage
+};
+
+}  // namespace veil::nn

@@ -1,0 +1,71 @@
+// Packing a lowered network into CKKS slots for latency mode (one image per set of
+// ciphertexts): where every tensor element lives, and each linear stage in diagonal form.
+//
+// Layouts follow the multiplexed ("gap") packing of Lee et al. 2022 (Low-complexity deep
+// convolutional neural networks on FHE using multiplexed parallel convolutions): a
+// strided convolution or pooling keeps its outputs at the slots of the input pixels they
+// are centred on (row and column strides multiplied by the stride), so its generalised
+// diagonals do not depend on the output position and there are only about
+// (channel offsets) x (kernel taps) of them. Where a compact layout is cheaper (dense
+// layers, or the layer after a strided one) the packer picks it; a small dense output is
+// accumulated in replicas and folded (the hybrid method of GAZELLE, Juvekar et al. 2018).
+// The choice is a small dynamic programme over the chain, costed in rotations and
+// plaintext multiplications.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "veil/he/linear_transform.hpp"
+#include "veil/nn/network.hpp"
+
+namespace veil::nn {
+
+struct Layout {
+  Shape shape;
+  std::size_t slots = 0;  // slots per ciphertext block
+  int channel_stride = 0, row_stride = 0, col_stride = 0;
+  int channels_per_block = 0;
+
+  static Layout compact(const Shape& shape, std::size_t slots);
+  int blocks() const { return (shape.c + channels_per_block - 1) / channels_per_block; }
+  // Global slot (block * slots + offset) of flat C x H x W index `index`.
+  std::int64_t slot(int index) const;
+  bool operator==(const Layout&) const = default;
+  std::string describe() const;
+};
+
+struct PackedStage {
+  Stage::Kind kind = Stage::Kind::kLinear;
+  std::string name;
+  Layout in, out;
+  he::LinearTransformSpec spec;  // linear stages
+  int giant_step = 1;
+  he::TransformCounts counts;
+  std::vector<double> coefficients;  // poly stages
+  int levels = 0;                    // levels this stage consumes
+};
+
+struct Packing {
+  std::size_t slots = 0;
+  Layout input, output;
+  std::vector<PackedStage> stages;
+  int depth() const;
+  std::vector<int> rotation_steps() const;
+  he::TransformCounts totals() const;
+};
+
+// Packs every stage. With `with_values` false only positions are computed (for plans and
+// cost reports); the returned diagonals then have empty value vectors.
+Packing pack_network(const Network& net, std::size_t slots, bool with_values = true);
+
+// Diagonal form of one linear stage between two layouts (fold: accumulate the outputs in
+// replicas spaced by the next power of two >= out.size() and fold them at the end).
+he::LinearTransformSpec pack_linear(const LinearStage& stage, const Layout& in, const Layout& out, bool fold,
+                                    bool with_values);
+
+// Reads the tensor back from decoded blocks, and writes one into blocks.
+std::vector<double> unpack(const Layout& layout, const std::vector<std::vector<double>>& blocks);
+std::vector<std::vector<double>> pack(const Layout& layout, const std::vector<double>& tensor);
+
+}  // namespace veil::nn

@@ -1,0 +1,277 @@
+#include "veil/nn/planner.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iomanip>
+#include <map>
+#include <sstream>
+
+#include "veil/common/error.hpp"
+#include "veil/he/polynomial.hpp"
+#include "veil/math/ntt.hpp"
+#include "veil/math/primes.hpp"
+
+namespace veil::nn {
+
+namespace {
+
+struct Chain {
+  int scale_bits = 0, base_bits = 0, dnum = 0;
+  std::vector<int> p_bits;
+  double log_qp = 0;
+};
+
+// Special primes as large as the largest digit (the base prime sits in digit 0).
+std::vector<int> special_bits(int depth, int scale_bits, int base_bits, int dnum) {
+  const int limbs = depth + 1;
+  const int alpha = (limbs + dnum - 1) / dnum;
+  const int digit = base_bits + (alpha - 1) * scale_bits;
+  const int count = (digit + 59) / 60;
+  std::vector<int> bits(count, (digit + count - 1) / count);
+  for (int& b : bits) b = std::max(b, 30);
+  return bits;
+}
+
+std::optional<Chain> fit_chain(int log_n, int depth, const PlanOptions& o) {
+  const auto bound = ckks::max_log_qp_128(log_n);
+  if (!bound && !o.allow_insecure) return std::nullopt;
+  const double limit = o.allow_insecure ? 1e9 : *bound;
+  for (int s = o.target_scale_bits; s >= o.min_scale_bits; --s) {
+    // Primes must be = 1 mod 2N and a data prime needs a few bits above 2N.
+    if (s < log_n + 4) break;
+    // Enough distinct primes = 1 mod 2N near 2^s for the whole chain? (Fewer exist at
+    // smaller sizes, so stop at the first size that has too few.)
+    try {
+      math::generate_ntt_primes(s, static_cast<std::size_t>(depth), std::uint64_t{2} << log_n);
+    } catch (const std::invalid_argument&) {
+      break;
+    }
+    const int b0 = std::min(60, s + o.headroom_bits);
+    for (int dnum = 1; dnum <= depth + 1; ++dnum) {
+      const auto p = special_bits(depth, s, b0, dnum);
+      if (std::any_of(p.begin(), p.end(), [](int b) { return b > 60; })) continue;
+      double total = b0 + static_cast<double>(depth) * s;
+      for (int b : p) total += b;
+      if (total <= limit) return Chain{s, b0, dnum, p, total};
+    }
+  }
+  return std::nullopt;
+}
+
+// Seconds for one NTT of one limb at this ring degree, measured (the planner's time
+// predictions are counts times this).
+double measure_ntt_seconds(int log_n) {
+  const std::size_t n = std::size_t{1} << log_n;
+  const auto primes = math::generate_ntt_primes(50, 1, 2 * n);
+  math::NttTables t(log_n, math::Modulus(primes[0]));
+  std::vector<math::u64> a(n, 1);
+  const auto start = std::chrono::steady_clock::now();
+  int reps = 0;
+  do {
+    t.forward(a.data());
+    ++reps;
+  } while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(20));
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / reps;
+}
+
+std::uint64_t poly_bytes(const ckks::CkksParameters& p, int level, bool with_special) {
+  double bits = 0;
+  for (int i = 0; i <= level; ++i) bits += std::ceil(std::log2(static_cast<double>(p.q[i])));
+  if (with_special)
+    for (auto q : p.p) bits += std::ceil(std::log2(static_cast<double>(q)));
+  return static_cast<std::uint64_t>(bits * static_cast<double>(p.n()) / 8);
+}
+
+int digits_at(const ckks::CkksParameters& p, int level) {
+  const int alpha = (p.max_level() + 1 + p.dnum - 1) / p.dnum;
+  return (level + alpha) / alpha;
+}
+
+// Key switch at `level`, in NTTs: inverse NTT of the input, one NTT per digit for each
+// target limb, modulus lowering; base conversions cost about as much again.
+double keyswitch_ntts(const ckks::CkksParameters& p, int level) {
+  const double l = level + 1, k = static_cast<double>(p.p.size());
+  return 2.0 * (l + digits_at(p, level) * (l + k) + 2 * k + 2 * l);
+}
+
+// Worst-case growth of an absolute error through each stage: the largest row l1 norm of
+// a linear stage, the largest |p'(x)| on the measured input range of a polynomial.
+double linear_gain(const LinearStage& st) {
+  double g = 0;
+  for (int r = 0; r < st.weights.rows; ++r) {
+    double s = 0;
+    for (auto k = st.weights.row_ptr[r]; k < st.weights.row_ptr[r + 1]; ++k) s += std::abs(st.weights.val[k]);
+    g = std::max(g, s);
+  }
+  return g;
+}
+
+double poly_gain(const PolyStage& st) {
+  const double r = st.input_range > 0 ? st.input_range : 8.0;
+  double g = 0;
+  for (std::size_t k = 1; k < st.coefficients.size(); ++k)
+    g += static_cast<double>(k) * std::abs(st.coefficients[k]) * std::pow(r, static_cast<double>(k - 1));
+  return g;
+}
+
+}  // namespace
+
+const char* mode_name(Mode m) { return m == Mode::kLatency ? "latency" : "throughput"; }
+
+Mode parse_mode(const std::string& s) {
+  if (s == "latency") return Mode::kLatency;
+  if (s == "throughput") return Mode::kThroughput;
+  throw std::invalid_argument("unknown mode '" + s + "': use latency (one image) or throughput (a batch)");
+}
+
+Plan make_plan(const Network& net, const PlanOptions& o) {
+  VEIL_REQUIRE(!net.stages.empty(), "network has no stages");
+  VEIL_REQUIRE(o.min_scale_bits >= 20 && o.target_scale_bits <= 58 && o.min_scale_bits <= o.target_scale_bits,
+               "scale bits must satisfy 20 <= min <= target <= 58");
+  Plan plan;
+  plan.mode = o.mode;
+  const int first = o.log_n > 0 ? o.log_n : 12;
+  const int last = o.log_n > 0 ? o.log_n : 17;
+  std::optional<Chain> chain;
+  int log_n = first;
+  int needed_depth = 0;
+  for (; log_n <= last; ++log_n) {
+    const std::size_t slots = std::size_t{1} << (log_n - 1);
+    int depth = 0;
+    if (o.mode == Mode::kLatency) {
+      plan.packing = pack_network(net, slots, /*with_values=*/false);
+      depth = plan.packing.depth();
+    } else {
+      for (const Stage& s : net.stages)
+        depth += s.kind == Stage::Kind::kPoly ? he::polynomial_depth(s.poly.coefficients)
+                                              : (s.linear.unit_weights ? 0 : 1);
+    }
+    needed_depth = depth;
+    chain = fit_chain(log_n, depth, o);
+    if (chain) {
+      plan.slots = slots;
+      plan.depth = depth;
+      break;
+    }
+  }
+  VEIL_REQUIRE(chain, "model '" << net.name << "' needs " << needed_depth
+                                << " levels (multiplicative depth), which no ring degree up to 2^" << last
+                                << " holds at 128-bit security with a scale of at least 2^" << o.min_scale_bits
+                                << " and no bootstrapping. Use fewer or lower-degree activations, merge "
+                                   "layers, or run it in hybrid mode.");
+
+  std::vector<int> q_bits = {chain->base_bits};
+  q_bits.insert(q_bits.end(), plan.depth, chain->scale_bits);
+  plan.params = ckks::CkksParameters::create(log_n, q_bits, chain->p_bits, chain->scale_bits, chain->dnum,
+                                             o.allow_insecure);
+  const auto& p = plan.params;
+  const int top = p.max_level();
+
+  // Levels, rotation keys (at the highest level each step is used), predictions.
+  const double ntt = measure_ntt_seconds(log_n);
+  const double mac_seconds = 0.7e-9;  // one 64x64->128 multiply-accumulate
+  const double n = static_cast<double>(p.n());
+  const double fresh_noise = 8.0 * std::sqrt(n);  // encryption / rescale error, scaled units
+  double err = fresh_noise / p.scale;
+  std::map<int, int> key_level;
+  int level = top;
+  for (std::size_t k = 0; k < net.stages.size(); ++k) {
+    const Stage& st = net.stages[k];
+    StagePlan sp;
+    sp.level_in = level;
+    const double l = level + 1;
+    if (st.kind == Stage::Kind::kPoly) {
+      sp.name = st.poly.name;
+      const int depth = he::polynomial_depth(st.poly.coefficients);
+      // Latency: one multiply-relinearise per block and level (throughput: below).
+      if (o.mode == Mode::kLatency)
+        sp.predicted_seconds = plan.packing.stages[k].in.blocks() * depth *
+                               (keyswitch_ntts(p, level) * ntt + 4 * l * n * mac_seconds);
+      level -= depth;
+      err = err * poly_gain(st.poly) + fresh_noise / p.scale;
+    } else {
+      sp.name = st.linear.name;
+      if (o.mode == Mode::kLatency) {
+        const PackedStage& ps = plan.packing.stages[k];
+        sp.counts = ps.counts;
+        for (int r : he::rotation_steps(ps.spec, ps.giant_step)) key_level[r] = std::max(key_level[r], level);
+        sp.predicted_seconds = (sp.counts.giant_rotations + sp.counts.fold_rotations +
+                                0.6 * sp.counts.baby_rotations) * keyswitch_ntts(p, level) * ntt +
+                               static_cast<double>(sp.counts.plaintext_mults) * 2 * l * n * mac_seconds;
+      } else {
+        sp.counts.plaintext_mults = st.linear.unit_weights ? 0 : st.linear.weights.nnz();
+        sp.counts.levels = st.linear.unit_weights ? 0 : 1;
+        sp.predicted_seconds = static_cast<double>(st.linear.weights.nnz()) * 2 * l * n * mac_seconds;
+      }
+      level -= sp.counts.levels;
+      err = err * linear_gain(st.linear) + fresh_noise / p.scale;
+    }
+    sp.level_out = level;
+    plan.predicted_seconds += sp.predicted_seconds;
+    plan.stages.push_back(sp);
+  }
+  // Throughput polynomial cost: one key switch per element per level.
+  if (o.mode == Mode::kThroughput) {
+    int lv = top;
+    for (std::size_t k = 0; k < net.stages.size(); ++k) {
+      const Stage& st = net.stages[k];
+      if (st.kind == Stage::Kind::kPoly) {
+        int elems = net.input.size();
+        for (std::size_t j = k; j-- > 0;)
+          if (net.stages[j].kind == Stage::Kind::kLinear) {
+            elems = net.stages[j].linear.out.size();
+            break;
+          }
+        const int depth = he::polynomial_depth(st.poly.coefficients);
+        plan.stages[k].predicted_seconds = elems * depth * (keyswitch_ntts(p, lv) * ntt + 4.0 * (lv + 1) * n * mac_seconds);
+        plan.predicted_seconds += plan.stages[k].predicted_seconds;
+      }
+      lv = plan.stages[k].level_out;
+    }
+  }
+  for (auto [step, lv] : key_level) {
+    plan.rotation_steps.push_back(step);
+    plan.rotation_key_levels.push_back(lv);
+  }
+  plan.predicted_precision_bits = -std::log2(err);
+
+  // Sizes as sent: keys and fresh ciphertexts seed-compressed (half), results full.
+  const int relin_level = top;
+  plan.relin_key_bytes = digits_at(p, relin_level) * poly_bytes(p, relin_level, true);
+  for (int lv : plan.rotation_key_levels) plan.galois_key_bytes += digits_at(p, lv) * poly_bytes(p, lv, true);
+  const std::uint64_t in_cts = o.mode == Mode::kLatency ? plan.packing.input.blocks() : net.input.size();
+  const std::uint64_t out_cts =
+      o.mode == Mode::kLatency ? plan.packing.output.blocks() : static_cast<std::uint64_t>(net.num_outputs());
+  plan.input_bytes = in_cts * poly_bytes(p, top, false);
+  plan.output_bytes = out_cts * 2 * poly_bytes(p, 0, false);
+  return plan;
+}
+
+std::string Plan::describe() const {
+  std::ostringstream os;
+  os << std::fixed;
+  os << "mode " << mode_name(mode) << ": N = 2^" << params.log_n << ", " << slots << " slots"
+     << (mode == Mode::kThroughput ? " (images per batch)" : "") << ", depth " << depth << ", scale 2^"
+     << std::setprecision(0) << std::log2(params.scale) << ", log2(QP) = " << std::setprecision(1)
+     << params.log_qp() << " (128-bit bound " << ckks::max_log_qp_128(params.log_n).value_or(0) << "), dnum "
+     << params.dnum << "\n";
+  os << "  levels per stage:\n";
+  for (const auto& s : stages) {
+    os << "    " << std::left << std::setw(44) << s.name.substr(0, 44) << std::right << " level " << std::setw(2)
+       << s.level_in << " -> " << std::setw(2) << s.level_out;
+    if (s.counts.rotations() > 0 || s.counts.plaintext_mults > 0)
+      os << "  rot " << std::setw(3) << s.counts.rotations() << "  pt-mult " << std::setw(6)
+         << s.counts.plaintext_mults;
+    os << "  ~" << std::setprecision(3) << s.predicted_seconds << " s\n";
+  }
+  auto mb = [](std::uint64_t b) { return static_cast<double>(b) / (1 << 20); };
+  os << std::setprecision(2) << "  keys: relinearisation " << mb(relin_key_bytes) << " MiB, " << rotation_steps.size()
+     << " rotation keys " << mb(galois_key_bytes) << " MiB\n";
+  os << "  ciphertexts: input " << mb(input_bytes) << " MiB, output " << mb(output_bytes) << " MiB\n";
+  os << std::setprecision(1) << "  predicted: " << predicted_seconds << " s server time (one thread), logit precision ~"
+     << predicted_precision_bits << " bits\n";
+  return os.str();
+}
+
+}  // namespace veil::nn

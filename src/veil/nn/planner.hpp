@@ -1,0 +1,63 @@
+// Automatic CKKS parameter selection for a lowered network (latency or throughput mode):
+// ring degree, modulus chain, scale, dnum, rotation keys and key levels, at 128-bit
+// security (ia.cr/2024/463 bounds, enforced again by CkksParameters::validate).
+//
+// The depth comes from the packing (a sum pool costs no level, a monic polynomial of
+// degree d costs ceil(log2 d)). For each ring degree from small to large the planner
+// fits a chain q0 (scale + headroom bits, holds the logits), `depth` primes near the
+// scale, and special primes as large as the largest key-switching digit; it keeps the
+// largest scale (best precision) up to the target, then the fewest digits that still
+// fit (smaller, faster keys).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "veil/ckks/params.hpp"
+#include "veil/nn/network.hpp"
+#include "veil/nn/packing.hpp"
+
+namespace veil::nn {
+
+enum class Mode { kLatency, kThroughput };
+const char* mode_name(Mode m);
+Mode parse_mode(const std::string& s);
+
+struct PlanOptions {
+  Mode mode = Mode::kLatency;
+  int target_scale_bits = 33;  // precision wanted
+  int min_scale_bits = 24;     // below this, refuse rather than lose accuracy
+  int headroom_bits = 12;      // q0 - scale: room for |logits| up to ~2^10
+  int log_n = 0;               // 0: smallest secure ring that fits
+  bool allow_insecure = false; // tests only
+};
+
+struct StagePlan {
+  std::string name;
+  int level_in = 0, level_out = 0;
+  he::TransformCounts counts;  // linear stages
+  double predicted_seconds = 0;
+};
+
+struct Plan {
+  Mode mode = Mode::kLatency;
+  ckks::CkksParameters params;
+  Packing packing;                  // latency mode (positions only)
+  std::size_t slots = 0;            // slots per ciphertext (throughput: images per batch)
+  int depth = 0;
+  std::vector<StagePlan> stages;
+  std::vector<int> rotation_steps;  // normalised to [0, slots)
+  std::vector<int> rotation_key_levels;  // parallel to rotation_steps: highest level used
+  // Sizes in bytes as sent (seed-compressed where possible).
+  std::uint64_t relin_key_bytes = 0, galois_key_bytes = 0;
+  std::uint64_t input_bytes = 0, output_bytes = 0;
+  double predicted_precision_bits = 0;  // of the logits
+  double predicted_seconds = 0;         // server evaluation, one thread
+  std::string describe() const;
+};
+
+// Throws std::invalid_argument naming the depth needed when no secure ring fits.
+Plan make_plan(const Network& net, const PlanOptions& options);
+
+}  // namespace veil::nn

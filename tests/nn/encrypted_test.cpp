@@ -1,0 +1,258 @@
+// Encrypted evaluation (latency and throughput modes) against the plain evaluation of
+// the same lowered network, on random small networks that exercise every packing case:
+// strided and padded convolutions (gap layouts), a sum pool without a level, dense
+// layers with output folding, several ciphertext blocks, polynomials of degree 2 and 4.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "veil/ckks/encoder.hpp"
+#include "veil/ckks/encryptor.hpp"
+#include "veil/ckks/keygen.hpp"
+#include "veil/nn/encrypted.hpp"
+#include "veil/nn/packing.hpp"
+#include "veil/nn/planner.hpp"
+
+namespace veil::nn {
+namespace {
+
+LinearStage conv_stage(Shape in, int cout, int k, int stride, int pad, std::mt19937_64& g, double wscale) {
+  std::normal_distribution<double> d(0.0, wscale);
+  LinearStage st;
+  st.name = "conv";
+  st.in = in;
+  st.out = {cout, (in.h + 2 * pad - k) / stride + 1, (in.w + 2 * pad - k) / stride + 1};
+  st.spatial = true;
+  st.stride_y = st.stride_x = stride;
+  st.weights.rows = st.out.size();
+  st.weights.cols = in.size();
+  st.weights.row_ptr.push_back(0);
+  std::vector<double> w(static_cast<std::size_t>(cout) * in.c * k * k);
+  for (auto& v : w) v = d(g);
+  for (int co = 0; co < cout; ++co)
+    for (int y = 0; y < st.out.h; ++y)
+      for (int x = 0; x < st.out.w; ++x) {
+        for (int ci = 0; ci < in.c; ++ci)
+          for (int ky = 0; ky < k; ++ky)
+            for (int kx = 0; kx < k; ++kx) {
+              const int iy = y * stride + ky - pad, ix = x * stride + kx - pad;
+              if (iy < 0 || ix < 0 || iy >= in.h || ix >= in.w) continue;
+              st.weights.col.push_back((ci * in.h + iy) * in.w + ix);
+              st.weights.val.push_back(w[((co * in.c + ci) * k + ky) * k + kx]);
+            }
+        st.weights.row_ptr.push_back(static_cast<std::int64_t>(st.weights.col.size()));
+      }
+  st.bias.resize(st.out.size());
+  for (int co = 0; co < cout; ++co)
+    for (int i = 0; i < st.out.h * st.out.w; ++i) st.bias[co * st.out.h * st.out.w + i] = 0.1 * (co % 3);
+  return st;
+}
+
+LinearStage sum_pool(Shape in, int k) {
+  LinearStage st;
+  st.name = "pool";
+  st.in = in;
+  st.out = {in.c, in.h / k, in.w / k};
+  st.spatial = true;
+  st.stride_y = st.stride_x = k;
+  st.unit_weights = true;
+  st.weights.rows = st.out.size();
+  st.weights.cols = in.size();
+  st.weights.row_ptr.push_back(0);
+  for (int c = 0; c < in.c; ++c)
+    for (int y = 0; y < st.out.h; ++y)
+      for (int x = 0; x < st.out.w; ++x) {
+        for (int ky = 0; ky < k; ++ky)
+          for (int kx = 0; kx < k; ++kx) {
+            st.weights.col.push_back((c * in.h + y * k + ky) * in.w + x * k + kx);
+            st.weights.val.push_back(1.0);
+          }
+        st.weights.row_ptr.push_back(static_cast<std::int64_t>(st.weights.col.size()));
+      }
+  st.bias.assign(st.out.size(), 0.0);
+  return st;
+}
+
+LinearStage dense(Shape in, int out, std::mt19937_64& g, double wscale) {
+  std::normal_distribution<double> d(0.0, wscale);
+  LinearStage st;
+  st.name = "dense";
+  st.in = in;
+  st.out = {out, 1, 1};
+  st.weights.rows = out;
+  st.weights.cols = in.size();
+  st.weights.row_ptr.push_back(0);
+  for (int o = 0; o < out; ++o) {
+    for (int i = 0; i < in.size(); ++i) {
+      st.weights.col.push_back(i);
+      st.weights.val.push_back(d(g));
+    }
+    st.weights.row_ptr.push_back(static_cast<std::int64_t>(st.weights.col.size()));
+  }
+  st.bias.assign(out, 0.05);
+  return st;
+}
+
+Stage linear(LinearStage s) {
+  Stage st;
+  st.kind = Stage::Kind::kLinear;
+  st.linear = std::move(s);
+  return st;
+}
+
+Stage poly(std::vector<double> c) {
+  Stage st;
+  st.kind = Stage::Kind::kPoly;
+  st.poly.name = "poly";
+  st.poly.coefficients = std::move(c);
+  st.poly.input_range = 4;
+  return st;
+}
+
+std::vector<double> plain_forward(const Network& net, std::vector<double> x) {
+  for (const Stage& s : net.stages) {
+    if (s.kind == Stage::Kind::kPoly) {
+      for (double& v : x) {
+        double acc = 0;
+        for (auto it = s.poly.coefficients.rbegin(); it != s.poly.coefficients.rend(); ++it) acc = acc * v + *it;
+        v = acc;
+      }
+    } else {
+      const auto& w = s.linear.weights;
+      std::vector<double> y(s.linear.bias);
+      for (int r = 0; r < w.rows; ++r)
+        for (auto k = w.row_ptr[r]; k < w.row_ptr[r + 1]; ++k) y[r] += w.val[k] * x[w.col[k]];
+      x = std::move(y);
+    }
+  }
+  return x;
+}
+
+// conv(2->4, 3x3, pad 1) -> x^2-ish -> sum pool 2 -> conv(4->6, 3x3, stride 2, pad 1) ->
+// degree-4 -> dense(-> 10). 2 x 12 x 12 input.
+Network test_network(std::uint64_t seed) {
+  std::mt19937_64 g(seed);
+  Network net;
+  net.name = "test";
+  net.input = {2, 12, 12};
+  net.stages.push_back(linear(conv_stage(net.input, 4, 3, 1, 1, g, 0.3)));
+  net.stages.push_back(poly({0.1, 0.4, 1.0}));
+  net.stages.push_back(linear(sum_pool({4, 12, 12}, 2)));
+  net.stages.push_back(linear(conv_stage({4, 6, 6}, 6, 3, 2, 1, g, 0.1)));
+  net.stages.push_back(poly({0.05, 0.3, 0.2, 0.0, 1.0}));
+  net.stages.push_back(linear(dense({6, 3, 3}, 10, g, 0.2)));
+  return net;
+}
+
+std::vector<double> random_input(const Network& net, std::mt19937_64& g) {
+  std::uniform_real_distribution<double> d(-1, 1);
+  std::vector<double> x(net.input.size());
+  for (auto& v : x) v = d(g);
+  return x;
+}
+
+PlanOptions toy_options(Mode mode, int log_n) {
+  PlanOptions o;
+  o.mode = mode;
+  o.log_n = log_n;
+  o.allow_insecure = true;  // toy ring: tests only
+  o.target_scale_bits = 36;
+  return o;
+}
+
+double max_abs_error(const std::vector<double>& a, const std::vector<double>& b) {
+  double e = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) e = std::max(e, std::abs(a[i] - b[i]));
+  return e;
+}
+
+struct Client {
+  ckks::ContextPtr ctx;
+  ckks::KeyGenerator keygen;
+  ckks::CkksEncoder encoder;
+  ckks::Encryptor encryptor;
+  ckks::Decryptor decryptor;
+  explicit Client(const Plan& plan)
+      : ctx(ckks::CkksContext::create(plan.params)), keygen(ctx), encoder(ctx),
+        encryptor(ctx, keygen.secret_key()), decryptor(ctx, keygen.secret_key()) {}
+};
+
+class EncryptedNetworkTest : public ::testing::TestWithParam<int> {};
+
+// log_n 10 (256 slots: several blocks per layer) and 11 (one block per layer).
+TEST_P(EncryptedNetworkTest, LatencyModeMatchesPlain) {
+  const Network net = test_network(5);
+  const Plan plan = make_plan(net, toy_options(Mode::kLatency, GetParam()));
+  EXPECT_EQ(plan.depth, 1 + 1 + 0 + 1 + 2 + 1);
+  Client c(plan);
+  const EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
+  EncryptedNetwork server(net, plan, c.ctx);
+  std::mt19937_64 g(11);
+  for (int trial = 0; trial < 2; ++trial) {
+    const auto x = random_input(net, g);
+    std::vector<double> seconds;
+    auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, {x}), keys, &seconds);
+    EXPECT_EQ(seconds.size(), net.stages.size());
+    const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, 1);
+    const auto want = plain_forward(net, x);
+    ASSERT_EQ(logits.size(), 1u);
+    ASSERT_EQ(logits[0].size(), want.size());
+    EXPECT_GT(-std::log2(max_abs_error(logits[0], want)), 12) << plan.describe();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Rings, EncryptedNetworkTest, ::testing::Values(10, 11));
+
+TEST(EncryptedNetwork, ThroughputModeMatchesPlainForEveryImage) {
+  const Network net = test_network(6);
+  const Plan plan = make_plan(net, toy_options(Mode::kThroughput, 10));
+  EXPECT_EQ(plan.slots, 512u);
+  Client c(plan);
+  const EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
+  EXPECT_TRUE(keys.galois.keys.empty());
+  EncryptedNetwork server(net, plan, c.ctx);
+  std::mt19937_64 g(12);
+  std::vector<std::vector<double>> images;
+  for (int i = 0; i < 5; ++i) images.push_back(random_input(net, g));
+  auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, images), keys);
+  const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, images.size());
+  ASSERT_EQ(logits.size(), images.size());
+  for (std::size_t i = 0; i < images.size(); ++i)
+    EXPECT_GT(-std::log2(max_abs_error(logits[i], plain_forward(net, images[i]))), 12) << "image " << i;
+}
+
+TEST(Packing, GapLayoutKeepsStridedConvolutionDiagonalsFew) {
+  std::mt19937_64 g(3);
+  Network net;
+  net.input = {1, 28, 28};
+  net.stages.push_back(linear(conv_stage(net.input, 5, 5, 2, 1, g, 0.2)));
+  const Packing p = pack_network(net, 4096, false);
+  // 5 output channels x 25 taps: one diagonal each, independent of the output position.
+  EXPECT_LE(p.stages[0].counts.plaintext_mults, 125);
+  EXPECT_EQ(p.stages[0].out.row_stride, 56);
+  EXPECT_EQ(p.stages[0].out.col_stride, 2);
+}
+
+TEST(Planner, RefusesTooDeepModelsNamingTheDepth) {
+  Network net = test_network(1);
+  for (int i = 0; i < 200; ++i) net.stages.push_back(poly({0.1, 0.2, 1.0}));
+  PlanOptions o;
+  try {
+    make_plan(net, o);
+    FAIL() << "expected a refusal";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("needs 206 levels"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Planner, DefaultPlansAre128BitSecure) {
+  const Network net = test_network(2);
+  const Plan plan = make_plan(net, PlanOptions{});
+  EXPECT_TRUE(plan.params.is_128_bit_secure());
+  EXPECT_TRUE(plan.params.validate().empty());
+  EXPECT_GE(plan.params.log_n, 13);
+}
+
+}  // namespace
+}  // namespace veil::nn
