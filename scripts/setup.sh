@@ -16,7 +16,7 @@ cxx_packages=(
   libonnx-dev libprotobuf-dev protobuf-compiler
   libpng-dev libjpeg-dev
   clang libclang-rt-14-dev
-  xz-utils
+  xz-utils liblzma-dev
 )
 python_packages=(
   python3 python3-numpy python3-torch python3-torchvision python3-onnx

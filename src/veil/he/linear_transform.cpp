@@ -6,12 +6,12 @@
 
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/he/mac.hpp"
 
 namespace veil::he {
 
 using ckks::Ciphertext;
 using ckks::Plaintext;
-using math::u128;
 using math::u64;
 
 namespace {
@@ -43,43 +43,22 @@ void check_spec(const LinearTransformSpec& spec) {
                      t.out_block < spec.out_blocks,
                  "diagonal block index out of range");
     VEIL_REQUIRE(t.step >= 0 && static_cast<std::size_t>(t.step) < spec.slots, "diagonal step out of range");
-    VEIL_REQUIRE(spec.unit || t.values.size() == spec.slots, "diagonal has the wrong length");
   }
   VEIL_REQUIRE(spec.bias.empty() || static_cast<int>(spec.bias.size()) == spec.out_blocks,
                "bias must have one vector per output block");
 }
 
-// acc += sum_t pt_t * ct_t over both ciphertext polynomials, with 128-bit lazy
-// accumulation: products of primes below 2^61 are below 2^122, so 32 of them can be
-// summed before a Barrett reduction (one reduction per coefficient instead of per term).
+// acc = sum_t pt_t * ct_t, one limb per task (he/mac.hpp).
 void multiply_accumulate(const ckks::CkksContext& ctx, const std::vector<const Plaintext*>& pts,
                          const std::vector<const Ciphertext*>& cts, Ciphertext& out) {
-  const std::size_t n = ctx.n();
-  const std::size_t limbs = out.num_limbs();
-  parallel_for(limbs, [&](std::size_t i) {
-    const math::Modulus& q = ctx.modulus(i);
-    std::vector<u128> acc0(n, 0), acc1(n, 0);
+  parallel_for(out.num_limbs(), [&](std::size_t i) {
+    std::vector<const u64*> w(pts.size()), x0(pts.size()), x1(pts.size());
     for (std::size_t t = 0; t < pts.size(); ++t) {
-      const u64* p = pts[t]->limb(i);
-      const u64* c0 = cts[t]->limb(0, i);
-      const u64* c1 = cts[t]->limb(1, i);
-      for (std::size_t k = 0; k < n; ++k) {
-        acc0[k] += static_cast<u128>(p[k]) * c0[k];
-        acc1[k] += static_cast<u128>(p[k]) * c1[k];
-      }
-      if ((t + 1) % 32 == 0 && t + 1 < pts.size()) {
-        for (std::size_t k = 0; k < n; ++k) {
-          acc0[k] = q.reduce128(acc0[k]);
-          acc1[k] = q.reduce128(acc1[k]);
-        }
-      }
+      w[t] = pts[t]->limb(i);
+      x0[t] = cts[t]->limb(0, i);
+      x1[t] = cts[t]->limb(1, i);
     }
-    u64* o0 = out.limb(0, i);
-    u64* o1 = out.limb(1, i);
-    for (std::size_t k = 0; k < n; ++k) {
-      o0[k] = q.reduce128(acc0[k]);
-      o1[k] = q.reduce128(acc1[k]);
-    }
+    mac_pointwise(ctx.modulus(i), ctx.n(), w, x0, x1, out.limb(0, i), out.limb(1, i));
   });
 }
 
@@ -109,6 +88,7 @@ std::vector<int> rotation_steps(const LinearTransformSpec& spec, int giant_step)
 }
 
 TransformCounts count(const LinearTransformSpec& spec, int giant_step) {
+  check_spec(spec);
   const StepSets s = step_sets(spec, giant_step);
   TransformCounts c;
   for (const auto& b : s.baby) c.baby_rotations += static_cast<int>(b.size() - b.count(0));
@@ -123,6 +103,8 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
                                  double input_scale, int giant_step, bool cache_plaintexts)
     : encoder_(&encoder), spec_(std::move(spec)), level_(level), input_scale_(input_scale) {
   check_spec(spec_);
+  for (const auto& t : spec_.diagonals)
+    VEIL_REQUIRE(spec_.unit || t.values.size() == spec_.slots, "diagonal has the wrong length");
   VEIL_REQUIRE(level_ >= (spec_.unit ? 0 : 1), "a linear map with weights needs a level to rescale");
   giant_ = giant_step > 0 ? giant_step : choose_giant_step(spec_);
   VEIL_REQUIRE((giant_ & (giant_ - 1)) == 0 && static_cast<std::size_t>(giant_) <= spec_.slots,

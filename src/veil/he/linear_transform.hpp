@@ -53,6 +53,7 @@ struct TransformCounts {
   int rotations() const { return baby_rotations + giant_rotations + fold_rotations; }
 };
 
+// Planning functions below need only the diagonals' positions (values may be empty).
 // Chooses the giant step (a power of two) minimising the rotation count, counting a
 // hoisted baby rotation as `hoisted_cost` of a full one.
 int choose_giant_step(const LinearTransformSpec& spec, double hoisted_cost = 0.6);

@@ -7,12 +7,12 @@
 
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/he/mac.hpp"
 #include "veil/he/polynomial.hpp"
 
 namespace veil::nn {
 
 using ckks::Ciphertext;
-using math::u128;
 using math::u64;
 
 EvaluationKeys make_evaluation_keys(const Plan& plan, const ckks::KeyGenerator& keygen) {
@@ -121,11 +121,22 @@ void EncryptedNetwork::check_inputs(const std::vector<Ciphertext>& in) const {
 }
 
 std::vector<Ciphertext> EncryptedNetwork::evaluate(const std::vector<Ciphertext>& inputs, const EvaluationKeys& keys,
-                                                   std::vector<double>* stage_seconds) const {
+                                                   std::vector<double>* stage_seconds,
+                                                   const StageObserver& observer) const {
   check_inputs(inputs);
   if (stage_seconds) stage_seconds->assign(net_.stages.size(), 0.0);
   std::vector<Ciphertext> x = inputs;
   for (std::size_t k = 0; k < net_.stages.size(); ++k) {
+    if (fusable(k)) {
+      double secs[3];
+      x = fused_batch(k, x, keys, secs);
+      for (int i = 0; i < 3; ++i)
+        if (stage_seconds) (*stage_seconds)[k + i] = secs[i];
+      // Per-stage observation is not possible inside the fusion; report the pool output.
+      if (observer) observer(k + 2, x);
+      k += 2;
+      continue;
+    }
     const auto start = std::chrono::steady_clock::now();
     const Stage& st = net_.stages[k];
     if (st.kind == Stage::Kind::kPoly) {
@@ -139,56 +150,99 @@ std::vector<Ciphertext> EncryptedNetwork::evaluate(const std::vector<Ciphertext>
     }
     if (stage_seconds)
       (*stage_seconds)[k] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (observer) observer(k, x);
   }
   return x;
 }
 
 // out[o] = sum_k w_k * in[col_k] (+ bias), weights as constants at scale q_level so the
 // rescale restores the input scale; 128-bit lazy accumulation as in he::LinearTransform.
-std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const std::vector<Ciphertext>& in) const {
+Ciphertext EncryptedNetwork::linear_output(std::size_t stage, std::size_t o, const std::vector<Ciphertext>& in) const {
   const LinearStage& st = net_.stages[stage].linear;
-  VEIL_REQUIRE(static_cast<int>(in.size()) == st.in.size(), "stage '" << st.name << "' expects " << st.in.size()
-                                                                       << " ciphertexts, got " << in.size());
   const int level = in[0].level();
   const std::size_t n = ctx_->n(), limbs = static_cast<std::size_t>(level) + 1;
   const double in_scale = in[0].scale();
   const bool unit = st.unit_weights;
-  VEIL_REQUIRE(unit || level >= 1, "no level left for stage '" << st.name << "'");
   const double w_scale = static_cast<double>(ctx_->modulus(level).value());
-  std::vector<Ciphertext> out(st.out.size());
-  parallel_for(out.size(), [&](std::size_t o) {
-    Ciphertext acc(n, 2, level, unit ? in_scale : in_scale * w_scale, plan_.slots);
-    const auto begin = st.weights.row_ptr[o], end = st.weights.row_ptr[o + 1];
-    if (unit) {
-      std::fill(acc.data().begin(), acc.data().end(), 0);
-      for (auto k = begin; k < end; ++k) eval_.add_inplace(acc, in[st.weights.col[k]]);
-    } else {
-      std::vector<u128> a0(n), a1(n);
-      for (std::size_t i = 0; i < limbs; ++i) {
-        const math::Modulus& q = ctx_->modulus(i);
-        std::fill(a0.begin(), a0.end(), 0);
-        std::fill(a1.begin(), a1.end(), 0);
-        for (auto k = begin; k < end; ++k) {
-          const u64 w = q.from_double(st.weights.val[k] * w_scale);
-          const Ciphertext& c = in[st.weights.col[k]];
-          const u64* c0 = c.limb(0, i);
-          const u64* c1 = c.limb(1, i);
-          for (std::size_t j = 0; j < n; ++j) {
-            a0[j] += static_cast<u128>(w) * c0[j];
-            a1[j] += static_cast<u128>(w) * c1[j];
-          }
-          if ((k - begin + 1) % 32 == 0)
-            for (std::size_t j = 0; j < n; ++j) a0[j] = q.reduce128(a0[j]), a1[j] = q.reduce128(a1[j]);
-        }
-        u64* o0 = acc.limb(0, i);
-        u64* o1 = acc.limb(1, i);
-        for (std::size_t j = 0; j < n; ++j) o0[j] = q.reduce128(a0[j]), o1[j] = q.reduce128(a1[j]);
+  Ciphertext acc(n, 2, level, unit ? in_scale : in_scale * w_scale, plan_.slots);
+  const auto begin = st.weights.row_ptr[o], end = st.weights.row_ptr[o + 1];
+  if (unit) {
+    std::fill(acc.data().begin(), acc.data().end(), 0);
+    for (auto k = begin; k < end; ++k) eval_.add_inplace(acc, in[st.weights.col[k]]);
+  } else {
+    const auto terms = static_cast<std::size_t>(end - begin);
+    std::vector<u64> w(terms);
+    std::vector<const u64*> x0(terms), x1(terms);
+    for (std::size_t i = 0; i < limbs; ++i) {
+      const math::Modulus& q = ctx_->modulus(i);
+      for (std::size_t t = 0; t < terms; ++t) {
+        w[t] = q.from_double(st.weights.val[begin + t] * w_scale);
+        const Ciphertext& c = in[st.weights.col[begin + t]];
+        x0[t] = c.limb(0, i);
+        x1[t] = c.limb(1, i);
       }
-      eval_.rescale_inplace(acc);
+      he::mac_scalar(q, n, w, x0, x1, acc.limb(0, i), acc.limb(1, i));
     }
-    if (st.bias[o] != 0) eval_.add_const_inplace(acc, st.bias[o]);
-    out[o] = std::move(acc);
+    eval_.rescale_inplace(acc);
+  }
+  if (st.bias[o] != 0) eval_.add_const_inplace(acc, st.bias[o]);
+  return acc;
+}
+
+std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const std::vector<Ciphertext>& in) const {
+  const LinearStage& st = net_.stages[stage].linear;
+  VEIL_REQUIRE(static_cast<int>(in.size()) == st.in.size(), "stage '" << st.name << "' expects " << st.in.size()
+                                                                       << " ciphertexts, got " << in.size());
+  VEIL_REQUIRE(st.unit_weights || in[0].level() >= 1, "no level left for stage '" << st.name << "'");
+  std::vector<Ciphertext> out(st.out.size());
+  parallel_for(out.size(), [&](std::size_t o) { out[o] = linear_output(stage, o, in); });
+  return out;
+}
+
+bool EncryptedNetwork::fusable(std::size_t k) const {
+  if (plan_.mode != Mode::kThroughput || k + 2 >= net_.stages.size()) return false;
+  const Stage &a = net_.stages[k], &b = net_.stages[k + 1], &c = net_.stages[k + 2];
+  if (a.kind != Stage::Kind::kLinear || b.kind != Stage::Kind::kPoly || c.kind != Stage::Kind::kLinear ||
+      !c.linear.unit_weights)
+    return false;
+  // Every pre-pool value feeds at most one pool output (stride = kernel), so computing
+  // them per pool output does no work twice.
+  std::vector<int> uses(c.linear.in.size(), 0);
+  for (int col : c.linear.weights.col)
+    if (++uses[col] > 1) return false;
+  return true;
+}
+
+std::vector<Ciphertext> EncryptedNetwork::fused_batch(std::size_t k, const std::vector<Ciphertext>& in,
+                                                      const EvaluationKeys& keys, double seconds[3]) const {
+  const LinearStage& pool = net_.stages[k + 2].linear;
+  const auto& coeffs = net_.stages[k + 1].poly.coefficients;
+  std::vector<Ciphertext> out(pool.out.size());
+  std::vector<double> cpu(3 * out.size(), 0.0);
+  const auto wall = std::chrono::steady_clock::now();
+  parallel_for(out.size(), [&](std::size_t o) {
+    for (auto e = pool.weights.row_ptr[o]; e < pool.weights.row_ptr[o + 1]; ++e) {
+      auto t = std::chrono::steady_clock::now();
+      Ciphertext v = linear_output(k, pool.weights.col[e], in);
+      auto t2 = std::chrono::steady_clock::now();
+      v = he::evaluate_polynomial(eval_, v, coeffs, keys.relin);
+      auto t3 = std::chrono::steady_clock::now();
+      if (out[o].empty())
+        out[o] = std::move(v);
+      else
+        eval_.add_inplace(out[o], v);
+      const auto t4 = std::chrono::steady_clock::now();
+      cpu[3 * o] += std::chrono::duration<double>(t2 - t).count();
+      cpu[3 * o + 1] += std::chrono::duration<double>(t3 - t2).count();
+      cpu[3 * o + 2] += std::chrono::duration<double>(t4 - t3).count();
+    }
   });
+  // Split the wall time between the three stages in proportion to their CPU time.
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count();
+  double parts[3] = {0, 0, 0};
+  for (std::size_t i = 0; i < cpu.size(); ++i) parts[i % 3] += cpu[i];
+  const double sum = parts[0] + parts[1] + parts[2];
+  for (int i = 0; i < 3; ++i) seconds[i] = sum > 0 ? total * parts[i] / sum : 0;
   return out;
 }
 

@@ -9,6 +9,7 @@
 // sum of ciphertexts with no rotation at all, so up to N/2 images cost one evaluation.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -49,14 +50,27 @@ class EncryptedNetwork {
                    std::size_t cache_bytes = std::size_t{4} << 30);
   ~EncryptedNetwork();
 
+  // Called after each stage with its output (reports decrypt these to measure the
+  // precision per layer when client and server share a process).
+  using StageObserver = std::function<void(std::size_t stage, const std::vector<ckks::Ciphertext>&)>;
+
   // `stage_seconds` (optional) receives the wall time of each stage.
   std::vector<ckks::Ciphertext> evaluate(const std::vector<ckks::Ciphertext>& inputs, const EvaluationKeys& keys,
-                                         std::vector<double>* stage_seconds = nullptr) const;
+                                         std::vector<double>* stage_seconds = nullptr,
+                                         const StageObserver& observer = {}) const;
   const Plan& plan() const { return plan_; }
   std::size_t plaintext_bytes() const;
 
  private:
   std::vector<ckks::Ciphertext> linear_batch(std::size_t stage, const std::vector<ckks::Ciphertext>& in) const;
+  // Output `o` of a throughput-mode linear stage.
+  ckks::Ciphertext linear_output(std::size_t stage, std::size_t o, const std::vector<ckks::Ciphertext>& in) const;
+  // Throughput mode: linear -> polynomial -> sum pool, one pool output at a time, so the
+  // (large) pre-pool tensor is never held in memory at once. Returns false when the
+  // three stages starting at `stage` do not have that shape.
+  bool fusable(std::size_t stage) const;
+  std::vector<ckks::Ciphertext> fused_batch(std::size_t stage, const std::vector<ckks::Ciphertext>& in,
+                                            const EvaluationKeys& keys, double seconds[3]) const;
   void check_inputs(const std::vector<ckks::Ciphertext>& inputs) const;
 
   Network net_;

@@ -56,7 +56,7 @@ std::vector<Candidate> candidates(const LinearStage& st, const Layout& in) {
   const Layout compact = Layout::compact(st.out, in.slots);
   out.push_back({compact, false});
   if (st.out.size() * 2 <= static_cast<int>(in.slots) && compact.blocks() == 1) out.push_back({compact, true});
-  if (st.spatial) {
+  if (st.spatial && in.shape == st.in) {
     const int rs = in.row_stride * st.stride_y, xs = in.col_stride * st.stride_x;
     if (extent(st.out, rs, xs) <= in.channel_stride) {
       Layout gap = with_strides(st.out, in.slots, in.channel_stride, rs, xs);
@@ -90,7 +90,10 @@ std::string Layout::describe() const {
 
 he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, const Layout& out, bool fold,
                                     bool with_values) {
-  VEIL_REQUIRE(in.shape == st.in && out.shape == st.out, "layout shapes do not match stage '" << st.name << "'");
+  // Flatten/Reshape keep the channel-major order, so only the sizes must agree: the
+  // input layout addresses flat indices with its own shape.
+  VEIL_REQUIRE(in.shape.size() == st.in.size() && out.shape.size() == st.out.size(),
+               "layout sizes do not match stage '" << st.name << "'");
   const auto n = static_cast<std::int64_t>(in.slots);
   he::LinearTransformSpec spec;
   spec.slots = in.slots;

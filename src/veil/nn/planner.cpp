@@ -95,14 +95,15 @@ double keyswitch_ntts(const ckks::CkksParameters& p, int level) {
   return 2.0 * (l + digits_at(p, level) * (l + k) + 2 * k + 2 * l);
 }
 
-// Worst-case growth of an absolute error through each stage: the largest row l1 norm of
-// a linear stage, the largest |p'(x)| on the measured input range of a polynomial.
+// Growth of an absolute error through each stage. CKKS errors in different slots are
+// independent and zero-mean, so a linear stage grows them by its largest row l2 norm
+// (not the worst-case l1 norm); a polynomial by the largest |p'(x)| on its input range.
 double linear_gain(const LinearStage& st) {
   double g = 0;
   for (int r = 0; r < st.weights.rows; ++r) {
     double s = 0;
-    for (auto k = st.weights.row_ptr[r]; k < st.weights.row_ptr[r + 1]; ++k) s += std::abs(st.weights.val[k]);
-    g = std::max(g, s);
+    for (auto k = st.weights.row_ptr[r]; k < st.weights.row_ptr[r + 1]; ++k) s += st.weights.val[k] * st.weights.val[k];
+    g = std::max(g, std::sqrt(s));
   }
   return g;
 }
@@ -115,6 +116,16 @@ double poly_gain(const PolyStage& st) {
   return g;
 }
 
+// Predicted absolute error of the logits: fresh encryption and every rescale add about
+// 8 sqrt(N) / scale; stages grow what came before.
+double predict_logit_error(const Network& net, int log_n, double scale) {
+  const double fresh = 8.0 * std::sqrt(static_cast<double>(std::size_t{1} << log_n)) / scale;
+  double err = fresh;
+  for (const Stage& st : net.stages)
+    err = err * (st.kind == Stage::Kind::kPoly ? poly_gain(st.poly) : linear_gain(st.linear)) + fresh;
+  return err;
+}
+
 }  // namespace
 
 const char* mode_name(Mode m) { return m == Mode::kLatency ? "latency" : "throughput"; }
@@ -125,8 +136,10 @@ Mode parse_mode(const std::string& s) {
   throw std::invalid_argument("unknown mode '" + s + "': use latency (one image) or throughput (a batch)");
 }
 
-Plan make_plan(const Network& net, const PlanOptions& o) {
+Plan make_plan(const Network& net, const PlanOptions& options) {
   VEIL_REQUIRE(!net.stages.empty(), "network has no stages");
+  PlanOptions o = options;
+  if (o.target_scale_bits == 0) o.target_scale_bits = o.mode == Mode::kLatency ? 33 : 31;
   VEIL_REQUIRE(o.min_scale_bits >= 20 && o.target_scale_bits <= 58 && o.min_scale_bits <= o.target_scale_bits,
                "scale bits must satisfy 20 <= min <= target <= 58");
   Plan plan;
@@ -136,6 +149,9 @@ Plan make_plan(const Network& net, const PlanOptions& o) {
   std::optional<Chain> chain;
   int log_n = first;
   int needed_depth = 0;
+  double best_bits = -1e9;
+  int best_log_n = first;
+  Packing best_packing;
   for (; log_n <= last; ++log_n) {
     const std::size_t slots = std::size_t{1} << (log_n - 1);
     int depth = 0;
@@ -148,13 +164,19 @@ Plan make_plan(const Network& net, const PlanOptions& o) {
                                               : (s.linear.unit_weights ? 0 : 1);
     }
     needed_depth = depth;
-    chain = fit_chain(log_n, depth, o);
-    if (chain) {
-      plan.slots = slots;
-      plan.depth = depth;
-      break;
+    auto c = fit_chain(log_n, depth, o);
+    if (!c) continue;
+    // Prefer the smallest ring whose scale keeps the logits precise enough; otherwise
+    // the most precise ring that fits.
+    const double bits = -std::log2(predict_logit_error(net, log_n, std::ldexp(1.0, c->scale_bits)));
+    if (!chain || bits > best_bits) {
+      chain = c, best_bits = bits, best_log_n = log_n, plan.slots = slots, plan.depth = depth;
+      best_packing = plan.packing;
     }
+    if (bits >= o.min_precision_bits) break;
   }
+  log_n = best_log_n;
+  plan.packing = std::move(best_packing);
   VEIL_REQUIRE(chain, "model '" << net.name << "' needs " << needed_depth
                                 << " levels (multiplicative depth), which no ring degree up to 2^" << last
                                 << " holds at 128-bit security with a scale of at least 2^" << o.min_scale_bits
@@ -172,8 +194,6 @@ Plan make_plan(const Network& net, const PlanOptions& o) {
   const double ntt = measure_ntt_seconds(log_n);
   const double mac_seconds = 0.7e-9;  // one 64x64->128 multiply-accumulate
   const double n = static_cast<double>(p.n());
-  const double fresh_noise = 8.0 * std::sqrt(n);  // encryption / rescale error, scaled units
-  double err = fresh_noise / p.scale;
   std::map<int, int> key_level;
   int level = top;
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
@@ -189,7 +209,6 @@ Plan make_plan(const Network& net, const PlanOptions& o) {
         sp.predicted_seconds = plan.packing.stages[k].in.blocks() * depth *
                                (keyswitch_ntts(p, level) * ntt + 4 * l * n * mac_seconds);
       level -= depth;
-      err = err * poly_gain(st.poly) + fresh_noise / p.scale;
     } else {
       sp.name = st.linear.name;
       if (o.mode == Mode::kLatency) {
@@ -205,7 +224,6 @@ Plan make_plan(const Network& net, const PlanOptions& o) {
         sp.predicted_seconds = static_cast<double>(st.linear.weights.nnz()) * 2 * l * n * mac_seconds;
       }
       level -= sp.counts.levels;
-      err = err * linear_gain(st.linear) + fresh_noise / p.scale;
     }
     sp.level_out = level;
     plan.predicted_seconds += sp.predicted_seconds;
@@ -234,7 +252,7 @@ Plan make_plan(const Network& net, const PlanOptions& o) {
     plan.rotation_steps.push_back(step);
     plan.rotation_key_levels.push_back(lv);
   }
-  plan.predicted_precision_bits = -std::log2(err);
+  plan.predicted_precision_bits = -std::log2(predict_logit_error(net, p.log_n, p.scale));
 
   // Sizes as sent: keys and fresh ciphertexts seed-compressed (half), results full.
   const int relin_level = top;

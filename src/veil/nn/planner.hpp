@@ -26,9 +26,14 @@ Mode parse_mode(const std::string& s);
 
 struct PlanOptions {
   Mode mode = Mode::kLatency;
-  int target_scale_bits = 33;  // precision wanted
+  // Precision wanted; 0: 33 bits in latency mode, 31 in throughput mode, whose weighted
+  // sums then run on the faster sub-32-bit kernel (he/mac.hpp).
+  int target_scale_bits = 0;
   int min_scale_bits = 24;     // below this, refuse rather than lose accuracy
   int headroom_bits = 12;      // q0 - scale: room for |logits| up to ~2^10
+  // Take the smallest ring whose predicted logit precision reaches this (in bits; the
+  // prediction is an estimate, about 2 bits optimistic on the shipped models).
+  double min_precision_bits = 8;
   int log_n = 0;               // 0: smallest secure ring that fits
   bool allow_insecure = false; // tests only
 };
