@@ -27,11 +27,13 @@ TEST_P(MacTest, MatchesNaiveModularSums) {
     ws[t] = d(g);
     for (std::size_t j = 0; j < n; ++j) w[t][j] = d(g), x0[t][j] = d(g), x1[t][j] = d(g);
   }
-  std::vector<const u64*> pw, p0, p1;
-  for (std::size_t t = 0; t < terms; ++t) pw.push_back(w[t].data()), p0.push_back(x0[t].data()), p1.push_back(x1[t].data());
+  std::vector<const u64*> pw, px;
+  for (std::size_t t = 0; t < terms; ++t) pw.push_back(w[t].data()), px.push_back(x0[t].data()), px.push_back(x1[t].data());
   std::vector<u64> o0(n), o1(n), s0(n), s1(n);
-  he::mac_pointwise(q, n, pw, p0, p1, o0.data(), o1.data());
-  he::mac_scalar(q, n, ws, p0, p1, s0.data(), s1.data());
+  u64* po[2] = {o0.data(), o1.data()};
+  u64* ps[2] = {s0.data(), s1.data()};
+  he::mac_pointwise(q, n, pw, px, 2, po);
+  he::mac_scalar(q, n, ws, px, 2, ps);
   for (std::size_t j = 0; j < n; ++j) {
     u64 e0 = 0, e1 = 0, f0 = 0, f1 = 0;
     for (std::size_t t = 0; t < terms; ++t) {

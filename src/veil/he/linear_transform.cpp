@@ -52,13 +52,14 @@ void check_spec(const LinearTransformSpec& spec) {
 void multiply_accumulate(const ckks::CkksContext& ctx, const std::vector<const Plaintext*>& pts,
                          const std::vector<const Ciphertext*>& cts, Ciphertext& out) {
   parallel_for(out.num_limbs(), [&](std::size_t i) {
-    std::vector<const u64*> w(pts.size()), x0(pts.size()), x1(pts.size());
+    std::vector<const u64*> w(pts.size()), x(2 * pts.size());
     for (std::size_t t = 0; t < pts.size(); ++t) {
       w[t] = pts[t]->limb(i);
-      x0[t] = cts[t]->limb(0, i);
-      x1[t] = cts[t]->limb(1, i);
+      x[2 * t] = cts[t]->limb(0, i);
+      x[2 * t + 1] = cts[t]->limb(1, i);
     }
-    mac_pointwise(ctx.modulus(i), ctx.n(), w, x0, x1, out.limb(0, i), out.limb(1, i));
+    u64* o[2] = {out.limb(0, i), out.limb(1, i)};
+    mac_pointwise(ctx.modulus(i), ctx.n(), w, x, 2, o);
   });
 }
 

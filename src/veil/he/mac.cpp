@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
 namespace veil::he {
 
@@ -16,52 +15,52 @@ std::size_t batch_64(const math::Modulus& q) {
   return static_cast<std::size_t>(std::min<u128>((~u128{0} >> 64) / sq, 1u << 20));
 }
 
-// W(t, j) gives the weight of term t at coefficient j.
+// Coefficients are processed in tiles small enough that both accumulators stay in L1
+// while every term streams through (the inputs are read once either way).
+constexpr std::size_t kTile = 512;
+
+// weight(t, j) gives the weight of term t at coefficient j.
 template <class Weight>
-void mac(const math::Modulus& q, std::size_t n, std::size_t terms, Weight weight, std::span<const u64* const> x0,
-         std::span<const u64* const> x1, u64* out0, u64* out1) {
-  if (q.value() < (u64{1} << 32)) {
-    const std::size_t batch = batch_64(q);
-    std::vector<u64> a0(n, 0), a1(n, 0);
-    for (std::size_t t = 0; t < terms; ++t) {
-      const u64* p0 = x0[t];
-      const u64* p1 = x1[t];
-      for (std::size_t j = 0; j < n; ++j) {
-        const u64 w = static_cast<std::uint32_t>(weight(t, j));
-        a0[j] += w * static_cast<std::uint32_t>(p0[j]);
-        a1[j] += w * static_cast<std::uint32_t>(p1[j]);
+void mac(const math::Modulus& q, std::size_t n, std::size_t terms, Weight weight, std::span<const u64* const> x,
+         std::size_t polys, u64* const* out) {
+  for (std::size_t base = 0; base < n; base += kTile) {
+    const std::size_t len = std::min(kTile, n - base);
+    for (std::size_t c = 0; c < polys; ++c) {
+      if (q.value() < (u64{1} << 32)) {
+        const std::size_t batch = batch_64(q);
+        u64 a[kTile] = {};
+        for (std::size_t t = 0; t < terms; ++t) {
+          const u64* p = x[t * polys + c] + base;
+          for (std::size_t j = 0; j < len; ++j)
+            a[j] += static_cast<u64>(static_cast<std::uint32_t>(weight(t, base + j))) * static_cast<std::uint32_t>(p[j]);
+          if ((t + 1) % batch == 0)
+            for (std::size_t j = 0; j < len; ++j) a[j] = q.reduce(a[j]);
+        }
+        for (std::size_t j = 0; j < len; ++j) out[c][base + j] = q.reduce(a[j]);
+      } else {
+        u128 a[kTile] = {};
+        for (std::size_t t = 0; t < terms; ++t) {
+          const u64* p = x[t * polys + c] + base;
+          for (std::size_t j = 0; j < len; ++j) a[j] += static_cast<u128>(weight(t, base + j)) * p[j];
+          if ((t + 1) % 32 == 0)
+            for (std::size_t j = 0; j < len; ++j) a[j] = q.reduce128(a[j]);
+        }
+        for (std::size_t j = 0; j < len; ++j) out[c][base + j] = q.reduce128(a[j]);
       }
-      if ((t + 1) % batch == 0)
-        for (std::size_t j = 0; j < n; ++j) a0[j] = q.reduce(a0[j]), a1[j] = q.reduce(a1[j]);
     }
-    for (std::size_t j = 0; j < n; ++j) out0[j] = q.reduce(a0[j]), out1[j] = q.reduce(a1[j]);
-    return;
   }
-  std::vector<u128> a0(n, 0), a1(n, 0);
-  for (std::size_t t = 0; t < terms; ++t) {
-    const u64* p0 = x0[t];
-    const u64* p1 = x1[t];
-    for (std::size_t j = 0; j < n; ++j) {
-      const u64 w = weight(t, j);
-      a0[j] += static_cast<u128>(w) * p0[j];
-      a1[j] += static_cast<u128>(w) * p1[j];
-    }
-    if ((t + 1) % 32 == 0)
-      for (std::size_t j = 0; j < n; ++j) a0[j] = q.reduce128(a0[j]), a1[j] = q.reduce128(a1[j]);
-  }
-  for (std::size_t j = 0; j < n; ++j) out0[j] = q.reduce128(a0[j]), out1[j] = q.reduce128(a1[j]);
 }
 
 }  // namespace
 
 void mac_pointwise(const math::Modulus& q, std::size_t n, std::span<const u64* const> w,
-                   std::span<const u64* const> x0, std::span<const u64* const> x1, u64* out0, u64* out1) {
-  mac(q, n, w.size(), [&](std::size_t t, std::size_t j) { return w[t][j]; }, x0, x1, out0, out1);
+                   std::span<const u64* const> x, std::size_t polys, u64* const* out) {
+  mac(q, n, w.size(), [&](std::size_t t, std::size_t j) { return w[t][j]; }, x, polys, out);
 }
 
-void mac_scalar(const math::Modulus& q, std::size_t n, std::span<const u64> w, std::span<const u64* const> x0,
-                std::span<const u64* const> x1, u64* out0, u64* out1) {
-  mac(q, n, w.size(), [&](std::size_t t, std::size_t) { return w[t]; }, x0, x1, out0, out1);
+void mac_scalar(const math::Modulus& q, std::size_t n, std::span<const u64> w, std::span<const u64* const> x,
+                std::size_t polys, u64* const* out) {
+  mac(q, n, w.size(), [&](std::size_t t, std::size_t) { return w[t]; }, x, polys, out);
 }
 
 }  // namespace veil::he

@@ -16,12 +16,15 @@ namespace veil::he {
 
 using math::u64;
 
+// x holds, for each term t, the pointers to its `polys` polynomials (limb i) at
+// x[t * polys + c]; out[c] receives polynomial c of the sum.
+
 // Pointwise weights (a plaintext per term): out_c[j] = sum_t w[t][j] * x_c[t][j].
 void mac_pointwise(const math::Modulus& q, std::size_t n, std::span<const u64* const> w,
-                   std::span<const u64* const> x0, std::span<const u64* const> x1, u64* out0, u64* out1);
+                   std::span<const u64* const> x, std::size_t polys, u64* const* out);
 
 // One scalar weight per term (already reduced mod q): out_c[j] = sum_t w[t] * x_c[t][j].
-void mac_scalar(const math::Modulus& q, std::size_t n, std::span<const u64> w, std::span<const u64* const> x0,
-                std::span<const u64* const> x1, u64* out0, u64* out1);
+void mac_scalar(const math::Modulus& q, std::size_t n, std::span<const u64> w, std::span<const u64* const> x,
+                std::size_t polys, u64* const* out);
 
 }  // namespace veil::he

@@ -140,7 +140,8 @@ int polynomial_depth(const std::vector<double>& coefficients) {
 }
 
 Ciphertext evaluate_polynomial(const ckks::Evaluator& eval, const Ciphertext& x,
-                               const std::vector<double>& coefficients, const ckks::RelinKeys& rk) {
+                               const std::vector<double>& coefficients, const ckks::RelinKeys& rk,
+                               bool relinearize_result) {
   VEIL_REQUIRE(!coefficients.empty(), "polynomial has no coefficients");
   for (double c : coefficients) VEIL_REQUIRE(std::isfinite(c), "polynomial coefficient is not finite");
   const std::vector<double> c = trimmed(coefficients);
@@ -150,6 +151,17 @@ Ciphertext evaluate_polynomial(const ckks::Evaluator& eval, const Ciphertext& x,
   VEIL_REQUIRE(c.size() >= 2, "constant polynomial: fold it into the next layer's bias");
   PolyEvaluator pe(eval, x, rk);
   const bool monic = c.back() == 1.0;
+  if (!relinearize_result && monic && c.size() == 3) {
+    Ciphertext sq = eval.multiply(x, x);
+    eval.rescale_inplace(sq);
+    if (c[1] != 0) {
+      Ciphertext lin = pe.at({c[0], c[1]}, sq.level(), sq.scale());
+      eval.add_inplace(sq, lin);
+    } else if (c[0] != 0) {
+      eval.add_const_inplace(sq, c[0]);
+    }
+    return sq;
+  }
   if (monic) return pe.natural(c);
   // Not monic: the leading coefficient costs one more level (ceil(log2(d + 1)) in all),
   // and the result lands at x's scale.

@@ -23,7 +23,12 @@ namespace veil::he {
 int polynomial_depth(const std::vector<double>& coefficients);
 
 // Returns p(x) slot-wise. The input must have at least polynomial_depth levels left.
+// With `relinearize_result` false a monic quadratic returns its x^2 term unrelinearised
+// (3 polynomials): a following weighted sum can then work on the larger ciphertexts and
+// relinearise only its outputs (lazy relinearisation; fewer key switches whenever the
+// layer has fewer outputs than inputs).
 ckks::Ciphertext evaluate_polynomial(const ckks::Evaluator& eval, const ckks::Ciphertext& x,
-                                     const std::vector<double>& coefficients, const ckks::RelinKeys& rk);
+                                     const std::vector<double>& coefficients, const ckks::RelinKeys& rk,
+                                     bool relinearize_result = true);
 
 }  // namespace veil::he

@@ -140,13 +140,14 @@ std::vector<Ciphertext> EncryptedNetwork::evaluate(const std::vector<Ciphertext>
     const auto start = std::chrono::steady_clock::now();
     const Stage& st = net_.stages[k];
     if (st.kind == Stage::Kind::kPoly) {
+      const bool relin = !lazy_relin(k);
       parallel_for(x.size(), [&](std::size_t i) {
-        x[i] = he::evaluate_polynomial(eval_, x[i], st.poly.coefficients, keys.relin);
+        x[i] = he::evaluate_polynomial(eval_, x[i], st.poly.coefficients, keys.relin, relin);
       });
     } else if (plan_.mode == Mode::kLatency) {
       x = transforms_[k]->apply(eval_, x, keys.galois);
     } else {
-      x = linear_batch(k, x);
+      x = linear_batch(k, x, &keys.relin);
     }
     if (stage_seconds)
       (*stage_seconds)[k] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -157,46 +158,67 @@ std::vector<Ciphertext> EncryptedNetwork::evaluate(const std::vector<Ciphertext>
 
 // out[o] = sum_k w_k * in[col_k] (+ bias), weights as constants at scale q_level so the
 // rescale restores the input scale; 128-bit lazy accumulation as in he::LinearTransform.
-Ciphertext EncryptedNetwork::linear_output(std::size_t stage, std::size_t o, const std::vector<Ciphertext>& in) const {
+Ciphertext EncryptedNetwork::linear_output(std::size_t stage, std::size_t o, const std::vector<Ciphertext>& in,
+                                           const ckks::RelinKeys* relin) const {
   const LinearStage& st = net_.stages[stage].linear;
   const int level = in[0].level();
   const std::size_t n = ctx_->n(), limbs = static_cast<std::size_t>(level) + 1;
   const double in_scale = in[0].scale();
   const bool unit = st.unit_weights;
   const double w_scale = static_cast<double>(ctx_->modulus(level).value());
-  Ciphertext acc(n, 2, level, unit ? in_scale : in_scale * w_scale, plan_.slots);
+  // Inputs may be unrelinearised products (3 polynomials, see evaluate()).
+  Ciphertext acc(n, in[0].size(), level, unit ? in_scale : in_scale * w_scale, plan_.slots);
   const auto begin = st.weights.row_ptr[o], end = st.weights.row_ptr[o + 1];
   if (unit) {
     std::fill(acc.data().begin(), acc.data().end(), 0);
     for (auto k = begin; k < end; ++k) eval_.add_inplace(acc, in[st.weights.col[k]]);
   } else {
     const auto terms = static_cast<std::size_t>(end - begin);
+    const std::size_t polys = in[0].size();
     std::vector<u64> w(terms);
-    std::vector<const u64*> x0(terms), x1(terms);
+    std::vector<const u64*> x(terms * polys);
+    std::vector<u64*> outs(polys);
     for (std::size_t i = 0; i < limbs; ++i) {
       const math::Modulus& q = ctx_->modulus(i);
       for (std::size_t t = 0; t < terms; ++t) {
         w[t] = q.from_double(st.weights.val[begin + t] * w_scale);
         const Ciphertext& c = in[st.weights.col[begin + t]];
-        x0[t] = c.limb(0, i);
-        x1[t] = c.limb(1, i);
+        for (std::size_t p = 0; p < polys; ++p) x[t * polys + p] = c.limb(p, i);
       }
-      he::mac_scalar(q, n, w, x0, x1, acc.limb(0, i), acc.limb(1, i));
+      for (std::size_t p = 0; p < polys; ++p) outs[p] = acc.limb(p, i);
+      he::mac_scalar(q, n, w, x, polys, outs.data());
     }
     eval_.rescale_inplace(acc);
+    if (acc.size() == 3) eval_.relinearize_inplace(acc, *relin);
   }
   if (st.bias[o] != 0) eval_.add_const_inplace(acc, st.bias[o]);
   return acc;
 }
 
-std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const std::vector<Ciphertext>& in) const {
+std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const std::vector<Ciphertext>& in,
+                                                       const ckks::RelinKeys* relin) const {
   const LinearStage& st = net_.stages[stage].linear;
   VEIL_REQUIRE(static_cast<int>(in.size()) == st.in.size(), "stage '" << st.name << "' expects " << st.in.size()
                                                                        << " ciphertexts, got " << in.size());
   VEIL_REQUIRE(st.unit_weights || in[0].level() >= 1, "no level left for stage '" << st.name << "'");
+  for (const auto& c : in) VEIL_REQUIRE(c.size() == in[0].size(), "internal: mixed ciphertext sizes");
   std::vector<Ciphertext> out(st.out.size());
-  parallel_for(out.size(), [&](std::size_t o) { out[o] = linear_output(stage, o, in); });
+  parallel_for(out.size(), [&](std::size_t o) { out[o] = linear_output(stage, o, in, relin); });
   return out;
+}
+
+bool EncryptedNetwork::lazy_relin(std::size_t k) const {
+  // Throughput mode, a monic quadratic, and a weighted linear stage (possibly after sum
+  // pools) that will relinearise its outputs.
+  if (plan_.mode != Mode::kThroughput) return false;
+  const auto& c = net_.stages[k].poly.coefficients;
+  if (c.size() != 3 || c[2] != 1.0) return false;
+  for (std::size_t j = k + 1; j < net_.stages.size(); ++j) {
+    const Stage& s = net_.stages[j];
+    if (s.kind != Stage::Kind::kLinear) return false;
+    if (!s.linear.unit_weights) return true;
+  }
+  return false;
 }
 
 bool EncryptedNetwork::fusable(std::size_t k) const {
@@ -223,9 +245,9 @@ std::vector<Ciphertext> EncryptedNetwork::fused_batch(std::size_t k, const std::
   parallel_for(out.size(), [&](std::size_t o) {
     for (auto e = pool.weights.row_ptr[o]; e < pool.weights.row_ptr[o + 1]; ++e) {
       auto t = std::chrono::steady_clock::now();
-      Ciphertext v = linear_output(k, pool.weights.col[e], in);
+      Ciphertext v = linear_output(k, pool.weights.col[e], in, &keys.relin);
       auto t2 = std::chrono::steady_clock::now();
-      v = he::evaluate_polynomial(eval_, v, coeffs, keys.relin);
+      v = he::evaluate_polynomial(eval_, v, coeffs, keys.relin, !lazy_relin(k + 1));
       auto t3 = std::chrono::steady_clock::now();
       if (out[o].empty())
         out[o] = std::move(v);

@@ -62,9 +62,13 @@ class EncryptedNetwork {
   std::size_t plaintext_bytes() const;
 
  private:
-  std::vector<ckks::Ciphertext> linear_batch(std::size_t stage, const std::vector<ckks::Ciphertext>& in) const;
-  // Output `o` of a throughput-mode linear stage.
-  ckks::Ciphertext linear_output(std::size_t stage, std::size_t o, const std::vector<ckks::Ciphertext>& in) const;
+  std::vector<ckks::Ciphertext> linear_batch(std::size_t stage, const std::vector<ckks::Ciphertext>& in,
+                                             const ckks::RelinKeys* relin) const;
+  // Output `o` of a throughput-mode linear stage (relinearised if its inputs were not).
+  ckks::Ciphertext linear_output(std::size_t stage, std::size_t o, const std::vector<ckks::Ciphertext>& in,
+                                 const ckks::RelinKeys* relin) const;
+  // Whether polynomial stage k may leave its products unrelinearised (throughput mode).
+  bool lazy_relin(std::size_t k) const;
   // Throughput mode: linear -> polynomial -> sum pool, one pool output at a time, so the
   // (large) pre-pool tensor is never held in memory at once. Returns false when the
   // three stages starting at `stage` do not have that shape.
