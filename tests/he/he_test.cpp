@@ -173,3 +173,24 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace veil
+
+namespace veil {
+namespace {
+
+TEST(Polynomial, LazyQuadraticKeepsLevelAndThreePolynomials) {
+  HeFixture h(3);
+  std::mt19937_64 g(21);
+  const std::size_t n = 256;
+  auto x = random_vector(n, g, 4.0);
+  const std::vector<double> c = {0.3, -0.7, 1.0};
+  auto ct = h.encrypt(x, n);
+  auto out = he::evaluate_polynomial(*h.f.evaluator, ct, c, h.f.rk, /*relinearize_result=*/false);
+  EXPECT_EQ(out.size(), 3u);
+  EXPECT_EQ(out.level(), ct.level());
+  std::vector<double> want(n);
+  for (std::size_t i = 0; i < n; ++i) want[i] = x[i] * x[i] - 0.7 * x[i] + 0.3;
+  EXPECT_GT(-std::log2(max_error(h.decrypt(out), want)), 20);
+}
+
+}  // namespace
+}  // namespace veil

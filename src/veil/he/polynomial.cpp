@@ -152,14 +152,16 @@ Ciphertext evaluate_polynomial(const ckks::Evaluator& eval, const Ciphertext& x,
   PolyEvaluator pe(eval, x, rk);
   const bool monic = c.back() == 1.0;
   if (!relinearize_result && monic && c.size() == 3) {
+    // x^2 + c1 x + c0 at scale s^2, neither relinearised nor rescaled: rescaling the third
+    // polynomial would multiply its rounding error by s^2 at decryption, so the consumer
+    // relinearises first and then rescales twice.
     Ciphertext sq = eval.multiply(x, x);
-    eval.rescale_inplace(sq);
     if (c[1] != 0) {
-      Ciphertext lin = pe.at({c[0], c[1]}, sq.level(), sq.scale());
+      Ciphertext lin = x;
+      eval.multiply_const_inplace(lin, c[1], x.scale());
       eval.add_inplace(sq, lin);
-    } else if (c[0] != 0) {
-      eval.add_const_inplace(sq, c[0]);
     }
+    if (c[0] != 0) eval.add_const_inplace(sq, c[0]);
     return sq;
   }
   if (monic) return pe.natural(c);

@@ -23,10 +23,11 @@ namespace veil::he {
 int polynomial_depth(const std::vector<double>& coefficients);
 
 // Returns p(x) slot-wise. The input must have at least polynomial_depth levels left.
-// With `relinearize_result` false a monic quadratic returns its x^2 term unrelinearised
-// (3 polynomials): a following weighted sum can then work on the larger ciphertexts and
-// relinearise only its outputs (lazy relinearisation; fewer key switches whenever the
-// layer has fewer outputs than inputs).
+// With `relinearize_result` false a monic quadratic returns x^2 + c1 x + c0 neither
+// relinearised (3 polynomials) nor rescaled (scale s^2, level unchanged): a following
+// weighted sum then works on the larger ciphertexts, relinearises only its outputs and
+// rescales them twice (lazy relinearisation; fewer key switches whenever the layer has
+// fewer outputs than inputs).
 ckks::Ciphertext evaluate_polynomial(const ckks::Evaluator& eval, const ckks::Ciphertext& x,
                                      const std::vector<double>& coefficients, const ckks::RelinKeys& rk,
                                      bool relinearize_result = true);

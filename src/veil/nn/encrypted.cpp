@@ -188,8 +188,13 @@ Ciphertext EncryptedNetwork::linear_output(std::size_t stage, std::size_t o, con
       for (std::size_t p = 0; p < polys; ++p) outs[p] = acc.limb(p, i);
       he::mac_scalar(q, n, w, x, polys, outs.data());
     }
+    if (acc.size() == 3) {
+      // Lazy inputs (he::evaluate_polynomial): relinearise before rescaling, and rescale
+      // for the polynomial's level too.
+      eval_.relinearize_inplace(acc, *relin);
+      eval_.rescale_inplace(acc);
+    }
     eval_.rescale_inplace(acc);
-    if (acc.size() == 3) eval_.relinearize_inplace(acc, *relin);
   }
   if (st.bias[o] != 0) eval_.add_const_inplace(acc, st.bias[o]);
   return acc;
