@@ -1,0 +1,114 @@
+// `veil infer`: key generation, encryption, encrypted evaluation and decryption in one
+// process, with the time of each step and stage and the bytes that would travel.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "veil/ckks/encoder.hpp"
+#include "veil/ckks/encryptor.hpp"
+#include "veil/ckks/keygen.hpp"
+#include "veil/ckks/serialize.hpp"
+#include "veil/cli/commands.hpp"
+#include "veil/common/thread_pool.hpp"
+#include "veil/nn/plain_eval.hpp"
+
+namespace veil::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct InferOptions {
+  ModelOptions model;
+  std::string mode = "latency";
+  std::vector<std::string> inputs;
+  std::size_t index = 0;
+  int top = 5;
+  bool stages = false;
+};
+
+void run_infer(InferOptions& o) {
+  auto t = Clock::now();
+  Model m = open_model(o.model, o.mode);
+  const double t_plan = since(t);
+  const auto& plan = m.plan;
+  std::printf("model %s: %s mode, N = 2^%d, depth %d, log2(QP) %.0f (128-bit bound %d), %d threads, plan %.2f s\n",
+              m.network.name.c_str(), nn::mode_name(plan.mode), plan.params.log_n, plan.depth, plan.params.log_qp(),
+              ckks::max_log_qp_128(plan.params.log_n).value_or(0), num_threads(), t_plan);
+
+  t = Clock::now();
+  ckks::KeyGenerator keygen(m.context);
+  const nn::EvaluationKeys keys = nn::make_evaluation_keys(plan, keygen);
+  const double t_keys = since(t);
+  const std::uint64_t key_bytes = ckks::save_relin_keys(*m.context, keys.relin, true).size() +
+                                  ckks::save_galois_keys(*m.context, keys.galois, true).size();
+  std::printf("keys: %.2f s, evaluation keys %s (relinearisation + %zu rotations), sent once per session\n", t_keys,
+              human_bytes(key_bytes).c_str(), plan.rotation_steps.size());
+
+  t = Clock::now();
+  nn::EncryptedNetwork server(m.network, plan, m.context);
+  std::printf("server setup (plaintext weights encoded): %.2f s, %s\n", since(t),
+              human_bytes(server.plaintext_bytes()).c_str());
+
+  ckks::CkksEncoder encoder(m.context);
+  ckks::Encryptor encryptor(m.context, keygen.secret_key());
+  ckks::Decryptor decryptor(m.context, keygen.secret_key());
+
+  std::vector<Input> inputs;
+  for (const auto& path : o.inputs) inputs.push_back(load_input(m.network, path, o.index));
+  // Latency mode: one image per evaluation. Throughput: one batch.
+  const std::size_t per_batch = plan.mode == nn::Mode::kLatency ? 1 : plan.slots;
+  for (std::size_t first = 0; first < inputs.size(); first += per_batch) {
+    const std::size_t count = std::min(per_batch, inputs.size() - first);
+    std::vector<std::vector<double>> batch;
+    for (std::size_t i = 0; i < count; ++i) batch.push_back(inputs[first + i].values);
+    const auto t0 = Clock::now();
+    const auto cts = nn::encrypt_inputs(plan, encoder, encryptor, batch);
+    const double t_enc = since(t0);
+    std::vector<double> stage_seconds;
+    const auto t1 = Clock::now();
+    const auto out = server.evaluate(cts, keys, &stage_seconds);
+    const double t_eval = since(t1);
+    const auto t2 = Clock::now();
+    const auto logits = nn::decrypt_outputs(plan, encoder, decryptor, out, count);
+    const double t_dec = since(t2);
+    for (std::size_t i = 0; i < count; ++i) {
+      const Input& in = inputs[first + i];
+      const auto plain = nn::evaluate(m.network, in.values);
+      double err = 0;
+      for (std::size_t k = 0; k < plain.size(); ++k) err = std::max(err, std::abs(plain[k] - logits[i][k]));
+      std::printf("\n%s%s\n", in.label.c_str(),
+                  in.true_class >= 0 ? (" (label " + std::to_string(in.true_class) + ")").c_str() : "");
+      print_result(m, logits[i], o.top);
+      std::printf("plaintext model: class %d, max |encrypted - plaintext| logit %.2e\n", argmax(plain), err);
+    }
+    std::printf("time: encrypt %.3f s + evaluate %.3f s + decrypt %.3f s = %.3f s%s\n", t_enc, t_eval, t_dec,
+                t_enc + t_eval + t_dec,
+                count > 1 ? (" for " + std::to_string(count) + " images").c_str() : "");
+    std::printf("bytes: upload %s (%zu ciphertexts, seed-compressed), download %s\n",
+                human_bytes(wire_bytes(*m.context, cts)).c_str(), cts.size(),
+                human_bytes(wire_bytes(*m.context, out)).c_str());
+    if (o.stages) {
+      std::printf("stages:\n");
+      for (std::size_t k = 0; k < stage_seconds.size(); ++k)
+        std::printf("  %-48s level %2d -> %2d  %8.3f s\n", plan.stages[k].name.substr(0, 48).c_str(),
+                    plan.stages[k].level_in, plan.stages[k].level_out, stage_seconds[k]);
+    }
+  }
+}
+
+}  // namespace
+
+void register_infer(CLI::App& app) {
+  auto o = std::make_shared<InferOptions>();
+  auto* cmd = app.add_subcommand("infer", "keygen + encrypt + encrypted evaluation + decrypt in one process");
+  add_model_options(*cmd, o->model, o->mode);
+  cmd->add_option("--input,-i", o->inputs, "images (PNG/JPEG/PPM) or IDX / CIFAR-10 binary files")->required();
+  cmd->add_option("--index", o->index, "record number in IDX / CIFAR-10 files (default 0)");
+  cmd->add_option("--top", o->top, "how many scores to print (default 5)")->check(CLI::Range(1, 1000));
+  cmd->add_flag("--stages", o->stages, "print the time of every stage");
+  cmd->callback([o] { run_infer(*o); });
+}
+
+}  // namespace veil::cli

@@ -1,0 +1,38 @@
+// veil: private CNN inference under CKKS. See `veil --help` and README.md.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "veil/cli/commands.hpp"
+#include "veil/common/thread_pool.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "veil: private neural-network inference under homomorphic encryption (CKKS).\n"
+      "The client encrypts an image; the server evaluates every layer of the model on the\n"
+      "ciphertext and returns encrypted logits only the client can decrypt.\n\n"
+      "Quick start:  veil infer --model models/mnist-cryptonets.onnx --input models/samples/mnist-0-label7.png\n"
+      "Whole test set: veil eval --model models/mnist-cryptonets.onnx --data data/mnist --mode throughput"};
+  app.require_subcommand(1);
+  int threads = 0;
+  app.fallthrough();  // global options may follow the subcommand
+  app.add_option("--threads", threads, "worker threads (default: VEIL_THREADS or all cores)")
+      ->check(CLI::Range(1, 256))
+      ->trigger_on_parse()
+      ->each([](const std::string& t) { veil::set_num_threads(std::stoi(t)); });
+  veil::cli::register_plan(app);
+  veil::cli::register_key_commands(app);
+  veil::cli::register_infer(app);
+  veil::cli::register_eval(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    // Subcommand callbacks run inside parse(): their errors land here.
+    std::fprintf(stderr, "veil: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

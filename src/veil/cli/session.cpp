@@ -1,0 +1,200 @@
+#include "veil/cli/session.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <numeric>
+#include <sstream>
+
+#include "veil/ckks/serialize.hpp"
+#include "veil/common/bytes.hpp"
+#include "veil/common/error.hpp"
+#include "veil/data/dataset.hpp"
+#include "veil/data/image.hpp"
+#include "veil/nn/onnx_import.hpp"
+#include "veil/nn/passes.hpp"
+#include "veil/nn/plain_eval.hpp"
+
+namespace veil::cli {
+
+namespace fs = std::filesystem;
+
+Model load_model(const ModelOptions& o) {
+  nn::ImportOptions io;
+  for (const auto& a : o.approximate) io.approximations.push_back(nn::parse_approx_spec(a));
+  Model m;
+  m.graph = nn::load_onnx(o.path, io);
+  m.network = nn::lower(m.graph);
+  m.unmerged = nn::lower(m.graph, nn::LowerOptions::none());
+  m.plan = nn::make_plan(m.network, o.plan);
+  m.context = ckks::CkksContext::create(m.plan.params);
+  return m;
+}
+
+Input load_input(const nn::Network& net, const std::string& path, std::size_t index) {
+  VEIL_CHECK_IO(fs::exists(path), "input file '" << path << "' does not exist");
+  std::vector<std::uint8_t> head(16, 0);
+  {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    VEIL_CHECK_IO(f, "cannot open input '" << path << "'");
+    head.resize(std::fread(head.data(), 1, head.size(), f));
+    std::fclose(f);
+  }
+  Input in;
+  std::vector<std::uint8_t> pixels;
+  if (data::detect_image_format(head) != data::ImageFormat::kUnknown) {
+    const data::Image img = data::to_model_input(data::load_image(path), net.input.c, net.input.h, net.input.w);
+    pixels = img.pixels;
+    in.label = fs::path(path).filename().string();
+  } else {
+    data::LoadOptions lo;
+    lo.max_count = index + 1;
+    const data::Dataset ds = data::load_dataset(path, net.dataset, lo);
+    VEIL_REQUIRE(index < ds.size(), "'" << path << "' holds " << ds.size() << " records; --index " << index
+                                        << " is out of range");
+    VEIL_REQUIRE(ds.channels == net.input.c && ds.height == net.input.h && ds.width == net.input.w,
+                 "'" << path << "' holds " << ds.channels << "x" << ds.height << "x" << ds.width
+                     << " images; the model takes " << net.input.c << "x" << net.input.h << "x" << net.input.w);
+    const auto px = ds.pixels(index);
+    pixels.assign(px.begin(), px.end());
+    in.true_class = ds.labels[index];
+    in.label = fs::path(path).filename().string() + "#" + std::to_string(index);
+  }
+  in.values = nn::normalize(net, pixels);
+  return in;
+}
+
+namespace {
+
+void write_private_file(const std::string& path, const ckks::Bytes& bytes) {
+  // Create with owner-only permissions before any secret byte is written.
+  const mode_t old = ::umask(077);
+  try {
+    ckks::write_file(path, bytes);
+  } catch (...) {
+    ::umask(old);
+    throw;
+  }
+  ::umask(old);
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+}
+
+std::string in_dir(const std::string& dir, const char* name) { return (fs::path(dir) / name).string(); }
+
+void check_params(const std::string& dir, const Model& m) {
+  const auto p = ckks::load_parameters(ckks::read_file(in_dir(dir, "params.bin")), m.plan.params.allow_insecure);
+  VEIL_REQUIRE(p.q == m.plan.params.q && p.p == m.plan.params.p && p.log_n == m.plan.params.log_n,
+               "keys in '" << dir << "' were made for other parameters than this model's plan; run veil keygen "
+                              "again with the same --model and options");
+}
+
+}  // namespace
+
+void save_keys(const std::string& dir, const Model& m, const ckks::SecretKey& sk, const nn::EvaluationKeys& keys,
+               std::uint64_t* evaluation_key_bytes) {
+  fs::create_directories(dir);
+  const auto& ctx = *m.context;
+  ckks::write_file(in_dir(dir, "params.bin"), ckks::save_parameters(m.plan.params));
+  write_private_file(in_dir(dir, "secret.key"), ckks::save_secret_key(ctx, sk));
+  const auto relin = ckks::save_relin_keys(ctx, keys.relin, true);
+  const auto galois = ckks::save_galois_keys(ctx, keys.galois, true);
+  ckks::write_file(in_dir(dir, "relin.key"), relin);
+  ckks::write_file(in_dir(dir, "galois.key"), galois);
+  if (evaluation_key_bytes) *evaluation_key_bytes = relin.size() + galois.size();
+}
+
+ckks::SecretKey load_secret_key(const std::string& dir, const Model& m) {
+  check_params(dir, m);
+  return ckks::load_secret_key(*m.context, ckks::read_file(in_dir(dir, "secret.key")));
+}
+
+nn::EvaluationKeys load_evaluation_keys(const std::string& dir, const Model& m) {
+  check_params(dir, m);
+  nn::EvaluationKeys k;
+  k.relin = ckks::load_relin_keys(*m.context, ckks::read_file(in_dir(dir, "relin.key")));
+  k.galois = ckks::load_galois_keys(*m.context, ckks::read_file(in_dir(dir, "galois.key")));
+  for (int step : m.plan.rotation_steps)
+    VEIL_REQUIRE(k.galois.has(m.context->galois_element(step)),
+                 "galois.key in '" << dir << "' lacks the rotation by " << step << " this model needs");
+  return k;
+}
+
+namespace {
+constexpr char kBundleMagic[8] = {'V', 'E', 'I', 'L', 'C', 'T', 'S', '1'};
+constexpr std::uint32_t kMaxBundleCount = 1u << 20;
+}  // namespace
+
+std::uint64_t save_ciphertexts(const std::string& path, const ckks::CkksContext& ctx,
+                               const std::vector<ckks::Ciphertext>& cts) {
+  ByteWriter w;
+  w.raw(kBundleMagic, sizeof kBundleMagic);
+  w.u32(static_cast<std::uint32_t>(cts.size()));
+  for (const auto& c : cts) {
+    const auto b = ckks::save_ciphertext(ctx, c, true);
+    w.u64(b.size());
+    w.bytes(b);
+  }
+  const std::uint64_t size = w.size();
+  ckks::write_file(path, w.take());
+  return size;
+}
+
+std::vector<ckks::Ciphertext> load_ciphertexts(const std::string& path, const ckks::CkksContext& ctx) {
+  const auto bytes = ckks::read_file(path);
+  ByteReader r(bytes);
+  char magic[8];
+  VEIL_CHECK_IO(bytes.size() >= 12, "'" << path << "' is too short to be a veil ciphertext file");
+  r.raw(magic, sizeof magic);
+  VEIL_CHECK_IO(std::memcmp(magic, kBundleMagic, sizeof magic) == 0,
+                "'" << path << "' is not a veil ciphertext file (bad magic)");
+  const std::uint32_t count = r.u32();
+  VEIL_CHECK_IO(count > 0 && count <= kMaxBundleCount, "'" << path << "' claims " << count << " ciphertexts");
+  std::vector<ckks::Ciphertext> cts;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    VEIL_CHECK_IO(r.remaining() >= 8, "'" << path << "' is truncated (ciphertext " << i << ")");
+    const std::uint64_t len = r.u64();
+    VEIL_CHECK_IO(len <= r.remaining(), "'" << path << "' is truncated (ciphertext " << i << ")");
+    cts.push_back(ckks::load_ciphertext(ctx, r.view(len)));
+  }
+  VEIL_CHECK_IO(r.remaining() == 0, "'" << path << "' has trailing bytes");
+  return cts;
+}
+
+std::uint64_t wire_bytes(const ckks::CkksContext& ctx, const std::vector<ckks::Ciphertext>& cts) {
+  std::uint64_t b = 0;
+  for (const auto& c : cts) b += ckks::save_ciphertext(ctx, c, true).size();
+  return b;
+}
+
+std::string human_bytes(std::uint64_t bytes) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(1);
+  const double b = static_cast<double>(bytes);
+  if (b >= 1 << 30)
+    os << b / (1 << 30) << " GiB";
+  else if (b >= 1 << 20)
+    os << b / (1 << 20) << " MiB";
+  else if (b >= 1 << 10)
+    os << b / (1 << 10) << " KiB";
+  else
+    os << bytes << " B";
+  return os.str();
+}
+
+std::vector<int> top_k(const std::vector<double>& logits, int k) {
+  std::vector<int> idx(logits.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  k = std::min<int>(k, static_cast<int>(idx.size()));
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+  idx.resize(k);
+  return idx;
+}
+
+int argmax(const std::vector<double>& v) {
+  return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+}  // namespace veil::cli

@@ -1,0 +1,61 @@
+// What the `veil` subcommands share: loading a model (import + merging passes + plan),
+// turning an image or a data-set record into the model's input, the key directory, and
+// files holding several ciphertexts.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "veil/ckks/context.hpp"
+#include "veil/ckks/keys.hpp"
+#include "veil/nn/encrypted.hpp"
+#include "veil/nn/graph.hpp"
+#include "veil/nn/network.hpp"
+#include "veil/nn/planner.hpp"
+
+namespace veil::cli {
+
+struct ModelOptions {
+  std::string path;
+  std::vector<std::string> approximate;  // e.g. relu:deg4:range8
+  nn::PlanOptions plan;
+};
+
+struct Model {
+  nn::Graph graph;
+  nn::Network network;   // after the merging passes
+  nn::Network unmerged;  // without them (for reports)
+  nn::Plan plan;
+  ckks::ContextPtr context;
+};
+
+Model load_model(const ModelOptions& options);
+
+// An image file (PNG/JPEG/PPM, resized/converted to the model's input) or record `index`
+// of an IDX / CIFAR-10 binary file, normalised as the model expects.
+struct Input {
+  std::string label;         // file name (and record index)
+  std::vector<double> values;
+  int true_class = -1;       // known for data-set records
+};
+Input load_input(const nn::Network& net, const std::string& path, std::size_t index);
+
+// Key directory: params.bin, secret.key (mode 0600, client only), relin.key, galois.key.
+void save_keys(const std::string& dir, const Model& m, const ckks::SecretKey& sk, const nn::EvaluationKeys& keys,
+               std::uint64_t* evaluation_key_bytes = nullptr);
+ckks::SecretKey load_secret_key(const std::string& dir, const Model& m);
+nn::EvaluationKeys load_evaluation_keys(const std::string& dir, const Model& m);
+
+// Several ciphertexts in one file: "VEILCTS1", u32 count, then (u64 length, object).
+std::uint64_t save_ciphertexts(const std::string& path, const ckks::CkksContext& ctx,
+                               const std::vector<ckks::Ciphertext>& cts);
+std::vector<ckks::Ciphertext> load_ciphertexts(const std::string& path, const ckks::CkksContext& ctx);
+// Bytes of the ciphertexts as sent (seed-compressed where possible).
+std::uint64_t wire_bytes(const ckks::CkksContext& ctx, const std::vector<ckks::Ciphertext>& cts);
+
+std::string human_bytes(std::uint64_t bytes);
+std::vector<int> top_k(const std::vector<double>& logits, int k);
+int argmax(const std::vector<double>& v);
+
+}  // namespace veil::cli

@@ -1,0 +1,295 @@
+#include "veil/nn/passes.hpp"
+
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "veil/common/error.hpp"
+#include "veil/nn/linear.hpp"
+
+namespace veil::nn {
+
+namespace {
+
+// Where a stage came from; the passes treat batch norms and pools specially.
+enum class Origin { kLayer, kBatchNorm, kPool, kGlobalPool, kPoly };
+
+struct Item {
+  Origin origin = Origin::kLayer;
+  Stage stage;
+  double pool_scale = 1;  // kPool: the 1/k^2 its weights carry
+  bool linear() const { return stage.kind == Stage::Kind::kLinear; }
+  LinearStage& lin() { return stage.linear; }
+};
+
+void check_chain(const Graph& graph) {
+  VEIL_REQUIRE(!graph.nodes.empty(), "graph '" << graph.name << "' has no nodes");
+  for (const Node& n : graph.nodes)
+    VEIL_REQUIRE(n.op != OpKind::kAdd,
+                 "node '" << n.name << "': residual connections are not supported by the non-interactive encrypted "
+                          << "mode; the lowered network is a chain of stages (the graph can still be evaluated "
+                          << "in the clear)");
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    const Node& n = graph.nodes[i];
+    VEIL_REQUIRE(n.inputs.size() == 1 && n.inputs[0] == static_cast<int>(i) - 1,
+                 "node '" << n.name << "' does not read the previous node; only chains can be lowered");
+  }
+  VEIL_REQUIRE(graph.output == static_cast<int>(graph.nodes.size()) - 1,
+               "the graph output is not its last node; only chains can be lowered");
+}
+
+std::vector<Item> initial_items(const Graph& graph) {
+  std::vector<Item> items;
+  for (const Node& n : graph.nodes) {
+    Item item;
+    switch (n.op) {
+      case OpKind::kFlatten:
+        continue;  // changes the shape only
+      case OpKind::kPoly:
+        item.origin = Origin::kPoly;
+        item.stage.kind = Stage::Kind::kPoly;
+        item.stage.poly.name = n.name;
+        item.stage.poly.coefficients = n.coefficients;
+        item.stage.poly.input_range = n.input_range;
+        item.stage.poly.fit_range = n.fit_range;
+        break;
+      case OpKind::kBatchNorm:
+        item.origin = Origin::kBatchNorm;
+        break;
+      case OpKind::kAveragePool:
+        item.origin = Origin::kPool;
+        item.pool_scale = 1.0 / (n.window.kernel_h * n.window.kernel_w);
+        break;
+      case OpKind::kGlobalAveragePool:
+        item.origin = Origin::kGlobalPool;
+        break;
+      default:
+        item.origin = Origin::kLayer;
+        break;
+    }
+    if (item.origin != Origin::kPoly) item.stage.linear = linear_stage(n);
+    items.push_back(std::move(item));
+  }
+  return items;
+}
+
+// first followed by second as one stage. A batch norm is diagonal, so it keeps the
+// other stage's locality: Conv + BN stays a spatial convolution even on a 1x1 map.
+Item merge(Item& first, Item& second) {
+  Item out;
+  out.origin = Origin::kLayer;
+  out.stage.linear = compose(first.lin(), second.lin());
+  const LinearStage* geometry = nullptr;
+  if (first.origin == Origin::kBatchNorm) geometry = &second.lin();
+  if (second.origin == Origin::kBatchNorm) geometry = &first.lin();
+  if (geometry) {
+    out.lin().spatial = geometry->spatial;
+    out.lin().stride_y = geometry->stride_y;
+    out.lin().stride_x = geometry->stride_x;
+  }
+  return out;
+}
+
+// (a) BN into the preceding Conv/Gemm: row r of W and b_r scale by the channel's
+// gamma / sqrt(var + eps), then the shift adds to the bias.
+void fold_batch_norms(std::vector<Item>& items) {
+  for (std::size_t i = 1; i < items.size(); ++i) {
+    if (items[i].origin != Origin::kBatchNorm || items[i - 1].origin != Origin::kLayer) continue;
+    items[i - 1] = merge(items[i - 1], items[i]);
+    items.erase(items.begin() + static_cast<std::ptrdiff_t>(i));
+    --i;
+  }
+}
+
+// (b) Pools: multiply into a following dense stage; otherwise leave a unit-weight sum
+// pool and move 1/k^2 into the following spatial stage.
+void fold_pools(std::vector<Item>& items) {
+  for (std::size_t i = 0; i + 1 < items.size(); ++i) {
+    Item& pool = items[i];
+    Item& next = items[i + 1];
+    if ((pool.origin != Origin::kPool && pool.origin != Origin::kGlobalPool) || !next.linear()) continue;
+    if (pool.origin == Origin::kGlobalPool || !next.lin().spatial) {
+      items[i] = merge(pool, next);
+      items.erase(items.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      continue;
+    }
+    for (double& v : pool.lin().weights.val) v = 1.0;
+    pool.lin().unit_weights = true;
+    scale_columns(next.lin(), pool.pool_scale);
+    // A pool right after a pool carries the first one's factor on top of its own.
+    if (next.origin == Origin::kPool) next.pool_scale *= pool.pool_scale;
+    pool.pool_scale = 1;
+  }
+}
+
+// (c) p(x) = c_d * q(x) with q monic; c_d moves into the first linear stage after the
+// polynomial that multiplies by weights (a sum pool in between commutes with scaling).
+void fold_leading_coefficients(std::vector<Item>& items) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (items[i].origin != Origin::kPoly) continue;
+    std::vector<double>& c = items[i].stage.poly.coefficients;
+    while (c.size() > 1 && c.back() == 0) c.pop_back();
+    const double lead = c.back();
+    if (c.size() < 2 || lead == 1.0) continue;
+    LinearStage* target = nullptr;
+    for (std::size_t j = i + 1; j < items.size() && items[j].linear(); ++j)
+      if (!items[j].lin().unit_weights) {
+        target = &items[j].lin();
+        break;
+      }
+    if (!target) continue;
+    scale_columns(*target, lead);
+    for (double& v : c) v /= lead;
+    c.back() = 1.0;
+  }
+}
+
+// (d) Consecutive linear stages -> one.
+void merge_linear(std::vector<Item>& items) {
+  for (std::size_t i = 0; i + 1 < items.size();) {
+    Item& a = items[i];
+    Item& b = items[i + 1];
+    const bool sum_pool_into_conv =
+        a.linear() && a.lin().unit_weights && a.lin().spatial && b.linear() && b.lin().spatial;
+    if (!a.linear() || !b.linear() || sum_pool_into_conv) {
+      ++i;
+      continue;
+    }
+    items[i] = merge(a, b);
+    items.erase(items.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+  }
+}
+
+int ceil_log2(int v) {
+  int bits = 0;
+  while ((1 << bits) < v) ++bits;
+  return bits;
+}
+
+// Powers x^2..x^d a polynomial needs, each built as x^(2^j) * x^(k - 2^j) so that x^k
+// sits at depth ceil(log2 k).
+void need_power(int k, std::set<int>& powers) {
+  if (k <= 1 || powers.count(k)) return;
+  powers.insert(k);
+  int p = 1;
+  while (p * 2 <= k) p *= 2;
+  if (p == k) {
+    need_power(k / 2, powers);
+  } else {
+    need_power(p, powers);
+    need_power(k - p, powers);
+  }
+}
+
+StageCost linear_cost(const LinearStage& s) {
+  StageCost c;
+  c.name = s.name;
+  c.kind = Stage::Kind::kLinear;
+  c.depth = s.unit_weights ? 0 : 1;
+  c.plaintext_mults = s.unit_weights ? 0 : s.weights.nnz();
+  for (int r = 0; r < s.weights.rows; ++r) {
+    const std::int64_t terms = s.weights.row_ptr[r + 1] - s.weights.row_ptr[r] + (s.bias[r] != 0 ? 1 : 0);
+    c.additions += terms > 0 ? terms - 1 : 0;
+  }
+  return c;
+}
+
+StageCost poly_cost(const PolyStage& p, int values) {
+  StageCost c;
+  c.name = p.name;
+  c.kind = Stage::Kind::kPoly;
+  std::vector<double> coef = p.coefficients;
+  while (coef.size() > 1 && coef.back() == 0) coef.pop_back();
+  const int d = static_cast<int>(coef.size()) - 1;
+  if (d >= 1) c.depth = coef.back() == 1.0 ? ceil_log2(d) : ceil_log2(d + 1);
+  std::set<int> powers;
+  std::int64_t scalar = 0, terms = 0;
+  for (int k = 0; k <= d; ++k) {
+    if (coef[k] == 0) continue;
+    ++terms;
+    need_power(k, powers);
+    if (k >= 1 && coef[k] != 1.0) ++scalar;
+  }
+  c.ciphertext_mults = static_cast<std::int64_t>(powers.size()) * values;
+  c.constant_mults = scalar * values;
+  c.additions = (terms > 0 ? terms - 1 : 0) * values;
+  return c;
+}
+
+}  // namespace
+
+Network lower(const Graph& graph, const LowerOptions& options) {
+  check_chain(graph);
+  std::vector<Item> items = initial_items(graph);
+  if (options.fold_batch_norm) fold_batch_norms(items);
+  if (options.fold_pool_scale) fold_pools(items);
+  if (options.fold_poly_leading) fold_leading_coefficients(items);
+  if (options.merge_linear) merge_linear(items);
+
+  Network net;
+  net.name = graph.name;
+  net.dataset = graph.dataset;
+  net.input = graph.input;
+  net.mean = graph.mean;
+  net.std = graph.std;
+  net.classes = graph.classes;
+  for (Item& item : items) {
+    if (item.linear()) validate(item.lin());
+    net.stages.push_back(std::move(item.stage));
+  }
+  return net;
+}
+
+CostReport cost(const Network& network) {
+  CostReport report;
+  int values = network.input.size();
+  for (const Stage& s : network.stages) {
+    StageCost c;
+    if (s.kind == Stage::Kind::kLinear) {
+      c = linear_cost(s.linear);
+      values = s.linear.out.size();
+      ++report.linear_stages;
+    } else {
+      c = poly_cost(s.poly, values);
+      ++report.poly_stages;
+    }
+    report.depth += c.depth;
+    report.plaintext_mults += c.plaintext_mults;
+    report.constant_mults += c.constant_mults;
+    report.ciphertext_mults += c.ciphertext_mults;
+    report.additions += c.additions;
+    report.stages.push_back(std::move(c));
+  }
+  return report;
+}
+
+std::string describe(const Network& network) {
+  const CostReport report = cost(network);
+  std::ostringstream out;
+  auto shape = [](const Shape& s) {
+    return std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+  };
+  for (std::size_t i = 0; i < network.stages.size(); ++i) {
+    const Stage& s = network.stages[i];
+    out << "  " << i + 1 << ". ";
+    if (s.kind == Stage::Kind::kLinear) {
+      const LinearStage& l = s.linear;
+      out << (l.unit_weights ? "sum-pool" : "linear") << " " << l.name << "  " << shape(l.in) << " -> " << shape(l.out)
+          << (l.spatial ? "  spatial stride " + std::to_string(l.stride_y) + "x" + std::to_string(l.stride_x)
+                        : "  dense")
+          << "  nnz " << l.weights.nnz();
+    } else {
+      const PolyStage& p = s.poly;
+      out << "poly " << p.name << "  degree " << p.degree() << (p.coefficients.back() == 1.0 ? " monic" : "")
+          << "  input_range " << p.input_range << " fit_range " << p.fit_range;
+    }
+    out << "  depth " << report.stages[i].depth << "\n";
+  }
+  out << "  total: " << report.num_stages() << " stages (" << report.linear_stages << " linear, " << report.poly_stages
+      << " poly), depth " << report.depth << ", " << report.plaintext_mults << " plaintext-weight mults, "
+      << report.constant_mults << " constant mults, " << report.ciphertext_mults << " ciphertext mults, "
+      << report.additions << " additions\n";
+  return out.str();
+}
+
+}  // namespace veil::nn
