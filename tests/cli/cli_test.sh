@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# End-to-end checks of the `veil` command: the four-step file workflow gives the same
+# class as the plaintext model, and bad input fails with a clear message (exit 1, no crash).
+set -uo pipefail
+veil="$1"
+root="$2"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+model="$root/models/mnist-cryptonets.onnx"
+img="$root/models/samples/mnist-0-label7.png"
+
+# keygen -> encrypt -> run -> decrypt, through files.
+"$veil" keygen --model "$model" --keys "$tmp/k" >/dev/null || fail "keygen"
+[ "$(stat -c %a "$tmp/k/secret.key")" = 600 ] || fail "secret.key is not private"
+"$veil" encrypt --model "$model" --keys "$tmp/k" --input "$img" --out "$tmp/in.ct" >/dev/null || fail "encrypt"
+# The server side runs without the secret key.
+mkdir -p "$tmp/server" && cp "$tmp/k/params.bin" "$tmp/k/relin.key" "$tmp/k/galois.key" "$tmp/server/"
+"$veil" run --model "$model" --keys "$tmp/server" --in "$tmp/in.ct" --out "$tmp/out.ct" >/dev/null || fail "run"
+out="$("$veil" decrypt --model "$model" --keys "$tmp/k" --in "$tmp/out.ct")" || fail "decrypt"
+echo "$out" | grep -q "^class: 7" || fail "decrypt gave: $out"
+
+# IDX record input and throughput mode in one process.
+out="$("$veil" infer --model "$model" --mode throughput --input "$root/models/samples/mnist-test-first16-images-idx3-ubyte" --index 2)" \
+  || fail "infer throughput"
+echo "$out" | grep -q "^class: 1" || fail "throughput infer gave: $out"
+
+# Bad input: clear errors, exit code 1.
+expect_error() {  # pattern, command...
+  local pattern="$1"; shift
+  local err; err="$("$@" 2>&1 >/dev/null)"; local rc=$?
+  [ $rc -eq 1 ] || fail "expected exit 1 from: $* (got $rc: $err)"
+  echo "$err" | grep -qi -- "$pattern" || fail "expected '$pattern' in: $err"
+}
+head -c 1000 "$model" > "$tmp/trunc.onnx"
+expect_error "trunc.onnx" "$veil" plan --model "$tmp/trunc.onnx"
+printf 'not an image at all' > "$tmp/bad.png"
+expect_error "bad.png" "$veil" infer --model "$model" --input "$tmp/bad.png"
+head -c 100 "$tmp/in.ct" > "$tmp/trunc.ct"
+expect_error "truncated\|too short" "$veil" run --model "$model" --keys "$tmp/server" --in "$tmp/trunc.ct" --out "$tmp/x.ct"
+expect_error "secret.key" "$veil" decrypt --model "$model" --keys "$tmp/server" --in "$tmp/out.ct"
+expect_error "out of range" "$veil" infer --model "$model" --input "$root/models/samples/mnist-test-first16-images-idx3-ubyte" --index 99
+"$veil" keygen --model "$model" --scale-bits 25 --keys "$tmp/k2" >/dev/null || fail "keygen other parameters"
+expect_error "other parameters" "$veil" run --model "$model" --keys "$tmp/k2" --in "$tmp/in.ct" --out "$tmp/x.ct"
+echo "cli tests passed"
