@@ -212,11 +212,15 @@ void run_eval(EvalOptions& o) {
   if (!o.plot.empty()) {
     std::vector<std::string> names;
     for (const auto& s : plan.stages) names.push_back(s.name.substr(s.name.rfind('/') == std::string::npos ? 0 : s.name.rfind('/') + 1));
-    data::BarPanel time{"Time per stage (" + std::string(nn::mode_name(plan.mode)) + " mode, " +
-                            std::to_string(n) + " images)",
-                        "seconds", names, stage_seconds};
-    data::BarPanel prec{"Precision per stage (first " + std::string(plan.mode == nn::Mode::kLatency ? "image" : "batch") + ")",
-                        "bits", names, stage_bits};
+    data::BarPanel time, prec;
+    time.title = "Time per stage (" + std::string(nn::mode_name(plan.mode)) + " mode, " + std::to_string(n) + " images)";
+    time.y_label = "seconds";
+    time.labels = names;
+    time.values = stage_seconds;
+    prec.title = "Precision per stage (first " + std::string(plan.mode == nn::Mode::kLatency ? "image" : "batch") + ")";
+    prec.y_label = "bits";
+    prec.labels = names;
+    prec.values = stage_bits;
     prec.style = data::BarPanel::Style::kLine;
     data::write_panels_png(o.plot, {time, prec});
     std::printf("plot: %s\n", o.plot.c_str());

@@ -188,13 +188,8 @@ Ciphertext EncryptedNetwork::linear_output(std::size_t stage, std::size_t o, con
       for (std::size_t p = 0; p < polys; ++p) outs[p] = acc.limb(p, i);
       he::mac_scalar(q, n, w, x, polys, outs.data());
     }
-    if (acc.size() == 3) {
-      // Lazy inputs (he::evaluate_polynomial): relinearise before rescaling, and rescale
-      // for the polynomial's level too.
-      eval_.relinearize_inplace(acc, *relin);
-      eval_.rescale_inplace(acc);
-    }
-    eval_.rescale_inplace(acc);
+    finish_output(st, o, acc, relin);
+    return acc;
   }
   if (st.bias[o] != 0) eval_.add_const_inplace(acc, st.bias[o]);
   return acc;
@@ -208,8 +203,54 @@ std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const 
   VEIL_REQUIRE(st.unit_weights || in[0].level() >= 1, "no level left for stage '" << st.name << "'");
   for (const auto& c : in) VEIL_REQUIRE(c.size() == in[0].size(), "internal: mixed ciphertext sizes");
   std::vector<Ciphertext> out(st.out.size());
-  parallel_for(out.size(), [&](std::size_t o) { out[o] = linear_output(stage, o, in, relin); });
+  if (st.unit_weights) {
+    parallel_for(out.size(), [&](std::size_t o) { out[o] = linear_output(stage, o, in, relin); });
+    return out;
+  }
+  // Weighted sums tile by tile: every output reads its inputs' coefficients [base,
+  // base + tile) while they sit in the cache, instead of streaming the whole input
+  // tensor (hundreds of MB) from memory once per output.
+  constexpr std::size_t kTile = 128;
+  const int level = in[0].level();
+  const std::size_t n = ctx_->n(), limbs = static_cast<std::size_t>(level) + 1, polys = in[0].size();
+  const double w_scale = static_cast<double>(ctx_->modulus(level).value());
+  std::vector<std::vector<u64>> w(limbs, std::vector<u64>(st.weights.val.size()));
+  parallel_for(limbs, [&](std::size_t i) {
+    for (std::size_t k = 0; k < st.weights.val.size(); ++k)
+      w[i][k] = ctx_->modulus(i).from_double(st.weights.val[k] * w_scale);
+  });
+  for (auto& c : out) c = Ciphertext(n, polys, level, in[0].scale() * w_scale, plan_.slots);
+  const std::size_t tiles = (n + kTile - 1) / kTile;
+  parallel_for(limbs * tiles, [&](std::size_t job) {
+    const std::size_t i = job / tiles, base = (job % tiles) * kTile, len = std::min(kTile, n - base);
+    const math::Modulus& q = ctx_->modulus(i);
+    std::vector<const u64*> x;
+    std::vector<u64*> outs(polys);
+    for (std::size_t o = 0; o < out.size(); ++o) {
+      const auto begin = st.weights.row_ptr[o], end = st.weights.row_ptr[o + 1];
+      x.resize(static_cast<std::size_t>(end - begin) * polys);
+      for (auto k = begin; k < end; ++k)
+        for (std::size_t p = 0; p < polys; ++p)
+          x[static_cast<std::size_t>(k - begin) * polys + p] = in[st.weights.col[k]].limb(p, i) + base;
+      for (std::size_t p = 0; p < polys; ++p) outs[p] = out[o].limb(p, i) + base;
+      he::mac_scalar(q, len, std::span<const u64>(w[i].data() + begin, static_cast<std::size_t>(end - begin)), x,
+                     polys, outs.data());
+    }
+  });
+  parallel_for(out.size(), [&](std::size_t o) { finish_output(st, o, out[o], relin); });
   return out;
+}
+
+void EncryptedNetwork::finish_output(const LinearStage& st, std::size_t o, Ciphertext& acc,
+                                     const ckks::RelinKeys* relin) const {
+  if (acc.size() == 3) {
+    // Lazy inputs (he::evaluate_polynomial): relinearise before rescaling, and rescale
+    // for the polynomial's level too.
+    eval_.relinearize_inplace(acc, *relin);
+    eval_.rescale_inplace(acc);
+  }
+  eval_.rescale_inplace(acc);
+  if (st.bias[o] != 0) eval_.add_const_inplace(acc, st.bias[o]);
 }
 
 bool EncryptedNetwork::lazy_relin(std::size_t k) const {

@@ -67,6 +67,8 @@ class EncryptedNetwork {
   // Output `o` of a throughput-mode linear stage (relinearised if its inputs were not).
   ckks::Ciphertext linear_output(std::size_t stage, std::size_t o, const std::vector<ckks::Ciphertext>& in,
                                  const ckks::RelinKeys* relin) const;
+  // Rescale (relinearising lazy inputs first) and add the bias of output `o`.
+  void finish_output(const LinearStage& st, std::size_t o, ckks::Ciphertext& acc, const ckks::RelinKeys* relin) const;
   // Whether polynomial stage k may leave its products unrelinearised (throughput mode).
   bool lazy_relin(std::size_t k) const;
   // Throughput mode: linear -> polynomial -> sum pool, one pool output at a time, so the
