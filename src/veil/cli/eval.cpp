@@ -26,9 +26,6 @@ namespace veil::cli {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 struct EvalOptions {
   ModelOptions model;
   std::string mode = "latency";
@@ -71,7 +68,7 @@ void run_eval(EvalOptions& o) {
   auto t = Clock::now();
   ckks::KeyGenerator keygen(m.context);
   const nn::EvaluationKeys keys = nn::make_evaluation_keys(plan, keygen);
-  const double t_keys = since(t);
+  const double t_keys = seconds_since(t);
   const std::uint64_t key_bytes = ckks::save_relin_keys(*m.context, keys.relin, true).size() +
                                   ckks::save_galois_keys(*m.context, keys.galois, true).size();
   nn::EncryptedNetwork server(net, plan, m.context);
@@ -122,19 +119,19 @@ void run_eval(EvalOptions& o) {
     }
     auto t0 = Clock::now();
     const auto cts = nn::encrypt_inputs(plan, encoder, encryptor, batch);
-    t_enc += since(t0);
+    t_enc += seconds_since(t0);
     std::vector<double> secs;
     t0 = Clock::now();
     const auto out = server.evaluate(cts, keys, &secs, observe ? nn::EncryptedNetwork::StageObserver(observer)
                                                                : nn::EncryptedNetwork::StageObserver());
-    const double te = since(t0);
+    const double te = seconds_since(t0);
     // The observer's decryptions are not part of the server's time.
     if (!observe) t_eval += te;
     for (std::size_t k = 0; k < secs.size(); ++k) stage_seconds[k] += secs[k];
     if (observe) t_eval += std::accumulate(secs.begin(), secs.end(), 0.0);
     t0 = Clock::now();
     const auto logits = nn::decrypt_outputs(plan, encoder, decryptor, out, count);
-    t_dec += since(t0);
+    t_dec += seconds_since(t0);
     if (observe) {
       up_bytes = wire_bytes(*m.context, cts);
       down_bytes = wire_bytes(*m.context, out);

@@ -16,9 +16,6 @@ namespace veil::cli {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 struct InferOptions {
   ModelOptions model;
   std::string mode = "latency";
@@ -31,7 +28,7 @@ struct InferOptions {
 void run_infer(InferOptions& o) {
   auto t = Clock::now();
   Model m = open_model(o.model, o.mode);
-  const double t_plan = since(t);
+  const double t_plan = seconds_since(t);
   const auto& plan = m.plan;
   std::printf("model %s: %s mode, N = 2^%d, depth %d, log2(QP) %.0f (128-bit bound %d), %d threads, plan %.2f s\n",
               m.network.name.c_str(), nn::mode_name(plan.mode), plan.params.log_n, plan.depth, plan.params.log_qp(),
@@ -40,7 +37,7 @@ void run_infer(InferOptions& o) {
   t = Clock::now();
   ckks::KeyGenerator keygen(m.context);
   const nn::EvaluationKeys keys = nn::make_evaluation_keys(plan, keygen);
-  const double t_keys = since(t);
+  const double t_keys = seconds_since(t);
   const std::uint64_t key_bytes = ckks::save_relin_keys(*m.context, keys.relin, true).size() +
                                   ckks::save_galois_keys(*m.context, keys.galois, true).size();
   std::printf("keys: %.2f s, evaluation keys %s (relinearisation + %zu rotations), sent once per session\n", t_keys,
@@ -48,7 +45,7 @@ void run_infer(InferOptions& o) {
 
   t = Clock::now();
   nn::EncryptedNetwork server(m.network, plan, m.context);
-  std::printf("server setup (plaintext weights encoded): %.2f s, %s\n", since(t),
+  std::printf("server setup (plaintext weights encoded): %.2f s, %s\n", seconds_since(t),
               human_bytes(server.plaintext_bytes()).c_str());
 
   ckks::CkksEncoder encoder(m.context);
@@ -65,14 +62,14 @@ void run_infer(InferOptions& o) {
     for (std::size_t i = 0; i < count; ++i) batch.push_back(inputs[first + i].values);
     const auto t0 = Clock::now();
     const auto cts = nn::encrypt_inputs(plan, encoder, encryptor, batch);
-    const double t_enc = since(t0);
+    const double t_enc = seconds_since(t0);
     std::vector<double> stage_seconds;
     const auto t1 = Clock::now();
     const auto out = server.evaluate(cts, keys, &stage_seconds);
-    const double t_eval = since(t1);
+    const double t_eval = seconds_since(t1);
     const auto t2 = Clock::now();
     const auto logits = nn::decrypt_outputs(plan, encoder, decryptor, out, count);
-    const double t_dec = since(t2);
+    const double t_dec = seconds_since(t2);
     for (std::size_t i = 0; i < count; ++i) {
       const Input& in = inputs[first + i];
       const auto plain = nn::evaluate(m.network, in.values);

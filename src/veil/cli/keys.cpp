@@ -14,10 +14,6 @@ namespace veil::cli {
 
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
 struct Common {
   ModelOptions model;
   std::string mode = "latency";

@@ -3,6 +3,7 @@
 // files holding several ciphertexts.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,11 @@ std::uint64_t save_ciphertexts(const std::string& path, const ckks::CkksContext&
 std::vector<ckks::Ciphertext> load_ciphertexts(const std::string& path, const ckks::CkksContext& ctx);
 // Bytes of the ciphertexts as sent (seed-compressed where possible).
 std::uint64_t wire_bytes(const ckks::CkksContext& ctx, const std::vector<ckks::Ciphertext>& cts);
+
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::string human_bytes(std::uint64_t bytes);
 std::vector<int> top_k(const std::vector<double>& logits, int k);
