@@ -79,7 +79,7 @@ TEST_P(LinearTransformTest, MatchesPlainOnRandomSparseMaps) {
   std::vector<std::vector<double>> in = {random_vector(n, g), random_vector(n, g)};
   std::vector<int> steps = he::rotation_steps(spec, giant > 0 ? giant : he::choose_giant_step(spec));
   auto gk = h.f.keygen->create_galois_keys(steps);
-  he::LinearTransform lt(*h.f.encoder, spec, h.f.ctx->max_level(), h.f.scale(), giant);
+  he::LinearTransform lt(*h.f.encoder, spec, h.f.ctx->max_level(), giant);
   auto out = lt.apply(*h.f.evaluator, {h.encrypt(in[0], n), h.encrypt(in[1], n)}, gk);
   auto want = apply_plain(spec, in);
   ASSERT_EQ(out.size(), 2u);
@@ -102,7 +102,7 @@ TEST(LinearTransform, UnitMapUsesNoLevelAndOnTheFlyEncodingMatchesCache) {
   for (int d : {0, 1, 16, 17}) unit.diagonals.push_back({0, 0, d, {}});
   auto x = random_vector(n, g);
   auto gk = h.f.keygen->create_galois_keys({1, 16, 17, 3, 5, 9});
-  he::LinearTransform lt(*h.f.encoder, unit, h.f.ctx->max_level(), h.f.scale());
+  he::LinearTransform lt(*h.f.encoder, unit, h.f.ctx->max_level());
   auto out = lt.apply(*h.f.evaluator, {h.encrypt(x, n)}, gk);
   EXPECT_EQ(out[0].level(), h.f.ctx->max_level());
   EXPECT_GT(-std::log2(max_error(h.decrypt(out[0]), apply_plain(unit, {x})[0])), 20);
@@ -110,8 +110,8 @@ TEST(LinearTransform, UnitMapUsesNoLevelAndOnTheFlyEncodingMatchesCache) {
   he::LinearTransformSpec w;
   w.slots = n;
   for (int d : {0, 3, 5, 9}) w.diagonals.push_back({0, 0, d, random_vector(n, g)});
-  he::LinearTransform cached(*h.f.encoder, w, h.f.ctx->max_level(), h.f.scale(), 4, true);
-  he::LinearTransform lazy(*h.f.encoder, w, h.f.ctx->max_level(), h.f.scale(), 4, false);
+  he::LinearTransform cached(*h.f.encoder, w, h.f.ctx->max_level(), 4, true);
+  he::LinearTransform lazy(*h.f.encoder, w, h.f.ctx->max_level(), 4, false);
   EXPECT_GT(cached.plaintext_bytes(), 0u);
   EXPECT_EQ(lazy.plaintext_bytes(), 0u);
   auto gk2 = h.f.keygen->create_galois_keys(cached.rotation_steps());
@@ -127,11 +127,11 @@ TEST(LinearTransform, RejectsBadInputs) {
   he::LinearTransformSpec s;
   s.slots = 64;
   s.diagonals.push_back({0, 1, 0, std::vector<double>(64, 1.0)});
-  EXPECT_THROW(he::LinearTransform(*h.f.encoder, s, 1, h.f.scale()), std::invalid_argument);
+  EXPECT_THROW(he::LinearTransform(*h.f.encoder, s, 1), std::invalid_argument);
   s.diagonals = {{0, 0, 70, std::vector<double>(64, 1.0)}};
-  EXPECT_THROW(he::LinearTransform(*h.f.encoder, s, 1, h.f.scale()), std::invalid_argument);
+  EXPECT_THROW(he::LinearTransform(*h.f.encoder, s, 1), std::invalid_argument);
   s.diagonals = {{0, 0, 1, std::vector<double>(64, 1.0)}};
-  he::LinearTransform lt(*h.f.encoder, s, 1, h.f.scale());
+  he::LinearTransform lt(*h.f.encoder, s, 1);
   auto gk = h.f.keygen->create_galois_keys({1});
   EXPECT_THROW(lt.apply(*h.f.evaluator, {}, gk), std::invalid_argument);
   // Wrong slot count.

@@ -28,7 +28,9 @@ Model open_model(ModelOptions& o, const std::string& mode) {
 namespace {
 
 void print_costs(const Model& m) {
-  const nn::CostReport before = nn::cost(m.unmerged), after = nn::cost(m.network);
+  // Only this report needs the network without the passes.
+  const nn::Network unmerged = nn::lower(m.graph, nn::LowerOptions::none());
+  const nn::CostReport before = nn::cost(unmerged), after = nn::cost(m.network);
   const auto slots = m.plan.slots;
   // Rotations come from the latency-mode packing of each form of the network.
   auto rotations = [&](const nn::Network& net) {
@@ -49,7 +51,7 @@ void print_costs(const Model& m) {
               static_cast<long long>(after.ciphertext_mults));
   std::printf("  %-26s %12lld %12lld\n", "additions", static_cast<long long>(before.additions),
               static_cast<long long>(after.additions));
-  std::printf("  %-26s %12d %12d\n", "rotations (latency mode)", rotations(m.unmerged), rotations(m.network));
+  std::printf("  %-26s %12d %12d\n", "rotations (latency mode)", rotations(unmerged), rotations(m.network));
 }
 
 }  // namespace

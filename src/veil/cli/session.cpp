@@ -27,7 +27,6 @@ Model load_model(const ModelOptions& o) {
   Model m;
   m.graph = nn::load_onnx(o.path, io);
   m.network = nn::lower(m.graph);
-  m.unmerged = nn::lower(m.graph, nn::LowerOptions::none());
   m.plan = nn::make_plan(m.network, o.plan);
   m.context = ckks::CkksContext::create(m.plan.params);
   return m;

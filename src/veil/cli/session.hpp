@@ -26,7 +26,6 @@ struct ModelOptions {
 struct Model {
   nn::Graph graph;
   nn::Network network;   // after the merging passes
-  nn::Network unmerged;  // without them (for reports)
   nn::Plan plan;
   ckks::ContextPtr context;
 };

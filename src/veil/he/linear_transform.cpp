@@ -101,8 +101,8 @@ TransformCounts count(const LinearTransformSpec& spec, int giant_step) {
 }
 
 LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level,
-                                 double input_scale, int giant_step, bool cache_plaintexts)
-    : encoder_(&encoder), spec_(std::move(spec)), level_(level), input_scale_(input_scale) {
+                                 int giant_step, bool cache_plaintexts)
+    : encoder_(&encoder), spec_(std::move(spec)), level_(level) {
   check_spec(spec_);
   for (const auto& t : spec_.diagonals)
     VEIL_REQUIRE(spec_.unit || t.values.size() == spec_.slots, "diagonal has the wrong length");

@@ -64,10 +64,10 @@ TransformCounts count(const LinearTransformSpec& spec, int giant_step);
 
 class LinearTransform {
  public:
-  // Plaintext diagonals are encoded for inputs at `level` with scale `input_scale`
-  // (diagonals at scale q_level, so the rescale restores input_scale). With
+  // Plaintext diagonals are encoded for inputs at `level`, at scale q_level, so the
+  // rescale restores the input's scale whatever it is. With
   // `cache_plaintexts` false they are encoded on the fly in apply() (saves memory).
-  LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level, double input_scale,
+  LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level,
                   int giant_step = 0, bool cache_plaintexts = true);
 
   std::vector<ckks::Ciphertext> apply(const ckks::Evaluator& eval, const std::vector<ckks::Ciphertext>& in,
@@ -94,7 +94,6 @@ class LinearTransform {
   const ckks::CkksEncoder* encoder_;
   LinearTransformSpec spec_;
   int level_;
-  double input_scale_;
   int giant_;
   std::vector<std::vector<int>> baby_steps_;  // per input block
   std::vector<Group> groups_;

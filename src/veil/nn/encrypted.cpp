@@ -94,8 +94,7 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
     const std::size_t bytes = ps.spec.diagonals.size() * (level + 1) * ctx_->n() * sizeof(u64);
     const bool cache = !ps.spec.unit && bytes <= budget;
     if (cache) budget -= bytes;
-    transforms_[k] = std::make_unique<he::LinearTransform>(encoder_, ps.spec, level, plan_.params.scale,
-                                                           ps.giant_step, cache);
+    transforms_[k] = std::make_unique<he::LinearTransform>(encoder_, ps.spec, level, ps.giant_step, cache);
   }
 }
 
