@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <map>
 
 #include "veil/common/error.hpp"
@@ -83,18 +82,21 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
                "context does not match the plan's parameters");
   VEIL_REQUIRE(plan_.stages.size() == net_.stages.size(), "plan and network have different stage counts");
   if (plan_.mode != Mode::kLatency) return;
-  // Re-pack with values; the plan holds positions only.
-  const Packing packing = pack_network(net_, plan_.slots, /*with_values=*/true);
-  transforms_.resize(packing.stages.size());
+  // The plan chose every layout and holds diagonal positions only: fill in the values
+  // for those same layouts (no second search).
+  VEIL_REQUIRE(plan_.packing.stages.size() == net_.stages.size(), "plan has no packing for this network");
+  transforms_.resize(net_.stages.size());
   std::size_t budget = cache_bytes;
-  for (std::size_t k = 0; k < packing.stages.size(); ++k) {
-    const PackedStage& ps = packing.stages[k];
+  for (std::size_t k = 0; k < net_.stages.size(); ++k) {
+    const PackedStage& ps = plan_.packing.stages[k];
     if (ps.kind != Stage::Kind::kLinear) continue;
+    const he::LinearTransformSpec spec =
+        pack_linear(net_.stages[k].linear, ps.in, ps.out, !ps.spec.fold_steps.empty(), /*with_values=*/true);
     const int level = plan_.stages[k].level_in;
-    const std::size_t bytes = ps.spec.diagonals.size() * (level + 1) * ctx_->n() * sizeof(u64);
-    const bool cache = !ps.spec.unit && bytes <= budget;
+    const std::size_t bytes = spec.diagonals.size() * (level + 1) * ctx_->n() * sizeof(u64);
+    const bool cache = !spec.unit && bytes <= budget;
     if (cache) budget -= bytes;
-    transforms_[k] = std::make_unique<he::LinearTransform>(encoder_, ps.spec, level, ps.giant_step, cache);
+    transforms_[k] = std::make_unique<he::LinearTransform>(encoder_, spec, level, ps.giant_step, cache);
   }
 }
 
@@ -155,42 +157,45 @@ std::vector<Ciphertext> EncryptedNetwork::evaluate(const std::vector<Ciphertext>
   return x;
 }
 
-// out[o] = sum_k w_k * in[col_k] (+ bias), weights as constants at scale q_level so the
-// rescale restores the input scale; 128-bit lazy accumulation as in he::LinearTransform.
-Ciphertext EncryptedNetwork::linear_output(std::size_t stage, std::size_t o, const std::vector<Ciphertext>& in,
-                                           const ckks::RelinKeys* relin) const {
-  const LinearStage& st = net_.stages[stage].linear;
-  const int level = in[0].level();
-  const std::size_t n = ctx_->n(), limbs = static_cast<std::size_t>(level) + 1;
-  const double in_scale = in[0].scale();
-  const bool unit = st.unit_weights;
+// Weights as constants at scale q_level, so the rescale restores the input scale. The
+// residues are computed once per evaluation of a stage, not once per output.
+std::vector<std::vector<u64>> EncryptedNetwork::weight_residues(const LinearStage& st, int level) const {
   const double w_scale = static_cast<double>(ctx_->modulus(level).value());
+  std::vector<std::vector<u64>> w(static_cast<std::size_t>(level) + 1, std::vector<u64>(st.weights.val.size()));
+  parallel_for(w.size(), [&](std::size_t i) {
+    for (std::size_t k = 0; k < st.weights.val.size(); ++k)
+      w[i][k] = ctx_->modulus(i).from_double(st.weights.val[k] * w_scale);
+  });
+  return w;
+}
+
+Ciphertext EncryptedNetwork::weighted_accumulator(const std::vector<Ciphertext>& in) const {
+  const int level = in[0].level();
   // Inputs may be unrelinearised products (3 polynomials, see evaluate()).
-  Ciphertext acc(n, in[0].size(), level, unit ? in_scale : in_scale * w_scale, plan_.slots);
+  return Ciphertext(ctx_->n(), in[0].size(), level,
+                    in[0].scale() * static_cast<double>(ctx_->modulus(level).value()), plan_.slots);
+}
+
+// Coefficients [base, base + len) of limb i of out = sum_k w_k * in[col_k] over row o.
+void EncryptedNetwork::accumulate_row(const LinearStage& st, std::size_t o, const std::vector<std::vector<u64>>& w,
+                                      const std::vector<Ciphertext>& in, std::size_t i, std::size_t base,
+                                      std::size_t len, Ciphertext& out) const {
   const auto begin = st.weights.row_ptr[o], end = st.weights.row_ptr[o + 1];
-  if (unit) {
-    std::fill(acc.data().begin(), acc.data().end(), 0);
-    for (auto k = begin; k < end; ++k) eval_.add_inplace(acc, in[st.weights.col[k]]);
-  } else {
-    const auto terms = static_cast<std::size_t>(end - begin);
-    const std::size_t polys = in[0].size();
-    std::vector<u64> w(terms);
-    std::vector<const u64*> x(terms * polys);
-    std::vector<u64*> outs(polys);
-    for (std::size_t i = 0; i < limbs; ++i) {
-      const math::Modulus& q = ctx_->modulus(i);
-      for (std::size_t t = 0; t < terms; ++t) {
-        w[t] = q.from_double(st.weights.val[begin + t] * w_scale);
-        const Ciphertext& c = in[st.weights.col[begin + t]];
-        for (std::size_t p = 0; p < polys; ++p) x[t * polys + p] = c.limb(p, i);
-      }
-      for (std::size_t p = 0; p < polys; ++p) outs[p] = acc.limb(p, i);
-      he::mac_scalar(q, n, w, x, polys, outs.data());
-    }
-    finish_output(st, o, acc, relin);
-    return acc;
-  }
-  if (st.bias[o] != 0) eval_.add_const_inplace(acc, st.bias[o]);
+  const std::size_t polys = out.size(), terms = static_cast<std::size_t>(end - begin);
+  std::vector<const u64*> x(terms * polys);
+  std::vector<u64*> outs(polys);
+  for (std::size_t t = 0; t < terms; ++t)
+    for (std::size_t p = 0; p < polys; ++p) x[t * polys + p] = in[st.weights.col[begin + t]].limb(p, i) + base;
+  for (std::size_t p = 0; p < polys; ++p) outs[p] = out.limb(p, i) + base;
+  he::mac_scalar(ctx_->modulus(i), len, std::span<const u64>(w[i].data() + begin, terms), x, polys, outs.data());
+}
+
+// A sum-pool output: additions only, no level.
+Ciphertext EncryptedNetwork::sum_row(const LinearStage& st, std::size_t o, const std::vector<Ciphertext>& in) const {
+  const auto begin = st.weights.row_ptr[o], end = st.weights.row_ptr[o + 1];
+  VEIL_REQUIRE(end > begin, "internal: empty sum-pool row");
+  Ciphertext acc = in[st.weights.col[begin]];
+  for (auto k = begin + 1; k < end; ++k) eval_.add_inplace(acc, in[st.weights.col[k]]);
   return acc;
 }
 
@@ -203,38 +208,20 @@ std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const 
   for (const auto& c : in) VEIL_REQUIRE(c.size() == in[0].size(), "internal: mixed ciphertext sizes");
   std::vector<Ciphertext> out(st.out.size());
   if (st.unit_weights) {
-    parallel_for(out.size(), [&](std::size_t o) { out[o] = linear_output(stage, o, in, relin); });
+    parallel_for(out.size(), [&](std::size_t o) { out[o] = sum_row(st, o, in); });
     return out;
   }
   // Weighted sums tile by tile: every output reads its inputs' coefficients [base,
   // base + tile) while they sit in the cache, instead of streaming the whole input
   // tensor (hundreds of MB) from memory once per output.
   constexpr std::size_t kTile = 128;
-  const int level = in[0].level();
-  const std::size_t n = ctx_->n(), limbs = static_cast<std::size_t>(level) + 1, polys = in[0].size();
-  const double w_scale = static_cast<double>(ctx_->modulus(level).value());
-  std::vector<std::vector<u64>> w(limbs, std::vector<u64>(st.weights.val.size()));
-  parallel_for(limbs, [&](std::size_t i) {
-    for (std::size_t k = 0; k < st.weights.val.size(); ++k)
-      w[i][k] = ctx_->modulus(i).from_double(st.weights.val[k] * w_scale);
-  });
-  for (auto& c : out) c = Ciphertext(n, polys, level, in[0].scale() * w_scale, plan_.slots);
+  const std::size_t n = ctx_->n(), limbs = in[0].num_limbs();
+  const auto w = weight_residues(st, in[0].level());
+  for (auto& c : out) c = weighted_accumulator(in);
   const std::size_t tiles = (n + kTile - 1) / kTile;
   parallel_for(limbs * tiles, [&](std::size_t job) {
     const std::size_t i = job / tiles, base = (job % tiles) * kTile, len = std::min(kTile, n - base);
-    const math::Modulus& q = ctx_->modulus(i);
-    std::vector<const u64*> x;
-    std::vector<u64*> outs(polys);
-    for (std::size_t o = 0; o < out.size(); ++o) {
-      const auto begin = st.weights.row_ptr[o], end = st.weights.row_ptr[o + 1];
-      x.resize(static_cast<std::size_t>(end - begin) * polys);
-      for (auto k = begin; k < end; ++k)
-        for (std::size_t p = 0; p < polys; ++p)
-          x[static_cast<std::size_t>(k - begin) * polys + p] = in[st.weights.col[k]].limb(p, i) + base;
-      for (std::size_t p = 0; p < polys; ++p) outs[p] = out[o].limb(p, i) + base;
-      he::mac_scalar(q, len, std::span<const u64>(w[i].data() + begin, static_cast<std::size_t>(end - begin)), x,
-                     polys, outs.data());
-    }
+    for (std::size_t o = 0; o < out.size(); ++o) accumulate_row(st, o, w, in, i, base, len, out[o]);
   });
   parallel_for(out.size(), [&](std::size_t o) { finish_output(st, o, out[o], relin); });
   return out;
@@ -269,8 +256,8 @@ bool EncryptedNetwork::lazy_relin(std::size_t k) const {
 bool EncryptedNetwork::fusable(std::size_t k) const {
   if (plan_.mode != Mode::kThroughput || k + 2 >= net_.stages.size()) return false;
   const Stage &a = net_.stages[k], &b = net_.stages[k + 1], &c = net_.stages[k + 2];
-  if (a.kind != Stage::Kind::kLinear || b.kind != Stage::Kind::kPoly || c.kind != Stage::Kind::kLinear ||
-      !c.linear.unit_weights)
+  if (a.kind != Stage::Kind::kLinear || a.linear.unit_weights || b.kind != Stage::Kind::kPoly ||
+      c.kind != Stage::Kind::kLinear || !c.linear.unit_weights)
     return false;
   // Every pre-pool value feeds at most one pool output (stride = kernel), so computing
   // them per pool output does no work twice.
@@ -282,17 +269,23 @@ bool EncryptedNetwork::fusable(std::size_t k) const {
 
 std::vector<Ciphertext> EncryptedNetwork::fused_batch(std::size_t k, const std::vector<Ciphertext>& in,
                                                       const EvaluationKeys& keys, double seconds[3]) const {
+  const LinearStage& conv = net_.stages[k].linear;
   const LinearStage& pool = net_.stages[k + 2].linear;
   const auto& coeffs = net_.stages[k + 1].poly.coefficients;
+  const auto w = weight_residues(conv, in[0].level());
+  const bool relin_poly = !lazy_relin(k + 1);
   std::vector<Ciphertext> out(pool.out.size());
   std::vector<double> cpu(3 * out.size(), 0.0);
   const auto wall = std::chrono::steady_clock::now();
   parallel_for(out.size(), [&](std::size_t o) {
     for (auto e = pool.weights.row_ptr[o]; e < pool.weights.row_ptr[o + 1]; ++e) {
       auto t = std::chrono::steady_clock::now();
-      Ciphertext v = linear_output(k, pool.weights.col[e], in, &keys.relin);
+      const auto c = static_cast<std::size_t>(pool.weights.col[e]);
+      Ciphertext v = weighted_accumulator(in);
+      for (std::size_t i = 0; i < v.num_limbs(); ++i) accumulate_row(conv, c, w, in, i, 0, ctx_->n(), v);
+      finish_output(conv, c, v, &keys.relin);
       auto t2 = std::chrono::steady_clock::now();
-      v = he::evaluate_polynomial(eval_, v, coeffs, keys.relin, !lazy_relin(k + 1));
+      v = he::evaluate_polynomial(eval_, v, coeffs, keys.relin, relin_poly);
       auto t3 = std::chrono::steady_clock::now();
       if (out[o].empty())
         out[o] = std::move(v);

@@ -64,9 +64,14 @@ class EncryptedNetwork {
  private:
   std::vector<ckks::Ciphertext> linear_batch(std::size_t stage, const std::vector<ckks::Ciphertext>& in,
                                              const ckks::RelinKeys* relin) const;
-  // Output `o` of a throughput-mode linear stage (relinearised if its inputs were not).
-  ckks::Ciphertext linear_output(std::size_t stage, std::size_t o, const std::vector<ckks::Ciphertext>& in,
-                                 const ckks::RelinKeys* relin) const;
+  // Throughput-mode weighted sums: weight residues per limb, an empty accumulator for
+  // these inputs, one row's coefficients [base, base + len) of limb i, a sum-pool row.
+  std::vector<std::vector<math::u64>> weight_residues(const LinearStage& st, int level) const;
+  ckks::Ciphertext weighted_accumulator(const std::vector<ckks::Ciphertext>& in) const;
+  void accumulate_row(const LinearStage& st, std::size_t o, const std::vector<std::vector<math::u64>>& w,
+                      const std::vector<ckks::Ciphertext>& in, std::size_t i, std::size_t base, std::size_t len,
+                      ckks::Ciphertext& out) const;
+  ckks::Ciphertext sum_row(const LinearStage& st, std::size_t o, const std::vector<ckks::Ciphertext>& in) const;
   // Rescale (relinearising lazy inputs first) and add the bias of output `o`.
   void finish_output(const LinearStage& st, std::size_t o, ckks::Ciphertext& acc, const ckks::RelinKeys* relin) const;
   // Whether polynomial stage k may leave its products unrelinearised (throughput mode).
