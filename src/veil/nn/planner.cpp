@@ -11,6 +11,7 @@
 #include "veil/he/polynomial.hpp"
 #include "veil/math/ntt.hpp"
 #include "veil/math/primes.hpp"
+#include "veil/nn/passes.hpp"
 
 namespace veil::nn {
 
@@ -150,6 +151,7 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   int log_n = first;
   int needed_depth = 0;
   double best_bits = -1e9;
+  const int throughput_depth = cost(net).depth;  // no packing: the stages' own depths
   int best_log_n = first;
   Packing best_packing;
   for (; log_n <= last; ++log_n) {
@@ -159,9 +161,7 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
       plan.packing = pack_network(net, slots, /*with_values=*/false);
       depth = plan.packing.depth();
     } else {
-      for (const Stage& s : net.stages)
-        depth += s.kind == Stage::Kind::kPoly ? he::polynomial_depth(s.poly.coefficients)
-                                              : (s.linear.unit_weights ? 0 : 1);
+      depth = throughput_depth;
     }
     needed_depth = depth;
     auto c = fit_chain(log_n, depth, o);
@@ -196,6 +196,7 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   const double n = static_cast<double>(p.n());
   std::map<int, int> key_level;
   int level = top;
+  int elements = net.input.size();  // throughput: ciphertexts entering the stage
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
     const Stage& st = net.stages[k];
     StagePlan sp;
@@ -204,10 +205,9 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
     if (st.kind == Stage::Kind::kPoly) {
       sp.name = st.poly.name;
       const int depth = he::polynomial_depth(st.poly.coefficients);
-      // Latency: one multiply-relinearise per block and level (throughput: below).
-      if (o.mode == Mode::kLatency)
-        sp.predicted_seconds = plan.packing.stages[k].in.blocks() * depth *
-                               (keyswitch_ntts(p, level) * ntt + 4 * l * n * mac_seconds);
+      // One multiply-relinearise per ciphertext and level.
+      const int cts = o.mode == Mode::kLatency ? plan.packing.stages[k].in.blocks() : elements;
+      sp.predicted_seconds = cts * depth * (keyswitch_ntts(p, level) * ntt + 4 * l * n * mac_seconds);
       level -= depth;
     } else {
       sp.name = st.linear.name;
@@ -223,30 +223,12 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
         sp.counts.levels = st.linear.unit_weights ? 0 : 1;
         sp.predicted_seconds = static_cast<double>(st.linear.weights.nnz()) * 2 * l * n * mac_seconds;
       }
+      elements = st.linear.out.size();
       level -= sp.counts.levels;
     }
     sp.level_out = level;
     plan.predicted_seconds += sp.predicted_seconds;
     plan.stages.push_back(sp);
-  }
-  // Throughput polynomial cost: one key switch per element per level.
-  if (o.mode == Mode::kThroughput) {
-    int lv = top;
-    for (std::size_t k = 0; k < net.stages.size(); ++k) {
-      const Stage& st = net.stages[k];
-      if (st.kind == Stage::Kind::kPoly) {
-        int elems = net.input.size();
-        for (std::size_t j = k; j-- > 0;)
-          if (net.stages[j].kind == Stage::Kind::kLinear) {
-            elems = net.stages[j].linear.out.size();
-            break;
-          }
-        const int depth = he::polynomial_depth(st.poly.coefficients);
-        plan.stages[k].predicted_seconds = elems * depth * (keyswitch_ntts(p, lv) * ntt + 4.0 * (lv + 1) * n * mac_seconds);
-        plan.predicted_seconds += plan.stages[k].predicted_seconds;
-      }
-      lv = plan.stages[k].level_out;
-    }
   }
   for (auto [step, lv] : key_level) {
     plan.rotation_steps.push_back(step);
@@ -255,8 +237,7 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   plan.predicted_precision_bits = -std::log2(predict_logit_error(net, p.log_n, p.scale));
 
   // Sizes as sent: keys and fresh ciphertexts seed-compressed (half), results full.
-  const int relin_level = top;
-  plan.relin_key_bytes = digits_at(p, relin_level) * poly_bytes(p, relin_level, true);
+  plan.relin_key_bytes = digits_at(p, top) * poly_bytes(p, top, true);
   for (int lv : plan.rotation_key_levels) plan.galois_key_bytes += digits_at(p, lv) * poly_bytes(p, lv, true);
   const std::uint64_t in_cts = o.mode == Mode::kLatency ? plan.packing.input.blocks() : net.input.size();
   const std::uint64_t out_cts =
