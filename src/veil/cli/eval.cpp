@@ -118,24 +118,20 @@ void run_eval(EvalOptions& o) {
       }
     }
     auto t0 = Clock::now();
-    const auto cts = nn::encrypt_inputs(plan, encoder, encryptor, batch);
+    auto cts = nn::encrypt_inputs(plan, encoder, encryptor, batch);
     t_enc += seconds_since(t0);
+    if (observe) up_bytes = wire_bytes(*m.context, cts);
     std::vector<double> secs;
-    t0 = Clock::now();
-    const auto out = server.evaluate(cts, keys, &secs, observe ? nn::EncryptedNetwork::StageObserver(observer)
-                                                               : nn::EncryptedNetwork::StageObserver());
-    const double te = seconds_since(t0);
-    // The observer's decryptions are not part of the server's time.
-    if (!observe) t_eval += te;
+    const auto out = server.evaluate(std::move(cts), keys, &secs,
+                                     observe ? nn::EncryptedNetwork::StageObserver(observer)
+                                             : nn::EncryptedNetwork::StageObserver());
+    // Server time is the stages' own time: the observer's decryptions run between them.
     for (std::size_t k = 0; k < secs.size(); ++k) stage_seconds[k] += secs[k];
-    if (observe) t_eval += std::accumulate(secs.begin(), secs.end(), 0.0);
+    t_eval += std::accumulate(secs.begin(), secs.end(), 0.0);
     t0 = Clock::now();
     const auto logits = nn::decrypt_outputs(plan, encoder, decryptor, out, count);
     t_dec += seconds_since(t0);
-    if (observe) {
-      up_bytes = wire_bytes(*m.context, cts);
-      down_bytes = wire_bytes(*m.context, out);
-    }
+    if (observe) down_bytes = wire_bytes(*m.context, out);
     for (std::size_t i = 0; i < count; ++i) {
       const std::size_t idx = first + i;
       enc_pred[idx] = argmax(logits[i]);

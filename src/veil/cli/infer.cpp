@@ -61,11 +61,12 @@ void run_infer(InferOptions& o) {
     std::vector<std::vector<double>> batch;
     for (std::size_t i = 0; i < count; ++i) batch.push_back(inputs[first + i].values);
     const auto t0 = Clock::now();
-    const auto cts = nn::encrypt_inputs(plan, encoder, encryptor, batch);
+    auto cts = nn::encrypt_inputs(plan, encoder, encryptor, batch);
     const double t_enc = seconds_since(t0);
+    const std::size_t upload = wire_bytes(*m.context, cts), uploaded_cts = cts.size();
     std::vector<double> stage_seconds;
     const auto t1 = Clock::now();
-    const auto out = server.evaluate(cts, keys, &stage_seconds);
+    const auto out = server.evaluate(std::move(cts), keys, &stage_seconds);
     const double t_eval = seconds_since(t1);
     const auto t2 = Clock::now();
     const auto logits = nn::decrypt_outputs(plan, encoder, decryptor, out, count);
@@ -84,7 +85,7 @@ void run_infer(InferOptions& o) {
                 t_enc + t_eval + t_dec,
                 count > 1 ? (" for " + std::to_string(count) + " images").c_str() : "");
     std::printf("bytes: upload %s (%zu ciphertexts, seed-compressed), download %s\n",
-                human_bytes(wire_bytes(*m.context, cts)).c_str(), cts.size(),
+                human_bytes(upload).c_str(), uploaded_cts,
                 human_bytes(wire_bytes(*m.context, out)).c_str());
     if (o.stages) {
       std::printf("stages:\n");

@@ -85,10 +85,10 @@ void register_key_commands(CLI::App& app) {
   run->callback([rn, rn_in, rn_out] {
     Model m = open_model(rn->model, rn->mode);
     const nn::EvaluationKeys keys = load_evaluation_keys(rn->keys, m);
-    const auto in = load_ciphertexts(*rn_in, *m.context);
+    auto in = load_ciphertexts(*rn_in, *m.context);
     nn::EncryptedNetwork server(m.network, m.plan, m.context);
     const auto t = std::chrono::steady_clock::now();
-    const auto out = server.evaluate(in, keys);
+    const auto out = server.evaluate(std::move(in), keys);
     const double s = seconds_since(t);
     const auto bytes = save_ciphertexts(*rn_out, *m.context, out);
     std::printf("evaluated %zu stages in %.3f s; %s written to %s\n", m.network.stages.size(), s,

@@ -121,12 +121,12 @@ void EncryptedNetwork::check_inputs(const std::vector<Ciphertext>& in) const {
   }
 }
 
-std::vector<Ciphertext> EncryptedNetwork::evaluate(const std::vector<Ciphertext>& inputs, const EvaluationKeys& keys,
+std::vector<Ciphertext> EncryptedNetwork::evaluate(std::vector<Ciphertext> inputs, const EvaluationKeys& keys,
                                                    std::vector<double>* stage_seconds,
                                                    const StageObserver& observer) const {
   check_inputs(inputs);
   if (stage_seconds) stage_seconds->assign(net_.stages.size(), 0.0);
-  std::vector<Ciphertext> x = inputs;
+  std::vector<Ciphertext> x = std::move(inputs);
   for (std::size_t k = 0; k < net_.stages.size(); ++k) {
     if (fusable(k)) {
       double secs[3];
