@@ -90,7 +90,9 @@ TEST_P(LinearTransformTest, MatchesPlainOnRandomSparseMaps) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(GiantSteps, LinearTransformTest, ::testing::Values(0, 1, 16, 256));
+// 24 and 100 do not divide the slot count: offsets past the wrap then take whichever of
+// d and d - slots shares a baby step.
+INSTANTIATE_TEST_SUITE_P(GiantSteps, LinearTransformTest, ::testing::Values(0, 1, 16, 256, 24, 100));
 
 TEST(LinearTransform, UnitMapUsesNoLevelAndOnTheFlyEncodingMatchesCache) {
   HeFixture h(2);

@@ -234,6 +234,34 @@ TEST(Packing, GapLayoutKeepsStridedConvolutionDiagonalsFew) {
   EXPECT_EQ(p.stages[0].out.col_stride, 2);
 }
 
+// One input channel: the client sends copies of the image at the channel period, so
+// every output channel reads its own copy and the first convolution needs one diagonal
+// per tap and output block instead of one per (channel offset, tap).
+TEST(Packing, ReplicatedInputServesEveryOutputChannel) {
+  std::mt19937_64 g(4);
+  Network net;
+  net.input = {1, 12, 12};
+  net.stages.push_back(linear(conv_stage(net.input, 6, 3, 1, 0, g, 0.3)));
+  net.stages.push_back(poly({0.1, 0.4, 1.0}));
+  net.stages.push_back(linear(dense({6, 10, 10}, 10, g, 0.05)));
+  const Plan plan = make_plan(net, toy_options(Mode::kLatency, 11));
+  const Layout& in = plan.packing.input;
+  ASSERT_GT(in.replicas, 1) << plan.describe();
+  EXPECT_EQ(in.replica_stride, in.channel_stride);
+  EXPECT_LE(plan.packing.stages[0].counts.plaintext_mults, 9 * plan.packing.stages[0].out.blocks());
+  const auto blocks = pack(in, std::vector<double>(net.input.size(), 1.0));
+  for (int r = 0; r < in.replicas; ++r) EXPECT_EQ(blocks[0][r * in.replica_stride], 1.0) << "copy " << r;
+
+  Client c(plan);
+  const EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
+  EncryptedNetwork server(net, plan, c.ctx);
+  std::mt19937_64 gx(21);
+  const auto x = random_input(net, gx);
+  auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, {x}), keys);
+  const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, 1);
+  EXPECT_GT(-std::log2(max_abs_error(logits[0], plain_forward(net, x))), 12) << plan.describe();
+}
+
 TEST(Planner, RefusesTooDeepModelsNamingTheDepth) {
   Network net = test_network(1);
   for (int i = 0; i < 200; ++i) net.stages.push_back(poly({0.1, 0.2, 1.0}));

@@ -16,21 +16,42 @@ using math::u64;
 
 namespace {
 
-int baby_of(int d, int giant) { return d % giant; }
-int giant_of(int d, int giant) { return d - d % giant; }
+int mod(long long a, long long m) { return static_cast<int>(((a % m) + m) % m); }
 
 struct StepSets {
   std::vector<std::set<int>> baby;          // per input block
   std::set<std::pair<int, int>> giants;     // (out block, giant step != 0)
+  std::vector<int> baby_of, giant_of;       // per diagonal
 };
 
+// Splits every offset d into giant + baby (baby in [0, G)). A rotation by d is also one
+// by d - slots; when G does not divide the slot count the two give different baby
+// steps, so each diagonal takes the representative whose baby step its input block
+// already rotates by, else the one nearer zero (diagonals are visited from the shortest
+// offset out, so common small steps are claimed first).
 StepSets step_sets(const LinearTransformSpec& spec, int giant) {
+  const auto n = static_cast<long long>(spec.slots);
   StepSets s;
   s.baby.resize(spec.in_blocks);
-  for (const auto& t : spec.diagonals) {
-    s.baby[t.in_block].insert(baby_of(t.step, giant));
-    const int g = giant_of(t.step, giant);
-    if (g != 0) s.giants.insert({t.out_block, g});
+  s.baby_of.resize(spec.diagonals.size());
+  s.giant_of.resize(spec.diagonals.size());
+  auto near = [n](long long d) { return d > n / 2 ? d - n : d; };
+  std::vector<std::size_t> order(spec.diagonals.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return std::llabs(near(spec.diagonals[a].step)) < std::llabs(near(spec.diagonals[b].step));
+  });
+  for (std::size_t i : order) {
+    const auto& t = spec.diagonals[i];
+    const long long first = near(t.step), second = first > 0 ? first - n : first + n;
+    auto& babies = s.baby[t.in_block];
+    long long rep = first;
+    if (!babies.count(mod(first, giant)) && babies.count(mod(second, giant))) rep = second;
+    const int b = mod(rep, giant);
+    babies.insert(b);
+    s.baby_of[i] = b;
+    s.giant_of[i] = mod(rep - b, n);
+    if (s.giant_of[i] != 0) s.giants.insert({t.out_block, s.giant_of[i]});
   }
   return s;
 }
@@ -65,15 +86,19 @@ void multiply_accumulate(const ckks::CkksContext& ctx, const std::vector<const P
 
 }  // namespace
 
-int choose_giant_step(const LinearTransformSpec& spec, double hoisted_cost) {
+int choose_giant_step(const LinearTransformSpec& spec, double hoisted_cost, const std::vector<int>& extra) {
   check_spec(spec);
+  std::set<int> candidates;
+  for (std::size_t g = 1; g <= spec.slots; g *= 2) candidates.insert(static_cast<int>(g));
+  for (int g : extra)
+    if (g >= 1 && static_cast<std::size_t>(g) <= spec.slots) candidates.insert(g);
   int best = static_cast<int>(spec.slots);
   double best_cost = -1;
-  for (std::size_t g = 1; g <= spec.slots; g *= 2) {
-    const StepSets s = step_sets(spec, static_cast<int>(g));
+  for (int g : candidates) {
+    const StepSets s = step_sets(spec, g);
     double cost = static_cast<double>(s.giants.size());
     for (const auto& b : s.baby) cost += hoisted_cost * static_cast<double>(b.size() - b.count(0));
-    if (best_cost < 0 || cost < best_cost) best_cost = cost, best = static_cast<int>(g);
+    if (best_cost < 0 || cost < best_cost) best_cost = cost, best = g;
   }
   return best;
 }
@@ -108,8 +133,8 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
     VEIL_REQUIRE(spec_.unit || t.values.size() == spec_.slots, "diagonal has the wrong length");
   VEIL_REQUIRE(level_ >= (spec_.unit ? 0 : 1), "a linear map with weights needs a level to rescale");
   giant_ = giant_step > 0 ? giant_step : choose_giant_step(spec_);
-  VEIL_REQUIRE((giant_ & (giant_ - 1)) == 0 && static_cast<std::size_t>(giant_) <= spec_.slots,
-               "giant step must be a power of two no larger than the slot count");
+  VEIL_REQUIRE(giant_ >= 1 && static_cast<std::size_t>(giant_) <= spec_.slots,
+               "giant step must be between 1 and the slot count");
 
   const StepSets sets = step_sets(spec_, giant_);
   baby_steps_.resize(spec_.in_blocks);
@@ -118,7 +143,7 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
   std::map<std::pair<int, int>, std::size_t> group_index;
   for (std::size_t i = 0; i < spec_.diagonals.size(); ++i) {
     const auto& t = spec_.diagonals[i];
-    const int g = giant_of(t.step, giant_), j = baby_of(t.step, giant_);
+    const int g = sets.giant_of[i], j = sets.baby_of[i];
     auto [it, fresh] = group_index.try_emplace({t.out_block, g}, groups_.size());
     if (fresh) groups_.push_back({t.out_block, g, {}});
     const auto& babies = baby_steps_[t.in_block];

@@ -5,7 +5,9 @@
 // A packed vector is a list of `blocks` ciphertexts with `slots` slots each. The map is
 // given by its non-zero generalised diagonals: term (bo, bi, d) contributes
 //     out[bo][s] += values[s] * in[bi][(s + d) mod slots].
-// With d = g + j (j the baby step, g a multiple of the giant step),
+// With d = g + j (j in [0, G) the baby step, g a multiple of the giant step G; d is read
+// as signed, in (-slots/2, slots/2], so that G may be any step, e.g. a layout's channel
+// stride, and negative offsets share baby steps with positive ones),
 //     out[bo] = sum_g rot_g( sum_{bi, j} rot_{-g}(values) * rot_j(in[bi]) ),
 // so every input block is rotated once per distinct baby step (hoisted: one
 // decomposition for all of them) and each output block once per distinct giant step.
@@ -54,9 +56,11 @@ struct TransformCounts {
 };
 
 // Planning functions below need only the diagonals' positions (values may be empty).
-// Chooses the giant step (a power of two) minimising the rotation count, counting a
-// hoisted baby rotation as `hoisted_cost` of a full one.
-int choose_giant_step(const LinearTransformSpec& spec, double hoisted_cost = 0.6);
+// Chooses the giant step minimising the rotation count, counting a hoisted baby rotation
+// as `hoisted_cost` of a full one, among the powers of two and the `extra` candidates
+// (callers pass the strides of their layouts, along which diagonals line up).
+int choose_giant_step(const LinearTransformSpec& spec, double hoisted_cost = 0.6,
+                      const std::vector<int>& extra = {});
 
 // Rotation steps (normalised to [0, slots)) and counts for a spec and giant step.
 std::vector<int> rotation_steps(const LinearTransformSpec& spec, int giant_step);

@@ -40,6 +40,16 @@ Layout with_strides(const Shape& shape, std::size_t slots, int cs, int rs, int x
   return l;
 }
 
+// Giant steps worth trying besides powers of two: the strides along which a map's
+// diagonals line up (a convolution's offsets are channel delta x channel stride + tap).
+std::vector<int> stride_steps(const Layout& in, const Layout& out) {
+  return {in.channel_stride, in.row_stride, out.channel_stride, out.row_stride};
+}
+
+int giant_step(const he::LinearTransformSpec& spec, const Layout& in, const Layout& out) {
+  return he::choose_giant_step(spec, kHoistedCost, stride_steps(in, out));
+}
+
 double stage_cost(const he::LinearTransformSpec& spec, int giant) {
   const he::TransformCounts c = he::count(spec, giant);
   return c.giant_rotations + c.fold_rotations + kHoistedCost * c.baby_rotations +
@@ -72,6 +82,17 @@ Layout Layout::compact(const Shape& shape, std::size_t slots) {
   return with_strides(shape, slots, shape.h * shape.w, shape.w, 1);
 }
 
+Layout Layout::replicated(const Layout& layout) {
+  Layout r = layout;
+  if (layout.blocks() != 1) return r;
+  // Copies at the channel period, so copy k of channel c sits where channel c + k * C
+  // would: output channel o then finds every input channel within a few channel strides.
+  r.replica_stride = layout.shape.c * layout.channel_stride;
+  r.replicas = static_cast<int>(layout.slots / static_cast<std::size_t>(r.replica_stride));
+  if (r.replicas < 2) return layout;
+  return r;
+}
+
 std::int64_t Layout::slot(int index) const {
   const int hw = shape.h * shape.w;
   const int c = index / hw, y = (index % hw) / shape.w, x = index % shape.w;
@@ -85,6 +106,7 @@ std::string Layout::describe() const {
   std::ostringstream os;
   os << shape.c << "x" << shape.h << "x" << shape.w << " in " << blocks() << " ct (" << channels_per_block
      << " ch/ct, strides c" << channel_stride << " y" << row_stride << " x" << col_stride << ")";
+  if (replicas > 1) os << " x" << replicas << " copies";
   return os.str();
 }
 
@@ -110,9 +132,14 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
     for (std::int64_t k = st.weights.row_ptr[o]; k < st.weights.row_ptr[o + 1]; ++k) {
       const std::int64_t si_global = in.slot(st.weights.col[k]);
       const int bi = static_cast<int>(si_global / n);
-      const std::int64_t si = si_global % n;
+      std::int64_t si = si_global % n;
       int bo = static_cast<int>(so_global / n);
       std::int64_t so = so_global % n;
+      // Replicated input: read the copy closest to the output slot.
+      for (int r = 1; r < in.replicas; ++r) {
+        const std::int64_t cand = si_global % n + static_cast<std::int64_t>(r) * in.replica_stride;
+        if (std::llabs(cand - so) < std::llabs(si - so)) si = cand;
+      }
       if (fold) {
         bo = 0;
         so = o + (si / m_pow2) * m_pow2;  // replica holding this input's partial sum
@@ -162,7 +189,9 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
     bool fold;
   };
   std::vector<std::vector<Node>> frontier(net.stages.size() + 1);
-  frontier[0].push_back({Layout::compact(net.input, slots), 0.0, -1, false});
+  const Layout input = Layout::compact(net.input, slots);
+  frontier[0].push_back({input, 0.0, -1, false});
+  if (const Layout copies = Layout::replicated(input); !(copies == input)) frontier[0].push_back({copies, 0.0, -1, false});
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
     const Stage& st = net.stages[k];
     for (std::size_t p = 0; p < frontier[k].size(); ++p) {
@@ -182,7 +211,7 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
       }
       for (const Candidate& c : candidates(st.linear, from.layout)) {
         const he::LinearTransformSpec spec = pack_linear(st.linear, from.layout, c.out, c.fold, false);
-        relax(c.out, from.cost + stage_cost(spec, he::choose_giant_step(spec, kHoistedCost)), c.fold);
+        relax(c.out, from.cost + stage_cost(spec, giant_step(spec, from.layout, c.out)), c.fold);
       }
     }
   }
@@ -196,7 +225,7 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
 
   Packing packing;
   packing.slots = slots;
-  packing.input = frontier[0][0].layout;
+  packing.input = frontier[0][choice[0]].layout;
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
     const Stage& st = net.stages[k];
     const Node& from = frontier[k][choice[k]];
@@ -212,7 +241,7 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
     } else {
       ps.name = st.linear.name;
       ps.spec = pack_linear(st.linear, from.layout, to.layout, to.fold, with_values);
-      ps.giant_step = he::choose_giant_step(ps.spec, kHoistedCost);
+      ps.giant_step = giant_step(ps.spec, from.layout, to.layout);
       ps.counts = he::count(ps.spec, ps.giant_step);
       ps.levels = ps.counts.levels;
     }
@@ -268,7 +297,8 @@ std::vector<std::vector<double>> pack(const Layout& layout, const std::vector<do
   const auto n = static_cast<std::int64_t>(layout.slots);
   for (int i = 0; i < layout.shape.size(); ++i) {
     const std::int64_t s = layout.slot(i);
-    blocks[s / n][s % n] = tensor[i];
+    for (int r = 0; r < layout.replicas; ++r)
+      blocks[s / n][s % n + static_cast<std::int64_t>(r) * layout.replica_stride] = tensor[i];
   }
   return blocks;
 }

@@ -26,10 +26,18 @@ struct Layout {
   std::size_t slots = 0;  // slots per ciphertext block
   int channel_stride = 0, row_stride = 0, col_stride = 0;
   int channels_per_block = 0;
+  // Input layouts may hold `replicas` copies of a one-block tensor, `replica_stride` slots
+  // apart; a linear stage then reads each input from the copy nearest to the output slot
+  // it feeds, so one diagonal serves many output channels (the client replicates for
+  // free when it encodes).
+  int replicas = 1;
+  int replica_stride = 0;
 
   static Layout compact(const Shape& shape, std::size_t slots);
+  // `layout` with as many copies as fit in its single block (itself when none fit).
+  static Layout replicated(const Layout& layout);
   int blocks() const { return (shape.c + channels_per_block - 1) / channels_per_block; }
-  // Global slot (block * slots + offset) of flat C x H x W index `index`.
+  // Global slot (block * slots + offset) of flat C x H x W index `index` (first copy).
   std::int64_t slot(int index) const;
   bool operator==(const Layout&) const = default;
   std::string describe() const;
