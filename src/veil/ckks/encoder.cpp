@@ -34,6 +34,16 @@ CkksEncoder::CkksEncoder(ContextPtr ctx) : ctx_(std::move(ctx)) {
     r = g;
     g = (g * 5) % m;
   }
+  const std::size_t max_slots = ctx_->n() / 2;
+  fft_twiddles_.resize(max_slots);
+  ifft_twiddles_.resize(max_slots);
+  for (std::size_t lenh = 1; lenh < max_slots; lenh <<= 1) {
+    const std::size_t lenq = lenh << 3;
+    for (std::size_t j = 0; j < lenh; ++j) {
+      fft_twiddles_[lenh - 1 + j] = roots_[(rot_group_[j] % lenq) * (m / lenq)];
+      ifft_twiddles_[lenh - 1 + j] = roots_[(lenq - (rot_group_[j] % lenq)) * (m / lenq)];
+    }
+  }
 }
 
 std::size_t CkksEncoder::resolve_slots(std::size_t slots, std::size_t count) const {
@@ -45,33 +55,38 @@ std::size_t CkksEncoder::resolve_slots(std::size_t slots, std::size_t count) con
 }
 
 void CkksEncoder::special_fft(std::vector<Complex>& v) const {
-  const std::size_t size = v.size(), m = 2 * ctx_->n();
+  const std::size_t size = v.size();
   bit_reverse_permute(v);
   for (std::size_t len = 2; len <= size; len <<= 1) {
-    const std::size_t lenh = len >> 1, lenq = len << 2;
+    const std::size_t lenh = len >> 1;
+    const Complex* tw = fft_twiddles_.data() + lenh - 1;
     for (std::size_t i = 0; i < size; i += len) {
+      Complex* a = v.data() + i;
+      Complex* b = a + lenh;
       for (std::size_t j = 0; j < lenh; ++j) {
-        const std::size_t idx = (rot_group_[j] % lenq) * (m / lenq);
-        const Complex u = v[i + j];
-        const Complex w = v[i + j + lenh] * roots_[idx];
-        v[i + j] = u + w;
-        v[i + j + lenh] = u - w;
+        // Written out: std::complex's operator* carries NaN/infinity handling.
+        const double wr = b[j].real() * tw[j].real() - b[j].imag() * tw[j].imag();
+        const double wi = b[j].real() * tw[j].imag() + b[j].imag() * tw[j].real();
+        const Complex u = a[j];
+        a[j] = Complex(u.real() + wr, u.imag() + wi);
+        b[j] = Complex(u.real() - wr, u.imag() - wi);
       }
     }
   }
 }
 
 void CkksEncoder::special_ifft(std::vector<Complex>& v) const {
-  const std::size_t size = v.size(), m = 2 * ctx_->n();
+  const std::size_t size = v.size();
   for (std::size_t len = size; len >= 2; len >>= 1) {
-    const std::size_t lenh = len >> 1, lenq = len << 2;
+    const std::size_t lenh = len >> 1;
+    const Complex* tw = ifft_twiddles_.data() + lenh - 1;
     for (std::size_t i = 0; i < size; i += len) {
+      Complex* a = v.data() + i;
+      Complex* b = a + lenh;
       for (std::size_t j = 0; j < lenh; ++j) {
-        const std::size_t idx = (lenq - (rot_group_[j] % lenq)) * (m / lenq);
-        const Complex u = v[i + j] + v[i + j + lenh];
-        const Complex w = (v[i + j] - v[i + j + lenh]) * roots_[idx];
-        v[i + j] = u;
-        v[i + j + lenh] = w;
+        const double dr = a[j].real() - b[j].real(), di = a[j].imag() - b[j].imag();
+        a[j] = Complex(a[j].real() + b[j].real(), a[j].imag() + b[j].imag());
+        b[j] = Complex(dr * tw[j].real() - di * tw[j].imag(), dr * tw[j].imag() + di * tw[j].real());
       }
     }
   }

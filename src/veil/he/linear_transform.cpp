@@ -19,42 +19,63 @@ namespace {
 int mod(long long a, long long m) { return static_cast<int>(((a % m) + m) % m); }
 
 struct StepSets {
-  std::vector<std::set<int>> baby;          // per input block
-  std::set<std::pair<int, int>> giants;     // (out block, giant step != 0)
-  std::vector<int> baby_of, giant_of;       // per diagonal
+  std::vector<std::vector<int>> baby;          // per input block, sorted
+  std::vector<std::pair<int, int>> giants;     // (out block, giant step != 0), sorted
+  std::vector<int> baby_of, giant_of;          // per diagonal
+  int baby_rotations() const {
+    int r = 0;
+    for (const auto& b : baby) r += static_cast<int>(b.size()) - (!b.empty() && b[0] == 0 ? 1 : 0);
+    return r;
+  }
 };
+
+long long near_zero(long long d, long long n) { return d > n / 2 ? d - n : d; }
+
+// Diagonals from the shortest offset out (see step_sets).
+std::vector<std::size_t> shortest_first(const LinearTransformSpec& spec) {
+  const auto n = static_cast<long long>(spec.slots);
+  std::vector<std::pair<long long, std::size_t>> keyed(spec.diagonals.size());
+  for (std::size_t i = 0; i < keyed.size(); ++i) keyed[i] = {std::llabs(near_zero(spec.diagonals[i].step, n)), i};
+  std::sort(keyed.begin(), keyed.end());
+  std::vector<std::size_t> order(keyed.size());
+  for (std::size_t i = 0; i < keyed.size(); ++i) order[i] = keyed[i].second;
+  return order;
+}
 
 // Splits every offset d into giant + baby (baby in [0, G)). A rotation by d is also one
 // by d - slots; when G does not divide the slot count the two give different baby
 // steps, so each diagonal takes the representative whose baby step its input block
 // already rotates by, else the one nearer zero (diagonals are visited from the shortest
 // offset out, so common small steps are claimed first).
-StepSets step_sets(const LinearTransformSpec& spec, int giant) {
+StepSets step_sets(const LinearTransformSpec& spec, int giant, const std::vector<std::size_t>& order) {
   const auto n = static_cast<long long>(spec.slots);
   StepSets s;
-  s.baby.resize(spec.in_blocks);
   s.baby_of.resize(spec.diagonals.size());
   s.giant_of.resize(spec.diagonals.size());
-  auto near = [n](long long d) { return d > n / 2 ? d - n : d; };
-  std::vector<std::size_t> order(spec.diagonals.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return std::llabs(near(spec.diagonals[a].step)) < std::llabs(near(spec.diagonals[b].step));
-  });
+  // Membership bitmaps: planning calls this for every candidate giant step of every map.
+  std::vector<std::vector<char>> has_baby(spec.in_blocks, std::vector<char>(giant, 0));
+  std::vector<char> has_giant(static_cast<std::size_t>(spec.out_blocks) * spec.slots, 0);
+  s.baby.resize(spec.in_blocks);
   for (std::size_t i : order) {
     const auto& t = spec.diagonals[i];
-    const long long first = near(t.step), second = first > 0 ? first - n : first + n;
-    auto& babies = s.baby[t.in_block];
+    const long long first = near_zero(t.step, n), second = first > 0 ? first - n : first + n;
+    auto& seen = has_baby[t.in_block];
     long long rep = first;
-    if (!babies.count(mod(first, giant)) && babies.count(mod(second, giant))) rep = second;
+    if (!seen[mod(first, giant)] && seen[mod(second, giant)]) rep = second;
     const int b = mod(rep, giant);
-    babies.insert(b);
+    if (!seen[b]) seen[b] = 1, s.baby[t.in_block].push_back(b);
     s.baby_of[i] = b;
-    s.giant_of[i] = mod(rep - b, n);
-    if (s.giant_of[i] != 0) s.giants.insert({t.out_block, s.giant_of[i]});
+    const int g = mod(rep - b, n);
+    s.giant_of[i] = g;
+    char& gs = has_giant[static_cast<std::size_t>(t.out_block) * spec.slots + g];
+    if (g != 0 && !gs) gs = 1, s.giants.emplace_back(t.out_block, g);
   }
+  for (auto& b : s.baby) std::sort(b.begin(), b.end());
+  std::sort(s.giants.begin(), s.giants.end());
   return s;
 }
+
+StepSets step_sets(const LinearTransformSpec& spec, int giant) { return step_sets(spec, giant, shortest_first(spec)); }
 
 void check_spec(const LinearTransformSpec& spec) {
   VEIL_REQUIRE(spec.slots > 0 && (spec.slots & (spec.slots - 1)) == 0, "slot count must be a power of two");
@@ -94,10 +115,10 @@ int choose_giant_step(const LinearTransformSpec& spec, double hoisted_cost, cons
     if (g >= 1 && static_cast<std::size_t>(g) <= spec.slots) candidates.insert(g);
   int best = static_cast<int>(spec.slots);
   double best_cost = -1;
+  const auto order = shortest_first(spec);
   for (int g : candidates) {
-    const StepSets s = step_sets(spec, g);
-    double cost = static_cast<double>(s.giants.size());
-    for (const auto& b : s.baby) cost += hoisted_cost * static_cast<double>(b.size() - b.count(0));
+    const StepSets s = step_sets(spec, g, order);
+    const double cost = static_cast<double>(s.giants.size()) + hoisted_cost * s.baby_rotations();
     if (best_cost < 0 || cost < best_cost) best_cost = cost, best = g;
   }
   return best;
@@ -117,7 +138,7 @@ TransformCounts count(const LinearTransformSpec& spec, int giant_step) {
   check_spec(spec);
   const StepSets s = step_sets(spec, giant_step);
   TransformCounts c;
-  for (const auto& b : s.baby) c.baby_rotations += static_cast<int>(b.size() - b.count(0));
+  c.baby_rotations = s.baby_rotations();
   c.giant_rotations = static_cast<int>(s.giants.size());
   c.fold_rotations = static_cast<int>(spec.fold_steps.size()) * spec.out_blocks;
   c.plaintext_mults = spec.unit ? 0 : static_cast<std::int64_t>(spec.diagonals.size());
@@ -161,15 +182,29 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
       const auto [g, t] = jobs[k];
       plaintexts_[g][t] = encode_term(groups_[g], groups_[g].terms[t]);
     });
+  } else if (!spec_.unit) {
+    // Encoded on the fly: keep only the non-zero entries (a gap-layout diagonal has a
+    // few hundred of its thousands of slots set).
+    sparse_.resize(spec_.diagonals.size());
+    parallel_for(spec_.diagonals.size(), [&](std::size_t i) {
+      const auto& v = spec_.diagonals[i].values;
+      for (std::size_t s = 0; s < v.size(); ++s)
+        if (v[s] != 0.0) sparse_[i].emplace_back(static_cast<std::uint32_t>(s), v[s]);
+    });
   }
+  for (auto& t : spec_.diagonals) std::vector<double>().swap(t.values);
 }
 
 Plaintext LinearTransform::encode_term(const Group& g, const Term& t) const {
   // Pre-rotate by -giant so the giant rotation can be applied after the sum.
-  const auto& v = spec_.diagonals[t.diagonal].values;
   const std::size_t n = spec_.slots;
-  std::vector<double> rotated(n);
-  for (std::size_t s = 0; s < n; ++s) rotated[(s + g.giant) % n] = v[s];
+  std::vector<double> rotated(n, 0.0);
+  if (sparse_.empty()) {
+    const auto& v = spec_.diagonals[t.diagonal].values;
+    for (std::size_t s = 0; s < n; ++s) rotated[(s + g.giant) % n] = v[s];
+  } else {
+    for (const auto& [s, x] : sparse_[t.diagonal]) rotated[(s + g.giant) % n] = x;
+  }
   const double scale = static_cast<double>(encoder_->context()->modulus(level_).value());
   return encoder_->encode(std::span<const double>(rotated), scale, level_, n);
 }
@@ -214,20 +249,27 @@ std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, cons
       for (std::size_t t = 1; t < g.terms.size(); ++t)
         eval.add_inplace(acc, babies[g.terms[t].in_block][g.terms[t].baby]);
     } else {
-      std::vector<Plaintext> fresh;
-      std::vector<const Plaintext*> pts;
-      std::vector<const Ciphertext*> cts;
-      if (plaintexts_.empty()) {
-        fresh.reserve(g.terms.size());
-        for (const Term& t : g.terms) fresh.push_back(encode_term(g, t));
+      // On the fly, a few terms at a time so a group's plaintexts are never all held.
+      constexpr std::size_t kChunk = 16;
+      const std::size_t chunk = plaintexts_.empty() ? kChunk : g.terms.size();
+      for (std::size_t begin = 0; begin < g.terms.size(); begin += chunk) {
+        const std::size_t end = std::min(g.terms.size(), begin + chunk);
+        std::vector<Plaintext> fresh;
+        std::vector<const Plaintext*> pts;
+        std::vector<const Ciphertext*> cts;
+        if (plaintexts_.empty())
+          for (std::size_t t = begin; t < end; ++t) fresh.push_back(encode_term(g, g.terms[t]));
+        for (std::size_t t = begin; t < end; ++t) {
+          pts.push_back(plaintexts_.empty() ? &fresh[t - begin] : &plaintexts_[gi][t]);
+          cts.push_back(&babies[g.terms[t].in_block][g.terms[t].baby]);
+        }
+        Ciphertext part(ctx.n(), 2, level_, cts[0]->scale() * pts[0]->scale(), spec_.slots);
+        multiply_accumulate(ctx, pts, cts, part);
+        if (acc.empty())
+          acc = std::move(part);
+        else
+          eval.add_inplace(acc, part);
       }
-      for (std::size_t t = 0; t < g.terms.size(); ++t) {
-        pts.push_back(plaintexts_.empty() ? &fresh[t] : &plaintexts_[gi][t]);
-        cts.push_back(&babies[g.terms[t].in_block][g.terms[t].baby]);
-      }
-      const Ciphertext& first = *cts[0];
-      acc = Ciphertext(ctx.n(), 2, level_, first.scale() * pts[0]->scale(), spec_.slots);
-      multiply_accumulate(ctx, pts, cts, acc);
     }
     if (g.giant != 0) eval.rotate_inplace(acc, g.giant, gk);
     partial[gi] = std::move(acc);

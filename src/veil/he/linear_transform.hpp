@@ -103,6 +103,9 @@ class LinearTransform {
   std::vector<Group> groups_;
   // Cached diagonals, parallel to groups_[g].terms (empty when encoding on the fly).
   std::vector<std::vector<ckks::Plaintext>> plaintexts_;
+  // Otherwise the non-zero (slot, value) entries of each diagonal, encoded per use. The
+  // dense values are released either way.
+  std::vector<std::vector<std::pair<std::uint32_t, double>>> sparse_;
 };
 
 }  // namespace veil::he

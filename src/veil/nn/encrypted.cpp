@@ -86,17 +86,25 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
   // for those same layouts (no second search).
   VEIL_REQUIRE(plan_.packing.stages.size() == net_.stages.size(), "plan has no packing for this network");
   transforms_.resize(net_.stages.size());
+  // Cache whole stages, lowest level first: encoding costs a fixed FFT plus one NTT per
+  // limb, so a cached byte saves the most time where plaintexts have the fewest limbs.
+  std::vector<std::size_t> linear;
+  for (std::size_t k = 0; k < net_.stages.size(); ++k)
+    if (plan_.packing.stages[k].kind == Stage::Kind::kLinear) linear.push_back(k);
+  std::stable_sort(linear.begin(), linear.end(), [&](std::size_t a, std::size_t b) {
+    return plan_.stages[a].level_in < plan_.stages[b].level_in;
+  });
   std::size_t budget = cache_bytes;
-  for (std::size_t k = 0; k < net_.stages.size(); ++k) {
+  for (std::size_t k : linear) {
     const PackedStage& ps = plan_.packing.stages[k];
-    if (ps.kind != Stage::Kind::kLinear) continue;
-    const he::LinearTransformSpec spec =
-        pack_linear(net_.stages[k].linear, ps.in, ps.out, !ps.spec.fold_steps.empty(), /*with_values=*/true);
     const int level = plan_.stages[k].level_in;
-    const std::size_t bytes = spec.diagonals.size() * (level + 1) * ctx_->n() * sizeof(u64);
-    const bool cache = !spec.unit && bytes <= budget;
+    const std::size_t bytes =
+        static_cast<std::size_t>(ps.counts.plaintext_mults) * (level + 1) * ctx_->n() * sizeof(u64);
+    const bool cache = ps.counts.plaintext_mults > 0 && bytes <= budget;
     if (cache) budget -= bytes;
-    transforms_[k] = std::make_unique<he::LinearTransform>(encoder_, spec, level, ps.giant_step, cache);
+    transforms_[k] = std::make_unique<he::LinearTransform>(
+        encoder_, pack_linear(net_.stages[k].linear, ps.in, ps.out, !ps.spec.fold_steps.empty(), true), level,
+        ps.giant_step, cache);
   }
 }
 

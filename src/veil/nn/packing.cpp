@@ -117,6 +117,7 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   VEIL_REQUIRE(in.shape.size() == st.in.size() && out.shape.size() == st.out.size(),
                "layout sizes do not match stage '" << st.name << "'");
   const auto n = static_cast<std::int64_t>(in.slots);
+  VEIL_REQUIRE(n > 0 && (n & (n - 1)) == 0 && out.slots == in.slots, "layouts need the same power-of-two slot count");
   he::LinearTransformSpec spec;
   spec.slots = in.slots;
   spec.in_blocks = in.blocks();
@@ -125,35 +126,56 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   if (fold)
     for (std::int64_t s = m_pow2; s < n; s *= 2) spec.fold_steps.push_back(static_cast<int>(s));
 
+  // Diagonal of each (out block, in block, offset): a flat table when it is small enough
+  // (planning packs every candidate layout of every stage, millions of weights each).
+  const std::uint64_t keys = static_cast<std::uint64_t>(spec.out_blocks) * spec.in_blocks * n;
+  constexpr std::uint64_t kFlatLimit = std::uint64_t{1} << 26;
+  std::vector<std::int32_t> flat(keys <= kFlatLimit ? keys : 0, -1);
   std::unordered_map<std::uint64_t, std::size_t> index;
+  auto find_or_add = [&](std::uint64_t key) -> std::pair<std::size_t, bool> {
+    if (!flat.empty()) {
+      if (flat[key] >= 0) return {static_cast<std::size_t>(flat[key]), false};
+      flat[key] = static_cast<std::int32_t>(spec.diagonals.size());
+      return {spec.diagonals.size(), true};
+    }
+    auto [it, fresh] = index.try_emplace(key, spec.diagonals.size());
+    return {it->second, fresh};
+  };
   std::vector<std::int64_t> support;  // entries per diagonal (for the unit check)
+  std::vector<std::int64_t> in_slot(in.shape.size());
+  for (int i = 0; i < in.shape.size(); ++i) in_slot[i] = in.slot(i);
+  const int log_n = std::countr_zero(static_cast<std::uint64_t>(n));
+  const std::int64_t mask = n - 1;
   for (int o = 0; o < st.weights.rows; ++o) {
     const std::int64_t so_global = out.slot(o);
+    const int out_block = static_cast<int>(so_global >> log_n);
+    const std::int64_t so_local = so_global & mask;
     for (std::int64_t k = st.weights.row_ptr[o]; k < st.weights.row_ptr[o + 1]; ++k) {
-      const std::int64_t si_global = in.slot(st.weights.col[k]);
-      const int bi = static_cast<int>(si_global / n);
-      std::int64_t si = si_global % n;
-      int bo = static_cast<int>(so_global / n);
-      std::int64_t so = so_global % n;
+      // n is a power of two (check_spec): shifts and masks in this hot loop.
+      const std::int64_t si_global = in_slot[st.weights.col[k]];
+      const int bi = static_cast<int>(si_global >> log_n);
+      std::int64_t si = si_global & mask;
+      int bo = out_block;
+      std::int64_t so = so_local;
       // Replicated input: read the copy closest to the output slot.
       for (int r = 1; r < in.replicas; ++r) {
-        const std::int64_t cand = si_global % n + static_cast<std::int64_t>(r) * in.replica_stride;
+        const std::int64_t cand = (si_global & mask) + static_cast<std::int64_t>(r) * in.replica_stride;
         if (std::llabs(cand - so) < std::llabs(si - so)) si = cand;
       }
       if (fold) {
         bo = 0;
         so = o + (si / m_pow2) * m_pow2;  // replica holding this input's partial sum
       }
-      const int d = static_cast<int>(((si - so) % n + n) % n);
+      const int d = static_cast<int>((si - so) & mask);
       const std::uint64_t key = (static_cast<std::uint64_t>(bo) * spec.in_blocks + bi) * n + d;
-      auto [it, fresh] = index.try_emplace(key, spec.diagonals.size());
+      const auto [at, fresh] = find_or_add(key);
       if (fresh) {
         spec.diagonals.push_back({bo, bi, d, {}});
         if (with_values) spec.diagonals.back().values.assign(in.slots, 0.0);
         support.push_back(0);
       }
-      if (with_values) spec.diagonals[it->second].values[so] += st.weights.val[k];
-      ++support[it->second];
+      if (with_values) spec.diagonals[at].values[so] += st.weights.val[k];
+      ++support[at];
     }
   }
   // A sum pool needs no plaintext product when every diagonal covers every output of its
