@@ -19,5 +19,7 @@ void register_plan(CLI::App& app);
 void register_key_commands(CLI::App& app);  // keygen, encrypt, run, decrypt
 void register_infer(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_serve(CLI::App& app);   // serve, over TCP
+void register_client(CLI::App& app);  // client and load generator, over TCP
 
 }  // namespace veil::cli

@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   veil::cli::register_key_commands(app);
   veil::cli::register_infer(app);
   veil::cli::register_eval(app);
+  veil::cli::register_serve(app);
+  veil::cli::register_client(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,66 @@
+// libFuzzer target: the frame parser, every message decoder, and the CKKS loaders the
+// server runs on UploadKeys and Infer payloads (and the client on Result). Any input
+// must either parse or throw one of veil's exceptions: no crash, no sanitizer report,
+// no allocation beyond what the bytes justify.
+//
+//   scripts/fuzz.sh [seconds]    (builds with clang -fsanitize=fuzzer,address,undefined)
+#include <cstdint>
+#include <exception>
+#include <span>
+
+#include "fuzz_common.hpp"
+#include "veil/ckks/serialize.hpp"
+#include "veil/net/frame.hpp"
+#include "veil/protocol/messages.hpp"
+
+using namespace veil;
+using protocol::MessageType;
+
+namespace {
+
+void load_ciphertexts(const std::vector<protocol::Bytes>& cts) {
+  for (const auto& b : cts) {
+    try {
+      (void)ckks::load_ciphertext(*fuzz::context(), b);
+    } catch (const std::exception&) {
+    }
+  }
+}
+
+void decode(const net::Frame& f) {
+  switch (static_cast<MessageType>(f.type)) {
+    case MessageType::kHello: (void)protocol::decode<protocol::Hello>(f); break;
+    case MessageType::kServerInfo: {
+      const auto info = protocol::decode<protocol::ServerInfo>(f);
+      (void)ckks::load_parameters(info.parameters);
+      break;
+    }
+    case MessageType::kKeyQuery: (void)protocol::decode<protocol::KeyQuery>(f); break;
+    case MessageType::kKeyStatus: (void)protocol::decode<protocol::KeyStatus>(f); break;
+    case MessageType::kUploadKeys: {
+      const auto u = protocol::decode<protocol::UploadKeys>(f);
+      try {
+        (void)ckks::load_relin_keys(*fuzz::context(), u.relin);
+      } catch (const std::exception&) {
+      }
+      (void)ckks::load_galois_keys(*fuzz::context(), u.galois);
+      break;
+    }
+    case MessageType::kInfer: load_ciphertexts(protocol::decode<protocol::Infer>(f).ciphertexts); break;
+    case MessageType::kResult: load_ciphertexts(protocol::decode<protocol::Result>(f).ciphertexts); break;
+    case MessageType::kError: (void)protocol::decode<protocol::ErrorMessage>(f); break;
+    case MessageType::kBye: (void)protocol::decode<protocol::Bye>(f); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  try {
+    decode(net::parse_frame(std::span(data, size), fuzz::kMaxPayload));
+  } catch (const std::exception&) {
+    // Refusals are the expected outcome for most inputs.
+  }
+  return 0;
+}

@@ -1,0 +1,83 @@
+// `veil serve`: the model on a server, planned once per mode, answering encrypted
+// requests from many clients over TCP (protocol in docs/protocol.md).
+#include <cstdio>
+
+#include "veil/cli/commands.hpp"
+#include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
+#include "veil/protocol/server.hpp"
+
+namespace veil::cli {
+
+namespace {
+
+struct ServeOptions {
+  ModelOptions model;
+  std::string mode_unused;  // add_model_options' --mode; serve takes --modes
+  std::vector<std::string> modes = {"latency", "throughput"};
+  protocol::ServerOptions server;
+};
+
+void run_serve(ServeOptions& o) {
+  std::vector<protocol::ServedModel> served;
+  for (const auto& name : o.modes) {
+    const auto t = Clock::now();
+    try {
+      Model m = open_model(o.model, name);
+      std::printf("%s mode: N = 2^%d, %zu slots, depth %d, keys %s, request %s, planned in %.2f s\n", name.c_str(),
+                  m.plan.params.log_n, m.plan.slots, m.plan.depth,
+                  human_bytes(m.plan.relin_key_bytes + m.plan.galois_key_bytes).c_str(),
+                  human_bytes(m.plan.input_bytes).c_str(), seconds_since(t));
+      served.push_back({std::move(m.network), std::move(m.plan), std::move(m.context)});
+    } catch (const std::invalid_argument& e) {
+      // A model too deep for one mode may still be served in the other.
+      std::printf("%s mode skipped: %s\n", name.c_str(), e.what());
+    }
+  }
+  VEIL_REQUIRE(!served.empty(), "no mode of this model could be planned");
+  const std::string name = served[0].network.name;
+  const auto t = Clock::now();
+  protocol::Server server(std::move(served), o.server);
+  std::printf("model %s ready in %.2f s; %d worker(s) x %d threads, max %zu sessions, key cache %s, max frame %s, "
+              "timeout %.0f s (idle %.0f s)\n",
+              name.c_str(), seconds_since(t), o.server.workers, num_threads(), o.server.max_sessions,
+              human_bytes(o.server.max_key_cache_bytes).c_str(), human_bytes(server.max_frame_bytes()).c_str(),
+              o.server.timeout_s, o.server.idle_timeout_s);
+  // Tests start the server with --port 0 and read the port from this line.
+  std::printf("listening on %s\n", server.address().c_str());
+  std::fflush(stdout);
+  server.run();
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app) {
+  auto o = std::make_shared<ServeOptions>();
+  auto* cmd = app.add_subcommand("serve", "server: evaluate the model on encrypted requests from clients over TCP");
+  add_model_options(*cmd, o->model, o->mode_unused);
+  cmd->remove_option(cmd->get_option("--mode"));
+  auto& s = o->server;
+  cmd->add_option("--modes", o->modes, "modes to offer, comma-separated (default latency,throughput)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"latency", "throughput"}));
+  cmd->add_option("--host", s.host, "address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)");
+  cmd->add_option("--port,-p", s.port, "TCP port (default 7470; 0: any free port)");
+  cmd->add_option("--workers", s.workers, "evaluations run at once (default 2); each uses --threads threads")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--max-sessions", s.max_sessions, "connections served at once; more are told the server is busy "
+                                                    "(default 16)")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--max-key-cache-bytes", s.max_key_cache_bytes,
+                  "evaluation keys held in memory, all sessions together (default 4 GiB)");
+  cmd->add_option("--max-frame-bytes", s.max_frame_bytes,
+                  "largest message accepted (default: twice the largest the plans need, + 1 MiB)");
+  cmd->add_option("--timeout-s", s.timeout_s, "seconds without progress within a message, reading or writing "
+                                              "(default 30)")
+      ->check(CLI::Range(0.1, 86400.0));
+  cmd->add_option("--idle-timeout-s", s.idle_timeout_s,
+                  "seconds a session may wait between messages (default 300)")
+      ->check(CLI::Range(0.1, 86400.0));
+  cmd->callback([o] { run_serve(*o); });
+}
+
+}  // namespace veil::cli

@@ -1,0 +1,61 @@
+// The client role: connects, learns the model's public plan, makes sure the server holds
+// this client's evaluation keys, and runs encrypted requests. Key generation, encryption
+// and decryption stay with the caller (the secret key never enters this class).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "veil/ckks/ciphertext.hpp"
+#include "veil/net/channel.hpp"
+#include "veil/protocol/messages.hpp"
+#include "veil/protocol/public_plan.hpp"
+
+namespace veil::protocol {
+
+struct ClientOptions {
+  double timeout_s = 60;          // connect, and no progress within a frame
+  double reply_timeout_s = 3600;  // waiting for a reply (server evaluation, queueing)
+  std::uint64_t max_frame_bytes = std::uint64_t{4} << 30;
+  std::string name = "veil-client";
+};
+
+// "HOST:PORT" (IPv6 as [::1]:PORT).
+std::pair<std::string, std::uint16_t> parse_address(const std::string& address);
+
+class Client {
+ public:
+  // Connects, sends Hello, receives and validates ServerInfo. Throws net::Error (the
+  // server's own Error, e.g. busy or mode unavailable, carries its code).
+  Client(const std::string& host, std::uint16_t port, nn::Mode mode, const ClientOptions& options = {});
+  ~Client();
+
+  const ServerInfo& info() const { return info_; }
+  const PublicModel& model() const { return model_; }
+
+  // Whether the server already holds keys with this hash (they then serve this session).
+  bool query_keys(const KeyHash& hash);
+  void upload_keys(const Bytes& relin, const Bytes& galois);
+
+  struct Reply {
+    std::vector<ckks::Ciphertext> outputs;
+    double queue_seconds = 0, eval_seconds = 0;
+  };
+  Reply infer(const std::vector<ckks::Ciphertext>& inputs, std::size_t images);
+
+  void bye() noexcept;
+  const net::ChannelStats& stats() const { return channel_->stats(); }
+
+ private:
+  // Sends a request and returns the reply frame. When the server has closed the
+  // connection (it refuses further requests while shutting down), the reason it sent
+  // before closing is thrown rather than the broken pipe.
+  net::Frame exchange(const net::Frame& request);
+
+  std::unique_ptr<net::Channel> channel_;
+  ServerInfo info_;
+  PublicModel model_;
+};
+
+}  // namespace veil::protocol

@@ -1,0 +1,395 @@
+#include "veil/protocol/messages.hpp"
+
+#include <sodium.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "veil/common/bytes.hpp"
+
+namespace veil::protocol {
+
+using net::ErrorCode;
+
+const char* message_name(std::uint16_t type) {
+  switch (static_cast<MessageType>(type)) {
+    case MessageType::kHello: return "Hello";
+    case MessageType::kServerInfo: return "ServerInfo";
+    case MessageType::kKeyQuery: return "KeyQuery";
+    case MessageType::kKeyStatus: return "KeyStatus";
+    case MessageType::kUploadKeys: return "UploadKeys";
+    case MessageType::kInfer: return "Infer";
+    case MessageType::kResult: return "Result";
+    case MessageType::kError: return "Error";
+    case MessageType::kBye: return "Bye";
+  }
+  return "unknown message";
+}
+
+namespace {
+
+// --- writing ---------------------------------------------------------------------------
+
+net::Frame frame(MessageType t, ByteWriter& w) { return net::Frame{static_cast<std::uint16_t>(t), w.take()}; }
+
+void put_blob(ByteWriter& w, const Bytes& b) {
+  w.u64(b.size());
+  w.bytes(b);
+}
+
+void put_blobs(ByteWriter& w, const std::vector<Bytes>& v) {
+  w.u32(static_cast<std::uint32_t>(v.size()));
+  for (const auto& b : v) put_blob(w, b);
+}
+
+void put_ints(ByteWriter& w, const std::vector<int>& v) {
+  w.u32(static_cast<std::uint32_t>(v.size()));
+  for (int x : v) w.u32(static_cast<std::uint32_t>(x));
+}
+
+void put_doubles(ByteWriter& w, const std::vector<double>& v) {
+  w.u32(static_cast<std::uint32_t>(v.size()));
+  for (double x : v) w.f64(x);
+}
+
+void put_shape(ByteWriter& w, const nn::Shape& s) {
+  w.u32(static_cast<std::uint32_t>(s.c));
+  w.u32(static_cast<std::uint32_t>(s.h));
+  w.u32(static_cast<std::uint32_t>(s.w));
+}
+
+void put_layout(ByteWriter& w, const nn::Layout& l) {
+  put_shape(w, l.shape);
+  w.u64(l.slots);
+  w.u32(static_cast<std::uint32_t>(l.channel_stride));
+  w.u32(static_cast<std::uint32_t>(l.row_stride));
+  w.u32(static_cast<std::uint32_t>(l.col_stride));
+  w.u32(static_cast<std::uint32_t>(l.channels_per_block));
+  w.u32(static_cast<std::uint32_t>(l.replicas));
+  w.u32(static_cast<std::uint32_t>(l.replica_stride));
+}
+
+// --- reading (every count checked against a bound and the bytes left) -----------------
+
+// Counts read from the wire: at most `max`, and at most what `min_bytes` per element
+// leaves room for, so a lying count allocates nothing.
+std::size_t count(ByteReader& r, std::size_t max, std::size_t min_bytes, const char* what) {
+  const std::uint32_t n = r.u32();
+  VEIL_CHECK_IO(n <= max, what << ": " << n << " entries exceed the limit of " << max);
+  VEIL_CHECK_IO(std::uint64_t{n} * min_bytes <= r.remaining(), what << ": " << n << " entries do not fit the message");
+  return n;
+}
+
+Bytes get_blob(ByteReader& r, std::size_t max, const char* what) {
+  const std::uint64_t n = r.u64();
+  VEIL_CHECK_IO(n <= max && n <= r.remaining(), what << ": length " << n << " exceeds the message");
+  const auto v = r.view(n);
+  return Bytes(v.begin(), v.end());
+}
+
+std::vector<Bytes> get_blobs(ByteReader& r, const char* what) {
+  std::vector<Bytes> v(count(r, kMaxCiphertexts, 8, what));
+  for (auto& b : v) b = get_blob(r, r.remaining(), what);
+  return v;
+}
+
+int get_int(ByteReader& r) { return static_cast<int>(static_cast<std::int32_t>(r.u32())); }
+
+std::vector<int> get_ints(ByteReader& r, std::size_t max, const char* what) {
+  std::vector<int> v(count(r, max, 4, what));
+  for (int& x : v) x = get_int(r);
+  return v;
+}
+
+std::vector<double> get_doubles(ByteReader& r, std::size_t max, const char* what) {
+  std::vector<double> v(count(r, max, 8, what));
+  for (double& x : v) {
+    x = r.f64();
+    VEIL_CHECK_IO(std::isfinite(x), what << ": non-finite value");
+  }
+  return v;
+}
+
+// Dimensions up to 2^16 each and 2^24 elements: far beyond any model veil plans.
+nn::Shape get_shape(ByteReader& r, const char* what) {
+  nn::Shape s;
+  s.c = get_int(r);
+  s.h = get_int(r);
+  s.w = get_int(r);
+  VEIL_CHECK_IO(s.c >= 1 && s.h >= 1 && s.w >= 1 && s.c <= 65536 && s.h <= 65536 && s.w <= 65536 &&
+                    std::int64_t{s.c} * s.h * s.w <= (std::int64_t{1} << 24),
+                what << ": bad shape " << s.c << "x" << s.h << "x" << s.w);
+  return s;
+}
+
+nn::Layout get_layout(ByteReader& r, const char* what) {
+  nn::Layout l;
+  l.shape = get_shape(r, what);
+  l.slots = r.u64();
+  l.channel_stride = get_int(r);
+  l.row_stride = get_int(r);
+  l.col_stride = get_int(r);
+  l.channels_per_block = get_int(r);
+  l.replicas = get_int(r);
+  l.replica_stride = get_int(r);
+  VEIL_CHECK_IO(l.slots >= 1 && l.slots <= (std::uint64_t{1} << 16) && l.channel_stride >= 0 && l.row_stride >= 0 &&
+                    l.col_stride >= 0 && l.channels_per_block >= 1 && l.replicas >= 1 &&
+                    static_cast<std::uint64_t>(l.replicas) <= l.slots && l.replica_stride >= 0,
+                what << ": bad layout");
+  return l;
+}
+
+nn::Mode get_mode(ByteReader& r) {
+  const std::uint8_t m = r.u8();
+  VEIL_CHECK_IO(m <= 1, "unknown mode " << int{m});
+  return m == 0 ? nn::Mode::kLatency : nn::Mode::kThroughput;
+}
+
+std::uint8_t mode_byte(nn::Mode m) { return m == nn::Mode::kLatency ? 0 : 1; }
+
+void check_type(const net::Frame& f, MessageType want) {
+  if (f.type == static_cast<std::uint16_t>(want)) return;
+  if (f.type == static_cast<std::uint16_t>(MessageType::kError) && want != MessageType::kError) {
+    const auto e = decode<ErrorMessage>(f);
+    throw net::Error(e.code, e.text);
+  }
+  throw net::Error(ErrorCode::kUnexpectedMessage, std::string("expected ") + message_name(static_cast<std::uint16_t>(want)) +
+                                                      ", got " + message_name(f.type) + " (type " +
+                                                      std::to_string(f.type) + ")");
+}
+
+// Runs a payload reader, turning every reader failure into kBadMessage naming the message.
+template <class T, class Fn>
+T read_payload(const net::Frame& f, Fn&& fn) {
+  check_type(f, T::kType);
+  try {
+    ByteReader r(f.payload);
+    T m = fn(r);
+    r.expect_end();
+    return m;
+  } catch (const net::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw net::Error(ErrorCode::kBadMessage,
+                     std::string("malformed ") + message_name(static_cast<std::uint16_t>(T::kType)) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+net::Frame encode(const Hello& m) {
+  ByteWriter w;
+  w.u8(mode_byte(m.mode));
+  w.str(m.client);
+  return frame(m.kType, w);
+}
+
+template <>
+Hello decode<Hello>(const net::Frame& f) {
+  return read_payload<Hello>(f, [](ByteReader& r) {
+    Hello m;
+    m.mode = get_mode(r);
+    m.client = r.str(kMaxName);
+    return m;
+  });
+}
+
+net::Frame encode(const ServerInfo& m) {
+  ByteWriter w;
+  w.str(m.model);
+  w.str(m.dataset);
+  put_shape(w, m.input);
+  put_doubles(w, m.mean);
+  put_doubles(w, m.std);
+  w.u32(static_cast<std::uint32_t>(m.classes.size()));
+  for (const auto& c : m.classes) w.str(c);
+  w.u8(mode_byte(m.mode));
+  put_blob(w, m.parameters);
+  w.u64(m.slots);
+  put_layout(w, m.input_layout);
+  put_layout(w, m.output_layout);
+  put_ints(w, m.rotation_steps);
+  put_ints(w, m.rotation_key_levels);
+  w.u32(m.max_batch);
+  w.u32(m.input_ciphertexts);
+  w.u32(m.output_ciphertexts);
+  w.u64(m.max_frame_bytes);
+  return frame(m.kType, w);
+}
+
+template <>
+ServerInfo decode<ServerInfo>(const net::Frame& f) {
+  return read_payload<ServerInfo>(f, [](ByteReader& r) {
+    ServerInfo m;
+    m.model = r.str(kMaxName);
+    m.dataset = r.str(kMaxName);
+    m.input = get_shape(r, "input shape");
+    m.mean = get_doubles(r, kMaxChannels, "mean");
+    m.std = get_doubles(r, kMaxChannels, "std");
+    m.classes.resize(count(r, kMaxClasses, 4, "classes"));
+    for (auto& c : m.classes) c = r.str(kMaxName);
+    m.mode = get_mode(r);
+    m.parameters = get_blob(r, kMaxParameterBytes, "parameters");
+    m.slots = r.u64();
+    m.input_layout = get_layout(r, "input layout");
+    m.output_layout = get_layout(r, "output layout");
+    m.rotation_steps = get_ints(r, kMaxRotations, "rotation steps");
+    m.rotation_key_levels = get_ints(r, kMaxRotations, "rotation key levels");
+    VEIL_CHECK_IO(m.rotation_steps.size() == m.rotation_key_levels.size(), "rotation steps and levels differ in count");
+    m.max_batch = r.u32();
+    m.input_ciphertexts = r.u32();
+    m.output_ciphertexts = r.u32();
+    m.max_frame_bytes = r.u64();
+    VEIL_CHECK_IO(m.slots >= 1 && m.slots <= (std::uint64_t{1} << 16) && m.max_batch >= 1 && m.max_batch <= m.slots &&
+                      m.input_ciphertexts >= 1 && m.input_ciphertexts <= kMaxCiphertexts &&
+                      m.output_ciphertexts >= 1 && m.output_ciphertexts <= kMaxCiphertexts,
+                  "slot, batch or ciphertext counts out of range");
+    return m;
+  });
+}
+
+net::Frame encode(const KeyQuery& m) {
+  ByteWriter w;
+  w.raw(m.hash.data(), m.hash.size());
+  return frame(m.kType, w);
+}
+
+template <>
+KeyQuery decode<KeyQuery>(const net::Frame& f) {
+  return read_payload<KeyQuery>(f, [](ByteReader& r) {
+    KeyQuery m;
+    r.raw(m.hash.data(), m.hash.size());
+    return m;
+  });
+}
+
+net::Frame encode(const KeyStatus& m) {
+  ByteWriter w;
+  w.u8(m.ready ? 1 : 0);
+  w.raw(m.hash.data(), m.hash.size());
+  return frame(m.kType, w);
+}
+
+template <>
+KeyStatus decode<KeyStatus>(const net::Frame& f) {
+  return read_payload<KeyStatus>(f, [](ByteReader& r) {
+    KeyStatus m;
+    const std::uint8_t b = r.u8();
+    VEIL_CHECK_IO(b <= 1, "bad flag " << int{b});
+    m.ready = b == 1;
+    r.raw(m.hash.data(), m.hash.size());
+    return m;
+  });
+}
+
+net::Frame encode(const UploadKeys& m) {
+  ByteWriter w;
+  put_blob(w, m.relin);
+  put_blob(w, m.galois);
+  return frame(m.kType, w);
+}
+
+template <>
+UploadKeys decode<UploadKeys>(const net::Frame& f) {
+  return read_payload<UploadKeys>(f, [](ByteReader& r) {
+    UploadKeys m;
+    m.relin = get_blob(r, r.remaining(), "relinearisation key");
+    m.galois = get_blob(r, r.remaining(), "Galois keys");
+    return m;
+  });
+}
+
+net::Frame encode(const Infer& m) {
+  ByteWriter w;
+  w.u32(m.images);
+  put_blobs(w, m.ciphertexts);
+  return frame(m.kType, w);
+}
+
+template <>
+Infer decode<Infer>(const net::Frame& f) {
+  return read_payload<Infer>(f, [](ByteReader& r) {
+    Infer m;
+    m.images = r.u32();
+    VEIL_CHECK_IO(m.images >= 1, "a request holds at least one image");
+    m.ciphertexts = get_blobs(r, "ciphertexts");
+    return m;
+  });
+}
+
+net::Frame encode(const Result& m) {
+  ByteWriter w;
+  w.f64(m.queue_seconds);
+  w.f64(m.eval_seconds);
+  put_blobs(w, m.ciphertexts);
+  return frame(m.kType, w);
+}
+
+template <>
+Result decode<Result>(const net::Frame& f) {
+  return read_payload<Result>(f, [](ByteReader& r) {
+    Result m;
+    m.queue_seconds = r.f64();
+    m.eval_seconds = r.f64();
+    m.ciphertexts = get_blobs(r, "ciphertexts");
+    return m;
+  });
+}
+
+net::Frame encode(const ErrorMessage& m) {
+  ByteWriter w;
+  w.u16(static_cast<std::uint16_t>(m.code));
+  w.str(m.text.substr(0, kMaxText));
+  return frame(m.kType, w);
+}
+
+template <>
+ErrorMessage decode<ErrorMessage>(const net::Frame& f) {
+  return read_payload<ErrorMessage>(f, [](ByteReader& r) {
+    ErrorMessage m;
+    m.code = static_cast<ErrorCode>(r.u16());
+    m.text = r.str(kMaxText);
+    return m;
+  });
+}
+
+net::Frame encode(const Bye& m) {
+  ByteWriter w;
+  return frame(m.kType, w);
+}
+
+template <>
+Bye decode<Bye>(const net::Frame& f) {
+  return read_payload<Bye>(f, [](ByteReader&) { return Bye{}; });
+}
+
+KeyHash hash_keys(const Bytes& relin, const Bytes& galois) {
+  // Domain-separated, length-prefixed: (relin, galois) pairs cannot collide by moving
+  // bytes from one blob to the other.
+  static const char kDomain[] = "veil evaluation keys v1";
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, crypto_generichash_BYTES);
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(kDomain), sizeof kDomain);
+  for (const Bytes* b : {&relin, &galois}) {
+    std::uint8_t len[8];
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<std::uint8_t>(std::uint64_t{b->size()} >> (8 * i));
+    crypto_generichash_update(&st, len, sizeof len);
+    crypto_generichash_update(&st, b->data(), b->size());
+  }
+  KeyHash h{};
+  static_assert(crypto_generichash_BYTES == 32);
+  crypto_generichash_final(&st, h.data(), h.size());
+  return h;
+}
+
+std::string hex(const KeyHash& h, std::size_t bytes) {
+  std::string s;
+  char buf[3];
+  for (std::size_t i = 0; i < std::min(bytes, h.size()); ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", h[i]);
+    s += buf;
+  }
+  return s;
+}
+
+}  // namespace veil::protocol

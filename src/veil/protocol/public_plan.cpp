@@ -1,0 +1,124 @@
+#include "veil/protocol/public_plan.hpp"
+
+#include <cmath>
+
+#include "veil/ckks/serialize.hpp"
+#include "veil/common/error.hpp"
+
+namespace veil::protocol {
+
+std::size_t input_ciphertexts(const nn::Network& net, const nn::Plan& plan) {
+  return plan.mode == nn::Mode::kLatency ? plan.packing.input.blocks() : net.input.size();
+}
+
+std::size_t output_ciphertexts(const nn::Network& net, const nn::Plan& plan) {
+  return plan.mode == nn::Mode::kLatency ? plan.packing.output.blocks() : net.num_outputs();
+}
+
+ServerInfo make_server_info(const nn::Network& net, const nn::Plan& plan, std::uint64_t max_frame_bytes) {
+  ServerInfo s;
+  s.model = net.name.substr(0, kMaxName);
+  s.dataset = net.dataset.substr(0, kMaxName);
+  s.input = net.input;
+  s.mean = net.mean;
+  s.std = net.std;
+  for (const auto& c : net.classes) s.classes.push_back(c.substr(0, kMaxName));
+  s.mode = plan.mode;
+  s.parameters = ckks::save_parameters(plan.params);
+  s.slots = plan.slots;
+  if (plan.mode == nn::Mode::kLatency) {
+    s.input_layout = plan.packing.input;
+    s.output_layout = plan.packing.output;
+  } else {  // unused in throughput mode: one element per ciphertext
+    s.input_layout = nn::Layout::compact(net.input, plan.slots);
+    s.output_layout = nn::Layout::compact(nn::Shape{net.num_outputs(), 1, 1}, plan.slots);
+  }
+  s.rotation_steps = plan.rotation_steps;
+  s.rotation_key_levels = plan.rotation_key_levels;
+  s.max_batch = plan.mode == nn::Mode::kLatency ? 1 : static_cast<std::uint32_t>(plan.slots);
+  s.input_ciphertexts = static_cast<std::uint32_t>(input_ciphertexts(net, plan));
+  s.output_ciphertexts = static_cast<std::uint32_t>(output_ciphertexts(net, plan));
+  s.max_frame_bytes = max_frame_bytes;
+  return s;
+}
+
+namespace {
+
+// Every element of the layout's shape, and each of its copies, lands inside its blocks
+// (nn::pack writes copy r of element i at slot(i) + r * replica_stride of the same block).
+void check_layout(const nn::Layout& l, std::size_t slots, std::size_t blocks, const char* what) {
+  VEIL_CHECK_IO(l.slots == slots, what << " layout has " << l.slots << " slots, the plan " << slots);
+  VEIL_CHECK_IO(static_cast<std::size_t>(l.blocks()) == blocks,
+                what << " layout spans " << l.blocks() << " ciphertexts, the server announced " << blocks);
+  const std::int64_t end = static_cast<std::int64_t>(blocks) * static_cast<std::int64_t>(slots);
+  for (int i = 0; i < l.shape.size(); ++i) {
+    const std::int64_t s = l.slot(i);
+    const std::int64_t last_copy = s % static_cast<std::int64_t>(slots) +
+                                   static_cast<std::int64_t>(l.replicas - 1) * l.replica_stride;
+    VEIL_CHECK_IO(s >= 0 && s < end && last_copy < static_cast<std::int64_t>(slots),
+                  what << " layout places element " << i << " outside its ciphertexts");
+  }
+}
+
+}  // namespace
+
+PublicModel public_model(const ServerInfo& info) {
+  try {
+    PublicModel m;
+    auto& net = m.network;
+    net.name = info.model;
+    net.dataset = info.dataset;
+    net.input = info.input;
+    net.mean = info.mean;
+    net.std = info.std;
+    net.classes = info.classes;
+    const auto c = static_cast<std::size_t>(info.input.c);
+    VEIL_CHECK_IO((net.mean.empty() || net.mean.size() == c) && (net.std.empty() || net.std.size() == c),
+                  "normalisation has " << net.mean.size() << " means and " << net.std.size() << " deviations for "
+                                       << c << " channels");
+    for (double s : net.std) VEIL_CHECK_IO(s != 0, "zero standard deviation");
+
+    auto& plan = m.plan;
+    plan.mode = info.mode;
+    // The client refuses parameters below 128-bit security, whatever the server says.
+    plan.params = ckks::load_parameters(info.parameters, /*allow_insecure=*/false);
+    const std::size_t n = plan.params.n();
+    VEIL_CHECK_IO(info.slots <= n / 2 && (info.slots & (info.slots - 1)) == 0,
+                  "slot count " << info.slots << " is not a power of two up to N/2 = " << n / 2);
+    plan.slots = info.slots;
+    plan.packing.slots = info.slots;
+    plan.rotation_steps = info.rotation_steps;
+    plan.rotation_key_levels = info.rotation_key_levels;
+    for (std::size_t i = 0; i < plan.rotation_steps.size(); ++i) {
+      VEIL_CHECK_IO(plan.rotation_steps[i] > 0 && static_cast<std::size_t>(plan.rotation_steps[i]) < info.slots,
+                    "rotation step " << plan.rotation_steps[i] << " out of range");
+      VEIL_CHECK_IO(plan.rotation_key_levels[i] >= 0 && plan.rotation_key_levels[i] <= plan.params.max_level(),
+                    "rotation key level " << plan.rotation_key_levels[i] << " out of range");
+    }
+    std::size_t outputs = 0;
+    if (plan.mode == nn::Mode::kLatency) {
+      VEIL_CHECK_IO(info.max_batch == 1, "latency mode takes one image per request");
+      VEIL_CHECK_IO(info.input_layout.shape == info.input, "input layout does not match the input shape");
+      check_layout(info.input_layout, info.slots, info.input_ciphertexts, "input");
+      check_layout(info.output_layout, info.slots, info.output_ciphertexts, "output");
+      plan.packing.input = info.input_layout;
+      plan.packing.output = info.output_layout;
+      outputs = static_cast<std::size_t>(info.output_layout.shape.size());
+    } else {
+      VEIL_CHECK_IO(info.input_ciphertexts == static_cast<std::uint32_t>(info.input.size()),
+                    "throughput mode takes one ciphertext per input element");
+      VEIL_CHECK_IO(info.max_batch <= info.slots, "batch larger than the slot count");
+      outputs = info.output_ciphertexts;
+    }
+    VEIL_CHECK_IO(net.classes.empty() || net.classes.size() == outputs,
+                  net.classes.size() << " class names for " << outputs << " outputs");
+    m.context = ckks::CkksContext::create(plan.params);
+    return m;
+  } catch (const net::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw net::Error(net::ErrorCode::kBadMessage, std::string("server's plan is inconsistent: ") + e.what());
+  }
+}
+
+}  // namespace veil::protocol

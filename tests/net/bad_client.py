@@ -1,0 +1,220 @@
+#!/usr/bin/python3
+"""Misbehaving clients for the veil server's robustness test (tests/cli/net_test.sh).
+
+Each scenario speaks the wire format of docs/protocol.md by hand, does one wrong thing,
+and checks the server's answer (an Error message with the expected code, or a closed
+connection). Exit status 0 when the server behaved as documented.
+"""
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+MAGIC, VERSION = b"VNET", 1
+HELLO, SERVER_INFO, KEY_QUERY, KEY_STATUS, UPLOAD_KEYS, INFER, RESULT, ERROR, BYE = range(1, 10)
+# Error codes (net::ErrorCode).
+BAD_FRAME, BAD_VERSION, TOO_LARGE, TIMEOUT = 1, 2, 3, 4
+BAD_MESSAGE, BAD_KEYS, BAD_CTS, NO_KEYS, BUSY = 7, 8, 9, 10, 11
+
+
+def header(mtype, length, version=VERSION):
+    return MAGIC + struct.pack("<HHQ", version, mtype, length)
+
+
+def frame(mtype, payload=b""):
+    return header(mtype, len(payload)) + payload
+
+
+def blob(b):
+    return struct.pack("<Q", len(b)) + b
+
+
+def hello(mode=0):
+    name = b"bad_client.py"
+    return frame(HELLO, struct.pack("<BI", mode, len(name)) + name)
+
+
+def upload(relin, galois):
+    return frame(UPLOAD_KEYS, blob(relin) + blob(galois))
+
+
+def infer(cts, images=1):
+    return frame(INFER, struct.pack("<II", images, len(cts)) + b"".join(blob(c) for c in cts))
+
+
+def read_exact(s, n):
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            raise EOFError("connection closed after %d of %d bytes" % (len(out), n))
+        out += chunk
+    return out
+
+
+def recv_frame(s):
+    h = read_exact(s, 16)
+    assert h[:4] == MAGIC, "bad magic from server"
+    _, mtype, length = struct.unpack("<HHQ", h[4:])
+    return mtype, read_exact(s, length)
+
+
+def expect_error(s, code, what):
+    mtype, payload = recv_frame(s)
+    if mtype != ERROR:
+        fail("%s: expected an Error, got message type %d" % (what, mtype))
+    got, n = struct.unpack("<HI", payload[:6])
+    text = payload[6:6 + n].decode()
+    if got != code:
+        fail("%s: expected error code %d, got %d (%s)" % (what, code, got, text))
+    print("ok: %s -> error %d: %s" % (what, got, text))
+
+
+def expect_closed(s, what):
+    try:
+        while s.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    print("ok: %s -> connection closed" % what)
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def connect(addr):
+    host, port = addr.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=60)
+    return s
+
+
+def session(addr):
+    """Connected, Hello sent, ServerInfo read."""
+    s = connect(addr)
+    s.sendall(hello())
+    mtype, _ = recv_frame(s)
+    if mtype != SERVER_INFO:
+        fail("expected ServerInfo, got type %d" % mtype)
+    return s
+
+
+def read_bundle(path):
+    """Ciphertexts of a VEILCTS1 file (veil encrypt)."""
+    data = open(path, "rb").read()
+    assert data[:8] == b"VEILCTS1"
+    (count,) = struct.unpack("<I", data[8:12])
+    cts, pos = [], 12
+    for _ in range(count):
+        (n,) = struct.unpack("<Q", data[pos:pos + 8])
+        cts.append(data[pos + 8:pos + 8 + n])
+        pos += 8 + n
+    return cts
+
+
+def keys_of(d):
+    return open(os.path.join(d, "relin.key"), "rb").read(), open(os.path.join(d, "galois.key"), "rb").read()
+
+
+def main():
+    scenario, addr, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if scenario == "oversized":
+        s = connect(addr)
+        s.sendall(header(HELLO, 1 << 40))
+        expect_error(s, TOO_LARGE, "frame declaring 1 TiB")
+    elif scenario == "version":
+        s = connect(addr)
+        s.sendall(header(HELLO, 0, version=99))
+        expect_error(s, BAD_VERSION, "protocol version 99")
+    elif scenario == "garbage":
+        s = connect(addr)
+        s.sendall(bytes(range(7, 71)))
+        expect_error(s, BAD_FRAME, "64 garbage bytes")
+    elif scenario == "truncated":
+        s = session(addr)
+        s.sendall(header(UPLOAD_KEYS, 100) + b"x" * 10)
+        s.close()
+        print("ok: truncated frame, then disconnect")
+    elif scenario == "bad-messages":
+        s = session(addr)
+        s.sendall(frame(UPLOAD_KEYS, b"\x05" * 12))
+        expect_error(s, BAD_MESSAGE, "UploadKeys with a lying length")
+        s.sendall(upload(b"not a key" * 10, b"nor this"))
+        expect_error(s, BAD_KEYS, "UploadKeys with garbage keys")
+        s.sendall(infer([b"x" * 100]))
+        expect_error(s, NO_KEYS, "Infer before any keys")
+        s.sendall(frame(RESULT, b""))
+        expect_error(s, 6, "a Result sent by a client")
+        s.sendall(frame(BYE))
+        expect_closed(s, "Bye")
+    elif scenario == "mismatched-keys":  # args: key dir made for other parameters
+        s = session(addr)
+        s.sendall(upload(*keys_of(args[0])))
+        expect_error(s, BAD_KEYS, "keys for other parameters")
+        s.sendall(frame(BYE))
+    elif scenario == "bad-ciphertexts":  # args: good key dir, good.ct, other-params.ct
+        s = session(addr)
+        s.sendall(upload(*keys_of(args[0])))
+        mtype, _ = recv_frame(s)
+        assert mtype == KEY_STATUS, mtype
+        good, other = read_bundle(args[1]), read_bundle(args[2])
+        s.sendall(infer(other))
+        expect_error(s, BAD_CTS, "ciphertext for other parameters")
+        s.sendall(infer(good + good))
+        expect_error(s, BAD_CTS, "two ciphertexts where the model takes one")
+        s.sendall(infer([good[0][:len(good[0]) // 2]]))
+        expect_error(s, BAD_CTS, "truncated ciphertext")
+        s.sendall(infer(good, images=5))
+        expect_error(s, BAD_CTS, "5 images in a latency request")
+        s.sendall(infer(good))
+        mtype, _ = recv_frame(s)
+        if mtype != RESULT:
+            fail("a good request after bad ones got type %d" % mtype)
+        print("ok: the same session still answers a good request")
+        s.sendall(frame(BYE))
+    elif scenario == "stall":  # args: seconds to stall
+        s = session(addr)
+        s.sendall(header(UPLOAD_KEYS, 1000) + b"x" * 10)
+        time.sleep(float(args[0]))
+        expect_error(s, TIMEOUT, "client stalled mid-frame")
+        expect_closed(s, "after the timeout")
+    elif scenario == "disconnect":  # args: good key dir, good.ct
+        relin, galois = keys_of(args[0])
+        good = read_bundle(args[1])
+        s = session(addr)
+        s.sendall(upload(relin, galois))
+        recv_frame(s)
+        req = infer(good)
+        s.sendall(req[: len(req) // 2])
+        s.close()
+        print("ok: disconnect in the middle of a request")
+        s = session(addr)
+        s.sendall(upload(relin, galois))
+        recv_frame(s)
+        s.sendall(req)
+        s.close()
+        print("ok: disconnect while the request is evaluated")
+        time.sleep(1.0)  # let the evaluation finish and the reply fail
+    elif scenario == "cap":  # args: sessions to hold, then a command that must be told "busy"
+        n, cmd = int(args[0]), args[1:]
+        held = [session(addr) for _ in range(n)]
+        s = connect(addr)
+        s.sendall(hello())
+        expect_error(s, BUSY, "connection %d with --max-sessions %d" % (n + 1, n))
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 1 or "veil: error: server busy: 4 sessions" not in r.stderr:
+            fail("veil client past the session cap: exit %d, %s" % (r.returncode, r.stderr.strip()))
+        print("ok: veil client told: " + r.stderr.strip())
+        for h in held:
+            h.sendall(frame(BYE))
+            h.close()
+        time.sleep(0.3)
+    else:
+        fail("unknown scenario " + scenario)
+
+
+if __name__ == "__main__":
+    main()

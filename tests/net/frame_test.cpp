@@ -1,0 +1,258 @@
+// Frames, messages and the Channel (over loopback TCP, in-process).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <thread>
+
+#include "veil/ckks/params.hpp"
+#include "veil/ckks/serialize.hpp"
+#include "veil/net/channel.hpp"
+#include "veil/protocol/client.hpp"
+#include "veil/protocol/messages.hpp"
+#include "veil/protocol/public_plan.hpp"
+
+namespace veil {
+namespace {
+
+using net::ErrorCode;
+using protocol::Bytes;
+
+ErrorCode code_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const net::Error& e) {
+    return e.code();
+  }
+  return ErrorCode{0};
+}
+
+TEST(Frame, RoundTrip) {
+  const net::Frame f{42, {1, 2, 3, 4, 5}};
+  const auto bytes = net::encode_frame(f);
+  ASSERT_EQ(bytes.size(), net::kFrameHeaderSize + 5);
+  EXPECT_EQ(bytes[0], 'V');
+  EXPECT_EQ(bytes[4], 1);  // version, little-endian
+  EXPECT_EQ(bytes[6], 42);
+  EXPECT_EQ(bytes[8], 5);  // length
+  const net::Frame g = net::parse_frame(bytes, 100);
+  EXPECT_EQ(g.type, f.type);
+  EXPECT_EQ(g.payload, f.payload);
+}
+
+TEST(Frame, Refusals) {
+  auto bytes = net::encode_frame(net::Frame{1, Bytes(10, 7)});
+  EXPECT_EQ(code_of([&] { net::parse_frame(bytes, 9); }), ErrorCode::kFrameTooLarge);
+  EXPECT_EQ(code_of([&] { net::parse_frame(std::span(bytes).first(20), 100); }), ErrorCode::kBadFrame);
+  EXPECT_EQ(code_of([&] { net::parse_frame(std::span(bytes).first(5), 100); }), ErrorCode::kBadFrame);
+  auto v = bytes;
+  v[4] = 2;
+  EXPECT_EQ(code_of([&] { net::parse_frame(v, 100); }), ErrorCode::kBadVersion);
+  v = bytes;
+  v[0] = 'X';
+  EXPECT_EQ(code_of([&] { net::parse_frame(v, 100); }), ErrorCode::kBadFrame);
+  v = bytes;
+  v.push_back(0);
+  EXPECT_EQ(code_of([&] { net::parse_frame(v, 100); }), ErrorCode::kBadFrame);
+}
+
+template <class T>
+void expect_round_trip(const T& m) {
+  const net::Frame f = protocol::encode(m);
+  EXPECT_EQ(f.type, static_cast<std::uint16_t>(T::kType));
+  EXPECT_EQ(protocol::decode<T>(net::parse_frame(net::encode_frame(f), 1 << 20)), m);
+  // Every strict prefix of the payload is refused, never read past.
+  for (std::size_t cut = 0; cut < f.payload.size(); cut += 1 + f.payload.size() / 64) {
+    net::Frame g{f.type, Bytes(f.payload.begin(), f.payload.begin() + cut)};
+    EXPECT_EQ(code_of([&] { protocol::decode<T>(g); }), ErrorCode::kBadMessage) << "cut at " << cut;
+  }
+}
+
+protocol::ServerInfo sample_info() {
+  protocol::ServerInfo s;
+  s.model = "m";
+  s.dataset = "mnist";
+  s.input = {1, 4, 4};
+  s.mean = {0.5};
+  s.std = {0.25};
+  s.classes = {"zero", "one"};
+  s.parameters = ckks::save_parameters(ckks::CkksParameters::create(13, {40, 30, 30}, {40}, 30, 3));
+  s.slots = 64;
+  s.input_layout = nn::Layout::compact(s.input, 64);
+  s.output_layout = nn::Layout::compact({2, 1, 1}, 64);
+  s.rotation_steps = {1, 4};
+  s.rotation_key_levels = {2, 1};
+  s.input_ciphertexts = s.output_ciphertexts = 1;
+  s.max_frame_bytes = 1 << 20;
+  return s;
+}
+
+TEST(Messages, RoundTrips) {
+  expect_round_trip(protocol::Hello{nn::Mode::kThroughput, "tester"});
+  expect_round_trip(sample_info());
+  protocol::KeyHash h{};
+  h[0] = 1;
+  h[31] = 9;
+  expect_round_trip(protocol::KeyQuery{h});
+  expect_round_trip(protocol::KeyStatus{true, h});
+  expect_round_trip(protocol::UploadKeys{Bytes(100, 1), Bytes(7, 2)});
+  expect_round_trip(protocol::Infer{3, {Bytes(5, 1), Bytes(), Bytes(9, 3)}});
+  expect_round_trip(protocol::Result{0.25, 1.5, {Bytes(4, 4)}});
+  expect_round_trip(protocol::ErrorMessage{ErrorCode::kBusy, "later"});
+  expect_round_trip(protocol::Bye{});
+}
+
+TEST(Messages, WrongTypeAndPeerErrors) {
+  const auto hello = protocol::encode(protocol::Hello{});
+  EXPECT_EQ(code_of([&] { protocol::decode<protocol::Bye>(hello); }), ErrorCode::kUnexpectedMessage);
+  // A peer's Error arriving instead of the expected message is thrown with its code.
+  const auto err = protocol::encode(protocol::ErrorMessage{ErrorCode::kShuttingDown, "bye now"});
+  try {
+    protocol::decode<protocol::Result>(err);
+    FAIL();
+  } catch (const net::Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kShuttingDown);
+    EXPECT_EQ(e.message(), "bye now");
+  }
+  // Lying counts allocate nothing and fail.
+  net::Frame f{static_cast<std::uint16_t>(protocol::MessageType::kInfer), {1, 0, 0, 0, 0xff, 0xff, 0x0f, 0}};
+  EXPECT_EQ(code_of([&] { protocol::decode<protocol::Infer>(f); }), ErrorCode::kBadMessage);
+  // Trailing bytes are refused.
+  auto b = protocol::encode(protocol::Bye{});
+  b.payload.push_back(0);
+  EXPECT_EQ(code_of([&] { protocol::decode<protocol::Bye>(b); }), ErrorCode::kBadMessage);
+}
+
+TEST(Messages, KeyHashSeparatesBlobs) {
+  const auto a = protocol::hash_keys(Bytes{1, 2}, Bytes{3});
+  EXPECT_EQ(a, protocol::hash_keys(Bytes{1, 2}, Bytes{3}));
+  EXPECT_NE(a, protocol::hash_keys(Bytes{1}, Bytes{2, 3}));
+  EXPECT_EQ(protocol::hex(a, 4).size(), 8u);
+}
+
+TEST(PublicPlan, ValidatesTheServersPlan) {
+  auto info = sample_info();
+  const auto m = protocol::public_model(info);
+  EXPECT_EQ(m.network.input, info.input);
+  EXPECT_EQ(m.plan.packing.input, info.input_layout);
+  EXPECT_EQ(m.plan.rotation_steps, info.rotation_steps);
+  EXPECT_EQ(m.context->n(), std::size_t{1} << 13);
+  auto bad = info;
+  bad.input_layout.row_stride = 1000;  // element outside the ciphertext
+  EXPECT_EQ(code_of([&] { protocol::public_model(bad); }), ErrorCode::kBadMessage);
+  bad = info;
+  bad.rotation_steps[0] = 64;
+  EXPECT_EQ(code_of([&] { protocol::public_model(bad); }), ErrorCode::kBadMessage);
+  bad = info;
+  bad.classes.push_back("two");
+  EXPECT_EQ(code_of([&] { protocol::public_model(bad); }), ErrorCode::kBadMessage);
+  bad = info;  // the client refuses parameters below 128-bit security
+  bad.parameters = ckks::save_parameters(ckks::CkksParameters::create(12, {60, 60, 60}, {60}, 40, 3, true));
+  EXPECT_EQ(code_of([&] { protocol::public_model(bad); }), ErrorCode::kBadMessage);
+}
+
+// A listener on a free port, serving one connection with `serve` on its own thread.
+struct Loopback {
+  net::Listener listener{"127.0.0.1", 0};
+  std::thread thread;
+  explicit Loopback(std::function<void(net::Channel&)> serve, net::ChannelOptions o = {}) {
+    thread = std::thread([this, serve, o] {
+      listener.run(
+          [&](std::unique_ptr<net::Channel> ch) {
+            listener.stop();
+            serve(*ch);
+          },
+          o);
+    });
+  }
+  ~Loopback() { thread.join(); }
+};
+
+TEST(Channel, FramesCountersAndRounds) {
+  Loopback server([](net::Channel& ch) {
+    for (int i = 0; i < 3; ++i) {
+      net::Frame f = ch.recv();
+      f.payload.push_back(static_cast<std::uint8_t>(i));
+      ch.send(f);
+    }
+  });
+  auto c = net::Channel::connect("127.0.0.1", server.listener.port(), {});
+  std::uint64_t sent = 0;
+  for (int i = 0; i < 3; ++i) {
+    const Bytes payload(1000 * i, 5);
+    c->send(7, payload);
+    sent += net::kFrameHeaderSize + payload.size();
+    const net::Frame f = c->recv();
+    EXPECT_EQ(f.type, 7);
+    ASSERT_EQ(f.payload.size(), payload.size() + 1);
+    EXPECT_EQ(f.payload.back(), i);
+  }
+  EXPECT_EQ(c->stats().bytes_sent, sent);
+  EXPECT_EQ(c->stats().bytes_received, sent + 3);
+  EXPECT_EQ(c->stats().frames_sent, 3u);
+  EXPECT_EQ(c->stats().rounds, 3u);
+}
+
+TEST(Channel, TimeoutsAndLimits) {
+  net::ChannelOptions o;
+  o.io_timeout = std::chrono::milliseconds(200);
+  o.idle_timeout = std::chrono::milliseconds(300);
+  o.max_frame_bytes = 100;
+  std::vector<ErrorCode> seen;
+  {
+    Loopback server(
+        [&](net::Channel& ch) {
+          for (int i = 0; i < 3; ++i) seen.push_back(code_of([&] { ch.recv(); }));
+        },
+        o);
+    auto c = net::Channel::connect("127.0.0.1", server.listener.port(), {});
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // past the idle timeout
+    c->send(1, {});
+    c->send(1, Bytes(200, 0));  // above the receiver's limit
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0], ErrorCode::kTimeout);
+  EXPECT_EQ(seen[1], ErrorCode{0});
+  EXPECT_EQ(seen[2], ErrorCode::kFrameTooLarge);
+}
+
+TEST(Channel, InterruptStopsAnIdleWait) {
+  std::mutex m;
+  std::condition_variable cv;
+  net::Channel* server_side = nullptr;
+  bool returned = false;
+  ErrorCode got{0};
+  {
+    Loopback server([&](net::Channel& ch) {
+      {
+        std::lock_guard lk(m);
+        server_side = &ch;
+      }
+      cv.notify_all();
+      const ErrorCode c = code_of([&] { ch.recv(); });
+      std::lock_guard lk(m);
+      got = c;
+      returned = true;
+      cv.notify_all();
+    });
+    auto c = net::Channel::connect("127.0.0.1", server.listener.port(), {});
+    std::unique_lock lk(m);
+    cv.wait(lk, [&] { return server_side != nullptr; });
+    server_side->interrupt();
+    cv.wait(lk, [&] { return returned; });  // keep the client connected until then
+  }
+  EXPECT_EQ(got, ErrorCode::kShuttingDown);
+}
+
+TEST(Channel, ConnectFailsClearly) {
+  std::uint16_t port;
+  {
+    net::Listener l("127.0.0.1", 0);
+    port = l.port();
+  }
+  EXPECT_EQ(code_of([&] { net::Channel::connect("127.0.0.1", port, {}); }), ErrorCode::kIo);
+  EXPECT_EQ(code_of([] { protocol::parse_address("nohost"); }), ErrorCode::kIo);
+}
+
+}  // namespace
+}  // namespace veil
