@@ -151,7 +151,7 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
     const int out_block = static_cast<int>(so_global >> log_n);
     const std::int64_t so_local = so_global & mask;
     for (std::int64_t k = st.weights.row_ptr[o]; k < st.weights.row_ptr[o + 1]; ++k) {
-      // n is a power of two (check_spec): shifts and masks in this hot loop.
+      // n is a power of two (checked above): shifts and masks in this hot loop.
       const std::int64_t si_global = in_slot[st.weights.col[k]];
       const int bi = static_cast<int>(si_global >> log_n);
       std::int64_t si = si_global & mask;
