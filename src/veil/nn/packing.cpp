@@ -129,7 +129,7 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   // Diagonal of each (out block, in block, offset): a flat table when it is small enough
   // (planning packs every candidate layout of every stage, millions of weights each).
   const std::uint64_t keys = static_cast<std::uint64_t>(spec.out_blocks) * spec.in_blocks * n;
-  constexpr std::uint64_t kFlatLimit = std::uint64_t{1} << 26;
+  constexpr std::uint64_t kFlatLimit = std::uint64_t{1} << 22;  // 16 MiB
   std::vector<std::int32_t> flat(keys <= kFlatLimit ? keys : 0, -1);
   std::unordered_map<std::uint64_t, std::size_t> index;
   auto find_or_add = [&](std::uint64_t key) -> std::pair<std::size_t, bool> {
@@ -154,12 +154,13 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
       // n is a power of two (checked above): shifts and masks in this hot loop.
       const std::int64_t si_global = in_slot[st.weights.col[k]];
       const int bi = static_cast<int>(si_global >> log_n);
-      std::int64_t si = si_global & mask;
+      const std::int64_t first_copy = si_global & mask;
+      std::int64_t si = first_copy;
       int bo = out_block;
       std::int64_t so = so_local;
       // Replicated input: read the copy closest to the output slot.
       for (int r = 1; r < in.replicas; ++r) {
-        const std::int64_t cand = (si_global & mask) + static_cast<std::int64_t>(r) * in.replica_stride;
+        const std::int64_t cand = first_copy + static_cast<std::int64_t>(r) * in.replica_stride;
         if (std::llabs(cand - so) < std::llabs(si - so)) si = cand;
       }
       if (fold) {

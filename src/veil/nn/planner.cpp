@@ -156,21 +156,16 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   Packing best_packing;
   for (; log_n <= last; ++log_n) {
     const std::size_t slots = std::size_t{1} << (log_n - 1);
-    int depth = 0;
     // Packing never costs fewer levels than the stages' own depths: skip rings too small
     // for those before running the (slow, for large models) layout search.
-    if (!fit_chain(log_n, throughput_depth, o)) {
-      needed_depth = std::max(needed_depth, throughput_depth);
-      continue;
-    }
-    if (o.mode == Mode::kLatency) {
+    auto c = fit_chain(log_n, throughput_depth, o);
+    int depth = throughput_depth;
+    if (c && o.mode == Mode::kLatency) {
       plan.packing = pack_network(net, slots, /*with_values=*/false);
       depth = plan.packing.depth();
-    } else {
-      depth = throughput_depth;
+      if (depth != throughput_depth) c = fit_chain(log_n, depth, o);
     }
-    needed_depth = depth;
-    auto c = fit_chain(log_n, depth, o);
+    needed_depth = std::max(needed_depth, depth);
     if (!c) continue;
     // Prefer the smallest ring whose scale keeps the logits precise enough; otherwise
     // the most precise ring that fits.
