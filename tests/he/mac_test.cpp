@@ -5,6 +5,7 @@
 #include <random>
 
 #include "veil/he/mac.hpp"
+#include "veil/math/cpu.hpp"
 #include "veil/math/primes.hpp"
 
 namespace veil {
@@ -49,7 +50,78 @@ TEST_P(MacTest, MatchesNaiveModularSums) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(PrimeSizes, MacTest, ::testing::Values(20, 30, 32, 45, 60));
+// Blocks of rows: 11 rows cross the 8-row block, both with the AVX2 build and without.
+TEST_P(MacTest, RowBlocksMatchNaiveModularSums) {
+  const int bits = GetParam();
+  const math::Modulus q(math::generate_ntt_primes(bits, 1, 64)[0]);
+  const std::size_t n = 200, terms = 70, rows = 11, polys = 3;  // n crosses the 128-coefficient tile
+  std::mt19937_64 g(bits + 1);
+  std::uniform_int_distribution<u64> d(0, q.value() - 1);
+  std::vector<std::vector<u64>> w(rows, std::vector<u64>(terms)), x(terms * polys, std::vector<u64>(n));
+  for (auto& r : w)
+    for (auto& v : r) v = d(g);
+  for (auto& r : x)
+    for (auto& v : r) v = d(g);
+  std::vector<const u64*> pw, px;
+  for (auto& r : w) pw.push_back(r.data());
+  for (auto& r : x) px.push_back(r.data());
+  for (bool simd : {true, false}) {
+    math::set_simd_enabled(simd);
+    std::vector<std::vector<u64>> out(rows * polys, std::vector<u64>(n, 12345));
+    std::vector<u64*> po;
+    for (auto& r : out) po.push_back(r.data());
+    he::mac_scalar_rows(q, n, rows, terms, pw.data(), px, polys, po.data());
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < polys; ++c)
+        for (std::size_t j = 0; j < n; ++j) {
+          u64 e = 0;
+          for (std::size_t t = 0; t < terms; ++t) e = q.add(e, q.mul(w[r][t], x[t * polys + c][j]));
+          ASSERT_EQ(out[r * polys + c][j], e) << "bits " << bits << " simd " << simd << " row " << r << " poly " << c;
+        }
+  }
+  math::set_simd_enabled(true);
+}
+
+// Signed 31-bit weights, extremes included, over enough terms to cross the AVX2 kernel's
+// term groups (2^(32 - chunk bits): 4096 for 60-bit primes).
+TEST_P(MacTest, SignedRowsMatchNaiveModularSums) {
+  const int bits = GetParam();
+  const math::Modulus q(math::generate_ntt_primes(bits, 1, 64)[0]);
+  const std::size_t n = 12, terms = 4200, rows = 6, polys = 2;
+  std::mt19937_64 g(bits + 2);
+  std::uniform_int_distribution<u64> d(0, q.value() - 1);
+  std::uniform_int_distribution<std::int32_t> dw(INT32_MIN, INT32_MAX);
+  std::vector<std::vector<std::int32_t>> w(rows, std::vector<std::int32_t>(terms));
+  std::vector<std::vector<u64>> x(terms * polys, std::vector<u64>(n));
+  for (auto& r : w)
+    for (auto& v : r) v = dw(g);
+  w[0][0] = INT32_MIN, w[1][0] = INT32_MAX;
+  for (auto& r : x)
+    for (auto& v : r) v = d(g);
+  x[0][0] = q.value() - 1;
+  std::vector<const std::int32_t*> pw;
+  std::vector<const u64*> px;
+  for (auto& r : w) pw.push_back(r.data());
+  for (auto& r : x) px.push_back(r.data());
+  for (bool simd : {true, false}) {
+    math::set_simd_enabled(simd);
+    std::vector<std::vector<u64>> out(rows * polys, std::vector<u64>(n, 12345));
+    std::vector<u64*> po;
+    for (auto& r : out) po.push_back(r.data());
+    he::mac_scalar_rows_signed(q, n, rows, terms, pw.data(), px, polys, po.data());
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < polys; ++c)
+        for (std::size_t j = 0; j < n; ++j) {
+          u64 e = 0;
+          for (std::size_t t = 0; t < terms; ++t)
+            e = q.add(e, q.mul(q.from_signed(w[r][t]), x[t * polys + c][j]));
+          ASSERT_EQ(out[r * polys + c][j], e) << "bits " << bits << " simd " << simd << " row " << r << " poly " << c;
+        }
+  }
+  math::set_simd_enabled(true);
+}
+
+INSTANTIATE_TEST_SUITE_P(PrimeSizes, MacTest, ::testing::Values(20, 30, 32, 40, 45, 60, 61));
 
 }  // namespace
 }  // namespace veil

@@ -10,6 +10,12 @@ void mac_pointwise_avx2(const math::Modulus& q, std::size_t n, std::span<const u
                         std::span<const u64* const> x, std::size_t polys, u64* const* out);
 void mac_scalar_avx2(const math::Modulus& q, std::size_t n, std::span<const u64> w, std::span<const u64* const> x,
                      std::size_t polys, u64* const* out);
+void mac_scalar_rows_avx2(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
+                          const u64* const* w, std::span<const u64* const> x, std::size_t polys, u64* const* out);
+
+void mac_scalar_rows_signed_avx2(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
+                                 const std::int32_t* const* w, std::span<const u64* const> x, std::size_t polys,
+                                 u64* const* out);
 
 void mac_pointwise(const math::Modulus& q, std::size_t n, std::span<const u64* const> w,
                    std::span<const u64* const> x, std::size_t polys, u64* const* out) {
@@ -21,6 +27,21 @@ void mac_scalar(const math::Modulus& q, std::size_t n, std::span<const u64> w, s
                 std::size_t polys, u64* const* out) {
   if (math::simd_enabled() && math::cpu_features().avx2_fma) return mac_scalar_avx2(q, n, w, x, polys, out);
   mac(q, n, w.size(), [&](std::size_t t, std::size_t) { return w[t]; }, x, polys, out);
+}
+
+void mac_scalar_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
+                     const u64* const* w, std::span<const u64* const> x, std::size_t polys, u64* const* out) {
+  if (math::simd_enabled() && math::cpu_features().avx2_fma)
+    return mac_scalar_rows_avx2(q, n, rows, terms, w, x, polys, out);
+  mac_rows(q, n, rows, terms, w, x, polys, out);
+}
+
+void mac_scalar_rows_signed(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
+                            const std::int32_t* const* w, std::span<const u64* const> x, std::size_t polys,
+                            u64* const* out) {
+  if (math::simd_enabled() && math::cpu_features().avx2_fma)
+    return mac_scalar_rows_signed_avx2(q, n, rows, terms, w, x, polys, out);
+  mac_rows_signed_portable(q, n, rows, terms, w, x, polys, out);
 }
 
 }  // namespace veil::he

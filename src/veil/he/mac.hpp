@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 #include "veil/math/modarith.hpp"
@@ -26,5 +27,17 @@ void mac_pointwise(const math::Modulus& q, std::size_t n, std::span<const u64* c
 // One scalar weight per term (already reduced mod q): out_c[j] = sum_t w[t] * x_c[t][j].
 void mac_scalar(const math::Modulus& q, std::size_t n, std::span<const u64> w, std::span<const u64* const> x,
                 std::size_t polys, u64* const* out);
+
+// `rows` outputs over the same terms at once (the inputs are read once for all of them):
+// out[r * polys + c][j] = sum_t w[r][t] * x_c[t][j], w[r] holding `terms` weights.
+void mac_scalar_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
+                     const u64* const* w, std::span<const u64* const> x, std::size_t polys, u64* const* out);
+
+// The same with signed weights of magnitude below 2^31 (integers w * 2^s with s small, as
+// a throughput-mode layer's weights at its rescaling prime), for primes of up to 62 bits;
+// the fast path for primes too wide for the 32-bit accumulators of mac_scalar_rows.
+void mac_scalar_rows_signed(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
+                            const std::int32_t* const* w, std::span<const u64* const> x, std::size_t polys,
+                            u64* const* out);
 
 }  // namespace veil::he

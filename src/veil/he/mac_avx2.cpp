@@ -1,5 +1,7 @@
 // The multiply-accumulate kernels compiled for AVX2 (4-lane vpmuludq on the sub-32-bit
 // path); mac.cpp calls them when the CPU has AVX2 and SIMD is enabled.
+#include <immintrin.h>
+
 #include "veil/he/mac.hpp"
 #include "veil/he/mac_impl.hpp"
 
@@ -13,6 +15,147 @@ void mac_pointwise_avx2(const math::Modulus& q, std::size_t n, std::span<const u
 void mac_scalar_avx2(const math::Modulus& q, std::size_t n, std::span<const u64> w, std::span<const u64* const> x,
                      std::size_t polys, u64* const* out) {
   mac(q, n, w.size(), [&](std::size_t t, std::size_t) { return w[t]; }, x, polys, out);
+}
+
+namespace {
+
+// A register-blocked micro-kernel in the manner of a GEMM (Goto and van de Geijn 2008):
+// R rows x 8 coefficients of 64-bit accumulators stay in registers (2R of the 16 ymm)
+// while the terms stream by; each term costs two loads of x, R weight broadcasts and 2R
+// vpmuludq + vpaddq. Coefficients [j, j + 8) of polynomial c; primes below 2^32.
+template <int R>
+void rows_x8(const math::Modulus& q, std::size_t terms, std::size_t batch, const u64* const* w,
+             std::span<const u64* const> x, std::size_t polys, std::size_t c, std::size_t j, u64* const* out) {
+  __m256i acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  const auto reduce_all = [&] {
+    alignas(32) u64 tmp[8];
+    for (int r = 0; r < R; ++r) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc[r][0]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + 4), acc[r][1]);
+      for (u64& v : tmp) v = q.reduce(v);
+      acc[r][0] = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
+      acc[r][1] = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp + 4));
+    }
+  };
+  std::size_t next_reduce = batch;
+  for (std::size_t t = 0; t < terms; ++t) {
+    const u64* p = x[t * polys + c] + j;
+    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 4));
+    for (int r = 0; r < R; ++r) {
+      const __m256i wv = _mm256_set1_epi64x(static_cast<long long>(w[r][t]));
+      acc[r][0] = _mm256_add_epi64(acc[r][0], _mm256_mul_epu32(wv, x0));
+      acc[r][1] = _mm256_add_epi64(acc[r][1], _mm256_mul_epu32(wv, x1));
+    }
+    if (t + 1 == next_reduce) {
+      reduce_all();
+      next_reduce += batch;
+    }
+  }
+  reduce_all();
+  for (int r = 0; r < R; ++r) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[r * polys + c] + j), acc[r][0]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[r * polys + c] + j + 4), acc[r][1]);
+  }
+}
+
+// Signed 31-bit weights against residues of a prime of up to 62 bits: every residue is
+// split into K chunks of `cb` bits, so each product is a 32 x 32 -> 64-bit signed
+// vpmuldq below 2^(31 + cb) and 2^(32 - cb) terms fit a 64-bit accumulator (the wide
+// base prime then costs K narrow multiplies instead of a scalar 128-bit one). R rows x 4
+// coefficients x K chunks of accumulators; acc_out receives them as [r][k][lane].
+template <int R, int K>
+void rows_x4_signed(std::size_t t0, std::size_t t1, const std::int32_t* const* w, std::span<const u64* const> x,
+                    std::size_t polys, std::size_t c, std::size_t j, int cb, std::int64_t* acc_out) {
+  __m256i acc[R][K];
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < K; ++k) acc[r][k] = _mm256_setzero_si256();
+  const __m256i mask = _mm256_set1_epi64x((std::int64_t{1} << cb) - 1);
+  const __m128i shift = _mm_cvtsi32_si128(cb);
+  for (std::size_t t = t0; t < t1; ++t) {
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t * polys + c] + j));
+    __m256i chunk[K];
+    for (int k = 0; k < K; ++k) {
+      chunk[k] = k + 1 < K ? _mm256_and_si256(v, mask) : v;
+      v = _mm256_srl_epi64(v, shift);
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m256i wv = _mm256_set1_epi64x(w[r][t]);
+      for (int k = 0; k < K; ++k) acc[r][k] = _mm256_add_epi64(acc[r][k], _mm256_mul_epi32(wv, chunk[k]));
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < K; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc_out + (r * K + k) * 4), acc[r][k]);
+}
+
+template <int K>
+void signed_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
+                 const std::int32_t* const* w, std::span<const u64* const> x, std::size_t polys, u64* const* out,
+                 int cb) {
+  // Terms per pass so that sum |w * chunk| < terms * 2^(31 + cb) stays below 2^63.
+  const std::size_t group = std::size_t{1} << (32 - cb);
+  u64 pow[K];  // 2^(cb k) mod q
+  for (int k = 0; k < K; ++k) pow[k] = q.reduce128(u128{1} << (cb * k));
+  const auto to_residue = [&](std::int64_t a) {
+    const u64 m = q.reduce(static_cast<u64>(a < 0 ? -a : a));
+    return a < 0 ? q.neg(m) : m;
+  };
+  alignas(32) std::int64_t acc[4 * K * 4];
+  for (std::size_t c = 0; c < polys; ++c)
+    for (std::size_t r0 = 0; r0 < rows; r0 += 4) {
+      const std::size_t rr = std::min<std::size_t>(4, rows - r0);
+      for (std::size_t j = 0; j < n; j += 4)
+        for (std::size_t t0 = 0; t0 < terms; t0 += group) {
+          const std::size_t t1 = std::min(terms, t0 + group);
+          switch (rr) {
+            case 4: rows_x4_signed<4, K>(t0, t1, w + r0, x, polys, c, j, cb, acc); break;
+            case 3: rows_x4_signed<3, K>(t0, t1, w + r0, x, polys, c, j, cb, acc); break;
+            case 2: rows_x4_signed<2, K>(t0, t1, w + r0, x, polys, c, j, cb, acc); break;
+            default: rows_x4_signed<1, K>(t0, t1, w + r0, x, polys, c, j, cb, acc); break;
+          }
+          for (std::size_t r = 0; r < rr; ++r)
+            for (std::size_t lane = 0; lane < 4; ++lane) {
+              u64 v = t0 == 0 ? 0 : out[(r0 + r) * polys + c][j + lane];
+              for (int k = 0; k < K; ++k)
+                v = q.add(v, q.mul(to_residue(acc[(r * K + k) * 4 + lane]), pow[k]));
+              out[(r0 + r) * polys + c][j + lane] = v;
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void mac_scalar_rows_signed_avx2(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
+                                 const std::int32_t* const* w, std::span<const u64* const> x, std::size_t polys,
+                                 u64* const* out) {
+  const int bits = 64 - __builtin_clzll(q.value());
+  if (n % 4 != 0 || bits > 62) return mac_rows_signed_portable(q, n, rows, terms, w, x, polys, out);
+  if (bits <= 40) return signed_rows<2>(q, n, rows, terms, w, x, polys, out, (bits + 1) / 2);
+  signed_rows<3>(q, n, rows, terms, w, x, polys, out, (bits + 2) / 3);
+}
+
+void mac_scalar_rows_avx2(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
+                          const u64* const* w, std::span<const u64* const> x, std::size_t polys, u64* const* out) {
+  if (q.value() >= (u64{1} << 32) || n % 8 != 0) return mac_rows(q, n, rows, terms, w, x, polys, out);
+  const std::size_t batch = batch_64(q);
+  // 32 coefficients of every term (256 B each) stay in L2 while all rows pass over them.
+  constexpr std::size_t kTile = 32;
+  for (std::size_t base = 0; base < n; base += kTile) {
+    const std::size_t end = std::min(n, base + kTile);
+    for (std::size_t c = 0; c < polys; ++c)
+      for (std::size_t r = 0; r < rows; r += 4) {
+        const u64* const* wr = w + r;
+        u64* const* o = out + r * polys;
+        for (std::size_t j = base; j < end; j += 8) switch (std::min<std::size_t>(4, rows - r)) {
+            case 4: rows_x8<4>(q, terms, batch, wr, x, polys, c, j, o); break;
+            case 3: rows_x8<3>(q, terms, batch, wr, x, polys, c, j, o); break;
+            case 2: rows_x8<2>(q, terms, batch, wr, x, polys, c, j, o); break;
+            default: rows_x8<1>(q, terms, batch, wr, x, polys, c, j, o); break;
+          }
+      }
+  }
 }
 
 }  // namespace veil::he

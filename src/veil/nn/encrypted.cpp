@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <map>
 
 #include "veil/common/error.hpp"
@@ -177,6 +179,20 @@ std::vector<std::vector<u64>> EncryptedNetwork::weight_residues(const LinearStag
   return w;
 }
 
+// The same weights as signed integers round(w * q_level) when all fit 31 bits (empty
+// otherwise): limbs whose prime is too wide for the 32-bit kernels then multiply by these
+// (he::mac_scalar_rows_signed) instead of by 128-bit residues.
+std::vector<std::int32_t> EncryptedNetwork::small_weights(const LinearStage& st, int level) const {
+  const double w_scale = static_cast<double>(ctx_->modulus(level).value());
+  std::vector<std::int32_t> w(st.weights.val.size());
+  for (std::size_t k = 0; k < w.size(); ++k) {
+    const double v = std::nearbyint(st.weights.val[k] * w_scale);
+    if (!(std::fabs(v) < 2147483648.0)) return {};
+    w[k] = static_cast<std::int32_t>(v);
+  }
+  return w;
+}
+
 Ciphertext EncryptedNetwork::weighted_accumulator(const std::vector<Ciphertext>& in) const {
   const int level = in[0].level();
   // Inputs may be unrelinearised products (3 polynomials, see evaluate()).
@@ -184,18 +200,30 @@ Ciphertext EncryptedNetwork::weighted_accumulator(const std::vector<Ciphertext>&
                     in[0].scale() * static_cast<double>(ctx_->modulus(level).value()), plan_.slots);
 }
 
-// Coefficients [base, base + len) of limb i of out = sum_k w_k * in[col_k] over row o.
-void EncryptedNetwork::accumulate_row(const LinearStage& st, std::size_t o, const std::vector<std::vector<u64>>& w,
-                                      const std::vector<Ciphertext>& in, std::size_t i, std::size_t base,
-                                      std::size_t len, Ciphertext& out) const {
-  const auto begin = st.weights.row_ptr[o], end = st.weights.row_ptr[o + 1];
-  const std::size_t polys = out.size(), terms = static_cast<std::size_t>(end - begin);
-  std::vector<const u64*> x(terms * polys);
-  std::vector<u64*> outs(polys);
+// Coefficients [base, base + len) of limb i of out[r] = sum_k w_k * in[col_k] over row
+// rows[r], for rows that share their columns (row_blocks()). src[col * polys + p] points
+// at coefficient `base` of polynomial p of input col, limb i.
+void EncryptedNetwork::accumulate_rows(const LinearStage& st, std::span<const int> rows,
+                                       const Weights& w, std::span<const u64* const> src, std::size_t i,
+                                       std::size_t base, std::size_t len, std::span<Ciphertext* const> out) const {
+  const auto begin = st.weights.row_ptr[rows[0]], end = st.weights.row_ptr[rows[0] + 1];
+  const std::size_t polys = out[0]->size(), terms = static_cast<std::size_t>(end - begin);
+  std::vector<const u64*> x(terms * polys), wr(rows.size());
+  std::vector<u64*> outs(rows.size() * polys);
   for (std::size_t t = 0; t < terms; ++t)
-    for (std::size_t p = 0; p < polys; ++p) x[t * polys + p] = in[st.weights.col[begin + t]].limb(p, i) + base;
-  for (std::size_t p = 0; p < polys; ++p) outs[p] = out.limb(p, i) + base;
-  he::mac_scalar(ctx_->modulus(i), len, std::span<const u64>(w[i].data() + begin, terms), x, polys, outs.data());
+    for (std::size_t p = 0; p < polys; ++p)
+      x[t * polys + p] = src[static_cast<std::size_t>(st.weights.col[begin + t]) * polys + p];
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    for (std::size_t p = 0; p < polys; ++p) outs[r * polys + p] = out[r]->limb(p, i) + base;
+  const math::Modulus& q = ctx_->modulus(i);
+  if (q.value() >= (u64{1} << 32) && !w.small.empty()) {
+    std::vector<const std::int32_t*> ws(rows.size());
+    for (std::size_t r = 0; r < rows.size(); ++r) ws[r] = w.small.data() + st.weights.row_ptr[rows[r]];
+    he::mac_scalar_rows_signed(q, len, rows.size(), terms, ws.data(), x, polys, outs.data());
+    return;
+  }
+  for (std::size_t r = 0; r < rows.size(); ++r) wr[r] = w.residues[i].data() + st.weights.row_ptr[rows[r]];
+  he::mac_scalar_rows(q, len, rows.size(), terms, wr.data(), x, polys, outs.data());
 }
 
 // A sum-pool output: additions only, no level.
@@ -205,6 +233,22 @@ Ciphertext EncryptedNetwork::sum_row(const LinearStage& st, std::size_t o, const
   Ciphertext acc = in[st.weights.col[begin]];
   for (auto k = begin + 1; k < end; ++k) eval_.add_inplace(acc, in[st.weights.col[k]]);
   return acc;
+}
+
+// Rows with identical column lists, in blocks of up to 8: a dense layer is one group, a
+// convolution one group per output position (its channels). Each block reads its inputs
+// once for all its rows (he::mac_scalar_rows).
+std::vector<std::vector<int>> EncryptedNetwork::row_blocks(const LinearStage& st) {
+  const auto& m = st.weights;
+  std::map<std::vector<int>, std::vector<int>> groups;
+  for (int o = 0; o < m.rows; ++o)
+    groups[std::vector<int>(m.col.begin() + m.row_ptr[o], m.col.begin() + m.row_ptr[o + 1])].push_back(o);
+  constexpr std::size_t kBlock = 8;
+  std::vector<std::vector<int>> blocks;
+  for (const auto& [cols, rows] : groups)
+    for (std::size_t r = 0; r < rows.size(); r += kBlock)
+      blocks.emplace_back(rows.begin() + r, rows.begin() + std::min(rows.size(), r + kBlock));
+  return blocks;
 }
 
 std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const std::vector<Ciphertext>& in,
@@ -219,17 +263,33 @@ std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const 
     parallel_for(out.size(), [&](std::size_t o) { out[o] = sum_row(st, o, in); });
     return out;
   }
-  // Weighted sums tile by tile: every output reads its inputs' coefficients [base,
-  // base + tile) while they sit in the cache, instead of streaming the whole input
-  // tensor (hundreds of MB) from memory once per output.
-  constexpr std::size_t kTile = 128;
+  // Weighted sums tile by tile: the coefficients [base, base + tile) of every input are
+  // first copied into one contiguous buffer, so the blocks of rows then read them from L2
+  // rather than touching one page per input (thousands of TLB entries) for every block.
+  constexpr std::size_t kTile = 32;
   const std::size_t n = ctx_->n(), limbs = in[0].num_limbs();
-  const auto w = weight_residues(st, in[0].level());
+  const Weights w{weight_residues(st, in[0].level()), small_weights(st, in[0].level())};
   for (auto& c : out) c = weighted_accumulator(in);
   const std::size_t tiles = (n + kTile - 1) / kTile;
+  const auto blocks = row_blocks(st);
   parallel_for(limbs * tiles, [&](std::size_t job) {
     const std::size_t i = job / tiles, base = (job % tiles) * kTile, len = std::min(kTile, n - base);
-    for (std::size_t o = 0; o < out.size(); ++o) accumulate_row(st, o, w, in, i, base, len, out[o]);
+    const std::size_t polys = in[0].size();
+    thread_local std::vector<u64> packed;
+    packed.resize(in.size() * polys * kTile);
+    std::vector<const u64*> src(in.size() * polys);
+    for (std::size_t c = 0; c < in.size(); ++c)
+      for (std::size_t p = 0; p < polys; ++p) {
+        u64* dst = packed.data() + (c * polys + p) * kTile;
+        std::copy_n(in[c].limb(p, i) + base, len, dst);
+        src[c * polys + p] = dst;
+      }
+    std::vector<Ciphertext*> outs;
+    for (const auto& rows : blocks) {
+      outs.clear();
+      for (int o : rows) outs.push_back(&out[static_cast<std::size_t>(o)]);
+      accumulate_rows(st, rows, w, src, i, base, len, outs);
+    }
   });
   parallel_for(out.size(), [&](std::size_t o) { finish_output(st, o, out[o], relin); });
   return out;
@@ -280,7 +340,7 @@ std::vector<Ciphertext> EncryptedNetwork::fused_batch(std::size_t k, const std::
   const LinearStage& conv = net_.stages[k].linear;
   const LinearStage& pool = net_.stages[k + 2].linear;
   const auto& coeffs = net_.stages[k + 1].poly.coefficients;
-  const auto w = weight_residues(conv, in[0].level());
+  const Weights w{weight_residues(conv, in[0].level()), small_weights(conv, in[0].level())};
   const bool relin_poly = !lazy_relin(k + 1);
   std::vector<Ciphertext> out(pool.out.size());
   std::vector<double> cpu(3 * out.size(), 0.0);
@@ -290,7 +350,14 @@ std::vector<Ciphertext> EncryptedNetwork::fused_batch(std::size_t k, const std::
       auto t = std::chrono::steady_clock::now();
       const auto c = static_cast<std::size_t>(pool.weights.col[e]);
       Ciphertext v = weighted_accumulator(in);
-      for (std::size_t i = 0; i < v.num_limbs(); ++i) accumulate_row(conv, c, w, in, i, 0, ctx_->n(), v);
+      const int row = static_cast<int>(c);
+      Ciphertext* vp = &v;
+      std::vector<const u64*> src(in.size() * v.size());
+      for (std::size_t i = 0; i < v.num_limbs(); ++i) {
+        for (std::size_t col = 0; col < in.size(); ++col)
+          for (std::size_t p = 0; p < v.size(); ++p) src[col * v.size() + p] = in[col].limb(p, i);
+        accumulate_rows(conv, {&row, 1}, w, src, i, 0, ctx_->n(), {&vp, 1});
+      }
       finish_output(conv, c, v, &keys.relin);
       auto t2 = std::chrono::steady_clock::now();
       v = he::evaluate_polynomial(eval_, v, coeffs, keys.relin, relin_poly);

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "veil/ckks/ciphertext.hpp"
@@ -67,12 +68,19 @@ class EncryptedNetwork {
   std::vector<ckks::Ciphertext> linear_batch(std::size_t stage, const std::vector<ckks::Ciphertext>& in,
                                              const ckks::RelinKeys* relin) const;
   // Throughput-mode weighted sums: weight residues per limb, an empty accumulator for
-  // these inputs, one row's coefficients [base, base + len) of limb i, a sum-pool row.
+  // these inputs, the coefficients [base, base + len) of limb i for a block
+  // of rows sharing their columns (row_blocks), a sum-pool row.
   std::vector<std::vector<math::u64>> weight_residues(const LinearStage& st, int level) const;
+  std::vector<std::int32_t> small_weights(const LinearStage& st, int level) const;
+  struct Weights {
+    std::vector<std::vector<math::u64>> residues;  // per limb
+    std::vector<std::int32_t> small;               // signed, when all fit 31 bits
+  };
   ckks::Ciphertext weighted_accumulator(const std::vector<ckks::Ciphertext>& in) const;
-  void accumulate_row(const LinearStage& st, std::size_t o, const std::vector<std::vector<math::u64>>& w,
-                      const std::vector<ckks::Ciphertext>& in, std::size_t i, std::size_t base, std::size_t len,
-                      ckks::Ciphertext& out) const;
+  void accumulate_rows(const LinearStage& st, std::span<const int> rows,
+                       const Weights& w, std::span<const math::u64* const> src,
+                       std::size_t i, std::size_t base, std::size_t len, std::span<ckks::Ciphertext* const> out) const;
+  static std::vector<std::vector<int>> row_blocks(const LinearStage& st);
   ckks::Ciphertext sum_row(const LinearStage& st, std::size_t o, const std::vector<ckks::Ciphertext>& in) const;
   // Rescale (relinearising lazy inputs first) and add the bias of output `o`.
   void finish_output(const LinearStage& st, std::size_t o, ckks::Ciphertext& acc, const ckks::RelinKeys* relin) const;
