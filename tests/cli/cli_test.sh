@@ -25,6 +25,10 @@ out="$("$veil" infer --model "$model" --mode throughput --input "$root/models/sa
   || fail "infer throughput"
 echo "$out" | grep -q "^class: 1" || fail "throughput infer gave: $out"
 
+# No plaintext cache: every diagonal is encoded when used, same answer.
+out="$("$veil" --plaintext-cache-gib 0 infer --model "$model" --input "$img")" || fail "infer without cache"
+echo "$out" | grep -q "^class: 7" || fail "infer without cache gave: $out"
+
 # Bad input: clear errors, exit code 1.
 expect_error() {  # pattern, command...
   local pattern="$1"; shift
@@ -32,6 +36,7 @@ expect_error() {  # pattern, command...
   [ $rc -eq 1 ] || fail "expected exit 1 from: $* (got $rc: $err)"
   echo "$err" | grep -qi -- "$pattern" || fail "expected '$pattern' in: $err"
 }
+expect_error "VEIL_PLAINTEXT_CACHE_GIB" env VEIL_PLAINTEXT_CACHE_GIB=lots "$veil" infer --model "$model" --input "$img"
 head -c 1000 "$model" > "$tmp/trunc.onnx"
 expect_error "trunc.onnx" "$veil" plan --model "$tmp/trunc.onnx"
 printf 'not an image at all' > "$tmp/bad.png"

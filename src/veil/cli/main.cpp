@@ -6,6 +6,7 @@
 
 #include "veil/cli/commands.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/nn/encrypted.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -21,6 +22,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 256))
       ->trigger_on_parse()
       ->each([](const std::string& t) { veil::set_num_threads(std::stoi(t)); });
+  app.add_option("--plaintext-cache-gib", "memory for the model's encoded weights in latency mode; what does not fit is\n"
+                 "encoded again on every image (default: VEIL_PLAINTEXT_CACHE_GIB or 4)")
+      ->check(CLI::Range(0.0, 1048576.0))
+      ->trigger_on_parse()
+      ->each([](const std::string& g) {
+        veil::nn::set_plaintext_cache_bytes(static_cast<std::size_t>(std::stod(g) * double(std::size_t{1} << 30)));
+      });
   veil::cli::register_plan(app);
   veil::cli::register_key_commands(app);
   veil::cli::register_infer(app);

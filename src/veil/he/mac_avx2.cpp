@@ -28,32 +28,28 @@ void rows_x8(const math::Modulus& q, std::size_t terms, std::size_t batch, const
              std::span<const u64* const> x, std::size_t polys, std::size_t c, std::size_t j, u64* const* out) {
   __m256i acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
-  const auto reduce_all = [&] {
-    alignas(32) u64 tmp[8];
-    for (int r = 0; r < R; ++r) {
-      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc[r][0]);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + 4), acc[r][1]);
-      for (u64& v : tmp) v = q.reduce(v);
-      acc[r][0] = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
-      acc[r][1] = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp + 4));
-    }
+  // Reduced lane by lane through registers: storing the accumulators to memory here would
+  // make the compiler keep them in memory throughout the loop.
+  const auto reduce = [&q](__m256i v) {
+    return _mm256_set_epi64x(static_cast<long long>(q.reduce(static_cast<u64>(_mm256_extract_epi64(v, 3)))),
+                             static_cast<long long>(q.reduce(static_cast<u64>(_mm256_extract_epi64(v, 2)))),
+                             static_cast<long long>(q.reduce(static_cast<u64>(_mm256_extract_epi64(v, 1)))),
+                             static_cast<long long>(q.reduce(static_cast<u64>(_mm256_extract_epi64(v, 0)))));
   };
-  std::size_t next_reduce = batch;
-  for (std::size_t t = 0; t < terms; ++t) {
-    const u64* p = x[t * polys + c] + j;
-    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 4));
-    for (int r = 0; r < R; ++r) {
-      const __m256i wv = _mm256_set1_epi64x(static_cast<long long>(w[r][t]));
-      acc[r][0] = _mm256_add_epi64(acc[r][0], _mm256_mul_epu32(wv, x0));
-      acc[r][1] = _mm256_add_epi64(acc[r][1], _mm256_mul_epu32(wv, x1));
+  for (std::size_t t0 = 0; t0 < terms; t0 += batch) {
+    const std::size_t t1 = std::min(terms, t0 + batch);
+    for (std::size_t t = t0; t < t1; ++t) {
+      const u64* p = x[t * polys + c] + j;
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 4));
+      for (int r = 0; r < R; ++r) {
+        const __m256i wv = _mm256_set1_epi64x(static_cast<long long>(w[r][t]));
+        acc[r][0] = _mm256_add_epi64(acc[r][0], _mm256_mul_epu32(wv, x0));
+        acc[r][1] = _mm256_add_epi64(acc[r][1], _mm256_mul_epu32(wv, x1));
+      }
     }
-    if (t + 1 == next_reduce) {
-      reduce_all();
-      next_reduce += batch;
-    }
+    for (int r = 0; r < R; ++r) acc[r][0] = reduce(acc[r][0]), acc[r][1] = reduce(acc[r][1]);
   }
-  reduce_all();
   for (int r = 0; r < R; ++r) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[r * polys + c] + j), acc[r][0]);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[r * polys + c] + j + 4), acc[r][1]);
@@ -95,11 +91,13 @@ void signed_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::s
                  int cb) {
   // Terms per pass so that sum |w * chunk| < terms * 2^(31 + cb) stays below 2^63.
   const std::size_t group = std::size_t{1} << (32 - cb);
-  u64 pow[K];  // 2^(cb k) mod q
-  for (int k = 0; k < K; ++k) pow[k] = q.reduce128(u128{1} << (cb * k));
-  const auto to_residue = [&](std::int64_t a) {
-    const u64 m = q.reduce(static_cast<u64>(a < 0 ? -a : a));
-    return a < 0 ? q.neg(m) : m;
+  // The chunk sums recombine exactly in 128 bits (|acc_k| < 2^63, shifts <= 2 cb <= 42):
+  // one reduction per coefficient.
+  const auto to_residue = [&](const std::int64_t* a) {
+    __int128 v = 0;
+    for (int k = K - 1; k >= 0; --k) v = (v << cb) + a[k * 4];
+    const u64 m = q.reduce128(static_cast<u128>(v < 0 ? -v : v));
+    return v < 0 ? q.neg(m) : m;
   };
   alignas(32) std::int64_t acc[4 * K * 4];
   for (std::size_t c = 0; c < polys; ++c)
@@ -116,10 +114,9 @@ void signed_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::s
           }
           for (std::size_t r = 0; r < rr; ++r)
             for (std::size_t lane = 0; lane < 4; ++lane) {
-              u64 v = t0 == 0 ? 0 : out[(r0 + r) * polys + c][j + lane];
-              for (int k = 0; k < K; ++k)
-                v = q.add(v, q.mul(to_residue(acc[(r * K + k) * 4 + lane]), pow[k]));
-              out[(r0 + r) * polys + c][j + lane] = v;
+              const u64 v = to_residue(acc + r * K * 4 + lane);
+              u64& o = out[(r0 + r) * polys + c][j + lane];
+              o = t0 == 0 ? v : q.add(o, v);
             }
         }
     }

@@ -16,10 +16,11 @@ namespace {
 using math::u128;
 using math::u64;
 
-// Terms that fit a 64-bit accumulator before it must be reduced: (q-1)^2 * terms < 2^64.
+// Terms that fit a 64-bit accumulator before it must be reduced, counting the reduced
+// remainder (< q) it may already hold: q + (q-1)^2 * terms < 2^64.
 std::size_t batch_64(const math::Modulus& q) {
   const u128 sq = static_cast<u128>(q.value() - 1) * (q.value() - 1);
-  return static_cast<std::size_t>(std::min<u128>((~u128{0} >> 64) / sq, 1u << 20));
+  return static_cast<std::size_t>(std::min<u128>(((~u128{0} >> 64) - q.value()) / sq, 1u << 20));
 }
 
 // Coefficients are processed in tiles small enough that both accumulators stay in L1
