@@ -12,11 +12,6 @@ void mac_pointwise_avx2(const math::Modulus& q, std::size_t n, std::span<const u
   mac(q, n, w.size(), [&](std::size_t t, std::size_t j) { return w[t][j]; }, x, polys, out);
 }
 
-void mac_scalar_avx2(const math::Modulus& q, std::size_t n, std::span<const u64> w, std::span<const u64* const> x,
-                     std::size_t polys, u64* const* out) {
-  mac(q, n, w.size(), [&](std::size_t t, std::size_t) { return w[t]; }, x, polys, out);
-}
-
 namespace {
 
 // A register-blocked micro-kernel in the manner of a GEMM (Goto and van de Geijn 2008):
