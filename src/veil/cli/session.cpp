@@ -167,22 +167,6 @@ std::uint64_t wire_bytes(const ckks::CkksContext& ctx, const std::vector<ckks::C
   return b;
 }
 
-std::string human_bytes(std::uint64_t bytes) {
-  std::ostringstream os;
-  os.setf(std::ios::fixed);
-  os.precision(1);
-  const double b = static_cast<double>(bytes);
-  if (b >= 1 << 30)
-    os << b / (1 << 30) << " GiB";
-  else if (b >= 1 << 20)
-    os << b / (1 << 20) << " MiB";
-  else if (b >= 1 << 10)
-    os << b / (1 << 10) << " KiB";
-  else
-    os << bytes << " B";
-  return os.str();
-}
-
 std::vector<int> top_k(const std::vector<double>& logits, int k) {
   std::vector<int> idx(logits.size());
   std::iota(idx.begin(), idx.end(), 0);

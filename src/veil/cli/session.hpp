@@ -10,6 +10,7 @@
 
 #include "veil/ckks/context.hpp"
 #include "veil/ckks/keys.hpp"
+#include "veil/common/format.hpp"
 #include "veil/nn/encrypted.hpp"
 #include "veil/nn/graph.hpp"
 #include "veil/nn/network.hpp"
@@ -55,11 +56,9 @@ std::vector<ckks::Ciphertext> load_ciphertexts(const std::string& path, const ck
 std::uint64_t wire_bytes(const ckks::CkksContext& ctx, const std::vector<ckks::Ciphertext>& cts);
 
 using Clock = std::chrono::steady_clock;
-inline double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
+using veil::human_bytes;
+using veil::seconds_since;
 
-std::string human_bytes(std::uint64_t bytes);
 std::vector<int> top_k(const std::vector<double>& logits, int k);
 int argmax(const std::vector<double>& v);
 

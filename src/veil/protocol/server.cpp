@@ -14,6 +14,7 @@
 
 #include "veil/ckks/serialize.hpp"
 #include "veil/common/error.hpp"
+#include "veil/common/format.hpp"
 #include "veil/net/channel.hpp"
 #include "veil/protocol/messages.hpp"
 #include "veil/protocol/public_plan.hpp"
@@ -25,13 +26,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using net::ErrorCode;
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string mib(std::uint64_t b) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(b) / (1 << 20));
-  return buf;
-}
 
 std::uint64_t memory_bytes(const ckks::KeySwitchKey& k) {
   std::uint64_t b = 0;
@@ -71,8 +65,9 @@ class KeyCache {
         if (it->second.keys.use_count() == 1 && (victim == entries_.end() || it->second.last_used < victim->second.last_used))
           victim = it;
       if (victim == entries_.end())
-        throw net::Error(ErrorCode::kBusy, "the key cache is full (" + mib(used_) + " of " + mib(cap_) +
-                                               " held by active sessions; these keys need " + mib(bytes) +
+        throw net::Error(ErrorCode::kBusy, "the key cache is full (" + human_bytes(used_) + " of " +
+                                               human_bytes(cap_) +
+                                               " held by active sessions; these keys need " + human_bytes(bytes) +
                                                "); try again later");
       used_ -= victim->second.bytes;
       entries_.erase(victim);
@@ -180,7 +175,7 @@ struct Server::State {
 
   void log(const std::string& line) {
     char stamp[32];
-    std::snprintf(stamp, sizeof stamp, "[%9.3f] ", since(start));
+    std::snprintf(stamp, sizeof stamp, "[%9.3f] ", seconds_since(start));
     std::lock_guard lk(log_m);
     if (opt.log) {
       opt.log(stamp + line);
@@ -282,7 +277,8 @@ void Server::State::serve(Session& s) {
         ch.send(encode(ErrorMessage{e.code(), e.message()}));
       }
     }
-    log(prefix + "bye (up " + mib(ch.stats().bytes_received) + ", down " + mib(ch.stats().bytes_sent) + ")");
+    log(prefix + "bye (up " + human_bytes(ch.stats().bytes_received) + ", down " +
+        human_bytes(ch.stats().bytes_sent) + ")");
   } catch (const net::Error& e) {
     log(prefix + "ended: " + e.what());
     if (e.code() != ErrorCode::kClosed) ch.send_final(encode(ErrorMessage{e.code(), e.message()}));
@@ -351,8 +347,8 @@ void Server::State::handle(Session& s, const ModeState& mode, const net::Frame& 
       }
       keys = std::move(found);
       ch.send(encode(KeyStatus{true, h}));
-      log(prefix + "keys " + hex(h, 8) + " uploaded (" + mib(f.payload.size()) + ", " +
-          std::to_string(since(t)).substr(0, 5) + " s)");
+      log(prefix + "keys " + hex(h, 8) + " uploaded (" + human_bytes(f.payload.size()) + ", " +
+          std::to_string(seconds_since(t)).substr(0, 5) + " s)");
       return;
     }
     case MessageType::kInfer: {
@@ -387,10 +383,10 @@ void Server::State::handle(Session& s, const ModeState& mode, const net::Frame& 
       auto fut = done.get_future();
       workers.submit([&] {
         try {
-          queue_s = since(queued);
+          queue_s = seconds_since(queued);
           const auto t = Clock::now();
           out = mode.evaluator->evaluate(std::move(in), *keys);
-          eval_s = since(t);
+          eval_s = seconds_since(t);
           done.set_value();
         } catch (...) {
           done.set_exception(std::current_exception());
@@ -413,7 +409,7 @@ void Server::State::handle(Session& s, const ModeState& mode, const net::Frame& 
       ch.send(reply);
       char line[160];
       std::snprintf(line, sizeof line, "infer %u image(s): up %s, down %s, queue %.3f s, eval %.3f s", req.images,
-                    mib(up).c_str(), mib(reply.payload.size()).c_str(), queue_s, eval_s);
+                    human_bytes(up).c_str(), human_bytes(reply.payload.size()).c_str(), queue_s, eval_s);
       log(prefix + line);
       return;
     }
