@@ -50,6 +50,28 @@ TEST_P(MacTest, MatchesNaiveModularSums) {
   }
 }
 
+// Runs kernel(out) with AVX2 and without, and checks every output against term-by-term
+// modular sums: out[r * polys + c][j] = sum_t weight(r, t) * x[t * polys + c][j] mod q.
+template <class Weight, class Kernel>
+void check_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms, std::size_t polys,
+                const std::vector<std::vector<u64>>& x, Weight weight, Kernel kernel) {
+  for (bool simd : {true, false}) {
+    math::set_simd_enabled(simd);
+    std::vector<std::vector<u64>> out(rows * polys, std::vector<u64>(n, 12345));
+    std::vector<u64*> po;
+    for (auto& r : out) po.push_back(r.data());
+    kernel(po.data());
+    math::set_simd_enabled(true);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < polys; ++c)
+        for (std::size_t j = 0; j < n; ++j) {
+          u64 e = 0;
+          for (std::size_t t = 0; t < terms; ++t) e = q.add(e, q.mul(weight(r, t), x[t * polys + c][j]));
+          ASSERT_EQ(out[r * polys + c][j], e) << "simd " << simd << " row " << r << " poly " << c << " j " << j;
+        }
+  }
+}
+
 // Blocks of rows: 11 rows cross the 8-row block, both with the AVX2 build and without.
 TEST_P(MacTest, RowBlocksMatchNaiveModularSums) {
   const int bits = GetParam();
@@ -65,21 +87,10 @@ TEST_P(MacTest, RowBlocksMatchNaiveModularSums) {
   std::vector<const u64*> pw, px;
   for (auto& r : w) pw.push_back(r.data());
   for (auto& r : x) px.push_back(r.data());
-  for (bool simd : {true, false}) {
-    math::set_simd_enabled(simd);
-    std::vector<std::vector<u64>> out(rows * polys, std::vector<u64>(n, 12345));
-    std::vector<u64*> po;
-    for (auto& r : out) po.push_back(r.data());
-    he::mac_scalar_rows(q, n, rows, terms, pw.data(), px, polys, po.data());
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t c = 0; c < polys; ++c)
-        for (std::size_t j = 0; j < n; ++j) {
-          u64 e = 0;
-          for (std::size_t t = 0; t < terms; ++t) e = q.add(e, q.mul(w[r][t], x[t * polys + c][j]));
-          ASSERT_EQ(out[r * polys + c][j], e) << "bits " << bits << " simd " << simd << " row " << r << " poly " << c;
-        }
-  }
-  math::set_simd_enabled(true);
+  ASSERT_NO_FATAL_FAILURE(check_rows(
+      q, n, rows, terms, polys, x, [&](std::size_t r, std::size_t t) { return w[r][t]; },
+      [&](u64* const* po) { he::mac_scalar_rows(q, n, rows, terms, pw.data(), px, polys, po); }))
+      << "bits " << bits;
 }
 
 // Signed 31-bit weights, extremes included, over enough terms to cross the AVX2 kernel's
@@ -103,22 +114,10 @@ TEST_P(MacTest, SignedRowsMatchNaiveModularSums) {
   std::vector<const u64*> px;
   for (auto& r : w) pw.push_back(r.data());
   for (auto& r : x) px.push_back(r.data());
-  for (bool simd : {true, false}) {
-    math::set_simd_enabled(simd);
-    std::vector<std::vector<u64>> out(rows * polys, std::vector<u64>(n, 12345));
-    std::vector<u64*> po;
-    for (auto& r : out) po.push_back(r.data());
-    he::mac_scalar_rows_signed(q, n, rows, terms, pw.data(), px, polys, po.data());
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t c = 0; c < polys; ++c)
-        for (std::size_t j = 0; j < n; ++j) {
-          u64 e = 0;
-          for (std::size_t t = 0; t < terms; ++t)
-            e = q.add(e, q.mul(q.from_signed(w[r][t]), x[t * polys + c][j]));
-          ASSERT_EQ(out[r * polys + c][j], e) << "bits " << bits << " simd " << simd << " row " << r << " poly " << c;
-        }
-  }
-  math::set_simd_enabled(true);
+  ASSERT_NO_FATAL_FAILURE(check_rows(
+      q, n, rows, terms, polys, x, [&](std::size_t r, std::size_t t) { return q.from_signed(w[r][t]); },
+      [&](u64* const* po) { he::mac_scalar_rows_signed(q, n, rows, terms, pw.data(), px, polys, po); }))
+      << "bits " << bits;
 }
 
 INSTANTIATE_TEST_SUITE_P(PrimeSizes, MacTest, ::testing::Values(20, 30, 32, 40, 45, 60, 61));
