@@ -187,28 +187,27 @@ std::vector<Ciphertext> EncryptedNetwork::evaluate(std::vector<Ciphertext> input
   return x;
 }
 
-// Weights as constants at scale q_level, so the rescale restores the input scale. The
-// residues are computed once per evaluation of a stage, not once per output.
-std::vector<std::vector<u64>> EncryptedNetwork::weight_residues(const LinearStage& st, int level) const {
+// Weights as constants at scale q_level, so the rescale restores the input scale:
+// residues per limb, and the same integers round(w * q_level) as signed 31-bit values when
+// all fit (limbs whose prime is too wide for the 32-bit kernels then multiply by these,
+// he::mac_scalar_rows_signed, instead of by 128-bit residues). Computed once per
+// evaluation of a stage, not once per output.
+EncryptedNetwork::Weights EncryptedNetwork::stage_weights(const LinearStage& st, int level) const {
   const double w_scale = static_cast<double>(ctx_->modulus(level).value());
-  std::vector<std::vector<u64>> w(static_cast<std::size_t>(level) + 1, std::vector<u64>(st.weights.val.size()));
-  parallel_for(w.size(), [&](std::size_t i) {
-    for (std::size_t k = 0; k < st.weights.val.size(); ++k)
-      w[i][k] = ctx_->modulus(i).from_double(st.weights.val[k] * w_scale);
+  const std::size_t nnz = st.weights.val.size();
+  Weights w;
+  w.residues.assign(static_cast<std::size_t>(level) + 1, std::vector<u64>(nnz));
+  parallel_for(w.residues.size(), [&](std::size_t i) {
+    for (std::size_t k = 0; k < nnz; ++k) w.residues[i][k] = ctx_->modulus(i).from_double(st.weights.val[k] * w_scale);
   });
-  return w;
-}
-
-// The same weights as signed integers round(w * q_level) when all fit 31 bits (empty
-// otherwise): limbs whose prime is too wide for the 32-bit kernels then multiply by these
-// (he::mac_scalar_rows_signed) instead of by 128-bit residues.
-std::vector<std::int32_t> EncryptedNetwork::small_weights(const LinearStage& st, int level) const {
-  const double w_scale = static_cast<double>(ctx_->modulus(level).value());
-  std::vector<std::int32_t> w(st.weights.val.size());
-  for (std::size_t k = 0; k < w.size(); ++k) {
+  w.small.resize(nnz);
+  for (std::size_t k = 0; k < nnz; ++k) {
     const double v = std::nearbyint(st.weights.val[k] * w_scale);
-    if (!(std::fabs(v) < 2147483648.0)) return {};
-    w[k] = static_cast<std::int32_t>(v);
+    if (!(std::fabs(v) < 2147483648.0)) {
+      w.small.clear();
+      break;
+    }
+    w.small[k] = static_cast<std::int32_t>(v);
   }
   return w;
 }
@@ -288,7 +287,7 @@ std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const 
   // rather than touching one page per input (thousands of TLB entries) for every block.
   constexpr std::size_t kTile = 32;
   const std::size_t n = ctx_->n(), limbs = in[0].num_limbs();
-  const Weights w{weight_residues(st, in[0].level()), small_weights(st, in[0].level())};
+  const Weights w = stage_weights(st, in[0].level());
   for (auto& c : out) c = weighted_accumulator(in);
   const std::size_t tiles = (n + kTile - 1) / kTile;
   const auto blocks = row_blocks(st);
@@ -360,8 +359,14 @@ std::vector<Ciphertext> EncryptedNetwork::fused_batch(std::size_t k, const std::
   const LinearStage& conv = net_.stages[k].linear;
   const LinearStage& pool = net_.stages[k + 2].linear;
   const auto& coeffs = net_.stages[k + 1].poly.coefficients;
-  const Weights w{weight_residues(conv, in[0].level()), small_weights(conv, in[0].level())};
+  const Weights w = stage_weights(conv, in[0].level());
   const bool relin_poly = !lazy_relin(k + 1);
+  // Per limb, where every input's polynomials start (accumulate_rows's src tables).
+  const std::size_t polys = in[0].size();
+  std::vector<std::vector<const u64*>> src(in[0].num_limbs(), std::vector<const u64*>(in.size() * polys));
+  for (std::size_t i = 0; i < src.size(); ++i)
+    for (std::size_t col = 0; col < in.size(); ++col)
+      for (std::size_t p = 0; p < polys; ++p) src[i][col * polys + p] = in[col].limb(p, i);
   std::vector<Ciphertext> out(pool.out.size());
   std::vector<double> cpu(3 * out.size(), 0.0);
   const auto wall = std::chrono::steady_clock::now();
@@ -372,12 +377,8 @@ std::vector<Ciphertext> EncryptedNetwork::fused_batch(std::size_t k, const std::
       Ciphertext v = weighted_accumulator(in);
       const int row = static_cast<int>(c);
       Ciphertext* vp = &v;
-      std::vector<const u64*> src(in.size() * v.size());
-      for (std::size_t i = 0; i < v.num_limbs(); ++i) {
-        for (std::size_t col = 0; col < in.size(); ++col)
-          for (std::size_t p = 0; p < v.size(); ++p) src[col * v.size() + p] = in[col].limb(p, i);
-        accumulate_rows(conv, {&row, 1}, w, src, i, 0, ctx_->n(), {&vp, 1});
-      }
+      for (std::size_t i = 0; i < v.num_limbs(); ++i)
+        accumulate_rows(conv, {&row, 1}, w, src[i], i, 0, ctx_->n(), {&vp, 1});
       finish_output(conv, c, v, &keys.relin);
       auto t2 = std::chrono::steady_clock::now();
       v = he::evaluate_polynomial(eval_, v, coeffs, keys.relin, relin_poly);

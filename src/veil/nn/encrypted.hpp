@@ -73,15 +73,14 @@ class EncryptedNetwork {
  private:
   std::vector<ckks::Ciphertext> linear_batch(std::size_t stage, const std::vector<ckks::Ciphertext>& in,
                                              const ckks::RelinKeys* relin) const;
-  // Throughput-mode weighted sums: weight residues per limb, an empty accumulator for
-  // these inputs, the coefficients [base, base + len) of limb i for a block
-  // of rows sharing their columns (row_blocks), a sum-pool row.
-  std::vector<std::vector<math::u64>> weight_residues(const LinearStage& st, int level) const;
-  std::vector<std::int32_t> small_weights(const LinearStage& st, int level) const;
+  // Throughput-mode weighted sums: a stage's weights, an empty accumulator for these
+  // inputs, the coefficients [base, base + len) of limb i for a block of rows sharing
+  // their columns (row_blocks), a sum-pool row.
   struct Weights {
     std::vector<std::vector<math::u64>> residues;  // per limb
     std::vector<std::int32_t> small;               // signed, when all fit 31 bits
   };
+  Weights stage_weights(const LinearStage& st, int level) const;
   ckks::Ciphertext weighted_accumulator(const std::vector<ckks::Ciphertext>& in) const;
   void accumulate_rows(const LinearStage& st, std::span<const int> rows,
                        const Weights& w, std::span<const math::u64* const> src,
