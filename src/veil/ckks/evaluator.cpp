@@ -4,6 +4,7 @@
 
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/math/vecmod.hpp"
 
 namespace veil::ckks {
 
@@ -137,26 +138,9 @@ void Evaluator::multiply_inplace(Ciphertext& a, const Ciphertext& b) const {
                "product scale 2^" << std::log2(scale) << " exceeds the modulus at level " << a.level()
                                   << " (rescale first)");
   Ciphertext out(a.n(), 3, a.level(), scale, a.slots());
-  const bool same = &a == bp;  // squaring: 2*a0*a1 saves a multiply
   for_limbs(*ctx_, a.num_limbs(), [&](std::size_t i, const math::Modulus& q, std::size_t n) {
-    const u64 *a0 = a.limb(0, i), *a1 = a.limb(1, i), *b0 = bp->limb(0, i), *b1 = bp->limb(1, i);
-    u64 *c0 = out.limb(0, i), *c1 = out.limb(1, i), *c2 = out.limb(2, i);
-    if (same) {
-      for (std::size_t j = 0; j < n; ++j) {
-        c0[j] = q.mul(a0[j], a0[j]);
-        c1[j] = q.mul(q.add(a0[j], a0[j]), a1[j]);
-        c2[j] = q.mul(a1[j], a1[j]);
-      }
-      return;
-    }
-    // Karatsuba: c1 = (a0 + a1)(b0 + b1) - c0 - c2, three products instead of four.
-    for (std::size_t j = 0; j < n; ++j) {
-      const u64 p0 = q.mul(a0[j], b0[j]), p2 = q.mul(a1[j], b1[j]);
-      const u64 mid = q.mul(q.add(a0[j], a1[j]), q.add(b0[j], b1[j]));
-      c0[j] = p0;
-      c1[j] = q.sub(q.sub(mid, p0), p2);
-      c2[j] = p2;
-    }
+    math::tensor_vec(q, a.limb(0, i), a.limb(1, i), bp->limb(0, i), bp->limb(1, i), out.limb(0, i), out.limb(1, i),
+                     out.limb(2, i), n);
   });
   a = std::move(out);
 }

@@ -70,18 +70,19 @@ class Evaluator {
   struct SwitchJob {
     const std::vector<std::uint32_t>* perm;  // automorphism on the raised digits, or null
     const KeySwitchKey* key;
-    std::vector<u64> acc0, acc1;  // outputs over Q_level (after modulus lowering)
+    PolyData acc0, acc1;  // outputs over Q_level (after modulus lowering)
   };
   // Raises `d` (level l, NTT form) digit by digit to Q_l*P, applies each job's
   // automorphism and key, and lowers back: acc = ModDown(sum_j perm(ModUp(d)_j) * key_j).
   void key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs) const;
-  void mod_down(std::vector<u64>& qp, int level) const;
+  void mod_down(PolyData& qp, int level) const;
   void check(const Ciphertext& a, const char* what) const;
   void match_levels(Ciphertext& a, Ciphertext& tmp, const Ciphertext*& b) const;
   void check_scales(double a, double b) const;
   const KeySwitchKey& galois_key(std::uint32_t g, const GaloisKeys& gk) const;
   // The rotated ciphertext from one finished Galois job.
-  Ciphertext galois_result(const Ciphertext& a, const SwitchJob& job) const;
+  // (perm(c0) + acc0, acc1): the rotated ciphertext from a finished job.
+  Ciphertext galois_result(const Ciphertext& a, const std::vector<std::uint32_t>& perm, const SwitchJob& job) const;
   // a += b or a -= b (level matching, size growth), the one mechanism behind add/sub.
   void add_or_sub(Ciphertext& a, const Ciphertext& b, bool subtract) const;
   void add_or_sub_plain(Ciphertext& a, const Plaintext& p, bool subtract) const;

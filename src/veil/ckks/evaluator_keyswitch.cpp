@@ -18,6 +18,7 @@
 #include "veil/ckks/evaluator.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/math/vecmod.hpp"
 
 namespace veil::ckks {
 
@@ -34,7 +35,7 @@ void Evaluator::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs
   }
 
   // Step 1: y in coefficient form, scaled inside each digit.
-  std::vector<u64> y(l1 * n);
+  PolyData y(l1 * n);
   parallel_for(l1, [&](std::size_t i) {
     u64* yi = y.data() + i * n;
     std::memcpy(yi, d + i * n, n * sizeof(u64));
@@ -50,7 +51,7 @@ void Evaluator::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs
   }
 
   // Step 2: per output limb of Q_l*P.
-  std::vector<std::vector<u64>> qp0(jobs.size()), qp1(jobs.size());
+  std::vector<PolyData> qp0(jobs.size()), qp1(jobs.size());
   for (std::size_t r = 0; r < jobs.size(); ++r) {
     qp0[r].resize(total * n);
     qp1[r].resize(total * n);
@@ -73,45 +74,17 @@ void Evaluator::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs
       ctx_->ntt(prime).forward(out);
       v[j] = out;
     }
-    // Inner products sum_j v_j * key_j over tiles of coefficients: the 128-bit sums of a
-    // tile stay in L1 while each inner loop streams just three arrays (one digit and its
-    // two key polynomials), which keeps the hardware prefetchers effective at any dnum.
-    constexpr std::size_t kTile = 256;
-    math::u128 s0[kTile], s1[kTile];
+    // Inner products sum_j v_j * key_j, one reduction per output coefficient.
+    std::vector<const u64*> kb(digits), ka(digits);
     for (std::size_t r = 0; r < jobs.size(); ++r) {
       const KeySwitchKey& key = *jobs[r].key;
       const std::size_t kt = t < l1 ? t : static_cast<std::size_t>(key.level) + 1 + (t - l1);
-      u64* o0 = qp0[r].data() + t * n;
-      u64* o1 = qp1[r].data() + t * n;
-      const std::uint32_t* p = jobs[r].perm ? jobs[r].perm->data() : nullptr;
-      for (std::size_t x0 = 0; x0 < n; x0 += kTile) {
-        const std::size_t len = std::min(kTile, n - x0);
-        std::fill(s0, s0 + len, 0);
-        std::fill(s1, s1 + len, 0);
-        for (int j = 0; j < digits; ++j) {
-          const u64* kb = key.b[j].data() + kt * n + x0;
-          const u64* ka = key.a[j].data() + kt * n + x0;
-          const u64* vj = v[j];
-          if (p) {
-            const std::uint32_t* px = p + x0;
-            for (std::size_t x = 0; x < len; ++x) {
-              const u64 val = vj[px[x]];
-              s0[x] += static_cast<math::u128>(val) * kb[x];
-              s1[x] += static_cast<math::u128>(val) * ka[x];
-            }
-          } else {
-            const u64* vx = vj + x0;
-            for (std::size_t x = 0; x < len; ++x) {
-              s0[x] += static_cast<math::u128>(vx[x]) * kb[x];
-              s1[x] += static_cast<math::u128>(vx[x]) * ka[x];
-            }
-          }
-        }
-        for (std::size_t x = 0; x < len; ++x) {
-          o0[x0 + x] = q.reduce128(s0[x]);
-          o1[x0 + x] = q.reduce128(s1[x]);
-        }
+      for (int j = 0; j < digits; ++j) {
+        kb[j] = key.b[j].data() + kt * n;
+        ka[j] = key.a[j].data() + kt * n;
       }
+      const std::uint32_t* p = jobs[r].perm ? jobs[r].perm->data() : nullptr;
+      math::dot2_vec(q, digits, v.data(), p, kb.data(), ka.data(), qp0[r].data() + t * n, qp1[r].data() + t * n, n);
     }
   });
 
@@ -124,24 +97,23 @@ void Evaluator::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs
   }
 }
 
-void Evaluator::mod_down(std::vector<u64>& qp, int level) const {
+void Evaluator::mod_down(PolyData& qp, int level) const {
   const std::size_t n = ctx_->n(), np = ctx_->num_p(), l1 = static_cast<std::size_t>(level) + 1;
   parallel_for(np, [&](std::size_t k) { ctx_->ntt(ctx_->p_index() + k).inverse(qp.data() + (l1 + k) * n); });
   const auto& conv = ctx_->moddown_converter(level);
-  std::vector<u64> ys(np * n);
+  PolyData ys(np * n);
   std::vector<const u64*> yp(np);
   parallel_for(np, [&](std::size_t k) {
     conv.scale_input(k, qp.data() + (l1 + k) * n, ys.data() + k * n, n);
     yp[k] = ys.data() + k * n;
   });
   parallel_for(l1, [&](std::size_t i) {
-    const auto& q = ctx_->modulus(i);
-    std::vector<u64> t(n);
+    thread_local PolyData t;
+    t.resize(n);
     conv.convert_target(i, yp.data(), t.data(), n);
     ctx_->ntt(i).forward(t.data());
-    const u64 w = ctx_->p_inv_mod_q(i), ws = ctx_->p_inv_mod_q_shoup(i);
     u64* x = qp.data() + i * n;
-    for (std::size_t j = 0; j < n; ++j) x[j] = q.mul_shoup(q.sub(x[j], t[j]), w, ws);
+    math::sub_mul_const_vec(ctx_->modulus(i), x, t.data(), ctx_->p_inv_mod_q(i), x, n);
   });
   qp.resize(l1 * n);
 }
@@ -183,18 +155,28 @@ void Evaluator::apply_galois_inplace(Ciphertext& a, std::uint32_t galois_elt, co
   VEIL_REQUIRE(a.size() == 2, "rotate a relinearised (size-2) ciphertext; got size " << a.size());
   if (galois_elt == 1) return;
   const auto& perm = ctx_->ntt_permutation(galois_elt);
+  // One rotation: permuting c1 before raising it costs l+1 permutations of N words,
+  // against one per raised digit and limb of Q_l*P when the automorphism is applied to
+  // the raised digits (which hoisting needs, to share the raising between rotations).
+  const std::size_t n = ctx_->n();
+  PolyData c1(a.num_limbs() * n);
+  parallel_for(a.num_limbs(), [&](std::size_t i) {
+    const u64* src = a.limb(1, i);
+    u64* dst = c1.data() + i * n;
+    for (std::size_t j = 0; j < n; ++j) dst[j] = src[perm[j]];
+  });
   std::vector<SwitchJob> jobs(1);
-  jobs[0].perm = &perm;
+  jobs[0].perm = nullptr;
   jobs[0].key = &galois_key(galois_elt, gk);
-  key_switch(a.poly(1), a.level(), jobs);
-  a = galois_result(a, jobs[0]);
+  key_switch(c1.data(), a.level(), jobs);
+  a = galois_result(a, perm, jobs[0]);
 }
 
-Ciphertext Evaluator::galois_result(const Ciphertext& a, const SwitchJob& job) const {
+Ciphertext Evaluator::galois_result(const Ciphertext& a, const std::vector<std::uint32_t>& perm,
+                                     const SwitchJob& job) const {
   // (sigma(c0) + ks0, ks1): c0 is permuted in the NTT domain, c1's image comes from the
   // key switch.
   const std::size_t n = ctx_->n();
-  const auto& perm = *job.perm;
   Ciphertext r(n, 2, a.level(), a.scale(), a.slots());
   parallel_for(a.num_limbs(), [&](std::size_t i) {
     const auto& q = ctx_->modulus(i);
@@ -240,7 +222,7 @@ std::vector<Ciphertext> Evaluator::rotate_hoisted(const Ciphertext& a, const std
   if (!jobs.empty()) key_switch(a.poly(1), a.level(), jobs);
   for (std::size_t s = 0; s < steps.size(); ++s) {
     if (job_of[s] == SIZE_MAX) continue;
-    out[s] = galois_result(a, jobs[job_of[s]]);
+    out[s] = galois_result(a, *jobs[job_of[s]].perm, jobs[job_of[s]]);
   }
   return out;
 }

@@ -1,38 +1,25 @@
 // AVX2 + FMA negacyclic NTT for primes below 2^50.
 //
-// Residues live in the 52-bit mantissa of doubles, where integer arithmetic is exact.
-// The modular product uses the FMA "two-product" (Hoeven, Lecerf, Quintin 2016,
-// "Modular SIMD arithmetic in Mathemagix"): with h = y*w rounded and l = fma(y, w, -h),
-// y*w = h + l exactly; k = floor(y * (w/q)) is within one of the true quotient, so
-// r = fma(-k, q, h) + l is exactly y*w - k*q, in [-q, 2q), and one correction brings it
-// to [0, 2q): the same lazy range as Shoup's product, so Harvey's butterflies and their
-// [0, 4q) bounds carry over unchanged (4q < 2^52).
-#include <immintrin.h>
-
+// Residues live in the 52-bit mantissa of doubles (fpmod_avx2.hpp): the twiddle products
+// are exact two-products in [-q, 2q), corrected once to [0, 2q): the same lazy range as
+// Shoup's product, so Harvey's butterflies and their [0, 4q) bounds carry over unchanged
+// (4q < 2^52).
+#include "veil/math/fpmod_avx2.hpp"
 #include "veil/math/ntt.hpp"
 
 namespace veil::math {
 
 namespace {
 
-#define VEIL_AVX2 __attribute__((target("avx2,fma")))
-
 struct Consts {
-  __m256d q, two_q, zero;
+  __m256d q, two_q;
 };
 
 VEIL_AVX2 inline __m256d mulmod_lazy(__m256d y, __m256d w, __m256d wq, const Consts& c) {
-  const __m256d h = _mm256_mul_pd(y, w);
-  const __m256d l = _mm256_fmsub_pd(y, w, h);
-  const __m256d k = _mm256_round_pd(_mm256_mul_pd(y, wq), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  __m256d r = _mm256_add_pd(_mm256_fnmadd_pd(k, c.q, h), l);
-  return _mm256_add_pd(r, _mm256_and_pd(_mm256_cmp_pd(r, c.zero, _CMP_LT_OQ), c.q));
+  return fp::cadd(fp::mul_const(y, w, wq, c.q), c.q);
 }
 
-// x - m if x >= m.
-VEIL_AVX2 inline __m256d csub(__m256d x, __m256d m) {
-  return _mm256_sub_pd(x, _mm256_and_pd(_mm256_cmp_pd(x, m, _CMP_GE_OQ), m));
-}
+using fp::csub;
 
 // Forward (Cooley-Tukey) butterfly on four lanes.
 VEIL_AVX2 inline void ct_bfly(__m256d& x, __m256d& y, __m256d w, __m256d wq, const Consts& c) {
@@ -50,21 +37,9 @@ VEIL_AVX2 inline void gs_bfly(__m256d& x, __m256d& y, __m256d w, __m256d wq, con
   y = mulmod_lazy(T, w, wq, c);
 }
 
-// u64 residues < 2^52 <-> doubles, in place, via the 2^52 exponent trick.
+// u64 residues < 2^52 -> doubles, in place.
 VEIL_AVX2 void to_double(u64* a, std::size_t n) {
-  const __m256i bits = _mm256_set1_epi64x(0x4330000000000000LL);
-  const __m256d magic = _mm256_set1_pd(4503599627370496.0);
-  for (std::size_t i = 0; i < n; i += 4) {
-    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
-    __m256d d = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(v, bits)), magic);
-    _mm256_storeu_pd(reinterpret_cast<double*>(a + i), d);
-  }
-}
-
-VEIL_AVX2 inline __m256i from_double(__m256d d) {
-  const __m256i bits = _mm256_set1_epi64x(0x4330000000000000LL);
-  const __m256d magic = _mm256_set1_pd(4503599627370496.0);
-  return _mm256_xor_si256(_mm256_castpd_si256(_mm256_add_pd(d, magic)), bits);
+  for (std::size_t i = 0; i < n; i += 4) _mm256_storeu_pd(reinterpret_cast<double*>(a + i), fp::load(a + i));
 }
 
 }  // namespace
@@ -74,7 +49,7 @@ bool ntt_avx2_applicable(const NttTables& t) { return t.modulus().bits() <= 50 &
 VEIL_AVX2 void ntt_forward_avx2(const NttTables& tab, u64* a) {
   const std::size_t n = tab.n();
   const double qd = static_cast<double>(tab.modulus().value());
-  const Consts c{_mm256_set1_pd(qd), _mm256_set1_pd(2 * qd), _mm256_setzero_pd()};
+  const Consts c{_mm256_set1_pd(qd), _mm256_set1_pd(2 * qd)};
   const double* w = tab.psi_rev_double().data();
   const double* wq = tab.psi_rev_quot().data();
   double* d = reinterpret_cast<double*>(a);
@@ -119,30 +94,24 @@ VEIL_AVX2 void ntt_forward_avx2(const NttTables& tab, u64* a) {
     __m256d lo = _mm256_unpacklo_pd(X, Y), hi = _mm256_unpackhi_pd(X, Y);
     lo = csub(csub(lo, c.two_q), c.q);
     hi = csub(csub(hi, c.two_q), c.q);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), from_double(lo));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 4), from_double(hi));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), fp::to_int(lo));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 4), fp::to_int(hi));
   }
 }
 
 VEIL_AVX2 void ntt_inverse_avx2(const NttTables& tab, u64* a) {
   const std::size_t n = tab.n();
   const double qd = static_cast<double>(tab.modulus().value());
-  const Consts c{_mm256_set1_pd(qd), _mm256_set1_pd(2 * qd), _mm256_setzero_pd()};
+  const Consts c{_mm256_set1_pd(qd), _mm256_set1_pd(2 * qd)};
   const double* w = tab.psi_inv_rev_double().data();
   const double* wq = tab.psi_inv_rev_quot().data();
   double* d = reinterpret_cast<double*>(a);
   // t = 1 (h = n/2), fused with the conversion to doubles.
   {
-    const __m256i bits = _mm256_set1_epi64x(0x4330000000000000LL);
-    const __m256d magic = _mm256_set1_pd(4503599627370496.0);
     const std::size_t h = n / 2;
     for (std::size_t i = 0; i < h; i += 4) {
       double* p = d + 2 * i;
-      const __m256d A = _mm256_sub_pd(
-          _mm256_castsi256_pd(_mm256_or_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), bits)), magic);
-      const __m256d B = _mm256_sub_pd(
-          _mm256_castsi256_pd(_mm256_or_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 4)), bits)),
-          magic);
+      const __m256d A = fp::load(a + 2 * i), B = fp::load(a + 2 * i + 4);
       __m256d X = _mm256_unpacklo_pd(A, B), Y = _mm256_unpackhi_pd(A, B);
       const __m256d W = _mm256_permute4x64_pd(_mm256_loadu_pd(w + h + i), 0xD8);
       const __m256d WQ = _mm256_permute4x64_pd(_mm256_loadu_pd(wq + h + i), 0xD8);
@@ -186,7 +155,7 @@ VEIL_AVX2 void ntt_inverse_avx2(const NttTables& tab, u64* a) {
   for (std::size_t j = 0; j < n; j += 4) {
     __m256d v = mulmod_lazy(_mm256_loadu_pd(d + j), ni, niq, c);
     v = csub(v, c.q);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(a + j), from_double(v));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(a + j), fp::to_int(v));
   }
 }
 

@@ -6,6 +6,8 @@
 
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/math/fpmod_avx2.hpp"
+#include "veil/math/vecmod.hpp"
 
 namespace veil::math {
 
@@ -47,6 +49,24 @@ BaseConverter::BaseConverter(RnsBase from, RnsBase to) : from_(std::move(from)),
       qhat_mod_[k * nf + i] = prod;
     }
   }
+  // Tables of the double-precision path (targets below 2^50): each constant c with
+  // c/p, and for sources above 50 bits, whose residues do not fit a double's mantissa,
+  // also c*2^kSplit mod p: such a residue enters as hi*2^kSplit + lo.
+  split_.resize(nf);
+  for (std::size_t i = 0; i < nf; ++i) split_[i] = from_[i].bits() > 50;
+  fp_.resize(4 * nf * nt);
+  for (std::size_t k = 0; k < nt; ++k) {
+    const Modulus& c = to_[k];
+    const double pd = static_cast<double>(c.value());
+    for (std::size_t i = 0; i < nf; ++i) {
+      const u64 w = qhat_mod_[k * nf + i], w2 = c.mul(w, c.reduce(u64{1} << kSplit));
+      double* f = &fp_[4 * (k * nf + i)];
+      f[0] = static_cast<double>(w);
+      f[1] = static_cast<double>(w) / pd;
+      f[2] = static_cast<double>(w2);
+      f[3] = static_cast<double>(w2) / pd;
+    }
+  }
 }
 
 void BaseConverter::convert(const u64* in, u64* out, std::size_t n, u64* scratch) const {
@@ -66,20 +86,68 @@ void BaseConverter::convert(const u64* const* in, u64* const* out, std::size_t n
 }
 
 void BaseConverter::scale_input(std::size_t i, const u64* x, u64* y, std::size_t n) const {
-  const Modulus& b = from_[i];
-  const u64 w = from_.punctured_inv(i), ws = from_.punctured_inv_shoup(i);
-  for (std::size_t c = 0; c < n; ++c) y[c] = b.mul_shoup(x[c], w, ws);
+  mul_const_vec(from_[i], x, from_.punctured_inv(i), y, n);
 }
+
+namespace {
+
+// Sum_i y_i * w_i mod p for eight coefficients at a time, in doubles (fpmod_avx2.hpp).
+// Each product is exact in [-p, 2p); three of them on top of [0, p) stay inside
+// (-2^53, 2^53), so the running sums are reduced after every third product.
+VEIL_AVX2 void convert_target_avx2(const Modulus& target, std::size_t nf, const u64* const* y, const double* tab,
+                                   const std::vector<char>& split, int split_bits, u64* out, std::size_t n) {
+  const double pd = static_cast<double>(target.value());
+  const __m256d p = _mm256_set1_pd(pd), pinv = _mm256_set1_pd(1.0 / pd);
+  const __m256i bits = _mm256_set1_epi64x(0x4330000000000000LL);
+  const __m256d magic = _mm256_set1_pd(4503599627370496.0);
+  const __m256i lo_mask = _mm256_set1_epi64x((std::int64_t{1} << split_bits) - 1);
+  auto as_double = [&](__m256i v) VEIL_AVX2 { return _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(v, bits)), magic); };
+  for (std::size_t j = 0; j < n; j += 8) {
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    int pending = 0;
+    for (std::size_t i = 0; i < nf; ++i) {
+      const double* f = tab + 4 * i;
+      const int cost = split[i] ? 2 : 1;
+      if (pending + cost > 3) {
+        a0 = fp::reduce(a0, p, pinv);
+        a1 = fp::reduce(a1, p, pinv);
+        pending = 0;
+      }
+      pending += cost;
+      const __m256d w = _mm256_set1_pd(f[0]), wq = _mm256_set1_pd(f[1]);
+      if (!split[i]) {
+        a0 = _mm256_add_pd(a0, fp::mul_const(fp::load(y[i] + j), w, wq, p));
+        a1 = _mm256_add_pd(a1, fp::mul_const(fp::load(y[i] + j + 4), w, wq, p));
+        continue;
+      }
+      const __m256d w2 = _mm256_set1_pd(f[2]), w2q = _mm256_set1_pd(f[3]);
+      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i] + j));
+      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i] + j + 4));
+      a0 = _mm256_add_pd(a0, fp::mul_const(as_double(_mm256_and_si256(v0, lo_mask)), w, wq, p));
+      a1 = _mm256_add_pd(a1, fp::mul_const(as_double(_mm256_and_si256(v1, lo_mask)), w, wq, p));
+      a0 = _mm256_add_pd(a0, fp::mul_const(as_double(_mm256_srli_epi64(v0, split_bits)), w2, w2q, p));
+      a1 = _mm256_add_pd(a1, fp::mul_const(as_double(_mm256_srli_epi64(v1, split_bits)), w2, w2q, p));
+    }
+    fp::store(out + j, fp::reduce(a0, p, pinv));
+    fp::store(out + j + 4, fp::reduce(a1, p, pinv));
+  }
+}
+
+}  // namespace
 
 void BaseConverter::convert_target(std::size_t k, const u64* const* y, u64* out, std::size_t n) const {
   const std::size_t nf = from_.size();
   const Modulus& c = to_[k];
+  std::size_t j = 0;
+  if (vecmod_simd(c)) {
+    j = n & ~std::size_t{7};
+    if (j) convert_target_avx2(c, nf, y, &fp_[4 * k * nf], split_, kSplit, out, j);
+  }
   const u64* coef = &qhat_mod_[k * nf];
   // Four coefficients at a time keep their 128-bit running sums in eight registers
   // while streaming the source limbs; one Barrett reduction per output (lazy
   // accumulation). Wider blocks spill on x86-64's 16 general registers.
   constexpr std::size_t kBlock = 4;
-  std::size_t j = 0;
   for (; j + kBlock <= n; j += kBlock) {
     u128 a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     for (std::size_t i = 0; i < nf; ++i) {

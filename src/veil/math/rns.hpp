@@ -52,6 +52,11 @@ class BaseConverter {
   RnsBase from_, to_;
   // qhat_mod_[k * |from| + i] = (B / b_i) mod c_k
   std::vector<u64> qhat_mod_;
+  // The double-precision path: per (k, i), w, w/c_k, w*2^kSplit mod c_k and its quotient,
+  // and which sources are wider than 50 bits (split into kSplit-bit halves).
+  static constexpr int kSplit = 26;
+  std::vector<double> fp_;
+  std::vector<char> split_;
 };
 
 // Centred CRT reconstruction of each coefficient, times `scale_inv`, as a double.

@@ -1,0 +1,207 @@
+#include "veil/math/vecmod.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "veil/math/cpu.hpp"
+#include "veil/math/fpmod_avx2.hpp"
+
+namespace veil::math {
+
+namespace {
+
+// ---- AVX2 + FMA paths (q < 2^50) ----
+
+struct FpConsts {
+  __m256d q, qinv;
+};
+
+VEIL_AVX2 FpConsts fp_consts(const Modulus& m) {
+  const double qd = static_cast<double>(m.value());
+  return {_mm256_set1_pd(qd), _mm256_set1_pd(1.0 / qd)};
+}
+
+// x*y - k*q in [-q, 2q) -> [0, q).
+VEIL_AVX2 inline __m256d normalise(__m256d r, __m256d q) { return fp::csub(fp::cadd(r, q), q); }
+
+VEIL_AVX2 void mul_avx2(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n) {
+  const FpConsts c = fp_consts(m);
+  for (std::size_t j = 0; j < n; j += 4) {
+    fp::store(out + j, normalise(fp::mul(fp::load(a + j), fp::load(b + j), c.q, c.qinv), c.q));
+  }
+}
+
+// y = null: out = x * w; else out = (x - y) * w. x - y + q lies in (0, 2q), below 2^52.
+VEIL_AVX2 void mul_const_avx2(const Modulus& m, const u64* x, const u64* y, u64 w, u64* out, std::size_t n) {
+  const FpConsts c = fp_consts(m);
+  const __m256d wd = _mm256_set1_pd(static_cast<double>(w));
+  const __m256d wq = _mm256_set1_pd(static_cast<double>(w) / static_cast<double>(m.value()));
+  for (std::size_t j = 0; j < n; j += 4) {
+    __m256d v = fp::load(x + j);
+    if (y) v = _mm256_add_pd(_mm256_sub_pd(v, fp::load(y + j)), c.q);
+    fp::store(out + j, normalise(fp::mul_const(v, wd, wq, c.q), c.q));
+  }
+}
+
+VEIL_AVX2 void tensor_avx2(const Modulus& m, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0,
+                           u64* c1, u64* c2, std::size_t n) {
+  const FpConsts c = fp_consts(m);
+  const bool square = a0 == b0 && a1 == b1;
+  for (std::size_t j = 0; j < n; j += 4) {
+    const __m256d x0 = fp::load(a0 + j), x1 = fp::load(a1 + j);
+    const __m256d y0 = square ? x0 : fp::load(b0 + j), y1 = square ? x1 : fp::load(b1 + j);
+    // Four products: in doubles a multiply costs less than Karatsuba's extra reductions.
+    __m256d mid;
+    if (square) {
+      const __m256d r = fp::mul(x0, x1, c.q, c.qinv);
+      mid = _mm256_add_pd(r, r);
+    } else {
+      mid = _mm256_add_pd(fp::mul(x0, y1, c.q, c.qinv), fp::mul(x1, y0, c.q, c.qinv));
+    }
+    fp::store(c0 + j, normalise(fp::mul(x0, y0, c.q, c.qinv), c.q));
+    fp::store(c1 + j, fp::reduce(mid, c.q, c.qinv));
+    fp::store(c2 + j, normalise(fp::mul(x1, y1, c.q, c.qinv), c.q));
+  }
+}
+
+VEIL_AVX2 void dot2_avx2(const Modulus& m, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
+                         const u64* const* k0, const u64* const* k1, u64* o0, u64* o1, std::size_t n) {
+  const FpConsts c = fp_consts(m);
+  const __m256i bits = _mm256_set1_epi64x(0x4330000000000000LL);
+  const __m256d magic = _mm256_set1_pd(4503599627370496.0);
+  for (std::size_t j = 0; j < n; j += 4) {
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    const __m128i idx = perm ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(perm + j)) : _mm_setzero_si128();
+    for (std::size_t t = 0; t < terms; ++t) {
+      __m256d x;
+      if (perm) {
+        const __m256i g = _mm256_i32gather_epi64(reinterpret_cast<const long long*>(v[t]), idx, 8);
+        x = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(g, bits)), magic);
+      } else {
+        x = fp::load(v[t] + j);
+      }
+      s0 = _mm256_add_pd(s0, fp::mul(x, fp::load(k0[t] + j), c.q, c.qinv));
+      s1 = _mm256_add_pd(s1, fp::mul(x, fp::load(k1[t] + j), c.q, c.qinv));
+      // Three terms in [-q, 2q) on top of [0, q) stay within (-2^53, 2^53), where
+      // doubles hold integers exactly.
+      if (t % 3 == 2 && t + 1 < terms) {
+        s0 = fp::reduce(s0, c.q, c.qinv);
+        s1 = fp::reduce(s1, c.q, c.qinv);
+      }
+    }
+    fp::store(o0 + j, fp::reduce(s0, c.q, c.qinv));
+    fp::store(o1 + j, fp::reduce(s1, c.q, c.qinv));
+  }
+}
+
+// ---- portable paths ----
+
+void tensor_scalar(const Modulus& q, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0, u64* c1,
+                   u64* c2, std::size_t n) {
+  if (a0 == b0 && a1 == b1) {
+    for (std::size_t j = 0; j < n; ++j) {
+      c0[j] = q.mul(a0[j], a0[j]);
+      c1[j] = q.mul(q.add(a0[j], a0[j]), a1[j]);
+      c2[j] = q.mul(a1[j], a1[j]);
+    }
+    return;
+  }
+  // Karatsuba: c1 = (a0 + a1)(b0 + b1) - c0 - c2, three products instead of four.
+  for (std::size_t j = 0; j < n; ++j) {
+    const u64 p0 = q.mul(a0[j], b0[j]), p2 = q.mul(a1[j], b1[j]);
+    const u64 mid = q.mul(q.add(a0[j], a1[j]), q.add(b0[j], b1[j]));
+    c0[j] = p0;
+    c1[j] = q.sub(q.sub(mid, p0), p2);
+    c2[j] = p2;
+  }
+}
+
+void dot2_scalar(const Modulus& q, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
+                 const u64* const* k0, const u64* const* k1, u64* o0, u64* o1, std::size_t n) {
+  // 128-bit sums over tiles of coefficients: the sums of a tile stay in L1 while each
+  // inner loop streams three arrays. Up to 64 products below 2^122 fit in 128 bits.
+  constexpr std::size_t kTile = 256;
+  u128 s0[kTile], s1[kTile];
+  for (std::size_t x0 = 0; x0 < n; x0 += kTile) {
+    const std::size_t len = std::min(kTile, n - x0);
+    std::fill(s0, s0 + len, 0);
+    std::fill(s1, s1 + len, 0);
+    for (std::size_t t = 0; t < terms; ++t) {
+      const u64 *a = k0[t] + x0, *b = k1[t] + x0;
+      if (perm) {
+        const std::uint32_t* px = perm + x0;
+        for (std::size_t x = 0; x < len; ++x) {
+          const u64 val = v[t][px[x]];
+          s0[x] += static_cast<u128>(val) * a[x];
+          s1[x] += static_cast<u128>(val) * b[x];
+        }
+      } else {
+        const u64* vx = v[t] + x0;
+        for (std::size_t x = 0; x < len; ++x) {
+          s0[x] += static_cast<u128>(vx[x]) * a[x];
+          s1[x] += static_cast<u128>(vx[x]) * b[x];
+        }
+      }
+    }
+    for (std::size_t x = 0; x < len; ++x) {
+      o0[x0 + x] = q.reduce128(s0[x]);
+      o1[x0 + x] = q.reduce128(s1[x]);
+    }
+  }
+}
+
+// The SIMD kernels take whole vectors of four; the rest goes through the scalar path.
+std::size_t simd_part(const Modulus& q, std::size_t n) { return vecmod_simd(q) ? n & ~std::size_t{3} : 0; }
+
+}  // namespace
+
+bool vecmod_simd(const Modulus& q) { return q.bits() <= 50 && simd_enabled() && cpu_features().avx2_fma; }
+
+void mul_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t n) {
+  const std::size_t s = simd_part(q, n);
+  if (s) mul_avx2(q, a, b, out, s);
+  for (std::size_t j = s; j < n; ++j) out[j] = q.mul(a[j], b[j]);
+}
+
+void mul_const_vec(const Modulus& q, const u64* x, u64 w, u64* out, std::size_t n) {
+  const std::size_t s = simd_part(q, n);
+  if (s) mul_const_avx2(q, x, nullptr, w, out, s);
+  const u64 ws = q.shoup(w);
+  for (std::size_t j = s; j < n; ++j) out[j] = q.mul_shoup(x[j], w, ws);
+}
+
+void sub_mul_const_vec(const Modulus& q, const u64* x, const u64* y, u64 w, u64* out, std::size_t n) {
+  const std::size_t s = simd_part(q, n);
+  if (s) mul_const_avx2(q, x, y, w, out, s);
+  const u64 ws = q.shoup(w);
+  for (std::size_t j = s; j < n; ++j) out[j] = q.mul_shoup(q.sub(x[j], y[j]), w, ws);
+}
+
+void tensor_vec(const Modulus& q, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0, u64* c1,
+                u64* c2, std::size_t n) {
+  const std::size_t s = simd_part(q, n);
+  if (s) tensor_avx2(q, a0, a1, b0, b1, c0, c1, c2, s);
+  if (s < n) tensor_scalar(q, a0 + s, a1 + s, b0 + s, b1 + s, c0 + s, c1 + s, c2 + s, n - s);
+}
+
+void dot2_vec(const Modulus& q, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
+              const u64* const* k0, const u64* const* k1, u64* o0, u64* o1, std::size_t n) {
+  const std::size_t s = simd_part(q, n);
+  if (s) dot2_avx2(q, terms, v, perm, k0, k1, o0, o1, s);
+  if (s == n) return;
+  // The tail: sources stay whole (the permutation indexes them), outputs and keys shift.
+  std::vector<const u64*> pa(terms), pb(terms);
+  for (std::size_t t = 0; t < terms; ++t) {
+    pa[t] = k0[t] + s;
+    pb[t] = k1[t] + s;
+  }
+  if (perm) {
+    dot2_scalar(q, terms, v, perm + s, pa.data(), pb.data(), o0 + s, o1 + s, n - s);
+    return;
+  }
+  std::vector<const u64*> pv(terms);
+  for (std::size_t t = 0; t < terms; ++t) pv[t] = v[t] + s;
+  dot2_scalar(q, terms, pv.data(), nullptr, pa.data(), pb.data(), o0 + s, o1 + s, n - s);
+}
+
+}  // namespace veil::math

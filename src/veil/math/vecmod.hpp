@@ -1,0 +1,37 @@
+// Element-wise modular kernels on residue vectors (inputs and outputs in [0, q)).
+//
+// For primes below 2^50 on a CPU with AVX2 + FMA they compute on four residues at a time
+// in doubles (fpmod_avx2.hpp); otherwise with 128-bit integer products. Both paths give
+// identical, fully reduced results, so callers never care which one ran.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "veil/math/modarith.hpp"
+
+namespace veil::math {
+
+// Whether the double-precision SIMD path serves this modulus (CPU, VEIL_SIMD, q < 2^50).
+bool vecmod_simd(const Modulus& q);
+
+// out = a * b.
+void mul_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t n);
+
+// out = x * w for a constant w < q.
+void mul_const_vec(const Modulus& q, const u64* x, u64 w, u64* out, std::size_t n);
+// out = (x - y) * w for a constant w < q.
+void sub_mul_const_vec(const Modulus& q, const u64* x, const u64* y, u64 w, u64* out, std::size_t n);
+
+// The tensor product of two ciphertext limbs: (a0 + a1 s)(b0 + b1 s) = c0 + c1 s + c2 s^2.
+// With a == b (the same pointers) it squares.
+void tensor_vec(const Modulus& q, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0, u64* c1,
+                u64* c2, std::size_t n);
+
+// The inner product of key switching, over `terms` digits:
+//   o0[x] = sum_j v[j][p(x)] * k0[j][x],  o1[x] = sum_j v[j][p(x)] * k1[j][x],
+// with p(x) = perm[x] (an automorphism as a permutation of NTT slots), or x if perm is null.
+void dot2_vec(const Modulus& q, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
+              const u64* const* k0, const u64* const* k1, u64* o0, u64* o1, std::size_t n);
+
+}  // namespace veil::math
