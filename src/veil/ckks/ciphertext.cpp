@@ -1,10 +1,58 @@
 #include "veil/ckks/ciphertext.hpp"
 
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 #include "veil/common/error.hpp"
 
 namespace veil::ckks {
+
+namespace {
+
+constexpr std::size_t kPooledMin = std::size_t{1} << 20;
+
+struct PolyCache {
+  std::mutex m;
+  std::unordered_multimap<std::size_t, void*> blocks;
+  std::size_t bytes = 0;
+};
+
+// Never destroyed: polynomials in other static objects may be freed after it would be.
+PolyCache& poly_cache() {
+  static auto* c = new PolyCache;
+  return *c;
+}
+
+}  // namespace
+
+void* poly_alloc(std::size_t bytes) {
+  if (bytes >= kPooledMin) {
+    PolyCache& c = poly_cache();
+    std::lock_guard<std::mutex> lock(c.m);
+    auto it = c.blocks.find(bytes);
+    if (it != c.blocks.end()) {
+      void* p = it->second;
+      c.blocks.erase(it);
+      c.bytes -= bytes;
+      return p;
+    }
+  }
+  return ::operator new(bytes);
+}
+
+void poly_free(void* p, std::size_t bytes) noexcept {
+  if (bytes >= kPooledMin) {
+    PolyCache& c = poly_cache();
+    std::lock_guard<std::mutex> lock(c.m);
+    if (c.bytes + bytes <= kPolyCacheBytes) {
+      c.blocks.emplace(bytes, p);
+      c.bytes += bytes;
+      return;
+    }
+  }
+  ::operator delete(p);
+}
 
 void Plaintext::drop_to_level(int level) {
   VEIL_REQUIRE(level >= 0 && level <= level_, "cannot move a plaintext from level " << level_ << " to " << level);

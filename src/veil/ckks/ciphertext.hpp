@@ -15,6 +15,15 @@ namespace veil::ckks {
 
 using math::u64;
 
+// Storage for polynomials of at least 1 MiB goes through a cache of freed blocks, reused
+// by exact size (HE objects come in a few sizes, one per level), in the spirit of SEAL's
+// memory pool. The C library maps blocks this large afresh on every allocation, so
+// without it each operation at N = 2^16 page-faults and zero-fills hundreds of MB.
+// At most kPolyCacheBytes stay cached; the rest goes back to the system.
+void* poly_alloc(std::size_t bytes);
+void poly_free(void* p, std::size_t bytes) noexcept;
+inline constexpr std::size_t kPolyCacheBytes = std::size_t{1} << 30;
+
 // Allocator that leaves new elements uninitialised: every producer of a polynomial
 // writes all of it, so zero-filling megabytes per operation would be wasted bandwidth.
 template <class T>
@@ -34,6 +43,8 @@ struct UninitAllocator : std::allocator<T> {
   void construct(U* p, Args&&... args) {
     ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
   }
+  T* allocate(std::size_t n) { return static_cast<T*>(poly_alloc(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) noexcept { poly_free(p, n * sizeof(T)); }
 };
 using PolyData = std::vector<u64, UninitAllocator<u64>>;
 
