@@ -1,14 +1,15 @@
 // Hybrid key switching (Han-Ki, CT-RSA 2020; the "GHS + RNS digits" form used by
-// Lattigo and OpenFHE), organised per output limb so that the working set of one thread
-// is a few polynomials of N words whatever the number of digits:
+// Lattigo and OpenFHE):
 //
 //   1. d -> coefficient form, y_i = [d_i * (Q_j/q_i)^-1]_{q_i} inside its digit j.
-//   2. For every limb t of Q_l*P: for every digit j, the raised digit at t is d_t itself
-//      when q_t belongs to digit j, else NTT(sum_i y_i * (Q_j/q_i) mod t) (fast base
-//      conversion). Each job (key + automorphism) accumulates digit*key in 128 bits and
-//      reduces once.
+//   2a. Raise each digit j to every limb t of Q_l*P outside it by fast base conversion,
+//      sum_i y_i * (Q_j/q_i) mod t, in tiles of coefficients: a tile of the digit's
+//      sources stays in cache while all targets read it.
+//   2b. Per limb t: NTT the raised digits (d_t itself inside digit j) and take each job's
+//      inner product sum_j digit_j * key_j, reduced once per coefficient.
 //   3. ModDown: subtract the base conversion of the P part and multiply by P^-1.
 //
+// The arithmetic runs in doubles where the primes allow (math/vecmod.hpp).
 // Hoisting (Halevi-Shoup 2018; Bossuat et al. 2021) falls out: several rotations are
 // several jobs over one decomposition; an automorphism commutes with the raising, so it
 // is applied to the raised digits as a permutation of NTT slots.
@@ -44,13 +45,23 @@ void Evaluator::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs
     ctx_->modup_converter(level, j).scale_input(i - ctx_->digit_begin(j), yi, yi, n);
   });
 
-  // Source limbs of each digit for the base conversions, built once.
-  std::vector<std::vector<const u64*>> digit_y(digits);
+  // Step 2a: the raised digits, raised[j] holding limb t of Q_l*P at (j * total + t) * n
+  // (limbs inside digit j are d itself and stay unwritten). All targets of a digit come
+  // from one tiled pass over its sources.
+  PolyData raised(static_cast<std::size_t>(digits) * total * n);
   for (int j = 0; j < digits; ++j) {
-    for (std::size_t i = ctx_->digit_begin(j); i < ctx_->digit_end(j, level); ++i) digit_y[j].push_back(y.data() + i * n);
+    const std::size_t b = ctx_->digit_begin(j), e = ctx_->digit_end(j, level);
+    std::vector<const u64*> src;
+    for (std::size_t i = b; i < e; ++i) src.push_back(y.data() + i * n);
+    const auto& conv = ctx_->modup_converter(level, j);
+    std::vector<u64*> dst(conv.to().size());
+    for (std::size_t t = 0; t < total; ++t) {
+      if (t < b || t >= e) dst[t < b ? t : t - (e - b)] = raised.data() + (j * total + t) * n;
+    }
+    conv.convert_targets(src.data(), dst.data(), n);
   }
 
-  // Step 2: per output limb of Q_l*P.
+  // Step 2b: per output limb, NTT the raised digits and take the inner products.
   std::vector<PolyData> qp0(jobs.size()), qp1(jobs.size());
   for (std::size_t r = 0; r < jobs.size(); ++r) {
     qp0[r].resize(total * n);
@@ -59,9 +70,6 @@ void Evaluator::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs
   parallel_for(total, [&](std::size_t t) {
     const std::size_t prime = t < l1 ? t : ctx_->p_index() + (t - l1);
     const auto& q = ctx_->modulus(prime);
-    // The raised digits at this limb, materialised once and reused by every job.
-    thread_local std::vector<u64> raised;
-    raised.resize(static_cast<std::size_t>(digits) * n);
     std::vector<const u64*> v(digits);
     for (int j = 0; j < digits; ++j) {
       const std::size_t b = ctx_->digit_begin(j), e = ctx_->digit_end(j, level);
@@ -69,8 +77,7 @@ void Evaluator::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs
         v[j] = d + t * n;
         continue;
       }
-      u64* out = raised.data() + static_cast<std::size_t>(j) * n;
-      ctx_->modup_converter(level, j).convert_target(t < b ? t : t - (e - b), digit_y[j].data(), out, n);
+      u64* out = raised.data() + (j * total + t) * n;
       ctx_->ntt(prime).forward(out);
       v[j] = out;
     }
@@ -107,13 +114,14 @@ void Evaluator::mod_down(PolyData& qp, int level) const {
     conv.scale_input(k, qp.data() + (l1 + k) * n, ys.data() + k * n, n);
     yp[k] = ys.data() + k * n;
   });
+  PolyData t(l1 * n);
+  std::vector<u64*> tp(l1);
+  for (std::size_t i = 0; i < l1; ++i) tp[i] = t.data() + i * n;
+  conv.convert_targets(yp.data(), tp.data(), n);
   parallel_for(l1, [&](std::size_t i) {
-    thread_local PolyData t;
-    t.resize(n);
-    conv.convert_target(i, yp.data(), t.data(), n);
-    ctx_->ntt(i).forward(t.data());
+    ctx_->ntt(i).forward(tp[i]);
     u64* x = qp.data() + i * n;
-    math::sub_mul_const_vec(ctx_->modulus(i), x, t.data(), ctx_->p_inv_mod_q(i), x, n);
+    math::sub_mul_const_vec(ctx_->modulus(i), x, tp[i], ctx_->p_inv_mod_q(i), x, n);
   });
   qp.resize(l1 * n);
 }

@@ -2,6 +2,7 @@
 
 #include <gmp.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "veil/common/error.hpp"
@@ -78,11 +79,26 @@ void BaseConverter::convert(const u64* in, u64* out, std::size_t n, u64* scratch
 }
 
 void BaseConverter::convert(const u64* const* in, u64* const* out, std::size_t n, u64* scratch) const {
-  const std::size_t nf = from_.size(), nt = to_.size();
+  const std::size_t nf = from_.size();
   std::vector<const u64*> y(nf);
   for (std::size_t i = 0; i < nf; ++i) y[i] = scratch + i * n;
   parallel_for(nf, [&](std::size_t i) { scale_input(i, in[i], scratch + i * n, n); });
-  parallel_for(nt, [&](std::size_t k) { convert_target(k, y.data(), out[k], n); });
+  convert_targets(y.data(), out, n);
+}
+
+void BaseConverter::convert_targets(const u64* const* y, u64* const* out, std::size_t n) const {
+  const std::size_t nf = from_.size(), nt = to_.size();
+  // About 256 KiB of sources per tile (half of a typical L2), a multiple of 8 coefficients.
+  const std::size_t tile = std::clamp<std::size_t>((std::size_t{32768} / nf) & ~std::size_t{7}, 256, 4096);
+  const std::size_t tiles = (n + tile - 1) / tile;
+  parallel_for(tiles, [&](std::size_t b) {
+    const std::size_t x0 = b * tile, len = std::min(tile, n - x0);
+    std::vector<const u64*> yt(nf);
+    for (std::size_t i = 0; i < nf; ++i) yt[i] = y[i] + x0;
+    for (std::size_t k = 0; k < nt; ++k) {
+      if (out[k]) convert_target(k, yt.data(), out[k] + x0, len);
+    }
+  });
 }
 
 void BaseConverter::scale_input(std::size_t i, const u64* x, u64* y, std::size_t n) const {

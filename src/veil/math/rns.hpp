@@ -47,6 +47,10 @@ class BaseConverter {
   // per target limb: y = [x_i * (B/b_i)^-1]_{b_i}, then target k from all the y_i.
   void scale_input(std::size_t i, const u64* x, u64* y, std::size_t n) const;
   void convert_target(std::size_t k, const u64* const* y, u64* out, std::size_t n) const;
+  // Every target k with out[k] non-null, in tiles of coefficients so that a tile of all
+  // the sources stays in cache while each target reads it (one pass over the sources from
+  // memory instead of one per target). Parallel over tiles.
+  void convert_targets(const u64* const* y, u64* const* out, std::size_t n) const;
 
  private:
   RnsBase from_, to_;
