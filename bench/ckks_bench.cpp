@@ -98,7 +98,14 @@ Env& env(int log_n, Chain chain, bool galois = false) {
     e.ct2 = e.encryptor->encrypt(e.pt);
   }
   Env& e = *cache[{log_n, static_cast<int>(chain)}];
-  if (galois && e.gk.keys.size() < 8) e.gk = e.keygen->create_galois_keys({1, 2, 3, 4, 5, 6, 7, 8});
+  // The comparison chains rotate by one step only: at 2^16 with dnum = L one Galois key
+  // takes 1.8 GB in memory, eight would not fit the machine.
+  const std::size_t want = chain == Chain::kDefault ? 8 : 1;
+  if (galois && e.gk.keys.size() < want) {
+    std::vector<int> steps(want);
+    for (std::size_t i = 0; i < want; ++i) steps[i] = static_cast<int>(i) + 1;
+    e.gk = e.keygen->create_galois_keys(steps);
+  }
   return e;
 }
 

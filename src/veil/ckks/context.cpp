@@ -52,7 +52,6 @@ CkksContext::CkksContext(CkksParameters params) : params_(std::move(params)) {
   }
 
   p_inv_mod_q_.resize(nq);
-  p_inv_mod_q_shoup_.resize(nq);
   p_mod_q_.resize(nq);
   for (std::size_t i = 0; i < nq; ++i) {
     const auto& qi = moduli_[i];
@@ -60,17 +59,13 @@ CkksContext::CkksContext(CkksParameters params) : params_(std::move(params)) {
     for (std::size_t k = 0; k < np; ++k) prod = qi.mul(prod, qi.reduce(params_.p[k]));
     p_mod_q_[i] = prod;
     p_inv_mod_q_[i] = qi.inv(prod);
-    p_inv_mod_q_shoup_[i] = qi.shoup(p_inv_mod_q_[i]);
   }
 
   q_last_inv_.resize(nq);
-  q_last_inv_shoup_.resize(nq);
   for (std::size_t l = 1; l < nq; ++l) {
     for (std::size_t i = 0; i < l; ++i) {
       const auto& qi = moduli_[i];
-      u64 inv = qi.inv(qi.reduce(params_.q[l]));
-      q_last_inv_[l].push_back(inv);
-      q_last_inv_shoup_[l].push_back(qi.shoup(inv));
+      q_last_inv_[l].push_back(qi.inv(qi.reduce(params_.q[l])));
     }
   }
 }

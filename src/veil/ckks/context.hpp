@@ -58,12 +58,10 @@ class CkksContext {
   // P -> Q_level.
   const math::BaseConverter& moddown_converter(int level) const { return *moddown_[level]; }
   u64 p_inv_mod_q(std::size_t i) const { return p_inv_mod_q_[i]; }
-  u64 p_inv_mod_q_shoup(std::size_t i) const { return p_inv_mod_q_shoup_[i]; }
   u64 p_mod_q(std::size_t i) const { return p_mod_q_[i]; }
 
   // --- rescaling: q_level^-1 mod q_i for i < level ---
   u64 q_last_inv(int level, std::size_t i) const { return q_last_inv_[level][i]; }
-  u64 q_last_inv_shoup(int level, std::size_t i) const { return q_last_inv_shoup_[level][i]; }
 
   // --- automorphisms X -> X^g ---
   // Galois element of a rotation by `step` slots (positive: slot j+step moves to slot j).
@@ -82,8 +80,8 @@ class CkksContext {
   int alpha_;
   std::vector<std::vector<std::unique_ptr<math::BaseConverter>>> modup_;
   std::vector<std::unique_ptr<math::BaseConverter>> moddown_;
-  std::vector<u64> p_inv_mod_q_, p_inv_mod_q_shoup_, p_mod_q_;
-  std::vector<std::vector<u64>> q_last_inv_, q_last_inv_shoup_;
+  std::vector<u64> p_inv_mod_q_, p_mod_q_;
+  std::vector<std::vector<u64>> q_last_inv_;
   mutable std::mutex perm_mutex_;
   mutable std::map<std::uint32_t, std::vector<std::uint32_t>> perms_;
 };

@@ -215,21 +215,26 @@ void Evaluator::rescale_inplace(Ciphertext& a) const {
   const auto& ql = ctx_->modulus(l);
   const u64 half = ql.value() >> 1;
   Ciphertext out(n, a.size(), l - 1, a.scale() / static_cast<double>(ql.value()), a.slots());
+  PolyData last(n);
   for (std::size_t c = 0; c < a.size(); ++c) {
     // Last limb to coefficient form, shifted by q_l/2 so that the division rounds.
-    std::vector<u64> last(a.limb(c, l), a.limb(c, l) + n);
+    std::copy(a.limb(c, l), a.limb(c, l) + n, last.data());
     ctx_->ntt(l).inverse(last.data());
-    for (auto& v : last) v = ql.add(v, half);
+    for (std::size_t j = 0; j < n; ++j) last[j] = ql.add(last[j], half);
     parallel_for(static_cast<std::size_t>(l), [&](std::size_t i) {
       const auto& qi = ctx_->modulus(i);
-      std::vector<u64> t(n);
+      thread_local PolyData t;
+      t.resize(n);
       const u64 half_i = qi.reduce(half);
-      for (std::size_t j = 0; j < n; ++j) t[j] = qi.sub(qi.reduce(last[j]), half_i);
+      const u64 qv = qi.value();
+      if (ql.value() <= 2 * qv) {
+        // Residues below q_l <= 2 q_i need one conditional subtraction, not Barrett.
+        for (std::size_t j = 0; j < n; ++j) t[j] = qi.sub(last[j] - (qv & -static_cast<u64>(last[j] >= qv)), half_i);
+      } else {
+        for (std::size_t j = 0; j < n; ++j) t[j] = qi.sub(qi.reduce(last[j]), half_i);
+      }
       ctx_->ntt(i).forward(t.data());
-      const u64 w = ctx_->q_last_inv(l, i), ws = ctx_->q_last_inv_shoup(l, i);
-      const u64* x = a.limb(c, i);
-      u64* o = out.limb(c, i);
-      for (std::size_t j = 0; j < n; ++j) o[j] = qi.mul_shoup(qi.sub(x[j], t[j]), w, ws);
+      math::sub_mul_const_vec(qi, a.limb(c, i), t.data(), ctx_->q_last_inv(l, i), out.limb(c, i), n);
     });
   }
   a = std::move(out);

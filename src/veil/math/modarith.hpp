@@ -37,12 +37,14 @@ class Modulus {
   }
   u64 reduce(u64 x) const { return reduce128(x); }
   u64 mul(u64 a, u64 b) const { return reduce128(static_cast<u128>(a) * b); }
+  // Branch-free (masks, not conditional jumps): on residues the conditions are coin
+  // flips, and mispredicted branches cost more than the arithmetic.
   u64 add(u64 a, u64 b) const {
-    u64 s = a + b;
-    return s >= q_ ? s - q_ : s;
+    const u64 s = a + b;
+    return s - (q_ & -static_cast<u64>(s >= q_));
   }
-  u64 sub(u64 a, u64 b) const { return a >= b ? a - b : a + q_ - b; }
-  u64 neg(u64 a) const { return a == 0 ? 0 : q_ - a; }
+  u64 sub(u64 a, u64 b) const { return a - b + (q_ & -static_cast<u64>(a < b)); }
+  u64 neg(u64 a) const { return (q_ - a) & -static_cast<u64>(a != 0); }
   u64 pow(u64 base, u64 e) const;
   u64 inv(u64 a) const;  // throws if not invertible
 
