@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include "test_util.hpp"
 
 namespace veil::ckks {
@@ -19,6 +21,31 @@ TEST(Encrypt, PublicAndSecretKeyEncryptionDecrypt) {
   auto ct = sym.encrypt(f.encoder->encode(v, f.scale(), 2));
   EXPECT_TRUE(ct.seed().has_value());
   EXPECT_GT(precision_bits(f.decrypt(ct), v), 22) << "secret key";
+}
+
+TEST(Encrypt, FusedEncodeAndEncryptDecrypts) {
+  test::Fixture f(test::toy_params(11, 3));
+  std::vector<double> v(1024);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.37 * static_cast<double>(i)) * 3.0;
+  std::vector<Complex> vc(v.begin(), v.end());
+  Encryptor sym(f.ctx, f.keygen->secret_key());
+  for (const Encryptor* e : {f.encryptor.get(), &sym}) {
+    for (int level : {0, 3}) {
+      auto ct = e->encrypt(*f.encoder, v, f.scale(), level);
+      EXPECT_EQ(ct.level(), level);
+      EXPECT_EQ(ct.slots(), 1024u);
+      EXPECT_EQ(ct.seed().has_value(), e == &sym);
+      EXPECT_GT(precision_bits(f.decrypt(ct), vc), 22) << "level " << level << (e == &sym ? ", secret key" : "");
+    }
+  }
+  // Coefficients beyond 2^62 (scale 2^70 at the top level) take the per-limb path.
+  auto big = sym.encrypt(*f.encoder, v, std::ldexp(1.0, 70), 3);
+  EXPECT_GT(precision_bits(f.decrypt(big), vc), 22);
+  // Sparse slots: 16 values in 16 slots.
+  std::vector<double> few(v.begin(), v.begin() + 16);
+  auto sparse = sym.encrypt(*f.encoder, few, f.scale(), 2, 16);
+  EXPECT_EQ(sparse.slots(), 16u);
+  EXPECT_GT(precision_bits(f.decrypt(sparse), std::vector<Complex>(few.begin(), few.end())), 22);
 }
 
 TEST(Encrypt, CiphertextsAreFreshAndHideTheMessage) {

@@ -2,6 +2,9 @@
 
 #include <cstring>
 #include <mutex>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <unordered_map>
 
 #include "veil/common/error.hpp"
@@ -23,6 +26,20 @@ PolyCache& poly_cache() {
   static auto* c = new PolyCache;
   return *c;
 }
+
+// Below the cache's 1 MiB, glibc serves blocks above a moving threshold (from 128 KiB)
+// with fresh mmaps and gives freed heap tops above twice that back to the system: with
+// thousands of 0.1-1 MB ciphertexts made and dropped per layer (throughput mode), both
+// mean page faults and kernel zero-filling on every batch. Fixed thresholds keep such
+// blocks in the heap for reuse (measured: system time of a 10,000-image MNIST run
+// 2.4 s -> 1.6 s).
+[[maybe_unused]] const bool g_malloc_tuned = [] {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 2047 << 20);
+#endif
+  return true;
+}();
 
 }  // namespace
 

@@ -99,19 +99,35 @@ void CkksEncoder::coeffs_to_plaintext(std::span<const double> coeffs, Plaintext&
   const std::size_t n = ctx_->n();
   VEIL_REQUIRE(coeffs.size() == n, "need " << n << " coefficients");
   std::vector<double> rounded(n);
+  bool small = true;
   for (std::size_t j = 0; j < n; ++j) {
     rounded[j] = std::nearbyint(coeffs[j]);
     VEIL_REQUIRE(std::isfinite(rounded[j]), "value to encode is not finite (NaN or overflow at this scale)");
+    small = small && std::fabs(rounded[j]) < 0x1p62;
   }
+  // The common case converts to integers once, not once per limb.
+  std::vector<std::int64_t> ints(small ? n : 0);
+  for (std::size_t j = 0; j < ints.size(); ++j) ints[j] = static_cast<std::int64_t>(rounded[j]);
   parallel_for(pt.num_limbs(), [&](std::size_t i) {
     const auto& q = ctx_->modulus(i);
     u64* o = pt.limb(i);
-    for (std::size_t j = 0; j < n; ++j) o[j] = rounded[j] == 0.0 ? 0 : q.from_double(rounded[j]);
+    if (small) {
+      for (std::size_t j = 0; j < n; ++j) o[j] = q.from_signed(ints[j]);
+    } else {
+      for (std::size_t j = 0; j < n; ++j) o[j] = rounded[j] == 0.0 ? 0 : q.from_double(rounded[j]);
+    }
     ctx_->ntt(i).forward(o);
   });
 }
 
-Plaintext CkksEncoder::encode(std::span<const Complex> values, double scale, int level, std::size_t slots) const {
+std::vector<double> CkksEncoder::scaled_coefficients(std::span<const double> values, double scale, int level,
+                                                     std::size_t& slots) const {
+  std::vector<Complex> c(values.begin(), values.end());
+  return scaled_coefficients(c, scale, level, slots);
+}
+
+std::vector<double> CkksEncoder::scaled_coefficients(std::span<const Complex> values, double scale, int level,
+                                                     std::size_t& slots) const {
   slots = resolve_slots(slots, values.size());
   VEIL_REQUIRE(level >= 0 && level <= ctx_->max_level(), "level " << level << " outside 0.." << ctx_->max_level());
   VEIL_REQUIRE(scale >= 1.0 && std::isfinite(scale), "scale must be >= 1, got " << scale);
@@ -130,7 +146,12 @@ Plaintext CkksEncoder::encode(std::span<const Complex> values, double scale, int
     coeffs[k * gap] = w[k].real() * scale;
     coeffs[n / 2 + k * gap] = w[k].imag() * scale;
   }
-  Plaintext pt(n, level, scale, slots);
+  return coeffs;
+}
+
+Plaintext CkksEncoder::encode(std::span<const Complex> values, double scale, int level, std::size_t slots) const {
+  const auto coeffs = scaled_coefficients(values, scale, level, slots);
+  Plaintext pt(ctx_->n(), level, scale, slots);
   coeffs_to_plaintext(coeffs, pt);
   return pt;
 }

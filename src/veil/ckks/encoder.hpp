@@ -35,6 +35,13 @@ class CkksEncoder {
   void special_fft(std::vector<Complex>& v) const;
   void special_ifft(std::vector<Complex>& v) const;
 
+  // The polynomial encode() rounds and reduces: the inverse embedding of the values, times
+  // scale, as N coefficients (checked like encode; slots resolved the same way).
+  std::vector<double> scaled_coefficients(std::span<const Complex> values, double scale, int level,
+                                          std::size_t& slots) const;
+  std::vector<double> scaled_coefficients(std::span<const double> values, double scale, int level,
+                                          std::size_t& slots) const;
+
   // Writes round(coeffs[j]) (any magnitude) modulo each data prime up to `level` into pt,
   // then NTT. Used by encode and by tests.
   void coeffs_to_plaintext(std::span<const double> coeffs, Plaintext& pt) const;

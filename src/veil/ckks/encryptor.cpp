@@ -1,8 +1,11 @@
 #include "veil/ckks/encryptor.hpp"
 
+#include <cmath>
+
 #include "veil/ckks/sampling.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/math/vecmod.hpp"
 
 namespace veil::ckks {
 
@@ -19,45 +22,71 @@ Encryptor::Encryptor(ContextPtr ctx, const SecretKey& sk) : ctx_(std::move(ctx))
 }
 
 Ciphertext Encryptor::encrypt_zero(int level, double scale, std::size_t slots) const {
+  return encrypt_small({}, level, scale, slots);
+}
+
+Ciphertext Encryptor::encrypt_small(std::span<const std::int64_t> m, int level, double scale,
+                                    std::size_t slots) const {
   VEIL_REQUIRE(level >= 0 && level <= ctx_->max_level(), "level " << level << " outside 0.." << ctx_->max_level());
   const std::size_t n = ctx_->n();
+  VEIL_REQUIRE(m.empty() || m.size() == n, "message has " << m.size() << " coefficients, need " << n);
   auto idx = q_indices(level);
   Ciphertext ct(n, 2, level, scale, slots);
   Prng rng(random_seed());
+  // m + e0 in coefficient form: |e0| is a few sigma, so the sum stays far inside int64.
+  auto with_message = [&](std::vector<std::int64_t> e) {
+    for (std::size_t j = 0; j < m.size(); ++j) e[j] += m[j];
+    return e;
+  };
   if (pk_) {
     auto u = sample_ternary(rng, n);
-    auto e0 = sample_gaussian(rng, n), e1 = sample_gaussian(rng, n);
-    std::vector<u64> un(idx.size() * n);
+    auto e0 = with_message(sample_gaussian(rng, n));
+    auto e1 = sample_gaussian(rng, n);
+    PolyData un(idx.size() * n);
     small_to_ntt(*ctx_, u, idx, un.data());
     small_to_ntt(*ctx_, e0, idx, ct.poly(0));
     small_to_ntt(*ctx_, e1, idx, ct.poly(1));
     parallel_for(idx.size(), [&](std::size_t i) {
       const auto& q = ctx_->modulus(i);
-      const u64* b = pk_->b.data() + i * n;
-      const u64* a = pk_->a.data() + i * n;
-      const u64* uu = un.data() + i * n;
+      thread_local PolyData t;
+      t.resize(n);
       u64* c0 = ct.limb(0, i);
       u64* c1 = ct.limb(1, i);
-      for (std::size_t j = 0; j < n; ++j) {
-        c0[j] = q.add(c0[j], q.mul(uu[j], b[j]));
-        c1[j] = q.add(c1[j], q.mul(uu[j], a[j]));
-      }
+      math::mul_vec(q, un.data() + i * n, pk_->b.data() + i * n, t.data(), n);
+      for (std::size_t j = 0; j < n; ++j) c0[j] = q.add(c0[j], t[j]);
+      math::mul_vec(q, un.data() + i * n, pk_->a.data() + i * n, t.data(), n);
+      for (std::size_t j = 0; j < n; ++j) c1[j] = q.add(c1[j], t[j]);
     });
   } else {
     const Seed seed = random_seed();
     expand_uniform(*ctx_, seed, 0, idx, ct.poly(1));
-    auto e = sample_gaussian(rng, n);
-    small_to_ntt(*ctx_, e, idx, ct.poly(0));
+    small_to_ntt(*ctx_, with_message(sample_gaussian(rng, n)), idx, ct.poly(0));
     parallel_for(idx.size(), [&](std::size_t i) {
       const auto& q = ctx_->modulus(i);
-      const u64* s = sk_->data().data() + i * n;
-      const u64* a = ct.limb(1, i);
+      thread_local PolyData t;
+      t.resize(n);
+      math::mul_vec(q, ct.limb(1, i), sk_->data().data() + i * n, t.data(), n);
       u64* c0 = ct.limb(0, i);
-      for (std::size_t j = 0; j < n; ++j) c0[j] = q.sub(c0[j], q.mul(a[j], s[j]));
+      for (std::size_t j = 0; j < n; ++j) c0[j] = q.sub(c0[j], t[j]);
     });
     ct.set_seed(seed);
   }
   return ct;
+}
+
+Ciphertext Encryptor::encrypt(const CkksEncoder& encoder, std::span<const double> values, double scale, int level,
+                              std::size_t slots) const {
+  VEIL_REQUIRE(encoder.context()->param_id() == ctx_->param_id(), "encoder was made for other parameters");
+  const auto coeffs = encoder.scaled_coefficients(values, scale, level, slots);
+  std::vector<std::int64_t> m(coeffs.size());
+  for (std::size_t j = 0; j < coeffs.size(); ++j) {
+    const double r = std::nearbyint(coeffs[j]);
+    VEIL_REQUIRE(std::isfinite(r), "value to encode is not finite (NaN or overflow at this scale)");
+    // Beyond int64 (huge scales): the general path reduces each coefficient per limb.
+    if (!(std::fabs(r) < 0x1p62)) return encrypt(encoder.encode(values, scale, level, slots));
+    m[j] = static_cast<std::int64_t>(r);
+  }
+  return encrypt_small(m, level, scale, slots);
 }
 
 Ciphertext Encryptor::encrypt(const Plaintext& pt) const {

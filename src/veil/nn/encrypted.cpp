@@ -75,7 +75,7 @@ std::vector<Ciphertext> encrypt_inputs(const Plan& plan, const ckks::CkksEncoder
     for (double x : v) VEIL_REQUIRE(std::isfinite(x), "input contains a non-finite value");
   std::vector<Ciphertext> cts(slots.size());
   parallel_for(slots.size(), [&](std::size_t i) {
-    cts[i] = encryptor.encrypt(encoder.encode(std::span<const double>(slots[i]), p.scale, top, plan.slots));
+    cts[i] = encryptor.encrypt(encoder, slots[i], p.scale, top, plan.slots);
   });
   return cts;
 }
