@@ -122,7 +122,8 @@ Plaintext Decryptor::decrypt(const Ciphertext& ct) const {
     std::copy(ct.limb(top, i), ct.limb(top, i) + n, m);
     for (std::size_t c = top; c-- > 0;) {
       const u64* cc = ct.limb(c, i);
-      for (std::size_t j = 0; j < n; ++j) m[j] = q.add(q.mul(m[j], s[j]), cc[j]);
+      math::mul_vec(q, m, s, m, n);
+      for (std::size_t j = 0; j < n; ++j) m[j] = q.add(m[j], cc[j]);
     }
   });
   return pt;
