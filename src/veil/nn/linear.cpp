@@ -24,6 +24,28 @@ struct RowBuilder {
   void end_row() { m.row_ptr.push_back(static_cast<std::int64_t>(m.val.size())); }
 };
 
+// Calls f(ky, kx, iy, ix) for every tap of window w at output (y, x) that falls inside
+// the input (taps over the padding contribute nothing), ky then kx ascending.
+template <class F>
+void for_each_tap(const Window& w, const Shape& in, int y, int x, F&& f) {
+  for (int ky = 0; ky < w.kernel_h; ++ky) {
+    const int iy = y * w.stride_h - w.pad_top + ky * w.dilation_h;
+    if (iy < 0 || iy >= in.h) continue;
+    for (int kx = 0; kx < w.kernel_w; ++kx) {
+      const int ix = x * w.stride_w - w.pad_left + kx * w.dilation_w;
+      if (ix >= 0 && ix < in.w) f(ky, kx, iy, ix);
+    }
+  }
+}
+
+// The rows of a windowed stage, and the strides the packing needs.
+void finish_windowed(LinearStage& s, RowBuilder& b, const Window& w) {
+  s.weights = std::move(b.m);
+  s.spatial = true;
+  s.stride_y = w.stride_h;
+  s.stride_x = w.stride_w;
+}
+
 LinearStage base_stage(const Node& node) {
   LinearStage s;
   s.name = node.name;
@@ -47,25 +69,16 @@ LinearStage conv_stage(const Node& node) {
       for (int x = 0; x < out.w; ++x) {
         // Channel-major input order makes (ic, ky, kx) ascending in column index.
         for (int ic = 0; ic < in_per_group; ++ic)
-          for (int ky = 0; ky < w.kernel_h; ++ky) {
-            const int iy = y * w.stride_h - w.pad_top + ky * w.dilation_h;
-            if (iy < 0 || iy >= in.h) continue;
-            for (int kx = 0; kx < w.kernel_w; ++kx) {
-              const int ix = x * w.stride_w - w.pad_left + kx * w.dilation_w;
-              if (ix < 0 || ix >= in.w) continue;
-              const std::size_t k =
-                  ((static_cast<std::size_t>(o) * in_per_group + ic) * w.kernel_h + ky) * w.kernel_w + kx;
-              b.add(((first_in + ic) * in.h + iy) * in.w + ix, node.weights[k]);
-            }
-          }
+          for_each_tap(w, in, y, x, [&](int ky, int kx, int iy, int ix) {
+            const std::size_t k =
+                ((static_cast<std::size_t>(o) * in_per_group + ic) * w.kernel_h + ky) * w.kernel_w + kx;
+            b.add(((first_in + ic) * in.h + iy) * in.w + ix, node.weights[k]);
+          });
         b.end_row();
         s.bias[(o * out.h + y) * out.w + x] = node.bias[o];
       }
   }
-  s.weights = std::move(b.m);
-  s.spatial = true;
-  s.stride_y = w.stride_h;
-  s.stride_x = w.stride_w;
+  finish_windowed(s, b, w);
   return s;
 }
 
@@ -80,20 +93,10 @@ LinearStage pool_stage(const Node& node) {
   for (int c = 0; c < out.c; ++c)
     for (int y = 0; y < out.h; ++y)
       for (int x = 0; x < out.w; ++x) {
-        for (int ky = 0; ky < w.kernel_h; ++ky) {
-          const int iy = y * w.stride_h - w.pad_top + ky;
-          if (iy < 0 || iy >= in.h) continue;
-          for (int kx = 0; kx < w.kernel_w; ++kx) {
-            const int ix = x * w.stride_w - w.pad_left + kx;
-            if (ix >= 0 && ix < in.w) b.add((c * in.h + iy) * in.w + ix, weight);
-          }
-        }
+        for_each_tap(w, in, y, x, [&](int, int, int iy, int ix) { b.add((c * in.h + iy) * in.w + ix, weight); });
         b.end_row();
       }
-  s.weights = std::move(b.m);
-  s.spatial = true;
-  s.stride_y = w.stride_h;
-  s.stride_x = w.stride_w;
+  finish_windowed(s, b, w);
   return s;
 }
 
