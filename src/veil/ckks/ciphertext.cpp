@@ -14,6 +14,7 @@ namespace veil::ckks {
 namespace {
 
 constexpr std::size_t kPooledMin = std::size_t{1} << 20;
+constexpr std::size_t kPolyCacheBytes = std::size_t{1} << 30;
 
 struct PolyCache {
   std::mutex m;

@@ -19,10 +19,9 @@ using math::u64;
 // by exact size (HE objects come in a few sizes, one per level), in the spirit of SEAL's
 // memory pool. The C library maps blocks this large afresh on every allocation, so
 // without it each operation at N = 2^16 page-faults and zero-fills hundreds of MB.
-// At most kPolyCacheBytes stay cached; the rest goes back to the system.
+// At most 1 GiB stays cached; the rest goes back to the system.
 void* poly_alloc(std::size_t bytes);
 void poly_free(void* p, std::size_t bytes) noexcept;
-inline constexpr std::size_t kPolyCacheBytes = std::size_t{1} << 30;
 
 // Allocator that leaves new elements uninitialised: every producer of a polynomial
 // writes all of it, so zero-filling megabytes per operation would be wasted bandwidth.

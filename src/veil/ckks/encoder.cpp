@@ -95,26 +95,31 @@ void CkksEncoder::special_ifft(std::vector<Complex>& v) const {
   for (auto& x : v) x *= inv;
 }
 
+bool CkksEncoder::round_to_int64(std::span<const double> coeffs, std::vector<std::int64_t>& out) {
+  out.resize(coeffs.size());
+  bool small = true;
+  for (std::size_t j = 0; j < coeffs.size(); ++j) {
+    const double r = std::nearbyint(coeffs[j]);
+    VEIL_REQUIRE(std::isfinite(r), "value to encode is not finite (NaN or overflow at this scale)");
+    small = small && std::fabs(r) < 0x1p62;
+    out[j] = small ? static_cast<std::int64_t>(r) : 0;
+  }
+  return small;
+}
+
 void CkksEncoder::coeffs_to_plaintext(std::span<const double> coeffs, Plaintext& pt) const {
   const std::size_t n = ctx_->n();
   VEIL_REQUIRE(coeffs.size() == n, "need " << n << " coefficients");
-  std::vector<double> rounded(n);
-  bool small = true;
-  for (std::size_t j = 0; j < n; ++j) {
-    rounded[j] = std::nearbyint(coeffs[j]);
-    VEIL_REQUIRE(std::isfinite(rounded[j]), "value to encode is not finite (NaN or overflow at this scale)");
-    small = small && std::fabs(rounded[j]) < 0x1p62;
-  }
   // The common case converts to integers once, not once per limb.
-  std::vector<std::int64_t> ints(small ? n : 0);
-  for (std::size_t j = 0; j < ints.size(); ++j) ints[j] = static_cast<std::int64_t>(rounded[j]);
+  std::vector<std::int64_t> ints;
+  const bool small = round_to_int64(coeffs, ints);
   parallel_for(pt.num_limbs(), [&](std::size_t i) {
     const auto& q = ctx_->modulus(i);
     u64* o = pt.limb(i);
     if (small) {
       for (std::size_t j = 0; j < n; ++j) o[j] = q.from_signed(ints[j]);
     } else {
-      for (std::size_t j = 0; j < n; ++j) o[j] = rounded[j] == 0.0 ? 0 : q.from_double(rounded[j]);
+      for (std::size_t j = 0; j < n; ++j) o[j] = q.from_double(coeffs[j]);
     }
     ctx_->ntt(i).forward(o);
   });

@@ -42,6 +42,11 @@ class CkksEncoder {
   std::vector<double> scaled_coefficients(std::span<const double> values, double scale, int level,
                                           std::size_t& slots) const;
 
+  // round(coeffs[j]) as integers into `out` when all are below 2^62 in magnitude (the
+  // common case, where residues come from one integer per coefficient); false when some
+  // are larger. Throws on a non-finite value.
+  static bool round_to_int64(std::span<const double> coeffs, std::vector<std::int64_t>& out);
+
   // Writes round(coeffs[j]) (any magnitude) modulo each data prime up to `level` into pt,
   // then NTT. Used by encode and by tests.
   void coeffs_to_plaintext(std::span<const double> coeffs, Plaintext& pt) const;

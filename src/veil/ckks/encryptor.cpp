@@ -1,7 +1,5 @@
 #include "veil/ckks/encryptor.hpp"
 
-#include <cmath>
-
 #include "veil/ckks/sampling.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
@@ -78,14 +76,9 @@ Ciphertext Encryptor::encrypt(const CkksEncoder& encoder, std::span<const double
                               std::size_t slots) const {
   VEIL_REQUIRE(encoder.context()->param_id() == ctx_->param_id(), "encoder was made for other parameters");
   const auto coeffs = encoder.scaled_coefficients(values, scale, level, slots);
-  std::vector<std::int64_t> m(coeffs.size());
-  for (std::size_t j = 0; j < coeffs.size(); ++j) {
-    const double r = std::nearbyint(coeffs[j]);
-    VEIL_REQUIRE(std::isfinite(r), "value to encode is not finite (NaN or overflow at this scale)");
-    // Beyond int64 (huge scales): the general path reduces each coefficient per limb.
-    if (!(std::fabs(r) < 0x1p62)) return encrypt(encoder.encode(values, scale, level, slots));
-    m[j] = static_cast<std::int64_t>(r);
-  }
+  std::vector<std::int64_t> m;
+  // Beyond int64 (huge scales): the general path reduces each coefficient per limb.
+  if (!CkksEncoder::round_to_int64(coeffs, m)) return encrypt(encoder.encode(values, scale, level, slots));
   return encrypt_small(m, level, scale, slots);
 }
 

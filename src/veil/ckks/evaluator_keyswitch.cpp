@@ -106,12 +106,13 @@ void Evaluator::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs
 
 void Evaluator::mod_down(PolyData& qp, int level) const {
   const std::size_t n = ctx_->n(), np = ctx_->num_p(), l1 = static_cast<std::size_t>(level) + 1;
-  parallel_for(np, [&](std::size_t k) { ctx_->ntt(ctx_->p_index() + k).inverse(qp.data() + (l1 + k) * n); });
   const auto& conv = ctx_->moddown_converter(level);
   PolyData ys(np * n);
   std::vector<const u64*> yp(np);
   parallel_for(np, [&](std::size_t k) {
-    conv.scale_input(k, qp.data() + (l1 + k) * n, ys.data() + k * n, n);
+    u64* pk = qp.data() + (l1 + k) * n;
+    ctx_->ntt(ctx_->p_index() + k).inverse(pk);
+    conv.scale_input(k, pk, ys.data() + k * n, n);
     yp[k] = ys.data() + k * n;
   });
   PolyData t(l1 * n);

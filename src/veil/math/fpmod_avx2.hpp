@@ -18,11 +18,14 @@
 namespace veil::math::fp {
 
 // u64 residues below 2^52 <-> doubles, via the 2^52 exponent trick.
-VEIL_AVX2 inline __m256d load(const u64* p) {
+VEIL_AVX2 inline __m256d to_double(__m256i v) {
   const __m256i bits = _mm256_set1_epi64x(0x4330000000000000LL);
   const __m256d magic = _mm256_set1_pd(4503599627370496.0);
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   return _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(v, bits)), magic);
+}
+
+VEIL_AVX2 inline __m256d load(const u64* p) {
+  return to_double(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
 VEIL_AVX2 inline __m256i to_int(__m256d d) {

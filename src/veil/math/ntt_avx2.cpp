@@ -38,7 +38,7 @@ VEIL_AVX2 inline void gs_bfly(__m256d& x, __m256d& y, __m256d w, __m256d wq, con
 }
 
 // u64 residues < 2^52 -> doubles, in place.
-VEIL_AVX2 void to_double(u64* a, std::size_t n) {
+VEIL_AVX2 void to_double_inplace(u64* a, std::size_t n) {
   for (std::size_t i = 0; i < n; i += 4) _mm256_storeu_pd(reinterpret_cast<double*>(a + i), fp::load(a + i));
 }
 
@@ -53,7 +53,7 @@ VEIL_AVX2 void ntt_forward_avx2(const NttTables& tab, u64* a) {
   const double* w = tab.psi_rev_double().data();
   const double* wq = tab.psi_rev_quot().data();
   double* d = reinterpret_cast<double*>(a);
-  to_double(a, n);
+  to_double_inplace(a, n);
   std::size_t t = n;
   std::size_t m = 1;
   for (; m < n / 4; m <<= 1) {  // t >= 4: whole vectors per half-block

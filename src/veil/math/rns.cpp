@@ -114,10 +114,7 @@ VEIL_AVX2 void convert_target_avx2(const Modulus& target, std::size_t nf, const 
                                    const std::vector<char>& split, int split_bits, u64* out, std::size_t n) {
   const double pd = static_cast<double>(target.value());
   const __m256d p = _mm256_set1_pd(pd), pinv = _mm256_set1_pd(1.0 / pd);
-  const __m256i bits = _mm256_set1_epi64x(0x4330000000000000LL);
-  const __m256d magic = _mm256_set1_pd(4503599627370496.0);
   const __m256i lo_mask = _mm256_set1_epi64x((std::int64_t{1} << split_bits) - 1);
-  auto as_double = [&](__m256i v) VEIL_AVX2 { return _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(v, bits)), magic); };
   for (std::size_t j = 0; j < n; j += 8) {
     __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
     int pending = 0;
@@ -139,10 +136,10 @@ VEIL_AVX2 void convert_target_avx2(const Modulus& target, std::size_t nf, const 
       const __m256d w2 = _mm256_set1_pd(f[2]), w2q = _mm256_set1_pd(f[3]);
       const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i] + j));
       const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i] + j + 4));
-      a0 = _mm256_add_pd(a0, fp::mul_const(as_double(_mm256_and_si256(v0, lo_mask)), w, wq, p));
-      a1 = _mm256_add_pd(a1, fp::mul_const(as_double(_mm256_and_si256(v1, lo_mask)), w, wq, p));
-      a0 = _mm256_add_pd(a0, fp::mul_const(as_double(_mm256_srli_epi64(v0, split_bits)), w2, w2q, p));
-      a1 = _mm256_add_pd(a1, fp::mul_const(as_double(_mm256_srli_epi64(v1, split_bits)), w2, w2q, p));
+      a0 = _mm256_add_pd(a0, fp::mul_const(fp::to_double(_mm256_and_si256(v0, lo_mask)), w, wq, p));
+      a1 = _mm256_add_pd(a1, fp::mul_const(fp::to_double(_mm256_and_si256(v1, lo_mask)), w, wq, p));
+      a0 = _mm256_add_pd(a0, fp::mul_const(fp::to_double(_mm256_srli_epi64(v0, split_bits)), w2, w2q, p));
+      a1 = _mm256_add_pd(a1, fp::mul_const(fp::to_double(_mm256_srli_epi64(v1, split_bits)), w2, w2q, p));
     }
     fp::store(out + j, fp::reduce(a0, p, pinv));
     fp::store(out + j + 4, fp::reduce(a1, p, pinv));

@@ -67,19 +67,12 @@ VEIL_AVX2 void tensor_avx2(const Modulus& m, const u64* a0, const u64* a1, const
 VEIL_AVX2 void dot2_avx2(const Modulus& m, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
                          const u64* const* k0, const u64* const* k1, u64* o0, u64* o1, std::size_t n) {
   const FpConsts c = fp_consts(m);
-  const __m256i bits = _mm256_set1_epi64x(0x4330000000000000LL);
-  const __m256d magic = _mm256_set1_pd(4503599627370496.0);
   for (std::size_t j = 0; j < n; j += 4) {
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     const __m128i idx = perm ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(perm + j)) : _mm_setzero_si128();
     for (std::size_t t = 0; t < terms; ++t) {
-      __m256d x;
-      if (perm) {
-        const __m256i g = _mm256_i32gather_epi64(reinterpret_cast<const long long*>(v[t]), idx, 8);
-        x = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(g, bits)), magic);
-      } else {
-        x = fp::load(v[t] + j);
-      }
+      const __m256d x = perm ? fp::to_double(_mm256_i32gather_epi64(reinterpret_cast<const long long*>(v[t]), idx, 8))
+                             : fp::load(v[t] + j);
       s0 = _mm256_add_pd(s0, fp::mul(x, fp::load(k0[t] + j), c.q, c.qinv));
       s1 = _mm256_add_pd(s1, fp::mul(x, fp::load(k1[t] + j), c.q, c.qinv));
       // Three terms in [-q, 2q) on top of [0, q) stay within (-2^53, 2^53), where
