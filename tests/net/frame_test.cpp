@@ -31,7 +31,7 @@ TEST(Frame, RoundTrip) {
   const auto bytes = net::encode_frame(f);
   ASSERT_EQ(bytes.size(), net::kFrameHeaderSize + 5);
   EXPECT_EQ(bytes[0], 'V');
-  EXPECT_EQ(bytes[4], 1);  // version, little-endian
+  EXPECT_EQ(bytes[4], net::kProtocolVersion);  // version, little-endian
   EXPECT_EQ(bytes[6], 42);
   EXPECT_EQ(bytes[8], 5);  // length
   const net::Frame g = net::parse_frame(bytes, 100);
@@ -89,6 +89,13 @@ protocol::ServerInfo sample_info() {
 TEST(Messages, RoundTrips) {
   expect_round_trip(protocol::Hello{nn::Mode::kThroughput, "tester"});
   expect_round_trip(sample_info());
+  auto mux = sample_info();  // a multiplexed output layout crosses the wire intact
+  mux.output_layout.mux_rows = 2;
+  mux.output_layout.mux_cols = 2;
+  mux.output_layout.mux_row_stride = 8;
+  mux.output_layout.mux_col_stride = 1;
+  mux.output_layout.channels_per_block = 4;
+  expect_round_trip(mux);
   protocol::KeyHash h{};
   h[0] = 1;
   h[31] = 9;
@@ -138,6 +145,9 @@ TEST(PublicPlan, ValidatesTheServersPlan) {
   EXPECT_EQ(m.context->n(), std::size_t{1} << 13);
   auto bad = info;
   bad.input_layout.row_stride = 1000;  // element outside the ciphertext
+  EXPECT_EQ(code_of([&] { protocol::public_model(bad); }), ErrorCode::kBadMessage);
+  bad = info;
+  bad.input_layout.row_stride = 0;  // every row in the same slots
   EXPECT_EQ(code_of([&] { protocol::public_model(bad); }), ErrorCode::kBadMessage);
   bad = info;
   bad.rotation_steps[0] = 64;

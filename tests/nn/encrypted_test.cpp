@@ -262,6 +262,69 @@ TEST(Packing, ReplicatedInputServesEveryOutputChannel) {
   EXPECT_GT(-std::log2(max_abs_error(logits[0], plain_forward(net, x))), 12) << plan.describe();
 }
 
+// Two poolings leave 3 of every 4 slots, then 15 of every 16, between a channel's
+// pixels: the convolutions after them write their outputs multiplexed (other channels in
+// those gaps), the pools keep every channel where it is (no level), and the encrypted
+// result still matches the plain one.
+TEST(Packing, MultiplexedLayoutsFillTheGapsOfPooledMaps) {
+  std::mt19937_64 g(8);
+  Network net;
+  net.input = {2, 16, 16};
+  net.stages.push_back(linear(conv_stage(net.input, 4, 3, 1, 1, g, 0.3)));
+  net.stages.push_back(poly({0.1, 0.4, 1.0}));
+  net.stages.push_back(linear(sum_pool({4, 16, 16}, 2)));
+  net.stages.push_back(linear(conv_stage({4, 8, 8}, 8, 3, 1, 1, g, 0.1)));
+  net.stages.push_back(poly({0.05, 0.3, 1.0}));
+  net.stages.push_back(linear(sum_pool({8, 8, 8}, 2)));
+  net.stages.push_back(linear(conv_stage({8, 4, 4}, 12, 3, 1, 1, g, 0.1)));
+  net.stages.push_back(poly({0.05, 0.3, 1.0}));
+  net.stages.push_back(linear(dense({12, 4, 4}, 10, g, 0.1)));
+  const Plan plan = make_plan(net, toy_options(Mode::kLatency, 10));
+  const auto& st = plan.packing.stages;
+  // The second pool keeps the first multiplexed placement (a sum, no level) ...
+  EXPECT_EQ(st[3].out.mux_rows * st[3].out.mux_cols, 4) << plan.describe();
+  EXPECT_EQ(st[5].levels, 0) << plan.describe();
+  EXPECT_EQ(st[5].out.mux_rows, st[3].out.mux_rows);
+  // ... and the convolution after it fills the 4x4 cells: 12 channels of 4x4 in one block.
+  EXPECT_EQ(st[6].out.mux_rows * st[6].out.mux_cols, 16) << plan.describe();
+  EXPECT_EQ(st[6].out.blocks(), 1);
+  EXPECT_TRUE(st[6].out.injective());
+
+  Client c(plan);
+  const EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
+  EncryptedNetwork server(net, plan, c.ctx);
+  std::mt19937_64 gx(23);
+  const auto x = random_input(net, gx);
+  auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, {x}), keys);
+  const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, 1);
+  EXPECT_GT(-std::log2(max_abs_error(logits[0], plain_forward(net, x))), 12) << plan.describe();
+}
+
+TEST(Layout, MultiplexedSlotsAreDistinctAndRoundTrip) {
+  // 6 channels of 2x2 pixels, 4 slots apart in x and 16 in y, in frames of 32 slots
+  // with a 2 x 4 grid of sub-positions (strides 8 and 1): 8 channels per frame.
+  Layout l;
+  l.shape = {6, 2, 2};
+  l.slots = 32;
+  l.channel_stride = 32;
+  l.row_stride = 16;
+  l.col_stride = 4;
+  l.mux_rows = 2;
+  l.mux_cols = 4;
+  l.mux_row_stride = 8;
+  l.mux_col_stride = 1;
+  l.channels_per_block = 8;
+  ASSERT_TRUE(l.injective());
+  EXPECT_EQ(l.blocks(), 1);
+  EXPECT_EQ(l.slot(5 * 4 + 3), 8 + 1 + 16 + 4);  // channel 5: sub-position (1, 1); pixel (1, 1)
+  std::vector<double> t(l.shape.size());
+  for (std::size_t i = 0; i < t.size(); ++i) t[i] = static_cast<double>(i) + 0.5;
+  EXPECT_EQ(unpack(l, pack(l, t)), t);
+  Layout bad = l;
+  bad.mux_row_stride = 4;  // sub-row 1 lands on pixel column 1
+  EXPECT_FALSE(bad.injective());
+}
+
 TEST(Planner, RefusesTooDeepModelsNamingTheDepth) {
   Network net = test_network(1);
   for (int i = 0; i < 200; ++i) net.stages.push_back(poly({0.1, 0.2, 1.0}));

@@ -18,7 +18,7 @@
 namespace veil::net {
 
 inline constexpr std::uint8_t kFrameMagic[4] = {'V', 'N', 'E', 'T'};
-inline constexpr std::uint16_t kProtocolVersion = 1;
+inline constexpr std::uint16_t kProtocolVersion = 2;  // 2: multiplexed layouts
 inline constexpr std::size_t kFrameHeaderSize = 16;
 
 // Why a frame or message was refused. The values travel in Error messages (docs/protocol.md),

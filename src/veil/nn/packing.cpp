@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <unordered_map>
@@ -61,16 +62,47 @@ struct Candidate {
   bool fold;
 };
 
+// `in`'s channel placement (frames and sub-position grid) with new pixel strides: what a
+// sum pool needs to stay free of plaintext products (every channel keeps its slots).
+Layout keep_channels(const Layout& in, const Shape& shape, int rs, int xs) {
+  Layout l = in;
+  l.shape = shape;
+  l.row_stride = rs;
+  l.col_stride = xs;
+  l.replicas = 1;
+  l.replica_stride = 0;
+  return l;
+}
+
+// Pixels `rs`, `xs` apart whose cells (xs wide, rs / (w * xs) rows of w * xs slots) are
+// filled with channels: a gy x gx grid of sub-positions with strides w * xs and 1.
+std::optional<Layout> multiplexed(const Shape& shape, std::size_t slots, int cs, int rs, int xs) {
+  const int row = shape.w * xs;
+  if (rs % row != 0 || xs * (rs / row) == 1) return std::nullopt;
+  Layout l = with_strides(shape, slots, cs, rs, xs);
+  l.mux_cols = xs;
+  l.mux_rows = rs / row;
+  l.mux_col_stride = 1;
+  l.mux_row_stride = row;
+  l.channels_per_block *= l.mux_rows * l.mux_cols;
+  return l;
+}
+
 std::vector<Candidate> candidates(const LinearStage& st, const Layout& in) {
   std::vector<Candidate> out;
   const Layout compact = Layout::compact(st.out, in.slots);
-  out.push_back({compact, false});
-  if (st.out.size() * 2 <= static_cast<int>(in.slots) && compact.blocks() == 1) out.push_back({compact, true});
+  auto add = [&](const Layout& l, bool fold) {
+    for (const auto& c : out)
+      if (c.out == l && c.fold == fold) return;
+    if (l.injective()) out.push_back({l, fold});
+  };
+  add(compact, false);
+  if (st.out.size() * 2 <= static_cast<int>(in.slots) && compact.blocks() == 1) add(compact, true);
   if (st.spatial && in.shape == st.in) {
     const int rs = in.row_stride * st.stride_y, xs = in.col_stride * st.stride_x;
     if (extent(st.out, rs, xs) <= in.channel_stride) {
-      Layout gap = with_strides(st.out, in.slots, in.channel_stride, rs, xs);
-      if (!(gap == compact)) out.push_back({gap, false});
+      add(keep_channels(in, st.out, rs, xs), false);
+      if (auto mux = multiplexed(st.out, in.slots, in.channel_stride, rs, xs)) add(*mux, false);
     }
   }
   return out;
@@ -84,7 +116,7 @@ Layout Layout::compact(const Shape& shape, std::size_t slots) {
 
 Layout Layout::replicated(const Layout& layout) {
   Layout r = layout;
-  if (layout.blocks() != 1) return r;
+  if (layout.blocks() != 1 || layout.mux_rows * layout.mux_cols != 1) return r;
   // Copies at the channel period, so copy k of channel c sits where channel c + k * C
   // would: output channel o then finds every input channel within a few channel strides.
   r.replica_stride = layout.shape.c * layout.channel_stride;
@@ -96,16 +128,37 @@ Layout Layout::replicated(const Layout& layout) {
 std::int64_t Layout::slot(int index) const {
   const int hw = shape.h * shape.w;
   const int c = index / hw, y = (index % hw) / shape.w, x = index % shape.w;
-  const int block = c / channels_per_block;
-  const std::int64_t offset = static_cast<std::int64_t>(c % channels_per_block) * channel_stride +
+  const int block = c / channels_per_block, r = c % channels_per_block;
+  const int frame = r % frames(), sub = r / frames();
+  const std::int64_t offset = static_cast<std::int64_t>(frame) * channel_stride +
+                              static_cast<std::int64_t>(sub / mux_cols) * mux_row_stride +
+                              static_cast<std::int64_t>(sub % mux_cols) * mux_col_stride +
                               static_cast<std::int64_t>(y) * row_stride + static_cast<std::int64_t>(x) * col_stride;
   return static_cast<std::int64_t>(block) * static_cast<std::int64_t>(slots) + offset;
+}
+
+bool Layout::injective() const {
+  if (slots == 0 || channels_per_block < 1 || mux_rows < 1 || mux_cols < 1 || frames() < 1 ||
+      channels_per_block % (mux_rows * mux_cols) != 0 || replicas < 1)
+    return false;
+  std::vector<char> used(static_cast<std::size_t>(blocks()) * slots, 0);
+  for (int i = 0; i < shape.size(); ++i) {
+    const std::int64_t s = slot(i);
+    const std::int64_t block = s / static_cast<std::int64_t>(slots);
+    for (int r = 0; r < replicas; ++r) {
+      const std::int64_t at = s + static_cast<std::int64_t>(r) * replica_stride;
+      if (s < 0 || at >= (block + 1) * static_cast<std::int64_t>(slots) || used[at]) return false;
+      used[at] = 1;
+    }
+  }
+  return true;
 }
 
 std::string Layout::describe() const {
   std::ostringstream os;
   os << shape.c << "x" << shape.h << "x" << shape.w << " in " << blocks() << " ct (" << channels_per_block
      << " ch/ct, strides c" << channel_stride << " y" << row_stride << " x" << col_stride << ")";
+  if (mux_rows * mux_cols > 1) os << ", " << mux_rows << "x" << mux_cols << " multiplexed";
   if (replicas > 1) os << " x" << replicas << " copies";
   return os.str();
 }

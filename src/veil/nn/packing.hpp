@@ -1,14 +1,18 @@
 // Packing a lowered network into CKKS slots for latency mode (one image per set of
 // ciphertexts): where every tensor element lives, and each linear stage in diagonal form.
 //
-// Layouts follow the multiplexed ("gap") packing of Lee et al. 2022 (Low-complexity deep
+// Layouts follow the multiplexed packing of Lee et al. 2022 (Low-complexity deep
 // convolutional neural networks on FHE using multiplexed parallel convolutions): a
 // strided convolution or pooling keeps its outputs at the slots of the input pixels they
 // are centred on (row and column strides multiplied by the stride), so its generalised
 // diagonals do not depend on the output position and there are only about
-// (channel offsets) x (kernel taps) of them. Where a compact layout is cheaper (dense
-// layers, or the layer after a strided one) the packer picks it; a small dense output is
-// accumulated in replicas and folded (the hybrid method of GAZELLE, Juvekar et al. 2018).
+// (channel offsets) x (kernel taps) of them. The gaps this leaves between a channel's
+// pixels are then filled with other channels (a gy x gx grid of sub-positions per pixel
+// cell), so a ciphertext again holds as many values as it has slots and each plaintext
+// product does useful work in every slot: after the second 2x2 pooling of a CIFAR-10
+// network this cuts a convolution's diagonals about fourfold. Where a compact layout is
+// cheaper (dense layers) the packer picks it; a small dense output is accumulated in
+// replicas and folded (the hybrid method of GAZELLE, Juvekar et al. 2018).
 // The choice is a small dynamic programme over the chain, costed in rotations and
 // plaintext multiplications.
 #pragma once
@@ -26,6 +30,11 @@ struct Layout {
   std::size_t slots = 0;  // slots per ciphertext block
   int channel_stride = 0, row_stride = 0, col_stride = 0;
   int channels_per_block = 0;
+  // Multiplexing: channel r of a block sits in frame r % frames() (frames are
+  // channel_stride apart) at sub-position r / frames() of a mux_rows x mux_cols grid
+  // with strides mux_row_stride, mux_col_stride. Plain layouts have a 1 x 1 grid.
+  int mux_rows = 1, mux_cols = 1;
+  int mux_row_stride = 0, mux_col_stride = 0;
   // Input layouts may hold `replicas` copies of a one-block tensor, `replica_stride` slots
   // apart; a linear stage then reads each input from the copy nearest to the output slot
   // it feeds, so one diagonal serves many output channels (the client replicates for
@@ -37,9 +46,12 @@ struct Layout {
   // `layout` with as many copies as fit in its single block (itself when none fit).
   static Layout replicated(const Layout& layout);
   int blocks() const { return (shape.c + channels_per_block - 1) / channels_per_block; }
+  int frames() const { return channels_per_block / (mux_rows * mux_cols); }
   // Global slot (block * slots + offset) of flat C x H x W index `index` (first copy).
   std::int64_t slot(int index) const;
   bool operator==(const Layout&) const = default;
+  // Whether every element (and copy) has its own slot inside its block.
+  bool injective() const;
   std::string describe() const;
 };
 
