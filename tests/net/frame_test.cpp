@@ -45,7 +45,7 @@ TEST(Frame, Refusals) {
   EXPECT_EQ(code_of([&] { net::parse_frame(std::span(bytes).first(20), 100); }), ErrorCode::kBadFrame);
   EXPECT_EQ(code_of([&] { net::parse_frame(std::span(bytes).first(5), 100); }), ErrorCode::kBadFrame);
   auto v = bytes;
-  v[4] = 2;
+  v[4] = net::kProtocolVersion + 1;
   EXPECT_EQ(code_of([&] { net::parse_frame(v, 100); }), ErrorCode::kBadVersion);
   v = bytes;
   v[0] = 'X';
