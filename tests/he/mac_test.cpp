@@ -15,10 +15,11 @@ using math::u64;
 
 class MacTest : public ::testing::TestWithParam<int> {};
 
-TEST_P(MacTest, MatchesNaiveModularSums) {
-  const int bits = GetParam();
+void check_pointwise(int bits, std::size_t n) {
   const math::Modulus q(math::generate_ntt_primes(bits, 1, 64)[0]);
-  const std::size_t n = 32, terms = 300;  // 30-bit primes reduce every 16 terms
+  // 30-bit primes reduce every 16 terms; unreduced double sums of 45-bit products would
+  // pass 2^53 long before 3000.
+  const std::size_t terms = 3000;
   std::mt19937_64 g(bits);
   std::uniform_int_distribution<u64> d(0, q.value() - 1);
   std::vector<std::vector<u64>> w(terms, std::vector<u64>(n)), x0(terms, std::vector<u64>(n)),
@@ -43,11 +44,23 @@ TEST_P(MacTest, MatchesNaiveModularSums) {
       f0 = q.add(f0, q.mul(ws[t], x0[t][j]));
       f1 = q.add(f1, q.mul(ws[t], x1[t][j]));
     }
-    ASSERT_EQ(o0[j], e0) << "bits " << bits << " j " << j;
+    ASSERT_EQ(o0[j], e0) << "bits " << bits << " n " << n << " simd " << math::simd_enabled() << " j " << j;
     ASSERT_EQ(o1[j], e1);
     ASSERT_EQ(s0[j], f0);
     ASSERT_EQ(s1[j], f1);
   }
+}
+
+// Pointwise weights with and without SIMD; 300 coefficients cross the double-precision
+// kernel's 256-coefficient tile, 30 are no multiple of its vector width (portable path).
+TEST_P(MacTest, MatchesNaiveModularSums) {
+  for (const std::size_t n : {std::size_t{300}, std::size_t{30}})
+    for (const bool simd : {true, false}) {
+      math::set_simd_enabled(simd);
+      check_pointwise(GetParam(), n);
+      math::set_simd_enabled(true);
+      if (HasFatalFailure()) return;
+    }
 }
 
 // Runs kernel(out) with AVX2 and without, and checks every output against term-by-term

@@ -1,5 +1,6 @@
 #include "veil/ckks/encoder.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "veil/common/error.hpp"
@@ -113,10 +114,18 @@ void CkksEncoder::coeffs_to_plaintext(std::span<const double> coeffs, Plaintext&
   // The common case converts to integers once, not once per limb.
   std::vector<std::int64_t> ints;
   const bool small = round_to_int64(coeffs, ints);
+  std::uint64_t largest = 0;
+  if (small)
+    for (std::int64_t v : ints) largest = std::max(largest, static_cast<std::uint64_t>(v < 0 ? -v : v));
   parallel_for(pt.num_limbs(), [&](std::size_t i) {
     const auto& q = ctx_->modulus(i);
     u64* o = pt.limb(i);
-    if (small) {
+    if (small && largest < q.value()) {
+      // |v| < q: one conditional add, which vectorises (Barrett per coefficient cost as
+      // much as the NTT that follows when diagonals are encoded on the fly).
+      const auto qs = static_cast<std::int64_t>(q.value());
+      for (std::size_t j = 0; j < n; ++j) o[j] = static_cast<u64>(ints[j] + (qs & (ints[j] >> 63)));
+    } else if (small) {
       for (std::size_t j = 0; j < n; ++j) o[j] = q.from_signed(ints[j]);
     } else {
       for (std::size_t j = 0; j < n; ++j) o[j] = q.from_double(coeffs[j]);
