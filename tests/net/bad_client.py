@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-MAGIC, VERSION = b"VNET", 1
+MAGIC, VERSION = b"VNET", 2  # net/frame.hpp kProtocolVersion
 HELLO, SERVER_INFO, KEY_QUERY, KEY_STATUS, UPLOAD_KEYS, INFER, RESULT, ERROR, BYE = range(1, 10)
 # Error codes (net::ErrorCode).
 BAD_FRAME, BAD_VERSION, TOO_LARGE, TIMEOUT = 1, 2, 3, 4
