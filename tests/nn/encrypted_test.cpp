@@ -323,6 +323,9 @@ TEST(Layout, MultiplexedSlotsAreDistinctAndRoundTrip) {
   Layout bad = l;
   bad.mux_row_stride = 4;  // sub-row 1 lands on pixel column 1
   EXPECT_FALSE(bad.injective());
+  bad = l;
+  bad.row_stride = 40;  // pixel row 1 lands past the only block
+  EXPECT_FALSE(bad.injective());
 }
 
 TEST(Planner, RefusesTooDeepModelsNamingTheDepth) {

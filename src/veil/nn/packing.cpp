@@ -141,17 +141,23 @@ bool Layout::injective() const {
   if (slots == 0 || channels_per_block < 1 || mux_rows < 1 || mux_cols < 1 || frames() < 1 ||
       channels_per_block % (mux_rows * mux_cols) != 0 || replicas < 1)
     return false;
-  std::vector<char> used(static_cast<std::size_t>(blocks()) * slots, 0);
+  // Sorted positions rather than a bitmap of every slot: a layout read from the wire may
+  // claim thousands of blocks. More copies than any model needs fail outright.
+  const std::int64_t count = static_cast<std::int64_t>(shape.size()) * replicas;
+  if (count > (std::int64_t{1} << 26)) return false;
+  const auto n = static_cast<std::int64_t>(slots);
+  std::vector<std::int64_t> at;
+  at.reserve(static_cast<std::size_t>(count));
   for (int i = 0; i < shape.size(); ++i) {
     const std::int64_t s = slot(i);
-    const std::int64_t block = s / static_cast<std::int64_t>(slots);
     for (int r = 0; r < replicas; ++r) {
-      const std::int64_t at = s + static_cast<std::int64_t>(r) * replica_stride;
-      if (s < 0 || at >= (block + 1) * static_cast<std::int64_t>(slots) || used[at]) return false;
-      used[at] = 1;
+      const std::int64_t a = s + static_cast<std::int64_t>(r) * replica_stride;
+      if (s < 0 || s / n >= blocks() || a >= (s / n + 1) * n) return false;
+      at.push_back(a);
     }
   }
-  return true;
+  std::sort(at.begin(), at.end());
+  return std::adjacent_find(at.begin(), at.end()) == at.end();
 }
 
 std::string Layout::describe() const {
