@@ -10,7 +10,7 @@
 // pixels are then filled with other channels (a gy x gx grid of sub-positions per pixel
 // cell), so a ciphertext again holds as many values as it has slots and each plaintext
 // product does useful work in every slot: after the second 2x2 pooling of a CIFAR-10
-// network this cuts a convolution's diagonals about fourfold. Where a compact layout is
+// network this cuts a convolution's diagonals two- to threefold. Where a compact layout is
 // cheaper (dense layers) the packer picks it; a small dense output is accumulated in
 // replicas and folded (the hybrid method of GAZELLE, Juvekar et al. 2018).
 // The choice is a small dynamic programme over the chain, costed in rotations and
