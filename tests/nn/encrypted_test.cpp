@@ -178,6 +178,19 @@ struct Client {
         encryptor(ctx, keygen.secret_key()), decryptor(ctx, keygen.secret_key()) {}
 };
 
+// One random image (from `seed`) through the whole client/server round in latency mode:
+// bits of agreement between the decrypted logits and the plain forward pass.
+double latency_error_bits(const Network& net, const Plan& plan, std::uint64_t seed) {
+  Client c(plan);
+  const EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
+  EncryptedNetwork server(net, plan, c.ctx);
+  std::mt19937_64 gx(seed);
+  const auto x = random_input(net, gx);
+  auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, {x}), keys);
+  const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, 1);
+  return -std::log2(max_abs_error(logits[0], plain_forward(net, x)));
+}
+
 class EncryptedNetworkTest : public ::testing::TestWithParam<int> {};
 
 // log_n 10 (256 slots: several blocks per layer) and 11 (one block per layer).
@@ -252,14 +265,7 @@ TEST(Packing, ReplicatedInputServesEveryOutputChannel) {
   const auto blocks = pack(in, std::vector<double>(net.input.size(), 1.0));
   for (int r = 0; r < in.replicas; ++r) EXPECT_EQ(blocks[0][r * in.replica_stride], 1.0) << "copy " << r;
 
-  Client c(plan);
-  const EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
-  EncryptedNetwork server(net, plan, c.ctx);
-  std::mt19937_64 gx(21);
-  const auto x = random_input(net, gx);
-  auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, {x}), keys);
-  const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, 1);
-  EXPECT_GT(-std::log2(max_abs_error(logits[0], plain_forward(net, x))), 12) << plan.describe();
+  EXPECT_GT(latency_error_bits(net, plan, 21), 12) << plan.describe();
 }
 
 // Two poolings leave 3 of every 4 slots, then 15 of every 16, between a channel's
@@ -290,14 +296,7 @@ TEST(Packing, MultiplexedLayoutsFillTheGapsOfPooledMaps) {
   EXPECT_EQ(st[6].out.blocks(), 1);
   EXPECT_TRUE(st[6].out.injective());
 
-  Client c(plan);
-  const EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
-  EncryptedNetwork server(net, plan, c.ctx);
-  std::mt19937_64 gx(23);
-  const auto x = random_input(net, gx);
-  auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, {x}), keys);
-  const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, 1);
-  EXPECT_GT(-std::log2(max_abs_error(logits[0], plain_forward(net, x))), 12) << plan.describe();
+  EXPECT_GT(latency_error_bits(net, plan, 23), 12) << plan.describe();
 }
 
 TEST(Layout, MultiplexedSlotsAreDistinctAndRoundTrip) {
