@@ -36,6 +36,22 @@ void check_pointwise(int bits, std::size_t n) {
   u64* ps[2] = {s0.data(), s1.data()};
   he::mac_pointwise(q, n, pw, px, 2, po);
   he::mac_scalar(q, n, ws, px, 2, ps);
+  // The same weights packed (4.25 bytes a residue), where the prime allows.
+  std::vector<u64> k0(n), k1(n);
+  std::vector<std::vector<std::uint32_t>> lo(terms, std::vector<std::uint32_t>(n));
+  std::vector<std::vector<std::uint8_t>> hi(terms, std::vector<std::uint8_t>((n + 3) / 4));
+  std::vector<he::PackedRow> pk;
+  if (he::packable(q)) {
+    std::vector<u64> back(n);
+    for (std::size_t t = 0; t < terms; ++t) {
+      he::pack_residues(w[t].data(), n, lo[t].data(), hi[t].data());
+      pk.push_back({lo[t].data(), hi[t].data()});
+      he::unpack_residues(pk.back(), n, back.data());
+      ASSERT_EQ(back, w[t]) << "pack/unpack round trip, bits " << bits;
+    }
+    u64* pko[2] = {k0.data(), k1.data()};
+    he::mac_pointwise_packed(q, n, pk, px, 2, pko);
+  }
   for (std::size_t j = 0; j < n; ++j) {
     u64 e0 = 0, e1 = 0, f0 = 0, f1 = 0;
     for (std::size_t t = 0; t < terms; ++t) {
@@ -48,6 +64,10 @@ void check_pointwise(int bits, std::size_t n) {
     ASSERT_EQ(o1[j], e1);
     ASSERT_EQ(s0[j], f0);
     ASSERT_EQ(s1[j], f1);
+    if (!pk.empty()) {
+      ASSERT_EQ(k0[j], e0) << "packed, bits " << bits << " n " << n << " simd " << math::simd_enabled() << " j " << j;
+      ASSERT_EQ(k1[j], e1);
+    }
   }
 }
 
@@ -133,7 +153,7 @@ TEST_P(MacTest, SignedRowsMatchNaiveModularSums) {
       << "bits " << bits;
 }
 
-INSTANTIATE_TEST_SUITE_P(PrimeSizes, MacTest, ::testing::Values(20, 30, 32, 40, 45, 60, 61));
+INSTANTIATE_TEST_SUITE_P(PrimeSizes, MacTest, ::testing::Values(20, 30, 32, 33, 34, 40, 45, 60, 61));
 
 }  // namespace
 }  // namespace veil

@@ -90,22 +90,84 @@ void check_spec(const LinearTransformSpec& spec) {
                "bias must have one vector per output block");
 }
 
+// Limb i of both polynomials of every term, as the MAC kernels take them.
+std::vector<const u64*> limb_inputs(const std::vector<const Ciphertext*>& cts, std::size_t i) {
+  std::vector<const u64*> x(2 * cts.size());
+  for (std::size_t t = 0; t < cts.size(); ++t) {
+    x[2 * t] = cts[t]->limb(0, i);
+    x[2 * t + 1] = cts[t]->limb(1, i);
+  }
+  return x;
+}
+
 // acc = sum_t pt_t * ct_t, one limb per task (he/mac.hpp).
 void multiply_accumulate(const ckks::CkksContext& ctx, const std::vector<const Plaintext*>& pts,
                          const std::vector<const Ciphertext*>& cts, Ciphertext& out) {
   parallel_for(out.num_limbs(), [&](std::size_t i) {
-    std::vector<const u64*> w(pts.size()), x(2 * pts.size());
-    for (std::size_t t = 0; t < pts.size(); ++t) {
-      w[t] = pts[t]->limb(i);
-      x[2 * t] = cts[t]->limb(0, i);
-      x[2 * t + 1] = cts[t]->limb(1, i);
-    }
+    const std::vector<const u64*> x = limb_inputs(cts, i);
+    std::vector<const u64*> w(pts.size());
+    for (std::size_t t = 0; t < pts.size(); ++t) w[t] = pts[t]->limb(i);
     u64* o[2] = {out.limb(0, i), out.limb(1, i)};
     mac_pointwise(ctx.modulus(i), ctx.n(), w, x, 2, o);
   });
 }
 
+// The same over cached diagonals: packed limbs through the packed kernel.
+void multiply_accumulate(const ckks::CkksContext& ctx, const std::vector<PackedPlaintext>& pts,
+                         const std::vector<const Ciphertext*>& cts, Ciphertext& out) {
+  parallel_for(out.num_limbs(), [&](std::size_t i) {
+    const std::vector<const u64*> x = limb_inputs(cts, i);
+    u64* o[2] = {out.limb(0, i), out.limb(1, i)};
+    if (pts[0].packed(i)) {
+      std::vector<PackedRow> w(pts.size());
+      for (std::size_t t = 0; t < pts.size(); ++t) w[t] = pts[t].row(i);
+      mac_pointwise_packed(ctx.modulus(i), ctx.n(), w, x, 2, o);
+    } else {
+      std::vector<const u64*> w(pts.size());
+      for (std::size_t t = 0; t < pts.size(); ++t) w[t] = pts[t].raw(i);
+      mac_pointwise(ctx.modulus(i), ctx.n(), w, x, 2, o);
+    }
+  });
+}
+
 }  // namespace
+
+PackedPlaintext::PackedPlaintext(const ckks::CkksContext& ctx, const Plaintext& p)
+    : scale_(p.scale()), n_(ctx.n()), index_(p.num_limbs()) {
+  int packed = 0, raw = 0;
+  for (std::size_t i = 0; i < index_.size(); ++i) index_[i] = packable(ctx.modulus(i)) ? packed++ : -1 - raw++;
+  lo_.resize(static_cast<std::size_t>(packed) * n_);
+  hi_.resize(static_cast<std::size_t>(packed) * ((n_ + 3) / 4));
+  raw_.resize(static_cast<std::size_t>(raw) * n_);
+  for (std::size_t i = 0; i < index_.size(); ++i) {
+    if (index_[i] >= 0) {
+      const auto k = static_cast<std::size_t>(index_[i]);
+      pack_residues(p.limb(i), n_, lo_.data() + k * n_, hi_.data() + k * ((n_ + 3) / 4));
+    } else {
+      std::copy(p.limb(i), p.limb(i) + n_, raw_.begin() + static_cast<std::ptrdiff_t>((-1 - index_[i]) * n_));
+    }
+  }
+}
+
+PackedRow PackedPlaintext::row(std::size_t limb) const {
+  const auto k = static_cast<std::size_t>(index_[limb]);
+  return {lo_.data() + k * n_, hi_.data() + k * ((n_ + 3) / 4)};
+}
+
+const u64* PackedPlaintext::raw(std::size_t limb) const {
+  return raw_.data() + static_cast<std::size_t>(-1 - index_[limb]) * n_;
+}
+
+std::size_t PackedPlaintext::bytes() const {
+  return lo_.size() * sizeof(std::uint32_t) + hi_.size() + raw_.size() * sizeof(u64);
+}
+
+std::size_t PackedPlaintext::bytes_at(const ckks::CkksContext& ctx, int level) {
+  std::size_t b = 0;
+  for (int i = 0; i <= level; ++i)
+    b += packable(ctx.modulus(i)) ? ctx.n() * sizeof(std::uint32_t) + (ctx.n() + 3) / 4 : ctx.n() * sizeof(u64);
+  return b;
+}
 
 int choose_giant_step(const LinearTransformSpec& spec, double hoisted_cost, const std::vector<int>& extra) {
   check_spec(spec);
@@ -180,7 +242,7 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
     }
     parallel_for(jobs.size(), [&](std::size_t k) {
       const auto [g, t] = jobs[k];
-      plaintexts_[g][t] = encode_term(groups_[g], groups_[g].terms[t]);
+      plaintexts_[g][t] = PackedPlaintext(*encoder_->context(), encode_term(groups_[g], groups_[g].terms[t]));
     });
   } else if (!spec_.unit) {
     // Encoded on the fly: keep only the non-zero entries (a gap-layout diagonal has a
@@ -212,7 +274,7 @@ Plaintext LinearTransform::encode_term(const Group& g, const Term& t) const {
 std::size_t LinearTransform::plaintext_bytes() const {
   std::size_t bytes = 0;
   for (const auto& g : plaintexts_)
-    for (const auto& p : g) bytes += p.data().size() * sizeof(u64);
+    for (const auto& p : g) bytes += p.bytes();
   return bytes;
 }
 
@@ -249,22 +311,24 @@ std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, cons
       for (std::size_t t = 1; t < g.terms.size(); ++t)
         eval.add_inplace(acc, babies[g.terms[t].in_block][g.terms[t].baby]);
     } else {
+      std::vector<const Ciphertext*> cts;
+      for (const Term& t : g.terms) cts.push_back(&babies[t.in_block][t.baby]);
+      if (!plaintexts_.empty()) {
+        acc = Ciphertext(ctx.n(), 2, level_, cts[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
+        multiply_accumulate(ctx, plaintexts_[gi], cts, acc);
+      }
       // On the fly, a few terms at a time so a group's plaintexts are never all held.
       constexpr std::size_t kChunk = 16;
-      const std::size_t chunk = plaintexts_.empty() ? kChunk : g.terms.size();
-      for (std::size_t begin = 0; begin < g.terms.size(); begin += chunk) {
-        const std::size_t end = std::min(g.terms.size(), begin + chunk);
+      for (std::size_t begin = 0; plaintexts_.empty() && begin < g.terms.size(); begin += kChunk) {
+        const std::size_t end = std::min(g.terms.size(), begin + kChunk);
         std::vector<Plaintext> fresh;
         std::vector<const Plaintext*> pts;
-        std::vector<const Ciphertext*> cts;
-        if (plaintexts_.empty())
-          for (std::size_t t = begin; t < end; ++t) fresh.push_back(encode_term(g, g.terms[t]));
-        for (std::size_t t = begin; t < end; ++t) {
-          pts.push_back(plaintexts_.empty() ? &fresh[t - begin] : &plaintexts_[gi][t]);
-          cts.push_back(&babies[g.terms[t].in_block][g.terms[t].baby]);
-        }
-        Ciphertext part(ctx.n(), 2, level_, cts[0]->scale() * pts[0]->scale(), spec_.slots);
-        multiply_accumulate(ctx, pts, cts, part);
+        for (std::size_t t = begin; t < end; ++t) fresh.push_back(encode_term(g, g.terms[t]));
+        for (const auto& p : fresh) pts.push_back(&p);
+        const std::vector<const Ciphertext*> part_cts(cts.begin() + static_cast<std::ptrdiff_t>(begin),
+                                                      cts.begin() + static_cast<std::ptrdiff_t>(end));
+        Ciphertext part(ctx.n(), 2, level_, part_cts[0]->scale() * pts[0]->scale(), spec_.slots);
+        multiply_accumulate(ctx, pts, part_cts, part);
         if (acc.empty())
           acc = std::move(part);
         else

@@ -1,5 +1,8 @@
 #include "veil/he/mac.hpp"
 
+#include <algorithm>
+
+#include "veil/common/error.hpp"
 #include "veil/he/mac_impl.hpp"
 #include "veil/math/cpu.hpp"
 
@@ -8,6 +11,8 @@ namespace veil::he {
 // AVX2 builds of the same kernels (mac_avx2.cpp).
 void mac_pointwise_avx2(const math::Modulus& q, std::size_t n, std::span<const u64* const> w,
                         std::span<const u64* const> x, std::size_t polys, u64* const* out);
+void mac_pointwise_packed_avx2(const math::Modulus& q, std::size_t n, std::span<const PackedRow> w,
+                               std::span<const u64* const> x, std::size_t polys, u64* const* out);
 void mac_scalar_rows_avx2(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
                           const u64* const* w, std::span<const u64* const> x, std::size_t polys, u64* const* out);
 
@@ -19,6 +24,32 @@ void mac_pointwise(const math::Modulus& q, std::size_t n, std::span<const u64* c
                    std::span<const u64* const> x, std::size_t polys, u64* const* out) {
   if (math::simd_enabled() && math::cpu_features().avx2_fma) return mac_pointwise_avx2(q, n, w, x, polys, out);
   mac(q, n, w.size(), [&](std::size_t t, std::size_t j) { return w[t][j]; }, x, polys, out);
+}
+
+namespace {
+u64 packed_at(PackedRow row, std::size_t j) {
+  return row.lo[j] | (static_cast<u64>((row.hi[j >> 2] >> (2 * (j & 3))) & 3) << 32);
+}
+}  // namespace
+
+void pack_residues(const u64* src, std::size_t n, std::uint32_t* lo, std::uint8_t* hi) {
+  std::fill(hi, hi + (n + 3) / 4, std::uint8_t{0});
+  for (std::size_t j = 0; j < n; ++j) {
+    VEIL_REQUIRE(src[j] >> kPackedBits == 0, "residue does not fit " << kPackedBits << " bits");
+    lo[j] = static_cast<std::uint32_t>(src[j]);
+    hi[j >> 2] = static_cast<std::uint8_t>(hi[j >> 2] | ((src[j] >> 32) << (2 * (j & 3))));
+  }
+}
+
+void unpack_residues(PackedRow row, std::size_t n, u64* dst) {
+  for (std::size_t j = 0; j < n; ++j) dst[j] = packed_at(row, j);
+}
+
+void mac_pointwise_packed(const math::Modulus& q, std::size_t n, std::span<const PackedRow> w,
+                          std::span<const u64* const> x, std::size_t polys, u64* const* out) {
+  VEIL_REQUIRE(packable(q), "packed weights need a prime below 2^" << kPackedBits);
+  if (math::simd_enabled() && math::cpu_features().avx2_fma) return mac_pointwise_packed_avx2(q, n, w, x, polys, out);
+  mac(q, n, w.size(), [&](std::size_t t, std::size_t j) { return packed_at(w[t], j); }, x, polys, out);
 }
 
 void mac_scalar(const math::Modulus& q, std::size_t n, std::span<const u64> w, std::span<const u64* const> x,

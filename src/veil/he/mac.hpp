@@ -24,6 +24,24 @@ using math::u64;
 void mac_pointwise(const math::Modulus& q, std::size_t n, std::span<const u64* const> w,
                    std::span<const u64* const> x, std::size_t polys, u64* const* out);
 
+// Residues below 2^34 (the NTT form of a plaintext over primes of up to 34 bits, as
+// cached weight diagonals are) stored in 4.25 bytes instead of 8: the low 32 bits in
+// `lo`, the two bits above in `hi`, four residues a byte (residue j at bits 2 (j mod 4)).
+// The pointwise products are memory-bound, so this is also about half the traffic.
+struct PackedRow {
+  const std::uint32_t* lo;
+  const std::uint8_t* hi;
+};
+constexpr int kPackedBits = 34;
+inline bool packable(const math::Modulus& q) { return q.value() < (u64{1} << kPackedBits); }
+// n residues -> lo[n] and hi[(n + 3) / 4].
+void pack_residues(const u64* src, std::size_t n, std::uint32_t* lo, std::uint8_t* hi);
+void unpack_residues(PackedRow row, std::size_t n, u64* dst);
+
+// mac_pointwise with packed weights (q packable).
+void mac_pointwise_packed(const math::Modulus& q, std::size_t n, std::span<const PackedRow> w,
+                          std::span<const u64* const> x, std::size_t polys, u64* const* out);
+
 // One scalar weight per term (already reduced mod q): out_c[j] = sum_t w[t] * x_c[t][j].
 void mac_scalar(const math::Modulus& q, std::size_t n, std::span<const u64> w, std::span<const u64* const> x,
                 std::size_t polys, u64* const* out);

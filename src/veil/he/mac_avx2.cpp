@@ -15,8 +15,10 @@ namespace {
 // math/fpmod_avx2.hpp), where the portable path multiplies in 128-bit integers: about 2 ns
 // a product against a fraction of that here. The sums of a tile of coefficients stay in
 // L1 while the terms stream by; a sum in [0, q) plus three products in [-q, 2q) stays
-// below 2^53 in magnitude, so it is reduced every third term.
-void mac_pointwise_fp(const math::Modulus& m, std::size_t n, std::span<const u64* const> w,
+// below 2^53 in magnitude, so it is reduced every third term. load_w(t, j) gives four
+// weights of term t from coefficient j as doubles; each is loaded once for all polys.
+template <class LoadW>
+void mac_pointwise_fp(const math::Modulus& m, std::size_t n, std::size_t terms, LoadW load_w,
                       std::span<const u64* const> x, std::size_t polys, u64* const* out) {
   constexpr std::size_t kFpTile = 256, kMaxPolys = 3;
   const __m256d q = _mm256_set1_pd(static_cast<double>(m.value()));
@@ -25,17 +27,16 @@ void mac_pointwise_fp(const math::Modulus& m, std::size_t n, std::span<const u64
   for (std::size_t base = 0; base < n; base += kFpTile) {
     const std::size_t len = std::min(kFpTile, n - base);
     for (std::size_t c = 0; c < polys; ++c) std::fill(acc[c], acc[c] + len, 0.0);
-    for (std::size_t t = 0; t < w.size(); ++t) {
+    for (std::size_t t = 0; t < terms; ++t) {
       const bool reduce = t % 3 == 2;
-      const u64* wp = w[t] + base;
-      for (std::size_t c = 0; c < polys; ++c) {
-        const u64* xp = x[t * polys + c] + base;
-        double* a = acc[c];
-        for (std::size_t j = 0; j < len; j += 4) {
-          __m256d s = _mm256_add_pd(_mm256_load_pd(a + j), math::fp::mul(math::fp::load(wp + j),
-                                                                            math::fp::load(xp + j), q, qinv));
+      for (std::size_t j = 0; j < len; j += 4) {
+        const __m256d wv = load_w(t, base + j);
+        for (std::size_t c = 0; c < polys; ++c) {
+          double* a = acc[c] + j;
+          __m256d s = _mm256_add_pd(_mm256_load_pd(a), math::fp::mul(wv, math::fp::load(x[t * polys + c] + base + j),
+                                                                        q, qinv));
           if (reduce) s = math::fp::reduce(s, q, qinv);
-          _mm256_store_pd(a + j, s);
+          _mm256_store_pd(a, s);
         }
       }
     }
@@ -45,14 +46,39 @@ void mac_pointwise_fp(const math::Modulus& m, std::size_t n, std::span<const u64
   }
 }
 
+bool fp_kernel_applies(const math::Modulus& q, std::size_t n, std::size_t polys) {
+  return math::vecmod_simd(q) && n % 4 == 0 && polys <= 3;
+}
+
 }  // namespace
 
 void mac_pointwise_avx2(const math::Modulus& q, std::size_t n, std::span<const u64* const> w,
                         std::span<const u64* const> x, std::size_t polys, u64* const* out) {
   // Below 2^32 the integer kernel's 32-bit products are cheaper still.
-  if (q.value() >= (u64{1} << 32) && math::vecmod_simd(q) && n % 4 == 0 && polys <= 3)
-    return mac_pointwise_fp(q, n, w, x, polys, out);
+  if (q.value() >= (u64{1} << 32) && fp_kernel_applies(q, n, polys)) {
+    const auto load = [&](std::size_t t, std::size_t j) { return math::fp::load(w[t] + j); };
+    return mac_pointwise_fp(q, n, w.size(), load, x, polys, out);
+  }
   mac(q, n, w.size(), [&](std::size_t t, std::size_t j) { return w[t][j]; }, x, polys, out);
+}
+
+void mac_pointwise_packed_avx2(const math::Modulus& q, std::size_t n, std::span<const PackedRow> w,
+                               std::span<const u64* const> x, std::size_t polys, u64* const* out) {
+  if (!fp_kernel_applies(q, n, polys)) {
+    mac(q, n, w.size(), [&](std::size_t t, std::size_t j) {
+      return w[t].lo[j] | (static_cast<u64>((w[t].hi[j >> 2] >> (2 * (j & 3))) & 3) << 32);
+    }, x, polys, out);
+    return;
+  }
+  // Four residues: widen the low words, and spread the hi byte's four 2-bit fields to
+  // bits 32-33 of each lane.
+  const __m256i shifts = _mm256_set_epi64x(6, 4, 2, 0), three = _mm256_set1_epi64x(3);
+  const auto load = [&](std::size_t t, std::size_t j) {
+    const __m256i lo = _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[t].lo + j)));
+    const __m256i hi = _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(w[t].hi[j >> 2]), shifts), three);
+    return math::fp::to_double(_mm256_or_si256(lo, _mm256_slli_epi64(hi, 32)));
+  };
+  mac_pointwise_fp(q, n, w.size(), load, x, polys, out);
 }
 
 namespace {

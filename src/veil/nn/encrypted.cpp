@@ -121,7 +121,7 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
     const PackedStage& ps = plan_.packing.stages[k];
     const int level = plan_.stages[k].level_in;
     const std::size_t bytes =
-        static_cast<std::size_t>(ps.counts.plaintext_mults) * (level + 1) * ctx_->n() * sizeof(u64);
+        static_cast<std::size_t>(ps.counts.plaintext_mults) * he::PackedPlaintext::bytes_at(*ctx_, level);
     const bool cache = ps.counts.plaintext_mults > 0 && bytes <= budget;
     if (cache) budget -= bytes;
     transforms_[k] = std::make_unique<he::LinearTransform>(
