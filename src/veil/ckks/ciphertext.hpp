@@ -22,6 +22,11 @@ using math::u64;
 // At most 1 GiB stays cached; the rest goes back to the system.
 void* poly_alloc(std::size_t bytes);
 void poly_free(void* p, std::size_t bytes) noexcept;
+// Touches `bytes` of heap once and frees it, where the C library keeps it for the next
+// allocations: a server calls it at set-up with its working-set size so the first request
+// does not pay the page faults and zero-filling of fresh memory (costly in a virtual
+// machine, where a page never touched before is also allocated by the host).
+void reserve_heap(std::size_t bytes);
 
 // Allocator that leaves new elements uninitialised: every producer of a polynomial
 // writes all of it, so zero-filling megabytes per operation would be wasted bandwidth.

@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
       ->each([](const std::string& t) { veil::set_num_threads(std::stoi(t)); });
   app.add_option("--plaintext-cache-gib",
                  "memory for the model's encoded weights in latency mode; what does not fit is\n"
-                 "encoded again on every image (default: VEIL_PLAINTEXT_CACHE_GIB or 4)")
+                 "encoded again on every image (default: VEIL_PLAINTEXT_CACHE_GIB or half the\n"
+                 "machine's memory; cifar10-shallow needs 9.7)")
       ->check(CLI::Range(0.0, 1048576.0))
       ->trigger_on_parse()
       ->each([](const std::string& g) {

@@ -44,7 +44,8 @@ std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::C
 
 // Bytes of latency-mode plaintext diagonals an EncryptedNetwork keeps encoded (the rest
 // are encoded on every use, about one NTT per limb each): set_plaintext_cache_bytes()
-// (`veil --plaintext-cache-gib`), else VEIL_PLAINTEXT_CACHE_GIB, else 4 GiB.
+// (`veil --plaintext-cache-gib`), else VEIL_PLAINTEXT_CACHE_GIB, else half the
+// machine's physical memory.
 std::size_t plaintext_cache_bytes();
 void set_plaintext_cache_bytes(std::size_t bytes);
 
