@@ -22,6 +22,7 @@ double max_error(const std::vector<double>& got, const std::vector<double>& want
 struct HeFixture {
   test::Fixture f;
   explicit HeFixture(int levels) : f(test::toy_params(12, levels, 2)) {}
+  explicit HeFixture(const ckks::CkksParameters& p) : f(p) {}
   Ciphertext encrypt(const std::vector<double>& v, std::size_t slots) const {
     auto pt = f.encoder->encode(std::span<const double>(v), f.scale(), f.ctx->max_level(), slots);
     return f.encryptor->encrypt(pt);
@@ -122,6 +123,32 @@ TEST(LinearTransform, UnitMapUsesNoLevelAndOnTheFlyEncodingMatchesCache) {
   auto want = apply_plain(w, {x})[0];
   EXPECT_GT(-std::log2(max_error(a, want)), 20);
   EXPECT_GT(-std::log2(max_error(b, want)), 20);
+}
+
+// Over primes below 2^34 (the planner's 33-bit scales) the cache stores diagonals packed,
+// 4.25 bytes a residue; the base prime stays whole. Both paths must match the plain map.
+TEST(LinearTransform, PackedCacheMatchesOnTheFlyEncoding) {
+  HeFixture h(ckks::CkksParameters::create(12, {50, 33, 33}, {60}, 33, 3, /*allow_insecure=*/true));
+  ASSERT_TRUE(he::packable(h.f.ctx->modulus(1)));
+  ASSERT_FALSE(he::packable(h.f.ctx->modulus(0)));
+  const std::size_t n = 256;
+  std::mt19937_64 g(7);
+  he::LinearTransformSpec w;
+  w.slots = n;
+  for (int d : {0, 1, 2, 5, 17, 40}) w.diagonals.push_back({0, 0, d, random_vector(n, g)});
+  const int level = h.f.ctx->max_level();
+  he::LinearTransform cached(*h.f.encoder, w, level, 4, true);
+  he::LinearTransform lazy(*h.f.encoder, w, level, 4, false);
+  // Two packed limbs (4 + 1/4 bytes a residue) and one whole one, per diagonal.
+  EXPECT_EQ(he::PackedPlaintext::bytes_at(*h.f.ctx, level), h.f.ctx->n() * (2 * 4 + 2 / 4.0 + 8));
+  EXPECT_EQ(cached.plaintext_bytes(), w.diagonals.size() * he::PackedPlaintext::bytes_at(*h.f.ctx, level));
+  const auto x = random_vector(n, g);
+  auto gk = h.f.keygen->create_galois_keys(cached.rotation_steps());
+  const auto a = h.decrypt(cached.apply(*h.f.evaluator, {h.encrypt(x, n)}, gk)[0]);
+  const auto b = h.decrypt(lazy.apply(*h.f.evaluator, {h.encrypt(x, n)}, gk)[0]);
+  const auto want = apply_plain(w, {x})[0];
+  EXPECT_GT(-std::log2(max_error(a, want)), 15);
+  EXPECT_GT(-std::log2(max_error(b, want)), 15);
 }
 
 TEST(LinearTransform, RejectsBadInputs) {
