@@ -36,10 +36,11 @@ PolyCache& poly_cache() {
 // thousands of 0.1-1 MB ciphertexts made and dropped per layer (throughput mode), both
 // mean page faults and kernel zero-filling on every batch. A fixed threshold and no
 // trimming keep such blocks in the heap for reuse, at the price of the process keeping
-// its peak heap (measured: system time of a 10,000-image MNIST run 2.4 s -> 1.6 s). One arena: the worker threads' own arenas live in 64 MiB heaps that
-// the C library unmaps whenever one empties, so blocks made and dropped by parallel
-// tasks were faulted in afresh layer after layer; and memory kept by reserve_heap() is
-// in the main arena, where every thread must find it.
+// its peak heap (measured: system time of a 10,000-image MNIST run 2.4 s -> 1.6 s).
+// One arena: the worker threads' own arenas live in 64 MiB heaps that the C library
+// unmaps whenever one empties, so blocks made and dropped by parallel tasks were
+// faulted in afresh layer after layer; and memory kept by reserve_heap() is in the main
+// arena, where every thread must find it.
 [[maybe_unused]] const bool g_malloc_tuned = [] {
 #if defined(__GLIBC__)
   mallopt(M_MMAP_THRESHOLD, 32 << 20);

@@ -19,7 +19,7 @@ using math::u64;
 // by exact size (HE objects come in a few sizes, one per level), in the spirit of SEAL's
 // memory pool. The C library maps blocks this large afresh on every allocation, so
 // without it each operation at N = 2^16 page-faults and zero-fills hundreds of MB.
-// At most 1 GiB stays cached; the rest goes back to the system.
+// At most 1 GiB stays cached; the rest goes back to the heap.
 void* poly_alloc(std::size_t bytes);
 void poly_free(void* p, std::size_t bytes) noexcept;
 // Touches `bytes` of heap once and frees it, where the C library keeps it for the next

@@ -26,12 +26,6 @@ void mac_pointwise(const math::Modulus& q, std::size_t n, std::span<const u64* c
   mac(q, n, w.size(), [&](std::size_t t, std::size_t j) { return w[t][j]; }, x, polys, out);
 }
 
-namespace {
-u64 packed_at(PackedRow row, std::size_t j) {
-  return row.lo[j] | (static_cast<u64>((row.hi[j >> 2] >> (2 * (j & 3))) & 3) << 32);
-}
-}  // namespace
-
 void pack_residues(const u64* src, std::size_t n, std::uint32_t* lo, std::uint8_t* hi) {
   std::fill(hi, hi + (n + 3) / 4, std::uint8_t{0});
   for (std::size_t j = 0; j < n; ++j) {

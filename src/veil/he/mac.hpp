@@ -34,6 +34,9 @@ struct PackedRow {
 };
 constexpr int kPackedBits = 34;
 inline bool packable(const math::Modulus& q) { return q.value() < (u64{1} << kPackedBits); }
+inline u64 packed_at(PackedRow row, std::size_t j) {
+  return row.lo[j] | (static_cast<u64>((row.hi[j >> 2] >> (2 * (j & 3))) & 3) << 32);
+}
 // n residues -> lo[n] and hi[(n + 3) / 4].
 void pack_residues(const u64* src, std::size_t n, std::uint32_t* lo, std::uint8_t* hi);
 void unpack_residues(PackedRow row, std::size_t n, u64* dst);

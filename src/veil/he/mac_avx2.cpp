@@ -65,9 +65,7 @@ void mac_pointwise_avx2(const math::Modulus& q, std::size_t n, std::span<const u
 void mac_pointwise_packed_avx2(const math::Modulus& q, std::size_t n, std::span<const PackedRow> w,
                                std::span<const u64* const> x, std::size_t polys, u64* const* out) {
   if (!fp_kernel_applies(q, n, polys)) {
-    mac(q, n, w.size(), [&](std::size_t t, std::size_t j) {
-      return w[t].lo[j] | (static_cast<u64>((w[t].hi[j >> 2] >> (2 * (j & 3))) & 3) << 32);
-    }, x, polys, out);
+    mac(q, n, w.size(), [&](std::size_t t, std::size_t j) { return packed_at(w[t], j); }, x, polys, out);
     return;
   }
   // Four residues: widen the low words, and spread the hi byte's four 2-bit fields to
