@@ -137,12 +137,12 @@ PackedPlaintext::PackedPlaintext(const ckks::CkksContext& ctx, const Plaintext& 
   int packed = 0, raw = 0;
   for (std::size_t i = 0; i < index_.size(); ++i) index_[i] = packable(ctx.modulus(i)) ? packed++ : -1 - raw++;
   lo_.resize(static_cast<std::size_t>(packed) * n_);
-  hi_.resize(static_cast<std::size_t>(packed) * ((n_ + 3) / 4));
+  hi_.resize(static_cast<std::size_t>(packed) * hi_stride());
   raw_.resize(static_cast<std::size_t>(raw) * n_);
   for (std::size_t i = 0; i < index_.size(); ++i) {
     if (index_[i] >= 0) {
       const auto k = static_cast<std::size_t>(index_[i]);
-      pack_residues(p.limb(i), n_, lo_.data() + k * n_, hi_.data() + k * ((n_ + 3) / 4));
+      pack_residues(p.limb(i), n_, lo_.data() + k * n_, hi_.data() + k * hi_stride());
     } else {
       std::copy(p.limb(i), p.limb(i) + n_, raw_.begin() + static_cast<std::ptrdiff_t>((-1 - index_[i]) * n_));
     }
@@ -151,7 +151,7 @@ PackedPlaintext::PackedPlaintext(const ckks::CkksContext& ctx, const Plaintext& 
 
 PackedRow PackedPlaintext::row(std::size_t limb) const {
   const auto k = static_cast<std::size_t>(index_[limb]);
-  return {lo_.data() + k * n_, hi_.data() + k * ((n_ + 3) / 4)};
+  return {lo_.data() + k * n_, hi_.data() + k * hi_stride()};
 }
 
 const u64* PackedPlaintext::raw(std::size_t limb) const {

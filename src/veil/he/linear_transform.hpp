@@ -83,6 +83,8 @@ class PackedPlaintext {
   static std::size_t bytes_at(const ckks::CkksContext& ctx, int level);
 
  private:
+  std::size_t hi_stride() const { return (n_ + 3) / 4; }  // bytes of 2-bit fields per limb
+
   double scale_ = 0;
   std::size_t n_ = 0;
   std::vector<int> index_;  // per limb: k >= 0, packed limb k; -1 - k, raw limb k
