@@ -156,6 +156,39 @@ class PreActResNet18(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class PreActResNetCifar(nn.Module):
+    """PreAct ResNet-(6n+2) for CIFAR (He et al., "Identity mappings in deep residual
+    networks", 2016): a 3x3 stem, three stages of n PreActBlocks at widths w, 2w, 4w
+    (stride 2 entering stages 2 and 3, 1x1 projection shortcuts there), BN -> act, GAP, FC.
+
+    Depth budget under leveled CKKS: each block costs two activations and two convolutions
+    (one level each once the activation's scalars are folded), so n = 3 (ResNet-20) needs
+    about 4 * 9 + 3 = 39 levels.
+    """
+
+    def __init__(self, act, width: int = 16, blocks: int = 3, num_classes: int = 10):
+        super().__init__()
+        w = width
+        self.conv1 = nn.Conv2d(3, w, 3, 1, 1, bias=False)
+        layers = []
+        cin = w
+        for stage, cout in enumerate((w, 2 * w, 4 * w)):
+            for b in range(blocks):
+                stride = 2 if (stage > 0 and b == 0) else 1
+                layers.append(PreActBlock(act, cin, cout, stride))
+                cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.bn = nn.BatchNorm2d(cin)
+        self.act = act()
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        x = self.layers(self.conv1(x))
+        x = self.gap(self.act(self.bn(x)))
+        return self.fc(torch.flatten(x, 1))
+
+
 # name -> dataset, builder(act_factory, width), default hyper-parameters
 PRESETS: Dict[str, dict] = {
     "mnist-cryptonets": dict(
@@ -174,6 +207,10 @@ PRESETS: Dict[str, dict] = {
         dataset="cifar10", net=lambda act, width: CifarShallow(act, width=width or 64),
         act="relu", degree=2, bound=4.0, trainable=True, epochs=60, batch_size=128,
         optimizer="sgd", lr=0.05, wd=5e-4, augment="crop-flip", penalty=1.0),
+    "cifar10-resnet20": dict(
+        dataset="cifar10", net=lambda act, width: PreActResNetCifar(act, width=width or 16, blocks=3),
+        act="relu", degree=2, bound=4.0, trainable=True, epochs=40, batch_size=128,
+        optimizer="sgd", lr=0.05, wd=5e-4, augment="crop-flip", penalty=1.0, ema=0.999),
     "cifar10-resnet18": dict(
         dataset="cifar10", net=lambda act, width: PreActResNet18(act, width=width or 64),
         act="prism", degree=4, bound=6.0, trainable=False, epochs=200, batch_size=128,
