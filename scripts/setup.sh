@@ -15,7 +15,7 @@ cxx_packages=(
   libcli11-dev nlohmann-json3-dev libasio-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
   libpng-dev libjpeg-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format clang-tidy
   xz-utils liblzma-dev
 )
 python_packages=(

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -27,9 +28,16 @@ class ByteWriter {
     u32(static_cast<std::uint32_t>(s.size()));
     raw(s.data(), s.size());
   }
+  // resize + memcpy rather than vector::insert, and an explicit size bound: without them
+  // GCC 12 reports false -Wstringop-overflow warnings for the inlined copy (impossible
+  // sizes near 2^64), which -Werror would turn into build failures. No serialised object
+  // comes near 2^48 bytes.
   void raw(const void* p, std::size_t n) {
-    const auto* b = static_cast<const std::uint8_t*>(p);
-    buf_.insert(buf_.end(), b, b + n);
+    if (n == 0) return;
+    if (n > (std::size_t{1} << 48)) throw std::length_error("ByteWriter: object too large");
+    const std::size_t old = buf_.size();
+    buf_.resize(old + n);
+    std::memcpy(buf_.data() + old, p, n);
   }
   // Packs values of `bits` bits each (1..64) densely; used for residues mod a prime.
   void packed(std::span<const std::uint64_t> v, unsigned bits);
