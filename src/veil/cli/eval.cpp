@@ -17,8 +17,8 @@
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/data/dataset.hpp"
-#include "veil/data/plot.hpp"
-#include "veil/data/progress.hpp"
+#include "veil/report/plot.hpp"
+#include "veil/report/progress.hpp"
 #include "veil/nn/packing.hpp"
 #include "veil/nn/plain_eval.hpp"
 
@@ -104,7 +104,7 @@ void run_eval(EvalOptions& o) {
   std::uint64_t up_bytes = 0, down_bytes = 0;
   const std::size_t per_batch = plan.mode == nn::Mode::kLatency ? 1 : plan.slots;
   std::size_t correct_enc = 0, correct_plain = 0, agree = 0, done = 0;
-  data::Progress progress("encrypted eval", n);
+  report::Progress progress("encrypted eval", n);
   for (std::size_t first = 0; first < n; first += per_batch) {
     const std::size_t count = std::min(per_batch, n - first);
     std::vector<std::vector<double>> batch(inputs.begin() + first, inputs.begin() + first + count);
@@ -205,7 +205,7 @@ void run_eval(EvalOptions& o) {
   if (!o.plot.empty()) {
     std::vector<std::string> names;
     for (const auto& s : plan.stages) names.push_back(s.name.substr(s.name.rfind('/') == std::string::npos ? 0 : s.name.rfind('/') + 1));
-    data::BarPanel time, prec;
+    report::BarPanel time, prec;
     time.title = "Time per stage (" + std::string(nn::mode_name(plan.mode)) + " mode, " + std::to_string(n) + " images)";
     time.y_label = "seconds";
     time.labels = names;
@@ -214,8 +214,8 @@ void run_eval(EvalOptions& o) {
     prec.y_label = "bits";
     prec.labels = names;
     prec.values = stage_bits;
-    prec.style = data::BarPanel::Style::kLine;
-    data::write_panels_png(o.plot, {time, prec});
+    prec.style = report::BarPanel::Style::kLine;
+    report::write_panels_png(o.plot, {time, prec});
     std::printf("plot: %s\n", o.plot.c_str());
   }
 }

@@ -1,6 +1,6 @@
-#include "veil/data/font.hpp"
+#include "veil/report/font.hpp"
 
-namespace veil::data::font {
+namespace veil::report::font {
 
 namespace {
 
@@ -112,4 +112,4 @@ const std::uint8_t* glyph(char c) {
   return kGlyphs[(code >= 32 && code <= 126 ? code : '?') - 32];
 }
 
-}  // namespace veil::data::font
+}  // namespace veil::report::font

@@ -1,4 +1,4 @@
-#include "veil/data/progress.hpp"
+#include "veil/report/progress.hpp"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <thread>
 #include <vector>
 
-namespace veil::data {
+namespace veil::report {
 namespace {
 
 std::string contents(std::FILE* f) {
@@ -100,4 +100,4 @@ TEST(Progress, UnknownTotalAndDurations) {
 }
 
 }  // namespace
-}  // namespace veil::data
+}  // namespace veil::report

@@ -10,7 +10,10 @@
 
 #include "veil/data/image.hpp"
 
-namespace veil::data {
+namespace veil::report {
+
+// Plots render into the data library's RGB image type and PNG writer.
+using data::Image;
 
 struct BarPanel {
   enum class Style { kBars, kLine };
@@ -48,4 +51,4 @@ void write_two_panel_png(const std::string& path, const std::vector<std::string>
                          const std::vector<double>& precision_bits,
                          const std::string& title = "");
 
-}  // namespace veil::data
+}  // namespace veil::report

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-namespace veil::data::font {
+namespace veil::report::font {
 
 inline constexpr int kGlyphWidth = 5;
 inline constexpr int kGlyphHeight = 7;
@@ -14,4 +14,4 @@ inline constexpr int kAdvance = 6;  // glyph plus one column of spacing
 // printable ASCII (32-126) get '?'.
 const std::uint8_t* glyph(char c);
 
-}  // namespace veil::data::font
+}  // namespace veil::report::font

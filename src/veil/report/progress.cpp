@@ -1,4 +1,4 @@
-#include "veil/data/progress.hpp"
+#include "veil/report/progress.hpp"
 
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <utility>
 
-namespace veil::data {
+namespace veil::report {
 
 namespace {
 
@@ -152,4 +152,4 @@ void Progress::draw_locked(bool final) {
   std::fflush(out_);
 }
 
-}  // namespace veil::data
+}  // namespace veil::report

@@ -1,17 +1,17 @@
-#include "veil/data/plot.hpp"
+#include "veil/report/plot.hpp"
 
 #include <gtest/gtest.h>
 #include <png.h>
 
 #include <cmath>
 
-#include "data_test_util.hpp"
-#include "veil/data/font.hpp"
+#include "data/data_test_util.hpp"
+#include "veil/report/font.hpp"
 
-namespace veil::data {
+namespace veil::report {
 namespace {
 
-using test::TempDir;
+using data::test::TempDir;
 
 BarPanel panel(std::string title, std::string y_label, std::vector<std::string> labels,
                std::vector<double> values) {
@@ -59,7 +59,7 @@ TEST(Plot, TwoPanelReportIsAValidPng) {
 TEST(Plot, SinglePanelAndArgumentChecks) {
   TempDir dir;
   write_bar_chart_png(dir.file("bar.png"), "Accuracy", {"plain", "encrypted"}, {99.1, 98.7}, "%");
-  EXPECT_EQ(load_image(dir.file("bar.png")).width, 900);
+  EXPECT_EQ(data::load_image(dir.file("bar.png")).width, 900);
 
   const BarPanel bad = panel("t", "y", {"a", "b"}, {1.0});
   EXPECT_THROW(render_panels({bad}), std::invalid_argument);
@@ -88,4 +88,4 @@ TEST(Plot, FontCoversPrintableAscii) {
 }
 
 }  // namespace
-}  // namespace veil::data
+}  // namespace veil::report

@@ -13,7 +13,7 @@
 #include <mutex>
 #include <string>
 
-namespace veil::data {
+namespace veil::report {
 
 class Progress {
  public:
@@ -53,4 +53,4 @@ class Progress {
 // "0:07", "12:34", "1:02:03".
 std::string format_duration(double seconds);
 
-}  // namespace veil::data
+}  // namespace veil::report

@@ -1,4 +1,4 @@
-#include "veil/data/plot.hpp"
+#include "veil/report/plot.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -6,9 +6,9 @@
 #include <cstdlib>
 
 #include "veil/common/error.hpp"
-#include "veil/data/font.hpp"
+#include "veil/report/font.hpp"
 
-namespace veil::data {
+namespace veil::report {
 
 namespace {
 
@@ -286,7 +286,7 @@ Image render_panels(const std::vector<BarPanel>& panels, int width) {
 }
 
 void write_panels_png(const std::string& path, const std::vector<BarPanel>& panels, int width) {
-  save_png(path, render_panels(panels, width));
+  data::save_png(path, render_panels(panels, width));
 }
 
 void write_bar_chart_png(const std::string& path, const std::string& title,
@@ -319,4 +319,4 @@ void write_two_panel_png(const std::string& path, const std::vector<std::string>
   write_panels_png(path, {time, precision});
 }
 
-}  // namespace veil::data
+}  // namespace veil::report
