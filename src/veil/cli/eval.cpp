@@ -14,6 +14,7 @@
 #include "veil/ckks/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
 #include "veil/cli/commands.hpp"
+#include "veil/cli/data_paths.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/data/dataset.hpp"
@@ -46,7 +47,7 @@ void run_eval(EvalOptions& o) {
   lo.max_count = o.count;
   lo.exact_only = o.exact_only;
   lo.num_classes = net.num_outputs();
-  const std::string data_path = o.data.empty() ? data::default_data_dir(net.dataset) : o.data;
+  const std::string data_path = o.data.empty() ? default_data_dir(net.dataset) : o.data;
   const data::Dataset ds = data::load_dataset(data_path, net.dataset, lo);
   VEIL_REQUIRE(ds.size() > 0, "no records in '" << data_path << "'");
   VEIL_REQUIRE(ds.channels == net.input.c && ds.height == net.input.h && ds.width == net.input.w,

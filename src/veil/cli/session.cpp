@@ -1,5 +1,6 @@
 #include "veil/cli/session.hpp"
 
+#include <cctype>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -43,6 +44,14 @@ Input load_input(const nn::Network& net, const std::string& path, std::size_t in
   }
   Input in;
   std::vector<std::uint8_t> pixels;
+  // A file named like an image must be one: falling through to the data-set readers
+  // would report a truncated or text ".png" as "not a data set file".
+  std::string ext = fs::path(path).extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const bool image_name = ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".ppm";
+  VEIL_CHECK_IO(!image_name || data::detect_image_format(head) != data::ImageFormat::kUnknown,
+                "input '" << path << "' is not an image: its contents are not PNG, JPEG or PPM"
+                          << (fs::file_size(path) == 0 ? " (the file is empty)" : ""));
   if (data::detect_image_format(head) != data::ImageFormat::kUnknown) {
     const data::Image img = data::to_model_input(data::load_image(path), net.input.c, net.input.h, net.input.w);
     pixels = img.pixels;

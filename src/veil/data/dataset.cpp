@@ -353,25 +353,6 @@ std::string canonical_dataset_name(std::string_view hint) {
   return "cifar10";
 }
 
-std::string default_data_dir(std::string_view dataset, const std::string& repo_root) {
-  const std::string name = canonical_dataset_name(dataset);
-  VEIL_REQUIRE(!name.empty(), "default_data_dir: no data set named");
-#ifdef VEIL_DATA_REPO_ROOT
-  const fs::path repo = repo_root.empty() ? fs::path(VEIL_DATA_REPO_ROOT) : fs::path(repo_root);
-#else
-  const fs::path repo = repo_root.empty() ? fs::current_path() : fs::path(repo_root);
-#endif
-  std::vector<fs::path> candidates;
-  if (const char* env = std::getenv("VEIL_DATA_DIR"); env && *env)
-    candidates.push_back(fs::path(env) / name);
-  candidates.push_back(repo / "data" / name);
-  if (name == "fashion-mnist") candidates.emplace_back("/usr/share/datasets/fashion-mnist");
-  if (name == "cifar10") candidates.push_back(repo / ".." / "shared" / "data" / "cifar10");
-  for (const auto& c : candidates)
-    if (fs::is_directory(c)) return c.lexically_normal().string();
-  return candidates.front().lexically_normal().string();
-}
-
 Dataset load_dataset(const std::string& path, std::string_view hint, std::size_t max_count) {
   LoadOptions o;
   o.max_count = max_count;
@@ -382,9 +363,8 @@ Dataset load_dataset(const std::string& path, std::string_view hint, const LoadO
   const std::string name = canonical_dataset_name(hint);
   VEIL_REQUIRE(options.num_classes >= 1 && options.num_classes <= 256,
                "num_classes must be 1..256, got " << options.num_classes);
-  VEIL_REQUIRE(!path.empty() || !name.empty(),
-               "load_dataset: give a data path or a data set name");
-  const std::string where = path.empty() ? default_data_dir(name) : path;
+  VEIL_REQUIRE(!path.empty(), "load_dataset: no data path given (the CLI resolves default locations)");
+  const std::string& where = path;
 
   std::vector<std::string> files;
   if (where.find(',') != std::string::npos) {

@@ -2,7 +2,7 @@
 // gzip) and CIFAR-10 (binary records, raw or xz). Formats are recognised from the file
 // contents; a directory is searched for its test set.
 //
-// Our CIFAR-10 copy is reconstructed (see /work/shared/data/cifar10/README.md): only some
+// Our CIFAR-10 copy is reconstructed (see the README beside the shared copy, ../shared/data/cifar10/README.md from the checkout): only some
 // records hold the original pixels. Next to each `X.bin[.xz]` lies `X.exact_mask.u8`, one
 // byte per record (1 = original bytes, 0 = rebuilt from a JPEG copy). The loader attaches
 // it as Dataset::exact_mask so reports can give accuracy on the exact subset too.
@@ -69,7 +69,6 @@ struct LoadOptions {
 //     replacing `images-idx3` with `labels-idx1` in its name;
 //   - a comma-separated list: one IDX images file and one IDX labels file (either order),
 //     or several CIFAR-10 binaries, concatenated;
-//   - empty: default_data_dir(hint).
 // `hint` ("mnist", "fashion-mnist", "cifar10", or "" for any) also checks the geometry
 // (1x28x28 or 3x32x32). Throws std::invalid_argument for bad options and
 // std::runtime_error, naming the file, for missing, corrupt, truncated or mismatched data.
@@ -81,16 +80,6 @@ Dataset load_dataset(const std::string& path, std::string_view hint, std::size_t
 // ...); "" stays "". Throws std::invalid_argument for anything else.
 std::string canonical_dataset_name(std::string_view hint);
 
-// Where scripts/setup.sh leaves each data set; the first of these that exists, else the
-// first (so an error message names where it was expected):
-//   mnist:         $VEIL_DATA_DIR/mnist, <repo>/data/mnist
-//   fashion-mnist: $VEIL_DATA_DIR/fashion-mnist, <repo>/data/fashion-mnist,
-//                  /usr/share/datasets/fashion-mnist (Debian dataset-fashion-mnist)
-//   cifar10:       $VEIL_DATA_DIR/cifar10, <repo>/data/cifar10 (unpacked .bin),
-//                  <repo>/../shared/data/cifar10 (the shared .bin.xz copy)
-// VEIL_DATA_DIR is the override setup.sh itself honours. `repo_root` empty means the
-// source tree this library was built from (compile definition VEIL_DATA_REPO_ROOT).
-std::string default_data_dir(std::string_view dataset, const std::string& repo_root = "");
 
 // Builds CIFAR-10 binary records from images (CHW, 3x32x32) and labels (for tests and for
 // writing subsets).
