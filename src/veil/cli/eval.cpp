@@ -1,6 +1,7 @@
 // `veil eval`: encrypted inference over a test set, compared with the plaintext model:
 // accuracy both ways, agreement of the predictions, the largest logit error, time per
 // image and per stage, precision per stage; a JSON report and a PNG plot.
+#include <filesystem>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -172,7 +173,14 @@ void run_eval(EvalOptions& o) {
     nlohmann::json j;
     j["model"] = net.name;
     j["dataset"] = ds.name;
-    j["data"] = data_path;
+    // Relative to the working directory where possible, so reports kept in the
+    // repository do not name one machine's folders.
+    {
+      std::error_code ec;
+      const auto rel = std::filesystem::relative(data_path, std::filesystem::current_path(), ec);
+      const bool inside = !ec && !rel.empty() && rel.native().rfind("..", 0) != 0;
+      j["data"] = inside ? rel.string() : data_path;
+    }
     j["mode"] = nn::mode_name(plan.mode);
     j["count"] = n;
     j["exact_only"] = o.exact_only;
