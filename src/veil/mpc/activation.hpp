@@ -1,0 +1,34 @@
+// Polynomial activations on shares: y = sum_k c_k x^k, degree at most 4, with one round
+// per multiplicative depth (Chen et al. 2025 evaluate the merged network's activations
+// this way; the powers come from Beaver squares and triples):
+//   round 1: x^2 from a square;
+//   round 2 (degree 3 or 4): x^4 = (x^2)^2 from a second square and x^3 = x * x^2 from a
+//            triple, both in the same message.
+// Each power is truncated back to scale f locally; the coefficients, at scale
+// 2^coef_bits, combine the powers locally, and one last truncation returns to scale f.
+// The coefficients are public to both parties: the architecture's activation is part of
+// what the client learns (docs/protocols.md).
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "veil/mpc/beaver.hpp"
+#include "veil/mpc/exchange.hpp"
+
+namespace veil::mpc {
+
+struct PolyCost {
+  std::size_t squares = 0, triples = 0;
+  int rounds = 0;
+};
+// What evaluating the polynomial on n values consumes.
+PolyCost poly_cost(std::span<const double> coeffs, std::size_t n);
+
+// x: this party's shares at scale f (f = the field's frac_bits); returns shares of y at
+// scale f. Takes squares and triples from the pools (each used once).
+std::vector<u64> poly_activation(const Field& f, Role role, std::span<const u64> x,
+                                 std::span<const double> coeffs, int coef_bits, SquarePool& squares,
+                                 TriplePool& triples, Exchange& ex);
+
+}  // namespace veil::mpc
