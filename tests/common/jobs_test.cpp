@@ -1,0 +1,65 @@
+// Coarse jobs on the process's pool (veil::run_job): at most max_jobs() at once, admitted in
+// arrival order, with their inner parallel loops still running.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "veil/common/thread_pool.hpp"
+
+namespace veil {
+namespace {
+
+TEST(Jobs, AtMostMaxJobsAtOnceInArrivalOrder) {
+  const int saved = max_jobs();
+  set_max_jobs(2);
+  std::atomic<int> running{0}, peak{0};
+  std::mutex m;
+  std::vector<int> order;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] {
+      run_job([&] {
+        {
+          std::lock_guard lk(m);
+          order.push_back(i);
+        }
+        const int now = ++running;
+        int p = peak.load();
+        while (now > p && !peak.compare_exchange_weak(p, now)) {
+        }
+        // Inner loops still run (on the shared pool or inline) inside a job.
+        std::atomic<int> sum{0};
+        parallel_for(100, [&](std::size_t k) { sum += static_cast<int>(k); });
+        EXPECT_EQ(sum.load(), 4950);
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        --running;
+      });
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // arrive in order i
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(peak.load(), 2);
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5}));
+  set_max_jobs(saved);
+}
+
+TEST(Jobs, WaitIsReportedAndExceptionsPropagate) {
+  const int saved = max_jobs();
+  set_max_jobs(1);
+  std::thread holder([] { run_job([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); }); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const double waited = run_job([] {});
+  holder.join();
+  EXPECT_GT(waited, 0.05);
+  EXPECT_THROW(run_job([] { throw std::runtime_error("job failed"); }), std::runtime_error);
+  EXPECT_EQ(run_job([] {}) < 0.05, true);  // the failed job released its slot
+  EXPECT_THROW(set_max_jobs(0), std::invalid_argument);
+  set_max_jobs(saved);
+}
+
+}  // namespace
+}  // namespace veil
