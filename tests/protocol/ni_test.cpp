@@ -54,10 +54,9 @@ ni::ServedModel plan_model(const std::string& model, nn::Mode mode) {
 // A host with the ni handler; sessions are served over memory channels with serve().
 struct Server {
   std::unique_ptr<protocol::Host> host;
-  explicit Server(std::vector<ni::ServedModel> models) {
+  explicit Server(std::vector<ni::ServedModel> models, protocol::HostOptions o = {}) {
     std::vector<std::unique_ptr<protocol::Handler>> handlers;
     handlers.push_back(std::make_unique<ni::Handler>(std::move(models)));
-    protocol::HostOptions o;
     o.port = 0;
     o.log = [](const std::string& line) { std::printf("  server %s\n", line.c_str()); };
     host = std::make_unique<protocol::Host>(std::move(handlers), o);
@@ -227,6 +226,24 @@ TEST(NiProtocol, ShippedModelHostRefusals) {
     EXPECT_FALSE(ni::decode<ni::KeyStatus>(ch.receive()).ready);
     ch.send(protocol::encode(protocol::Bye{}));
   });
+}
+
+// A host policy, the same for every protocol: the first message must come within the
+// hello deadline, however long the idle timeout between later messages.
+TEST(NiProtocol, ShippedModelHelloDeadline) {
+  protocol::HostOptions o;
+  o.limits.hello_timeout_s = 0.2;
+  o.limits.idle_timeout_s = 60;
+  Server server({plan_model("models/mnist-cryptonets.onnx", nn::Mode::kLatency)}, o);
+  net::ChannelOptions co;
+  co.idle_timeout = std::chrono::seconds(10);
+  auto [c, s] = net::make_memory_pair(co);
+  const auto t = Clock::now();
+  std::thread th([&, &ch = *s] { server.host->serve(ch); });
+  const net::Frame f = c->receive();  // the server's refusal, sent before it closes
+  th.join();
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t).count(), 5.0);
+  EXPECT_EQ(protocol::decode_error(f).code, static_cast<std::uint16_t>(net::ErrorCode::kTimeout));
 }
 
 }  // namespace

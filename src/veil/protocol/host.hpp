@@ -7,11 +7,11 @@
 // its own thread. Heavy work inside a handler (an evaluation) runs through veil::run_job
 // (common/thread_pool.hpp), which admits a few jobs at a time onto the process's one pool.
 //
-// Policies that apply to every session whatever its protocol live here (HostLimits):
-// the session cap, frame limits, timeouts, the first message's bounds. Later ones (per
-// address caps, a first-message deadline, minimum transfer rates, per-mode frame limits)
-// belong here too: admission in Host::accept, deadlines and rates in the loop's receive
-// limits, per-mode frame limits from the handler's session (ProtocolSession::limits).
+// Policies that apply to every session whatever its protocol live here (HostLimits): the
+// session cap, frame limits, timeouts, the first message's bounds. Later ones belong here
+// too, never in a handler: admission (per-address caps) in Host::State::accept, deadlines
+// and rates in the receive limits the message loop passes to the channel, per-mode frame
+// limits reported by the handler's session and applied by the loop.
 #pragma once
 
 #include <cstdint>
@@ -33,9 +33,10 @@ struct HostLimits {
   double idle_timeout_s = 300;        // between messages (client key generation, encryption)
   // The Hello: a small frame (kMaxHelloBytes) within this many seconds (0: the idle timeout).
   double hello_timeout_s = 0;
-  // Seams for the next hardening step, not enforced yet (0: none):
-  std::size_t max_sessions_per_address = 0;  // admission, in Host::accept
-  double min_bytes_per_second = 0;           // transfer rate within a frame, in the loop's receive
+  // Next (not yet here): sessions per client address, checked at admission
+  // (Host::State::accept); a minimum transfer rate, as a field of net::ReceiveLimits that
+  // the channels enforce within a frame; per-mode frame limits, from the handler's session
+  // once its Hello has named the mode.
 };
 
 struct HostOptions {
