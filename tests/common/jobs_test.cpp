@@ -17,33 +17,42 @@ TEST(Jobs, AtMostMaxJobsAtOnceInArrivalOrder) {
   const int saved = max_jobs();
   set_max_jobs(2);
   std::atomic<int> running{0}, peak{0};
+  std::atomic<bool> release{false};
   std::mutex m;
   std::vector<int> order;
+  auto job = [&](int i) {
+    {
+      std::lock_guard lk(m);
+      order.push_back(i);
+    }
+    const int now = ++running;
+    int p = peak.load();
+    while (now > p && !peak.compare_exchange_weak(p, now)) {
+    }
+    // Inner loops still run (on the shared pool or inline) inside a job.
+    std::atomic<int> sum{0};
+    parallel_for(100, [&](std::size_t k) { sum += static_cast<int>(k); });
+    EXPECT_EQ(sum.load(), 4950);
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    --running;
+  };
+  // Jobs 0 and 1 take both slots and hold them; 2..5 queue one after another (each known
+  // to be waiting before the next arrives), then all are released.
   std::vector<std::thread> threads;
   for (int i = 0; i < 6; ++i) {
-    threads.emplace_back([&, i] {
-      run_job([&] {
-        {
-          std::lock_guard lk(m);
-          order.push_back(i);
-        }
-        const int now = ++running;
-        int p = peak.load();
-        while (now > p && !peak.compare_exchange_weak(p, now)) {
-        }
-        // Inner loops still run (on the shared pool or inline) inside a job.
-        std::atomic<int> sum{0};
-        parallel_for(100, [&](std::size_t k) { sum += static_cast<int>(k); });
-        EXPECT_EQ(sum.load(), 4950);
-        std::this_thread::sleep_for(std::chrono::milliseconds(30));
-        --running;
-      });
-    });
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // arrive in order i
+    threads.emplace_back([&, i] { run_job([&] { job(i); }); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline &&
+           (i < 2 ? running.load() < i + 1 : waiting_jobs() < i - 1))
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  EXPECT_EQ(waiting_jobs(), 4);
+  release = true;
   for (auto& t : threads) t.join();
   EXPECT_EQ(peak.load(), 2);
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(waiting_jobs(), 0);
   set_max_jobs(saved);
 }
 

@@ -78,7 +78,8 @@ TEST(MemoryChannel, InterruptStopsAWaitButNotAnArrivedFrame) {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const auto t = Clock::now();
   a->interrupt();
-  ASSERT_EQ(waiting.wait_for(std::chrono::seconds(5)), std::future_status::ready) << "interrupt did not wake the receive";
+  ASSERT_EQ(waiting.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "interrupt did not wake the receive";
   EXPECT_EQ(waiting.get(), ErrorCode::kShuttingDown);
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - t).count(), 5.0);
   // A frame that has already arrived is still read; the next wait fails at once.

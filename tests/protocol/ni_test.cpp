@@ -133,11 +133,13 @@ void expect_matches_plain(const ni::ServedModel& m, const std::vector<std::vecto
       range = std::max(range, std::abs(plain[k]));
     }
     const double tolerance = range * std::ldexp(1.0, -static_cast<int>(std::floor(target_bits)));
-    std::printf("  image %zu: logits within 2^%.1f of the plain evaluator's (max |logit| %.1f: %.1f bits)\n", i,
-                std::log2(err), range, std::log2(range / err));
+    std::printf("  image %zu: logits within 2^%.1f of the plain evaluator's (max |logit| %.1f: %.1f bits)\n",
+                i, std::log2(err), range, std::log2(range / err));
     EXPECT_LE(err, tolerance) << "image " << i << ": logit error " << err << " (log2 " << std::log2(err)
                               << "), planned precision " << m.plan.predicted_precision_bits << " bits";
-    const auto argmax = [](const std::vector<double>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); };
+    const auto argmax = [](const std::vector<double>& v) {
+      return std::max_element(v.begin(), v.end()) - v.begin();
+    };
     EXPECT_EQ(argmax(logits[i]), argmax(plain)) << "image " << i;
   }
 }
@@ -205,14 +207,18 @@ TEST(NiProtocol, ShippedModelHostRefusals) {
   auto answer = [](net::Channel& ch, const protocol::Hello& hello) -> std::uint16_t {
     ch.send(protocol::encode(hello));
     const net::Frame f = ch.receive();
-    return f.type == static_cast<std::uint16_t>(protocol::HostMessage::kError) ? protocol::decode_error(f).code : 0;
+    return f.type == static_cast<std::uint16_t>(protocol::HostMessage::kError)
+               ? protocol::decode_error(f).code
+               : 0;
   };
   const auto latency = ni::encode_open({nn::Mode::kLatency});
   session([&](net::Channel& ch) {
-    EXPECT_EQ(answer(ch, {"hybrid", 1, "t", {}}), static_cast<std::uint16_t>(protocol::ErrorCode::kUnavailable));
+    EXPECT_EQ(answer(ch, {"hybrid", 1, "t", {}}),
+              static_cast<std::uint16_t>(protocol::ErrorCode::kUnavailable));
   });
   session([&](net::Channel& ch) {
-    EXPECT_EQ(answer(ch, {"ni", ni::kVersion + 1, "t", latency}), static_cast<std::uint16_t>(net::ErrorCode::kBadVersion));
+    EXPECT_EQ(answer(ch, {"ni", ni::kVersion + 1, "t", latency}),
+              static_cast<std::uint16_t>(net::ErrorCode::kBadVersion));
   });
   session([&](net::Channel& ch) {
     EXPECT_EQ(answer(ch, {"ni", ni::kVersion, "t", ni::encode_open({nn::Mode::kThroughput})}),

@@ -136,6 +136,10 @@ class JobGate {
     std::lock_guard<std::mutex> lk(m_);
     return limit_;
   }
+  int waiting() {
+    std::lock_guard<std::mutex> lk(m_);
+    return static_cast<int>(next_ticket_ - serving_);
+  }
   double run(const std::function<void()>& fn) {
     const auto start = std::chrono::steady_clock::now();
     {
@@ -183,6 +187,8 @@ void set_max_jobs(int n) {
 int max_jobs() { return job_gate().limit(); }
 
 double run_job(const std::function<void()>& fn) { return job_gate().run(fn); }
+
+int waiting_jobs() { return job_gate().waiting(); }
 
 void set_num_threads(int n) {
   VEIL_REQUIRE(n >= 1 && n <= 256, "thread count must be in 1..256, got " << n);

@@ -28,5 +28,7 @@ void set_max_jobs(int n);
 int max_jobs();
 // Runs fn once a job slot is free; returns the seconds spent waiting for the slot.
 double run_job(const std::function<void()>& fn);
+// Jobs waiting for a slot now (a server's queue length).
+int waiting_jobs();
 
 }  // namespace veil

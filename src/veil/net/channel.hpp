@@ -22,8 +22,8 @@ namespace veil::net {
 // deadline for the first message, larger ones once the peer has said who it is).
 struct ReceiveLimits {
   std::uint64_t max_frame_bytes = std::uint64_t{1} << 30;  // payload bound
-  std::chrono::milliseconds io_timeout{30000};     // no progress within a frame (and writes)
-  std::chrono::milliseconds idle_timeout{300000};  // waiting for the first byte of a frame
+  std::chrono::milliseconds io_timeout{30000};             // no progress within a frame (and writes)
+  std::chrono::milliseconds idle_timeout{300000};          // waiting for the first byte of a frame
 };
 using ChannelOptions = ReceiveLimits;  // the channel's defaults for receive() and send()
 

@@ -34,7 +34,8 @@ class MemoryChannel final : public Channel {
     {
       std::lock_guard lk(link_->m);
       if (link_->closed[side_]) throw Error(ErrorCode::kClosed, "writing a frame: this end is closed");
-      if (link_->closed[1 - side_]) throw Error(ErrorCode::kClosed, "writing a frame: the peer closed the connection");
+      if (link_->closed[1 - side_])
+        throw Error(ErrorCode::kClosed, "writing a frame: the peer closed the connection");
       link_->queue[1 - side_].push_back(std::move(f));
     }
     link_->cv.notify_all();
@@ -51,7 +52,9 @@ class MemoryChannel final : public Channel {
     });
     // As over TCP: a frame that has arrived is read even when interrupted or closed.
     if (q.empty()) {
-      if (!ready) throw Error(ErrorCode::kTimeout, "waiting for a message: nothing for " + seconds(limits.idle_timeout));
+      if (!ready)
+        throw Error(ErrorCode::kTimeout,
+                    "waiting for a message: nothing for " + seconds(limits.idle_timeout));
       if (link_->closed[side_]) throw Error(ErrorCode::kClosed, "waiting for a message: this end is closed");
       if (link_->interrupted[side_])
         throw Error(ErrorCode::kShuttingDown, "interrupted while waiting for the next message");
@@ -105,9 +108,11 @@ class MemoryChannel final : public Channel {
 
 }  // namespace
 
-std::pair<std::unique_ptr<Channel>, std::unique_ptr<Channel>> make_memory_pair(const ChannelOptions& options) {
+std::pair<std::unique_ptr<Channel>, std::unique_ptr<Channel>> make_memory_pair(
+    const ChannelOptions& options) {
   auto link = std::make_shared<Link>();
-  return {std::make_unique<MemoryChannel>(link, 0, options), std::make_unique<MemoryChannel>(link, 1, options)};
+  return {std::make_unique<MemoryChannel>(link, 0, options),
+          std::make_unique<MemoryChannel>(link, 1, options)};
 }
 
 }  // namespace veil::net

@@ -17,6 +17,7 @@ namespace veil::net {
 // include the 16-byte header each frame would have on the wire, so both transports count
 // the same bytes. Closing one end (or destroying it) makes the other's receive fail with
 // kClosed once it has read what was already sent.
-std::pair<std::unique_ptr<Channel>, std::unique_ptr<Channel>> make_memory_pair(const ChannelOptions& options = {});
+std::pair<std::unique_ptr<Channel>, std::unique_ptr<Channel>> make_memory_pair(
+    const ChannelOptions& options = {});
 
 }  // namespace veil::net

@@ -6,9 +6,12 @@ namespace veil::protocol {
 
 const char* host_message_name(std::uint16_t type) {
   switch (static_cast<HostMessage>(type)) {
-    case HostMessage::kHello: return "Hello";
-    case HostMessage::kError: return "Error";
-    case HostMessage::kBye: return "Bye";
+    case HostMessage::kHello:
+      return "Hello";
+    case HostMessage::kError:
+      return "Error";
+    case HostMessage::kBye:
+      return "Bye";
   }
   return nullptr;
 }
@@ -32,8 +35,9 @@ void check_type(const net::Frame& f, std::uint16_t want, const char* want_name, 
     const auto e = decode_error(f);
     throw net::Error(e.code, names(e.code), e.text);
   }
-  throw error(ErrorCode::kUnexpectedMessage, std::string("expected ") + want_name + ", got " + message_name(f.type) +
-                                                 " (type " + std::to_string(f.type) + ")");
+  throw error(ErrorCode::kUnexpectedMessage, std::string("expected ") + want_name + ", got " +
+                                                 message_name(f.type) + " (type " + std::to_string(f.type) +
+                                                 ")");
 }
 
 }  // namespace wire

@@ -29,10 +29,10 @@ inline constexpr std::size_t kMaxErrorText = 4096;
 
 struct Hello {
   static constexpr HostMessage kType = HostMessage::kHello;
-  std::string protocol;            // "ni": the non-interactive protocol
-  std::uint16_t version = 0;       // that protocol's version
-  std::string client;              // free text for the server's log ("veil client")
-  Bytes body;                      // the protocol's own opening message
+  std::string protocol;       // "ni": the non-interactive protocol
+  std::uint16_t version = 0;  // that protocol's version
+  std::string client;         // free text for the server's log ("veil client")
+  Bytes body;                 // the protocol's own opening message
   bool operator==(const Hello&) const = default;
 };
 

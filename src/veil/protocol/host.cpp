@@ -122,8 +122,9 @@ struct Host::State {
     }
     if (sessions.size() >= opt.limits.max_sessions) {
       log("refused " + ch->peer() + ": server busy (" + std::to_string(sessions.size()) + " sessions)");
-      ch->send_final(encode_error(error(ErrorCode::kBusy, std::to_string(sessions.size()) +
-                                                              " sessions already open (the limit); try again later")));
+      ch->send_final(
+          encode_error(error(ErrorCode::kBusy, std::to_string(sessions.size()) +
+                                                   " sessions already open (the limit); try again later")));
       return;
     }
     auto s = std::make_unique<Session>();
@@ -151,8 +152,8 @@ struct Host::State {
       }
       offered += (offered.empty() ? "" : ", ") + h->offers();
     }
-    throw error(ErrorCode::kUnavailable, "this server does not offer protocol '" + hello.protocol + "' (it offers " +
-                                             offered + ")");
+    throw error(ErrorCode::kUnavailable,
+                "this server does not offer protocol '" + hello.protocol + "' (it offers " + offered + ")");
   }
 
   void serve(net::Channel& ch, std::uint64_t id);
@@ -200,7 +201,8 @@ void Host::State::serve(net::Channel& ch, std::uint64_t id) {
   }
   // No malloc_trim here: it would hand back the working set a latency-mode network
   // pre-faults at set-up (ckks::reserve_heap), and the next session's first image would
-  // page-fault it in again. Freed blocks stay in the heap for the next session.
+  // page-fault it in again (mnist-delphi: ~8,000 faults and ~0.15 s more per later session).
+  // Freed blocks stay in the heap for the next session.
 }
 
 Host::Host(std::vector<std::unique_ptr<Handler>> handlers, HostOptions options)
@@ -222,7 +224,8 @@ std::uint64_t Host::max_frame_bytes() const { return state_->max_frame; }
 void Host::run() {
   State& s = *state_;
   s.listener.run([&](std::unique_ptr<net::Channel> ch) { s.accept(std::move(ch)); }, s.channel_options(),
-                 {SIGINT, SIGTERM}, [&](int sig) {
+                 {SIGINT, SIGTERM},
+                 [&](int sig) {
                    s.log(std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") +
                          ": refusing new requests, finishing those in flight");
                    s.begin_stop();

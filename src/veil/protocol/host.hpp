@@ -27,7 +27,7 @@
 namespace veil::protocol {
 
 struct HostLimits {
-  std::size_t max_sessions = 16;     // connections served at once; more get "server busy"
+  std::size_t max_sessions = 16;      // connections served at once; more get "server busy"
   std::uint64_t max_frame_bytes = 0;  // 0: the largest any handler needs (Handler::max_frame_bytes)
   double timeout_s = 30;              // no progress within a frame (read or write)
   double idle_timeout_s = 300;        // between messages (client key generation, encryption)
@@ -73,12 +73,13 @@ class Handler {
   virtual ~Handler() = default;
   virtual std::string protocol() const = 0;  // the name clients put in their Hello
   virtual std::uint16_t version() const = 0;
-  virtual std::string offers() const = 0;  // for logs and refusals: "ni v3 (latency, throughput)"
+  virtual std::string offers() const = 0;             // for logs and refusals: "ni v3 (latency, throughput)"
   virtual std::uint64_t max_frame_bytes() const = 0;  // the largest message it receives
   virtual const char* message_name(std::uint16_t type) const = 0;  // for the host's log
   // Opens a session for a client's Hello: sends the protocol's greeting on `ch`, or throws
   // net::Error (e.g. kUnavailable for a mode it does not offer).
-  virtual std::unique_ptr<ProtocolSession> open(const Hello& hello, net::Channel& ch, SessionContext& ctx) = 0;
+  virtual std::unique_ptr<ProtocolSession> open(const Hello& hello, net::Channel& ch,
+                                                SessionContext& ctx) = 0;
 };
 
 class Host {

@@ -30,9 +30,9 @@ std::shared_ptr<const void> KeyCache::insert_any(const KeyHash& hash, const std:
           (victim == entries_.end() || it->second.last_used < victim->second.last_used))
         victim = it;
     if (victim == entries_.end())
-      throw error(ErrorCode::kBusy, "the key cache is full (" + human_bytes(used_) + " of " + human_bytes(cap_) +
-                                        " held by active sessions; these keys need " + human_bytes(bytes) +
-                                        "); try again later");
+      throw error(ErrorCode::kBusy, "the key cache is full (" + human_bytes(used_) + " of " +
+                                        human_bytes(cap_) + " held by active sessions; these keys need " +
+                                        human_bytes(bytes) + "); try again later");
     used_ -= victim->second.bytes;
     entries_.erase(victim);
   }

@@ -28,7 +28,8 @@ class KeyCache {
   // Caches `keys` (bytes: their size in memory) unless an entry exists already, and returns
   // the cached entry. Throws net::Error(kBusy) when live sessions' keys leave no room.
   template <class T>
-  std::shared_ptr<const T> insert(const KeyHash& hash, const std::string& scope, T keys, std::uint64_t bytes) {
+  std::shared_ptr<const T> insert(const KeyHash& hash, const std::string& scope, T keys,
+                                  std::uint64_t bytes) {
     return std::static_pointer_cast<const T>(
         insert_any(hash, scope, std::make_shared<const T>(std::move(keys)), bytes));
   }

@@ -29,7 +29,8 @@ inline void put_blob(ByteWriter& w, const Bytes& b) {
 inline std::size_t count(ByteReader& r, std::size_t max, std::size_t min_bytes, const char* what) {
   const std::uint32_t n = r.u32();
   VEIL_CHECK_IO(n <= max, what << ": " << n << " entries exceed the limit of " << max);
-  VEIL_CHECK_IO(std::uint64_t{n} * min_bytes <= r.remaining(), what << ": " << n << " entries do not fit the message");
+  VEIL_CHECK_IO(std::uint64_t{n} * min_bytes <= r.remaining(),
+                what << ": " << n << " entries do not fit the message");
   return n;
 }
 

@@ -80,21 +80,24 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
           k.relin = ckks::load_relin_keys(ctx, u.relin);
           k.galois = ckks::load_galois_keys(ctx, u.galois);
         } catch (const std::exception& e) {
-          throw error(ErrorCode::kBadKeys, std::string("keys do not load for this model's parameters: ") + e.what());
+          throw error(ErrorCode::kBadKeys,
+                      std::string("keys do not load for this model's parameters: ") + e.what());
         }
         if (k.relin.key.level < mode_.relin_level)
           throw error(ErrorCode::kBadKeys, "relinearisation key covers levels up to " +
-                                                    std::to_string(k.relin.key.level) + ", the plan needs " +
-                                                    std::to_string(mode_.relin_level));
+                                               std::to_string(k.relin.key.level) + ", the plan needs " +
+                                               std::to_string(mode_.relin_level));
         // Exactly the plan's rotations: extra keys would only cost server memory.
         if (k.galois.keys.size() != plan.rotation_steps.size())
-          throw error(ErrorCode::kBadKeys, std::to_string(k.galois.keys.size()) + " rotation keys, the plan uses " +
-                                                    std::to_string(plan.rotation_steps.size()));
+          throw error(ErrorCode::kBadKeys, std::to_string(k.galois.keys.size()) +
+                                               " rotation keys, the plan uses " +
+                                               std::to_string(plan.rotation_steps.size()));
         for (std::size_t i = 0; i < plan.rotation_steps.size(); ++i) {
           auto it = k.galois.keys.find(ctx.galois_element(plan.rotation_steps[i]));
           if (it == k.galois.keys.end() || it->second.level < plan.rotation_key_levels[i])
-            throw error(ErrorCode::kBadKeys, "no rotation key for step " + std::to_string(plan.rotation_steps[i]) +
-                                                      " at level " + std::to_string(plan.rotation_key_levels[i]));
+            throw error(ErrorCode::kBadKeys, "no rotation key for step " +
+                                                 std::to_string(plan.rotation_steps[i]) + " at level " +
+                                                 std::to_string(plan.rotation_key_levels[i]));
         }
         const std::uint64_t bytes = memory_bytes(k);
         found = ctx_.key_cache().insert(h, scope_, std::move(k), bytes);
@@ -102,23 +105,26 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
       keys_ = std::move(found);
       ch.send(encode(KeyStatus{true, h}));
       ctx_.log("keys " + hex(h, 8) + " uploaded (" + human_bytes(f.payload.size()) + ", " +
-          std::to_string(seconds_since(t)).substr(0, 5) + " s)");
+               std::to_string(seconds_since(t)).substr(0, 5) + " s)");
       return;
     }
     case MessageType::kInfer: {
       if (!keys_)
-        throw error(ErrorCode::kNoKeys, "no evaluation keys in this session: upload them (or query a cached "
-                                             "hash) before inference");
+        throw error(ErrorCode::kNoKeys,
+                    "no evaluation keys in this session: upload them (or query a cached "
+                    "hash) before inference");
       Infer req = decode<Infer>(f);
       const std::size_t want = input_ciphertexts(mode_.model.network, plan);
-      const std::uint32_t max_batch = plan.mode == nn::Mode::kLatency ? 1 : static_cast<std::uint32_t>(plan.slots);
+      const std::uint32_t max_batch =
+          plan.mode == nn::Mode::kLatency ? 1 : static_cast<std::uint32_t>(plan.slots);
       if (req.images > max_batch)
-        throw error(ErrorCode::kBadCiphertexts, std::to_string(req.images) + " images in one request; the limit is " +
-                                                         std::to_string(max_batch));
+        throw error(
+            ErrorCode::kBadCiphertexts,
+            std::to_string(req.images) + " images in one request; the limit is " + std::to_string(max_batch));
       if (req.ciphertexts.size() != want)
         throw error(ErrorCode::kBadCiphertexts, "the model takes " + std::to_string(want) +
-                                                         " input ciphertexts, got " +
-                                                         std::to_string(req.ciphertexts.size()));
+                                                    " input ciphertexts, got " +
+                                                    std::to_string(req.ciphertexts.size()));
       const std::uint64_t up = f.payload.size();
       std::vector<ckks::Ciphertext> in(req.ciphertexts.size());
       for (std::size_t i = 0; i < in.size(); ++i) {
@@ -155,8 +161,9 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
       res.ciphertexts.clear();
       ch.send(reply);
       char line[160];
-      std::snprintf(line, sizeof line, "infer %u image(s): up %s, down %s, queue %.3f s, eval %.3f s", req.images,
-                    human_bytes(up).c_str(), human_bytes(reply.payload.size()).c_str(), queue_s, eval_s);
+      std::snprintf(line, sizeof line, "infer %u image(s): up %s, down %s, queue %.3f s, eval %.3f s",
+                    req.images, human_bytes(up).c_str(), human_bytes(reply.payload.size()).c_str(), queue_s,
+                    eval_s);
       ctx_.log(line);
       return;
     }
@@ -207,8 +214,8 @@ std::unique_ptr<ProtocolSession> Handler::open(const Hello& hello, net::Channel&
   const Mode* mode = modes_[mode_index(body.mode)].get();
   if (!mode)
     throw protocol::error(protocol::ErrorCode::kUnavailable, std::string("this server does not offer ") +
-                                                                 nn::mode_name(body.mode) + " mode (it offers " +
-                                                                 offers() + ")");
+                                                                 nn::mode_name(body.mode) +
+                                                                 " mode (it offers " + offers() + ")");
   ch.send(encode(make_server_info(mode->model.network, mode->model.plan, ctx.max_frame_bytes())));
   ctx.log(std::string(nn::mode_name(body.mode)) + " mode");
   return std::make_unique<Session>(*mode, ctx);
