@@ -13,9 +13,12 @@
 namespace veil {
 namespace {
 
-TEST(Jobs, AtMostMaxJobsAtOnceInArrivalOrder) {
+// Jobs 0..limit-1 take every slot and hold it; the others queue one after another (each
+// known to be waiting before the next arrives), then all are released. Returns the order in
+// which jobs started and the most that ran at once.
+std::pair<std::vector<int>, int> queue_and_release(int limit, int jobs) {
   const int saved = max_jobs();
-  set_max_jobs(2);
+  set_max_jobs(limit);
   std::atomic<int> running{0}, peak{0};
   std::atomic<bool> release{false};
   std::mutex m;
@@ -37,23 +40,34 @@ TEST(Jobs, AtMostMaxJobsAtOnceInArrivalOrder) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     --running;
   };
-  // Jobs 0 and 1 take both slots and hold them; 2..5 queue one after another (each known
-  // to be waiting before the next arrives), then all are released.
   std::vector<std::thread> threads;
-  for (int i = 0; i < 6; ++i) {
+  for (int i = 0; i < jobs; ++i) {
     threads.emplace_back([&, i] { run_job([&] { job(i); }); });
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (std::chrono::steady_clock::now() < deadline &&
-           (i < 2 ? running.load() < i + 1 : waiting_jobs() < i - 1))
+           (i < limit ? running.load() < i + 1 : waiting_jobs() < i + 1 - limit))
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  EXPECT_EQ(waiting_jobs(), 4);
+  EXPECT_EQ(waiting_jobs(), jobs - limit);
   release = true;
   for (auto& t : threads) t.join();
-  EXPECT_EQ(peak.load(), 2);
-  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5}));
   EXPECT_EQ(waiting_jobs(), 0);
   set_max_jobs(saved);
+  return {order, peak.load()};
+}
+
+TEST(Jobs, AtMostMaxJobsAtOnce) {
+  const auto [order, peak] = queue_and_release(2, 6);
+  EXPECT_EQ(peak, 2);
+  EXPECT_EQ(order.size(), 6u);
+}
+
+TEST(Jobs, AdmittedInArrivalOrder) {
+  // One slot: each job starts only when the previous one has ended, so the recorded start
+  // order is the admission order.
+  const auto [order, peak] = queue_and_release(1, 6);
+  EXPECT_EQ(peak, 1);
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5}));
 }
 
 TEST(Jobs, WaitIsReportedAndExceptionsPropagate) {
