@@ -83,6 +83,9 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--idle-timeout-s", s.limits.idle_timeout_s,
                   "seconds a session may wait between messages (default 300)")
       ->check(CLI::Range(0.1, 86400.0));
+  cmd->add_option("--hello-timeout-s", s.limits.hello_timeout_s,
+                  "seconds a new connection may take to send its first message (default: the idle timeout)")
+      ->check(CLI::Range(0.1, 86400.0));
   cmd->callback([o] { run_serve(*o); });
 }
 
