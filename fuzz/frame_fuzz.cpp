@@ -11,14 +11,17 @@
 #include "fuzz_common.hpp"
 #include "veil/ckks/serialize.hpp"
 #include "veil/net/frame.hpp"
-#include "veil/protocol/messages.hpp"
+#include "veil/protocol/hello.hpp"
+#include "veil/protocol/ni/messages.hpp"
 
 using namespace veil;
-using protocol::MessageType;
+namespace ni = protocol::ni;
+using ni::MessageType;
+using protocol::HostMessage;
 
 namespace {
 
-void load_ciphertexts(const std::vector<protocol::Bytes>& cts) {
+void load_ciphertexts(const std::vector<ni::Bytes>& cts) {
   for (const auto& b : cts) {
     try {
       (void)ckks::load_ciphertext(*fuzz::context(), b);
@@ -28,17 +31,25 @@ void load_ciphertexts(const std::vector<protocol::Bytes>& cts) {
 }
 
 void decode(const net::Frame& f) {
+  switch (static_cast<HostMessage>(f.type)) {
+    case HostMessage::kHello: {
+      const auto hello = protocol::decode_hello(f);
+      (void)ni::decode_open(hello.body);
+      return;
+    }
+    case HostMessage::kError: (void)protocol::decode_error(f); return;
+    case HostMessage::kBye: (void)protocol::decode_bye(f); return;
+  }
   switch (static_cast<MessageType>(f.type)) {
-    case MessageType::kHello: (void)protocol::decode<protocol::Hello>(f); break;
     case MessageType::kServerInfo: {
-      const auto info = protocol::decode<protocol::ServerInfo>(f);
+      const auto info = ni::decode<ni::ServerInfo>(f);
       (void)ckks::load_parameters(info.parameters);
       break;
     }
-    case MessageType::kKeyQuery: (void)protocol::decode<protocol::KeyQuery>(f); break;
-    case MessageType::kKeyStatus: (void)protocol::decode<protocol::KeyStatus>(f); break;
+    case MessageType::kKeyQuery: (void)ni::decode<ni::KeyQuery>(f); break;
+    case MessageType::kKeyStatus: (void)ni::decode<ni::KeyStatus>(f); break;
     case MessageType::kUploadKeys: {
-      const auto u = protocol::decode<protocol::UploadKeys>(f);
+      const auto u = ni::decode<ni::UploadKeys>(f);
       try {
         (void)ckks::load_relin_keys(*fuzz::context(), u.relin);
       } catch (const std::exception&) {
@@ -46,10 +57,8 @@ void decode(const net::Frame& f) {
       (void)ckks::load_galois_keys(*fuzz::context(), u.galois);
       break;
     }
-    case MessageType::kInfer: load_ciphertexts(protocol::decode<protocol::Infer>(f).ciphertexts); break;
-    case MessageType::kResult: load_ciphertexts(protocol::decode<protocol::Result>(f).ciphertexts); break;
-    case MessageType::kError: (void)protocol::decode<protocol::ErrorMessage>(f); break;
-    case MessageType::kBye: (void)protocol::decode<protocol::Bye>(f); break;
+    case MessageType::kInfer: load_ciphertexts(ni::decode<ni::Infer>(f).ciphertexts); break;
+    case MessageType::kResult: load_ciphertexts(ni::decode<ni::Result>(f).ciphertexts); break;
     default: break;
   }
 }

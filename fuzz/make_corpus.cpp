@@ -9,7 +9,8 @@
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
-#include "veil/protocol/messages.hpp"
+#include "veil/protocol/hello.hpp"
+#include "veil/protocol/ni/messages.hpp"
 
 using namespace veil;
 
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
   const std::vector<double> values = {0.5, -1.0, 2.0};
   const auto ct = ckks::save_ciphertext(*ctx, encryptor.encrypt(encoder.encode(std::span<const double>(values), ctx->params().scale, 2)), true);
 
-  protocol::ServerInfo info;
+  protocol::ni::ServerInfo info;
   info.model = "seed";
   info.input = {1, 2, 2};
   info.classes = {"a", "b"};
@@ -46,16 +47,17 @@ int main(int argc, char** argv) {
   info.input_ciphertexts = info.output_ciphertexts = 1;
 
   const std::vector<std::pair<std::string, net::Frame>> seeds = {
-      {"hello", protocol::encode(protocol::Hello{nn::Mode::kLatency, "seed"})},
-      {"server_info", protocol::encode(info)},
-      {"key_query", protocol::encode(protocol::KeyQuery{})},
-      {"key_status", protocol::encode(protocol::KeyStatus{true, {}})},
-      {"upload_keys", protocol::encode(protocol::UploadKeys{
+      {"hello", protocol::encode(protocol::Hello{protocol::ni::kName, protocol::ni::kVersion, "seed",
+                                                 protocol::ni::encode_open({nn::Mode::kLatency})})},
+      {"server_info", protocol::ni::encode(info)},
+      {"key_query", protocol::ni::encode(protocol::ni::KeyQuery{})},
+      {"key_status", protocol::ni::encode(protocol::ni::KeyStatus{true, {}})},
+      {"upload_keys", protocol::ni::encode(protocol::ni::UploadKeys{
                           ckks::save_relin_keys(*ctx, keygen.create_relin_keys(), true),
                           ckks::save_galois_keys(*ctx, keygen.create_galois_keys({1, 2}), true)})},
-      {"infer", protocol::encode(protocol::Infer{1, {ct, ct}})},
-      {"result", protocol::encode(protocol::Result{0.1, 0.2, {ct}})},
-      {"error", protocol::encode(protocol::ErrorMessage{net::ErrorCode::kBusy, "seed"})},
+      {"infer", protocol::ni::encode(protocol::ni::Infer{1, {ct, ct}})},
+      {"result", protocol::ni::encode(protocol::ni::Result{0.1, 0.2, {ct}})},
+      {"error", protocol::encode(protocol::ErrorMessage{11, "seed"})},
       {"bye", protocol::encode(protocol::Bye{})},
   };
   for (const auto& [name, frame] : seeds) {

@@ -72,7 +72,7 @@ echo "throughput batch: ok"
 # 4. Misbehaving clients, each followed by a good one; memory must come back.
 good_client "warm-up"
 base="$(rss_kib "$server")"
-for scenario in oversized version garbage truncated bad-messages "mismatched-keys $tmp/other" \
+for scenario in oversized version hello garbage truncated bad-messages "mismatched-keys $tmp/other" \
                 "bad-ciphertexts $tmp/keys $tmp/good.ct $tmp/other.ct" "stall 3" "disconnect $tmp/keys $tmp/good.ct"; do
   # shellcheck disable=SC2086
   $py "$bad" ${scenario%% *} "$addr" $(echo "$scenario" | cut -s -d' ' -f2-) || fail "scenario $scenario"

@@ -12,11 +12,14 @@ import subprocess
 import sys
 import time
 
-MAGIC, VERSION = b"VNET", 2  # net/frame.hpp kProtocolVersion
+MAGIC, VERSION = b"VNET", 3  # net/frame.hpp kFrameVersion
+PROTOCOL, PROTOCOL_VERSION = b"ni", 3  # protocol/ni/messages.hpp kName, kVersion
+# Host messages (protocol/hello.hpp): HELLO, ERROR, BYE; the rest are the ni protocol's.
 HELLO, SERVER_INFO, KEY_QUERY, KEY_STATUS, UPLOAD_KEYS, INFER, RESULT, ERROR, BYE = range(1, 10)
-# Error codes (net::ErrorCode).
+# Error codes: transport (net::ErrorCode) 1-5, host (protocol::ErrorCode) 6, 7, 11, 13,
+# ni (protocol::ni::ErrorCode) 8-10.
 BAD_FRAME, BAD_VERSION, TOO_LARGE, TIMEOUT = 1, 2, 3, 4
-BAD_MESSAGE, BAD_KEYS, BAD_CTS, NO_KEYS, BUSY = 7, 8, 9, 10, 11
+BAD_MESSAGE, BAD_KEYS, BAD_CTS, NO_KEYS, BUSY, UNAVAILABLE = 7, 8, 9, 10, 11, 13
 
 
 def header(mtype, length, version=VERSION):
@@ -31,9 +34,14 @@ def blob(b):
     return struct.pack("<Q", len(b)) + b
 
 
-def hello(mode=0):
-    name = b"bad_client.py"
-    return frame(HELLO, struct.pack("<BI", mode, len(name)) + name)
+def string(b):
+    return struct.pack("<I", len(b)) + b
+
+
+def hello(mode=0, protocol=PROTOCOL, version=PROTOCOL_VERSION):
+    """Hello: str protocol, u16 version, str client name, blob body (ni: u8 mode)."""
+    return frame(HELLO, string(protocol) + struct.pack("<H", version) + string(b"bad_client.py")
+                 + blob(struct.pack("<B", mode)))
 
 
 def upload(relin, galois):
@@ -129,6 +137,15 @@ def main():
         s = connect(addr)
         s.sendall(header(HELLO, 0, version=99))
         expect_error(s, BAD_VERSION, "protocol version 99")
+    elif scenario == "hello":  # a hello the server cannot serve: each answered, then closed
+        for what, msg, code in [("unknown protocol", hello(protocol=b"nope"), UNAVAILABLE),
+                                ("ni version 2", hello(version=2), BAD_VERSION),
+                                ("unknown mode", hello(mode=7), BAD_MESSAGE),
+                                ("hello frame of 1 MiB", header(HELLO, 1 << 20), TOO_LARGE)]:
+            s = connect(addr)
+            s.sendall(msg)
+            expect_error(s, code, what)
+            expect_closed(s, what)
     elif scenario == "garbage":
         s = connect(addr)
         s.sendall(bytes(range(7, 71)))

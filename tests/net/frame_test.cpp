@@ -1,4 +1,5 @@
-// Frames, messages and the Channel (over loopback TCP, in-process).
+// Frames, the host's and the non-interactive protocol's messages, and the channels (TCP
+// over loopback and the in-memory pair, in-process).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -6,9 +7,11 @@
 
 #include "veil/ckks/params.hpp"
 #include "veil/ckks/serialize.hpp"
-#include "veil/net/channel.hpp"
-#include "veil/protocol/client.hpp"
-#include "veil/protocol/messages.hpp"
+#include "veil/net/memory_channel.hpp"
+#include "veil/net/tcp_channel.hpp"
+#include "veil/protocol/hello.hpp"
+#include "veil/protocol/ni/client.hpp"
+#include "veil/protocol/ni/messages.hpp"
 #include "veil/protocol/public_plan.hpp"
 
 namespace veil {
@@ -16,22 +19,27 @@ namespace {
 
 using net::ErrorCode;
 using protocol::Bytes;
+namespace ni = protocol::ni;
 
-ErrorCode code_of(const std::function<void()>& fn) {
+// The code of the net::Error fn throws (0: none), as the enum the test compares with.
+template <class E = ErrorCode>
+E code_of(const std::function<void()>& fn) {
   try {
     fn();
   } catch (const net::Error& e) {
-    return e.code();
+    return static_cast<E>(e.code());
   }
-  return ErrorCode{0};
+  return E{0};
 }
+constexpr auto kBadMessage = protocol::ErrorCode::kBadMessage;
+constexpr auto kUnexpected = protocol::ErrorCode::kUnexpectedMessage;
 
 TEST(Frame, RoundTrip) {
   const net::Frame f{42, {1, 2, 3, 4, 5}};
   const auto bytes = net::encode_frame(f);
   ASSERT_EQ(bytes.size(), net::kFrameHeaderSize + 5);
   EXPECT_EQ(bytes[0], 'V');
-  EXPECT_EQ(bytes[4], net::kProtocolVersion);  // version, little-endian
+  EXPECT_EQ(bytes[4], net::kFrameVersion);  // version, little-endian
   EXPECT_EQ(bytes[6], 42);
   EXPECT_EQ(bytes[8], 5);  // length
   const net::Frame g = net::parse_frame(bytes, 100);
@@ -45,7 +53,7 @@ TEST(Frame, Refusals) {
   EXPECT_EQ(code_of([&] { net::parse_frame(std::span(bytes).first(20), 100); }), ErrorCode::kBadFrame);
   EXPECT_EQ(code_of([&] { net::parse_frame(std::span(bytes).first(5), 100); }), ErrorCode::kBadFrame);
   auto v = bytes;
-  v[4] = net::kProtocolVersion + 1;
+  v[4] = net::kFrameVersion + 1;
   EXPECT_EQ(code_of([&] { net::parse_frame(v, 100); }), ErrorCode::kBadVersion);
   v = bytes;
   v[0] = 'X';
@@ -55,20 +63,25 @@ TEST(Frame, Refusals) {
   EXPECT_EQ(code_of([&] { net::parse_frame(v, 100); }), ErrorCode::kBadFrame);
 }
 
-template <class T>
-void expect_round_trip(const T& m) {
-  const net::Frame f = protocol::encode(m);
+template <class T, class Decode>
+void expect_round_trip(const T& m, Decode decode) {
+  const net::Frame f = encode(m);
   EXPECT_EQ(f.type, static_cast<std::uint16_t>(T::kType));
-  EXPECT_EQ(protocol::decode<T>(net::parse_frame(net::encode_frame(f), 1 << 20)), m);
+  EXPECT_EQ(decode(net::parse_frame(net::encode_frame(f), 1 << 20)), m);
   // Every strict prefix of the payload is refused, never read past.
   for (std::size_t cut = 0; cut < f.payload.size(); cut += 1 + f.payload.size() / 64) {
     net::Frame g{f.type, Bytes(f.payload.begin(), f.payload.begin() + cut)};
-    EXPECT_EQ(code_of([&] { protocol::decode<T>(g); }), ErrorCode::kBadMessage) << "cut at " << cut;
+    EXPECT_EQ(code_of<protocol::ErrorCode>([&] { decode(g); }), kBadMessage) << "cut at " << cut;
   }
 }
 
-protocol::ServerInfo sample_info() {
-  protocol::ServerInfo s;
+template <class T>
+void expect_round_trip(const T& m) {
+  expect_round_trip(m, [](const net::Frame& f) { return ni::decode<T>(f); });
+}
+
+ni::ServerInfo sample_info() {
+  ni::ServerInfo s;
   s.model = "m";
   s.dataset = "mnist";
   s.input = {1, 4, 4};
@@ -87,7 +100,11 @@ protocol::ServerInfo sample_info() {
 }
 
 TEST(Messages, RoundTrips) {
-  expect_round_trip(protocol::Hello{nn::Mode::kThroughput, "tester"});
+  expect_round_trip(protocol::Hello{"ni", 3, "tester", ni::encode_open({nn::Mode::kThroughput})},
+                    protocol::decode_hello);
+  EXPECT_EQ(ni::decode_open(ni::encode_open({nn::Mode::kThroughput})).mode, nn::Mode::kThroughput);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([] { ni::decode_open({7}); }), kBadMessage);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([] { ni::decode_open({0, 0}); }), kBadMessage);
   expect_round_trip(sample_info());
   auto mux = sample_info();  // a multiplexed output layout crosses the wire intact
   mux.output_layout.mux_rows = 2;
@@ -96,44 +113,54 @@ TEST(Messages, RoundTrips) {
   mux.output_layout.mux_col_stride = 1;
   mux.output_layout.channels_per_block = 4;
   expect_round_trip(mux);
-  protocol::KeyHash h{};
+  ni::KeyHash h{};
   h[0] = 1;
   h[31] = 9;
-  expect_round_trip(protocol::KeyQuery{h});
-  expect_round_trip(protocol::KeyStatus{true, h});
-  expect_round_trip(protocol::UploadKeys{Bytes(100, 1), Bytes(7, 2)});
-  expect_round_trip(protocol::Infer{3, {Bytes(5, 1), Bytes(), Bytes(9, 3)}});
-  expect_round_trip(protocol::Result{0.25, 1.5, {Bytes(4, 4)}});
-  expect_round_trip(protocol::ErrorMessage{ErrorCode::kBusy, "later"});
-  expect_round_trip(protocol::Bye{});
+  expect_round_trip(ni::KeyQuery{h});
+  expect_round_trip(ni::KeyStatus{true, h});
+  expect_round_trip(ni::UploadKeys{Bytes(100, 1), Bytes(7, 2)});
+  expect_round_trip(ni::Infer{3, {Bytes(5, 1), Bytes(), Bytes(9, 3)}});
+  expect_round_trip(ni::Result{0.25, 1.5, {Bytes(4, 4)}});
+  expect_round_trip(protocol::ErrorMessage{11, "later"}, protocol::decode_error);
+  expect_round_trip(protocol::Bye{}, protocol::decode_bye);
 }
 
 TEST(Messages, WrongTypeAndPeerErrors) {
   const auto hello = protocol::encode(protocol::Hello{});
-  EXPECT_EQ(code_of([&] { protocol::decode<protocol::Bye>(hello); }), ErrorCode::kUnexpectedMessage);
-  // A peer's Error arriving instead of the expected message is thrown with its code.
-  const auto err = protocol::encode(protocol::ErrorMessage{ErrorCode::kShuttingDown, "bye now"});
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::decode_bye(hello); }), kUnexpected);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { ni::decode<ni::Result>(hello); }), kUnexpected);
+  // A peer's Error arriving instead of the expected message is thrown with its code and,
+  // for the protocol's own codes, their names.
+  const auto err = protocol::encode(protocol::ErrorMessage{12, "bye now"});
   try {
-    protocol::decode<protocol::Result>(err);
+    ni::decode<ni::Result>(err);
     FAIL();
   } catch (const net::Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kShuttingDown);
+    EXPECT_TRUE(e.is(ErrorCode::kShuttingDown));
     EXPECT_EQ(e.message(), "bye now");
+    EXPECT_STREQ(e.what(), "shutting down: bye now");
+  }
+  try {
+    ni::decode<ni::KeyStatus>(protocol::encode(protocol::ErrorMessage{8, "wrong level"}));
+    FAIL();
+  } catch (const net::Error& e) {
+    EXPECT_TRUE(e.is(ni::ErrorCode::kBadKeys));
+    EXPECT_STREQ(e.what(), "bad keys: wrong level");
   }
   // Lying counts allocate nothing and fail.
-  net::Frame f{static_cast<std::uint16_t>(protocol::MessageType::kInfer), {1, 0, 0, 0, 0xff, 0xff, 0x0f, 0}};
-  EXPECT_EQ(code_of([&] { protocol::decode<protocol::Infer>(f); }), ErrorCode::kBadMessage);
+  net::Frame f{static_cast<std::uint16_t>(ni::MessageType::kInfer), {1, 0, 0, 0, 0xff, 0xff, 0x0f, 0}};
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { ni::decode<ni::Infer>(f); }), kBadMessage);
   // Trailing bytes are refused.
   auto b = protocol::encode(protocol::Bye{});
   b.payload.push_back(0);
-  EXPECT_EQ(code_of([&] { protocol::decode<protocol::Bye>(b); }), ErrorCode::kBadMessage);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::decode_bye(b); }), kBadMessage);
 }
 
 TEST(Messages, KeyHashSeparatesBlobs) {
-  const auto a = protocol::hash_keys(Bytes{1, 2}, Bytes{3});
-  EXPECT_EQ(a, protocol::hash_keys(Bytes{1, 2}, Bytes{3}));
-  EXPECT_NE(a, protocol::hash_keys(Bytes{1}, Bytes{2, 3}));
-  EXPECT_EQ(protocol::hex(a, 4).size(), 8u);
+  const auto a = ni::hash_keys(Bytes{1, 2}, Bytes{3});
+  EXPECT_EQ(a, ni::hash_keys(Bytes{1, 2}, Bytes{3}));
+  EXPECT_NE(a, ni::hash_keys(Bytes{1}, Bytes{2, 3}));
+  EXPECT_EQ(ni::hex(a, 4).size(), 8u);
 }
 
 TEST(PublicPlan, ValidatesTheServersPlan) {
@@ -145,19 +172,19 @@ TEST(PublicPlan, ValidatesTheServersPlan) {
   EXPECT_EQ(m.context->n(), std::size_t{1} << 13);
   auto bad = info;
   bad.input_layout.row_stride = 1000;  // element outside the ciphertext
-  EXPECT_EQ(code_of([&] { protocol::public_model(bad); }), ErrorCode::kBadMessage);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::public_model(bad); }), kBadMessage);
   bad = info;
   bad.input_layout.row_stride = 0;  // every row in the same slots
-  EXPECT_EQ(code_of([&] { protocol::public_model(bad); }), ErrorCode::kBadMessage);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::public_model(bad); }), kBadMessage);
   bad = info;
   bad.rotation_steps[0] = 64;
-  EXPECT_EQ(code_of([&] { protocol::public_model(bad); }), ErrorCode::kBadMessage);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::public_model(bad); }), kBadMessage);
   bad = info;
   bad.classes.push_back("two");
-  EXPECT_EQ(code_of([&] { protocol::public_model(bad); }), ErrorCode::kBadMessage);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::public_model(bad); }), kBadMessage);
   bad = info;  // the client refuses parameters below 128-bit security
   bad.parameters = ckks::save_parameters(ckks::CkksParameters::create(12, {60, 60, 60}, {60}, 40, 3, true));
-  EXPECT_EQ(code_of([&] { protocol::public_model(bad); }), ErrorCode::kBadMessage);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::public_model(bad); }), kBadMessage);
 }
 
 // A listener on a free port, serving one connection with `serve` on its own thread.
@@ -180,18 +207,18 @@ struct Loopback {
 TEST(Channel, FramesCountersAndRounds) {
   Loopback server([](net::Channel& ch) {
     for (int i = 0; i < 3; ++i) {
-      net::Frame f = ch.recv();
+      net::Frame f = ch.receive();
       f.payload.push_back(static_cast<std::uint8_t>(i));
       ch.send(f);
     }
   });
-  auto c = net::Channel::connect("127.0.0.1", server.listener.port(), {});
+  auto c = net::TcpChannel::connect("127.0.0.1", server.listener.port(), {});
   std::uint64_t sent = 0;
   for (int i = 0; i < 3; ++i) {
     const Bytes payload(1000 * i, 5);
     c->send(7, payload);
     sent += net::kFrameHeaderSize + payload.size();
-    const net::Frame f = c->recv();
+    const net::Frame f = c->receive();
     EXPECT_EQ(f.type, 7);
     ASSERT_EQ(f.payload.size(), payload.size() + 1);
     EXPECT_EQ(f.payload.back(), i);
@@ -211,10 +238,10 @@ TEST(Channel, TimeoutsAndLimits) {
   {
     Loopback server(
         [&](net::Channel& ch) {
-          for (int i = 0; i < 3; ++i) seen.push_back(code_of([&] { ch.recv(); }));
+          for (int i = 0; i < 3; ++i) seen.push_back(code_of([&] { ch.receive(); }));
         },
         o);
-    auto c = net::Channel::connect("127.0.0.1", server.listener.port(), {});
+    auto c = net::TcpChannel::connect("127.0.0.1", server.listener.port(), {});
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // past the idle timeout
     c->send(1, {});
     c->send(1, Bytes(200, 0));  // above the receiver's limit
@@ -239,13 +266,13 @@ TEST(Channel, InterruptStopsAnIdleWait) {
         server_side = &ch;
       }
       cv.notify_all();
-      const ErrorCode c = code_of([&] { ch.recv(); });
+      const ErrorCode c = code_of([&] { ch.receive(); });
       std::lock_guard lk(m);
       got = c;
       returned = true;
       cv.notify_all();
     });
-    auto c = net::Channel::connect("127.0.0.1", server.listener.port(), {});
+    auto c = net::TcpChannel::connect("127.0.0.1", server.listener.port(), {});
     std::unique_lock lk(m);
     cv.wait(lk, [&] { return server_side != nullptr; });
     server_side->interrupt();
@@ -260,8 +287,8 @@ TEST(Channel, ConnectFailsClearly) {
     net::Listener l("127.0.0.1", 0);
     port = l.port();
   }
-  EXPECT_EQ(code_of([&] { net::Channel::connect("127.0.0.1", port, {}); }), ErrorCode::kIo);
-  EXPECT_EQ(code_of([] { protocol::parse_address("nohost"); }), ErrorCode::kIo);
+  EXPECT_EQ(code_of([&] { net::TcpChannel::connect("127.0.0.1", port, {}); }), ErrorCode::kIo);
+  EXPECT_EQ(code_of([] { ni::parse_address("nohost"); }), ErrorCode::kIo);
 }
 
 }  // namespace

@@ -16,7 +16,7 @@
 #include "veil/ckks/serialize.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/common/error.hpp"
-#include "veil/protocol/client.hpp"
+#include "veil/protocol/ni/client.hpp"
 
 namespace veil::cli {
 
@@ -48,8 +48,8 @@ Model to_model(const protocol::PublicModel& pm) {
 
 struct KeySet {
   ckks::SecretKey secret;
-  protocol::Bytes relin, galois;  // serialised seed-compressed, as uploaded
-  protocol::KeyHash hash{};
+  protocol::ni::Bytes relin, galois;  // serialised seed-compressed, as uploaded
+  protocol::ni::KeyHash hash{};
 };
 
 // Keys from `dir` when they were made for these parameters and this plan's rotations;
@@ -67,7 +67,7 @@ KeySet obtain_keys(const Model& m, const std::string& dir) {
                    "they hold " << rotations << " rotation keys, the plan uses " << m.plan.rotation_steps.size());
       k.relin = ckks::read_file((fs::path(dir) / "relin.key").string());
       k.galois = ckks::read_file((fs::path(dir) / "galois.key").string());
-      k.hash = protocol::hash_keys(k.relin, k.galois);
+      k.hash = protocol::ni::hash_keys(k.relin, k.galois);
       std::printf("keys: loaded from %s in %.2f s\n", dir.c_str(), seconds_since(t));
       return k;
     } catch (const std::exception& e) {
@@ -79,7 +79,7 @@ KeySet obtain_keys(const Model& m, const std::string& dir) {
   k.secret = keygen.secret_key();
   k.relin = ckks::save_relin_keys(*m.context, keys.relin, true);
   k.galois = ckks::save_galois_keys(*m.context, keys.galois, true);
-  k.hash = protocol::hash_keys(k.relin, k.galois);
+  k.hash = protocol::ni::hash_keys(k.relin, k.galois);
   std::printf("keys: generated in %.2f s (%zu rotation keys)", seconds_since(t), m.plan.rotation_steps.size());
   if (!dir.empty()) {
     save_keys(dir, m, k.secret, keys);
@@ -90,17 +90,17 @@ KeySet obtain_keys(const Model& m, const std::string& dir) {
 }
 
 // Sends the evaluation keys unless the server already holds them; returns bytes sent.
-std::uint64_t ensure_keys(protocol::Client& c, const KeySet& k, bool verbose) {
+std::uint64_t ensure_keys(protocol::ni::Client& c, const KeySet& k, bool verbose) {
   const auto t = Clock::now();
   const auto before = c.stats().bytes_sent;
   if (c.query_keys(k.hash)) {
     if (verbose)
-      std::printf("keys: the server already holds them (hash %s): nothing uploaded\n", protocol::hex(k.hash, 8).c_str());
+      std::printf("keys: the server already holds them (hash %s): nothing uploaded\n", protocol::ni::hex(k.hash, 8).c_str());
   } else {
     c.upload_keys(k.relin, k.galois);
     if (verbose)
       std::printf("keys: uploaded %s in %.2f s (hash %s)\n", human_bytes(k.relin.size() + k.galois.size()).c_str(),
-                  seconds_since(t), protocol::hex(k.hash, 8).c_str());
+                  seconds_since(t), protocol::ni::hex(k.hash, 8).c_str());
   }
   return c.stats().bytes_sent - before;
 }
@@ -120,7 +120,7 @@ struct Outcome {
   std::uint64_t up = 0, down = 0;
 };
 
-Outcome request(protocol::Client& c, const Model& m, const Crypto& cr, const std::vector<const Input*>& batch,
+Outcome request(protocol::ni::Client& c, const Model& m, const Crypto& cr, const std::vector<const Input*>& batch,
                 bool announce) {
   Outcome o;
   const auto t0 = Clock::now();
@@ -158,11 +158,12 @@ std::vector<std::vector<const Input*>> batches(const std::vector<Input>& inputs,
   return out;
 }
 
-protocol::ClientOptions client_options(const ClientCliOptions& o) {
-  protocol::ClientOptions co;
+constexpr char kClientName[] = "veil client";
+
+std::unique_ptr<net::Channel> connect(const std::string& host, std::uint16_t port, const ClientCliOptions& o) {
+  protocol::ni::ClientOptions co;
   co.timeout_s = o.timeout_s;
-  co.name = "veil client";
-  return co;
+  return protocol::ni::connect(host, port, co);
 }
 
 double percentile(std::vector<double> v, double p) {  // nearest rank
@@ -176,10 +177,10 @@ void run_load(const ClientCliOptions& o, const std::string& host, std::uint16_t 
               const KeySet& keys, const Crypto& cr, const std::vector<Input>& inputs);
 
 void run_client(ClientCliOptions& o) {
-  const auto [host, port] = protocol::parse_address(o.server);
+  const auto [host, port] = protocol::ni::parse_address(o.server);
   const nn::Mode mode = nn::parse_mode(o.mode);
   auto t = Clock::now();
-  protocol::Client client(host, port, mode, client_options(o));
+  protocol::ni::Client client(connect(host, port, o), mode, kClientName);
   const double t_connect = seconds_since(t);
   const Model m = to_model(client.model());
   const auto& plan = m.plan;
@@ -236,7 +237,7 @@ void run_load(const ClientCliOptions& o, const std::string& host, std::uint16_t 
   // model to compute the plaintext class), checked against the true label when known.
   std::vector<int> reference(inputs.size());
   {
-    protocol::Client c(host, port, m.plan.mode, client_options(o));
+    protocol::ni::Client c(connect(host, port, o), m.plan.mode, kClientName);
     ensure_keys(c, keys, false);
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       reference[i] = argmax(request(c, m, cr, {&inputs[i]}, false).logits[0]);
@@ -254,12 +255,12 @@ void run_load(const ClientCliOptions& o, const std::string& host, std::uint16_t 
   std::vector<std::thread> threads;
   for (int t = 0; t < o.concurrency; ++t) {
     threads.emplace_back([&, t] {
-      std::unique_ptr<protocol::Client> c;
+      std::unique_ptr<protocol::ni::Client> c;
       for (std::size_t k = 0; Clock::now() < deadline; ++k) {
         const std::size_t i = (t + k) % inputs.size();
         try {
           if (!c) {
-            c = std::make_unique<protocol::Client>(host, port, m.plan.mode, client_options(o));
+            c = std::make_unique<protocol::ni::Client>(connect(host, port, o), m.plan.mode, kClientName);
             ensure_keys(*c, keys, false);
           }
           const Outcome r = request(*c, m, cr, {&inputs[i]}, false);

@@ -5,7 +5,8 @@
 #include "veil/cli/commands.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
-#include "veil/protocol/server.hpp"
+#include "veil/protocol/host.hpp"
+#include "veil/protocol/ni/handler.hpp"
 
 namespace veil::cli {
 
@@ -15,11 +16,12 @@ struct ServeOptions {
   ModelOptions model;
   std::string mode_unused;  // add_model_options' --mode; serve takes --modes
   std::vector<std::string> modes = {"latency", "throughput"};
-  protocol::ServerOptions server;
+  protocol::HostOptions server;
+  int workers = 2;  // evaluations at once: veil::set_max_jobs
 };
 
 void run_serve(ServeOptions& o) {
-  std::vector<protocol::ServedModel> served;
+  std::vector<protocol::ni::ServedModel> served;
   for (const auto& name : o.modes) {
     const auto t = Clock::now();
     try {
@@ -37,12 +39,16 @@ void run_serve(ServeOptions& o) {
   VEIL_REQUIRE(!served.empty(), "no mode of this model could be planned");
   const std::string name = served[0].network.name;
   const auto t = Clock::now();
-  protocol::Server server(std::move(served), o.server);
+  set_max_jobs(o.workers);
+  std::vector<std::unique_ptr<protocol::Handler>> handlers;
+  handlers.push_back(std::make_unique<protocol::ni::Handler>(std::move(served)));
+  protocol::Host server(std::move(handlers), o.server);
+  const auto& limits = o.server.limits;
   std::printf("model %s ready in %.2f s; %d worker(s) x %d threads, max %zu sessions, key cache %s, max frame %s, "
               "timeout %.0f s (idle %.0f s)\n",
-              name.c_str(), seconds_since(t), o.server.workers, num_threads(), o.server.max_sessions,
+              name.c_str(), seconds_since(t), max_jobs(), num_threads(), limits.max_sessions,
               human_bytes(o.server.max_key_cache_bytes).c_str(), human_bytes(server.max_frame_bytes()).c_str(),
-              o.server.timeout_s, o.server.idle_timeout_s);
+              limits.timeout_s, limits.idle_timeout_s);
   // Tests start the server with --port 0 and read the port from this line.
   std::printf("listening on %s\n", server.address().c_str());
   std::fflush(stdout);
@@ -62,20 +68,23 @@ void register_serve(CLI::App& app) {
       ->check(CLI::IsMember({"latency", "throughput"}));
   cmd->add_option("--host", s.host, "address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)");
   cmd->add_option("--port,-p", s.port, "TCP port (default 7470; 0: any free port)");
-  cmd->add_option("--workers", s.workers, "evaluations run at once (default 2); each uses --threads threads")
+  cmd->add_option("--workers", o->workers, "evaluations run at once (default 2); each uses --threads threads")
       ->check(CLI::Range(1, 64));
-  cmd->add_option("--max-sessions", s.max_sessions, "connections served at once; more are told the server is busy "
+  cmd->add_option("--max-sessions", s.limits.max_sessions, "connections served at once; more are told the server is busy "
                                                     "(default 16)")
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--max-key-cache-bytes", s.max_key_cache_bytes,
                   "evaluation keys held in memory, all sessions together (default 4 GiB)");
-  cmd->add_option("--max-frame-bytes", s.max_frame_bytes,
+  cmd->add_option("--max-frame-bytes", s.limits.max_frame_bytes,
                   "largest message accepted (default: twice the largest the plans need, + 1 MiB)");
-  cmd->add_option("--timeout-s", s.timeout_s, "seconds without progress within a message, reading or writing "
+  cmd->add_option("--timeout-s", s.limits.timeout_s, "seconds without progress within a message, reading or writing "
                                               "(default 30)")
       ->check(CLI::Range(0.1, 86400.0));
-  cmd->add_option("--idle-timeout-s", s.idle_timeout_s,
+  cmd->add_option("--idle-timeout-s", s.limits.idle_timeout_s,
                   "seconds a session may wait between messages (default 300)")
+      ->check(CLI::Range(0.1, 86400.0));
+  cmd->add_option("--hello-timeout-s", s.limits.hello_timeout_s,
+                  "seconds a new connection may take to send its first message (default: the idle timeout)")
       ->check(CLI::Range(0.1, 86400.0));
   cmd->callback([o] { run_serve(*o); });
 }

@@ -1,6 +1,8 @@
 #include "veil/common/thread_pool.hpp"
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -119,7 +121,74 @@ Pool& pool() {
   return p;
 }
 
+// FIFO admission of coarse jobs: tickets handed out in arrival order, served in that order
+// (a bare semaphore would let late arrivals overtake waiting ones).
+class JobGate {
+ public:
+  void set_limit(int n) {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      limit_ = n;
+    }
+    cv_.notify_all();
+  }
+  int limit() {
+    std::lock_guard<std::mutex> lk(m_);
+    return limit_;
+  }
+  int waiting() {
+    std::lock_guard<std::mutex> lk(m_);
+    return static_cast<int>(next_ticket_ - serving_);
+  }
+  double run(const std::function<void()>& fn) {
+    const auto start = std::chrono::steady_clock::now();
+    {
+      std::unique_lock<std::mutex> lk(m_);
+      const std::uint64_t ticket = next_ticket_++;
+      cv_.wait(lk, [&] { return ticket == serving_ && running_ < limit_; });
+      ++serving_;
+      ++running_;
+    }
+    cv_.notify_all();  // the next ticket may start too, if a slot is left
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    struct Release {
+      JobGate& g;
+      ~Release() {
+        {
+          std::lock_guard<std::mutex> lk(g.m_);
+          --g.running_;
+        }
+        g.cv_.notify_all();
+      }
+    } release{*this};
+    fn();
+    return waited;
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int limit_ = 2, running_ = 0;
+  std::uint64_t next_ticket_ = 0, serving_ = 0;
+};
+
+JobGate& job_gate() {
+  static JobGate g;
+  return g;
+}
+
 }  // namespace
+
+void set_max_jobs(int n) {
+  VEIL_REQUIRE(n >= 1 && n <= 1024, "job count must be in 1..1024, got " << n);
+  job_gate().set_limit(n);
+}
+
+int max_jobs() { return job_gate().limit(); }
+
+double run_job(const std::function<void()>& fn) { return job_gate().run(fn); }
+
+int waiting_jobs() { return job_gate().waiting(); }
 
 void set_num_threads(int n) {
   VEIL_REQUIRE(n >= 1 && n <= 256, "thread count must be in 1..256, got " << n);

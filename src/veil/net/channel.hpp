@@ -1,22 +1,16 @@
-// A framed, bidirectional connection with timeouts and counters, over a TCP socket
-// (Asio). The API is blocking from the caller's side (one thread drives one channel),
-// which keeps request/response and multi-round protocols (the later secret-sharing
-// phase) straightforward; every operation is bounded in time:
-//   - idle timeout: waiting for the first byte of the next frame;
-//   - I/O timeout: no progress while the rest of a frame is read, or while writing.
-// Each operation runs the channel's own io_context until it completes or its deadline
-// passes, then cancels the socket: the timeout idiom of Asio's blocking_tcp_client
-// example (asio/src/examples/cpp11/timeouts). Payloads are read in chunks, so a peer
-// that declares a large frame and sends little costs little memory.
+// A framed, bidirectional connection between two parties, whatever carries it: the
+// interface every protocol role is written against (emp-toolkit's NetIO, EzPC-SCI's
+// IOPack), so the same client and server code runs over TCP (tcp_channel.hpp) and over
+// an in-memory pair in one process (memory_channel.hpp) for tests.
 //
-// Asio stays inside channel.cpp (pimpl): users include only this header.
+// The API is blocking from the caller's side (one thread drives one channel), which keeps
+// request/response and multi-round protocols straightforward; every receive is bounded in
+// time (idle timeout before the first byte of a frame, I/O timeout within it) and in size
+// (the receiver's frame limit, checked before the payload is allocated).
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <functional>
-#include <memory>
 #include <span>
 #include <string>
 
@@ -24,74 +18,72 @@
 
 namespace veil::net {
 
-struct ChannelOptions {
-  std::uint64_t max_frame_bytes = std::uint64_t{1} << 30;  // payload bound for received frames
-  std::chrono::milliseconds io_timeout{30000};
-  std::chrono::milliseconds idle_timeout{300000};
+// Bounds of one receive. A host may tighten them per phase (a small frame limit and a short
+// deadline for the first message, larger ones once the peer has said who it is).
+struct ReceiveLimits {
+  std::uint64_t max_frame_bytes = std::uint64_t{1} << 30;  // payload bound
+  std::chrono::milliseconds io_timeout{30000};             // no progress within a frame (and writes)
+  std::chrono::milliseconds idle_timeout{300000};          // waiting for the first byte of a frame
 };
+using ChannelOptions = ReceiveLimits;  // the channel's defaults for receive() and send()
 
 struct ChannelStats {
-  std::uint64_t bytes_sent = 0, bytes_received = 0;  // headers included
+  std::uint64_t bytes_sent = 0, bytes_received = 0;  // frame headers included
   std::uint64_t frames_sent = 0, frames_received = 0;
-  // Round trips: times this side started receiving after having sent (a request/response
+  // Rounds: times this side started receiving after having sent (a request/response
   // exchange is one round; multi-round protocols count their interaction rounds).
   std::uint64_t rounds = 0;
 };
 
 class Channel {
  public:
-  struct Impl;
-  explicit Channel(std::unique_ptr<Impl> impl);
-  ~Channel();
+  virtual ~Channel() = default;
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
-  // Resolves and connects (bounded by the I/O timeout).
-  static std::unique_ptr<Channel> connect(const std::string& host, std::uint16_t port, const ChannelOptions& options);
-
-  void send(std::uint16_t type, std::span<const std::uint8_t> payload);
+  // Throws Error (kTimeout, kClosed, kIo) when the frame cannot be delivered.
+  virtual void send(std::uint16_t type, std::span<const std::uint8_t> payload) = 0;
   void send(const Frame& frame) { send(frame.type, frame.payload); }
-  // Throws Error: kTimeout, kClosed, kIo, or the header's refusal (kBadFrame, kBadVersion,
-  // kFrameTooLarge); kShuttingDown when interrupted while idle.
-  Frame recv();
+  // Throws Error: kTimeout, kClosed, kIo, the header's refusal (kBadFrame, kBadVersion,
+  // kFrameTooLarge), or kShuttingDown when interrupted while waiting for a frame.
+  virtual Frame receive(const ReceiveLimits& limits) = 0;
+  Frame receive() { return receive(options_); }
 
-  // Thread-safe. Makes a receive that is still waiting for the first byte of a frame
-  // (now or later) fail with kShuttingDown; a frame already arriving is read normally.
-  void interrupt();
-  // Best effort, never throws: sends one last frame, discards what the peer had already
-  // sent (so closing does not reset the connection under the frame) and closes.
-  void send_final(const Frame& frame) noexcept;
-  void close() noexcept;
+  // Thread-safe. Makes a receive that is still waiting for the first byte of a frame (now
+  // or later) fail with kShuttingDown; a frame already arriving is read normally.
+  virtual void interrupt() = 0;
+  // Best effort, never throws: sends one last frame and closes, so that the peer reads the
+  // frame (a refusal, a shutdown notice) before it sees the connection end.
+  virtual void send_final(const Frame& frame) noexcept = 0;
+  virtual void close() noexcept = 0;
 
   const ChannelStats& stats() const { return stats_; }
+  std::uint64_t bytes_sent() const { return stats_.bytes_sent; }
+  std::uint64_t bytes_received() const { return stats_.bytes_received; }
+  std::uint64_t rounds() const { return stats_.rounds; }
   const ChannelOptions& options() const { return options_; }
   void set_options(const ChannelOptions& o) { options_ = o; }
+  // Who is at the other end, for logs ("127.0.0.1:51234", "memory").
   const std::string& peer() const { return peer_; }
 
- private:
-  std::unique_ptr<Impl> impl_;
+ protected:
+  Channel() = default;
+  // Implementations call this when a receive starts: it counts a round after a send.
+  void begin_receive() {
+    if (last_was_send_) ++stats_.rounds;
+    last_was_send_ = false;
+  }
+  void end_send() {
+    ++stats_.frames_sent;
+    last_was_send_ = true;
+  }
+
   ChannelOptions options_;
   ChannelStats stats_;
   std::string peer_;
-  bool last_was_send_ = false;
-};
-
-// A listening TCP socket. run() accepts connections until stop() (thread-safe) or one of
-// the watched signals arrives; each connection becomes a Channel handed to on_accept on
-// the listener's thread (which must return quickly: hand the channel to a session).
-class Listener {
- public:
-  Listener(const std::string& host, std::uint16_t port);  // port 0: any free port
-  ~Listener();
-  std::uint16_t port() const;
-  std::string address() const;  // HOST:PORT
-  void run(const std::function<void(std::unique_ptr<Channel>)>& on_accept, const ChannelOptions& options,
-           std::initializer_list<int> signals = {}, const std::function<void(int)>& on_signal = {});
-  void stop();
 
  private:
-  struct State;
-  std::unique_ptr<State> state_;
+  bool last_was_send_ = false;
 };
 
 }  // namespace veil::net

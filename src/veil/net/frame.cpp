@@ -6,34 +6,29 @@
 
 namespace veil::net {
 
-const char* error_code_name(ErrorCode c) {
-  switch (c) {
+const char* error_code_name(std::uint16_t code) {
+  switch (static_cast<ErrorCode>(code)) {
     case ErrorCode::kBadFrame: return "bad frame";
     case ErrorCode::kBadVersion: return "unsupported protocol version";
     case ErrorCode::kFrameTooLarge: return "frame too large";
     case ErrorCode::kTimeout: return "timeout";
     case ErrorCode::kClosed: return "connection closed";
-    case ErrorCode::kUnexpectedMessage: return "unexpected message";
-    case ErrorCode::kBadMessage: return "malformed message";
-    case ErrorCode::kBadKeys: return "bad keys";
-    case ErrorCode::kBadCiphertexts: return "bad ciphertexts";
-    case ErrorCode::kNoKeys: return "no keys";
-    case ErrorCode::kBusy: return "server busy";
     case ErrorCode::kShuttingDown: return "shutting down";
-    case ErrorCode::kModeUnavailable: return "mode unavailable";
-    case ErrorCode::kInternal: return "internal error";
     case ErrorCode::kIo: return "I/O error";
   }
-  return "unknown error";
+  return nullptr;
 }
 
 Error::Error(ErrorCode code, const std::string& message)
-    : std::runtime_error(std::string(error_code_name(code)) + ": " + message), code_(code), message_(message) {}
+    : Error(static_cast<std::uint16_t>(code), error_code_name(static_cast<std::uint16_t>(code)), message) {}
+
+Error::Error(std::uint16_t code, const std::string& name, const std::string& message)
+    : std::runtime_error(name + ": " + message), code_(code), message_(message) {}
 
 std::vector<std::uint8_t> encode_header(std::uint16_t type, std::uint64_t length) {
   ByteWriter w;
   w.raw(kFrameMagic, sizeof kFrameMagic);
-  w.u16(kProtocolVersion);
+  w.u16(kFrameVersion);
   w.u16(type);
   w.u64(length);
   return w.take();
@@ -50,9 +45,9 @@ FrameHeader decode_header(std::span<const std::uint8_t> header, std::uint64_t ma
   h.version = r.u16();
   h.type = r.u16();
   h.length = r.u64();
-  if (h.version != kProtocolVersion)
-    throw Error(ErrorCode::kBadVersion, "peer speaks protocol version " + std::to_string(h.version) +
-                                            ", this side speaks " + std::to_string(kProtocolVersion));
+  if (h.version != kFrameVersion)
+    throw Error(ErrorCode::kBadVersion, "peer speaks frame version " + std::to_string(h.version) +
+                                            ", this side speaks " + std::to_string(kFrameVersion));
   if (h.length > max_payload)
     throw Error(ErrorCode::kFrameTooLarge, "frame of " + std::to_string(h.length) + " bytes exceeds the limit of " +
                                                std::to_string(max_payload) + " bytes");

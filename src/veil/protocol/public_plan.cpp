@@ -110,7 +110,7 @@ PublicModel public_model(const ServerInfo& info) {
   } catch (const net::Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw net::Error(net::ErrorCode::kBadMessage, std::string("server's plan is inconsistent: ") + e.what());
+    throw protocol::error(ErrorCode::kBadMessage, std::string("server's plan is inconsistent: ") + e.what());
   }
 }
 

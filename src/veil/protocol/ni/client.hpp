@@ -1,4 +1,5 @@
-// The client role: connects, learns the model's public plan, makes sure the server holds
+// The client role of the non-interactive protocol, over any net::Channel (TCP, or a memory
+// pair in tests): says Hello, learns the model's public plan, makes sure the server holds
 // this client's evaluation keys, and runs encrypted requests. Key generation, encryption
 // and decryption stay with the caller (the secret key never enters this class).
 #pragma once
@@ -9,26 +10,30 @@
 
 #include "veil/ckks/ciphertext.hpp"
 #include "veil/net/channel.hpp"
-#include "veil/protocol/messages.hpp"
+#include "veil/protocol/ni/messages.hpp"
 #include "veil/protocol/public_plan.hpp"
 
-namespace veil::protocol {
+namespace veil::protocol::ni {
 
 struct ClientOptions {
   double timeout_s = 60;          // connect, and no progress within a frame
   double reply_timeout_s = 3600;  // waiting for a reply (server evaluation, queueing)
   std::uint64_t max_frame_bytes = std::uint64_t{4} << 30;
-  std::string name = "veil-client";
 };
 
 // "HOST:PORT" (IPv6 as [::1]:PORT).
 std::pair<std::string, std::uint16_t> parse_address(const std::string& address);
 
+// A TCP channel to a server with the options' timeouts and frame limit.
+std::unique_ptr<net::Channel> connect(const std::string& host, std::uint16_t port, const ClientOptions& options = {});
+
 class Client {
  public:
-  // Connects, sends Hello, receives and validates ServerInfo. Throws net::Error (the
-  // server's own Error, e.g. busy or mode unavailable, carries its code).
-  Client(const std::string& host, std::uint16_t port, nn::Mode mode, const ClientOptions& options = {});
+  // Sends Hello, receives and validates ServerInfo. Throws net::Error (the server's own
+  // Error, e.g. busy or mode unavailable, carries its code). The first form drives a
+  // channel the caller owns (and keeps alive), the second owns its channel.
+  Client(net::Channel& channel, nn::Mode mode, const std::string& name = "veil-client");
+  Client(std::unique_ptr<net::Channel> channel, nn::Mode mode, const std::string& name = "veil-client");
   ~Client();
 
   const ServerInfo& info() const { return info_; }
@@ -53,9 +58,10 @@ class Client {
   // before closing is thrown rather than the broken pipe.
   net::Frame exchange(const net::Frame& request);
 
-  std::unique_ptr<net::Channel> channel_;
+  std::unique_ptr<net::Channel> owned_;
+  net::Channel* channel_;
   ServerInfo info_;
   PublicModel model_;
 };
 
-}  // namespace veil::protocol
+}  // namespace veil::protocol::ni

@@ -1,4 +1,4 @@
-#include "veil/protocol/messages.hpp"
+#include "veil/protocol/ni/messages.hpp"
 
 #include <sodium.h>
 
@@ -6,36 +6,45 @@
 #include <cstdio>
 
 #include "veil/common/bytes.hpp"
+#include "veil/protocol/wire.hpp"
 
-namespace veil::protocol {
+namespace veil::protocol::ni {
 
-using net::ErrorCode;
+using wire::count;
+using wire::get_blob;
+using wire::put_blob;
+
+std::string error_name(std::uint16_t code) {
+  switch (static_cast<ErrorCode>(code)) {
+    case ErrorCode::kBadKeys: return "bad keys";
+    case ErrorCode::kBadCiphertexts: return "bad ciphertexts";
+    case ErrorCode::kNoKeys: return "no keys";
+  }
+  return protocol::error_name(code);
+}
+
+net::Error error(ErrorCode code, const std::string& message) {
+  return net::Error(static_cast<std::uint16_t>(code), error_name(static_cast<std::uint16_t>(code)), message);
+}
 
 const char* message_name(std::uint16_t type) {
   switch (static_cast<MessageType>(type)) {
-    case MessageType::kHello: return "Hello";
     case MessageType::kServerInfo: return "ServerInfo";
     case MessageType::kKeyQuery: return "KeyQuery";
     case MessageType::kKeyStatus: return "KeyStatus";
     case MessageType::kUploadKeys: return "UploadKeys";
     case MessageType::kInfer: return "Infer";
     case MessageType::kResult: return "Result";
-    case MessageType::kError: return "Error";
-    case MessageType::kBye: return "Bye";
   }
-  return "unknown message";
+  const char* host = host_message_name(type);
+  return host ? host : "unknown message";
 }
 
 namespace {
 
 // --- writing ---------------------------------------------------------------------------
 
-net::Frame frame(MessageType t, ByteWriter& w) { return net::Frame{static_cast<std::uint16_t>(t), w.take()}; }
-
-void put_blob(ByteWriter& w, const Bytes& b) {
-  w.u64(b.size());
-  w.bytes(b);
-}
+net::Frame frame(MessageType t, ByteWriter& w) { return wire::frame(static_cast<std::uint16_t>(t), w); }
 
 void put_blobs(ByteWriter& w, const std::vector<Bytes>& v) {
   w.u32(static_cast<std::uint32_t>(v.size()));
@@ -74,22 +83,6 @@ void put_layout(ByteWriter& w, const nn::Layout& l) {
 }
 
 // --- reading (every count checked against a bound and the bytes left) -----------------
-
-// Counts read from the wire: at most `max`, and at most what `min_bytes` per element
-// leaves room for, so a lying count allocates nothing.
-std::size_t count(ByteReader& r, std::size_t max, std::size_t min_bytes, const char* what) {
-  const std::uint32_t n = r.u32();
-  VEIL_CHECK_IO(n <= max, what << ": " << n << " entries exceed the limit of " << max);
-  VEIL_CHECK_IO(std::uint64_t{n} * min_bytes <= r.remaining(), what << ": " << n << " entries do not fit the message");
-  return n;
-}
-
-Bytes get_blob(ByteReader& r, std::size_t max, const char* what) {
-  const std::uint64_t n = r.u64();
-  VEIL_CHECK_IO(n <= max && n <= r.remaining(), what << ": length " << n << " exceeds the message");
-  const auto v = r.view(n);
-  return Bytes(v.begin(), v.end());
-}
 
 std::vector<Bytes> get_blobs(ByteReader& r, const char* what) {
   std::vector<Bytes> v(count(r, kMaxCiphertexts, 8, what));
@@ -158,51 +151,29 @@ nn::Mode get_mode(ByteReader& r) {
 
 std::uint8_t mode_byte(nn::Mode m) { return m == nn::Mode::kLatency ? 0 : 1; }
 
-void check_type(const net::Frame& f, MessageType want) {
-  if (f.type == static_cast<std::uint16_t>(want)) return;
-  if (f.type == static_cast<std::uint16_t>(MessageType::kError) && want != MessageType::kError) {
-    const auto e = decode<ErrorMessage>(f);
-    throw net::Error(e.code, e.text);
-  }
-  throw net::Error(ErrorCode::kUnexpectedMessage, std::string("expected ") + message_name(static_cast<std::uint16_t>(want)) +
-                                                      ", got " + message_name(f.type) + " (type " +
-                                                      std::to_string(f.type) + ")");
-}
-
-// Runs a payload reader, turning every reader failure into kBadMessage naming the message.
 template <class T, class Fn>
 T read_payload(const net::Frame& f, Fn&& fn) {
-  check_type(f, T::kType);
-  try {
-    ByteReader r(f.payload);
-    T m = fn(r);
-    r.expect_end();
-    return m;
-  } catch (const net::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw net::Error(ErrorCode::kBadMessage,
-                     std::string("malformed ") + message_name(static_cast<std::uint16_t>(T::kType)) + ": " + e.what());
-  }
+  return wire::read_payload<T>(f, error_name, message_name, std::forward<Fn>(fn));
 }
 
 }  // namespace
 
-net::Frame encode(const Hello& m) {
+Bytes encode_open(const OpenBody& m) {
   ByteWriter w;
   w.u8(mode_byte(m.mode));
-  w.str(m.client);
-  return frame(m.kType, w);
+  return w.take();
 }
 
-template <>
-Hello decode<Hello>(const net::Frame& f) {
-  return read_payload<Hello>(f, [](ByteReader& r) {
-    Hello m;
+OpenBody decode_open(const Bytes& body) {
+  try {
+    ByteReader r(body);
+    OpenBody m;
     m.mode = get_mode(r);
-    m.client = r.str(kMaxName);
+    r.expect_end();
     return m;
-  });
+  } catch (const std::exception& e) {
+    throw protocol::error(protocol::ErrorCode::kBadMessage, std::string("malformed Hello body: ") + e.what());
+  }
 }
 
 net::Frame encode(const ServerInfo& m) {
@@ -347,33 +318,6 @@ Result decode<Result>(const net::Frame& f) {
   });
 }
 
-net::Frame encode(const ErrorMessage& m) {
-  ByteWriter w;
-  w.u16(static_cast<std::uint16_t>(m.code));
-  w.str(m.text.substr(0, kMaxText));
-  return frame(m.kType, w);
-}
-
-template <>
-ErrorMessage decode<ErrorMessage>(const net::Frame& f) {
-  return read_payload<ErrorMessage>(f, [](ByteReader& r) {
-    ErrorMessage m;
-    m.code = static_cast<ErrorCode>(r.u16());
-    m.text = r.str(kMaxText);
-    return m;
-  });
-}
-
-net::Frame encode(const Bye& m) {
-  ByteWriter w;
-  return frame(m.kType, w);
-}
-
-template <>
-Bye decode<Bye>(const net::Frame& f) {
-  return read_payload<Bye>(f, [](ByteReader&) { return Bye{}; });
-}
-
 KeyHash hash_keys(const Bytes& relin, const Bytes& galois) {
   // Domain-separated, length-prefixed: (relin, galois) pairs cannot collide by moving
   // bytes from one blob to the other.
@@ -403,4 +347,4 @@ std::string hex(const KeyHash& h, std::size_t bytes) {
   return s;
 }
 
-}  // namespace veil::protocol
+}  // namespace veil::protocol::ni

@@ -1,32 +1,39 @@
-#include "veil/protocol/client.hpp"
+#include "veil/protocol/ni/client.hpp"
 
 #include "veil/ckks/serialize.hpp"
+#include "veil/net/tcp_channel.hpp"
 
-namespace veil::protocol {
-
-using net::ErrorCode;
+namespace veil::protocol::ni {
 
 std::pair<std::string, std::uint16_t> parse_address(const std::string& a) {
   const auto colon = a.rfind(':');
   if (colon == std::string::npos || colon + 1 == a.size())
-    throw net::Error(ErrorCode::kIo, "server address '" + a + "' is not HOST:PORT");
+    throw net::Error(net::ErrorCode::kIo, "server address '" + a + "' is not HOST:PORT");
   std::string host = a.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   const std::string port = a.substr(colon + 1);
   if (host.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
       std::stoul(port) == 0 || std::stoul(port) > 65535)
-    throw net::Error(ErrorCode::kIo, "server address '" + a + "' is not HOST:PORT");
+    throw net::Error(net::ErrorCode::kIo, "server address '" + a + "' is not HOST:PORT");
   return {host, static_cast<std::uint16_t>(std::stoul(port))};
 }
 
-Client::Client(const std::string& host, std::uint16_t port, nn::Mode mode, const ClientOptions& o) {
+std::unique_ptr<net::Channel> connect(const std::string& host, std::uint16_t port, const ClientOptions& o) {
   net::ChannelOptions co;
   co.max_frame_bytes = o.max_frame_bytes;
   co.io_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
   co.idle_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.reply_timeout_s * 1000));
-  channel_ = net::Channel::connect(host, port, co);
-  info_ = decode<ServerInfo>(exchange(encode(Hello{mode, o.name})));
-  if (info_.mode != mode) throw net::Error(ErrorCode::kBadMessage, "the server answered for another mode");
+  return net::TcpChannel::connect(host, port, co);
+}
+
+Client::Client(std::unique_ptr<net::Channel> channel, nn::Mode mode, const std::string& name)
+    : Client(*channel, mode, name) {
+  owned_ = std::move(channel);
+}
+
+Client::Client(net::Channel& channel, nn::Mode mode, const std::string& name) : channel_(&channel) {
+  info_ = decode<ServerInfo>(exchange(encode(Hello{kName, kVersion, name, encode_open(OpenBody{mode})})));
+  if (info_.mode != mode) throw protocol::error(protocol::ErrorCode::kBadMessage, "the server answered for another mode");
   model_ = public_model(info_);
 }
 
@@ -34,14 +41,14 @@ Client::~Client() = default;
 
 bool Client::query_keys(const KeyHash& hash) {
   const KeyStatus s = decode<KeyStatus>(exchange(encode(KeyQuery{hash})));
-  if (s.hash != hash) throw net::Error(ErrorCode::kBadMessage, "key status for other keys");
+  if (s.hash != hash) throw protocol::error(protocol::ErrorCode::kBadMessage, "key status for other keys");
   return s.ready;
 }
 
 void Client::upload_keys(const Bytes& relin, const Bytes& galois) {
   const KeyStatus s = decode<KeyStatus>(exchange(encode(UploadKeys{relin, galois})));
   if (!s.ready || s.hash != hash_keys(relin, galois))
-    throw net::Error(ErrorCode::kBadMessage, "the server did not confirm the uploaded keys");
+    throw protocol::error(protocol::ErrorCode::kBadMessage, "the server did not confirm the uploaded keys");
 }
 
 Client::Reply Client::infer(const std::vector<ckks::Ciphertext>& inputs, std::size_t images) {
@@ -54,7 +61,7 @@ Client::Reply Client::infer(const std::vector<ckks::Ciphertext>& inputs, std::si
   const Result res = decode<Result>(exchange(f));
   f.payload = {};
   if (res.ciphertexts.size() != info_.output_ciphertexts)
-    throw net::Error(ErrorCode::kBadMessage, "expected " + std::to_string(info_.output_ciphertexts) +
+    throw protocol::error(protocol::ErrorCode::kBadMessage, "expected " + std::to_string(info_.output_ciphertexts) +
                                                  " result ciphertexts, got " + std::to_string(res.ciphertexts.size()));
   Reply r;
   r.queue_seconds = res.queue_seconds;
@@ -62,7 +69,7 @@ Client::Reply Client::infer(const std::vector<ckks::Ciphertext>& inputs, std::si
   try {
     for (const auto& b : res.ciphertexts) r.outputs.push_back(ckks::load_ciphertext(ctx, b));
   } catch (const std::exception& e) {
-    throw net::Error(ErrorCode::kBadMessage, std::string("result ciphertext does not load: ") + e.what());
+    throw protocol::error(protocol::ErrorCode::kBadMessage, std::string("result ciphertext does not load: ") + e.what());
   }
   return r;
 }
@@ -71,20 +78,20 @@ net::Frame Client::exchange(const net::Frame& request) {
   try {
     channel_->send(request);
   } catch (const net::Error& e) {
-    if (e.code() != ErrorCode::kClosed && e.code() != ErrorCode::kIo) throw;
+    if (!e.is(net::ErrorCode::kClosed) && !e.is(net::ErrorCode::kIo)) throw;
     net::Frame reason;
     try {
-      reason = channel_->recv();
+      reason = channel_->receive();
     } catch (const net::Error&) {
       reason.type = 0;  // nothing readable: report the broken connection
     }
-    if (reason.type == static_cast<std::uint16_t>(MessageType::kError)) {
-      const auto m = decode<ErrorMessage>(reason);
-      throw net::Error(m.code, m.text);
+    if (reason.type == static_cast<std::uint16_t>(HostMessage::kError)) {
+      const auto m = decode_error(reason);
+      throw net::Error(m.code, error_name(m.code), m.text);
     }
     throw;
   }
-  return channel_->recv();
+  return channel_->receive();
 }
 
 void Client::bye() noexcept {
@@ -95,4 +102,4 @@ void Client::bye() noexcept {
   channel_->close();
 }
 
-}  // namespace veil::protocol
+}  // namespace veil::protocol::ni

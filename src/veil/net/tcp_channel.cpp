@@ -1,4 +1,4 @@
-#include "veil/net/channel.hpp"
+#include "veil/net/tcp_channel.hpp"
 
 #include <algorithm>
 #include <asio.hpp>
@@ -20,7 +20,7 @@ std::string endpoint_string(const tcp::endpoint& e) {
 
 }  // namespace
 
-struct Channel::Impl {
+struct TcpChannel::Impl {
   asio::io_context io;
   tcp::socket socket{io};
   std::atomic<bool> interrupted{false};
@@ -79,16 +79,17 @@ struct Channel::Impl {
   }
 };
 
-Channel::Channel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+TcpChannel::TcpChannel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   std::error_code ec;
   const auto remote = impl_->socket.remote_endpoint(ec);
   peer_ = ec ? "?" : endpoint_string(remote);
   impl_->socket.set_option(tcp::no_delay(true), ec);  // small messages (Hello, KeyQuery) go out at once
 }
 
-Channel::~Channel() { close(); }
+TcpChannel::~TcpChannel() { close(); }
 
-std::unique_ptr<Channel> Channel::connect(const std::string& host, std::uint16_t port, const ChannelOptions& options) {
+std::unique_ptr<TcpChannel> TcpChannel::connect(const std::string& host, std::uint16_t port,
+                                                const ChannelOptions& options) {
   auto impl = std::make_unique<Impl>();
   tcp::resolver resolver(impl->io);
   tcp::resolver::results_type endpoints;
@@ -111,40 +112,37 @@ std::unique_ptr<Channel> Channel::connect(const std::string& host, std::uint16_t
                           [handler](const std::error_code& e, const tcp::endpoint&) { handler(e, 0); });
     });
   } catch (const Error& e) {
-    throw Error(e.code() == ErrorCode::kClosed ? ErrorCode::kIo : e.code(),
+    throw Error(e.is(ErrorCode::kClosed) ? ErrorCode::kIo : static_cast<ErrorCode>(e.code()),
                 "cannot connect to " + host + ":" + std::to_string(port) + " (" + e.what() + ")");
   }
-  auto ch = std::make_unique<Channel>(std::move(impl));
-  ch->options_ = options;
+  auto ch = std::make_unique<TcpChannel>(std::move(impl));
+  ch->set_options(options);
   return ch;
 }
 
-void Channel::send(std::uint16_t type, std::span<const std::uint8_t> payload) {
+void TcpChannel::send(std::uint16_t type, std::span<const std::uint8_t> payload) {
   const auto header = encode_header(type, payload.size());
   impl_->write_all(header.data(), header.size(), options_.io_timeout, stats_);
   impl_->write_all(payload.data(), payload.size(), options_.io_timeout, stats_);
-  ++stats_.frames_sent;
-  last_was_send_ = true;
+  end_send();
 }
 
-Frame Channel::recv() {
-  if (last_was_send_) ++stats_.rounds;
-  last_was_send_ = false;
+Frame TcpChannel::receive(const ReceiveLimits& limits) {
+  begin_receive();
   std::uint8_t header[kFrameHeaderSize];
   std::size_t got = 0;
   while (got < sizeof header) {
     const bool idle = got == 0;
-    got += impl_->read_some(header + got, sizeof header - got, idle ? options_.idle_timeout : options_.io_timeout,
-                            idle);
+    got += impl_->read_some(header + got, sizeof header - got, idle ? limits.idle_timeout : limits.io_timeout, idle);
   }
   stats_.bytes_received += sizeof header;
-  const FrameHeader h = decode_header(header, options_.max_frame_bytes);
+  const FrameHeader h = decode_header(header, limits.max_frame_bytes);
   Frame f;
   f.type = h.type;
   std::size_t off = 0;
   while (off < h.length) {
     if (f.payload.size() == off) f.payload.resize(off + std::min<std::uint64_t>(h.length - off, kChunk));
-    const std::size_t k = impl_->read_some(f.payload.data() + off, f.payload.size() - off, options_.io_timeout, false);
+    const std::size_t k = impl_->read_some(f.payload.data() + off, f.payload.size() - off, limits.io_timeout, false);
     off += k;
     stats_.bytes_received += k;
   }
@@ -152,7 +150,7 @@ Frame Channel::recv() {
   return f;
 }
 
-void Channel::interrupt() {
+void TcpChannel::interrupt() {
   impl_->interrupted = true;
   // Runs on the channel's own thread (inside its next or current operation): cancel a
   // wait for a new frame, unless bytes of one have already arrived.
@@ -162,7 +160,7 @@ void Channel::interrupt() {
   });
 }
 
-void Channel::send_final(const Frame& frame) noexcept {
+void TcpChannel::send_final(const Frame& frame) noexcept {
   try {
     options_.io_timeout = std::min(options_.io_timeout, std::chrono::milliseconds(1000));
     send(frame);
@@ -182,7 +180,7 @@ void Channel::send_final(const Frame& frame) noexcept {
   close();
 }
 
-void Channel::close() noexcept {
+void TcpChannel::close() noexcept {
   if (!impl_) return;
   std::error_code ec;
   impl_->socket.close(ec);
@@ -226,7 +224,7 @@ void Listener::run(const std::function<void(std::unique_ptr<Channel>)>& on_accep
   }
   std::function<void()> accept_next = [&] {
     // Each connection gets its own io_context, driven by the session's thread.
-    auto impl = std::make_shared<std::unique_ptr<Channel::Impl>>(std::make_unique<Channel::Impl>());
+    auto impl = std::make_shared<std::unique_ptr<TcpChannel::Impl>>(std::make_unique<TcpChannel::Impl>());
     s.acceptor.async_accept((*impl)->io, [&, impl](const std::error_code& ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !s.acceptor.is_open()) return;
       if (ec) {  // e.g. out of file descriptors: try again shortly instead of spinning
@@ -237,7 +235,7 @@ void Listener::run(const std::function<void(std::unique_ptr<Channel>)>& on_accep
         return;
       }
       (*impl)->socket = std::move(socket);
-      auto ch = std::make_unique<Channel>(std::move(*impl));
+      auto ch = std::make_unique<TcpChannel>(std::move(*impl));
       ch->set_options(options);
       on_accept(std::move(ch));
       accept_next();

@@ -1,0 +1,224 @@
+#include "veil/protocol/ni/handler.hpp"
+
+#include <cstdio>
+
+#include "veil/ckks/serialize.hpp"
+#include "veil/common/error.hpp"
+#include "veil/common/format.hpp"
+#include "veil/common/thread_pool.hpp"
+#include "veil/protocol/ni/messages.hpp"
+#include "veil/protocol/public_plan.hpp"
+
+namespace veil::protocol::ni {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::uint64_t memory_bytes(const ckks::KeySwitchKey& k) {
+  std::uint64_t b = 0;
+  for (const auto& v : k.b) b += v.size() * sizeof(math::u64);
+  for (const auto& v : k.a) b += v.size() * sizeof(math::u64);
+  return b;
+}
+
+std::uint64_t memory_bytes(const nn::EvaluationKeys& k) {
+  std::uint64_t b = memory_bytes(k.relin.key);
+  for (const auto& [g, key] : k.galois.keys) b += memory_bytes(key);
+  return b;
+}
+
+std::size_t mode_index(nn::Mode m) { return m == nn::Mode::kLatency ? 0 : 1; }
+
+}  // namespace
+
+// One planned mode: its model and evaluator.
+struct Handler::Mode {
+  ServedModel model;
+  std::unique_ptr<nn::EncryptedNetwork> evaluator;
+  int relin_level = 0;  // highest level a relinearisation runs at
+};
+
+namespace {
+
+// One client's session in one mode: the keys it uses, and its requests.
+class Session final : public ProtocolSession {
+ public:
+  Session(const Handler::Mode& mode, SessionContext& ctx)
+      : mode_(mode), ctx_(ctx), scope_(std::string(kName) + "/" + nn::mode_name(mode.model.plan.mode)) {}
+
+  void on_message(const net::Frame& f, net::Channel& ch) override;
+
+ private:
+  const Handler::Mode& mode_;
+  SessionContext& ctx_;
+  std::string scope_;  // key cache scope: keys are checked against this mode's plan
+  std::shared_ptr<const nn::EvaluationKeys> keys_;
+};
+
+void Session::on_message(const net::Frame& f, net::Channel& ch) {
+  const auto& plan = mode_.model.plan;
+  const auto& ctx = *mode_.model.context;
+  switch (static_cast<MessageType>(f.type)) {
+    case MessageType::kKeyQuery: {
+      const KeyQuery q = decode<KeyQuery>(f);
+      auto found = ctx_.key_cache().find<nn::EvaluationKeys>(q.hash, scope_);
+      const bool hit = found != nullptr;
+      if (hit) keys_ = std::move(found);
+      ch.send(encode(KeyStatus{hit, q.hash}));
+      ctx_.log("keys " + hex(q.hash, 8) + (hit ? " cached" : " not cached"));
+      return;
+    }
+    case MessageType::kUploadKeys: {
+      const auto t = Clock::now();
+      const UploadKeys u = decode<UploadKeys>(f);
+      const KeyHash h = hash_keys(u.relin, u.galois);
+      auto found = ctx_.key_cache().find<nn::EvaluationKeys>(h, scope_);
+      if (!found) {
+        nn::EvaluationKeys k;
+        try {
+          k.relin = ckks::load_relin_keys(ctx, u.relin);
+          k.galois = ckks::load_galois_keys(ctx, u.galois);
+        } catch (const std::exception& e) {
+          throw error(ErrorCode::kBadKeys,
+                      std::string("keys do not load for this model's parameters: ") + e.what());
+        }
+        if (k.relin.key.level < mode_.relin_level)
+          throw error(ErrorCode::kBadKeys, "relinearisation key covers levels up to " +
+                                               std::to_string(k.relin.key.level) + ", the plan needs " +
+                                               std::to_string(mode_.relin_level));
+        // Exactly the plan's rotations: extra keys would only cost server memory.
+        if (k.galois.keys.size() != plan.rotation_steps.size())
+          throw error(ErrorCode::kBadKeys, std::to_string(k.galois.keys.size()) +
+                                               " rotation keys, the plan uses " +
+                                               std::to_string(plan.rotation_steps.size()));
+        for (std::size_t i = 0; i < plan.rotation_steps.size(); ++i) {
+          auto it = k.galois.keys.find(ctx.galois_element(plan.rotation_steps[i]));
+          if (it == k.galois.keys.end() || it->second.level < plan.rotation_key_levels[i])
+            throw error(ErrorCode::kBadKeys, "no rotation key for step " +
+                                                 std::to_string(plan.rotation_steps[i]) + " at level " +
+                                                 std::to_string(plan.rotation_key_levels[i]));
+        }
+        const std::uint64_t bytes = memory_bytes(k);
+        found = ctx_.key_cache().insert(h, scope_, std::move(k), bytes);
+      }
+      keys_ = std::move(found);
+      ch.send(encode(KeyStatus{true, h}));
+      ctx_.log("keys " + hex(h, 8) + " uploaded (" + human_bytes(f.payload.size()) + ", " +
+               std::to_string(seconds_since(t)).substr(0, 5) + " s)");
+      return;
+    }
+    case MessageType::kInfer: {
+      if (!keys_)
+        throw error(ErrorCode::kNoKeys,
+                    "no evaluation keys in this session: upload them (or query a cached "
+                    "hash) before inference");
+      Infer req = decode<Infer>(f);
+      const std::size_t want = input_ciphertexts(mode_.model.network, plan);
+      const std::uint32_t max_batch =
+          plan.mode == nn::Mode::kLatency ? 1 : static_cast<std::uint32_t>(plan.slots);
+      if (req.images > max_batch)
+        throw error(
+            ErrorCode::kBadCiphertexts,
+            std::to_string(req.images) + " images in one request; the limit is " + std::to_string(max_batch));
+      if (req.ciphertexts.size() != want)
+        throw error(ErrorCode::kBadCiphertexts, "the model takes " + std::to_string(want) +
+                                                    " input ciphertexts, got " +
+                                                    std::to_string(req.ciphertexts.size()));
+      const std::uint64_t up = f.payload.size();
+      std::vector<ckks::Ciphertext> in(req.ciphertexts.size());
+      for (std::size_t i = 0; i < in.size(); ++i) {
+        try {
+          in[i] = ckks::load_ciphertext(ctx, req.ciphertexts[i]);
+        } catch (const std::exception& e) {
+          throw error(ErrorCode::kBadCiphertexts, "ciphertext " + std::to_string(i) + ": " + e.what());
+        }
+        Bytes().swap(req.ciphertexts[i]);
+      }
+      // One job on the process's pool: at most veil::max_jobs() evaluations hold their
+      // ciphertexts at once; this session's thread waits for its turn and evaluates.
+      double queue_s = 0, eval_s = 0;
+      std::vector<ckks::Ciphertext> out;
+      try {
+        queue_s = run_job([&] {
+          const auto t = Clock::now();
+          out = mode_.evaluator->evaluate(std::move(in), *keys_);
+          eval_s = seconds_since(t);
+        });
+      } catch (const std::bad_alloc&) {
+        throw;
+      } catch (const net::Error&) {
+        throw;
+      } catch (const std::exception& e) {
+        throw error(ErrorCode::kBadCiphertexts, std::string("evaluation refused the request: ") + e.what());
+      }
+      Result res;
+      res.queue_seconds = queue_s;
+      res.eval_seconds = eval_s;
+      for (const auto& c : out) res.ciphertexts.push_back(ckks::save_ciphertext(ctx, c, true));
+      out.clear();
+      const net::Frame reply = encode(res);
+      res.ciphertexts.clear();
+      ch.send(reply);
+      char line[160];
+      std::snprintf(line, sizeof line, "infer %u image(s): up %s, down %s, queue %.3f s, eval %.3f s",
+                    req.images, human_bytes(up).c_str(), human_bytes(reply.payload.size()).c_str(), queue_s,
+                    eval_s);
+      ctx_.log(line);
+      return;
+    }
+    default:
+      throw protocol::error(protocol::ErrorCode::kUnexpectedMessage, std::string("a client does not send ") +
+                                                                         message_name(f.type) + " (type " +
+                                                                         std::to_string(f.type) + ")");
+  }
+}
+
+}  // namespace
+
+Handler::Handler(std::vector<ServedModel> models) {
+  VEIL_REQUIRE(!models.empty(), "the non-interactive handler serves at least one mode");
+  for (auto& m : models) {
+    const std::size_t i = mode_index(m.plan.mode);
+    VEIL_REQUIRE(!modes_[i], "two models for " << nn::mode_name(m.plan.mode) << " mode");
+    auto ms = std::make_unique<Mode>();
+    for (std::size_t k = 0; k < m.network.stages.size(); ++k)
+      if (m.network.stages[k].kind == nn::Stage::Kind::kPoly)
+        ms->relin_level = std::max(ms->relin_level, m.plan.stages[k].level_in);
+    ms->evaluator = std::make_unique<nn::EncryptedNetwork>(m.network, m.plan, m.context);
+    largest_message_ =
+        std::max({largest_message_, m.plan.relin_key_bytes + m.plan.galois_key_bytes, m.plan.input_bytes});
+    ms->model = std::move(m);
+    modes_[i] = std::move(ms);
+  }
+}
+
+Handler::~Handler() = default;
+
+std::string Handler::protocol() const { return kName; }
+std::uint16_t Handler::version() const { return kVersion; }
+
+std::string Handler::offers() const {
+  std::string s;
+  for (const auto& m : modes_)
+    if (m) s += std::string(s.empty() ? "" : ", ") + nn::mode_name(m->model.plan.mode);
+  return std::string(kName) + " v" + std::to_string(kVersion) + " (" + s + ")";
+}
+
+std::uint64_t Handler::max_frame_bytes() const { return 2 * largest_message_ + (1 << 20); }
+
+const char* Handler::message_name(std::uint16_t type) const { return ni::message_name(type); }
+
+std::unique_ptr<ProtocolSession> Handler::open(const Hello& hello, net::Channel& ch, SessionContext& ctx) {
+  const OpenBody body = decode_open(hello.body);
+  const Mode* mode = modes_[mode_index(body.mode)].get();
+  if (!mode)
+    throw protocol::error(protocol::ErrorCode::kUnavailable, std::string("this server does not offer ") +
+                                                                 nn::mode_name(body.mode) +
+                                                                 " mode (it offers " + offers() + ")");
+  ch.send(encode(make_server_info(mode->model.network, mode->model.plan, ctx.max_frame_bytes())));
+  ctx.log(std::string(nn::mode_name(body.mode)) + " mode");
+  return std::make_unique<Session>(*mode, ctx);
+}
+
+}  // namespace veil::protocol::ni

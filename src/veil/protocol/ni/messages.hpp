@@ -1,0 +1,151 @@
+// The non-interactive protocol ("ni", after PRISM): the client sends CKKS ciphertexts of
+// its image and decrypts the encrypted logits; the server evaluates every layer under
+// encryption. Its messages, version and error codes; docs/protocol.md lists each field
+// with its size and bound. The host's messages (Hello, Error, Bye) are in hello.hpp: a
+// session opens with Hello{protocol "ni", version kVersion, body OpenBody} and the
+// server's ServerInfo.
+//
+// Decoding is purely syntactic and bounded (lengths checked against fixed limits and
+// the bytes present before anything is allocated); it throws net::Error(kBadMessage).
+// Keys and ciphertexts stay serialised bytes here: the roles parse them with the
+// parameters' context (ckks/serialize.hpp), which validates them.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "veil/net/frame.hpp"
+#include "veil/nn/network.hpp"
+#include "veil/nn/packing.hpp"
+#include "veil/nn/planner.hpp"
+#include "veil/protocol/hello.hpp"
+
+namespace veil::protocol::ni {
+
+inline constexpr char kName[] = "ni";
+// 1: first release; 2: multiplexed layouts; 3: protocol and version in the host's Hello.
+inline constexpr std::uint16_t kVersion = 3;
+
+using Bytes = std::vector<std::uint8_t>;
+using KeyHash = std::array<std::uint8_t, 32>;
+
+// This protocol's error codes (protocol/error.hpp lists the ranges).
+enum class ErrorCode : std::uint16_t {
+  kBadKeys = 8,          // evaluation keys that do not load or do not fit the plan
+  kBadCiphertexts = 9,   // ciphertexts that do not load or do not fit the plan
+  kNoKeys = 10,          // inference requested before keys were uploaded or found
+};
+std::string error_name(std::uint16_t code);  // these, then the host's and the transport's
+net::Error error(ErrorCode code, const std::string& message);
+
+// Types 1, 8 and 9 are the host's (Hello, Error, Bye).
+enum class MessageType : std::uint16_t {
+  kServerInfo = 2,
+  kKeyQuery = 3,
+  kKeyStatus = 4,
+  kUploadKeys = 5,
+  kInfer = 6,
+  kResult = 7,
+};
+const char* message_name(std::uint16_t type);  // this protocol's and the host's
+
+// The Hello's body: the mode the client wants (u8: 0 latency, 1 throughput).
+struct OpenBody {
+  nn::Mode mode = nn::Mode::kLatency;
+  bool operator==(const OpenBody&) const = default;
+};
+Bytes encode_open(const OpenBody& m);
+OpenBody decode_open(const Bytes& body);  // throws kBadMessage
+
+// Bounds the decoder enforces (a message beyond them is malformed).
+inline constexpr std::size_t kMaxName = 256;            // model, dataset, class names, client name
+inline constexpr std::size_t kMaxClasses = 65536;
+inline constexpr std::size_t kMaxChannels = 4096;       // input channels (mean/std entries)
+inline constexpr std::size_t kMaxParameterBytes = 1 << 16;
+inline constexpr std::size_t kMaxRotations = 1 << 16;
+inline constexpr std::size_t kMaxCiphertexts = 1 << 20;  // per request or result
+
+// Server -> client: the model's public plan, everything the client needs to normalise,
+// pack, encrypt, make keys and decrypt. No weights.
+struct ServerInfo {
+  static constexpr MessageType kType = MessageType::kServerInfo;
+  std::string model, dataset;
+  nn::Shape input;
+  std::vector<double> mean, std;  // per input channel
+  std::vector<std::string> classes;
+  nn::Mode mode = nn::Mode::kLatency;
+  Bytes parameters;               // ckks::save_parameters
+  std::uint64_t slots = 0;        // slots per ciphertext (throughput: images per batch)
+  nn::Layout input_layout, output_layout;  // latency mode
+  std::vector<int> rotation_steps, rotation_key_levels;
+  std::uint32_t max_batch = 1;    // images per Infer request
+  std::uint32_t input_ciphertexts = 0, output_ciphertexts = 0;  // per request
+  std::uint64_t max_frame_bytes = 0;  // the server's limit on received frames
+  bool operator==(const ServerInfo&) const = default;
+};
+
+// Client -> server: "do you hold evaluation keys with this hash?" (a repeat session
+// then sends no keys).
+struct KeyQuery {
+  static constexpr MessageType kType = MessageType::kKeyQuery;
+  KeyHash hash{};
+  bool operator==(const KeyQuery&) const = default;
+};
+
+// Server -> client, answer to KeyQuery and UploadKeys: whether the session now has keys.
+struct KeyStatus {
+  static constexpr MessageType kType = MessageType::kKeyStatus;
+  bool ready = false;
+  KeyHash hash{};
+  bool operator==(const KeyStatus&) const = default;
+};
+
+// Client -> server: the evaluation keys, serialised seed-compressed.
+struct UploadKeys {
+  static constexpr MessageType kType = MessageType::kUploadKeys;
+  Bytes relin, galois;
+  bool operator==(const UploadKeys&) const = default;
+};
+
+// Client -> server: one evaluation (latency: one image's input blocks; throughput: a
+// batch of `images` images, one ciphertext per input element).
+struct Infer {
+  static constexpr MessageType kType = MessageType::kInfer;
+  std::uint32_t images = 1;
+  std::vector<Bytes> ciphertexts;
+  bool operator==(const Infer&) const = default;
+};
+
+// Server -> client: the encrypted logits and the server's time.
+struct Result {
+  static constexpr MessageType kType = MessageType::kResult;
+  double queue_seconds = 0, eval_seconds = 0;
+  std::vector<Bytes> ciphertexts;
+  bool operator==(const Result&) const = default;
+};
+
+net::Frame encode(const ServerInfo& m);
+net::Frame encode(const KeyQuery& m);
+net::Frame encode(const KeyStatus& m);
+net::Frame encode(const UploadKeys& m);
+net::Frame encode(const Infer& m);
+net::Frame encode(const Result& m);
+
+// Decodes a frame of type T::kType (anything else: kUnexpectedMessage, or the peer's
+// ErrorMessage rethrown as net::Error with its code, named by ni::error_name).
+template <class T>
+T decode(const net::Frame& frame);
+template <> ServerInfo decode<ServerInfo>(const net::Frame&);
+template <> KeyQuery decode<KeyQuery>(const net::Frame&);
+template <> KeyStatus decode<KeyStatus>(const net::Frame&);
+template <> UploadKeys decode<UploadKeys>(const net::Frame&);
+template <> Infer decode<Infer>(const net::Frame&);
+template <> Result decode<Result>(const net::Frame&);
+
+// BLAKE2b-256 (libsodium crypto_generichash) of the serialised keys, as uploaded.
+KeyHash hash_keys(const Bytes& relin, const Bytes& galois);
+std::string hex(const KeyHash& h, std::size_t bytes = 32);
+
+}  // namespace veil::protocol::ni
