@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="file written by scripts/prepare-gpu-data.sh")
     p.add_argument("--minutes", type=float, default=7.25,
                    help="training budget (wall clock of the training loop)")
-    p.add_argument("--deadline", type=float, default=8.75,
+    p.add_argument("--deadline", type=float, default=8.5,
                    help="minutes from start by which everything must be written: training "
                         "stops early enough to leave --reserve for the rest")
     p.add_argument("--reserve", type=float, default=1.0,
@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="fp32 training")
     p.add_argument("--smoke", action="store_true",
-                   help="CPU rehearsal: width 8, 1024 training / 512 test images, 8 steps")
+                   help="CPU rehearsal: width 8, 512 training / 256 test images, 8 steps")
     p.add_argument("--verify-samples", type=int, default=8)
+    p.add_argument("--log-every", type=int, default=100, help="log the loss every k steps")
     return p
 
 
@@ -239,8 +240,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     z = G.load_jpegs(args.data)
     log(f"read {args.data} ({os.path.getsize(args.data) / 2**20:.1f} MiB, {z['meta']})")
     if args.smoke:
-        z["train"] = tuple(v[:1024] for v in z["train"])
-        z["test"] = tuple(v[:512] for v in z["test"])
+        z["train"] = tuple(v[:512] for v in z["train"])
+        z["test"] = tuple(v[:256] for v in z["test"])
     x_tr = G.decode(z["train"][0], device, log)
     x_te = G.decode(z["test"][0], device, log)
     y_tr, y_te = z["train"][1].to(device), z["test"][1].to(device)
@@ -341,6 +342,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
             loss_sum += loss.detach()
             correct += (out.detach().argmax(1) == yb).sum()
             seen += len(yb)
+            if args.log_every and step % args.log_every == 0:
+                log(f"step {step}/{total if sized else '?'}: lr {lr_at(step - 1):.4f}, "
+                    f"loss {float(loss):.4f}, penalty {float(pen):.3e}")
             if step >= total or time.time() >= t_stop:
                 stop = True
                 break
