@@ -17,7 +17,21 @@ import numpy as np
 import torch
 import onnx
 import torch.nn.functional as F
-from tqdm import tqdm
+try:
+    from tqdm import tqdm
+except ImportError:  # the GPU machine has no tqdm (train_gpu.py imports this module)
+    class tqdm:  # noqa: N801 - minimal stand-in: no bar
+        def __init__(self, *a, **k):
+            pass
+
+        def update(self, *a, **k):
+            pass
+
+        def set_postfix(self, *a, **k):
+            pass
+
+        def close(self):
+            pass
 
 from . import calibrate as C
 from . import data as D

@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=None, help="base channels (64)")
     p.add_argument("--recal-batches", type=int, default=50,
                    help="batches for the final batch-norm re-estimation")
-    p.add_argument("--max-steps", type=int, default=None, help="cap on optimiser steps")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="cap on optimiser steps (--smoke: 8 unless given; 0: no cap)")
     p.add_argument("--timing-steps", type=int, default=30,
                    help="steps timed after a warm-up to size the schedule")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
@@ -231,8 +232,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if args.smoke:
         args.width = args.width or 8
         args.batch_size = min(args.batch_size, 64)
-        args.max_steps = args.max_steps or 8
-        args.timing_steps = min(args.timing_steps, 2)
+        args.max_steps = 8 if args.max_steps is None else (args.max_steps or None)  # 0: none
+        args.timing_steps = min(args.timing_steps, 3)
         args.recal_batches = min(args.recal_batches, 4)
     os.makedirs(args.out, exist_ok=True)
 
@@ -357,8 +358,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
             log(f"non-finite loss in epoch {epoch}: stopping")
             stop = True
         # re-size the schedule from the measured epoch speed (keeps the end on time)
-        if sized and args.max_steps is None and not stop:
-            per_step = (time.time() - t_train0) / step
+        if args.max_steps is None and not stop:
+            if sized:
+                per_step = (time.time() - t_timing) / (step - args.timing_steps)
+            else:  # an epoch shorter than the timing window: size from the whole epoch
+                per_step = (time.time() - t_train0) / step
+                sized = True
             total = min(total, step + max(1, int((t_stop - time.time()) / per_step)))
         history.append(rec)
         log(f"epoch {epoch}: step {step}/{total}, lr {rec['lr']:.4f}, loss {rec['loss']:.4f}, "
