@@ -16,6 +16,22 @@ CIFAR = ["--model", "cifar10-resnet20", "--smoke", "--width", "4", "--trivialaug
          "--mixup", "0.2", "--erasing", "0.5"]
 
 
+_LOADED = {}
+_real_load = D.load
+
+
+@pytest.fixture(autouse=True)
+def _cached_data(monkeypatch):
+    """Read each data set once per module (CIFAR's .xz batches take ~20 s): the runs only
+    read the splits."""
+    def load(dataset, data_dir=None):
+        key = (dataset, data_dir)
+        if key not in _LOADED:
+            _LOADED[key] = _real_load(dataset, data_dir)
+        return _LOADED[key]
+    monkeypatch.setattr(T.D, "load", load)
+
+
 def _run(args, tmp, tag, extra=()):
     ck = tmp / f"{tag}.pt"
     return T.main(list(args) + ["--checkpoint", str(ck), "--out", str(tmp / tag),
