@@ -162,9 +162,18 @@ class Batches:
         return n if self.max_batches is None else min(n, self.max_batches)
 
     def __iter__(self):
+        return self.iterate(self.epoch_order())
+
+    def epoch_order(self) -> torch.Tensor:
+        """The sample order of the next epoch (draws from ``gen`` when shuffling)."""
         n = len(self.split)
-        order = torch.randperm(n, generator=self.gen) if self.shuffle else torch.arange(n)
-        for i in range(len(self)):
+        return torch.randperm(n, generator=self.gen) if self.shuffle else torch.arange(n)
+
+    def iterate(self, order: torch.Tensor, start: int = 0):
+        """Batches ``start``, ``start + 1``, ... of an epoch in ``order``. Resuming mid-epoch
+        needs the epoch's order, the batch index and ``gen``'s state at that point (the
+        augmentation draws from ``gen`` batch by batch)."""
+        for i in range(start, len(self)):
             idx = order[i * self.bs:(i + 1) * self.bs]
             x = self.split.x[idx].float().div_(255.0)
             if self.augment != "none":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import warnings
 from typing import List, Optional, Sequence
@@ -25,6 +26,9 @@ def export(model: torch.nn.Module, path: str, dataset: str,
     model = model.cpu().eval()
     dummy = torch.zeros((2,) + tuple(info["shape"]))
     buf = io.BytesIO()
+    # torch >= 2.9 defaults to the dynamo exporter, which ignores autograd.Function.symbolic
+    # (the veil::Poly node): ask for the TorchScript exporter where the switch exists.
+    extra = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     with export_mode(model), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -34,7 +38,7 @@ def export(model: torch.nn.Module, path: str, dataset: str,
             # PRESERVE (with the model in eval mode) exports inference-mode BN but skips
             # the exporter's Conv+BN fusion: veil folds BN itself.
             training=torch.onnx.TrainingMode.PRESERVE,
-            export_params=True)
+            export_params=True, **extra)
     m = onnx.load_from_string(buf.getvalue())
     _finish(m, dataset, extra_metadata)
     onnx.checker.check_model(m)

@@ -17,13 +17,27 @@ import numpy as np
 import torch
 import onnx
 import torch.nn.functional as F
-from tqdm import tqdm
+try:
+    from tqdm import tqdm
+except ImportError:  # the GPU machine has no tqdm (train_gpu.py imports this module)
+    class tqdm:  # noqa: N801 - minimal stand-in: no bar
+        def __init__(self, *a, **k):
+            pass
+
+        def update(self, *a, **k):
+            pass
+
+        def set_postfix(self, *a, **k):
+            pass
+
+        def close(self):
+            pass
 
 from . import calibrate as C
 from . import data as D
 from . import export as E
 from . import nets as N
-from .polyact import enable_penalty, measure_ranges, polyacts, range_penalty
+from .polyact import enable_penalty, measure_ranges, polyacts, range_penalty, track_range
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -88,13 +102,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trivialaugment", action="store_true", default=None,
                    help="torchvision TrivialAugmentWide per image (CIFAR)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="torch CPU threads (default: all cores)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0, ...")
     p.add_argument("--smoke", action="store_true",
                    help="CI smoke run: a few batches on a small slice, 1 epoch")
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--checkpoint", default=None,
-                   help="save a checkpoint here after every epoch (and resume from it if present)")
+                   help="save a checkpoint here at every epoch end and every "
+                        "--checkpoint-minutes inside an epoch (model, optimiser, EMA, epoch, "
+                        "step, position in the epoch, the epoch's order, every RNG state); "
+                        "training resumes from it if it exists")
+    p.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                   help="also checkpoint inside an epoch when this many minutes have passed "
+                        "since the last checkpoint (0: only at epoch ends)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint (which must exist) exactly where it "
+                        "stopped: the resumed run reproduces an uninterrupted one bit for bit "
+                        "(same --threads and device)")
+    # hidden, for the resume test: checkpoint and stop after this many optimiser steps
+    p.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--init", default=None,
                    help="start from the weights of this checkpoint (fine-tuning; optimizer "
                         "and schedule start fresh)")
@@ -182,6 +209,33 @@ def _random_erasing(x, p, gen):
     return x
 
 
+def _load_checkpoint(path: str, device):
+    """torch.load of a full training checkpoint (RNG states are not plain tensors: newer
+    torch versions default to weights_only=True, which would refuse them)."""
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except TypeError:  # torch < 1.13 has no weights_only
+        return torch.load(path, map_location=device)
+
+
+def _rng_state(gen: torch.Generator) -> dict:
+    """Every RNG training draws from (the loader's generator is saved separately as "gen")."""
+    st = dict(python=random.getstate(), numpy=np.random.get_state(),
+              torch=torch.get_rng_state(), aug=gen.get_state())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict, gen: torch.Generator):
+    random.setstate(st["python"])
+    np.random.set_state(st["numpy"])
+    torch.set_rng_state(st["torch"].cpu())
+    gen.set_state(st["aug"].cpu())
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in st["cuda"]])
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -253,17 +307,44 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     start_epoch, step, history = 0, 0, []
     t_train = [0.0]  # training seconds so far (restored on resume)
+    resume_pos, resume_order, resume_sums = 0, None, None
+    if args.resume and not (args.checkpoint and os.path.exists(args.checkpoint)):
+        raise SystemExit(f"train.py: --resume needs an existing --checkpoint "
+                         f"(got {args.checkpoint!r}); drop --resume to start afresh")
     if args.checkpoint and os.path.exists(args.checkpoint):
-        ck = torch.load(args.checkpoint, map_location=device)
+        # Checkpoints from before mid-epoch checkpointing (keys model, opt, epoch, step,
+        # history, gen, args, t_train, ema; always at an epoch end, no RNG states) load too:
+        # they resume at the next epoch with the RNGs seeded as on a fresh start.
+        ck = _load_checkpoint(args.checkpoint, device)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         start_epoch, step, history = ck["epoch"], ck["step"], ck["history"]
         if ema is not None and "ema" in ck:
             ema.model.load_state_dict(ck["ema"])
-        train_loader.gen.set_state(ck["gen"])
+        train_loader.gen.set_state(ck["gen"].cpu())
         t_train[0] = ck.get("t_train", 0.0)
-        print(f"resumed from {args.checkpoint} at epoch {start_epoch}")
+        if ck.get("pos", 0):
+            resume_pos, resume_order = ck["pos"], ck["order"].cpu()
+            resume_sums = ck["epoch_sums"]
+        if "rng" in ck:
+            _set_rng_state(ck["rng"], gen)
+        print(f"resumed from {args.checkpoint} at epoch {start_epoch + 1}, batch {resume_pos} "
+              f"(step {step})", flush=True)
 
+    def save_checkpoint(epoch_done: int, pos: int = 0, order=None, sums=None):
+        """epoch_done: completed epochs; pos > 0: batches done of the epoch in progress."""
+        ck = dict(model=model.state_dict(), opt=opt.state_dict(), epoch=epoch_done, step=step,
+                  history=history, gen=train_loader.gen.get_state(), args=vars(args),
+                  t_train=t_train[0], pos=pos, rng=_rng_state(gen))
+        if pos:
+            ck["order"], ck["epoch_sums"] = order, sums
+        if ema is not None:
+            ck["ema"] = ema.model.state_dict()
+        torch.save(ck, args.checkpoint + ".tmp")
+        os.replace(args.checkpoint + ".tmp", args.checkpoint)
+
+    ck_every = args.checkpoint_minutes * 60 if args.checkpoint_minutes > 0 else None
+    last_ck = time.time()
     enable_penalty(model, cfg["penalty"] > 0, args.penalty_kind, args.penalty_margin)
     cfg["penalty_kind"], cfg["penalty_margin"] = args.penalty_kind, args.penalty_margin
     stopped_early = False
@@ -274,11 +355,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
                     mod.eval()
         te = time.time()
-        tot_loss = tot_pen = 0.0
-        nb = 0
-        bar = tqdm(train_loader, desc=f"{name} epoch {epoch + 1}/{cfg['epochs']}",
-                   disable=args.no_progress, leave=False, file=sys.stderr)
-        for xb, yb in bar:
+        if resume_order is not None:
+            order, pos = resume_order, resume_pos
+            sums = dict(resume_sums)
+            resume_order = None
+        else:
+            order, pos = train_loader.epoch_order(), 0
+            sums = dict(loss=0.0, pen=0.0, nb=0, correct=0, n=0)
+        bar = tqdm(total=steps_per_epoch, initial=pos,
+                   desc=f"{name} epoch {epoch + 1}/{cfg['epochs']}",
+                   disable=args.no_progress, leave=True, file=sys.stderr, dynamic_ncols=True)
+        for xb, yb in train_loader.iterate(order, pos):
             if budget_s is not None and t_train[0] >= budget_s:
                 stopped_early = True
                 break
@@ -312,29 +399,56 @@ def main(argv: Optional[List[str]] = None) -> dict:
             if ema is not None:
                 ema.update(model)
             step += 1
-            nb += 1
+            pos += 1
             t_train[0] += time.time() - ts
-            tot_loss += float(loss)
-            tot_pen += float(pen)
-            bar.set_postfix(loss=f"{tot_loss / nb:.4f}", pen=f"{tot_pen / nb:.2e}")
+            sums["nb"] += 1
+            sums["loss"] += float(loss)
+            sums["pen"] += float(pen)
+            # train accuracy against the unmixed labels (approximate under MixUp)
+            sums["correct"] += int((out.detach().argmax(1) == yb).sum())
+            sums["n"] += int(yb.numel())
+            bar.update(1)
+            bar.set_postfix(loss=f"{sums['loss'] / sums['nb']:.4f}",
+                            pen=f"{sums['pen'] / sums['nb']:.2e}",
+                            train=f"{sums['correct'] / max(sums['n'], 1):.2%}", refresh=False)
+            # (a stop on an epoch's last batch waits for the epoch-end checkpoint)
+            stop_now = (args.stop_after_steps is not None and step >= args.stop_after_steps
+                        and pos < steps_per_epoch)
+            if args.checkpoint and (stop_now or (ck_every is not None
+                                                 and time.time() - last_ck >= ck_every)):
+                save_checkpoint(epoch, pos, order, sums)
+                last_ck = time.time()
+            if stop_now:
+                bar.close()
+                print(f"stopped after step {step} (epoch {epoch + 1}, batch {pos})"
+                      + (f"; checkpoint {args.checkpoint}" if args.checkpoint else ""), flush=True)
+                return dict(stopped_at_step=step)
+        nb = sums["nb"]
         eval_model = ema.model if ema is not None else model
         enable_penalty(model, False)
-        ev = evaluate(eval_model, test_loader, device, test.exact)
+        with track_range(eval_model) as acts:
+            ev = evaluate(eval_model, test_loader, device, test.exact)
+        max_range = max((float(a_.max_abs) for a_ in acts), default=None)
         enable_penalty(model, cfg["penalty"] > 0)
-        rec = dict(epoch=epoch + 1, steps=step, lr=lr_at(max(step - 1, 0)), loss=tot_loss / max(nb, 1), penalty=tot_pen / max(nb, 1),
-                   test_accuracy=ev["accuracy"], seconds=time.time() - te)
+        rec = dict(epoch=epoch + 1, steps=step, lr=lr_at(max(step - 1, 0)),
+                   loss=sums["loss"] / max(nb, 1), penalty=sums["pen"] / max(nb, 1),
+                   train_accuracy=sums["correct"] / max(sums["n"], 1),
+                   test_accuracy=ev["accuracy"], max_input_range_test=max_range,
+                   seconds=time.time() - te)
         if "exact_accuracy" in ev:
             rec["test_exact_accuracy"] = ev["exact_accuracy"]
         history.append(rec)
+        bar.set_postfix(loss=f"{rec['loss']:.4f}", train=f"{rec['train_accuracy']:.2%}",
+                        test=f"{ev['accuracy']:.2%}",
+                        range=f"{max_range:.2f}" if max_range is not None else "-")
+        bar.close()
         print(json.dumps(rec), flush=True)
         if args.checkpoint:
-            ck = dict(model=model.state_dict(), opt=opt.state_dict(), epoch=epoch + 1, step=step,
-                      history=history, gen=train_loader.gen.get_state(), args=vars(args),
-                      t_train=t_train[0])
-            if ema is not None:
-                ck["ema"] = ema.model.state_dict()
-            torch.save(ck, args.checkpoint + ".tmp")
-            os.replace(args.checkpoint + ".tmp", args.checkpoint)
+            save_checkpoint(epoch + 1)
+            last_ck = time.time()
+        if args.stop_after_steps is not None and step >= args.stop_after_steps:
+            print(f"stopped after step {step} (end of epoch {epoch + 1})", flush=True)
+            return dict(stopped_at_step=step)
         if budget_s is not None and t_train[0] >= budget_s:
             print(f"time budget used up in epoch {epoch + 1} after {step} steps", flush=True)
             break

@@ -18,6 +18,7 @@ PRESETS = {
     "mnist-delphi": [],
     "fashion-delphi": [],
     "cifar10-shallow": ["--width", "8"],
+    "cifar10-resnet20": ["--width", "4"],
     "cifar10-resnet18": ["--width", "8", "--mixup", "0.2", "--erasing", "0.5", "--ema", "0.9",
                          "--trivialaugment"],
 }
