@@ -3,7 +3,7 @@
 MNIST / Fashion-MNIST: IDX files, raw or gzip (``train-images-idx3-ubyte[.gz]`` ...).
 CIFAR-10: binary batches (``data_batch_{1..5}.bin``, ``test_batch.bin``), raw or ``.xz``,
 with optional ``*.exact_mask.u8`` files (veil's reconstructed copy, see
-/work/shared/data/cifar10/README.md).
+../shared/data/cifar10/README.md beside the checkout).
 
 Everything is held in memory as uint8 tensors; normalisation and augmentation happen per
 batch in ``Batches``.
@@ -37,11 +37,16 @@ INFO = {
                     std=[0.2470, 0.2435, 0.2616], classes=CIFAR_CLASSES,
                     default_dir="data/cifar10"),
 }
-# Fallback locations searched when --data is not given.
+# Fallback locations searched when --data is not given: the working directory's data/,
+# then the checkout's (where scripts/setup.sh puts MNIST), Debian's Fashion-MNIST, and the
+# shared CIFAR-10 copy beside the checkout. Nothing names one machine's folders.
+_REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SEARCH = {
-    "mnist": ["data/mnist", "../data/mnist"],
-    "fashion-mnist": ["/usr/share/datasets/fashion-mnist", "data/fashion-mnist"],
-    "cifar10": ["data/cifar10", "/work/shared/data/cifar10"],
+    "mnist": ["data/mnist", os.path.join(_REPO, "data", "mnist")],
+    "fashion-mnist": ["/usr/share/datasets/fashion-mnist", "data/fashion-mnist",
+                      os.path.join(_REPO, "data", "fashion-mnist")],
+    "cifar10": ["data/cifar10", os.path.join(_REPO, "data", "cifar10"),
+                os.path.join(_REPO, "..", "shared", "data", "cifar10")],
 }
 
 

@@ -12,7 +12,7 @@ quality 90 by default) and stores them in one uncompressed ``.npz``:
 * ``{train,test}_offsets`` (int64, n + 1), ``{train,test}_scan`` (uint8): each image's
   entropy-coded segment; image i is ``header + scan[off[i]:off[i+1]] + EOI``.
 * ``{train,test}_labels`` (uint8), ``{train,test}_exact`` (bool: the exact_mask of veil's
-  reconstructed copy, see /work/shared/data/cifar10/README.md), ``meta`` (JSON text).
+  reconstructed copy, see ../shared/data/cifar10/README.md beside the checkout), ``meta`` (JSON text).
 
 Decoding: torchvision.io.decode_jpeg on the GPU (batched, torchvision >= 0.19) when a GPU
 is there, else PIL in a process pool.
