@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "nn/nn_test_util.hpp"
-#include "veil/nn/onnx_import.hpp"
+#include "veil/nn/onnx/import.hpp"
 #include "veil/nn/plain_eval.hpp"
 
 namespace veil::nn {

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nn/nn_test_util.hpp"
-#include "veil/nn/onnx_import.hpp"
+#include "veil/nn/onnx/import.hpp"
 #include "veil/nn/passes.hpp"
 
 namespace veil::nn {

@@ -19,7 +19,7 @@
 #include "veil/data/dataset.hpp"
 #include "veil/data/plot.hpp"
 #include "veil/data/progress.hpp"
-#include "veil/nn/packing.hpp"
+#include "veil/nn/he/packing.hpp"
 #include "veil/nn/plain_eval.hpp"
 
 namespace veil::cli {

@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "veil/ckks/context.hpp"
-#include "veil/nn/encrypted.hpp"
+#include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/network.hpp"
-#include "veil/nn/planner.hpp"
+#include "veil/nn/he/planner.hpp"
 
 namespace veil::protocol {
 

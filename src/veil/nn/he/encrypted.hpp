@@ -20,7 +20,7 @@
 #include "veil/ckks/evaluator.hpp"
 #include "veil/ckks/keygen.hpp"
 #include "veil/he/linear_transform.hpp"
-#include "veil/nn/planner.hpp"
+#include "veil/nn/he/planner.hpp"
 
 namespace veil::nn {
 

@@ -1,4 +1,4 @@
-#include "veil/nn/planner.hpp"
+#include "veil/nn/he/planner.hpp"
 
 #include <algorithm>
 #include <chrono>

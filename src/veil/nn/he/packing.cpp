@@ -1,4 +1,4 @@
-#include "veil/nn/packing.hpp"
+#include "veil/nn/he/packing.hpp"
 
 #include <algorithm>
 #include <bit>

@@ -1,4 +1,4 @@
-#include "veil/nn/encrypted.hpp"
+#include "veil/nn/he/encrypted.hpp"
 
 #include <algorithm>
 #include <atomic>
