@@ -109,6 +109,7 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
   VEIL_REQUIRE(ctx_->params().q == plan_.params.q && ctx_->params().p == plan_.params.p,
                "context does not match the plan's parameters");
   VEIL_REQUIRE(plan_.stages.size() == net_.stages.size(), "plan and network have different stage counts");
+  require_chain(net_);
   if (plan_.mode != Mode::kLatency) return;
   // The plan chose every layout and holds diagonal positions only: fill in the values
   // for those same layouts (no second search).
