@@ -275,7 +275,9 @@ TEST(PlainEval, ResidualBlockByHand) {
     ASSERT_EQ(trace.stage_outputs.size(), net.stages.size());
     // The Add stage's output is the hand-computed sum.
     for (std::size_t k = 0; k < net.stages.size(); ++k) {
-      if (net.stages[k].kind == Stage::Kind::kAdd) EXPECT_LT(max_abs_diff(trace.stage_outputs[k], sum), 1e-12);
+      if (net.stages[k].kind == Stage::Kind::kAdd) {
+        EXPECT_LT(max_abs_diff(trace.stage_outputs[k], sum), 1e-12);
+      }
     }
   }
 }
