@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "nn/nn_test_util.hpp"
-#include "veil/nn/onnx_import.hpp"
+#include "veil/nn/onnx/import.hpp"
 #include "veil/nn/plain_eval.hpp"
 
 namespace veil::nn {
@@ -241,7 +241,7 @@ TEST(Passes, PoolFollowedByPolynomialKeepsItsScale) {
   for (double v : pool.weights.val) EXPECT_NEAR(v, 0.25 * 0.4, 1e-15);  // 1/k^2 and the poly's c2
 }
 
-TEST(Passes, ResidualAddCannotBeLowered) {
+TEST(Passes, ResidualAddLowersToAnAddStage) {
   std::mt19937_64 rng(5);
   Graph g = test::empty_graph({1, 4, 4});
   const int c = add_conv(g, -1, 1, 3, 1, 1, 1, rng);
@@ -250,22 +250,83 @@ TEST(Passes, ResidualAddCannotBeLowered) {
   add.name = "/layer1/Add";
   add.inputs = {c, -1};
   g.output = add_node(g, add);
-  try {
-    lower(g);
-    ADD_FAILURE() << "lowered a residual graph";
-  } catch (const std::invalid_argument& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find("/layer1/Add"), std::string::npos) << m;
-    EXPECT_NE(m.find("residual connections are not supported by the non-interactive encrypted mode"), std::string::npos)
-        << m;
-  }
-  EXPECT_EQ(evaluate(g, std::vector<double>(16, 1.0)).size(), 16u);  // the graph still evaluates
+  const Network net = lower(g);
+  ASSERT_EQ(net.stages.size(), 2u);
+  EXPECT_EQ(net.stages[1].kind, Stage::Kind::kAdd);
+  EXPECT_EQ(net.stages[1].add.name, "/layer1/Add");
+  EXPECT_EQ(net.stages[1].inputs, (std::vector<int>{0, -1}));
+  EXPECT_FALSE(net.is_chain());
+  const auto x = test::random_vector(16, rng);
+  EXPECT_LT(test::max_rel_diff(evaluate(net, x), evaluate(g, x)), 1e-12);
+  EXPECT_EQ(cost(net).depth, 1);
 
   Graph skip = test::empty_graph({1, 4, 4});
   const int c0 = add_conv(skip, -1, 1, 3, 1, 1, 1, rng);
   add_poly(skip, c0, {0, 1, 1});
-  skip.output = add_gemm(skip, c0, 2, rng);  // reads the conv, not the poly
+  skip.output = add_gemm(skip, c0, 2, rng);  // reads the conv, not the poly: a dead node
   EXPECT_THROW(lower(skip), std::invalid_argument);
+}
+
+// conv -> BN, with the conv's output also on the skip path: folding BN into the conv
+// would change what the Add reads. Every pass combination must still compute the graph,
+// and BN must stay a stage of its own.
+TEST(Passes, BatchNormDoesNotFoldAcrossAFork) {
+  std::mt19937_64 rng(21);
+  Graph g = test::empty_graph({2, 5, 5});
+  const int c0 = add_conv(g, -1, 2, 3, 1, 1, 1, rng);
+  const int bn = add_batch_norm(g, c0, rng);
+  Node add;
+  add.op = OpKind::kAdd;
+  add.name = "join";
+  add.inputs = {bn, c0};
+  const int a = add_node(g, add);
+  const int bn2 = add_batch_norm(g, a, rng);  // after the join: nothing to fold into
+  g.output = add_gemm(g, add_simple(g, OpKind::kFlatten, bn2, "flat"), 3, rng);
+  const auto x = test::random_vector(50, rng);
+  const auto expected = evaluate(g, x);
+  for (int bits = 0; bits < 16; ++bits) {
+    SCOPED_TRACE(bits);
+    const Network net = lower(g, options_from_bits(bits));
+    EXPECT_LT(test::max_rel_diff(evaluate(net, x), expected), 1e-10);
+  }
+  const Network net = lower(g);
+  // conv, BN, add, then BN2 merged with the Gemm (a chain again after the join).
+  ASSERT_EQ(net.stages.size(), 4u);
+  EXPECT_EQ(net.stages[1].linear.name, g.nodes[bn].name);
+  EXPECT_EQ(net.stages[2].kind, Stage::Kind::kAdd);
+  EXPECT_EQ(net.stages[2].inputs, (std::vector<int>{1, 0}));
+  EXPECT_EQ(net.stages[3].inputs, (std::vector<int>{2}));
+}
+
+// The residual block of the issue: conv -> act -> conv, plus the skip from the act, add,
+// global pool, fc. The polynomial's leading coefficient must not move into the second
+// conv (the skip reads the polynomial too); the pool and fc may merge after the join.
+TEST(Passes, ResidualBlockKeepsThePolynomialWhole) {
+  std::mt19937_64 rng(22);
+  Graph g = test::empty_graph({1, 6, 6});
+  const int c0 = add_conv(g, -1, 3, 3, 1, 1, 1, rng);
+  const int act = add_poly(g, c0, {0.1, 0.5, 0.25});
+  const int c1 = add_conv(g, act, 3, 3, 1, 1, 1, rng);
+  Node add;
+  add.op = OpKind::kAdd;
+  add.name = "join";
+  add.inputs = {c1, act};
+  const int a = add_node(g, add);
+  const int gap = add_simple(g, OpKind::kGlobalAveragePool, a, "gap");
+  g.output = add_gemm(g, add_simple(g, OpKind::kFlatten, gap, "flat"), 4, rng);
+  const auto x = test::random_vector(36, rng);
+  const auto expected = evaluate(g, x);
+  for (int bits = 0; bits < 16; ++bits) {
+    SCOPED_TRACE(bits);
+    EXPECT_LT(test::max_rel_diff(evaluate(lower(g, options_from_bits(bits)), x), expected), 1e-10);
+  }
+  const Network net = lower(g);
+  ASSERT_EQ(net.stages.size(), 5u);  // conv, poly, conv, add, gap+fc
+  EXPECT_EQ(net.stages[1].poly.coefficients, (std::vector<double>{0.1, 0.5, 0.25}));
+  EXPECT_EQ(net.stages[3].inputs, (std::vector<int>{2, 1}));
+  // Depth: conv 1, poly 2 (not monic), conv 1, add 0, gap+fc 1.
+  EXPECT_EQ(cost(net).depth, 5);
+  EXPECT_NE(describe(net).find("add join"), std::string::npos);
 }
 
 TEST(Cost, ShippedModelsBeforeAndAfterMerging) {

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nn/nn_test_util.hpp"
-#include "veil/nn/onnx_import.hpp"
+#include "veil/nn/onnx/import.hpp"
 #include "veil/nn/passes.hpp"
 
 namespace veil::nn {
@@ -215,6 +215,71 @@ TEST(PlainEval, ResidualAddInTheGraph) {
   Node bad = add;
   bad.inputs = {c1, g.output};  // 2x5x5 + 3x1x1
   EXPECT_THROW(add_node(g, bad), std::invalid_argument);
+}
+
+// Same-padded 3x3 convolution written out for the hand computation below (c_in -> c_out
+// channels on an n x n map, weights [o][i][ky][kx]).
+std::vector<double> naive_conv3(const std::vector<double>& x, int c_in, int c_out, int n, const Node& conv) {
+  std::vector<double> y(static_cast<std::size_t>(c_out) * n * n);
+  for (int o = 0; o < c_out; ++o)
+    for (int r = 0; r < n; ++r)
+      for (int c = 0; c < n; ++c) {
+        double v = conv.bias[o];
+        for (int i = 0; i < c_in; ++i)
+          for (int dy = -1; dy <= 1; ++dy)
+            for (int dx = -1; dx <= 1; ++dx) {
+              if (r + dy < 0 || r + dy >= n || c + dx < 0 || c + dx >= n) continue;
+              v += conv.weights[((o * c_in + i) * 3 + dy + 1) * 3 + dx + 1] * x[(i * n + r + dy) * n + c + dx];
+            }
+        y[(o * n + r) * n + c] = v;
+      }
+  return y;
+}
+
+// The residual block: conv -> act -> conv, plus the skip from the act, add, global pool,
+// fc; the graph and its lowered network (every pass combination) against a hand
+// computation.
+TEST(PlainEval, ResidualBlockByHand) {
+  std::mt19937_64 rng(31);
+  const int n = 4;
+  Graph g = test::empty_graph({1, n, n});
+  const int c0 = test::add_conv(g, -1, 2, 3, 1, 1, 1, rng);
+  const int act = test::add_poly(g, c0, {0.2, 0.7, 0.3});
+  const int c1 = test::add_conv(g, act, 2, 3, 1, 1, 1, rng);
+  Node add;
+  add.op = OpKind::kAdd;
+  add.name = "/block/Add";
+  add.inputs = {c1, act};
+  const int a = add_node(g, add);
+  const int gap = test::add_simple(g, OpKind::kGlobalAveragePool, a, "gap");
+  g.output = test::add_gemm(g, test::add_simple(g, OpKind::kFlatten, gap, "flat"), 3, rng);
+  const auto x = test::random_vector(n * n, rng);
+
+  std::vector<double> h = naive_conv3(x, 1, 2, n, g.nodes[c0]);
+  for (double& v : h) v = 0.2 + 0.7 * v + 0.3 * v * v;
+  std::vector<double> sum = naive_conv3(h, 2, 2, n, g.nodes[c1]);
+  for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += h[i];
+  double pooled[2] = {0, 0};
+  for (int ch = 0; ch < 2; ++ch)
+    for (int p = 0; p < n * n; ++p) pooled[ch] += sum[ch * n * n + p] / (n * n);
+  const Node& fc = g.nodes.back();
+  std::vector<double> expected(3);
+  for (int o = 0; o < 3; ++o) expected[o] = fc.bias[o] + fc.weights[o * 2] * pooled[0] + fc.weights[o * 2 + 1] * pooled[1];
+
+  EXPECT_LT(max_abs_diff(evaluate(g, x), expected), 1e-12);
+  for (const LowerOptions& o : {LowerOptions::none(), LowerOptions{}}) {
+    const Network net = lower(g, o);
+    EXPECT_FALSE(net.is_chain());
+    PlainTrace trace;
+    EXPECT_LT(max_abs_diff(evaluate(net, x, &trace), expected), 1e-12);
+    ASSERT_EQ(trace.stage_outputs.size(), net.stages.size());
+    // The Add stage's output is the hand-computed sum.
+    for (std::size_t k = 0; k < net.stages.size(); ++k) {
+      if (net.stages[k].kind == Stage::Kind::kAdd) {
+        EXPECT_LT(max_abs_diff(trace.stage_outputs[k], sum), 1e-12);
+      }
+    }
+  }
 }
 
 TEST(PlainEval, RejectsWrongInputSizes) {

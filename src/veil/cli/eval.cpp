@@ -21,7 +21,7 @@
 #include "veil/data/dataset.hpp"
 #include "veil/report/plot.hpp"
 #include "veil/report/progress.hpp"
-#include "veil/nn/packing.hpp"
+#include "veil/nn/he/packing.hpp"
 #include "veil/nn/plain_eval.hpp"
 
 namespace veil::cli {

@@ -6,7 +6,7 @@
 
 #include "veil/cli/commands.hpp"
 #include "veil/common/thread_pool.hpp"
-#include "veil/nn/encrypted.hpp"
+#include "veil/nn/he/encrypted.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{

@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "veil/cli/commands.hpp"
-#include "veil/nn/packing.hpp"
+#include "veil/nn/he/packing.hpp"
 #include "veil/nn/passes.hpp"
 
 namespace veil::cli {

@@ -14,7 +14,7 @@
 #include "veil/common/error.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/data/image.hpp"
-#include "veil/nn/onnx_import.hpp"
+#include "veil/nn/onnx/import.hpp"
 #include "veil/nn/passes.hpp"
 #include "veil/nn/plain_eval.hpp"
 

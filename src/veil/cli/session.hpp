@@ -11,10 +11,10 @@
 #include "veil/ckks/context.hpp"
 #include "veil/ckks/keys.hpp"
 #include "veil/common/format.hpp"
-#include "veil/nn/encrypted.hpp"
+#include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/graph.hpp"
 #include "veil/nn/network.hpp"
-#include "veil/nn/planner.hpp"
+#include "veil/nn/he/planner.hpp"
 
 namespace veil::cli {
 

@@ -2,11 +2,43 @@
 
 namespace veil::nn {
 
-int Network::num_outputs() const {
-  // Polynomial stages keep the shape, so the output size is the last linear stage's.
-  for (auto it = stages.rbegin(); it != stages.rend(); ++it)
-    if (it->kind == Stage::Kind::kLinear) return it->linear.out.size();
+const std::string& Stage::name() const {
+  switch (kind) {
+    case Kind::kLinear:
+      return linear.name;
+    case Kind::kPoly:
+      return poly.name;
+    case Kind::kAdd:
+      break;
+  }
+  return add.name;
+}
+
+int Network::output_size(int k) const {
+  // Polynomial stages keep the shape of what they read.
+  while (k >= 0) {
+    const Stage& s = stages[k];
+    if (s.kind == Stage::Kind::kLinear) return s.linear.out.size();
+    if (s.kind == Stage::Kind::kAdd) return s.add.shape.size();
+    k = inputs_of(k).front();
+  }
   return input.size();
+}
+
+int Network::num_outputs() const { return output_size(static_cast<int>(stages.size()) - 1); }
+
+std::vector<int> Network::inputs_of(int k) const {
+  const std::vector<int>& in = stages[k].inputs;
+  return in.empty() ? std::vector<int>{k - 1} : in;
+}
+
+bool Network::is_chain() const {
+  for (std::size_t k = 0; k < stages.size(); ++k) {
+    const Stage& s = stages[k];
+    if (s.kind == Stage::Kind::kAdd) return false;
+    if (!s.inputs.empty() && (s.inputs.size() != 1 || s.inputs[0] != static_cast<int>(k) - 1)) return false;
+  }
+  return true;
 }
 
 }  // namespace veil::nn

@@ -1,8 +1,11 @@
 // The lowered network: what the merging passes produce and what every evaluator (plain
 // reference, encrypted latency/throughput modes, later the hybrid protocol) consumes.
 //
-// A network is a chain of stages over flattened C x H x W tensors (channel-major, the
-// same order as the ONNX input). Linear stages carry an explicit sparse matrix, so one
+// A network is a graph of stages over flattened C x H x W tensors (channel-major, the
+// same order as the ONNX input), in topological order: each stage names the stages it
+// reads (Stage::inputs), so a residual block is an Add stage reading two earlier outputs.
+// The chain, each stage reading the one before, is the special case every encrypted
+// evaluator handles today (Network::is_chain). Linear stages carry an explicit sparse matrix, so one
 // representation covers Conv (any kernel/stride/padding, groups 1 or depthwise), Gemm,
 // MatMul, folded batch norm, average pooling and their merges; the packing code derives
 // slot layouts and diagonals from the matrix and the stage's geometry hints.
@@ -55,11 +58,25 @@ struct PolyStage {
   int degree() const { return static_cast<int>(coefficients.size()) - 1; }
 };
 
+// Element-wise sum of its inputs, all of one size (a residual join, He et al. 2016).
+struct AddStage {
+  std::string name;
+  Shape shape;
+};
+
 struct Stage {
-  enum class Kind { kLinear, kPoly } kind = Kind::kLinear;
+  enum class Kind { kLinear, kPoly, kAdd } kind = Kind::kLinear;
   LinearStage linear;  // valid when kind == kLinear
   PolyStage poly;      // valid when kind == kPoly
+  AddStage add;        // valid when kind == kAdd
+  // Producer stage indices, each smaller than this stage's, -1 = the network input.
+  // Empty means the previous stage (the network input for stage 0), so a chain built by
+  // hand needs no edges; Add stages list theirs.
+  std::vector<int> inputs;
+  const std::string& name() const;
 };
+
+// The network output is its last stage.
 
 struct Network {
   std::string name;      // metadata veil.model, else the file stem
@@ -69,6 +86,12 @@ struct Network {
   std::vector<std::string> classes;
   std::vector<Stage> stages;
   int num_outputs() const;  // size of the last stage's output
+  // Values stage k produces (the input's size for k = -1).
+  int output_size(int k) const;
+  // Stage k's producers with the chain default resolved (-1 = the network input).
+  std::vector<int> inputs_of(int k) const;
+  // True when every stage reads exactly the stage before it (no joins, no branches).
+  bool is_chain() const;
 };
 
 }  // namespace veil::nn

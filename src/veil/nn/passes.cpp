@@ -1,5 +1,6 @@
 #include "veil/nn/passes.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -12,39 +13,51 @@ namespace veil::nn {
 namespace {
 
 // Where a stage came from; the passes treat batch norms and pools specially.
-enum class Origin { kLayer, kBatchNorm, kPool, kGlobalPool, kPoly };
+enum class Origin { kLayer, kBatchNorm, kPool, kGlobalPool, kPoly, kAdd };
 
 struct Item {
   Origin origin = Origin::kLayer;
   Stage stage;
-  double pool_scale = 1;  // kPool: the 1/k^2 its weights carry
+  std::vector<int> inputs;  // producer items, -1 = the network input
+  double pool_scale = 1;    // kPool: the 1/k^2 its weights carry
   bool linear() const { return stage.kind == Stage::Kind::kLinear; }
   LinearStage& lin() { return stage.linear; }
 };
 
-void check_chain(const Graph& graph) {
+// Every node must feed the output (a dead branch would be lowered and evaluated for
+// nothing), and the output must be the last node, so the last stage is the output.
+void check_graph(const Graph& graph) {
   VEIL_REQUIRE(!graph.nodes.empty(), "graph '" << graph.name << "' has no nodes");
-  for (const Node& n : graph.nodes)
-    VEIL_REQUIRE(n.op != OpKind::kAdd,
-                 "node '" << n.name << "': residual connections are not supported by the non-interactive encrypted "
-                          << "mode; the lowered network is a chain of stages (the graph can still be evaluated "
-                          << "in the clear)");
-  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
-    const Node& n = graph.nodes[i];
-    VEIL_REQUIRE(n.inputs.size() == 1 && n.inputs[0] == static_cast<int>(i) - 1,
-                 "node '" << n.name << "' does not read the previous node; only chains can be lowered");
-  }
-  VEIL_REQUIRE(graph.output == static_cast<int>(graph.nodes.size()) - 1,
-               "the graph output is not its last node; only chains can be lowered");
+  const int last = static_cast<int>(graph.nodes.size()) - 1;
+  VEIL_REQUIRE(graph.output == last, "the graph output is not its last node; remove the nodes after it");
+  std::vector<bool> used(graph.nodes.size(), false);
+  used[last] = true;
+  for (int i = last; i >= 0; --i)
+    if (used[i])
+      for (int src : graph.nodes[i].inputs)
+        if (src >= 0) used[src] = true;
+  for (int i = 0; i <= last; ++i)
+    VEIL_REQUIRE(used[i], "node '" << graph.nodes[i].name << "' does not contribute to the graph output; remove it");
 }
 
 std::vector<Item> initial_items(const Graph& graph) {
   std::vector<Item> items;
-  for (const Node& n : graph.nodes) {
+  std::vector<int> item_of(graph.nodes.size(), -1);  // node -> item producing its value
+  auto source = [&](int node) { return node < 0 ? -1 : item_of[node]; };
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    const Node& n = graph.nodes[i];
     Item item;
+    for (int src : n.inputs) item.inputs.push_back(source(src));
     switch (n.op) {
       case OpKind::kFlatten:
-        continue;  // changes the shape only
+        item_of[i] = item.inputs[0];  // changes the shape only
+        continue;
+      case OpKind::kAdd:
+        item.origin = Origin::kAdd;
+        item.stage.kind = Stage::Kind::kAdd;
+        item.stage.add.name = n.name;
+        item.stage.add.shape = n.out;
+        break;
       case OpKind::kPoly:
         item.origin = Origin::kPoly;
         item.stage.kind = Stage::Kind::kPoly;
@@ -67,10 +80,37 @@ std::vector<Item> initial_items(const Graph& graph) {
         item.origin = Origin::kLayer;
         break;
     }
-    if (item.origin != Origin::kPoly) item.stage.linear = linear_stage(n);
+    if (item.origin != Origin::kPoly && item.origin != Origin::kAdd) item.stage.linear = linear_stage(n);
+    item_of[i] = static_cast<int>(items.size());
     items.push_back(std::move(item));
   }
   return items;
+}
+
+// True when item i + 1 reads only item i and nothing else reads item i: the two can
+// become one stage, or move a factor between them, without changing what any other
+// stage sees. In a chain every neighbouring pair qualifies; at a residual fork or join
+// none does, so no pass reaches across one.
+bool fusable(const std::vector<Item>& items, std::size_t i) {
+  if (i + 1 >= items.size()) return false;
+  const int producer = static_cast<int>(i);
+  if (items[i + 1].inputs != std::vector<int>{producer}) return false;
+  int readers = 0;
+  for (const Item& item : items)
+    for (int src : item.inputs) readers += src == producer ? 1 : 0;
+  return readers == 1;
+}
+
+// Replaces items i and i + 1 by merged (which computes item i + 1's output from item i's
+// inputs) and renumbers the edges.
+void replace_pair(std::vector<Item>& items, std::size_t i, Item merged) {
+  merged.inputs = items[i].inputs;
+  items[i] = std::move(merged);
+  const int gone = static_cast<int>(i) + 1;
+  items.erase(items.begin() + gone);
+  for (Item& item : items)
+    for (int& src : item.inputs)
+      if (src >= gone) --src;  // gone itself now lives at i = gone - 1
 }
 
 // first followed by second as one stage. A batch norm is diagonal, so it keeps the
@@ -94,9 +134,9 @@ Item merge(Item& first, Item& second) {
 // gamma / sqrt(var + eps), then the shift adds to the bias.
 void fold_batch_norms(std::vector<Item>& items) {
   for (std::size_t i = 1; i < items.size(); ++i) {
-    if (items[i].origin != Origin::kBatchNorm || items[i - 1].origin != Origin::kLayer) continue;
-    items[i - 1] = merge(items[i - 1], items[i]);
-    items.erase(items.begin() + static_cast<std::ptrdiff_t>(i));
+    if (items[i].origin != Origin::kBatchNorm || items[i - 1].origin != Origin::kLayer || !fusable(items, i - 1))
+      continue;
+    replace_pair(items, i - 1, merge(items[i - 1], items[i]));
     --i;
   }
 }
@@ -107,10 +147,11 @@ void fold_pools(std::vector<Item>& items) {
   for (std::size_t i = 0; i + 1 < items.size(); ++i) {
     Item& pool = items[i];
     Item& next = items[i + 1];
-    if ((pool.origin != Origin::kPool && pool.origin != Origin::kGlobalPool) || !next.linear()) continue;
+    if ((pool.origin != Origin::kPool && pool.origin != Origin::kGlobalPool) || !next.linear() ||
+        !fusable(items, i))
+      continue;
     if (pool.origin == Origin::kGlobalPool || !next.lin().spatial) {
-      items[i] = merge(pool, next);
-      items.erase(items.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      replace_pair(items, i, merge(pool, next));
       continue;
     }
     for (double& v : pool.lin().weights.val) v = 1.0;
@@ -132,7 +173,7 @@ void fold_leading_coefficients(std::vector<Item>& items) {
     const double lead = c.back();
     if (c.size() < 2 || lead == 1.0) continue;
     LinearStage* target = nullptr;
-    for (std::size_t j = i + 1; j < items.size() && items[j].linear(); ++j)
+    for (std::size_t j = i + 1; j < items.size() && items[j].linear() && fusable(items, j - 1); ++j)
       if (!items[j].lin().unit_weights) {
         target = &items[j].lin();
         break;
@@ -151,12 +192,11 @@ void merge_linear(std::vector<Item>& items) {
     Item& b = items[i + 1];
     const bool sum_pool_into_conv =
         a.linear() && a.lin().unit_weights && a.lin().spatial && b.linear() && b.lin().spatial;
-    if (!a.linear() || !b.linear() || sum_pool_into_conv) {
+    if (!a.linear() || !b.linear() || sum_pool_into_conv || !fusable(items, i)) {
       ++i;
       continue;
     }
-    items[i] = merge(a, b);
-    items.erase(items.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    replace_pair(items, i, merge(a, b));
   }
 }
 
@@ -219,7 +259,7 @@ StageCost poly_cost(const PolyStage& p, int values) {
 }  // namespace
 
 Network lower(const Graph& graph, const LowerOptions& options) {
-  check_chain(graph);
+  check_graph(graph);
   std::vector<Item> items = initial_items(graph);
   if (options.fold_batch_norm) fold_batch_norms(items);
   if (options.fold_pool_scale) fold_pools(items);
@@ -235,6 +275,7 @@ Network lower(const Graph& graph, const LowerOptions& options) {
   net.classes = graph.classes;
   for (Item& item : items) {
     if (item.linear()) validate(item.lin());
+    item.stage.inputs = std::move(item.inputs);
     net.stages.push_back(std::move(item.stage));
   }
   return net;
@@ -242,24 +283,33 @@ Network lower(const Graph& graph, const LowerOptions& options) {
 
 CostReport cost(const Network& network) {
   CostReport report;
-  int values = network.input.size();
-  for (const Stage& s : network.stages) {
+  // Depth after each stage: the deepest input plus the stage's own (a sum along a chain).
+  std::vector<int> depth_after(network.stages.size(), 0);
+  for (std::size_t k = 0; k < network.stages.size(); ++k) {
+    const Stage& s = network.stages[k];
+    const std::vector<int> inputs = network.inputs_of(static_cast<int>(k));
+    int depth_in = 0;
+    for (int src : inputs) depth_in = std::max(depth_in, src < 0 ? 0 : depth_after[src]);
     StageCost c;
     if (s.kind == Stage::Kind::kLinear) {
       c = linear_cost(s.linear);
-      values = s.linear.out.size();
       ++report.linear_stages;
-    } else {
-      c = poly_cost(s.poly, values);
+    } else if (s.kind == Stage::Kind::kPoly) {
+      c = poly_cost(s.poly, network.output_size(inputs[0]));
       ++report.poly_stages;
+    } else {
+      c.name = s.add.name;
+      c.kind = Stage::Kind::kAdd;
+      c.additions = static_cast<std::int64_t>(s.add.shape.size()) * static_cast<std::int64_t>(inputs.size() - 1);
     }
-    report.depth += c.depth;
+    depth_after[k] = depth_in + c.depth;
     report.plaintext_mults += c.plaintext_mults;
     report.constant_mults += c.constant_mults;
     report.ciphertext_mults += c.ciphertext_mults;
     report.additions += c.additions;
     report.stages.push_back(std::move(c));
   }
+  if (!network.stages.empty()) report.depth = depth_after.back();
   return report;
 }
 
@@ -278,6 +328,9 @@ std::string describe(const Network& network) {
           << (l.spatial ? "  spatial stride " + std::to_string(l.stride_y) + "x" + std::to_string(l.stride_x)
                         : "  dense")
           << "  nnz " << l.weights.nnz();
+    } else if (s.kind == Stage::Kind::kAdd) {
+      out << "add " << s.add.name << "  " << shape(s.add.shape) << "  of stages";
+      for (int src : network.inputs_of(static_cast<int>(i))) out << " " << (src < 0 ? "input" : std::to_string(src + 1));
     } else {
       const PolyStage& p = s.poly;
       out << "poly " << p.name << "  degree " << p.degree() << (p.coefficients.back() == 1.0 ? " monic" : "")

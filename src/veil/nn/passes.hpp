@@ -36,10 +36,12 @@ struct LowerOptions {
   static LowerOptions none() { return {false, false, false, false}; }
 };
 
-// The chain of stages computing graph. Flatten/Reshape disappear (they only change the
-// shape, so a stage's `in` may be the flattened form of the previous stage's `out`).
-// Throws std::invalid_argument naming the node for a residual Add or any other graph
-// that is not a chain.
+// The network of stages computing graph, with the graph's edges (a residual Add becomes
+// an Add stage reading its two producers). Flatten/Reshape disappear (they only change
+// the shape, so a stage's `in` may be the flattened form of its producer's `out`). The
+// passes only combine a producer with its single reader, so nothing folds across a fork
+// or a join. Throws std::invalid_argument naming the node when a node does not feed the
+// output or the output is not the last node.
 Network lower(const Graph& graph, const LowerOptions& options = {});
 
 struct StageCost {
@@ -53,7 +55,7 @@ struct StageCost {
 };
 
 struct CostReport {
-  int depth = 0;  // multiplicative depth of the whole chain (sum of the stages')
+  int depth = 0;  // multiplicative depth of the output (along a chain, the sum of the stages')
   std::int64_t plaintext_mults = 0, constant_mults = 0, ciphertext_mults = 0, additions = 0;
   int linear_stages = 0, poly_stages = 0;
   std::vector<StageCost> stages;

@@ -173,14 +173,43 @@ std::vector<double> evaluate(const Network& network, const std::vector<double>& 
   VEIL_REQUIRE(
       input.size() == static_cast<std::size_t>(network.input.size()),
       "input has " << input.size() << " values, network '" << network.name << "' expects " << network.input.size());
+  VEIL_REQUIRE(!network.stages.empty(), "network '" << network.name << "' has no stages");
   if (trace) *trace = PlainTrace{};
-  std::vector<double> x = input;
-  for (const Stage& s : network.stages) {
-    if (trace) trace->max_abs_input.push_back(max_abs(x));
-    x = s.kind == Stage::Kind::kLinear ? evaluate(s.linear, x) : evaluate(s.poly, x);
-    if (trace) trace->stage_outputs.push_back(x);
+  const int count = static_cast<int>(network.stages.size());
+  std::vector<Tensor> values(network.stages.size());
+  for (int k = 0; k < count; ++k) {
+    const Stage& s = network.stages[k];
+    std::vector<const Tensor*> ins;
+    for (int src : network.inputs_of(k)) {
+      VEIL_REQUIRE(src >= -1 && src < k, "stage " << k + 1 << " '" << s.name() << "' reads a stage that is not earlier");
+      ins.push_back(src < 0 ? &input : &values[src]);
+    }
+    VEIL_REQUIRE(!ins.empty(), "stage " << k + 1 << " '" << s.name() << "' has no inputs");
+    if (trace) {
+      double m = 0;
+      for (const Tensor* x : ins) m = std::max(m, max_abs(*x));
+      trace->max_abs_input.push_back(m);
+    }
+    switch (s.kind) {
+      case Stage::Kind::kLinear:
+        values[k] = evaluate(s.linear, *ins[0]);
+        break;
+      case Stage::Kind::kPoly:
+        values[k] = evaluate(s.poly, *ins[0]);
+        break;
+      case Stage::Kind::kAdd:
+        values[k] = *ins[0];
+        for (std::size_t j = 1; j < ins.size(); ++j) {
+          VEIL_REQUIRE(ins[j]->size() == values[k].size(),
+                       "add stage '" << s.add.name << "': inputs of " << values[k].size() << " and " << ins[j]->size()
+                                     << " values");
+          for (std::size_t i = 0; i < values[k].size(); ++i) values[k][i] += (*ins[j])[i];
+        }
+        break;
+    }
+    if (trace) trace->stage_outputs.push_back(values[k]);
   }
-  return x;
+  return std::move(values.back());
 }
 
 std::vector<double> normalize(const Network& network, const std::vector<std::uint8_t>& pixels_chw) {

@@ -31,7 +31,8 @@ struct PlainTrace {
 // y = p(x) element-wise by Horner's rule.
 std::vector<double> evaluate(const PolyStage& stage, const std::vector<double>& x);
 
-// Lowered network evaluation: sparse mat-vec plus bias, polynomials by Horner.
+// Lowered network evaluation in stage order along its edges: sparse mat-vec plus bias,
+// polynomials by Horner, Add stages element-wise. Returns the last stage's output.
 std::vector<double> evaluate(const Network& network, const std::vector<double>& input, PlainTrace* trace = nullptr);
 
 // (pixel / 255 - mean[c]) / std[c] for channel-major pixels (IDX rows, CIFAR records).

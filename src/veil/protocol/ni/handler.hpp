@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "veil/ckks/context.hpp"
-#include "veil/nn/encrypted.hpp"
+#include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/network.hpp"
-#include "veil/nn/planner.hpp"
+#include "veil/nn/he/planner.hpp"
 #include "veil/protocol/host.hpp"
 
 namespace veil::protocol::ni {

@@ -18,8 +18,8 @@
 
 #include "veil/net/frame.hpp"
 #include "veil/nn/network.hpp"
-#include "veil/nn/packing.hpp"
-#include "veil/nn/planner.hpp"
+#include "veil/nn/he/packing.hpp"
+#include "veil/nn/he/planner.hpp"
 #include "veil/protocol/hello.hpp"
 
 namespace veil::protocol::ni {

@@ -79,6 +79,11 @@ struct Packing {
 // cost reports); the returned diagonals then have empty value vectors.
 Packing pack_network(const Network& net, std::size_t slots, bool with_values = true);
 
+// Throws std::invalid_argument naming the first stage that keeps net from being a chain:
+// the encrypted evaluators (packing, planner, latency and throughput modes) run chains
+// only for now; a residual Add is reported with the importer's message.
+void require_chain(const Network& net);
+
 // Diagonal form of one linear stage between two layouts (fold: accumulate the outputs in
 // replicas spaced by the next power of two >= out.size() and fold them at the end).
 he::LinearTransformSpec pack_linear(const LinearStage& stage, const Layout& in, const Layout& out, bool fold,

@@ -10,9 +10,9 @@
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/keygen.hpp"
-#include "veil/nn/encrypted.hpp"
-#include "veil/nn/packing.hpp"
-#include "veil/nn/planner.hpp"
+#include "veil/nn/he/encrypted.hpp"
+#include "veil/nn/he/packing.hpp"
+#include "veil/nn/he/planner.hpp"
 
 namespace veil::nn {
 namespace {

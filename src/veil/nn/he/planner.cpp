@@ -1,4 +1,4 @@
-#include "veil/nn/planner.hpp"
+#include "veil/nn/he/planner.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -139,6 +139,7 @@ Mode parse_mode(const std::string& s) {
 
 Plan make_plan(const Network& net, const PlanOptions& options) {
   VEIL_REQUIRE(!net.stages.empty(), "network has no stages");
+  require_chain(net);
   PlanOptions o = options;
   if (o.target_scale_bits == 0) o.target_scale_bits = o.mode == Mode::kLatency ? 33 : 31;
   VEIL_REQUIRE(o.min_scale_bits >= 20 && o.target_scale_bits <= 58 && o.min_scale_bits <= o.target_scale_bits,

@@ -1,4 +1,4 @@
-#include "veil/nn/onnx_import.hpp"
+#include "veil/nn/onnx/import.hpp"
 
 #include <cerrno>
 #include <climits>
@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "veil/common/error.hpp"
-#include "veil/nn/onnx_importer.hpp"
+#include "veil/nn/onnx/importer.hpp"
 
 namespace veil::nn {
 

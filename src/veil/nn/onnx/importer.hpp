@@ -1,5 +1,5 @@
-// Internal to the ONNX importer: the importer's state, shared by onnx_import.cpp (model
-// checks, value bookkeeping, output) and onnx_import_ops.cpp (one method per operator).
+// Internal to the ONNX importer: the importer's state, shared by import.cpp (model
+// checks, value bookkeeping, output) and import_ops.cpp (one method per operator).
 #pragma once
 
 #include <onnx/onnx_pb.h>
@@ -11,9 +11,9 @@
 #include <utility>
 #include <vector>
 
-#include "veil/nn/onnx_elementwise.hpp"
-#include "veil/nn/onnx_import.hpp"
-#include "veil/nn/onnx_proto_util.hpp"
+#include "veil/nn/onnx/elementwise.hpp"
+#include "veil/nn/onnx/import.hpp"
+#include "veil/nn/onnx/proto_util.hpp"
 
 namespace veil::nn::detail {
 
@@ -34,14 +34,14 @@ class Importer {
   Graph run(const std::string& default_name);
 
  private:
-  // Model-level checks (onnx_import.cpp).
+  // Model-level checks (import.cpp).
   void check_opsets();
   void read_metadata(const std::string& default_name);
   void read_input();
   void finish();
   void prune();
 
-  // Value access (onnx_import.cpp).
+  // Value access (import.cpp).
   std::string where(const onnx::NodeProto& node) const;
   std::string name_of(const onnx::NodeProto& node) const;
   Value& lookup(const onnx::NodeProto& node, int k);
@@ -55,7 +55,7 @@ class Importer {
   void import_node(const onnx::NodeProto& node, int index);
   [[noreturn]] void refuse(const onnx::NodeProto& node) const;
 
-  // Operators (onnx_import_ops.cpp).
+  // Operators (import_ops.cpp).
   void import_conv(const onnx::NodeProto& node);
   Window window(const onnx::NodeProto& node, const Attributes& attrs, int kernel_h, int kernel_w) const;
   void import_dense(const onnx::NodeProto& node);

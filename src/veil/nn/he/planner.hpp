@@ -16,7 +16,7 @@
 
 #include "veil/ckks/params.hpp"
 #include "veil/nn/network.hpp"
-#include "veil/nn/packing.hpp"
+#include "veil/nn/he/packing.hpp"
 
 namespace veil::nn {
 

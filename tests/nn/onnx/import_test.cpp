@@ -1,6 +1,6 @@
 // ONNX import: the shipped models against their model cards, fixtures built in C++ for
 // every supported operator and pattern, and the errors for everything else.
-#include "veil/nn/onnx_import.hpp"
+#include "veil/nn/onnx/import.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

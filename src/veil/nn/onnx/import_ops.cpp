@@ -2,7 +2,7 @@
 #include <cmath>
 
 #include "veil/common/error.hpp"
-#include "veil/nn/onnx_importer.hpp"
+#include "veil/nn/onnx/importer.hpp"
 
 namespace veil::nn::detail {
 

@@ -1,4 +1,4 @@
-#include "veil/nn/encrypted.hpp"
+#include "veil/nn/he/encrypted.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -14,6 +14,7 @@
 #include "veil/common/thread_pool.hpp"
 #include "veil/he/mac.hpp"
 #include "veil/he/polynomial.hpp"
+#include "veil/he/weighted_sum.hpp"
 
 namespace veil::nn {
 
@@ -109,6 +110,7 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
   VEIL_REQUIRE(ctx_->params().q == plan_.params.q && ctx_->params().p == plan_.params.p,
                "context does not match the plan's parameters");
   VEIL_REQUIRE(plan_.stages.size() == net_.stages.size(), "plan and network have different stage counts");
+  require_chain(net_);
   if (plan_.mode != Mode::kLatency) return;
   // The plan chose every layout and holds diagonal positions only: fill in the values
   // for those same layouts (no second search).
@@ -203,64 +205,6 @@ std::vector<Ciphertext> EncryptedNetwork::evaluate(std::vector<Ciphertext> input
   return x;
 }
 
-// Weights as constants at scale q_level, so the rescale restores the input scale:
-// residues per limb, and the same integers round(w * q_level) as signed 31-bit values when
-// all fit (limbs whose prime is too wide for the 32-bit kernels then multiply by these,
-// he::mac_scalar_rows_signed, instead of by 128-bit residues). Computed once per
-// evaluation of a stage, not once per output.
-EncryptedNetwork::Weights EncryptedNetwork::stage_weights(const LinearStage& st, int level) const {
-  const double w_scale = static_cast<double>(ctx_->modulus(level).value());
-  const std::size_t nnz = st.weights.val.size();
-  Weights w;
-  w.residues.assign(static_cast<std::size_t>(level) + 1, std::vector<u64>(nnz));
-  parallel_for(w.residues.size(), [&](std::size_t i) {
-    for (std::size_t k = 0; k < nnz; ++k) w.residues[i][k] = ctx_->modulus(i).from_double(st.weights.val[k] * w_scale);
-  });
-  w.small.resize(nnz);
-  for (std::size_t k = 0; k < nnz; ++k) {
-    const double v = std::nearbyint(st.weights.val[k] * w_scale);
-    if (!(std::fabs(v) < 2147483648.0)) {
-      w.small.clear();
-      break;
-    }
-    w.small[k] = static_cast<std::int32_t>(v);
-  }
-  return w;
-}
-
-Ciphertext EncryptedNetwork::weighted_accumulator(const std::vector<Ciphertext>& in) const {
-  const int level = in[0].level();
-  // Inputs may be unrelinearised products (3 polynomials, see evaluate()).
-  return Ciphertext(ctx_->n(), in[0].size(), level,
-                    in[0].scale() * static_cast<double>(ctx_->modulus(level).value()), plan_.slots);
-}
-
-// Coefficients [base, base + len) of limb i of out[r] = sum_k w_k * in[col_k] over row
-// rows[r], for rows that share their columns (row_blocks()). src[col * polys + p] points
-// at coefficient `base` of polynomial p of input col, limb i.
-void EncryptedNetwork::accumulate_rows(const LinearStage& st, std::span<const int> rows,
-                                       const Weights& w, std::span<const u64* const> src, std::size_t i,
-                                       std::size_t base, std::size_t len, std::span<Ciphertext* const> out) const {
-  const auto begin = st.weights.row_ptr[rows[0]], end = st.weights.row_ptr[rows[0] + 1];
-  const std::size_t polys = out[0]->size(), terms = static_cast<std::size_t>(end - begin);
-  std::vector<const u64*> x(terms * polys), wr(rows.size());
-  std::vector<u64*> outs(rows.size() * polys);
-  for (std::size_t t = 0; t < terms; ++t)
-    for (std::size_t p = 0; p < polys; ++p)
-      x[t * polys + p] = src[static_cast<std::size_t>(st.weights.col[begin + t]) * polys + p];
-  for (std::size_t r = 0; r < rows.size(); ++r)
-    for (std::size_t p = 0; p < polys; ++p) outs[r * polys + p] = out[r]->limb(p, i) + base;
-  const math::Modulus& q = ctx_->modulus(i);
-  if (q.value() >= (u64{1} << 32) && !w.small.empty()) {
-    std::vector<const std::int32_t*> ws(rows.size());
-    for (std::size_t r = 0; r < rows.size(); ++r) ws[r] = w.small.data() + st.weights.row_ptr[rows[r]];
-    he::mac_scalar_rows_signed(q, len, rows.size(), terms, ws.data(), x, polys, outs.data());
-    return;
-  }
-  for (std::size_t r = 0; r < rows.size(); ++r) wr[r] = w.residues[i].data() + st.weights.row_ptr[rows[r]];
-  he::mac_scalar_rows(q, len, rows.size(), terms, wr.data(), x, polys, outs.data());
-}
-
 // A sum-pool output: additions only, no level.
 Ciphertext EncryptedNetwork::sum_row(const LinearStage& st, std::size_t o, const std::vector<Ciphertext>& in) const {
   const auto begin = st.weights.row_ptr[o], end = st.weights.row_ptr[o + 1];
@@ -270,21 +214,14 @@ Ciphertext EncryptedNetwork::sum_row(const LinearStage& st, std::size_t o, const
   return acc;
 }
 
-// Rows with identical column lists, in blocks of up to 8: a dense layer is one group, a
-// convolution one group per output position (its channels). Each block reads its inputs
-// once for all its rows (he::mac_scalar_rows).
-std::vector<std::vector<int>> EncryptedNetwork::row_blocks(const LinearStage& st) {
-  const auto& m = st.weights;
-  std::map<std::vector<int>, std::vector<int>> groups;
-  for (int o = 0; o < m.rows; ++o)
-    groups[std::vector<int>(m.col.begin() + m.row_ptr[o], m.col.begin() + m.row_ptr[o + 1])].push_back(o);
-  constexpr std::size_t kBlock = 8;
-  std::vector<std::vector<int>> blocks;
-  for (const auto& [cols, rows] : groups)
-    for (std::size_t r = 0; r < rows.size(); r += kBlock)
-      blocks.emplace_back(rows.begin() + r, rows.begin() + std::min(rows.size(), r + kBlock));
-  return blocks;
+namespace {
+
+// The stage's weights as the he/ kernel reads them (views into the stage's matrix).
+he::SparseWeights sparse_weights(const LinearStage& st) {
+  return {st.weights.rows, st.weights.row_ptr, st.weights.col, st.weights.val};
 }
+
+}  // namespace
 
 std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const std::vector<Ciphertext>& in,
                                                        const ckks::RelinKeys* relin) const {
@@ -298,34 +235,8 @@ std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const 
     parallel_for(out.size(), [&](std::size_t o) { out[o] = sum_row(st, o, in); });
     return out;
   }
-  // Weighted sums tile by tile: the coefficients [base, base + tile) of every input are
-  // first copied into one contiguous buffer, so the blocks of rows then read them from L2
-  // rather than touching one page per input (thousands of TLB entries) for every block.
-  constexpr std::size_t kTile = 32;
-  const std::size_t n = ctx_->n(), limbs = in[0].num_limbs();
-  const Weights w = stage_weights(st, in[0].level());
-  for (auto& c : out) c = weighted_accumulator(in);
-  const std::size_t tiles = (n + kTile - 1) / kTile;
-  const auto blocks = row_blocks(st);
-  parallel_for(limbs * tiles, [&](std::size_t job) {
-    const std::size_t i = job / tiles, base = (job % tiles) * kTile, len = std::min(kTile, n - base);
-    const std::size_t polys = in[0].size();
-    thread_local std::vector<u64> packed;
-    packed.resize(in.size() * polys * kTile);
-    std::vector<const u64*> src(in.size() * polys);
-    for (std::size_t c = 0; c < in.size(); ++c)
-      for (std::size_t p = 0; p < polys; ++p) {
-        u64* dst = packed.data() + (c * polys + p) * kTile;
-        std::copy_n(in[c].limb(p, i) + base, len, dst);
-        src[c * polys + p] = dst;
-      }
-    std::vector<Ciphertext*> outs;
-    for (const auto& rows : blocks) {
-      outs.clear();
-      for (int o : rows) outs.push_back(&out[static_cast<std::size_t>(o)]);
-      accumulate_rows(st, rows, w, src, i, base, len, outs);
-    }
-  });
+  // The kernel owns the weight residues at this level (he/weighted_sum.hpp).
+  out = he::WeightedSum(ctx_, sparse_weights(st), in[0].level()).apply(in);
   parallel_for(out.size(), [&](std::size_t o) { finish_output(st, o, out[o], relin); });
   return out;
 }
@@ -375,14 +286,8 @@ std::vector<Ciphertext> EncryptedNetwork::fused_batch(std::size_t k, const std::
   const LinearStage& conv = net_.stages[k].linear;
   const LinearStage& pool = net_.stages[k + 2].linear;
   const auto& coeffs = net_.stages[k + 1].poly.coefficients;
-  const Weights w = stage_weights(conv, in[0].level());
+  const he::WeightedSum weighted(ctx_, sparse_weights(conv), in[0].level());
   const bool relin_poly = !lazy_relin(k + 1);
-  // Per limb, where every input's polynomials start (accumulate_rows's src tables).
-  const std::size_t polys = in[0].size();
-  std::vector<std::vector<const u64*>> src(in[0].num_limbs(), std::vector<const u64*>(in.size() * polys));
-  for (std::size_t i = 0; i < src.size(); ++i)
-    for (std::size_t col = 0; col < in.size(); ++col)
-      for (std::size_t p = 0; p < polys; ++p) src[i][col * polys + p] = in[col].limb(p, i);
   std::vector<Ciphertext> out(pool.out.size());
   std::vector<double> cpu(3 * out.size(), 0.0);
   const auto wall = std::chrono::steady_clock::now();
@@ -390,11 +295,7 @@ std::vector<Ciphertext> EncryptedNetwork::fused_batch(std::size_t k, const std::
     for (auto e = pool.weights.row_ptr[o]; e < pool.weights.row_ptr[o + 1]; ++e) {
       auto t = std::chrono::steady_clock::now();
       const auto c = static_cast<std::size_t>(pool.weights.col[e]);
-      Ciphertext v = weighted_accumulator(in);
-      const int row = static_cast<int>(c);
-      Ciphertext* vp = &v;
-      for (std::size_t i = 0; i < v.num_limbs(); ++i)
-        accumulate_rows(conv, {&row, 1}, w, src[i], i, 0, ctx_->n(), {&vp, 1});
+      Ciphertext v = weighted.apply_row(static_cast<int>(c), in);
       finish_output(conv, c, v, &keys.relin);
       auto t2 = std::chrono::steady_clock::now();
       v = he::evaluate_polynomial(eval_, v, coeffs, keys.relin, relin_poly);

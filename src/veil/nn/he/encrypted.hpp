@@ -20,7 +20,7 @@
 #include "veil/ckks/evaluator.hpp"
 #include "veil/ckks/keygen.hpp"
 #include "veil/he/linear_transform.hpp"
-#include "veil/nn/planner.hpp"
+#include "veil/nn/he/planner.hpp"
 
 namespace veil::nn {
 
@@ -74,19 +74,8 @@ class EncryptedNetwork {
  private:
   std::vector<ckks::Ciphertext> linear_batch(std::size_t stage, const std::vector<ckks::Ciphertext>& in,
                                              const ckks::RelinKeys* relin) const;
-  // Throughput-mode weighted sums: a stage's weights, an empty accumulator for these
-  // inputs, the coefficients [base, base + len) of limb i for a block of rows sharing
-  // their columns (row_blocks), a sum-pool row.
-  struct Weights {
-    std::vector<std::vector<math::u64>> residues;  // per limb
-    std::vector<std::int32_t> small;               // signed, when all fit 31 bits
-  };
-  Weights stage_weights(const LinearStage& st, int level) const;
-  ckks::Ciphertext weighted_accumulator(const std::vector<ckks::Ciphertext>& in) const;
-  void accumulate_rows(const LinearStage& st, std::span<const int> rows,
-                       const Weights& w, std::span<const math::u64* const> src,
-                       std::size_t i, std::size_t base, std::size_t len, std::span<ckks::Ciphertext* const> out) const;
-  static std::vector<std::vector<int>> row_blocks(const LinearStage& st);
+  // Throughput mode: a sum-pool row (additions only; weighted rows run in
+  // he::WeightedSum, which owns the weight residues).
   ckks::Ciphertext sum_row(const LinearStage& st, std::size_t o, const std::vector<ckks::Ciphertext>& in) const;
   // Rescale (relinearising lazy inputs first) and add the bias of output `o`.
   void finish_output(const LinearStage& st, std::size_t o, ckks::Ciphertext& acc, const ckks::RelinKeys* relin) const;

@@ -1,4 +1,4 @@
-#include "veil/nn/packing.hpp"
+#include "veil/nn/he/packing.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -262,8 +262,22 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   return spec;
 }
 
+void require_chain(const Network& net) {
+  for (std::size_t k = 0; k < net.stages.size(); ++k) {
+    const Stage& s = net.stages[k];
+    VEIL_REQUIRE(s.kind != Stage::Kind::kAdd,
+                 "node '" << s.add.name << "': residual connections are not supported by the non-interactive encrypted "
+                          << "mode; the lowered network is a chain of stages (the graph can still be evaluated "
+                          << "in the clear)");
+    VEIL_REQUIRE(net.inputs_of(static_cast<int>(k)) == std::vector<int>{static_cast<int>(k) - 1},
+                 "stage " << k + 1 << " '" << s.name() << "' does not read the stage before it; the encrypted "
+                          << "evaluators run chains of stages only");
+  }
+}
+
 Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
   VEIL_REQUIRE(!net.stages.empty(), "network has no stages");
+  require_chain(net);
   struct Node {
     Layout layout;
     double cost;

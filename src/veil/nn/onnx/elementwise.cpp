@@ -1,4 +1,4 @@
-#include "veil/nn/onnx_elementwise.hpp"
+#include "veil/nn/onnx/elementwise.hpp"
 
 #include <cmath>
 

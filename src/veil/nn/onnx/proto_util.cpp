@@ -1,4 +1,4 @@
-#include "veil/nn/onnx_proto_util.hpp"
+#include "veil/nn/onnx/proto_util.hpp"
 
 #include <bit>
 #include <cmath>
