@@ -10,6 +10,7 @@
 #include "veil/ckks/evaluator.hpp"
 #include "veil/ckks/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/common/thread_pool.hpp"
 
 using namespace veil::ckks;

@@ -10,6 +10,7 @@
 
 #include "fuzz_common.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/net/frame.hpp"
 #include "veil/protocol/messages.hpp"
 

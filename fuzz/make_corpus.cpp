@@ -9,6 +9,7 @@
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/protocol/messages.hpp"
 
 using namespace veil;

@@ -6,6 +6,7 @@
 
 #include "veil/ckks/params.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/net/channel.hpp"
 #include "veil/protocol/client.hpp"
 #include "veil/protocol/messages.hpp"

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
 
 #include "veil/ckks/sampling.hpp"
 #include "veil/common/bytes.hpp"
@@ -372,25 +371,6 @@ Ciphertext load_ciphertext(const CkksContext& ctx, std::span<const std::uint8_t>
     for (std::size_t c = 1; c < size; ++c) read_poly(r, ctx, ct.poly(c), idx, "ciphertext");
   }
   return ct;
-}
-
-void write_file(const std::string& path, const Bytes& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  VEIL_CHECK_IO(f, "cannot open " << path << " for writing");
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  VEIL_CHECK_IO(f, "failed writing " << path);
-}
-
-Bytes read_file(const std::string& path, std::size_t max_bytes) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  VEIL_CHECK_IO(f, "cannot open " << path << " (does the file exist and is it readable?)");
-  const auto size = static_cast<std::size_t>(f.tellg());
-  VEIL_CHECK_IO(size <= max_bytes, path << " is " << size << " bytes, more than the limit of " << max_bytes);
-  Bytes b(size);
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(size));
-  VEIL_CHECK_IO(f, "failed reading " << path);
-  return b;
 }
 
 }  // namespace veil::ckks

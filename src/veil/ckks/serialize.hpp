@@ -20,6 +20,7 @@
 #include "veil/ckks/context.hpp"
 #include "veil/ckks/keys.hpp"
 #include "veil/ckks/params.hpp"
+#include "veil/common/bytes.hpp"
 
 namespace veil::ckks {
 
@@ -35,8 +36,6 @@ enum class ObjectType : std::uint16_t {
 
 inline constexpr std::uint16_t kFormatVersion = 1;
 inline constexpr std::size_t kHeaderSize = 32;
-
-using Bytes = std::vector<std::uint8_t>;
 
 Bytes save_parameters(const CkksParameters& p);
 // allow_insecure is decided by the loader, never by the file.
@@ -63,9 +62,5 @@ Ciphertext load_ciphertext(const CkksContext& ctx, std::span<const std::uint8_t>
 
 // Reads just the header, checking magic and version; returns the object type.
 ObjectType peek_type(std::span<const std::uint8_t> data);
-
-// Whole-file helpers with clear errors for missing or unreadable files.
-void write_file(const std::string& path, const Bytes& bytes);
-Bytes read_file(const std::string& path, std::size_t max_bytes = std::size_t{16} << 30);
 
 }  // namespace veil::ckks

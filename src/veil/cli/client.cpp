@@ -14,6 +14,7 @@
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/common/error.hpp"
 #include "veil/protocol/client.hpp"
@@ -65,8 +66,8 @@ KeySet obtain_keys(const Model& m, const std::string& dir) {
       const std::size_t rotations = load_evaluation_keys(dir, m).galois.keys.size();
       VEIL_REQUIRE(rotations == m.plan.rotation_steps.size(),
                    "they hold " << rotations << " rotation keys, the plan uses " << m.plan.rotation_steps.size());
-      k.relin = ckks::read_file((fs::path(dir) / "relin.key").string());
-      k.galois = ckks::read_file((fs::path(dir) / "galois.key").string());
+      k.relin = veil::read_file((fs::path(dir) / "relin.key").string());
+      k.galois = veil::read_file((fs::path(dir) / "galois.key").string());
       k.hash = protocol::hash_keys(k.relin, k.galois);
       std::printf("keys: loaded from %s in %.2f s\n", dir.c_str(), seconds_since(t));
       return k;

@@ -8,6 +8,7 @@
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/nn/plain_eval.hpp"

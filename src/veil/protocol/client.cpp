@@ -1,6 +1,7 @@
 #include "veil/protocol/client.hpp"
 
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 
 namespace veil::protocol {
 

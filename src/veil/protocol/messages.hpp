@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "veil/common/bytes.hpp"
 #include "veil/net/frame.hpp"
 #include "veil/nn/network.hpp"
 #include "veil/nn/packing.hpp"
@@ -20,7 +21,7 @@
 
 namespace veil::protocol {
 
-using Bytes = std::vector<std::uint8_t>;
+using veil::Bytes;
 using KeyHash = std::array<std::uint8_t, 32>;
 
 enum class MessageType : std::uint16_t {

@@ -13,6 +13,7 @@
 #endif
 
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/format.hpp"
 #include "veil/net/channel.hpp"
