@@ -41,10 +41,10 @@ void decode(const net::Frame& f) {
     case MessageType::kUploadKeys: {
       const auto u = protocol::decode<protocol::UploadKeys>(f);
       try {
-        (void)ckks::load_relin_keys(*fuzz::context(), u.relin);
+        (void)rlwe::load_relin_keys(*fuzz::context(), u.relin);
       } catch (const std::exception&) {
       }
-      (void)ckks::load_galois_keys(*fuzz::context(), u.galois);
+      (void)rlwe::load_galois_keys(*fuzz::context(), u.galois);
       break;
     }
     case MessageType::kInfer: load_ciphertexts(protocol::decode<protocol::Infer>(f).ciphertexts); break;

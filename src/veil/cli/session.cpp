@@ -92,29 +92,29 @@ void check_params(const std::string& dir, const Model& m) {
 
 }  // namespace
 
-void save_keys(const std::string& dir, const Model& m, const ckks::SecretKey& sk, const nn::EvaluationKeys& keys,
+void save_keys(const std::string& dir, const Model& m, const rlwe::SecretKey& sk, const nn::EvaluationKeys& keys,
                std::uint64_t* evaluation_key_bytes) {
   fs::create_directories(dir);
   const auto& ctx = *m.context;
   veil::write_file(in_dir(dir, "params.bin"), ckks::save_parameters(m.plan.params));
-  write_private_file(in_dir(dir, "secret.key"), ckks::save_secret_key(ctx, sk));
-  const auto relin = ckks::save_relin_keys(ctx, keys.relin, true);
-  const auto galois = ckks::save_galois_keys(ctx, keys.galois, true);
+  write_private_file(in_dir(dir, "secret.key"), rlwe::save_secret_key(ctx, sk));
+  const auto relin = rlwe::save_relin_keys(ctx, keys.relin, true);
+  const auto galois = rlwe::save_galois_keys(ctx, keys.galois, true);
   veil::write_file(in_dir(dir, "relin.key"), relin);
   veil::write_file(in_dir(dir, "galois.key"), galois);
   if (evaluation_key_bytes) *evaluation_key_bytes = relin.size() + galois.size();
 }
 
-ckks::SecretKey load_secret_key(const std::string& dir, const Model& m) {
+rlwe::SecretKey load_secret_key(const std::string& dir, const Model& m) {
   check_params(dir, m);
-  return ckks::load_secret_key(*m.context, veil::read_file(in_dir(dir, "secret.key")));
+  return rlwe::load_secret_key(*m.context, veil::read_file(in_dir(dir, "secret.key")));
 }
 
 nn::EvaluationKeys load_evaluation_keys(const std::string& dir, const Model& m) {
   check_params(dir, m);
   nn::EvaluationKeys k;
-  k.relin = ckks::load_relin_keys(*m.context, veil::read_file(in_dir(dir, "relin.key")));
-  k.galois = ckks::load_galois_keys(*m.context, veil::read_file(in_dir(dir, "galois.key")));
+  k.relin = rlwe::load_relin_keys(*m.context, veil::read_file(in_dir(dir, "relin.key")));
+  k.galois = rlwe::load_galois_keys(*m.context, veil::read_file(in_dir(dir, "galois.key")));
   for (int step : m.plan.rotation_steps)
     VEIL_REQUIRE(k.galois.has(m.context->galois_element(step)),
                  "galois.key in '" << dir << "' lacks the rotation by " << step << " this model needs");

@@ -279,7 +279,7 @@ std::size_t LinearTransform::plaintext_bytes() const {
 }
 
 std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, const std::vector<Ciphertext>& in,
-                                               const ckks::GaloisKeys& gk) const {
+                                               const rlwe::GaloisKeys& gk) const {
   VEIL_REQUIRE(static_cast<int>(in.size()) == spec_.in_blocks,
                "linear map expects " << spec_.in_blocks << " input ciphertexts, got " << in.size());
   const auto& ctx = *eval.context();
@@ -314,7 +314,7 @@ std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, cons
       std::vector<const Ciphertext*> cts;
       for (const Term& t : g.terms) cts.push_back(&babies[t.in_block][t.baby]);
       if (!plaintexts_.empty()) {
-        acc = Ciphertext(ctx.n(), 2, level_, cts[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
+        acc = Ciphertext(ctx, 2, level_, cts[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
         multiply_accumulate(ctx, plaintexts_[gi], cts, acc);
       }
       // On the fly, a few terms at a time so a group's plaintexts are never all held.
@@ -327,7 +327,7 @@ std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, cons
         for (const auto& p : fresh) pts.push_back(&p);
         const std::vector<const Ciphertext*> part_cts(cts.begin() + static_cast<std::ptrdiff_t>(begin),
                                                       cts.begin() + static_cast<std::ptrdiff_t>(end));
-        Ciphertext part(ctx.n(), 2, level_, part_cts[0]->scale() * pts[0]->scale(), spec_.slots);
+        Ciphertext part(ctx, 2, level_, part_cts[0]->scale() * pts[0]->scale(), spec_.slots);
         multiply_accumulate(ctx, pts, part_cts, part);
         if (acc.empty())
           acc = std::move(part);

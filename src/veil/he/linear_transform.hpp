@@ -20,7 +20,8 @@
 #include "veil/ckks/ciphertext.hpp"
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/evaluator.hpp"
-#include "veil/ckks/keys.hpp"
+#include "veil/rlwe/key_switch.hpp"
+#include "veil/rlwe/keys.hpp"
 #include "veil/he/mac.hpp"
 
 namespace veil::he {
@@ -60,7 +61,7 @@ struct TransformCounts {
 // Chooses the giant step minimising the rotation count, counting a hoisted baby rotation
 // as `hoisted_cost` of a full one, among the powers of two and the `extra` candidates
 // (callers pass the strides of their layouts, along which diagonals line up).
-int choose_giant_step(const LinearTransformSpec& spec, double hoisted_cost = 0.6,
+int choose_giant_step(const LinearTransformSpec& spec, double hoisted_cost = rlwe::kHoistedRotationCost,
                       const std::vector<int>& extra = {});
 
 // Rotation steps (normalised to [0, slots)) and counts for a spec and giant step.
@@ -102,7 +103,7 @@ class LinearTransform {
                   int giant_step = 0, bool cache_plaintexts = true);
 
   std::vector<ckks::Ciphertext> apply(const ckks::Evaluator& eval, const std::vector<ckks::Ciphertext>& in,
-                                      const ckks::GaloisKeys& gk) const;
+                                      const rlwe::GaloisKeys& gk) const;
 
   std::vector<int> rotation_steps() const { return he::rotation_steps(spec_, giant_); }
   TransformCounts counts() const { return count(spec_, giant_); }

@@ -28,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 using net::ErrorCode;
 
 
-std::uint64_t memory_bytes(const ckks::KeySwitchKey& k) {
+std::uint64_t memory_bytes(const rlwe::KeySwitchKey& k) {
   std::uint64_t b = 0;
   for (const auto& v : k.b) b += v.size() * sizeof(math::u64);
   for (const auto& v : k.a) b += v.size() * sizeof(math::u64);
@@ -324,8 +324,8 @@ void Server::State::handle(Session& s, const ModeState& mode, const net::Frame& 
       if (!found) {
         nn::EvaluationKeys k;
         try {
-          k.relin = ckks::load_relin_keys(ctx, u.relin);
-          k.galois = ckks::load_galois_keys(ctx, u.galois);
+          k.relin = rlwe::load_relin_keys(ctx, u.relin);
+          k.galois = rlwe::load_galois_keys(ctx, u.galois);
         } catch (const std::exception& e) {
           throw net::Error(ErrorCode::kBadKeys, std::string("keys do not load for this model's parameters: ") + e.what());
         }

@@ -1,4 +1,4 @@
-#include "veil/ckks/ciphertext.hpp"
+#include "veil/rlwe/ciphertext.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -8,8 +8,9 @@
 #include <vector>
 
 #include "veil/common/error.hpp"
+#include "veil/rlwe/context.hpp"
 
-namespace veil::ckks {
+namespace veil::rlwe {
 
 namespace {
 
@@ -75,6 +76,22 @@ void reserve_heap(std::size_t bytes) {
   for (void* p : blocks) std::free(p);
 }
 
+Plaintext::Plaintext(const Context& ctx, int level)
+    : n_(ctx.n()), level_(level), param_id_(ctx.param_id()), data_(static_cast<std::size_t>(level + 1) * ctx.n()) {
+  VEIL_REQUIRE(level >= 0 && level <= ctx.max_level(), "level " << level << " outside 0.." << ctx.max_level());
+}
+
+Ciphertext::Ciphertext(const Context& ctx, std::size_t size, int level)
+    : n_(ctx.n()), size_(size), level_(level), param_id_(ctx.param_id()),
+      data_(size * static_cast<std::size_t>(level + 1) * ctx.n()) {
+  VEIL_REQUIRE(level >= 0 && level <= ctx.max_level(), "level " << level << " outside 0.." << ctx.max_level());
+}
+
+void check_param_id(const Context& ctx, std::uint64_t id, const char* what) {
+  VEIL_REQUIRE(id == ctx.param_id(), what << " belongs to other parameters (id " << id << "), expected "
+                                          << ctx.param_id() << " (made under another context?)");
+}
+
 void Plaintext::drop_to_level(int level) {
   VEIL_REQUIRE(level >= 0 && level <= level_, "cannot move a plaintext from level " << level_ << " to " << level);
   level_ = level;
@@ -102,4 +119,4 @@ void Ciphertext::drop_to_level(int level) {
   seed_.reset();
 }
 
-}  // namespace veil::ckks
+}  // namespace veil::rlwe
