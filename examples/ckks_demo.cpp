@@ -8,11 +8,17 @@
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/evaluator.hpp"
-#include "veil/ckks/keygen.hpp"
+#include "veil/rlwe/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/common/thread_pool.hpp"
 
 using namespace veil::ckks;
+using veil::rlwe::GaloisKeys;
+using veil::rlwe::KeyGenerator;
+using veil::rlwe::PublicKey;
+using veil::rlwe::RelinKeys;
+using veil::rlwe::SecretKey;
 using Clock = std::chrono::steady_clock;
 
 namespace {

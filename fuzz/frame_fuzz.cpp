@@ -10,6 +10,7 @@
 
 #include "fuzz_common.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/net/frame.hpp"
 #include "veil/protocol/hello.hpp"
 #include "veil/protocol/ni/messages.hpp"
@@ -51,10 +52,10 @@ void decode(const net::Frame& f) {
     case MessageType::kUploadKeys: {
       const auto u = ni::decode<ni::UploadKeys>(f);
       try {
-        (void)ckks::load_relin_keys(*fuzz::context(), u.relin);
+        (void)rlwe::load_relin_keys(*fuzz::context(), u.relin);
       } catch (const std::exception&) {
       }
-      (void)ckks::load_galois_keys(*fuzz::context(), u.galois);
+      (void)rlwe::load_galois_keys(*fuzz::context(), u.galois);
       break;
     }
     case MessageType::kInfer: load_ciphertexts(ni::decode<ni::Infer>(f).ciphertexts); break;

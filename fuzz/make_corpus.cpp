@@ -7,8 +7,9 @@
 #include "fuzz_common.hpp"
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/ckks/keygen.hpp"
+#include "veil/rlwe/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/protocol/hello.hpp"
 #include "veil/protocol/ni/messages.hpp"
 
@@ -22,7 +23,7 @@ int main(int argc, char** argv) {
   const std::filesystem::path dir = argv[1];
   std::filesystem::create_directories(dir);
   const auto& ctx = fuzz::context();
-  ckks::KeyGenerator keygen(ctx);
+  rlwe::KeyGenerator keygen(ctx);
   ckks::CkksEncoder encoder(ctx);
   ckks::Encryptor encryptor(ctx, keygen.secret_key());
   const std::vector<double> values = {0.5, -1.0, 2.0};
@@ -53,8 +54,8 @@ int main(int argc, char** argv) {
       {"key_query", protocol::ni::encode(protocol::ni::KeyQuery{})},
       {"key_status", protocol::ni::encode(protocol::ni::KeyStatus{true, {}})},
       {"upload_keys", protocol::ni::encode(protocol::ni::UploadKeys{
-                          ckks::save_relin_keys(*ctx, keygen.create_relin_keys(), true),
-                          ckks::save_galois_keys(*ctx, keygen.create_galois_keys({1, 2}), true)})},
+                          rlwe::save_relin_keys(*ctx, keygen.create_relin_keys(), true),
+                          rlwe::save_galois_keys(*ctx, keygen.create_galois_keys({1, 2}), true)})},
       {"infer", protocol::ni::encode(protocol::ni::Infer{1, {ct, ct}})},
       {"result", protocol::ni::encode(protocol::ni::Result{0.1, 0.2, {ct}})},
       {"error", protocol::encode(protocol::ErrorMessage{11, "seed"})},

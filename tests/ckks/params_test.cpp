@@ -8,13 +8,13 @@ namespace veil::ckks {
 namespace {
 
 TEST(Params, SecurityTableMatchesGuidelines) {
-  EXPECT_EQ(*max_log_qp_128(12), 106);
-  EXPECT_EQ(*max_log_qp_128(13), 214);
-  EXPECT_EQ(*max_log_qp_128(14), 430);
-  EXPECT_EQ(*max_log_qp_128(15), 868);
-  EXPECT_EQ(*max_log_qp_128(16), 1747);
-  EXPECT_EQ(*max_log_qp_128(17), 3523);
-  EXPECT_FALSE(max_log_qp_128(11).has_value());
+  EXPECT_EQ(*rlwe::max_log_qp_128(12), 106);
+  EXPECT_EQ(*rlwe::max_log_qp_128(13), 214);
+  EXPECT_EQ(*rlwe::max_log_qp_128(14), 430);
+  EXPECT_EQ(*rlwe::max_log_qp_128(15), 868);
+  EXPECT_EQ(*rlwe::max_log_qp_128(16), 1747);
+  EXPECT_EQ(*rlwe::max_log_qp_128(17), 3523);
+  EXPECT_FALSE(rlwe::max_log_qp_128(11).has_value());
 }
 
 TEST(Params, InsecureRefusedWithoutOptInAndTheErrorNamesTheBound) {

@@ -1,4 +1,5 @@
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 
 #include <cstring>
 

@@ -14,7 +14,7 @@
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/evaluator.hpp"
-#include "veil/ckks/keygen.hpp"
+#include "veil/rlwe/keygen.hpp"
 
 namespace veil::test {
 
@@ -37,17 +37,17 @@ inline std::vector<Complex> random_complex(std::size_t n, std::uint64_t seed, do
 // Everything a CKKS test needs, built once per parameter set.
 struct Fixture {
   ckks::ContextPtr ctx;
-  std::unique_ptr<ckks::KeyGenerator> keygen;
+  std::unique_ptr<rlwe::KeyGenerator> keygen;
   std::unique_ptr<ckks::CkksEncoder> encoder;
-  ckks::PublicKey pk;
-  ckks::RelinKeys rk;
+  rlwe::PublicKey pk;
+  rlwe::RelinKeys rk;
   std::unique_ptr<ckks::Encryptor> encryptor;
   std::unique_ptr<ckks::Decryptor> decryptor;
   std::unique_ptr<ckks::Evaluator> evaluator;
 
   explicit Fixture(const ckks::CkksParameters& p) {
     ctx = ckks::CkksContext::create(p);
-    keygen = std::make_unique<ckks::KeyGenerator>(ctx);
+    keygen = std::make_unique<rlwe::KeyGenerator>(ctx);
     encoder = std::make_unique<ckks::CkksEncoder>(ctx);
     pk = keygen->create_public_key();
     rk = keygen->create_relin_keys();
@@ -69,10 +69,15 @@ struct Fixture {
 inline ckks::CkksParameters toy_params(int log_n = 10, int levels = 4, int dnum = 1) {
   std::vector<int> q = {60};
   for (int i = 0; i < levels; ++i) q.push_back(40);
-  const int alpha = (levels + 1 + dnum - 1) / dnum;
+  const int alpha = rlwe::key_switch_digit_size(static_cast<std::size_t>(levels + 1), dnum);
   const int digit_bits = 60 + 40 * (alpha - 1);
   const int special = (digit_bits + 60) / 61;
   return ckks::CkksParameters::create(log_n, q, std::vector<int>(special, 61), 40, dnum, /*allow_insecure=*/true);
 }
 
 }  // namespace veil::test
+
+// The CKKS tests use the RLWE core's keys, key generator and serialisers unqualified.
+namespace veil::ckks {
+using namespace veil::rlwe;
+}  // namespace veil::ckks

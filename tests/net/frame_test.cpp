@@ -7,6 +7,7 @@
 
 #include "veil/ckks/params.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/net/memory_channel.hpp"
 #include "veil/net/tcp_channel.hpp"
 #include "veil/protocol/hello.hpp"

@@ -11,8 +11,9 @@
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/ckks/keygen.hpp"
+#include "veil/rlwe/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/net/memory_channel.hpp"
 #include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/onnx/import.hpp"
@@ -65,13 +66,13 @@ struct Server {
 
 // The client's keys for a public plan, serialised as uploaded.
 struct ClientKeys {
-  ckks::KeyGenerator keygen;
+  rlwe::KeyGenerator keygen;
   ni::Bytes relin, galois;
   ni::KeyHash hash{};
   explicit ClientKeys(const protocol::PublicModel& pm) : keygen(pm.context) {
     const auto keys = nn::make_evaluation_keys(pm.plan, keygen);
-    relin = ckks::save_relin_keys(*pm.context, keys.relin, true);
-    galois = ckks::save_galois_keys(*pm.context, keys.galois, true);
+    relin = rlwe::save_relin_keys(*pm.context, keys.relin, true);
+    galois = rlwe::save_galois_keys(*pm.context, keys.galois, true);
     hash = ni::hash_keys(relin, galois);
   }
 };

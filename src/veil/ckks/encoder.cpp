@@ -165,7 +165,7 @@ std::vector<double> CkksEncoder::scaled_coefficients(std::span<const Complex> va
 
 Plaintext CkksEncoder::encode(std::span<const Complex> values, double scale, int level, std::size_t slots) const {
   const auto coeffs = scaled_coefficients(values, scale, level, slots);
-  Plaintext pt(ctx_->n(), level, scale, slots);
+  Plaintext pt(*ctx_, level, scale, slots);
   coeffs_to_plaintext(coeffs, pt);
   return pt;
 }
@@ -182,13 +182,14 @@ Plaintext CkksEncoder::encode_constant(Complex value, double scale, int level, s
   std::vector<double> coeffs(n, 0.0);
   coeffs[0] = value.real() * scale;
   coeffs[n / 2] = value.imag() * scale;
-  Plaintext pt(n, level, scale, slots);
+  Plaintext pt(*ctx_, level, scale, slots);
   coeffs_to_plaintext(coeffs, pt);
   return pt;
 }
 
 std::vector<Complex> CkksEncoder::decode(const Plaintext& pt) const {
   const std::size_t n = ctx_->n(), slots = pt.slots();
+  rlwe::check_param_id(*ctx_, pt.param_id(), "plaintext");
   VEIL_REQUIRE(pt.n() == n && pt.level() >= 0 && pt.level() <= ctx_->max_level(), "plaintext does not match the context");
   VEIL_REQUIRE(slots >= 1 && slots <= n / 2, "plaintext has an invalid slot count " << slots);
   Plaintext coef = pt;

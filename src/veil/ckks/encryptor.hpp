@@ -1,21 +1,26 @@
-// Encryption under the public key (c = u*(b, a) + (m + e0, e1), u ternary) or the secret
-// key (c = (-a*s + e + m, a), a expanded from a seed so the ciphertext can be sent as
-// c0 plus 32 bytes), and decryption m = c0 + c1*s (+ c2*s^2).
+// CKKS encryption and decryption on top of RLWE integer encryption (rlwe/encryptor.hpp):
+// the plaintext's scale and slot count travel with the ciphertext, and encode+encrypt is
+// fused so the scaled message joins the error term before the NTT.
 #pragma once
 
+#include <memory>
 #include <span>
 
 #include "veil/ckks/ciphertext.hpp"
 #include "veil/ckks/context.hpp"
 #include "veil/ckks/encoder.hpp"
-#include "veil/ckks/keys.hpp"
+#include "veil/rlwe/encryptor.hpp"
+#include "veil/rlwe/keys.hpp"
 
 namespace veil::ckks {
 
 class Encryptor {
  public:
-  Encryptor(ContextPtr ctx, const PublicKey& pk);
-  Encryptor(ContextPtr ctx, const SecretKey& sk);
+  // The key is copied (or shared): the encryptor never refers to a caller's object.
+  Encryptor(ContextPtr ctx, rlwe::PublicKey pk);
+  Encryptor(ContextPtr ctx, rlwe::SecretKey sk);
+  Encryptor(ContextPtr ctx, std::shared_ptr<const rlwe::PublicKey> pk);
+  Encryptor(ContextPtr ctx, std::shared_ptr<const rlwe::SecretKey> sk);
 
   // Encrypts at the plaintext's level.
   Ciphertext encrypt(const Plaintext& pt) const;
@@ -28,22 +33,18 @@ class Encryptor {
                      std::size_t slots = 0) const;
 
  private:
-  // Encryption of the integer polynomial m (empty: of zero), |m_j| < 2^62.
-  Ciphertext encrypt_small(std::span<const std::int64_t> m, int level, double scale, std::size_t slots) const;
-
   ContextPtr ctx_;
-  const PublicKey* pk_ = nullptr;
-  const SecretKey* sk_ = nullptr;
+  rlwe::Encryptor base_;
 };
 
 class Decryptor {
  public:
-  Decryptor(ContextPtr ctx, const SecretKey& sk);
+  Decryptor(ContextPtr ctx, rlwe::SecretKey sk);
+  Decryptor(ContextPtr ctx, std::shared_ptr<const rlwe::SecretKey> sk);
   Plaintext decrypt(const Ciphertext& ct) const;
 
  private:
-  ContextPtr ctx_;
-  const SecretKey& sk_;
+  rlwe::Decryptor base_;
 };
 
 }  // namespace veil::ckks

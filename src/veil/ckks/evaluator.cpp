@@ -8,11 +8,19 @@
 
 namespace veil::ckks {
 
-Evaluator::Evaluator(ContextPtr ctx) : ctx_(std::move(ctx)) { VEIL_REQUIRE(ctx_, "null context"); }
+Evaluator::Evaluator(ContextPtr ctx) : ctx_(std::move(ctx)), ks_(ctx_) { VEIL_REQUIRE(ctx_, "null context"); }
 
 void Evaluator::check(const Ciphertext& a, const char* what) const {
+  rlwe::check_param_id(*ctx_, a.param_id(), what);
   VEIL_REQUIRE(a.size() >= 2 && a.n() == ctx_->n() && a.level() >= 0 && a.level() <= ctx_->max_level() &&
                    a.data().size() == a.size() * a.num_limbs() * a.n(),
+               what << " is not valid for these encryption parameters");
+}
+
+void Evaluator::check(const Plaintext& p, const char* what) const {
+  rlwe::check_param_id(*ctx_, p.param_id(), what);
+  VEIL_REQUIRE(p.n() == ctx_->n() && p.level() >= 0 && p.level() <= ctx_->max_level() &&
+                   p.data().size() == p.num_limbs() * p.n(),
                what << " is not valid for these encryption parameters");
 }
 
@@ -50,7 +58,7 @@ void Evaluator::add_or_sub(Ciphertext& a, const Ciphertext& b, bool subtract) co
   match_levels(a, tmp, bp);
   a.set_seed(std::nullopt);
   if (bp->size() > a.size()) {
-    Ciphertext grown(a.n(), bp->size(), a.level(), a.scale(), a.slots());
+    Ciphertext grown(*ctx_, bp->size(), a.level(), a.scale(), a.slots());
     auto tail = std::copy(a.data().begin(), a.data().end(), grown.data().begin());
     std::fill(tail, grown.data().end(), 0);
     a = std::move(grown);
@@ -97,7 +105,7 @@ Ciphertext Evaluator::sub(const Ciphertext& a, const Ciphertext& b) const {
 
 void Evaluator::add_or_sub_plain(Ciphertext& a, const Plaintext& p, bool subtract) const {
   check(a, "ciphertext");
-  VEIL_REQUIRE(p.n() == ctx_->n() && p.level() >= 0, "plaintext is not valid for these encryption parameters");
+  check(p, "plaintext");
   check_scales(a.scale(), p.scale());
   if (a.level() > p.level()) a.drop_to_level(p.level());
   for_limbs(*ctx_, a.num_limbs(), [&](std::size_t i, const math::Modulus& q, std::size_t n) {
@@ -137,7 +145,7 @@ void Evaluator::multiply_inplace(Ciphertext& a, const Ciphertext& b) const {
   VEIL_REQUIRE(std::log2(scale) < ctx_->q_base(a.level()).log2_product() - 1,
                "product scale 2^" << std::log2(scale) << " exceeds the modulus at level " << a.level()
                                   << " (rescale first)");
-  Ciphertext out(a.n(), 3, a.level(), scale, a.slots());
+  Ciphertext out(*ctx_, 3, a.level(), scale, a.slots());
   for_limbs(*ctx_, a.num_limbs(), [&](std::size_t i, const math::Modulus& q, std::size_t n) {
     math::tensor_vec(q, a.limb(0, i), a.limb(1, i), bp->limb(0, i), bp->limb(1, i), out.limb(0, i), out.limb(1, i),
                      out.limb(2, i), n);
@@ -160,7 +168,7 @@ void Evaluator::multiply_relin_inplace(Ciphertext& a, const Ciphertext& b, const
 
 void Evaluator::multiply_plain_inplace(Ciphertext& a, const Plaintext& p) const {
   check(a, "ciphertext");
-  VEIL_REQUIRE(p.n() == ctx_->n() && p.level() >= 0, "plaintext is not valid for these encryption parameters");
+  check(p, "plaintext");
   if (a.level() > p.level()) a.drop_to_level(p.level());
   const double scale = a.scale() * p.scale();
   VEIL_REQUIRE(std::log2(scale) < ctx_->q_base(a.level()).log2_product() - 1,
@@ -214,7 +222,7 @@ void Evaluator::rescale_inplace(Ciphertext& a) const {
   const std::size_t n = ctx_->n();
   const auto& ql = ctx_->modulus(l);
   const u64 half = ql.value() >> 1;
-  Ciphertext out(n, a.size(), l - 1, a.scale() / static_cast<double>(ql.value()), a.slots());
+  Ciphertext out(*ctx_, a.size(), l - 1, a.scale() / static_cast<double>(ql.value()), a.slots());
   PolyData last(n);
   for (std::size_t c = 0; c < a.size(); ++c) {
     // Last limb to coefficient form, shifted by q_l/2 so that the division rounds.

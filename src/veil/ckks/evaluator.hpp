@@ -15,9 +15,14 @@
 
 #include "veil/ckks/ciphertext.hpp"
 #include "veil/ckks/context.hpp"
-#include "veil/ckks/keys.hpp"
+#include "veil/rlwe/key_switch.hpp"
+#include "veil/rlwe/keys.hpp"
 
 namespace veil::ckks {
+
+using rlwe::GaloisKeys;
+using rlwe::KeySwitchKey;
+using rlwe::RelinKeys;
 
 class Evaluator {
  public:
@@ -67,16 +72,9 @@ class Evaluator {
   void apply_galois_inplace(Ciphertext& a, std::uint32_t galois_elt, const GaloisKeys& gk) const;
 
  private:
-  struct SwitchJob {
-    const std::vector<std::uint32_t>* perm;  // automorphism on the raised digits, or null
-    const KeySwitchKey* key;
-    PolyData acc0, acc1;  // outputs over Q_level (after modulus lowering)
-  };
-  // Raises `d` (level l, NTT form) digit by digit to Q_l*P, applies each job's
-  // automorphism and key, and lowers back: acc = ModDown(sum_j perm(ModUp(d)_j) * key_j).
-  void key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs) const;
-  void mod_down(PolyData& qp, int level) const;
+  using SwitchJob = rlwe::SwitchJob;
   void check(const Ciphertext& a, const char* what) const;
+  void check(const Plaintext& p, const char* what) const;
   void match_levels(Ciphertext& a, Ciphertext& tmp, const Ciphertext*& b) const;
   void check_scales(double a, double b) const;
   const KeySwitchKey& galois_key(std::uint32_t g, const GaloisKeys& gk) const;
@@ -88,6 +86,7 @@ class Evaluator {
   void add_or_sub_plain(Ciphertext& a, const Plaintext& p, bool subtract) const;
 
   ContextPtr ctx_;
+  rlwe::KeySwitcher ks_;
 };
 
 }  // namespace veil::ckks

@@ -1,141 +1,37 @@
 #include "veil/ckks/params.hpp"
 
 #include <cmath>
-#include <set>
 #include <sstream>
 
 #include "veil/common/error.hpp"
-#include "veil/math/primes.hpp"
 
 namespace veil::ckks {
 
-std::optional<int> max_log_qp_128(int log_n) {
-  switch (log_n) {
-    case 12: return 106;
-    case 13: return 214;
-    case 14: return 430;
-    case 15: return 868;
-    case 16: return 1747;
-    case 17: return 3523;
-    default: return std::nullopt;
-  }
-}
-
-namespace {
-double sum_log2(const std::vector<std::uint64_t>& v) {
-  double s = 0;
-  for (auto x : v) s += std::log2(static_cast<double>(x));
-  return s;
-}
-}  // namespace
-
-double CkksParameters::log_q() const { return sum_log2(q); }
-double CkksParameters::log_qp() const { return sum_log2(q) + sum_log2(p); }
-
-bool CkksParameters::is_128_bit_secure() const {
-  auto bound = max_log_qp_128(log_n);
-  // The guideline tables bound the bit length of QP; compare the ceiling.
-  return bound && std::ceil(log_qp()) <= *bound;
-}
-
 std::string CkksParameters::validate() const {
+  std::string why = rlwe::Parameters::validate();
+  if (!why.empty()) return why;
   std::ostringstream err;
-  if (log_n < 2 || log_n > 17) {
-    err << "log_n must be in 2..17 (ring degree 2^2 .. 2^17), got " << log_n;
-    return err.str();
-  }
-  if (q.empty()) return "no data primes (q) given";
-  if (p.empty()) return "no special primes (p) given: hybrid key switching needs at least one";
-  if (q.size() > 64 || p.size() > 64) return "at most 64 data and 64 special primes are supported";
-  if (dnum < 1 || dnum > static_cast<int>(q.size())) {
-    err << "dnum must be in 1.." << q.size() << " (number of data primes), got " << dnum;
-    return err.str();
-  }
-  const std::uint64_t two_n = 2 * n();
-  std::set<std::uint64_t> seen;
-  for (const auto* list : {&q, &p}) {
-    for (auto x : *list) {
-      if (x < 3 || x >= (std::uint64_t{1} << 61)) {
-        err << "prime " << x << " outside [3, 2^61)";
-        return err.str();
-      }
-      if ((x - 1) % two_n != 0) {
-        err << "prime " << x << " is not 1 mod 2N = " << two_n << " (not NTT-friendly)";
-        return err.str();
-      }
-      if (!math::is_prime(x)) {
-        err << x << " is not prime";
-        return err.str();
-      }
-      if (!seen.insert(x).second) {
-        err << "prime " << x << " appears twice";
-        return err.str();
-      }
-    }
-  }
   if (!(scale >= 1.0) || !std::isfinite(scale)) {
     err << "scale must be a finite number >= 1, got " << scale;
     return err.str();
   }
   if (std::log2(scale) >= log_q()) return "scale exceeds the whole modulus Q";
-  if (!allow_insecure) {
-    auto bound = max_log_qp_128(log_n);
-    if (!bound) {
-      err << "ring degree 2^" << log_n
-          << " has no 128-bit security bound (supported: 2^12..2^17); insecure parameters need an explicit opt-in";
-      return err.str();
-    }
-    if (std::ceil(log_qp()) > *bound) {
-      err << "log2(QP) = " << std::ceil(log_qp()) << " bits exceeds the 128-bit bound of " << *bound
-          << " bits for N = 2^" << log_n
-          << " (HE Security Guidelines, ia.cr/2024/463, ternary secret); use fewer or smaller primes, a larger N, "
-             "or an explicit insecure opt-in for tests";
-      return err.str();
-    }
-  }
-  {
-    // Hybrid key switching divides digit-sized noise by P: a digit much larger than P
-    // leaves noise of size Q_j/P in every relinearisation and rotation, which silently
-    // destroys the result. Refuse sets where that loses more than ~20 bits.
-    const std::size_t alpha = (q.size() + dnum - 1) / dnum;
-    double worst = 0;
-    for (std::size_t b = 0; b < q.size(); b += alpha) {
-      double digit = 0;
-      for (std::size_t i = b; i < std::min(q.size(), b + alpha); ++i) digit += std::log2(static_cast<double>(q[i]));
-      worst = std::max(worst, digit);
-    }
-    const double log_p = sum_log2(p);
-    if (worst > log_p + 20) {
-      err << "special primes too small for key switching: the largest digit has " << std::lround(worst)
-          << " bits but log2(P) = " << std::lround(log_p) << "; raise dnum or add special primes";
-      return err.str();
-    }
-  }
   return {};
 }
 
 CkksParameters CkksParameters::create(int log_n, const std::vector<int>& q_bits, const std::vector<int>& p_bits,
                                       int scale_bits, int dnum, bool allow_insecure) {
-  VEIL_REQUIRE(log_n >= 2 && log_n <= 17, "log_n must be in 2..17, got " << log_n);
-  VEIL_REQUIRE(!q_bits.empty() && !p_bits.empty(), "need at least one data prime and one special prime");
   CkksParameters prm;
-  prm.log_n = log_n;
-  prm.dnum = dnum;
-  prm.allow_insecure = allow_insecure;
+  try {
+    static_cast<rlwe::Parameters&>(prm) = rlwe::Parameters::create(log_n, q_bits, p_bits, dnum, allow_insecure);
+  } catch (const std::invalid_argument& e) {
+    // Same message CKKS users always saw.
+    std::string what = e.what();
+    const std::string from = "invalid RLWE parameters", to = "invalid CKKS parameters";
+    if (auto at = what.find(from); at != std::string::npos) what.replace(at, from.size(), to);
+    throw std::invalid_argument(what);
+  }
   prm.scale = std::ldexp(1.0, scale_bits);
-  const std::uint64_t two_n = std::uint64_t{2} << log_n;
-  // Base prime and special primes first, so the data primes around 2^scale_bits can be
-  // picked from what remains.
-  std::vector<std::uint64_t> taken;
-  std::vector<int> middle(q_bits.begin() + 1, q_bits.end());
-  auto specials = math::generate_ntt_primes(p_bits, two_n);
-  taken = specials;
-  auto base = math::generate_ntt_primes(q_bits[0], 1, two_n, taken);
-  taken.push_back(base[0]);
-  auto mids = math::generate_ntt_primes(middle, two_n, taken);
-  prm.q.push_back(base[0]);
-  prm.q.insert(prm.q.end(), mids.begin(), mids.end());
-  prm.p = specials;
   std::string why = prm.validate();
   VEIL_REQUIRE(why.empty(), "invalid CKKS parameters: " << why);
   return prm;
@@ -143,16 +39,8 @@ CkksParameters CkksParameters::create(int log_n, const std::vector<int>& q_bits,
 
 std::string CkksParameters::describe() const {
   std::ostringstream os;
-  os << "N = 2^" << log_n << ", " << q.size() << " data primes (log Q = " << std::lround(log_q()) << "), "
-     << p.size() << " special primes (log QP = " << std::lround(log_qp()) << "), dnum = " << dnum
-     << ", scale = 2^" << std::log2(scale);
-  auto bound = max_log_qp_128(log_n);
-  if (bound) {
-    os << ", 128-bit bound " << *bound << ": " << (is_128_bit_secure() ? "met" : "EXCEEDED");
-  } else {
-    os << ", no 128-bit bound for this N";
-  }
-  return os.str();
+  os << ", scale = 2^" << std::log2(scale);
+  return rlwe::Parameters::describe(os.str());
 }
 
 }  // namespace veil::ckks

@@ -1,120 +1,28 @@
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
 
-#include "veil/ckks/sampling.hpp"
 #include "veil/common/bytes.hpp"
 #include "veil/common/error.hpp"
+#include "veil/rlwe/sampling.hpp"
 
 namespace veil::ckks {
 
+using rlwe::check_level;
+using rlwe::expand_uniform;
+using rlwe::ObjectHeader;
+using rlwe::q_indices;
+using rlwe::kFlagCompressed;
+using rlwe::ObjectType;
+using rlwe::packed_bytes;
+using rlwe::read_poly;
+using rlwe::read_seed;
+using rlwe::write_poly;
+using rlwe::write_seed;
+
 namespace {
-
-constexpr std::uint32_t kMagic = 0x4c494556;  // "VEIL" little-endian
-constexpr std::uint32_t kFlagCompressed = 1;
-
-const char* type_name(ObjectType t) {
-  switch (t) {
-    case ObjectType::kParameters: return "parameters";
-    case ObjectType::kSecretKey: return "secret key";
-    case ObjectType::kPublicKey: return "public key";
-    case ObjectType::kRelinKeys: return "relinearisation keys";
-    case ObjectType::kGaloisKeys: return "Galois keys";
-    case ObjectType::kPlaintext: return "plaintext";
-    case ObjectType::kCiphertext: return "ciphertext";
-  }
-  return "unknown object";
-}
-
-struct Header {
-  ObjectType type;
-  std::uint32_t flags;
-  std::uint64_t param_id;
-  std::uint64_t body_len;
-};
-
-Bytes finish(ObjectType type, std::uint32_t flags, std::uint64_t param_id, ByteWriter& body) {
-  ByteWriter w;
-  w.u32(kMagic);
-  w.u16(kFormatVersion);
-  w.u16(static_cast<std::uint16_t>(type));
-  w.u32(flags);
-  w.u64(param_id);
-  w.u64(body.size());
-  w.u32(0);
-  auto out = w.take();
-  auto& b = body.buffer();
-  out.insert(out.end(), b.begin(), b.end());
-  return out;
-}
-
-Header read_header(ByteReader& r) {
-  VEIL_CHECK_IO(r.remaining() >= kHeaderSize, "input too short for a veil object header (" << r.remaining()
-                                                                                           << " bytes)");
-  VEIL_CHECK_IO(r.u32() == kMagic, "not a veil object (bad magic bytes)");
-  const std::uint16_t version = r.u16();
-  VEIL_CHECK_IO(version == kFormatVersion, "unsupported format version " << version << " (this build reads version "
-                                                                         << kFormatVersion << ")");
-  Header h;
-  const std::uint16_t t = r.u16();
-  VEIL_CHECK_IO(t >= 1 && t <= 7, "unknown object type " << t);
-  h.type = static_cast<ObjectType>(t);
-  h.flags = r.u32();
-  VEIL_CHECK_IO((h.flags & ~kFlagCompressed) == 0, "unknown flags " << h.flags);
-  h.param_id = r.u64();
-  h.body_len = r.u64();
-  r.u32();
-  VEIL_CHECK_IO(h.body_len == r.remaining(), "body length " << h.body_len << " does not match the "
-                                                            << r.remaining() << " bytes present (truncated or padded)");
-  return h;
-}
-
-Header expect(ByteReader& r, const CkksContext* ctx, ObjectType type) {
-  Header h = read_header(r);
-  VEIL_CHECK_IO(h.type == type, "expected " << type_name(type) << ", found " << type_name(h.type));
-  if (ctx) {
-    VEIL_CHECK_IO(h.param_id == ctx->param_id(), type_name(type) << " was made for other encryption parameters");
-  }
-  return h;
-}
-
-// Bytes of `limbs` packed residues for the given primes.
-std::uint64_t packed_bytes(const CkksContext& ctx, std::span<const std::size_t> primes) {
-  std::uint64_t total = 0;
-  for (auto p : primes) total += (ctx.n() * ctx.modulus(p).bits() + 7) / 8;
-  return total;
-}
-
-void write_poly(ByteWriter& w, const CkksContext& ctx, const u64* data, std::span<const std::size_t> primes) {
-  const std::size_t n = ctx.n();
-  for (std::size_t k = 0; k < primes.size(); ++k) {
-    w.packed(std::span<const u64>(data + k * n, n), ctx.modulus(primes[k]).bits());
-  }
-}
-
-void read_poly(ByteReader& r, const CkksContext& ctx, u64* data, std::span<const std::size_t> primes,
-               const char* what) {
-  const std::size_t n = ctx.n();
-  for (std::size_t k = 0; k < primes.size(); ++k) {
-    const auto& q = ctx.modulus(primes[k]);
-    std::span<u64> limb(data + k * n, n);
-    r.packed(limb, q.bits());
-    for (u64 v : limb) VEIL_CHECK_IO(v < q.value(), what << ": residue " << v << " is not below its prime " << q.value());
-  }
-}
-
-void write_seed(ByteWriter& w, const Seed& s) { w.raw(s.data(), s.size()); }
-Seed read_seed(ByteReader& r) {
-  Seed s;
-  r.raw(s.data(), s.size());
-  return s;
-}
-
-void check_level(const CkksContext& ctx, std::int64_t level, const char* what) {
-  VEIL_CHECK_IO(level >= 0 && level <= ctx.max_level(), what << " level " << level << " outside 0.." << ctx.max_level());
-}
 
 void check_meta(const CkksContext& ctx, double scale, std::uint64_t slots, const char* what) {
   VEIL_CHECK_IO(std::isfinite(scale) && scale >= 1.0 && scale < std::ldexp(1.0, 4000), what << " has an invalid scale");
@@ -122,54 +30,8 @@ void check_meta(const CkksContext& ctx, double scale, std::uint64_t slots, const
                 what << " has an invalid slot count " << slots);
 }
 
-// --- key-switching keys (shared by relinearisation and Galois keys) ---
-void write_switch_key(ByteWriter& w, const CkksContext& ctx, const KeySwitchKey& k, bool compress) {
-  w.u32(static_cast<std::uint32_t>(k.level));
-  w.u32(static_cast<std::uint32_t>(k.num_digits()));
-  auto idx = qp_indices(ctx, k.level);
-  if (compress) write_seed(w, k.seed);
-  for (std::size_t j = 0; j < k.num_digits(); ++j) {
-    write_poly(w, ctx, k.b[j].data(), idx);
-    if (!compress) write_poly(w, ctx, k.a[j].data(), idx);
-  }
-}
-
-KeySwitchKey read_switch_key(ByteReader& r, const CkksContext& ctx, bool compressed) {
-  KeySwitchKey k;
-  const std::uint32_t level = r.u32();
-  check_level(ctx, level, "key-switching key");
-  k.level = static_cast<int>(level);
-  const std::uint32_t digits = r.u32();
-  VEIL_CHECK_IO(static_cast<int>(digits) == ctx.num_digits(k.level),
-                "key-switching key has " << digits << " digits, expected " << ctx.num_digits(k.level));
-  auto idx = qp_indices(ctx, k.level);
-  const std::uint64_t per_poly = packed_bytes(ctx, idx);
-  const std::uint64_t need = (compressed ? 32 : 0) + digits * per_poly * (compressed ? 1 : 2);
-  VEIL_CHECK_IO(r.remaining() >= need, "key-switching key truncated: need " << need << " bytes, have " << r.remaining());
-  if (compressed) k.seed = read_seed(r);
-  k.param_id = ctx.param_id();
-  k.b.resize(digits);
-  k.a.resize(digits);
-  const std::size_t words = idx.size() * ctx.n();
-  for (std::uint32_t j = 0; j < digits; ++j) {
-    k.b[j].resize(words);
-    k.a[j].resize(words);
-    read_poly(r, ctx, k.b[j].data(), idx, "key-switching key");
-    if (compressed) {
-      expand_uniform(ctx, k.seed, (static_cast<std::uint64_t>(j) + 1) << 32, idx, k.a[j].data());
-    } else {
-      read_poly(r, ctx, k.a[j].data(), idx, "key-switching key");
-    }
-  }
-  return k;
-}
 
 }  // namespace
-
-ObjectType peek_type(std::span<const std::uint8_t> data) {
-  ByteReader r(data);
-  return read_header(r).type;
-}
 
 Bytes save_parameters(const CkksParameters& p) {
   ByteWriter w;
@@ -180,12 +42,12 @@ Bytes save_parameters(const CkksParameters& p) {
   w.u32(static_cast<std::uint32_t>(p.p.size()));
   for (auto q : p.q) w.u64(q);
   for (auto q : p.p) w.u64(q);
-  return finish(ObjectType::kParameters, 0, 0, w);
+  return rlwe::finish_object(ObjectType::kParameters, 0, 0, w);
 }
 
 CkksParameters load_parameters(std::span<const std::uint8_t> data, bool allow_insecure) {
   ByteReader r(data);
-  expect(r, nullptr, ObjectType::kParameters);
+  rlwe::expect_object(r, nullptr, ObjectType::kParameters);
   CkksParameters p;
   p.log_n = static_cast<int>(r.u32());
   p.dnum = static_cast<int>(r.u32());
@@ -205,103 +67,6 @@ CkksParameters load_parameters(std::span<const std::uint8_t> data, bool allow_in
   return p;
 }
 
-Bytes save_secret_key(const CkksContext& ctx, const SecretKey& sk) {
-  VEIL_REQUIRE(sk.param_id() == ctx.param_id(), "secret key was made for other parameters");
-  ByteWriter w;
-  auto idx = qp_indices(ctx, ctx.max_level());
-  write_poly(w, ctx, sk.data().data(), idx);
-  return finish(ObjectType::kSecretKey, 0, ctx.param_id(), w);
-}
-
-SecretKey load_secret_key(const CkksContext& ctx, std::span<const std::uint8_t> data) {
-  ByteReader r(data);
-  expect(r, &ctx, ObjectType::kSecretKey);
-  auto idx = qp_indices(ctx, ctx.max_level());
-  VEIL_CHECK_IO(r.remaining() == packed_bytes(ctx, idx), "secret key body has the wrong length");
-  SecretKey sk;
-  sk.data().resize(idx.size() * ctx.n());
-  read_poly(r, ctx, sk.data().data(), idx, "secret key");
-  sk.set_param_id(ctx.param_id());
-  return sk;
-}
-
-Bytes save_public_key(const CkksContext& ctx, const PublicKey& pk, bool compress) {
-  VEIL_REQUIRE(pk.param_id == ctx.param_id(), "public key was made for other parameters");
-  ByteWriter w;
-  auto idx = q_indices(ctx.max_level());
-  write_poly(w, ctx, pk.b.data(), idx);
-  if (compress) {
-    write_seed(w, pk.seed);
-  } else {
-    write_poly(w, ctx, pk.a.data(), idx);
-  }
-  return finish(ObjectType::kPublicKey, compress ? kFlagCompressed : 0, ctx.param_id(), w);
-}
-
-PublicKey load_public_key(const CkksContext& ctx, std::span<const std::uint8_t> data) {
-  ByteReader r(data);
-  const Header h = expect(r, &ctx, ObjectType::kPublicKey);
-  const bool compressed = h.flags & kFlagCompressed;
-  auto idx = q_indices(ctx.max_level());
-  const std::uint64_t per = packed_bytes(ctx, idx);
-  VEIL_CHECK_IO(r.remaining() == per + (compressed ? 32 : per), "public key body has the wrong length");
-  PublicKey pk;
-  pk.param_id = ctx.param_id();
-  pk.b.resize(idx.size() * ctx.n());
-  pk.a.resize(idx.size() * ctx.n());
-  read_poly(r, ctx, pk.b.data(), idx, "public key");
-  if (compressed) {
-    pk.seed = read_seed(r);
-    expand_uniform(ctx, pk.seed, 0, idx, pk.a.data());
-  } else {
-    read_poly(r, ctx, pk.a.data(), idx, "public key");
-  }
-  return pk;
-}
-
-Bytes save_relin_keys(const CkksContext& ctx, const RelinKeys& rk, bool compress) {
-  VEIL_REQUIRE(rk.key.param_id == ctx.param_id(), "relinearisation key was made for other parameters");
-  ByteWriter w;
-  write_switch_key(w, ctx, rk.key, compress);
-  return finish(ObjectType::kRelinKeys, compress ? kFlagCompressed : 0, ctx.param_id(), w);
-}
-
-RelinKeys load_relin_keys(const CkksContext& ctx, std::span<const std::uint8_t> data) {
-  ByteReader r(data);
-  const Header h = expect(r, &ctx, ObjectType::kRelinKeys);
-  RelinKeys rk;
-  rk.key = read_switch_key(r, ctx, h.flags & kFlagCompressed);
-  r.expect_end();
-  return rk;
-}
-
-Bytes save_galois_keys(const CkksContext& ctx, const GaloisKeys& gk, bool compress) {
-  ByteWriter w;
-  w.u32(static_cast<std::uint32_t>(gk.keys.size()));
-  for (const auto& [g, k] : gk.keys) {
-    VEIL_REQUIRE(k.param_id == ctx.param_id(), "Galois key was made for other parameters");
-    w.u32(g);
-    write_switch_key(w, ctx, k, compress);
-  }
-  return finish(ObjectType::kGaloisKeys, compress ? kFlagCompressed : 0, ctx.param_id(), w);
-}
-
-GaloisKeys load_galois_keys(const CkksContext& ctx, std::span<const std::uint8_t> data) {
-  ByteReader r(data);
-  const Header h = expect(r, &ctx, ObjectType::kGaloisKeys);
-  const std::uint32_t count = r.u32();
-  // Every Galois element is odd and below 2N, so at most N keys can be distinct.
-  VEIL_CHECK_IO(count <= ctx.n(), "Galois key set claims " << count << " keys (at most N = " << ctx.n() << ")");
-  GaloisKeys gk;
-  for (std::uint32_t i = 0; i < count; ++i) {
-    const std::uint32_t g = r.u32();
-    VEIL_CHECK_IO(g % 2 == 1 && g < 2 * ctx.n() && g != 1, "invalid Galois element " << g);
-    VEIL_CHECK_IO(!gk.has(g), "Galois element " << g << " appears twice");
-    gk.keys.emplace(g, read_switch_key(r, ctx, h.flags & kFlagCompressed));
-  }
-  r.expect_end();
-  return gk;
-}
 
 Bytes save_plaintext(const CkksContext& ctx, const Plaintext& pt) {
   ByteWriter w;
@@ -309,12 +74,12 @@ Bytes save_plaintext(const CkksContext& ctx, const Plaintext& pt) {
   w.f64(pt.scale());
   w.u64(pt.slots());
   write_poly(w, ctx, pt.data().data(), q_indices(pt.level()));
-  return finish(ObjectType::kPlaintext, 0, ctx.param_id(), w);
+  return rlwe::finish_object(ObjectType::kPlaintext, 0, ctx.param_id(), w);
 }
 
 Plaintext load_plaintext(const CkksContext& ctx, std::span<const std::uint8_t> data) {
   ByteReader r(data);
-  expect(r, &ctx, ObjectType::kPlaintext);
+  rlwe::expect_object(r, &ctx, ObjectType::kPlaintext);
   const std::uint32_t level = r.u32();
   check_level(ctx, level, "plaintext");
   const double scale = r.f64();
@@ -322,7 +87,7 @@ Plaintext load_plaintext(const CkksContext& ctx, std::span<const std::uint8_t> d
   check_meta(ctx, scale, slots, "plaintext");
   auto idx = q_indices(static_cast<int>(level));
   VEIL_CHECK_IO(r.remaining() == packed_bytes(ctx, idx), "plaintext body has the wrong length");
-  Plaintext pt(ctx.n(), static_cast<int>(level), scale, slots);
+  Plaintext pt(ctx, static_cast<int>(level), scale, slots);
   read_poly(r, ctx, pt.data().data(), idx, "plaintext");
   return pt;
 }
@@ -343,12 +108,12 @@ Bytes save_ciphertext(const CkksContext& ctx, const Ciphertext& ct, bool compres
   } else {
     for (std::size_t c = 1; c < ct.size(); ++c) write_poly(w, ctx, ct.poly(c), idx);
   }
-  return finish(ObjectType::kCiphertext, seeded ? kFlagCompressed : 0, ctx.param_id(), w);
+  return rlwe::finish_object(ObjectType::kCiphertext, seeded ? kFlagCompressed : 0, ctx.param_id(), w);
 }
 
 Ciphertext load_ciphertext(const CkksContext& ctx, std::span<const std::uint8_t> data) {
   ByteReader r(data);
-  const Header h = expect(r, &ctx, ObjectType::kCiphertext);
+  const ObjectHeader h = rlwe::expect_object(r, &ctx, ObjectType::kCiphertext);
   const bool compressed = h.flags & kFlagCompressed;
   const std::uint32_t size = r.u32();
   VEIL_CHECK_IO(size == 2 || size == 3, "ciphertext has " << size << " polynomials (2 or 3 expected)");
@@ -362,7 +127,7 @@ Ciphertext load_ciphertext(const CkksContext& ctx, std::span<const std::uint8_t>
   const std::uint64_t per = packed_bytes(ctx, idx);
   const std::uint64_t expected = compressed ? per + 32 : per * size;
   VEIL_CHECK_IO(r.remaining() == expected, "ciphertext body has " << r.remaining() << " bytes, expected " << expected);
-  Ciphertext ct(ctx.n(), size, static_cast<int>(level), scale, slots);
+  Ciphertext ct(ctx, size, static_cast<int>(level), scale, slots);
   read_poly(r, ctx, ct.poly(0), idx, "ciphertext");
   if (compressed) {
     const Seed seed = read_seed(r);
@@ -374,23 +139,5 @@ Ciphertext load_ciphertext(const CkksContext& ctx, std::span<const std::uint8_t>
   return ct;
 }
 
-void write_file(const std::string& path, const Bytes& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  VEIL_CHECK_IO(f, "cannot open " << path << " for writing");
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  VEIL_CHECK_IO(f, "failed writing " << path);
-}
-
-Bytes read_file(const std::string& path, std::size_t max_bytes) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  VEIL_CHECK_IO(f, "cannot open " << path << " (does the file exist and is it readable?)");
-  const auto size = static_cast<std::size_t>(f.tellg());
-  VEIL_CHECK_IO(size <= max_bytes, path << " is " << size << " bytes, more than the limit of " << max_bytes);
-  Bytes b(size);
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(size));
-  VEIL_CHECK_IO(f, "failed reading " << path);
-  return b;
-}
 
 }  // namespace veil::ckks

@@ -12,8 +12,9 @@
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/ckks/keygen.hpp"
+#include "veil/rlwe/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/common/error.hpp"
 #include "veil/protocol/ni/client.hpp"
@@ -47,7 +48,7 @@ Model to_model(const protocol::PublicModel& pm) {
 }
 
 struct KeySet {
-  ckks::SecretKey secret;
+  rlwe::SecretKey secret;
   protocol::ni::Bytes relin, galois;  // serialised seed-compressed, as uploaded
   protocol::ni::KeyHash hash{};
 };
@@ -65,8 +66,8 @@ KeySet obtain_keys(const Model& m, const std::string& dir) {
       const std::size_t rotations = load_evaluation_keys(dir, m).galois.keys.size();
       VEIL_REQUIRE(rotations == m.plan.rotation_steps.size(),
                    "they hold " << rotations << " rotation keys, the plan uses " << m.plan.rotation_steps.size());
-      k.relin = ckks::read_file((fs::path(dir) / "relin.key").string());
-      k.galois = ckks::read_file((fs::path(dir) / "galois.key").string());
+      k.relin = veil::read_file((fs::path(dir) / "relin.key").string());
+      k.galois = veil::read_file((fs::path(dir) / "galois.key").string());
       k.hash = protocol::ni::hash_keys(k.relin, k.galois);
       std::printf("keys: loaded from %s in %.2f s\n", dir.c_str(), seconds_since(t));
       return k;
@@ -74,11 +75,11 @@ KeySet obtain_keys(const Model& m, const std::string& dir) {
       std::printf("keys in %s do not fit this server's plan (%s); making new ones\n", dir.c_str(), e.what());
     }
   }
-  ckks::KeyGenerator keygen(m.context);
+  rlwe::KeyGenerator keygen(m.context);
   const nn::EvaluationKeys keys = nn::make_evaluation_keys(m.plan, keygen);
   k.secret = keygen.secret_key();
-  k.relin = ckks::save_relin_keys(*m.context, keys.relin, true);
-  k.galois = ckks::save_galois_keys(*m.context, keys.galois, true);
+  k.relin = rlwe::save_relin_keys(*m.context, keys.relin, true);
+  k.galois = rlwe::save_galois_keys(*m.context, keys.galois, true);
   k.hash = protocol::ni::hash_keys(k.relin, k.galois);
   std::printf("keys: generated in %.2f s (%zu rotation keys)", seconds_since(t), m.plan.rotation_steps.size());
   if (!dir.empty()) {
@@ -110,7 +111,7 @@ struct Crypto {
   ckks::CkksEncoder encoder;
   ckks::Encryptor encryptor;
   ckks::Decryptor decryptor;
-  Crypto(const Model& m, const ckks::SecretKey& sk) : encoder(m.context), encryptor(m.context, sk), decryptor(m.context, sk) {}
+  Crypto(const Model& m, const rlwe::SecretKey& sk) : encoder(m.context), encryptor(m.context, sk), decryptor(m.context, sk) {}
 };
 
 struct Outcome {

@@ -12,8 +12,9 @@
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/ckks/keygen.hpp"
+#include "veil/rlwe/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/cli/data_paths.hpp"
 #include "veil/common/error.hpp"
@@ -68,11 +69,11 @@ void run_eval(EvalOptions& o) {
   });
 
   auto t = Clock::now();
-  ckks::KeyGenerator keygen(m.context);
+  rlwe::KeyGenerator keygen(m.context);
   const nn::EvaluationKeys keys = nn::make_evaluation_keys(plan, keygen);
   const double t_keys = seconds_since(t);
-  const std::uint64_t key_bytes = ckks::save_relin_keys(*m.context, keys.relin, true).size() +
-                                  ckks::save_galois_keys(*m.context, keys.galois, true).size();
+  const std::uint64_t key_bytes = rlwe::save_relin_keys(*m.context, keys.relin, true).size() +
+                                  rlwe::save_galois_keys(*m.context, keys.galois, true).size();
   nn::EncryptedNetwork server(net, plan, m.context);
   ckks::CkksEncoder encoder(m.context);
   ckks::Encryptor encryptor(m.context, keygen.secret_key());

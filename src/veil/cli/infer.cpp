@@ -6,8 +6,9 @@
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/ckks/keygen.hpp"
+#include "veil/rlwe/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/nn/plain_eval.hpp"
@@ -32,14 +33,14 @@ void run_infer(InferOptions& o) {
   const auto& plan = m.plan;
   std::printf("model %s: %s mode, N = 2^%d, depth %d, log2(QP) %.0f (128-bit bound %d), %d threads, plan %.2f s\n",
               m.network.name.c_str(), nn::mode_name(plan.mode), plan.params.log_n, plan.depth, plan.params.log_qp(),
-              ckks::max_log_qp_128(plan.params.log_n).value_or(0), num_threads(), t_plan);
+              rlwe::max_log_qp_128(plan.params.log_n).value_or(0), num_threads(), t_plan);
 
   t = Clock::now();
-  ckks::KeyGenerator keygen(m.context);
+  rlwe::KeyGenerator keygen(m.context);
   const nn::EvaluationKeys keys = nn::make_evaluation_keys(plan, keygen);
   const double t_keys = seconds_since(t);
-  const std::uint64_t key_bytes = ckks::save_relin_keys(*m.context, keys.relin, true).size() +
-                                  ckks::save_galois_keys(*m.context, keys.galois, true).size();
+  const std::uint64_t key_bytes = rlwe::save_relin_keys(*m.context, keys.relin, true).size() +
+                                  rlwe::save_galois_keys(*m.context, keys.galois, true).size();
   std::printf("keys: %.2f s, evaluation keys %s (relinearisation + %zu rotations), sent once per session\n", t_keys,
               human_bytes(key_bytes).c_str(), plan.rotation_steps.size());
 

@@ -7,7 +7,7 @@
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/ckks/keygen.hpp"
+#include "veil/rlwe/keygen.hpp"
 #include "veil/cli/commands.hpp"
 
 namespace veil::cli {
@@ -45,7 +45,7 @@ void register_key_commands(CLI::App& app) {
       ->callback([kg] {
         const auto t = std::chrono::steady_clock::now();
         Model m = open_model(kg->model, kg->mode);
-        ckks::KeyGenerator keygen(m.context);
+        rlwe::KeyGenerator keygen(m.context);
         const nn::EvaluationKeys keys = nn::make_evaluation_keys(m.plan, keygen);
         std::uint64_t bytes = 0;
         save_keys(kg->keys, m, keygen.secret_key(), keys, &bytes);
@@ -66,7 +66,7 @@ void register_key_commands(CLI::App& app) {
   enc->add_option("--out,-o", *en_out, "ciphertext file to write (default input.ct)");
   enc->callback([en, en_inputs, en_index, en_out] {
     Model m = open_model(en->model, en->mode);
-    const ckks::SecretKey sk = load_secret_key(en->keys, m);
+    const rlwe::SecretKey sk = load_secret_key(en->keys, m);
     ckks::CkksEncoder encoder(m.context);
     ckks::Encryptor encryptor(m.context, sk);
     std::vector<std::vector<double>> inputs;
@@ -105,7 +105,7 @@ void register_key_commands(CLI::App& app) {
   dec->add_option("--top", *de_top, "how many scores to print (default 5)")->check(CLI::Range(1, 1000));
   dec->callback([de, de_in, de_count, de_top] {
     Model m = open_model(de->model, de->mode);
-    const ckks::SecretKey sk = load_secret_key(de->keys, m);
+    const rlwe::SecretKey sk = load_secret_key(de->keys, m);
     ckks::CkksEncoder encoder(m.context);
     ckks::Decryptor decryptor(m.context, sk);
     const auto logits = nn::decrypt_outputs(m.plan, encoder, decryptor, load_ciphertexts(*de_in, *m.context),

@@ -5,10 +5,13 @@
 #include <iostream>
 
 #include "veil/cli/commands.hpp"
+#include "veil/common/memory.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/nn/he/encrypted.hpp"
 
 int main(int argc, char** argv) {
+  // Before any thread or ciphertext exists: the allocator policy is the program's choice.
+  veil::configure_memory_for_he();
   CLI::App app{
       "veil: private neural-network inference under homomorphic encryption (CKKS).\n"
       "The client encrypts an image; the server evaluates every layer of the model on the\n"

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/common/bytes.hpp"
 #include "veil/common/error.hpp"
 #include "veil/data/dataset.hpp"
@@ -76,11 +77,11 @@ Input load_input(const nn::Network& net, const std::string& path, std::size_t in
 
 namespace {
 
-void write_private_file(const std::string& path, const ckks::Bytes& bytes) {
+void write_private_file(const std::string& path, const veil::Bytes& bytes) {
   // Create with owner-only permissions before any secret byte is written.
   const mode_t old = ::umask(077);
   try {
-    ckks::write_file(path, bytes);
+    veil::write_file(path, bytes);
   } catch (...) {
     ::umask(old);
     throw;
@@ -92,7 +93,7 @@ void write_private_file(const std::string& path, const ckks::Bytes& bytes) {
 std::string in_dir(const std::string& dir, const char* name) { return (fs::path(dir) / name).string(); }
 
 void check_params(const std::string& dir, const Model& m) {
-  const auto p = ckks::load_parameters(ckks::read_file(in_dir(dir, "params.bin")), m.plan.params.allow_insecure);
+  const auto p = ckks::load_parameters(veil::read_file(in_dir(dir, "params.bin")), m.plan.params.allow_insecure);
   VEIL_REQUIRE(p.q == m.plan.params.q && p.p == m.plan.params.p && p.log_n == m.plan.params.log_n,
                "keys in '" << dir << "' were made for other parameters than this model's plan; run veil keygen "
                               "again with the same --model and options");
@@ -100,29 +101,29 @@ void check_params(const std::string& dir, const Model& m) {
 
 }  // namespace
 
-void save_keys(const std::string& dir, const Model& m, const ckks::SecretKey& sk, const nn::EvaluationKeys& keys,
+void save_keys(const std::string& dir, const Model& m, const rlwe::SecretKey& sk, const nn::EvaluationKeys& keys,
                std::uint64_t* evaluation_key_bytes) {
   fs::create_directories(dir);
   const auto& ctx = *m.context;
-  ckks::write_file(in_dir(dir, "params.bin"), ckks::save_parameters(m.plan.params));
-  write_private_file(in_dir(dir, "secret.key"), ckks::save_secret_key(ctx, sk));
-  const auto relin = ckks::save_relin_keys(ctx, keys.relin, true);
-  const auto galois = ckks::save_galois_keys(ctx, keys.galois, true);
-  ckks::write_file(in_dir(dir, "relin.key"), relin);
-  ckks::write_file(in_dir(dir, "galois.key"), galois);
+  veil::write_file(in_dir(dir, "params.bin"), ckks::save_parameters(m.plan.params));
+  write_private_file(in_dir(dir, "secret.key"), rlwe::save_secret_key(ctx, sk));
+  const auto relin = rlwe::save_relin_keys(ctx, keys.relin, true);
+  const auto galois = rlwe::save_galois_keys(ctx, keys.galois, true);
+  veil::write_file(in_dir(dir, "relin.key"), relin);
+  veil::write_file(in_dir(dir, "galois.key"), galois);
   if (evaluation_key_bytes) *evaluation_key_bytes = relin.size() + galois.size();
 }
 
-ckks::SecretKey load_secret_key(const std::string& dir, const Model& m) {
+rlwe::SecretKey load_secret_key(const std::string& dir, const Model& m) {
   check_params(dir, m);
-  return ckks::load_secret_key(*m.context, ckks::read_file(in_dir(dir, "secret.key")));
+  return rlwe::load_secret_key(*m.context, veil::read_file(in_dir(dir, "secret.key")));
 }
 
 nn::EvaluationKeys load_evaluation_keys(const std::string& dir, const Model& m) {
   check_params(dir, m);
   nn::EvaluationKeys k;
-  k.relin = ckks::load_relin_keys(*m.context, ckks::read_file(in_dir(dir, "relin.key")));
-  k.galois = ckks::load_galois_keys(*m.context, ckks::read_file(in_dir(dir, "galois.key")));
+  k.relin = rlwe::load_relin_keys(*m.context, veil::read_file(in_dir(dir, "relin.key")));
+  k.galois = rlwe::load_galois_keys(*m.context, veil::read_file(in_dir(dir, "galois.key")));
   for (int step : m.plan.rotation_steps)
     VEIL_REQUIRE(k.galois.has(m.context->galois_element(step)),
                  "galois.key in '" << dir << "' lacks the rotation by " << step << " this model needs");
@@ -145,12 +146,12 @@ std::uint64_t save_ciphertexts(const std::string& path, const ckks::CkksContext&
     w.bytes(b);
   }
   const std::uint64_t size = w.size();
-  ckks::write_file(path, w.take());
+  veil::write_file(path, w.take());
   return size;
 }
 
 std::vector<ckks::Ciphertext> load_ciphertexts(const std::string& path, const ckks::CkksContext& ctx) {
-  const auto bytes = ckks::read_file(path);
+  const auto bytes = veil::read_file(path);
   ByteReader r(bytes);
   char magic[8];
   VEIL_CHECK_IO(bytes.size() >= 12, "'" << path << "' is too short to be a veil ciphertext file");

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "veil/ckks/context.hpp"
-#include "veil/ckks/keys.hpp"
+#include "veil/rlwe/keys.hpp"
 #include "veil/common/format.hpp"
 #include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/graph.hpp"
@@ -43,9 +43,9 @@ struct Input {
 Input load_input(const nn::Network& net, const std::string& path, std::size_t index);
 
 // Key directory: params.bin, secret.key (mode 0600, client only), relin.key, galois.key.
-void save_keys(const std::string& dir, const Model& m, const ckks::SecretKey& sk, const nn::EvaluationKeys& keys,
+void save_keys(const std::string& dir, const Model& m, const rlwe::SecretKey& sk, const nn::EvaluationKeys& keys,
                std::uint64_t* evaluation_key_bytes = nullptr);
-ckks::SecretKey load_secret_key(const std::string& dir, const Model& m);
+rlwe::SecretKey load_secret_key(const std::string& dir, const Model& m);
 nn::EvaluationKeys load_evaluation_keys(const std::string& dir, const Model& m);
 
 // Several ciphertexts in one file: "VEILCTS1", u32 count, then (u64 length, object).

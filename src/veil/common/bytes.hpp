@@ -15,6 +15,9 @@
 
 namespace veil {
 
+// The one byte-buffer type of every serialiser, file and wire message.
+using Bytes = std::vector<std::uint8_t>;
+
 class ByteWriter {
  public:
   void u8(std::uint8_t v) { buf_.push_back(v); }

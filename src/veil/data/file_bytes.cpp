@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "veil/common/error.hpp"
+#include "veil/common/file.hpp"
 
 #ifdef VEIL_HAVE_LZMA
 #include <lzma.h>
@@ -16,26 +17,6 @@
 namespace veil::data {
 
 namespace {
-
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-
-std::vector<std::uint8_t> read_raw(const std::string& path, std::size_t max_bytes) {
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  VEIL_CHECK_IO(f != nullptr, "cannot open " << path << ": " << std::strerror(errno));
-  std::vector<std::uint8_t> out;
-  std::uint8_t buf[1 << 16];
-  for (;;) {
-    std::size_t n = std::fread(buf, 1, sizeof buf, f.get());
-    VEIL_CHECK_IO(out.size() + n <= max_bytes,
-                  path << ": file larger than the " << max_bytes << "-byte limit");
-    out.insert(out.end(), buf, buf + n);
-    if (n < sizeof buf) break;
-  }
-  VEIL_CHECK_IO(!std::ferror(f.get()), "error reading " << path << ": " << std::strerror(errno));
-  return out;
-}
 
 std::vector<std::uint8_t> gunzip(std::span<const std::uint8_t> in, const std::string& name,
                                  std::size_t max_bytes) {
@@ -129,7 +110,7 @@ std::vector<std::uint8_t> decompress(std::span<const std::uint8_t> bytes, Compre
 
 std::vector<std::uint8_t> read_file_bytes(const std::string& path, std::size_t max_bytes) {
   // Compressed input is bounded too: it cannot exceed the decompressed limit by much.
-  std::vector<std::uint8_t> raw = read_raw(path, max_bytes);
+  std::vector<std::uint8_t> raw = veil::read_file(path, max_bytes);
   Compression kind = detect_compression(raw);
   if (kind == Compression::kNone) return raw;
   return decompress(raw, kind, path, max_bytes);

@@ -1,3 +1,6 @@
+// The CKKS application of a diagonal/BSGS plan (he/bsgs_plan.hpp): encoded diagonals,
+// hoisted baby-step rotations, giant-step sums.
+//
 // Linear maps on packed vectors by the diagonal method (Halevi-Shoup 2014) with
 // baby-step/giant-step summation and hoisted baby-step rotations (GAZELLE, Juvekar et
 // al. 2018; Halevi-Shoup 2018; Bossuat et al. 2021).
@@ -20,52 +23,11 @@
 #include "veil/ckks/ciphertext.hpp"
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/evaluator.hpp"
-#include "veil/ckks/keys.hpp"
+#include "veil/rlwe/keys.hpp"
+#include "veil/he/bsgs_plan.hpp"
 #include "veil/he/mac.hpp"
 
 namespace veil::he {
-
-struct BlockDiagonal {
-  int out_block = 0, in_block = 0;
-  int step = 0;                // d in [0, slots)
-  std::vector<double> values;  // `slots` entries
-};
-
-struct LinearTransformSpec {
-  std::size_t slots = 0;
-  int in_blocks = 1, out_blocks = 1;
-  std::vector<BlockDiagonal> diagonals;
-  // Per output block, added after the product (empty: no bias).
-  std::vector<std::vector<double>> bias;
-  // Unit map: every diagonal is 1 wherever its output is read later, so the product is a
-  // plain sum of rotations: no plaintext multiplication and no level (sum pooling; the
-  // slots it leaves non-zero are never read by the next map).
-  bool unit = false;
-  // After the sum, out += rot(out, s) for each s in order: the output-folding step of the
-  // hybrid diagonal method for maps with few outputs (GAZELLE).
-  std::vector<int> fold_steps;
-};
-
-// What one application costs (for plans and reports).
-struct TransformCounts {
-  int baby_rotations = 0;   // hoisted, per input block
-  int giant_rotations = 0;  // per output block
-  int fold_rotations = 0;
-  std::int64_t plaintext_mults = 0;
-  int levels = 1;
-  int rotations() const { return baby_rotations + giant_rotations + fold_rotations; }
-};
-
-// Planning functions below need only the diagonals' positions (values may be empty).
-// Chooses the giant step minimising the rotation count, counting a hoisted baby rotation
-// as `hoisted_cost` of a full one, among the powers of two and the `extra` candidates
-// (callers pass the strides of their layouts, along which diagonals line up).
-int choose_giant_step(const LinearTransformSpec& spec, double hoisted_cost = 0.6,
-                      const std::vector<int>& extra = {});
-
-// Rotation steps (normalised to [0, slots)) and counts for a spec and giant step.
-std::vector<int> rotation_steps(const LinearTransformSpec& spec, int giant_step);
-TransformCounts count(const LinearTransformSpec& spec, int giant_step);
 
 // A cached weight diagonal in NTT form whose limbs over primes below 2^34 are stored
 // packed (he/mac.hpp): 4.25 bytes a residue instead of 8, so about half the memory and
@@ -102,7 +64,7 @@ class LinearTransform {
                   int giant_step = 0, bool cache_plaintexts = true);
 
   std::vector<ckks::Ciphertext> apply(const ckks::Evaluator& eval, const std::vector<ckks::Ciphertext>& in,
-                                      const ckks::GaloisKeys& gk) const;
+                                      const rlwe::GaloisKeys& gk) const;
 
   std::vector<int> rotation_steps() const { return he::rotation_steps(spec_, giant_); }
   TransformCounts counts() const { return count(spec_, giant_); }

@@ -21,7 +21,7 @@ int ceil_log2(int v) { return v <= 1 ? 0 : std::bit_width(static_cast<unsigned>(
 
 class PolyEvaluator {
  public:
-  PolyEvaluator(const ckks::Evaluator& eval, const Ciphertext& x, const ckks::RelinKeys& rk)
+  PolyEvaluator(const ckks::Evaluator& eval, const Ciphertext& x, const rlwe::RelinKeys& rk)
       : eval_(eval), rk_(rk) {
     powers_[1] = x;
   }
@@ -125,7 +125,7 @@ class PolyEvaluator {
   }
 
   const ckks::Evaluator& eval_;
-  const ckks::RelinKeys& rk_;
+  const rlwe::RelinKeys& rk_;
   std::map<int, Ciphertext> powers_;
 };
 
@@ -140,7 +140,7 @@ int polynomial_depth(const std::vector<double>& coefficients) {
 }
 
 Ciphertext evaluate_polynomial(const ckks::Evaluator& eval, const Ciphertext& x,
-                               const std::vector<double>& coefficients, const ckks::RelinKeys& rk,
+                               const std::vector<double>& coefficients, const rlwe::RelinKeys& rk,
                                bool relinearize_result) {
   VEIL_REQUIRE(!coefficients.empty(), "polynomial has no coefficients");
   for (double c : coefficients) VEIL_REQUIRE(std::isfinite(c), "polynomial coefficient is not finite");

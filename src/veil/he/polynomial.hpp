@@ -14,7 +14,7 @@
 
 #include "veil/ckks/ciphertext.hpp"
 #include "veil/ckks/evaluator.hpp"
-#include "veil/ckks/keys.hpp"
+#include "veil/rlwe/keys.hpp"
 
 namespace veil::he {
 
@@ -29,7 +29,7 @@ int polynomial_depth(const std::vector<double>& coefficients);
 // rescales them twice (lazy relinearisation; fewer key switches whenever the layer has
 // fewer outputs than inputs).
 ckks::Ciphertext evaluate_polynomial(const ckks::Evaluator& eval, const ckks::Ciphertext& x,
-                                     const std::vector<double>& coefficients, const ckks::RelinKeys& rk,
+                                     const std::vector<double>& coefficients, const rlwe::RelinKeys& rk,
                                      bool relinearize_result = true);
 
 }  // namespace veil::he

@@ -45,7 +45,7 @@ WeightedSum::WeightedSum(ckks::ContextPtr ctx, SparseWeights weights, int level)
 }
 
 Ciphertext WeightedSum::accumulator(const std::vector<Ciphertext>& in) const {
-  return Ciphertext(ctx_->n(), in[0].size(), level_, in[0].scale() * static_cast<double>(ctx_->modulus(level_).value()),
+  return Ciphertext(*ctx_, in[0].size(), level_, in[0].scale() * static_cast<double>(ctx_->modulus(level_).value()),
                     in[0].slots());
 }
 

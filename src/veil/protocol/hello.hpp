@@ -12,12 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "veil/common/bytes.hpp"
 #include "veil/net/frame.hpp"
 #include "veil/protocol/error.hpp"
 
 namespace veil::protocol {
 
-using Bytes = std::vector<std::uint8_t>;
+using veil::Bytes;  // one byte-vector type for the whole tree (common/bytes.hpp)
 
 enum class HostMessage : std::uint16_t { kHello = 1, kError = 8, kBye = 9 };
 

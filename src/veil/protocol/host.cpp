@@ -200,7 +200,7 @@ void Host::State::serve(net::Channel& ch, std::uint64_t id) {
     ch.send_final(encode_error(error(ErrorCode::kInternal, e.what())));
   }
   // No malloc_trim here: it would hand back the working set a latency-mode network
-  // pre-faults at set-up (ckks::reserve_heap), and the next session's first image would
+  // pre-faults at set-up (rlwe::reserve_heap), and the next session's first image would
   // page-fault it in again (mnist-delphi: ~8,000 faults and ~0.15 s more per later session).
   // Freed blocks stay in the heap for the next session.
 }

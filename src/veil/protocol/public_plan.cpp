@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/common/error.hpp"
 
 namespace veil::protocol {

@@ -13,7 +13,7 @@
 
 namespace veil::protocol::wire {
 
-using Bytes = std::vector<std::uint8_t>;
+using veil::Bytes;  // one byte-vector type for the whole tree (common/bytes.hpp)
 // Names the codes of an Error message turned into an exception (the protocol's own codes).
 using ErrorNames = std::string (*)(std::uint16_t);
 

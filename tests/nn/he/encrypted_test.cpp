@@ -9,7 +9,7 @@
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/ckks/keygen.hpp"
+#include "veil/rlwe/keygen.hpp"
 #include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/he/packing.hpp"
 #include "veil/nn/he/planner.hpp"
@@ -169,7 +169,7 @@ double max_abs_error(const std::vector<double>& a, const std::vector<double>& b)
 
 struct Client {
   ckks::ContextPtr ctx;
-  ckks::KeyGenerator keygen;
+  rlwe::KeyGenerator keygen;
   ckks::CkksEncoder encoder;
   ckks::Encryptor encryptor;
   ckks::Decryptor decryptor;

@@ -43,7 +43,7 @@ std::size_t plaintext_cache_bytes() {
 
 void set_plaintext_cache_bytes(std::size_t bytes) { g_cache_bytes.store(bytes == 0 ? 1 : bytes); }
 
-EvaluationKeys make_evaluation_keys(const Plan& plan, const ckks::KeyGenerator& keygen) {
+EvaluationKeys make_evaluation_keys(const Plan& plan, const rlwe::KeyGenerator& keygen) {
   EvaluationKeys keys;
   keys.relin = keygen.create_relin_keys();
   // One key per step, generated at the highest level it is used at (smaller keys).
@@ -51,7 +51,7 @@ EvaluationKeys make_evaluation_keys(const Plan& plan, const ckks::KeyGenerator& 
   for (std::size_t i = 0; i < plan.rotation_steps.size(); ++i)
     by_level[plan.rotation_key_levels[i]].push_back(plan.rotation_steps[i]);
   for (const auto& [level, steps] : by_level) {
-    ckks::GaloisKeys gk = keygen.create_galois_keys(steps, false, level);
+    rlwe::GaloisKeys gk = keygen.create_galois_keys(steps, false, level);
     for (auto& [g, k] : gk.keys) keys.galois.keys.emplace(g, std::move(k));
   }
   return keys;
@@ -145,7 +145,7 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
                                               ps.spec.in_blocks + ps.spec.out_blocks) + 16;
     working = std::max(working, cts * ct_bytes);
   }
-  ckks::reserve_heap(4 * working);
+  rlwe::reserve_heap(4 * working);
 }
 
 EncryptedNetwork::~EncryptedNetwork() = default;
@@ -224,7 +224,7 @@ he::SparseWeights sparse_weights(const LinearStage& st) {
 }  // namespace
 
 std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const std::vector<Ciphertext>& in,
-                                                       const ckks::RelinKeys* relin) const {
+                                                       const rlwe::RelinKeys* relin) const {
   const LinearStage& st = net_.stages[stage].linear;
   VEIL_REQUIRE(static_cast<int>(in.size()) == st.in.size(), "stage '" << st.name << "' expects " << st.in.size()
                                                                        << " ciphertexts, got " << in.size());
@@ -242,7 +242,7 @@ std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const 
 }
 
 void EncryptedNetwork::finish_output(const LinearStage& st, std::size_t o, Ciphertext& acc,
-                                     const ckks::RelinKeys* relin) const {
+                                     const rlwe::RelinKeys* relin) const {
   if (acc.size() == 3) {
     // Lazy inputs (he::evaluate_polynomial): relinearise before rescaling, and rescale
     // for the polynomial's level too.

@@ -18,19 +18,19 @@
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/evaluator.hpp"
-#include "veil/ckks/keygen.hpp"
+#include "veil/rlwe/keygen.hpp"
 #include "veil/he/linear_transform.hpp"
 #include "veil/nn/he/planner.hpp"
 
 namespace veil::nn {
 
 struct EvaluationKeys {
-  ckks::RelinKeys relin;
-  ckks::GaloisKeys galois;
+  rlwe::RelinKeys relin;
+  rlwe::GaloisKeys galois;
 };
 
 // Everything the server needs besides the network and the keys.
-EvaluationKeys make_evaluation_keys(const Plan& plan, const ckks::KeyGenerator& keygen);
+EvaluationKeys make_evaluation_keys(const Plan& plan, const rlwe::KeyGenerator& keygen);
 
 // Client side. Latency: `inputs` holds one normalised image (C x H x W). Throughput: up
 // to plan.slots images.
@@ -73,12 +73,12 @@ class EncryptedNetwork {
 
  private:
   std::vector<ckks::Ciphertext> linear_batch(std::size_t stage, const std::vector<ckks::Ciphertext>& in,
-                                             const ckks::RelinKeys* relin) const;
+                                             const rlwe::RelinKeys* relin) const;
   // Throughput mode: a sum-pool row (additions only; weighted rows run in
   // he::WeightedSum, which owns the weight residues).
   ckks::Ciphertext sum_row(const LinearStage& st, std::size_t o, const std::vector<ckks::Ciphertext>& in) const;
   // Rescale (relinearising lazy inputs first) and add the bias of output `o`.
-  void finish_output(const LinearStage& st, std::size_t o, ckks::Ciphertext& acc, const ckks::RelinKeys* relin) const;
+  void finish_output(const LinearStage& st, std::size_t o, ckks::Ciphertext& acc, const rlwe::RelinKeys* relin) const;
   // Whether polynomial stage k may leave its products unrelinearised (throughput mode).
   bool lazy_relin(std::size_t k) const;
   // Throughput mode: linear -> polynomial -> sum pool, one pool output at a time, so the

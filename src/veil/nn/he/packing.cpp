@@ -18,7 +18,7 @@ namespace {
 // engine: a plaintext multiply-accumulate term costs ~1/30 of a rotation, a
 // multiply+relinearise about one rotation).
 constexpr double kPlainMultCost = 1.0 / 30;
-constexpr double kHoistedCost = 0.6;
+constexpr double kHoistedCost = rlwe::kHoistedRotationCost;
 constexpr double kRelinCost = 1.2;
 // A level spent where a cheaper layout spends none makes every later operation larger and
 // can force a larger ring, so it outweighs any rotation saving.

@@ -26,7 +26,7 @@ struct Chain {
 // Special primes as large as the largest digit (the base prime sits in digit 0).
 std::vector<int> special_bits(int depth, int scale_bits, int base_bits, int dnum) {
   const int limbs = depth + 1;
-  const int alpha = (limbs + dnum - 1) / dnum;
+  const int alpha = rlwe::key_switch_digit_size(static_cast<std::size_t>(limbs), dnum);
   const int digit = base_bits + (alpha - 1) * scale_bits;
   const int count = (digit + 59) / 60;
   std::vector<int> bits(count, (digit + count - 1) / count);
@@ -35,7 +35,7 @@ std::vector<int> special_bits(int depth, int scale_bits, int base_bits, int dnum
 }
 
 std::optional<Chain> fit_chain(int log_n, int depth, const PlanOptions& o) {
-  const auto bound = ckks::max_log_qp_128(log_n);
+  const auto bound = rlwe::max_log_qp_128(log_n);
   if (!bound && !o.allow_insecure) return std::nullopt;
   const double limit = o.allow_insecure ? 1e9 : *bound;
   for (int s = o.target_scale_bits; s >= o.min_scale_bits; --s) {
@@ -85,8 +85,8 @@ std::uint64_t poly_bytes(const ckks::CkksParameters& p, int level, bool with_spe
 }
 
 int digits_at(const ckks::CkksParameters& p, int level) {
-  const int alpha = (p.max_level() + 1 + p.dnum - 1) / p.dnum;
-  return (level + alpha) / alpha;
+  const int alpha = rlwe::key_switch_digit_size(p.q.size(), p.dnum);
+  return rlwe::key_switch_digits(level, alpha);
 }
 
 // Key switch at `level`, in NTTs: inverse NTT of the input, one NTT per digit for each
@@ -218,7 +218,7 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
         sp.counts = ps.counts;
         for (int r : he::rotation_steps(ps.spec, ps.giant_step)) key_level[r] = std::max(key_level[r], level);
         sp.predicted_seconds = (sp.counts.giant_rotations + sp.counts.fold_rotations +
-                                0.6 * sp.counts.baby_rotations) * keyswitch_ntts(p, level) * ntt +
+                                rlwe::kHoistedRotationCost * sp.counts.baby_rotations) * keyswitch_ntts(p, level) * ntt +
                                static_cast<double>(sp.counts.plaintext_mults) * 2 * l * n * mac_seconds;
       } else {
         sp.counts.plaintext_mults = st.linear.unit_weights ? 0 : st.linear.weights.nnz();
@@ -255,7 +255,7 @@ std::string Plan::describe() const {
   os << "mode " << mode_name(mode) << ": N = 2^" << params.log_n << ", " << slots << " slots"
      << (mode == Mode::kThroughput ? " (images per batch)" : "") << ", depth " << depth << ", scale 2^"
      << std::setprecision(0) << std::log2(params.scale) << ", log2(QP) = " << std::setprecision(1)
-     << params.log_qp() << " (128-bit bound " << ckks::max_log_qp_128(params.log_n).value_or(0) << "), dnum "
+     << params.log_qp() << " (128-bit bound " << rlwe::max_log_qp_128(params.log_n).value_or(0) << "), dnum "
      << params.dnum << "\n";
   os << "  levels per stage:\n";
   for (const auto& s : stages) {

@@ -1,6 +1,7 @@
 #include "veil/protocol/ni/client.hpp"
 
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/net/tcp_channel.hpp"
 
 namespace veil::protocol::ni {

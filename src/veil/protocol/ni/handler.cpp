@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/file.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/format.hpp"
 #include "veil/common/thread_pool.hpp"
@@ -15,7 +16,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::uint64_t memory_bytes(const ckks::KeySwitchKey& k) {
+std::uint64_t memory_bytes(const rlwe::KeySwitchKey& k) {
   std::uint64_t b = 0;
   for (const auto& v : k.b) b += v.size() * sizeof(math::u64);
   for (const auto& v : k.a) b += v.size() * sizeof(math::u64);
@@ -77,8 +78,8 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
       if (!found) {
         nn::EvaluationKeys k;
         try {
-          k.relin = ckks::load_relin_keys(ctx, u.relin);
-          k.galois = ckks::load_galois_keys(ctx, u.galois);
+          k.relin = rlwe::load_relin_keys(ctx, u.relin);
+          k.galois = rlwe::load_galois_keys(ctx, u.galois);
         } catch (const std::exception& e) {
           throw error(ErrorCode::kBadKeys,
                       std::string("keys do not load for this model's parameters: ") + e.what());

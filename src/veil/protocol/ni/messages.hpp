@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "veil/common/bytes.hpp"
 #include "veil/net/frame.hpp"
 #include "veil/nn/network.hpp"
 #include "veil/nn/he/packing.hpp"
@@ -28,7 +29,7 @@ inline constexpr char kName[] = "ni";
 // 1: first release; 2: multiplexed layouts; 3: protocol and version in the host's Hello.
 inline constexpr std::uint16_t kVersion = 3;
 
-using Bytes = std::vector<std::uint8_t>;
+using veil::Bytes;  // one byte-vector type for the whole tree (common/bytes.hpp)
 using KeyHash = std::array<std::uint8_t, 32>;
 
 // This protocol's error codes (protocol/error.hpp lists the ranges).

@@ -1,12 +1,12 @@
-#include "veil/ckks/keygen.hpp"
+#include "veil/rlwe/keygen.hpp"
 
 #include <sodium.h>
 
-#include "veil/ckks/sampling.hpp"
+#include "veil/rlwe/sampling.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
 
-namespace veil::ckks {
+namespace veil::rlwe {
 
 KeyGenerator::KeyGenerator(ContextPtr ctx) : ctx_(std::move(ctx)) {
   VEIL_REQUIRE(ctx_, "null context");
@@ -149,4 +149,4 @@ GaloisKeys KeyGenerator::create_galois_keys(const std::vector<int>& steps, bool 
   return gk;
 }
 
-}  // namespace veil::ckks
+}  // namespace veil::rlwe

@@ -7,10 +7,10 @@
 #include <span>
 #include <vector>
 
-#include "veil/ckks/context.hpp"
+#include "veil/rlwe/context.hpp"
 #include "veil/common/rng.hpp"
 
-namespace veil::ckks {
+namespace veil::rlwe {
 
 inline constexpr double kErrorSigma = 3.19;
 
@@ -20,17 +20,17 @@ std::vector<std::int64_t> sample_gaussian(Prng& rng, std::size_t n, double sigma
 
 // Writes `coeffs` reduced modulo each listed prime, then transformed to NTT form.
 // `prime_indices` index the context's primes; out has prime_indices.size() limbs.
-void small_to_ntt(const CkksContext& ctx, std::span<const std::int64_t> coeffs,
+void small_to_ntt(const Context& ctx, std::span<const std::int64_t> coeffs,
                   std::span<const std::size_t> prime_indices, u64* out);
 
 // Uniform polynomial (directly in NTT form: the NTT is a bijection) from a seed; limb k
 // uses stream (stream_base + prime index), so the same seed expands identically for any
 // subset of primes.
-void expand_uniform(const CkksContext& ctx, const Seed& seed, std::uint64_t stream_base,
+void expand_uniform(const Context& ctx, const Seed& seed, std::uint64_t stream_base,
                     std::span<const std::size_t> prime_indices, u64* out);
 
 // 0..count-1 and L+1..L+K: the prime indices of Q_level * P.
-std::vector<std::size_t> qp_indices(const CkksContext& ctx, int level);
+std::vector<std::size_t> qp_indices(const Context& ctx, int level);
 std::vector<std::size_t> q_indices(int level);
 
-}  // namespace veil::ckks
+}  // namespace veil::rlwe

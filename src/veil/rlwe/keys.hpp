@@ -10,7 +10,7 @@
 #include "veil/common/rng.hpp"
 #include "veil/math/modarith.hpp"
 
-namespace veil::ckks {
+namespace veil::rlwe {
 
 using math::u64;
 
@@ -65,4 +65,4 @@ class GaloisKeys {
   bool has(std::uint32_t galois_elt) const { return keys.count(galois_elt) != 0; }
 };
 
-}  // namespace veil::ckks
+}  // namespace veil::rlwe

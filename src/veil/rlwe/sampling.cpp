@@ -1,10 +1,10 @@
-#include "veil/ckks/sampling.hpp"
+#include "veil/rlwe/sampling.hpp"
 
 #include <cmath>
 
 #include "veil/common/thread_pool.hpp"
 
-namespace veil::ckks {
+namespace veil::rlwe {
 
 std::vector<std::int64_t> sample_ternary(Prng& rng, std::size_t n) {
   std::vector<std::int64_t> out(n);
@@ -37,7 +37,7 @@ std::vector<std::int64_t> sample_gaussian(Prng& rng, std::size_t n, double sigma
   return out;
 }
 
-void small_to_ntt(const CkksContext& ctx, std::span<const std::int64_t> coeffs,
+void small_to_ntt(const Context& ctx, std::span<const std::int64_t> coeffs,
                   std::span<const std::size_t> prime_indices, u64* out) {
   const std::size_t n = ctx.n();
   parallel_for(prime_indices.size(), [&](std::size_t k) {
@@ -48,7 +48,7 @@ void small_to_ntt(const CkksContext& ctx, std::span<const std::int64_t> coeffs,
   });
 }
 
-void expand_uniform(const CkksContext& ctx, const Seed& seed, std::uint64_t stream_base,
+void expand_uniform(const Context& ctx, const Seed& seed, std::uint64_t stream_base,
                     std::span<const std::size_t> prime_indices, u64* out) {
   const std::size_t n = ctx.n();
   parallel_for(prime_indices.size(), [&](std::size_t k) {
@@ -71,10 +71,10 @@ std::vector<std::size_t> q_indices(int level) {
   return idx;
 }
 
-std::vector<std::size_t> qp_indices(const CkksContext& ctx, int level) {
+std::vector<std::size_t> qp_indices(const Context& ctx, int level) {
   auto idx = q_indices(level);
   for (std::size_t k = 0; k < ctx.num_p(); ++k) idx.push_back(ctx.p_index() + k);
   return idx;
 }
 
-}  // namespace veil::ckks
+}  // namespace veil::rlwe

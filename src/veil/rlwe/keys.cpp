@@ -1,8 +1,8 @@
-#include "veil/ckks/keys.hpp"
+#include "veil/rlwe/keys.hpp"
 
 #include <sodium.h>
 
-namespace veil::ckks {
+namespace veil::rlwe {
 
 SecretKey& SecretKey::operator=(const SecretKey& o) {
   if (this != &o) {
@@ -26,4 +26,4 @@ SecretKey::~SecretKey() {
   if (!s_.empty()) sodium_memzero(s_.data(), s_.size() * sizeof(u64));
 }
 
-}  // namespace veil::ckks
+}  // namespace veil::rlwe

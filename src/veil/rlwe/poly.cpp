@@ -1,18 +1,16 @@
-#include "veil/ckks/ciphertext.hpp"
+#include "veil/rlwe/ciphertext.hpp"
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 #include <unordered_map>
 #include <vector>
 
 #include "veil/common/error.hpp"
+#include "veil/rlwe/context.hpp"
 
-namespace veil::ckks {
+namespace veil::rlwe {
 
 namespace {
 
@@ -30,25 +28,6 @@ PolyCache& poly_cache() {
   static auto* c = new PolyCache;
   return *c;
 }
-
-// Below the cache's 1 MiB, glibc serves blocks above a moving threshold (from 128 KiB)
-// with fresh mmaps and gives freed heap tops above twice that back to the system: with
-// thousands of 0.1-1 MB ciphertexts made and dropped per layer (throughput mode), both
-// mean page faults and kernel zero-filling on every batch. A fixed threshold and no
-// trimming keep such blocks in the heap for reuse, at the price of the process keeping
-// its peak heap (measured: system time of a 10,000-image MNIST run 2.4 s -> 1.6 s).
-// One arena: the worker threads' own arenas live in 64 MiB heaps that the C library
-// unmaps whenever one empties, so blocks made and dropped by parallel tasks were
-// faulted in afresh layer after layer; and memory kept by reserve_heap() is in the main
-// arena, where every thread must find it.
-[[maybe_unused]] const bool g_malloc_tuned = [] {
-#if defined(__GLIBC__)
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, -1);
-  mallopt(M_ARENA_MAX, 1);
-#endif
-  return true;
-}();
 
 }  // namespace
 
@@ -81,7 +60,8 @@ void poly_free(void* p, std::size_t bytes) noexcept {
 }
 
 void reserve_heap(std::size_t bytes) {
-  // Blocks below the mmap threshold come from the heap, which is never trimmed.
+  // Blocks below the mmap threshold come from the heap, which is never trimmed once
+  // configure_memory_for_he() (common/memory.hpp) has run.
   constexpr std::size_t kBlock = std::size_t{16} << 20, kMax = std::size_t{4} << 30;
   std::vector<void*> blocks;
   for (std::size_t done = 0; done < std::min(bytes, kMax); done += kBlock) {
@@ -94,6 +74,22 @@ void reserve_heap(std::size_t bytes) {
     blocks.push_back(p);
   }
   for (void* p : blocks) std::free(p);
+}
+
+Plaintext::Plaintext(const Context& ctx, int level)
+    : n_(ctx.n()), level_(level), param_id_(ctx.param_id()), data_(static_cast<std::size_t>(level + 1) * ctx.n()) {
+  VEIL_REQUIRE(level >= 0 && level <= ctx.max_level(), "level " << level << " outside 0.." << ctx.max_level());
+}
+
+Ciphertext::Ciphertext(const Context& ctx, std::size_t size, int level)
+    : n_(ctx.n()), size_(size), level_(level), param_id_(ctx.param_id()),
+      data_(size * static_cast<std::size_t>(level + 1) * ctx.n()) {
+  VEIL_REQUIRE(level >= 0 && level <= ctx.max_level(), "level " << level << " outside 0.." << ctx.max_level());
+}
+
+void check_param_id(const Context& ctx, std::uint64_t id, const char* what) {
+  VEIL_REQUIRE(id == ctx.param_id(), what << " belongs to other parameters (id " << id << "), expected "
+                                          << ctx.param_id() << " (made under another context?)");
 }
 
 void Plaintext::drop_to_level(int level) {
@@ -123,4 +119,4 @@ void Ciphertext::drop_to_level(int level) {
   seed_.reset();
 }
 
-}  // namespace veil::ckks
+}  // namespace veil::rlwe

@@ -6,10 +6,10 @@
 
 #include <vector>
 
-#include "veil/ckks/context.hpp"
-#include "veil/ckks/keys.hpp"
+#include "veil/rlwe/context.hpp"
+#include "veil/rlwe/keys.hpp"
 
-namespace veil::ckks {
+namespace veil::rlwe {
 
 class KeyGenerator {
  public:
@@ -39,4 +39,4 @@ class KeyGenerator {
   SecretKey sk_;
 };
 
-}  // namespace veil::ckks
+}  // namespace veil::rlwe

@@ -1,0 +1,135 @@
+// Hybrid key switching (Han-Ki, CT-RSA 2020; the "GHS + RNS digits" form used by
+// Lattigo and OpenFHE):
+//
+//   1. d -> coefficient form, y_i = [d_i * (Q_j/q_i)^-1]_{q_i} inside its digit j.
+//   2a. Raise each digit j to every limb t of Q_l*P outside it by fast base conversion,
+//      sum_i y_i * (Q_j/q_i) mod t, in tiles of coefficients: a tile of the digit's
+//      sources stays in cache while all targets read it.
+//   2b. Per limb t: NTT the raised digits (d_t itself inside digit j) and take each job's
+//      inner product sum_j digit_j * key_j, reduced once per coefficient.
+//   3. ModDown: subtract the base conversion of the P part and multiply by P^-1.
+//
+// The arithmetic runs in doubles where the primes allow (math/vecmod.hpp).
+// Hoisting (Halevi-Shoup 2018; Bossuat et al. 2021) falls out: several rotations are
+// several jobs over one decomposition; an automorphism commutes with the raising, so it
+// is applied to the raised digits as a permutation of NTT slots.
+#include "veil/rlwe/key_switch.hpp"
+
+#include "veil/rlwe/ciphertext.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
+#include "veil/math/vecmod.hpp"
+
+namespace veil::rlwe {
+
+KeySwitcher::KeySwitcher(ContextPtr ctx) : ctx_(std::move(ctx)) { VEIL_REQUIRE(ctx_, "null context"); }
+
+void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs) const {
+  const std::size_t n = ctx_->n(), np = ctx_->num_p(), l1 = static_cast<std::size_t>(level) + 1;
+  const std::size_t total = l1 + np;
+  const int digits = ctx_->num_digits(level);
+  for (auto& job : jobs) {
+    check_param_id(*ctx_, job.key->param_id, "key-switching key");
+    VEIL_REQUIRE(job.key->level >= level, "key-switching key covers levels up to " << job.key->level
+                                              << " but the ciphertext is at level " << level
+                                              << " (generate keys at a higher level)");
+    VEIL_REQUIRE(static_cast<int>(job.key->num_digits()) >= digits, "key-switching key has too few digits");
+  }
+
+  // Step 1: y in coefficient form, scaled inside each digit.
+  PolyData y(l1 * n);
+  parallel_for(l1, [&](std::size_t i) {
+    u64* yi = y.data() + i * n;
+    std::memcpy(yi, d + i * n, n * sizeof(u64));
+    ctx_->ntt(i).inverse(yi);
+    const int j = static_cast<int>(i) / ctx_->alpha();
+    ctx_->modup_converter(level, j).scale_input(i - ctx_->digit_begin(j), yi, yi, n);
+  });
+
+  // Step 2a: the raised digits, raised[j] holding limb t of Q_l*P at (j * total + t) * n
+  // (limbs inside digit j are d itself and stay unwritten). All targets of a digit come
+  // from one tiled pass over its sources.
+  PolyData raised(static_cast<std::size_t>(digits) * total * n);
+  for (int j = 0; j < digits; ++j) {
+    const std::size_t b = ctx_->digit_begin(j), e = ctx_->digit_end(j, level);
+    std::vector<const u64*> src;
+    for (std::size_t i = b; i < e; ++i) src.push_back(y.data() + i * n);
+    const auto& conv = ctx_->modup_converter(level, j);
+    std::vector<u64*> dst(conv.to().size());
+    for (std::size_t t = 0; t < total; ++t) {
+      if (t < b || t >= e) dst[t < b ? t : t - (e - b)] = raised.data() + (j * total + t) * n;
+    }
+    conv.convert_targets(src.data(), dst.data(), n);
+  }
+
+  // Step 2b: per output limb, NTT the raised digits and take the inner products.
+  std::vector<PolyData> qp0(jobs.size()), qp1(jobs.size());
+  for (std::size_t r = 0; r < jobs.size(); ++r) {
+    qp0[r].resize(total * n);
+    qp1[r].resize(total * n);
+  }
+  parallel_for(total, [&](std::size_t t) {
+    const std::size_t prime = t < l1 ? t : ctx_->p_index() + (t - l1);
+    const auto& q = ctx_->modulus(prime);
+    std::vector<const u64*> v(digits);
+    for (int j = 0; j < digits; ++j) {
+      const std::size_t b = ctx_->digit_begin(j), e = ctx_->digit_end(j, level);
+      if (t >= b && t < e) {
+        v[j] = d + t * n;
+        continue;
+      }
+      u64* out = raised.data() + (j * total + t) * n;
+      ctx_->ntt(prime).forward(out);
+      v[j] = out;
+    }
+    // Inner products sum_j v_j * key_j, one reduction per output coefficient.
+    std::vector<const u64*> kb(digits), ka(digits);
+    for (std::size_t r = 0; r < jobs.size(); ++r) {
+      const KeySwitchKey& key = *jobs[r].key;
+      const std::size_t kt = t < l1 ? t : static_cast<std::size_t>(key.level) + 1 + (t - l1);
+      for (int j = 0; j < digits; ++j) {
+        kb[j] = key.b[j].data() + kt * n;
+        ka[j] = key.a[j].data() + kt * n;
+      }
+      const std::uint32_t* p = jobs[r].perm ? jobs[r].perm->data() : nullptr;
+      math::dot2_vec(q, digits, v.data(), p, kb.data(), ka.data(), qp0[r].data() + t * n, qp1[r].data() + t * n, n);
+    }
+  });
+
+  // Step 3: back to Q_l.
+  for (std::size_t r = 0; r < jobs.size(); ++r) {
+    mod_down(qp0[r], level);
+    mod_down(qp1[r], level);
+    jobs[r].acc0 = std::move(qp0[r]);
+    jobs[r].acc1 = std::move(qp1[r]);
+  }
+}
+
+void KeySwitcher::mod_down(PolyData& qp, int level) const {
+  const std::size_t n = ctx_->n(), np = ctx_->num_p(), l1 = static_cast<std::size_t>(level) + 1;
+  const auto& conv = ctx_->moddown_converter(level);
+  PolyData ys(np * n);
+  std::vector<const u64*> yp(np);
+  parallel_for(np, [&](std::size_t k) {
+    u64* pk = qp.data() + (l1 + k) * n;
+    ctx_->ntt(ctx_->p_index() + k).inverse(pk);
+    conv.scale_input(k, pk, ys.data() + k * n, n);
+    yp[k] = ys.data() + k * n;
+  });
+  PolyData t(l1 * n);
+  std::vector<u64*> tp(l1);
+  for (std::size_t i = 0; i < l1; ++i) tp[i] = t.data() + i * n;
+  conv.convert_targets(yp.data(), tp.data(), n);
+  parallel_for(l1, [&](std::size_t i) {
+    ctx_->ntt(i).forward(tp[i]);
+    u64* x = qp.data() + i * n;
+    math::sub_mul_const_vec(ctx_->modulus(i), x, tp[i], ctx_->p_inv_mod_q(i), x, n);
+  });
+  qp.resize(l1 * n);
+}
+
+}  // namespace veil::rlwe

@@ -1,0 +1,260 @@
+#include "veil/rlwe/serialize.hpp"
+
+#include "veil/common/error.hpp"
+#include "veil/rlwe/sampling.hpp"
+
+namespace veil::rlwe {
+
+namespace {
+
+constexpr std::uint32_t kMagic = 0x4c494556;  // "VEIL" little-endian
+
+const char* type_name(ObjectType t) {
+  switch (t) {
+    case ObjectType::kParameters: return "parameters";
+    case ObjectType::kSecretKey: return "secret key";
+    case ObjectType::kPublicKey: return "public key";
+    case ObjectType::kRelinKeys: return "relinearisation keys";
+    case ObjectType::kGaloisKeys: return "Galois keys";
+    case ObjectType::kPlaintext: return "plaintext";
+    case ObjectType::kCiphertext: return "ciphertext";
+  }
+  return "unknown object";
+}
+
+
+}  // namespace
+
+Bytes finish_object(ObjectType type, std::uint32_t flags, std::uint64_t param_id, ByteWriter& body) {
+  ByteWriter w;
+  w.u32(kMagic);
+  w.u16(kFormatVersion);
+  w.u16(static_cast<std::uint16_t>(type));
+  w.u32(flags);
+  w.u64(param_id);
+  w.u64(body.size());
+  w.u32(0);
+  auto out = w.take();
+  auto& b = body.buffer();
+  out.insert(out.end(), b.begin(), b.end());
+  return out;
+}
+
+ObjectHeader read_object_header(ByteReader& r) {
+  VEIL_CHECK_IO(r.remaining() >= kHeaderSize, "input too short for a veil object header (" << r.remaining()
+                                                                                           << " bytes)");
+  VEIL_CHECK_IO(r.u32() == kMagic, "not a veil object (bad magic bytes)");
+  const std::uint16_t version = r.u16();
+  VEIL_CHECK_IO(version == kFormatVersion, "unsupported format version " << version << " (this build reads version "
+                                                                         << kFormatVersion << ")");
+  ObjectHeader h;
+  const std::uint16_t t = r.u16();
+  VEIL_CHECK_IO(t >= 1 && t <= 7, "unknown object type " << t);
+  h.type = static_cast<ObjectType>(t);
+  h.flags = r.u32();
+  VEIL_CHECK_IO((h.flags & ~kFlagCompressed) == 0, "unknown flags " << h.flags);
+  h.param_id = r.u64();
+  h.body_len = r.u64();
+  r.u32();
+  VEIL_CHECK_IO(h.body_len == r.remaining(), "body length " << h.body_len << " does not match the "
+                                                            << r.remaining() << " bytes present (truncated or padded)");
+  return h;
+}
+
+ObjectHeader expect_object(ByteReader& r, const Context* ctx, ObjectType type) {
+  ObjectHeader h = read_object_header(r);
+  VEIL_CHECK_IO(h.type == type, "expected " << type_name(type) << ", found " << type_name(h.type));
+  if (ctx) {
+    VEIL_CHECK_IO(h.param_id == ctx->param_id(), type_name(type) << " was made for other encryption parameters");
+  }
+  return h;
+}
+
+// Bytes of `limbs` packed residues for the given primes.
+std::uint64_t packed_bytes(const Context& ctx, std::span<const std::size_t> primes) {
+  std::uint64_t total = 0;
+  for (auto p : primes) total += (ctx.n() * ctx.modulus(p).bits() + 7) / 8;
+  return total;
+}
+
+void write_poly(ByteWriter& w, const Context& ctx, const u64* data, std::span<const std::size_t> primes) {
+  const std::size_t n = ctx.n();
+  for (std::size_t k = 0; k < primes.size(); ++k) {
+    w.packed(std::span<const u64>(data + k * n, n), ctx.modulus(primes[k]).bits());
+  }
+}
+
+void read_poly(ByteReader& r, const Context& ctx, u64* data, std::span<const std::size_t> primes,
+               const char* what) {
+  const std::size_t n = ctx.n();
+  for (std::size_t k = 0; k < primes.size(); ++k) {
+    const auto& q = ctx.modulus(primes[k]);
+    std::span<u64> limb(data + k * n, n);
+    r.packed(limb, q.bits());
+    for (u64 v : limb) VEIL_CHECK_IO(v < q.value(), what << ": residue " << v << " is not below its prime " << q.value());
+  }
+}
+
+void write_seed(ByteWriter& w, const Seed& s) { w.raw(s.data(), s.size()); }
+Seed read_seed(ByteReader& r) {
+  Seed s;
+  r.raw(s.data(), s.size());
+  return s;
+}
+
+void check_level(const Context& ctx, std::int64_t level, const char* what) {
+  VEIL_CHECK_IO(level >= 0 && level <= ctx.max_level(), what << " level " << level << " outside 0.." << ctx.max_level());
+}
+
+
+namespace {
+
+// --- key-switching keys (shared by relinearisation and Galois keys) ---
+void write_switch_key(ByteWriter& w, const Context& ctx, const KeySwitchKey& k, bool compress) {
+  w.u32(static_cast<std::uint32_t>(k.level));
+  w.u32(static_cast<std::uint32_t>(k.num_digits()));
+  auto idx = qp_indices(ctx, k.level);
+  if (compress) write_seed(w, k.seed);
+  for (std::size_t j = 0; j < k.num_digits(); ++j) {
+    write_poly(w, ctx, k.b[j].data(), idx);
+    if (!compress) write_poly(w, ctx, k.a[j].data(), idx);
+  }
+}
+
+KeySwitchKey read_switch_key(ByteReader& r, const Context& ctx, bool compressed) {
+  KeySwitchKey k;
+  const std::uint32_t level = r.u32();
+  check_level(ctx, level, "key-switching key");
+  k.level = static_cast<int>(level);
+  const std::uint32_t digits = r.u32();
+  VEIL_CHECK_IO(static_cast<int>(digits) == ctx.num_digits(k.level),
+                "key-switching key has " << digits << " digits, expected " << ctx.num_digits(k.level));
+  auto idx = qp_indices(ctx, k.level);
+  const std::uint64_t per_poly = packed_bytes(ctx, idx);
+  const std::uint64_t need = (compressed ? 32 : 0) + digits * per_poly * (compressed ? 1 : 2);
+  VEIL_CHECK_IO(r.remaining() >= need, "key-switching key truncated: need " << need << " bytes, have " << r.remaining());
+  if (compressed) k.seed = read_seed(r);
+  k.param_id = ctx.param_id();
+  k.b.resize(digits);
+  k.a.resize(digits);
+  const std::size_t words = idx.size() * ctx.n();
+  for (std::uint32_t j = 0; j < digits; ++j) {
+    k.b[j].resize(words);
+    k.a[j].resize(words);
+    read_poly(r, ctx, k.b[j].data(), idx, "key-switching key");
+    if (compressed) {
+      expand_uniform(ctx, k.seed, (static_cast<std::uint64_t>(j) + 1) << 32, idx, k.a[j].data());
+    } else {
+      read_poly(r, ctx, k.a[j].data(), idx, "key-switching key");
+    }
+  }
+  return k;
+}
+
+}  // namespace
+
+ObjectType peek_type(std::span<const std::uint8_t> data) {
+  ByteReader r(data);
+  return read_object_header(r).type;
+}
+
+
+Bytes save_secret_key(const Context& ctx, const SecretKey& sk) {
+  VEIL_REQUIRE(sk.param_id() == ctx.param_id(), "secret key was made for other parameters");
+  ByteWriter w;
+  auto idx = qp_indices(ctx, ctx.max_level());
+  write_poly(w, ctx, sk.data().data(), idx);
+  return finish_object(ObjectType::kSecretKey, 0, ctx.param_id(), w);
+}
+
+SecretKey load_secret_key(const Context& ctx, std::span<const std::uint8_t> data) {
+  ByteReader r(data);
+  expect_object(r, &ctx, ObjectType::kSecretKey);
+  auto idx = qp_indices(ctx, ctx.max_level());
+  VEIL_CHECK_IO(r.remaining() == packed_bytes(ctx, idx), "secret key body has the wrong length");
+  SecretKey sk;
+  sk.data().resize(idx.size() * ctx.n());
+  read_poly(r, ctx, sk.data().data(), idx, "secret key");
+  sk.set_param_id(ctx.param_id());
+  return sk;
+}
+
+Bytes save_public_key(const Context& ctx, const PublicKey& pk, bool compress) {
+  VEIL_REQUIRE(pk.param_id == ctx.param_id(), "public key was made for other parameters");
+  ByteWriter w;
+  auto idx = q_indices(ctx.max_level());
+  write_poly(w, ctx, pk.b.data(), idx);
+  if (compress) {
+    write_seed(w, pk.seed);
+  } else {
+    write_poly(w, ctx, pk.a.data(), idx);
+  }
+  return finish_object(ObjectType::kPublicKey, compress ? kFlagCompressed : 0, ctx.param_id(), w);
+}
+
+PublicKey load_public_key(const Context& ctx, std::span<const std::uint8_t> data) {
+  ByteReader r(data);
+  const ObjectHeader h = expect_object(r, &ctx, ObjectType::kPublicKey);
+  const bool compressed = h.flags & kFlagCompressed;
+  auto idx = q_indices(ctx.max_level());
+  const std::uint64_t per = packed_bytes(ctx, idx);
+  VEIL_CHECK_IO(r.remaining() == per + (compressed ? 32 : per), "public key body has the wrong length");
+  PublicKey pk;
+  pk.param_id = ctx.param_id();
+  pk.b.resize(idx.size() * ctx.n());
+  pk.a.resize(idx.size() * ctx.n());
+  read_poly(r, ctx, pk.b.data(), idx, "public key");
+  if (compressed) {
+    pk.seed = read_seed(r);
+    expand_uniform(ctx, pk.seed, 0, idx, pk.a.data());
+  } else {
+    read_poly(r, ctx, pk.a.data(), idx, "public key");
+  }
+  return pk;
+}
+
+Bytes save_relin_keys(const Context& ctx, const RelinKeys& rk, bool compress) {
+  VEIL_REQUIRE(rk.key.param_id == ctx.param_id(), "relinearisation key was made for other parameters");
+  ByteWriter w;
+  write_switch_key(w, ctx, rk.key, compress);
+  return finish_object(ObjectType::kRelinKeys, compress ? kFlagCompressed : 0, ctx.param_id(), w);
+}
+
+RelinKeys load_relin_keys(const Context& ctx, std::span<const std::uint8_t> data) {
+  ByteReader r(data);
+  const ObjectHeader h = expect_object(r, &ctx, ObjectType::kRelinKeys);
+  RelinKeys rk;
+  rk.key = read_switch_key(r, ctx, h.flags & kFlagCompressed);
+  r.expect_end();
+  return rk;
+}
+
+Bytes save_galois_keys(const Context& ctx, const GaloisKeys& gk, bool compress) {
+  ByteWriter w;
+  w.u32(static_cast<std::uint32_t>(gk.keys.size()));
+  for (const auto& [g, k] : gk.keys) {
+    VEIL_REQUIRE(k.param_id == ctx.param_id(), "Galois key was made for other parameters");
+    w.u32(g);
+    write_switch_key(w, ctx, k, compress);
+  }
+  return finish_object(ObjectType::kGaloisKeys, compress ? kFlagCompressed : 0, ctx.param_id(), w);
+}
+
+GaloisKeys load_galois_keys(const Context& ctx, std::span<const std::uint8_t> data) {
+  ByteReader r(data);
+  const ObjectHeader h = expect_object(r, &ctx, ObjectType::kGaloisKeys);
+  const std::uint32_t count = r.u32();
+  // Every Galois element is odd and below 2N, so at most N keys can be distinct.
+  VEIL_CHECK_IO(count <= ctx.n(), "Galois key set claims " << count << " keys (at most N = " << ctx.n() << ")");
+  GaloisKeys gk;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::uint32_t g = r.u32();
+    VEIL_CHECK_IO(g % 2 == 1 && g < 2 * ctx.n() && g != 1, "invalid Galois element " << g);
+    VEIL_CHECK_IO(!gk.has(g), "Galois element " << g << " appears twice");
+    gk.keys.emplace(g, read_switch_key(r, ctx, h.flags & kFlagCompressed));
+  }
+  r.expect_end();
+  return gk;
+}
+
+}  // namespace veil::rlwe
