@@ -17,14 +17,14 @@
 #include <memory>
 #include <random>
 
-#include "veil/common/memory.hpp"
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/evaluator.hpp"
-#include "veil/rlwe/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
 #include "veil/common/file.hpp"
+#include "veil/common/memory.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/rlwe/keygen.hpp"
 
 using namespace veil;
 using namespace veil::ckks;
@@ -43,7 +43,8 @@ CkksParameters chain_params(int log_n, Chain chain) {
     struct Spec {
       int mids, specials, dnum;
     };
-    static const std::map<int, Spec> specs = {{13, {2, 1, 3}}, {14, {6, 2, 3}}, {15, {15, 3, 4}}, {16, {33, 6, 5}}};
+    static const std::map<int, Spec> specs = {
+        {13, {2, 1, 3}}, {14, {6, 2, 3}}, {15, {15, 3, 4}}, {16, {33, 6, 5}}};
     const Spec s = specs.at(log_n);
     std::vector<int> q = {60};
     q.insert(q.end(), s.mids, 40);
@@ -148,7 +149,8 @@ void BM_CmpNTT(benchmark::State& state) { ntt_loop(state, Chain::kCmpDnumL, true
 void BM_Encode(benchmark::State& state) {
   Env& e = prepare(state, Chain::kDefault);
   std::vector<double> v(e.ctx->max_slots(), 0.25);
-  for (auto _ : state) benchmark::DoNotOptimize(e.encoder->encode(v, e.ctx->params().scale, e.ctx->max_level()));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(e.encoder->encode(v, e.ctx->params().scale, e.ctx->max_level()));
 }
 
 void BM_Encrypt(benchmark::State& state) {
@@ -194,7 +196,8 @@ void BM_Rescale(benchmark::State& state) {
 
 void rotate(benchmark::State& state, Env& e) {
   for (auto _ : state) benchmark::DoNotOptimize(e.evaluator->rotate(e.ct, 1, e.gk));
-  state.counters["galois_key_bytes"] = static_cast<double>(save_galois_keys(*e.ctx, e.gk).size() / e.gk.keys.size());
+  state.counters["galois_key_bytes"] =
+      static_cast<double>(save_galois_keys(*e.ctx, e.gk).size() / e.gk.keys.size());
 }
 
 void BM_Rotate(benchmark::State& state) { rotate(state, prepare(state, Chain::kDefault, true)); }
@@ -218,7 +221,8 @@ void BM_KeyGenRelin(benchmark::State& state) {
   Env& e = prepare(state, Chain::kDefault);
   for (auto _ : state) benchmark::DoNotOptimize(e.keygen->create_relin_keys());
   state.counters["relin_key_bytes"] = static_cast<double>(save_relin_keys(*e.ctx, e.rk).size());
-  state.counters["relin_key_bytes_uncompressed"] = static_cast<double>(save_relin_keys(*e.ctx, e.rk, false).size());
+  state.counters["relin_key_bytes_uncompressed"] =
+      static_cast<double>(save_relin_keys(*e.ctx, e.rk, false).size());
   state.counters["public_key_bytes"] = static_cast<double>(save_public_key(*e.ctx, e.pk).size());
 }
 

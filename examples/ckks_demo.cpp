@@ -8,10 +8,10 @@
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/evaluator.hpp"
-#include "veil/rlwe/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
 #include "veil/common/file.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/rlwe/keygen.hpp"
 
 using namespace veil::ckks;
 using veil::rlwe::GaloisKeys;
@@ -22,7 +22,9 @@ using veil::rlwe::SecretKey;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 }  // namespace
 
 int main() {
@@ -40,8 +42,8 @@ int main() {
   PublicKey pk = keygen.create_public_key();
   RelinKeys rk = keygen.create_relin_keys();
   GaloisKeys gk = keygen.create_galois_keys({1});
-  std::printf("keygen       %8.1f ms  (relin key %zu KiB, rotation key %zu KiB, seed-compressed)\n", ms_since(t),
-              save_relin_keys(*ctx, rk).size() / 1024, save_galois_keys(*ctx, gk).size() / 1024);
+  std::printf("keygen       %8.1f ms  (relin key %zu KiB, rotation key %zu KiB, seed-compressed)\n",
+              ms_since(t), save_relin_keys(*ctx, rk).size() / 1024, save_galois_keys(*ctx, gk).size() / 1024);
 
   CkksEncoder encoder(ctx);
   const std::size_t slots = ctx->max_slots();
@@ -53,7 +55,8 @@ int main() {
   t = Clock::now();
   Encryptor encryptor(ctx, pk);
   Ciphertext ct = encryptor.encrypt(encoder.encode(x, params.scale, ctx->max_level()));
-  std::printf("encode+enc   %8.1f ms  (ciphertext %zu KiB)\n", ms_since(t), save_ciphertext(*ctx, ct).size() / 1024);
+  std::printf("encode+enc   %8.1f ms  (ciphertext %zu KiB)\n", ms_since(t),
+              save_ciphertext(*ctx, ct).size() / 1024);
 
   t = Clock::now();
   Evaluator ev(ctx);
@@ -77,7 +80,8 @@ int main() {
     const double want = x[i] * x[i] + 0.5 * x[(i + 1) % slots] - 0.25;
     max_err = std::max(max_err, std::fabs(y[i] - want));
   }
-  std::printf("slots        %zu, first: %.6f (expected %.6f)\n", slots, y[0], x[0] * x[0] + 0.5 * x[1] - 0.25);
+  std::printf("slots        %zu, first: %.6f (expected %.6f)\n", slots, y[0],
+              x[0] * x[0] + 0.5 * x[1] - 0.25);
   std::printf("precision    max error %.3g = %.1f bits\n", max_err, -std::log2(max_err));
   return max_err < 1e-5 ? 0 : 1;
 }

@@ -38,8 +38,12 @@ void decode(const net::Frame& f) {
       (void)ni::decode_open(hello.body);
       return;
     }
-    case HostMessage::kError: (void)protocol::decode_error(f); return;
-    case HostMessage::kBye: (void)protocol::decode_bye(f); return;
+    case HostMessage::kError:
+      (void)protocol::decode_error(f);
+      return;
+    case HostMessage::kBye:
+      (void)protocol::decode_bye(f);
+      return;
   }
   switch (static_cast<MessageType>(f.type)) {
     case MessageType::kServerInfo: {
@@ -47,8 +51,12 @@ void decode(const net::Frame& f) {
       (void)ckks::load_parameters(info.parameters);
       break;
     }
-    case MessageType::kKeyQuery: (void)ni::decode<ni::KeyQuery>(f); break;
-    case MessageType::kKeyStatus: (void)ni::decode<ni::KeyStatus>(f); break;
+    case MessageType::kKeyQuery:
+      (void)ni::decode<ni::KeyQuery>(f);
+      break;
+    case MessageType::kKeyStatus:
+      (void)ni::decode<ni::KeyStatus>(f);
+      break;
     case MessageType::kUploadKeys: {
       const auto u = ni::decode<ni::UploadKeys>(f);
       try {
@@ -58,9 +66,14 @@ void decode(const net::Frame& f) {
       (void)rlwe::load_galois_keys(*fuzz::context(), u.galois);
       break;
     }
-    case MessageType::kInfer: load_ciphertexts(ni::decode<ni::Infer>(f).ciphertexts); break;
-    case MessageType::kResult: load_ciphertexts(ni::decode<ni::Result>(f).ciphertexts); break;
-    default: break;
+    case MessageType::kInfer:
+      load_ciphertexts(ni::decode<ni::Infer>(f).ciphertexts);
+      break;
+    case MessageType::kResult:
+      load_ciphertexts(ni::decode<ni::Result>(f).ciphertexts);
+      break;
+    default:
+      break;
   }
 }
 

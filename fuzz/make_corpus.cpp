@@ -7,11 +7,11 @@
 #include "fuzz_common.hpp"
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/rlwe/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
 #include "veil/common/file.hpp"
 #include "veil/protocol/hello.hpp"
 #include "veil/protocol/ni/messages.hpp"
+#include "veil/rlwe/keygen.hpp"
 
 using namespace veil;
 
@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   ckks::CkksEncoder encoder(ctx);
   ckks::Encryptor encryptor(ctx, keygen.secret_key());
   const std::vector<double> values = {0.5, -1.0, 2.0};
-  const auto ct = ckks::save_ciphertext(*ctx, encryptor.encrypt(encoder.encode(std::span<const double>(values), ctx->params().scale, 2)), true);
+  const auto ct = ckks::save_ciphertext(
+      *ctx, encryptor.encrypt(encoder.encode(std::span<const double>(values), ctx->params().scale, 2)), true);
 
   protocol::ni::ServerInfo info;
   info.model = "seed";

@@ -89,7 +89,7 @@ TEST(Encoder, RejectsBadArguments) {
   auto ctx = CkksContext::create(test::toy_params(10, 2));
   CkksEncoder enc(ctx);
   std::vector<double> v(600, 1.0);
-  EXPECT_THROW(enc.encode(v, 1e12, 0, 512), std::invalid_argument);  // too many values
+  EXPECT_THROW(enc.encode(v, 1e12, 0, 512), std::invalid_argument);   // too many values
   EXPECT_THROW(enc.encode(v, 1e12, 0, 1000), std::invalid_argument);  // not a power of two
   EXPECT_THROW(enc.encode(v, 1e12, 7), std::invalid_argument);        // level too high
   std::vector<double> bad = {std::nan("")};

@@ -35,7 +35,8 @@ TEST(Encrypt, FusedEncodeAndEncryptDecrypts) {
       EXPECT_EQ(ct.level(), level);
       EXPECT_EQ(ct.slots(), 1024u);
       EXPECT_EQ(ct.seed().has_value(), e == &sym);
-      EXPECT_GT(precision_bits(f.decrypt(ct), vc), 22) << "level " << level << (e == &sym ? ", secret key" : "");
+      EXPECT_GT(precision_bits(f.decrypt(ct), vc), 22)
+          << "level " << level << (e == &sym ? ", secret key" : "");
     }
   }
   // Coefficients beyond 2^62 (scale 2^70 at the top level) take the per-limb path.

@@ -27,11 +27,13 @@ TEST(ParamIds, EvaluatorRefusesForeignOperands) {
   const Ciphertext ca = a.encrypt(v), cb = b.encrypt(v);
   Ciphertext x = cb;
   const std::string msg = what_of([&] { b.evaluator->add_inplace(x, ca); });
-  EXPECT_TRUE(mentions(msg, "second operand belongs to other parameters (id " + std::to_string(a.ctx->param_id()) +
-                                "), expected " + std::to_string(b.ctx->param_id())))
+  EXPECT_TRUE(mentions(msg, "second operand belongs to other parameters (id " +
+                                std::to_string(a.ctx->param_id()) + "), expected " +
+                                std::to_string(b.ctx->param_id())))
       << msg;
   Ciphertext y = ca;
-  EXPECT_TRUE(mentions(what_of([&] { b.evaluator->rescale_inplace(y); }), "ciphertext belongs to other parameters"));
+  EXPECT_TRUE(
+      mentions(what_of([&] { b.evaluator->rescale_inplace(y); }), "ciphertext belongs to other parameters"));
   const Plaintext pa = a.encoder->encode(v, a.scale(), a.ctx->max_level());
   EXPECT_TRUE(mentions(what_of([&] { b.evaluator->multiply_plain_inplace(x, pa); }),
                        "plaintext belongs to other parameters"));
@@ -40,8 +42,9 @@ TEST(ParamIds, EvaluatorRefusesForeignOperands) {
                        "key-switching key belongs to other parameters"));
   EXPECT_TRUE(mentions(what_of([&] { b.decryptor->decrypt(ca); }), "ciphertext belongs to other parameters"));
   EXPECT_TRUE(mentions(what_of([&] { b.encryptor->encrypt(pa); }), "plaintext belongs to other parameters"));
-  EXPECT_TRUE(mentions(what_of([&] { b.encryptor->encrypt(*a.encoder, std::vector<double>{1.0}, a.scale(), 0); }),
-                       "encoder belongs to other parameters"));
+  EXPECT_TRUE(
+      mentions(what_of([&] { b.encryptor->encrypt(*a.encoder, std::vector<double>{1.0}, a.scale(), 0); }),
+               "encoder belongs to other parameters"));
   // Their own parameters are fine.
   EXPECT_NO_THROW(b.evaluator->add_inplace(x, cb));
 }

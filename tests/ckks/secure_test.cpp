@@ -1,7 +1,7 @@
 // The same checks on 128-bit secure parameters (no opt-in), at N = 2^13 and 2^14.
+#include "test_util.hpp"
 #include "veil/ckks/serialize.hpp"
 #include "veil/common/file.hpp"
-#include "test_util.hpp"
 
 namespace veil::ckks {
 namespace {

@@ -60,7 +60,8 @@ TEST_F(SerializeTest, KeysRoundTripAndStillWork) {
     ASSERT_EQ(gk2.keys.size(), gk.keys.size());
     for (auto& [g, k] : gk.keys) EXPECT_EQ(gk2.keys.at(g).a, k.a);
   }
-  EXPECT_LT(save_relin_keys(*f.ctx, f.rk, true).size(), save_relin_keys(*f.ctx, f.rk, false).size() / 2 + 128);
+  EXPECT_LT(save_relin_keys(*f.ctx, f.rk, true).size(),
+            save_relin_keys(*f.ctx, f.rk, false).size() / 2 + 128);
   auto pt = f.encoder->encode(random_complex(512, 2), f.scale(), 2);
   auto pt2 = load_plaintext(*f.ctx, save_plaintext(*f.ctx, pt));
   EXPECT_EQ(pt2.data(), pt.data());

@@ -60,7 +60,9 @@ struct Fixture {
     if (level < 0) level = ctx->max_level();
     return encryptor->encrypt(encoder->encode(v, scale(), level, slots));
   }
-  std::vector<Complex> decrypt(const ckks::Ciphertext& ct) const { return encoder->decode(decryptor->decrypt(ct)); }
+  std::vector<Complex> decrypt(const ckks::Ciphertext& ct) const {
+    return encoder->decode(decryptor->decrypt(ct));
+  }
 };
 
 // Toy parameters: N = 2^log_n, a 60-bit base prime, `levels` 40-bit primes, and enough
@@ -72,7 +74,8 @@ inline ckks::CkksParameters toy_params(int log_n = 10, int levels = 4, int dnum 
   const int alpha = rlwe::key_switch_digit_size(static_cast<std::size_t>(levels + 1), dnum);
   const int digit_bits = 60 + 40 * (alpha - 1);
   const int special = (digit_bits + 60) / 61;
-  return ckks::CkksParameters::create(log_n, q, std::vector<int>(special, 61), 40, dnum, /*allow_insecure=*/true);
+  return ckks::CkksParameters::create(log_n, q, std::vector<int>(special, 61), 40, dnum,
+                                      /*allow_insecure=*/true);
 }
 
 }  // namespace veil::test

@@ -36,8 +36,10 @@ TEST(DataPaths, DefaultDirectoriesFollowTheCheckoutAndTheEnvironment) {
   setenv("VEIL_DATA_DIR", env.str().c_str(), 1);
   EXPECT_EQ(default_data_dir("mnist", repo.str()), env.file("mnist"));
   EXPECT_EQ(default_data_dir("cifar10", repo.str()), repo.file("data/cifar10"));
-  if (saved) setenv("VEIL_DATA_DIR", saved_value.c_str(), 1);
-  else unsetenv("VEIL_DATA_DIR");
+  if (saved)
+    setenv("VEIL_DATA_DIR", saved_value.c_str(), 1);
+  else
+    unsetenv("VEIL_DATA_DIR");
   EXPECT_THROW(default_data_dir("", repo.str()), std::invalid_argument);
 }
 

@@ -35,9 +35,8 @@ TEST_P(ThreadPoolTest, EveryIndexRunsExactlyOnce) {
 
 TEST_P(ThreadPoolTest, NestedLoopsRunInlineAndComplete) {
   std::vector<std::atomic<int>> hits(16 * 16);
-  parallel_for(16, [&](std::size_t i) {
-    parallel_for(16, [&](std::size_t j) { hits[i * 16 + j].fetch_add(1); });
-  });
+  parallel_for(
+      16, [&](std::size_t i) { parallel_for(16, [&](std::size_t j) { hits[i * 16 + j].fetch_add(1); }); });
   for (auto& h : hits) ASSERT_EQ(h.load(), 1);
 }
 

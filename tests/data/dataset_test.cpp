@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <functional>
 #include <filesystem>
+#include <functional>
 #include <numeric>
 
 #include "data_test_util.hpp"
@@ -36,8 +36,7 @@ std::string what_of(const std::function<void()>& f) {
 void write_gz(const std::string& path, const std::vector<std::uint8_t>& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr);
-  ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())),
-            static_cast<int>(bytes.size()));
+  ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())), static_cast<int>(bytes.size()));
   ASSERT_EQ(gzclose(f), Z_OK);
 }
 
@@ -98,8 +97,7 @@ TEST(Dataset, DirectoryWithGzipIdxAndT10kNames) {
   spit(parent.file("mnist/t10k-images-idx3-ubyte"), images);
   spit(parent.file("mnist/t10k-labels-idx1-ubyte"), labels);
   EXPECT_EQ(load_dataset(parent.str(), "mnist").size(), 16u);
-  EXPECT_NE(what_of([&] { load_dataset(parent.str(), ""); }).find("no data set found"),
-            std::string::npos);
+  EXPECT_NE(what_of([&] { load_dataset(parent.str(), ""); }).find("no data set found"), std::string::npos);
 }
 
 TEST(Dataset, AmbiguousDirectoryAsksForNames) {
@@ -191,18 +189,15 @@ TEST(Dataset, CifarSampleRecords) {
   EXPECT_TRUE(std::equal(ds.images.begin(), ds.images.begin() + 3072, raw.begin() + 1));
   EXPECT_EQ(encode_cifar10(ds.images, ds.labels), raw);
   // Wrong hint: named data set and geometry are checked.
-  EXPECT_NE(what_of([] { load_dataset(sample("cifar10-test-first16-exact.bin"), "mnist"); })
-                .find("expected mnist"),
-            std::string::npos);
-  EXPECT_THROW(load_dataset(sample("mnist-test-first16-images-idx3-ubyte"), "cifar10"),
-               std::runtime_error);
-  EXPECT_THROW(load_dataset(sample("cifar10-test-first16-exact.bin"), "imagenet"),
-               std::invalid_argument);
+  EXPECT_NE(
+      what_of([] { load_dataset(sample("cifar10-test-first16-exact.bin"), "mnist"); }).find("expected mnist"),
+      std::string::npos);
+  EXPECT_THROW(load_dataset(sample("mnist-test-first16-images-idx3-ubyte"), "cifar10"), std::runtime_error);
+  EXPECT_THROW(load_dataset(sample("cifar10-test-first16-exact.bin"), "imagenet"), std::invalid_argument);
   // exact_only without a mask: refused rather than guessed.
   LoadOptions exact;
   exact.exact_only = true;
-  const std::string msg =
-      what_of([&] { load_dataset(sample("cifar10-test-first16-exact.bin"), "", exact); });
+  const std::string msg = what_of([&] { load_dataset(sample("cifar10-test-first16-exact.bin"), "", exact); });
   EXPECT_NE(msg.find("cifar10-test-first16-exact.exact_mask.u8"), std::string::npos) << msg;
 }
 
@@ -234,15 +229,13 @@ TEST(Dataset, CifarExactMask) {
     EXPECT_TRUE(std::equal(got.begin(), got.end(), want.begin()));
   }
   o.max_count = 4;  // applied after the filter
-  EXPECT_EQ(load_dataset(dir.str(), "cifar10", o).source_index,
-            (std::vector<std::size_t>{0, 2, 3, 7}));
+  EXPECT_EQ(load_dataset(dir.str(), "cifar10", o).source_index, (std::vector<std::size_t>{0, 2, 3, 7}));
 
   // Two files concatenate, numbering records consecutively.
   spit(dir.file("second.bin"), raw);
   spit(dir.file("second.exact_mask.u8"), std::vector<std::uint8_t>(16, 1));
   o.max_count = 0;
-  const Dataset two =
-      load_dataset(dir.file("test_batch.bin") + "," + dir.file("second.bin"), "", o);
+  const Dataset two = load_dataset(dir.file("test_batch.bin") + "," + dir.file("second.bin"), "", o);
   EXPECT_EQ(two.size(), 22u);
   EXPECT_EQ(two.source_index[6], 16u);
 
@@ -296,9 +289,7 @@ TEST(Dataset, CanonicalNames) {
   EXPECT_EQ(canonical_dataset_name("cifar-10"), "cifar10");
   EXPECT_EQ(canonical_dataset_name(""), "");
   EXPECT_THROW(canonical_dataset_name("svhn"), std::invalid_argument);
-
 }
-
 
 }  // namespace
 }  // namespace veil::data

@@ -51,8 +51,7 @@ TEST(Image, SamplePngsMatchIdxAndCifarRecords) {
 Image pattern(int channels, int height, int width) {
   Image im{channels, height, width, {}};
   im.pixels.resize(im.size());
-  for (std::size_t i = 0; i < im.pixels.size(); ++i)
-    im.pixels[i] = static_cast<std::uint8_t>(i * 37 + 11);
+  for (std::size_t i = 0; i < im.pixels.size(); ++i) im.pixels[i] = static_cast<std::uint8_t>(i * 37 + 11);
   return im;
 }
 
@@ -81,8 +80,7 @@ TEST(Image, PngPaletteAnd16Bit) {
   pal.colormap_entries = 3;
   const std::uint8_t cmap[9] = {255, 0, 0, 0, 255, 0, 10, 20, 30};
   const std::uint8_t idx[4] = {0, 1, 2, 0};
-  ASSERT_TRUE(png_image_write_to_file(&pal, dir.file("pal.png").c_str(), 0, idx, 0, cmap))
-      << pal.message;
+  ASSERT_TRUE(png_image_write_to_file(&pal, dir.file("pal.png").c_str(), 0, idx, 0, cmap)) << pal.message;
   const Image p = load_image(dir.file("pal.png"));
   ASSERT_EQ(p.channels, 3);
   EXPECT_EQ(p.at(0, 0, 0), 255);
@@ -98,8 +96,7 @@ TEST(Image, PngPaletteAnd16Bit) {
   g16.height = 1;
   g16.format = PNG_FORMAT_LINEAR_Y;
   const std::uint16_t v[3] = {0, 0x8080, 0xffff};
-  ASSERT_TRUE(png_image_write_to_file(&g16, dir.file("g16.png").c_str(), 0, v, 0, nullptr))
-      << g16.message;
+  ASSERT_TRUE(png_image_write_to_file(&g16, dir.file("g16.png").c_str(), 0, v, 0, nullptr)) << g16.message;
   const Image g = load_image(dir.file("g16.png"));
   ASSERT_EQ(g.channels, 1);
   EXPECT_EQ(g.pixels, (std::vector<std::uint8_t>{0, 128, 255}));
@@ -270,7 +267,7 @@ TEST(Image, ModelInputColourConversion) {
   EXPECT_EQ(gray.pixels, (std::vector<std::uint8_t>{18, 124}));  // 18.15, 124.2 (BT.601)
   const Image rgb = to_model_input(rgba, 3, 1, 2);
   EXPECT_EQ(rgb.pixels, (std::vector<std::uint8_t>{10, 200, 20, 100, 30, 50}));  // alpha dropped
-  const Image g{2, 1, 2, {7, 9, 255, 255}};  // gray + alpha
+  const Image g{2, 1, 2, {7, 9, 255, 255}};                                      // gray + alpha
   EXPECT_EQ(to_model_input(g, 3, 1, 2).pixels, (std::vector<std::uint8_t>{7, 9, 7, 9, 7, 9}));
   EXPECT_EQ(to_model_input(g, 1, 1, 2).pixels, (std::vector<std::uint8_t>{7, 9}));
   EXPECT_THROW(to_model_input(g, 2, 1, 2), std::invalid_argument);
@@ -283,8 +280,7 @@ TEST(Image, ModelInputResize) {
   Image big{1, 4, 4, {0, 2, 10, 20, 4, 6, 30, 40, 100, 100, 0, 0, 100, 100, 0, 8}};
   EXPECT_EQ(to_model_input(big, 1, 2, 2).pixels, (std::vector<std::uint8_t>{3, 25, 100, 2}));
   // Fractional coverage: 3 -> 2 gives (2/3, 1/3) and (1/3, 2/3) weights.
-  EXPECT_EQ(to_model_input(Image{1, 1, 3, {0, 30, 60}}, 1, 1, 2).pixels,
-            (std::vector<std::uint8_t>{10, 50}));
+  EXPECT_EQ(to_model_input(Image{1, 1, 3, {0, 30, 60}}, 1, 1, 2).pixels, (std::vector<std::uint8_t>{10, 50}));
   // Enlarging is bilinear with pixel centres aligned and edges clamped.
   EXPECT_EQ(to_model_input(Image{1, 1, 2, {0, 100}}, 1, 1, 4).pixels,
             (std::vector<std::uint8_t>{0, 25, 75, 100}));

@@ -30,7 +30,8 @@ void check_pointwise(int bits, std::size_t n) {
     for (std::size_t j = 0; j < n; ++j) w[t][j] = d(g), x0[t][j] = d(g), x1[t][j] = d(g);
   }
   std::vector<const u64*> pw, px;
-  for (std::size_t t = 0; t < terms; ++t) pw.push_back(w[t].data()), px.push_back(x0[t].data()), px.push_back(x1[t].data());
+  for (std::size_t t = 0; t < terms; ++t)
+    pw.push_back(w[t].data()), px.push_back(x0[t].data()), px.push_back(x1[t].data());
   std::vector<u64> o0(n), o1(n), s0(n), s1(n);
   u64* po[2] = {o0.data(), o1.data()};
   u64* ps[2] = {s0.data(), s1.data()};
@@ -65,7 +66,8 @@ void check_pointwise(int bits, std::size_t n) {
     ASSERT_EQ(s0[j], f0);
     ASSERT_EQ(s1[j], f1);
     if (!pk.empty()) {
-      ASSERT_EQ(k0[j], e0) << "packed, bits " << bits << " n " << n << " simd " << math::simd_enabled() << " j " << j;
+      ASSERT_EQ(k0[j], e0) << "packed, bits " << bits << " n " << n << " simd " << math::simd_enabled()
+                           << " j " << j;
       ASSERT_EQ(k1[j], e1);
     }
   }
@@ -100,7 +102,8 @@ void check_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::si
         for (std::size_t j = 0; j < n; ++j) {
           u64 e = 0;
           for (std::size_t t = 0; t < terms; ++t) e = q.add(e, q.mul(weight(r, t), x[t * polys + c][j]));
-          ASSERT_EQ(out[r * polys + c][j], e) << "simd " << simd << " row " << r << " poly " << c << " j " << j;
+          ASSERT_EQ(out[r * polys + c][j], e)
+              << "simd " << simd << " row " << r << " poly " << c << " j " << j;
         }
   }
 }

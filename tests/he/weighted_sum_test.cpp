@@ -50,7 +50,8 @@ TEST(WeightedSum, MatchesThePlainMatVec) {
       double err = 0;
       for (std::size_t s = 0; s < slots; ++s) {
         double want = 0;
-        for (auto e = row_ptr[r]; e < row_ptr[r + 1]; ++e) want += val[e] * x[static_cast<std::size_t>(col[e])][s];
+        for (auto e = row_ptr[r]; e < row_ptr[r + 1]; ++e)
+          want += val[e] * x[static_cast<std::size_t>(col[e])][s];
         err = std::max(err, std::abs(got[s].real() - want));
       }
       EXPECT_GT(-std::log2(err), 15) << "error " << err;

@@ -51,7 +51,8 @@ TEST(Rns, FastBaseConversionIsExactUpToMultiplesOfB) {
       mpz_mul_ui(y, y, u);
       mpz_add(y, y, xs[c]);
       bool all = true;
-      for (std::size_t k = 0; k < to.size(); ++k) all = all && mpz_fdiv_ui(y, to[k].value()) == out[k * n + c];
+      for (std::size_t k = 0; k < to.size(); ++k)
+        all = all && mpz_fdiv_ui(y, to[k].value()) == out[k * n + c];
       found = all;
     }
     EXPECT_TRUE(found) << "coefficient " << c;

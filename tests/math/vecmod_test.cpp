@@ -91,9 +91,10 @@ TEST(Vecmod, KeySwitchInnerProductMatchesReference) {
         pb.push_back(b[t].data());
       }
       for_both_paths([&](bool simd) {
-        for (const std::uint32_t* p : {static_cast<const std::uint32_t*>(nullptr), static_cast<const std::uint32_t*>(perm.data())}) {
-          SCOPED_TRACE(testing::Message() << bits << "-bit q, " << terms << " terms, simd " << simd
-                                          << (p ? ", permuted" : ""));
+        for (const std::uint32_t* p :
+             {static_cast<const std::uint32_t*>(nullptr), static_cast<const std::uint32_t*>(perm.data())}) {
+          SCOPED_TRACE(testing::Message()
+                       << bits << "-bit q, " << terms << " terms, simd " << simd << (p ? ", permuted" : ""));
           std::vector<u64> o0(n), o1(n);
           dot2_vec(q, terms, pv.data(), p, pa.data(), pb.data(), o0.data(), o1.data(), n);
           for (std::size_t j = 0; j < n; ++j) {

@@ -26,8 +26,9 @@ PolyRun run_poly(const Field& f, const std::vector<double>& x, const std::vector
   const Shared xs = split(f, f.encode(x, f.frac_bits()), masks);
   test::MailboxPair pair;
   std::vector<u64> ys, yc;
-  test::run_both([&] { ys = poly_activation(f, Role::kServer, xs.server, c, coef_bits, sq_s, tr_s, pair.server()); },
-                 [&] { yc = poly_activation(f, Role::kClient, xs.client, c, coef_bits, sq_c, tr_c, pair.client()); });
+  test::run_both(
+      [&] { ys = poly_activation(f, Role::kServer, xs.server, c, coef_bits, sq_s, tr_s, pair.server()); },
+      [&] { yc = poly_activation(f, Role::kClient, xs.client, c, coef_bits, sq_c, tr_c, pair.client()); });
   EXPECT_EQ(sq_s.remaining(), 0u);
   EXPECT_EQ(tr_c.remaining(), 0u);
   return {f.decode(reconstruct(f, ys, yc), f.frac_bits()), pair.server().rounds(), pair.client().rounds()};
@@ -91,10 +92,10 @@ TEST(MpcActivation, ShortPreprocessingIsRefusedBeforeAnyExchange) {
   const Shared xs = split(f, f.encode(std::vector<double>{1, 2, 3, 4}, 12), masks);
   test::MailboxPair pair;
   const std::vector<double> c{0, 0, 1};
-  EXPECT_THROW(test::run_both(
-                   [&] { poly_activation(f, Role::kServer, xs.server, c, 12, ps, ts, pair.server()); },
-                   [&] { poly_activation(f, Role::kClient, xs.client, c, 12, pc, tc, pair.client()); }),
-               std::runtime_error);
+  EXPECT_THROW(
+      test::run_both([&] { poly_activation(f, Role::kServer, xs.server, c, 12, ps, ts, pair.server()); },
+                     [&] { poly_activation(f, Role::kClient, xs.client, c, 12, pc, tc, pair.client()); }),
+      std::runtime_error);
   EXPECT_EQ(pair.server().rounds(), 0);
   EXPECT_EQ(ps.remaining(), 3u);  // nothing was consumed
   EXPECT_THROW(poly_cost(std::vector<double>{0, 0, 0, 0, 0, 1}, 1), std::invalid_argument);

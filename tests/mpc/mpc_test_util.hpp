@@ -4,9 +4,9 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
-#include <deque>
 #include <random>
 #include <thread>
 #include <vector>
@@ -60,10 +60,18 @@ class MailboxPair {
 inline void run_both(const std::function<void()>& fs, const std::function<void()>& fc) {
   std::exception_ptr es, ec;
   std::thread ts([&] {
-    try { fs(); } catch (...) { es = std::current_exception(); }
+    try {
+      fs();
+    } catch (...) {
+      es = std::current_exception();
+    }
   });
   std::thread tc([&] {
-    try { fc(); } catch (...) { ec = std::current_exception(); }
+    try {
+      fc();
+    } catch (...) {
+      ec = std::current_exception();
+    }
   });
   ts.join();
   tc.join();

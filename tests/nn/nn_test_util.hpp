@@ -17,7 +17,9 @@
 
 namespace veil::nn::test {
 
-inline std::string source_path(const std::string& relative) { return std::string(VEIL_SOURCE_DIR) + "/" + relative; }
+inline std::string source_path(const std::string& relative) {
+  return std::string(VEIL_SOURCE_DIR) + "/" + relative;
+}
 
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -30,7 +32,8 @@ inline std::string read_file(const std::string& path) {
 inline std::vector<std::vector<std::uint8_t>> read_idx_images(const std::string& path) {
   const std::string bytes = read_file(path);
   auto be32 = [&](std::size_t at) {
-    return (std::uint32_t(std::uint8_t(bytes[at])) << 24) | (std::uint32_t(std::uint8_t(bytes[at + 1])) << 16) |
+    return (std::uint32_t(std::uint8_t(bytes[at])) << 24) |
+           (std::uint32_t(std::uint8_t(bytes[at + 1])) << 16) |
            (std::uint32_t(std::uint8_t(bytes[at + 2])) << 8) | std::uint32_t(std::uint8_t(bytes[at + 3]));
   };
   EXPECT_EQ(be32(0), 0x803u);
@@ -78,7 +81,8 @@ inline Graph empty_graph(Shape input) {
 
 inline int last(const Graph& g) { return static_cast<int>(g.nodes.size()) - 1; }
 
-inline int add_conv(Graph& g, int input, int out_c, int k, int stride, int pad, int group, std::mt19937_64& rng) {
+inline int add_conv(Graph& g, int input, int out_c, int k, int stride, int pad, int group,
+                    std::mt19937_64& rng) {
   Node n;
   n.op = OpKind::kConv;
   n.name = "conv" + std::to_string(g.nodes.size());
@@ -89,7 +93,8 @@ inline int add_conv(Graph& g, int input, int out_c, int k, int stride, int pad, 
   n.window.kernel_h = n.window.kernel_w = k;
   n.window.stride_h = n.window.stride_w = stride;
   n.window.pad_top = n.window.pad_left = n.window.pad_bottom = n.window.pad_right = pad;
-  n.weights = random_vector(std::size_t(out_c) * (in.c / group) * k * k, rng, 1.0 / std::sqrt(k * k * in.c / group));
+  n.weights =
+      random_vector(std::size_t(out_c) * (in.c / group) * k * k, rng, 1.0 / std::sqrt(k * k * in.c / group));
   n.bias = random_vector(out_c, rng, 0.1);
   return add_node(g, n);
 }
@@ -174,7 +179,8 @@ struct OnnxBuilder {
 
   onnx::GraphProto& graph() { return *model.mutable_graph(); }
 
-  void initializer(const std::string& name, std::vector<std::int64_t> dims, const std::vector<float>& values) {
+  void initializer(const std::string& name, std::vector<std::int64_t> dims,
+                   const std::vector<float>& values) {
     auto* t = graph().add_initializer();
     t->set_name(name);
     t->set_data_type(onnx::TensorProto::FLOAT);
@@ -242,8 +248,8 @@ struct OnnxBuilder {
   }
 
   // A Conv node with random weights [out_c, in_c / group, k, k] and bias.
-  onnx::NodeProto& conv(const std::string& name, const std::string& input, const std::string& output, int in_c,
-                        int out_c, int k, std::mt19937_64& rng, int group = 1) {
+  onnx::NodeProto& conv(const std::string& name, const std::string& input, const std::string& output,
+                        int in_c, int out_c, int k, std::mt19937_64& rng, int group = 1) {
     random_initializer(name + ".weight", {out_c, in_c / group, k, k}, rng);
     random_initializer(name + ".bias", {out_c}, rng, 0.1);
     auto& n = node("Conv", name, {input, name + ".weight", name + ".bias"}, output);

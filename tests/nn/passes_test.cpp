@@ -100,8 +100,8 @@ int count_linear(const Network& n) {
 TEST(Passes, EveryCombinationComputesTheGraph) {
   for (std::uint64_t seed : {1, 2, 3}) {
     std::mt19937_64 rng(seed);
-    const Graph graphs[] = {delphi_like(rng), conv_conv_gap(rng), depthwise_tail_poly(rng), pools_and_dense(rng),
-                            bn_first_pool_poly(rng)};
+    const Graph graphs[] = {delphi_like(rng), conv_conv_gap(rng), depthwise_tail_poly(rng),
+                            pools_and_dense(rng), bn_first_pool_poly(rng)};
     for (std::size_t k = 0; k < std::size(graphs); ++k) {
       const Graph& g = graphs[k];
       std::vector<std::vector<double>> inputs, want;

@@ -20,8 +20,8 @@ struct Sample {
 };
 
 Sample read_sample(const std::string& model) {
-  const auto ref =
-      nlohmann::json::parse(test::read_file(test::source_path("models/samples/" + model + "-first16-logits.json")));
+  const auto ref = nlohmann::json::parse(
+      test::read_file(test::source_path("models/samples/" + model + "-first16-logits.json")));
   Sample s;
   const std::string input = ref["inputs"][0].get<std::string>();
   s.images = input.ends_with(".bin") ? test::read_cifar_records(test::source_path(input))
@@ -31,7 +31,9 @@ Sample read_sample(const std::string& model) {
   return s;
 }
 
-int argmax(const std::vector<double>& v) { return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin()); }
+int argmax(const std::vector<double>& v) {
+  return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
+}
 
 double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
   double m = 0;
@@ -229,7 +231,8 @@ std::vector<double> naive_conv3(const std::vector<double>& x, int c_in, int c_ou
           for (int dy = -1; dy <= 1; ++dy)
             for (int dx = -1; dx <= 1; ++dx) {
               if (r + dy < 0 || r + dy >= n || c + dx < 0 || c + dx >= n) continue;
-              v += conv.weights[((o * c_in + i) * 3 + dy + 1) * 3 + dx + 1] * x[(i * n + r + dy) * n + c + dx];
+              v +=
+                  conv.weights[((o * c_in + i) * 3 + dy + 1) * 3 + dx + 1] * x[(i * n + r + dy) * n + c + dx];
             }
         y[(o * n + r) * n + c] = v;
       }
@@ -264,7 +267,8 @@ TEST(PlainEval, ResidualBlockByHand) {
     for (int p = 0; p < n * n; ++p) pooled[ch] += sum[ch * n * n + p] / (n * n);
   const Node& fc = g.nodes.back();
   std::vector<double> expected(3);
-  for (int o = 0; o < 3; ++o) expected[o] = fc.bias[o] + fc.weights[o * 2] * pooled[0] + fc.weights[o * 2 + 1] * pooled[1];
+  for (int o = 0; o < 3; ++o)
+    expected[o] = fc.bias[o] + fc.weights[o * 2] * pooled[0] + fc.weights[o * 2 + 1] * pooled[1];
 
   EXPECT_LT(max_abs_diff(evaluate(g, x), expected), 1e-12);
   for (const LowerOptions& o : {LowerOptions::none(), LowerOptions{}}) {

@@ -11,7 +11,6 @@
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/rlwe/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
 #include "veil/common/file.hpp"
 #include "veil/net/memory_channel.hpp"
@@ -22,6 +21,7 @@
 #include "veil/protocol/host.hpp"
 #include "veil/protocol/ni/client.hpp"
 #include "veil/protocol/ni/handler.hpp"
+#include "veil/rlwe/keygen.hpp"
 
 namespace veil {
 namespace {

@@ -25,8 +25,8 @@ BarPanel panel(std::string title, std::string y_label, std::vector<std::string> 
 
 TEST(Plot, TwoPanelReportIsAValidPng) {
   TempDir dir;
-  const std::vector<std::string> stages = {"conv1", "poly1", "conv2+pool", "poly2", "fc1",
-                                           "fc2+softmax_is_a_long_name_here"};
+  const std::vector<std::string> stages = {"conv1", "poly1", "conv2+pool",
+                                           "poly2", "fc1",   "fc2+softmax_is_a_long_name_here"};
   const std::vector<double> seconds = {1.25, 0.31, 4.8, 0.22, 0.9, 0.05};
   const std::vector<double> bits = {21.3, 18.9, 17.2, 15.0, NAN, 14.1};
   const std::string path = dir.file("report.png");

@@ -143,7 +143,8 @@ std::vector<double> CkksEncoder::scaled_coefficients(std::span<const double> val
 std::vector<double> CkksEncoder::scaled_coefficients(std::span<const Complex> values, double scale, int level,
                                                      std::size_t& slots) const {
   slots = resolve_slots(slots, values.size());
-  VEIL_REQUIRE(level >= 0 && level <= ctx_->max_level(), "level " << level << " outside 0.." << ctx_->max_level());
+  VEIL_REQUIRE(level >= 0 && level <= ctx_->max_level(),
+               "level " << level << " outside 0.." << ctx_->max_level());
   VEIL_REQUIRE(scale >= 1.0 && std::isfinite(scale), "scale must be >= 1, got " << scale);
   VEIL_REQUIRE(std::log2(scale) < ctx_->q_base(level).log2_product(),
                "scale 2^" << std::log2(scale) << " does not fit in the modulus at level " << level);
@@ -163,21 +164,24 @@ std::vector<double> CkksEncoder::scaled_coefficients(std::span<const Complex> va
   return coeffs;
 }
 
-Plaintext CkksEncoder::encode(std::span<const Complex> values, double scale, int level, std::size_t slots) const {
+Plaintext CkksEncoder::encode(std::span<const Complex> values, double scale, int level,
+                              std::size_t slots) const {
   const auto coeffs = scaled_coefficients(values, scale, level, slots);
   Plaintext pt(*ctx_, level, scale, slots);
   coeffs_to_plaintext(coeffs, pt);
   return pt;
 }
 
-Plaintext CkksEncoder::encode(std::span<const double> values, double scale, int level, std::size_t slots) const {
+Plaintext CkksEncoder::encode(std::span<const double> values, double scale, int level,
+                              std::size_t slots) const {
   std::vector<Complex> c(values.begin(), values.end());
   return encode(c, scale, level, slots);
 }
 
 Plaintext CkksEncoder::encode_constant(Complex value, double scale, int level, std::size_t slots) const {
   slots = resolve_slots(slots, 1);
-  VEIL_REQUIRE(level >= 0 && level <= ctx_->max_level(), "level " << level << " outside 0.." << ctx_->max_level());
+  VEIL_REQUIRE(level >= 0 && level <= ctx_->max_level(),
+               "level " << level << " outside 0.." << ctx_->max_level());
   const std::size_t n = ctx_->n();
   std::vector<double> coeffs(n, 0.0);
   coeffs[0] = value.real() * scale;
@@ -190,7 +194,8 @@ Plaintext CkksEncoder::encode_constant(Complex value, double scale, int level, s
 std::vector<Complex> CkksEncoder::decode(const Plaintext& pt) const {
   const std::size_t n = ctx_->n(), slots = pt.slots();
   rlwe::check_param_id(*ctx_, pt.param_id(), "plaintext");
-  VEIL_REQUIRE(pt.n() == n && pt.level() >= 0 && pt.level() <= ctx_->max_level(), "plaintext does not match the context");
+  VEIL_REQUIRE(pt.n() == n && pt.level() >= 0 && pt.level() <= ctx_->max_level(),
+               "plaintext does not match the context");
   VEIL_REQUIRE(slots >= 1 && slots <= n / 2, "plaintext has an invalid slot count " << slots);
   Plaintext coef = pt;
   parallel_for(coef.num_limbs(), [&](std::size_t i) { ctx_->ntt(i).inverse(coef.limb(i)); });

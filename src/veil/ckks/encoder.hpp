@@ -54,7 +54,7 @@ class CkksEncoder {
  private:
   std::size_t resolve_slots(std::size_t slots, std::size_t count) const;
   ContextPtr ctx_;
-  std::vector<Complex> roots_;        // exp(2 pi i k / 2N), k = 0..2N
+  std::vector<Complex> roots_;          // exp(2 pi i k / 2N), k = 0..2N
   std::vector<std::size_t> rot_group_;  // 5^j mod 2N
   // Butterfly twiddles of the special FFT and its inverse: entry lenh - 1 + j for the
   // stage of half-length lenh (they do not depend on the slot count). Encoding runs per

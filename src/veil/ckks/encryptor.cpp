@@ -15,8 +15,8 @@ Ciphertext Encryptor::encrypt_zero(int level, double scale, std::size_t slots) c
   return Ciphertext(base_.encrypt_zero(level), scale, slots);
 }
 
-Ciphertext Encryptor::encrypt(const CkksEncoder& encoder, std::span<const double> values, double scale, int level,
-                              std::size_t slots) const {
+Ciphertext Encryptor::encrypt(const CkksEncoder& encoder, std::span<const double> values, double scale,
+                              int level, std::size_t slots) const {
   rlwe::check_param_id(*ctx_, encoder.context()->param_id(), "encoder");
   const auto coeffs = encoder.scaled_coefficients(values, scale, level, slots);
   std::vector<std::int64_t> m;
@@ -30,7 +30,8 @@ Ciphertext Encryptor::encrypt(const Plaintext& pt) const {
 }
 
 Decryptor::Decryptor(ContextPtr ctx, rlwe::SecretKey sk) : base_(std::move(ctx), std::move(sk)) {}
-Decryptor::Decryptor(ContextPtr ctx, std::shared_ptr<const rlwe::SecretKey> sk) : base_(std::move(ctx), std::move(sk)) {}
+Decryptor::Decryptor(ContextPtr ctx, std::shared_ptr<const rlwe::SecretKey> sk)
+    : base_(std::move(ctx), std::move(sk)) {}
 
 Plaintext Decryptor::decrypt(const Ciphertext& ct) const {
   return Plaintext(base_.decrypt(ct), ct.scale(), ct.slots());

@@ -147,8 +147,8 @@ void Evaluator::multiply_inplace(Ciphertext& a, const Ciphertext& b) const {
                                   << " (rescale first)");
   Ciphertext out(*ctx_, 3, a.level(), scale, a.slots());
   for_limbs(*ctx_, a.num_limbs(), [&](std::size_t i, const math::Modulus& q, std::size_t n) {
-    math::tensor_vec(q, a.limb(0, i), a.limb(1, i), bp->limb(0, i), bp->limb(1, i), out.limb(0, i), out.limb(1, i),
-                     out.limb(2, i), n);
+    math::tensor_vec(q, a.limb(0, i), a.limb(1, i), bp->limb(0, i), bp->limb(1, i), out.limb(0, i),
+                     out.limb(1, i), out.limb(2, i), n);
   });
   a = std::move(out);
 }
@@ -237,7 +237,8 @@ void Evaluator::rescale_inplace(Ciphertext& a) const {
       const u64 qv = qi.value();
       if (ql.value() <= 2 * qv) {
         // Residues below q_l <= 2 q_i need one conditional subtraction, not Barrett.
-        for (std::size_t j = 0; j < n; ++j) t[j] = qi.sub(last[j] - (qv & -static_cast<u64>(last[j] >= qv)), half_i);
+        for (std::size_t j = 0; j < n; ++j)
+          t[j] = qi.sub(last[j] - (qv & -static_cast<u64>(last[j] >= qv)), half_i);
       } else {
         for (std::size_t j = 0; j < n; ++j) t[j] = qi.sub(qi.reduce(last[j]), half_i);
       }

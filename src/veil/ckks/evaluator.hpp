@@ -80,7 +80,8 @@ class Evaluator {
   const KeySwitchKey& galois_key(std::uint32_t g, const GaloisKeys& gk) const;
   // The rotated ciphertext from one finished Galois job.
   // (perm(c0) + acc0, acc1): the rotated ciphertext from a finished job.
-  Ciphertext galois_result(const Ciphertext& a, const std::vector<std::uint32_t>& perm, const SwitchJob& job) const;
+  Ciphertext galois_result(const Ciphertext& a, const std::vector<std::uint32_t>& perm,
+                           const SwitchJob& job) const;
   // a += b or a -= b (level matching, size growth), the one mechanism behind add/sub.
   void add_or_sub(Ciphertext& a, const Ciphertext& b, bool subtract) const;
   void add_or_sub_plain(Ciphertext& a, const Plaintext& p, bool subtract) const;

@@ -37,8 +37,8 @@ void Evaluator::relinearize_inplace(Ciphertext& a, const RelinKeys& rk) const {
 
 const KeySwitchKey& Evaluator::galois_key(std::uint32_t g, const GaloisKeys& gk) const {
   auto it = gk.keys.find(g);
-  VEIL_REQUIRE(it != gk.keys.end(), "no Galois key for Galois element " << g
-                                        << " (generate rotation keys for every step the circuit uses)");
+  VEIL_REQUIRE(it != gk.keys.end(), "no Galois key for Galois element "
+                                        << g << " (generate rotation keys for every step the circuit uses)");
   return it->second;
 }
 
@@ -65,7 +65,7 @@ void Evaluator::apply_galois_inplace(Ciphertext& a, std::uint32_t galois_elt, co
 }
 
 Ciphertext Evaluator::galois_result(const Ciphertext& a, const std::vector<std::uint32_t>& perm,
-                                     const SwitchJob& job) const {
+                                    const SwitchJob& job) const {
   // (sigma(c0) + ks0, ks1): c0 is permuted in the NTT domain, c1's image comes from the
   // key switch.
   const std::size_t n = ctx_->n();

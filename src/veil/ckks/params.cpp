@@ -19,11 +19,13 @@ std::string CkksParameters::validate() const {
   return {};
 }
 
-CkksParameters CkksParameters::create(int log_n, const std::vector<int>& q_bits, const std::vector<int>& p_bits,
-                                      int scale_bits, int dnum, bool allow_insecure) {
+CkksParameters CkksParameters::create(int log_n, const std::vector<int>& q_bits,
+                                      const std::vector<int>& p_bits, int scale_bits, int dnum,
+                                      bool allow_insecure) {
   CkksParameters prm;
   try {
-    static_cast<rlwe::Parameters&>(prm) = rlwe::Parameters::create(log_n, q_bits, p_bits, dnum, allow_insecure);
+    static_cast<rlwe::Parameters&>(prm) =
+        rlwe::Parameters::create(log_n, q_bits, p_bits, dnum, allow_insecure);
   } catch (const std::invalid_argument& e) {
     // Same message CKKS users always saw.
     std::string what = e.what();

@@ -12,11 +12,11 @@ namespace veil::ckks {
 
 using rlwe::check_level;
 using rlwe::expand_uniform;
-using rlwe::ObjectHeader;
-using rlwe::q_indices;
 using rlwe::kFlagCompressed;
+using rlwe::ObjectHeader;
 using rlwe::ObjectType;
 using rlwe::packed_bytes;
+using rlwe::q_indices;
 using rlwe::read_poly;
 using rlwe::read_seed;
 using rlwe::write_poly;
@@ -25,11 +25,11 @@ using rlwe::write_seed;
 namespace {
 
 void check_meta(const CkksContext& ctx, double scale, std::uint64_t slots, const char* what) {
-  VEIL_CHECK_IO(std::isfinite(scale) && scale >= 1.0 && scale < std::ldexp(1.0, 4000), what << " has an invalid scale");
+  VEIL_CHECK_IO(std::isfinite(scale) && scale >= 1.0 && scale < std::ldexp(1.0, 4000),
+                what << " has an invalid scale");
   VEIL_CHECK_IO(slots >= 1 && slots <= ctx.max_slots() && (slots & (slots - 1)) == 0,
                 what << " has an invalid slot count " << slots);
 }
-
 
 }  // namespace
 
@@ -53,8 +53,8 @@ CkksParameters load_parameters(std::span<const std::uint8_t> data, bool allow_in
   p.dnum = static_cast<int>(r.u32());
   p.scale = r.f64();
   const std::uint32_t nq = r.u32(), np = r.u32();
-  VEIL_CHECK_IO(nq >= 1 && nq <= 64 && np >= 1 && np <= 64, "parameters list " << nq << " data and " << np
-                                                                                << " special primes (1..64 each)");
+  VEIL_CHECK_IO(nq >= 1 && nq <= 64 && np >= 1 && np <= 64,
+                "parameters list " << nq << " data and " << np << " special primes (1..64 each)");
   r.need(8ull * (nq + np));
   p.q.resize(nq);
   p.p.resize(np);
@@ -66,7 +66,6 @@ CkksParameters load_parameters(std::span<const std::uint8_t> data, bool allow_in
   VEIL_CHECK_IO(why.empty(), "invalid parameters in file: " << why);
   return p;
 }
-
 
 Bytes save_plaintext(const CkksContext& ctx, const Plaintext& pt) {
   ByteWriter w;
@@ -126,7 +125,8 @@ Ciphertext load_ciphertext(const CkksContext& ctx, std::span<const std::uint8_t>
   auto idx = q_indices(static_cast<int>(level));
   const std::uint64_t per = packed_bytes(ctx, idx);
   const std::uint64_t expected = compressed ? per + 32 : per * size;
-  VEIL_CHECK_IO(r.remaining() == expected, "ciphertext body has " << r.remaining() << " bytes, expected " << expected);
+  VEIL_CHECK_IO(r.remaining() == expected,
+                "ciphertext body has " << r.remaining() << " bytes, expected " << expected);
   Ciphertext ct(ctx, size, static_cast<int>(level), scale, slots);
   read_poly(r, ctx, ct.poly(0), idx, "ciphertext");
   if (compressed) {
@@ -138,6 +138,5 @@ Ciphertext load_ciphertext(const CkksContext& ctx, std::span<const std::uint8_t>
   }
   return ct;
 }
-
 
 }  // namespace veil::ckks

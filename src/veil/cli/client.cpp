@@ -12,12 +12,12 @@
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/rlwe/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
-#include "veil/common/file.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/common/error.hpp"
+#include "veil/common/file.hpp"
 #include "veil/protocol/ni/client.hpp"
+#include "veil/rlwe/keygen.hpp"
 
 namespace veil::cli {
 
@@ -64,8 +64,9 @@ KeySet obtain_keys(const Model& m, const std::string& dir) {
       // Checks the parameters and that every planned rotation has a key; the server also
       // refuses keys it does not need (they would only cost its memory).
       const std::size_t rotations = load_evaluation_keys(dir, m).galois.keys.size();
-      VEIL_REQUIRE(rotations == m.plan.rotation_steps.size(),
-                   "they hold " << rotations << " rotation keys, the plan uses " << m.plan.rotation_steps.size());
+      VEIL_REQUIRE(rotations == m.plan.rotation_steps.size(), "they hold " << rotations
+                                                                           << " rotation keys, the plan uses "
+                                                                           << m.plan.rotation_steps.size());
       k.relin = veil::read_file((fs::path(dir) / "relin.key").string());
       k.galois = veil::read_file((fs::path(dir) / "galois.key").string());
       k.hash = protocol::ni::hash_keys(k.relin, k.galois);
@@ -81,7 +82,8 @@ KeySet obtain_keys(const Model& m, const std::string& dir) {
   k.relin = rlwe::save_relin_keys(*m.context, keys.relin, true);
   k.galois = rlwe::save_galois_keys(*m.context, keys.galois, true);
   k.hash = protocol::ni::hash_keys(k.relin, k.galois);
-  std::printf("keys: generated in %.2f s (%zu rotation keys)", seconds_since(t), m.plan.rotation_steps.size());
+  std::printf("keys: generated in %.2f s (%zu rotation keys)", seconds_since(t),
+              m.plan.rotation_steps.size());
   if (!dir.empty()) {
     save_keys(dir, m, k.secret, keys);
     std::printf(", saved to %s", dir.c_str());
@@ -96,12 +98,14 @@ std::uint64_t ensure_keys(protocol::ni::Client& c, const KeySet& k, bool verbose
   const auto before = c.stats().bytes_sent;
   if (c.query_keys(k.hash)) {
     if (verbose)
-      std::printf("keys: the server already holds them (hash %s): nothing uploaded\n", protocol::ni::hex(k.hash, 8).c_str());
+      std::printf("keys: the server already holds them (hash %s): nothing uploaded\n",
+                  protocol::ni::hex(k.hash, 8).c_str());
   } else {
     c.upload_keys(k.relin, k.galois);
     if (verbose)
-      std::printf("keys: uploaded %s in %.2f s (hash %s)\n", human_bytes(k.relin.size() + k.galois.size()).c_str(),
-                  seconds_since(t), protocol::ni::hex(k.hash, 8).c_str());
+      std::printf("keys: uploaded %s in %.2f s (hash %s)\n",
+                  human_bytes(k.relin.size() + k.galois.size()).c_str(), seconds_since(t),
+                  protocol::ni::hex(k.hash, 8).c_str());
   }
   return c.stats().bytes_sent - before;
 }
@@ -111,7 +115,8 @@ struct Crypto {
   ckks::CkksEncoder encoder;
   ckks::Encryptor encryptor;
   ckks::Decryptor decryptor;
-  Crypto(const Model& m, const rlwe::SecretKey& sk) : encoder(m.context), encryptor(m.context, sk), decryptor(m.context, sk) {}
+  Crypto(const Model& m, const rlwe::SecretKey& sk)
+      : encoder(m.context), encryptor(m.context, sk), decryptor(m.context, sk) {}
 };
 
 struct Outcome {
@@ -121,8 +126,8 @@ struct Outcome {
   std::uint64_t up = 0, down = 0;
 };
 
-Outcome request(protocol::ni::Client& c, const Model& m, const Crypto& cr, const std::vector<const Input*>& batch,
-                bool announce) {
+Outcome request(protocol::ni::Client& c, const Model& m, const Crypto& cr,
+                const std::vector<const Input*>& batch, bool announce) {
   Outcome o;
   const auto t0 = Clock::now();
   std::vector<std::vector<double>> values;
@@ -161,7 +166,8 @@ std::vector<std::vector<const Input*>> batches(const std::vector<Input>& inputs,
 
 constexpr char kClientName[] = "veil client";
 
-std::unique_ptr<net::Channel> connect(const std::string& host, std::uint16_t port, const ClientCliOptions& o) {
+std::unique_ptr<net::Channel> connect(const std::string& host, std::uint16_t port,
+                                      const ClientCliOptions& o) {
   protocol::ni::ClientOptions co;
   co.timeout_s = o.timeout_s;
   return protocol::ni::connect(host, port, co);
@@ -185,10 +191,11 @@ void run_client(ClientCliOptions& o) {
   const double t_connect = seconds_since(t);
   const Model m = to_model(client.model());
   const auto& plan = m.plan;
-  std::printf("server %s: model %s (%s), %s mode, N = 2^%d, %zu slots, %zu rotation keys, up to %u image(s) per "
-              "request; connected in %.3f s\n",
-              o.server.c_str(), m.network.name.c_str(), m.network.dataset.c_str(), nn::mode_name(plan.mode),
-              plan.params.log_n, plan.slots, plan.rotation_steps.size(), client.info().max_batch, t_connect);
+  std::printf(
+      "server %s: model %s (%s), %s mode, N = 2^%d, %zu slots, %zu rotation keys, up to %u image(s) per "
+      "request; connected in %.3f s\n",
+      o.server.c_str(), m.network.name.c_str(), m.network.dataset.c_str(), nn::mode_name(plan.mode),
+      plan.params.log_n, plan.slots, plan.rotation_steps.size(), client.info().max_batch, t_connect);
 
   const KeySet keys = obtain_keys(m, o.keys);
   const std::uint64_t key_up = ensure_keys(client, keys, true);
@@ -217,19 +224,22 @@ void run_client(ClientCliOptions& o) {
                     in.true_class >= 0 ? (" (label " + std::to_string(in.true_class) + ")").c_str() : "");
         print_result(m, r.logits[i], o.top);
       }
-      std::printf("time: encrypt %.3f s, round trip %.3f s (server queue %.3f s + evaluation %.3f s), decrypt %.3f s%s\n",
-                  r.encrypt_s, r.round_trip_s, r.queue_s, r.eval_s, r.decrypt_s,
-                  batch.size() > 1 ? (" for " + std::to_string(batch.size()) + " images").c_str() : "");
+      std::printf(
+          "time: encrypt %.3f s, round trip %.3f s (server queue %.3f s + evaluation %.3f s), decrypt %.3f "
+          "s%s\n",
+          r.encrypt_s, r.round_trip_s, r.queue_s, r.eval_s, r.decrypt_s,
+          batch.size() > 1 ? (" for " + std::to_string(batch.size()) + " images").c_str() : "");
       std::printf("bytes: up %s (%zu ciphertexts), down %s\n", human_bytes(r.up).c_str(), r.ciphertexts,
                   human_bytes(r.down).c_str());
     }
   }
   client.bye();
   const auto& st = client.stats();
-  std::printf("\nsession: keys up %s; %d request(s) up %s, down %s; in all up %s, down %s, %llu round trips\n",
-              human_bytes(key_up).c_str(), requests, human_bytes(req_up).c_str(), human_bytes(req_down).c_str(),
-              human_bytes(st.bytes_sent).c_str(), human_bytes(st.bytes_received).c_str(),
-              static_cast<unsigned long long>(st.rounds));
+  std::printf(
+      "\nsession: keys up %s; %d request(s) up %s, down %s; in all up %s, down %s, %llu round trips\n",
+      human_bytes(key_up).c_str(), requests, human_bytes(req_up).c_str(), human_bytes(req_down).c_str(),
+      human_bytes(st.bytes_sent).c_str(), human_bytes(st.bytes_received).c_str(),
+      static_cast<unsigned long long>(st.rounds));
 }
 
 void run_load(const ClientCliOptions& o, const std::string& host, std::uint16_t port, const Model& m,
@@ -243,7 +253,9 @@ void run_load(const ClientCliOptions& o, const std::string& host, std::uint16_t 
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       reference[i] = argmax(request(c, m, cr, {&inputs[i]}, false).logits[0]);
       std::printf("reference: %s -> class %d%s\n", inputs[i].label.c_str(), reference[i],
-                  inputs[i].true_class >= 0 && inputs[i].true_class != reference[i] ? " (differs from the label)" : "");
+                  inputs[i].true_class >= 0 && inputs[i].true_class != reference[i]
+                      ? " (differs from the label)"
+                      : "");
     }
     c.bye();
   }
@@ -282,39 +294,47 @@ void run_load(const ClientCliOptions& o, const std::string& host, std::uint16_t 
   const double wall = seconds_since(start);
   double eval_sum = 0;
   for (double e : evals) eval_sum += e;
-  std::printf("load: %d clients for %.1f s: %zu requests, %.2f requests/s, latency p50 %.3f s, p90 %.3f s, p99 %.3f s "
-              "(encrypt + round trip + decrypt; mean server evaluation %.3f s); %zu wrong, %zu errors\n",
-              o.concurrency, wall, latencies.size(), latencies.size() / wall, percentile(latencies, 50),
-              percentile(latencies, 90), percentile(latencies, 99), evals.empty() ? 0.0 : eval_sum / evals.size(), wrong,
-              errors);
+  std::printf(
+      "load: %d clients for %.1f s: %zu requests, %.2f requests/s, latency p50 %.3f s, p90 %.3f s, p99 %.3f "
+      "s "
+      "(encrypt + round trip + decrypt; mean server evaluation %.3f s); %zu wrong, %zu errors\n",
+      o.concurrency, wall, latencies.size(), latencies.size() / wall, percentile(latencies, 50),
+      percentile(latencies, 90), percentile(latencies, 99), evals.empty() ? 0.0 : eval_sum / evals.size(),
+      wrong, errors);
   if (errors) std::printf("first error: %s\n", first_error.c_str());
-  VEIL_REQUIRE(wrong == 0 && errors == 0 && !latencies.empty(), "load test failed: " << wrong << " wrong answers, "
-                                                                                     << errors << " errors");
+  VEIL_REQUIRE(wrong == 0 && errors == 0 && !latencies.empty(),
+               "load test failed: " << wrong << " wrong answers, " << errors << " errors");
 }
 
 }  // namespace
 
 void register_client(CLI::App& app) {
   auto o = std::make_shared<ClientCliOptions>();
-  auto* cmd = app.add_subcommand("client", "client: private inference on a veil server (keys and images stay here)");
+  auto* cmd =
+      app.add_subcommand("client", "client: private inference on a veil server (keys and images stay here)");
   cmd->add_option("--server,-s", o->server, "server address HOST:PORT")->required();
-  cmd->add_option("--input,-i", o->inputs, "images (PNG/JPEG/PPM) or IDX / CIFAR-10 binary files")->required();
+  cmd->add_option("--input,-i", o->inputs, "images (PNG/JPEG/PPM) or IDX / CIFAR-10 binary files")
+      ->required();
   cmd->add_option("--index", o->index, "record number in IDX / CIFAR-10 files (default 0)");
-  cmd->add_option("--keys,-k", o->keys,
-                  "key directory: reused when it holds keys for the server's plan, else written (default: none, "
-                  "fresh keys every run)");
-  cmd->add_option("--mode", o->mode, "latency (one image per request) or throughput (all inputs in one batch)")
+  cmd->add_option(
+      "--keys,-k", o->keys,
+      "key directory: reused when it holds keys for the server's plan, else written (default: none, "
+      "fresh keys every run)");
+  cmd->add_option("--mode", o->mode,
+                  "latency (one image per request) or throughput (all inputs in one batch)")
       ->check(CLI::IsMember({"latency", "throughput"}));
   cmd->add_option("--repeat", o->repeat, "send the inputs this many times in the session (default 1)")
       ->check(CLI::Range(1, 1000000));
   cmd->add_option("--top", o->top, "how many scores to print (default 5)")->check(CLI::Range(1, 1000));
   cmd->add_option("--timeout-s", o->timeout_s, "connect / no-progress timeout in seconds (default 60)")
       ->check(CLI::Range(0.1, 86400.0));
-  cmd->add_option("--concurrency", o->concurrency,
-                  "load test: this many concurrent sessions sending the inputs for --duration seconds, every answer "
-                  "checked against the first")
+  cmd->add_option(
+         "--concurrency", o->concurrency,
+         "load test: this many concurrent sessions sending the inputs for --duration seconds, every answer "
+         "checked against the first")
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--duration", o->duration_s, "load test length in seconds (default 60)")->check(CLI::Range(0.1, 1e6));
+  cmd->add_option("--duration", o->duration_s, "load test length in seconds (default 60)")
+      ->check(CLI::Range(0.1, 1e6));
   cmd->callback([o] { run_client(*o); });
 }
 

@@ -16,8 +16,7 @@ std::string default_data_dir(std::string_view dataset, const std::string& repo_r
   VEIL_REQUIRE(!name.empty(), "default_data_dir: no data set named");
   const fs::path repo = repo_root.empty() ? fs::path(VEIL_CHECKOUT_DIR) : fs::path(repo_root);
   std::vector<fs::path> candidates;
-  if (const char* env = std::getenv("VEIL_DATA_DIR"); env && *env)
-    candidates.push_back(fs::path(env) / name);
+  if (const char* env = std::getenv("VEIL_DATA_DIR"); env && *env) candidates.push_back(fs::path(env) / name);
   candidates.push_back(repo / "data" / name);
   if (name == "fashion-mnist") candidates.emplace_back("/usr/share/datasets/fashion-mnist");
   if (name == "cifar10") candidates.push_back(repo / ".." / "shared" / "data" / "cifar10");

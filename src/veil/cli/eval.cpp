@@ -1,29 +1,29 @@
 // `veil eval`: encrypted inference over a test set, compared with the plaintext model:
 // accuracy both ways, agreement of the predictions, the largest logit error, time per
 // image and per stage, precision per stage; a JSON report and a PNG plot.
-#include <filesystem>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <numeric>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/rlwe/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
-#include "veil/common/file.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/cli/data_paths.hpp"
 #include "veil/common/error.hpp"
+#include "veil/common/file.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/data/dataset.hpp"
-#include "veil/report/plot.hpp"
-#include "veil/report/progress.hpp"
 #include "veil/nn/he/packing.hpp"
 #include "veil/nn/plain_eval.hpp"
+#include "veil/report/plot.hpp"
+#include "veil/report/progress.hpp"
+#include "veil/rlwe/keygen.hpp"
 
 namespace veil::cli {
 
@@ -56,9 +56,9 @@ void run_eval(EvalOptions& o) {
                "'" << data_path << "' holds " << ds.channels << "x" << ds.height << "x" << ds.width
                    << " images; the model takes " << net.input.c << "x" << net.input.h << "x" << net.input.w);
   const std::size_t n = ds.size();
-  std::printf("eval %s on %zu %s records from %s (%s mode, N = 2^%d, depth %d, %d threads)\n", net.name.c_str(), n,
-              ds.name.c_str(), data_path.c_str(), nn::mode_name(plan.mode), plan.params.log_n, plan.depth,
-              num_threads());
+  std::printf("eval %s on %zu %s records from %s (%s mode, N = 2^%d, depth %d, %d threads)\n",
+              net.name.c_str(), n, ds.name.c_str(), data_path.c_str(), nn::mode_name(plan.mode),
+              plan.params.log_n, plan.depth, num_threads());
 
   // Plaintext reference (double precision, the same merged network).
   std::vector<std::vector<double>> inputs(n), plain(n);
@@ -125,9 +125,9 @@ void run_eval(EvalOptions& o) {
     t_enc += seconds_since(t0);
     if (observe) up_bytes = wire_bytes(*m.context, cts);
     std::vector<double> secs;
-    const auto out = server.evaluate(std::move(cts), keys, &secs,
-                                     observe ? nn::EncryptedNetwork::StageObserver(observer)
-                                             : nn::EncryptedNetwork::StageObserver());
+    const auto out = server.evaluate(
+        std::move(cts), keys, &secs,
+        observe ? nn::EncryptedNetwork::StageObserver(observer) : nn::EncryptedNetwork::StageObserver());
     // Server time is the stages' own time: the observer's decryptions run between them.
     for (std::size_t k = 0; k < secs.size(); ++k) stage_seconds[k] += secs[k];
     t_eval += std::accumulate(secs.begin(), secs.end(), 0.0);
@@ -148,27 +148,33 @@ void run_eval(EvalOptions& o) {
     done += count;
     progress.tick(count);
     char suffix[96];
-    std::snprintf(suffix, sizeof suffix, "acc %.2f%% agree %.2f%%", 100.0 * correct_enc / done, 100.0 * agree / done);
+    std::snprintf(suffix, sizeof suffix, "acc %.2f%% agree %.2f%%", 100.0 * correct_enc / done,
+                  100.0 * agree / done);
     progress.set_suffix(suffix);
   }
   progress.finish();
 
-  const double enc_acc = static_cast<double>(correct_enc) / n, plain_acc = static_cast<double>(correct_plain) / n;
+  const double enc_acc = static_cast<double>(correct_enc) / n,
+               plain_acc = static_cast<double>(correct_plain) / n;
   const double agreement = static_cast<double>(agree) / n;
   const double per_image = (t_enc + t_eval + t_dec) / n;
-  std::printf("\n  plaintext accuracy   %.2f%%\n  encrypted accuracy   %.2f%%\n  agreement            %.2f%% (%zu of %zu)\n"
-              "  max logit error      %.2e\n",
-              100 * plain_acc, 100 * enc_acc, 100 * agreement, agree, n, max_err);
-  std::printf("  time                 %.4f s per image (encrypt %.3f s, evaluate %.3f s, decrypt %.3f s in all; keys %.2f s)\n",
-              per_image, t_enc, t_eval, t_dec, t_keys);
+  std::printf(
+      "\n  plaintext accuracy   %.2f%%\n  encrypted accuracy   %.2f%%\n  agreement            %.2f%% (%zu of "
+      "%zu)\n"
+      "  max logit error      %.2e\n",
+      100 * plain_acc, 100 * enc_acc, 100 * agreement, agree, n, max_err);
+  std::printf(
+      "  time                 %.4f s per image (encrypt %.3f s, evaluate %.3f s, decrypt %.3f s in all; keys "
+      "%.2f s)\n",
+      per_image, t_enc, t_eval, t_dec, t_keys);
   std::printf("  bytes                evaluation keys %s; per %s: upload %s, download %s\n",
               human_bytes(key_bytes).c_str(), plan.mode == nn::Mode::kLatency ? "image" : "batch",
               human_bytes(up_bytes).c_str(), human_bytes(down_bytes).c_str());
   std::printf("  stages (seconds over the run, precision in bits on the first %s):\n",
               plan.mode == nn::Mode::kLatency ? "image" : "batch");
   for (std::size_t k = 0; k < net.stages.size(); ++k)
-    std::printf("    %-46s %9.3f s  %5.1f bits\n", plan.stages[k].name.substr(0, 46).c_str(), stage_seconds[k],
-                stage_bits[k]);
+    std::printf("    %-46s %9.3f s  %5.1f bits\n", plan.stages[k].name.substr(0, 46).c_str(),
+                stage_seconds[k], stage_bits[k]);
 
   if (!o.report.empty()) {
     nlohmann::json j;
@@ -186,9 +192,13 @@ void run_eval(EvalOptions& o) {
     j["count"] = n;
     j["exact_only"] = o.exact_only;
     j["threads"] = num_threads();
-    j["params"] = {{"log_n", plan.params.log_n}, {"depth", plan.depth}, {"log_qp", plan.params.log_qp()},
-                   {"scale_bits", std::log2(plan.params.scale)}, {"dnum", plan.params.dnum},
-                   {"slots", plan.slots}, {"rotation_keys", plan.rotation_steps.size()},
+    j["params"] = {{"log_n", plan.params.log_n},
+                   {"depth", plan.depth},
+                   {"log_qp", plan.params.log_qp()},
+                   {"scale_bits", std::log2(plan.params.scale)},
+                   {"dnum", plan.params.dnum},
+                   {"slots", plan.slots},
+                   {"rotation_keys", plan.rotation_steps.size()},
                    {"secure_128", plan.params.is_128_bit_secure()}};
     j["plaintext_accuracy"] = plain_acc;
     j["encrypted_accuracy"] = enc_acc;
@@ -196,12 +206,15 @@ void run_eval(EvalOptions& o) {
     j["max_logit_error"] = max_err;
     j["seconds_per_image"] = per_image;
     j["seconds"] = {{"keygen", t_keys}, {"encrypt", t_enc}, {"evaluate", t_eval}, {"decrypt", t_dec}};
-    j["bytes"] = {{"evaluation_keys", key_bytes}, {"upload_per_evaluation", up_bytes},
+    j["bytes"] = {{"evaluation_keys", key_bytes},
+                  {"upload_per_evaluation", up_bytes},
                   {"download_per_evaluation", down_bytes}};
     nlohmann::json stages = nlohmann::json::array();
     for (std::size_t k = 0; k < net.stages.size(); ++k)
-      stages.push_back({{"name", plan.stages[k].name}, {"level_in", plan.stages[k].level_in},
-                        {"level_out", plan.stages[k].level_out}, {"seconds", stage_seconds[k]},
+      stages.push_back({{"name", plan.stages[k].name},
+                        {"level_in", plan.stages[k].level_in},
+                        {"level_out", plan.stages[k].level_out},
+                        {"seconds", stage_seconds[k]},
                         {"precision_bits", std::isfinite(stage_bits[k]) ? stage_bits[k] : -1.0}});
     j["stages"] = stages;
     j["labels"] = ds.labels;
@@ -214,13 +227,16 @@ void run_eval(EvalOptions& o) {
   }
   if (!o.plot.empty()) {
     std::vector<std::string> names;
-    for (const auto& s : plan.stages) names.push_back(s.name.substr(s.name.rfind('/') == std::string::npos ? 0 : s.name.rfind('/') + 1));
+    for (const auto& s : plan.stages)
+      names.push_back(s.name.substr(s.name.rfind('/') == std::string::npos ? 0 : s.name.rfind('/') + 1));
     report::BarPanel time, prec;
-    time.title = "Time per stage (" + std::string(nn::mode_name(plan.mode)) + " mode, " + std::to_string(n) + " images)";
+    time.title = "Time per stage (" + std::string(nn::mode_name(plan.mode)) + " mode, " + std::to_string(n) +
+                 " images)";
     time.y_label = "seconds";
     time.labels = names;
     time.values = stage_seconds;
-    prec.title = "Precision per stage (first " + std::string(plan.mode == nn::Mode::kLatency ? "image" : "batch") + ")";
+    prec.title = "Precision per stage (first " +
+                 std::string(plan.mode == nn::Mode::kLatency ? "image" : "batch") + ")";
     prec.y_label = "bits";
     prec.labels = names;
     prec.values = stage_bits;
@@ -234,7 +250,8 @@ void run_eval(EvalOptions& o) {
 
 void register_eval(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
-  auto* cmd = app.add_subcommand("eval", "encrypted inference over a test set, compared with the plaintext model");
+  auto* cmd =
+      app.add_subcommand("eval", "encrypted inference over a test set, compared with the plaintext model");
   add_model_options(*cmd, o->model, o->mode);
   cmd->add_option("--data,-d", o->data,
                   "directory with IDX files (raw or .gz) or CIFAR-10 binary batches, or the files themselves "

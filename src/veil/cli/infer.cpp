@@ -6,12 +6,12 @@
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/rlwe/keygen.hpp"
 #include "veil/ckks/serialize.hpp"
-#include "veil/common/file.hpp"
 #include "veil/cli/commands.hpp"
+#include "veil/common/file.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/nn/plain_eval.hpp"
+#include "veil/rlwe/keygen.hpp"
 
 namespace veil::cli {
 
@@ -31,9 +31,10 @@ void run_infer(InferOptions& o) {
   Model m = open_model(o.model, o.mode);
   const double t_plan = seconds_since(t);
   const auto& plan = m.plan;
-  std::printf("model %s: %s mode, N = 2^%d, depth %d, log2(QP) %.0f (128-bit bound %d), %d threads, plan %.2f s\n",
-              m.network.name.c_str(), nn::mode_name(plan.mode), plan.params.log_n, plan.depth, plan.params.log_qp(),
-              rlwe::max_log_qp_128(plan.params.log_n).value_or(0), num_threads(), t_plan);
+  std::printf(
+      "model %s: %s mode, N = 2^%d, depth %d, log2(QP) %.0f (128-bit bound %d), %d threads, plan %.2f s\n",
+      m.network.name.c_str(), nn::mode_name(plan.mode), plan.params.log_n, plan.depth, plan.params.log_qp(),
+      rlwe::max_log_qp_128(plan.params.log_n).value_or(0), num_threads(), t_plan);
 
   t = Clock::now();
   rlwe::KeyGenerator keygen(m.context);
@@ -41,8 +42,8 @@ void run_infer(InferOptions& o) {
   const double t_keys = seconds_since(t);
   const std::uint64_t key_bytes = rlwe::save_relin_keys(*m.context, keys.relin, true).size() +
                                   rlwe::save_galois_keys(*m.context, keys.galois, true).size();
-  std::printf("keys: %.2f s, evaluation keys %s (relinearisation + %zu rotations), sent once per session\n", t_keys,
-              human_bytes(key_bytes).c_str(), plan.rotation_steps.size());
+  std::printf("keys: %.2f s, evaluation keys %s (relinearisation + %zu rotations), sent once per session\n",
+              t_keys, human_bytes(key_bytes).c_str(), plan.rotation_steps.size());
 
   t = Clock::now();
   nn::EncryptedNetwork server(m.network, plan, m.context);
@@ -86,8 +87,7 @@ void run_infer(InferOptions& o) {
                 t_enc + t_eval + t_dec,
                 count > 1 ? (" for " + std::to_string(count) + " images").c_str() : "");
     std::printf("bytes: upload %s (%zu ciphertexts, seed-compressed), download %s\n",
-                human_bytes(upload).c_str(), uploaded_cts,
-                human_bytes(wire_bytes(*m.context, out)).c_str());
+                human_bytes(upload).c_str(), uploaded_cts, human_bytes(wire_bytes(*m.context, out)).c_str());
     if (o.stages) {
       std::printf("stages:\n");
       for (std::size_t k = 0; k < stage_seconds.size(); ++k)
@@ -103,7 +103,8 @@ void register_infer(CLI::App& app) {
   auto o = std::make_shared<InferOptions>();
   auto* cmd = app.add_subcommand("infer", "keygen + encrypt + encrypted evaluation + decrypt in one process");
   add_model_options(*cmd, o->model, o->mode);
-  cmd->add_option("--input,-i", o->inputs, "images (PNG/JPEG/PPM) or IDX / CIFAR-10 binary files")->required();
+  cmd->add_option("--input,-i", o->inputs, "images (PNG/JPEG/PPM) or IDX / CIFAR-10 binary files")
+      ->required();
   cmd->add_option("--index", o->index, "record number in IDX / CIFAR-10 files (default 0)");
   cmd->add_option("--top", o->top, "how many scores to print (default 5)")->check(CLI::Range(1, 1000));
   cmd->add_flag("--stages", o->stages, "print the time of every stage");

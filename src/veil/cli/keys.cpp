@@ -7,8 +7,8 @@
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/rlwe/keygen.hpp"
 #include "veil/cli/commands.hpp"
+#include "veil/rlwe/keygen.hpp"
 
 namespace veil::cli {
 
@@ -50,8 +50,8 @@ void register_key_commands(CLI::App& app) {
         std::uint64_t bytes = 0;
         save_keys(kg->keys, m, keygen.secret_key(), keys, &bytes);
         std::printf("keys for %s (%s mode) in %s: evaluation keys %s (%zu rotations), %.2f s\n",
-                    m.network.name.c_str(), nn::mode_name(m.plan.mode), kg->keys.c_str(), human_bytes(bytes).c_str(),
-                    m.plan.rotation_steps.size(), seconds_since(t));
+                    m.network.name.c_str(), nn::mode_name(m.plan.mode), kg->keys.c_str(),
+                    human_bytes(bytes).c_str(), m.plan.rotation_steps.size(), seconds_since(t));
         std::printf("give the server %s/params.bin, relin.key and galois.key; secret.key stays here\n",
                     kg->keys.c_str());
       });
@@ -73,13 +73,15 @@ void register_key_commands(CLI::App& app) {
     for (const auto& path : *en_inputs) inputs.push_back(load_input(m.network, path, *en_index).values);
     const auto cts = nn::encrypt_inputs(m.plan, encoder, encryptor, inputs);
     const auto bytes = save_ciphertexts(*en_out, *m.context, cts);
-    std::printf("%zu ciphertext(s), %s, written to %s\n", cts.size(), human_bytes(bytes).c_str(), en_out->c_str());
+    std::printf("%zu ciphertext(s), %s, written to %s\n", cts.size(), human_bytes(bytes).c_str(),
+                en_out->c_str());
   });
 
   auto rn = std::make_shared<Common>();
   auto rn_in = std::make_shared<std::string>("input.ct");
   auto rn_out = std::make_shared<std::string>("result.ct");
-  auto* run = add_common(app, "run", "server: evaluate the model on a ciphertext file (no secret key needed)", *rn);
+  auto* run =
+      add_common(app, "run", "server: evaluate the model on a ciphertext file (no secret key needed)", *rn);
   run->add_option("--in", *rn_in, "ciphertext file from veil encrypt")->check(CLI::ExistingFile);
   run->add_option("--out,-o", *rn_out, "result file to write (default result.ct)");
   run->callback([rn, rn_in, rn_out] {
@@ -108,8 +110,8 @@ void register_key_commands(CLI::App& app) {
     const rlwe::SecretKey sk = load_secret_key(de->keys, m);
     ckks::CkksEncoder encoder(m.context);
     ckks::Decryptor decryptor(m.context, sk);
-    const auto logits = nn::decrypt_outputs(m.plan, encoder, decryptor, load_ciphertexts(*de_in, *m.context),
-                                            *de_count);
+    const auto logits =
+        nn::decrypt_outputs(m.plan, encoder, decryptor, load_ciphertexts(*de_in, *m.context), *de_count);
     for (std::size_t i = 0; i < logits.size(); ++i) {
       if (logits.size() > 1) std::printf("image %zu: ", i);
       print_result(m, logits[i], *de_top);

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
       "veil: private neural-network inference under homomorphic encryption (CKKS).\n"
       "The client encrypts an image; the server evaluates every layer of the model on the\n"
       "ciphertext and returns encrypted logits only the client can decrypt.\n\n"
-      "Quick start:  veil infer --model models/mnist-cryptonets.onnx --input models/samples/mnist-0-label7.png\n"
+      "Quick start:  veil infer --model models/mnist-cryptonets.onnx --input "
+      "models/samples/mnist-0-label7.png\n"
       "Whole test set: veil eval --model models/mnist-cryptonets.onnx --data data/mnist --mode throughput"};
   app.require_subcommand(1);
   int threads = 0;
@@ -32,7 +33,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1048576.0))
       ->trigger_on_parse()
       ->each([](const std::string& g) {
-        veil::nn::set_plaintext_cache_bytes(static_cast<std::size_t>(std::stod(g) * double(std::size_t{1} << 30)));
+        veil::nn::set_plaintext_cache_bytes(
+            static_cast<std::size_t>(std::stod(g) * double(std::size_t{1} << 30)));
       });
   veil::cli::register_plan(app);
   veil::cli::register_key_commands(app);

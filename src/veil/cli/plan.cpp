@@ -9,14 +9,17 @@
 namespace veil::cli {
 
 void add_model_options(CLI::App& cmd, ModelOptions& o, std::string& mode) {
-  cmd.add_option("--model,-m", o.path, "ONNX model (see docs/model-format.md)")->required()->check(CLI::ExistingFile);
+  cmd.add_option("--model,-m", o.path, "ONNX model (see docs/model-format.md)")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd.add_option("--approximate", o.approximate,
                  "replace a standard activation by a fitted polynomial, e.g. relu:deg4:range8 (repeatable)");
   cmd.add_option("--mode", mode, "latency (one image, packed slots) or throughput (one image per slot)")
       ->check(CLI::IsMember({"latency", "throughput"}));
   cmd.add_option("--log-n", o.plan.log_n, "force the ring degree 2^n (default: smallest secure one)")
       ->check(CLI::Range(12, 17));
-  cmd.add_option("--scale-bits", o.plan.target_scale_bits, "target CKKS scale in bits (default 33 latency, 31 throughput)")
+  cmd.add_option("--scale-bits", o.plan.target_scale_bits,
+                 "target CKKS scale in bits (default 33 latency, 31 throughput)")
       ->check(CLI::Range(20, 58));
 }
 
@@ -40,14 +43,16 @@ void print_costs(const Model& m) {
       return -1;
     }
   };
-  std::printf("merging passes (BN folding, pool scale and polynomial leading coefficient into the next layer,\n"
-              "consecutive linear layers merged):\n");
+  std::printf(
+      "merging passes (BN folding, pool scale and polynomial leading coefficient into the next layer,\n"
+      "consecutive linear layers merged):\n");
   std::printf("  %-26s %12s %12s\n", "", "before", "after");
   std::printf("  %-26s %12d %12d\n", "stages", before.num_stages(), after.num_stages());
   std::printf("  %-26s %12d %12d\n", "multiplicative depth", before.depth, after.depth);
-  std::printf("  %-26s %12lld %12lld\n", "ct x pt multiplications", static_cast<long long>(before.plaintext_mults),
-              static_cast<long long>(after.plaintext_mults));
-  std::printf("  %-26s %12lld %12lld\n", "ct x ct multiplications", static_cast<long long>(before.ciphertext_mults),
+  std::printf("  %-26s %12lld %12lld\n", "ct x pt multiplications",
+              static_cast<long long>(before.plaintext_mults), static_cast<long long>(after.plaintext_mults));
+  std::printf("  %-26s %12lld %12lld\n", "ct x ct multiplications",
+              static_cast<long long>(before.ciphertext_mults),
               static_cast<long long>(after.ciphertext_mults));
   std::printf("  %-26s %12lld %12lld\n", "additions", static_cast<long long>(before.additions),
               static_cast<long long>(after.additions));
@@ -57,14 +62,15 @@ void print_costs(const Model& m) {
 }  // namespace
 
 void register_plan(CLI::App& app) {
-  auto* cmd = app.add_subcommand("plan", "show the merged network, its cost before/after merging, and the CKKS plan");
+  auto* cmd =
+      app.add_subcommand("plan", "show the merged network, its cost before/after merging, and the CKKS plan");
   auto o = std::make_shared<ModelOptions>();
   auto mode = std::make_shared<std::string>("latency");
   add_model_options(*cmd, *o, *mode);
   cmd->callback([o, mode] {
     Model m = open_model(*o, *mode);
-    std::cout << "model " << m.network.name << " (" << m.network.dataset << ", input " << m.network.input.c << "x"
-              << m.network.input.h << "x" << m.network.input.w << ")\n"
+    std::cout << "model " << m.network.name << " (" << m.network.dataset << ", input " << m.network.input.c
+              << "x" << m.network.input.h << "x" << m.network.input.w << ")\n"
               << nn::describe(m.network) << "\n";
     print_costs(m);
     std::cout << "\nplan\n" << m.plan.describe();
@@ -73,8 +79,8 @@ void register_plan(CLI::App& app) {
       for (const auto& s : m.plan.packing.stages)
         if (s.kind == nn::Stage::Kind::kLinear)
           std::cout << "    " << s.name.substr(0, 40) << " -> " << s.out.describe()
-                    << (s.spec.fold_steps.empty() ? "" : " (folded)") << (s.spec.unit ? " (sum, no level)" : "")
-                    << "\n";
+                    << (s.spec.fold_steps.empty() ? "" : " (folded)")
+                    << (s.spec.unit ? " (sum, no level)" : "") << "\n";
     }
   });
 }

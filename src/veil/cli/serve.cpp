@@ -26,8 +26,8 @@ void run_serve(ServeOptions& o) {
     const auto t = Clock::now();
     try {
       Model m = open_model(o.model, name);
-      std::printf("%s mode: N = 2^%d, %zu slots, depth %d, keys %s, request %s, planned in %.2f s\n", name.c_str(),
-                  m.plan.params.log_n, m.plan.slots, m.plan.depth,
+      std::printf("%s mode: N = 2^%d, %zu slots, depth %d, keys %s, request %s, planned in %.2f s\n",
+                  name.c_str(), m.plan.params.log_n, m.plan.slots, m.plan.depth,
                   human_bytes(m.plan.relin_key_bytes + m.plan.galois_key_bytes).c_str(),
                   human_bytes(m.plan.input_bytes).c_str(), seconds_since(t));
       served.push_back({std::move(m.network), std::move(m.plan), std::move(m.context)});
@@ -44,11 +44,12 @@ void run_serve(ServeOptions& o) {
   handlers.push_back(std::make_unique<protocol::ni::Handler>(std::move(served)));
   protocol::Host server(std::move(handlers), o.server);
   const auto& limits = o.server.limits;
-  std::printf("model %s ready in %.2f s; %d worker(s) x %d threads, max %zu sessions, key cache %s, max frame %s, "
-              "timeout %.0f s (idle %.0f s)\n",
-              name.c_str(), seconds_since(t), max_jobs(), num_threads(), limits.max_sessions,
-              human_bytes(o.server.max_key_cache_bytes).c_str(), human_bytes(server.max_frame_bytes()).c_str(),
-              limits.timeout_s, limits.idle_timeout_s);
+  std::printf(
+      "model %s ready in %.2f s; %d worker(s) x %d threads, max %zu sessions, key cache %s, max frame %s, "
+      "timeout %.0f s (idle %.0f s)\n",
+      name.c_str(), seconds_since(t), max_jobs(), num_threads(), limits.max_sessions,
+      human_bytes(o.server.max_key_cache_bytes).c_str(), human_bytes(server.max_frame_bytes()).c_str(),
+      limits.timeout_s, limits.idle_timeout_s);
   // Tests start the server with --port 0 and read the port from this line.
   std::printf("listening on %s\n", server.address().c_str());
   std::fflush(stdout);
@@ -59,7 +60,8 @@ void run_serve(ServeOptions& o) {
 
 void register_serve(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
-  auto* cmd = app.add_subcommand("serve", "server: evaluate the model on encrypted requests from clients over TCP");
+  auto* cmd =
+      app.add_subcommand("serve", "server: evaluate the model on encrypted requests from clients over TCP");
   add_model_options(*cmd, o->model, o->mode_unused);
   cmd->remove_option(cmd->get_option("--mode"));
   auto& s = o->server;
@@ -70,15 +72,17 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--port,-p", s.port, "TCP port (default 7470; 0: any free port)");
   cmd->add_option("--workers", o->workers, "evaluations run at once (default 2); each uses --threads threads")
       ->check(CLI::Range(1, 64));
-  cmd->add_option("--max-sessions", s.limits.max_sessions, "connections served at once; more are told the server is busy "
-                                                    "(default 16)")
+  cmd->add_option("--max-sessions", s.limits.max_sessions,
+                  "connections served at once; more are told the server is busy "
+                  "(default 16)")
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--max-key-cache-bytes", s.max_key_cache_bytes,
                   "evaluation keys held in memory, all sessions together (default 4 GiB)");
   cmd->add_option("--max-frame-bytes", s.limits.max_frame_bytes,
                   "largest message accepted (default: twice the largest the plans need, + 1 MiB)");
-  cmd->add_option("--timeout-s", s.limits.timeout_s, "seconds without progress within a message, reading or writing "
-                                              "(default 30)")
+  cmd->add_option("--timeout-s", s.limits.timeout_s,
+                  "seconds without progress within a message, reading or writing "
+                  "(default 30)")
       ->check(CLI::Range(0.1, 86400.0));
   cmd->add_option("--idle-timeout-s", s.limits.idle_timeout_s,
                   "seconds a session may wait between messages (default 300)")

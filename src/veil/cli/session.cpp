@@ -1,7 +1,7 @@
 #include "veil/cli/session.hpp"
 
-#include <cctype>
 #include <sys/stat.h>
+#include <cctype>
 
 #include <algorithm>
 #include <cstring>
@@ -10,9 +10,9 @@
 #include <sstream>
 
 #include "veil/ckks/serialize.hpp"
-#include "veil/common/file.hpp"
 #include "veil/common/bytes.hpp"
 #include "veil/common/error.hpp"
+#include "veil/common/file.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/data/image.hpp"
 #include "veil/nn/onnx/import.hpp"
@@ -54,7 +54,8 @@ Input load_input(const nn::Network& net, const std::string& path, std::size_t in
                 "input '" << path << "' is not an image: its contents are not PNG, JPEG or PPM"
                           << (fs::file_size(path) == 0 ? " (the file is empty)" : ""));
   if (data::detect_image_format(head) != data::ImageFormat::kUnknown) {
-    const data::Image img = data::to_model_input(data::load_image(path), net.input.c, net.input.h, net.input.w);
+    const data::Image img =
+        data::to_model_input(data::load_image(path), net.input.c, net.input.h, net.input.w);
     pixels = img.pixels;
     in.label = fs::path(path).filename().string();
   } else {
@@ -65,7 +66,8 @@ Input load_input(const nn::Network& net, const std::string& path, std::size_t in
                                         << " is out of range");
     VEIL_REQUIRE(ds.channels == net.input.c && ds.height == net.input.h && ds.width == net.input.w,
                  "'" << path << "' holds " << ds.channels << "x" << ds.height << "x" << ds.width
-                     << " images; the model takes " << net.input.c << "x" << net.input.h << "x" << net.input.w);
+                     << " images; the model takes " << net.input.c << "x" << net.input.h << "x"
+                     << net.input.w);
     const auto px = ds.pixels(index);
     pixels.assign(px.begin(), px.end());
     in.true_class = ds.labels[index];
@@ -93,16 +95,18 @@ void write_private_file(const std::string& path, const veil::Bytes& bytes) {
 std::string in_dir(const std::string& dir, const char* name) { return (fs::path(dir) / name).string(); }
 
 void check_params(const std::string& dir, const Model& m) {
-  const auto p = ckks::load_parameters(veil::read_file(in_dir(dir, "params.bin")), m.plan.params.allow_insecure);
+  const auto p =
+      ckks::load_parameters(veil::read_file(in_dir(dir, "params.bin")), m.plan.params.allow_insecure);
   VEIL_REQUIRE(p.q == m.plan.params.q && p.p == m.plan.params.p && p.log_n == m.plan.params.log_n,
-               "keys in '" << dir << "' were made for other parameters than this model's plan; run veil keygen "
+               "keys in '" << dir
+                           << "' were made for other parameters than this model's plan; run veil keygen "
                               "again with the same --model and options");
 }
 
 }  // namespace
 
-void save_keys(const std::string& dir, const Model& m, const rlwe::SecretKey& sk, const nn::EvaluationKeys& keys,
-               std::uint64_t* evaluation_key_bytes) {
+void save_keys(const std::string& dir, const Model& m, const rlwe::SecretKey& sk,
+               const nn::EvaluationKeys& keys, std::uint64_t* evaluation_key_bytes) {
   fs::create_directories(dir);
   const auto& ctx = *m.context;
   veil::write_file(in_dir(dir, "params.bin"), ckks::save_parameters(m.plan.params));
@@ -181,7 +185,8 @@ std::vector<int> top_k(const std::vector<double>& logits, int k) {
   std::vector<int> idx(logits.size());
   std::iota(idx.begin(), idx.end(), 0);
   k = std::min<int>(k, static_cast<int>(idx.size()));
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                    [&](int a, int b) { return logits[a] > logits[b]; });
   idx.resize(k);
   return idx;
 }

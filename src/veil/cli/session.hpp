@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "veil/ckks/context.hpp"
-#include "veil/rlwe/keys.hpp"
 #include "veil/common/format.hpp"
-#include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/graph.hpp"
-#include "veil/nn/network.hpp"
+#include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/he/planner.hpp"
+#include "veil/nn/network.hpp"
+#include "veil/rlwe/keys.hpp"
 
 namespace veil::cli {
 
@@ -26,7 +26,7 @@ struct ModelOptions {
 
 struct Model {
   nn::Graph graph;
-  nn::Network network;   // after the merging passes
+  nn::Network network;  // after the merging passes
   nn::Plan plan;
   ckks::ContextPtr context;
 };
@@ -36,15 +36,15 @@ Model load_model(const ModelOptions& options);
 // An image file (PNG/JPEG/PPM, resized/converted to the model's input) or record `index`
 // of an IDX / CIFAR-10 binary file, normalised as the model expects.
 struct Input {
-  std::string label;         // file name (and record index)
+  std::string label;  // file name (and record index)
   std::vector<double> values;
-  int true_class = -1;       // known for data-set records
+  int true_class = -1;  // known for data-set records
 };
 Input load_input(const nn::Network& net, const std::string& path, std::size_t index);
 
 // Key directory: params.bin, secret.key (mode 0600, client only), relin.key, galois.key.
-void save_keys(const std::string& dir, const Model& m, const rlwe::SecretKey& sk, const nn::EvaluationKeys& keys,
-               std::uint64_t* evaluation_key_bytes = nullptr);
+void save_keys(const std::string& dir, const Model& m, const rlwe::SecretKey& sk,
+               const nn::EvaluationKeys& keys, std::uint64_t* evaluation_key_bytes = nullptr);
 rlwe::SecretKey load_secret_key(const std::string& dir, const Model& m);
 nn::EvaluationKeys load_evaluation_keys(const std::string& dir, const Model& m);
 

@@ -90,8 +90,8 @@ class ByteReader {
     VEIL_CHECK_IO(pos_ == data_.size(), (data_.size() - pos_) << " unexpected trailing bytes");
   }
   void need(std::size_t n) const {
-    VEIL_CHECK_IO(n <= data_.size() - pos_, "input truncated: need " << n << " bytes, "
-                                                << (data_.size() - pos_) << " left");
+    VEIL_CHECK_IO(n <= data_.size() - pos_,
+                  "input truncated: need " << n << " bytes, " << (data_.size() - pos_) << " left");
   }
 
  private:

@@ -17,22 +17,22 @@ namespace detail {
 }  // namespace veil
 
 // VEIL_REQUIRE(cond, streamable...) throws std::invalid_argument("msg (file:line)").
-#define VEIL_REQUIRE(cond, ...)                                              \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      std::ostringstream veil_require_os_;                                   \
-      veil_require_os_ << __VA_ARGS__;                                       \
+#define VEIL_REQUIRE(cond, ...)                                                  \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      std::ostringstream veil_require_os_;                                       \
+      veil_require_os_ << __VA_ARGS__;                                           \
       ::veil::detail::throw_invalid(__FILE__, __LINE__, veil_require_os_.str()); \
-    }                                                                        \
+    }                                                                            \
   } while (0)
 
 // VEIL_CHECK_IO(cond, streamable...) throws std::runtime_error for I/O and peer errors
 // (corrupt files, malformed messages).
-#define VEIL_CHECK_IO(cond, ...)                                             \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      std::ostringstream veil_require_os_;                                   \
-      veil_require_os_ << __VA_ARGS__;                                       \
+#define VEIL_CHECK_IO(cond, ...)                                                 \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      std::ostringstream veil_require_os_;                                       \
+      veil_require_os_ << __VA_ARGS__;                                           \
       ::veil::detail::throw_runtime(__FILE__, __LINE__, veil_require_os_.str()); \
-    }                                                                        \
+    }                                                                            \
   } while (0)

@@ -27,13 +27,15 @@ Bytes read_file(const std::string& path, std::size_t max_bytes) {
   struct stat st {};
   if (::fstat(::fileno(f.get()), &st) == 0 && S_ISREG(st.st_mode)) {
     const auto size = static_cast<std::size_t>(st.st_size);
-    VEIL_CHECK_IO(size <= max_bytes, path << " is " << size << " bytes, more than the limit of " << max_bytes);
+    VEIL_CHECK_IO(size <= max_bytes,
+                  path << " is " << size << " bytes, more than the limit of " << max_bytes);
     out.reserve(size);
   }
   std::uint8_t buf[1 << 16];
   for (;;) {
     const std::size_t n = std::fread(buf, 1, sizeof buf, f.get());
-    VEIL_CHECK_IO(out.size() + n <= max_bytes, path << ": file larger than the " << max_bytes << "-byte limit");
+    VEIL_CHECK_IO(out.size() + n <= max_bytes,
+                  path << ": file larger than the " << max_bytes << "-byte limit");
     out.insert(out.end(), buf, buf + n);
     if (n < sizeof buf) break;
   }

@@ -40,8 +40,8 @@ Prng::~Prng() {
 void Prng::refill() {
   // 1 KiB = 16 ChaCha20 blocks per refill; the block counter keeps the stream contiguous.
   std::memset(buf_.data(), 0, buf_.size());
-  crypto_stream_chacha20_ietf_xor_ic(buf_.data(), buf_.data(), buf_.size(), nonce_.data(),
-                                     block_counter_, key_.data());
+  crypto_stream_chacha20_ietf_xor_ic(buf_.data(), buf_.data(), buf_.size(), nonce_.data(), block_counter_,
+                                     key_.data());
   VEIL_CHECK_IO(block_counter_ <= UINT32_MAX - 16, "PRNG stream exhausted");
   block_counter_ += static_cast<std::uint32_t>(buf_.size() / 64);
   pos_ = 0;

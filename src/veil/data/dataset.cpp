@@ -12,10 +12,10 @@
 
 // VEIL_CHECK_IO(false, ...) as a function's last statement, telling the compiler that
 // control does not come back (it cannot see through the macro's condition at -O0).
-#define VEIL_DATA_FAIL(...)           \
-  do {                                \
+#define VEIL_DATA_FAIL(...)            \
+  do {                                 \
     VEIL_CHECK_IO(false, __VA_ARGS__); \
-    __builtin_unreachable();          \
+    __builtin_unreachable();           \
   } while (0)
 
 namespace veil::data {
@@ -50,8 +50,7 @@ bool consistent_idx(std::span<const std::uint8_t> b) {
   std::uint64_t total = 1;
   for (int d = 0; d < b[3]; ++d) {
     const std::uint8_t* p = b.data() + 4 + 4 * d;
-    total *= (std::uint64_t{p[0]} << 24) | (std::uint64_t{p[1]} << 16) |
-             (std::uint64_t{p[2]} << 8) | p[3];
+    total *= (std::uint64_t{p[0]} << 24) | (std::uint64_t{p[1]} << 16) | (std::uint64_t{p[2]} << 8) | p[3];
     if (total > (std::uint64_t{1} << 40)) return false;
   }
   return total == b.size() - header;
@@ -82,8 +81,7 @@ Part read_part(const std::string& path) {
 
 void check_label(int label, std::size_t record, const std::string& path, int num_classes) {
   VEIL_CHECK_IO(label < num_classes, path << ": label " << label << " of record " << record
-                                          << " is out of range for " << num_classes
-                                          << " classes");
+                                          << " is out of range for " << num_classes << " classes");
 }
 
 // False once max_count records are kept.
@@ -96,11 +94,10 @@ void load_idx(const Part& images, const Part& labels, const LoadOptions& o, Data
   const IdxArray lab = parse_idx(labels.bytes, labels.path);
   const std::uint32_t n = img.dims[0], h = img.dims[1], w = img.dims[2];
   VEIL_CHECK_IO(h >= 1 && w >= 1 && h <= kMaxImageSide && w <= kMaxImageSide,
-                images.path << ": image size " << h << "x" << w << " outside 1.."
-                            << kMaxImageSide);
+                images.path << ": image size " << h << "x" << w << " outside 1.." << kMaxImageSide);
   VEIL_CHECK_IO(lab.dims[0] == n, "images file " << images.path << " holds " << n
-                                                 << " images but labels file " << labels.path
-                                                 << " holds " << lab.dims[0] << " labels");
+                                                 << " images but labels file " << labels.path << " holds "
+                                                 << lab.dims[0] << " labels");
   for (std::uint32_t i = 0; i < n; ++i) check_label(lab.data[i], i, labels.path, o.num_classes);
   ds.channels = 1;
   ds.height = static_cast<int>(h);
@@ -125,26 +122,23 @@ std::string mask_path_for(const std::string& data_path) {
 std::vector<std::uint8_t> read_mask(const std::string& path, std::size_t records,
                                     const std::string& data_path) {
   std::vector<std::uint8_t> mask = read_file_bytes(path);
-  VEIL_CHECK_IO(mask.size() == records, "exact mask " << path << " has " << mask.size()
-                                                      << " bytes but " << data_path << " holds "
-                                                      << records << " records");
+  VEIL_CHECK_IO(mask.size() == records, "exact mask " << path << " has " << mask.size() << " bytes but "
+                                                      << data_path << " holds " << records << " records");
   for (std::size_t i = 0; i < mask.size(); ++i)
-    VEIL_CHECK_IO(mask[i] <= 1, "exact mask " << path << ": byte " << i << " is "
-                                              << int(mask[i]) << ", expected 0 or 1");
+    VEIL_CHECK_IO(mask[i] <= 1,
+                  "exact mask " << path << ": byte " << i << " is " << int(mask[i]) << ", expected 0 or 1");
   return mask;
 }
 
 void load_cifar(const std::vector<Part>& parts, const LoadOptions& o, Dataset& ds) {
   VEIL_REQUIRE(o.exact_mask_path.empty() || parts.size() == 1,
-               "exact_mask_path names one mask but " << parts.size()
-                                                     << " CIFAR-10 files were given");
+               "exact_mask_path names one mask but " << parts.size() << " CIFAR-10 files were given");
   // Masks: all files have one or none do (a partial mask would mislabel records).
   std::vector<std::vector<std::uint8_t>> masks(parts.size());
   std::string with_mask, without_mask;
   for (std::size_t f = 0; f < parts.size(); ++f) {
     const std::size_t records = parts[f].bytes.size() / kCifarRecord;
-    const std::string mp = o.exact_mask_path.empty() ? mask_path_for(parts[f].path)
-                                                     : o.exact_mask_path;
+    const std::string mp = o.exact_mask_path.empty() ? mask_path_for(parts[f].path) : o.exact_mask_path;
     if (!o.exact_mask_path.empty())
       VEIL_CHECK_IO(fs::is_regular_file(mp), "exact mask " << mp << " does not exist");
     if (fs::is_regular_file(mp)) {
@@ -195,8 +189,8 @@ struct IdxPair {
 bool split_idx_name(const std::string& name, const char* kind, std::string& prefix) {
   const std::string base = name.ends_with(".gz") ? name.substr(0, name.size() - 3) : name;
   for (const char sep : {'-', '.'}) {
-    const std::string tail = std::string(kind) + sep +
-                             (std::string(kind) == "images" ? "idx3-ubyte" : "idx1-ubyte");
+    const std::string tail =
+        std::string(kind) + sep + (std::string(kind) == "images" ? "idx3-ubyte" : "idx1-ubyte");
     if (base.ends_with(tail)) {
       prefix = base.substr(0, base.size() - tail.size());
       return true;
@@ -234,8 +228,7 @@ std::vector<IdxPair> find_idx_pairs(const fs::path& dir) {
   return pairs;
 }
 
-std::vector<std::string> find_in_directory(const fs::path& dir, const std::string& name,
-                                           int depth = 0) {
+std::vector<std::string> find_in_directory(const fs::path& dir, const std::string& name, int depth = 0) {
   std::vector<IdxPair> pairs = find_idx_pairs(dir);
   std::string cifar;
   for (const char* f : {"test_batch.bin", "test_batch.bin.xz", "test_batch.bin.gz"})
@@ -258,8 +251,7 @@ std::vector<std::string> find_in_directory(const fs::path& dir, const std::strin
       names += fs::path(pair.images).filename().string();
     }
     VEIL_CHECK_IO(false, "directory " << dir.string() << " holds several IDX sets and no t10k-"
-                                      << " test set:" << names
-                                      << "; name the images and labels files");
+                                      << " test set:" << names << "; name the images and labels files");
   }
   if (want_cifar && !cifar.empty()) return {cifar};
 
@@ -269,10 +261,10 @@ std::vector<std::string> find_in_directory(const fs::path& dir, const std::strin
       if (*sub && fs::is_directory(dir / sub)) return find_in_directory(dir / sub, name, 1);
 
   VEIL_DATA_FAIL("no data set found in " << dir.string()
-                                              << " (looked for t10k-images-idx3-ubyte[.gz] + "
-                                                 "t10k-labels-idx1-ubyte[.gz], any "
-                                                 "*-images-idx3-ubyte / *-labels-idx1-ubyte "
-                                                 "pair, or CIFAR-10 test_batch.bin[.xz])");
+                                         << " (looked for t10k-images-idx3-ubyte[.gz] + "
+                                            "t10k-labels-idx1-ubyte[.gz], any "
+                                            "*-images-idx3-ubyte / *-labels-idx1-ubyte "
+                                            "pair, or CIFAR-10 test_batch.bin[.xz])");
 }
 
 // The labels file next to an IDX images file: "...images-idx3..." -> "...labels-idx1...".
@@ -284,9 +276,7 @@ std::string companion_labels(const std::string& images_path) {
     if (at == std::string::npos) continue;
     std::string label_name = name;
     label_name.replace(at, 11, from[6] == '-' ? "labels-idx1" : "labels.idx1");
-    std::string base = label_name.ends_with(".gz")
-                           ? label_name.substr(0, label_name.size() - 3)
-                           : label_name;
+    std::string base = label_name.ends_with(".gz") ? label_name.substr(0, label_name.size() - 3) : label_name;
     for (const std::string& cand : {label_name, base, base + ".gz"})
       if (fs::is_regular_file(p.parent_path() / cand)) return (p.parent_path() / cand).string();
     VEIL_CHECK_IO(false, "no labels file for " << images_path << " (looked for "
@@ -294,9 +284,9 @@ std::string companion_labels(const std::string& images_path) {
                                                << "); pass both files, comma-separated");
   }
   VEIL_DATA_FAIL("cannot find the labels for IDX images file "
-                           << images_path
-                           << " (its name has no \"images-idx3\"); pass images and labels "
-                              "files, comma-separated");
+                 << images_path
+                 << " (its name has no \"images-idx3\"); pass images and labels "
+                    "files, comma-separated");
 }
 
 std::vector<std::string> split_list(const std::string& list) {
@@ -319,15 +309,14 @@ void check_geometry(const Dataset& ds, const std::string& name, const std::strin
   const bool cifar = name == "cifar10";
   const int c = cifar ? 3 : 1, hw = cifar ? 32 : 28;
   VEIL_CHECK_IO(ds.channels == c && ds.height == hw && ds.width == hw,
-                where << ": expected " << name << " images of " << c << "x" << hw << "x" << hw
-                      << ", found " << ds.channels << "x" << ds.height << "x" << ds.width);
+                where << ": expected " << name << " images of " << c << "x" << hw << "x" << hw << ", found "
+                      << ds.channels << "x" << ds.height << "x" << ds.width);
 }
 
 }  // namespace
 
 Image Dataset::image(std::size_t i) const {
-  VEIL_REQUIRE(i < size(), "Dataset::image: index " << i << " out of range (" << size()
-                                                    << " records)");
+  VEIL_REQUIRE(i < size(), "Dataset::image: index " << i << " out of range (" << size() << " records)");
   Image im;
   im.channels = channels;
   im.height = height;
@@ -372,10 +361,9 @@ Dataset load_dataset(const std::string& path, std::string_view hint, const LoadO
   } else if (fs::is_directory(where)) {
     files = find_in_directory(where, name);
   } else {
-    VEIL_CHECK_IO(fs::exists(where), "data path " << where << " does not exist"
-                                                  << (path.empty() ? " (default location for "
-                                                                         + name + ")"
-                                                                   : ""));
+    VEIL_CHECK_IO(fs::exists(where), "data path "
+                                         << where << " does not exist"
+                                         << (path.empty() ? " (default location for " + name + ")" : ""));
     files = {where};
   }
 
@@ -390,22 +378,21 @@ Dataset load_dataset(const std::string& path, std::string_view hint, const LoadO
     return std::count_if(parts.begin(), parts.end(), [k](const Part& p) { return p.kind == k; });
   };
   const bool cifar = count(FileKind::kCifar) == static_cast<long>(parts.size());
-  VEIL_CHECK_IO(name.empty() || cifar == (name == "cifar10"),
-                where << ": expected " << name << " data, found "
-                      << (cifar ? "CIFAR-10 binary records" : "IDX files"));
+  VEIL_CHECK_IO(
+      name.empty() || cifar == (name == "cifar10"),
+      where << ": expected " << name << " data, found " << (cifar ? "CIFAR-10 binary records" : "IDX files"));
   if (cifar) {
     load_cifar(parts, options, ds);
     ds.name = "cifar10";
   } else {
-    VEIL_CHECK_IO(parts.size() == 2 && count(FileKind::kIdxImages) == 1 &&
-                      count(FileKind::kIdxLabels) == 1,
+    VEIL_CHECK_IO(parts.size() == 2 && count(FileKind::kIdxImages) == 1 && count(FileKind::kIdxLabels) == 1,
                   where << ": expected one IDX images file and one IDX labels file, or only "
                            "CIFAR-10 binaries");
     const bool images_first = parts[0].kind == FileKind::kIdxImages;
     // IDX data sets are the original files: every record is exact, no mask.
     load_idx(parts[images_first ? 0 : 1], parts[images_first ? 1 : 0], options, ds);
     const std::string l = lower(where);
-    ds.name = !name.empty()                          ? name
+    ds.name = !name.empty()                            ? name
               : l.find("fashion") != std::string::npos ? "fashion-mnist"
               : l.find("mnist") != std::string::npos   ? "mnist"
                                                        : "";
@@ -415,8 +402,7 @@ Dataset load_dataset(const std::string& path, std::string_view hint, const LoadO
   return ds;
 }
 
-std::vector<std::uint8_t> encode_cifar10(std::span<const std::uint8_t> images,
-                                         std::span<const int> labels) {
+std::vector<std::uint8_t> encode_cifar10(std::span<const std::uint8_t> images, std::span<const int> labels) {
   VEIL_REQUIRE(images.size() == labels.size() * kCifarPixels,
                "encode_cifar10: " << images.size() << " pixel bytes for " << labels.size()
                                   << " labels, expected " << labels.size() * kCifarPixels);
@@ -426,8 +412,7 @@ std::vector<std::uint8_t> encode_cifar10(std::span<const std::uint8_t> images,
     VEIL_REQUIRE(labels[i] >= 0 && labels[i] <= 255,
                  "encode_cifar10: label " << labels[i] << " does not fit a byte");
     out.push_back(static_cast<std::uint8_t>(labels[i]));
-    out.insert(out.end(), images.begin() + i * kCifarPixels,
-               images.begin() + (i + 1) * kCifarPixels);
+    out.insert(out.end(), images.begin() + i * kCifarPixels, images.begin() + (i + 1) * kCifarPixels);
   }
   return out;
 }

@@ -2,10 +2,10 @@
 // gzip) and CIFAR-10 (binary records, raw or xz). Formats are recognised from the file
 // contents; a directory is searched for its test set.
 //
-// Our CIFAR-10 copy is reconstructed (see the README beside the shared copy, ../shared/data/cifar10/README.md from the checkout): only some
-// records hold the original pixels. Next to each `X.bin[.xz]` lies `X.exact_mask.u8`, one
-// byte per record (1 = original bytes, 0 = rebuilt from a JPEG copy). The loader attaches
-// it as Dataset::exact_mask so reports can give accuracy on the exact subset too.
+// Our CIFAR-10 copy is reconstructed (see the README beside the shared copy, ../shared/data/cifar10/README.md
+// from the checkout): only some records hold the original pixels. Next to each `X.bin[.xz]` lies
+// `X.exact_mask.u8`, one byte per record (1 = original bytes, 0 = rebuilt from a JPEG copy). The loader
+// attaches it as Dataset::exact_mask so reports can give accuracy on the exact subset too.
 #pragma once
 
 #include <cstddef>
@@ -35,9 +35,7 @@ struct Dataset {
   std::vector<std::string> files;  // what was read: images, labels, masks
 
   std::size_t size() const { return labels.size(); }
-  std::size_t image_size() const {
-    return static_cast<std::size_t>(channels) * height * width;
-  }
+  std::size_t image_size() const { return static_cast<std::size_t>(channels) * height * width; }
   std::span<const std::uint8_t> pixels(std::size_t i) const {
     return {images.data() + i * image_size(), image_size()};
   }
@@ -72,18 +70,15 @@ struct LoadOptions {
 // `hint` ("mnist", "fashion-mnist", "cifar10", or "" for any) also checks the geometry
 // (1x28x28 or 3x32x32). Throws std::invalid_argument for bad options and
 // std::runtime_error, naming the file, for missing, corrupt, truncated or mismatched data.
-Dataset load_dataset(const std::string& path, std::string_view hint = "",
-                     const LoadOptions& options = {});
+Dataset load_dataset(const std::string& path, std::string_view hint = "", const LoadOptions& options = {});
 Dataset load_dataset(const std::string& path, std::string_view hint, std::size_t max_count);
 
 // Canonical data set name for a hint ("MNIST", "fashion_mnist", "fashion", "cifar-10",
 // ...); "" stays "". Throws std::invalid_argument for anything else.
 std::string canonical_dataset_name(std::string_view hint);
 
-
 // Builds CIFAR-10 binary records from images (CHW, 3x32x32) and labels (for tests and for
 // writing subsets).
-std::vector<std::uint8_t> encode_cifar10(std::span<const std::uint8_t> images,
-                                         std::span<const int> labels);
+std::vector<std::uint8_t> encode_cifar10(std::span<const std::uint8_t> images, std::span<const int> labels);
 
 }  // namespace veil::data

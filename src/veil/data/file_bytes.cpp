@@ -44,12 +44,10 @@ std::vector<std::uint8_t> gunzip(std::span<const std::uint8_t> in, const std::st
       continue;
     }
     // All input consumed, output not full, no end marker: the file was cut short.
-    VEIL_CHECK_IO(!((rc == Z_OK || rc == Z_BUF_ERROR) && zs.avail_in == 0 &&
-                    zs.avail_out > 0),
+    VEIL_CHECK_IO(!((rc == Z_OK || rc == Z_BUF_ERROR) && zs.avail_in == 0 && zs.avail_out > 0),
                   name << ": gzip data truncated (stream ends early)");
     VEIL_CHECK_IO(rc == Z_OK, name << ": corrupt gzip data ("
-                                   << (zs.msg ? zs.msg : "zlib error " + std::to_string(rc))
-                                   << ")");
+                                   << (zs.msg ? zs.msg : "zlib error " + std::to_string(rc)) << ")");
   }
   return out;
 }
@@ -103,8 +101,7 @@ std::vector<std::uint8_t> decompress(std::span<const std::uint8_t> bytes, Compre
                               << name << "`");
 #endif
   }
-  VEIL_CHECK_IO(bytes.size() <= max_bytes,
-                name << ": larger than the " << max_bytes << "-byte limit");
+  VEIL_CHECK_IO(bytes.size() <= max_bytes, name << ": larger than the " << max_bytes << "-byte limit");
   return {bytes.begin(), bytes.end()};
 }
 

@@ -25,12 +25,10 @@ inline constexpr std::size_t kMaxFileBytes = std::size_t{1} << 30;
 // Reads `path` whole, decompressing gzip or xz. Throws std::runtime_error naming the file
 // when it is missing, unreadable, corrupt, truncated or larger than max_bytes once
 // decompressed.
-std::vector<std::uint8_t> read_file_bytes(const std::string& path,
-                                          std::size_t max_bytes = kMaxFileBytes);
+std::vector<std::uint8_t> read_file_bytes(const std::string& path, std::size_t max_bytes = kMaxFileBytes);
 
 // Decompresses an in-memory gzip or xz stream; `name` is used in error messages.
 std::vector<std::uint8_t> decompress(std::span<const std::uint8_t> bytes, Compression kind,
-                                     const std::string& name,
-                                     std::size_t max_bytes = kMaxFileBytes);
+                                     const std::string& name, std::size_t max_bytes = kMaxFileBytes);
 
 }  // namespace veil::data

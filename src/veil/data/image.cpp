@@ -13,11 +13,10 @@ namespace veil::data {
 namespace detail {
 
 void check_dimensions(long long width, long long height, const std::string& name) {
-  VEIL_CHECK_IO(width >= 1 && height >= 1, name << ": empty image (" << width << "x" << height
-                                                 << ")");
+  VEIL_CHECK_IO(width >= 1 && height >= 1, name << ": empty image (" << width << "x" << height << ")");
   VEIL_CHECK_IO(width <= kMaxImageSide && height <= kMaxImageSide,
-                name << ": image is " << width << "x" << height << ", over the "
-                     << kMaxImageSide << "x" << kMaxImageSide << " limit");
+                name << ": image is " << width << "x" << height << ", over the " << kMaxImageSide << "x"
+                     << kMaxImageSide << " limit");
 }
 
 namespace {
@@ -79,8 +78,7 @@ Interleaved decode_pnm(std::span<const std::uint8_t> bytes, const std::string& n
   const long long maxval = header.number("maxval");
   const std::size_t start = header.end_of_header();
   check_dimensions(width, height, name);
-  VEIL_CHECK_IO(maxval >= 1 && maxval <= 65535,
-                name << ": PNM maxval " << maxval << " outside 1..65535");
+  VEIL_CHECK_IO(maxval >= 1 && maxval <= 65535, name << ": PNM maxval " << maxval << " outside 1..65535");
 
   Interleaved out;
   out.channels = bytes[1] == '6' ? 3 : 1;
@@ -89,8 +87,8 @@ Interleaved decode_pnm(std::span<const std::uint8_t> bytes, const std::string& n
   const std::size_t samples = static_cast<std::size_t>(width) * height * out.channels;
   const std::size_t sample_bytes = maxval > 255 ? 2 : 1;  // 16-bit samples are big-endian
   VEIL_CHECK_IO(bytes.size() - start >= samples * sample_bytes,
-                name << ": PNM data truncated (" << bytes.size() - start << " of "
-                     << samples * sample_bytes << " pixel bytes)");
+                name << ": PNM data truncated (" << bytes.size() - start << " of " << samples * sample_bytes
+                     << " pixel bytes)");
   out.pixels.resize(samples);
   const std::uint8_t* p = bytes.data() + start;
   for (std::size_t i = 0; i < samples; ++i) {
@@ -107,10 +105,8 @@ Interleaved decode_pnm(std::span<const std::uint8_t> bytes, const std::string& n
 ImageFormat detect_image_format(std::span<const std::uint8_t> head) {
   static constexpr std::uint8_t kPng[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
   if (head.size() >= 8 && std::memcmp(head.data(), kPng, 8) == 0) return ImageFormat::kPng;
-  if (head.size() >= 3 && head[0] == 0xff && head[1] == 0xd8 && head[2] == 0xff)
-    return ImageFormat::kJpeg;
-  if (head.size() >= 2 && head[0] == 'P' && (head[1] == '5' || head[1] == '6'))
-    return ImageFormat::kPnm;
+  if (head.size() >= 3 && head[0] == 0xff && head[1] == 0xd8 && head[2] == 0xff) return ImageFormat::kJpeg;
+  if (head.size() >= 2 && head[0] == 'P' && (head[1] == '5' || head[1] == '6')) return ImageFormat::kPnm;
   return ImageFormat::kUnknown;
 }
 
@@ -127,8 +123,7 @@ Image decode_image(std::span<const std::uint8_t> bytes, const std::string& name)
       im = detail::decode_pnm(bytes, name);
       break;
     case ImageFormat::kUnknown: {
-      const bool ascii_pnm = bytes.size() >= 2 && bytes[0] == 'P' && bytes[1] >= '1' &&
-                             bytes[1] <= '4';
+      const bool ascii_pnm = bytes.size() >= 2 && bytes[0] == 'P' && bytes[1] >= '1' && bytes[1] <= '4';
       VEIL_CHECK_IO(!ascii_pnm, name << ": ASCII or 1-bit PNM (P" << char(bytes[1])
                                      << ") is not supported; use binary P5/P6");
       VEIL_CHECK_IO(false, name << ": unknown image format (expected PNG, JPEG or binary "
@@ -145,8 +140,7 @@ Image decode_image(std::span<const std::uint8_t> bytes, const std::string& name)
   out.pixels.resize(im.pixels.size());
   const std::size_t plane = static_cast<std::size_t>(im.height) * im.width;
   for (std::size_t i = 0; i < plane; ++i)
-    for (int c = 0; c < im.channels; ++c)
-      out.pixels[c * plane + i] = im.pixels[i * im.channels + c];
+    for (int c = 0; c < im.channels; ++c) out.pixels[c * plane + i] = im.pixels[i * im.channels + c];
   return out;
 }
 
@@ -160,9 +154,9 @@ namespace {
 
 // One output coordinate's source taps along an axis.
 struct Taps {
-  std::vector<int> first;       // first source index per output index
-  std::vector<int> count;       // number of taps
-  std::vector<float> weight;    // count[i] weights starting at offset[i]
+  std::vector<int> first;     // first source index per output index
+  std::vector<int> count;     // number of taps
+  std::vector<float> weight;  // count[i] weights starting at offset[i]
   std::vector<std::size_t> offset;
 };
 
@@ -229,8 +223,7 @@ Image resize(const Image& in, int height, int width) {
       for (int x = 0; x < width; ++x) {
         float acc = 0;
         for (int k = 0; k < ty.count[y]; ++k)
-          acc += ty.weight[ty.offset[y] + k] *
-                 tmp[static_cast<std::size_t>(ty.first[y] + k) * width + x];
+          acc += ty.weight[ty.offset[y] + k] * tmp[static_cast<std::size_t>(ty.first[y] + k) * width + x];
         dst[static_cast<std::size_t>(y) * width + x] =
             static_cast<std::uint8_t>(std::clamp(std::lround(acc), 0L, 255L));
       }
@@ -242,15 +235,14 @@ Image resize(const Image& in, int height, int width) {
 }  // namespace
 
 Image to_model_input(const Image& image, int channels, int height, int width) {
-  VEIL_REQUIRE(channels == 1 || channels == 3,
-               "to_model_input: channels must be 1 or 3, got " << channels);
+  VEIL_REQUIRE(channels == 1 || channels == 3, "to_model_input: channels must be 1 or 3, got " << channels);
   VEIL_REQUIRE(height >= 1 && width >= 1 && height <= kMaxImageSide && width <= kMaxImageSide,
                "to_model_input: bad target size " << height << "x" << width);
-  VEIL_REQUIRE(image.channels >= 1 && image.channels <= 4 && image.height >= 1 &&
-                   image.width >= 1 && image.pixels.size() == image.size(),
-               "to_model_input: malformed image (" << image.channels << "x" << image.height
-                                                   << "x" << image.width << ", "
-                                                   << image.pixels.size() << " bytes)");
+  VEIL_REQUIRE(image.channels >= 1 && image.channels <= 4 && image.height >= 1 && image.width >= 1 &&
+                   image.pixels.size() == image.size(),
+               "to_model_input: malformed image (" << image.channels << "x" << image.height << "x"
+                                                   << image.width << ", " << image.pixels.size()
+                                                   << " bytes)");
   const std::size_t plane = static_cast<std::size_t>(image.height) * image.width;
   const bool colour = image.channels >= 3;  // 2 is gray + alpha, 4 is RGBA
 
@@ -262,11 +254,9 @@ Image to_model_input(const Image& image, int channels, int height, int width) {
   if (channels == 1 && colour) {
     const std::uint8_t *r = image.pixels.data(), *g = r + plane, *b = g + plane;
     for (std::size_t i = 0; i < plane; ++i)
-      conv.pixels[i] = static_cast<std::uint8_t>(
-          std::lround(0.299 * r[i] + 0.587 * g[i] + 0.114 * b[i]));
+      conv.pixels[i] = static_cast<std::uint8_t>(std::lround(0.299 * r[i] + 0.587 * g[i] + 0.114 * b[i]));
   } else if (channels == 3 && !colour) {
-    for (int c = 0; c < 3; ++c)
-      std::copy_n(image.pixels.begin(), plane, conv.pixels.begin() + c * plane);
+    for (int c = 0; c < 3; ++c) std::copy_n(image.pixels.begin(), plane, conv.pixels.begin() + c * plane);
   } else {
     // Same colour model: keep the first `channels` planes (drops alpha).
     std::copy_n(image.pixels.begin(), channels * plane, conv.pixels.begin());
@@ -277,8 +267,7 @@ Image to_model_input(const Image& image, int channels, int height, int width) {
 
 void save_png(const std::string& path, const Image& image) {
   VEIL_REQUIRE(image.pixels.size() == image.size(),
-               "save_png: pixel buffer holds " << image.pixels.size() << " bytes, expected "
-                                               << image.size());
+               "save_png: pixel buffer holds " << image.pixels.size() << " bytes, expected " << image.size());
   detail::Interleaved im;
   im.channels = image.channels;
   im.height = image.height;
@@ -286,8 +275,7 @@ void save_png(const std::string& path, const Image& image) {
   im.pixels.resize(image.size());
   const std::size_t plane = static_cast<std::size_t>(image.height) * image.width;
   for (std::size_t i = 0; i < plane; ++i)
-    for (int c = 0; c < image.channels; ++c)
-      im.pixels[i * image.channels + c] = image.pixels[c * plane + i];
+    for (int c = 0; c < image.channels; ++c) im.pixels[i * image.channels + c] = image.pixels[c * plane + i];
   detail::write_png(path, im);
 }
 

@@ -18,9 +18,7 @@ struct Image {
   int channels = 0, height = 0, width = 0;  // channels: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA
   std::vector<std::uint8_t> pixels;         // channels * height * width bytes, CHW
 
-  std::size_t size() const {
-    return static_cast<std::size_t>(channels) * height * width;
-  }
+  std::size_t size() const { return static_cast<std::size_t>(channels) * height * width; }
   std::uint8_t at(int c, int y, int x) const {
     return pixels[(static_cast<std::size_t>(c) * height + y) * width + x];
   }

@@ -38,20 +38,19 @@ void on_message(j_common_ptr cinfo, int level) {
   if (err->warnings++ == 0) (*cinfo->err->format_message)(cinfo, err->warning);
 }
 
-bool run_read(jpeg_decompress_struct* cinfo, ErrorManager* err,
-              std::span<const std::uint8_t> in, Interleaved* out) {
+bool run_read(jpeg_decompress_struct* cinfo, ErrorManager* err, std::span<const std::uint8_t> in,
+              Interleaved* out) {
   if (setjmp(err->jump)) return false;
   jpeg_create_decompress(cinfo);
   // Bounds libjpeg's own working memory (progressive files buffer whole coefficients).
   cinfo->mem->max_memory_to_use = 1L << 30;
-  jpeg_mem_src(cinfo, const_cast<unsigned char*>(in.data()),
-               static_cast<unsigned long>(in.size()));
+  jpeg_mem_src(cinfo, const_cast<unsigned char*>(in.data()), static_cast<unsigned long>(in.size()));
   jpeg_read_header(cinfo, TRUE);
   if (cinfo->image_width > static_cast<JDIMENSION>(kMaxImageSide) ||
       cinfo->image_height > static_cast<JDIMENSION>(kMaxImageSide)) {
     std::snprintf(err->error, sizeof err->error, "image is %ux%u, over the %dx%d limit",
-                  static_cast<unsigned>(cinfo->image_width),
-                  static_cast<unsigned>(cinfo->image_height), kMaxImageSide, kMaxImageSide);
+                  static_cast<unsigned>(cinfo->image_width), static_cast<unsigned>(cinfo->image_height),
+                  kMaxImageSide, kMaxImageSide);
     return false;
   }
   cinfo->out_color_space = cinfo->num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;

@@ -51,11 +51,9 @@ bool run_read(png_structp png, png_infop info, PngState* st) {
   png_uint_32 width = 0, height = 0;
   int depth = 0, color = 0;
   png_get_IHDR(png, info, &width, &height, &depth, &color, nullptr, nullptr, nullptr);
-  if (width > static_cast<png_uint_32>(kMaxImageSide) ||
-      height > static_cast<png_uint_32>(kMaxImageSide)) {
+  if (width > static_cast<png_uint_32>(kMaxImageSide) || height > static_cast<png_uint_32>(kMaxImageSide)) {
     std::snprintf(st->error, sizeof st->error, "image is %ux%u, over the %dx%d limit",
-                  static_cast<unsigned>(width), static_cast<unsigned>(height), kMaxImageSide,
-                  kMaxImageSide);
+                  static_cast<unsigned>(width), static_cast<unsigned>(height), kMaxImageSide, kMaxImageSide);
     return false;
   }
   // Palette -> RGB, gray below 8 bits -> 8 bits, tRNS -> alpha channel.
@@ -98,15 +96,14 @@ void on_write_error(png_structp png, png_const_charp msg) {
   png_longjmp(png, 1);
 }
 
-bool run_write(png_structp png, png_infop info, std::FILE* f, const Interleaved* im,
-               png_bytepp rows) {
+bool run_write(png_structp png, png_infop info, std::FILE* f, const Interleaved* im, png_bytepp rows) {
   if (setjmp(png_jmpbuf(png))) return false;
-  static constexpr int kColor[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA,
-                                    PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
+  static constexpr int kColor[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
+                                    PNG_COLOR_TYPE_RGB_ALPHA};
   png_init_io(png, f);
-  png_set_IHDR(png, info, static_cast<png_uint_32>(im->width),
-               static_cast<png_uint_32>(im->height), 8, kColor[im->channels],
-               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(im->width), static_cast<png_uint_32>(im->height), 8,
+               kColor[im->channels], PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
   png_write_image(png, rows);
   png_write_end(png, nullptr);
@@ -149,17 +146,15 @@ Interleaved decode_png(std::span<const std::uint8_t> bytes, const std::string& n
 void write_png(const std::string& path, const Interleaved& image) {
   VEIL_REQUIRE(image.channels >= 1 && image.channels <= 4,
                "save_png: channels must be 1-4, got " << image.channels);
-  VEIL_REQUIRE(image.width >= 1 && image.height >= 1 && image.width <= kMaxImageSide &&
-                   image.height <= kMaxImageSide,
-               "save_png: bad size " << image.width << "x" << image.height);
-  VEIL_REQUIRE(image.pixels.size() ==
-                   static_cast<std::size_t>(image.width) * image.height * image.channels,
+  VEIL_REQUIRE(
+      image.width >= 1 && image.height >= 1 && image.width <= kMaxImageSide && image.height <= kMaxImageSide,
+      "save_png: bad size " << image.width << "x" << image.height);
+  VEIL_REQUIRE(image.pixels.size() == static_cast<std::size_t>(image.width) * image.height * image.channels,
                "save_png: pixel buffer holds " << image.pixels.size() << " bytes, expected "
                                                << image.width * image.height * image.channels);
   std::vector<png_bytep> rows(image.height);
   const std::size_t stride = static_cast<std::size_t>(image.width) * image.channels;
-  for (int y = 0; y < image.height; ++y)
-    rows[y] = const_cast<png_bytep>(image.pixels.data() + y * stride);
+  for (int y = 0; y < image.height; ++y) rows[y] = const_cast<png_bytep>(image.pixels.data() + y * stride);
 
   std::FILE* f = std::fopen(path.c_str(), "wb");
   VEIL_CHECK_IO(f != nullptr, "cannot create " << path << ": " << std::strerror(errno));
@@ -169,15 +164,16 @@ void write_png(const std::string& path, const Interleaved& image) {
     WriteGuard g;
     g.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &st, on_write_error, on_warning);
     if (g.png) g.info = png_create_info_struct(g.png);
-    if (g.info) ok = run_write(g.png, g.info, f, &image, rows.data());
-    else std::snprintf(st.error, sizeof st.error, "cannot create PNG encoder");
+    if (g.info)
+      ok = run_write(g.png, g.info, f, &image, rows.data());
+    else
+      std::snprintf(st.error, sizeof st.error, "cannot create PNG encoder");
   }
   // fclose flushes; a full disk shows up here rather than in libpng.
   const bool closed = std::fclose(f) == 0;
   if (!ok || !closed) {
     std::remove(path.c_str());
-    VEIL_CHECK_IO(false, "cannot write " << path << ": "
-                                         << (ok ? std::strerror(errno) : st.error));
+    VEIL_CHECK_IO(false, "cannot write " << path << ": " << (ok ? std::strerror(errno) : st.error));
   }
 }
 

@@ -18,7 +18,8 @@ long long near_zero(long long d, long long n) { return d > n / 2 ? d - n : d; }
 std::vector<std::size_t> shortest_first(const LinearTransformSpec& spec) {
   const auto n = static_cast<long long>(spec.slots);
   std::vector<std::pair<long long, std::size_t>> keyed(spec.diagonals.size());
-  for (std::size_t i = 0; i < keyed.size(); ++i) keyed[i] = {std::llabs(near_zero(spec.diagonals[i].step, n)), i};
+  for (std::size_t i = 0; i < keyed.size(); ++i)
+    keyed[i] = {std::llabs(near_zero(spec.diagonals[i].step, n)), i};
   std::sort(keyed.begin(), keyed.end());
   std::vector<std::size_t> order(keyed.size());
   for (std::size_t i = 0; i < keyed.size(); ++i) order[i] = keyed[i].second;
@@ -60,15 +61,17 @@ static StepSets step_sets(const LinearTransformSpec& spec, int giant, const std:
   return s;
 }
 
-StepSets step_sets(const LinearTransformSpec& spec, int giant) { return step_sets(spec, giant, shortest_first(spec)); }
+StepSets step_sets(const LinearTransformSpec& spec, int giant) {
+  return step_sets(spec, giant, shortest_first(spec));
+}
 
 void check_spec(const LinearTransformSpec& spec) {
   VEIL_REQUIRE(spec.slots > 0 && (spec.slots & (spec.slots - 1)) == 0, "slot count must be a power of two");
   VEIL_REQUIRE(spec.in_blocks >= 1 && spec.out_blocks >= 1, "a linear map needs at least one block");
   for (const auto& t : spec.diagonals) {
-    VEIL_REQUIRE(t.in_block >= 0 && t.in_block < spec.in_blocks && t.out_block >= 0 &&
-                     t.out_block < spec.out_blocks,
-                 "diagonal block index out of range");
+    VEIL_REQUIRE(
+        t.in_block >= 0 && t.in_block < spec.in_blocks && t.out_block >= 0 && t.out_block < spec.out_blocks,
+        "diagonal block index out of range");
     VEIL_REQUIRE(t.step >= 0 && static_cast<std::size_t>(t.step) < spec.slots, "diagonal step out of range");
   }
   VEIL_REQUIRE(spec.bias.empty() || static_cast<int>(spec.bias.size()) == spec.out_blocks,

@@ -59,9 +59,9 @@ TransformCounts count(const LinearTransformSpec& spec, int giant_step);
 
 // How the diagonals' offsets split for one giant step.
 struct StepSets {
-  std::vector<std::vector<int>> baby;          // per input block, sorted
-  std::vector<std::pair<int, int>> giants;     // (out block, giant step != 0), sorted
-  std::vector<int> baby_of, giant_of;          // per diagonal
+  std::vector<std::vector<int>> baby;       // per input block, sorted
+  std::vector<std::pair<int, int>> giants;  // (out block, giant step != 0), sorted
+  std::vector<int> baby_of, giant_of;       // per diagonal
   int baby_rotations() const {
     int r = 0;
     for (const auto& b : baby) r += static_cast<int>(b.size()) - (!b.empty() && b[0] == 0 ? 1 : 0);

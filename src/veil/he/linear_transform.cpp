@@ -60,7 +60,8 @@ void multiply_accumulate(const ckks::CkksContext& ctx, const std::vector<PackedP
 PackedPlaintext::PackedPlaintext(const ckks::CkksContext& ctx, const Plaintext& p)
     : scale_(p.scale()), n_(ctx.n()), index_(p.num_limbs()) {
   int packed = 0, raw = 0;
-  for (std::size_t i = 0; i < index_.size(); ++i) index_[i] = packable(ctx.modulus(i)) ? packed++ : -1 - raw++;
+  for (std::size_t i = 0; i < index_.size(); ++i)
+    index_[i] = packable(ctx.modulus(i)) ? packed++ : -1 - raw++;
   lo_.resize(static_cast<std::size_t>(packed) * n_);
   hi_.resize(static_cast<std::size_t>(packed) * hi_stride());
   raw_.resize(static_cast<std::size_t>(raw) * n_);
@@ -90,10 +91,10 @@ std::size_t PackedPlaintext::bytes() const {
 std::size_t PackedPlaintext::bytes_at(const ckks::CkksContext& ctx, int level) {
   std::size_t b = 0;
   for (int i = 0; i <= level; ++i)
-    b += packable(ctx.modulus(i)) ? ctx.n() * sizeof(std::uint32_t) + (ctx.n() + 3) / 4 : ctx.n() * sizeof(u64);
+    b += packable(ctx.modulus(i)) ? ctx.n() * sizeof(std::uint32_t) + (ctx.n() + 3) / 4
+                                  : ctx.n() * sizeof(u64);
   return b;
 }
-
 
 LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level,
                                  int giant_step, bool cache_plaintexts)
@@ -173,17 +174,17 @@ std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, cons
   // Baby steps: one hoisted decomposition per input block.
   std::vector<std::vector<Ciphertext>> babies(spec_.in_blocks);
   for (int b = 0; b < spec_.in_blocks; ++b) {
-    VEIL_REQUIRE(in[b].slots() == spec_.slots, "input ciphertext has " << in[b].slots() << " slots, the map "
-                                                                       << spec_.slots);
-    VEIL_REQUIRE(in[b].level() >= level_, "input ciphertext at level " << in[b].level() << ", the map needs "
-                                                                       << level_);
+    VEIL_REQUIRE(in[b].slots() == spec_.slots,
+                 "input ciphertext has " << in[b].slots() << " slots, the map " << spec_.slots);
+    VEIL_REQUIRE(in[b].level() >= level_,
+                 "input ciphertext at level " << in[b].level() << ", the map needs " << level_);
     Ciphertext x = in[b];
     if (x.level() > level_) eval.drop_to_level_inplace(x, level_);
     std::vector<int> nonzero;
     for (int s : baby_steps_[b])
       if (s != 0) nonzero.push_back(s);
-    std::vector<Ciphertext> rotated = nonzero.empty() ? std::vector<Ciphertext>{}
-                                                      : eval.rotate_hoisted(x, nonzero, gk);
+    std::vector<Ciphertext> rotated =
+        nonzero.empty() ? std::vector<Ciphertext>{} : eval.rotate_hoisted(x, nonzero, gk);
     std::size_t r = 0;
     for (int s : baby_steps_[b]) babies[b].push_back(s == 0 ? x : std::move(rotated[r++]));
   }
@@ -241,7 +242,8 @@ std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, cons
     Ciphertext& o = out[b];
     if (!spec_.unit) eval.rescale_inplace(o);
     if (!spec_.bias.empty()) {
-      Plaintext p = encoder_->encode(std::span<const double>(spec_.bias[b]), o.scale(), o.level(), spec_.slots);
+      Plaintext p =
+          encoder_->encode(std::span<const double>(spec_.bias[b]), o.scale(), o.level(), spec_.slots);
       eval.add_plain_inplace(o, p);
     }
     for (int s : spec_.fold_steps) {

@@ -23,9 +23,9 @@
 #include "veil/ckks/ciphertext.hpp"
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/evaluator.hpp"
-#include "veil/rlwe/keys.hpp"
 #include "veil/he/bsgs_plan.hpp"
 #include "veil/he/mac.hpp"
+#include "veil/rlwe/keys.hpp"
 
 namespace veil::he {
 
@@ -60,8 +60,8 @@ class LinearTransform {
   // Plaintext diagonals are encoded for inputs at `level`, at scale q_level, so the
   // rescale restores the input's scale whatever it is. With
   // `cache_plaintexts` false they are encoded on the fly in apply() (saves memory).
-  LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level,
-                  int giant_step = 0, bool cache_plaintexts = true);
+  LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level, int giant_step = 0,
+                  bool cache_plaintexts = true);
 
   std::vector<ckks::Ciphertext> apply(const ckks::Evaluator& eval, const std::vector<ckks::Ciphertext>& in,
                                       const rlwe::GaloisKeys& gk) const;
@@ -75,11 +75,11 @@ class LinearTransform {
 
  private:
   struct Term {
-    int in_block, baby;          // baby: index into the input block's baby-step list
-    std::size_t diagonal;        // index into spec_.diagonals
+    int in_block, baby;    // baby: index into the input block's baby-step list
+    std::size_t diagonal;  // index into spec_.diagonals
   };
   struct Group {
-    int out_block, giant;        // giant rotation in [0, slots)
+    int out_block, giant;  // giant rotation in [0, slots)
     std::vector<Term> terms;
   };
   ckks::Plaintext encode_term(const Group& g, const Term& t) const;

@@ -14,16 +14,19 @@ void mac_pointwise_avx2(const math::Modulus& q, std::size_t n, std::span<const u
 void mac_pointwise_packed_avx2(const math::Modulus& q, std::size_t n, std::span<const PackedRow> w,
                                std::span<const u64* const> x, std::size_t polys, u64* const* out);
 void mac_scalar_rows_avx2(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
-                          const u64* const* w, std::span<const u64* const> x, std::size_t polys, u64* const* out);
+                          const u64* const* w, std::span<const u64* const> x, std::size_t polys,
+                          u64* const* out);
 
 void mac_scalar_rows_signed_avx2(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
-                                 const std::int32_t* const* w, std::span<const u64* const> x, std::size_t polys,
-                                 u64* const* out);
+                                 const std::int32_t* const* w, std::span<const u64* const> x,
+                                 std::size_t polys, u64* const* out);
 
 void mac_pointwise(const math::Modulus& q, std::size_t n, std::span<const u64* const> w,
                    std::span<const u64* const> x, std::size_t polys, u64* const* out) {
-  if (math::simd_enabled() && math::cpu_features().avx2_fma) return mac_pointwise_avx2(q, n, w, x, polys, out);
-  mac(q, n, w.size(), [&](std::size_t t, std::size_t j) { return w[t][j]; }, x, polys, out);
+  if (math::simd_enabled() && math::cpu_features().avx2_fma)
+    return mac_pointwise_avx2(q, n, w, x, polys, out);
+  mac(
+      q, n, w.size(), [&](std::size_t t, std::size_t j) { return w[t][j]; }, x, polys, out);
 }
 
 void pack_residues(const u64* src, std::size_t n, std::uint32_t* lo, std::uint8_t* hi) {
@@ -42,8 +45,10 @@ void unpack_residues(PackedRow row, std::size_t n, u64* dst) {
 void mac_pointwise_packed(const math::Modulus& q, std::size_t n, std::span<const PackedRow> w,
                           std::span<const u64* const> x, std::size_t polys, u64* const* out) {
   VEIL_REQUIRE(packable(q), "packed weights need a prime below 2^" << kPackedBits);
-  if (math::simd_enabled() && math::cpu_features().avx2_fma) return mac_pointwise_packed_avx2(q, n, w, x, polys, out);
-  mac(q, n, w.size(), [&](std::size_t t, std::size_t j) { return packed_at(w[t], j); }, x, polys, out);
+  if (math::simd_enabled() && math::cpu_features().avx2_fma)
+    return mac_pointwise_packed_avx2(q, n, w, x, polys, out);
+  mac(
+      q, n, w.size(), [&](std::size_t t, std::size_t j) { return packed_at(w[t], j); }, x, polys, out);
 }
 
 void mac_scalar(const math::Modulus& q, std::size_t n, std::span<const u64> w, std::span<const u64* const> x,

@@ -33,8 +33,8 @@ void mac_pointwise_fp(const math::Modulus& m, std::size_t n, std::size_t terms, 
         const __m256d wv = load_w(t, base + j);
         for (std::size_t c = 0; c < polys; ++c) {
           double* a = acc[c] + j;
-          __m256d s = _mm256_add_pd(_mm256_load_pd(a), math::fp::mul(wv, math::fp::load(x[t * polys + c] + base + j),
-                                                                        q, qinv));
+          __m256d s = _mm256_add_pd(_mm256_load_pd(a),
+                                    math::fp::mul(wv, math::fp::load(x[t * polys + c] + base + j), q, qinv));
           if (reduce) s = math::fp::reduce(s, q, qinv);
           _mm256_store_pd(a, s);
         }
@@ -59,13 +59,15 @@ void mac_pointwise_avx2(const math::Modulus& q, std::size_t n, std::span<const u
     const auto load = [&](std::size_t t, std::size_t j) { return math::fp::load(w[t] + j); };
     return mac_pointwise_fp(q, n, w.size(), load, x, polys, out);
   }
-  mac(q, n, w.size(), [&](std::size_t t, std::size_t j) { return w[t][j]; }, x, polys, out);
+  mac(
+      q, n, w.size(), [&](std::size_t t, std::size_t j) { return w[t][j]; }, x, polys, out);
 }
 
 void mac_pointwise_packed_avx2(const math::Modulus& q, std::size_t n, std::span<const PackedRow> w,
                                std::span<const u64* const> x, std::size_t polys, u64* const* out) {
   if (!fp_kernel_applies(q, n, polys)) {
-    mac(q, n, w.size(), [&](std::size_t t, std::size_t j) { return packed_at(w[t], j); }, x, polys, out);
+    mac(
+        q, n, w.size(), [&](std::size_t t, std::size_t j) { return packed_at(w[t], j); }, x, polys, out);
     return;
   }
   // Four residues: widen the low words, and spread the hi byte's four 2-bit fields to
@@ -73,7 +75,8 @@ void mac_pointwise_packed_avx2(const math::Modulus& q, std::size_t n, std::span<
   const __m256i shifts = _mm256_set_epi64x(6, 4, 2, 0), three = _mm256_set1_epi64x(3);
   const auto load = [&](std::size_t t, std::size_t j) {
     const __m256i lo = _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[t].lo + j)));
-    const __m256i hi = _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(w[t].hi[j >> 2]), shifts), three);
+    const __m256i hi =
+        _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(w[t].hi[j >> 2]), shifts), three);
     return math::fp::to_double(_mm256_or_si256(lo, _mm256_slli_epi64(hi, 32)));
   };
   mac_pointwise_fp(q, n, w.size(), load, x, polys, out);
@@ -87,7 +90,8 @@ namespace {
 // vpmuludq + vpaddq. Coefficients [j, j + 8) of polynomial c; primes below 2^32.
 template <int R>
 void rows_x8(const math::Modulus& q, std::size_t terms, std::size_t batch, const u64* const* w,
-             std::span<const u64* const> x, std::size_t polys, std::size_t c, std::size_t j, u64* const* out) {
+             std::span<const u64* const> x, std::size_t polys, std::size_t c, std::size_t j,
+             u64* const* out) {
   __m256i acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
   // Reduced lane by lane through registers: storing the accumulators to memory here would
@@ -124,8 +128,9 @@ void rows_x8(const math::Modulus& q, std::size_t terms, std::size_t batch, const
 // base prime then costs K narrow multiplies instead of a scalar 128-bit one). R rows x 4
 // coefficients x K chunks of accumulators; acc_out receives them as [r][k][lane].
 template <int R, int K>
-void rows_x4_signed(std::size_t t0, std::size_t t1, const std::int32_t* const* w, std::span<const u64* const> x,
-                    std::size_t polys, std::size_t c, std::size_t j, int cb, std::int64_t* acc_out) {
+void rows_x4_signed(std::size_t t0, std::size_t t1, const std::int32_t* const* w,
+                    std::span<const u64* const> x, std::size_t polys, std::size_t c, std::size_t j, int cb,
+                    std::int64_t* acc_out) {
   __m256i acc[R][K];
   for (int r = 0; r < R; ++r)
     for (int k = 0; k < K; ++k) acc[r][k] = _mm256_setzero_si256();
@@ -144,13 +149,14 @@ void rows_x4_signed(std::size_t t0, std::size_t t1, const std::int32_t* const* w
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int k = 0; k < K; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc_out + (r * K + k) * 4), acc[r][k]);
+    for (int k = 0; k < K; ++k)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc_out + (r * K + k) * 4), acc[r][k]);
 }
 
 template <int K>
 void signed_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
-                 const std::int32_t* const* w, std::span<const u64* const> x, std::size_t polys, u64* const* out,
-                 int cb) {
+                 const std::int32_t* const* w, std::span<const u64* const> x, std::size_t polys,
+                 u64* const* out, int cb) {
   // Terms per pass so that sum |w * chunk| < terms * 2^(31 + cb) stays below 2^63.
   const std::size_t group = std::size_t{1} << (32 - cb);
   // The chunk sums recombine exactly in 128 bits (|acc_k| < 2^63, shifts <= 2 cb <= 42):
@@ -169,10 +175,18 @@ void signed_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::s
         for (std::size_t t0 = 0; t0 < terms; t0 += group) {
           const std::size_t t1 = std::min(terms, t0 + group);
           switch (rr) {
-            case 4: rows_x4_signed<4, K>(t0, t1, w + r0, x, polys, c, j, cb, acc); break;
-            case 3: rows_x4_signed<3, K>(t0, t1, w + r0, x, polys, c, j, cb, acc); break;
-            case 2: rows_x4_signed<2, K>(t0, t1, w + r0, x, polys, c, j, cb, acc); break;
-            default: rows_x4_signed<1, K>(t0, t1, w + r0, x, polys, c, j, cb, acc); break;
+            case 4:
+              rows_x4_signed<4, K>(t0, t1, w + r0, x, polys, c, j, cb, acc);
+              break;
+            case 3:
+              rows_x4_signed<3, K>(t0, t1, w + r0, x, polys, c, j, cb, acc);
+              break;
+            case 2:
+              rows_x4_signed<2, K>(t0, t1, w + r0, x, polys, c, j, cb, acc);
+              break;
+            default:
+              rows_x4_signed<1, K>(t0, t1, w + r0, x, polys, c, j, cb, acc);
+              break;
           }
           for (std::size_t r = 0; r < rr; ++r)
             for (std::size_t lane = 0; lane < 4; ++lane) {
@@ -187,8 +201,8 @@ void signed_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::s
 }  // namespace
 
 void mac_scalar_rows_signed_avx2(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
-                                 const std::int32_t* const* w, std::span<const u64* const> x, std::size_t polys,
-                                 u64* const* out) {
+                                 const std::int32_t* const* w, std::span<const u64* const> x,
+                                 std::size_t polys, u64* const* out) {
   const int bits = 64 - __builtin_clzll(q.value());
   if (n % 4 != 0 || bits > 62) return mac_rows_signed_portable(q, n, rows, terms, w, x, polys, out);
   if (bits <= 40) return signed_rows<2>(q, n, rows, terms, w, x, polys, out, (bits + 1) / 2);
@@ -196,7 +210,8 @@ void mac_scalar_rows_signed_avx2(const math::Modulus& q, std::size_t n, std::siz
 }
 
 void mac_scalar_rows_avx2(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
-                          const u64* const* w, std::span<const u64* const> x, std::size_t polys, u64* const* out) {
+                          const u64* const* w, std::span<const u64* const> x, std::size_t polys,
+                          u64* const* out) {
   if (q.value() >= (u64{1} << 32) || n % 8 != 0) return mac_rows(q, n, rows, terms, w, x, polys, out);
   const std::size_t batch = batch_64(q);
   // 32 coefficients of every term (256 B each) stay in L2 while all rows pass over them.
@@ -208,10 +223,18 @@ void mac_scalar_rows_avx2(const math::Modulus& q, std::size_t n, std::size_t row
         const u64* const* wr = w + r;
         u64* const* o = out + r * polys;
         for (std::size_t j = base; j < end; j += 8) switch (std::min<std::size_t>(4, rows - r)) {
-            case 4: rows_x8<4>(q, terms, batch, wr, x, polys, c, j, o); break;
-            case 3: rows_x8<3>(q, terms, batch, wr, x, polys, c, j, o); break;
-            case 2: rows_x8<2>(q, terms, batch, wr, x, polys, c, j, o); break;
-            default: rows_x8<1>(q, terms, batch, wr, x, polys, c, j, o); break;
+            case 4:
+              rows_x8<4>(q, terms, batch, wr, x, polys, c, j, o);
+              break;
+            case 3:
+              rows_x8<3>(q, terms, batch, wr, x, polys, c, j, o);
+              break;
+            case 2:
+              rows_x8<2>(q, terms, batch, wr, x, polys, c, j, o);
+              break;
+            default:
+              rows_x8<1>(q, terms, batch, wr, x, polys, c, j, o);
+              break;
           }
       }
   }

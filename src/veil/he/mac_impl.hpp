@@ -29,8 +29,8 @@ constexpr std::size_t kTile = 512;
 
 // weight(t, j) gives the weight of term t at coefficient j.
 template <class Weight>
-void mac(const math::Modulus& q, std::size_t n, std::size_t terms, Weight weight, std::span<const u64* const> x,
-         std::size_t polys, u64* const* out) {
+void mac(const math::Modulus& q, std::size_t n, std::size_t terms, Weight weight,
+         std::span<const u64* const> x, std::size_t polys, u64* const* out) {
   for (std::size_t base = 0; base < n; base += kTile) {
     const std::size_t len = std::min(kTile, n - base);
     for (std::size_t c = 0; c < polys; ++c) {
@@ -40,7 +40,8 @@ void mac(const math::Modulus& q, std::size_t n, std::size_t terms, Weight weight
         for (std::size_t t = 0; t < terms; ++t) {
           const u64* p = x[t * polys + c] + base;
           for (std::size_t j = 0; j < len; ++j)
-            a[j] += static_cast<u64>(static_cast<std::uint32_t>(weight(t, base + j))) * static_cast<std::uint32_t>(p[j]);
+            a[j] += static_cast<u64>(static_cast<std::uint32_t>(weight(t, base + j))) *
+                    static_cast<std::uint32_t>(p[j]);
           if ((t + 1) % batch == 0)
             for (std::size_t j = 0; j < len; ++j) a[j] = q.reduce(a[j]);
         }
@@ -106,13 +107,15 @@ void mac_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::size
   if (q.value() < (u64{1} << 32)) {
     for (std::size_t r0 = 0; r0 < rows; r0 += kMaxRows) {
       const std::size_t k = std::min(kMaxRows, rows - r0);
-      mac_rows_dispatch(k, q, n, terms, w + r0, x, polys, out + r0 * polys, std::make_index_sequence<kMaxRows>{});
+      mac_rows_dispatch(k, q, n, terms, w + r0, x, polys, out + r0 * polys,
+                        std::make_index_sequence<kMaxRows>{});
     }
     return;
   }
   // Wide primes: 128-bit accumulators leave no room for a block in registers.
   for (std::size_t r = 0; r < rows; ++r)
-    mac(q, n, terms, [&](std::size_t t, std::size_t) { return w[r][t]; }, x, polys, out + r * polys);
+    mac(
+        q, n, terms, [&](std::size_t t, std::size_t) { return w[r][t]; }, x, polys, out + r * polys);
 }
 
 // Signed weights below 2^31 in magnitude (a weight w * q_l with q_l a prime below 2^31,

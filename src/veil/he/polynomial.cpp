@@ -120,9 +120,7 @@ class PolyEvaluator {
     }
   }
 
-  double prime(int level) const {
-    return static_cast<double>(eval_.context()->modulus(level).value());
-  }
+  double prime(int level) const { return static_cast<double>(eval_.context()->modulus(level).value()); }
 
   const ckks::Evaluator& eval_;
   const rlwe::RelinKeys& rk_;
@@ -147,7 +145,7 @@ Ciphertext evaluate_polynomial(const ckks::Evaluator& eval, const Ciphertext& x,
   const std::vector<double> c = trimmed(coefficients);
   const int depth = polynomial_depth(c);
   VEIL_REQUIRE(x.level() >= depth, "polynomial of degree " << c.size() - 1 << " needs " << depth
-                                                             << " levels, the ciphertext has " << x.level());
+                                                           << " levels, the ciphertext has " << x.level());
   VEIL_REQUIRE(c.size() >= 2, "constant polynomial: fold it into the next layer's bias");
   PolyEvaluator pe(eval, x, rk);
   const bool monic = c.back() == 1.0;

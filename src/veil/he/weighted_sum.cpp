@@ -45,8 +45,8 @@ WeightedSum::WeightedSum(ckks::ContextPtr ctx, SparseWeights weights, int level)
 }
 
 Ciphertext WeightedSum::accumulator(const std::vector<Ciphertext>& in) const {
-  return Ciphertext(*ctx_, in[0].size(), level_, in[0].scale() * static_cast<double>(ctx_->modulus(level_).value()),
-                    in[0].slots());
+  return Ciphertext(*ctx_, in[0].size(), level_,
+                    in[0].scale() * static_cast<double>(ctx_->modulus(level_).value()), in[0].slots());
 }
 
 void WeightedSum::accumulate_rows(std::span<const int> rows, std::span<const u64* const> src, std::size_t i,
@@ -56,7 +56,8 @@ void WeightedSum::accumulate_rows(std::span<const int> rows, std::span<const u64
   std::vector<const u64*> x(terms * polys), wr(rows.size());
   std::vector<u64*> outs(rows.size() * polys);
   for (std::size_t t = 0; t < terms; ++t)
-    for (std::size_t p = 0; p < polys; ++p) x[t * polys + p] = src[static_cast<std::size_t>(m_.col[begin + t]) * polys + p];
+    for (std::size_t p = 0; p < polys; ++p)
+      x[t * polys + p] = src[static_cast<std::size_t>(m_.col[begin + t]) * polys + p];
   for (std::size_t r = 0; r < rows.size(); ++r)
     for (std::size_t p = 0; p < polys; ++p) outs[r * polys + p] = out[r]->limb(p, i) + base;
   const math::Modulus& q = ctx_->modulus(i);
@@ -71,8 +72,9 @@ void WeightedSum::accumulate_rows(std::span<const int> rows, std::span<const u64
 }
 
 std::vector<Ciphertext> WeightedSum::apply(const std::vector<Ciphertext>& in) const {
-  VEIL_REQUIRE(!in.empty() && in[0].level() == level_,
-               "weighted sum: inputs must be at level " << level_ << " (the level the weights were built for)");
+  VEIL_REQUIRE(!in.empty() && in[0].level() == level_, "weighted sum: inputs must be at level "
+                                                           << level_
+                                                           << " (the level the weights were built for)");
   std::vector<Ciphertext> out(static_cast<std::size_t>(m_.rows));
   for (auto& c : out) c = accumulator(in);
   // Tile by tile: the coefficients [base, base + tile) of every input are first copied
@@ -105,8 +107,9 @@ std::vector<Ciphertext> WeightedSum::apply(const std::vector<Ciphertext>& in) co
 
 Ciphertext WeightedSum::apply_row(int r, const std::vector<Ciphertext>& in) const {
   VEIL_REQUIRE(r >= 0 && r < m_.rows, "weighted sum: row " << r << " out of range");
-  VEIL_REQUIRE(!in.empty() && in[0].level() == level_,
-               "weighted sum: inputs must be at level " << level_ << " (the level the weights were built for)");
+  VEIL_REQUIRE(!in.empty() && in[0].level() == level_, "weighted sum: inputs must be at level "
+                                                           << level_
+                                                           << " (the level the weights were built for)");
   Ciphertext v = accumulator(in);
   Ciphertext* vp = &v;
   const std::size_t polys = in[0].size();

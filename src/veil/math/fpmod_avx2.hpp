@@ -48,7 +48,9 @@ VEIL_AVX2 inline __m256d cadd(__m256d x, __m256d m) {
   return _mm256_add_pd(x, _mm256_and_pd(_mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_LT_OQ), m));
 }
 
-VEIL_AVX2 inline __m256d floor(__m256d x) { return _mm256_round_pd(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+VEIL_AVX2 inline __m256d floor(__m256d x) {
+  return _mm256_round_pd(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+}
 
 // y*w - k*q in [-q, 2q) for a constant w < q with wq = w/q precomputed; y < 2^52.
 VEIL_AVX2 inline __m256d mul_const(__m256d y, __m256d w, __m256d wq, __m256d q) {

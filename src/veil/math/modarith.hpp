@@ -51,9 +51,7 @@ class Modulus {
   // Shoup precomputation for multiplying many values by the same w < q.
   u64 shoup(u64 w) const { return static_cast<u64>((static_cast<u128>(w) << 64) / q_); }
   // x*w mod q in [0, 2q) for any 64-bit x (lazy form).
-  static u64 mul_shoup_lazy(u64 x, u64 w, u64 w_shoup, u64 q) {
-    return x * w - mulhi(x, w_shoup) * q;
-  }
+  static u64 mul_shoup_lazy(u64 x, u64 w, u64 w_shoup, u64 q) { return x * w - mulhi(x, w_shoup) * q; }
   u64 mul_shoup(u64 x, u64 w, u64 w_shoup) const {
     u64 r = mul_shoup_lazy(x, w, w_shoup, q_);
     return r >= q_ ? r - q_ : r;

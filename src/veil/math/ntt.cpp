@@ -49,9 +49,7 @@ NttTables::NttTables(int log_n, const Modulus& q) : log_n_(log_n), n_(std::size_
   }
 }
 
-bool NttTables::uses_simd() const {
-  return simd_enabled() && cpu_features().avx2_fma && !psi_rev_d_.empty();
-}
+bool NttTables::uses_simd() const { return simd_enabled() && cpu_features().avx2_fma && !psi_rev_d_.empty(); }
 
 std::size_t NttTables::index_of_exponent(std::size_t e) const {
   return bit_reverse(((e % (2 * n_)) - 1) >> 1, log_n_);

@@ -51,12 +51,13 @@ std::vector<std::uint64_t> generate_ntt_primes(int bits, std::size_t count, std:
   std::vector<std::uint64_t> out;
   const std::uint64_t upper = std::uint64_t{1} << bits;
   const std::uint64_t lower = std::uint64_t{1} << (bits - 1);
-  VEIL_REQUIRE(two_n < upper, "no " << bits << "-bit prime can be 1 mod " << two_n << " (2N >= 2^" << bits << ")");
+  VEIL_REQUIRE(two_n < upper,
+               "no " << bits << "-bit prime can be 1 mod " << two_n << " (2N >= 2^" << bits << ")");
   // Largest candidate below 2^bits that is 1 mod 2N.
   std::uint64_t q = upper - two_n + 1;
   while (out.size() < count) {
-    VEIL_REQUIRE(q > lower && q >= two_n, "not enough " << bits << "-bit primes congruent to 1 mod "
-                                                        << two_n << " (wanted " << count << ")");
+    VEIL_REQUIRE(q > lower && q >= two_n, "not enough " << bits << "-bit primes congruent to 1 mod " << two_n
+                                                        << " (wanted " << count << ")");
     if (is_prime(q) && std::find(exclude.begin(), exclude.end(), q) == exclude.end()) {
       out.push_back(q);
     }
@@ -65,8 +66,7 @@ std::vector<std::uint64_t> generate_ntt_primes(int bits, std::size_t count, std:
   return out;
 }
 
-std::vector<std::uint64_t> generate_ntt_primes(const std::vector<int>& bit_sizes,
-                                               std::uint64_t two_n,
+std::vector<std::uint64_t> generate_ntt_primes(const std::vector<int>& bit_sizes, std::uint64_t two_n,
                                                const std::vector<std::uint64_t>& exclude) {
   std::map<int, std::size_t> count;
   for (int b : bit_sizes) ++count[b];

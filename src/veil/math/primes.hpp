@@ -17,8 +17,7 @@ std::vector<std::uint64_t> generate_ntt_primes(int bits, std::size_t count, std:
                                                const std::vector<std::uint64_t>& exclude = {});
 
 // Generates primes for a list of bit sizes (entries may repeat), all distinct.
-std::vector<std::uint64_t> generate_ntt_primes(const std::vector<int>& bit_sizes,
-                                               std::uint64_t two_n,
+std::vector<std::uint64_t> generate_ntt_primes(const std::vector<int>& bit_sizes, std::uint64_t two_n,
                                                const std::vector<std::uint64_t>& exclude = {});
 
 // A primitive 2N-th root of unity mod q (q prime, q = 1 mod 2N); the smallest one, so the

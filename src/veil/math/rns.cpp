@@ -110,8 +110,9 @@ namespace {
 // Sum_i y_i * w_i mod p for eight coefficients at a time, in doubles (fpmod_avx2.hpp).
 // Each product is exact in [-p, 2p); three of them on top of [0, p) stay inside
 // (-2^53, 2^53), so the running sums are reduced after every third product.
-VEIL_AVX2 void convert_target_avx2(const Modulus& target, std::size_t nf, const u64* const* y, const double* tab,
-                                   const std::vector<char>& split, int split_bits, u64* out, std::size_t n) {
+VEIL_AVX2 void convert_target_avx2(const Modulus& target, std::size_t nf, const u64* const* y,
+                                   const double* tab, const std::vector<char>& split, int split_bits,
+                                   u64* out, std::size_t n) {
   const double pd = static_cast<double>(target.value());
   const __m256d p = _mm256_set1_pd(pd), pinv = _mm256_set1_pd(1.0 / pd);
   const __m256i lo_mask = _mm256_set1_epi64x((std::int64_t{1} << split_bits) - 1);

@@ -43,8 +43,8 @@ VEIL_AVX2 void mul_const_avx2(const Modulus& m, const u64* x, const u64* y, u64 
   }
 }
 
-VEIL_AVX2 void tensor_avx2(const Modulus& m, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0,
-                           u64* c1, u64* c2, std::size_t n) {
+VEIL_AVX2 void tensor_avx2(const Modulus& m, const u64* a0, const u64* a1, const u64* b0, const u64* b1,
+                           u64* c0, u64* c1, u64* c2, std::size_t n) {
   const FpConsts c = fp_consts(m);
   const bool square = a0 == b0 && a1 == b1;
   for (std::size_t j = 0; j < n; j += 4) {
@@ -69,10 +69,12 @@ VEIL_AVX2 void dot2_avx2(const Modulus& m, std::size_t terms, const u64* const* 
   const FpConsts c = fp_consts(m);
   for (std::size_t j = 0; j < n; j += 4) {
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
-    const __m128i idx = perm ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(perm + j)) : _mm_setzero_si128();
+    const __m128i idx =
+        perm ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(perm + j)) : _mm_setzero_si128();
     for (std::size_t t = 0; t < terms; ++t) {
-      const __m256d x = perm ? fp::to_double(_mm256_i32gather_epi64(reinterpret_cast<const long long*>(v[t]), idx, 8))
-                             : fp::load(v[t] + j);
+      const __m256d x =
+          perm ? fp::to_double(_mm256_i32gather_epi64(reinterpret_cast<const long long*>(v[t]), idx, 8))
+               : fp::load(v[t] + j);
       s0 = _mm256_add_pd(s0, fp::mul(x, fp::load(k0[t] + j), c.q, c.qinv));
       s1 = _mm256_add_pd(s1, fp::mul(x, fp::load(k1[t] + j), c.q, c.qinv));
       // Three terms in [-q, 2q) on top of [0, q) stay within (-2^53, 2^53), where
@@ -89,8 +91,8 @@ VEIL_AVX2 void dot2_avx2(const Modulus& m, std::size_t terms, const u64* const* 
 
 // ---- portable paths ----
 
-void tensor_scalar(const Modulus& q, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0, u64* c1,
-                   u64* c2, std::size_t n) {
+void tensor_scalar(const Modulus& q, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0,
+                   u64* c1, u64* c2, std::size_t n) {
   if (a0 == b0 && a1 == b1) {
     for (std::size_t j = 0; j < n; ++j) {
       c0[j] = q.mul(a0[j], a0[j]);
@@ -170,8 +172,8 @@ void sub_mul_const_vec(const Modulus& q, const u64* x, const u64* y, u64 w, u64*
   for (std::size_t j = s; j < n; ++j) out[j] = q.mul_shoup(q.sub(x[j], y[j]), w, ws);
 }
 
-void tensor_vec(const Modulus& q, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0, u64* c1,
-                u64* c2, std::size_t n) {
+void tensor_vec(const Modulus& q, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0,
+                u64* c1, u64* c2, std::size_t n) {
   const std::size_t s = simd_part(q, n);
   if (s) tensor_avx2(q, a0, a1, b0, b1, c0, c1, c2, s);
   if (s < n) tensor_scalar(q, a0 + s, a1 + s, b0 + s, b1 + s, c0 + s, c1 + s, c2 + s, n - s);

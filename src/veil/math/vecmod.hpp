@@ -25,8 +25,8 @@ void sub_mul_const_vec(const Modulus& q, const u64* x, const u64* y, u64 w, u64*
 
 // The tensor product of two ciphertext limbs: (a0 + a1 s)(b0 + b1 s) = c0 + c1 s + c2 s^2.
 // With a == b (the same pointers) it squares.
-void tensor_vec(const Modulus& q, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0, u64* c1,
-                u64* c2, std::size_t n);
+void tensor_vec(const Modulus& q, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0,
+                u64* c1, u64* c2, std::size_t n);
 
 // The inner product of key switching, over `terms` digits:
 //   o0[x] = sum_j v[j][p(x)] * k0[j][x],  o1[x] = sum_j v[j][p(x)] * k1[j][x],

@@ -40,9 +40,9 @@ std::vector<u64> poly_activation(const Field& f, Role role, std::span<const u64>
   // Refuse before the first exchange, so a short pool never leaves the peer mid-protocol.
   const PolyCost cost = poly_cost(coeffs, n);
   VEIL_CHECK_IO(squares.remaining() >= cost.squares && triples.remaining() >= cost.triples,
-                "preprocessing exhausted: this activation needs " << cost.squares << " squares and "
-                    << cost.triples << " triples, " << squares.remaining() << " and "
-                    << triples.remaining() << " are left (run more preprocessing)");
+                "preprocessing exhausted: this activation needs "
+                    << cost.squares << " squares and " << cost.triples << " triples, " << squares.remaining()
+                    << " and " << triples.remaining() << " are left (run more preprocessing)");
   const int fb = f.frac_bits();
 
   // powers[k]: shares of x^k at scale f.

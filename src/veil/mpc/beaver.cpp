@@ -51,7 +51,8 @@ Triples TriplePool::take(std::size_t n) {
 }
 
 std::vector<u64> square_open(const Field& f, std::span<const u64> x, const Squares& s) {
-  VEIL_REQUIRE(x.size() == s.size(), "secure square: " << x.size() << " values but " << s.size() << " squares");
+  VEIL_REQUIRE(x.size() == s.size(),
+               "secure square: " << x.size() << " values but " << s.size() << " squares");
   std::vector<u64> e(x.begin(), x.end());
   sub_inplace(f, e, s.a);
   return e;
@@ -60,9 +61,9 @@ std::vector<u64> square_open(const Field& f, std::span<const u64> x, const Squar
 std::vector<u64> square_close(const Field& f, Role role, std::span<const u64> e_mine,
                               std::span<const u64> e_peer, const Squares& s) {
   const std::size_t n = s.size();
-  VEIL_REQUIRE(e_mine.size() == n && e_peer.size() == n,
-               "secure square: masked values of sizes " << e_mine.size() << " and " << e_peer.size()
-                                                        << " for " << n << " squares");
+  VEIL_REQUIRE(e_mine.size() == n && e_peer.size() == n, "secure square: masked values of sizes "
+                                                             << e_mine.size() << " and " << e_peer.size()
+                                                             << " for " << n << " squares");
   const auto& m = f.mod();
   std::vector<u64> out(n);
   for (std::size_t i = 0; i < n; ++i) {

@@ -7,7 +7,8 @@
 
 namespace veil::mpc {
 
-ChannelExchange::ChannelExchange(net::Channel& channel, Role role, const Field& field, std::uint16_t frame_type)
+ChannelExchange::ChannelExchange(net::Channel& channel, Role role, const Field& field,
+                                 std::uint16_t frame_type)
     : channel_(channel),
       role_(role),
       field_(field),

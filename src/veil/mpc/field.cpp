@@ -16,8 +16,8 @@ u64 Field::encode(double x, int scale_bits) const {
   VEIL_REQUIRE(std::isfinite(x), "fixed-point encoding: value " << x << " is not finite");
   const double scaled = std::ldexp(x, scale_bits);
   const double limit = static_cast<double>(p() / 2);
-  VEIL_REQUIRE(std::fabs(scaled) < limit,
-               "fixed-point encoding: value " << x << " at scale 2^" << scale_bits
+  VEIL_REQUIRE(std::fabs(scaled) < limit, "fixed-point encoding: value "
+                                              << x << " at scale 2^" << scale_bits
                                               << " does not fit the share field (|x| must be below "
                                               << std::ldexp(limit, -scale_bits) << ")");
   return mod_.from_signed(static_cast<std::int64_t>(std::llround(scaled)));

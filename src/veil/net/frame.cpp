@@ -8,13 +8,20 @@ namespace veil::net {
 
 const char* error_code_name(std::uint16_t code) {
   switch (static_cast<ErrorCode>(code)) {
-    case ErrorCode::kBadFrame: return "bad frame";
-    case ErrorCode::kBadVersion: return "unsupported protocol version";
-    case ErrorCode::kFrameTooLarge: return "frame too large";
-    case ErrorCode::kTimeout: return "timeout";
-    case ErrorCode::kClosed: return "connection closed";
-    case ErrorCode::kShuttingDown: return "shutting down";
-    case ErrorCode::kIo: return "I/O error";
+    case ErrorCode::kBadFrame:
+      return "bad frame";
+    case ErrorCode::kBadVersion:
+      return "unsupported protocol version";
+    case ErrorCode::kFrameTooLarge:
+      return "frame too large";
+    case ErrorCode::kTimeout:
+      return "timeout";
+    case ErrorCode::kClosed:
+      return "connection closed";
+    case ErrorCode::kShuttingDown:
+      return "shutting down";
+    case ErrorCode::kIo:
+      return "I/O error";
   }
   return nullptr;
 }
@@ -36,8 +43,8 @@ std::vector<std::uint8_t> encode_header(std::uint16_t type, std::uint64_t length
 
 FrameHeader decode_header(std::span<const std::uint8_t> header, std::uint64_t max_payload) {
   if (header.size() != kFrameHeaderSize)
-    throw Error(ErrorCode::kBadFrame, "frame header of " + std::to_string(header.size()) + " bytes, expected " +
-                                          std::to_string(kFrameHeaderSize));
+    throw Error(ErrorCode::kBadFrame, "frame header of " + std::to_string(header.size()) +
+                                          " bytes, expected " + std::to_string(kFrameHeaderSize));
   if (std::memcmp(header.data(), kFrameMagic, sizeof kFrameMagic) != 0)
     throw Error(ErrorCode::kBadFrame, "bad magic (not a veil protocol frame)");
   ByteReader r(header.subspan(sizeof kFrameMagic));
@@ -49,8 +56,9 @@ FrameHeader decode_header(std::span<const std::uint8_t> header, std::uint64_t ma
     throw Error(ErrorCode::kBadVersion, "peer speaks frame version " + std::to_string(h.version) +
                                             ", this side speaks " + std::to_string(kFrameVersion));
   if (h.length > max_payload)
-    throw Error(ErrorCode::kFrameTooLarge, "frame of " + std::to_string(h.length) + " bytes exceeds the limit of " +
-                                               std::to_string(max_payload) + " bytes");
+    throw Error(ErrorCode::kFrameTooLarge, "frame of " + std::to_string(h.length) +
+                                               " bytes exceeds the limit of " + std::to_string(max_payload) +
+                                               " bytes");
   return h;
 }
 
@@ -66,8 +74,8 @@ Frame parse_frame(std::span<const std::uint8_t> bytes, std::uint64_t max_payload
   const FrameHeader h = decode_header(bytes.first(kFrameHeaderSize), max_payload);
   const auto body = bytes.subspan(kFrameHeaderSize);
   if (body.size() != h.length)
-    throw Error(ErrorCode::kBadFrame, "frame declares " + std::to_string(h.length) + " payload bytes but holds " +
-                                          std::to_string(body.size()));
+    throw Error(ErrorCode::kBadFrame, "frame declares " + std::to_string(h.length) +
+                                          " payload bytes but holds " + std::to_string(body.size()));
   return Frame{h.type, {body.begin(), body.end()}};
 }
 

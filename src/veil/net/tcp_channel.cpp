@@ -57,7 +57,8 @@ struct TcpChannel::Impl {
   }
 
   std::size_t read_some(std::uint8_t* p, std::size_t n, std::chrono::milliseconds timeout, bool idle) {
-    if (idle && interrupted) throw Error(ErrorCode::kShuttingDown, "interrupted while waiting for the next message");
+    if (idle && interrupted)
+      throw Error(ErrorCode::kShuttingDown, "interrupted while waiting for the next message");
     idle_wait = idle;
     struct Reset {
       bool& flag;
@@ -67,7 +68,8 @@ struct TcpChannel::Impl {
                [&](auto handler) { socket.async_read_some(asio::buffer(p, n), handler); });
   }
 
-  void write_all(const std::uint8_t* p, std::size_t n, std::chrono::milliseconds timeout, ChannelStats& stats) {
+  void write_all(const std::uint8_t* p, std::size_t n, std::chrono::milliseconds timeout,
+                 ChannelStats& stats) {
     while (n > 0) {
       const std::size_t k = run(timeout, "writing a frame", [&](auto handler) {
         socket.async_write_some(asio::buffer(p, std::min(n, kChunk)), handler);
@@ -94,10 +96,11 @@ std::unique_ptr<TcpChannel> TcpChannel::connect(const std::string& host, std::ui
   tcp::resolver resolver(impl->io);
   tcp::resolver::results_type endpoints;
   std::error_code ec = asio::error::would_block;
-  resolver.async_resolve(host, std::to_string(port), [&](const std::error_code& e, tcp::resolver::results_type r) {
-    ec = e;
-    endpoints = std::move(r);
-  });
+  resolver.async_resolve(host, std::to_string(port),
+                         [&](const std::error_code& e, tcp::resolver::results_type r) {
+                           ec = e;
+                           endpoints = std::move(r);
+                         });
   impl->io.run_for(options.io_timeout);
   if (ec == asio::error::would_block) {
     resolver.cancel();
@@ -133,7 +136,8 @@ Frame TcpChannel::receive(const ReceiveLimits& limits) {
   std::size_t got = 0;
   while (got < sizeof header) {
     const bool idle = got == 0;
-    got += impl_->read_some(header + got, sizeof header - got, idle ? limits.idle_timeout : limits.io_timeout, idle);
+    got += impl_->read_some(header + got, sizeof header - got, idle ? limits.idle_timeout : limits.io_timeout,
+                            idle);
   }
   stats_.bytes_received += sizeof header;
   const FrameHeader h = decode_header(header, limits.max_frame_bytes);
@@ -142,7 +146,8 @@ Frame TcpChannel::receive(const ReceiveLimits& limits) {
   std::size_t off = 0;
   while (off < h.length) {
     if (f.payload.size() == off) f.payload.resize(off + std::min<std::uint64_t>(h.length - off, kChunk));
-    const std::size_t k = impl_->read_some(f.payload.data() + off, f.payload.size() - off, limits.io_timeout, false);
+    const std::size_t k =
+        impl_->read_some(f.payload.data() + off, f.payload.size() - off, limits.io_timeout, false);
     off += k;
     stats_.bytes_received += k;
   }
@@ -204,7 +209,9 @@ Listener::Listener(const std::string& host, std::uint16_t port) : state_(std::ma
   if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw Error(ErrorCode::kIo, "cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+  if (ec)
+    throw Error(ErrorCode::kIo,
+                "cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
 }
 
 Listener::~Listener() = default;
@@ -212,8 +219,9 @@ Listener::~Listener() = default;
 std::uint16_t Listener::port() const { return state_->acceptor.local_endpoint().port(); }
 std::string Listener::address() const { return endpoint_string(state_->acceptor.local_endpoint()); }
 
-void Listener::run(const std::function<void(std::unique_ptr<Channel>)>& on_accept, const ChannelOptions& options,
-                   std::initializer_list<int> signals, const std::function<void(int)>& on_signal) {
+void Listener::run(const std::function<void(std::unique_ptr<Channel>)>& on_accept,
+                   const ChannelOptions& options, std::initializer_list<int> signals,
+                   const std::function<void(int)>& on_signal) {
   State& s = *state_;
   if (signals.size() > 0) {
     s.signals.emplace(s.io);

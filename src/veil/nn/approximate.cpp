@@ -23,7 +23,8 @@ double tanh_fn(double x) { return std::tanh(x); }
 
 const std::vector<std::pair<std::string, double (*)(double)>>& table() {
   static const std::vector<std::pair<std::string, double (*)(double)>> t = {
-      {"relu", relu}, {"softplus", softplus}, {"sigmoid", sigmoid}, {"tanh", tanh_fn}, {"silu", silu}, {"gelu", gelu}};
+      {"relu", relu},    {"softplus", softplus}, {"sigmoid", sigmoid},
+      {"tanh", tanh_fn}, {"silu", silu},         {"gelu", gelu}};
   return t;
 }
 
@@ -74,12 +75,13 @@ ApproxSpec parse_approx_spec(const std::string& text) {
   std::transform(spec.function.begin(), spec.function.end(), spec.function.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (spec.function == "swish") spec.function = "silu";
-  VEIL_REQUIRE(!spec.function.empty(), "approximation spec '" << text << "': missing function name; " << usage);
+  VEIL_REQUIRE(!spec.function.empty(),
+               "approximation spec '" << text << "': missing function name; " << usage);
   const bool is_poly = spec.function == "poly";
-  VEIL_REQUIRE(
-      is_poly || std::any_of(table().begin(), table().end(), [&](const auto& e) { return e.first == spec.function; }),
-      "approximation spec '" << text << "': unknown function '" << parts[0] << "' (known: " << approximable_functions()
-                             << ", poly)");
+  VEIL_REQUIRE(is_poly || std::any_of(table().begin(), table().end(),
+                                      [&](const auto& e) { return e.first == spec.function; }),
+               "approximation spec '" << text << "': unknown function '" << parts[0]
+                                      << "' (known: " << approximable_functions() << ", poly)");
   VEIL_REQUIRE(parts.size() == (is_poly ? 2u : 3u), "approximation spec '" << text << "': " << usage);
   bool have_degree = false, have_range = false;
   for (std::size_t i = 1; i < parts.size(); ++i) {
@@ -96,10 +98,11 @@ ApproxSpec parse_approx_spec(const std::string& text) {
       VEIL_REQUIRE(false, "approximation spec '" << text << "': unexpected field '" << p << "'; " << usage);
     }
   }
-  VEIL_REQUIRE(
-      is_poly || (spec.degree >= 1 && spec.degree <= kMaxApproxDegree),
-      "approximation spec '" << text << "': degree must be 1.." << kMaxApproxDegree << ", got " << spec.degree);
-  VEIL_REQUIRE(spec.range > 0, "approximation spec '" << text << "': range must be positive, got " << spec.range);
+  VEIL_REQUIRE(is_poly || (spec.degree >= 1 && spec.degree <= kMaxApproxDegree),
+               "approximation spec '" << text << "': degree must be 1.." << kMaxApproxDegree << ", got "
+                                      << spec.degree);
+  VEIL_REQUIRE(spec.range > 0,
+               "approximation spec '" << text << "': range must be positive, got " << spec.range);
   return spec;
 }
 
@@ -147,7 +150,8 @@ double eval_polynomial(const std::vector<double>& coefficients, double x) {
   return y;
 }
 
-double max_fit_error(const std::function<double(double)>& f, const std::vector<double>& coefficients, double range) {
+double max_fit_error(const std::function<double(double)>& f, const std::vector<double>& coefficients,
+                     double range) {
   constexpr int kPoints = 20000;
   double err = 0;
   for (int i = 0; i <= kPoints; ++i) {

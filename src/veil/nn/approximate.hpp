@@ -40,7 +40,8 @@ std::function<double(double)> activation_function(const std::string& name);
 std::vector<double> fit_polynomial(const std::function<double(double)>& f, int degree, double range);
 
 // max |f(x) - p(x)| over a fine uniform grid of [-range, range] plus its end points.
-double max_fit_error(const std::function<double(double)>& f, const std::vector<double>& coefficients, double range);
+double max_fit_error(const std::function<double(double)>& f, const std::vector<double>& coefficients,
+                     double range);
 
 // Horner evaluation of ascending coefficients.
 double eval_polynomial(const std::vector<double>& coefficients, double x);

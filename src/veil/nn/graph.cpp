@@ -58,12 +58,13 @@ void check_window(const Node& n, const Shape& in) {
   const Window& w = n.window;
   VEIL_REQUIRE(w.kernel_h >= 1 && w.kernel_w >= 1, "node '" << n.name << "': kernel must be at least 1x1");
   VEIL_REQUIRE(w.stride_h >= 1 && w.stride_w >= 1, "node '" << n.name << "': strides must be at least 1");
-  VEIL_REQUIRE(w.dilation_h >= 1 && w.dilation_w >= 1, "node '" << n.name << "': dilations must be at least 1");
+  VEIL_REQUIRE(w.dilation_h >= 1 && w.dilation_w >= 1,
+               "node '" << n.name << "': dilations must be at least 1");
   VEIL_REQUIRE(w.pad_top >= 0 && w.pad_left >= 0 && w.pad_bottom >= 0 && w.pad_right >= 0,
                "node '" << n.name << "': pads must be non-negative");
-  VEIL_REQUIRE(w.out_h(in.h) >= 1 && w.out_w(in.w) >= 1, "node '" << n.name << "': kernel " << w.kernel_h << "x"
-                                                                  << w.kernel_w << " does not fit the " << shape_str(in)
-                                                                  << " input");
+  VEIL_REQUIRE(w.out_h(in.h) >= 1 && w.out_w(in.w) >= 1, "node '" << n.name << "': kernel " << w.kernel_h
+                                                                  << "x" << w.kernel_w << " does not fit the "
+                                                                  << shape_str(in) << " input");
 }
 
 Shape infer_node(const Node& n, const std::vector<Shape>& ins) {
@@ -71,37 +72,39 @@ Shape infer_node(const Node& n, const std::vector<Shape>& ins) {
   switch (n.op) {
     case OpKind::kConv: {
       check_window(n, in);
-      VEIL_REQUIRE(n.group == 1 || n.group == in.c, "node '" << n.name << "': Conv group " << n.group
-                                                             << " is neither 1 nor the number of input channels "
-                                                             << in.c
-                                                             << " (depthwise); grouped convolutions are not supported");
+      VEIL_REQUIRE(n.group == 1 || n.group == in.c,
+                   "node '" << n.name << "': Conv group " << n.group
+                            << " is neither 1 nor the number of input channels " << in.c
+                            << " (depthwise); grouped convolutions are not supported");
       VEIL_REQUIRE(n.out_features >= 1 && n.out_features % n.group == 0,
-                   "node '" << n.name << "': " << n.out_features << " output channels do not divide into " << n.group
-                            << " groups");
+                   "node '" << n.name << "': " << n.out_features << " output channels do not divide into "
+                            << n.group << " groups");
       const std::size_t expect =
           static_cast<std::size_t>(n.out_features) * (in.c / n.group) * n.window.kernel_h * n.window.kernel_w;
       VEIL_REQUIRE(n.weights.size() == expect, "node '" << n.name << "': Conv weight has " << n.weights.size()
-                                                        << " values, expected " << expect << " for a " << shape_str(in)
-                                                        << " input");
-      VEIL_REQUIRE(
-          n.bias.size() == static_cast<std::size_t>(n.out_features),
-          "node '" << n.name << "': Conv bias has " << n.bias.size() << " values, expected " << n.out_features);
+                                                        << " values, expected " << expect << " for a "
+                                                        << shape_str(in) << " input");
+      VEIL_REQUIRE(n.bias.size() == static_cast<std::size_t>(n.out_features),
+                   "node '" << n.name << "': Conv bias has " << n.bias.size() << " values, expected "
+                            << n.out_features);
       return {n.out_features, n.window.out_h(in.h), n.window.out_w(in.w)};
     }
     case OpKind::kGemm: {
       VEIL_REQUIRE(n.out_features >= 1, "node '" << n.name << "': Gemm needs at least one output");
       const std::size_t expect = static_cast<std::size_t>(n.out_features) * in.size();
       VEIL_REQUIRE(n.weights.size() == expect, "node '" << n.name << "': weight has " << n.weights.size()
-                                                        << " values, expected " << n.out_features << "x" << in.size()
-                                                        << " for an input of " << in.size() << " values");
-      VEIL_REQUIRE(n.bias.size() == static_cast<std::size_t>(n.out_features),
-                   "node '" << n.name << "': bias has " << n.bias.size() << " values, expected " << n.out_features);
+                                                        << " values, expected " << n.out_features << "x"
+                                                        << in.size() << " for an input of " << in.size()
+                                                        << " values");
+      VEIL_REQUIRE(
+          n.bias.size() == static_cast<std::size_t>(n.out_features),
+          "node '" << n.name << "': bias has " << n.bias.size() << " values, expected " << n.out_features);
       return {n.out_features, 1, 1};
     }
     case OpKind::kBatchNorm:
-      VEIL_REQUIRE(
-          n.weights.size() == static_cast<std::size_t>(in.c) && n.bias.size() == n.weights.size(),
-          "node '" << n.name << "': BatchNormalization has " << n.weights.size() << " channels, input has " << in.c);
+      VEIL_REQUIRE(n.weights.size() == static_cast<std::size_t>(in.c) && n.bias.size() == n.weights.size(),
+                   "node '" << n.name << "': BatchNormalization has " << n.weights.size()
+                            << " channels, input has " << in.c);
       return in;
     case OpKind::kAveragePool:
       check_window(n, in);
@@ -113,13 +116,15 @@ Shape infer_node(const Node& n, const std::vector<Shape>& ins) {
     case OpKind::kFlatten:
       return {in.size(), 1, 1};
     case OpKind::kAdd:
-      VEIL_REQUIRE(ins[0] == ins[1], "node '" << n.name << "': Add of tensors of different shapes " << shape_str(ins[0])
-                                              << " and " << shape_str(ins[1]) << " (broadcasting is not supported)");
+      VEIL_REQUIRE(ins[0] == ins[1], "node '" << n.name << "': Add of tensors of different shapes "
+                                              << shape_str(ins[0]) << " and " << shape_str(ins[1])
+                                              << " (broadcasting is not supported)");
       return in;
     case OpKind::kPoly:
       VEIL_REQUIRE(!n.coefficients.empty(), "node '" << n.name << "': Poly has no coefficients");
       VEIL_REQUIRE(all_finite(n.coefficients), "node '" << n.name << "': Poly coefficients must be finite");
-      VEIL_REQUIRE(std::isfinite(n.input_range) && n.input_range >= 0 && std::isfinite(n.fit_range) && n.fit_range >= 0,
+      VEIL_REQUIRE(std::isfinite(n.input_range) && n.input_range >= 0 && std::isfinite(n.fit_range) &&
+                       n.fit_range >= 0,
                    "node '" << n.name << "': Poly input_range and fit_range must be finite and non-negative");
       return in;
   }
@@ -137,7 +142,8 @@ void check_metadata(const Graph& graph) {
                "normalize mean has " << graph.mean.size() << " values for " << graph.input.c << " channels");
   VEIL_REQUIRE(graph.std.size() == graph.mean.size(),
                "normalize std has " << graph.std.size() << " values, mean has " << graph.mean.size());
-  for (double s : graph.std) VEIL_REQUIRE(std::isfinite(s) && s > 0, "normalize std must be positive, got " << s);
+  for (double s : graph.std)
+    VEIL_REQUIRE(std::isfinite(s) && s > 0, "normalize std must be positive, got " << s);
   for (double m : graph.mean) VEIL_REQUIRE(std::isfinite(m), "normalize mean must be finite");
 }
 
@@ -150,8 +156,9 @@ void infer_at(Graph& graph, int i) {
   std::vector<Shape> ins;
   for (int src : n.inputs) {
     // Topological order is what lets a single forward sweep evaluate the graph.
-    VEIL_REQUIRE(src >= -1 && src < i, "node '" << n.name << "': input " << src
-                                                << " is not an earlier node (graph must be in topological order)");
+    VEIL_REQUIRE(src >= -1 && src < i, "node '"
+                                           << n.name << "': input " << src
+                                           << " is not an earlier node (graph must be in topological order)");
     ins.push_back(src < 0 ? graph.input : graph.nodes[src].out);
   }
   VEIL_REQUIRE(all_finite(n.weights) && all_finite(n.bias),
@@ -178,7 +185,8 @@ int add_node(Graph& graph, Node node) {
 void infer_shapes(Graph& graph) {
   check_metadata(graph);
   const int count = static_cast<int>(graph.nodes.size());
-  VEIL_REQUIRE(graph.output >= -1 && graph.output < count, "graph output index " << graph.output << " out of range");
+  VEIL_REQUIRE(graph.output >= -1 && graph.output < count,
+               "graph output index " << graph.output << " out of range");
   for (int i = 0; i < count; ++i) infer_at(graph, i);
 }
 

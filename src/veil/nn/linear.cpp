@@ -93,7 +93,8 @@ LinearStage pool_stage(const Node& node) {
   for (int c = 0; c < out.c; ++c)
     for (int y = 0; y < out.h; ++y)
       for (int x = 0; x < out.w; ++x) {
-        for_each_tap(w, in, y, x, [&](int, int, int iy, int ix) { b.add((c * in.h + iy) * in.w + ix, weight); });
+        for_each_tap(w, in, y, x,
+                     [&](int, int, int iy, int ix) { b.add((c * in.h + iy) * in.w + ix, weight); });
         b.end_row();
       }
   finish_windowed(s, b, w);
@@ -231,15 +232,17 @@ void validate(const LinearStage& stage) {
   const SparseMatrix& m = stage.weights;
   const std::string& n = stage.name;
   VEIL_REQUIRE(m.rows == stage.out.size() && m.cols == stage.in.size(),
-               "stage '" << n << "': matrix is " << m.rows << "x" << m.cols << " for shapes " << stage.in.size()
-                         << " -> " << stage.out.size());
-  VEIL_REQUIRE(stage.bias.size() == static_cast<std::size_t>(m.rows), "stage '" << n << "': bias size mismatch");
+               "stage '" << n << "': matrix is " << m.rows << "x" << m.cols << " for shapes "
+                         << stage.in.size() << " -> " << stage.out.size());
+  VEIL_REQUIRE(stage.bias.size() == static_cast<std::size_t>(m.rows),
+               "stage '" << n << "': bias size mismatch");
   VEIL_REQUIRE(m.row_ptr.size() == static_cast<std::size_t>(m.rows) + 1 && m.row_ptr.front() == 0 &&
                    m.row_ptr.back() == m.nnz() && m.col.size() == m.val.size(),
                "stage '" << n << "': inconsistent CSR arrays");
   for (int r = 0; r < m.rows; ++r)
     VEIL_REQUIRE(m.row_ptr[r] <= m.row_ptr[r + 1], "stage '" << n << "': row_ptr decreases");
-  for (int c : m.col) VEIL_REQUIRE(c >= 0 && c < m.cols, "stage '" << n << "': column " << c << " out of range");
+  for (int c : m.col)
+    VEIL_REQUIRE(c >= 0 && c < m.cols, "stage '" << n << "': column " << c << " out of range");
   VEIL_REQUIRE(stage.stride_y >= 1 && stage.stride_x >= 1, "stage '" << n << "': strides must be positive");
 }
 

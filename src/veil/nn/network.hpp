@@ -79,8 +79,8 @@ struct Stage {
 // The network output is its last stage.
 
 struct Network {
-  std::string name;      // metadata veil.model, else the file stem
-  std::string dataset;   // veil.dataset
+  std::string name;     // metadata veil.model, else the file stem
+  std::string dataset;  // veil.dataset
   Shape input;
   std::vector<double> mean, std;  // per input channel: x = (pixel / 255 - mean) / std
   std::vector<std::string> classes;

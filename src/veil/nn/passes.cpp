@@ -37,7 +37,8 @@ void check_graph(const Graph& graph) {
       for (int src : graph.nodes[i].inputs)
         if (src >= 0) used[src] = true;
   for (int i = 0; i <= last; ++i)
-    VEIL_REQUIRE(used[i], "node '" << graph.nodes[i].name << "' does not contribute to the graph output; remove it");
+    VEIL_REQUIRE(used[i],
+                 "node '" << graph.nodes[i].name << "' does not contribute to the graph output; remove it");
 }
 
 std::vector<Item> initial_items(const Graph& graph) {
@@ -134,7 +135,8 @@ Item merge(Item& first, Item& second) {
 // gamma / sqrt(var + eps), then the shift adds to the bias.
 void fold_batch_norms(std::vector<Item>& items) {
   for (std::size_t i = 1; i < items.size(); ++i) {
-    if (items[i].origin != Origin::kBatchNorm || items[i - 1].origin != Origin::kLayer || !fusable(items, i - 1))
+    if (items[i].origin != Origin::kBatchNorm || items[i - 1].origin != Origin::kLayer ||
+        !fusable(items, i - 1))
       continue;
     replace_pair(items, i - 1, merge(items[i - 1], items[i]));
     --i;
@@ -300,7 +302,8 @@ CostReport cost(const Network& network) {
     } else {
       c.name = s.add.name;
       c.kind = Stage::Kind::kAdd;
-      c.additions = static_cast<std::int64_t>(s.add.shape.size()) * static_cast<std::int64_t>(inputs.size() - 1);
+      c.additions =
+          static_cast<std::int64_t>(s.add.shape.size()) * static_cast<std::int64_t>(inputs.size() - 1);
     }
     depth_after[k] = depth_in + c.depth;
     report.plaintext_mults += c.plaintext_mults;
@@ -324,13 +327,15 @@ std::string describe(const Network& network) {
     out << "  " << i + 1 << ". ";
     if (s.kind == Stage::Kind::kLinear) {
       const LinearStage& l = s.linear;
-      out << (l.unit_weights ? "sum-pool" : "linear") << " " << l.name << "  " << shape(l.in) << " -> " << shape(l.out)
+      out << (l.unit_weights ? "sum-pool" : "linear") << " " << l.name << "  " << shape(l.in) << " -> "
+          << shape(l.out)
           << (l.spatial ? "  spatial stride " + std::to_string(l.stride_y) + "x" + std::to_string(l.stride_x)
                         : "  dense")
           << "  nnz " << l.weights.nnz();
     } else if (s.kind == Stage::Kind::kAdd) {
       out << "add " << s.add.name << "  " << shape(s.add.shape) << "  of stages";
-      for (int src : network.inputs_of(static_cast<int>(i))) out << " " << (src < 0 ? "input" : std::to_string(src + 1));
+      for (int src : network.inputs_of(static_cast<int>(i)))
+        out << " " << (src < 0 ? "input" : std::to_string(src + 1));
     } else {
       const PolyStage& p = s.poly;
       out << "poly " << p.name << "  degree " << p.degree() << (p.coefficients.back() == 1.0 ? " monic" : "")
@@ -338,10 +343,10 @@ std::string describe(const Network& network) {
     }
     out << "  depth " << report.stages[i].depth << "\n";
   }
-  out << "  total: " << report.num_stages() << " stages (" << report.linear_stages << " linear, " << report.poly_stages
-      << " poly), depth " << report.depth << ", " << report.plaintext_mults << " plaintext-weight mults, "
-      << report.constant_mults << " constant mults, " << report.ciphertext_mults << " ciphertext mults, "
-      << report.additions << " additions\n";
+  out << "  total: " << report.num_stages() << " stages (" << report.linear_stages << " linear, "
+      << report.poly_stages << " poly), depth " << report.depth << ", " << report.plaintext_mults
+      << " plaintext-weight mults, " << report.constant_mults << " constant mults, "
+      << report.ciphertext_mults << " ciphertext mults, " << report.additions << " additions\n";
   return out.str();
 }
 

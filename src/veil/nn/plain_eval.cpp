@@ -30,9 +30,10 @@ Tensor conv(const Node& n, const Tensor& x) {
             for (int kx = 0; kx < w.kernel_w; ++kx) {
               const int ix = ox * w.stride_w - w.pad_left + kx * w.dilation_w;
               if (ix < 0 || ix >= in.w) continue;
-              sum +=
-                  n.weights[((static_cast<std::size_t>(o) * in_per_group + ic) * w.kernel_h + ky) * w.kernel_w + kx] *
-                  x[(static_cast<std::size_t>(first_in + ic) * in.h + iy) * in.w + ix];
+              sum += n.weights[((static_cast<std::size_t>(o) * in_per_group + ic) * w.kernel_h + ky) *
+                                   w.kernel_w +
+                               kx] *
+                     x[(static_cast<std::size_t>(first_in + ic) * in.h + iy) * in.w + ix];
             }
           }
         y[(static_cast<std::size_t>(o) * out.h + oy) * out.w + ox] = sum;
@@ -114,11 +115,11 @@ double max_abs(const Tensor& x) {
   return m;
 }
 
-std::vector<double> normalize_with(const Shape& shape, const std::vector<double>& mean, const std::vector<double>& std,
-                                   const std::vector<std::uint8_t>& pixels) {
-  VEIL_REQUIRE(
-      pixels.size() == static_cast<std::size_t>(shape.size()),
-      "image has " << pixels.size() << " pixels, the model expects " << shape.c << "x" << shape.h << "x" << shape.w);
+std::vector<double> normalize_with(const Shape& shape, const std::vector<double>& mean,
+                                   const std::vector<double>& std, const std::vector<std::uint8_t>& pixels) {
+  VEIL_REQUIRE(pixels.size() == static_cast<std::size_t>(shape.size()),
+               "image has " << pixels.size() << " pixels, the model expects " << shape.c << "x" << shape.h
+                            << "x" << shape.w);
   const int pixels_per_channel = shape.h * shape.w;
   std::vector<double> x(pixels.size());
   for (std::size_t i = 0; i < pixels.size(); ++i) {
@@ -133,8 +134,9 @@ std::vector<double> normalize_with(const Shape& shape, const std::vector<double>
 
 std::vector<double> evaluate(const Graph& graph, const std::vector<double>& input,
                              std::vector<std::vector<double>>* node_outputs) {
-  VEIL_REQUIRE(input.size() == static_cast<std::size_t>(graph.input.size()),
-               "input has " << input.size() << " values, graph '" << graph.name << "' expects " << graph.input.size());
+  VEIL_REQUIRE(
+      input.size() == static_cast<std::size_t>(graph.input.size()),
+      "input has " << input.size() << " values, graph '" << graph.name << "' expects " << graph.input.size());
   VEIL_REQUIRE(graph.output >= -1 && graph.output < static_cast<int>(graph.nodes.size()),
                "graph '" << graph.name << "' has no valid output node");
   // Only the values still needed are kept alive when the caller does not want them all.
@@ -147,16 +149,18 @@ std::vector<double> evaluate(const Graph& graph, const std::vector<double>& inpu
     const Node& n = graph.nodes[i];
     std::vector<const Tensor*> ins;
     for (int src : n.inputs) {
-      VEIL_REQUIRE(src >= -1 && src < static_cast<int>(i), "node '" << n.name << "': input is not an earlier node");
+      VEIL_REQUIRE(src >= -1 && src < static_cast<int>(i),
+                   "node '" << n.name << "': input is not an earlier node");
       ins.push_back(src < 0 ? &input : &values[src]);
       VEIL_REQUIRE(ins.back()->size() == static_cast<std::size_t>(n.in.size()),
-                   "node '" << n.name << "': input has " << ins.back()->size() << " values, expected " << n.in.size()
-                            << " (call infer_shapes after editing a graph)");
+                   "node '" << n.name << "': input has " << ins.back()->size() << " values, expected "
+                            << n.in.size() << " (call infer_shapes after editing a graph)");
     }
     values[i] = evaluate_node(n, ins);
     if (!node_outputs)
       for (int src : n.inputs)
-        if (src >= 0 && last_use[src] == static_cast<int>(i) && src != graph.output) Tensor().swap(values[src]);
+        if (src >= 0 && last_use[src] == static_cast<int>(i) && src != graph.output)
+          Tensor().swap(values[src]);
   }
   std::vector<double> result = graph.output < 0 ? input : values[graph.output];
   if (node_outputs) *node_outputs = std::move(values);
@@ -170,9 +174,9 @@ std::vector<double> evaluate(const PolyStage& stage, const std::vector<double>& 
 }
 
 std::vector<double> evaluate(const Network& network, const std::vector<double>& input, PlainTrace* trace) {
-  VEIL_REQUIRE(
-      input.size() == static_cast<std::size_t>(network.input.size()),
-      "input has " << input.size() << " values, network '" << network.name << "' expects " << network.input.size());
+  VEIL_REQUIRE(input.size() == static_cast<std::size_t>(network.input.size()),
+               "input has " << input.size() << " values, network '" << network.name << "' expects "
+                            << network.input.size());
   VEIL_REQUIRE(!network.stages.empty(), "network '" << network.name << "' has no stages");
   if (trace) *trace = PlainTrace{};
   const int count = static_cast<int>(network.stages.size());
@@ -181,7 +185,8 @@ std::vector<double> evaluate(const Network& network, const std::vector<double>& 
     const Stage& s = network.stages[k];
     std::vector<const Tensor*> ins;
     for (int src : network.inputs_of(k)) {
-      VEIL_REQUIRE(src >= -1 && src < k, "stage " << k + 1 << " '" << s.name() << "' reads a stage that is not earlier");
+      VEIL_REQUIRE(src >= -1 && src < k,
+                   "stage " << k + 1 << " '" << s.name() << "' reads a stage that is not earlier");
       ins.push_back(src < 0 ? &input : &values[src]);
     }
     VEIL_REQUIRE(!ins.empty(), "stage " << k + 1 << " '" << s.name() << "' has no inputs");
@@ -200,9 +205,9 @@ std::vector<double> evaluate(const Network& network, const std::vector<double>& 
       case Stage::Kind::kAdd:
         values[k] = *ins[0];
         for (std::size_t j = 1; j < ins.size(); ++j) {
-          VEIL_REQUIRE(ins[j]->size() == values[k].size(),
-                       "add stage '" << s.add.name << "': inputs of " << values[k].size() << " and " << ins[j]->size()
-                                     << " values");
+          VEIL_REQUIRE(ins[j]->size() == values[k].size(), "add stage '" << s.add.name << "': inputs of "
+                                                                         << values[k].size() << " and "
+                                                                         << ins[j]->size() << " values");
           for (std::size_t i = 0; i < values[k].size(); ++i) values[k][i] += (*ins[j])[i];
         }
         break;

@@ -33,7 +33,8 @@ std::vector<double> evaluate(const PolyStage& stage, const std::vector<double>& 
 
 // Lowered network evaluation in stage order along its edges: sparse mat-vec plus bias,
 // polynomials by Horner, Add stages element-wise. Returns the last stage's output.
-std::vector<double> evaluate(const Network& network, const std::vector<double>& input, PlainTrace* trace = nullptr);
+std::vector<double> evaluate(const Network& network, const std::vector<double>& input,
+                             PlainTrace* trace = nullptr);
 
 // (pixel / 255 - mean[c]) / std[c] for channel-major pixels (IDX rows, CIFAR records).
 std::vector<double> normalize(const Network& network, const std::vector<std::uint8_t>& pixels_chw);

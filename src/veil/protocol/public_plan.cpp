@@ -3,8 +3,8 @@
 #include <cmath>
 
 #include "veil/ckks/serialize.hpp"
-#include "veil/common/file.hpp"
 #include "veil/common/error.hpp"
+#include "veil/common/file.hpp"
 
 namespace veil::protocol {
 
@@ -51,7 +51,8 @@ void check_layout(const nn::Layout& l, std::size_t slots, std::size_t blocks, co
   VEIL_CHECK_IO(l.slots == slots, what << " layout has " << l.slots << " slots, the plan " << slots);
   VEIL_CHECK_IO(static_cast<std::size_t>(l.blocks()) == blocks,
                 what << " layout spans " << l.blocks() << " ciphertexts, the server announced " << blocks);
-  VEIL_CHECK_IO(l.injective(), what << " layout places an element outside its ciphertexts or two in one slot");
+  VEIL_CHECK_IO(l.injective(),
+                what << " layout places an element outside its ciphertexts or two in one slot");
 }
 
 }  // namespace
@@ -68,8 +69,8 @@ PublicModel public_model(const ServerInfo& info) {
     net.classes = info.classes;
     const auto c = static_cast<std::size_t>(info.input.c);
     VEIL_CHECK_IO((net.mean.empty() || net.mean.size() == c) && (net.std.empty() || net.std.size() == c),
-                  "normalisation has " << net.mean.size() << " means and " << net.std.size() << " deviations for "
-                                       << c << " channels");
+                  "normalisation has " << net.mean.size() << " means and " << net.std.size()
+                                       << " deviations for " << c << " channels");
     for (double s : net.std) VEIL_CHECK_IO(s != 0, "zero standard deviation");
 
     auto& plan = m.plan;
@@ -84,10 +85,12 @@ PublicModel public_model(const ServerInfo& info) {
     plan.rotation_steps = info.rotation_steps;
     plan.rotation_key_levels = info.rotation_key_levels;
     for (std::size_t i = 0; i < plan.rotation_steps.size(); ++i) {
-      VEIL_CHECK_IO(plan.rotation_steps[i] > 0 && static_cast<std::size_t>(plan.rotation_steps[i]) < info.slots,
-                    "rotation step " << plan.rotation_steps[i] << " out of range");
-      VEIL_CHECK_IO(plan.rotation_key_levels[i] >= 0 && plan.rotation_key_levels[i] <= plan.params.max_level(),
-                    "rotation key level " << plan.rotation_key_levels[i] << " out of range");
+      VEIL_CHECK_IO(
+          plan.rotation_steps[i] > 0 && static_cast<std::size_t>(plan.rotation_steps[i]) < info.slots,
+          "rotation step " << plan.rotation_steps[i] << " out of range");
+      VEIL_CHECK_IO(
+          plan.rotation_key_levels[i] >= 0 && plan.rotation_key_levels[i] <= plan.params.max_level(),
+          "rotation key level " << plan.rotation_key_levels[i] << " out of range");
     }
     std::size_t outputs = 0;
     if (plan.mode == nn::Mode::kLatency) {

@@ -7,8 +7,8 @@
 #pragma once
 
 #include "veil/ckks/context.hpp"
-#include "veil/nn/network.hpp"
 #include "veil/nn/he/planner.hpp"
+#include "veil/nn/network.hpp"
 #include "veil/protocol/messages.hpp"
 
 namespace veil::protocol {

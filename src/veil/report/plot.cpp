@@ -16,8 +16,8 @@ struct Rgb {
   std::uint8_t r, g, b;
 };
 
-constexpr Rgb kWhite{255, 255, 255}, kBlack{0, 0, 0}, kGrid{225, 225, 225},
-    kText{40, 40, 40}, kReference{200, 40, 40};
+constexpr Rgb kWhite{255, 255, 255}, kBlack{0, 0, 0}, kGrid{225, 225, 225}, kText{40, 40, 40},
+    kReference{200, 40, 40};
 constexpr Rgb kSeries[] = {{66, 114, 176}, {221, 132, 82}, {85, 168, 104}, {196, 78, 82}};
 
 // RGB raster, row-major interleaved while drawing; converted to CHW at the end.
@@ -48,8 +48,7 @@ class Canvas {
     const int sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1;
     int err = dx + dy;
     for (;;) {
-      fill(x0 - thickness / 2, y0 - thickness / 2, x0 + (thickness - 1) / 2,
-           y0 + (thickness - 1) / 2, c);
+      fill(x0 - thickness / 2, y0 - thickness / 2, x0 + (thickness - 1) / 2, y0 + (thickness - 1) / 2, c);
       if (x0 == x1 && y0 == y1) break;
       const int e2 = 2 * err;
       if (e2 >= dy) err += dy, x0 += sx;
@@ -71,8 +70,8 @@ class Canvas {
       for (int row = 0; row < font::kGlyphHeight; ++row)
         for (int col = 0; col < font::kGlyphWidth; ++col)
           if (g[row] & (0x10 >> col))
-            fill(x + col * scale, y + row * scale, x + col * scale + scale - 1,
-                 y + row * scale + scale - 1, c);
+            fill(x + col * scale, y + row * scale, x + col * scale + scale - 1, y + row * scale + scale - 1,
+                 c);
       x += font::kAdvance * scale;
     }
   }
@@ -150,8 +149,8 @@ std::string shorten(const std::string& s, std::size_t max_chars) {
   return s.size() <= max_chars ? s : s.substr(0, max_chars - 1) + "~";
 }
 
-constexpr int kPlotHeight = 250;   // the axes area of one panel
-constexpr int kTitleBand = 36;     // title (scale 2) and gap above the axes
+constexpr int kPlotHeight = 250;  // the axes area of one panel
+constexpr int kTitleBand = 36;    // title (scale 2) and gap above the axes
 constexpr int kMaxLabelChars = 28;
 
 // Height a panel needs below its axes for the category labels.
@@ -173,8 +172,7 @@ void draw_panel(Canvas& cv, const BarPanel& p, int top, const Layout& lay, Rgb c
   const int x0 = lay.left, x1 = lay.left + lay.plot_width;
   const int y_top = top + kTitleBand, y_bottom = y_top + kPlotHeight;
 
-  cv.text(std::max(4, (cv.width() - Canvas::text_width(p.title, 2)) / 2), top + 8, p.title,
-          kBlack, 2);
+  cv.text(std::max(4, (cv.width() - Canvas::text_width(p.title, 2)) / 2), top + 8, p.title, kBlack, 2);
 
   // Value range: always include 0 (bars grow from it) and the reference line.
   double lo = 0, hi = 0;
@@ -236,8 +234,7 @@ void draw_panel(Canvas& cv, const BarPanel& p, int top, const Layout& lay, Rgb c
       cv.text(cx - Canvas::text_width(value_text) / 2, label_y, value_text, kText);
     const std::string label = shorten(p.labels[i], kMaxLabelChars);
     if (vertical)
-      cv.text_up(cx - font::kGlyphHeight / 2, y_bottom + 6 + Canvas::text_width(label), label,
-                 kText);
+      cv.text_up(cx - font::kGlyphHeight / 2, y_bottom + 6 + Canvas::text_width(label), label, kText);
     else
       cv.text(cx - Canvas::text_width(label) / 2, y_bottom + 6, label, kText);
   }
@@ -253,8 +250,7 @@ void draw_panel(Canvas& cv, const BarPanel& p, int top, const Layout& lay, Rgb c
 
 Image render_panels(const std::vector<BarPanel>& panels, int width) {
   VEIL_REQUIRE(!panels.empty(), "render_panels: no panels");
-  VEIL_REQUIRE(width >= 320 && width <= 8192, "render_panels: width " << width
-                                                                      << " outside 320..8192");
+  VEIL_REQUIRE(width >= 320 && width <= 8192, "render_panels: width " << width << " outside 320..8192");
   // Left margin fits the widest tick label of any panel plus the vertical y label.
   Layout lay{};
   lay.right = 16;
@@ -264,14 +260,13 @@ Image render_panels(const std::vector<BarPanel>& panels, int width) {
   std::vector<int> bands;
   for (std::size_t i = 0; i < panels.size(); ++i) {
     const BarPanel& p = panels[i];
-    VEIL_REQUIRE(!p.values.empty(), "render_panels: panel " << i << " (\"" << p.title
-                                                            << "\") has no values");
-    VEIL_REQUIRE(p.labels.size() == p.values.size(),
-                 "render_panels: panel " << i << " has " << p.labels.size() << " labels but "
-                                         << p.values.size() << " values");
+    VEIL_REQUIRE(!p.values.empty(), "render_panels: panel " << i << " (\"" << p.title << "\") has no values");
+    VEIL_REQUIRE(p.labels.size() == p.values.size(), "render_panels: panel "
+                                                         << i << " has " << p.labels.size() << " labels but "
+                                                         << p.values.size() << " values");
     VEIL_REQUIRE(static_cast<int>(p.values.size()) <= lay.plot_width / 2,
-                 "render_panels: panel " << i << " has too many values (" << p.values.size()
-                                         << ") for width " << width);
+                 "render_panels: panel " << i << " has too many values (" << p.values.size() << ") for width "
+                                         << width);
     bool vertical = false;
     bands.push_back(label_band(p, lay.plot_width, vertical));
     height += kTitleBand + kPlotHeight + bands.back() + 10;
@@ -290,8 +285,8 @@ void write_panels_png(const std::string& path, const std::vector<BarPanel>& pane
 }
 
 void write_bar_chart_png(const std::string& path, const std::string& title,
-                         const std::vector<std::string>& labels,
-                         const std::vector<double>& values, const std::string& y_label) {
+                         const std::vector<std::string>& labels, const std::vector<double>& values,
+                         const std::string& y_label) {
   BarPanel p;
   p.title = title;
   p.y_label = y_label;
@@ -301,8 +296,8 @@ void write_bar_chart_png(const std::string& path, const std::string& title,
 }
 
 void write_two_panel_png(const std::string& path, const std::vector<std::string>& stages,
-                         const std::vector<double>& seconds,
-                         const std::vector<double>& precision_bits, const std::string& title) {
+                         const std::vector<double>& seconds, const std::vector<double>& precision_bits,
+                         const std::string& title) {
   const std::string prefix = title.empty() ? "" : title + ": ";
   BarPanel time;
   time.title = prefix + "time per stage";

@@ -36,19 +36,17 @@ struct BarPanel {
 Image render_panels(const std::vector<BarPanel>& panels, int width = 900);
 
 // render_panels, then save_png.
-void write_panels_png(const std::string& path, const std::vector<BarPanel>& panels,
-                      int width = 900);
+void write_panels_png(const std::string& path, const std::vector<BarPanel>& panels, int width = 900);
 
 // One bar chart.
 void write_bar_chart_png(const std::string& path, const std::string& title,
-                         const std::vector<std::string>& labels,
-                         const std::vector<double>& values, const std::string& y_label);
+                         const std::vector<std::string>& labels, const std::vector<double>& values,
+                         const std::string& y_label);
 
 // The evaluation report figure: seconds per stage (bars) above precision in bits per
 // stage (line). `title` prefixes both panel titles (e.g. the model name).
 void write_two_panel_png(const std::string& path, const std::vector<std::string>& stages,
-                         const std::vector<double>& seconds,
-                         const std::vector<double>& precision_bits,
+                         const std::vector<double>& seconds, const std::vector<double>& precision_bits,
                          const std::string& title = "");
 
 }  // namespace veil::report

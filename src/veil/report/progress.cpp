@@ -30,8 +30,10 @@ std::string format_rate(double per_second) {
   if (!(per_second > 0) || !std::isfinite(per_second)) return "- it/s";
   // Encrypted inference is often slower than one item a second: seconds per item reads
   // better there.
-  if (per_second >= 1) std::snprintf(buf, sizeof buf, "%.3g it/s", per_second);
-  else std::snprintf(buf, sizeof buf, "%.3g s/it", 1 / per_second);
+  if (per_second >= 1)
+    std::snprintf(buf, sizeof buf, "%.3g it/s", per_second);
+  else
+    std::snprintf(buf, sizeof buf, "%.3g s/it", 1 / per_second);
   return buf;
 }
 
@@ -52,8 +54,12 @@ Progress::Progress(std::string label, std::size_t total, std::FILE* out)
     : Progress(std::move(label), total, out, is_terminal(out)) {}
 
 Progress::Progress(std::string label, std::size_t total, std::FILE* out, bool animated)
-    : label_(std::move(label)), total_(total), out_(out), animated_(animated),
-      start_(Clock::now()), last_draw_(start_) {
+    : label_(std::move(label)),
+      total_(total),
+      out_(out),
+      animated_(animated),
+      start_(Clock::now()),
+      last_draw_(start_) {
   std::lock_guard lock(mu_);
   if (animated_) draw_locked(false);
 }
@@ -76,8 +82,7 @@ void Progress::tick(std::size_t n) {
   count_ += n;
   const auto now = Clock::now();
   if (animated_) {
-    if (now - last_draw_ >= std::chrono::milliseconds(100) || count_ == total_)
-      draw_locked(false);
+    if (now - last_draw_ >= std::chrono::milliseconds(100) || count_ == total_) draw_locked(false);
     return;
   }
   if (total_ > 0) {

@@ -46,8 +46,8 @@ class Progress {
   std::FILE* out_;
   bool animated_, finished_ = false;
   Clock::time_point start_, last_draw_;
-  int last_decile_ = 0;         // non-terminal: tenths of total already reported
-  double last_report_s_ = 0;    // non-terminal with unknown total
+  int last_decile_ = 0;       // non-terminal: tenths of total already reported
+  double last_report_s_ = 0;  // non-terminal with unknown total
 };
 
 // "0:07", "12:34", "1:02:03".

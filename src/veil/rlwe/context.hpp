@@ -15,10 +15,10 @@
 #include <mutex>
 #include <vector>
 
-#include "veil/rlwe/params.hpp"
 #include "veil/math/modarith.hpp"
 #include "veil/math/ntt.hpp"
 #include "veil/math/rns.hpp"
+#include "veil/rlwe/params.hpp"
 
 namespace veil::rlwe {
 

@@ -14,12 +14,14 @@ Encryptor::Encryptor(ContextPtr ctx, PublicKey pk)
 Encryptor::Encryptor(ContextPtr ctx, SecretKey sk)
     : Encryptor(std::move(ctx), std::make_shared<const SecretKey>(std::move(sk))) {}
 
-Encryptor::Encryptor(ContextPtr ctx, std::shared_ptr<const PublicKey> pk) : ctx_(std::move(ctx)), pk_(std::move(pk)) {
+Encryptor::Encryptor(ContextPtr ctx, std::shared_ptr<const PublicKey> pk)
+    : ctx_(std::move(ctx)), pk_(std::move(pk)) {
   VEIL_REQUIRE(ctx_, "null context");
   check_public_key();
 }
 
-Encryptor::Encryptor(ContextPtr ctx, std::shared_ptr<const SecretKey> sk) : ctx_(std::move(ctx)), sk_(std::move(sk)) {
+Encryptor::Encryptor(ContextPtr ctx, std::shared_ptr<const SecretKey> sk)
+    : ctx_(std::move(ctx)), sk_(std::move(sk)) {
   VEIL_REQUIRE(ctx_, "null context");
   check_secret_key();
 }
@@ -34,11 +36,13 @@ void Encryptor::check_public_key() const {
 void Encryptor::check_secret_key() const {
   VEIL_REQUIRE(sk_, "null secret key");
   check_param_id(*ctx_, sk_->param_id(), "secret key");
-  VEIL_REQUIRE(sk_->data().size() == (ctx_->num_q() + ctx_->num_p()) * ctx_->n(), "secret key has the wrong size");
+  VEIL_REQUIRE(sk_->data().size() == (ctx_->num_q() + ctx_->num_p()) * ctx_->n(),
+               "secret key has the wrong size");
 }
 
 Ciphertext Encryptor::encrypt_integer(std::span<const std::int64_t> m, int level) const {
-  VEIL_REQUIRE(level >= 0 && level <= ctx_->max_level(), "level " << level << " outside 0.." << ctx_->max_level());
+  VEIL_REQUIRE(level >= 0 && level <= ctx_->max_level(),
+               "level " << level << " outside 0.." << ctx_->max_level());
   const std::size_t n = ctx_->n();
   VEIL_REQUIRE(m.empty() || m.size() == n, "message has " << m.size() << " coefficients, need " << n);
   auto idx = q_indices(level);
@@ -103,11 +107,13 @@ Ciphertext Encryptor::encrypt(const Plaintext& pt) const {
 Decryptor::Decryptor(ContextPtr ctx, SecretKey sk)
     : Decryptor(std::move(ctx), std::make_shared<const SecretKey>(std::move(sk))) {}
 
-Decryptor::Decryptor(ContextPtr ctx, std::shared_ptr<const SecretKey> sk) : ctx_(std::move(ctx)), sk_(std::move(sk)) {
+Decryptor::Decryptor(ContextPtr ctx, std::shared_ptr<const SecretKey> sk)
+    : ctx_(std::move(ctx)), sk_(std::move(sk)) {
   VEIL_REQUIRE(ctx_, "null context");
   VEIL_REQUIRE(sk_, "null secret key");
   check_param_id(*ctx_, sk_->param_id(), "secret key");
-  VEIL_REQUIRE(sk_->data().size() == (ctx_->num_q() + ctx_->num_p()) * ctx_->n(), "secret key has the wrong size");
+  VEIL_REQUIRE(sk_->data().size() == (ctx_->num_q() + ctx_->num_p()) * ctx_->n(),
+               "secret key has the wrong size");
 }
 
 Plaintext Decryptor::decrypt(const Ciphertext& ct) const {
@@ -133,8 +139,9 @@ Plaintext Decryptor::decrypt(const Ciphertext& ct) const {
 }
 
 std::vector<std::int64_t> Decryptor::decrypt_integer(const Ciphertext& ct) const {
-  VEIL_REQUIRE(ct.level() == 0, "integer decryption reads one prime: switch the ciphertext to level 0 first (it is at "
-                                    << ct.level() << ")");
+  VEIL_REQUIRE(ct.level() == 0,
+               "integer decryption reads one prime: switch the ciphertext to level 0 first (it is at "
+                   << ct.level() << ")");
   Plaintext pt = decrypt(ct);
   const std::size_t n = ctx_->n();
   u64* m = pt.limb(0);

@@ -34,8 +34,8 @@ void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jo
   const int digits = ctx_->num_digits(level);
   for (auto& job : jobs) {
     check_param_id(*ctx_, job.key->param_id, "key-switching key");
-    VEIL_REQUIRE(job.key->level >= level, "key-switching key covers levels up to " << job.key->level
-                                              << " but the ciphertext is at level " << level
+    VEIL_REQUIRE(job.key->level >= level, "key-switching key covers levels up to "
+                                              << job.key->level << " but the ciphertext is at level " << level
                                               << " (generate keys at a higher level)");
     VEIL_REQUIRE(static_cast<int>(job.key->num_digits()) >= digits, "key-switching key has too few digits");
   }
@@ -96,7 +96,8 @@ void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jo
         ka[j] = key.a[j].data() + kt * n;
       }
       const std::uint32_t* p = jobs[r].perm ? jobs[r].perm->data() : nullptr;
-      math::dot2_vec(q, digits, v.data(), p, kb.data(), ka.data(), qp0[r].data() + t * n, qp1[r].data() + t * n, n);
+      math::dot2_vec(q, digits, v.data(), p, kb.data(), ka.data(), qp0[r].data() + t * n,
+                     qp1[r].data() + t * n, n);
     }
   });
 

@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "veil/rlwe/ciphertext.hpp"
 #include "veil/rlwe/context.hpp"
 #include "veil/rlwe/keys.hpp"
-#include "veil/rlwe/ciphertext.hpp"
 #include "veil/rlwe/poly.hpp"
 
 namespace veil::rlwe {

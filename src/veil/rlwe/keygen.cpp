@@ -2,9 +2,9 @@
 
 #include <sodium.h>
 
-#include "veil/rlwe/sampling.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/rlwe/sampling.hpp"
 
 namespace veil::rlwe {
 
@@ -24,12 +24,14 @@ KeyGenerator::KeyGenerator(ContextPtr ctx) : ctx_(std::move(ctx)) {
 KeyGenerator::KeyGenerator(ContextPtr ctx, const SecretKey& sk) : ctx_(std::move(ctx)), sk_(sk) {
   VEIL_REQUIRE(ctx_, "null context");
   VEIL_REQUIRE(sk.param_id() == ctx_->param_id(), "secret key was made for other parameters");
-  VEIL_REQUIRE(sk.data().size() == (ctx_->num_q() + ctx_->num_p()) * ctx_->n(), "secret key has the wrong size");
+  VEIL_REQUIRE(sk.data().size() == (ctx_->num_q() + ctx_->num_p()) * ctx_->n(),
+               "secret key has the wrong size");
 }
 
 int KeyGenerator::resolve_level(int level) const {
   if (level < 0) return ctx_->max_level();
-  VEIL_REQUIRE(level <= ctx_->max_level(), "key level " << level << " exceeds the top level " << ctx_->max_level());
+  VEIL_REQUIRE(level <= ctx_->max_level(),
+               "key level " << level << " exceeds the top level " << ctx_->max_level());
   return level;
 }
 
@@ -145,7 +147,8 @@ GaloisKeys KeyGenerator::create_galois_keys(const std::vector<int>& steps, bool 
     if (g == 1 || gk.has(g)) continue;  // rotation by 0 (mod N/2) needs no key
     gk.keys.emplace(g, create_galois_key(g, level));
   }
-  if (conjugate) gk.keys.emplace(ctx_->conjugation_element(), create_galois_key(ctx_->conjugation_element(), level));
+  if (conjugate)
+    gk.keys.emplace(ctx_->conjugation_element(), create_galois_key(ctx_->conjugation_element(), level));
   return gk;
 }
 

@@ -11,13 +11,20 @@ namespace veil::rlwe {
 
 std::optional<int> max_log_qp_128(int log_n) {
   switch (log_n) {
-    case 12: return 106;
-    case 13: return 214;
-    case 14: return 430;
-    case 15: return 868;
-    case 16: return 1747;
-    case 17: return 3523;
-    default: return std::nullopt;
+    case 12:
+      return 106;
+    case 13:
+      return 214;
+    case 14:
+      return 430;
+    case 15:
+      return 868;
+    case 16:
+      return 1747;
+    case 17:
+      return 3523;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -81,13 +88,15 @@ std::string Parameters::validate() const {
     auto bound = max_log_qp_128(log_n);
     if (!bound) {
       err << "ring degree 2^" << log_n
-          << " has no 128-bit security bound (supported: 2^12..2^17); insecure parameters need an explicit opt-in";
+          << " has no 128-bit security bound (supported: 2^12..2^17); insecure parameters need an explicit "
+             "opt-in";
       return err.str();
     }
     if (std::ceil(log_qp()) > *bound) {
       err << "log2(QP) = " << std::ceil(log_qp()) << " bits exceeds the 128-bit bound of " << *bound
           << " bits for N = 2^" << log_n
-          << " (HE Security Guidelines, ia.cr/2024/463, ternary secret); use fewer or smaller primes, a larger N, "
+          << " (HE Security Guidelines, ia.cr/2024/463, ternary secret); use fewer or smaller primes, a "
+             "larger N, "
              "or an explicit insecure opt-in for tests";
       return err.str();
     }
@@ -100,7 +109,8 @@ std::string Parameters::validate() const {
     double worst = 0;
     for (std::size_t b = 0; b < q.size(); b += alpha) {
       double digit = 0;
-      for (std::size_t i = b; i < std::min(q.size(), b + alpha); ++i) digit += std::log2(static_cast<double>(q[i]));
+      for (std::size_t i = b; i < std::min(q.size(), b + alpha); ++i)
+        digit += std::log2(static_cast<double>(q[i]));
       worst = std::max(worst, digit);
     }
     const double log_p = sum_log2(p);
@@ -113,8 +123,8 @@ std::string Parameters::validate() const {
   return {};
 }
 
-Parameters Parameters::create(int log_n, const std::vector<int>& q_bits, const std::vector<int>& p_bits, int dnum,
-                              bool allow_insecure) {
+Parameters Parameters::create(int log_n, const std::vector<int>& q_bits, const std::vector<int>& p_bits,
+                              int dnum, bool allow_insecure) {
   VEIL_REQUIRE(log_n >= 2 && log_n <= 17, "log_n must be in 2..17, got " << log_n);
   VEIL_REQUIRE(!q_bits.empty() && !p_bits.empty(), "need at least one data prime and one special prime");
   Parameters prm;

@@ -1,6 +1,6 @@
 // RLWE parameters shared by every scheme (ring degree, RNS modulus chain, special
-// primes for hybrid key switching) and their validation against the 128-bit bounds of the Homomorphic Encryption Security
-// Guidelines (ia.cr/2024/463, uniform ternary secret, classical attacks).
+// primes for hybrid key switching) and their validation against the 128-bit bounds of the Homomorphic
+// Encryption Security Guidelines (ia.cr/2024/463, uniform ternary secret, classical attacks).
 #pragma once
 
 #include <cstddef>
@@ -36,8 +36,8 @@ struct Parameters {
 
   // Generates NTT-friendly primes for the given bit sizes. q_bits[0] is the base prime;
   // data primes of equal size are chosen nearest 2^bits.
-  static Parameters create(int log_n, const std::vector<int>& q_bits, const std::vector<int>& p_bits, int dnum,
-                           bool allow_insecure = false);
+  static Parameters create(int log_n, const std::vector<int>& q_bits, const std::vector<int>& p_bits,
+                           int dnum, bool allow_insecure = false);
 
   std::size_t n() const { return std::size_t{1} << log_n; }
   int max_level() const { return static_cast<int>(q.size()) - 1; }

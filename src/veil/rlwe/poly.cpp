@@ -77,14 +77,22 @@ void reserve_heap(std::size_t bytes) {
 }
 
 Plaintext::Plaintext(const Context& ctx, int level)
-    : n_(ctx.n()), level_(level), param_id_(ctx.param_id()), data_(static_cast<std::size_t>(level + 1) * ctx.n()) {
-  VEIL_REQUIRE(level >= 0 && level <= ctx.max_level(), "level " << level << " outside 0.." << ctx.max_level());
+    : n_(ctx.n()),
+      level_(level),
+      param_id_(ctx.param_id()),
+      data_(static_cast<std::size_t>(level + 1) * ctx.n()) {
+  VEIL_REQUIRE(level >= 0 && level <= ctx.max_level(),
+               "level " << level << " outside 0.." << ctx.max_level());
 }
 
 Ciphertext::Ciphertext(const Context& ctx, std::size_t size, int level)
-    : n_(ctx.n()), size_(size), level_(level), param_id_(ctx.param_id()),
+    : n_(ctx.n()),
+      size_(size),
+      level_(level),
+      param_id_(ctx.param_id()),
       data_(size * static_cast<std::size_t>(level + 1) * ctx.n()) {
-  VEIL_REQUIRE(level >= 0 && level <= ctx.max_level(), "level " << level << " outside 0.." << ctx.max_level());
+  VEIL_REQUIRE(level >= 0 && level <= ctx.max_level(),
+               "level " << level << " outside 0.." << ctx.max_level());
 }
 
 void check_param_id(const Context& ctx, std::uint64_t id, const char* what) {
@@ -93,7 +101,8 @@ void check_param_id(const Context& ctx, std::uint64_t id, const char* what) {
 }
 
 void Plaintext::drop_to_level(int level) {
-  VEIL_REQUIRE(level >= 0 && level <= level_, "cannot move a plaintext from level " << level_ << " to " << level);
+  VEIL_REQUIRE(level >= 0 && level <= level_,
+               "cannot move a plaintext from level " << level_ << " to " << level);
   level_ = level;
   data_.resize(num_limbs() * n_);
 }
@@ -106,12 +115,13 @@ void Ciphertext::resize(std::size_t size, int level) {
 }
 
 void Ciphertext::drop_to_level(int level) {
-  VEIL_REQUIRE(level >= 0 && level <= level_, "cannot move a ciphertext from level " << level_ << " to " << level
-                                                                                     << " (levels only go down)");
+  VEIL_REQUIRE(level >= 0 && level <= level_, "cannot move a ciphertext from level "
+                                                  << level_ << " to " << level << " (levels only go down)");
   if (level == level_) return;
   const std::size_t old_limbs = num_limbs(), new_limbs = static_cast<std::size_t>(level) + 1;
   for (std::size_t c = 1; c < size_; ++c) {
-    std::memmove(data_.data() + c * new_limbs * n_, data_.data() + c * old_limbs * n_, new_limbs * n_ * sizeof(u64));
+    std::memmove(data_.data() + c * new_limbs * n_, data_.data() + c * old_limbs * n_,
+                 new_limbs * n_ * sizeof(u64));
   }
   level_ = level;
   data_.resize(size_ * new_limbs * n_);

@@ -7,8 +7,8 @@
 #include <span>
 #include <vector>
 
-#include "veil/rlwe/context.hpp"
 #include "veil/common/rng.hpp"
+#include "veil/rlwe/context.hpp"
 
 namespace veil::rlwe {
 

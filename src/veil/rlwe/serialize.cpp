@@ -11,17 +11,23 @@ constexpr std::uint32_t kMagic = 0x4c494556;  // "VEIL" little-endian
 
 const char* type_name(ObjectType t) {
   switch (t) {
-    case ObjectType::kParameters: return "parameters";
-    case ObjectType::kSecretKey: return "secret key";
-    case ObjectType::kPublicKey: return "public key";
-    case ObjectType::kRelinKeys: return "relinearisation keys";
-    case ObjectType::kGaloisKeys: return "Galois keys";
-    case ObjectType::kPlaintext: return "plaintext";
-    case ObjectType::kCiphertext: return "ciphertext";
+    case ObjectType::kParameters:
+      return "parameters";
+    case ObjectType::kSecretKey:
+      return "secret key";
+    case ObjectType::kPublicKey:
+      return "public key";
+    case ObjectType::kRelinKeys:
+      return "relinearisation keys";
+    case ObjectType::kGaloisKeys:
+      return "Galois keys";
+    case ObjectType::kPlaintext:
+      return "plaintext";
+    case ObjectType::kCiphertext:
+      return "ciphertext";
   }
   return "unknown object";
 }
-
 
 }  // namespace
 
@@ -41,12 +47,13 @@ Bytes finish_object(ObjectType type, std::uint32_t flags, std::uint64_t param_id
 }
 
 ObjectHeader read_object_header(ByteReader& r) {
-  VEIL_CHECK_IO(r.remaining() >= kHeaderSize, "input too short for a veil object header (" << r.remaining()
-                                                                                           << " bytes)");
+  VEIL_CHECK_IO(r.remaining() >= kHeaderSize,
+                "input too short for a veil object header (" << r.remaining() << " bytes)");
   VEIL_CHECK_IO(r.u32() == kMagic, "not a veil object (bad magic bytes)");
   const std::uint16_t version = r.u16();
-  VEIL_CHECK_IO(version == kFormatVersion, "unsupported format version " << version << " (this build reads version "
-                                                                         << kFormatVersion << ")");
+  VEIL_CHECK_IO(version == kFormatVersion, "unsupported format version "
+                                               << version << " (this build reads version " << kFormatVersion
+                                               << ")");
   ObjectHeader h;
   const std::uint16_t t = r.u16();
   VEIL_CHECK_IO(t >= 1 && t <= 7, "unknown object type " << t);
@@ -57,7 +64,8 @@ ObjectHeader read_object_header(ByteReader& r) {
   h.body_len = r.u64();
   r.u32();
   VEIL_CHECK_IO(h.body_len == r.remaining(), "body length " << h.body_len << " does not match the "
-                                                            << r.remaining() << " bytes present (truncated or padded)");
+                                                            << r.remaining()
+                                                            << " bytes present (truncated or padded)");
   return h;
 }
 
@@ -65,7 +73,8 @@ ObjectHeader expect_object(ByteReader& r, const Context* ctx, ObjectType type) {
   ObjectHeader h = read_object_header(r);
   VEIL_CHECK_IO(h.type == type, "expected " << type_name(type) << ", found " << type_name(h.type));
   if (ctx) {
-    VEIL_CHECK_IO(h.param_id == ctx->param_id(), type_name(type) << " was made for other encryption parameters");
+    VEIL_CHECK_IO(h.param_id == ctx->param_id(), type_name(type)
+                                                     << " was made for other encryption parameters");
   }
   return h;
 }
@@ -91,7 +100,8 @@ void read_poly(ByteReader& r, const Context& ctx, u64* data, std::span<const std
     const auto& q = ctx.modulus(primes[k]);
     std::span<u64> limb(data + k * n, n);
     r.packed(limb, q.bits());
-    for (u64 v : limb) VEIL_CHECK_IO(v < q.value(), what << ": residue " << v << " is not below its prime " << q.value());
+    for (u64 v : limb)
+      VEIL_CHECK_IO(v < q.value(), what << ": residue " << v << " is not below its prime " << q.value());
   }
 }
 
@@ -103,9 +113,9 @@ Seed read_seed(ByteReader& r) {
 }
 
 void check_level(const Context& ctx, std::int64_t level, const char* what) {
-  VEIL_CHECK_IO(level >= 0 && level <= ctx.max_level(), what << " level " << level << " outside 0.." << ctx.max_level());
+  VEIL_CHECK_IO(level >= 0 && level <= ctx.max_level(),
+                what << " level " << level << " outside 0.." << ctx.max_level());
 }
-
 
 namespace {
 
@@ -132,7 +142,8 @@ KeySwitchKey read_switch_key(ByteReader& r, const Context& ctx, bool compressed)
   auto idx = qp_indices(ctx, k.level);
   const std::uint64_t per_poly = packed_bytes(ctx, idx);
   const std::uint64_t need = (compressed ? 32 : 0) + digits * per_poly * (compressed ? 1 : 2);
-  VEIL_CHECK_IO(r.remaining() >= need, "key-switching key truncated: need " << need << " bytes, have " << r.remaining());
+  VEIL_CHECK_IO(r.remaining() >= need,
+                "key-switching key truncated: need " << need << " bytes, have " << r.remaining());
   if (compressed) k.seed = read_seed(r);
   k.param_id = ctx.param_id();
   k.b.resize(digits);
@@ -157,7 +168,6 @@ ObjectType peek_type(std::span<const std::uint8_t> data) {
   ByteReader r(data);
   return read_object_header(r).type;
 }
-
 
 Bytes save_secret_key(const Context& ctx, const SecretKey& sk) {
   VEIL_REQUIRE(sk.param_id() == ctx.param_id(), "secret key was made for other parameters");
@@ -245,7 +255,8 @@ GaloisKeys load_galois_keys(const Context& ctx, std::span<const std::uint8_t> da
   const ObjectHeader h = expect_object(r, &ctx, ObjectType::kGaloisKeys);
   const std::uint32_t count = r.u32();
   // Every Galois element is odd and below 2N, so at most N keys can be distinct.
-  VEIL_CHECK_IO(count <= ctx.n(), "Galois key set claims " << count << " keys (at most N = " << ctx.n() << ")");
+  VEIL_CHECK_IO(count <= ctx.n(),
+                "Galois key set claims " << count << " keys (at most N = " << ctx.n() << ")");
   GaloisKeys gk;
   for (std::uint32_t i = 0; i < count; ++i) {
     const std::uint32_t g = r.u32();

@@ -68,7 +68,8 @@ ObjectHeader expect_object(ByteReader& r, const Context* ctx, ObjectType type);
 std::uint64_t packed_bytes(const Context& ctx, std::span<const std::size_t> primes);
 void write_poly(ByteWriter& w, const Context& ctx, const u64* data, std::span<const std::size_t> primes);
 // Checks every residue against its prime.
-void read_poly(ByteReader& r, const Context& ctx, u64* data, std::span<const std::size_t> primes, const char* what);
+void read_poly(ByteReader& r, const Context& ctx, u64* data, std::span<const std::size_t> primes,
+               const char* what);
 void write_seed(ByteWriter& w, const Seed& s);
 Seed read_seed(ByteReader& r);
 void check_level(const Context& ctx, std::int64_t level, const char* what);

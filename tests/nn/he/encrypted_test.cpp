@@ -9,10 +9,10 @@
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
-#include "veil/rlwe/keygen.hpp"
 #include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/he/packing.hpp"
 #include "veil/nn/he/planner.hpp"
+#include "veil/rlwe/keygen.hpp"
 
 namespace veil::nn {
 namespace {
@@ -115,7 +115,8 @@ std::vector<double> plain_forward(const Network& net, std::vector<double> x) {
     if (s.kind == Stage::Kind::kPoly) {
       for (double& v : x) {
         double acc = 0;
-        for (auto it = s.poly.coefficients.rbegin(); it != s.poly.coefficients.rend(); ++it) acc = acc * v + *it;
+        for (auto it = s.poly.coefficients.rbegin(); it != s.poly.coefficients.rend(); ++it)
+          acc = acc * v + *it;
         v = acc;
       }
     } else {
@@ -174,8 +175,11 @@ struct Client {
   ckks::Encryptor encryptor;
   ckks::Decryptor decryptor;
   explicit Client(const Plan& plan)
-      : ctx(ckks::CkksContext::create(plan.params)), keygen(ctx), encoder(ctx),
-        encryptor(ctx, keygen.secret_key()), decryptor(ctx, keygen.secret_key()) {}
+      : ctx(ckks::CkksContext::create(plan.params)),
+        keygen(ctx),
+        encoder(ctx),
+        encryptor(ctx, keygen.secret_key()),
+        decryptor(ctx, keygen.secret_key()) {}
 };
 
 // One random image (from `seed`) through the whole client/server round in latency mode:

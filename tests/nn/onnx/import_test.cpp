@@ -33,7 +33,8 @@ std::string error_of(F&& f) {
 
 void expect_contains(const std::string& message, std::initializer_list<const char*> parts) {
   EXPECT_FALSE(message.empty()) << "no error";
-  for (const char* p : parts) EXPECT_NE(message.find(p), std::string::npos) << "'" << p << "' not in: " << message;
+  for (const char* p : parts)
+    EXPECT_NE(message.find(p), std::string::npos) << "'" << p << "' not in: " << message;
 }
 
 TEST(OnnxImport, ShippedModelsMatchTheirCards) {
@@ -188,8 +189,9 @@ TEST(OnnxImport, ReluNeedsAnApproximationSpec) {
   SmallModel m;
   m.b.node("Relu", "/act/Relu", {"c"}, "act");
   m.finish("act");
-  expect_contains(error_of<std::invalid_argument>([&] { m.load(); }),
-                  {"small.onnx", "/act/Relu", "Relu", "no polynomial form", "--approximate relu:deg4:range8"});
+  expect_contains(
+      error_of<std::invalid_argument>([&] { m.load(); }),
+      {"small.onnx", "/act/Relu", "Relu", "no polynomial form", "--approximate relu:deg4:range8"});
   ImportOptions options;
   options.approximations = {parse_approx_spec("relu:deg4:range8")};
   const Graph g = m.load(options);
@@ -234,7 +236,8 @@ TEST(OnnxImport, RecognisesSiluAndGeluPatterns) {
   SmallModel exp;
   exp.b.node("Exp", "/act/Exp", {"c"}, "act");
   exp.finish("act");
-  expect_contains(error_of<std::invalid_argument>([&] { exp.load(); }), {"/act/Exp", "none of the activations"});
+  expect_contains(error_of<std::invalid_argument>([&] { exp.load(); }),
+                  {"/act/Exp", "none of the activations"});
 }
 
 TEST(OnnxImport, RefusesUnsupportedOperatorsWithAdvice) {
@@ -242,8 +245,9 @@ TEST(OnnxImport, RefusesUnsupportedOperatorsWithAdvice) {
   auto& mp = maxpool.b.node("MaxPool", "/pool/MaxPool", {"c"}, "act");
   OnnxBuilder::ints(mp, "kernel_shape", {2, 2});
   maxpool.finish("act");
-  expect_contains(error_of<std::invalid_argument>([&] { maxpool.load(); }),
-                  {"node '/pool/MaxPool'", "MaxPool has no polynomial form", "AveragePool", "docs/model-format.md"});
+  expect_contains(
+      error_of<std::invalid_argument>([&] { maxpool.load(); }),
+      {"node '/pool/MaxPool'", "MaxPool has no polynomial form", "AveragePool", "docs/model-format.md"});
 
   SmallModel softmax;
   softmax.b.node("Softmax", "/Softmax", {"c"}, "act");
@@ -272,10 +276,12 @@ TEST(OnnxImport, RejectsBadAttributesAndWeights) {
     expect_contains(error_of<std::invalid_argument>([&] { m.load(options); }), parts);
   };
   auto conv = [](SmallModel& m) -> onnx::NodeProto& { return *m.b.graph().mutable_node(0); };
-  check([&](SmallModel& m) { OnnxBuilder::string(conv(m), "auto_pad", "SAME_UPPER"); }, {"/conv/Conv", "auto_pad"});
+  check([&](SmallModel& m) { OnnxBuilder::string(conv(m), "auto_pad", "SAME_UPPER"); },
+        {"/conv/Conv", "auto_pad"});
   check([&](SmallModel& m) { OnnxBuilder::integer(conv(m), "group", 2); }, {"/conv/Conv", "group"});
   check([&](SmallModel& m) { OnnxBuilder::ints(conv(m), "strides", {1, 1, 1}); }, {"/conv/Conv", "strides"});
-  check([&](SmallModel& m) { OnnxBuilder::integer(conv(m), "foo", 1); }, {"/conv/Conv", "unknown attribute 'foo'"});
+  check([&](SmallModel& m) { OnnxBuilder::integer(conv(m), "foo", 1); },
+        {"/conv/Conv", "unknown attribute 'foo'"});
   check(
       [&](SmallModel& m) {
         conv(m).mutable_attribute(0)->set_ints(0, 5);
@@ -299,8 +305,10 @@ TEST(OnnxImport, RejectsBadAttributesAndWeights) {
       },
       {"2 inputs"});
   check([&](SmallModel& m) { m.b.graph().add_output()->set_name("f"); }, {"2 outputs"});
-  check([&](SmallModel& m) { OnnxBuilder::integer(*m.b.graph().mutable_node(2), "axis", 2); }, {"/Flatten", "axis 2"});
-  check([&](SmallModel& m) { m.b.graph().mutable_node(1)->set_input(0, "nothing"); }, {"/act/Relu", "'nothing'"});
+  check([&](SmallModel& m) { OnnxBuilder::integer(*m.b.graph().mutable_node(2), "axis", 2); },
+        {"/Flatten", "axis 2"});
+  check([&](SmallModel& m) { m.b.graph().mutable_node(1)->set_input(0, "nothing"); },
+        {"/act/Relu", "'nothing'"});
 }
 
 TEST(OnnxImport, ChecksShapesAgainstWeights) {
@@ -317,7 +325,8 @@ TEST(OnnxImport, ChecksShapesAgainstWeights) {
   OnnxBuilder::ints(p, "kernel_shape", {2, 2});
   OnnxBuilder::ints(p, "pads", {1, 1, 1, 1});
   pool.finish("act");  // fc expects 72 inputs, the pool gives 2x4x4
-  expect_contains(error_of<std::invalid_argument>([&] { pool.load(); }), {"/pool/AveragePool", "count_include_pad"});
+  expect_contains(error_of<std::invalid_argument>([&] { pool.load(); }),
+                  {"/pool/AveragePool", "count_include_pad"});
 
   SmallModel ceil;
   auto& c = ceil.b.node("AveragePool", "/pool/AveragePool", {"c"}, "act");

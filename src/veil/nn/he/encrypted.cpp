@@ -91,10 +91,12 @@ std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::C
                                                  const ckks::Decryptor& decryptor,
                                                  const std::vector<Ciphertext>& outputs, std::size_t images) {
   std::vector<std::vector<double>> decoded(outputs.size());
-  parallel_for(outputs.size(), [&](std::size_t i) { decoded[i] = encoder.decode_real(decryptor.decrypt(outputs[i])); });
+  parallel_for(outputs.size(),
+               [&](std::size_t i) { decoded[i] = encoder.decode_real(decryptor.decrypt(outputs[i])); });
   if (plan.mode == Mode::kLatency) {
-    VEIL_REQUIRE(static_cast<int>(outputs.size()) == plan.packing.output.blocks(),
-                 "expected " << plan.packing.output.blocks() << " result ciphertexts, got " << outputs.size());
+    VEIL_REQUIRE(
+        static_cast<int>(outputs.size()) == plan.packing.output.blocks(),
+        "expected " << plan.packing.output.blocks() << " result ciphertexts, got " << outputs.size());
     return {unpack(plan.packing.output, decoded)};
   }
   VEIL_REQUIRE(images <= plan.slots, "more images than slots");
@@ -142,7 +144,8 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
         ps.giant_step, cache);
     const std::size_t ct_bytes = 2 * static_cast<std::size_t>(level + 1) * ctx_->n() * sizeof(u64);
     const auto cts = static_cast<std::size_t>(ps.counts.baby_rotations + ps.counts.giant_rotations +
-                                              ps.spec.in_blocks + ps.spec.out_blocks) + 16;
+                                              ps.spec.in_blocks + ps.spec.out_blocks) +
+                     16;
     working = std::max(working, cts * ct_bytes);
   }
   rlwe::reserve_heap(4 * working);
@@ -164,7 +167,8 @@ void EncryptedNetwork::check_inputs(const std::vector<Ciphertext>& in) const {
     VEIL_REQUIRE(c.size() == 2 && c.n() == ctx_->n(), "input ciphertext does not belong to these parameters");
     VEIL_REQUIRE(c.level() == plan_.params.max_level(),
                  "input ciphertext at level " << c.level() << ", expected " << plan_.params.max_level());
-    VEIL_REQUIRE(c.slots() == plan_.slots, "input ciphertext has " << c.slots() << " slots, expected " << plan_.slots);
+    VEIL_REQUIRE(c.slots() == plan_.slots,
+                 "input ciphertext has " << c.slots() << " slots, expected " << plan_.slots);
     VEIL_REQUIRE(std::abs(c.scale() / plan_.params.scale - 1) < 1e-9, "input ciphertext has the wrong scale");
   }
 }
@@ -206,7 +210,8 @@ std::vector<Ciphertext> EncryptedNetwork::evaluate(std::vector<Ciphertext> input
 }
 
 // A sum-pool output: additions only, no level.
-Ciphertext EncryptedNetwork::sum_row(const LinearStage& st, std::size_t o, const std::vector<Ciphertext>& in) const {
+Ciphertext EncryptedNetwork::sum_row(const LinearStage& st, std::size_t o,
+                                     const std::vector<Ciphertext>& in) const {
   const auto begin = st.weights.row_ptr[o], end = st.weights.row_ptr[o + 1];
   VEIL_REQUIRE(end > begin, "internal: empty sum-pool row");
   Ciphertext acc = in[st.weights.col[begin]];
@@ -226,8 +231,8 @@ he::SparseWeights sparse_weights(const LinearStage& st) {
 std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const std::vector<Ciphertext>& in,
                                                        const rlwe::RelinKeys* relin) const {
   const LinearStage& st = net_.stages[stage].linear;
-  VEIL_REQUIRE(static_cast<int>(in.size()) == st.in.size(), "stage '" << st.name << "' expects " << st.in.size()
-                                                                       << " ciphertexts, got " << in.size());
+  VEIL_REQUIRE(static_cast<int>(in.size()) == st.in.size(),
+               "stage '" << st.name << "' expects " << st.in.size() << " ciphertexts, got " << in.size());
   VEIL_REQUIRE(st.unit_weights || in[0].level() >= 1, "no level left for stage '" << st.name << "'");
   for (const auto& c : in) VEIL_REQUIRE(c.size() == in[0].size(), "internal: mixed ciphertext sizes");
   std::vector<Ciphertext> out(st.out.size());

@@ -18,9 +18,9 @@
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/evaluator.hpp"
-#include "veil/rlwe/keygen.hpp"
 #include "veil/he/linear_transform.hpp"
 #include "veil/nn/he/planner.hpp"
+#include "veil/rlwe/keygen.hpp"
 
 namespace veil::nn {
 
@@ -40,7 +40,8 @@ std::vector<ckks::Ciphertext> encrypt_inputs(const Plan& plan, const ckks::CkksE
 // Logits per image (latency: one image).
 std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::CkksEncoder& encoder,
                                                  const ckks::Decryptor& decryptor,
-                                                 const std::vector<ckks::Ciphertext>& outputs, std::size_t images);
+                                                 const std::vector<ckks::Ciphertext>& outputs,
+                                                 std::size_t images);
 
 // Bytes of latency-mode plaintext diagonals an EncryptedNetwork keeps encoded (the rest
 // are encoded on every use, about one NTT per limb each): set_plaintext_cache_bytes()
@@ -76,9 +77,11 @@ class EncryptedNetwork {
                                              const rlwe::RelinKeys* relin) const;
   // Throughput mode: a sum-pool row (additions only; weighted rows run in
   // he::WeightedSum, which owns the weight residues).
-  ckks::Ciphertext sum_row(const LinearStage& st, std::size_t o, const std::vector<ckks::Ciphertext>& in) const;
+  ckks::Ciphertext sum_row(const LinearStage& st, std::size_t o,
+                           const std::vector<ckks::Ciphertext>& in) const;
   // Rescale (relinearising lazy inputs first) and add the bias of output `o`.
-  void finish_output(const LinearStage& st, std::size_t o, ckks::Ciphertext& acc, const rlwe::RelinKeys* relin) const;
+  void finish_output(const LinearStage& st, std::size_t o, ckks::Ciphertext& acc,
+                     const rlwe::RelinKeys* relin) const;
   // Whether polynomial stage k may leave its products unrelinearised (throughput mode).
   bool lazy_relin(std::size_t k) const;
   // Throughput mode: linear -> polynomial -> sum pool, one pool output at a time, so the

@@ -37,7 +37,7 @@ Layout with_strides(const Shape& shape, std::size_t slots, int cs, int rs, int x
   l.col_stride = xs;
   l.channels_per_block = static_cast<int>(slots / static_cast<std::size_t>(cs));
   VEIL_REQUIRE(l.channels_per_block >= 1, "one channel of " << shape.h << "x" << shape.w << " needs " << cs
-                                                             << " slots; only " << slots << " per ciphertext");
+                                                            << " slots; only " << slots << " per ciphertext");
   return l;
 }
 
@@ -133,7 +133,8 @@ std::int64_t Layout::slot(int index) const {
   const std::int64_t offset = static_cast<std::int64_t>(frame) * channel_stride +
                               static_cast<std::int64_t>(sub / mux_cols) * mux_row_stride +
                               static_cast<std::int64_t>(sub % mux_cols) * mux_col_stride +
-                              static_cast<std::int64_t>(y) * row_stride + static_cast<std::int64_t>(x) * col_stride;
+                              static_cast<std::int64_t>(y) * row_stride +
+                              static_cast<std::int64_t>(x) * col_stride;
   return static_cast<std::int64_t>(block) * static_cast<std::int64_t>(slots) + offset;
 }
 
@@ -176,7 +177,8 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   VEIL_REQUIRE(in.shape.size() == st.in.size() && out.shape.size() == st.out.size(),
                "layout sizes do not match stage '" << st.name << "'");
   const auto n = static_cast<std::int64_t>(in.slots);
-  VEIL_REQUIRE(n > 0 && (n & (n - 1)) == 0 && out.slots == in.slots, "layouts need the same power-of-two slot count");
+  VEIL_REQUIRE(n > 0 && (n & (n - 1)) == 0 && out.slots == in.slots,
+               "layouts need the same power-of-two slot count");
   he::LinearTransformSpec spec;
   spec.slots = in.slots;
   spec.in_blocks = in.blocks();
@@ -265,12 +267,15 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
 void require_chain(const Network& net) {
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
     const Stage& s = net.stages[k];
-    VEIL_REQUIRE(s.kind != Stage::Kind::kAdd,
-                 "node '" << s.add.name << "': residual connections are not supported by the non-interactive encrypted "
-                          << "mode; the lowered network is a chain of stages (the graph can still be evaluated "
-                          << "in the clear)");
+    VEIL_REQUIRE(
+        s.kind != Stage::Kind::kAdd,
+        "node '" << s.add.name
+                 << "': residual connections are not supported by the non-interactive encrypted "
+                 << "mode; the lowered network is a chain of stages (the graph can still be evaluated "
+                 << "in the clear)");
     VEIL_REQUIRE(net.inputs_of(static_cast<int>(k)) == std::vector<int>{static_cast<int>(k) - 1},
-                 "stage " << k + 1 << " '" << s.name() << "' does not read the stage before it; the encrypted "
+                 "stage " << k + 1 << " '" << s.name()
+                          << "' does not read the stage before it; the encrypted "
                           << "evaluators run chains of stages only");
   }
 }
@@ -281,13 +286,14 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
   struct Node {
     Layout layout;
     double cost;
-    int parent;   // index into previous frontier
+    int parent;  // index into previous frontier
     bool fold;
   };
   std::vector<std::vector<Node>> frontier(net.stages.size() + 1);
   const Layout input = Layout::compact(net.input, slots);
   frontier[0].push_back({input, 0.0, -1, false});
-  if (const Layout copies = Layout::replicated(input); !(copies == input)) frontier[0].push_back({copies, 0.0, -1, false});
+  if (const Layout copies = Layout::replicated(input); !(copies == input))
+    frontier[0].push_back({copies, 0.0, -1, false});
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
     const Stage& st = net.stages[k];
     for (std::size_t p = 0; p < frontier[k].size(); ++p) {
@@ -301,7 +307,8 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
         frontier[k + 1].push_back({l, c, static_cast<int>(p), fold});
       };
       if (st.kind == Stage::Kind::kPoly) {
-        relax(from.layout, from.cost + kRelinCost * from.layout.blocks() * he::polynomial_depth(st.poly.coefficients),
+        relax(from.layout,
+              from.cost + kRelinCost * from.layout.blocks() * he::polynomial_depth(st.poly.coefficients),
               false);
         continue;
       }
@@ -314,9 +321,10 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
   // Walk back from the cheapest final layout.
   std::vector<int> choice(net.stages.size() + 1);
   const auto& last = frontier.back();
-  choice.back() = static_cast<int>(std::min_element(last.begin(), last.end(),
-                                                    [](const Node& a, const Node& b) { return a.cost < b.cost; }) -
-                                   last.begin());
+  choice.back() =
+      static_cast<int>(std::min_element(last.begin(), last.end(),
+                                        [](const Node& a, const Node& b) { return a.cost < b.cost; }) -
+                       last.begin());
   for (std::size_t k = net.stages.size(); k > 0; --k) choice[k - 1] = frontier[k][choice[k]].parent;
 
   Packing packing;

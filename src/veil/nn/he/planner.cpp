@@ -103,7 +103,8 @@ double linear_gain(const LinearStage& st) {
   double g = 0;
   for (int r = 0; r < st.weights.rows; ++r) {
     double s = 0;
-    for (auto k = st.weights.row_ptr[r]; k < st.weights.row_ptr[r + 1]; ++k) s += st.weights.val[k] * st.weights.val[k];
+    for (auto k = st.weights.row_ptr[r]; k < st.weights.row_ptr[r + 1]; ++k)
+      s += st.weights.val[k] * st.weights.val[k];
     g = std::max(g, std::sqrt(s));
   }
   return g;
@@ -181,7 +182,8 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   plan.packing = std::move(best_packing);
   VEIL_REQUIRE(chain, "model '" << net.name << "' needs " << needed_depth
                                 << " levels (multiplicative depth), which no ring degree up to 2^" << last
-                                << " holds at 128-bit security with a scale of at least 2^" << o.min_scale_bits
+                                << " holds at 128-bit security with a scale of at least 2^"
+                                << o.min_scale_bits
                                 << " and no bootstrapping. Use fewer or lower-degree activations, merge "
                                    "layers, or run it in hybrid mode.");
 
@@ -218,7 +220,8 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
         sp.counts = ps.counts;
         for (int r : he::rotation_steps(ps.spec, ps.giant_step)) key_level[r] = std::max(key_level[r], level);
         sp.predicted_seconds = (sp.counts.giant_rotations + sp.counts.fold_rotations +
-                                rlwe::kHoistedRotationCost * sp.counts.baby_rotations) * keyswitch_ntts(p, level) * ntt +
+                                rlwe::kHoistedRotationCost * sp.counts.baby_rotations) *
+                                   keyswitch_ntts(p, level) * ntt +
                                static_cast<double>(sp.counts.plaintext_mults) * 2 * l * n * mac_seconds;
       } else {
         sp.counts.plaintext_mults = st.linear.unit_weights ? 0 : st.linear.weights.nnz();
@@ -259,19 +262,19 @@ std::string Plan::describe() const {
      << params.dnum << "\n";
   os << "  levels per stage:\n";
   for (const auto& s : stages) {
-    os << "    " << std::left << std::setw(44) << s.name.substr(0, 44) << std::right << " level " << std::setw(2)
-       << s.level_in << " -> " << std::setw(2) << s.level_out;
+    os << "    " << std::left << std::setw(44) << s.name.substr(0, 44) << std::right << " level "
+       << std::setw(2) << s.level_in << " -> " << std::setw(2) << s.level_out;
     if (s.counts.rotations() > 0 || s.counts.plaintext_mults > 0)
       os << "  rot " << std::setw(3) << s.counts.rotations() << "  pt-mult " << std::setw(6)
          << s.counts.plaintext_mults;
     os << "  ~" << std::setprecision(3) << s.predicted_seconds << " s\n";
   }
   auto mb = [](std::uint64_t b) { return static_cast<double>(b) / (1 << 20); };
-  os << std::setprecision(2) << "  keys: relinearisation " << mb(relin_key_bytes) << " MiB, " << rotation_steps.size()
-     << " rotation keys " << mb(galois_key_bytes) << " MiB\n";
+  os << std::setprecision(2) << "  keys: relinearisation " << mb(relin_key_bytes) << " MiB, "
+     << rotation_steps.size() << " rotation keys " << mb(galois_key_bytes) << " MiB\n";
   os << "  ciphertexts: input " << mb(input_bytes) << " MiB, output " << mb(output_bytes) << " MiB\n";
-  os << std::setprecision(1) << "  predicted: " << predicted_seconds << " s server time (one thread), logit precision ~"
-     << predicted_precision_bits << " bits\n";
+  os << std::setprecision(1) << "  predicted: " << predicted_seconds
+     << " s server time (one thread), logit precision ~" << predicted_precision_bits << " bits\n";
   return os.str();
 }
 

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "veil/ckks/params.hpp"
-#include "veil/nn/network.hpp"
 #include "veil/nn/he/packing.hpp"
+#include "veil/nn/network.hpp"
 
 namespace veil::nn {
 
@@ -29,13 +29,13 @@ struct PlanOptions {
   // Precision wanted; 0: 33 bits in latency mode, 31 in throughput mode, whose weighted
   // sums then run on the faster sub-32-bit kernel (he/mac.hpp).
   int target_scale_bits = 0;
-  int min_scale_bits = 24;     // below this, refuse rather than lose accuracy
-  int headroom_bits = 12;      // q0 - scale: room for |logits| up to ~2^10
+  int min_scale_bits = 24;  // below this, refuse rather than lose accuracy
+  int headroom_bits = 12;   // q0 - scale: room for |logits| up to ~2^10
   // Take the smallest ring whose predicted logit precision reaches this (in bits; the
   // prediction is an estimate, about 2 bits optimistic on the shipped models).
   double min_precision_bits = 8;
-  int log_n = 0;               // 0: smallest secure ring that fits
-  bool allow_insecure = false; // tests only
+  int log_n = 0;                // 0: smallest secure ring that fits
+  bool allow_insecure = false;  // tests only
 };
 
 struct StagePlan {
@@ -48,11 +48,11 @@ struct StagePlan {
 struct Plan {
   Mode mode = Mode::kLatency;
   ckks::CkksParameters params;
-  Packing packing;                  // latency mode (positions only)
-  std::size_t slots = 0;            // slots per ciphertext (throughput: images per batch)
+  Packing packing;        // latency mode (positions only)
+  std::size_t slots = 0;  // slots per ciphertext (throughput: images per batch)
   int depth = 0;
   std::vector<StagePlan> stages;
-  std::vector<int> rotation_steps;  // normalised to [0, slots)
+  std::vector<int> rotation_steps;       // normalised to [0, slots)
   std::vector<int> rotation_key_levels;  // parallel to rotation_steps: highest level used
   // Sizes in bytes as sent (seed-compressed where possible).
   std::uint64_t relin_key_bytes = 0, galois_key_bytes = 0;

@@ -75,12 +75,13 @@ ExprPtr expr_neg(ExprPtr a, const std::string& node) {
 }
 
 bool is_elementwise_function(const std::string& onnx_op) {
-  return onnx_op == "Relu" || onnx_op == "Sigmoid" || onnx_op == "Tanh" || onnx_op == "Softplus" || onnx_op == "Erf" ||
-         onnx_op == "Exp" || onnx_op == "Gelu";
+  return onnx_op == "Relu" || onnx_op == "Sigmoid" || onnx_op == "Tanh" || onnx_op == "Softplus" ||
+         onnx_op == "Erf" || onnx_op == "Exp" || onnx_op == "Gelu";
 }
 
 ExprPtr expr_fn(const std::string& fn, ExprPtr a, const std::string& node) {
-  VEIL_REQUIRE(is_elementwise_function(fn), "node '" << node << "': " << fn << " is not an element-wise function");
+  VEIL_REQUIRE(is_elementwise_function(fn),
+               "node '" << node << "': " << fn << " is not an element-wise function");
   auto e = std::make_shared<Expr>();
   e->op = Expr::Op::kFn;
   e->fn = fn;

@@ -73,8 +73,8 @@ void Importer::check_opsets() {
     if (op.domain().empty() || op.domain() == "ai.onnx") {
       have_default = true;
       VEIL_REQUIRE(op.version() >= kMinOpset && op.version() <= kMaxOpset,
-                   "ai.onnx opset " << op.version() << " is not supported (use " << kMinOpset << ".." << kMaxOpset
-                                    << "; veil's exporter writes 13)");
+                   "ai.onnx opset " << op.version() << " is not supported (use " << kMinOpset << ".."
+                                    << kMaxOpset << "; veil's exporter writes 13)");
     } else if (op.domain() == "veil") {
       VEIL_REQUIRE(op.version() == 1, "veil opset " << op.version() << " is not supported (expected 1)");
     }
@@ -92,12 +92,14 @@ void Importer::read_metadata(const std::string& default_name) {
   graph_.dataset = get("veil.dataset");
   if (!get("veil.input_shape").empty()) {
     const auto dims = parse_numbers("veil.input_shape", get("veil.input_shape"));
-    VEIL_REQUIRE(dims.size() == 3, "metadata veil.input_shape must be C,H,W, got '" << get("veil.input_shape") << "'");
+    VEIL_REQUIRE(dims.size() == 3,
+                 "metadata veil.input_shape must be C,H,W, got '" << get("veil.input_shape") << "'");
     meta_shape_ = Shape{static_cast<int>(dims[0]), static_cast<int>(dims[1]), static_cast<int>(dims[2])};
   }
   if (!get("veil.normalize.mean").empty())
     graph_.mean = parse_numbers("veil.normalize.mean", get("veil.normalize.mean"));
-  if (!get("veil.normalize.std").empty()) graph_.std = parse_numbers("veil.normalize.std", get("veil.normalize.std"));
+  if (!get("veil.normalize.std").empty())
+    graph_.std = parse_numbers("veil.normalize.std", get("veil.normalize.std"));
   if (!get("veil.classes").empty()) graph_.classes = split(get("veil.classes"), ',');
 }
 
@@ -111,7 +113,8 @@ void Importer::read_input() {
       input = &in;
       ++count;
     }
-  VEIL_REQUIRE(count == 1, "the model has " << count << " inputs; veil needs exactly one image input [N, C, H, W]");
+  VEIL_REQUIRE(count == 1,
+               "the model has " << count << " inputs; veil needs exactly one image input [N, C, H, W]");
   const auto& type = input->type();
   VEIL_REQUIRE(type.has_tensor_type(), "input '" << input->name() << "' is not a tensor");
   const auto elem = type.tensor_type().elem_type();
@@ -128,8 +131,9 @@ void Importer::read_input() {
                    "input '" << input->name() << "': dimension " << i << " must be a fixed positive size");
       *fields[i - 1] = static_cast<int>(dims[i].dim_value());
     }
-    VEIL_REQUIRE(!meta_shape_ || *meta_shape_ == shape, "metadata veil.input_shape does not match the input's shape "
-                                                            << shape.c << "," << shape.h << "," << shape.w);
+    VEIL_REQUIRE(!meta_shape_ || *meta_shape_ == shape,
+                 "metadata veil.input_shape does not match the input's shape " << shape.c << "," << shape.h
+                                                                               << "," << shape.w);
   } else {
     VEIL_REQUIRE(meta_shape_.has_value(), "input '" << input->name() << "' has no shape and there is no "
                                                     << "veil.input_shape metadata");
@@ -140,8 +144,9 @@ void Importer::read_input() {
     graph_.mean.assign(shape.c, 0.0);
     graph_.std.assign(shape.c, 1.0);
   }
-  VEIL_REQUIRE(graph_.mean.size() == static_cast<std::size_t>(shape.c) && graph_.std.size() == graph_.mean.size(),
-               "metadata veil.normalize.mean/std need one value per input channel (" << shape.c << ")");
+  VEIL_REQUIRE(
+      graph_.mean.size() == static_cast<std::size_t>(shape.c) && graph_.std.size() == graph_.mean.size(),
+      "metadata veil.normalize.mean/std need one value per input channel (" << shape.c << ")");
   Value v;
   v.node = -1;
   v.rank = 4;
@@ -158,8 +163,9 @@ Value& Importer::lookup(const onnx::NodeProto& node, int k) {
   VEIL_REQUIRE(k < node.input_size() && !node.input(k).empty(),
                where(node) << ": " << node.op_type() << " is missing input " << k);
   auto it = values_.find(node.input(k));
-  VEIL_REQUIRE(it != values_.end(), where(node) << ": input '" << node.input(k)
-                                                << "' is neither an initializer nor computed by an earlier node");
+  VEIL_REQUIRE(it != values_.end(), where(node)
+                                        << ": input '" << node.input(k)
+                                        << "' is neither an initializer nor computed by an earlier node");
   return it->second;
 }
 
@@ -177,9 +183,9 @@ bool Importer::has_input(const onnx::NodeProto& node, int k) const {
 // The data input k as a graph node (materialising a pending element-wise function).
 std::pair<int, int> Importer::tensor_input(const onnx::NodeProto& node, int k) {
   Value& v = lookup(node, k);
-  VEIL_REQUIRE(v.kind != Value::Kind::kConstant, where(node) << ": input '" << node.input(k)
-                                                             << "' is a constant; the data path must start at "
-                                                             << "the model input");
+  VEIL_REQUIRE(v.kind != Value::Kind::kConstant,
+               where(node) << ": input '" << node.input(k) << "' is a constant; the data path must start at "
+                           << "the model input");
   if (v.kind == Value::Kind::kExpr) materialise(v);
   return {v.node, v.rank};
 }
@@ -189,7 +195,8 @@ void Importer::define(const onnx::NodeProto& node, Value v) {
   for (const auto& out : node.output()) outputs += !out.empty();
   VEIL_REQUIRE(node.output_size() >= 1 && !node.output(0).empty() && outputs == 1,
                where(node) << ": " << node.op_type() << " must have exactly one output (inference form)");
-  VEIL_REQUIRE(!values_.count(node.output(0)), where(node) << ": output '" << node.output(0) << "' is defined twice");
+  VEIL_REQUIRE(!values_.count(node.output(0)), where(node)
+                                                   << ": output '" << node.output(0) << "' is defined twice");
   values_[node.output(0)] = std::move(v);
 }
 
@@ -238,7 +245,8 @@ void Importer::refuse(const onnx::NodeProto& node) const {
   const std::string& op = node.op_type();
   std::string advice;
   if (op == "MaxPool")
-    advice = "MaxPool has no polynomial form; replace it by AveragePool and retrain (see docs/model-format.md)";
+    advice =
+        "MaxPool has no polynomial form; replace it by AveragePool and retrain (see docs/model-format.md)";
   else if (op == "GlobalMaxPool")
     advice =
         "GlobalMaxPool has no polynomial form; replace it by GlobalAveragePool and retrain "
@@ -265,13 +273,14 @@ void Importer::finish() {
   Value& v = it->second;
   VEIL_REQUIRE(v.kind != Value::Kind::kConstant, "output '" << outputs[0].name() << "' is a constant");
   if (v.kind == Value::Kind::kExpr) materialise(v);
-  VEIL_REQUIRE(v.node >= 0, "output '" << outputs[0].name() << "' is the model input: the model computes nothing");
+  VEIL_REQUIRE(v.node >= 0,
+               "output '" << outputs[0].name() << "' is the model input: the model computes nothing");
   graph_.output = v.node;
   prune();
   const int outputs_size = graph_.nodes[graph_.output].out.size();
   VEIL_REQUIRE(graph_.classes.empty() || graph_.classes.size() == static_cast<std::size_t>(outputs_size),
-               "metadata veil.classes names " << graph_.classes.size() << " classes, the model has " << outputs_size
-                                              << " outputs");
+               "metadata veil.classes names " << graph_.classes.size() << " classes, the model has "
+                                              << outputs_size << " outputs");
 }
 
 // Drops nodes the output does not depend on (dead branches of the export).
@@ -314,10 +323,12 @@ Graph with_source(const std::string& source, F&& f) {
 
 Graph parse_onnx(std::string_view bytes, const std::string& source, const ImportOptions& options) {
   VEIL_CHECK_IO(!bytes.empty(), "'" << source << "' is empty, not an ONNX model");
-  VEIL_CHECK_IO(bytes.size() <= static_cast<std::size_t>(INT_MAX), "'" << source << "' is too large (over 2 GiB)");
+  VEIL_CHECK_IO(bytes.size() <= static_cast<std::size_t>(INT_MAX),
+                "'" << source << "' is too large (over 2 GiB)");
   onnx::ModelProto model;
-  VEIL_CHECK_IO(model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())),
-                "'" << source << "' is not a valid ONNX file (protobuf parsing failed: corrupt or truncated)");
+  VEIL_CHECK_IO(
+      model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())),
+      "'" << source << "' is not a valid ONNX file (protobuf parsing failed: corrupt or truncated)");
   // Protobuf accepts many byte strings as a message with unknown fields; a real model
   // has an IR version and a graph with nodes.
   VEIL_CHECK_IO(model.ir_version() > 0 && model.has_graph() && model.graph().node_size() > 0,

@@ -10,32 +10,36 @@ void Importer::import_conv(const onnx::NodeProto& node) {
   Attributes attrs(node, where(node));
   attrs.allow_only({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
   const std::string auto_pad = attrs.get_string("auto_pad", "NOTSET");
-  VEIL_REQUIRE(auto_pad == "NOTSET",
-               where(node) << ": Conv auto_pad=" << auto_pad << " is not supported; export with explicit pads");
+  VEIL_REQUIRE(auto_pad == "NOTSET", where(node) << ": Conv auto_pad=" << auto_pad
+                                                 << " is not supported; export with explicit pads");
   const auto [input, rank] = tensor_input(node, 0);
   VEIL_REQUIRE(rank == 4, where(node) << ": Conv input must be [N, C, H, W] (it was flattened)");
   const Tensor& w = constant_input(node, 1, "weight");
-  VEIL_REQUIRE(w.dims.size() == 4, where(node) << ": Conv weight " << w.dims_str() << " must be 4-D (only 2-D "
-                                               << "convolutions are supported)");
+  VEIL_REQUIRE(w.dims.size() == 4, where(node)
+                                       << ": Conv weight " << w.dims_str() << " must be 4-D (only 2-D "
+                                       << "convolutions are supported)");
   Node n = make(OpKind::kConv, node, input);
   n.out_features = static_cast<int>(w.dims[0]);
   n.group = static_cast<int>(attrs.get_int("group", 1));
   const Shape in = input < 0 ? graph_.input : graph_.nodes[input].out;
-  VEIL_REQUIRE(w.dims[1] * n.group == in.c, where(node) << ": Conv weight " << w.dims_str() << " with group " << n.group
-                                                        << " does not match " << in.c << " input channels");
+  VEIL_REQUIRE(w.dims[1] * n.group == in.c, where(node) << ": Conv weight " << w.dims_str() << " with group "
+                                                        << n.group << " does not match " << in.c
+                                                        << " input channels");
   n.window = window(node, attrs, static_cast<int>(w.dims[2]), static_cast<int>(w.dims[3]));
   n.weights = w.values;
   n.bias.assign(n.out_features, 0.0);
   if (has_input(node, 2)) {
     const Tensor& b = constant_input(node, 2, "bias");
-    VEIL_REQUIRE(b.size() == static_cast<std::size_t>(n.out_features),
-                 where(node) << ": Conv bias " << b.dims_str() << " does not match " << n.out_features << " outputs");
+    VEIL_REQUIRE(
+        b.size() == static_cast<std::size_t>(n.out_features),
+        where(node) << ": Conv bias " << b.dims_str() << " does not match " << n.out_features << " outputs");
     n.bias = b.values;
   }
   add(std::move(n), 4, node);
 }
 
-Window Importer::window(const onnx::NodeProto& node, const Attributes& attrs, int kernel_h, int kernel_w) const {
+Window Importer::window(const onnx::NodeProto& node, const Attributes& attrs, int kernel_h,
+                        int kernel_w) const {
   Window win;
   const auto kernel = attrs.get_ints("kernel_shape", {kernel_h, kernel_w});
   VEIL_REQUIRE(kernel.size() == 2 && kernel[0] == kernel_h && kernel[1] == kernel_w,
@@ -71,7 +75,8 @@ void Importer::import_dense(const onnx::NodeProto& node) {
   else
     attrs.allow_only({});
   const auto [input, rank] = tensor_input(node, 0);
-  VEIL_REQUIRE(rank == 2, where(node) << ": " << node.op_type() << " input must be [N, features] (insert a Flatten)");
+  VEIL_REQUIRE(rank == 2, where(node)
+                              << ": " << node.op_type() << " input must be [N, features] (insert a Flatten)");
   const Tensor& b = constant_input(node, 1, "weight");
   VEIL_REQUIRE(b.dims.size() == 2, where(node) << ": weight " << b.dims_str() << " must be 2-D");
   VEIL_REQUIRE(attrs.get_int("transA", 0) == 0, where(node) << ": Gemm transA=1 is not supported");
@@ -80,8 +85,9 @@ void Importer::import_dense(const onnx::NodeProto& node) {
   const std::int64_t in_features = trans_b ? b.dims[1] : b.dims[0];
   const std::int64_t out_features = trans_b ? b.dims[0] : b.dims[1];
   const int in_size = (input < 0 ? graph_.input : graph_.nodes[input].out).size();
-  VEIL_REQUIRE(in_features == in_size, where(node) << ": weight " << b.dims_str() << " expects " << in_features
-                                                   << " input features, the input has " << in_size);
+  VEIL_REQUIRE(in_features == in_size, where(node)
+                                           << ": weight " << b.dims_str() << " expects " << in_features
+                                           << " input features, the input has " << in_size);
   Node n = make(OpKind::kGemm, node, input);
   n.out_features = static_cast<int>(out_features);
   n.weights.resize(b.size());
@@ -92,8 +98,9 @@ void Importer::import_dense(const onnx::NodeProto& node) {
   n.bias.assign(n.out_features, 0.0);
   if (gemm && has_input(node, 2)) {
     const Tensor& c = constant_input(node, 2, "bias");
-    VEIL_REQUIRE(c.size() == static_cast<std::size_t>(out_features) || c.size() == 1,
-                 where(node) << ": bias " << c.dims_str() << " does not broadcast to " << out_features << " outputs");
+    VEIL_REQUIRE(
+        c.size() == static_cast<std::size_t>(out_features) || c.size() == 1,
+        where(node) << ": bias " << c.dims_str() << " does not broadcast to " << out_features << " outputs");
     for (int o = 0; o < n.out_features; ++o) n.bias[o] = beta * c.values[c.size() == 1 ? 0 : o];
   }
   add(std::move(n), 2, node);
@@ -102,8 +109,9 @@ void Importer::import_dense(const onnx::NodeProto& node) {
 void Importer::import_batch_norm(const onnx::NodeProto& node) {
   Attributes attrs(node, where(node));
   attrs.allow_only({"epsilon", "momentum", "training_mode"});
-  VEIL_REQUIRE(attrs.get_int("training_mode", 0) == 0, where(node) << ": BatchNormalization training_mode=1 is "
-                                                                   << "not supported (export in eval mode)");
+  VEIL_REQUIRE(attrs.get_int("training_mode", 0) == 0, where(node)
+                                                           << ": BatchNormalization training_mode=1 is "
+                                                           << "not supported (export in eval mode)");
   const double eps = attrs.get_float("epsilon", 1e-5);
   VEIL_REQUIRE(eps >= 0, where(node) << ": epsilon must be non-negative");
   const auto [input, rank] = tensor_input(node, 0);
@@ -113,8 +121,8 @@ void Importer::import_batch_norm(const onnx::NodeProto& node) {
   for (int k = 0; k < 4; ++k) {
     p[k] = &constant_input(node, k + 1, roles[k]);
     VEIL_REQUIRE(p[k]->size() == static_cast<std::size_t>(channels),
-                 where(node) << ": BatchNormalization " << roles[k] << " " << p[k]->dims_str() << " does not match "
-                             << channels << " channels");
+                 where(node) << ": BatchNormalization " << roles[k] << " " << p[k]->dims_str()
+                             << " does not match " << channels << " channels");
   }
   Node n = make(OpKind::kBatchNorm, node, input);
   for (int c = 0; c < channels; ++c) {
@@ -129,15 +137,18 @@ void Importer::import_batch_norm(const onnx::NodeProto& node) {
 
 void Importer::import_average_pool(const onnx::NodeProto& node) {
   Attributes attrs(node, where(node));
-  attrs.allow_only({"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"});
+  attrs.allow_only(
+      {"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"});
   const std::string auto_pad = attrs.get_string("auto_pad", "NOTSET");
-  VEIL_REQUIRE(auto_pad == "NOTSET",
-               where(node) << ": AveragePool auto_pad=" << auto_pad << " is not supported; export with explicit pads");
-  VEIL_REQUIRE(attrs.get_int("ceil_mode", 0) == 0, where(node) << ": AveragePool ceil_mode=1 is not supported");
+  VEIL_REQUIRE(auto_pad == "NOTSET", where(node) << ": AveragePool auto_pad=" << auto_pad
+                                                 << " is not supported; export with explicit pads");
+  VEIL_REQUIRE(attrs.get_int("ceil_mode", 0) == 0, where(node)
+                                                       << ": AveragePool ceil_mode=1 is not supported");
   VEIL_REQUIRE(attrs.has("kernel_shape"), where(node) << ": AveragePool needs kernel_shape");
   const auto kernel = attrs.get_ints("kernel_shape", {});
-  VEIL_REQUIRE(kernel.size() == 2 && kernel[0] >= 1 && kernel[1] >= 1 && kernel[0] <= 1 << 16 && kernel[1] <= 1 << 16,
-               where(node) << ": AveragePool kernel_shape must be 2 positive values");
+  VEIL_REQUIRE(
+      kernel.size() == 2 && kernel[0] >= 1 && kernel[1] >= 1 && kernel[0] <= 1 << 16 && kernel[1] <= 1 << 16,
+      where(node) << ": AveragePool kernel_shape must be 2 positive values");
   const auto [input, rank] = tensor_input(node, 0);
   VEIL_REQUIRE(rank == 4, where(node) << ": AveragePool input must be [N, C, H, W]");
   Node n = make(OpKind::kAveragePool, node, input);
@@ -148,8 +159,9 @@ void Importer::import_average_pool(const onnx::NodeProto& node) {
   const bool padded = w.pad_top || w.pad_left || w.pad_bottom || w.pad_right;
   // With padding and count_include_pad = 0 the divisor changes at the borders, so the
   // pool is no longer a sum pool times 1/k^2 (which the merging passes rely on).
-  VEIL_REQUIRE(!padded || attrs.get_int("count_include_pad", 0) == 1,
-               where(node) << ": padded AveragePool needs count_include_pad=1 (torch: count_include_pad=True)");
+  VEIL_REQUIRE(
+      !padded || attrs.get_int("count_include_pad", 0) == 1,
+      where(node) << ": padded AveragePool needs count_include_pad=1 (torch: count_include_pad=True)");
   add(std::move(n), 4, node);
 }
 
@@ -167,8 +179,9 @@ void Importer::import_flatten(const onnx::NodeProto& node) {
   if (node.op_type() == "Flatten") {
     attrs.allow_only({"axis"});
     const std::int64_t axis = attrs.get_int("axis", 1);
-    VEIL_REQUIRE(axis == 1 || axis == 1 - rank,
-                 where(node) << ": Flatten axis " << axis << " is not supported (only axis=1 keeps the batch)");
+    VEIL_REQUIRE(axis == 1 || axis == 1 - rank, where(node)
+                                                    << ": Flatten axis " << axis
+                                                    << " is not supported (only axis=1 keeps the batch)");
   } else {
     attrs.allow_only({"allowzero"});
     VEIL_REQUIRE(attrs.get_int("allowzero", 0) == 0, where(node) << ": Reshape allowzero=1 is not supported");
@@ -233,8 +246,8 @@ void Importer::import_elementwise(const onnx::NodeProto& node) {
   Attributes attrs(node, where(node));
   if (op == "Gelu") {
     attrs.allow_only({"approximate"});
-    VEIL_REQUIRE(attrs.get_string("approximate", "none") == "none", where(node)
-                                                                        << ": Gelu approximate=tanh is not supported");
+    VEIL_REQUIRE(attrs.get_string("approximate", "none") == "none",
+                 where(node) << ": Gelu approximate=tanh is not supported");
   } else {
     attrs.allow_only({});
   }
@@ -263,16 +276,17 @@ void Importer::import_elementwise(const onnx::NodeProto& node) {
   for (int k = 0; k < arity; ++k) {
     const Value& v = lookup(node, k);
     if (v.kind == Value::Kind::kConstant) {
-      VEIL_REQUIRE(v.constant.size() == 1, where(node)
-                                               << ": " << op << " with the constant '" << node.input(k) << "' of shape "
-                                               << v.constant.dims_str() << " is not supported; only scalars are (fold "
-                                               << "per-channel scales and shifts into the previous linear layer)");
+      VEIL_REQUIRE(v.constant.size() == 1,
+                   where(node) << ": " << op << " with the constant '" << node.input(k) << "' of shape "
+                               << v.constant.dims_str() << " is not supported; only scalars are (fold "
+                               << "per-channel scales and shifts into the previous linear layer)");
       args.push_back(detail::expr_const(v.constant.values[0]));
       continue;
     }
     if (have_tensor)
       VEIL_REQUIRE(v.node == result.node,
-                   where(node) << ": " << op << " of two different tensors is not supported; activations must be "
+                   where(node) << ": " << op
+                               << " of two different tensors is not supported; activations must be "
                                << "functions of a single tensor");
     have_tensor = true;
     result.node = v.node;
@@ -338,18 +352,20 @@ void Importer::materialise(Value& v) {
     const std::string bad_op = bad->op == Expr::Op::kFn ? bad->fn : bad->op == Expr::Op::kDiv ? "Div" : "Pow";
     const std::string fn = detail::identify_activation(*v.expr);
     VEIL_REQUIRE(!fn.empty(), "node '" << bad->node << "': " << bad_op << " makes the element-wise function "
-                                       << "computed by " << joined << " non-polynomial, and it is none of the "
+                                       << "computed by " << joined
+                                       << " non-polynomial, and it is none of the "
                                        << "activations veil can approximate (" << approximable_functions()
                                        << "); use a polynomial activation (see docs/model-format.md)");
     const ApproxSpec* spec = nullptr;
     for (const ApproxSpec& s : options_.approximations)
       if (s.function == fn) spec = &s;
     const bool single = v.nodes.size() == 1;
-    VEIL_REQUIRE(spec != nullptr,
-                 "node '" << bad->node << "': " << (single ? bad_op : "the " + fn + " computed by " + joined)
-                          << " has no polynomial form; pass --approximate " << fn << ":deg4:range8 (degree and "
-                          << "input range of your choice) to replace it by a least-squares polynomial fit, or "
-                          << "retrain with a polynomial activation (see docs/model-format.md)");
+    VEIL_REQUIRE(
+        spec != nullptr,
+        "node '" << bad->node << "': " << (single ? bad_op : "the " + fn + " computed by " + joined)
+                 << " has no polynomial form; pass --approximate " << fn << ":deg4:range8 (degree and "
+                 << "input range of your choice) to replace it by a least-squares polynomial fit, or "
+                 << "retrain with a polynomial activation (see docs/model-format.md)");
     n.coefficients = fit_polynomial(activation_function(fn), spec->degree, spec->range);
     n.base = fn;
     n.fit_range = spec->range;

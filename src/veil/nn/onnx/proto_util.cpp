@@ -43,34 +43,37 @@ std::string Tensor::dims_str() const {
 }
 
 Tensor read_tensor(const onnx::TensorProto& proto, const std::string& what) {
-  VEIL_REQUIRE(proto.data_location() != onnx::TensorProto::EXTERNAL,
-               what << ": external tensor data is not supported (save the model with the weights inside the file)");
+  VEIL_REQUIRE(
+      proto.data_location() != onnx::TensorProto::EXTERNAL,
+      what << ": external tensor data is not supported (save the model with the weights inside the file)");
   Tensor t;
   t.name = proto.name();
   std::size_t count = 1;
   for (std::int64_t d : proto.dims()) {
     // Bound the size before allocating: a corrupt file must not make us reserve 2^60 doubles.
-    VEIL_REQUIRE(
-        d >= 0 && d <= (std::int64_t{1} << 31) && count * static_cast<std::size_t>(d) <= (std::size_t{1} << 31),
-        what << ": bad dimensions");
+    VEIL_REQUIRE(d >= 0 && d <= (std::int64_t{1} << 31) &&
+                     count * static_cast<std::size_t>(d) <= (std::size_t{1} << 31),
+                 what << ": bad dimensions");
     count *= static_cast<std::size_t>(d);
     t.dims.push_back(d);
   }
   const bool raw = proto.has_raw_data();
   switch (proto.data_type()) {
     case onnx::TensorProto::FLOAT:
-      t.values = raw ? from_raw<float>(proto.raw_data(), count, what) : from_field(proto.float_data(), count, what);
+      t.values =
+          raw ? from_raw<float>(proto.raw_data(), count, what) : from_field(proto.float_data(), count, what);
       break;
     case onnx::TensorProto::DOUBLE:
-      t.values = raw ? from_raw<double>(proto.raw_data(), count, what) : from_field(proto.double_data(), count, what);
+      t.values = raw ? from_raw<double>(proto.raw_data(), count, what)
+                     : from_field(proto.double_data(), count, what);
       break;
     case onnx::TensorProto::INT64:
-      t.values =
-          raw ? from_raw<std::int64_t>(proto.raw_data(), count, what) : from_field(proto.int64_data(), count, what);
+      t.values = raw ? from_raw<std::int64_t>(proto.raw_data(), count, what)
+                     : from_field(proto.int64_data(), count, what);
       break;
     case onnx::TensorProto::INT32:
-      t.values =
-          raw ? from_raw<std::int32_t>(proto.raw_data(), count, what) : from_field(proto.int32_data(), count, what);
+      t.values = raw ? from_raw<std::int32_t>(proto.raw_data(), count, what)
+                     : from_field(proto.int32_data(), count, what);
       break;
     default:
       VEIL_REQUIRE(false, what << ": element type " << proto.data_type()
@@ -80,7 +83,8 @@ Tensor read_tensor(const onnx::TensorProto& proto, const std::string& what) {
   return t;
 }
 
-Attributes::Attributes(const onnx::NodeProto& node, std::string where) : node_(node), where_(std::move(where)) {}
+Attributes::Attributes(const onnx::NodeProto& node, std::string where)
+    : node_(node), where_(std::move(where)) {}
 
 const onnx::AttributeProto* Attributes::find(const char* name) const {
   for (const auto& a : node_.attribute())
@@ -131,7 +135,8 @@ std::vector<std::int64_t> Attributes::get_ints(const char* name, std::vector<std
 std::vector<double> Attributes::get_floats(const char* name) const {
   const auto& floats = typed(name, onnx::AttributeProto::FLOATS, "floats").floats();
   std::vector<double> out(floats.begin(), floats.end());
-  for (double v : out) VEIL_REQUIRE(std::isfinite(v), where_ << ": attribute '" << name << "' must be finite");
+  for (double v : out)
+    VEIL_REQUIRE(std::isfinite(v), where_ << ": attribute '" << name << "' must be finite");
   return out;
 }
 

@@ -34,7 +34,8 @@ Client::Client(std::unique_ptr<net::Channel> channel, nn::Mode mode, const std::
 
 Client::Client(net::Channel& channel, nn::Mode mode, const std::string& name) : channel_(&channel) {
   info_ = decode<ServerInfo>(exchange(encode(Hello{kName, kVersion, name, encode_open(OpenBody{mode})})));
-  if (info_.mode != mode) throw protocol::error(protocol::ErrorCode::kBadMessage, "the server answered for another mode");
+  if (info_.mode != mode)
+    throw protocol::error(protocol::ErrorCode::kBadMessage, "the server answered for another mode");
   model_ = public_model(info_);
 }
 
@@ -62,15 +63,17 @@ Client::Reply Client::infer(const std::vector<ckks::Ciphertext>& inputs, std::si
   const Result res = decode<Result>(exchange(f));
   f.payload = {};
   if (res.ciphertexts.size() != info_.output_ciphertexts)
-    throw protocol::error(protocol::ErrorCode::kBadMessage, "expected " + std::to_string(info_.output_ciphertexts) +
-                                                 " result ciphertexts, got " + std::to_string(res.ciphertexts.size()));
+    throw protocol::error(protocol::ErrorCode::kBadMessage,
+                          "expected " + std::to_string(info_.output_ciphertexts) +
+                              " result ciphertexts, got " + std::to_string(res.ciphertexts.size()));
   Reply r;
   r.queue_seconds = res.queue_seconds;
   r.eval_seconds = res.eval_seconds;
   try {
     for (const auto& b : res.ciphertexts) r.outputs.push_back(ckks::load_ciphertext(ctx, b));
   } catch (const std::exception& e) {
-    throw protocol::error(protocol::ErrorCode::kBadMessage, std::string("result ciphertext does not load: ") + e.what());
+    throw protocol::error(protocol::ErrorCode::kBadMessage,
+                          std::string("result ciphertext does not load: ") + e.what());
   }
   return r;
 }

@@ -25,7 +25,8 @@ struct ClientOptions {
 std::pair<std::string, std::uint16_t> parse_address(const std::string& address);
 
 // A TCP channel to a server with the options' timeouts and frame limit.
-std::unique_ptr<net::Channel> connect(const std::string& host, std::uint16_t port, const ClientOptions& options = {});
+std::unique_ptr<net::Channel> connect(const std::string& host, std::uint16_t port,
+                                      const ClientOptions& options = {});
 
 class Client {
  public:

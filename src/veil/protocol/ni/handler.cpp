@@ -3,8 +3,8 @@
 #include <cstdio>
 
 #include "veil/ckks/serialize.hpp"
-#include "veil/common/file.hpp"
 #include "veil/common/error.hpp"
+#include "veil/common/file.hpp"
 #include "veil/common/format.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/protocol/ni/messages.hpp"

@@ -10,8 +10,8 @@
 
 #include "veil/ckks/context.hpp"
 #include "veil/nn/he/encrypted.hpp"
-#include "veil/nn/network.hpp"
 #include "veil/nn/he/planner.hpp"
+#include "veil/nn/network.hpp"
 #include "veil/protocol/host.hpp"
 
 namespace veil::protocol::ni {

@@ -16,9 +16,12 @@ using wire::put_blob;
 
 std::string error_name(std::uint16_t code) {
   switch (static_cast<ErrorCode>(code)) {
-    case ErrorCode::kBadKeys: return "bad keys";
-    case ErrorCode::kBadCiphertexts: return "bad ciphertexts";
-    case ErrorCode::kNoKeys: return "no keys";
+    case ErrorCode::kBadKeys:
+      return "bad keys";
+    case ErrorCode::kBadCiphertexts:
+      return "bad ciphertexts";
+    case ErrorCode::kNoKeys:
+      return "no keys";
   }
   return protocol::error_name(code);
 }
@@ -29,12 +32,18 @@ net::Error error(ErrorCode code, const std::string& message) {
 
 const char* message_name(std::uint16_t type) {
   switch (static_cast<MessageType>(type)) {
-    case MessageType::kServerInfo: return "ServerInfo";
-    case MessageType::kKeyQuery: return "KeyQuery";
-    case MessageType::kKeyStatus: return "KeyStatus";
-    case MessageType::kUploadKeys: return "UploadKeys";
-    case MessageType::kInfer: return "Infer";
-    case MessageType::kResult: return "Result";
+    case MessageType::kServerInfo:
+      return "ServerInfo";
+    case MessageType::kKeyQuery:
+      return "KeyQuery";
+    case MessageType::kKeyStatus:
+      return "KeyStatus";
+    case MessageType::kUploadKeys:
+      return "UploadKeys";
+    case MessageType::kInfer:
+      return "Infer";
+    case MessageType::kResult:
+      return "Result";
   }
   const char* host = host_message_name(type);
   return host ? host : "unknown message";
@@ -133,10 +142,11 @@ nn::Layout get_layout(ByteReader& r, const char* what) {
   l.mux_cols = get_int(r);
   l.mux_row_stride = get_int(r);
   l.mux_col_stride = get_int(r);
-  VEIL_CHECK_IO(l.slots >= 1 && l.slots <= (std::uint64_t{1} << 16) && l.channel_stride >= 0 && l.row_stride >= 0 &&
-                    l.col_stride >= 0 && l.channels_per_block >= 1 && l.replicas >= 1 &&
-                    static_cast<std::uint64_t>(l.replicas) <= l.slots && l.replica_stride >= 0 && l.mux_rows >= 1 &&
-                    l.mux_cols >= 1 && std::int64_t{l.mux_rows} * l.mux_cols <= l.channels_per_block &&
+  VEIL_CHECK_IO(l.slots >= 1 && l.slots <= (std::uint64_t{1} << 16) && l.channel_stride >= 0 &&
+                    l.row_stride >= 0 && l.col_stride >= 0 && l.channels_per_block >= 1 && l.replicas >= 1 &&
+                    static_cast<std::uint64_t>(l.replicas) <= l.slots && l.replica_stride >= 0 &&
+                    l.mux_rows >= 1 && l.mux_cols >= 1 &&
+                    std::int64_t{l.mux_rows} * l.mux_cols <= l.channels_per_block &&
                     l.channels_per_block % (l.mux_rows * l.mux_cols) == 0 && l.mux_row_stride >= 0 &&
                     l.mux_col_stride >= 0,
                 what << ": bad layout");
@@ -217,14 +227,16 @@ ServerInfo decode<ServerInfo>(const net::Frame& f) {
     m.output_layout = get_layout(r, "output layout");
     m.rotation_steps = get_ints(r, kMaxRotations, "rotation steps");
     m.rotation_key_levels = get_ints(r, kMaxRotations, "rotation key levels");
-    VEIL_CHECK_IO(m.rotation_steps.size() == m.rotation_key_levels.size(), "rotation steps and levels differ in count");
+    VEIL_CHECK_IO(m.rotation_steps.size() == m.rotation_key_levels.size(),
+                  "rotation steps and levels differ in count");
     m.max_batch = r.u32();
     m.input_ciphertexts = r.u32();
     m.output_ciphertexts = r.u32();
     m.max_frame_bytes = r.u64();
-    VEIL_CHECK_IO(m.slots >= 1 && m.slots <= (std::uint64_t{1} << 16) && m.max_batch >= 1 && m.max_batch <= m.slots &&
-                      m.input_ciphertexts >= 1 && m.input_ciphertexts <= kMaxCiphertexts &&
-                      m.output_ciphertexts >= 1 && m.output_ciphertexts <= kMaxCiphertexts,
+    VEIL_CHECK_IO(m.slots >= 1 && m.slots <= (std::uint64_t{1} << 16) && m.max_batch >= 1 &&
+                      m.max_batch <= m.slots && m.input_ciphertexts >= 1 &&
+                      m.input_ciphertexts <= kMaxCiphertexts && m.output_ciphertexts >= 1 &&
+                      m.output_ciphertexts <= kMaxCiphertexts,
                   "slot, batch or ciphertext counts out of range");
     return m;
   });

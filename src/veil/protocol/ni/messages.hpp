@@ -18,9 +18,9 @@
 
 #include "veil/common/bytes.hpp"
 #include "veil/net/frame.hpp"
-#include "veil/nn/network.hpp"
 #include "veil/nn/he/packing.hpp"
 #include "veil/nn/he/planner.hpp"
+#include "veil/nn/network.hpp"
 #include "veil/protocol/hello.hpp"
 
 namespace veil::protocol::ni {
@@ -34,9 +34,9 @@ using KeyHash = std::array<std::uint8_t, 32>;
 
 // This protocol's error codes (protocol/error.hpp lists the ranges).
 enum class ErrorCode : std::uint16_t {
-  kBadKeys = 8,          // evaluation keys that do not load or do not fit the plan
-  kBadCiphertexts = 9,   // ciphertexts that do not load or do not fit the plan
-  kNoKeys = 10,          // inference requested before keys were uploaded or found
+  kBadKeys = 8,         // evaluation keys that do not load or do not fit the plan
+  kBadCiphertexts = 9,  // ciphertexts that do not load or do not fit the plan
+  kNoKeys = 10,         // inference requested before keys were uploaded or found
 };
 std::string error_name(std::uint16_t code);  // these, then the host's and the transport's
 net::Error error(ErrorCode code, const std::string& message);
@@ -61,9 +61,9 @@ Bytes encode_open(const OpenBody& m);
 OpenBody decode_open(const Bytes& body);  // throws kBadMessage
 
 // Bounds the decoder enforces (a message beyond them is malformed).
-inline constexpr std::size_t kMaxName = 256;            // model, dataset, class names, client name
+inline constexpr std::size_t kMaxName = 256;  // model, dataset, class names, client name
 inline constexpr std::size_t kMaxClasses = 65536;
-inline constexpr std::size_t kMaxChannels = 4096;       // input channels (mean/std entries)
+inline constexpr std::size_t kMaxChannels = 4096;  // input channels (mean/std entries)
 inline constexpr std::size_t kMaxParameterBytes = 1 << 16;
 inline constexpr std::size_t kMaxRotations = 1 << 16;
 inline constexpr std::size_t kMaxCiphertexts = 1 << 20;  // per request or result
@@ -77,13 +77,13 @@ struct ServerInfo {
   std::vector<double> mean, std;  // per input channel
   std::vector<std::string> classes;
   nn::Mode mode = nn::Mode::kLatency;
-  Bytes parameters;               // ckks::save_parameters
-  std::uint64_t slots = 0;        // slots per ciphertext (throughput: images per batch)
+  Bytes parameters;                        // ckks::save_parameters
+  std::uint64_t slots = 0;                 // slots per ciphertext (throughput: images per batch)
   nn::Layout input_layout, output_layout;  // latency mode
   std::vector<int> rotation_steps, rotation_key_levels;
-  std::uint32_t max_batch = 1;    // images per Infer request
+  std::uint32_t max_batch = 1;                                  // images per Infer request
   std::uint32_t input_ciphertexts = 0, output_ciphertexts = 0;  // per request
-  std::uint64_t max_frame_bytes = 0;  // the server's limit on received frames
+  std::uint64_t max_frame_bytes = 0;                            // the server's limit on received frames
   bool operator==(const ServerInfo&) const = default;
 };
 
@@ -138,12 +138,18 @@ net::Frame encode(const Result& m);
 // ErrorMessage rethrown as net::Error with its code, named by ni::error_name).
 template <class T>
 T decode(const net::Frame& frame);
-template <> ServerInfo decode<ServerInfo>(const net::Frame&);
-template <> KeyQuery decode<KeyQuery>(const net::Frame&);
-template <> KeyStatus decode<KeyStatus>(const net::Frame&);
-template <> UploadKeys decode<UploadKeys>(const net::Frame&);
-template <> Infer decode<Infer>(const net::Frame&);
-template <> Result decode<Result>(const net::Frame&);
+template <>
+ServerInfo decode<ServerInfo>(const net::Frame&);
+template <>
+KeyQuery decode<KeyQuery>(const net::Frame&);
+template <>
+KeyStatus decode<KeyStatus>(const net::Frame&);
+template <>
+UploadKeys decode<UploadKeys>(const net::Frame&);
+template <>
+Infer decode<Infer>(const net::Frame&);
+template <>
+Result decode<Result>(const net::Frame&);
 
 // BLAKE2b-256 (libsodium crypto_generichash) of the serialised keys, as uploaded.
 KeyHash hash_keys(const Bytes& relin, const Bytes& galois);
