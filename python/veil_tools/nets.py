@@ -132,50 +132,21 @@ class PreActBlock(nn.Module):
         return out + sc
 
 
-class PreActResNet18(nn.Module):
-    """PRISM's PreAct-ResNet-18 (17 PolyAct instances)."""
+class PreActResNet(nn.Module):
+    """Pre-activation residual network (He et al., "Identity mappings in deep residual
+    networks", 2016): a 3x3 stem, stages of PreActBlocks (the first block of a stage
+    takes the stage's stride and, where the shape changes, a 1x1 projection shortcut),
+    then BN -> act -> global average pool -> FC. Module names (conv1, layers.i, bn, act,
+    fc) are the same for every depth, so checkpoints and exports read alike."""
 
-    def __init__(self, act, width: int = 64, num_classes: int = 10):
+    def __init__(self, act, widths, strides, blocks: int, num_classes: int = 10):
         super().__init__()
-        w = width
-        self.conv1 = nn.Conv2d(3, w, 3, 1, 1, bias=False)
-        blocks = []
-        cin = w
-        for cout, stride in ((w, 1), (2 * w, 2), (4 * w, 2), (8 * w, 2)):
-            blocks += [PreActBlock(act, cin, cout, stride), PreActBlock(act, cout, cout, 1)]
-            cin = cout
-        self.layers = nn.Sequential(*blocks)
-        self.bn = nn.BatchNorm2d(cin)
-        self.act = act()
-        self.gap = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, num_classes)
-
-    def forward(self, x):
-        x = self.layers(self.conv1(x))
-        x = self.gap(self.act(self.bn(x)))
-        return self.fc(torch.flatten(x, 1))
-
-
-class PreActResNetCifar(nn.Module):
-    """PreAct ResNet-(6n+2) for CIFAR (He et al., "Identity mappings in deep residual
-    networks", 2016): a 3x3 stem, three stages of n PreActBlocks at widths w, 2w, 4w
-    (stride 2 entering stages 2 and 3, 1x1 projection shortcuts there), BN -> act, GAP, FC.
-
-    Depth budget under leveled CKKS: each block costs two activations and two convolutions
-    (one level each once the activation's scalars are folded), so n = 3 (ResNet-20) needs
-    about 4 * 9 + 3 = 39 levels.
-    """
-
-    def __init__(self, act, width: int = 16, blocks: int = 3, num_classes: int = 10):
-        super().__init__()
-        w = width
-        self.conv1 = nn.Conv2d(3, w, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
         layers = []
-        cin = w
-        for stage, cout in enumerate((w, 2 * w, 4 * w)):
+        cin = widths[0]
+        for cout, stride in zip(widths, strides):
             for b in range(blocks):
-                stride = 2 if (stage > 0 and b == 0) else 1
-                layers.append(PreActBlock(act, cin, cout, stride))
+                layers.append(PreActBlock(act, cin, cout, stride if b == 0 else 1))
                 cin = cout
         self.layers = nn.Sequential(*layers)
         self.bn = nn.BatchNorm2d(cin)
@@ -187,6 +158,29 @@ class PreActResNetCifar(nn.Module):
         x = self.layers(self.conv1(x))
         x = self.gap(self.act(self.bn(x)))
         return self.fc(torch.flatten(x, 1))
+
+
+class PreActResNet18(PreActResNet):
+    """PRISM's PreAct-ResNet-18 (17 PolyAct instances): widths w..8w, strides 1/2/2/2,
+    two blocks a stage."""
+
+    def __init__(self, act, width: int = 64, num_classes: int = 10):
+        w = width
+        super().__init__(act, (w, 2 * w, 4 * w, 8 * w), (1, 2, 2, 2), 2, num_classes)
+
+
+class PreActResNetCifar(PreActResNet):
+    """PreAct ResNet-(6n+2) for CIFAR: three stages of n blocks at widths w, 2w, 4w,
+    strides 1/2/2 (n = 3: ResNet-20, 19 PolyAct instances).
+
+    Depth budget under leveled CKKS: each block costs two activations and two convolutions
+    (one level each once the activation's scalars are folded), so n = 3 needs about
+    4 * 9 + 3 = 39 levels.
+    """
+
+    def __init__(self, act, width: int = 16, blocks: int = 3, num_classes: int = 10):
+        w = width
+        super().__init__(act, (w, 2 * w, 4 * w), (1, 2, 2), blocks, num_classes)
 
 
 # name -> dataset, builder(act_factory, width), default hyper-parameters
