@@ -74,7 +74,7 @@ void run_eval(EvalOptions& o) {
   const double t_keys = seconds_since(t);
   const std::uint64_t key_bytes = rlwe::save_relin_keys(*m.context, keys.relin, true).size() +
                                   rlwe::save_galois_keys(*m.context, keys.galois, true).size();
-  nn::EncryptedNetwork server(net, plan, m.context);
+  nn::EncryptedNetwork server(net, plan, m.context, plaintext_cache_bytes());
   ckks::CkksEncoder encoder(m.context);
   ckks::Encryptor encryptor(m.context, keygen.secret_key());
   ckks::Decryptor decryptor(m.context, keygen.secret_key());

@@ -46,7 +46,7 @@ void run_infer(InferOptions& o) {
               t_keys, human_bytes(key_bytes).c_str(), plan.rotation_steps.size());
 
   t = Clock::now();
-  nn::EncryptedNetwork server(m.network, plan, m.context);
+  nn::EncryptedNetwork server(m.network, plan, m.context, plaintext_cache_bytes());
   std::printf("server setup (plaintext weights encoded): %.2f s, %s\n", seconds_since(t),
               human_bytes(server.plaintext_bytes()).c_str());
 

@@ -88,7 +88,7 @@ void register_key_commands(CLI::App& app) {
     Model m = open_model(rn->model, rn->mode);
     const nn::EvaluationKeys keys = load_evaluation_keys(rn->keys, m);
     auto in = load_ciphertexts(*rn_in, *m.context);
-    nn::EncryptedNetwork server(m.network, m.plan, m.context);
+    nn::EncryptedNetwork server(m.network, m.plan, m.context, plaintext_cache_bytes());
     const auto t = std::chrono::steady_clock::now();
     const auto out = server.evaluate(std::move(in), keys);
     const double s = seconds_since(t);

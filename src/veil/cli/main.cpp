@@ -5,9 +5,9 @@
 #include <iostream>
 
 #include "veil/cli/commands.hpp"
+#include "veil/cli/session.hpp"
 #include "veil/common/memory.hpp"
 #include "veil/common/thread_pool.hpp"
-#include "veil/nn/he/encrypted.hpp"
 
 int main(int argc, char** argv) {
   // Before any thread or ciphertext exists: the allocator policy is the program's choice.
@@ -32,10 +32,7 @@ int main(int argc, char** argv) {
                  "machine's memory; cifar10-shallow needs 9.7)")
       ->check(CLI::Range(0.0, 1048576.0))
       ->trigger_on_parse()
-      ->each([](const std::string& g) {
-        veil::nn::set_plaintext_cache_bytes(
-            static_cast<std::size_t>(std::stod(g) * double(std::size_t{1} << 30)));
-      });
+      ->each([](const std::string& g) { veil::cli::set_plaintext_cache_gib(std::stod(g)); });
   veil::cli::register_plan(app);
   veil::cli::register_key_commands(app);
   veil::cli::register_infer(app);

@@ -30,7 +30,8 @@ void run_serve(ServeOptions& o) {
                   name.c_str(), m.plan.params.log_n, m.plan.slots, m.plan.depth,
                   human_bytes(m.plan.relin_key_bytes + m.plan.galois_key_bytes).c_str(),
                   human_bytes(m.plan.input_bytes).c_str(), seconds_since(t));
-      served.push_back({std::move(m.network), std::move(m.plan), std::move(m.context)});
+      served.push_back(
+          {std::move(m.network), std::move(m.plan), std::move(m.context), plaintext_cache_bytes()});
     } catch (const std::invalid_argument& e) {
       // A model too deep for one mode may still be served in the other.
       std::printf("%s mode skipped: %s\n", name.c_str(), e.what());

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
@@ -32,6 +33,26 @@ Model load_model(const ModelOptions& o) {
   m.plan = nn::make_plan(m.network, o.plan);
   m.context = ckks::CkksContext::create(m.plan.params);
   return m;
+}
+
+namespace {
+double g_cache_gib = -1;  // < 0: not given on the command line
+}  // namespace
+
+void set_plaintext_cache_gib(double gib) { g_cache_gib = gib; }
+
+std::size_t plaintext_cache_bytes() {
+  double gib = g_cache_gib;
+  if (gib < 0) {
+    const char* env = std::getenv("VEIL_PLAINTEXT_CACHE_GIB");
+    if (!env) return nn::default_plaintext_cache_bytes();
+    char* end = nullptr;
+    gib = std::strtod(env, &end);
+    VEIL_REQUIRE(end != env && *end == '\0' && gib >= 0 && gib <= 1 << 20,
+                 "VEIL_PLAINTEXT_CACHE_GIB must be a number of GiB, got '" << env << "'");
+  }
+  // 0 GiB means "cache nothing"; EncryptedNetwork treats a 1-byte budget that way.
+  return std::max<std::size_t>(1, static_cast<std::size_t>(gib * static_cast<double>(std::size_t{1} << 30)));
 }
 
 Input load_input(const nn::Network& net, const std::string& path, std::size_t index) {

@@ -33,6 +33,12 @@ struct Model {
 
 Model load_model(const ModelOptions& options);
 
+// The server's budget for encoded weight diagonals (latency mode), passed down to every
+// nn::EncryptedNetwork: `veil --plaintext-cache-gib`, else VEIL_PLAINTEXT_CACHE_GIB, else
+// nn::default_plaintext_cache_bytes(). Throws, naming the variable, on a bad value.
+std::size_t plaintext_cache_bytes();
+void set_plaintext_cache_gib(double gib);
+
 // An image file (PNG/JPEG/PPM, resized/converted to the model's input) or record `index`
 // of an IDX / CIFAR-10 binary file, normalised as the model expects.
 struct Input {

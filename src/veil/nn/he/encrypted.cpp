@@ -21,27 +21,13 @@ namespace veil::nn {
 using ckks::Ciphertext;
 using math::u64;
 
-namespace {
-std::atomic<std::size_t> g_cache_bytes{0};  // 0: not set
-}  // namespace
-
-std::size_t plaintext_cache_bytes() {
-  if (const std::size_t b = g_cache_bytes.load()) return b;
-  if (const char* env = std::getenv("VEIL_PLAINTEXT_CACHE_GIB")) {
-    char* end = nullptr;
-    const double gib = std::strtod(env, &end);
-    VEIL_REQUIRE(end != env && *end == '\0' && gib >= 0 && gib <= 1 << 20,
-                 "VEIL_PLAINTEXT_CACHE_GIB must be a number of GiB, got '" << env << "'");
-    return static_cast<std::size_t>(gib * static_cast<double>(std::size_t{1} << 30));
-  }
+std::size_t default_plaintext_cache_bytes() {
   // Half the machine's memory: cifar10-shallow's weights take 9.7 GiB packed, and each
   // one left out costs an FFT and an NTT per limb on every image.
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   if (pages > 0 && page > 0) return static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 2;
   return std::size_t{4} << 30;
 }
-
-void set_plaintext_cache_bytes(std::size_t bytes) { g_cache_bytes.store(bytes == 0 ? 1 : bytes); }
 
 EvaluationKeys make_evaluation_keys(const Plan& plan, const rlwe::KeyGenerator& keygen) {
   EvaluationKeys keys;

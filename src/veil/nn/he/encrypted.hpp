@@ -43,12 +43,11 @@ std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::C
                                                  const std::vector<ckks::Ciphertext>& outputs,
                                                  std::size_t images);
 
-// Bytes of latency-mode plaintext diagonals an EncryptedNetwork keeps encoded (the rest
-// are encoded on every use, about one NTT per limb each): set_plaintext_cache_bytes()
-// (`veil --plaintext-cache-gib`), else VEIL_PLAINTEXT_CACHE_GIB, else half the
-// machine's physical memory.
-std::size_t plaintext_cache_bytes();
-void set_plaintext_cache_bytes(std::size_t bytes);
+// Default bytes of latency-mode plaintext diagonals an EncryptedNetwork keeps encoded
+// (the rest are encoded on every use, about one NTT per limb each): half the machine's
+// physical memory. Programs pass their own budget (`veil --plaintext-cache-gib`) to the
+// constructor; nothing here reads the environment.
+std::size_t default_plaintext_cache_bytes();
 
 // Server side: plaintext diagonals or weights prepared once, then any number of
 // evaluations (thread-safe: evaluate() is const).
@@ -56,7 +55,7 @@ class EncryptedNetwork {
  public:
   // Latency-mode diagonals are cached up to `cache_bytes`, then encoded on the fly.
   EncryptedNetwork(const Network& net, const Plan& plan, ckks::ContextPtr ctx,
-                   std::size_t cache_bytes = plaintext_cache_bytes());
+                   std::size_t cache_bytes = default_plaintext_cache_bytes());
   ~EncryptedNetwork();
 
   // Called after each stage with its output (reports decrypt these to measure the

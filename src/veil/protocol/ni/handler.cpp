@@ -186,7 +186,8 @@ Handler::Handler(std::vector<ServedModel> models) {
     for (std::size_t k = 0; k < m.network.stages.size(); ++k)
       if (m.network.stages[k].kind == nn::Stage::Kind::kPoly)
         ms->relin_level = std::max(ms->relin_level, m.plan.stages[k].level_in);
-    ms->evaluator = std::make_unique<nn::EncryptedNetwork>(m.network, m.plan, m.context);
+    ms->evaluator =
+        std::make_unique<nn::EncryptedNetwork>(m.network, m.plan, m.context, m.plaintext_cache_bytes);
     largest_message_ =
         std::max({largest_message_, m.plan.relin_key_bytes + m.plan.galois_key_bytes, m.plan.input_bytes});
     ms->model = std::move(m);

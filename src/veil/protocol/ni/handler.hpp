@@ -21,6 +21,8 @@ struct ServedModel {
   nn::Network network;
   nn::Plan plan;
   ckks::ContextPtr context;
+  // Latency mode: bytes of encoded weight diagonals kept (nn::EncryptedNetwork).
+  std::size_t plaintext_cache_bytes = nn::default_plaintext_cache_bytes();
 };
 
 class Handler final : public protocol::Handler {
