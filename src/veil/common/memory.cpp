@@ -1,16 +1,22 @@
 #include "veil/common/memory.hpp"
 
+// A C library header first: __GLIBC__ is defined by glibc's own headers, so testing it
+// before any of them is included silently compiles the policy out (it did, and the first
+// image of mnist-delphi took twice as long: 2.3 s instead of 1.0-1.4 s).
+#include <cstdlib>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
 namespace veil {
 
-void configure_memory_for_he() {
+bool configure_memory_for_he() {
 #if defined(__GLIBC__)
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, -1);
-  mallopt(M_ARENA_MAX, 1);
+  // mallopt returns 1 on success.
+  return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, -1) == 1 &&
+         mallopt(M_ARENA_MAX, 1) == 1;
+#else
+  return false;
 #endif
 }
 

@@ -16,7 +16,8 @@ namespace veil {
 //    one empties, so blocks made by parallel tasks were faulted in afresh layer after
 //    layer; and memory pre-faulted by rlwe::reserve_heap() sits in the main arena, where
 //    every thread must find it.
-// Call before starting threads. Idempotent.
-void configure_memory_for_he();
+// Call before starting threads. Idempotent. Returns whether the policy was applied
+// (false where the C library is not glibc).
+bool configure_memory_for_he();
 
 }  // namespace veil
