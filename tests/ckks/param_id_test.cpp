@@ -5,18 +5,12 @@
 #include <string>
 
 #include "ckks/test_util.hpp"
+#include "error_test_util.hpp"
 
 namespace veil::ckks {
 namespace {
 
-std::string what_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
+using test::what_of;
 
 bool mentions(const std::string& msg, const std::string& what) { return msg.find(what) != std::string::npos; }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "error_test_util.hpp"
 #include "veil/rlwe/encryptor.hpp"
 #include "veil/rlwe/keygen.hpp"
 
@@ -106,14 +107,7 @@ TEST(KeyOwnership, DecryptorOutlivesItsKeyArgument) {
   EXPECT_EQ(unscaled(dec.decrypt_integer(enc.encrypt_integer(scaled(m), 0))), m);
 }
 
-std::string what_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
+using test::what_of;
 
 TEST(ParamIds, ForeignObjectsAreRefusedWithBothIds) {
   auto a = toy_context(60), b = toy_context(59);
