@@ -66,17 +66,9 @@ def main(argv=None):
     m = E.export(model, onnx_path, "cifar10", {"veil.model": a.name})
     xv = next(iter(D.Batches(test.subset(a.verify_samples), "cifar10", a.verify_samples)))[0]
     diff = E.verify(model, m, xv)
-    nodes = E.poly_nodes(m)
-    layers = []
-    for i, (nd, act_, r) in enumerate(zip(nodes, acts, cpu_ranges)):
-        layers.append(dict(index=i, onnx_node=nd["node"], degree=nd["degree"], base=nd["base"],
-                           fit_range=nd["fit_range"], input_range=nd["input_range"],
-                           input_range_measured=r, input_range_gpu=gpu_ranges[i],
-                           calibration_scale=1.0,
-                           inside_fit_range=bool(nd["input_range"] <= nd["fit_range"] * (1 + 1e-6)),
-                           coefficients_folded=nd["coefficients"],
-                           coefficients=[float(c) for c in act_.coefficients.detach()],
-                           s=float(act_.s), b=float(act_.b)))
+    layers = T.layer_cards(m, acts, cpu_ranges)
+    for entry, g in zip(layers, gpu_ranges):
+        entry["input_range_gpu"] = g
 
     card_path = os.path.join(a.run, f"{TG.PRESET}.json")
     card = json.load(open(card_path)) if os.path.exists(card_path) else {}

@@ -462,6 +462,22 @@ def main(argv: Optional[List[str]] = None) -> dict:
                   stopped_early, argv)
 
 
+def layer_cards(m, acts, ranges, calib=None) -> list:
+    """One card entry per exported veil::Poly node: its fit, measured range and
+    coefficients (as exported and as trained)."""
+    layers = []
+    for i, (nd, a, r) in enumerate(zip(E.poly_nodes(m), acts, ranges)):
+        layers.append(dict(index=i, onnx_node=nd["node"], degree=nd["degree"], base=nd["base"],
+                           fit_range=nd["fit_range"], input_range=nd["input_range"],
+                           input_range_measured=r,
+                           calibration_scale=calib[i]["scale"] if calib else 1.0,
+                           inside_fit_range=bool(nd["input_range"] <= nd["fit_range"] * (1 + 1e-6)),
+                           coefficients_folded=nd["coefficients"],
+                           coefficients=[float(c) for c in a.coefficients.detach()],
+                           s=float(a.s), b=float(a.b)))
+    return layers
+
+
 def _strict_json(v):
     """NaN/inf -> None so that the card is valid JSON for strict parsers."""
     if isinstance(v, float) and not math.isfinite(v):
@@ -494,17 +510,7 @@ def finish(args, cfg, name, model, train, test, train_loader, test_loader, devic
         onnx.save(m, onnx_path)
     x_verify = next(iter(D.Batches(test.subset(args.verify_samples), dataset, args.verify_samples)))[0]
     diff = E.verify(model_cpu, m, x_verify)
-    nodes = E.poly_nodes(m)
-    layers = []
-    for i, (nd, a, r) in enumerate(zip(nodes, acts, ranges)):
-        layers.append(dict(index=i, onnx_node=nd["node"], degree=nd["degree"], base=nd["base"],
-                           fit_range=nd["fit_range"], input_range=nd["input_range"],
-                           input_range_measured=r,
-                           calibration_scale=calib[i]["scale"] if calib else 1.0,
-                           inside_fit_range=bool(nd["input_range"] <= nd["fit_range"] * (1 + 1e-6)),
-                           coefficients_folded=nd["coefficients"],
-                           coefficients=[float(c) for c in a.coefficients.detach()],
-                           s=float(a.s), b=float(a.b)))
+    layers = layer_cards(m, acts, ranges, calib)
     cmd = "nice -n 10 /usr/bin/python3 python/train.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     ops = {}
