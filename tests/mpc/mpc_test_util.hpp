@@ -38,12 +38,29 @@ class MailboxPair {
       VEIL_CHECK_IO(got.size() == expect, "peer sent " << got.size() << " elements, expected " << expect);
       return got;
     }
+    void send(std::span<const u64> mine) override {
+      std::lock_guard<std::mutex> lk(pair_.m_);
+      pair_.box_[side_].emplace_back(mine.begin(), mine.end());
+      pair_.cv_.notify_all();
+    }
+    std::vector<u64> receive(std::size_t expect) override {
+      std::unique_lock<std::mutex> lk(pair_.m_);
+      pair_.cv_.wait(lk, [&] { return !pair_.box_[1 - side_].empty(); });
+      std::vector<u64> got = std::move(pair_.box_[1 - side_].front());
+      pair_.box_[1 - side_].pop_front();
+      ++one_way_;
+      VEIL_CHECK_IO(got.size() == expect, "peer sent " << got.size() << " elements, expected " << expect);
+      return got;
+    }
     int rounds() const { return rounds_; }
+    // One-way messages this end received.
+    int one_way() const { return one_way_; }
 
    private:
     MailboxPair& pair_;
     int side_;
     int rounds_ = 0;
+    int one_way_ = 0;
   };
 
   End& server() { return server_; }

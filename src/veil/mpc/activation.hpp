@@ -4,7 +4,7 @@
 //   round 1: x^2 from a square;
 //   round 2 (degree 3 or 4): x^4 = (x^2)^2 from a second square and x^3 = x * x^2 from a
 //            triple, both in the same message.
-// Each power is truncated back to scale f locally; the coefficients, at scale
+// Each power is truncated back to its scale locally; the coefficients, at scale
 // 2^coef_bits, combine the powers locally, and one last truncation returns to scale f.
 // The coefficients are public to both parties: the architecture's activation is part of
 // what the client learns (docs/protocols.md).
@@ -27,8 +27,12 @@ PolyCost poly_cost(std::span<const double> coeffs, std::size_t n);
 
 // x: this party's shares at scale f (f = the field's frac_bits); returns shares of y at
 // scale f. Takes squares and triples from the pools (each used once).
+// power_bits s (<= f; -1: f): the powers x^2..x^4 are formed from x truncated to scale s
+// and kept at scale s, so that |x|^k 2^(2s) stays below the truncation bound when the
+// input range is wide (a 61-bit field leaves about 20 bits for every truncated value).
+// The linear term keeps x at full scale. Needs coef_bits + s >= f.
 std::vector<u64> poly_activation(const Field& f, Role role, std::span<const u64> x,
                                  std::span<const double> coeffs, int coef_bits, SquarePool& squares,
-                                 TriplePool& triples, Exchange& ex);
+                                 TriplePool& triples, Exchange& ex, int power_bits = -1);
 
 }  // namespace veil::mpc

@@ -22,11 +22,10 @@ class ChannelExchange : public Exchange {
   // Field elements travel packed at bits(p) bits each. A peer message of another type,
   // another length or with an element >= p is refused with net::Error naming it.
   std::vector<u64> swap(std::span<const u64> mine, std::size_t expect) override;
+  void send(std::span<const u64> v) override;
+  std::vector<u64> receive(std::size_t expect) override;
 
  private:
-  void send(std::span<const u64> v);
-  std::vector<u64> receive(std::size_t expect);
-
   net::Channel& channel_;
   Role role_;
   const Field& field_;

@@ -1,0 +1,182 @@
+#include "veil/hybrid/online.hpp"
+
+#include <cmath>
+#include <tuple>
+
+#include "veil/common/error.hpp"
+#include "veil/hybrid/linear.hpp"
+#include "veil/mpc/activation.hpp"
+#include "veil/mpc/truncate.hpp"
+
+namespace veil::hybrid {
+
+namespace {
+
+using mpc::Role;
+
+// Counts what passes through, so runs can report rounds and volume per party.
+class CountingExchange : public mpc::Exchange {
+ public:
+  explicit CountingExchange(mpc::Exchange& inner) : inner_(inner) {}
+  std::vector<u64> swap(std::span<const u64> mine, std::size_t expect) override {
+    ++s_.rounds;
+    s_.elements_sent += static_cast<std::int64_t>(mine.size());
+    s_.elements_received += static_cast<std::int64_t>(expect);
+    return inner_.swap(mine, expect);
+  }
+  void send(std::span<const u64> mine) override {
+    ++s_.rounds;
+    s_.elements_sent += static_cast<std::int64_t>(mine.size());
+    inner_.send(mine);
+  }
+  std::vector<u64> receive(std::size_t expect) override {
+    ++s_.rounds;
+    s_.elements_received += static_cast<std::int64_t>(expect);
+    return inner_.receive(expect);
+  }
+  const OnlineStats& stats() const { return s_; }
+
+ private:
+  mpc::Exchange& inner_;
+  OnlineStats s_;
+};
+
+const char* role_name(Role r) { return r == Role::kServer ? "server" : "client"; }
+
+std::vector<u64> run(const Program& prog, Material m, Role role, std::vector<u64> input_share,
+                     mpc::Exchange& ex_inner, OnlineStats* stats) {
+  check_material(prog, m, role);
+  CountingExchange ex(ex_inner);
+  const mpc::Field field = prog.field();
+  mpc::SquarePool squares(std::move(m.squares));
+  mpc::TriplePool triples(std::move(m.triples));
+  std::vector<std::vector<u64>> out(prog.ops.size());
+  auto value = [&](int j) -> const std::vector<u64>& {
+    return j < 0 ? input_share : out[static_cast<std::size_t>(j)];
+  };
+  for (std::size_t k = 0; k < prog.ops.size(); ++k) {
+    const Op& op = prog.ops[k];
+    const auto& v = value(op.inputs.front());
+    std::vector<u64>& y = out[k];
+    switch (op.kind) {
+      case Op::Kind::kLinear: {
+        if (role == Role::kClient) {
+          std::vector<u64> masked = v;
+          mpc::sub_inplace(field, masked, m.mask[k]);
+          ex.send(masked);
+          y = std::move(m.offset[k]);
+        } else {
+          std::vector<u64> masked = ex.receive(v.size());
+          mpc::add_inplace(field, masked, v);
+          y = apply(field, op.linear, masked, /*add_bias=*/true);
+          mpc::add_inplace(field, y, m.offset[k]);
+        }
+        if (op.linear.truncate) mpc::truncate_inplace(field, role, y, op.linear.weight_bits);
+        break;
+      }
+      case Op::Kind::kPoly:
+        y = mpc::poly_activation(field, role, v, op.coefficients, op.coef_bits, squares, triples, ex,
+                                 op.power_bits);
+        break;
+      case Op::Kind::kAdd:
+        y = v;
+        for (std::size_t j = 1; j < op.inputs.size(); ++j) mpc::add_inplace(field, y, value(op.inputs[j]));
+        break;
+    }
+  }
+  // The server's share of the output goes to the client, who alone reconstructs.
+  std::vector<u64> result = prog.ops.empty() ? input_share : std::move(out.back());
+  if (role == Role::kServer) {
+    ex.send(result);
+  } else {
+    const auto peer = ex.receive(result.size());
+    mpc::add_inplace(field, result, peer);
+  }
+  if (stats) *stats = ex.stats();
+  return result;
+}
+
+}  // namespace
+
+void check_material(const Program& prog, const Material& m, Role role) {
+  VEIL_REQUIRE(m.role == role, "preprocessing material belongs to the " << role_name(m.role) << ", not the "
+                                                                        << role_name(role));
+  const std::size_t n = prog.ops.size();
+  VEIL_REQUIRE(m.offset.size() == n && (role == Role::kServer || m.mask.size() == n),
+               "preprocessing material does not fit this model ("
+                   << m.offset.size() << " layers, the model has " << n << "); was it already used?");
+  const u64 p = prog.prime;
+  auto in_field = [&](const std::vector<u64>& v) {
+    for (u64 x : v)
+      if (x >= p) return false;
+    return true;
+  };
+  std::int64_t squares = 0, triples = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    const Op& op = prog.ops[k];
+    if (op.kind == Op::Kind::kLinear) {
+      VEIL_REQUIRE(
+          m.offset[k].size() == static_cast<std::size_t>(op.linear.rows) &&
+              (role == Role::kServer || m.mask[k].size() == static_cast<std::size_t>(op.linear.cols)),
+          "preprocessing material for layer '" << op.name << "' is missing or has the wrong size"
+                                               << " (was it already used?)");
+      VEIL_REQUIRE(in_field(m.offset[k]) && (role == Role::kServer || in_field(m.mask[k])),
+                   "preprocessing material for layer '" << op.name << "' has values outside Z_p");
+    } else if (op.kind == Op::Kind::kPoly) {
+      const auto c = mpc::poly_cost(op.coefficients, static_cast<std::size_t>(op.out.size()));
+      squares += static_cast<std::int64_t>(c.squares);
+      triples += static_cast<std::int64_t>(c.triples);
+    }
+  }
+  VEIL_REQUIRE(static_cast<std::int64_t>(m.squares.size()) == squares &&
+                   static_cast<std::int64_t>(m.triples.size()) == triples,
+               "preprocessing material has " << m.squares.size() << " squares and " << m.triples.size()
+                                             << " triples, the model needs " << squares << " and " << triples
+                                             << " (was it already used?)");
+}
+
+std::pair<Material, Material> deal(const Program& prog, mpc::MaskSource& masks) {
+  const mpc::Field field = prog.field();
+  Material server, client;
+  server.role = Role::kServer;
+  client.role = Role::kClient;
+  const std::size_t n = prog.ops.size();
+  server.offset.resize(n);
+  client.offset.resize(n);
+  client.mask.resize(n);
+  std::size_t squares = 0, triples = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    const Op& op = prog.ops[k];
+    if (op.kind == Op::Kind::kLinear) {
+      client.mask[k] = masks.uniform(field, static_cast<std::size_t>(op.linear.cols));
+      server.offset[k] = masks.uniform(field, static_cast<std::size_t>(op.linear.rows));
+      client.offset[k] = apply_reference(field, op.linear, client.mask[k], /*add_bias=*/false);
+      mpc::sub_inplace(field, client.offset[k], server.offset[k]);
+    } else if (op.kind == Op::Kind::kPoly) {
+      const auto c = mpc::poly_cost(op.coefficients, static_cast<std::size_t>(op.out.size()));
+      squares += c.squares;
+      triples += c.triples;
+    }
+  }
+  std::tie(server.squares, client.squares) = mpc::deal_squares(field, squares, masks);
+  std::tie(server.triples, client.triples) = mpc::deal_triples(field, triples, masks);
+  return {std::move(server), std::move(client)};
+}
+
+std::vector<double> run_client(const Program& prog, Material material, const std::vector<double>& input,
+                               mpc::Exchange& ex, OnlineStats* stats) {
+  VEIL_REQUIRE(static_cast<int>(input.size()) == prog.input.size(),
+               "input has " << input.size() << " values, the model expects " << prog.input.size());
+  const mpc::Field field = prog.field();
+  // The client holds the whole input as its share; the server's share is zero.
+  const auto share = field.encode(input, prog.frac_bits);
+  const auto y = run(prog, std::move(material), Role::kClient, share, ex, stats);
+  return field.decode(y, prog.output_bits());
+}
+
+void run_server(const Program& prog, Material material, mpc::Exchange& ex, OnlineStats* stats) {
+  std::vector<u64> zero(static_cast<std::size_t>(prog.input.size()), 0);
+  run(prog, std::move(material), Role::kServer, std::move(zero), ex, stats);
+}
+
+}  // namespace veil::hybrid

@@ -1,0 +1,391 @@
+#include "veil/hybrid/program.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "veil/common/error.hpp"
+#include "veil/math/primes.hpp"
+#include "veil/mpc/activation.hpp"
+#include "veil/mpc/truncate.hpp"
+#include "veil/nn/linear.hpp"
+#include "veil/nn/plain_eval.hpp"
+
+namespace veil::hybrid {
+
+namespace {
+
+using i64 = std::int64_t;
+using i128 = __int128;
+
+// ceil(log2(b)) for b > 0, at least 0: the bits a value of magnitude below b needs.
+int bits_for(double b) { return b <= 1.0 ? 0 : static_cast<int>(std::ceil(std::log2(b))); }
+
+// max |p(x)| over |x| <= r, bounded by sum |c_k| r^k.
+double poly_bound(const std::vector<double>& c, double r) {
+  double s = 0, rk = 1;
+  for (double ck : c) s += std::fabs(ck) * rk, rk *= r;
+  return s;
+}
+
+// Largest |x| of the normalised input, from the per-channel mean and std of
+// x = (pixel / 255 - mean) / std.
+double input_bound(const nn::Network& net) {
+  if (net.mean.empty() || net.std.empty()) return 1.0;
+  double b = 0;
+  for (std::size_t c = 0; c < net.mean.size() && c < net.std.size(); ++c) {
+    const double s = std::fabs(net.std[c]) > 0 ? std::fabs(net.std[c]) : 1.0;
+    b = std::max({b, std::fabs(-net.mean[c]) / s, std::fabs(1.0 - net.mean[c]) / s});
+  }
+  return b;
+}
+
+QuantLinear quantize(const nn::LinearStage& s, int weight_bits, int frac_bits) {
+  QuantLinear q;
+  q.rows = s.weights.rows;
+  q.cols = s.weights.cols;
+  q.row_ptr = s.weights.row_ptr;
+  q.col = s.weights.col;
+  q.weight_bits = weight_bits;
+  q.weight.resize(s.weights.val.size());
+  for (std::size_t i = 0; i < q.weight.size(); ++i) {
+    const double w = std::ldexp(s.weights.val[i], weight_bits);
+    VEIL_REQUIRE(std::fabs(w) < 2147483647.0, "linear stage '" << s.name << "': weight " << s.weights.val[i]
+                                                               << " does not fit 32 bits at scale 2^"
+                                                               << weight_bits);
+    q.weight[i] = static_cast<std::int32_t>(std::lround(w));
+  }
+  q.bias.resize(static_cast<std::size_t>(q.rows), 0);
+  for (int r = 0; r < q.rows && static_cast<std::size_t>(r) < s.bias.size(); ++r)
+    q.bias[static_cast<std::size_t>(r)] =
+        std::llround(std::ldexp(s.bias[static_cast<std::size_t>(r)], weight_bits + frac_bits));
+  for (int r = 0; r < q.rows; ++r) {
+    i64 l1 = 0;
+    for (i64 k = q.row_ptr[static_cast<std::size_t>(r)]; k < q.row_ptr[static_cast<std::size_t>(r) + 1]; ++k)
+      l1 += std::abs(static_cast<i64>(q.weight[static_cast<std::size_t>(k)]));
+    q.max_row_l1 = std::max(q.max_row_l1, l1);
+  }
+  return q;
+}
+
+// max_r (sum_j |w_rj|) * in_bound + |b_r|: interval propagation through a linear stage.
+double propagate(const nn::LinearStage& s, double in_bound) {
+  double b = 0;
+  for (int r = 0; r < s.weights.rows; ++r) {
+    double l1 = 0;
+    for (i64 k = s.weights.row_ptr[static_cast<std::size_t>(r)];
+         k < s.weights.row_ptr[static_cast<std::size_t>(r) + 1]; ++k)
+      l1 += std::fabs(s.weights.val[static_cast<std::size_t>(k)]);
+    const double bias =
+        static_cast<std::size_t>(r) < s.bias.size() ? std::fabs(s.bias[static_cast<std::size_t>(r)]) : 0;
+    b = std::max(b, l1 * in_bound + bias);
+  }
+  return b;
+}
+
+// v / 2^bits rounded to nearest: the online truncation errs by under one unit either way
+// with no bias to speak of, which rounding models better than floor (whose half-unit
+// bias, summed over a layer's fan-in, would show in the logits).
+i64 round_shift(i64 v, int bits) { return bits == 0 ? v : (v + (i64{1} << (bits - 1))) >> bits; }
+
+}  // namespace
+
+u64 default_prime() {
+  // Searching down from 2^61 in steps of 2^17 (primes.hpp's generator does this for NTT
+  // primes of the ring degree 2^16).
+  static const u64 p = math::generate_ntt_primes(61, 1, u64{1} << 17).front();
+  return p;
+}
+
+namespace {
+
+Program lower_at(const nn::Network& net, const ProgramOptions& options) {
+  // Caller passes a merged network (lower() merges once for all scales tried).
+  Program prog;
+  prog.name = net.name;
+  prog.input = net.input;
+  prog.mean = net.mean;
+  prog.std = net.std;
+  prog.classes = net.classes;
+  prog.prime = options.prime != 0 ? options.prime : default_prime();
+  VEIL_REQUIRE(math::is_prime(prog.prime) && prog.prime < (u64{1} << 61),
+               "share field modulus " << prog.prime << " is not a prime below 2^61");
+  prog.frac_bits = options.frac_bits;
+  prog.sigma = options.sigma;
+  VEIL_REQUIRE(options.frac_bits >= 1 && options.frac_bits <= 20,
+               "fractional bits " << options.frac_bits << " are out of range (1 .. 20)");
+  VEIL_REQUIRE(options.sigma >= 20 && options.sigma <= 60,
+               "statistical parameter sigma = " << options.sigma << " is out of range (20 .. 60)");
+  const mpc::Field field = prog.field();
+  prog.value_bits = mpc::max_truncation_value_bits(field, options.sigma);
+  const int f = options.frac_bits, vb = prog.value_bits;
+
+  const std::size_t n = net.stages.size();
+  std::vector<std::vector<int>> consumers(n);
+  for (std::size_t k = 0; k < n; ++k)
+    for (int j : net.inputs_of(static_cast<int>(k)))
+      if (j >= 0) consumers[static_cast<std::size_t>(j)].push_back(static_cast<int>(k));
+  double in_bound = input_bound(net);
+  // Measured ranges of every stage's output over the calibration inputs.
+  std::vector<double> measured_out(n, 0);
+  for (const auto& x : options.calibration) {
+    VEIL_REQUIRE(static_cast<int>(x.size()) == net.input.size(),
+                 "calibration input has " << x.size() << " values, the model expects " << net.input.size());
+    nn::PlainTrace trace;
+    nn::evaluate(net, x, &trace);
+    for (std::size_t k = 0; k < n; ++k)
+      for (double v : trace.stage_outputs[k]) measured_out[k] = std::max(measured_out[k], std::fabs(v));
+    for (double v : x) in_bound = std::max(in_bound, std::fabs(v));
+  }
+  std::vector<double> bound(n, 0);
+  auto bound_of = [&](int j) { return j < 0 ? in_bound : bound[static_cast<std::size_t>(j)]; };
+
+  for (std::size_t k = 0; k < n; ++k) {
+    const nn::Stage& st = net.stages[k];
+    Op op;
+    op.name = st.name();
+    op.inputs = net.inputs_of(static_cast<int>(k));
+    double in_b = 0;
+    for (int j : op.inputs) in_b = std::max(in_b, bound_of(j));
+    switch (st.kind) {
+      case nn::Stage::Kind::kLinear: {
+        op.kind = Op::Kind::kLinear;
+        op.in = st.linear.in;
+        op.out = st.linear.out;
+        // Measured ranges where every consumer is a polynomial that has them; else the
+        // interval bound through the weights.
+        double b = 0;
+        bool measured = !consumers[k].empty();
+        for (int c : consumers[k]) {
+          const auto& cs = net.stages[static_cast<std::size_t>(c)];
+          if (cs.kind != nn::Stage::Kind::kPoly || cs.poly.input_range <= 0)
+            measured = false;
+          else
+            b = std::max(b, cs.poly.input_range * options.margin);
+        }
+        if (!measured)
+          b = measured_out[k] > 0 ? measured_out[k] * options.margin : propagate(st.linear, in_b);
+        const bool last = k + 1 == n;
+        // The last stage is not truncated: its only limit is p/2 (60 bits).
+        const int fw = last ? std::min(options.max_weight_bits, 59 - f - bits_for(propagate(st.linear, in_b)))
+                            : std::min(options.max_weight_bits, vb - f - bits_for(b) - 1);
+        VEIL_REQUIRE(fw >= 4, "linear stage '"
+                                  << op.name << "': its outputs reach " << b << ", which leaves " << fw
+                                  << " fractional bits for its weights at " << f
+                                  << " fractional bits for values (need >= 4; lower --frac-bits)");
+        op.linear = quantize(st.linear, fw, f);
+        op.linear.truncate = !last;
+        op.output_bound = b;
+        break;
+      }
+      case nn::Stage::Kind::kPoly: {
+        op.kind = Op::Kind::kPoly;
+        op.in = op.out = nn::Shape{net.output_size(op.inputs.front()), 1, 1};
+        op.coefficients = st.poly.coefficients;
+        VEIL_REQUIRE(st.poly.degree() <= 4, "activation '" << op.name << "' has degree " << st.poly.degree()
+                                                           << ": the hybrid mode evaluates degree <= 4");
+        VEIL_REQUIRE(st.poly.input_range > 0, "activation '"
+                                                  << op.name
+                                                  << "' has no measured input range: the hybrid mode "
+                                                     "sizes its fixed-point scales from it (re-export "
+                                                     "the model with python/train.py or python/export.py)");
+        const double r = st.poly.input_range * options.margin;
+        // The largest power's product, |x|^d at scale 2s (x^3 = x * x^2, x^4 = (x^2)^2),
+        // must stay below the bound: s is the power scale (mpc::poly_activation).
+        const int d = st.poly.degree();
+        const double top = d >= 2 ? std::pow(r, std::max(2, d)) : r;
+        op.power_bits = std::min(f, (vb - 1 - bits_for(top)) / 2);
+        VEIL_REQUIRE(op.power_bits >= 2, "activation '" << op.name << "': inputs up to " << r
+                                                        << " give powers up to " << top
+                                                        << ", which overflow the truncation bound 2^" << vb
+                                                        << " (retrain with a smaller activation range)");
+        const double yb = poly_bound(op.coefficients, r);
+        op.coef_bits = std::min(24, vb - 1 - bits_for(yb) - op.power_bits);
+        VEIL_REQUIRE(op.coef_bits >= 4 && op.coef_bits + op.power_bits >= f,
+                     "activation '" << op.name << "': outputs up to " << yb
+                                    << " leave too few bits for its coefficients at " << f
+                                    << " fractional bits");
+        op.output_bound = yb;
+        break;
+      }
+      case nn::Stage::Kind::kAdd: {
+        op.kind = Op::Kind::kAdd;
+        op.in = op.out = st.add.shape;
+        double s = 0;
+        for (int j : op.inputs) s += bound_of(j);
+        op.output_bound = measured_out[k] > 0 ? std::min(s, measured_out[k] * options.margin) : s;
+        break;
+      }
+    }
+    bound[k] = op.output_bound;
+    prog.ops.push_back(std::move(op));
+  }
+  return prog;
+}
+
+}  // namespace
+
+nn::LowerOptions lower_options() {
+  nn::LowerOptions o;
+  o.fold_poly_leading = false;
+  return o;
+}
+
+nn::Network merge_linear_runs(const nn::Network& in) {
+  nn::Network net = in;
+  const std::size_t n = in.stages.size();
+  std::vector<int> readers(n, 0);
+  for (std::size_t k = 0; k < n; ++k)
+    for (int j : in.inputs_of(static_cast<int>(k)))
+      if (j >= 0) ++readers[static_cast<std::size_t>(j)];
+  // new_index[k]: where stage k's output lives after merging (the stage it merged into).
+  std::vector<int> new_index(n, -1);
+  net.stages.clear();
+  for (std::size_t k = 0; k < n; ++k) {
+    nn::Stage st = in.stages[k];
+    const auto ins = in.inputs_of(static_cast<int>(k));
+    st.inputs.clear();
+    for (int j : ins) st.inputs.push_back(j < 0 ? -1 : new_index[static_cast<std::size_t>(j)]);
+    const int prev = ins.size() == 1 ? ins[0] : -1;
+    if (st.kind == nn::Stage::Kind::kLinear && prev >= 0 && readers[static_cast<std::size_t>(prev)] == 1 &&
+        in.stages[static_cast<std::size_t>(prev)].kind == nn::Stage::Kind::kLinear &&
+        new_index[static_cast<std::size_t>(prev)] == static_cast<int>(net.stages.size()) - 1) {
+      nn::Stage& host = net.stages.back();
+      host.linear = nn::compose(host.linear, st.linear);
+      new_index[k] = static_cast<int>(net.stages.size()) - 1;
+      continue;
+    }
+    new_index[k] = static_cast<int>(net.stages.size());
+    net.stages.push_back(std::move(st));
+  }
+  return net;
+}
+
+Program lower(const nn::Network& original, const ProgramOptions& options) {
+  const nn::Network net = merge_linear_runs(original);
+  if (options.frac_bits != 0) return lower_at(net, options);
+  // Automatic: the finest scale at which every value meets the failure bound.
+  std::string last;
+  for (int f = 12; f >= 4; --f) {
+    ProgramOptions o = options;
+    o.frac_bits = f;
+    try {
+      Program p = lower_at(net, o);
+      // Weights usually need more bits than values (an output sums many weight errors
+      // times values of about 1): prefer the finest f that leaves the weights two more.
+      bool weights_fine = true;
+      for (const Op& op : p.ops)
+        if (op.kind == Op::Kind::kLinear && op.linear.truncate &&
+            op.linear.weight_bits < std::min(o.max_weight_bits, f + 2))
+          weights_fine = false;
+      if (weights_fine || f == 4) return p;
+      last = "weights would keep fewer bits than values";
+    } catch (const std::invalid_argument& e) {
+      last = e.what();
+    }
+  }
+  VEIL_REQUIRE(false, "no fixed-point scale from 2^-12 to 2^-4 keeps every truncation within the 2^-"
+                          << options.sigma << " failure bound; at 2^-4: " << last);
+}
+
+std::string describe(const Program& prog) {
+  std::ostringstream o;
+  o << "share field p = " << prog.prime << " (" << std::bit_width(prog.prime) << " bits), values at 2^-"
+    << prog.frac_bits << ", truncation failure <= 2^-" << prog.sigma << " for values below 2^"
+    << prog.value_bits << "\n";
+  for (std::size_t k = 0; k < prog.ops.size(); ++k) {
+    const Op& op = prog.ops[k];
+    o << "  " << k << " " << op.name << ": ";
+    if (op.kind == Op::Kind::kLinear)
+      o << "linear " << op.linear.cols << " -> " << op.linear.rows << ", " << op.linear.weight.size()
+        << " weights at 2^-" << op.linear.weight_bits;
+    else if (op.kind == Op::Kind::kPoly)
+      o << "polynomial of degree " << op.coefficients.size() - 1 << ", powers at 2^-" << op.power_bits
+        << ", coefficients at 2^-" << op.coef_bits;
+    else
+      o << "add of " << op.inputs.size();
+    o << ", |output| <= " << op.output_bound << "\n";
+  }
+  return o.str();
+}
+
+ProgramCost cost(const Program& prog) {
+  ProgramCost c;
+  for (const Op& op : prog.ops) {
+    if (op.kind == Op::Kind::kLinear) {
+      c.linear_macs += static_cast<std::int64_t>(op.linear.weight.size());
+      c.masked_inputs += op.linear.cols;
+      c.linear_outputs += op.linear.rows;
+      c.rounds += 1;  // the client's masked input
+    } else if (op.kind == Op::Kind::kPoly) {
+      const auto pc = mpc::poly_cost(op.coefficients, static_cast<std::size_t>(op.out.size()));
+      c.squares += static_cast<std::int64_t>(pc.squares);
+      c.triples += static_cast<std::int64_t>(pc.triples);
+      c.rounds += pc.rounds;
+    }
+  }
+  c.rounds += 1;  // the server's share of the logits
+  return c;
+}
+
+std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double>& input) {
+  VEIL_REQUIRE(static_cast<int>(input.size()) == prog.input.size(),
+               "input has " << input.size() << " values, the model expects " << prog.input.size());
+  const int f = prog.frac_bits;
+  std::vector<std::vector<i64>> out(prog.ops.size());
+  std::vector<i64> x(input.size());
+  for (std::size_t i = 0; i < input.size(); ++i) x[i] = std::llround(std::ldexp(input[i], f));
+  auto value = [&](int j) -> const std::vector<i64>& { return j < 0 ? x : out[static_cast<std::size_t>(j)]; };
+  for (std::size_t k = 0; k < prog.ops.size(); ++k) {
+    const Op& op = prog.ops[k];
+    const auto& a = value(op.inputs.front());
+    std::vector<i64>& y = out[k];
+    if (op.kind == Op::Kind::kLinear) {
+      const QuantLinear& q = op.linear;
+      y.resize(static_cast<std::size_t>(q.rows));
+      for (int r = 0; r < q.rows; ++r) {
+        i128 acc = q.bias[static_cast<std::size_t>(r)];
+        for (i64 e = q.row_ptr[static_cast<std::size_t>(r)]; e < q.row_ptr[static_cast<std::size_t>(r) + 1];
+             ++e)
+          acc += static_cast<i128>(q.weight[static_cast<std::size_t>(e)]) *
+                 a[static_cast<std::size_t>(q.col[static_cast<std::size_t>(e)])];
+        y[static_cast<std::size_t>(r)] =
+            q.truncate ? round_shift(static_cast<i64>(acc), q.weight_bits) : static_cast<i64>(acc);
+      }
+    } else if (op.kind == Op::Kind::kPoly) {
+      const auto& c = op.coefficients;
+      int d = static_cast<int>(c.size()) - 1;
+      while (d > 0 && c[static_cast<std::size_t>(d)] == 0.0) --d;
+      y.resize(a.size());
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        const int sb = op.power_bits, cb = op.coef_bits;
+        const i64 xs = round_shift(a[i], f - sb);
+        i64 pw[5] = {0, a[i], 0, 0, 0};
+        if (d >= 2) pw[2] = round_shift(xs * xs, sb);
+        if (d >= 3) pw[3] = round_shift(xs * pw[2], sb);
+        if (d >= 4) pw[4] = round_shift(pw[2] * pw[2], sb);
+        i64 acc = c[0] != 0.0 ? std::llround(std::ldexp(c[0], sb + cb)) : 0;
+        for (int e = 1; e <= d; ++e)
+          if (c[static_cast<std::size_t>(e)] != 0.0)
+            acc +=
+                std::llround(std::ldexp(c[static_cast<std::size_t>(e)], e == 1 ? cb + sb - f : cb)) * pw[e];
+        y[i] = round_shift(acc, cb + sb - f);
+      }
+    } else {
+      y = a;
+      for (std::size_t j = 1; j < op.inputs.size(); ++j) {
+        const auto& b = value(op.inputs[j]);
+        for (std::size_t i = 0; i < y.size(); ++i) y[i] += b[i];
+      }
+    }
+  }
+  const auto& last = prog.ops.empty() ? x : out.back();
+  std::vector<double> res(last.size());
+  for (std::size_t i = 0; i < last.size(); ++i)
+    res[i] = std::ldexp(static_cast<double>(last[i]), -prog.output_bits());
+  return res;
+}
+
+}  // namespace veil::hybrid

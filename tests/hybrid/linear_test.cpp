@@ -1,0 +1,77 @@
+// The online linear layer's fast path (31-bit halves, 64-bit accumulators, both cores)
+// against the 128-bit reference, including the fallback for weights too large for it.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "hybrid/hybrid_test_util.hpp"
+#include "mpc/mpc_test_util.hpp"
+#include "veil/hybrid/linear.hpp"
+#include "veil/mpc/share.hpp"
+
+namespace veil::hybrid {
+namespace {
+
+QuantLinear random_layer(std::mt19937_64& rng, int rows, int cols, int weight_max) {
+  QuantLinear q;
+  q.rows = rows;
+  q.cols = cols;
+  q.row_ptr.push_back(0);
+  std::uniform_int_distribution<int> w(-weight_max, weight_max), keep(0, 3);
+  for (int r = 0; r < rows; ++r) {
+    std::int64_t l1 = 0;
+    for (int c = 0; c < cols; ++c) {
+      if (keep(rng) == 0) continue;
+      q.col.push_back(c);
+      q.weight.push_back(w(rng));
+      l1 += std::abs(q.weight.back());
+    }
+    q.row_ptr.push_back(static_cast<std::int64_t>(q.col.size()));
+    q.max_row_l1 = std::max(q.max_row_l1, l1);
+    q.bias.push_back(static_cast<std::int64_t>(w(rng)) * 1000);
+  }
+  return q;
+}
+
+TEST(HybridLinear, FastPathEqualsReference) {
+  const auto seed = mpc::test::test_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  std::mt19937_64 rng(seed);
+  const mpc::Field f(default_prime(), 8);
+  mpc::MaskSource masks;
+  for (int weight_max : {1, 300, 40000}) {
+    const QuantLinear q = random_layer(rng, 150, 333, weight_max);
+    const auto x = masks.uniform(f, static_cast<std::size_t>(q.cols));
+    for (bool bias : {false, true}) EXPECT_EQ(apply(f, q, x, bias), apply_reference(f, q, x, bias));
+  }
+}
+
+TEST(HybridLinear, WeightsTooLargeForTheFastPathFallBack) {
+  std::mt19937_64 rng(7);
+  const mpc::Field f(default_prime(), 8);
+  QuantLinear q = random_layer(rng, 3, 2000, 2000000000);
+  ASSERT_GE(q.max_row_l1, std::int64_t{1} << 31);
+  mpc::MaskSource masks;
+  const auto x = masks.uniform(f, 2000);
+  EXPECT_EQ(apply(f, q, x, true), apply_reference(f, q, x, true));
+}
+
+TEST(HybridLinear, ReferenceIsTheProductModP) {
+  // A 1 x 2 layer by hand: y = 3 x0 - 2 x1 + 5 mod p, with x1 = p - 1 (i.e. -1).
+  const mpc::Field f(default_prime(), 8);
+  QuantLinear q;
+  q.rows = 1;
+  q.cols = 2;
+  q.row_ptr = {0, 2};
+  q.col = {0, 1};
+  q.weight = {3, -2};
+  q.bias = {5};
+  q.max_row_l1 = 5;
+  const std::vector<u64> x = {10, f.p() - 1};
+  EXPECT_EQ(apply(f, q, x, true), std::vector<u64>{37});
+  EXPECT_EQ(apply(f, q, x, false), std::vector<u64>{32});
+  EXPECT_THROW(apply(f, q, std::vector<u64>{1}, true), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace veil::hybrid

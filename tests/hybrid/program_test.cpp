@@ -1,0 +1,106 @@
+// Lowering a network to the hybrid program: scales that respect the truncation bound, a
+// fixed-point reference that tracks the double-precision network, and named refusals.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "hybrid/hybrid_test_util.hpp"
+#include "veil/hybrid/program.hpp"
+#include "veil/math/primes.hpp"
+#include "veil/mpc/truncate.hpp"
+#include "veil/nn/plain_eval.hpp"
+
+namespace veil::hybrid {
+namespace {
+
+std::string what_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(HybridProgram, DefaultPrimeServesAsSimdPlaintextModulus) {
+  const u64 p = default_prime();
+  EXPECT_TRUE(math::is_prime(p));
+  EXPECT_LT(p, u64{1} << 61);
+  EXPECT_GT(p, u64{1} << 60);
+  EXPECT_EQ(p % (u64{1} << 17), 1u);  // t = 1 mod 2N for N up to 2^16
+}
+
+TEST(HybridProgram, ScalesKeepEveryTruncatedValueInsideTheBound) {
+  const nn::Network net = test::residual_network(1);
+  const Program prog = lower(net);
+  ASSERT_EQ(prog.ops.size(), net.stages.size());
+  EXPECT_EQ(prog.value_bits, mpc::max_truncation_value_bits(prog.field(), 40));
+  for (const Op& op : prog.ops) {
+    if (op.kind == Op::Kind::kLinear && op.linear.truncate) {
+      EXPECT_GE(op.linear.weight_bits, 4) << op.name;
+      EXPECT_LT(std::log2(op.output_bound) + prog.frac_bits + op.linear.weight_bits, prog.value_bits)
+          << op.name;
+    } else if (op.kind == Op::Kind::kPoly) {
+      EXPECT_LT(std::log2(op.output_bound) + op.power_bits + op.coef_bits, prog.value_bits) << op.name;
+      EXPECT_LE(op.power_bits, prog.frac_bits);
+    }
+  }
+  // The Add reads the first dense layer and the second.
+  EXPECT_EQ(prog.ops[3].kind, Op::Kind::kAdd);
+  EXPECT_EQ(prog.ops[3].inputs, (std::vector<int>{0, 2}));
+}
+
+TEST(HybridProgram, FixedPointTracksTheDoubleNetwork) {
+  const nn::Network net = test::residual_network(2);
+  const Program prog = lower(net);
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> u(-1, 1);
+  double worst = 0;
+  for (int t = 0; t < 20; ++t) {
+    std::vector<double> x(16);
+    for (auto& v : x) v = u(rng);
+    const auto want = nn::evaluate(net, x);
+    const auto got = evaluate_fixed(prog, x);
+    ASSERT_EQ(got.size(), want.size());
+    for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
+  }
+  // 8 fractional bits: a few units of 2^-8 through three layers.
+  EXPECT_LT(worst, 0.1);
+  EXPECT_GT(worst, 0.0);  // it is a fixed-point computation, not the double one
+}
+
+TEST(HybridProgram, CostCountsRoundsAndMaterial) {
+  const Program prog = lower(test::residual_network(4));
+  const ProgramCost c = cost(prog);
+  EXPECT_EQ(c.squares, 24 + 2 * 24);  // act1: x^2; act2: x^2 and x^4
+  EXPECT_EQ(c.triples, 24);           // act2: x^3
+  EXPECT_EQ(c.masked_inputs, 16 + 24 + 24);
+  EXPECT_EQ(c.linear_outputs, 24 + 24 + 10);
+  EXPECT_EQ(c.rounds, 3 + 1 + 2 + 1);  // three masked inputs, act1, act2, the output
+}
+
+TEST(HybridProgram, RefusesWhatItCannotEvaluateWithNamedErrors) {
+  nn::Network net = test::residual_network(5);
+  net.stages[1].poly.input_range = 0;
+  EXPECT_NE(what_of([&] { lower(net); }).find("'act1' has no measured input range"), std::string::npos);
+
+  net = test::residual_network(5);
+  net.stages[4].poly.coefficients.push_back(0.001);
+  EXPECT_NE(what_of([&] { lower(net); }).find("'act2' has degree 5"), std::string::npos);
+
+  net = test::residual_network(5);
+  net.stages[1].poly.input_range = 1000;  // x^2 = 1.5e6 is beyond 2^20 at any scale
+  EXPECT_NE(what_of([&] { lower(net); }).find("'act1': inputs up to 1250"), std::string::npos)
+      << what_of([&] { lower(net); });
+
+  net = test::residual_network(5);
+  ProgramOptions o;
+  o.prime = 1000003;
+  EXPECT_NE(what_of([&] { lower(net, o); }).find("fractional bits"), std::string::npos);
+  o.prime = 12;
+  EXPECT_NE(what_of([&] { lower(net, o); }).find("is not a prime"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace veil::hybrid
