@@ -111,7 +111,7 @@ TEST(HybridOnline, ServerSeesOnlyUniformMaskedValues) {
   int high = 0, total = 0;
   for (int t = 0; t < 40; ++t) {
     auto [sm, cm] = deal(prog, masks);
-    std::vector<u64> x = field.encode(std::vector<double>(16, 0.5), prog.frac_bits);
+    std::vector<u64> x = field.encode(std::vector<double>(16, 0.5), prog.input_bits);
     mpc::sub_inplace(field, x, cm.mask[0]);
     for (u64 v : x) high += v >= field.p() / 2, ++total;
   }
@@ -130,13 +130,19 @@ TEST(HybridOnline, ShippedMnistModelsAgreeWithThePlainNetwork) {
     SCOPED_TRACE(model);
     const nn::Network net =
         nn::lower(nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/" + model), lower_options());
-    const Program prog = lower(net);
+    auto image = [&](int t) {
+      return nn::normalize(
+          net, std::vector<std::uint8_t>(bytes.begin() + 16 + t * 784, bytes.begin() + 16 + (t + 1) * 784));
+    };
+    // Images 0-9 choose the scales; 10-15 are evaluated.
+    ProgramOptions po;
+    for (int t = 0; t < 10; ++t) po.calibration.push_back(image(t));
+    const Program prog = lower(net, po);
     SCOPED_TRACE(describe(prog));
+    std::printf("%s", describe(prog).c_str());
     mpc::MaskSource masks;
-    for (int t = 0; t < 6; ++t) {
-      const std::vector<std::uint8_t> pixels(bytes.begin() + 16 + t * 784,
-                                             bytes.begin() + 16 + (t + 1) * 784);
-      const auto x = nn::normalize(net, pixels);
+    for (int t = 10; t < 16; ++t) {
+      const auto x = image(t);
       auto [sm, cm] = deal(prog, masks);
       auto [a, b] = net::make_memory_pair();
       const mpc::Field field = prog.field();

@@ -38,12 +38,20 @@ TEST(HybridProgram, ScalesKeepEveryTruncatedValueInsideTheBound) {
   EXPECT_EQ(prog.value_bits, mpc::max_truncation_value_bits(prog.field(), 40));
   for (const Op& op : prog.ops) {
     if (op.kind == Op::Kind::kLinear && op.linear.truncate) {
-      EXPECT_GE(op.linear.weight_bits, 4) << op.name;
-      EXPECT_LT(std::log2(op.output_bound) + prog.frac_bits + op.linear.weight_bits, prog.value_bits)
-          << op.name;
+      EXPECT_GE(op.weight_precision, 2) << op.name;
+      // The product W x + b, at 2^(in + fw), is what gets truncated.
+      EXPECT_LT(std::log2(op.output_bound) + op.in_bits + op.linear.weight_bits, prog.value_bits) << op.name;
     } else if (op.kind == Op::Kind::kPoly) {
-      EXPECT_LT(std::log2(op.output_bound) + op.power_bits + op.coef_bits, prog.value_bits) << op.name;
-      EXPECT_LE(op.power_bits, prog.frac_bits);
+      EXPECT_LT(std::log2(op.output_bound) + op.poly.sum_bits, prog.value_bits) << op.name;
+      EXPECT_LE(op.poly.power_bits, op.in_bits);
+      const double r = op.output_bound > 0 ? 3.0 * 1.25 : 0;  // act1's measured range times the margin
+      if (op.name == "act1") {
+        EXPECT_LT(std::log2(r * r) + 2 * op.poly.power_bits, prog.value_bits);
+      }
+    }
+    // V significant bits: |value| 2^out_bits stays near 2^V.
+    if (prog.uniform_frac_bits == 0 && (op.kind != Op::Kind::kLinear || op.linear.truncate)) {
+      EXPECT_LE(std::log2(op.output_bound) + op.out_bits, prog.value_precision + 0.01) << op.name;
     }
   }
   // The Add reads the first dense layer and the second.

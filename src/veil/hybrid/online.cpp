@@ -43,6 +43,13 @@ class CountingExchange : public mpc::Exchange {
 
 const char* role_name(Role r) { return r == Role::kServer ? "server" : "client"; }
 
+// Shares of a value at 2^from, brought to 2^to: a local truncation going down, an exact
+// multiplication by a power of two going up.
+void rescale(const mpc::Field& field, Role role, std::vector<u64>& v, int from, int to) {
+  if (to < from) mpc::truncate_inplace(field, role, v, from - to);
+  if (to > from) mpc::mul_public_inplace(field, v, std::int64_t{1} << (to - from));
+}
+
 std::vector<u64> run(const Program& prog, Material m, Role role, std::vector<u64> input_share,
                      mpc::Exchange& ex_inner, OnlineStats* stats) {
   check_material(prog, m, role);
@@ -71,16 +78,20 @@ std::vector<u64> run(const Program& prog, Material m, Role role, std::vector<u64
           y = apply(field, op.linear, masked, /*add_bias=*/true);
           mpc::add_inplace(field, y, m.offset[k]);
         }
-        if (op.linear.truncate) mpc::truncate_inplace(field, role, y, op.linear.weight_bits);
+        rescale(field, role, y, op.in_bits + op.linear.weight_bits, op.out_bits);
         break;
       }
       case Op::Kind::kPoly:
-        y = mpc::poly_activation(field, role, v, op.coefficients, op.coef_bits, squares, triples, ex,
-                                 op.power_bits);
+        y = mpc::poly_activation(field, role, v, op.coefficients, op.poly, squares, triples, ex);
         break;
       case Op::Kind::kAdd:
-        y = v;
-        for (std::size_t j = 1; j < op.inputs.size(); ++j) mpc::add_inplace(field, y, value(op.inputs[j]));
+        y.assign(v.size(), 0);
+        for (int j : op.inputs) {
+          std::vector<u64> term = value(j);
+          rescale(field, role, term, j < 0 ? prog.input_bits : prog.ops[static_cast<std::size_t>(j)].out_bits,
+                  op.out_bits);
+          mpc::add_inplace(field, y, term);
+        }
         break;
     }
   }
@@ -169,7 +180,7 @@ std::vector<double> run_client(const Program& prog, Material material, const std
                "input has " << input.size() << " values, the model expects " << prog.input.size());
   const mpc::Field field = prog.field();
   // The client holds the whole input as its share; the server's share is zero.
-  const auto share = field.encode(input, prog.frac_bits);
+  const auto share = field.encode(input, prog.input_bits);
   const auto y = run(prog, std::move(material), Role::kClient, share, ex, stats);
   return field.decode(y, prog.output_bits());
 }

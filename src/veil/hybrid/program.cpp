@@ -89,6 +89,10 @@ double propagate(const nn::LinearStage& s, double in_bound) {
 // with no bias to speak of, which rounding models better than floor (whose half-unit
 // bias, summed over a layer's fan-in, would show in the logits).
 i64 round_shift(i64 v, int bits) { return bits == 0 ? v : (v + (i64{1} << (bits - 1))) >> bits; }
+// v at 2^from, expressed at 2^to.
+i64 rescale(i64 v, int from, int to) {
+  return to >= from ? v * (i64{1} << (to - from)) : round_shift(v, from - to);
+}
 
 }  // namespace
 
@@ -112,15 +116,21 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options) {
   prog.prime = options.prime != 0 ? options.prime : default_prime();
   VEIL_REQUIRE(math::is_prime(prog.prime) && prog.prime < (u64{1} << 61),
                "share field modulus " << prog.prime << " is not a prime below 2^61");
-  prog.frac_bits = options.frac_bits;
+  prog.value_precision = options.value_precision;
+  prog.uniform_frac_bits = options.uniform_frac_bits;
   prog.sigma = options.sigma;
-  VEIL_REQUIRE(options.frac_bits >= 1 && options.frac_bits <= 20,
-               "fractional bits " << options.frac_bits << " are out of range (1 .. 20)");
+  const int V = options.value_precision;
+  VEIL_REQUIRE(V >= 2 && V <= 19, "value precision " << V << " bits is out of range (2 .. 19)");
   VEIL_REQUIRE(options.sigma >= 20 && options.sigma <= 60,
                "statistical parameter sigma = " << options.sigma << " is out of range (20 .. 60)");
   const mpc::Field field = prog.field();
   prog.value_bits = mpc::max_truncation_value_bits(field, options.sigma);
-  const int f = options.frac_bits, vb = prog.value_bits;
+  const int vb = prog.value_bits;
+  VEIL_REQUIRE(V < vb, "value precision " << V << " bits leaves no room below the truncation bound 2^" << vb);
+  // A value bounded by b is held at 2^(V - bits(b)): V significant bits.
+  auto scale_for = [&](double b) {
+    return options.uniform_frac_bits > 0 ? options.uniform_frac_bits : V - bits_for(b);
+  };
 
   const std::size_t n = net.stages.size();
   std::vector<std::vector<int>> consumers(n);
@@ -139,8 +149,11 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options) {
       for (double v : trace.stage_outputs[k]) measured_out[k] = std::max(measured_out[k], std::fabs(v));
     for (double v : x) in_bound = std::max(in_bound, std::fabs(v));
   }
+  prog.input_bits = scale_for(in_bound);
   std::vector<double> bound(n, 0);
+  std::vector<int> scale(n, 0);
   auto bound_of = [&](int j) { return j < 0 ? in_bound : bound[static_cast<std::size_t>(j)]; };
+  auto scale_of = [&](int j) { return j < 0 ? prog.input_bits : scale[static_cast<std::size_t>(j)]; };
 
   for (std::size_t k = 0; k < n; ++k) {
     const nn::Stage& st = net.stages[k];
@@ -149,13 +162,14 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options) {
     op.inputs = net.inputs_of(static_cast<int>(k));
     double in_b = 0;
     for (int j : op.inputs) in_b = std::max(in_b, bound_of(j));
+    op.in_bits = scale_of(op.inputs.front());
     switch (st.kind) {
       case nn::Stage::Kind::kLinear: {
         op.kind = Op::Kind::kLinear;
         op.in = st.linear.in;
         op.out = st.linear.out;
-        // Measured ranges where every consumer is a polynomial that has them; else the
-        // interval bound through the weights.
+        // Measured ranges where every consumer is a polynomial that has them; then the
+        // calibration's; else the interval bound through the weights.
         double b = 0;
         bool measured = !consumers[k].empty();
         for (int c : consumers[k]) {
@@ -168,15 +182,21 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options) {
         if (!measured)
           b = measured_out[k] > 0 ? measured_out[k] * options.margin : propagate(st.linear, in_b);
         const bool last = k + 1 == n;
-        // The last stage is not truncated: its only limit is p/2 (60 bits).
-        const int fw = last ? std::min(options.max_weight_bits, 59 - f - bits_for(propagate(st.linear, in_b)))
-                            : std::min(options.max_weight_bits, vb - f - bits_for(b) - 1);
-        VEIL_REQUIRE(fw >= 4, "linear stage '"
-                                  << op.name << "': its outputs reach " << b << ", which leaves " << fw
-                                  << " fractional bits for its weights at " << f
-                                  << " fractional bits for values (need >= 4; lower --frac-bits)");
-        op.linear = quantize(st.linear, fw, f);
+        // The product W x + b is held at 2^(in + fw) and must stay below 2^value_bits to
+        // be truncated; the last stage is not truncated, its only limit is p/2 (2^59).
+        const int fw =
+            last ? std::min(options.max_weight_bits, 59 - op.in_bits - bits_for(propagate(st.linear, in_b)))
+                 : std::min(options.max_weight_bits, vb - 1 - op.in_bits - bits_for(b));
+        double wmax = 0;
+        for (double w : st.linear.weights.val) wmax = std::max(wmax, std::fabs(w));
+        op.weight_precision = wmax > 0 ? fw + std::log2(wmax) : fw;
+        VEIL_REQUIRE(fw >= 1 && op.weight_precision >= 2,
+                     "linear stage '" << op.name << "': outputs up to " << b << " from inputs at 2^-"
+                                      << op.in_bits << " leave its weights (up to " << wmax << ") at 2^-"
+                                      << fw << ", under 2 significant bits");
+        op.linear = quantize(st.linear, fw, op.in_bits);
         op.linear.truncate = !last;
+        op.out_bits = last ? op.in_bits + fw : std::min(scale_for(b), op.in_bits + fw);
         op.output_bound = b;
         break;
       }
@@ -192,21 +212,22 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options) {
                                                      "sizes its fixed-point scales from it (re-export "
                                                      "the model with python/train.py or python/export.py)");
         const double r = st.poly.input_range * options.margin;
-        // The largest power's product, |x|^d at scale 2s (x^3 = x * x^2, x^4 = (x^2)^2),
-        // must stay below the bound: s is the power scale (mpc::poly_activation).
+        // The largest power's product, |x|^d at 2^(2 s) (x^3 = x * x^2, x^4 = (x^2)^2),
+        // must stay below the bound: s is the power scale.
         const int d = st.poly.degree();
         const double top = d >= 2 ? std::pow(r, std::max(2, d)) : r;
-        op.power_bits = std::min(f, (vb - 1 - bits_for(top)) / 2);
-        VEIL_REQUIRE(op.power_bits >= 2, "activation '" << op.name << "': inputs up to " << r
-                                                        << " give powers up to " << top
-                                                        << ", which overflow the truncation bound 2^" << vb
-                                                        << " (retrain with a smaller activation range)");
+        const int sb = std::min(op.in_bits, (vb - 1 - bits_for(top)) / 2);
+        VEIL_REQUIRE(sb >= 1, "activation '" << op.name << "': inputs up to " << r << " give powers up to "
+                                             << top << ", which overflow the truncation bound 2^" << vb
+                                             << " (retrain with a smaller activation range)");
         const double yb = poly_bound(op.coefficients, r);
-        op.coef_bits = std::min(24, vb - 1 - bits_for(yb) - op.power_bits);
-        VEIL_REQUIRE(op.coef_bits >= 4 && op.coef_bits + op.power_bits >= f,
-                     "activation '" << op.name << "': outputs up to " << yb
-                                    << " leave too few bits for its coefficients at " << f
-                                    << " fractional bits");
+        // Terms summed at the finest scale the bound allows, then truncated to the output's.
+        const int sum = vb - 1 - bits_for(yb);
+        VEIL_REQUIRE(sum >= op.in_bits && sum - sb >= 2 && sum - sb <= 30,
+                     "activation '" << op.name << "': outputs up to " << yb << " from inputs at 2^-"
+                                    << op.in_bits << " leave too few bits for its coefficients");
+        op.out_bits = std::min(scale_for(yb), sum);
+        op.poly = mpc::PolyScales{op.in_bits, sb, sum, op.out_bits};
         op.output_bound = yb;
         break;
       }
@@ -216,9 +237,11 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options) {
         double s = 0;
         for (int j : op.inputs) s += bound_of(j);
         op.output_bound = measured_out[k] > 0 ? std::min(s, measured_out[k] * options.margin) : s;
+        op.out_bits = scale_for(op.output_bound);
         break;
       }
     }
+    scale[k] = op.out_bits;
     bound[k] = op.output_bound;
     prog.ops.push_back(std::move(op));
   }
@@ -265,48 +288,78 @@ nn::Network merge_linear_runs(const nn::Network& in) {
 
 Program lower(const nn::Network& original, const ProgramOptions& options) {
   const nn::Network net = merge_linear_runs(original);
-  if (options.frac_bits != 0) return lower_at(net, options);
-  // Automatic: the finest scale at which every value meets the failure bound.
-  std::string last;
+  if (options.value_precision != 0) return lower_at(net, options);
+  std::vector<ProgramOptions> candidates;
+  for (int v = 18; v >= 4; --v) {
+    ProgramOptions o = options;
+    o.value_precision = v;
+    candidates.push_back(o);
+  }
   for (int f = 12; f >= 4; --f) {
     ProgramOptions o = options;
-    o.frac_bits = f;
-    try {
-      Program p = lower_at(net, o);
-      // Weights usually need more bits than values (an output sums many weight errors
-      // times values of about 1): prefer the finest f that leaves the weights two more.
-      bool weights_fine = true;
-      for (const Op& op : p.ops)
-        if (op.kind == Op::Kind::kLinear && op.linear.truncate &&
-            op.linear.weight_bits < std::min(o.max_weight_bits, f + 2))
-          weights_fine = false;
-      if (weights_fine || f == 4) return p;
-      last = "weights would keep fewer bits than values";
-    } catch (const std::invalid_argument& e) {
-      last = e.what();
-    }
+    o.value_precision = 18;  // only bounds the checks; every value sits at 2^-f
+    o.uniform_frac_bits = f;
+    candidates.push_back(o);
   }
-  VEIL_REQUIRE(false, "no fixed-point scale from 2^-12 to 2^-4 keeps every truncation within the 2^-"
-                          << options.sigma << " failure bound; at 2^-4: " << last);
+  // Calibration inputs: the mean over inputs of the largest output error against the
+  // double network. Without them, values and weights share the bits below the truncation
+  // bound; take the candidate whose worse side keeps the most.
+  std::vector<std::vector<double>> want;
+  for (const auto& x : options.calibration) want.push_back(nn::evaluate(net, x));
+  std::string first_error;
+  Program best;
+  double best_score = 0;
+  bool found = false;
+  for (const ProgramOptions& o : candidates) {
+    Program p;
+    try {
+      p = lower_at(net, o);
+    } catch (const std::invalid_argument& e) {
+      if (first_error.empty()) first_error = e.what();
+      continue;
+    }
+    double score = 0;
+    if (!want.empty()) {
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        const auto got = evaluate_fixed(p, options.calibration[i]);
+        double worst = 0;
+        for (std::size_t j = 0; j < got.size(); ++j) worst = std::max(worst, std::fabs(got[j] - want[i][j]));
+        score -= worst / static_cast<double>(want.size());
+      }
+    } else {
+      double weights = 1e9;
+      for (const Op& op : p.ops)
+        if (op.kind == Op::Kind::kLinear && op.linear.truncate)
+          weights = std::min(weights, op.weight_precision);
+      score = o.uniform_frac_bits > 0 ? -1e9 : std::min(static_cast<double>(o.value_precision), weights);
+    }
+    if (!found || score > best_score) best_score = score, best = std::move(p), found = true;
+  }
+  VEIL_REQUIRE(found, "no fixed-point precision keeps every truncation within the 2^-"
+                          << options.sigma << " failure bound: " << first_error);
+  return best;
 }
 
 std::string describe(const Program& prog) {
   std::ostringstream o;
-  o << "share field p = " << prog.prime << " (" << std::bit_width(prog.prime) << " bits), values at 2^-"
-    << prog.frac_bits << ", truncation failure <= 2^-" << prog.sigma << " for values below 2^"
-    << prog.value_bits << "\n";
+  o << "share field p = " << prog.prime << " (" << std::bit_width(prog.prime) << " bits), values "
+    << (prog.uniform_frac_bits > 0 ? "at 2^-" + std::to_string(prog.uniform_frac_bits)
+                                   : "with " + std::to_string(prog.value_precision) + " significant bits")
+    << ", truncation failure <= 2^-" << prog.sigma << " for values below 2^" << prog.value_bits
+    << ", input at 2^-" << prog.input_bits << "\n";
   for (std::size_t k = 0; k < prog.ops.size(); ++k) {
     const Op& op = prog.ops[k];
     o << "  " << k << " " << op.name << ": ";
     if (op.kind == Op::Kind::kLinear)
       o << "linear " << op.linear.cols << " -> " << op.linear.rows << ", " << op.linear.weight.size()
-        << " weights at 2^-" << op.linear.weight_bits;
+        << " weights at 2^-" << op.linear.weight_bits << " (" << static_cast<int>(op.weight_precision)
+        << " significant bits)";
     else if (op.kind == Op::Kind::kPoly)
-      o << "polynomial of degree " << op.coefficients.size() - 1 << ", powers at 2^-" << op.power_bits
-        << ", coefficients at 2^-" << op.coef_bits;
+      o << "polynomial of degree " << op.coefficients.size() - 1 << ", powers at 2^-" << op.poly.power_bits
+        << ", terms summed at 2^-" << op.poly.sum_bits;
     else
       o << "add of " << op.inputs.size();
-    o << ", |output| <= " << op.output_bound << "\n";
+    o << ", |output| <= " << op.output_bound << " at 2^-" << op.out_bits << "\n";
   }
   return o.str();
 }
@@ -333,11 +386,13 @@ ProgramCost cost(const Program& prog) {
 std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double>& input) {
   VEIL_REQUIRE(static_cast<int>(input.size()) == prog.input.size(),
                "input has " << input.size() << " values, the model expects " << prog.input.size());
-  const int f = prog.frac_bits;
   std::vector<std::vector<i64>> out(prog.ops.size());
   std::vector<i64> x(input.size());
-  for (std::size_t i = 0; i < input.size(); ++i) x[i] = std::llround(std::ldexp(input[i], f));
+  for (std::size_t i = 0; i < input.size(); ++i) x[i] = std::llround(std::ldexp(input[i], prog.input_bits));
   auto value = [&](int j) -> const std::vector<i64>& { return j < 0 ? x : out[static_cast<std::size_t>(j)]; };
+  auto scale_of = [&](int j) {
+    return j < 0 ? prog.input_bits : prog.ops[static_cast<std::size_t>(j)].out_bits;
+  };
   for (std::size_t k = 0; k < prog.ops.size(); ++k) {
     const Op& op = prog.ops[k];
     const auto& a = value(op.inputs.front());
@@ -352,32 +407,34 @@ std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double
           acc += static_cast<i128>(q.weight[static_cast<std::size_t>(e)]) *
                  a[static_cast<std::size_t>(q.col[static_cast<std::size_t>(e)])];
         y[static_cast<std::size_t>(r)] =
-            q.truncate ? round_shift(static_cast<i64>(acc), q.weight_bits) : static_cast<i64>(acc);
+            rescale(static_cast<i64>(acc), op.in_bits + q.weight_bits, op.out_bits);
       }
     } else if (op.kind == Op::Kind::kPoly) {
       const auto& c = op.coefficients;
+      const mpc::PolyScales& sc = op.poly;
       int d = static_cast<int>(c.size()) - 1;
       while (d > 0 && c[static_cast<std::size_t>(d)] == 0.0) --d;
       y.resize(a.size());
       for (std::size_t i = 0; i < a.size(); ++i) {
-        const int sb = op.power_bits, cb = op.coef_bits;
-        const i64 xs = round_shift(a[i], f - sb);
+        const int sb = sc.power_bits;
+        const i64 xs = rescale(a[i], sc.in_bits, sb);
         i64 pw[5] = {0, a[i], 0, 0, 0};
         if (d >= 2) pw[2] = round_shift(xs * xs, sb);
         if (d >= 3) pw[3] = round_shift(xs * pw[2], sb);
         if (d >= 4) pw[4] = round_shift(pw[2] * pw[2], sb);
-        i64 acc = c[0] != 0.0 ? std::llround(std::ldexp(c[0], sb + cb)) : 0;
+        i64 acc = c[0] != 0.0 ? std::llround(std::ldexp(c[0], sc.sum_bits)) : 0;
         for (int e = 1; e <= d; ++e)
           if (c[static_cast<std::size_t>(e)] != 0.0)
-            acc +=
-                std::llround(std::ldexp(c[static_cast<std::size_t>(e)], e == 1 ? cb + sb - f : cb)) * pw[e];
-        y[i] = round_shift(acc, cb + sb - f);
+            acc += std::llround(
+                       std::ldexp(c[static_cast<std::size_t>(e)], sc.sum_bits - (e == 1 ? sc.in_bits : sb))) *
+                   pw[e];
+        y[i] = rescale(acc, sc.sum_bits, sc.out_bits);
       }
     } else {
-      y = a;
-      for (std::size_t j = 1; j < op.inputs.size(); ++j) {
-        const auto& b = value(op.inputs[j]);
-        for (std::size_t i = 0; i < y.size(); ++i) y[i] += b[i];
+      y.assign(a.size(), 0);
+      for (int j : op.inputs) {
+        const auto& b = value(j);
+        for (std::size_t i = 0; i < y.size(); ++i) y[i] += rescale(b[i], scale_of(j), op.out_bits);
       }
     }
   }

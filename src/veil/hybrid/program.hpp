@@ -1,24 +1,28 @@
 // The hybrid mode's view of a network (Chen et al. 2025, merging stage; Delphi, Mishra et
 // al., USENIX Security 2020): the lowered network's stages with every linear stage's
-// weights quantised to integers, and the fixed-point scales chosen so that each local
-// share truncation (mpc/truncate.hpp) fails with probability at most 2^-sigma.
+// weights quantised to integers, and fixed-point scales chosen so that each local share
+// truncation (mpc/truncate.hpp) fails with probability at most 2^-sigma.
 //
-// Values between stages are fixed-point at scale 2^f in Z_p. A linear stage multiplies
-// by integer weights round(w * 2^fw) (fw chosen per stage), adds the bias at scale
-// 2^(f+fw), and truncates fw bits; a polynomial stage is evaluated by mpc::poly_activation
-// with coefficients at scale 2^coef_bits; an Add stage is a local sum of shares.
+// Every value has its own scale: a value bounded by b is held at 2^e with
+// e = V - ceil(log2 b), so each carries about V significant bits whatever its range
+// (a residual sum of 40 and an activation input of 3 are equally precise). A linear
+// stage reading a value at 2^e multiplies by integer weights round(w 2^fw), adds the bias
+// at 2^(e+fw) and truncates to its output's scale; fw is the largest the truncation bound
+// allows, b_out 2^(e+fw) < 2^value_bits. A polynomial stage runs mpc::poly_activation
+// with the scales of mpc::PolyScales; an Add aligns its inputs' scales and sums locally.
 //
-// What bounds the scales: a value truncated while it is below 2^value_bits (as an integer
-// in the field) fails with probability at most 2^-sigma (SecureML's bound, mpc/truncate.hpp).
-// Each stage's largest value comes from the ranges measured on the training and test
-// sets (PolyStage::input_range, times a safety margin) where a polynomial follows, and
-// otherwise from interval propagation through the weights.
+// The bound b of each value comes from the ranges measured on the training and test sets
+// (PolyStage::input_range, times a safety margin) where a polynomial reads it, from
+// calibration inputs run through the double network where given, and otherwise from
+// interval propagation through the weights. V is chosen per network to balance the
+// precision of values against that of the weights (lower()).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "veil/mpc/activation.hpp"
 #include "veil/mpc/field.hpp"
 #include "veil/nn/network.hpp"
 #include "veil/nn/passes.hpp"
@@ -33,10 +37,10 @@ struct QuantLinear {
   std::vector<std::int64_t> row_ptr;
   std::vector<int> col;
   std::vector<std::int32_t> weight;  // round(w * 2^weight_bits)
-  std::vector<std::int64_t> bias;    // round(b * 2^(f + weight_bits))
-  int weight_bits = 0;               // fw: truncated after the product
+  std::vector<std::int64_t> bias;    // round(b * 2^(in_bits + weight_bits))
+  int weight_bits = 0;               // fw
   // False for the network's last stage: its output goes to the client at scale
-  // 2^(f+fw) without a truncation (nothing to fail, and no bound to meet but p/2).
+  // 2^(in_bits + fw) without a truncation (nothing to fail, no bound to meet but p/2).
   bool truncate = true;
   // max_r sum_j |weight_rj|: bounds how far an accumulator can grow (linear.cpp).
   std::int64_t max_row_l1 = 0;
@@ -49,16 +53,24 @@ struct Op {
   std::vector<int> inputs;           // producer ops, -1 = the network input (never empty)
   QuantLinear linear;                // kLinear
   std::vector<double> coefficients;  // kPoly, ascending
-  int coef_bits = 0;                 // kPoly
-  int power_bits = 0;                // kPoly: scale of x^2..x^4 (mpc::poly_activation)
+  mpc::PolyScales poly;              // kPoly
+  // Scale exponents: of the input (linear and polynomial ops; an Add reads each producer
+  // at that producer's out_bits) and of the output.
+  int in_bits = 0, out_bits = 0;
   // Bound on |value| of this op's output (real units) the scales were chosen for.
   double output_bound = 0;
+  // Linear ops: log2 of the largest quantised weight, the weights' significant bits.
+  double weight_precision = 0;
 };
 
 struct ProgramOptions {
   // The share field's prime; 0 picks the default (a prime just below 2^61).
   u64 prime = 0;
-  int frac_bits = 0;     // f; 0 picks the largest f (<= 12) at which every bound holds
+  // V; 0 chooses (see lower()).
+  int value_precision = 0;
+  // When set, every value is held at 2^-uniform_frac_bits instead (wide-range values then
+  // carry more significant bits than narrow ones); lower() tries both families.
+  int uniform_frac_bits = 0;
   int sigma = 40;        // truncation failure at most 2^-sigma per value
   double margin = 1.25;  // measured ranges are multiplied by this
   int max_weight_bits = 16;
@@ -76,17 +88,17 @@ struct Program {
   std::vector<double> mean, std;
   std::vector<std::string> classes;
   u64 prime = 0;
-  int frac_bits = 0;
+  int value_precision = 0;    // V
+  int uniform_frac_bits = 0;  // when set, every value at 2^-uniform_frac_bits
   int sigma = 0;
   int value_bits = 0;  // largest truncated value, log2 (from prime and sigma)
+  int input_bits = 0;  // scale of the client's encoded input
   std::vector<Op> ops;
   int num_outputs() const { return ops.empty() ? input.size() : ops.back().out.size(); }
   // Scale exponent of the output the client reconstructs.
-  int output_bits() const {
-    const bool raw = !ops.empty() && ops.back().kind == Op::Kind::kLinear && !ops.back().linear.truncate;
-    return raw ? frac_bits + ops.back().linear.weight_bits : frac_bits;
-  }
-  mpc::Field field() const { return mpc::Field(prime, frac_bits); }
+  int output_bits() const { return ops.empty() ? input_bits : ops.back().out_bits; }
+  // The share field (its frac_bits is V, for reports; every op names its own scales).
+  mpc::Field field() const { return mpc::Field(prime, value_precision); }
 };
 
 // The default share field prime: the largest prime below 2^61 that is 1 mod 2^17, so it
@@ -107,9 +119,13 @@ nn::LowerOptions lower_options();
 // masked input and one truncation per run. Edges are renumbered.
 nn::Network merge_linear_runs(const nn::Network& network);
 
-// Quantises the lowered network (after merge_linear_runs). Throws std::invalid_argument naming the stage when
-// a polynomial has no measured input range, has degree above 4, or a value cannot meet the failure bound at
-// the requested (or any) fractional bits.
+// Quantises the lowered network (after merge_linear_runs). Unless options fix the scales,
+// it tries per-value precisions V = 4..18 and uniform scales 2^-4..2^-12 and keeps the
+// program whose fixed-point outputs (evaluate_fixed) stay closest to the double network's
+// on the calibration inputs; without calibration inputs, the V whose values and weights
+// keep the most significant bits. Throws std::invalid_argument
+// naming the stage when a polynomial has no measured input range, has degree above 4, or
+// a value cannot meet the failure bound at the requested (or any) precision.
 Program lower(const nn::Network& network, const ProgramOptions& options = {});
 
 // One line per op: kind, shapes, scales and bounds (the plan report).
@@ -126,8 +142,8 @@ struct ProgramCost {
 ProgramCost cost(const Program& program);
 
 // Clear fixed-point reference: the same quantised weights, scales and truncations, computed
-// on the integers (truncation by rounding to nearest). The two-party evaluation must reconstruct to this
-// within one unit per truncation; tests compare them.
+// on the integers (truncation by rounding to nearest). The two-party evaluation differs
+// from it by about one unit per truncation, carried through the later layers.
 std::vector<double> evaluate_fixed(const Program& program, const std::vector<double>& input);
 
 }  // namespace veil::hybrid

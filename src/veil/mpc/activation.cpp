@@ -33,8 +33,24 @@ PolyCost poly_cost(std::span<const double> coeffs, std::size_t n) {
 std::vector<u64> poly_activation(const Field& f, Role role, std::span<const u64> x,
                                  std::span<const double> coeffs, int coef_bits, SquarePool& squares,
                                  TriplePool& triples, Exchange& ex, int power_bits) {
-  VEIL_REQUIRE(!coeffs.empty(), "activation polynomial has no coefficients");
   VEIL_REQUIRE(coef_bits >= 0 && coef_bits <= 30, "coefficient scale 2^" << coef_bits << " is out of range");
+  const int fb = f.frac_bits();
+  const int pb = power_bits < 0 ? fb : power_bits;
+  return poly_activation(f, role, x, coeffs, PolyScales{fb, pb, pb + coef_bits, fb}, squares, triples, ex);
+}
+
+std::vector<u64> poly_activation(const Field& f, Role role, std::span<const u64> x,
+                                 std::span<const double> coeffs, const PolyScales& sc, SquarePool& squares,
+                                 TriplePool& triples, Exchange& ex) {
+  VEIL_REQUIRE(!coeffs.empty(), "activation polynomial has no coefficients");
+  VEIL_REQUIRE(
+      sc.power_bits >= 1 && sc.power_bits <= sc.in_bits,
+      "power scale 2^" << sc.power_bits << " must be between 2^1 and the input scale 2^" << sc.in_bits);
+  VEIL_REQUIRE(sc.sum_bits >= sc.in_bits && sc.sum_bits >= sc.power_bits && sc.out_bits <= sc.sum_bits &&
+                   sc.out_bits >= 0 && sc.sum_bits - sc.power_bits <= 30,
+               "activation scales (input 2^" << sc.in_bits << ", powers 2^" << sc.power_bits << ", sum 2^"
+                                             << sc.sum_bits << ", output 2^" << sc.out_bits
+                                             << ") are inconsistent");
   const int d = degree_of(coeffs);
   const std::size_t n = x.size();
   // Refuse before the first exchange, so a short pool never leaves the peer mid-protocol.
@@ -43,19 +59,14 @@ std::vector<u64> poly_activation(const Field& f, Role role, std::span<const u64>
                 "preprocessing exhausted: this activation needs "
                     << cost.squares << " squares and " << cost.triples << " triples, " << squares.remaining()
                     << " and " << triples.remaining() << " are left (run more preprocessing)");
-  const int fb = f.frac_bits();
-  const int sb = power_bits < 0 ? fb : power_bits;
-  VEIL_REQUIRE(sb >= 1 && sb <= fb,
-               "power scale 2^" << sb << " must be between 2^1 and the value scale 2^" << fb);
-  VEIL_REQUIRE(coef_bits + sb >= fb,
-               "coefficient scale 2^" << coef_bits << " is too small for power scale 2^" << sb);
+  const int sb = sc.power_bits;
 
-  // powers[1]: x at scale f; powers[k >= 2]: x^k at scale s, formed from x truncated to
-  // scale s, so that the products (|x|^k 2^(2s)) stay inside the truncation bound.
+  // powers[1]: x at the input scale; powers[k >= 2]: x^k at the power scale, formed from
+  // x truncated to it, so that the products (|x|^k 2^(2 sb)) stay inside the truncation bound.
   std::vector<std::vector<u64>> powers(static_cast<std::size_t>(d) + 1);
   if (d >= 1) powers[1].assign(x.begin(), x.end());
   std::vector<u64> xs(x.begin(), x.end());
-  if (d >= 2 && sb < fb) truncate_inplace(f, role, xs, fb - sb);
+  if (d >= 2 && sb < sc.in_bits) truncate_inplace(f, role, xs, sc.in_bits - sb);
   if (d >= 2) {
     const Squares s = squares.take(n);
     const auto e = square_open(f, xs, s);
@@ -91,14 +102,13 @@ std::vector<u64> poly_activation(const Field& f, Role role, std::span<const u64>
     }
   }
 
-  // y * 2^(s + coef_bits) = c_0 2^(s + coef_bits) + round(c_1 2^(coef_bits + s - f)) x 2^f
-  //                       + sum_{k >= 2} round(c_k 2^coef_bits) x^k 2^s.
+  // y 2^sum = c_0 2^sum + round(c_1 2^(sum - in)) x 2^in + sum_{k>=2} round(c_k 2^(sum - sb)) x^k 2^sb.
   const auto& m = f.mod();
   std::vector<u64> acc(n, 0);
   for (int k = 1; k <= d; ++k) {
     const double ck = coeffs[static_cast<std::size_t>(k)];
     if (ck == 0.0 || powers[static_cast<std::size_t>(k)].empty()) continue;
-    const double scaled = std::ldexp(ck, k == 1 ? coef_bits + sb - fb : coef_bits);
+    const double scaled = std::ldexp(ck, sc.sum_bits - (k == 1 ? sc.in_bits : sb));
     VEIL_REQUIRE(std::fabs(scaled) < 9.0e15, "activation coefficient " << ck << " is too large");
     const u64 w = m.from_signed(static_cast<std::int64_t>(std::llround(scaled)));
     const u64 ws = m.shoup(w);
@@ -106,10 +116,10 @@ std::vector<u64> poly_activation(const Field& f, Role role, std::span<const u64>
     for (std::size_t i = 0; i < n; ++i) acc[i] = m.add(acc[i], m.mul_shoup(pk[i], w, ws));
   }
   if (role == Role::kServer && coeffs[0] != 0.0) {
-    const u64 c0 = f.encode(coeffs[0], sb + coef_bits);
+    const u64 c0 = f.encode(coeffs[0], sc.sum_bits);
     for (auto& v : acc) v = m.add(v, c0);
   }
-  if (coef_bits + sb > fb) truncate_inplace(f, role, acc, coef_bits + sb - fb);
+  if (sc.sum_bits > sc.out_bits) truncate_inplace(f, role, acc, sc.sum_bits - sc.out_bits);
   return acc;
 }
 

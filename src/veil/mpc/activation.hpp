@@ -25,6 +25,18 @@ struct PolyCost {
 // What evaluating the polynomial on n values consumes.
 PolyCost poly_cost(std::span<const double> coeffs, std::size_t n);
 
+// Fixed-point scales (exponents of 2) of one evaluation: x arrives at in_bits; the powers
+// x^2..x^4 are formed from x truncated to power_bits and kept there, so that the products
+// (|x|^k 2^(2 power_bits)) stay below the truncation bound when the input range is wide;
+// the terms are summed at sum_bits (coefficient c_k at 2^(sum - power), c_1 at
+// 2^(sum - in)), and the sum is truncated to out_bits.
+struct PolyScales {
+  int in_bits = 0, power_bits = 0, sum_bits = 0, out_bits = 0;
+};
+std::vector<u64> poly_activation(const Field& f, Role role, std::span<const u64> x,
+                                 std::span<const double> coeffs, const PolyScales& scales,
+                                 SquarePool& squares, TriplePool& triples, Exchange& ex);
+
 // x: this party's shares at scale f (f = the field's frac_bits); returns shares of y at
 // scale f. Takes squares and triples from the pools (each used once).
 // power_bits s (<= f; -1: f): the powers x^2..x^4 are formed from x truncated to scale s
