@@ -61,20 +61,32 @@ TEST(HybridProgram, ScalesKeepEveryTruncatedValueInsideTheBound) {
 
 TEST(HybridProgram, FixedPointTracksTheDoubleNetwork) {
   const nn::Network net = test::residual_network(2);
-  const Program prog = lower(net);
   std::mt19937_64 rng(3);
   std::uniform_real_distribution<double> u(-1, 1);
-  double worst = 0;
+  ProgramOptions po;
+  for (int t = 0; t < 30; ++t) {
+    po.calibration.emplace_back(16);
+    for (auto& v : po.calibration.back()) v = u(rng);
+  }
+  const Program prog = lower(net, po);
+  // Without calibration inputs the heuristic choice is coarser but still close.
+  const Program heuristic = lower(net);
+  double worst = 0, worst_heuristic = 0;
   for (int t = 0; t < 20; ++t) {
     std::vector<double> x(16);
     for (auto& v : x) v = u(rng);
     const auto want = nn::evaluate(net, x);
     const auto got = evaluate_fixed(prog, x);
+    const auto got_h = evaluate_fixed(heuristic, x);
     ASSERT_EQ(got.size(), want.size());
-    for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      worst = std::max(worst, std::fabs(got[i] - want[i]));
+      worst_heuristic = std::max(worst_heuristic, std::fabs(got_h[i] - want[i]));
+    }
   }
   // 8 fractional bits: a few units of 2^-8 through three layers.
   EXPECT_LT(worst, 0.1);
+  EXPECT_LT(worst_heuristic, 0.3);
   EXPECT_GT(worst, 0.0);  // it is a fixed-point computation, not the double one
 }
 
@@ -105,7 +117,8 @@ TEST(HybridProgram, RefusesWhatItCannotEvaluateWithNamedErrors) {
   net = test::residual_network(5);
   ProgramOptions o;
   o.prime = 1000003;
-  EXPECT_NE(what_of([&] { lower(net, o); }).find("fractional bits"), std::string::npos);
+  EXPECT_NE(what_of([&] { lower(net, o); }).find("no room below the truncation bound"), std::string::npos)
+      << what_of([&] { lower(net, o); });
   o.prime = 12;
   EXPECT_NE(what_of([&] { lower(net, o); }).find("is not a prime"), std::string::npos);
 }

@@ -288,6 +288,17 @@ nn::Network merge_linear_runs(const nn::Network& in) {
 
 Program lower(const nn::Network& original, const ProgramOptions& options) {
   const nn::Network net = merge_linear_runs(original);
+  // What no choice of scales can fix is refused before trying any.
+  for (const nn::Stage& st : net.stages) {
+    if (st.kind != nn::Stage::Kind::kPoly) continue;
+    VEIL_REQUIRE(st.poly.degree() <= 4, "activation '" << st.name() << "' has degree " << st.poly.degree()
+                                                       << ": the hybrid mode evaluates degree <= 4");
+    VEIL_REQUIRE(st.poly.input_range > 0, "activation '"
+                                              << st.name()
+                                              << "' has no measured input range: the hybrid mode "
+                                                 "sizes its fixed-point scales from it (re-export "
+                                                 "the model with python/train.py or python/export.py)");
+  }
   if (options.value_precision != 0) return lower_at(net, options);
   std::vector<ProgramOptions> candidates;
   for (int v = 18; v >= 4; --v) {
@@ -306,7 +317,7 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
   // bound; take the candidate whose worse side keeps the most.
   std::vector<std::vector<double>> want;
   for (const auto& x : options.calibration) want.push_back(nn::evaluate(net, x));
-  std::string first_error;
+  std::string last_error;
   Program best;
   double best_score = 0;
   bool found = false;
@@ -315,7 +326,7 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
     try {
       p = lower_at(net, o);
     } catch (const std::invalid_argument& e) {
-      if (first_error.empty()) first_error = e.what();
+      last_error = e.what();  // the most lenient candidate's reason is the one to report
       continue;
     }
     double score = 0;
@@ -336,7 +347,7 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
     if (!found || score > best_score) best_score = score, best = std::move(p), found = true;
   }
   VEIL_REQUIRE(found, "no fixed-point precision keeps every truncation within the 2^-"
-                          << options.sigma << " failure bound: " << first_error);
+                          << options.sigma << " failure bound: " << last_error);
   return best;
 }
 
