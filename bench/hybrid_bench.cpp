@@ -1,0 +1,171 @@
+// The hybrid mode's online stage. The server's per-layer work is y = W (x - r) on shares
+// in Z_p (hybrid/linear.hpp); it should run near the speed of the same layer in plain
+// double precision, which BM_PlainConvDouble measures with a direct loop of the same
+// shape (CIFAR-sized: 64 -> 64 channels, 3x3, 32x32, stride 1, zero padding 1).
+//
+//   build/bench/veil_hybrid_bench --benchmark_counters_tabular=true
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <thread>
+
+#include "veil/hybrid/linear.hpp"
+#include "veil/hybrid/online.hpp"
+#include "veil/mpc/activation.hpp"
+#include "veil/mpc/channel_exchange.hpp"
+#include "veil/net/memory_channel.hpp"
+#include "veil/nn/onnx/import.hpp"
+#include "veil/nn/plain_eval.hpp"
+
+namespace veil {
+namespace {
+
+constexpr int kC = 64, kH = 32, kW = 32, kK = 3;
+
+// The convolution as the integer CSR matrix the online phase applies (weights of 8-10
+// significant bits, as the planner picks for CIFAR-scale layers).
+hybrid::QuantLinear conv_layer() {
+  std::mt19937_64 rng(1);
+  std::uniform_int_distribution<int> w(-600, 600);
+  hybrid::QuantLinear q;
+  q.rows = kC * kH * kW;
+  q.cols = kC * kH * kW;
+  q.row_ptr.push_back(0);
+  std::vector<int> kernel(static_cast<std::size_t>(kC * kC * kK * kK));
+  for (auto& v : kernel) v = w(rng);
+  for (int o = 0; o < kC; ++o)
+    for (int y = 0; y < kH; ++y)
+      for (int x = 0; x < kW; ++x) {
+        std::int64_t l1 = 0;
+        for (int i = 0; i < kC; ++i)
+          for (int dy = 0; dy < kK; ++dy)
+            for (int dx = 0; dx < kK; ++dx) {
+              const int yy = y + dy - 1, xx = x + dx - 1;
+              if (yy < 0 || yy >= kH || xx < 0 || xx >= kW) continue;
+              q.col.push_back((i * kH + yy) * kW + xx);
+              q.weight.push_back(kernel[static_cast<std::size_t>(((o * kC + i) * kK + dy) * kK + dx)]);
+              l1 += std::abs(q.weight.back());
+            }
+        q.row_ptr.push_back(static_cast<std::int64_t>(q.col.size()));
+        q.max_row_l1 = std::max(q.max_row_l1, l1);
+      }
+  q.bias.assign(static_cast<std::size_t>(q.rows), 0);
+  q.weight_bits = 10;
+  return q;
+}
+
+void BM_OnlineConvShares(benchmark::State& state) {
+  const mpc::Field f(hybrid::default_prime(), 8);
+  const auto q = conv_layer();
+  mpc::MaskSource masks;
+  const auto x = masks.uniform(f, static_cast<std::size_t>(q.cols));
+  for (auto _ : state) benchmark::DoNotOptimize(hybrid::apply(f, q, x, true));
+  state.counters["MAC/s"] =
+      benchmark::Counter(static_cast<double>(q.weight.size()), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_OnlineConvShares)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_OnlineConvSharesReference(benchmark::State& state) {
+  const mpc::Field f(hybrid::default_prime(), 8);
+  const auto q = conv_layer();
+  mpc::MaskSource masks;
+  const auto x = masks.uniform(f, static_cast<std::size_t>(q.cols));
+  for (auto _ : state) benchmark::DoNotOptimize(hybrid::apply_reference(f, q, x, true));
+  state.counters["MAC/s"] =
+      benchmark::Counter(static_cast<double>(q.weight.size()), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_OnlineConvSharesReference)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The same convolution in double precision, direct loops, one thread: what a plaintext
+// layer costs without a tuned library.
+void BM_PlainConvDouble(benchmark::State& state) {
+  std::mt19937_64 rng(2);
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<double> in(static_cast<std::size_t>(kC * kH * kW)), out(in.size()),
+      k(static_cast<std::size_t>(kC * kC * kK * kK));
+  for (auto& v : in) v = u(rng);
+  for (auto& v : k) v = u(rng);
+  std::int64_t macs = 0;
+  for (auto _ : state) {
+    macs = 0;
+    for (int o = 0; o < kC; ++o)
+      for (int y = 0; y < kH; ++y)
+        for (int x = 0; x < kW; ++x) {
+          double acc = 0;
+          for (int i = 0; i < kC; ++i)
+            for (int dy = 0; dy < kK; ++dy) {
+              const int yy = y + dy - 1;
+              if (yy < 0 || yy >= kH) continue;
+              for (int dx = 0; dx < kK; ++dx) {
+                const int xx = x + dx - 1;
+                if (xx < 0 || xx >= kW) continue;
+                acc += k[static_cast<std::size_t>(((o * kC + i) * kK + dy) * kK + dx)] *
+                       in[static_cast<std::size_t>((i * kH + yy) * kW + xx)];
+                ++macs;
+              }
+            }
+          out[static_cast<std::size_t>((o * kH + y) * kW + x)] = acc;
+        }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["MAC/s"] =
+      benchmark::Counter(static_cast<double>(macs), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_PlainConvDouble)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Secure squares (one round of Beaver squaring plus local truncation) on n shared values,
+// both parties in this process over the in-memory channel pair.
+void BM_SecureSquares(benchmark::State& state) {
+  const std::size_t n = static_cast<std::size_t>(state.range(0));
+  const mpc::Field f(hybrid::default_prime(), 8);
+  mpc::MaskSource masks;
+  const auto x = mpc::split(f, f.encode(std::vector<double>(n, 1.5), 8), masks);
+  const std::vector<double> c = {0.0, 0.0, 1.0};
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto [ss, sc] = mpc::deal_squares(f, n, masks);
+    mpc::SquarePool ps(std::move(ss)), pc(std::move(sc));
+    mpc::TriplePool ts, tc;
+    auto [a, b] = net::make_memory_pair();
+    mpc::ChannelExchange es(*a, mpc::Role::kServer, f, 40), ec(*b, mpc::Role::kClient, f, 40);
+    state.ResumeTiming();
+    std::thread server([&] { mpc::poly_activation(f, mpc::Role::kServer, x.server, c, 12, ps, ts, es); });
+    mpc::poly_activation(f, mpc::Role::kClient, x.client, c, 12, pc, tc, ec);
+    server.join();
+  }
+  state.counters["squares/s"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_SecureSquares)->Arg(1 << 16)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One whole online inference of a shipped MNIST model over the in-memory channel (the
+// preprocessing material dealt outside the timing).
+void BM_OnlineMnist(benchmark::State& state, const char* model) {
+  const nn::Network net =
+      nn::lower(nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/models/" + model), hybrid::lower_options());
+  const hybrid::Program prog = hybrid::lower(net);
+  const std::vector<double> x(static_cast<std::size_t>(net.input.size()), 0.5);
+  mpc::MaskSource masks;
+  const mpc::Field f = prog.field();
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto [sm, cm] = hybrid::deal(prog, masks);
+    auto [a, b] = net::make_memory_pair();
+    mpc::ChannelExchange es(*a, mpc::Role::kServer, f, 40), ec(*b, mpc::Role::kClient, f, 40);
+    state.ResumeTiming();
+    std::thread server([&] { hybrid::run_server(prog, std::move(sm), es); });
+    benchmark::DoNotOptimize(hybrid::run_client(prog, std::move(cm), x, ec));
+    server.join();
+  }
+}
+BENCHMARK_CAPTURE(BM_OnlineMnist, mnist_cryptonets, "mnist-cryptonets.onnx")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_OnlineMnist, mnist_delphi, "mnist-delphi.onnx")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+}  // namespace veil
+
+BENCHMARK_MAIN();
