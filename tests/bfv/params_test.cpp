@@ -83,11 +83,12 @@ TEST(BfvParams, RefusalsAreNamed) {
 TEST(BfvParams, NoiseBoundsFollowTheFormula) {
   const auto p = toy_params(4096);
   const auto nb = bfv::noise_bounds(p);
-  const long double n = 1024, t = static_cast<long double>(p.t), l = 4096;
-  EXPECT_EQ(nb.fresh_sk, 19);
-  EXPECT_EQ(nb.fresh_pk, 19 * (2 * n + 1));
-  EXPECT_EQ(nb.evaluation, l * nb.fresh_pk + t * (l + 2) / 2);
+  const long double n = 1024, l = 4096;
+  EXPECT_EQ(nb.fresh_sk, 19.5);
+  EXPECT_EQ(nb.fresh_pk, 19 * (2 * n + 1) + 0.5);
+  EXPECT_EQ(nb.evaluation, l * nb.fresh_pk + 0.5);
   EXPECT_EQ(nb.flood_log2, static_cast<int>(std::ceil(std::log2(static_cast<double>(nb.evaluation)))) + 40);
+  EXPECT_EQ(nb.before_switch, nb.evaluation + 19 * (2 * n + 1) + std::ldexp(1.0L, nb.flood_log2));
 }
 
 }  // namespace

@@ -31,7 +31,7 @@ BfvContext::BfvContext(BfvParameters params)
     const std::vector<u64> primes(bfv_params_.q.begin(), bfv_params_.q.begin() + l + 1);
     q_words_[l] = detail::product(primes, words_);
     delta_words_[l] = q_words_[l];
-    detail::div_word(delta_words_[l], bfv_params_.t);
+    q_mod_t_.push_back(detail::div_word(delta_words_[l], bfv_params_.t));
     for (std::size_t i = 0; i <= l; ++i) {
       delta_mod_[l].push_back(detail::mod_word(delta_words_[l], modulus(i)));
       std::vector<u64> others;

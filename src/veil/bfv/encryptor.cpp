@@ -72,12 +72,9 @@ Ciphertext Encryptor::encrypt(const Plaintext& p) const {
   const int level = ctx_->max_level();
   const std::size_t n = ctx_->n();
   rlwe::Plaintext pt(*ctx_, level);
-  const math::Modulus& tm = ctx_->t_mod();
   parallel_for(pt.num_limbs(), [&](std::size_t i) {
-    const math::Modulus& q = ctx_->modulus(i);
-    const u64 delta = ctx_->delta_mod(level, i);
     u64* o = pt.limb(i);
-    for (std::size_t j = 0; j < n; ++j) o[j] = q.mul(q.from_signed(tm.centered(p[j])), delta);
+    for (std::size_t j = 0; j < n; ++j) o[j] = ctx_->scale_message(level, i, p[j]);
     ctx_->ntt(i).forward(o);
   });
   return base_.encrypt(pt);
@@ -162,6 +159,7 @@ std::vector<double> Decryptor::noise(const Ciphertext& ct) const {
   std::vector<u64> m(n);
   exact_round(*ctx_, level, limb_pointers(x, limbs, n), n, m.data());
   const math::RnsBase& base = ctx_->q_base(level);
+  const u64 t = ctx_->t();
   const detail::Words& qw = ctx_->q_words(level);
   detail::Words half = qw;
   detail::div_word(half, 2);
@@ -177,17 +175,13 @@ std::vector<double> Decryptor::noise(const Ciphertext& ct) const {
         detail::mul_add(v, ctx_->qhat_words(level, i), y);
       }
       while (detail::geq(v, qw)) detail::sub(v, qw);
-      // v - Delta m mod Q, m centred.
-      const std::int64_t mc = ctx_->t_mod().centered(m[j]);
+      // v - round(Q m / t) mod Q = v - (Delta m + round((Q mod t) m / t)).
       std::fill(d.begin(), d.end(), 0);
-      detail::mul_add(d, ctx_->delta_words(level), static_cast<u64>(mc < 0 ? -mc : mc));
-      if (mc >= 0) {
-        if (!detail::geq(v, d)) detail::add(v, qw);
-        detail::sub(v, d);
-      } else {
-        detail::add(v, d);
-        if (detail::geq(v, qw)) detail::sub(v, qw);
-      }
+      d[0] = static_cast<u64>((2 * static_cast<u128>(ctx_->q_mod_t(level)) * m[j] + t) /
+                              (2 * static_cast<u128>(t)));
+      detail::mul_add(d, ctx_->delta_words(level), m[j]);
+      if (!detail::geq(v, d)) detail::add(v, qw);
+      detail::sub(v, d);
       if (detail::geq(v, half) && !(v == half)) {
         detail::Words neg = qw;
         detail::sub(neg, v);

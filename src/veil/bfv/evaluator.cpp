@@ -56,13 +56,11 @@ void Evaluator::add_scaled_plain(Ciphertext& a, const Plaintext& p, bool negate)
   check_plaintext(*ctx_, p, "plaintext");
   const std::size_t n = ctx_->n();
   const int level = a.level();
-  const math::Modulus& tm = ctx_->t_mod();
   parallel_for(a.num_limbs(), [&](std::size_t i) {
     const math::Modulus& q = ctx_->modulus(i);
-    const u64 delta = ctx_->delta_mod(level, i);
     thread_local rlwe::PolyData tmp;
     tmp.resize(n);
-    for (std::size_t j = 0; j < n; ++j) tmp[j] = q.mul(q.from_signed(tm.centered(p[j])), delta);
+    for (std::size_t j = 0; j < n; ++j) tmp[j] = ctx_->scale_message(level, i, p[j]);
     ctx_->ntt(i).forward(tmp.data());
     u64* c0 = a.limb(0, i);
     if (negate) {

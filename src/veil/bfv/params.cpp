@@ -22,9 +22,9 @@ long double product(const std::vector<u64>& q, std::size_t count) {
   return p;
 }
 
-// The correctness condition of decryption modulo `modulus`: |v| < modulus/(2t) - t/2, i.e.
-// 2 t v + t^2 < modulus (the rounding of t/Q * (Delta m + v) absorbs (Q mod t) m / Q < t^2/2Q).
-bool decrypts(long double v, long double t, long double modulus) { return 2 * t * v + t * t < modulus; }
+// The correctness condition of decryption modulo `modulus`: round(t (Q m / t + v) / Q) = m
+// iff |t v / Q| < 1/2, i.e. 2 t |v| < Q.
+bool decrypts(long double v, long double t, long double modulus) { return 2 * t * v < modulus; }
 
 std::string capacity_problem(const BfvParameters& p) {
   const NoiseBounds nb = noise_bounds(p);
@@ -34,14 +34,14 @@ std::string capacity_problem(const BfvParameters& p) {
   std::ostringstream err;
   if (!decrypts(nb.before_switch, t, q)) {
     err << "modulus too small for flooding: the flooded noise needs log2(Q) > "
-        << std::ceil(log2l_of(2 * t * nb.before_switch + t * t)) << " bits (t = 2^" << std::log2(t)
-        << ", L1 bound 2^" << std::log2(p.max_l1_norm) << ", s = " << p.flood_bits << "), log2(Q) is "
-        << std::floor(log2l_of(q)) << "; add primes, or lower t, the L1 bound or s";
+        << std::ceil(log2l_of(2 * t * nb.before_switch)) << " bits (t = 2^" << std::log2(t) << ", L1 bound 2^"
+        << std::log2(p.max_l1_norm) << ", s = " << p.flood_bits << "), log2(Q) is " << std::floor(log2l_of(q))
+        << "; add primes, or lower t, the L1 bound or s";
     return err.str();
   }
   if (!decrypts(nb.after_switch, t, qr)) {
     err << "response modulus too small: after switching to level " << p.response_level
-        << " the noise needs log2(Q') > " << std::ceil(log2l_of(2 * t * nb.after_switch + t * t))
+        << " the noise needs log2(Q') > " << std::ceil(log2l_of(2 * t * nb.after_switch))
         << " bits, log2(Q') is " << std::floor(log2l_of(qr)) << "; raise the response level";
     return err.str();
   }
@@ -117,26 +117,29 @@ BfvParameters BfvParameters::create(int log_n, const std::vector<int>& q_bits, u
 NoiseBounds noise_bounds(const BfvParameters& p) {
   NoiseBounds nb;
   const long double n = static_cast<long double>(p.n());
-  const long double t = static_cast<long double>(p.t);
   const long double l1 = p.max_l1_norm;
   // The sampler rejects |x| > 6 sigma before rounding, so |e| <= round(6 sigma) = 19.
-  nb.fresh_sk = std::floor(6.0L * rlwe::kErrorSigma + 0.5L);
-  // Public-key encryption: e0 + u e + e1 s with u, s ternary (||u||_1, ||s||_1 <= N).
-  nb.fresh_pk = nb.fresh_sk * (2 * n + 1);
-  // sum_j (Delta m_j + v_j) w_j + Delta p: the inputs' noise times L, plus the wrap-around
-  // of the integer message X = sum m_j w_j + p (|X| <= t L/2 + t/2) past t:
-  // Delta t k = -(Q mod t) k with |k| <= |X|/t + 1/2, so (Q mod t)|k| < t (L + 2) / 2.
-  nb.evaluation = l1 * nb.fresh_pk + t * (l1 + 2) / 2;
+  const long double e = std::floor(6.0L * rlwe::kErrorSigma + 0.5L);
+  // Noise is measured against the exact Q m / t; the message enters as round(Q m / t), one
+  // more 1/2. Secret key: e + 1/2. Public key: e0 + u e + e1 s + 1/2 with u, s ternary
+  // (||u||_1, ||s||_1 <= N).
+  nb.fresh_sk = e + 0.5L;
+  nb.fresh_pk = e * (2 * n + 1) + 0.5L;
+  // sum_j (Q m_j / t + v_j) w_j + round(Q p / t) = Q [sum_j m_j w_j + p]_t / t
+  //   + sum_j v_j w_j + 1/2 (mod Q): the multiples of t in the integer message vanish
+  // (Q k = 0 mod Q), so only the inputs' noise times L remains, plus the plaintext's
+  // rounding.
+  nb.evaluation = l1 * nb.fresh_pk + 0.5L;
   nb.flood_log2 = static_cast<int>(std::ceil(std::log2(nb.evaluation))) + p.flood_bits;
-  nb.before_switch = nb.evaluation + nb.fresh_pk + std::ldexp(1.0L, nb.flood_log2);
-  // Each dropped prime q divides the noise by q and adds the rounding (1 + ||s||_1)/2 and
-  // the change of Delta, |m| (Delta_Q / q - Delta_Q') < t/2; summed over the drops this is
-  // below N + 1 + t.
+  // Plus the re-randomising public-key encryption of zero (no message, no rounding).
+  nb.before_switch = nb.evaluation + e * (2 * n + 1) + std::ldexp(1.0L, nb.flood_log2);
+  // Each dropped prime q: x' = round(x / q) = Q' m / t + v / q + (rounding of c0 + c1 s,
+  // at most (1 + ||s||_1) / 2); summed over the drops (each q >= 2^20) below N + 1.
   long double ratio = 1;
   for (std::size_t i = static_cast<std::size_t>(p.response_level) + 1; i < p.q.size(); ++i)
     ratio /= static_cast<long double>(p.q[i]);
   nb.after_switch =
-      nb.before_switch * ratio + (p.response_level + 1 < static_cast<int>(p.q.size()) ? n + 1 + t : 0);
+      nb.before_switch * ratio + (p.response_level + 1 < static_cast<int>(p.q.size()) ? n + 1 : 0);
   return nb;
 }
 
@@ -177,10 +180,9 @@ BfvParameters select_parameters(const ParameterRequest& r) {
     prm.q = {1};
     const NoiseBounds nb = noise_bounds(prm);
     const long double tl = static_cast<long double>(t);
-    const int need_resp = static_cast<int>(std::ceil(
-                              std::log2(4 * tl * (static_cast<long double>(n) + 1 + tl) + 2 * tl * tl))) +
-                          1;
-    const int need_total = static_cast<int>(std::ceil(std::log2(4 * tl * nb.before_switch + tl * tl))) + 1;
+    const int need_resp =
+        static_cast<int>(std::ceil(std::log2(4 * tl * (static_cast<long double>(n) + 1)))) + 1;
+    const int need_total = static_cast<int>(std::ceil(std::log2(4 * tl * nb.before_switch))) + 1;
     bool done = false;
     for (int slack = 0; slack < 4 && !done; ++slack) {
       const int min_bits = log_n + 3;
