@@ -48,6 +48,45 @@ TEST(BfvEncrypt, ExactDecryptionOverManyPrimesAndLevels) {
   EXPECT_EQ(f.dec->decrypt(f.pk_enc->encrypt(bfv::Plaintext(*f.ctx, edge))).coeffs(), edge);
 }
 
+// Decryption of arbitrary phases, including the hardest ones next to a rounding tie
+// (t x / Q within 1/Q of k + 1/2), against 128-bit arithmetic (toy Q < 2^97, t < 2^20).
+TEST(BfvEncrypt, DecryptionRoundsExactlyNextToTies) {
+  BfvFixture f(toy_params());
+  using u128 = unsigned __int128;
+  const std::size_t n = f.ctx->n();
+  const u128 q0 = f.ctx->modulus(0).value(), q1 = f.ctx->modulus(1).value(), big_q = q0 * q1;
+  const u128 t = f.t();
+  const std::uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 g(seed);
+  std::vector<u128> x(n);
+  for (std::size_t j = 0; j < n; ++j) {
+    if (j % 2) {
+      x[j] = ((static_cast<u128>(g()) << 64) | g()) % big_q;
+    } else {
+      // floor((2k + 1) Q / 2t) + d, d in {-1, 0, 1}.
+      const u128 k = g() % f.t();
+      const u128 at = ((2 * k + 1) * big_q) / (2 * t);
+      x[j] = (at + (j / 2) % 3 + big_q - 1) % big_q;
+    }
+  }
+  // The ciphertext (x, 0): c0 + c1 s = x.
+  bfv::Ciphertext ct(*f.ctx, 2, f.ctx->max_level());
+  for (std::size_t i = 0; i < 2; ++i) {
+    const u128 qi = i == 0 ? q0 : q1;
+    for (std::size_t j = 0; j < n; ++j) {
+      ct.limb(0, i)[j] = static_cast<u64>(x[j] % qi);
+      ct.limb(1, i)[j] = 0;
+    }
+    f.ctx->ntt(i).forward(ct.limb(0, i));
+  }
+  const auto got = f.dec->decrypt(ct).coeffs();
+  for (std::size_t j = 0; j < n; ++j) {
+    const u64 want = static_cast<u64>(((2 * t * x[j] + big_q) / (2 * big_q)) % t);
+    ASSERT_EQ(got[j], want) << "coefficient " << j;
+  }
+}
+
 TEST(BfvEncrypt, NoiseOfFreshCiphertextsWithinTheDerivedBounds) {
   BfvFixture f(toy_params());
   const auto nb = bfv::noise_bounds(f.ctx->params());

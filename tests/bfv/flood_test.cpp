@@ -33,7 +33,8 @@ double ks_critical(double alpha, std::size_t n, std::size_t m) {
 }
 
 struct NoiseSamples {
-  std::vector<double> unflooded, flooded;
+  // At the top level before and after flooding, and flooded then switched (the response).
+  std::vector<double> unflooded, flooded, switched;
 };
 
 // The server's work on a fresh client encryption of random r: W r - s, then either its
@@ -48,12 +49,14 @@ NoiseSamples sample_noise(BfvFixture& f, const std::vector<std::int64_t>& w, int
     f.eval->sub_plain_inplace(ct, bfv::Plaintext(*f.ctx, random_mod(n, f.t(), g)));
     const auto before = f.dec->noise(ct);
     f.flooder->flood_inplace(ct);
+    const auto flooded = f.dec->noise(ct);
     f.eval->mod_switch_to_inplace(ct, f.ctx->params().response_level);
     const auto after = f.dec->noise(ct);
     // 16 coefficients spread over the ring per run.
     for (std::size_t k = 0; k < 16; ++k) {
       out.unflooded.push_back(before[k * n / 16 + run % 7]);
-      out.flooded.push_back(after[k * n / 16 + run % 7]);
+      out.flooded.push_back(flooded[k * n / 16 + run % 7]);
+      out.switched.push_back(after[k * n / 16 + run % 7]);
     }
   }
   return out;
@@ -79,8 +82,10 @@ TEST(BfvFlood, NoiseOfTwoWeightSetsIsIndistinguishableOnlyWithFlooding) {
   const double crit = ks_critical(1e-4, a.flooded.size(), b.flooded.size());
   const double d_unflooded = ks_statistic(a.unflooded, b.unflooded);
   const double d_flooded = ks_statistic(a.flooded, b.flooded);
+  const double d_switched = ks_statistic(a.switched, b.switched);
   EXPECT_GT(d_unflooded, crit) << "without flooding the noise should reveal the weights";
   EXPECT_LT(d_flooded, crit) << "after flooding the noise must not depend on the weights";
+  EXPECT_LT(d_switched, crit) << "the response's noise must not depend on the weights";
 }
 
 TEST(BfvFlood, FloodWidthAndExactResults) {
