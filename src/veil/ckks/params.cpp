@@ -8,6 +8,7 @@
 namespace veil::ckks {
 
 std::string CkksParameters::validate() const {
+  if (p.empty()) return "no special primes (p) given: hybrid key switching needs at least one";
   std::string why = rlwe::Parameters::validate();
   if (!why.empty()) return why;
   std::ostringstream err;

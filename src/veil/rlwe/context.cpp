@@ -36,10 +36,11 @@ Context::Context(Parameters params) : params_(std::move(params)) {
   }
 
   alpha_ = key_switch_digit_size(nq, params_.dnum);
-  math::RnsBase p_base(std::vector<math::Modulus>(moduli_.begin() + nq, moduli_.end()));
   modup_.resize(nq);
   moddown_.resize(nq);
-  for (std::size_t l = 0; l < nq; ++l) {
+  // Without special primes there is no key switching, so no converters to build.
+  for (std::size_t l = 0; l < nq && np > 0; ++l) {
+    const math::RnsBase p_base(std::vector<math::Modulus>(moduli_.begin() + nq, moduli_.end()));
     const int level = static_cast<int>(l);
     for (int j = 0; j < num_digits(level); ++j) {
       std::vector<math::Modulus> from, to;

@@ -76,6 +76,9 @@ PublicKey KeyGenerator::create_public_key() const {
 }
 
 KeySwitchKey KeyGenerator::create_switch_key(const u64* s_prime, int level) const {
+  VEIL_REQUIRE(ctx_->num_p() > 0,
+               "these parameters have no special primes, so no key-switching (relinearisation or Galois) "
+               "keys can be made; add special primes to the parameters");
   const std::size_t n = ctx_->n();
   auto idx = qp_indices(*ctx_, level);
   const std::size_t limbs = idx.size();

@@ -56,7 +56,9 @@ std::string Parameters::validate() const {
     return err.str();
   }
   if (q.empty()) return "no data primes (q) given";
-  if (p.empty()) return "no special primes (p) given: hybrid key switching needs at least one";
+  // No special primes is allowed: a scheme without key switching (BFV for the hybrid mode,
+  // ct x pt only) spends the whole 128-bit budget on Q. Schemes that need key switching
+  // refuse it themselves (CkksParameters::validate).
   if (q.size() > 64 || p.size() > 64) return "at most 64 data and 64 special primes are supported";
   if (dnum < 1 || dnum > static_cast<int>(q.size())) {
     err << "dnum must be in 1.." << q.size() << " (number of data primes), got " << dnum;
@@ -101,7 +103,7 @@ std::string Parameters::validate() const {
       return err.str();
     }
   }
-  {
+  if (!p.empty()) {
     // Hybrid key switching divides digit-sized noise by P: a digit much larger than P
     // leaves noise of size Q_j/P in every relinearisation and rotation, which silently
     // destroys the result. Refuse sets where that loses more than ~20 bits.
@@ -126,7 +128,7 @@ std::string Parameters::validate() const {
 Parameters Parameters::create(int log_n, const std::vector<int>& q_bits, const std::vector<int>& p_bits,
                               int dnum, bool allow_insecure) {
   VEIL_REQUIRE(log_n >= 2 && log_n <= 17, "log_n must be in 2..17, got " << log_n);
-  VEIL_REQUIRE(!q_bits.empty() && !p_bits.empty(), "need at least one data prime and one special prime");
+  VEIL_REQUIRE(!q_bits.empty(), "need at least one data prime");
   Parameters prm;
   prm.log_n = log_n;
   prm.dnum = dnum;
@@ -136,7 +138,7 @@ Parameters Parameters::create(int log_n, const std::vector<int>& q_bits, const s
   // picked from what remains (CKKS picks the scale among them).
   std::vector<std::uint64_t> taken;
   std::vector<int> middle(q_bits.begin() + 1, q_bits.end());
-  auto specials = math::generate_ntt_primes(p_bits, two_n);
+  auto specials = p_bits.empty() ? std::vector<std::uint64_t>{} : math::generate_ntt_primes(p_bits, two_n);
   taken = specials;
   auto base = math::generate_ntt_primes(q_bits[0], 1, two_n, taken);
   taken.push_back(base[0]);

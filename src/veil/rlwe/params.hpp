@@ -26,7 +26,8 @@ struct Parameters {
   int log_n = 0;
   // Data primes q_0 (base prime, holds the final result) .. q_L (dropped first).
   std::vector<std::uint64_t> q;
-  // Special primes P used only during hybrid key switching.
+  // Special primes P used only during hybrid key switching; empty for schemes that never
+  // switch keys (then no relinearisation or Galois keys can be made).
   std::vector<std::uint64_t> p;
   // Number of key-switching digits at the top level (Han-Ki 2020 "dnum"); each digit
   // groups ceil((L+1)/dnum) consecutive data primes.

@@ -25,6 +25,14 @@ const char* type_name(ObjectType t) {
       return "plaintext";
     case ObjectType::kCiphertext:
       return "ciphertext";
+    case ObjectType::kBfvParameters:
+      return "BFV parameters";
+    case ObjectType::kBfvCiphertext:
+      return "BFV ciphertext";
+    case ObjectType::kBfvResponse:
+      return "BFV response";
+    case ObjectType::kBfvPlaintext:
+      return "BFV plaintext";
   }
   return "unknown object";
 }
@@ -56,7 +64,7 @@ ObjectHeader read_object_header(ByteReader& r) {
                                                << ")");
   ObjectHeader h;
   const std::uint16_t t = r.u16();
-  VEIL_CHECK_IO(t >= 1 && t <= 7, "unknown object type " << t);
+  VEIL_CHECK_IO(t >= 1 && t <= kMaxObjectType, "unknown object type " << t);
   h.type = static_cast<ObjectType>(t);
   h.flags = r.u32();
   VEIL_CHECK_IO((h.flags & ~kFlagCompressed) == 0, "unknown flags " << h.flags);

@@ -30,7 +30,13 @@ enum class ObjectType : std::uint16_t {
   kGaloisKeys = 5,
   kPlaintext = 6,
   kCiphertext = 7,
+  // The exact (BFV-style) scheme's objects (bfv/serialize.hpp).
+  kBfvParameters = 8,
+  kBfvCiphertext = 9,
+  kBfvResponse = 10,
+  kBfvPlaintext = 11,
 };
+inline constexpr std::uint16_t kMaxObjectType = 11;
 
 inline constexpr std::uint16_t kFormatVersion = 1;
 inline constexpr std::size_t kHeaderSize = 32;

@@ -1,0 +1,51 @@
+#include "veil/bfv/context.hpp"
+
+#include "veil/bfv/multiword.hpp"
+#include "veil/common/error.hpp"
+
+namespace veil::bfv {
+
+namespace {
+
+// rlwe::Context validates the RLWE part; the BFV part is checked first so a bad t is
+// reported as such.
+const BfvParameters& checked(const BfvParameters& p) {
+  const std::string why = p.validate();
+  VEIL_REQUIRE(why.empty(), "invalid BFV parameters: " << why);
+  return p;
+}
+
+}  // namespace
+
+BfvContext::BfvContext(BfvParameters params)
+    : rlwe::Context(checked(params)), bfv_params_(std::move(params)), t_mod_(bfv_params_.t) {
+  if (bfv_params_.batching()) t_ntt_ = std::make_unique<math::NttTables>(bfv_params_.log_n, t_mod_);
+  const std::size_t nq = num_q();
+  // Q < 2^(61 nq); two spare words for the sums of exact decryption.
+  words_ = nq + 2;
+  delta_mod_.resize(nq);
+  q_words_.resize(nq);
+  delta_words_.resize(nq);
+  qhat_words_.resize(nq);
+  for (std::size_t l = 0; l < nq; ++l) {
+    const std::vector<u64> primes(bfv_params_.q.begin(), bfv_params_.q.begin() + l + 1);
+    q_words_[l] = detail::product(primes, words_);
+    delta_words_[l] = q_words_[l];
+    q_mod_t_.push_back(detail::div_word(delta_words_[l], bfv_params_.t));
+    for (std::size_t i = 0; i <= l; ++i) {
+      delta_mod_[l].push_back(detail::mod_word(delta_words_[l], modulus(i)));
+      std::vector<u64> others;
+      for (std::size_t j = 0; j <= l; ++j)
+        if (j != i) others.push_back(primes[j]);
+      qhat_words_[l].push_back(detail::product(others, words_));
+    }
+  }
+}
+
+const math::NttTables& BfvContext::t_ntt() const {
+  VEIL_REQUIRE(t_ntt_, "SIMD batching needs a prime t = 1 mod 2N; t = "
+                           << t() << " only allows coefficient encoding (pick t with bfv::plaintext_prime)");
+  return *t_ntt_;
+}
+
+}  // namespace veil::bfv

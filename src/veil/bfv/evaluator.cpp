@@ -1,0 +1,192 @@
+#include "veil/bfv/evaluator.hpp"
+
+#include <algorithm>
+
+#include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
+#include "veil/math/vecmod.hpp"
+
+namespace veil::bfv {
+
+Evaluator::Evaluator(ContextPtr ctx) : ctx_(std::move(ctx)) { VEIL_REQUIRE(ctx_, "null context"); }
+
+void Evaluator::check(const Ciphertext& a, const char* what) const {
+  rlwe::check_param_id(*ctx_, a.param_id(), what);
+  VEIL_REQUIRE(a.n() == ctx_->n() && a.size() == 2 && a.level() >= 0 && a.level() <= ctx_->max_level(),
+               what << " is not a BFV ciphertext of these parameters (size " << a.size() << ", level "
+                    << a.level() << ")");
+}
+
+void Evaluator::add_inplace(Ciphertext& a, const Ciphertext& b) const {
+  check(a, "first operand");
+  check(b, "second operand");
+  VEIL_REQUIRE(a.level() == b.level(), "levels differ (" << a.level() << " and " << b.level()
+                                                         << "): switch the higher one down first");
+  const std::size_t n = ctx_->n();
+  parallel_for(a.num_limbs(), [&](std::size_t i) {
+    const math::Modulus& q = ctx_->modulus(i);
+    for (std::size_t c = 0; c < 2; ++c) {
+      u64* x = a.limb(c, i);
+      const u64* y = b.limb(c, i);
+      for (std::size_t j = 0; j < n; ++j) x[j] = q.add(x[j], y[j]);
+    }
+  });
+  a.set_seed(std::nullopt);
+}
+
+void Evaluator::sub_inplace(Ciphertext& a, const Ciphertext& b) const {
+  check(a, "first operand");
+  check(b, "second operand");
+  VEIL_REQUIRE(a.level() == b.level(), "levels differ (" << a.level() << " and " << b.level()
+                                                         << "): switch the higher one down first");
+  const std::size_t n = ctx_->n();
+  parallel_for(a.num_limbs(), [&](std::size_t i) {
+    const math::Modulus& q = ctx_->modulus(i);
+    for (std::size_t c = 0; c < 2; ++c) {
+      u64* x = a.limb(c, i);
+      const u64* y = b.limb(c, i);
+      for (std::size_t j = 0; j < n; ++j) x[j] = q.sub(x[j], y[j]);
+    }
+  });
+  a.set_seed(std::nullopt);
+}
+
+void Evaluator::add_scaled_plain(Ciphertext& a, const Plaintext& p, bool negate) const {
+  check(a, "ciphertext");
+  check_plaintext(*ctx_, p, "plaintext");
+  const std::size_t n = ctx_->n();
+  const int level = a.level();
+  parallel_for(a.num_limbs(), [&](std::size_t i) {
+    const math::Modulus& q = ctx_->modulus(i);
+    thread_local rlwe::PolyData tmp;
+    tmp.resize(n);
+    for (std::size_t j = 0; j < n; ++j) tmp[j] = ctx_->scale_message(level, i, p[j]);
+    ctx_->ntt(i).forward(tmp.data());
+    u64* c0 = a.limb(0, i);
+    if (negate) {
+      for (std::size_t j = 0; j < n; ++j) c0[j] = q.sub(c0[j], tmp[j]);
+    } else {
+      for (std::size_t j = 0; j < n; ++j) c0[j] = q.add(c0[j], tmp[j]);
+    }
+  });
+}
+
+void Evaluator::add_plain_inplace(Ciphertext& a, const Plaintext& p) const { add_scaled_plain(a, p, false); }
+void Evaluator::sub_plain_inplace(Ciphertext& a, const Plaintext& p) const { add_scaled_plain(a, p, true); }
+
+PreparedPlaintext Evaluator::prepare(const Plaintext& p, int level) const {
+  check_plaintext(*ctx_, p, "plaintext");
+  if (level < 0) level = ctx_->max_level();
+  VEIL_REQUIRE(level <= ctx_->max_level(), "level " << level << " outside 0.." << ctx_->max_level());
+  rlwe::Plaintext out(*ctx_, level);
+  const std::size_t n = ctx_->n();
+  const math::Modulus& tm = ctx_->t_mod();
+  parallel_for(out.num_limbs(), [&](std::size_t i) {
+    const math::Modulus& q = ctx_->modulus(i);
+    u64* o = out.limb(i);
+    for (std::size_t j = 0; j < n; ++j) o[j] = q.from_signed(tm.centered(p[j]));
+    ctx_->ntt(i).forward(o);
+  });
+  return PreparedPlaintext(std::move(out));
+}
+
+void Evaluator::multiply_plain_inplace(Ciphertext& a, const PreparedPlaintext& p) const {
+  check(a, "ciphertext");
+  rlwe::check_param_id(*ctx_, p.param_id(), "prepared plaintext");
+  VEIL_REQUIRE(p.level() >= a.level(),
+               "prepared plaintext is at level " << p.level() << ", below the ciphertext's " << a.level());
+  const std::size_t n = ctx_->n();
+  parallel_for(a.num_limbs(), [&](std::size_t i) {
+    const math::Modulus& q = ctx_->modulus(i);
+    for (std::size_t c = 0; c < 2; ++c) math::mul_vec(q, a.limb(c, i), p.limb(i), a.limb(c, i), n);
+  });
+  a.set_seed(std::nullopt);
+}
+
+Ciphertext Evaluator::multiply_plain(const Ciphertext& a, const PreparedPlaintext& p) const {
+  Ciphertext r = a;
+  multiply_plain_inplace(r, p);
+  return r;
+}
+
+Ciphertext Evaluator::multiply_accumulate(std::span<const Ciphertext* const> cts,
+                                          std::span<const PreparedPlaintext* const> pts) const {
+  VEIL_REQUIRE(!cts.empty() && cts.size() == pts.size(),
+               "multiply_accumulate needs as many plaintexts as ciphertexts (at least one), got "
+                   << cts.size() << " and " << pts.size());
+  const int level = cts[0]->level();
+  for (std::size_t k = 0; k < cts.size(); ++k) {
+    check(*cts[k], "ciphertext");
+    VEIL_REQUIRE(cts[k]->level() == level, "ciphertexts at different levels in multiply_accumulate");
+    rlwe::check_param_id(*ctx_, pts[k]->param_id(), "prepared plaintext");
+    VEIL_REQUIRE(pts[k]->level() >= level, "prepared plaintext below the ciphertexts' level");
+  }
+  Ciphertext out(*ctx_, 2, level);
+  const std::size_t n = ctx_->n();
+  parallel_for(out.num_limbs() * 2, [&](std::size_t job) {
+    const std::size_t i = job / 2, c = job % 2;
+    const math::Modulus& q = ctx_->modulus(i);
+    thread_local rlwe::PolyData tmp;
+    tmp.resize(n);
+    u64* o = out.limb(c, i);
+    math::mul_vec(q, cts[0]->limb(c, i), pts[0]->limb(i), o, n);
+    for (std::size_t k = 1; k < cts.size(); ++k) {
+      math::mul_vec(q, cts[k]->limb(c, i), pts[k]->limb(i), tmp.data(), n);
+      for (std::size_t j = 0; j < n; ++j) o[j] = q.add(o[j], tmp[j]);
+    }
+  });
+  return out;
+}
+
+void Evaluator::mod_switch_to_inplace(Ciphertext& a, int level) const {
+  check(a, "ciphertext");
+  VEIL_REQUIRE(level >= 0 && level <= a.level(),
+               "cannot switch a ciphertext from level " << a.level() << " to " << level);
+  const std::size_t n = ctx_->n();
+  while (a.level() > level) {
+    const int top = a.level();
+    const math::Modulus& qt = ctx_->modulus(static_cast<std::size_t>(top));
+    const u64 half = qt.value() >> 1;
+    for (std::size_t c = 0; c < 2; ++c) {
+      // r = [c]_{q_top} centred; c' = (c - r) / q_top exactly = round(c / q_top).
+      rlwe::PolyData r(a.limb(c, top), a.limb(c, top) + n);
+      ctx_->ntt(top).inverse(r.data());
+      parallel_for(static_cast<std::size_t>(top), [&](std::size_t i) {
+        const math::Modulus& q = ctx_->modulus(i);
+        thread_local rlwe::PolyData tmp;
+        tmp.resize(n);
+        const u64 qt_mod = q.reduce(qt.value());
+        for (std::size_t j = 0; j < n; ++j) {
+          // centred r mod q_i: r - q_top when r > q_top / 2.
+          const u64 ri = q.reduce(r[j]);
+          tmp[j] = r[j] > half ? q.sub(ri, qt_mod) : ri;
+        }
+        ctx_->ntt(i).forward(tmp.data());
+        math::sub_mul_const_vec(q, a.limb(c, i), tmp.data(), ctx_->q_last_inv(top, i), a.limb(c, i), n);
+      });
+    }
+    a.drop_to_level(top - 1);
+  }
+}
+
+Response Evaluator::extract(const Ciphertext& a, std::span<const std::uint32_t> indices) const {
+  check(a, "ciphertext");
+  const std::size_t n = ctx_->n(), limbs = a.num_limbs(), count = indices.size();
+  for (auto idx : indices)
+    VEIL_REQUIRE(idx < n, "coefficient index " << idx << " outside the ring of N = " << n);
+  Response r;
+  r.level = a.level();
+  r.param_id = ctx_->param_id();
+  r.indices.assign(indices.begin(), indices.end());
+  r.c0.resize(limbs * count);
+  r.c1.assign(a.poly(1), a.poly(1) + limbs * n);
+  parallel_for(limbs, [&](std::size_t i) {
+    rlwe::PolyData c0(a.limb(0, i), a.limb(0, i) + n);
+    ctx_->ntt(i).inverse(c0.data());
+    u64* o = r.c0.data() + i * count;
+    for (std::size_t k = 0; k < count; ++k) o[k] = c0[indices[k]];
+  });
+  return r;
+}
+
+}  // namespace veil::bfv
