@@ -195,6 +195,9 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options) {
                                       << op.in_bits << " leave its weights (up to " << wmax << ") at 2^-"
                                       << fw << ", under 2 significant bits");
         op.linear = quantize(st.linear, fw, op.in_bits);
+        op.spatial = st.linear.spatial;
+        op.stride_y = st.linear.stride_y;
+        op.stride_x = st.linear.stride_x;
         op.linear.truncate = !last;
         op.out_bits = last ? op.in_bits + fw : std::min(scale_for(b), op.in_bits + fw);
         op.output_bound = b;

@@ -52,6 +52,9 @@ struct Op {
   nn::Shape in, out;
   std::vector<int> inputs;           // producer ops, -1 = the network input (never empty)
   QuantLinear linear;                // kLinear
+  // kLinear: nn::LinearStage's geometry hint (spatial: a convolution-like stage).
+  bool spatial = false;
+  int stride_y = 1, stride_x = 1;
   std::vector<double> coefficients;  // kPoly, ascending
   mpc::PolyScales poly;              // kPoly
   // Scale exponents: of the input (linear and polynomial ops; an Add reads each producer

@@ -1,0 +1,104 @@
+// Recovering convolutions from the quantised stages: the recovered kernel, applied as a
+// plain convolution, must give exactly the stage's matrix product; anything that is not a
+// convolution must be refused (and then served as a matrix-vector product).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "veil/hybrid/conv_form.hpp"
+#include "veil/hybrid/linear.hpp"
+#include "veil/mpc/share.hpp"
+#include "veil/nn/onnx/import.hpp"
+#include "veil/nn/passes.hpp"
+
+namespace veil::hybrid {
+namespace {
+
+// y = conv(x) over Z_p with the form's shape, direct loops.
+std::vector<u64> plain_conv(const mpc::Field& f, const ConvForm& c, std::span<const u64> x) {
+  const auto& s = c.shape;
+  const int ho = (s.height + 2 * s.pad - s.kernel_h) / s.stride + 1;
+  const int wo = (s.width + 2 * s.pad - s.kernel_w) / s.stride + 1;
+  std::vector<u64> y(static_cast<std::size_t>(s.out_channels * ho * wo), 0);
+  for (int m = 0; m < s.out_channels; ++m)
+    for (int i = 0; i < ho; ++i)
+      for (int j = 0; j < wo; ++j) {
+        u64 acc = 0;
+        for (int ch = 0; ch < s.in_channels; ++ch)
+          for (int dy = 0; dy < s.kernel_h; ++dy)
+            for (int dx = 0; dx < s.kernel_w; ++dx) {
+              const int yy = i * s.stride + dy - s.pad, xx = j * s.stride + dx - s.pad;
+              if (yy < 0 || yy >= s.height || xx < 0 || xx >= s.width) continue;
+              const auto w = c.kernel[((static_cast<std::size_t>(m) * s.in_channels + ch) * s.kernel_h + dy) *
+                                          s.kernel_w +
+                                      dx];
+              const u64 v = x[static_cast<std::size_t>((ch * s.height + yy) * s.width + xx)];
+              acc = f.mod().add(acc, f.mod().mul(v, f.from_signed(w)));
+            }
+        y[static_cast<std::size_t>((m * ho + i) * wo + j)] = acc;
+      }
+  return y;
+}
+
+const Program& mnist_delphi() {
+  static const Program prog = lower(
+      nn::lower(nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/models/mnist-delphi.onnx"), lower_options()));
+  return prog;
+}
+
+TEST(HybridConvForm, RecoversTheShippedModelsConvolutionsExactly) {
+  const Program& prog = mnist_delphi();
+  const mpc::Field f = prog.field();
+  mpc::MaskSource masks;
+  int convs = 0, matvecs = 0;
+  for (const Op& op : prog.ops) {
+    if (op.kind != Op::Kind::kLinear) continue;
+    SCOPED_TRACE(op.name);
+    const auto conv = as_convolution(op);
+    const ConvForm form = conv ? *conv : as_matvec(op);
+    conv ? ++convs : ++matvecs;
+    const auto x = masks.uniform(f, static_cast<std::size_t>(op.linear.cols));
+    EXPECT_EQ(plain_conv(f, form, x), apply_reference(f, op.linear, x, false));
+  }
+  // conv1 and the merged pool1 + conv2 are convolutions; the dense layers are not.
+  EXPECT_EQ(convs, 2);
+  EXPECT_EQ(matvecs, 2);
+}
+
+TEST(HybridConvForm, MergedPoolAndConvolutionBecomeOneStridedConvolution) {
+  const Program& prog = mnist_delphi();
+  const Op& merged = prog.ops[2];
+  ASSERT_NE(merged.name.find("AveragePool"), std::string::npos);
+  const auto conv = as_convolution(merged);
+  ASSERT_TRUE(conv.has_value());
+  EXPECT_EQ(conv->shape.stride, 2);
+  EXPECT_GT(conv->shape.kernel_h, 2);
+}
+
+TEST(HybridConvForm, RefusesWhatIsNotAConvolution) {
+  const Program& prog = mnist_delphi();
+  Op op = prog.ops[0];
+  ASSERT_TRUE(as_convolution(op).has_value());
+  // One weight changed at one position: no longer translation invariant.
+  op.linear.weight[op.linear.weight.size() / 2] += 1;
+  EXPECT_FALSE(as_convolution(op).has_value());
+  // One entry dropped (a tap missing inside the image).
+  op = prog.ops[0];
+  op.linear.weight[op.linear.weight.size() / 2] = 0;
+  EXPECT_FALSE(as_convolution(op).has_value());
+  // Not spatial, or unequal strides.
+  op = prog.ops[0];
+  op.spatial = false;
+  EXPECT_FALSE(as_convolution(op).has_value());
+  op = prog.ops[0];
+  op.stride_x = op.stride_y + 1;
+  EXPECT_FALSE(as_convolution(op).has_value());
+  // A dense layer falls back to the matrix-vector form.
+  const Op& dense = prog.ops[4];
+  EXPECT_FALSE(as_convolution(dense).has_value());
+  EXPECT_EQ(convolution_form(dense).shape.kernel_h, 1);
+  EXPECT_EQ(convolution_form(dense).shape.in_channels, dense.linear.cols);
+}
+
+}  // namespace
+}  // namespace veil::hybrid
