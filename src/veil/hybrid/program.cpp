@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "veil/common/error.hpp"
+#include "veil/hybrid/conv_form.hpp"
 #include "veil/math/primes.hpp"
 #include "veil/mpc/activation.hpp"
 #include "veil/mpc/truncate.hpp"
@@ -251,6 +252,14 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options) {
   return prog;
 }
 
+void set_he_shapes(Program& p) {
+  for (Op& op : p.ops)
+    if (op.kind == Op::Kind::kLinear) {
+      const auto conv = as_convolution(op);
+      op.he_shape = conv ? conv->shape : bfv::ConvShape::matvec(op.linear.cols, op.linear.rows);
+    }
+}
+
 }  // namespace
 
 nn::LowerOptions lower_options() {
@@ -302,7 +311,11 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
                                                  "sizes its fixed-point scales from it (re-export "
                                                  "the model with python/train.py or python/export.py)");
   }
-  if (options.value_precision != 0) return lower_at(net, options);
+  if (options.value_precision != 0) {
+    Program p = lower_at(net, options);
+    set_he_shapes(p);
+    return p;
+  }
   std::vector<ProgramOptions> candidates;
   for (int v = 18; v >= 4; --v) {
     ProgramOptions o = options;
@@ -351,6 +364,7 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
   }
   VEIL_REQUIRE(found, "no fixed-point precision keeps every truncation within the 2^-"
                           << options.sigma << " failure bound: " << last_error);
+  set_he_shapes(best);
   return best;
 }
 

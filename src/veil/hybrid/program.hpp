@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "veil/bfv/conv_layout.hpp"
 #include "veil/mpc/activation.hpp"
 #include "veil/mpc/field.hpp"
 #include "veil/nn/network.hpp"
@@ -50,11 +51,15 @@ struct Op {
   enum class Kind { kLinear, kPoly, kAdd } kind = Kind::kLinear;
   std::string name;
   nn::Shape in, out;
-  std::vector<int> inputs;           // producer ops, -1 = the network input (never empty)
-  QuantLinear linear;                // kLinear
+  std::vector<int> inputs;  // producer ops, -1 = the network input (never empty)
+  QuantLinear linear;       // kLinear
   // kLinear: nn::LinearStage's geometry hint (spatial: a convolution-like stage).
   bool spatial = false;
   int stride_y = 1, stride_x = 1;
+  // kLinear: the convolution (or, for dense layers, matrix-vector product) the
+  // preprocessing encrypts, from hybrid/conv_form.hpp. Public: the client lays out its
+  // masks by it.
+  bfv::ConvShape he_shape;
   std::vector<double> coefficients;  // kPoly, ascending
   mpc::PolyScales poly;              // kPoly
   // Scale exponents: of the input (linear and polynomial ops; an Add reads each producer

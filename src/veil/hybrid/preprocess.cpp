@@ -1,0 +1,367 @@
+#include "veil/hybrid/preprocess.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "veil/bfv/encoder.hpp"
+#include "veil/bfv/encryptor.hpp"
+#include "veil/bfv/evaluator.hpp"
+#include "veil/bfv/flood.hpp"
+#include "veil/bfv/serialize.hpp"
+#include "veil/common/bytes.hpp"
+#include "veil/common/error.hpp"
+#include "veil/hybrid/conv_form.hpp"
+#include "veil/math/primes.hpp"
+#include "veil/mpc/share.hpp"
+#include "veil/rlwe/keygen.hpp"
+#include "veil/rlwe/serialize.hpp"
+
+namespace veil::hybrid {
+
+namespace {
+
+using mpc::Role;
+
+// The public bound on every quantised weight: they are 32-bit integers.
+constexpr double kWeightBound = 2147483647.0;
+
+std::vector<bfv::ConvLayout> layouts(const Program& prog, std::size_t n) {
+  std::vector<bfv::ConvLayout> out;
+  for (const Op& op : prog.ops)
+    if (op.kind == Op::Kind::kLinear) out.emplace_back(op.he_shape, n);
+  return out;
+}
+
+// A list of serialised objects in one frame: u32 count, then u64 length + bytes each.
+Bytes pack(const std::vector<Bytes>& items) {
+  ByteWriter w;
+  w.u32(static_cast<std::uint32_t>(items.size()));
+  for (const auto& b : items) {
+    w.u64(b.size());
+    w.bytes(b);
+  }
+  return w.take();
+}
+
+std::vector<std::span<const std::uint8_t>> unpack(const net::Frame& f, Message type, std::size_t expect,
+                                                  const char* what) {
+  VEIL_CHECK_IO(f.type == static_cast<std::uint16_t>(type),
+                what << ": expected message type " << static_cast<int>(type) << ", got " << f.type);
+  ByteReader r(f.payload);
+  const std::uint32_t n = r.u32();
+  VEIL_CHECK_IO(n == expect, what << ": " << n << " ciphertexts, expected " << expect);
+  std::vector<std::span<const std::uint8_t>> items;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const std::uint64_t len = r.u64();
+    VEIL_CHECK_IO(len <= r.remaining(),
+                  what << ": item " << i << " claims " << len << " bytes, " << r.remaining() << " are left");
+    items.push_back(r.view(static_cast<std::size_t>(len)));
+  }
+  r.expect_end();
+  return items;
+}
+
+std::size_t beaver_batches(std::size_t count, std::size_t n) { return (count + n - 1) / n; }
+
+struct BeaverCounts {
+  std::size_t squares = 0, triples = 0;
+};
+BeaverCounts beaver_counts(const Program& prog) {
+  const ProgramCost c = cost(prog);
+  return {static_cast<std::size_t>(c.squares), static_cast<std::size_t>(c.triples)};
+}
+
+// x * y mod t, element-wise.
+std::vector<u64> mul(const math::Modulus& t, std::span<const u64> x, std::span<const u64> y) {
+  std::vector<u64> z(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) z[i] = t.mul(x[i], y[i]);
+  return z;
+}
+
+}  // namespace
+
+HeParameters he_parameters(const Program& prog) {
+  VEIL_REQUIRE(math::is_prime(prog.prime), "the share field modulus " << prog.prime << " is not a prime");
+  HeParameters hp;
+  // Linear layers: the widest layer's C kh kw times the public weight bound. The layout's
+  // l1_bound needs a ring degree; C kh kw does not depend on it.
+  double l1 = 1;
+  for (const Op& op : prog.ops)
+    if (op.kind == Op::Kind::kLinear) {
+      const auto& s = op.he_shape;
+      l1 = std::max(l1, static_cast<double>(s.in_channels) * s.kernel_h * s.kernel_w * kWeightBound);
+    }
+  bfv::ParameterRequest lin;
+  lin.t = prog.prime;
+  lin.batching = false;
+  lin.max_l1_norm = l1;
+  hp.linear = bfv::BfvContext::create(bfv::select_parameters(lin));
+  // Beaver products: two plaintexts with arbitrary slots (coefficients up to t/2 each), so
+  // L = 2 N t / 2 = N t at the ring degree chosen; try the smallest degree that holds it.
+  std::string why;
+  for (int log_n = 12; log_n <= 15 && !hp.beaver; ++log_n) {
+    bfv::ParameterRequest b;
+    b.t = prog.prime;
+    b.batching = true;
+    b.min_log_n = b.max_log_n = log_n;
+    b.max_l1_norm = std::ldexp(static_cast<double>(prog.prime), log_n);
+    try {
+      hp.beaver = bfv::BfvContext::create(bfv::select_parameters(b));
+    } catch (const std::invalid_argument& e) {
+      why = e.what();
+    }
+  }
+  VEIL_REQUIRE(hp.beaver != nullptr, "no 128-bit parameters for the Beaver products: " << why);
+  return hp;
+}
+
+// --- server model ---
+
+ServerModel::ServerModel(const Program& prog, HeParameters params)
+    : program_(prog), params_(std::move(params)) {
+  const auto& ctx = params_.linear;
+  const bfv::Evaluator eval(ctx);
+  for (std::size_t k = 0; k < program_.ops.size(); ++k) {
+    const Op& op = program_.ops[k];
+    if (op.kind != Op::Kind::kLinear) continue;
+    ConvForm form = convolution_form(op);
+    VEIL_REQUIRE(form.shape.in_channels == op.he_shape.in_channels &&
+                     form.shape.kernel_h == op.he_shape.kernel_h && form.shape.stride == op.he_shape.stride,
+                 "layer '" << op.name << "': its weights do not form the published convolution");
+    Layer layer{k, bfv::ConvLayout(op.he_shape, ctx->n()), {}};
+    layer.kernel.resize(static_cast<std::size_t>(layer.layout.output_blocks()));
+    for (int o = 0; o < layer.layout.output_blocks(); ++o)
+      for (int b = 0; b < layer.layout.input_blocks(); ++b)
+        layer.kernel[static_cast<std::size_t>(o)].push_back(
+            eval.prepare(bfv::Plaintext(*ctx, layer.layout.encode_kernel(o, b, form.kernel, ctx->t()))));
+    layers_.push_back(std::move(layer));
+  }
+}
+
+std::size_t ServerModel::memory_bytes() const {
+  std::size_t n = 0;
+  for (const auto& l : layers_)
+    for (const auto& row : l.kernel)
+      for (const auto& p : row) n += p.data().size() * sizeof(u64);
+  return n;
+}
+
+// --- client ---
+
+struct PreprocessClient::State {
+  Program prog;
+  HeParameters hp;
+  std::vector<bfv::ConvLayout> layouts;
+  rlwe::KeyGenerator kg_lin, kg_bv;
+  bfv::Encryptor enc_lin, enc_bv;
+  bfv::Decryptor dec_lin, dec_bv;
+  mpc::MaskSource masks;
+  State(const Program& p, HeParameters h)
+      : prog(p),
+        hp(std::move(h)),
+        layouts(hybrid::layouts(prog, hp.linear->n())),
+        kg_lin(hp.linear),
+        kg_bv(hp.beaver),
+        enc_lin(hp.linear, kg_lin.secret_key()),
+        enc_bv(hp.beaver, kg_bv.secret_key()),
+        dec_lin(hp.linear, kg_lin.secret_key()),
+        dec_bv(hp.beaver, kg_bv.secret_key()) {}
+};
+
+PreprocessClient::PreprocessClient(const Program& program, HeParameters params)
+    : s_(std::make_unique<State>(program, std::move(params))) {}
+PreprocessClient::~PreprocessClient() = default;
+
+void PreprocessClient::send_keys(net::Channel& ch) {
+  ch.send(static_cast<std::uint16_t>(Message::kKeys),
+          pack({rlwe::save_public_key(*s_->hp.linear, s_->kg_lin.create_public_key()),
+                rlwe::save_public_key(*s_->hp.beaver, s_->kg_bv.create_public_key())}));
+}
+
+Material PreprocessClient::run(net::Channel& ch) {
+  State& s = *s_;
+  const mpc::Field field = s.prog.field();
+  const auto& lin = *s.hp.linear;
+  Material m;
+  m.role = Role::kClient;
+  m.mask.resize(s.prog.ops.size());
+  m.offset.resize(s.prog.ops.size());
+  std::size_t li = 0;
+  for (std::size_t k = 0; k < s.prog.ops.size(); ++k) {
+    const Op& op = s.prog.ops[k];
+    if (op.kind != Op::Kind::kLinear) continue;
+    const bfv::ConvLayout& layout = s.layouts[li++];
+    m.mask[k] = s.masks.uniform(field, static_cast<std::size_t>(op.linear.cols));
+    std::vector<Bytes> cts;
+    for (int b = 0; b < layout.input_blocks(); ++b)
+      cts.push_back(bfv::save_ciphertext(
+          lin, s.enc_lin.encrypt(bfv::Plaintext(lin, layout.encode_input(b, m.mask[k], lin.t())))));
+    ch.send(static_cast<std::uint16_t>(Message::kLinearRequest), pack(cts));
+    const net::Frame f = ch.receive();
+    const auto items = unpack(f, Message::kLinearResponse, static_cast<std::size_t>(layout.output_blocks()),
+                              "preprocessing response");
+    m.offset[k].resize(static_cast<std::size_t>(op.linear.rows));
+    const std::size_t per_channel = static_cast<std::size_t>(layout.out_height() * layout.out_width());
+    for (int o = 0; o < layout.output_blocks(); ++o) {
+      const auto idx = layout.output_indices(o);
+      const auto vals = s.dec_lin.decrypt(bfv::load_response(lin, items[static_cast<std::size_t>(o)], idx));
+      std::copy(vals.begin(), vals.end(),
+                m.offset[k].begin() + static_cast<std::ptrdiff_t>(layout.out_channel_begin(o) * per_channel));
+    }
+  }
+  // Beaver squares, then triples, N per ciphertext.
+  const auto& bv = *s.hp.beaver;
+  const bfv::BatchEncoder enc(s.hp.beaver);
+  const std::size_t n = bv.n();
+  const BeaverCounts want = beaver_counts(s.prog);
+  const std::size_t sq_batches = beaver_batches(want.squares, n),
+                    tr_batches = beaver_batches(want.triples, n);
+  const auto a = s.masks.uniform(field, sq_batches * n);
+  const auto ta = s.masks.uniform(field, tr_batches * n), tb = s.masks.uniform(field, tr_batches * n);
+  if (sq_batches + tr_batches > 0) {
+    std::vector<Bytes> cts;
+    auto enc_batch = [&](const std::vector<u64>& v, std::size_t i) {
+      cts.push_back(bfv::save_ciphertext(bv, s.enc_bv.encrypt(enc.encode(std::span(v).subspan(i * n, n)))));
+    };
+    for (std::size_t i = 0; i < sq_batches; ++i) enc_batch(a, i);
+    for (std::size_t i = 0; i < tr_batches; ++i) enc_batch(ta, i), enc_batch(tb, i);
+    ch.send(static_cast<std::uint16_t>(Message::kBeaverRequest), pack(cts));
+    const net::Frame f = ch.receive();
+    const auto items = unpack(f, Message::kBeaverResponse, sq_batches + tr_batches, "Beaver response");
+    std::vector<std::uint32_t> all(n);
+    for (std::size_t i = 0; i < n; ++i) all[i] = static_cast<std::uint32_t>(i);
+    auto product = [&](std::size_t i) {
+      return enc.decode(s.dec_bv.decrypt(bfv::load_response(bv, items[i], all)));
+    };
+    const math::Modulus& t = field.mod();
+    for (std::size_t i = 0; i < sq_batches; ++i) {
+      const auto cross = product(i);  // 2 a_c a_s - u
+      for (std::size_t j = 0; j < n && i * n + j < want.squares; ++j) {
+        const u64 ac = a[i * n + j];
+        m.squares.a.push_back(ac);
+        m.squares.a2.push_back(t.add(t.mul(ac, ac), cross[j]));
+      }
+    }
+    for (std::size_t i = 0; i < tr_batches; ++i) {
+      const auto cross = product(sq_batches + i);  // a_c b_s + b_c a_s - u
+      for (std::size_t j = 0; j < n && i * n + j < want.triples; ++j) {
+        const u64 ac = ta[i * n + j], bc = tb[i * n + j];
+        m.triples.a.push_back(ac);
+        m.triples.b.push_back(bc);
+        m.triples.c.push_back(t.add(t.mul(ac, bc), cross[j]));
+      }
+    }
+  }
+  return m;
+}
+
+// --- server ---
+
+struct PreprocessServer::State {
+  std::shared_ptr<const ServerModel> model;
+  std::unique_ptr<bfv::Flooder> flood_lin, flood_bv;
+  mpc::MaskSource masks;
+};
+
+PreprocessServer::PreprocessServer(std::shared_ptr<const ServerModel> model) : s_(std::make_unique<State>()) {
+  s_->model = std::move(model);
+}
+PreprocessServer::~PreprocessServer() = default;
+
+void PreprocessServer::receive_keys(net::Channel& ch) {
+  const auto& hp = s_->model->params();
+  const net::Frame f = ch.receive();
+  const auto items = unpack(f, Message::kKeys, 2, "public keys");
+  s_->flood_lin = std::make_unique<bfv::Flooder>(hp.linear, rlwe::load_public_key(*hp.linear, items[0]));
+  s_->flood_bv = std::make_unique<bfv::Flooder>(hp.beaver, rlwe::load_public_key(*hp.beaver, items[1]));
+}
+
+Material PreprocessServer::run(net::Channel& ch) {
+  State& s = *s_;
+  VEIL_CHECK_IO(s.flood_lin != nullptr, "preprocessing requested before the client's public keys arrived");
+  const Program& prog = s.model->program();
+  const mpc::Field field = prog.field();
+  const auto& hp = s.model->params();
+  const auto& lin = *hp.linear;
+  const bfv::Evaluator eval(hp.linear);
+  Material m;
+  m.role = Role::kServer;
+  m.offset.resize(prog.ops.size());
+  for (const ServerModel::Layer& layer : s.model->layers()) {
+    const Op& op = prog.ops[layer.op];
+    const auto& layout = layer.layout;
+    const net::Frame f = ch.receive();
+    const auto items = unpack(f, Message::kLinearRequest, static_cast<std::size_t>(layout.input_blocks()),
+                              "preprocessing request");
+    std::vector<bfv::Ciphertext> cts;
+    for (const auto& b : items) cts.push_back(bfv::load_ciphertext(lin, b));
+    std::vector<const bfv::Ciphertext*> ct_ptrs;
+    for (const auto& c : cts) ct_ptrs.push_back(&c);
+    auto& offset = m.offset[layer.op];
+    offset.resize(static_cast<std::size_t>(op.linear.rows));
+    const std::size_t per_channel = static_cast<std::size_t>(layout.out_height() * layout.out_width());
+    std::vector<Bytes> out;
+    for (int o = 0; o < layout.output_blocks(); ++o) {
+      std::vector<const bfv::PreparedPlaintext*> pts;
+      for (const auto& p : layer.kernel[static_cast<std::size_t>(o)]) pts.push_back(&p);
+      bfv::Ciphertext acc = eval.multiply_accumulate(ct_ptrs, pts);
+      const auto idx = layout.output_indices(o);
+      const auto smask = s.masks.uniform(field, idx.size());
+      std::vector<u64> coeffs(lin.n(), 0);
+      for (std::size_t j = 0; j < idx.size(); ++j) coeffs[idx[j]] = smask[j];
+      eval.sub_plain_inplace(acc, bfv::Plaintext(lin, std::move(coeffs)));
+      out.push_back(bfv::save_response(lin, s.flood_lin->finalize(std::move(acc), idx)));
+      std::copy(smask.begin(), smask.end(),
+                offset.begin() + static_cast<std::ptrdiff_t>(layout.out_channel_begin(o) * per_channel));
+    }
+    ch.send(static_cast<std::uint16_t>(Message::kLinearResponse), pack(out));
+  }
+  const auto& bv = *hp.beaver;
+  const bfv::BatchEncoder enc(hp.beaver);
+  const bfv::Evaluator beval(hp.beaver);
+  const std::size_t n = bv.n();
+  const BeaverCounts want = beaver_counts(prog);
+  const std::size_t sq_batches = beaver_batches(want.squares, n),
+                    tr_batches = beaver_batches(want.triples, n);
+  if (sq_batches + tr_batches == 0) return m;
+  const net::Frame f = ch.receive();
+  const auto items = unpack(f, Message::kBeaverRequest, sq_batches + 2 * tr_batches, "Beaver request");
+  std::vector<std::uint32_t> all(n);
+  for (std::size_t i = 0; i < n; ++i) all[i] = static_cast<std::uint32_t>(i);
+  const math::Modulus& t = field.mod();
+  std::vector<Bytes> out;
+  for (std::size_t i = 0; i < sq_batches; ++i) {
+    const auto as = s.masks.uniform(field, n), u = s.masks.uniform(field, n);
+    std::vector<u64> two_as(n);
+    for (std::size_t j = 0; j < n; ++j) two_as[j] = t.add(as[j], as[j]);
+    bfv::Ciphertext ct =
+        beval.multiply_plain(bfv::load_ciphertext(bv, items[i]), beval.prepare(enc.encode(two_as)));
+    beval.sub_plain_inplace(ct, enc.encode(u));
+    out.push_back(bfv::save_response(bv, s.flood_bv->finalize(std::move(ct), all)));
+    for (std::size_t j = 0; j < n && i * n + j < want.squares; ++j) {
+      m.squares.a.push_back(as[j]);
+      m.squares.a2.push_back(t.add(t.mul(as[j], as[j]), u[j]));
+    }
+  }
+  for (std::size_t i = 0; i < tr_batches; ++i) {
+    const auto as = s.masks.uniform(field, n), bs = s.masks.uniform(field, n), u = s.masks.uniform(field, n);
+    const bfv::Ciphertext ca = bfv::load_ciphertext(bv, items[sq_batches + 2 * i]);
+    const bfv::Ciphertext cb = bfv::load_ciphertext(bv, items[sq_batches + 2 * i + 1]);
+    const auto pb = beval.prepare(enc.encode(bs)), pa = beval.prepare(enc.encode(as));
+    const bfv::Ciphertext* cts[] = {&ca, &cb};
+    const bfv::PreparedPlaintext* pts[] = {&pb, &pa};
+    bfv::Ciphertext ct = beval.multiply_accumulate(cts, pts);
+    beval.sub_plain_inplace(ct, enc.encode(u));
+    out.push_back(bfv::save_response(bv, s.flood_bv->finalize(std::move(ct), all)));
+    const auto ab = mul(t, as, bs);
+    for (std::size_t j = 0; j < n && i * n + j < want.triples; ++j) {
+      m.triples.a.push_back(as[j]);
+      m.triples.b.push_back(bs[j]);
+      m.triples.c.push_back(t.add(ab[j], u[j]));
+    }
+  }
+  ch.send(static_cast<std::uint16_t>(Message::kBeaverResponse), pack(out));
+  return m;
+}
+
+}  // namespace veil::hybrid

@@ -1,0 +1,102 @@
+// The hybrid mode's preprocessing stage (Delphi, Mishra et al., USENIX Security 2020,
+// section 4.1; Chen et al. 2025): input-independent, run before the client's input exists.
+//
+// For each linear op the client draws a fresh mask r (uniform in Z_t, t = p the share
+// field) and sends Enc(r) under the exact scheme with coefficient encoding (one block of
+// a convolution per ciphertext product, bfv/conv_layout.hpp). The server computes
+// Enc(W r - s) for a fresh mask s of its own, floods the noise (bfv/flood.hpp) and returns
+// only the coefficients that carry outputs. The client decrypts W r - s and never sees W;
+// the server sees only ciphertexts.
+//
+// Beaver squares and triples come from the same scheme with SIMD batching, N per
+// ciphertext: for squares the client sends Enc(a_c) and receives Enc(2 a_c a_s - u)
+// (flooded), so that a^2 = (a_c^2 + 2 a_c a_s - u) + (a_s^2 + u) for a = a_c + a_s; for
+// triples Enc(a_c), Enc(b_c) and Enc(a_c b_s + b_c a_s - u). No trusted dealer.
+//
+// Both roles are written against net::Channel: tests run them in one process over the
+// in-memory pair, `veil serve` / `veil client` over TCP.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "veil/bfv/context.hpp"
+#include "veil/bfv/conv_layout.hpp"
+#include "veil/bfv/plaintext.hpp"
+#include "veil/hybrid/online.hpp"
+#include "veil/hybrid/program.hpp"
+#include "veil/net/channel.hpp"
+#include "veil/rlwe/keys.hpp"
+
+namespace veil::hybrid {
+
+// Frame types of the hybrid protocol (the host owns 1, 8 and 9; the non-interactive
+// protocol 2..7).
+enum class Message : std::uint16_t {
+  kKeys = 20,            // client -> server: the two public keys
+  kLinearRequest = 21,   // client -> server: Enc(r) per input block of one linear op
+  kLinearResponse = 22,  // server -> client: flooded Enc(W r - s) per output block
+  kBeaverRequest = 23,   // client -> server: Enc(a_c) (and Enc(b_c)) per batch
+  kBeaverResponse = 24,  // server -> client: flooded products
+  kShares = 25,          // online phase: share vectors (mpc::ChannelExchange)
+};
+
+// The two parameter sets, chosen from public information only: t = p, the layers' shapes
+// and the public weight bound 2^31 (never the weights themselves, whose norms would leak).
+struct HeParameters {
+  bfv::ContextPtr linear;  // coefficient encoding, L1 bound of the widest layer
+  bfv::ContextPtr beaver;  // SIMD batching, two arbitrary plaintexts per product
+};
+HeParameters he_parameters(const Program& program);
+
+// What the server prepares once per model: each linear op's layout and its kernel blocks
+// as plaintexts in NTT form.
+class ServerModel {
+ public:
+  ServerModel(const Program& program, HeParameters params);
+  const Program& program() const { return program_; }
+  const HeParameters& params() const { return params_; }
+  struct Layer {
+    std::size_t op = 0;
+    bfv::ConvLayout layout;
+    std::vector<std::vector<bfv::PreparedPlaintext>> kernel;  // [output block][input block]
+  };
+  const std::vector<Layer>& layers() const { return layers_; }
+  // Bytes of prepared plaintexts held.
+  std::size_t memory_bytes() const;
+
+ private:
+  Program program_;
+  HeParameters params_;
+  std::vector<Layer> layers_;
+};
+
+// The client's side. Holds its secret keys for the session; they never leave it.
+class PreprocessClient {
+ public:
+  PreprocessClient(const Program& program, HeParameters params);
+  ~PreprocessClient();
+  void send_keys(net::Channel& ch);
+  // One inference's material (masks, W r - s, squares and triples).
+  Material run(net::Channel& ch);
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+// The server's side of one session.
+class PreprocessServer {
+ public:
+  explicit PreprocessServer(std::shared_ptr<const ServerModel> model);
+  ~PreprocessServer();
+  void receive_keys(net::Channel& ch);
+  Material run(net::Channel& ch);
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace veil::hybrid

@@ -1,0 +1,199 @@
+// Preprocessing under the exact scheme, both roles in one process over the in-memory
+// channel pair: the material must be what the ideal functionality (deal()) would hand
+// out: W r - s and s adding up to W r, squares and triples that multiply out, fresh masks
+// each run, and the online stage on top of it must reproduce the clear computation.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
+#include <random>
+
+#include "hybrid/hybrid_test_util.hpp"
+#include "mpc/mpc_test_util.hpp"
+#include "veil/hybrid/linear.hpp"
+#include "veil/hybrid/preprocess.hpp"
+#include "veil/mpc/channel_exchange.hpp"
+#include "veil/net/memory_channel.hpp"
+#include "veil/nn/onnx/import.hpp"
+#include "veil/nn/plain_eval.hpp"
+
+namespace veil::hybrid {
+namespace {
+
+struct Pair {
+  std::unique_ptr<net::Channel> server, client;
+  Pair() { std::tie(server, client) = net::make_memory_pair(); }
+};
+
+struct RunMaterial {
+  Material server, client;
+};
+
+// Keys, then `runs` preprocessing runs.
+std::vector<RunMaterial> preprocess(const Program& prog, int runs, Pair& ch) {
+  const HeParameters hp = he_parameters(prog);
+  auto model = std::make_shared<const ServerModel>(prog, hp);
+  PreprocessServer server(model);
+  PreprocessClient client(prog, hp);
+  std::vector<RunMaterial> out(static_cast<std::size_t>(runs));
+  mpc::test::run_both(
+      [&] {
+        server.receive_keys(*ch.server);
+        for (auto& r : out) r.server = server.run(*ch.server);
+      },
+      [&] {
+        client.send_keys(*ch.client);
+        for (auto& r : out) r.client = client.run(*ch.client);
+      });
+  return out;
+}
+
+// Scales chosen on calibration inputs, as the commands do.
+const Program& residual_program() {
+  static const Program prog = [] {
+    std::mt19937_64 rng(5);
+    std::uniform_real_distribution<double> u(-1, 1);
+    ProgramOptions po;
+    for (int i = 0; i < 40; ++i) {
+      po.calibration.emplace_back(16);
+      for (auto& v : po.calibration.back()) v = u(rng);
+    }
+    return lower(test::residual_network(21), po);
+  }();
+  return prog;
+}
+
+TEST(HybridPreprocess, ParametersAreSecureAndShareTheField) {
+  const Program& prog = residual_program();
+  const HeParameters hp = he_parameters(prog);
+  for (const auto& ctx : {hp.linear, hp.beaver}) {
+    EXPECT_TRUE(ctx->params().is_128_bit_secure());
+    EXPECT_EQ(ctx->t(), prog.prime);
+    EXPECT_GE(ctx->params().flood_bits, 40);
+  }
+  EXPECT_TRUE(hp.beaver->batching());
+}
+
+TEST(HybridPreprocess, MaterialMatchesTheIdealFunctionality) {
+  const Program& prog = residual_program();
+  const mpc::Field f = prog.field();
+  const auto& t = f.mod();
+  Pair ch;
+  const auto runs = preprocess(prog, 2, ch);
+  for (const RunMaterial& r : runs) {
+    check_material(prog, r.server, mpc::Role::kServer);
+    check_material(prog, r.client, mpc::Role::kClient);
+    for (std::size_t k = 0; k < prog.ops.size(); ++k) {
+      if (prog.ops[k].kind != Op::Kind::kLinear) continue;
+      // (W r - s) + s = W r.
+      auto sum = r.client.offset[k];
+      mpc::add_inplace(f, sum, r.server.offset[k]);
+      EXPECT_EQ(sum, apply_reference(f, prog.ops[k].linear, r.client.mask[k], false)) << prog.ops[k].name;
+    }
+    for (std::size_t i = 0; i < r.client.squares.size(); ++i) {
+      const u64 a = t.add(r.client.squares.a[i], r.server.squares.a[i]);
+      ASSERT_EQ(t.add(r.client.squares.a2[i], r.server.squares.a2[i]), t.mul(a, a)) << "square " << i;
+    }
+    for (std::size_t i = 0; i < r.client.triples.size(); ++i) {
+      const u64 a = t.add(r.client.triples.a[i], r.server.triples.a[i]);
+      const u64 b = t.add(r.client.triples.b[i], r.server.triples.b[i]);
+      ASSERT_EQ(t.add(r.client.triples.c[i], r.server.triples.c[i]), t.mul(a, b)) << "triple " << i;
+    }
+  }
+  // Fresh masks every run: material is never reused.
+  EXPECT_NE(runs[0].client.mask[0], runs[1].client.mask[0]);
+  EXPECT_NE(runs[0].server.offset[0], runs[1].server.offset[0]);
+  EXPECT_NE(runs[0].client.squares.a, runs[1].client.squares.a);
+}
+
+TEST(HybridPreprocess, OnlineStageOnRealMaterialMatchesTheClearComputation) {
+  const nn::Network net = test::residual_network(21);
+  const Program& prog = residual_program();
+  Pair ch;
+  auto runs = preprocess(prog, 1, ch);
+  const std::vector<double> x = {0.1,  -0.3, 0.5, 0.7,  -0.9, 0.2,  0.0, 0.4,
+                                 -0.6, 0.8,  0.3, -0.1, 0.9,  -0.5, 0.6, -0.2};
+  const mpc::Field f = prog.field();
+  mpc::ChannelExchange es(*ch.server, mpc::Role::kServer, f, static_cast<std::uint16_t>(Message::kShares));
+  mpc::ChannelExchange ec(*ch.client, mpc::Role::kClient, f, static_cast<std::uint16_t>(Message::kShares));
+  std::vector<double> got;
+  mpc::test::run_both([&] { run_server(prog, std::move(runs[0].server), es); },
+                      [&] { got = run_client(prog, std::move(runs[0].client), x, ec); });
+  const auto fixed = evaluate_fixed(prog, x);
+  const auto plain = nn::evaluate(net, x);
+  ASSERT_EQ(got.size(), plain.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    EXPECT_NEAR(got[i], fixed[i], 0.05) << i;
+    EXPECT_NEAR(got[i], plain[i], 0.3) << i;
+  }
+}
+
+TEST(HybridPreprocess, ServerRefusesAMalformedRequestByName) {
+  const Program& prog = residual_program();
+  const HeParameters hp = he_parameters(prog);
+  auto model = std::make_shared<const ServerModel>(prog, hp);
+  Pair ch;
+  PreprocessServer server(model);
+  PreprocessClient client(prog, hp);
+  std::string error;
+  mpc::test::run_both(
+      [&] {
+        try {
+          server.receive_keys(*ch.server);
+          server.run(*ch.server);
+        } catch (const std::exception& e) {
+          error = e.what();
+        }
+      },
+      [&] {
+        client.send_keys(*ch.client);
+        // A request with no ciphertexts where the first layer needs some.
+        ch.client->send(static_cast<std::uint16_t>(Message::kLinearRequest), std::vector<std::uint8_t>(4, 0));
+      });
+  EXPECT_NE(error.find("preprocessing request: 0 ciphertexts, expected"), std::string::npos) << error;
+}
+
+// The whole hybrid inference of the shipped MNIST models on sample images: preprocessing
+// under the exact scheme, then the online stage, over one channel pair.
+TEST(HybridPreprocess, ShippedMnistModelsEndToEnd) {
+  std::ifstream in(std::string(VEIL_SOURCE_DIR) + "/models/samples/mnist-test-first16-images-idx3-ubyte",
+                   std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(bytes.size(), 16u + 16 * 784);
+  for (const char* model : {"models/mnist-cryptonets.onnx", "models/mnist-delphi.onnx"}) {
+    SCOPED_TRACE(model);
+    const nn::Network net =
+        nn::lower(nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/" + model), lower_options());
+    auto image = [&](int t) {
+      return nn::normalize(
+          net, std::vector<std::uint8_t>(bytes.begin() + 16 + t * 784, bytes.begin() + 16 + (t + 1) * 784));
+    };
+    ProgramOptions po;
+    for (int t = 0; t < 10; ++t) po.calibration.push_back(image(t));
+    const Program prog = lower(net, po);
+    const int images = 2;
+    Pair ch;
+    auto runs = preprocess(prog, images, ch);
+    const mpc::Field f = prog.field();
+    mpc::ChannelExchange es(*ch.server, mpc::Role::kServer, f, static_cast<std::uint16_t>(Message::kShares));
+    mpc::ChannelExchange ec(*ch.client, mpc::Role::kClient, f, static_cast<std::uint16_t>(Message::kShares));
+    for (int i = 0; i < images; ++i) {
+      const auto x = image(10 + i);
+      std::vector<double> got;
+      mpc::test::run_both(
+          [&] { run_server(prog, std::move(runs[static_cast<std::size_t>(i)].server), es); },
+          [&] { got = run_client(prog, std::move(runs[static_cast<std::size_t>(i)].client), x, ec); });
+      const auto plain = nn::evaluate(net, x);
+      const auto argmax = [](const std::vector<double>& v) {
+        return std::max_element(v.begin(), v.end()) - v.begin();
+      };
+      EXPECT_EQ(argmax(got), argmax(plain)) << "image " << 10 + i;
+      for (std::size_t j = 0; j < got.size(); ++j) EXPECT_NEAR(got[j], plain[j], 1.0) << "image " << 10 + i;
+    }
+    std::printf("  %s: %d inferences, client sent %.2f MB, received %.2f MB\n", model, images,
+                ch.client->bytes_sent() / 1e6, ch.client->bytes_received() / 1e6);
+  }
+}
+
+}  // namespace
+}  // namespace veil::hybrid
