@@ -11,6 +11,7 @@
 
 #include "veil/hybrid/linear.hpp"
 #include "veil/hybrid/online.hpp"
+#include "veil/hybrid/preprocess.hpp"
 #include "veil/mpc/activation.hpp"
 #include "veil/mpc/channel_exchange.hpp"
 #include "veil/net/memory_channel.hpp"
@@ -164,6 +165,70 @@ BENCHMARK_CAPTURE(BM_OnlineMnist, mnist_cryptonets, "mnist-cryptonets.onnx")
 BENCHMARK_CAPTURE(BM_OnlineMnist, mnist_delphi, "mnist-delphi.onnx")
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// Preprocessing under the exact scheme, both roles in this process over the in-memory
+// channel (keys sent once, outside the timing); bytes per run as counters.
+void run_preprocessing(benchmark::State& state, const hybrid::Program& prog, double per_run_items,
+                       const char* item_name) {
+  const hybrid::HeParameters hp = hybrid::he_parameters(prog);
+  auto model = std::make_shared<const hybrid::ServerModel>(prog, hp);
+  hybrid::PreprocessServer server(model);
+  hybrid::PreprocessClient client(prog, hp);
+  auto [a, b] = net::make_memory_pair();
+  std::thread keys([&] { server.receive_keys(*a); });
+  client.send_keys(*b);
+  keys.join();
+  const auto up0 = b->bytes_sent(), down0 = b->bytes_received();
+  std::int64_t runs = 0;
+  for (auto _ : state) {
+    std::thread s([&] { benchmark::DoNotOptimize(server.run(*a)); });
+    benchmark::DoNotOptimize(client.run(*b));
+    s.join();
+    ++runs;
+  }
+  state.counters["MB_up"] = static_cast<double>(b->bytes_sent() - up0) / 1e6 / static_cast<double>(runs);
+  state.counters["MB_down"] =
+      static_cast<double>(b->bytes_received() - down0) / 1e6 / static_cast<double>(runs);
+  if (per_run_items > 0) {
+    state.counters[item_name] =
+        benchmark::Counter(per_run_items, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters[std::string("B/") + item_name] =
+        static_cast<double>(b->bytes_sent() - up0 + b->bytes_received() - down0) / static_cast<double>(runs) /
+        per_run_items;
+  }
+}
+
+// Beaver squares from the exact scheme (SIMD, N per ciphertext): a program that is one
+// square activation over 3 x 8192 values.
+void BM_BeaverSquaresHe(benchmark::State& state) {
+  nn::Network net;
+  net.name = "squares";
+  net.input = nn::Shape{3 * 8192, 1, 1};
+  nn::Stage s;
+  s.kind = nn::Stage::Kind::kPoly;
+  s.poly.name = "square";
+  s.poly.coefficients = {0, 0, 1};
+  s.poly.input_range = 2;
+  net.stages.push_back(s);
+  const hybrid::Program prog = hybrid::lower(net);
+  run_preprocessing(state, prog, 3 * 8192, "squares");
+}
+BENCHMARK(BM_BeaverSquaresHe)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+
+// All of one MNIST inference's preprocessing: every linear layer's W r - s and the squares.
+void BM_PreprocessMnist(benchmark::State& state, const char* model) {
+  const nn::Network net =
+      nn::lower(nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/models/" + model), hybrid::lower_options());
+  run_preprocessing(state, hybrid::lower(net), 0, "");
+}
+BENCHMARK_CAPTURE(BM_PreprocessMnist, mnist_cryptonets, "mnist-cryptonets.onnx")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(3);
+BENCHMARK_CAPTURE(BM_PreprocessMnist, mnist_delphi, "mnist-delphi.onnx")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(3);
 
 }  // namespace
 }  // namespace veil
