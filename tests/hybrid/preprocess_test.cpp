@@ -4,12 +4,14 @@
 // each run, and the online stage on top of it must reproduce the clear computation.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <iterator>
 #include <random>
 
 #include "hybrid/hybrid_test_util.hpp"
 #include "mpc/mpc_test_util.hpp"
+#include "veil/bfv/params.hpp"
 #include "veil/hybrid/linear.hpp"
 #include "veil/hybrid/preprocess.hpp"
 #include "veil/mpc/channel_exchange.hpp"
@@ -72,6 +74,14 @@ TEST(HybridPreprocess, ParametersAreSecureAndShareTheField) {
     EXPECT_GE(ctx->params().flood_bits, 40);
   }
   EXPECT_TRUE(hp.beaver->batching());
+  for (const auto& ctx : {hp.linear, hp.beaver}) {
+    const auto nb = bfv::noise_bounds(ctx->params());
+    std::printf("  %s\n    evaluation noise <= 2^%.1f, flood 2^%d, response noise <= 2^%.1f\n",
+                ctx->params().describe().c_str(), static_cast<double>(std::log2(nb.evaluation)),
+                nb.flood_log2, static_cast<double>(std::log2(nb.after_switch)));
+    // The flood covers the evaluation noise 2^40 times over.
+    EXPECT_GE(nb.flood_log2, std::log2(static_cast<double>(nb.evaluation)) + 40);
+  }
 }
 
 TEST(HybridPreprocess, MaterialMatchesTheIdealFunctionality) {
