@@ -29,6 +29,14 @@ echo "$out" | grep -q "^class: 1" || fail "throughput infer gave: $out"
 out="$("$veil" --plaintext-cache-gib 0 infer --model "$model" --input "$img")" || fail "infer without cache"
 echo "$out" | grep -q "^class: 7" || fail "infer without cache gave: $out"
 
+# Hybrid mode: plan, and both parties in one process (preprocessing + online stage).
+out="$("$veil" plan --model "$model" --mode hybrid)" || fail "plan hybrid"
+echo "$out" | grep -q "hybrid mode" || fail "plan hybrid gave: $out"
+echo "$out" | grep -q "128-bit bound 214: met" || fail "plan hybrid parameters: $out"
+out="$("$veil" infer --model "$model" --mode hybrid --input "$img")" || fail "infer hybrid"
+echo "$out" | grep -q "^class: 7" || fail "hybrid infer gave: $out"
+echo "$out" | grep -q "online .* rounds" || fail "hybrid infer report: $out"
+
 # Bad input: clear errors, exit code 1.
 expect_error() {  # pattern, command...
   local pattern="$1"; shift

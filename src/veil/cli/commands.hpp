@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "veil/cli/session.hpp"
+#include "veil/hybrid/program.hpp"
 
 namespace veil::cli {
 
@@ -14,6 +15,22 @@ Model open_model(ModelOptions& o, const std::string& mode);
 
 // Prints the predicted class and the top scores with class names.
 void print_result(const Model& m, const std::vector<double>& logits, int top);
+
+// --mode hybrid (cli/hybrid.cpp): the model lowered to the hybrid program, its scales
+// chosen on calibration images from the installed data set.
+struct HybridModel {
+  nn::Graph graph;
+  nn::Network network;
+  hybrid::Program program;
+  std::string calibration;  // what chose the scales, for reports
+};
+HybridModel load_hybrid_model(const ModelOptions& o);
+void print_hybrid_plan(const HybridModel& m);
+// Both parties in this process over the in-memory channel; fails (non-zero exit) when a
+// prediction differs from the plaintext model's.
+void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inputs, std::size_t index,
+                      int top);
+void run_hybrid_eval(const ModelOptions& o, const std::string& data, std::size_t count, bool quiet);
 
 void register_plan(CLI::App& app);
 void register_key_commands(CLI::App& app);  // keygen, encrypt, run, decrypt

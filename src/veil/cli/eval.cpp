@@ -260,7 +260,12 @@ void register_eval(CLI::App& app) {
   cmd->add_flag("--exact-only", o->exact_only, "CIFAR-10: only records of the exact subset");
   cmd->add_option("--report", o->report, "write a JSON report here");
   cmd->add_option("--plot", o->plot, "write a PNG plot (time and precision per stage) here");
-  cmd->callback([o] { run_eval(*o); });
+  cmd->callback([o] {
+    // Hybrid: each image runs the whole protocol (preprocessing included), so the default
+    // is the first 100 records.
+    if (o->mode == "hybrid") return run_hybrid_eval(o->model, o->data, o->count, o->quiet);
+    run_eval(*o);
+  });
 }
 
 }  // namespace veil::cli

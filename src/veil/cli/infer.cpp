@@ -108,7 +108,10 @@ void register_infer(CLI::App& app) {
   cmd->add_option("--index", o->index, "record number in IDX / CIFAR-10 files (default 0)");
   cmd->add_option("--top", o->top, "how many scores to print (default 5)")->check(CLI::Range(1, 1000));
   cmd->add_flag("--stages", o->stages, "print the time of every stage");
-  cmd->callback([o] { run_infer(*o); });
+  cmd->callback([o] {
+    if (o->mode == "hybrid") return run_hybrid_infer(o->model, o->inputs, o->index, o->top);
+    run_infer(*o);
+  });
 }
 
 }  // namespace veil::cli

@@ -14,8 +14,10 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, std::string& mode) {
       ->check(CLI::ExistingFile);
   cmd.add_option("--approximate", o.approximate,
                  "replace a standard activation by a fitted polynomial, e.g. relu:deg4:range8 (repeatable)");
-  cmd.add_option("--mode", mode, "latency (one image, packed slots) or throughput (one image per slot)")
-      ->check(CLI::IsMember({"latency", "throughput"}));
+  cmd.add_option("--mode", mode,
+                 "latency (one image, packed slots), throughput (one image per slot), or hybrid (HE\n"
+                 "preprocessing + secret-shared online stage; the model stays hidden from the client)")
+      ->check(CLI::IsMember({"latency", "throughput", "hybrid"}));
   cmd.add_option("--log-n", o.plan.log_n, "force the ring degree 2^n (default: smallest secure one)")
       ->check(CLI::Range(12, 17));
   cmd.add_option("--scale-bits", o.plan.target_scale_bits,
@@ -68,6 +70,7 @@ void register_plan(CLI::App& app) {
   auto mode = std::make_shared<std::string>("latency");
   add_model_options(*cmd, *o, *mode);
   cmd->callback([o, mode] {
+    if (*mode == "hybrid") return print_hybrid_plan(load_hybrid_model(*o));
     Model m = open_model(*o, *mode);
     std::cout << "model " << m.network.name << " (" << m.network.dataset << ", input " << m.network.input.c
               << "x" << m.network.input.h << "x" << m.network.input.w << ")\n"

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
 #include "veil/hybrid/conv_form.hpp"
 #include "veil/math/primes.hpp"
 #include "veil/mpc/activation.hpp"
@@ -106,7 +107,30 @@ u64 default_prime() {
 
 namespace {
 
-Program lower_at(const nn::Network& net, const ProgramOptions& options) {
+// Largest |value| of the input and of every stage's output over the calibration inputs
+// (0 for a stage when there are none), measured once for all the scales lower() tries.
+struct Ranges {
+  double input = 0;
+  std::vector<double> stage;
+};
+
+Ranges measure(const nn::Network& net, const ProgramOptions& options) {
+  Ranges r;
+  r.input = input_bound(net);
+  r.stage.assign(net.stages.size(), 0);
+  for (const auto& x : options.calibration) {
+    VEIL_REQUIRE(static_cast<int>(x.size()) == net.input.size(),
+                 "calibration input has " << x.size() << " values, the model expects " << net.input.size());
+    nn::PlainTrace trace;
+    nn::evaluate(net, x, &trace);
+    for (std::size_t k = 0; k < r.stage.size(); ++k)
+      for (double v : trace.stage_outputs[k]) r.stage[k] = std::max(r.stage[k], std::fabs(v));
+    for (double v : x) r.input = std::max(r.input, std::fabs(v));
+  }
+  return r;
+}
+
+Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ranges* given = nullptr) {
   // Caller passes a merged network (lower() merges once for all scales tried).
   Program prog;
   prog.name = net.name;
@@ -138,18 +162,9 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options) {
   for (std::size_t k = 0; k < n; ++k)
     for (int j : net.inputs_of(static_cast<int>(k)))
       if (j >= 0) consumers[static_cast<std::size_t>(j)].push_back(static_cast<int>(k));
-  double in_bound = input_bound(net);
-  // Measured ranges of every stage's output over the calibration inputs.
-  std::vector<double> measured_out(n, 0);
-  for (const auto& x : options.calibration) {
-    VEIL_REQUIRE(static_cast<int>(x.size()) == net.input.size(),
-                 "calibration input has " << x.size() << " values, the model expects " << net.input.size());
-    nn::PlainTrace trace;
-    nn::evaluate(net, x, &trace);
-    for (std::size_t k = 0; k < n; ++k)
-      for (double v : trace.stage_outputs[k]) measured_out[k] = std::max(measured_out[k], std::fabs(v));
-    for (double v : x) in_bound = std::max(in_bound, std::fabs(v));
-  }
+  const Ranges ranges = given ? *given : measure(net, options);
+  const double in_bound = ranges.input;
+  const std::vector<double>& measured_out = ranges.stage;
   prog.input_bits = scale_for(in_bound);
   std::vector<double> bound(n, 0);
   std::vector<int> scale(n, 0);
@@ -328,23 +343,26 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
     o.uniform_frac_bits = f;
     candidates.push_back(o);
   }
-  // Calibration inputs: the mean over inputs of the largest output error against the
-  // double network. Without them, values and weights share the bits below the truncation
-  // bound; take the candidate whose worse side keeps the most.
+  // Calibration inputs: the mean over (at most 16 of) them of the largest output error
+  // against the double network. Without them, values and weights share the bits below the
+  // truncation bound; take the candidate whose worse side keeps the most. Candidates are
+  // independent: both cores take them.
+  const Ranges ranges = measure(net, options);
+  const std::size_t scored = std::min<std::size_t>(options.calibration.size(), 16);
   std::vector<std::vector<double>> want;
-  for (const auto& x : options.calibration) want.push_back(nn::evaluate(net, x));
-  std::string last_error;
-  Program best;
-  double best_score = 0;
-  bool found = false;
-  for (const ProgramOptions& o : candidates) {
-    Program p;
+  for (std::size_t i = 0; i < scored; ++i) want.push_back(nn::evaluate(net, options.calibration[i]));
+  std::vector<Program> programs(candidates.size());
+  std::vector<double> scores(candidates.size(), 0);
+  std::vector<std::string> errors(candidates.size());
+  parallel_for(candidates.size(), [&](std::size_t c) {
+    const ProgramOptions& o = candidates[c];
     try {
-      p = lower_at(net, o);
+      programs[c] = lower_at(net, o, &ranges);
     } catch (const std::invalid_argument& e) {
-      last_error = e.what();  // the most lenient candidate's reason is the one to report
-      continue;
+      errors[c] = e.what();
+      return;
     }
+    const Program& p = programs[c];
     double score = 0;
     if (!want.empty()) {
       for (std::size_t i = 0; i < want.size(); ++i) {
@@ -360,7 +378,18 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
           weights = std::min(weights, op.weight_precision);
       score = o.uniform_frac_bits > 0 ? -1e9 : std::min(static_cast<double>(o.value_precision), weights);
     }
-    if (!found || score > best_score) best_score = score, best = std::move(p), found = true;
+    scores[c] = score;
+  });
+  std::string last_error;
+  Program best;
+  double best_score = 0;
+  bool found = false;
+  for (std::size_t c = 0; c < candidates.size(); ++c) {
+    if (!errors[c].empty()) {
+      last_error = errors[c];  // the most lenient failing candidate's reason is the one to report
+      continue;
+    }
+    if (!found || scores[c] > best_score) best_score = scores[c], best = std::move(programs[c]), found = true;
   }
   VEIL_REQUIRE(found, "no fixed-point precision keeps every truncation within the 2^-"
                           << options.sigma << " failure bound: " << last_error);

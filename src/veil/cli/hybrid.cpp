@@ -1,0 +1,270 @@
+// `--mode hybrid` of `veil plan`, `veil infer` and `veil eval`: the hybrid protocol with
+// both parties in this process over the in-memory channel pair (the same code runs over
+// TCP): preprocessing under the exact scheme, then the online stage on shares, with the
+// time, bytes and rounds of each stage and the comparison with the plaintext network.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "veil/cli/commands.hpp"
+#include "veil/cli/data_paths.hpp"
+#include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
+#include "veil/data/dataset.hpp"
+#include "veil/hybrid/preprocess.hpp"
+#include "veil/mpc/channel_exchange.hpp"
+#include "veil/net/memory_channel.hpp"
+#include "veil/nn/onnx/import.hpp"
+#include "veil/nn/passes.hpp"
+#include "veil/nn/plain_eval.hpp"
+#include "veil/report/progress.hpp"
+
+namespace veil::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Images that choose the fixed-point scales: the first 64 training images when the data
+// set is installed, else the first 64 test images, else none (bounds from the measured
+// activation ranges and interval propagation alone).
+std::vector<std::vector<double>> calibration_inputs(const nn::Network& net, std::string* source) {
+  std::vector<std::vector<double>> out;
+  if (net.dataset.empty()) return out;
+  const std::string dir = default_data_dir(net.dataset);
+  std::vector<std::string> candidates;
+  for (const char* f : {"train-images-idx3-ubyte", "train-images-idx3-ubyte.gz", "data_batch_1.bin"})
+    if (fs::exists(dir + "/" + f)) candidates.push_back(dir + "/" + f);
+  if (fs::exists(dir)) candidates.push_back(dir);
+  for (const auto& path : candidates) {
+    try {
+      const data::Dataset ds = data::load_dataset(path, net.dataset, 64);
+      for (std::size_t i = 0; i < ds.size(); ++i) {
+        const auto px = ds.pixels(i);
+        out.push_back(nn::normalize(net, std::vector<std::uint8_t>(px.begin(), px.end())));
+      }
+      *source = std::to_string(ds.size()) + " images of " + path;
+      return out;
+    } catch (const std::exception&) {
+      // Not this one: try the next location.
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+HybridModel load_hybrid_model(const ModelOptions& o) {
+  nn::ImportOptions io;
+  for (const auto& a : o.approximate) io.approximations.push_back(nn::parse_approx_spec(a));
+  HybridModel m;
+  m.graph = nn::load_onnx(o.path, io);
+  m.network = nn::lower(m.graph, hybrid::lower_options());
+  hybrid::ProgramOptions po;
+  std::string source = "none (no data set installed: measured ranges and interval bounds)";
+  po.calibration = calibration_inputs(m.network, &source);
+  m.calibration = source;
+  m.program = hybrid::lower(m.network, po);
+  return m;
+}
+
+void print_hybrid_plan(const HybridModel& m) {
+  const auto& prog = m.program;
+  const hybrid::ProgramCost c = hybrid::cost(prog);
+  std::printf("model %s (%s, input %dx%dx%d), hybrid mode\n", m.network.name.c_str(),
+              m.network.dataset.c_str(), m.network.input.c, m.network.input.h, m.network.input.w);
+  std::printf("fixed-point scales chosen on: %s\n", m.calibration.c_str());
+  std::printf("%s", hybrid::describe(prog).c_str());
+  const nn::Network unmerged = nn::lower(m.graph, nn::LowerOptions::none());
+  int linear_before = 0, linear_after = 0;
+  for (const auto& s : unmerged.stages) linear_before += s.kind == nn::Stage::Kind::kLinear;
+  for (const auto& op : prog.ops) linear_after += op.kind == hybrid::Op::Kind::kLinear;
+  std::printf(
+      "merging: %d linear layers -> %d (each costs one masked input, one truncation, one\n"
+      "preprocessing exchange)\n",
+      linear_before, linear_after);
+  std::printf(
+      "online per image: %d rounds, %lld integer multiply-adds on the server, %lld squares, %lld triples\n",
+      c.rounds, static_cast<long long>(c.linear_macs), static_cast<long long>(c.squares),
+      static_cast<long long>(c.triples));
+  const hybrid::HeParameters hp = hybrid::he_parameters(prog);
+  std::printf("exact scheme, linear layers: %s\n", hp.linear->params().describe().c_str());
+  std::printf("exact scheme, Beaver products: %s\n", hp.beaver->params().describe().c_str());
+}
+
+namespace {
+
+struct StageStats {
+  double preprocess_s = 0, online_s = 0;
+  std::uint64_t pre_up = 0, pre_down = 0, online_up = 0, online_down = 0;
+  int online_rounds = 0;
+};
+
+// Both parties over one in-memory channel pair: the server's session on its own thread.
+class LocalSession {
+ public:
+  explicit LocalSession(const HybridModel& m) : prog_(m.program) {
+    const auto t = Clock::now();
+    hp_ = hybrid::he_parameters(prog_);
+    model_ = std::make_shared<const hybrid::ServerModel>(prog_, hp_);
+    server_setup_s_ = seconds_since(t);
+    const auto t2 = Clock::now();
+    client_ = std::make_unique<hybrid::PreprocessClient>(prog_, hp_);
+    server_ = std::make_unique<hybrid::PreprocessServer>(model_);
+    std::tie(sch_, cch_) = net::make_memory_pair();
+    both([&] { server_->receive_keys(*sch_); }, [&] { client_->send_keys(*cch_); });
+    keys_s_ = seconds_since(t2);
+    key_bytes_ = cch_->bytes_sent();
+  }
+  double server_setup_s() const { return server_setup_s_; }
+  double keys_s() const { return keys_s_; }
+  std::uint64_t key_bytes() const { return key_bytes_; }
+  std::size_t server_memory() const { return model_->memory_bytes(); }
+
+  std::vector<double> infer(const std::vector<double>& x, StageStats& st) {
+    const auto up0 = cch_->bytes_sent(), down0 = cch_->bytes_received();
+    hybrid::Material sm, cm;
+    auto t = Clock::now();
+    both([&] { sm = server_->run(*sch_); }, [&] { cm = client_->run(*cch_); });
+    st.preprocess_s = seconds_since(t);
+    const auto up1 = cch_->bytes_sent(), down1 = cch_->bytes_received();
+    st.pre_up = up1 - up0, st.pre_down = down1 - down0;
+    const mpc::Field f = prog_.field();
+    const auto type = static_cast<std::uint16_t>(hybrid::Message::kShares);
+    mpc::ChannelExchange es(*sch_, mpc::Role::kServer, f, type), ec(*cch_, mpc::Role::kClient, f, type);
+    std::vector<double> logits;
+    hybrid::OnlineStats os;
+    t = Clock::now();
+    both([&] { hybrid::run_server(prog_, std::move(sm), es); },
+         [&] { logits = hybrid::run_client(prog_, std::move(cm), x, ec, &os); });
+    st.online_s = seconds_since(t);
+    st.online_up = cch_->bytes_sent() - up1, st.online_down = cch_->bytes_received() - down1;
+    st.online_rounds = os.rounds;
+    return logits;
+  }
+
+ private:
+  // Runs the server part on a thread and the client part here; rethrows the first error.
+  static void both(const std::function<void()>& server, const std::function<void()>& client) {
+    std::exception_ptr es;
+    std::thread ts([&] {
+      try {
+        server();
+      } catch (...) {
+        es = std::current_exception();
+      }
+    });
+    try {
+      client();
+    } catch (...) {
+      ts.join();
+      if (es) std::rethrow_exception(es);
+      throw;
+    }
+    ts.join();
+    if (es) std::rethrow_exception(es);
+  }
+
+  hybrid::Program prog_;
+  hybrid::HeParameters hp_;
+  std::shared_ptr<const hybrid::ServerModel> model_;
+  std::unique_ptr<hybrid::PreprocessClient> client_;
+  std::unique_ptr<hybrid::PreprocessServer> server_;
+  std::unique_ptr<net::Channel> sch_, cch_;
+  double server_setup_s_ = 0, keys_s_ = 0;
+  std::uint64_t key_bytes_ = 0;
+};
+
+}  // namespace
+
+void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inputs, std::size_t index,
+                      int top) {
+  auto t = Clock::now();
+  const HybridModel m = load_hybrid_model(o);
+  std::printf(
+      "model %s: hybrid mode, values in Z_p (p %d bits), %d online rounds, %d threads, program %.2f s\n",
+      m.network.name.c_str(), static_cast<int>(std::log2(static_cast<double>(m.program.prime))) + 1,
+      hybrid::cost(m.program).rounds, num_threads(), seconds_since(t));
+  LocalSession session(m);
+  std::printf(
+      "server setup (weights encoded for preprocessing): %.2f s, %s; client keys: %.2f s, %s sent once\n",
+      session.server_setup_s(), human_bytes(session.server_memory()).c_str(), session.keys_s(),
+      human_bytes(session.key_bytes()).c_str());
+  Model shown;
+  shown.network = m.network;
+  for (const auto& path : inputs) {
+    const Input in = load_input(m.network, path, index);
+    StageStats st;
+    const auto logits = session.infer(in.values, st);
+    const auto plain = nn::evaluate(m.network, in.values);
+    double err = 0;
+    for (std::size_t k = 0; k < plain.size(); ++k) err = std::max(err, std::abs(plain[k] - logits[k]));
+    std::printf("\n%s%s\n", in.label.c_str(),
+                in.true_class >= 0 ? (" (label " + std::to_string(in.true_class) + ")").c_str() : "");
+    print_result(shown, logits, top);
+    std::printf("plaintext model: class %d, max |hybrid - plaintext| logit %.3f\n", argmax(plain), err);
+    std::printf("time: preprocessing %.3f s (input-independent) + online %.4f s = %.3f s\n", st.preprocess_s,
+                st.online_s, st.preprocess_s + st.online_s);
+    std::printf("bytes: preprocessing %s up, %s down; online %s up, %s down in %d rounds\n",
+                human_bytes(st.pre_up).c_str(), human_bytes(st.pre_down).c_str(),
+                human_bytes(st.online_up).c_str(), human_bytes(st.online_down).c_str(), st.online_rounds);
+    VEIL_CHECK_IO(argmax(plain) == argmax(logits),
+                  "the hybrid evaluation predicts class "
+                      << argmax(logits) << " where the plaintext model predicts " << argmax(plain)
+                      << " (max logit error " << err
+                      << "): the fixed-point scales are too coarse for this input");
+  }
+}
+
+void run_hybrid_eval(const ModelOptions& o, const std::string& data, std::size_t count, bool quiet) {
+  const HybridModel m = load_hybrid_model(o);
+  const auto& net = m.network;
+  data::LoadOptions lo;
+  lo.max_count = count == 0 ? 100 : count;
+  lo.num_classes = net.num_outputs();
+  const std::string data_path = data.empty() ? default_data_dir(net.dataset) : data;
+  const data::Dataset ds = data::load_dataset(data_path, net.dataset, lo);
+  VEIL_REQUIRE(ds.size() > 0, "no records in '" << data_path << "'");
+  std::printf("eval %s on %zu %s records from %s (hybrid mode, %d threads; scales chosen on %s)\n",
+              net.name.c_str(), ds.size(), ds.name.c_str(), data_path.c_str(), num_threads(),
+              m.calibration.c_str());
+  LocalSession session(m);
+  std::size_t agree = 0, correct = 0, correct_plain = 0;
+  double worst = 0, pre_s = 0, online_s = 0;
+  std::uint64_t pre_bytes = 0, online_bytes = 0;
+  int rounds = 0;
+  std::optional<report::Progress> bar;
+  if (!quiet) bar.emplace("hybrid", ds.size());
+  for (std::size_t i = 0; i < ds.size(); ++i) {
+    const auto px = ds.pixels(i);
+    const auto x = nn::normalize(net, std::vector<std::uint8_t>(px.begin(), px.end()));
+    StageStats st;
+    const auto logits = session.infer(x, st);
+    const auto plain = nn::evaluate(net, x);
+    for (std::size_t k = 0; k < plain.size(); ++k) worst = std::max(worst, std::abs(plain[k] - logits[k]));
+    agree += argmax(logits) == argmax(plain);
+    correct += argmax(logits) == ds.labels[i];
+    correct_plain += argmax(plain) == ds.labels[i];
+    pre_s += st.preprocess_s, online_s += st.online_s;
+    pre_bytes += st.pre_up + st.pre_down, online_bytes += st.online_up + st.online_down;
+    rounds = st.online_rounds;
+    if (bar) {
+      bar->set_suffix("agree " + std::to_string(agree) + "/" + std::to_string(i + 1));
+      bar->tick();
+    }
+  }
+  if (bar) bar->finish();
+  const double n = static_cast<double>(ds.size());
+  std::printf(
+      "accuracy: hybrid %.2f%%, plaintext %.2f%%; predictions agree on %zu/%zu (%.2f%%); max logit error "
+      "%.3f\n",
+      100.0 * correct / n, 100.0 * correct_plain / n, agree, ds.size(), 100.0 * agree / n, worst);
+  std::printf("per image: preprocessing %.3f s, %s; online %.4f s, %s, %d rounds\n", pre_s / n,
+              human_bytes(static_cast<std::uint64_t>(pre_bytes / n)).c_str(), online_s / n,
+              human_bytes(static_cast<std::uint64_t>(online_bytes / n)).c_str(), rounds);
+}
+
+}  // namespace veil::cli
