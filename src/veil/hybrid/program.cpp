@@ -348,21 +348,28 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
   // truncation bound; take the candidate whose worse side keeps the most. Candidates are
   // independent: both cores take them.
   const Ranges ranges = measure(net, options);
-  const std::size_t scored = std::min<std::size_t>(options.calibration.size(), 16);
+  // Scoring costs candidates x images x the model's multiply-adds: keep it near 2^31.
+  double macs = 1;
+  for (const auto& st : net.stages)
+    if (st.kind == nn::Stage::Kind::kLinear) macs += static_cast<double>(st.linear.weights.nnz());
+  const std::size_t affordable = std::max<std::size_t>(
+      2, static_cast<std::size_t>(2.0e9 / (static_cast<double>(candidates.size()) * macs)));
+  const std::size_t scored = std::min<std::size_t>({options.calibration.size(), 16, affordable});
   std::vector<std::vector<double>> want;
   for (std::size_t i = 0; i < scored; ++i) want.push_back(nn::evaluate(net, options.calibration[i]));
-  std::vector<Program> programs(candidates.size());
+  // Scores only: a candidate's program (a copy of every weight) is dropped as soon as it
+  // is scored, and the winner is lowered again.
   std::vector<double> scores(candidates.size(), 0);
   std::vector<std::string> errors(candidates.size());
   parallel_for(candidates.size(), [&](std::size_t c) {
     const ProgramOptions& o = candidates[c];
+    Program p;
     try {
-      programs[c] = lower_at(net, o, &ranges);
+      p = lower_at(net, o, &ranges);
     } catch (const std::invalid_argument& e) {
       errors[c] = e.what();
       return;
     }
-    const Program& p = programs[c];
     double score = 0;
     if (!want.empty()) {
       for (std::size_t i = 0; i < want.size(); ++i) {
@@ -381,18 +388,18 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
     scores[c] = score;
   });
   std::string last_error;
-  Program best;
-  double best_score = 0;
+  std::size_t best_c = 0;
   bool found = false;
   for (std::size_t c = 0; c < candidates.size(); ++c) {
     if (!errors[c].empty()) {
       last_error = errors[c];  // the most lenient failing candidate's reason is the one to report
       continue;
     }
-    if (!found || scores[c] > best_score) best_score = scores[c], best = std::move(programs[c]), found = true;
+    if (!found || scores[c] > scores[best_c]) best_c = c, found = true;
   }
   VEIL_REQUIRE(found, "no fixed-point precision keeps every truncation within the 2^-"
                           << options.sigma << " failure bound: " << last_error);
+  Program best = lower_at(net, candidates[best_c], &ranges);
   set_he_shapes(best);
   return best;
 }
@@ -457,12 +464,26 @@ std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double
     if (op.kind == Op::Kind::kLinear) {
       const QuantLinear& q = op.linear;
       y.resize(static_cast<std::size_t>(q.rows));
+      i64 amax = 0;
+      for (i64 v : a) amax = std::max(amax, v < 0 ? -v : v);
+      const bool narrow = amax < (i64{1} << 31) && q.max_row_l1 < (i64{1} << 31);
       for (int r = 0; r < q.rows; ++r) {
+        // 64-bit accumulation while it cannot overflow (|a| < 2^31 always holds below
+        // the truncation bound; sum |w| a < 2^62), else 128-bit.
         i128 acc = q.bias[static_cast<std::size_t>(r)];
-        for (i64 e = q.row_ptr[static_cast<std::size_t>(r)]; e < q.row_ptr[static_cast<std::size_t>(r) + 1];
-             ++e)
-          acc += static_cast<i128>(q.weight[static_cast<std::size_t>(e)]) *
-                 a[static_cast<std::size_t>(q.col[static_cast<std::size_t>(e)])];
+        const i64 e0 = q.row_ptr[static_cast<std::size_t>(r)],
+                  e1 = q.row_ptr[static_cast<std::size_t>(r) + 1];
+        if (narrow) {
+          i64 acc64 = 0;
+          for (i64 e = e0; e < e1; ++e)
+            acc64 += static_cast<i64>(q.weight[static_cast<std::size_t>(e)]) *
+                     a[static_cast<std::size_t>(q.col[static_cast<std::size_t>(e)])];
+          acc += acc64;
+        } else {
+          for (i64 e = e0; e < e1; ++e)
+            acc += static_cast<i128>(q.weight[static_cast<std::size_t>(e)]) *
+                   a[static_cast<std::size_t>(q.col[static_cast<std::size_t>(e)])];
+        }
         y[static_cast<std::size_t>(r)] =
             rescale(static_cast<i64>(acc), op.in_bits + q.weight_bits, op.out_bits);
       }
