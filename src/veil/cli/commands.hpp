@@ -30,7 +30,9 @@ void print_hybrid_plan(const HybridModel& m);
 // prediction differs from the plaintext model's.
 void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inputs, std::size_t index,
                       int top);
-void run_hybrid_eval(const ModelOptions& o, const std::string& data, std::size_t count, bool quiet);
+// simulate: the protocol's fixed-point arithmetic in the clear (fast, whole test sets).
+void run_hybrid_eval(const ModelOptions& o, const std::string& data, std::size_t count, bool quiet,
+                     bool simulate);
 
 void register_plan(CLI::App& app);
 void register_key_commands(CLI::App& app);  // keygen, encrypt, run, decrypt

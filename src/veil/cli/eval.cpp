@@ -37,6 +37,7 @@ struct EvalOptions {
   bool exact_only = false;
   std::string report, plot;
   bool quiet = false;
+  bool simulate = false;
 };
 
 double precision_bits(double err) { return err > 0 ? -std::log2(err) : 60.0; }
@@ -258,12 +259,16 @@ void register_eval(CLI::App& app) {
                   "(default: where scripts/setup.sh puts the model's data set)");
   cmd->add_option("--count,-n", o->count, "evaluate only the first K records (default: all)");
   cmd->add_flag("--exact-only", o->exact_only, "CIFAR-10: only records of the exact subset");
+  cmd->add_flag("--simulate", o->simulate,
+                "hybrid mode: run the protocol's fixed-point arithmetic in the clear instead of the\n"
+                "protocol (same predictions up to truncation noise; whole test sets in seconds)");
   cmd->add_option("--report", o->report, "write a JSON report here");
   cmd->add_option("--plot", o->plot, "write a PNG plot (time and precision per stage) here");
   cmd->callback([o] {
     // Hybrid: each image runs the whole protocol (preprocessing included), so the default
     // is the first 100 records.
-    if (o->mode == "hybrid") return run_hybrid_eval(o->model, o->data, o->count, o->quiet);
+    if (o->mode == "hybrid") return run_hybrid_eval(o->model, o->data, o->count, o->quiet, o->simulate);
+    VEIL_REQUIRE(!o->simulate, "--simulate applies to --mode hybrid only");
     run_eval(*o);
   });
 }
