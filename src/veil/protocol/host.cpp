@@ -61,6 +61,11 @@ struct Host::State {
   std::uint64_t next_id = 1;
   bool stopping = false;
   std::uint64_t inflight = 0;  // bytes of frames being received or handled
+  // Refusals at admission are logged at most once a second (a client reconnecting in a
+  // loop would otherwise cost a log line, and its I/O, per connection); the line says how
+  // many were not logged since the last one.
+  Clock::time_point last_refusal_log{};
+  std::uint64_t refusals_not_logged = 0;
   std::mutex log_m;
 
   explicit State(HostOptions o)
@@ -203,6 +208,20 @@ struct Host::State {
     reap(true);
   }
 
+  // Called with `m` held.
+  void log_refusal(const std::string& line) {
+    const auto now = Clock::now();
+    if (now - last_refusal_log < std::chrono::seconds(1)) {
+      ++refusals_not_logged;
+      return;
+    }
+    log(line + (refusals_not_logged
+                    ? " (" + std::to_string(refusals_not_logged) + " more refused since the last line)"
+                    : ""));
+    last_refusal_log = now;
+    refusals_not_logged = 0;
+  }
+
   // Admission: every policy on who may open a session goes here.
   void accept(std::unique_ptr<net::Channel> ch) {
     reap(false);
@@ -212,7 +231,8 @@ struct Host::State {
       return;
     }
     if (sessions.size() >= opt.limits.max_sessions) {
-      log("refused " + ch->peer() + ": server busy (" + std::to_string(sessions.size()) + " sessions)");
+      log_refusal("refused " + ch->peer() + ": server busy (" + std::to_string(sessions.size()) +
+                  " sessions)");
       ch->send_final(
           encode_error(error(ErrorCode::kBusy, std::to_string(sessions.size()) +
                                                    " sessions already open (the limit); try again later")));
@@ -222,7 +242,8 @@ struct Host::State {
     std::size_t same = 0;
     for (const auto& s : sessions) same += !s->done && s->address == address;
     if (same >= opt.limits.max_sessions_per_address) {
-      log("refused " + ch->peer() + ": " + std::to_string(same) + " sessions from " + address + " already");
+      log_refusal("refused " + ch->peer() + ": " + std::to_string(same) + " sessions from " + address +
+                  " already");
       ch->send_final(encode_error(error(ErrorCode::kBusy, std::to_string(same) + " sessions from " + address +
                                                               " already open (the limit per address); try "
                                                               "again later")));
