@@ -146,18 +146,24 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
         throw error(ErrorCode::kNoKeys,
                     "no evaluation keys in this session: upload them (or query a cached "
                     "hash) before inference");
-      Infer req = decode<Infer>(f);
+      // The counts (u32 images, u32 ciphertexts) against the plan from the message's head,
+      // before its ciphertexts are copied out or loaded; a head too short to hold them is
+      // left to the decoder's refusal.
       const std::size_t want = input_ciphertexts(mode_.model.network, plan);
       const std::uint32_t max_batch =
           plan.mode == nn::Mode::kLatency ? 1 : static_cast<std::uint32_t>(plan.slots);
-      if (req.images > max_batch)
-        throw error(
-            ErrorCode::kBadCiphertexts,
-            std::to_string(req.images) + " images in one request; the limit is " + std::to_string(max_batch));
-      if (req.ciphertexts.size() != want)
-        throw error(ErrorCode::kBadCiphertexts, "the model takes " + std::to_string(want) +
-                                                    " input ciphertexts, got " +
-                                                    std::to_string(req.ciphertexts.size()));
+      if (f.payload.size() >= 8) {
+        ByteReader head(f.payload);
+        const std::uint32_t images = head.u32(), count = head.u32();
+        if (images > max_batch)
+          throw error(
+              ErrorCode::kBadCiphertexts,
+              std::to_string(images) + " images in one request; the limit is " + std::to_string(max_batch));
+        if (count != want)
+          throw error(ErrorCode::kBadCiphertexts, "the model takes " + std::to_string(want) +
+                                                      " input ciphertexts, got " + std::to_string(count));
+      }
+      Infer req = decode<Infer>(f);
       const std::uint64_t up = f.payload.size();
       std::vector<ckks::Ciphertext> in(req.ciphertexts.size());
       for (std::size_t i = 0; i < in.size(); ++i) {
