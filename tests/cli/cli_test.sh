@@ -55,4 +55,16 @@ expect_error "secret.key" "$veil" decrypt --model "$model" --keys "$tmp/server" 
 expect_error "out of range" "$veil" infer --model "$model" --input "$root/models/samples/mnist-test-first16-images-idx3-ubyte" --index 99
 "$veil" keygen --model "$model" --scale-bits 25 --keys "$tmp/k2" >/dev/null || fail "keygen other parameters"
 expect_error "other parameters" "$veil" run --model "$model" --keys "$tmp/k2" --in "$tmp/in.ct" --out "$tmp/x.ct"
+# A ciphertext that never went through the model is not decrypted into a class.
+expect_error "not a result of this model" "$veil" decrypt --model "$model" --keys "$tmp/k" --in "$tmp/in.ct"
+# A weight of 1e38 is refused when the model is loaded, naming the layer.
+patch="$root/tests/cli/patch_onnx.py"
+/usr/bin/python3 "$patch" "$model" "$tmp/huge.onnx" fc1.weight 0 1e38 || fail "patch_onnx"
+expect_error "layer '/fc1/Gemm.*weight of magnitude" "$veil" infer --model "$tmp/huge.onnx" --input "$img"
+# A weight that passes the planner but makes the logits wrap around the modulus: infer
+# and eval print what they got and exit 1, naming the stage where the answers part.
+/usr/bin/python3 "$patch" "$model" "$tmp/wrap.onnx" fc2.weight 5 1e5 || fail "patch_onnx"
+expect_error "disagree.*stage 4 '/fc2/Gemm'" "$veil" infer --model "$tmp/wrap.onnx" --input "$img"
+expect_error "disagree.*stage 4 '/fc2/Gemm'" "$veil" eval --model "$tmp/wrap.onnx" --count 2 \
+  --data "$root/models/samples/mnist-test-first16-images-idx3-ubyte"
 echo "cli tests passed"

@@ -112,4 +112,20 @@ if [ "$answered" != 3 ]; then
     || fail "later requests were neither answered nor refused: $(cat "$tmp/inflight.log")"
 fi
 echo "SIGTERM: $answered request(s) of the last session answered, server evaluated $evaluated in all, exit 0"
+
+# 8. The load generator backs off when the server goes away: a bounded number of attempts
+# (exponential back-off, capped at 2 s), not a busy loop of reconnections.
+start_server "$tmp/load.log" --modes latency
+load_server=$pid
+"$veil" client --server "$addr" --input "$img" --keys "$tmp/keys" --concurrency 2 --duration 8 \
+  >"$tmp/load-client.log" 2>&1 &
+load=$!
+for _ in $(seq 400); do [ "$(grep -c 'infer 1 image' "$tmp/load.log")" -ge 3 ] && break; sleep 0.05; done
+kill -TERM "$load_server"
+wait "$load_server" || fail "load server exit status $?"
+wait "$load" && fail "the load generator reported no errors after the server went away"
+attempts="$(sed -n 's/.* errors in \([0-9]*\) attempts.*/\1/p' "$tmp/load-client.log")"
+[ -n "$attempts" ] || fail "no load summary: $(cat "$tmp/load-client.log")"
+[ "$attempts" -lt 100 ] || fail "the load generator made $attempts attempts in 8 s: no back-off"
+echo "load generator after the server left: $(grep '^load:' "$tmp/load-client.log" | sed 's/.*; //')"
 echo "net tests passed"

@@ -127,9 +127,105 @@ def keys_of(d):
     return open(os.path.join(d, "relin.key"), "rb").read(), open(os.path.join(d, "galois.key"), "rb").read()
 
 
+def hostile(addr, seconds):
+    """Idle, trickling and oversized clients, from 127.0.0.2, .3 and .4, for `seconds`: the
+    hostile half of the load test (docs/benchmarks.md). Each thread repeats its misdeed until
+    the time is up; the outcomes (the server's error codes) are counted and printed."""
+    import collections
+    import threading
+    host, port = addr.rsplit(":", 1)
+    end = time.time() + seconds
+    counts = collections.Counter()
+    lock = threading.Lock()
+
+    def count(key):
+        with lock:
+            counts[key] += 1
+
+    def open_from(source):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((source, 0))
+        s.settimeout(30)
+        s.connect((host, int(port)))
+        return s
+
+    def outcome(s):
+        try:
+            mtype, payload = recv_frame(s)
+            return "error %d" % struct.unpack("<H", payload[:2])[0] if mtype == ERROR else "type %d" % mtype
+        except (EOFError, OSError):
+            return "closed"
+
+    def idle():  # connects and says nothing
+        while time.time() < end:
+            try:
+                s = open_from("127.0.0.2")
+                result = outcome(s)
+                count("idle: " + result)
+                s.close()
+                if result == "error %d" % BUSY:
+                    time.sleep(0.05)  # this machine's cores are the server's too
+            except OSError:
+                count("idle: connect failed")
+                time.sleep(0.5)
+
+    def trickle():  # a Hello, then a key upload at one byte every 4 s
+        while time.time() < end:
+            try:
+                s = open_from("127.0.0.3")
+                s.sendall(hello())
+                mtype, payload = recv_frame(s)
+                if mtype != SERVER_INFO:
+                    count("trickle: refused, error %d" % struct.unpack("<H", payload[:2])[0])
+                    s.close()
+                    time.sleep(0.05)
+                    continue
+                s.sendall(header(UPLOAD_KEYS, 1 << 20))
+                s.setblocking(False)
+                while time.time() < end:
+                    try:
+                        if s.recv(1, socket.MSG_PEEK):
+                            break
+                    except BlockingIOError:
+                        pass
+                    s.send(b"\0")
+                    time.sleep(4)
+                s.setblocking(True)
+                count("trickle: " + outcome(s))
+                s.close()
+            except (OSError, EOFError):
+                count("trickle: connection reset")
+
+    def oversized():  # declares 200 MiB of keys (a latency session's plan needs ~35 MiB)
+        while time.time() < end:
+            try:
+                s = open_from("127.0.0.4")
+                s.sendall(hello())
+                mtype, payload = recv_frame(s)
+                if mtype == SERVER_INFO:
+                    s.sendall(header(UPLOAD_KEYS, 200 << 20) + b"\0" * 4096)
+                    mtype, payload = recv_frame(s)
+                count("oversized: " + ("error %d" % struct.unpack("<H", payload[:2])[0] if mtype == ERROR else
+                                      "type %d" % mtype))
+                s.close()
+            except (OSError, EOFError):
+                count("oversized: connection reset")
+            time.sleep(0.1)
+
+    threads = [threading.Thread(target=f) for f in [idle] * 6 + [trickle] * 6 + [oversized] * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in sorted(counts):
+        print("hostile %s: %d" % (k, counts[k]))
+
+
 def main():
     scenario, addr, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-    if scenario == "oversized":
+    if scenario == "hostile":
+        hostile(addr, float(args[0]))
+    elif scenario == "oversized":
         s = connect(addr)
         s.sendall(header(HELLO, 1 << 40))
         expect_error(s, TOO_LARGE, "frame declaring 1 TiB")

@@ -7,6 +7,7 @@
 
 #include "veil/ckks/params.hpp"
 #include "veil/ckks/serialize.hpp"
+#include "veil/common/error.hpp"
 #include "veil/common/file.hpp"
 #include "veil/net/memory_channel.hpp"
 #include "veil/net/tcp_channel.hpp"
@@ -155,6 +156,24 @@ TEST(Messages, WrongTypeAndPeerErrors) {
   auto b = protocol::encode(protocol::Bye{});
   b.payload.push_back(0);
   EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::decode_bye(b); }), kBadMessage);
+}
+
+// An Error sent to a peer carries the problem, not where in this build's sources it was
+// found: the " (file.cpp:line)" of every nested check is removed (local logs keep them).
+TEST(Messages, ErrorsToPeersCarryNoSourceLocation) {
+  std::string inner;
+  try {
+    VEIL_CHECK_IO(false, "key-switching key truncated: need 10 bytes, have 2");
+  } catch (const std::exception& e) {
+    inner = e.what();
+  }
+  EXPECT_NE(inner.find(".cpp:"), std::string::npos) << "the local message keeps its location: " << inner;
+  const net::Error e = ni::error(ni::ErrorCode::kBadKeys, "keys do not load: " + inner + " (handler.cpp:12)");
+  const auto sent = protocol::decode_error(protocol::encode_error(e));
+  EXPECT_EQ(sent.code, static_cast<std::uint16_t>(ni::ErrorCode::kBadKeys));
+  EXPECT_EQ(sent.text, "keys do not load: key-switching key truncated: need 10 bytes, have 2");
+  // Text that merely looks like a location in the middle of a sentence stays.
+  EXPECT_EQ(veil::without_location("see (the manual)"), "see (the manual)");
 }
 
 TEST(Messages, KeyHashSeparatesBlobs) {

@@ -4,15 +4,18 @@
 // are compared with the plain evaluator's, within the plan's predicted precision.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iterator>
 #include <thread>
 
+#include "protocol/raw_peer.hpp"
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/serialize.hpp"
 #include "veil/common/file.hpp"
+#include "veil/common/format.hpp"
 #include "veil/net/memory_channel.hpp"
 #include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/onnx/import.hpp"
@@ -22,6 +25,7 @@
 #include "veil/protocol/ni/client.hpp"
 #include "veil/protocol/ni/handler.hpp"
 #include "veil/rlwe/keygen.hpp"
+#include "veil/rlwe/serialize.hpp"
 
 namespace veil {
 namespace {
@@ -251,6 +255,81 @@ TEST(NiProtocol, ShippedModelHelloDeadline) {
   th.join();
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - t).count(), 5.0);
   EXPECT_EQ(protocol::decode_error(f).code, static_cast<std::uint16_t>(net::ErrorCode::kTimeout));
+}
+
+// Keys far beyond the plan (many more rotation keys than planned) are refused from the
+// frame header: in under a second, with no memory spent beyond the header, though the
+// host-wide frame limit would admit them. Keys within the size limit but with one rotation
+// key too many are refused from the key headers, naming the counts.
+TEST(NiProtocol, ShippedModelOversizedKeyUpload) {
+  protocol::HostOptions o;
+  o.limits.max_frame_bytes = std::uint64_t{1} << 30;  // as large as another mode's messages
+  Server server({plan_model("models/mnist-cryptonets.onnx", nn::Mode::kLatency)}, o);
+  // One rotation key more than planned: the key headers are compared with the plan.
+  net::ChannelOptions co;
+  co.idle_timeout = std::chrono::seconds(60);
+  auto [c, s] = net::make_memory_pair(co);
+  std::thread t([&, &ch = *s] { server.host->serve(ch); });
+  try {
+    ni::Client client(*c, nn::Mode::kLatency, "ni_test");
+    const auto& pm = client.model();
+    rlwe::KeyGenerator keygen(pm.context);
+    auto keys = nn::make_evaluation_keys(pm.plan, keygen);
+    int extra = 1;
+    while (std::find(pm.plan.rotation_steps.begin(), pm.plan.rotation_steps.end(), extra) !=
+           pm.plan.rotation_steps.end())
+      ++extra;
+    for (auto& [g, k] : keygen.create_galois_keys({extra}, false, 0).keys)
+      keys.galois.keys.emplace(g, std::move(k));
+    const auto relin = rlwe::save_relin_keys(*pm.context, keys.relin, true);
+    const auto galois = rlwe::save_galois_keys(*pm.context, keys.galois, true);
+    try {
+      client.upload_keys(relin, galois);
+      ADD_FAILURE() << "keys with an extra rotation were accepted";
+    } catch (const net::Error& e) {
+      EXPECT_TRUE(e.is(ni::ErrorCode::kBadKeys)) << e.what();
+      EXPECT_NE(std::string(e.what()).find(std::to_string(pm.plan.rotation_steps.size() + 1) +
+                                           " rotation keys, the plan uses " +
+                                           std::to_string(pm.plan.rotation_steps.size())),
+                std::string::npos)
+          << e.what();
+      // What a remote peer reads names the problem, not this build's source files.
+      EXPECT_EQ(std::string(e.what()).find(".cpp:"), std::string::npos) << e.what();
+    }
+    client.bye();
+  } catch (...) {
+    c->close();
+    t.join();
+    throw;
+  }
+  t.join();
+
+  std::thread run([&] { server.host->run(); });
+  const auto model = plan_model("models/mnist-cryptonets.onnx", nn::Mode::kLatency);
+  const auto& plan = model.plan;
+  const std::uint64_t planned = plan.relin_key_bytes + plan.galois_key_bytes;
+  {
+    test::RawPeer p("127.0.0.2", server.host->port());
+    p.hello("ni", ni::kVersion, ni::encode_open({nn::Mode::kLatency}));
+    EXPECT_EQ(p.next(10.0).first, static_cast<std::uint16_t>(ni::MessageType::kServerInfo));
+    const long before = test::rss_kib();
+    const std::uint64_t oversized = 5 * planned;  // ~200 rotation keys where the plan has ~40
+    ASSERT_LT(oversized, server.host->max_frame_bytes()) << "the host-wide limit alone would refuse it";
+    const auto t = Clock::now();
+    p.send(net::encode_header(static_cast<std::uint16_t>(ni::MessageType::kUploadKeys), oversized));
+    p.send(std::vector<std::uint8_t>(4096, 0));  // the body starts arriving
+    const auto answer = p.next(5.0);
+    const double took = test::since(t);
+    const long grown = test::rss_kib() - before;
+    std::printf("  %s of keys declared (plan: %s): refused in %.3f s, RSS +%ld KiB\n",
+                human_bytes(oversized).c_str(), human_bytes(planned).c_str(), took, grown);
+    EXPECT_EQ(answer.first, static_cast<std::uint16_t>(protocol::HostMessage::kError));
+    EXPECT_EQ(answer.second, static_cast<std::uint16_t>(net::ErrorCode::kFrameTooLarge));
+    EXPECT_LT(took, 1.0);
+    EXPECT_LT(grown, 4096) << "memory grew by more than a few pages";
+  }
+  server.host->stop();
+  run.join();
 }
 
 }  // namespace

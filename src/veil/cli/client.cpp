@@ -16,6 +16,7 @@
 #include "veil/cli/commands.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/file.hpp"
+#include "veil/protocol/backoff.hpp"
 #include "veil/protocol/ni/client.hpp"
 #include "veil/rlwe/keygen.hpp"
 
@@ -266,25 +267,44 @@ void run_load(const ClientCliOptions& o, const std::string& host, std::uint16_t 
   const auto start = Clock::now();
   const auto deadline = start + std::chrono::milliseconds(static_cast<std::int64_t>(o.duration_s * 1000));
   std::vector<std::thread> threads;
+  std::atomic<bool> fatal{false};  // an error no retry can fix: every session stops
+  std::size_t attempts = 0;        // connections and requests tried, for the summary
   for (int t = 0; t < o.concurrency; ++t) {
     threads.emplace_back([&, t] {
       std::unique_ptr<protocol::ni::Client> c;
-      for (std::size_t k = 0; Clock::now() < deadline; ++k) {
+      // After a failure, wait (exponential back-off, capped) before reconnecting: a server
+      // that went away or is busy must not see a busy loop of connection attempts.
+      protocol::Backoff backoff(0.05, 2.0, static_cast<std::uint64_t>(t) + 1);
+      for (std::size_t k = 0; Clock::now() < deadline && !fatal; ++k) {
         const std::size_t i = (t + k) % inputs.size();
         try {
+          {
+            std::lock_guard lk(mu);
+            ++attempts;
+          }
           if (!c) {
             c = std::make_unique<protocol::ni::Client>(connect(host, port, o), m.plan.mode, kClientName);
             ensure_keys(*c, keys, false);
           }
           const Outcome r = request(*c, m, cr, {&inputs[i]}, false);
+          backoff.reset();
           std::lock_guard lk(mu);
           latencies.push_back(r.total_s);
           evals.push_back(r.eval_s);
           if (argmax(r.logits[0]) != reference[i]) ++wrong;
         } catch (const std::exception& e) {
-          std::lock_guard lk(mu);
-          if (errors++ == 0) first_error = e.what();
+          {
+            std::lock_guard lk(mu);
+            if (errors++ == 0) first_error = e.what();
+          }
           c.reset();  // reconnect for the next request
+          if (!protocol::retryable(e)) {
+            fatal = true;
+            break;
+          }
+          const auto wait =
+              std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(backoff.next()));
+          std::this_thread::sleep_until(std::min(deadline, Clock::now() + wait));
         }
       }
       if (c) c->bye();
@@ -297,10 +317,11 @@ void run_load(const ClientCliOptions& o, const std::string& host, std::uint16_t 
   std::printf(
       "load: %d clients for %.1f s: %zu requests, %.2f requests/s, latency p50 %.3f s, p90 %.3f s, p99 %.3f "
       "s "
-      "(encrypt + round trip + decrypt; mean server evaluation %.3f s); %zu wrong, %zu errors\n",
+      "(encrypt + round trip + decrypt; mean server evaluation %.3f s); %zu wrong, %zu errors in %zu "
+      "attempts%s\n",
       o.concurrency, wall, latencies.size(), latencies.size() / wall, percentile(latencies, 50),
       percentile(latencies, 90), percentile(latencies, 99), evals.empty() ? 0.0 : eval_sum / evals.size(),
-      wrong, errors);
+      wrong, errors, attempts, fatal ? " (stopped on a fatal error)" : "");
   if (errors) std::printf("first error: %s\n", first_error.c_str());
   VEIL_REQUIRE(wrong == 0 && errors == 0 && !latencies.empty(),
                "load test failed: " << wrong << " wrong answers, " << errors << " errors");

@@ -104,6 +104,9 @@ void run_eval(EvalOptions& o) {
 
   std::vector<int> enc_pred(n), plain_pred(n);
   double max_err = 0, t_enc = 0, t_eval = 0, t_dec = 0;
+  double worst_excess = 0;  // the largest logit error relative to its tolerance, and where
+  std::size_t worst = 0;
+  std::vector<double> worst_logits;
   std::vector<double> stage_seconds(net.stages.size(), 0.0);
   std::uint64_t up_bytes = 0, down_bytes = 0;
   const std::size_t per_batch = plan.mode == nn::Mode::kLatency ? 1 : plan.slots;
@@ -140,8 +143,12 @@ void run_eval(EvalOptions& o) {
       const std::size_t idx = first + i;
       enc_pred[idx] = argmax(logits[i]);
       plain_pred[idx] = argmax(plain[idx]);
+      double err = 0;
       for (std::size_t k = 0; k < plain[idx].size(); ++k)
-        max_err = std::max(max_err, std::abs(plain[idx][k] - logits[i][k]));
+        err = std::max(err, std::abs(plain[idx][k] - logits[i][k]));
+      max_err = std::max(max_err, err);
+      const double excess = err / nn::agreement_tolerance(plan, plain[idx]);
+      if (excess > worst_excess) worst_excess = excess, worst = idx, worst_logits = logits[i];
       correct_enc += enc_pred[idx] == ds.labels[idx];
       correct_plain += plain_pred[idx] == ds.labels[idx];
       agree += enc_pred[idx] == plain_pred[idx];
@@ -244,6 +251,11 @@ void run_eval(EvalOptions& o) {
     prec.style = report::BarPanel::Style::kLine;
     report::write_panels_png(o.plot, {time, prec});
     std::printf("plot: %s\n", o.plot.c_str());
+  }
+  // After the report (it shows the damage): beyond the planned precision is an error.
+  if (worst_excess > 1) {
+    std::printf("record %zu: encrypted and plaintext logits disagree beyond the planned precision\n", worst);
+    require_agreement(m, server, keys, keygen.secret_key(), inputs[worst], plain[worst], worst_logits);
   }
 }
 

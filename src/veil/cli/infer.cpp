@@ -82,6 +82,8 @@ void run_infer(InferOptions& o) {
                   in.true_class >= 0 ? (" (label " + std::to_string(in.true_class) + ")").c_str() : "");
       print_result(m, logits[i], o.top);
       std::printf("plaintext model: class %d, max |encrypted - plaintext| logit %.2e\n", argmax(plain), err);
+      std::fflush(stdout);
+      require_agreement(m, server, keys, keygen.secret_key(), in.values, plain, logits[i]);
     }
     std::printf("time: encrypt %.3f s + evaluate %.3f s + decrypt %.3f s = %.3f s%s\n", t_enc, t_eval, t_dec,
                 t_enc + t_eval + t_dec,

@@ -46,11 +46,13 @@ void run_serve(ServeOptions& o) {
   protocol::Host server(std::move(handlers), o.server);
   const auto& limits = o.server.limits;
   std::printf(
-      "model %s ready in %.2f s; %d worker(s) x %d threads, max %zu sessions, key cache %s, max frame %s, "
-      "timeout %.0f s (idle %.0f s)\n",
+      "model %s ready in %.2f s; %d worker(s) x %d threads, max %zu sessions (%zu per address), key cache "
+      "%s, "
+      "max frame %s, timeout %.0f s (idle %.0f s, hello %.0f s, min rate %s/s), shutdown grace %.0f s\n",
       name.c_str(), seconds_since(t), max_jobs(), num_threads(), limits.max_sessions,
-      human_bytes(o.server.max_key_cache_bytes).c_str(), human_bytes(server.max_frame_bytes()).c_str(),
-      limits.timeout_s, limits.idle_timeout_s);
+      limits.max_sessions_per_address, human_bytes(o.server.max_key_cache_bytes).c_str(),
+      human_bytes(server.max_frame_bytes()).c_str(), limits.timeout_s, limits.idle_timeout_s,
+      limits.hello_timeout_s, human_bytes(limits.min_bytes_per_s).c_str(), limits.shutdown_grace_s);
   // Tests start the server with --port 0 and read the port from this line.
   std::printf("listening on %s\n", server.address().c_str());
   std::fflush(stdout);
@@ -89,8 +91,20 @@ void register_serve(CLI::App& app) {
                   "seconds a session may wait between messages (default 300)")
       ->check(CLI::Range(0.1, 86400.0));
   cmd->add_option("--hello-timeout-s", s.limits.hello_timeout_s,
-                  "seconds a new connection may take to send its first message (default: the idle timeout)")
+                  "seconds a new connection may take to send all of its first message (default 10)")
       ->check(CLI::Range(0.1, 86400.0));
+  cmd->add_option("--max-sessions-per-address", s.limits.max_sessions_per_address,
+                  "sessions from one client address at once (default 4)")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--min-rate", s.limits.min_bytes_per_s,
+                  "bytes per second a message must average once --timeout-s has passed since its first "
+                  "byte; slower senders are dropped (default 16384; 0: no minimum)");
+  cmd->add_option("--max-inflight-bytes", s.limits.max_inflight_bytes,
+                  "bytes of messages being received or handled, all sessions together; more are told the "
+                  "server is busy (default: the larger of 1 GiB and the largest message)");
+  cmd->add_option("--shutdown-grace-s", s.limits.shutdown_grace_s,
+                  "on SIGINT/SIGTERM, seconds to let sessions finish before closing them (default 5)")
+      ->check(CLI::Range(0.0, 86400.0));
   cmd->callback([o] { run_serve(*o); });
 }
 

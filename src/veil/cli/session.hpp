@@ -65,6 +65,14 @@ using Clock = std::chrono::steady_clock;
 using veil::human_bytes;
 using veil::seconds_since;
 
+// Encrypted evaluation that disagrees with the plaintext model beyond the planned precision
+// (nn::agreement_tolerance) is an error, never a silently wrong answer: this throws,
+// naming the first stage whose decrypted outputs leave their tolerance, found by running
+// `input` again with every stage decrypted. `plain` and `logits`: that input's answers.
+void require_agreement(const Model& m, const nn::EncryptedNetwork& server, const nn::EvaluationKeys& keys,
+                       const rlwe::SecretKey& sk, const std::vector<double>& input,
+                       const std::vector<double>& plain, const std::vector<double>& logits);
+
 std::vector<int> top_k(const std::vector<double>& logits, int k);
 int argmax(const std::vector<double>& v);
 

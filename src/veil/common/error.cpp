@@ -1,6 +1,16 @@
 #include "veil/common/error.hpp"
 
 #include <cstring>
+#include <regex>
+
+namespace veil {
+
+std::string without_location(const std::string& message) {
+  static const std::regex location(R"( \([A-Za-z0-9_.+-]+\.(cpp|hpp|cc|h):[0-9]+\))");
+  return std::regex_replace(message, location, "");
+}
+
+}  // namespace veil
 
 namespace veil::detail {
 

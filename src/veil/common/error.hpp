@@ -9,6 +9,11 @@
 
 namespace veil {
 
+// The message without the " (file.cpp:123)" locations VEIL_REQUIRE / VEIL_CHECK_IO append
+// (nested messages carry several): what may be shown to a remote peer, which has no use
+// for the build's internals. Local logs keep them.
+std::string without_location(const std::string& message);
+
 namespace detail {
 [[noreturn]] void throw_invalid(const char* file, int line, const std::string& msg);
 [[noreturn]] void throw_runtime(const char* file, int line, const std::string& msg);

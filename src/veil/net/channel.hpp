@@ -11,6 +11,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -24,6 +26,19 @@ struct ReceiveLimits {
   std::uint64_t max_frame_bytes = std::uint64_t{1} << 30;  // payload bound
   std::chrono::milliseconds io_timeout{30000};             // no progress within a frame (and writes)
   std::chrono::milliseconds idle_timeout{300000};          // waiting for the first byte of a frame
+  // The whole frame, first byte to last, must have arrived by then (the host's hello
+  // deadline): a peer cannot stretch one frame by sending a byte just before each timeout.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  // Within a frame, after a grace of io_timeout from its first byte: at least this many
+  // bytes per second on average since that byte (0: no minimum). A sender that trickles
+  // (one byte every few seconds, each within io_timeout) is dropped; a slow but steady
+  // upload is not (Apache's mod_reqtimeout MinRate, the same idea).
+  std::uint64_t min_bytes_per_s = 0;
+  // Called with the header's type and length once the header has arrived and passed
+  // max_frame_bytes, before a payload byte is read or allocated; may throw net::Error to
+  // refuse the frame (a per-message limit, a memory budget). The stream is then out of
+  // sync: the caller ends the connection.
+  std::function<void(std::uint16_t type, std::uint64_t length)> on_header;
 };
 using ChannelOptions = ReceiveLimits;  // the channel's defaults for receive() and send()
 
@@ -52,6 +67,10 @@ class Channel {
   // Thread-safe. Makes a receive that is still waiting for the first byte of a frame (now
   // or later) fail with kShuttingDown; a frame already arriving is read normally.
   virtual void interrupt() = 0;
+  // Thread-safe. Ends the connection now, whatever the channel's thread is doing: its
+  // current or next operation fails with kShuttingDown (a host's shutdown after its grace
+  // period, for sessions that did not end by themselves).
+  virtual void abort() = 0;
   // Best effort, never throws: sends one last frame and closes, so that the peer reads the
   // frame (a refusal, a shutdown notice) before it sees the connection end.
   virtual void send_final(const Frame& frame) noexcept = 0;

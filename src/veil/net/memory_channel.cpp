@@ -1,5 +1,6 @@
 #include "veil/net/memory_channel.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -47,14 +48,16 @@ class MemoryChannel final : public Channel {
     begin_receive();
     std::unique_lock lk(link_->m);
     auto& q = link_->queue[side_];
-    const bool ready = link_->cv.wait_for(lk, limits.idle_timeout, [&] {
+    auto wait = limits.idle_timeout;
+    if (limits.deadline)
+      wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                *limits.deadline - std::chrono::steady_clock::now()));
+    const bool ready = link_->cv.wait_for(lk, std::max(wait, std::chrono::milliseconds(0)), [&] {
       return !q.empty() || link_->interrupted[side_] || link_->closed[0] || link_->closed[1];
     });
     // As over TCP: a frame that has arrived is read even when interrupted or closed.
     if (q.empty()) {
-      if (!ready)
-        throw Error(ErrorCode::kTimeout,
-                    "waiting for a message: nothing for " + seconds(limits.idle_timeout));
+      if (!ready) throw Error(ErrorCode::kTimeout, "waiting for a message: nothing for " + seconds(wait));
       if (link_->closed[side_]) throw Error(ErrorCode::kClosed, "waiting for a message: this end is closed");
       if (link_->interrupted[side_])
         throw Error(ErrorCode::kShuttingDown, "interrupted while waiting for the next message");
@@ -68,6 +71,7 @@ class MemoryChannel final : public Channel {
       throw Error(ErrorCode::kFrameTooLarge, "frame of " + std::to_string(f.payload.size()) +
                                                  " bytes exceeds the limit of " +
                                                  std::to_string(limits.max_frame_bytes) + " bytes");
+    if (limits.on_header) limits.on_header(f.type, f.payload.size());
     stats_.bytes_received += f.payload.size();
     ++stats_.frames_received;
     return f;
@@ -80,6 +84,8 @@ class MemoryChannel final : public Channel {
     }
     link_->cv.notify_all();
   }
+
+  void abort() override { close(); }
 
   void send_final(const Frame& frame) noexcept override {
     try {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <asio.hpp>
+#include <atomic>
 #include <optional>
 
 namespace veil::net {
@@ -24,12 +25,15 @@ struct TcpChannel::Impl {
   asio::io_context io;
   tcp::socket socket{io};
   std::atomic<bool> interrupted{false};
+  std::atomic<bool> aborted{false};
   bool idle_wait = false;  // only touched on the thread running `io`
 
   // Runs one asynchronous operation until it completes or `timeout` passes; returns its
   // byte count. `start` receives the completion handler.
   template <class Start>
   std::size_t run(std::chrono::milliseconds timeout, const char* what, Start&& start) {
+    if (aborted)
+      throw Error(ErrorCode::kShuttingDown, std::string(what) + ": the connection was closed by this side");
     std::error_code ec = asio::error::would_block;
     std::size_t n = 0;
     start([&](const std::error_code& e, std::size_t k) {
@@ -47,6 +51,8 @@ struct TcpChannel::Impl {
       throw Error(ErrorCode::kTimeout, std::string(what) + ": nothing for " +
                                            std::to_string(timeout.count() / 1000.0).substr(0, 5) + " s");
     }
+    if (aborted)
+      throw Error(ErrorCode::kShuttingDown, std::string(what) + ": the connection was closed by this side");
     if (ec == asio::error::operation_aborted && interrupted)
       throw Error(ErrorCode::kShuttingDown, "interrupted while waiting for the next message");
     if (ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
@@ -131,23 +137,58 @@ void TcpChannel::send(std::uint16_t type, std::span<const std::uint8_t> payload)
 }
 
 Frame TcpChannel::receive(const ReceiveLimits& limits) {
+  using Clock = std::chrono::steady_clock;
+  using std::chrono::milliseconds;
   begin_receive();
+  Clock::time_point first{};   // when the frame's first byte arrived
+  std::uint64_t received = 0;  // the frame's bytes so far, header included
+  // Reads some bytes of the frame, waiting at most the idle or I/O timeout, less when the
+  // frame's deadline or the minimum rate comes first (and then saying so).
+  const auto read = [&](std::uint8_t* p, std::size_t n) {
+    const bool idle = received == 0;
+    milliseconds wait = idle ? limits.idle_timeout : limits.io_timeout;
+    std::string bound;
+    const auto now = Clock::now();
+    if (!idle && limits.min_bytes_per_s > 0) {
+      const auto need_by =
+          first + limits.io_timeout +
+          std::chrono::duration_cast<milliseconds>(std::chrono::duration<double>(
+              static_cast<double>(received + 1) / static_cast<double>(limits.min_bytes_per_s)));
+      if (need_by - now < wait) {
+        wait = std::chrono::duration_cast<milliseconds>(need_by - now);
+        bound = "slower than the minimum rate of " + std::to_string(limits.min_bytes_per_s) + " B/s (" +
+                std::to_string(received) + " bytes in " +
+                std::to_string(std::chrono::duration<double>(now - first).count()).substr(0, 5) + " s)";
+      }
+    }
+    if (limits.deadline && *limits.deadline - now < wait) {
+      wait = std::chrono::duration_cast<milliseconds>(*limits.deadline - now);
+      bound = "the message did not arrive within its deadline";
+    }
+    try {
+      if (wait.count() <= 0) throw Error(ErrorCode::kTimeout, "");
+      const std::size_t k = impl_->read_some(p, n, wait, idle);
+      if (idle) first = Clock::now();
+      received += k;
+      return k;
+    } catch (const Error& e) {
+      if (!e.is(ErrorCode::kTimeout) || bound.empty()) throw;
+      throw Error(ErrorCode::kTimeout,
+                  std::string(idle ? "waiting for a message" : "reading a frame") + ": " + bound);
+    }
+  };
   std::uint8_t header[kFrameHeaderSize];
   std::size_t got = 0;
-  while (got < sizeof header) {
-    const bool idle = got == 0;
-    got += impl_->read_some(header + got, sizeof header - got, idle ? limits.idle_timeout : limits.io_timeout,
-                            idle);
-  }
+  while (got < sizeof header) got += read(header + got, sizeof header - got);
   stats_.bytes_received += sizeof header;
   const FrameHeader h = decode_header(header, limits.max_frame_bytes);
+  if (limits.on_header) limits.on_header(h.type, h.length);
   Frame f;
   f.type = h.type;
   std::size_t off = 0;
   while (off < h.length) {
     if (f.payload.size() == off) f.payload.resize(off + std::min<std::uint64_t>(h.length - off, kChunk));
-    const std::size_t k =
-        impl_->read_some(f.payload.data() + off, f.payload.size() - off, limits.io_timeout, false);
+    const std::size_t k = read(f.payload.data() + off, f.payload.size() - off);
     off += k;
     stats_.bytes_received += k;
   }
@@ -162,6 +203,15 @@ void TcpChannel::interrupt() {
   asio::post(impl_->io, [m = impl_.get()] {
     std::error_code ec;
     if (m->idle_wait && m->socket.available(ec) == 0) m->socket.cancel(ec);
+  });
+}
+
+void TcpChannel::abort() {
+  impl_->aborted = true;
+  asio::post(impl_->io, [m = impl_.get()] {
+    std::error_code ec;
+    m->socket.shutdown(tcp::socket::shutdown_both, ec);
+    m->socket.cancel(ec);
   });
 }
 

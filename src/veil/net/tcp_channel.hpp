@@ -31,6 +31,7 @@ class TcpChannel final : public Channel {
   void send(std::uint16_t type, std::span<const std::uint8_t> payload) override;
   Frame receive(const ReceiveLimits& limits) override;
   void interrupt() override;
+  void abort() override;
   // Also discards what the peer had already sent, so closing does not reset the
   // connection under the frame.
   void send_final(const Frame& frame) noexcept override;

@@ -1,5 +1,6 @@
 #include "veil/protocol/hello.hpp"
 
+#include "veil/common/error.hpp"
 #include "veil/protocol/wire.hpp"
 
 namespace veil::protocol {
@@ -69,7 +70,10 @@ net::Frame encode(const ErrorMessage& m) {
   return wire::frame(static_cast<std::uint16_t>(m.kType), w);
 }
 
-net::Frame encode_error(const net::Error& e) { return encode(ErrorMessage{e.code(), e.message()}); }
+net::Frame encode_error(const net::Error& e) {
+  // To a remote peer: no source locations (build internals); the local log keeps them.
+  return encode(ErrorMessage{e.code(), without_location(e.message())});
+}
 
 ErrorMessage decode_error(const net::Frame& f) {
   return wire::read_payload<ErrorMessage>(f, error_name, name_or_unknown, [](ByteReader& r) {

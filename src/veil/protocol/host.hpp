@@ -7,11 +7,11 @@
 // its own thread. Heavy work inside a handler (an evaluation) runs through veil::run_job
 // (common/thread_pool.hpp), which admits a few jobs at a time onto the process's one pool.
 //
-// Policies that apply to every session whatever its protocol live here (HostLimits): the
-// session cap, frame limits, timeouts, the first message's bounds. Later ones belong here
-// too, never in a handler: admission (per-address caps) in Host::State::accept, deadlines
-// and rates in the receive limits the message loop passes to the channel, per-mode frame
-// limits reported by the handler's session and applied by the loop.
+// Policies that apply to every session whatever its protocol live here (HostLimits), never
+// in a handler: admission (session cap, per-address cap) in Host::State::accept; the first
+// message's size and deadline, the minimum transfer rate, per-message frame limits (each
+// session reports them from its plan) and the in-flight memory budget in the receive
+// limits the message loop passes to the channel; the shutdown grace period in run().
 #pragma once
 
 #include <cstdint>
@@ -26,17 +26,27 @@
 
 namespace veil::protocol {
 
+// Every limit has a default that serves a legitimate client on a slow link and bounds
+// what a hostile one costs; docs/protocol.md lists them.
 struct HostLimits {
-  std::size_t max_sessions = 16;      // connections served at once; more get "server busy"
-  std::uint64_t max_frame_bytes = 0;  // 0: the largest any handler needs (Handler::max_frame_bytes)
-  double timeout_s = 30;              // no progress within a frame (read or write)
-  double idle_timeout_s = 300;        // between messages (client key generation, encryption)
-  // The Hello: a small frame (kMaxHelloBytes) within this many seconds (0: the idle timeout).
-  double hello_timeout_s = 0;
-  // Next (not yet here): sessions per client address, checked at admission
-  // (Host::State::accept); a minimum transfer rate, as a field of net::ReceiveLimits that
-  // the channels enforce within a frame; per-mode frame limits, from the handler's session
-  // once its Hello has named the mode.
+  std::size_t max_sessions = 16;             // connections served at once; more get "server busy"
+  std::size_t max_sessions_per_address = 4;  // of those, from one client address (IP, any port)
+  std::uint64_t max_frame_bytes = 0;         // 0: the largest any handler needs (Handler::max_frame_bytes)
+  double timeout_s = 30;                     // no progress within a frame (read or write)
+  double idle_timeout_s = 300;               // between messages (client key generation, encryption)
+  // The Hello: a small frame (kMaxHelloBytes), all of it within this many seconds of the
+  // connection (0: the idle timeout).
+  double hello_timeout_s = 10;
+  // Within a frame, after the first timeout_s: at least this average rate since its first
+  // byte (0: none). Drops senders that trickle a byte just within each timeout.
+  std::uint64_t min_bytes_per_s = 16 << 10;
+  // Bytes of frames being received or handled, all sessions together; a frame whose header
+  // would exceed it is refused (server busy) before its body is read. 0: the larger of
+  // 1 GiB and the largest frame.
+  std::uint64_t max_inflight_bytes = 0;
+  // After SIGINT/SIGTERM or stop(): sessions still open after this many seconds (a request
+  // being evaluated, a client trickling a frame) are closed, each with a log line.
+  double shutdown_grace_s = 5;
 };
 
 struct HostOptions {
@@ -66,6 +76,10 @@ class ProtocolSession {
   // transport's, not kInternal or kUnavailable) leaves the stream in sync: the host answers
   // it with an Error message and the session goes on; any other ends the session.
   virtual void on_message(const net::Frame& f, net::Channel& ch) = 0;
+  // The largest payload of a message of this type the session accepts now (what its plan
+  // implies), checked by the host from the frame's header before the body is read; the
+  // host's own frame limit applies as well.
+  virtual std::uint64_t max_frame_bytes(std::uint16_t type) const = 0;
 };
 
 class Handler {

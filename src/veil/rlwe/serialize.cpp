@@ -276,4 +276,34 @@ GaloisKeys load_galois_keys(const Context& ctx, std::span<const std::uint8_t> da
   return gk;
 }
 
+std::vector<std::pair<std::uint32_t, int>> peek_galois_keys(const Context& ctx,
+                                                            std::span<const std::uint8_t> data) {
+  ByteReader r(data);
+  const ObjectHeader h = expect_object(r, &ctx, ObjectType::kGaloisKeys);
+  const bool compressed = h.flags & kFlagCompressed;
+  const std::uint32_t count = r.u32();
+  VEIL_CHECK_IO(count <= ctx.n(),
+                "Galois key set claims " << count << " keys (at most N = " << ctx.n() << ")");
+  std::vector<std::pair<std::uint32_t, int>> out;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::uint32_t g = r.u32();
+    VEIL_CHECK_IO(g % 2 == 1 && g < 2 * ctx.n() && g != 1, "invalid Galois element " << g);
+    const std::uint32_t level = r.u32();
+    check_level(ctx, level, "key-switching key");
+    const std::uint32_t digits = r.u32();
+    VEIL_CHECK_IO(static_cast<int>(digits) == ctx.num_digits(static_cast<int>(level)),
+                  "key-switching key has " << digits << " digits, expected "
+                                           << ctx.num_digits(static_cast<int>(level)));
+    const std::uint64_t need =
+        (compressed ? 32 : 0) +
+        digits * packed_bytes(ctx, qp_indices(ctx, static_cast<int>(level))) * (compressed ? 1 : 2);
+    VEIL_CHECK_IO(r.remaining() >= need,
+                  "key-switching key truncated: need " << need << " bytes, have " << r.remaining());
+    r.view(need);
+    out.emplace_back(g, static_cast<int>(level));
+  }
+  r.expect_end();
+  return out;
+}
+
 }  // namespace veil::rlwe

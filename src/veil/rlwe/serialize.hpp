@@ -15,6 +15,8 @@
 
 #include <cstdint>
 #include <span>
+#include <utility>
+#include <vector>
 
 #include "veil/common/bytes.hpp"
 #include "veil/rlwe/context.hpp"
@@ -53,6 +55,11 @@ RelinKeys load_relin_keys(const Context& ctx, std::span<const std::uint8_t> data
 
 Bytes save_galois_keys(const Context& ctx, const GaloisKeys& gk, bool compress = true);
 GaloisKeys load_galois_keys(const Context& ctx, std::span<const std::uint8_t> data);
+// The (Galois element, level) of each key a serialised Galois key set holds, read from the
+// key headers without loading or expanding a key; the same checks as loading, except the
+// residues. A server compares them with its plan before it spends memory on an upload.
+std::vector<std::pair<std::uint32_t, int>> peek_galois_keys(const Context& ctx,
+                                                            std::span<const std::uint8_t> data);
 
 // Reads just the header, checking magic and version; returns the object type.
 ObjectType peek_type(std::span<const std::uint8_t> data);

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <random>
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
+#include "veil/ckks/evaluator.hpp"
 #include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/he/packing.hpp"
 #include "veil/nn/he/planner.hpp"
@@ -331,6 +333,43 @@ TEST(Layout, MultiplexedSlotsAreDistinctAndRoundTrip) {
   EXPECT_FALSE(bad.injective());
 }
 
+std::string refusal(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "(no refusal)";
+}
+
+// decrypt_outputs decrypts only what looks like a result of the plan: an encrypted input
+// (never evaluated) and a 3-polynomial ciphertext are refused, each with its reason.
+TEST(EncryptedNetwork, DecryptRefusesCiphertextsThatAreNotResults) {
+  const Network net = test_network(5);
+  const Plan plan = make_plan(net, toy_options(Mode::kLatency, 11));
+  Client c(plan);
+  const EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
+  EncryptedNetwork server(net, plan, c.ctx);
+  std::mt19937_64 g(3);
+  const auto in = encrypt_inputs(plan, c.encoder, c.encryptor, {random_input(net, g)});
+  const auto out = server.evaluate(in, keys);
+  EXPECT_NO_THROW(decrypt_outputs(plan, c.encoder, c.decryptor, out, 1));
+  const std::string input = refusal([&] { decrypt_outputs(plan, c.encoder, c.decryptor, in, 1); });
+  EXPECT_NE(input.find("not a result of this model"), std::string::npos) << input;
+  // A result-shaped ciphertext (level, scale, slots) with three polynomials.
+  std::vector<ckks::Ciphertext> unrelinearised;
+  for (const auto& ct : out) unrelinearised.emplace_back(*c.ctx, 3, ct.level(), ct.scale(), ct.slots());
+  ckks::Evaluator ev(c.ctx);
+  const std::string three =
+      refusal([&] { decrypt_outputs(plan, c.encoder, c.decryptor, unrelinearised, 1); });
+  EXPECT_NE(three.find("3 polynomials"), std::string::npos) << three;
+  // As an input, the same ciphertext gets the same reason, not "other parameters".
+  std::vector<ckks::Ciphertext> in3 = in;
+  for (auto& ct : in3) ev.multiply_inplace(ct, ct);
+  const std::string as_input = refusal([&] { server.evaluate(in3, keys); });
+  EXPECT_NE(as_input.find("3 polynomials"), std::string::npos) << as_input;
+}
+
 TEST(Planner, RefusesTooDeepModelsNamingTheDepth) {
   Network net = test_network(1);
   for (int i = 0; i < 200; ++i) net.stages.push_back(poly({0.1, 0.2, 1.0}));
@@ -341,6 +380,30 @@ TEST(Planner, RefusesTooDeepModelsNamingTheDepth) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("needs 206 levels"), std::string::npos) << e.what();
   }
+}
+
+// A weight of 1e38 passes every finiteness check but wraps around the modulus once
+// encoded: the planner refuses it at load, naming the layer.
+TEST(Planner, RefusesWeightsBeyondThePlaintextRangeNamingTheLayer) {
+  Network net = test_network(5);
+  EXPECT_NO_THROW(make_plan(net, toy_options(Mode::kLatency, 11)));
+  net.stages[3].linear.name = "conv2";
+  net.stages[3].linear.weights.val[7] = 1e38;
+  for (Mode mode : {Mode::kLatency, Mode::kThroughput}) {
+    const std::string why = refusal([&] { make_plan(net, toy_options(mode, 11)); });
+    EXPECT_NE(why.find("layer 'conv2': a weight of magnitude 1e+38"), std::string::npos) << why;
+  }
+  // A bias that large, or an activation whose measured inputs exceed the range, likewise.
+  Network biased = test_network(5);
+  biased.stages[5].linear.name = "fc";
+  biased.stages[5].linear.bias.assign(biased.stages[5].linear.bias.size(), 1e30);
+  const std::string bias = refusal([&] { make_plan(biased, toy_options(Mode::kLatency, 11)); });
+  EXPECT_NE(bias.find("layer 'fc': a bias of magnitude"), std::string::npos) << bias;
+  Network wide = test_network(5);
+  wide.stages[1].poly.name = "act1";
+  wide.stages[1].poly.input_range = 1e80;  // beyond Q / scale even at the top level
+  const std::string range = refusal([&] { make_plan(wide, toy_options(Mode::kLatency, 11)); });
+  EXPECT_NE(range.find("activation 'act1': its inputs reach"), std::string::npos) << range;
 }
 
 TEST(Planner, DefaultPlansAre128BitSecure) {

@@ -73,18 +73,56 @@ std::vector<Ciphertext> encrypt_inputs(const Plan& plan, const ckks::CkksEncoder
   return cts;
 }
 
+double agreement_tolerance(const Plan& plan, const std::vector<double>& reference) {
+  double range = 1;
+  for (double v : reference) range = std::max(range, std::abs(v));
+  const double bits = std::min(plan.predicted_precision_bits, PlanOptions{}.min_precision_bits) - 2;
+  return range * std::exp2(-std::max(bits, 1.0));
+}
+
+void check_result(const Plan& plan, const std::vector<Ciphertext>& outputs) {
+  // Throughput mode: one ciphertext per logit, a count the plan alone does not hold (the
+  // protocol's client checks it against ServerInfo).
+  if (plan.mode == Mode::kLatency) {
+    const auto want = static_cast<std::size_t>(plan.packing.output.blocks());
+    VEIL_REQUIRE(outputs.size() == want, "not a result of this model: "
+                                             << outputs.size() << " ciphertext(s), its result has " << want);
+  }
+  VEIL_REQUIRE(!outputs.empty(), "not a result of this model: no ciphertexts");
+  // The level the model leaves its result at (a server may switch it lower to send fewer
+  // bytes). A client's public plan has no stages: every model uses at least one level, so
+  // a result is below the top one, where fresh inputs are.
+  const int top = plan.params.max_level();
+  const int level = plan.stages.empty() ? std::max(top - 1, 0) : plan.stages.back().level_out;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const Ciphertext& c = outputs[i];
+    VEIL_REQUIRE(c.size() == 2, "result ciphertext " << i << " has " << c.size()
+                                                     << " polynomials (not relinearised); a result has 2");
+    VEIL_REQUIRE(
+        c.level() <= level,
+        "not a result of this model: ciphertext "
+            << i << " is at level " << c.level() << ", the model's results are at level " << level
+            << " or below"
+            << (c.level() == top ? " (this looks like an encrypted input: run the model on it first)" : ""));
+    VEIL_REQUIRE(c.slots() == plan.slots, "not a result of this model: ciphertext "
+                                              << i << " has " << c.slots() << " slots, expected "
+                                              << plan.slots);
+    // Rescaling keeps the scale within a factor of the plan's (the primes are near it).
+    VEIL_REQUIRE(std::isfinite(c.scale()) && std::abs(std::log2(c.scale() / plan.params.scale)) < 2,
+                 "not a result of this model: ciphertext " << i << " has scale 2^" << std::log2(c.scale())
+                                                           << ", the plan's is 2^"
+                                                           << std::log2(plan.params.scale));
+  }
+}
+
 std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::CkksEncoder& encoder,
                                                  const ckks::Decryptor& decryptor,
                                                  const std::vector<Ciphertext>& outputs, std::size_t images) {
+  check_result(plan, outputs);
   std::vector<std::vector<double>> decoded(outputs.size());
   parallel_for(outputs.size(),
                [&](std::size_t i) { decoded[i] = encoder.decode_real(decryptor.decrypt(outputs[i])); });
-  if (plan.mode == Mode::kLatency) {
-    VEIL_REQUIRE(
-        static_cast<int>(outputs.size()) == plan.packing.output.blocks(),
-        "expected " << plan.packing.output.blocks() << " result ciphertexts, got " << outputs.size());
-    return {unpack(plan.packing.output, decoded)};
-  }
+  if (plan.mode == Mode::kLatency) return {unpack(plan.packing.output, decoded)};
   VEIL_REQUIRE(images <= plan.slots, "more images than slots");
   std::vector<std::vector<double>> logits(images, std::vector<double>(outputs.size()));
   for (std::size_t o = 0; o < outputs.size(); ++o)
@@ -150,7 +188,9 @@ void EncryptedNetwork::check_inputs(const std::vector<Ciphertext>& in) const {
   const std::size_t want = plan_.mode == Mode::kLatency ? plan_.packing.input.blocks() : net_.input.size();
   VEIL_REQUIRE(in.size() == want, "the model takes " << want << " input ciphertexts, got " << in.size());
   for (const auto& c : in) {
-    VEIL_REQUIRE(c.size() == 2 && c.n() == ctx_->n(), "input ciphertext does not belong to these parameters");
+    VEIL_REQUIRE(c.size() == 2,
+                 "input ciphertext has " << c.size() << " polynomials (not relinearised); a fresh one has 2");
+    VEIL_REQUIRE(c.n() == ctx_->n(), "input ciphertext does not belong to these parameters");
     VEIL_REQUIRE(c.level() == plan_.params.max_level(),
                  "input ciphertext at level " << c.level() << ", expected " << plan_.params.max_level());
     VEIL_REQUIRE(c.slots() == plan_.slots,

@@ -37,7 +37,17 @@ EvaluationKeys make_evaluation_keys(const Plan& plan, const rlwe::KeyGenerator& 
 std::vector<ckks::Ciphertext> encrypt_inputs(const Plan& plan, const ckks::CkksEncoder& encoder,
                                              const ckks::Encryptor& encryptor,
                                              const std::vector<std::vector<double>>& inputs);
-// Logits per image (latency: one image).
+// Throws std::invalid_argument naming the mismatch unless `outputs` look like this plan's
+// result: their count (latency mode), 2 polynomials each, the level, slots and scale the
+// model leaves. A ciphertext that never went through the model (an encrypted input) fails.
+void check_result(const Plan& plan, const std::vector<ckks::Ciphertext>& outputs);
+// The largest |encrypted - plaintext| difference the plan allows for values whose plaintext
+// reference is `reference` (a stage's outputs or the logits): its precision target (the
+// plan's prediction, at most PlanOptions' default 8 bits, less 2 bits: the prediction is
+// that much optimistic) relative to max(1, max |reference|). A wrap-around, a key or
+// packing fault gives errors of the range itself, far beyond it.
+double agreement_tolerance(const Plan& plan, const std::vector<double>& reference);
+// Logits per image (latency: one image), after check_result.
 std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::CkksEncoder& encoder,
                                                  const ckks::Decryptor& decryptor,
                                                  const std::vector<ckks::Ciphertext>& outputs,

@@ -128,6 +128,66 @@ double predict_logit_error(const Network& net, int log_n, double scale) {
   return err;
 }
 
+// log2 of the modulus Q_level (the product of the data primes up to `level`).
+double log2_q(const ckks::CkksParameters& p, int level) {
+  double b = 0;
+  for (int i = 0; i <= level && i < static_cast<int>(p.q.size()); ++i)
+    b += std::log2(static_cast<double>(p.q[i]));
+  return b;
+}
+
+// Refuses a network whose weights or predicted intermediate values do not fit the plan's
+// plaintext range, naming the layer: a value v at scale D is held as v*D modulo Q_level, so
+// |v| * D must stay below Q_level / 2 (else it wraps around and decrypts to garbage, with
+// no error anywhere), and an encoded weight below 2^62 (the encoder's integer range).
+// Intermediates are predicted where the network says how large they get: the measured
+// input range of each activation (PolyStage::input_range) and its output at that range.
+// The logits are not bounded here (a worst-case l1 bound refuses sound models: the toy
+// test network's reaches 2,600 where 1,024 fit); `veil infer` and `veil eval` compare
+// them with the plaintext model's instead (cli require_agreement).
+void check_magnitudes(const Network& net, const Plan& plan) {
+  const auto& p = plan.params;
+  const double log_scale = std::log2(p.scale);
+  // Largest |v| that fits at `level`, one bit of margin for the noise.
+  const auto room = [&](int level) { return std::exp2(log2_q(p, level) - log_scale - 2); };
+  for (std::size_t k = 0; k < net.stages.size(); ++k) {
+    const Stage& st = net.stages[k];
+    const StagePlan& sp = plan.stages[k];
+    if (st.kind == Stage::Kind::kLinear) {
+      const LinearStage& l = st.linear;
+      double w = 0, b = 0;
+      for (double v : l.weights.val) w = std::max(w, std::abs(v));
+      for (double v : l.bias) b = std::max(b, std::abs(v));
+      const double max_weight = std::min(std::exp2(62 - log_scale), room(sp.level_in));
+      VEIL_REQUIRE(w < max_weight, "layer '" << l.name << "': a weight of magnitude " << w
+                                             << " does not fit the encrypted evaluation (at scale 2^"
+                                             << log_scale << " weights must stay below " << max_weight
+                                             << "); rescale the layer or fix the model file");
+      VEIL_REQUIRE(b < room(sp.level_out), "layer '" << l.name << "': a bias of magnitude " << b
+                                                     << " does not fit the plaintext range at level "
+                                                     << sp.level_out << " (below " << room(sp.level_out)
+                                                     << " at scale 2^" << log_scale << ")");
+    } else if (st.kind == Stage::Kind::kPoly) {
+      const PolyStage& poly = st.poly;
+      for (double c : poly.coefficients)
+        VEIL_REQUIRE(std::abs(c) < std::exp2(62 - log_scale),
+                     "activation '" << poly.name << "': coefficient " << c << " is too large to encode");
+      if (poly.input_range <= 0) continue;
+      VEIL_REQUIRE(poly.input_range < room(sp.level_in),
+                   "activation '" << poly.name << "': its inputs reach " << poly.input_range
+                                  << " (measured), beyond the plaintext range at level " << sp.level_in
+                                  << " (below " << room(sp.level_in) << " at scale 2^" << log_scale << ")");
+      double out = 0;
+      for (std::size_t i = 0; i < poly.coefficients.size(); ++i)
+        out += std::abs(poly.coefficients[i]) * std::pow(poly.input_range, static_cast<double>(i));
+      VEIL_REQUIRE(out < room(sp.level_out),
+                   "activation '" << poly.name << "': its outputs may reach " << out << " (inputs up to "
+                                  << poly.input_range << "), beyond the plaintext range at level "
+                                  << sp.level_out << " (below " << room(sp.level_out) << ")");
+    }
+  }
+}
+
 }  // namespace
 
 const char* mode_name(Mode m) { return m == Mode::kLatency ? "latency" : "throughput"; }
@@ -240,6 +300,7 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
     plan.rotation_key_levels.push_back(lv);
   }
   plan.predicted_precision_bits = -std::log2(predict_logit_error(net, p.log_n, p.scale));
+  check_magnitudes(net, plan);
 
   // Sizes as sent: keys and fresh ciphertexts seed-compressed (half), results full.
   plan.relin_key_bytes = digits_at(p, top) * poly_bytes(p, top, true);

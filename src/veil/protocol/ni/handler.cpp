@@ -1,6 +1,7 @@
 #include "veil/protocol/ni/handler.hpp"
 
 #include <cstdio>
+#include <map>
 
 #include "veil/ckks/serialize.hpp"
 #include "veil/common/error.hpp"
@@ -9,6 +10,7 @@
 #include "veil/common/thread_pool.hpp"
 #include "veil/protocol/ni/messages.hpp"
 #include "veil/protocol/public_plan.hpp"
+#include "veil/rlwe/serialize.hpp"
 
 namespace veil::protocol::ni {
 
@@ -38,6 +40,10 @@ struct Handler::Mode {
   ServedModel model;
   std::unique_ptr<nn::EncryptedNetwork> evaluator;
   int relin_level = 0;  // highest level a relinearisation runs at
+  // Per-message frame limits from this mode's plan: a latency session cannot send
+  // throughput-sized frames. The plan's sizes, plus room for headers and the levels a
+  // client may choose above the planned ones.
+  std::uint64_t max_upload_bytes = 0, max_infer_bytes = 0;
 };
 
 namespace {
@@ -49,13 +55,50 @@ class Session final : public ProtocolSession {
       : mode_(mode), ctx_(ctx), scope_(std::string(kName) + "/" + nn::mode_name(mode.model.plan.mode)) {}
 
   void on_message(const net::Frame& f, net::Channel& ch) override;
+  std::uint64_t max_frame_bytes(std::uint16_t type) const override {
+    switch (static_cast<MessageType>(type)) {
+      case MessageType::kUploadKeys:
+        return mode_.max_upload_bytes;
+      case MessageType::kInfer:
+        return mode_.max_infer_bytes;
+      default:
+        return 4096;  // KeyQuery (32 bytes), or a message refused once read
+    }
+  }
 
  private:
+  // The upload's Galois keys against the plan, from their headers (before any is loaded).
+  void check_galois_headers(const Bytes& galois) const;
+
   const Handler::Mode& mode_;
   SessionContext& ctx_;
   std::string scope_;  // key cache scope: keys are checked against this mode's plan
   std::shared_ptr<const nn::EvaluationKeys> keys_;
 };
+
+void Session::check_galois_headers(const Bytes& galois) const {
+  const auto& plan = mode_.model.plan;
+  const auto& ctx = *mode_.model.context;
+  std::vector<std::pair<std::uint32_t, int>> keys;
+  try {
+    keys = rlwe::peek_galois_keys(ctx, galois);
+  } catch (const std::exception& e) {
+    throw error(ErrorCode::kBadKeys,
+                std::string("rotation keys do not load for this model's parameters: ") + e.what());
+  }
+  // Exactly the plan's rotations: extra keys would only cost server memory.
+  if (keys.size() != plan.rotation_steps.size())
+    throw error(ErrorCode::kBadKeys, std::to_string(keys.size()) + " rotation keys, the plan uses " +
+                                         std::to_string(plan.rotation_steps.size()));
+  std::map<std::uint32_t, int> level;
+  for (const auto& [g, l] : keys) level[g] = l;
+  for (std::size_t i = 0; i < plan.rotation_steps.size(); ++i) {
+    auto it = level.find(ctx.galois_element(plan.rotation_steps[i]));
+    if (it == level.end() || it->second < plan.rotation_key_levels[i])
+      throw error(ErrorCode::kBadKeys, "no rotation key for step " + std::to_string(plan.rotation_steps[i]) +
+                                           " at level " + std::to_string(plan.rotation_key_levels[i]));
+  }
+}
 
 void Session::on_message(const net::Frame& f, net::Channel& ch) {
   const auto& plan = mode_.model.plan;
@@ -76,6 +119,7 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
       const KeyHash h = hash_keys(u.relin, u.galois);
       auto found = ctx_.key_cache().find<nn::EvaluationKeys>(h, scope_);
       if (!found) {
+        check_galois_headers(u.galois);
         nn::EvaluationKeys k;
         try {
           k.relin = rlwe::load_relin_keys(ctx, u.relin);
@@ -88,18 +132,6 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
           throw error(ErrorCode::kBadKeys, "relinearisation key covers levels up to " +
                                                std::to_string(k.relin.key.level) + ", the plan needs " +
                                                std::to_string(mode_.relin_level));
-        // Exactly the plan's rotations: extra keys would only cost server memory.
-        if (k.galois.keys.size() != plan.rotation_steps.size())
-          throw error(ErrorCode::kBadKeys, std::to_string(k.galois.keys.size()) +
-                                               " rotation keys, the plan uses " +
-                                               std::to_string(plan.rotation_steps.size()));
-        for (std::size_t i = 0; i < plan.rotation_steps.size(); ++i) {
-          auto it = k.galois.keys.find(ctx.galois_element(plan.rotation_steps[i]));
-          if (it == k.galois.keys.end() || it->second.level < plan.rotation_key_levels[i])
-            throw error(ErrorCode::kBadKeys, "no rotation key for step " +
-                                                 std::to_string(plan.rotation_steps[i]) + " at level " +
-                                                 std::to_string(plan.rotation_key_levels[i]));
-        }
         const std::uint64_t bytes = memory_bytes(k);
         found = ctx_.key_cache().insert(h, scope_, std::move(k), bytes);
       }
@@ -114,18 +146,24 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
         throw error(ErrorCode::kNoKeys,
                     "no evaluation keys in this session: upload them (or query a cached "
                     "hash) before inference");
-      Infer req = decode<Infer>(f);
+      // The counts (u32 images, u32 ciphertexts) against the plan from the message's head,
+      // before its ciphertexts are copied out or loaded; a head too short to hold them is
+      // left to the decoder's refusal.
       const std::size_t want = input_ciphertexts(mode_.model.network, plan);
       const std::uint32_t max_batch =
           plan.mode == nn::Mode::kLatency ? 1 : static_cast<std::uint32_t>(plan.slots);
-      if (req.images > max_batch)
-        throw error(
-            ErrorCode::kBadCiphertexts,
-            std::to_string(req.images) + " images in one request; the limit is " + std::to_string(max_batch));
-      if (req.ciphertexts.size() != want)
-        throw error(ErrorCode::kBadCiphertexts, "the model takes " + std::to_string(want) +
-                                                    " input ciphertexts, got " +
-                                                    std::to_string(req.ciphertexts.size()));
+      if (f.payload.size() >= 8) {
+        ByteReader head(f.payload);
+        const std::uint32_t images = head.u32(), count = head.u32();
+        if (images > max_batch)
+          throw error(
+              ErrorCode::kBadCiphertexts,
+              std::to_string(images) + " images in one request; the limit is " + std::to_string(max_batch));
+        if (count != want)
+          throw error(ErrorCode::kBadCiphertexts, "the model takes " + std::to_string(want) +
+                                                      " input ciphertexts, got " + std::to_string(count));
+      }
+      Infer req = decode<Infer>(f);
       const std::uint64_t up = f.payload.size();
       std::vector<ckks::Ciphertext> in(req.ciphertexts.size());
       for (std::size_t i = 0; i < in.size(); ++i) {
@@ -186,6 +224,17 @@ Handler::Handler(std::vector<ServedModel> models) {
     for (std::size_t k = 0; k < m.network.stages.size(); ++k)
       if (m.network.stages[k].kind == nn::Stage::Kind::kPoly)
         ms->relin_level = std::max(ms->relin_level, m.plan.stages[k].level_in);
+    // Keys at any level up to the top cost at most the top level's size: relinearisation
+    // plus one rotation key per planned step, each at most (top level) bytes; a fixed
+    // allowance covers object and key headers and the bit-packing's rounding.
+    const auto& p = m.plan;
+    const std::uint64_t top_key = p.relin_key_bytes;
+    const std::uint64_t keys = top_key * (1 + p.rotation_steps.size());
+    ms->max_upload_bytes = std::max<std::uint64_t>(keys, p.relin_key_bytes + p.galois_key_bytes) +
+                           p.rotation_steps.size() * 128 + (64 << 10);
+    // Twice the planned request, so that a request with the wrong ciphertext count still
+    // arrives and gets its precise answer (bad ciphertexts) with the session kept.
+    ms->max_infer_bytes = 2 * p.input_bytes + (64 << 10);
     ms->evaluator =
         std::make_unique<nn::EncryptedNetwork>(m.network, m.plan, m.context, m.plaintext_cache_bytes);
     largest_message_ =
