@@ -181,6 +181,7 @@ Response Evaluator::extract(const Ciphertext& a, std::span<const std::uint32_t> 
   r.c0.resize(limbs * count);
   r.c1.assign(a.poly(1), a.poly(1) + limbs * n);
   parallel_for(limbs, [&](std::size_t i) {
+    ctx_->ntt(i).inverse(r.c1.data() + i * n);
     rlwe::PolyData c0(a.limb(0, i), a.limb(0, i) + n);
     ctx_->ntt(i).inverse(c0.data());
     u64* o = r.c0.data() + i * count;
