@@ -123,17 +123,22 @@ Ciphertext Evaluator::multiply_accumulate(std::span<const Ciphertext* const> cts
   }
   Ciphertext out(*ctx_, 2, level);
   const std::size_t n = ctx_->n();
-  parallel_for(out.num_limbs() * 2, [&](std::size_t job) {
-    const std::size_t i = job / 2, c = job % 2;
+  // Lazy accumulation: the 128-bit sum of products (each below 2^122) is reduced once per
+  // coefficient instead of once per term, over tiles that stay in L1 (Harvey-style laziness).
+  constexpr std::size_t kTile = 256;
+  const std::size_t tiles = (n + kTile - 1) / kTile;
+  parallel_for(out.num_limbs() * 2 * tiles, [&](std::size_t job) {
+    const std::size_t tile = job % tiles, c = (job / tiles) % 2, i = job / (2 * tiles);
     const math::Modulus& q = ctx_->modulus(i);
-    thread_local rlwe::PolyData tmp;
-    tmp.resize(n);
-    u64* o = out.limb(c, i);
-    math::mul_vec(q, cts[0]->limb(c, i), pts[0]->limb(i), o, n);
-    for (std::size_t k = 1; k < cts.size(); ++k) {
-      math::mul_vec(q, cts[k]->limb(c, i), pts[k]->limb(i), tmp.data(), n);
-      for (std::size_t j = 0; j < n; ++j) o[j] = q.add(o[j], tmp[j]);
+    const std::size_t begin = tile * kTile, len = std::min(kTile, n - begin);
+    math::u128 acc[kTile] = {};
+    for (std::size_t k = 0; k < cts.size(); ++k) {
+      const u64* a = cts[k]->limb(c, i) + begin;
+      const u64* b = pts[k]->limb(i) + begin;
+      for (std::size_t j = 0; j < len; ++j) acc[j] += static_cast<math::u128>(a[j]) * b[j];
     }
+    u64* o = out.limb(c, i) + begin;
+    for (std::size_t j = 0; j < len; ++j) o[j] = q.reduce128(acc[j]);
   });
   return out;
 }
