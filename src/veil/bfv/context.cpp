@@ -2,6 +2,9 @@
 
 #include "veil/bfv/multiword.hpp"
 #include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
+
+#include <algorithm>
 
 namespace veil::bfv {
 
@@ -40,6 +43,20 @@ BfvContext::BfvContext(BfvParameters params)
       qhat_words_[l].push_back(detail::product(others, words_));
     }
   }
+}
+
+void BfvContext::scale_plaintext(int level, const std::vector<u64>& p, u64* out) const {
+  const std::size_t n = this->n();
+  std::vector<u64> frac(n);
+  constexpr std::size_t kChunk = 1024;
+  parallel_for((n + kChunk - 1) / kChunk, [&](std::size_t c) {
+    for (std::size_t j = c * kChunk; j < std::min(n, (c + 1) * kChunk); ++j)
+      frac[j] = scale_fraction(level, p[j]);
+  });
+  parallel_for(static_cast<std::size_t>(level) + 1, [&](std::size_t i) {
+    u64* o = out + i * n;
+    for (std::size_t j = 0; j < n; ++j) o[j] = scale_message(level, i, p[j], frac[j]);
+  });
 }
 
 const math::NttTables& BfvContext::t_ntt() const {

@@ -72,11 +72,8 @@ Ciphertext Encryptor::encrypt(const Plaintext& p) const {
   const int level = ctx_->max_level();
   const std::size_t n = ctx_->n();
   rlwe::Plaintext pt(*ctx_, level);
-  parallel_for(pt.num_limbs(), [&](std::size_t i) {
-    u64* o = pt.limb(i);
-    for (std::size_t j = 0; j < n; ++j) o[j] = ctx_->scale_message(level, i, p[j]);
-    ctx_->ntt(i).forward(o);
-  });
+  ctx_->scale_plaintext(level, p.coeffs(), pt.data().data());
+  parallel_for(pt.num_limbs(), [&](std::size_t i) { ctx_->ntt(i).forward(pt.limb(i)); });
   return base_.encrypt(pt);
 }
 

@@ -56,12 +56,12 @@ void Evaluator::add_scaled_plain(Ciphertext& a, const Plaintext& p, bool negate)
   check_plaintext(*ctx_, p, "plaintext");
   const std::size_t n = ctx_->n();
   const int level = a.level();
+  rlwe::PolyData scaled(a.num_limbs() * n);
+  ctx_->scale_plaintext(level, p.coeffs(), scaled.data());
   parallel_for(a.num_limbs(), [&](std::size_t i) {
     const math::Modulus& q = ctx_->modulus(i);
-    thread_local rlwe::PolyData tmp;
-    tmp.resize(n);
-    for (std::size_t j = 0; j < n; ++j) tmp[j] = ctx_->scale_message(level, i, p[j]);
-    ctx_->ntt(i).forward(tmp.data());
+    u64* tmp = scaled.data() + i * n;
+    ctx_->ntt(i).forward(tmp);
     u64* c0 = a.limb(0, i);
     if (negate) {
       for (std::size_t j = 0; j < n; ++j) c0[j] = q.sub(c0[j], tmp[j]);

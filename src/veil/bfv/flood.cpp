@@ -100,10 +100,16 @@ Response Flooder::finalize(Ciphertext ct, std::span<const std::uint32_t> indices
     ctx_->ntt(i).inverse(c0);
     ctx_->ntt(i).inverse(c1);
     const u64 offset = q.pow(2, static_cast<u64>(b));
+    // |e0|, |e1| <= 19 < q: a conditional add of q replaces a reduction.
+    auto small = [&](std::int64_t e) {
+      return e < 0 ? q.value() - static_cast<u64>(-e) : static_cast<u64>(e);
+    };
     for (std::size_t j = 0; j < n; ++j) {
-      const u64 f = q.sub(detail::mod_word(std::span<const u64>(flood.data() + j * words, words), q), offset);
-      c0[j] = q.add(c0[j], q.add(f, q.from_signed(e0[j])));
-      c1[j] = q.add(c1[j], q.from_signed(e1[j]));
+      const u64* fw = flood.data() + j * words;
+      const u64 fr = words == 2 ? q.reduce128((static_cast<math::u128>(fw[1]) << 64) | fw[0])
+                                : detail::mod_word(std::span<const u64>(fw, words), q);
+      c0[j] = q.add(c0[j], q.add(q.sub(fr, offset), small(e0[j])));
+      c1[j] = q.add(c1[j], small(e1[j]));
     }
   });
   std::fill(flood.begin(), flood.end(), 0);
