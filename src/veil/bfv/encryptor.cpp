@@ -70,7 +70,6 @@ Ciphertext Encryptor::encrypt_zero(int level) const {
 Ciphertext Encryptor::encrypt(const Plaintext& p) const {
   check_plaintext(*ctx_, p, "plaintext");
   const int level = ctx_->max_level();
-  const std::size_t n = ctx_->n();
   rlwe::Plaintext pt(*ctx_, level);
   ctx_->scale_plaintext(level, p.coeffs(), pt.data().data());
   parallel_for(pt.num_limbs(), [&](std::size_t i) { ctx_->ntt(i).forward(pt.limb(i)); });
