@@ -81,7 +81,7 @@ TEST(BfvFlood, NoiseOfTwoWeightSetsIsIndistinguishableOnlyWithFlooding) {
   const int runs = 250;
   const auto a = sample_noise(f, w1, runs, g);
   const auto b = sample_noise(f, w2, runs, g);
-  const double crit = ks_critical(1e-4, a.flooded.size(), b.flooded.size());
+  const double crit = ks_critical(1e-6, a.flooded.size(), b.flooded.size());
   const double d_unflooded = ks_statistic(a.unflooded, b.unflooded);
   const double d_flooded = ks_statistic(a.flooded, b.flooded);
   const double d_switched = ks_statistic(a.switched, b.switched);

@@ -131,11 +131,16 @@ Ciphertext Evaluator::multiply_accumulate(std::span<const Ciphertext* const> cts
     const std::size_t tile = job % tiles, c = (job / tiles) % 2, i = job / (2 * tiles);
     const math::Modulus& q = ctx_->modulus(i);
     const std::size_t begin = tile * kTile, len = std::min(kTile, n - begin);
+    // Products are below q^2 <= 2^(2 bits); fold (reduce) before 2^128 could be passed.
+    const int slack = 128 - 2 * q.bits();
+    const std::size_t fold = slack >= 30 ? (std::size_t{1} << 30) : (std::size_t{1} << slack) - 1;
     math::u128 acc[kTile] = {};
     for (std::size_t k = 0; k < cts.size(); ++k) {
       const u64* a = cts[k]->limb(c, i) + begin;
       const u64* b = pts[k]->limb(i) + begin;
       for (std::size_t j = 0; j < len; ++j) acc[j] += static_cast<math::u128>(a[j]) * b[j];
+      if ((k + 1) % fold == 0)
+        for (std::size_t j = 0; j < len; ++j) acc[j] = q.reduce128(acc[j]);
     }
     u64* o = out.limb(c, i) + begin;
     for (std::size_t j = 0; j < len; ++j) o[j] = q.reduce128(acc[j]);
