@@ -180,5 +180,20 @@ TEST(BfvSerialize, RandomCorruptionIsRefusedCleanly) {
   EXPECT_GT(refused, 200);
 }
 
+// The same primes under another t (or another flooding bound) are other parameters.
+TEST(BfvSerialize, ParameterIdBindsThePlaintextModulus) {
+  const auto p1 = toy_params();
+  auto p2 = p1;
+  p2.t = bfv::plaintext_prime(19, 10);
+  auto p3 = p1;
+  p3.max_l1_norm = 2048;
+  BfvFixture f1(p1), f2(p2), f3(p3);
+  EXPECT_NE(f1.ctx->param_id(), f2.ctx->param_id());
+  EXPECT_NE(f1.ctx->param_id(), f3.ctx->param_id());
+  const auto bytes = bfv::save_ciphertext(*f1.ctx, f1.sk_enc->encrypt(bfv::Plaintext(*f1.ctx, {1})));
+  EXPECT_NE(io_error([&] { bfv::load_ciphertext(*f2.ctx, bytes); }).find("other encryption parameters"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace veil::test

@@ -1,21 +1,28 @@
 #include "veil/bfv/context.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 #include "veil/bfv/multiword.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
-
-#include <algorithm>
 
 namespace veil::bfv {
 
 namespace {
 
 // rlwe::Context validates the RLWE part; the BFV part is checked first so a bad t is
-// reported as such.
-const BfvParameters& checked(const BfvParameters& p) {
+// reported as such. t and the flooding parameters join the parameter id.
+rlwe::Parameters checked(const BfvParameters& p) {
   const std::string why = p.validate();
   VEIL_REQUIRE(why.empty(), "invalid BFV parameters: " << why);
-  return p;
+  rlwe::Parameters base = p;
+  std::uint64_t l1_bits = 0;
+  static_assert(sizeof(double) == sizeof(std::uint64_t));
+  std::memcpy(&l1_bits, &p.max_l1_norm, sizeof l1_bits);
+  base.scheme_id_words = {0x424656ull /* "BFV" */, p.t, l1_bits, static_cast<std::uint64_t>(p.flood_bits),
+                          static_cast<std::uint64_t>(p.response_level)};
+  return base;
 }
 
 }  // namespace
