@@ -10,9 +10,15 @@
 //   BM_ConvServer         per output block: multiply-accumulate over the input blocks with
 //                         the prepared kernels, minus the mask, flood, switch, extract,
 //                         serialise; counter bytes_down
+//   BM_ConvServerProductsOnly  the multiply-accumulates alone (part of BM_ConvServer)
 //   BM_ConvClientDecrypt  load + decrypt every response
 //   BM_ConvServerPrepare  the server's one-off preparation of the kernels (NTT form)
+// And the HE part of a Beaver triple batch under SIMD batching (N triples per ciphertext,
+// arbitrary plaintexts: L = N t / 2): client Enc(a_c) -> server Enc(a_c a_s - mask),
+// flooded, switched, all N coefficients -> client decrypt + decode.
+//   BM_BeaverBatchHE      one batch, both roles; counters triples, bytes_up, bytes_down
 #include <benchmark/benchmark.h>
+#include "veil/bfv/encoder.hpp"
 
 #include <memory>
 #include <random>
@@ -93,6 +99,18 @@ struct Conv {
       responses.push_back(bfv::save_response(*ctx, flooder->finalize(std::move(acc), idx)));
     }
   }
+  // The products alone (no flooding, switching or serialisation), to split the server time.
+  void products() {
+    std::vector<bfv::Ciphertext> in;
+    for (const auto& u : uploads) in.push_back(bfv::load_ciphertext(*ctx, u));
+    std::vector<const bfv::Ciphertext*> cp;
+    for (const auto& c : in) cp.push_back(&c);
+    for (int o = 0; o < layout->output_blocks(); ++o) {
+      std::vector<const bfv::PreparedPlaintext*> wp;
+      for (const auto& w : prepared[o]) wp.push_back(&w);
+      benchmark::DoNotOptimize(eval->multiply_accumulate(cp, wp).data().data());
+    }
+  }
   void decrypt() {
     for (int o = 0; o < layout->output_blocks(); ++o)
       benchmark::DoNotOptimize(
@@ -131,6 +149,11 @@ void BM_ConvServer(benchmark::State& st) {
   c.counters(st);
   st.counters["products"] = c.layout->input_blocks() * c.layout->output_blocks();
 }
+void BM_ConvServerProductsOnly(benchmark::State& st) {
+  Conv& c = conv();
+  for (auto _ : st) c.products();
+  st.counters["products"] = c.layout->input_blocks() * c.layout->output_blocks();
+}
 void BM_ConvClientDecrypt(benchmark::State& st) {
   Conv& c = conv();
   for (auto _ : st) c.decrypt();
@@ -142,11 +165,65 @@ void BM_ConvServerPrepare(benchmark::State& st) {
   c.counters(st);
 }
 
+struct Beaver {
+  bfv::ContextPtr ctx;
+  std::unique_ptr<rlwe::KeyGenerator> keygen;
+  std::unique_ptr<bfv::BatchEncoder> enc;
+  std::unique_ptr<bfv::Encryptor> client_enc;
+  std::unique_ptr<bfv::Decryptor> dec;
+  std::unique_ptr<bfv::Evaluator> eval;
+  std::unique_ptr<bfv::Flooder> flooder;
+  std::vector<std::uint32_t> all;
+  Beaver() {
+    bfv::ParameterRequest r;
+    r.t_bits = 41;
+    ctx = bfv::BfvContext::create(bfv::select_parameters(r));
+    keygen = std::make_unique<rlwe::KeyGenerator>(ctx);
+    enc = std::make_unique<bfv::BatchEncoder>(ctx);
+    client_enc = std::make_unique<bfv::Encryptor>(ctx, keygen->secret_key());
+    dec = std::make_unique<bfv::Decryptor>(ctx, keygen->secret_key());
+    eval = std::make_unique<bfv::Evaluator>(ctx);
+    flooder = std::make_unique<bfv::Flooder>(ctx, keygen->create_public_key());
+    for (std::uint32_t i = 0; i < ctx->n(); ++i) all.push_back(i);
+  }
+};
+
+void BM_BeaverBatchHE(benchmark::State& st) {
+  static Beaver b;
+  const std::size_t n = b.ctx->n();
+  std::mt19937_64 g(2);
+  std::vector<u64> a_c(n), a_s(n), mask(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    a_c[i] = g() % b.ctx->t();
+    a_s[i] = g() % b.ctx->t();
+    mask[i] = g() % b.ctx->t();
+  }
+  std::size_t up = 0, down = 0;
+  for (auto _ : st) {
+    const Bytes req = bfv::save_ciphertext(*b.ctx, b.client_enc->encrypt(b.enc->encode(a_c)));
+    auto ct = bfv::load_ciphertext(*b.ctx, req);
+    b.eval->multiply_plain_inplace(ct, b.eval->prepare(b.enc->encode(a_s)));
+    b.eval->sub_plain_inplace(ct, b.enc->encode(mask));
+    const Bytes resp = bfv::save_response(*b.ctx, b.flooder->finalize(std::move(ct), b.all));
+    benchmark::DoNotOptimize(b.enc->decode(b.dec->decrypt(bfv::load_response(*b.ctx, resp, b.all))).data());
+    up = req.size();
+    down = resp.size();
+  }
+  st.counters["triples"] = static_cast<double>(n);
+  st.counters["bytes_up"] = static_cast<double>(up);
+  st.counters["bytes_down"] = static_cast<double>(down);
+  st.counters["log_q"] = b.ctx->params().log_q();
+  st.counters["triples_per_s"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 }  // namespace
 
 BENCHMARK(BM_ConvClientEncrypt)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_ConvServer)->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_ConvServerProductsOnly)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_ConvClientDecrypt)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_ConvServerPrepare)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_BeaverBatchHE)->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -120,5 +120,45 @@ TEST(BfvEvaluator, RefusesForeignAndMismatchedOperands) {
   EXPECT_NE(what_of([&] { bfv::Plaintext(*f.ctx, {f.t()}); }).find("not reduced mod t"), std::string::npos);
 }
 
+// 61-bit primes: 128-bit lazy sums must be folded before they overflow (products below
+// 2^122, so every 63 terms; 600 terms overflow without folding).
+TEST(BfvEvaluator, MultiplyAccumulateOfManyTermsWithWidePrimes) {
+  auto prm = bfv::BfvParameters::create(10, {61, 61, 61}, bfv::plaintext_prime(20, 10), 1, 1200, 40, true);
+  BfvFixture f(prm);
+  const std::uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 g(seed);
+  const std::size_t n = f.ctx->n();
+  const math::Modulus tm(f.t());
+  const int terms = 600;
+  std::vector<bfv::Ciphertext> cts;
+  std::vector<bfv::PreparedPlaintext> pts;
+  std::vector<u64> want(n, 0);
+  for (int k = 0; k < terms; ++k) {
+    const auto m = random_mod(n, f.t(), g);
+    std::vector<std::int64_t> w(n, 0);
+    w[g() % n] = (k % 2) ? 1 : -1;
+    w[g() % n] = 1;
+    const auto wp = bfv::Plaintext::from_signed(*f.ctx, w);
+    cts.push_back(f.sk_enc->encrypt(bfv::Plaintext(*f.ctx, m)));
+    pts.push_back(f.eval->prepare(wp));
+    const auto prod = negacyclic_mod(wp.coeffs(), m, f.t());  // sparse first: O(N) per term
+    for (std::size_t j = 0; j < n; ++j) want[j] = tm.add(want[j], prod[j]);
+  }
+  std::vector<const bfv::Ciphertext*> cp;
+  std::vector<const bfv::PreparedPlaintext*> pp;
+  for (int k = 0; k < terms; ++k) {
+    cp.push_back(&cts[k]);
+    pp.push_back(&pts[k]);
+  }
+  const auto acc = f.eval->multiply_accumulate(cp, pp);
+  EXPECT_EQ(f.dec->decrypt(acc).coeffs(), want);
+  // The lazy sum equals the plain one residue for residue (an overflow of the 128-bit sums
+  // would add -k 2^128 consistently to every limb: a wrong ciphertext that may still decrypt).
+  auto plain = f.eval->multiply_plain(cts[0], pts[0]);
+  for (int k = 1; k < terms; ++k) f.eval->add_inplace(plain, f.eval->multiply_plain(cts[k], pts[k]));
+  EXPECT_TRUE(plain.data() == acc.data());
+}
+
 }  // namespace
 }  // namespace veil::test

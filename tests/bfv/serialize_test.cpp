@@ -127,5 +127,73 @@ TEST(BfvSerialize, HostileLoads) {
   }
 }
 
+// Random corruption of valid objects (flipped bytes, truncation, appended bytes): a load
+// either succeeds or throws std::runtime_error naming the problem -- never another error,
+// a crash or an allocation driven by a corrupt size (ASan runs this suite too).
+TEST(BfvSerialize, RandomCorruptionIsRefusedCleanly) {
+  BfvFixture f(toy_params());
+  const std::uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 g(seed);
+  const bfv::Plaintext p(*f.ctx, {1, 2, 3});
+  std::vector<std::uint32_t> idx = {1, 2, 3, 700};
+  const std::vector<Bytes> objects = {
+      bfv::save_ciphertext(*f.ctx, f.sk_enc->encrypt(p)), bfv::save_ciphertext(*f.ctx, f.pk_enc->encrypt(p)),
+      bfv::save_response(*f.ctx, f.flooder->finalize(f.sk_enc->encrypt(p), idx)),
+      bfv::save_plaintext(*f.ctx, p), bfv::save_parameters(f.ctx->params())};
+  int refused = 0;
+  for (int rep = 0; rep < 400; ++rep) {
+    const std::size_t which = rep % objects.size();
+    Bytes b = objects[which];
+    switch (g() % 3) {
+      case 0:
+        for (int k = 0; k < 1 + static_cast<int>(g() % 4); ++k)
+          b[g() % b.size()] ^= static_cast<std::uint8_t>(1 + g() % 255);
+        break;
+      case 1:
+        b.resize(g() % b.size());
+        break;
+      default:
+        b.push_back(static_cast<std::uint8_t>(g()));
+        break;
+    }
+    try {
+      switch (which) {
+        case 0:
+        case 1:
+          bfv::load_ciphertext(*f.ctx, b);
+          break;
+        case 2:
+          bfv::load_response(*f.ctx, b, idx);
+          break;
+        case 3:
+          bfv::load_plaintext(*f.ctx, b);
+          break;
+        default:
+          bfv::load_parameters(b, true);
+          break;
+      }
+    } catch (const std::runtime_error&) {
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 200);
+}
+
+// The same primes under another t (or another flooding bound) are other parameters.
+TEST(BfvSerialize, ParameterIdBindsThePlaintextModulus) {
+  const auto p1 = toy_params();
+  auto p2 = p1;
+  p2.t = bfv::plaintext_prime(19, 10);
+  auto p3 = p1;
+  p3.max_l1_norm = 2048;
+  BfvFixture f1(p1), f2(p2), f3(p3);
+  EXPECT_NE(f1.ctx->param_id(), f2.ctx->param_id());
+  EXPECT_NE(f1.ctx->param_id(), f3.ctx->param_id());
+  const auto bytes = bfv::save_ciphertext(*f1.ctx, f1.sk_enc->encrypt(bfv::Plaintext(*f1.ctx, {1})));
+  EXPECT_NE(io_error([&] { bfv::load_ciphertext(*f2.ctx, bytes); }).find("other encryption parameters"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace veil::test

@@ -1,18 +1,28 @@
 #include "veil/bfv/context.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 #include "veil/bfv/multiword.hpp"
 #include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
 
 namespace veil::bfv {
 
 namespace {
 
 // rlwe::Context validates the RLWE part; the BFV part is checked first so a bad t is
-// reported as such.
-const BfvParameters& checked(const BfvParameters& p) {
+// reported as such. t and the flooding parameters join the parameter id.
+rlwe::Parameters checked(const BfvParameters& p) {
   const std::string why = p.validate();
   VEIL_REQUIRE(why.empty(), "invalid BFV parameters: " << why);
-  return p;
+  rlwe::Parameters base = p;
+  std::uint64_t l1_bits = 0;
+  static_assert(sizeof(double) == sizeof(std::uint64_t));
+  std::memcpy(&l1_bits, &p.max_l1_norm, sizeof l1_bits);
+  base.scheme_id_words = {0x424656ull /* "BFV" */, p.t, l1_bits, static_cast<std::uint64_t>(p.flood_bits),
+                          static_cast<std::uint64_t>(p.response_level)};
+  return base;
 }
 
 }  // namespace
@@ -40,6 +50,20 @@ BfvContext::BfvContext(BfvParameters params)
       qhat_words_[l].push_back(detail::product(others, words_));
     }
   }
+}
+
+void BfvContext::scale_plaintext(int level, const std::vector<u64>& p, u64* out) const {
+  const std::size_t n = this->n();
+  std::vector<u64> frac(n);
+  constexpr std::size_t kChunk = 1024;
+  parallel_for((n + kChunk - 1) / kChunk, [&](std::size_t c) {
+    for (std::size_t j = c * kChunk; j < std::min(n, (c + 1) * kChunk); ++j)
+      frac[j] = scale_fraction(level, p[j]);
+  });
+  parallel_for(static_cast<std::size_t>(level) + 1, [&](std::size_t i) {
+    u64* o = out + i * n;
+    for (std::size_t j = 0; j < n; ++j) o[j] = scale_message(level, i, p[j], frac[j]);
+  });
 }
 
 const math::NttTables& BfvContext::t_ntt() const {

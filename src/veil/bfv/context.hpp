@@ -32,13 +32,18 @@ class BfvContext : public rlwe::Context {
   u64 q_mod_t(int level) const { return q_mod_t_[level]; }
   // round(Q_level m / t) mod q_i for 0 <= m < t, exactly: Delta m + round((Q mod t) m / t)
   // (the scaling SEAL uses). Unlike Delta m it leaves no wrap-around noise in products:
-  // (Q m / t) w = Q [m w]_t / t + Q k = Q [m w]_t / t mod Q.
-  u64 scale_message(int level, std::size_t i, u64 m) const {
-    const math::Modulus& q = modulus(i);
+  // (Q m / t) w = Q [m w]_t / t + Q k = Q [m w]_t / t mod Q. The fraction does not depend
+  // on the prime, so callers compute it once per coefficient.
+  u64 scale_fraction(int level, u64 m) const {
     const math::u128 two_t = static_cast<math::u128>(t()) * 2;
-    const u64 frac = static_cast<u64>((2 * static_cast<math::u128>(q_mod_t_[level]) * m + t()) / two_t);
-    return q.add(q.mul(delta_mod_[level][i], q.reduce(m)), q.reduce(frac));
+    return static_cast<u64>((2 * static_cast<math::u128>(q_mod_t_[level]) * m + t()) / two_t);
   }
+  u64 scale_message(int level, std::size_t i, u64 m, u64 fraction) const {
+    const math::Modulus& q = modulus(i);
+    return q.add(q.mul(delta_mod_[level][i], q.reduce(m)), q.reduce(fraction));
+  }
+  // Every coefficient of p scaled to each prime of `level`, in coefficient form.
+  void scale_plaintext(int level, const std::vector<u64>& p, u64* out) const;
   // Words of the multi-precision integers (little-endian), `words()` wide.
   std::size_t words() const { return words_; }
   const std::vector<u64>& q_words(int level) const { return q_words_[level]; }

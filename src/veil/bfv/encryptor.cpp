@@ -70,13 +70,9 @@ Ciphertext Encryptor::encrypt_zero(int level) const {
 Ciphertext Encryptor::encrypt(const Plaintext& p) const {
   check_plaintext(*ctx_, p, "plaintext");
   const int level = ctx_->max_level();
-  const std::size_t n = ctx_->n();
   rlwe::Plaintext pt(*ctx_, level);
-  parallel_for(pt.num_limbs(), [&](std::size_t i) {
-    u64* o = pt.limb(i);
-    for (std::size_t j = 0; j < n; ++j) o[j] = ctx_->scale_message(level, i, p[j]);
-    ctx_->ntt(i).forward(o);
-  });
+  ctx_->scale_plaintext(level, p.coeffs(), pt.data().data());
+  parallel_for(pt.num_limbs(), [&](std::size_t i) { ctx_->ntt(i).forward(pt.limb(i)); });
   return base_.encrypt(pt);
 }
 
@@ -129,7 +125,7 @@ Plaintext Decryptor::decrypt(const Ciphertext& ct) const {
   return Plaintext(*ctx_, std::move(m));
 }
 
-std::vector<u64> Decryptor::decrypt(const Response& r) const {
+rlwe::PolyData Decryptor::response_phase(const Response& r) const {
   rlwe::check_param_id(*ctx_, r.param_id, "response");
   VEIL_REQUIRE(r.level >= 0 && r.level <= ctx_->max_level(),
                "response level " << r.level << " outside 0.." << ctx_->max_level());
@@ -140,46 +136,52 @@ std::vector<u64> Decryptor::decrypt(const Response& r) const {
   rlwe::PolyData x(limbs * count);
   parallel_for(limbs, [&](std::size_t i) {
     const math::Modulus& q = ctx_->modulus(i);
-    rlwe::PolyData cs(n);
-    math::mul_vec(q, r.c1.data() + i * n, sk_->data().data() + i * n, cs.data(), n);
+    rlwe::PolyData cs(r.c1.data() + i * n, r.c1.data() + (i + 1) * n);
+    ctx_->ntt(i).forward(cs.data());
+    math::mul_vec(q, cs.data(), sk_->data().data() + i * n, cs.data(), n);
     ctx_->ntt(i).inverse(cs.data());
     const u64* c0 = r.c0.data() + i * count;
     u64* o = x.data() + i * count;
     for (std::size_t k = 0; k < count; ++k) o[k] = q.add(cs[r.indices[k]], c0[k]);
   });
-  std::vector<u64> m(count);
-  exact_round(*ctx_, r.level, limb_pointers(x, limbs, count), count, m.data());
+  return x;
+}
+
+std::vector<u64> Decryptor::decrypt(const Response& r) const {
+  const rlwe::PolyData x = response_phase(r);
+  std::vector<u64> m(r.indices.size());
+  exact_round(*ctx_, r.level, limb_pointers(x, r.num_limbs(), m.size()), m.size(), m.data());
   return m;
 }
 
-std::vector<double> Decryptor::noise(const Ciphertext& ct) const {
-  const rlwe::PolyData x = phase(*ctx_, *sk_, ct);
-  const std::size_t n = ctx_->n(), limbs = ct.num_limbs();
-  const int level = ct.level();
-  std::vector<u64> m(n);
-  exact_round(*ctx_, level, limb_pointers(x, limbs, n), n, m.data());
-  const math::RnsBase& base = ctx_->q_base(level);
-  const u64 t = ctx_->t();
-  const detail::Words& qw = ctx_->q_words(level);
+namespace {
+
+// Centred [x - round(Q m / t)]_Q for `count` coefficients given by residues x[i][j].
+std::vector<double> noise_of(const BfvContext& ctx, int level, const std::vector<const u64*>& x,
+                             std::size_t count, const std::vector<u64>& m) {
+  const std::size_t limbs = static_cast<std::size_t>(level) + 1, n = count;
+  const math::RnsBase& base = ctx.q_base(level);
+  const u64 t = ctx.t();
+  const detail::Words& qw = ctx.q_words(level);
   detail::Words half = qw;
   detail::div_word(half, 2);
   std::vector<double> out(n);
   parallel_for((n + kChunk - 1) / kChunk, [&](std::size_t c) {
-    const std::size_t w = ctx_->words();
+    const std::size_t w = ctx.words();
     detail::Words v(w), d(w);
     for (std::size_t j = c * kChunk; j < std::min(n, (c + 1) * kChunk); ++j) {
       // x by CRT, reduced below Q.
       std::fill(v.begin(), v.end(), 0);
       for (std::size_t i = 0; i < limbs; ++i) {
-        const u64 y = base[i].mul_shoup(x[i * n + j], base.punctured_inv(i), base.punctured_inv_shoup(i));
-        detail::mul_add(v, ctx_->qhat_words(level, i), y);
+        const u64 y = base[i].mul_shoup(x[i][j], base.punctured_inv(i), base.punctured_inv_shoup(i));
+        detail::mul_add(v, ctx.qhat_words(level, i), y);
       }
       while (detail::geq(v, qw)) detail::sub(v, qw);
       // v - round(Q m / t) mod Q = v - (Delta m + round((Q mod t) m / t)).
       std::fill(d.begin(), d.end(), 0);
-      d[0] = static_cast<u64>((2 * static_cast<u128>(ctx_->q_mod_t(level)) * m[j] + t) /
+      d[0] = static_cast<u64>((2 * static_cast<u128>(ctx.q_mod_t(level)) * m[j] + t) /
                               (2 * static_cast<u128>(t)));
-      detail::mul_add(d, ctx_->delta_words(level), m[j]);
+      detail::mul_add(d, ctx.delta_words(level), m[j]);
       if (!detail::geq(v, d)) detail::add(v, qw);
       detail::sub(v, d);
       if (detail::geq(v, half) && !(v == half)) {
@@ -192,6 +194,25 @@ std::vector<double> Decryptor::noise(const Ciphertext& ct) const {
     }
   });
   return out;
+}
+
+}  // namespace
+
+std::vector<double> Decryptor::noise(const Ciphertext& ct) const {
+  const rlwe::PolyData x = phase(*ctx_, *sk_, ct);
+  const std::size_t n = ctx_->n();
+  const auto ptrs = limb_pointers(x, ct.num_limbs(), n);
+  std::vector<u64> m(n);
+  exact_round(*ctx_, ct.level(), ptrs, n, m.data());
+  return noise_of(*ctx_, ct.level(), ptrs, n, m);
+}
+
+std::vector<double> Decryptor::noise(const Response& r) const {
+  const rlwe::PolyData x = response_phase(r);
+  const auto ptrs = limb_pointers(x, r.num_limbs(), r.indices.size());
+  std::vector<u64> m(r.indices.size());
+  exact_round(*ctx_, r.level, ptrs, m.size(), m.data());
+  return noise_of(*ctx_, r.level, ptrs, m.size(), m);
 }
 
 }  // namespace veil::bfv

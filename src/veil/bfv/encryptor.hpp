@@ -52,8 +52,12 @@ class Decryptor {
   // The centred noise v = [c0 + c1 s - Delta m]_Q of each coefficient, m the decryption
   // (for tests and noise measurements; exact up to the double's rounding).
   std::vector<double> noise(const Ciphertext& ct) const;
+  // The same at a response's indices.
+  std::vector<double> noise(const Response& r) const;
 
  private:
+  // [c0 + c1 s] at the response's indices, per limb.
+  rlwe::PolyData response_phase(const Response& r) const;
   ContextPtr ctx_;
   std::shared_ptr<const rlwe::SecretKey> sk_;
 };

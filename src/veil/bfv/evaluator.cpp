@@ -56,12 +56,12 @@ void Evaluator::add_scaled_plain(Ciphertext& a, const Plaintext& p, bool negate)
   check_plaintext(*ctx_, p, "plaintext");
   const std::size_t n = ctx_->n();
   const int level = a.level();
+  rlwe::PolyData scaled(a.num_limbs() * n);
+  ctx_->scale_plaintext(level, p.coeffs(), scaled.data());
   parallel_for(a.num_limbs(), [&](std::size_t i) {
     const math::Modulus& q = ctx_->modulus(i);
-    thread_local rlwe::PolyData tmp;
-    tmp.resize(n);
-    for (std::size_t j = 0; j < n; ++j) tmp[j] = ctx_->scale_message(level, i, p[j]);
-    ctx_->ntt(i).forward(tmp.data());
+    u64* tmp = scaled.data() + i * n;
+    ctx_->ntt(i).forward(tmp);
     u64* c0 = a.limb(0, i);
     if (negate) {
       for (std::size_t j = 0; j < n; ++j) c0[j] = q.sub(c0[j], tmp[j]);
@@ -123,17 +123,27 @@ Ciphertext Evaluator::multiply_accumulate(std::span<const Ciphertext* const> cts
   }
   Ciphertext out(*ctx_, 2, level);
   const std::size_t n = ctx_->n();
-  parallel_for(out.num_limbs() * 2, [&](std::size_t job) {
-    const std::size_t i = job / 2, c = job % 2;
+  // Lazy accumulation: the 128-bit sum of products (each below 2^122) is reduced once per
+  // coefficient instead of once per term, over tiles that stay in L1 (Harvey-style laziness).
+  constexpr std::size_t kTile = 256;
+  const std::size_t tiles = (n + kTile - 1) / kTile;
+  parallel_for(out.num_limbs() * 2 * tiles, [&](std::size_t job) {
+    const std::size_t tile = job % tiles, c = (job / tiles) % 2, i = job / (2 * tiles);
     const math::Modulus& q = ctx_->modulus(i);
-    thread_local rlwe::PolyData tmp;
-    tmp.resize(n);
-    u64* o = out.limb(c, i);
-    math::mul_vec(q, cts[0]->limb(c, i), pts[0]->limb(i), o, n);
-    for (std::size_t k = 1; k < cts.size(); ++k) {
-      math::mul_vec(q, cts[k]->limb(c, i), pts[k]->limb(i), tmp.data(), n);
-      for (std::size_t j = 0; j < n; ++j) o[j] = q.add(o[j], tmp[j]);
+    const std::size_t begin = tile * kTile, len = std::min(kTile, n - begin);
+    // Products are below q^2 <= 2^(2 bits); fold (reduce) before 2^128 could be passed.
+    const int slack = 128 - 2 * q.bits();
+    const std::size_t fold = slack >= 30 ? (std::size_t{1} << 30) : (std::size_t{1} << slack) - 1;
+    math::u128 acc[kTile] = {};
+    for (std::size_t k = 0; k < cts.size(); ++k) {
+      const u64* a = cts[k]->limb(c, i) + begin;
+      const u64* b = pts[k]->limb(i) + begin;
+      for (std::size_t j = 0; j < len; ++j) acc[j] += static_cast<math::u128>(a[j]) * b[j];
+      if ((k + 1) % fold == 0)
+        for (std::size_t j = 0; j < len; ++j) acc[j] = q.reduce128(acc[j]);
     }
+    u64* o = out.limb(c, i) + begin;
+    for (std::size_t j = 0; j < len; ++j) o[j] = q.reduce128(acc[j]);
   });
   return out;
 }
@@ -181,6 +191,7 @@ Response Evaluator::extract(const Ciphertext& a, std::span<const std::uint32_t> 
   r.c0.resize(limbs * count);
   r.c1.assign(a.poly(1), a.poly(1) + limbs * n);
   parallel_for(limbs, [&](std::size_t i) {
+    ctx_->ntt(i).inverse(r.c1.data() + i * n);
     rlwe::PolyData c0(a.limb(0, i), a.limb(0, i) + n);
     ctx_->ntt(i).inverse(c0.data());
     u64* o = r.c0.data() + i * count;

@@ -28,13 +28,20 @@ class Flooder {
   // Steps 1 and 2 (at the ciphertext's level, which must be the top level: the bound
   // assumes the flood is added before any switching).
   void flood_inplace(Ciphertext& ct) const;
-  // Steps 1-3: the response to send back.
+  // Steps 1-3: the response to send back. Fused for speed: only u*(b, a) of the encryption
+  // of zero is added in NTT form; the ciphertext then goes to coefficient form once, where
+  // e0 + e_f, e1, the switching and the extraction need no further transform (3 transforms
+  // per prime instead of about 8). Same distribution as flood_inplace + switch + extract.
   Response finalize(Ciphertext ct, std::span<const std::uint32_t> indices) const;
   // Step 2 on its own, for tests that show what flooding hides: adds e_f only.
   void add_flooding_noise(Ciphertext& ct) const;
 
  private:
+  // Flooding noise for N coefficients: e = U - 2^b, U uniform on b+1 bits, as words.
+  std::vector<u64> sample_flood(std::size_t& words) const;
+
   ContextPtr ctx_;
+  std::shared_ptr<const rlwe::PublicKey> pk_;
   Encryptor zero_;
   Evaluator eval_;
   int flood_log2_;

@@ -215,11 +215,12 @@ BfvParameters select_parameters(const ParameterRequest& r) {
     tried << " N = 2^" << log_n << ": needs about " << need_total << " bits of Q, the 128-bit bound is "
           << budget << ";";
   }
-  VEIL_REQUIRE(false, "no 128-bit BFV parameters for t = "
-                          << t << ", L1 bound "
-                          << (r.max_l1_norm == 0 ? std::string("N t / 2") : std::to_string(r.max_l1_norm))
-                          << ", s = " << r.flood_bits << ":" << tried.str()
-                          << " lower t, the L1 bound or s, or allow a larger ring");
+  std::ostringstream why;
+  why << "no 128-bit BFV parameters for t = " << t << ", L1 bound "
+      << (r.max_l1_norm == 0 ? std::string("N t / 2") : std::to_string(r.max_l1_norm))
+      << ", s = " << r.flood_bits << ":" << tried.str()
+      << " lower t, the L1 bound or s, or allow a larger ring";
+  detail::throw_invalid(__FILE__, __LINE__, why.str());
 }
 
 }  // namespace veil::bfv

@@ -19,7 +19,7 @@ struct Response {
   std::vector<std::uint32_t> indices;
   // c0 at the indices, coefficient form: (level + 1) limbs of indices.size() residues.
   rlwe::PolyData c0;
-  // c1 in NTT form: (level + 1) limbs of N residues.
+  // c1 in coefficient form: (level + 1) limbs of N residues.
   rlwe::PolyData c1;
   std::uint64_t param_id = 0;
 

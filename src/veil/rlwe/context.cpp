@@ -26,6 +26,10 @@ Context::Context(Parameters params) : params_(std::move(params)) {
                                         static_cast<std::uint64_t>(params_.dnum), nq, np};
     words.insert(words.end(), params_.q.begin(), params_.q.end());
     words.insert(words.end(), params_.p.begin(), params_.p.end());
+    if (!params_.scheme_id_words.empty()) {
+      words.push_back(0x5343484d45ull);  // "SCHME": separates the scheme's words from the primes
+      words.insert(words.end(), params_.scheme_id_words.begin(), params_.scheme_id_words.end());
+    }
     VEIL_CHECK_IO(sodium_init() >= 0, "libsodium failed to initialise");
     crypto_generichash(reinterpret_cast<unsigned char*>(&param_id_), sizeof param_id_,
                        reinterpret_cast<const unsigned char*>(words.data()), words.size() * 8, nullptr, 0);

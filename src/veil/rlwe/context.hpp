@@ -42,8 +42,8 @@ class Context {
   std::size_t num_p() const { return params_.p.size(); }
   // Index of the first special prime.
   std::size_t p_index() const { return num_q(); }
-  // A 64-bit digest of the primes, N and dnum: every serialised object carries it, so an
-  // object made under other parameters is refused.
+  // A 64-bit digest of the primes, N, dnum and the scheme's id words: every serialised object
+  // carries it, so an object made under other parameters is refused.
   std::uint64_t param_id() const { return param_id_; }
 
   const math::Modulus& modulus(std::size_t i) const { return moduli_[i]; }

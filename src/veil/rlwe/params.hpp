@@ -34,6 +34,10 @@ struct Parameters {
   int dnum = 1;
   // Parameters outside the 128-bit bounds are refused unless this is set (tests only).
   bool allow_insecure = false;
+  // Scheme fields bound into the parameter id besides N, dnum and the primes (BFV: t and the
+  // flooding parameters), so objects made under another t are refused. Empty for CKKS,
+  // whose ids are unchanged.
+  std::vector<std::uint64_t> scheme_id_words;
 
   // Generates NTT-friendly primes for the given bit sizes. q_bits[0] is the base prime;
   // data primes of equal size are chosen nearest 2^bits.
