@@ -117,9 +117,13 @@ void Importer::import_unsqueeze(const onnx::NodeProto& node) {
   const Shape s = shape_of(input);
   const bool flat = s.h == 1 && s.w == 1;
   const std::vector<std::int64_t> want4 = {1, s.c, s.h, s.w}, want3 = {1, s.size(), 1}, want2 = {1, s.size()};
-  if (out == want4) return define_alias(node, input, rank, 4);
-  if (flat && out == want3) return define_alias(node, input, rank, 3);
-  if (flat && out == want2) return define_alias(node, input, rank, 2);
+  const int out_rank = out == want4 ? 4 : flat && out == want3 ? 3 : flat && out == want2 ? 2 : 0;
+  if (out_rank) {  // the same values in the same order: no node
+    Value v;
+    v.node = input;
+    v.rank = out_rank;
+    return define(node, v);
+  }
   ::veil::detail::throw_invalid(__FILE__, __LINE__,
                                 where(node) + ": " + node.op_type() + " of " + dims_str(in.dims) + " to " +
                                     dims_str(out) +
