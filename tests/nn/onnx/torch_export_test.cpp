@@ -655,6 +655,11 @@ TEST(ConstantFold, ErrorsNameTheNode) {
                   {"node '/Concat'", "[3]", "[2, 2]"});
   const Tensor zero = ints({}, {0});
   expect_contains(error_of([&] { fold("Div", {&v, &zero}); }), {"node '/Div'", "division by zero"});
+  // Hostile sizes: a product past int64 and a step past any dimension.
+  const Tensor one = ints({1}, {7}), giant = ints({3}, {1LL << 40, 1LL << 40, 0});
+  expect_contains(error_of([&] { fold("Reshape", {&one, &giant}); }), {"node '/Reshape'", "too large"});
+  const Tensor from = ints({1}, {1}), to = ints({1}, {3}), axis = ints({1}, {0}), step = ints({1}, {9.2e18});
+  EXPECT_EQ(fold("Slice", {&v, &from, &to, &axis, &step}).values, (std::vector<double>{2}));
 }
 
 }  // namespace

@@ -11,9 +11,9 @@ namespace veil::nn::detail {
 
 namespace {
 
-// Shape arithmetic never needs more; a corrupt or hostile file must not make us allocate
-// a ConstantOfShape of 2^40 values.
-constexpr std::int64_t kMaxValues = std::int64_t{1} << 24;
+// Enough for an exporter's Transpose of an 8192 x 8192 weight (512 MiB of doubles); a
+// corrupt or hostile file must not make us allocate a ConstantOfShape of 2^40 values.
+constexpr std::int64_t kMaxValues = std::int64_t{1} << 26;
 
 using Dims = std::vector<std::int64_t>;
 
@@ -128,6 +128,8 @@ Tensor reshape(const Tensor& data, const Dims& shape, bool allow_zero, const std
       continue;
     }
     VEIL_REQUIRE(dims[i] >= 0, where << ": Reshape dimension " << dims[i] << " is negative");
+    VEIL_REQUIRE(dims[i] <= kMaxValues && known <= kMaxValues,
+                 where << ": Reshape to " << Tensor{"", shape, {}}.dims_str() << " is too large");
     known *= dims[i];
   }
   const auto n = static_cast<std::int64_t>(data.size());
@@ -156,8 +158,10 @@ Tensor slice(const Tensor& data, const Dims& starts, const Dims& ends, Dims axes
     std::iota(keep[a].begin(), keep[a].end(), 0);
   }
   for (std::size_t k = 0; k < axes.size(); ++k) {
-    const std::int64_t a = normalise_axis(axes[k], r, where), dim = data.dims[a], step = steps[k];
-    VEIL_REQUIRE(step != 0, where << ": Slice step 0");
+    const std::int64_t a = normalise_axis(axes[k], r, where), dim = data.dims[a];
+    VEIL_REQUIRE(steps[k] != 0, where << ": Slice step 0");
+    // Any step beyond the dimension takes one element; clamping keeps i += step in range.
+    const std::int64_t step = std::clamp(steps[k], -dim - 1, dim + 1);
     auto clamp = [&](std::int64_t v, std::int64_t lo, std::int64_t hi) {
       if (v < 0) v = v < -dim ? lo : v + dim;  // also guards v + dim against overflow
       return std::clamp(v, lo, hi);
@@ -340,6 +344,7 @@ Tensor fold_constant(const onnx::NodeProto& node, const std::vector<const Tensor
     if (op == "Unsqueeze") {
       VEIL_REQUIRE(!axes.empty(), where << ": Unsqueeze needs axes");
       const auto r = static_cast<std::int64_t>(dims.size() + axes.size());
+      VEIL_REQUIRE(r <= 64, where << ": Unsqueeze to rank " << r << " is not supported");
       for (std::int64_t& a : axes) a = normalise_axis(a, r, where);
       std::sort(axes.begin(), axes.end());
       for (std::int64_t a : axes) dims.insert(dims.begin() + a, 1);

@@ -22,7 +22,7 @@ bool is_constant_foldable(const std::string& onnx_op);
 
 // The output of node (an is_constant_foldable operator) for constant inputs; inputs[k] is
 // nullptr where the optional input k is absent. Throws std::invalid_argument starting
-// with `where` for bad attributes or inputs, and for results over 2^24 values.
+// with `where` for bad attributes or inputs, and for results over 2^26 values.
 Tensor fold_constant(const onnx::NodeProto& node, const std::vector<const Tensor*>& inputs,
                      const std::string& where);
 

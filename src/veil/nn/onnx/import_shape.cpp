@@ -82,8 +82,9 @@ void Importer::import_reshape(const onnx::NodeProto& node) {
       ok = infer < 0 && shape[0] != -1;
       infer = static_cast<int>(rest.size());
     } else {
-      ok = ok && d >= 1;
-      known *= std::max<std::int64_t>(d, 1);
+      ok = ok && d >= 1 && d <= s.size();  // also keeps the product from overflowing
+      if (ok) known *= d;
+      ok = ok && known <= s.size();
     }
     rest.push_back(d);
   }
