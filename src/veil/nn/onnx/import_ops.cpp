@@ -154,8 +154,6 @@ void Importer::import_average_pool(const onnx::NodeProto& node) {
   const std::string auto_pad = attrs.get_string("auto_pad", "NOTSET");
   VEIL_REQUIRE(auto_pad == "NOTSET", where(node) << ": AveragePool auto_pad=" << auto_pad
                                                  << " is not supported; export with explicit pads");
-  VEIL_REQUIRE(attrs.get_int("ceil_mode", 0) == 0, where(node)
-                                                       << ": AveragePool ceil_mode=1 is not supported");
   VEIL_REQUIRE(attrs.has("kernel_shape"), where(node) << ": AveragePool needs kernel_shape");
   const auto kernel = attrs.get_ints("kernel_shape", {});
   VEIL_REQUIRE(
@@ -178,6 +176,15 @@ void Importer::import_average_pool(const onnx::NodeProto& node) {
   // The values a Pad node inserts are real elements of the pool's input, counted in every
   // window's divisor: exactly count_include_pad = 1 over the combined padding.
   if (pad) apply_pad(node, *pad, n.window, padded);
+  // ceil_mode = 1 (torch's AvgPool2d(..., ceil_mode=True)) adds a partial last window only
+  // where the windows do not tile the padded input; where they do, it changes nothing.
+  const Shape in = shape_of(input);
+  const bool tiles = w.stride_h >= 1 && w.stride_w >= 1 &&
+                     (in.h + w.pad_top + w.pad_bottom - w.kernel_h) % w.stride_h == 0 &&
+                     (in.w + w.pad_left + w.pad_right - w.kernel_w) % w.stride_w == 0;
+  VEIL_REQUIRE(attrs.get_int("ceil_mode", 0) == 0 || tiles,
+               where(node) << ": AveragePool ceil_mode=1 is not supported where it adds a partial window ("
+                           << in.h << "x" << in.w << " input; export with ceil_mode=False)");
   const int index = add(std::move(n), 4, node);
   if (pad && pad->value != 0) {
     // The input was shifted by -value (import_pad) and every window averages k^2 values
