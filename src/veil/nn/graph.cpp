@@ -72,10 +72,11 @@ Shape infer_node(const Node& n, const std::vector<Shape>& ins) {
   switch (n.op) {
     case OpKind::kConv: {
       check_window(n, in);
-      VEIL_REQUIRE(n.group == 1 || n.group == in.c,
-                   "node '" << n.name << "': Conv group " << n.group
-                            << " is neither 1 nor the number of input channels " << in.c
-                            << " (depthwise); grouped convolutions are not supported");
+      // Any group count dividing the channels: the lowered matrix simply has zero blocks
+      // between groups (linear.cpp), which the packing handles like any sparsity.
+      VEIL_REQUIRE(n.group >= 1 && in.c % n.group == 0, "node '" << n.name << "': Conv group " << n.group
+                                                                 << " does not divide the " << in.c
+                                                                 << " input channels");
       VEIL_REQUIRE(n.out_features >= 1 && n.out_features % n.group == 0,
                    "node '" << n.name << "': " << n.out_features << " output channels do not divide into "
                             << n.group << " groups");

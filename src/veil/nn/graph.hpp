@@ -17,7 +17,7 @@
 namespace veil::nn {
 
 enum class OpKind {
-  kConv,               // 2-D convolution, group 1 or depthwise
+  kConv,               // 2-D convolution, any group count (depthwise included)
   kGemm,               // dense layer y = W x + b (Gemm and MatMul)
   kBatchNorm,          // inference batch norm, stored as per-channel y = scale * x + shift
   kAveragePool,        // 2-D average pool, count_include_pad = 1, ceil_mode = 0
@@ -50,7 +50,7 @@ struct Node {
 
   // Conv and AveragePool.
   Window window;
-  int group = 1;  // Conv: 1, or in.c for depthwise
+  int group = 1;  // Conv: divides in.c and out_features (in.c: depthwise)
 
   // Conv: [out_c][in_c / group][kernel_h][kernel_w]; Gemm: [out][in] (row-major, so
   // y = W x + b with x the flattened input); BatchNorm: per-channel scale.

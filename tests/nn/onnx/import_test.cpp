@@ -330,7 +330,8 @@ TEST(OnnxImport, ChecksShapesAgainstWeights) {
 
   SmallModel ceil;
   auto& c = ceil.b.node("AveragePool", "/pool/AveragePool", {"c"}, "act");
-  OnnxBuilder::ints(c, "kernel_shape", {2, 2});
+  OnnxBuilder::ints(c, "kernel_shape", {3, 3});  // 6x6: windows at 0, 2 and a partial one at 4
+  OnnxBuilder::ints(c, "strides", {2, 2});
   OnnxBuilder::integer(c, "ceil_mode", 1);
   ceil.finish("act");
   expect_contains(error_of<std::invalid_argument>([&] { ceil.load(); }), {"/pool/AveragePool", "ceil_mode"});

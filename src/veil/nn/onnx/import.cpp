@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "veil/common/error.hpp"
+#include "veil/nn/onnx/constant_fold.hpp"
 #include "veil/nn/onnx/importer.hpp"
 
 namespace veil::nn {
@@ -61,6 +62,10 @@ Graph Importer::run(const std::string& default_name) {
     v.constant = detail::read_tensor(init, "initializer '" + init.name() + "'");
     values_[init.name()] = std::move(v);
   }
+  for (const auto& node : model_.graph().node())
+    for (const auto& name : node.input())
+      if (!name.empty()) ++uses_[name];
+  for (const auto& out : model_.graph().output()) ++uses_[out.name()];
   int index = 0;
   for (const auto& node : model_.graph().node()) import_node(node, index++);
   finish();
@@ -181,13 +186,31 @@ bool Importer::has_input(const onnx::NodeProto& node, int k) const {
 }
 
 // The data input k as a graph node (materialising a pending element-wise function).
-std::pair<int, int> Importer::tensor_input(const onnx::NodeProto& node, int k) {
+std::pair<int, int> Importer::tensor_input(const onnx::NodeProto& node, int k,
+                                           std::optional<PendingPad>* pad) {
   Value& v = lookup(node, k);
   VEIL_REQUIRE(v.kind != Value::Kind::kConstant,
                where(node) << ": input '" << node.input(k) << "' is a constant; the data path must start at "
                            << "the model input");
+  if (v.pad) {
+    VEIL_REQUIRE(pad != nullptr, "node '" << v.pad->node << "': a Pad is supported only right before a Conv "
+                                          << "or AveragePool (it becomes their padding), and " << where(node)
+                                          << " (" << node.op_type() << ") reads it");
+    *pad = v.pad;
+  }
   if (v.kind == Value::Kind::kExpr) materialise(v);
   return {v.node, v.rank};
+}
+
+Shape Importer::shape_of(int node) const { return node < 0 ? graph_.input : graph_.nodes[node].out; }
+
+std::vector<std::int64_t> Importer::dims_of(const Value& v) const {
+  const Shape s = shape_of(v.node);
+  if (v.rank == 2) return {1, s.size()};
+  if (v.rank == 3) return {1, s.size(), 1};
+  const int h = s.h + (v.pad ? v.pad->top + v.pad->bottom : 0);
+  const int w = s.w + (v.pad ? v.pad->left + v.pad->right : 0);
+  return {1, s.c, h, w};
 }
 
 void Importer::define(const onnx::NodeProto& node, Value v) {
@@ -195,9 +218,12 @@ void Importer::define(const onnx::NodeProto& node, Value v) {
   for (const auto& out : node.output()) outputs += !out.empty();
   VEIL_REQUIRE(node.output_size() >= 1 && !node.output(0).empty() && outputs == 1,
                where(node) << ": " << node.op_type() << " must have exactly one output (inference form)");
-  VEIL_REQUIRE(!values_.count(node.output(0)), where(node)
-                                                   << ": output '" << node.output(0) << "' is defined twice");
-  values_[node.output(0)] = std::move(v);
+  define_output(node, node.output(0), std::move(v));
+}
+
+void Importer::define_output(const onnx::NodeProto& node, const std::string& name, Value v) {
+  VEIL_REQUIRE(!values_.count(name), where(node) << ": output '" << name << "' is defined twice");
+  values_[name] = std::move(v);
 }
 
 int Importer::add(Node n, int rank, const onnx::NodeProto& onnx_node) {
@@ -205,6 +231,7 @@ int Importer::add(Node n, int rank, const onnx::NodeProto& onnx_node) {
   Value v;
   v.node = index;
   v.rank = rank;
+  v.owner = true;
   define(onnx_node, v);
   return index;
 }
@@ -227,14 +254,22 @@ void Importer::import_node(const onnx::NodeProto& node, int index) {
   }
   VEIL_REQUIRE(node.domain().empty() || node.domain() == "ai.onnx",
                where(node) << ": operator " << node.domain() << "::" << op << " is not supported");
+  // Shape arithmetic and constants left over by the exporter fold at import time.
+  if (detail::is_constant_foldable(op) && all_constant(node)) return import_folded(node);
   if (op == "Conv") return import_conv(node);
   if (op == "Gemm" || op == "MatMul") return import_dense(node);
   if (op == "BatchNormalization") return import_batch_norm(node);
   if (op == "AveragePool") return import_average_pool(node);
   if (op == "GlobalAveragePool") return import_global_pool(node);
-  if (op == "Flatten" || op == "Reshape") return import_flatten(node);
+  if (op == "Flatten") return import_flatten(node);
+  if (op == "Reshape") return import_reshape(node);
   if (op == "Identity") return import_identity(node);
   if (op == "Constant") return import_constant(node);
+  if (op == "Shape" || op == "Size") return import_shape(node);
+  if (op == "Unsqueeze" || op == "Squeeze") return import_unsqueeze(node);
+  if (op == "Dropout") return import_dropout(node);
+  if (op == "ReduceMean") return import_reduce_mean(node);
+  if (op == "Pad") return import_pad(node);
   if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Pow" || op == "Neg" ||
       detail::is_elementwise_function(op))
     return import_elementwise(node);
@@ -258,9 +293,11 @@ void Importer::refuse(const onnx::NodeProto& node) const {
   else
     advice = op +
              " is not supported (supported: Conv, Gemm, MatMul, BatchNormalization, AveragePool, "
-             "GlobalAveragePool, Flatten, Reshape, Add, veil::Poly, polynomials written with "
-             "Mul/Add/Sub/Pow, and Relu/Sigmoid/Tanh/Softplus/SiLU/GELU with --approximate; see "
-             "docs/model-format.md)";
+             "GlobalAveragePool, ReduceMean over H and W, Pad (constant), Flatten, Reshape, "
+             "Squeeze/Unsqueeze, Identity, Dropout, Add of two tensors, veil::Poly, polynomials "
+             "and affine maps written with Mul/Add/Sub/Div/Neg/Pow, shape arithmetic on constants "
+             "(Shape, Gather, Concat, Slice, Cast, ...), and Relu/Sigmoid/Tanh/Softplus/SiLU/GELU "
+             "with --approximate; see docs/model-format.md)";
   ::veil::detail::throw_invalid(__FILE__, __LINE__, where(node) + ": " + advice);
 }
 

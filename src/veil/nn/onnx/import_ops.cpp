@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "veil/common/error.hpp"
+#include "veil/nn/onnx/constant_fold.hpp"
 #include "veil/nn/onnx/importer.hpp"
 
 namespace veil::nn::detail {
@@ -12,7 +13,8 @@ void Importer::import_conv(const onnx::NodeProto& node) {
   const std::string auto_pad = attrs.get_string("auto_pad", "NOTSET");
   VEIL_REQUIRE(auto_pad == "NOTSET", where(node) << ": Conv auto_pad=" << auto_pad
                                                  << " is not supported; export with explicit pads");
-  const auto [input, rank] = tensor_input(node, 0);
+  std::optional<PendingPad> pad;
+  const auto [input, rank] = tensor_input(node, 0, &pad);
   VEIL_REQUIRE(rank == 4, where(node) << ": Conv input must be [N, C, H, W] (it was flattened)");
   const Tensor& w = constant_input(node, 1, "weight");
   VEIL_REQUIRE(w.dims.size() == 4, where(node)
@@ -34,6 +36,16 @@ void Importer::import_conv(const onnx::NodeProto& node) {
         b.size() == static_cast<std::size_t>(n.out_features),
         where(node) << ": Conv bias " << b.dims_str() << " does not match " << n.out_features << " outputs");
     n.bias = b.values;
+  }
+  if (pad) {
+    const Window& own = n.window;
+    apply_pad(node, *pad, n.window, own.pad_top || own.pad_left || own.pad_bottom || own.pad_right);
+    // The Pad's input arrives shifted by -value (import_pad), so every tap reads
+    // x - value, padding included; adding value * (sum of the output channel's weights)
+    // restores conv(pad(x, value)) exactly.
+    const std::size_t per_out = n.weights.size() / n.out_features;
+    for (int o = 0; o < n.out_features; ++o)
+      for (std::size_t k = 0; k < per_out; ++k) n.bias[o] += pad->value * n.weights[o * per_out + k];
   }
   add(std::move(n), 4, node);
 }
@@ -142,14 +154,13 @@ void Importer::import_average_pool(const onnx::NodeProto& node) {
   const std::string auto_pad = attrs.get_string("auto_pad", "NOTSET");
   VEIL_REQUIRE(auto_pad == "NOTSET", where(node) << ": AveragePool auto_pad=" << auto_pad
                                                  << " is not supported; export with explicit pads");
-  VEIL_REQUIRE(attrs.get_int("ceil_mode", 0) == 0, where(node)
-                                                       << ": AveragePool ceil_mode=1 is not supported");
   VEIL_REQUIRE(attrs.has("kernel_shape"), where(node) << ": AveragePool needs kernel_shape");
   const auto kernel = attrs.get_ints("kernel_shape", {});
   VEIL_REQUIRE(
       kernel.size() == 2 && kernel[0] >= 1 && kernel[1] >= 1 && kernel[0] <= 1 << 16 && kernel[1] <= 1 << 16,
       where(node) << ": AveragePool kernel_shape must be 2 positive values");
-  const auto [input, rank] = tensor_input(node, 0);
+  std::optional<PendingPad> pad;
+  const auto [input, rank] = tensor_input(node, 0, &pad);
   VEIL_REQUIRE(rank == 4, where(node) << ": AveragePool input must be [N, C, H, W]");
   Node n = make(OpKind::kAveragePool, node, input);
   n.window = window(node, attrs, static_cast<int>(kernel[0]), static_cast<int>(kernel[1]));
@@ -162,7 +173,31 @@ void Importer::import_average_pool(const onnx::NodeProto& node) {
   VEIL_REQUIRE(
       !padded || attrs.get_int("count_include_pad", 0) == 1,
       where(node) << ": padded AveragePool needs count_include_pad=1 (torch: count_include_pad=True)");
-  add(std::move(n), 4, node);
+  // The values a Pad node inserts are real elements of the pool's input, counted in every
+  // window's divisor: exactly count_include_pad = 1 over the combined padding.
+  if (pad) apply_pad(node, *pad, n.window, padded);
+  // ceil_mode = 1 (torch's AvgPool2d(..., ceil_mode=True)) adds a partial last window only
+  // where the windows do not tile the padded input; where they do, it changes nothing.
+  const Shape in = shape_of(input);
+  const bool tiles = w.stride_h >= 1 && w.stride_w >= 1 &&
+                     (in.h + w.pad_top + w.pad_bottom - w.kernel_h) % w.stride_h == 0 &&
+                     (in.w + w.pad_left + w.pad_right - w.kernel_w) % w.stride_w == 0;
+  VEIL_REQUIRE(attrs.get_int("ceil_mode", 0) == 0 || tiles,
+               where(node) << ": AveragePool ceil_mode=1 is not supported where it adds a partial window ("
+                           << in.h << "x" << in.w << " input; export with ceil_mode=False)");
+  const int index = add(std::move(n), 4, node);
+  if (pad && pad->value != 0) {
+    // The input was shifted by -value (import_pad) and every window averages k^2 values
+    // of it, so the shift comes back as + value after the pool.
+    Value v;
+    v.kind = Value::Kind::kExpr;
+    v.node = index;
+    v.rank = 4;
+    v.expr = detail::expr_binary(Expr::Op::kAdd, detail::expr_x(), detail::expr_const(pad->value), pad->node);
+    v.nodes = {pad->node};
+    v.ops = {"Pad"};
+    values_[node.output(0)] = std::move(v);
+  }
 }
 
 void Importer::import_global_pool(const onnx::NodeProto& node) {
@@ -174,36 +209,37 @@ void Importer::import_global_pool(const onnx::NodeProto& node) {
 
 void Importer::import_flatten(const onnx::NodeProto& node) {
   Attributes attrs(node, where(node));
+  attrs.allow_only({"axis"});
   const auto [input, rank] = tensor_input(node, 0);
-  const int size = (input < 0 ? graph_.input : graph_.nodes[input].out).size();
-  if (node.op_type() == "Flatten") {
-    attrs.allow_only({"axis"});
-    const std::int64_t axis = attrs.get_int("axis", 1);
-    VEIL_REQUIRE(axis == 1 || axis == 1 - rank, where(node)
-                                                    << ": Flatten axis " << axis
-                                                    << " is not supported (only axis=1 keeps the batch)");
-  } else {
-    attrs.allow_only({"allowzero"});
-    VEIL_REQUIRE(attrs.get_int("allowzero", 0) == 0, where(node) << ": Reshape allowzero=1 is not supported");
-    const Tensor& shape = constant_input(node, 1, "shape");
-    // Only [N, features] keeps the per-sample value order unchanged; N may be written
-    // 0 (copy), -1 (infer) or 1.
-    bool ok = shape.size() == 2 && (shape.values[0] == 0 || shape.values[0] == -1 || shape.values[0] == 1) &&
-              (shape.values[1] == size || (shape.values[1] == -1 && shape.values[0] != -1));
-    VEIL_REQUIRE(ok, where(node) << ": Reshape to " << shape.dims_str() << " values is not supported; only "
-                                 << "[N, " << size << "] (e.g. shape [0, -1]) is");
-  }
-  if (rank == 2) {  // already [N, features]: nothing to do
-    Value v;
-    v.node = input;
-    v.rank = 2;
-    return define(node, v);
-  }
-  add(make(OpKind::kFlatten, node, input), 2, node);
+  const std::int64_t axis = attrs.get_int("axis", 1);
+  VEIL_REQUIRE(axis == 1 || axis == 1 - rank,
+               where(node) << ": Flatten axis " << axis << " is not supported (only axis=1 keeps the batch)");
+  define_alias(node, input, rank, 2);
 }
 
 void Importer::import_identity(const onnx::NodeProto& node) {
   Value v = lookup(node, 0);
+  v.owner = false;  // an alias: the node has readers under the other name too
+  define(node, std::move(v));
+}
+
+bool Importer::all_constant(const onnx::NodeProto& node) {
+  bool any = false;
+  for (int k = 0; k < node.input_size(); ++k) {
+    if (node.input(k).empty()) continue;
+    if (lookup(node, k).kind != Value::Kind::kConstant) return false;
+    any = true;
+  }
+  return any;
+}
+
+void Importer::import_folded(const onnx::NodeProto& node) {
+  std::vector<const Tensor*> inputs;
+  for (int k = 0; k < node.input_size(); ++k)
+    inputs.push_back(node.input(k).empty() ? nullptr : &lookup(node, k).constant);
+  Value v;
+  v.kind = Value::Kind::kConstant;
+  v.constant = detail::fold_constant(node, inputs, where(node));
   define(node, std::move(v));
 }
 
@@ -269,6 +305,8 @@ void Importer::import_elementwise(const onnx::NodeProto& node) {
     }
   }
 
+  if (import_affine(node)) return;
+
   std::vector<ExprPtr> args;
   Value result;
   result.kind = Value::Kind::kExpr;
@@ -283,6 +321,7 @@ void Importer::import_elementwise(const onnx::NodeProto& node) {
       args.push_back(detail::expr_const(v.constant.values[0]));
       continue;
     }
+    if (v.pad) tensor_input(node, k);  // refuses: a Pad must feed a Conv or AveragePool
     if (have_tensor)
       VEIL_REQUIRE(v.node == result.node,
                    where(node) << ": " << op

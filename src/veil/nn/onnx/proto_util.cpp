@@ -42,6 +42,11 @@ std::string Tensor::dims_str() const {
   return s + "]";
 }
 
+bool Tensor::is_integer() const {
+  return elem_type == onnx::TensorProto::INT64 || elem_type == onnx::TensorProto::INT32 ||
+         elem_type == onnx::TensorProto::BOOL;
+}
+
 Tensor read_tensor(const onnx::TensorProto& proto, const std::string& what) {
   VEIL_REQUIRE(
       proto.data_location() != onnx::TensorProto::EXTERNAL,
@@ -58,6 +63,7 @@ Tensor read_tensor(const onnx::TensorProto& proto, const std::string& what) {
     t.dims.push_back(d);
   }
   const bool raw = proto.has_raw_data();
+  t.elem_type = proto.data_type();
   switch (proto.data_type()) {
     case onnx::TensorProto::FLOAT:
       t.values =

@@ -13,8 +13,12 @@ namespace veil::nn::detail {
 // An initializer or Constant value, converted to double (float, double, int32, int64).
 struct Tensor {
   std::string name;
-  std::vector<std::int64_t> dims;
+  std::vector<std::int64_t> dims;  // empty for a scalar
   std::vector<double> values;
+  // onnx::TensorProto::DataType it was read as (or computed in): integer shape
+  // arithmetic divides with truncation, float arithmetic does not.
+  int elem_type = onnx::TensorProto::FLOAT;
+  bool is_integer() const;
   std::size_t size() const { return values.size(); }
   std::string dims_str() const;  // "[100, 256]"
 };
