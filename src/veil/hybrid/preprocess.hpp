@@ -92,6 +92,9 @@ class PreprocessServer {
   explicit PreprocessServer(std::shared_ptr<const ServerModel> model);
   ~PreprocessServer();
   void receive_keys(net::Channel& ch);
+  // The same, for a kKeys frame already received (a host's message loop reads it).
+  void receive_keys(const net::Frame& keys);
+  bool has_keys() const;
   Material run(net::Channel& ch);
 
  private:
