@@ -11,6 +11,7 @@
 #include "mpc/mpc_test_util.hpp"
 #include "veil/hybrid/online.hpp"
 #include "veil/hybrid/public_program.hpp"
+#include "veil/nn/onnx/import.hpp"
 
 namespace veil::hybrid {
 namespace {
@@ -169,6 +170,22 @@ TEST(HybridPublicProgram, InconsistentProgramsAreRefusedByName) {
   expect_refused([](Program& p) { p.value_bits += 1; }, "truncation bound");
   expect_refused([](Program& p) { p.classes.assign(3, "c"); }, "class names");
   expect_refused([](Program& p) { p.input.c = 0; }, "bad shape");
+}
+
+// Every program the shipped models lower to loads: the validator refuses nothing real
+// (residual joins, dense and convolutional stages, the scales lower() picks).
+TEST(HybridPublicProgram, ShippedModelsRoundTrip) {
+  for (const char* model : {"models/mnist-cryptonets.onnx", "models/mnist-delphi.onnx"}) {
+    SCOPED_TRACE(model);
+    const Program full =
+        lower(nn::lower(nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/" + model), lower_options()));
+    const Bytes bytes = save_public_program(full);
+    const Program loaded = load_public_program(bytes);
+    EXPECT_EQ(save_public_program(loaded), bytes);
+    EXPECT_EQ(loaded.ops.size(), full.ops.size());
+    EXPECT_EQ(cost(loaded).squares, cost(full).squares);
+    std::printf("  %s: public program of %zu ops in %zu bytes\n", model, loaded.ops.size(), bytes.size());
+  }
 }
 
 }  // namespace

@@ -236,13 +236,13 @@ TEST(HybridProtocol, RefusalsKeepTheSessionInSync) {
 
 TEST(HybridProtocol, ExpiredMaterialIsRefusedByName) {
   hp::HandlerOptions ho;
-  ho.max_material_age_s = 0.3;
+  ho.max_material_age_s = 0.5;
   Server server(residual(), ho);
   session(server, [&](net::Channel& ch) {
     hp::Client client(ch, "hybrid_test");
     client.send_keys();
     const hp::MaterialId id = client.preprocess();
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
     EXPECT_EQ(refusal<hp::OnlineAccepted>(ch, hp::encode(hp::Online{id})),
               code(hp::ErrorCode::kMaterialExpired));
     // The client drops it too, rather than be refused.
