@@ -134,6 +134,74 @@ std::uint16_t code(hp::ErrorCode c) { return static_cast<std::uint16_t>(c); }
 
 long argmax(const std::vector<double>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
 
+// Every message round-trips; every strict prefix of a payload is refused as malformed; a
+// frame of another type is unexpected; the peer's Error comes back with this protocol's name.
+template <class T>
+void expect_round_trip(const T& m) {
+  const net::Frame f = hp::encode(m);
+  EXPECT_EQ(f.type, static_cast<std::uint16_t>(T::kType));
+  EXPECT_EQ(hp::decode<T>(f), m);
+  for (std::size_t cut = 0; cut < f.payload.size(); cut += 1 + f.payload.size() / 64) {
+    const net::Frame g{f.type,
+                       Bytes(f.payload.begin(), f.payload.begin() + static_cast<std::ptrdiff_t>(cut))};
+    try {
+      hp::decode<T>(g);
+      ADD_FAILURE() << "a payload cut at " << cut << " was accepted";
+    } catch (const net::Error& e) {
+      EXPECT_TRUE(e.is(protocol::ErrorCode::kBadMessage)) << e.what();
+    }
+  }
+}
+
+TEST(HybridMessages, RoundTripsAndRefusals) {
+  hp::ServerInfo info;
+  info.model = "m";
+  info.dataset = "mnist";
+  info.input = {1, 4, 4};
+  info.mean = {0.5};
+  info.std = {0.25};
+  info.classes = {"zero", "one"};
+  info.program = Bytes(300, 3);
+  info.linear_parameters = Bytes(40, 1);
+  info.beaver_parameters = Bytes(50, 2);
+  info.max_materials = 8;
+  info.max_material_age_s = 60;
+  info.max_frame_bytes = 1 << 20;
+  expect_round_trip(info);
+  hp::MaterialId id{};
+  id[0] = 1;
+  id[15] = 0xff;
+  expect_round_trip(hp::KeysAccepted{});
+  expect_round_trip(hp::Preprocess{});
+  expect_round_trip(hp::Preprocessing{id});
+  expect_round_trip(hp::Online{id});
+  expect_round_trip(hp::OnlineAccepted{id});
+  EXPECT_EQ(hp::hex(id),
+            "01000000000000000000000000000"
+            "0ff");
+  info.max_materials = 0;
+  EXPECT_THROW(hp::decode<hp::ServerInfo>(hp::encode(info)), net::Error);
+  hp::decode_open(hp::encode_open());
+  EXPECT_THROW(hp::decode_open(Bytes{1}), net::Error);
+  try {
+    hp::decode<hp::OnlineAccepted>(hp::encode(hp::Preprocessing{id}));
+    ADD_FAILURE() << "a Preprocessing frame was read as OnlineAccepted";
+  } catch (const net::Error& e) {
+    EXPECT_TRUE(e.is(protocol::ErrorCode::kUnexpectedMessage)) << e.what();
+    EXPECT_NE(std::string(e.what()).find("expected OnlineAccepted, got Preprocessing"), std::string::npos)
+        << e.what();
+  }
+  try {
+    hp::decode<hp::OnlineAccepted>(protocol::encode(protocol::ErrorMessage{35, "spent"}));
+    ADD_FAILURE() << "an Error frame was read as OnlineAccepted";
+  } catch (const net::Error& e) {
+    EXPECT_TRUE(e.is(hp::ErrorCode::kMaterialUsed));
+    EXPECT_EQ(std::string(e.what()), "material already used: spent");
+  }
+  EXPECT_STREQ(hp::message_name(25), "Shares");
+  EXPECT_STREQ(hp::message_name(1), "Hello");
+}
+
 TEST(HybridProtocol, ShippedCryptonetsInProcess) {
   const auto t0 = Clock::now();
   const Model& m = cryptonets();
@@ -231,6 +299,25 @@ TEST(HybridProtocol, RefusalsKeepTheSessionInSync) {
       for (std::size_t j = 0; j < got.size(); ++j) EXPECT_NEAR(got[j], fixed[j], 0.05);
     }
     client.bye();
+  });
+}
+
+// Inside a multi-round part the stream cannot be resynchronised: a malformed preprocessing
+// frame ends the session, reported as a bad frame naming the stage.
+TEST(HybridProtocol, MalformedPreprocessingFrameEndsTheSession) {
+  Server server(residual());
+  session(server, [&](net::Channel& ch) {
+    hp::Client client(ch, "hybrid_test");
+    client.send_keys();
+    ch.send(hp::encode(hp::Preprocess{}));
+    hp::decode<hp::Preprocessing>(ch.receive());
+    ch.send(static_cast<std::uint16_t>(hybrid::Message::kLinearRequest), Bytes(12, 1));
+    const net::Frame f = ch.receive();
+    ASSERT_EQ(f.type, static_cast<std::uint16_t>(protocol::HostMessage::kError));
+    const auto e = protocol::decode_error(f);
+    EXPECT_EQ(e.code, static_cast<std::uint16_t>(net::ErrorCode::kBadFrame));
+    EXPECT_NE(e.text.find("preprocessing broke off"), std::string::npos) << e.text;
+    EXPECT_THROW(ch.receive(), net::Error);  // closed
   });
 }
 
