@@ -302,6 +302,31 @@ TEST(HybridProtocol, RefusalsKeepTheSessionInSync) {
   });
 }
 
+// Sessions share the server's prepared model (read-only) and nothing else: two at once,
+// each with its own keys and material store, both get the clear computation's logits.
+TEST(HybridProtocol, ConcurrentSessionsShareTheModel) {
+  const Model& m = residual();
+  Server server(m);
+  auto run = [&](std::size_t offset) {
+    session(server, [&](net::Channel& ch) {
+      hp::Client client(ch, "hybrid_test");
+      client.send_keys();
+      for (std::size_t i = 0; i < m.samples.size(); ++i) {
+        client.preprocess();
+        const auto& x = m.samples[(i + offset) % m.samples.size()];
+        const auto got = client.infer(x);
+        const auto fixed = hybrid::evaluate_fixed(m.program, x);
+        ASSERT_EQ(got.size(), fixed.size());
+        for (std::size_t j = 0; j < got.size(); ++j) EXPECT_NEAR(got[j], fixed[j], 0.05);
+      }
+      client.bye();
+    });
+  };
+  std::thread other([&] { run(1); });
+  run(0);
+  other.join();
+}
+
 // Inside a multi-round part the stream cannot be resynchronised: a malformed preprocessing
 // frame ends the session, reported as a bad frame naming the stage.
 TEST(HybridProtocol, MalformedPreprocessingFrameEndsTheSession) {
