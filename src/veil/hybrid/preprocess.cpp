@@ -268,12 +268,18 @@ PreprocessServer::PreprocessServer(std::shared_ptr<const ServerModel> model) : s
 }
 PreprocessServer::~PreprocessServer() = default;
 
-void PreprocessServer::receive_keys(net::Channel& ch) {
+void PreprocessServer::receive_keys(net::Channel& ch) { receive_keys(ch.receive()); }
+
+bool PreprocessServer::has_keys() const { return s_->flood_lin != nullptr; }
+
+void PreprocessServer::receive_keys(const net::Frame& f) {
   const auto& hp = s_->model->params();
-  const net::Frame f = ch.receive();
   const auto items = unpack(f, Message::kKeys, 2, "public keys");
-  s_->flood_lin = std::make_unique<bfv::Flooder>(hp.linear, rlwe::load_public_key(*hp.linear, items[0]));
-  s_->flood_bv = std::make_unique<bfv::Flooder>(hp.beaver, rlwe::load_public_key(*hp.beaver, items[1]));
+  // Both or neither: keys that fail to load leave the session as it was.
+  auto lin = std::make_unique<bfv::Flooder>(hp.linear, rlwe::load_public_key(*hp.linear, items[0]));
+  auto bv = std::make_unique<bfv::Flooder>(hp.beaver, rlwe::load_public_key(*hp.beaver, items[1]));
+  s_->flood_lin = std::move(lin);
+  s_->flood_bv = std::move(bv);
 }
 
 Material PreprocessServer::run(net::Channel& ch) {

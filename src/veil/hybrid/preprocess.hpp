@@ -32,7 +32,8 @@
 namespace veil::hybrid {
 
 // Frame types of the hybrid protocol (the host owns 1, 8 and 9; the non-interactive
-// protocol 2..7).
+// protocol 2..7; the hybrid protocol's requests and acknowledgements around these frames
+// are 26..31, protocol/hybrid/messages.hpp).
 enum class Message : std::uint16_t {
   kKeys = 20,            // client -> server: the two public keys
   kLinearRequest = 21,   // client -> server: Enc(r) per input block of one linear op
@@ -92,6 +93,9 @@ class PreprocessServer {
   explicit PreprocessServer(std::shared_ptr<const ServerModel> model);
   ~PreprocessServer();
   void receive_keys(net::Channel& ch);
+  // The same, for a kKeys frame already received (a host's message loop reads it).
+  void receive_keys(const net::Frame& keys);
+  bool has_keys() const;
   Material run(net::Channel& ch);
 
  private:

@@ -1,7 +1,8 @@
 // Error codes of the host and of every protocol it serves. Codes travel as u16 in Error
 // messages; the transport owns 1-5, 12 and 15 (net/frame.hpp), the host the codes below,
-// and each protocol its own (protocol/ni/messages.hpp: 8-10; a new protocol takes codes
-// from 32 up). The values are fixed: add new codes, never renumber.
+// and each protocol its own (protocol/ni/messages.hpp: 8-10; protocol/hybrid/messages.hpp:
+// 32-37, and 38-63 kept for it; a new protocol takes codes from 64 up). The values are
+// fixed: add new codes, never renumber.
 #pragma once
 
 #include <cstdint>

@@ -4,7 +4,7 @@
 // numbers its own messages around them (protocol/ni/messages.hpp).
 //
 //   Hello: str protocol, u16 protocol version, str client name, blob body (the protocol's
-//          own opening: for "ni", the mode)
+//          own opening: for "ni", the mode; for "hybrid", empty)
 //   Error: u16 code, str text          Bye: (empty)
 #pragma once
 
@@ -30,7 +30,7 @@ inline constexpr std::size_t kMaxErrorText = 4096;
 
 struct Hello {
   static constexpr HostMessage kType = HostMessage::kHello;
-  std::string protocol;       // "ni": the non-interactive protocol
+  std::string protocol;       // "ni": the non-interactive protocol; "hybrid": protocol/hybrid
   std::uint16_t version = 0;  // that protocol's version
   std::string client;         // free text for the server's log ("veil client")
   Bytes body;                 // the protocol's own opening message

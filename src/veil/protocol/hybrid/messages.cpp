@@ -1,0 +1,225 @@
+#include "veil/protocol/hybrid/messages.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+#include "veil/protocol/wire.hpp"
+
+namespace veil::protocol::hybrid {
+
+using wire::count;
+using wire::get_blob;
+using wire::put_blob;
+namespace lib = veil::hybrid;
+
+std::string hex(const MaterialId& id) {
+  std::string s;
+  char buf[3];
+  for (std::uint8_t b : id) {
+    std::snprintf(buf, sizeof buf, "%02x", b);
+    s += buf;
+  }
+  return s;
+}
+
+std::string error_name(std::uint16_t code) {
+  switch (static_cast<ErrorCode>(code)) {
+    case ErrorCode::kBadKeys:
+      return "bad keys";
+    case ErrorCode::kNoKeys:
+      return "no keys";
+    case ErrorCode::kUnknownMaterial:
+      return "unknown material";
+    case ErrorCode::kMaterialUsed:
+      return "material already used";
+    case ErrorCode::kMaterialLimit:
+      return "material limit";
+    case ErrorCode::kMaterialExpired:
+      return "material expired";
+  }
+  return protocol::error_name(code);
+}
+
+net::Error error(ErrorCode code, const std::string& message) {
+  return net::Error(static_cast<std::uint16_t>(code), error_name(static_cast<std::uint16_t>(code)), message);
+}
+
+const char* message_name(std::uint16_t type) {
+  switch (static_cast<MessageType>(type)) {
+    case MessageType::kServerInfo:
+      return "ServerInfo";
+    case MessageType::kKeysAccepted:
+      return "KeysAccepted";
+    case MessageType::kPreprocess:
+      return "Preprocess";
+    case MessageType::kPreprocessing:
+      return "Preprocessing";
+    case MessageType::kOnline:
+      return "Online";
+    case MessageType::kOnlineAccepted:
+      return "OnlineAccepted";
+  }
+  switch (static_cast<lib::Message>(type)) {
+    case lib::Message::kKeys:
+      return "Keys";
+    case lib::Message::kLinearRequest:
+      return "LinearRequest";
+    case lib::Message::kLinearResponse:
+      return "LinearResponse";
+    case lib::Message::kBeaverRequest:
+      return "BeaverRequest";
+    case lib::Message::kBeaverResponse:
+      return "BeaverResponse";
+    case lib::Message::kShares:
+      return "Shares";
+  }
+  const char* host = host_message_name(type);
+  return host ? host : "unknown message";
+}
+
+namespace {
+
+net::Frame frame(MessageType t, ByteWriter& w) { return wire::frame(static_cast<std::uint16_t>(t), w); }
+
+template <class T, class Fn>
+T read_payload(const net::Frame& f, Fn&& fn) {
+  return wire::read_payload<T>(f, error_name, message_name, std::forward<Fn>(fn));
+}
+
+int get_int(ByteReader& r) { return static_cast<int>(static_cast<std::int32_t>(r.u32())); }
+
+nn::Shape get_shape(ByteReader& r, const char* what) {
+  nn::Shape s;
+  s.c = get_int(r);
+  s.h = get_int(r);
+  s.w = get_int(r);
+  VEIL_CHECK_IO(s.c >= 1 && s.h >= 1 && s.w >= 1 && s.c <= 65536 && s.h <= 65536 && s.w <= 65536 &&
+                    std::int64_t{s.c} * s.h * s.w <= (std::int64_t{1} << 24),
+                what << ": bad shape " << s.c << "x" << s.h << "x" << s.w);
+  return s;
+}
+
+std::vector<double> get_doubles(ByteReader& r, std::size_t max, const char* what) {
+  std::vector<double> v(count(r, max, 8, what));
+  for (double& x : v) {
+    x = r.f64();
+    VEIL_CHECK_IO(std::isfinite(x), what << ": non-finite value");
+  }
+  return v;
+}
+
+void put_doubles(ByteWriter& w, const std::vector<double>& v) {
+  w.u32(static_cast<std::uint32_t>(v.size()));
+  for (double x : v) w.f64(x);
+}
+
+template <class T>
+net::Frame encode_id(const T& m) {
+  ByteWriter w;
+  w.raw(m.id.data(), m.id.size());
+  return frame(T::kType, w);
+}
+
+template <class T>
+T decode_id(const net::Frame& f) {
+  return read_payload<T>(f, [](ByteReader& r) {
+    T m;
+    r.raw(m.id.data(), m.id.size());
+    return m;
+  });
+}
+
+template <class T>
+T decode_empty(const net::Frame& f) {
+  return read_payload<T>(f, [](ByteReader&) { return T{}; });
+}
+
+}  // namespace
+
+Bytes encode_open() { return {}; }
+
+void decode_open(const Bytes& body) {
+  if (!body.empty())
+    throw protocol::error(protocol::ErrorCode::kBadMessage,
+                          "malformed Hello body: the hybrid protocol v" + std::to_string(kVersion) +
+                              " takes none, got " + std::to_string(body.size()) + " bytes");
+}
+
+net::Frame encode(const ServerInfo& m) {
+  ByteWriter w;
+  w.str(m.model);
+  w.str(m.dataset);
+  w.u32(static_cast<std::uint32_t>(m.input.c));
+  w.u32(static_cast<std::uint32_t>(m.input.h));
+  w.u32(static_cast<std::uint32_t>(m.input.w));
+  put_doubles(w, m.mean);
+  put_doubles(w, m.std);
+  w.u32(static_cast<std::uint32_t>(m.classes.size()));
+  for (const auto& c : m.classes) w.str(c);
+  put_blob(w, m.program);
+  put_blob(w, m.linear_parameters);
+  put_blob(w, m.beaver_parameters);
+  w.u32(m.max_materials);
+  w.f64(m.max_material_age_s);
+  w.u64(m.max_frame_bytes);
+  return frame(m.kType, w);
+}
+
+template <>
+ServerInfo decode<ServerInfo>(const net::Frame& f) {
+  return read_payload<ServerInfo>(f, [](ByteReader& r) {
+    ServerInfo m;
+    m.model = r.str(kMaxName);
+    m.dataset = r.str(kMaxName);
+    m.input = get_shape(r, "input shape");
+    m.mean = get_doubles(r, kMaxChannels, "mean");
+    m.std = get_doubles(r, kMaxChannels, "std");
+    m.classes.resize(count(r, kMaxClasses, 4, "classes"));
+    for (auto& c : m.classes) c = r.str(kMaxName);
+    m.program = get_blob(r, kMaxProgramBytes, "public program");
+    m.linear_parameters = get_blob(r, kMaxParameterBytes, "linear parameters");
+    m.beaver_parameters = get_blob(r, kMaxParameterBytes, "Beaver parameters");
+    m.max_materials = r.u32();
+    m.max_material_age_s = r.f64();
+    m.max_frame_bytes = r.u64();
+    VEIL_CHECK_IO(m.max_materials >= 1 && m.max_materials <= 1024, "material limit out of range");
+    VEIL_CHECK_IO(std::isfinite(m.max_material_age_s) && m.max_material_age_s > 0,
+                  "material age out of range");
+    return m;
+  });
+}
+
+net::Frame encode(const KeysAccepted&) {
+  ByteWriter w;
+  return frame(KeysAccepted::kType, w);
+}
+net::Frame encode(const Preprocess&) {
+  ByteWriter w;
+  return frame(Preprocess::kType, w);
+}
+net::Frame encode(const Preprocessing& m) { return encode_id(m); }
+net::Frame encode(const Online& m) { return encode_id(m); }
+net::Frame encode(const OnlineAccepted& m) { return encode_id(m); }
+
+template <>
+KeysAccepted decode<KeysAccepted>(const net::Frame& f) {
+  return decode_empty<KeysAccepted>(f);
+}
+template <>
+Preprocess decode<Preprocess>(const net::Frame& f) {
+  return decode_empty<Preprocess>(f);
+}
+template <>
+Preprocessing decode<Preprocessing>(const net::Frame& f) {
+  return decode_id<Preprocessing>(f);
+}
+template <>
+Online decode<Online>(const net::Frame& f) {
+  return decode_id<Online>(f);
+}
+template <>
+OnlineAccepted decode<OnlineAccepted>(const net::Frame& f) {
+  return decode_id<OnlineAccepted>(f);
+}
+
+}  // namespace veil::protocol::hybrid
