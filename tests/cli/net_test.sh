@@ -39,7 +39,7 @@ good_client() {  # the server still answers a well-behaved client correctly
   echo "$out" | grep -q "^class: 7" || fail "good client after $1 got: $out"
 }
 
-start_server "$tmp/server.log" --modes latency,throughput --timeout-s 2 --max-sessions 4 --workers 2
+start_server "$tmp/server.log" --modes latency,throughput,hybrid --timeout-s 2 --max-sessions 4 --workers 2
 server=$pid
 
 # 1. End to end: class 7, keys generated and uploaded once.
@@ -61,6 +61,14 @@ out="$("$veil" client --server "$addr" --mode throughput --input "$img" "$s/mnis
 [ "$(echo "$out" | grep -c '^request: 3 image')" = 1 ] || fail "not one batch request: $out"
 [ "$(echo "$out" | grep '^class:' | cut -c8 | tr -d '\n')" = 721 ] || fail "throughput classes: $out"
 echo "throughput batch: ok"
+
+# 3b. Hybrid mode: preprocessing and the online stage per image; the client gets the
+# classes without the weights.
+out="$("$veil" client --server "$addr" --mode hybrid --input "$img" "$s/mnist-1-label2.png" 2>&1)" \
+  || fail "hybrid client: $out"
+[ "$(echo "$out" | grep '^class:' | cut -c8 | tr -d '\n')" = 72 ] || fail "hybrid classes: $out"
+echo "$out" | grep -q "^bytes: preprocessing up" || fail "hybrid report: $out"
+echo "hybrid: ok"
 
 # Inputs for the bad clients: ciphertexts for the server's parameters, keys and
 # ciphertexts for other parameters.

@@ -17,6 +17,7 @@
 #include "veil/common/error.hpp"
 #include "veil/common/file.hpp"
 #include "veil/protocol/backoff.hpp"
+#include "veil/protocol/hybrid/client.hpp"
 #include "veil/protocol/ni/client.hpp"
 #include "veil/rlwe/keygen.hpp"
 
@@ -184,8 +185,58 @@ double percentile(std::vector<double> v, double p) {  // nearest rank
 void run_load(const ClientCliOptions& o, const std::string& host, std::uint16_t port, const Model& m,
               const KeySet& keys, const Crypto& cr, const std::vector<Input>& inputs);
 
+// The hybrid protocol: keys once, then per input a preprocessing run (input-independent;
+// it could run ahead of time) and the online stage. The client never receives a weight.
+void run_hybrid_client(const ClientCliOptions& o, const std::string& host, std::uint16_t port) {
+  VEIL_REQUIRE(o.concurrency == 0, "--concurrency (load test) is offered for latency and throughput modes");
+  auto t = Clock::now();
+  protocol::hybrid::Client client(connect(host, port, o), kClientName);
+  const auto& info = client.info();
+  const auto& prog = client.program();
+  std::printf("server %s: model %s (%s), hybrid mode, %zu ops, %d online rounds; connected in %.3f s\n",
+              o.server.c_str(), info.model.c_str(), info.dataset.c_str(), prog.ops.size(),
+              hybrid::cost(prog).rounds, seconds_since(t));
+  client.send_keys();
+  // A network with the public input geometry and classes, for reading and printing inputs.
+  Model shown;
+  shown.network.name = info.model;
+  shown.network.input = info.input;
+  shown.network.mean = info.mean;
+  shown.network.std = info.std;
+  shown.network.classes = info.classes;
+  std::vector<Input> inputs;
+  for (const auto& path : o.inputs) inputs.push_back(load_input(shown.network, path, o.index));
+  for (int rep = 0; rep < o.repeat; ++rep) {
+    for (const Input& in : inputs) {
+      const auto before = client.stats();
+      client.preprocess();
+      const auto logits = client.infer(in.values);
+      const auto& st = client.stats();
+      std::printf("\n%s%s\n", in.label.c_str(),
+                  in.true_class >= 0 ? (" (label " + std::to_string(in.true_class) + ")").c_str() : "");
+      print_result(shown, logits, o.top);
+      std::printf("time: preprocessing %.3f s + online %.4f s\n",
+                  st.preprocess.seconds - before.preprocess.seconds,
+                  st.online.seconds - before.online.seconds);
+      std::printf("bytes: preprocessing up %s, down %s; online up %s, down %s, %llu rounds\n",
+                  human_bytes(st.preprocess.bytes_sent - before.preprocess.bytes_sent).c_str(),
+                  human_bytes(st.preprocess.bytes_received - before.preprocess.bytes_received).c_str(),
+                  human_bytes(st.online.bytes_sent - before.online.bytes_sent).c_str(),
+                  human_bytes(st.online.bytes_received - before.online.bytes_received).c_str(),
+                  static_cast<unsigned long long>(st.online.rounds - before.online.rounds));
+    }
+  }
+  client.bye();
+  const auto& st = client.stats();
+  std::printf(
+      "\nsession: keys up %s; in all up %s, down %s\n", human_bytes(st.keys.bytes_sent).c_str(),
+      human_bytes(st.keys.bytes_sent + st.preprocess.bytes_sent + st.online.bytes_sent).c_str(),
+      human_bytes(st.keys.bytes_received + st.preprocess.bytes_received + st.online.bytes_received).c_str());
+}
+
 void run_client(ClientCliOptions& o) {
   const auto [host, port] = protocol::ni::parse_address(o.server);
+  if (o.mode == "hybrid") return run_hybrid_client(o, host, port);
   const nn::Mode mode = nn::parse_mode(o.mode);
   auto t = Clock::now();
   protocol::ni::Client client(connect(host, port, o), mode, kClientName);
@@ -342,8 +393,9 @@ void register_client(CLI::App& app) {
       "key directory: reused when it holds keys for the server's plan, else written (default: none, "
       "fresh keys every run)");
   cmd->add_option("--mode", o->mode,
-                  "latency (one image per request) or throughput (all inputs in one batch)")
-      ->check(CLI::IsMember({"latency", "throughput"}));
+                  "latency (one image per request), throughput (all inputs in one batch), or hybrid\n"
+                  "(preprocessing + online stage on secret shares; the model stays on the server)")
+      ->check(CLI::IsMember({"latency", "throughput", "hybrid"}));
   cmd->add_option("--repeat", o->repeat, "send the inputs this many times in the session (default 1)")
       ->check(CLI::Range(1, 1000000));
   cmd->add_option("--top", o->top, "how many scores to print (default 5)")->check(CLI::Range(1, 1000));

@@ -5,7 +5,9 @@
 #include "veil/cli/commands.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/hybrid/preprocess.hpp"
 #include "veil/protocol/host.hpp"
+#include "veil/protocol/hybrid/handler.hpp"
 #include "veil/protocol/ni/handler.hpp"
 
 namespace veil::cli {
@@ -15,34 +17,54 @@ namespace {
 struct ServeOptions {
   ModelOptions model;
   std::string mode_unused;  // add_model_options' --mode; serve takes --modes
-  std::vector<std::string> modes = {"latency", "throughput"};
+  std::vector<std::string> modes = {"latency", "throughput", "hybrid"};
+  protocol::hybrid::HandlerOptions hybrid;
   protocol::HostOptions server;
   int workers = 2;  // evaluations at once: veil::set_max_jobs
 };
 
 void run_serve(ServeOptions& o) {
   std::vector<protocol::ni::ServedModel> served;
-  for (const auto& name : o.modes) {
+  std::unique_ptr<protocol::Handler> hybrid_handler;
+  std::string name;
+  for (const auto& mode : o.modes) {
+    if (mode != "hybrid") continue;
+    const auto t = Clock::now();
+    const HybridModel m = load_hybrid_model(o.model);
+    auto model = std::make_shared<const hybrid::ServerModel>(m.program, hybrid::he_parameters(m.program));
+    const hybrid::ProgramCost c = hybrid::cost(m.program);
+    std::printf(
+        "hybrid mode: %d online rounds, %lld squares, weights prepared for preprocessing %s, ready in %.2f "
+        "s\n",
+        c.rounds, static_cast<long long>(c.squares), human_bytes(model->memory_bytes()).c_str(),
+        seconds_since(t));
+    o.hybrid.dataset = m.network.dataset;
+    name = m.network.name;
+    hybrid_handler = std::make_unique<protocol::hybrid::Handler>(std::move(model), o.hybrid);
+  }
+  for (const auto& mode : o.modes) {
+    if (mode == "hybrid") continue;
     const auto t = Clock::now();
     try {
-      Model m = open_model(o.model, name);
+      Model m = open_model(o.model, mode);
       std::printf("%s mode: N = 2^%d, %zu slots, depth %d, keys %s, request %s, planned in %.2f s\n",
-                  name.c_str(), m.plan.params.log_n, m.plan.slots, m.plan.depth,
+                  mode.c_str(), m.plan.params.log_n, m.plan.slots, m.plan.depth,
                   human_bytes(m.plan.relin_key_bytes + m.plan.galois_key_bytes).c_str(),
                   human_bytes(m.plan.input_bytes).c_str(), seconds_since(t));
       served.push_back(
           {std::move(m.network), std::move(m.plan), std::move(m.context), plaintext_cache_bytes()});
     } catch (const std::invalid_argument& e) {
       // A model too deep for one mode may still be served in the other.
-      std::printf("%s mode skipped: %s\n", name.c_str(), e.what());
+      std::printf("%s mode skipped: %s\n", mode.c_str(), e.what());
     }
   }
-  VEIL_REQUIRE(!served.empty(), "no mode of this model could be planned");
-  const std::string name = served[0].network.name;
+  VEIL_REQUIRE(!served.empty() || hybrid_handler, "no mode of this model could be planned");
+  if (!served.empty()) name = served[0].network.name;
   const auto t = Clock::now();
   set_max_jobs(o.workers);
   std::vector<std::unique_ptr<protocol::Handler>> handlers;
-  handlers.push_back(std::make_unique<protocol::ni::Handler>(std::move(served)));
+  if (!served.empty()) handlers.push_back(std::make_unique<protocol::ni::Handler>(std::move(served)));
+  if (hybrid_handler) handlers.push_back(std::move(hybrid_handler));
   protocol::Host server(std::move(handlers), o.server);
   const auto& limits = o.server.limits;
   std::printf(
@@ -68,9 +90,17 @@ void register_serve(CLI::App& app) {
   add_model_options(*cmd, o->model, o->mode_unused);
   cmd->remove_option(cmd->get_option("--mode"));
   auto& s = o->server;
-  cmd->add_option("--modes", o->modes, "modes to offer, comma-separated (default latency,throughput)")
+  cmd->add_option("--modes", o->modes,
+                  "modes to offer, comma-separated (default latency,throughput,hybrid; a mode the model\n"
+                  "does not fit is skipped)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"latency", "throughput"}));
+      ->check(CLI::IsMember({"latency", "throughput", "hybrid"}));
+  cmd->add_option("--max-materials", o->hybrid.max_materials,
+                  "hybrid mode: unused preprocessing runs kept per session (default 8)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--max-material-age-s", o->hybrid.max_material_age_s,
+                  "hybrid mode: seconds a preprocessing run may wait for its input (default 3600)")
+      ->check(CLI::Range(1.0, 7.0 * 86400));
   cmd->add_option("--host", s.host, "address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)");
   cmd->add_option("--port,-p", s.port, "TCP port (default 7470; 0: any free port)");
   cmd->add_option("--workers", o->workers, "evaluations run at once (default 2); each uses --threads threads")
