@@ -90,6 +90,28 @@ TEST(HybridProgram, FixedPointTracksTheDoubleNetwork) {
   EXPECT_GT(worst, 0.0);  // it is a fixed-point computation, not the double one
 }
 
+TEST(HybridProgram, CalibrationSuppliesMissingActivationRanges) {
+  // A stock export records no ranges: calibration inputs measure them.
+  nn::Network net = test::residual_network(6);
+  net.stages[1].poly.input_range = 0;
+  ProgramOptions po;
+  std::mt19937_64 rng(8);
+  std::uniform_real_distribution<double> u(-1, 1);
+  for (int t = 0; t < 20; ++t) {
+    po.calibration.emplace_back(16);
+    for (auto& v : po.calibration.back()) v = u(rng);
+  }
+  const Program prog = lower(net, po);
+  double measured = 0;
+  for (const auto& x : po.calibration) {
+    nn::PlainTrace trace;
+    nn::evaluate(net, x, &trace);
+    measured = std::max(measured, trace.max_abs_input[1]);
+  }
+  // fc1's output bound is act1's range (measured) times the margin.
+  EXPECT_NEAR(prog.ops[0].output_bound, measured * 1.25, 1e-9);
+}
+
 TEST(HybridProgram, CostCountsRoundsAndMaterial) {
   const Program prog = lower(test::residual_network(4));
   const ProgramCost c = cost(prog);

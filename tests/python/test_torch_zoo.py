@@ -297,3 +297,24 @@ def test_veil_command_runs_a_stock_export(tmp_path):
     scores = dict(re.findall(r"\s(\d) (-?\d+\.\d+)", infer.stdout.split("top-10:")[1].splitlines()[0]))
     got = np.array([float(scores[str(k)]) for k in range(10)])
     assert rel_err(got, want) < 1e-2
+
+
+def test_residual_export_runs_in_the_hybrid_mode(tmp_path):
+    """A stock export of a residual network, through the hybrid mode (HE preprocessing and
+    secret-shared online stage): its activation ranges come from calibration images, and
+    the class must be torch's on sample images."""
+    needs(VEIL)
+    from PIL import Image
+    model = build("residual")
+    path = tmp_path / "residual.onnx"
+    export(model, str(path), 13)
+    calib = os.path.join(REPO, "models", "samples", "mnist-test-first16-images-idx3-ubyte")
+    for name in ["mnist-0-label7.png", "mnist-1-label2.png", "mnist-2-label1.png"]:
+        png = os.path.join(REPO, "models", "samples", name)
+        pixels = np.asarray(Image.open(png).convert("L"), dtype=np.float64) / 255.0
+        want = reference(model, torch.from_numpy(pixels)[None, None].float())[0]
+        out = subprocess.run([VEIL, "infer", "--model", str(path), "--mode", "hybrid",
+                              "--calibration", calib, "--input", png],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        assert f"class: {int(np.argmax(want))} " in out.stdout, (out.stdout, want)

@@ -29,11 +29,26 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Images that choose the fixed-point scales: the first 64 training images when the data
-// set is installed, else the first 64 test images, else none (bounds from the measured
-// activation ranges and interval propagation alone).
-std::vector<std::vector<double>> calibration_inputs(const nn::Network& net, std::string* source) {
+// Images that choose the fixed-point scales: --calibration, else the first 64 training
+// images when the model's data set is installed, else its first 64 test images, else none
+// (bounds from the measured activation ranges and interval propagation alone).
+std::vector<std::vector<double>> calibration_inputs(const nn::Network& net, const std::string& given,
+                                                    std::string* source) {
   std::vector<std::vector<double>> out;
+  if (!given.empty()) {
+    // Given by the user: its errors are the user's to see.
+    const data::Dataset ds = data::load_dataset(given, "", 64);
+    VEIL_REQUIRE(ds.channels == net.input.c && ds.height == net.input.h && ds.width == net.input.w,
+                 "calibration images in '" << given << "' are " << ds.channels << "x" << ds.height << "x"
+                                           << ds.width << "; the model takes " << net.input.c << "x"
+                                           << net.input.h << "x" << net.input.w);
+    for (std::size_t i = 0; i < ds.size(); ++i) {
+      const auto px = ds.pixels(i);
+      out.push_back(nn::normalize(net, std::vector<std::uint8_t>(px.begin(), px.end())));
+    }
+    *source = std::to_string(ds.size()) + " images of " + given;
+    return out;
+  }
   if (net.dataset.empty()) return out;
   const std::string dir = default_data_dir(net.dataset);
   std::vector<std::string> candidates;
@@ -66,7 +81,7 @@ HybridModel load_hybrid_model(const ModelOptions& o) {
   m.network = nn::lower(m.graph, hybrid::lower_options());
   hybrid::ProgramOptions po;
   std::string source = "none (no data set installed: measured ranges and interval bounds)";
-  po.calibration = calibration_inputs(m.network, &source);
+  po.calibration = calibration_inputs(m.network, o.calibration, &source);
   m.calibration = source;
   m.program = hybrid::lower(m.network, po);
   return m;

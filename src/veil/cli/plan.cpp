@@ -18,6 +18,10 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, std::string& mode) {
                  "latency (one image, packed slots), throughput (one image per slot), or hybrid (HE\n"
                  "preprocessing + secret-shared online stage; the model stays hidden from the client)")
       ->check(CLI::IsMember({"latency", "throughput", "hybrid"}));
+  cmd.add_option("--calibration", o.calibration,
+                 "hybrid mode: images that choose the fixed-point scales (an IDX or CIFAR-10 file or a\n"
+                 "data-set folder; the first 64 records). Default: the model's data set, installed")
+      ->check(CLI::ExistingPath);
   cmd.add_option("--log-n", o.plan.log_n, "force the ring degree 2^n (default: smallest secure one)")
       ->check(CLI::Range(12, 17));
   cmd.add_option("--scale-bits", o.plan.target_scale_bits,

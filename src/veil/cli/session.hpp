@@ -21,6 +21,7 @@ namespace veil::cli {
 struct ModelOptions {
   std::string path;
   std::vector<std::string> approximate;  // e.g. relu:deg4:range8
+  std::string calibration;               // hybrid mode: images that choose the scales
   nn::PlanOptions plan;
 };
 

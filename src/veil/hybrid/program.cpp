@@ -314,7 +314,27 @@ nn::Network merge_linear_runs(const nn::Network& in) {
 }
 
 Program lower(const nn::Network& original, const ProgramOptions& options) {
-  const nn::Network net = merge_linear_runs(original);
+  nn::Network net = merge_linear_runs(original);
+  // A model without measured activation ranges (a stock PyTorch export) gets them from
+  // the calibration inputs: the largest |x| entering each polynomial (times the margin,
+  // as for recorded ranges).
+  bool missing = false;
+  for (const nn::Stage& st : net.stages)
+    missing |= st.kind == nn::Stage::Kind::kPoly && st.poly.input_range <= 0;
+  if (missing && !options.calibration.empty()) {
+    std::vector<double> mx(net.stages.size(), 0);
+    for (const auto& x : options.calibration) {
+      VEIL_REQUIRE(static_cast<int>(x.size()) == net.input.size(),
+                   "calibration input has " << x.size() << " values, the model expects " << net.input.size());
+      nn::PlainTrace trace;
+      nn::evaluate(net, x, &trace);
+      for (std::size_t k = 0; k < mx.size(); ++k) mx[k] = std::max(mx[k], trace.max_abs_input[k]);
+    }
+    for (std::size_t k = 0; k < net.stages.size(); ++k) {
+      auto& st = net.stages[k];
+      if (st.kind == nn::Stage::Kind::kPoly && st.poly.input_range <= 0) st.poly.input_range = mx[k];
+    }
+  }
   // What no choice of scales can fix is refused before trying any.
   for (const nn::Stage& st : net.stages) {
     if (st.kind != nn::Stage::Kind::kPoly) continue;
@@ -323,8 +343,9 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
     VEIL_REQUIRE(st.poly.input_range > 0, "activation '"
                                               << st.name()
                                               << "' has no measured input range: the hybrid mode "
-                                                 "sizes its fixed-point scales from it (re-export "
-                                                 "the model with python/train.py or python/export.py)");
+                                                 "sizes its fixed-point scales from it (give calibration "
+                                                 "images: the commands take them from the installed data "
+                                                 "set; or export with python/train.py)");
   }
   if (options.value_precision != 0) {
     Program p = lower_at(net, options);

@@ -86,7 +86,8 @@ struct ProgramOptions {
   // ranges of values no polynomial stage records (residual sums, logits); without them
   // those bounds come from interval propagation, which is loose and costs precision.
   // A value beyond its bound still truncates correctly with probability 1 - (|x|+1)/p:
-  // the bound sets the guarantee, not a cliff.
+  // the bound sets the guarantee, not a cliff. They also supply the input range of an
+  // activation the model does not record (stock PyTorch exports).
   std::vector<std::vector<double>> calibration;
 };
 
