@@ -2,9 +2,15 @@
 // random weights and measured-looking activation ranges.
 #pragma once
 
+#include <fstream>
+#include <iterator>
 #include <random>
+#include <string>
 
+#include "veil/hybrid/program.hpp"
 #include "veil/nn/network.hpp"
+#include "veil/nn/onnx/import.hpp"
+#include "veil/nn/plain_eval.hpp"
 
 namespace veil::hybrid::test {
 
@@ -61,6 +67,34 @@ inline nn::Network residual_network(std::uint64_t seed) {
   net.stages.back().inputs = {3};
   net.stages.push_back(dense("fc3", 24, 10, rng, 0.3));  // 5
   return net;
+}
+
+// n inputs of the residual network (16 values, uniform in [-1, 1)), drawn from rng.
+inline std::vector<std::vector<double>> random_inputs(std::mt19937_64& rng, int n) {
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<std::vector<double>> out(static_cast<std::size_t>(n), std::vector<double>(16));
+  for (auto& x : out)
+    for (auto& v : x) v = u(rng);
+  return out;
+}
+
+// A shipped MNIST model (path relative to the checkout), lowered for the hybrid mode, and
+// the 16 shipped sample test images normalised for it.
+struct MnistSamples {
+  nn::Network net;
+  std::vector<std::vector<double>> images;
+};
+inline MnistSamples mnist_samples(const std::string& model) {
+  const std::string root = VEIL_SOURCE_DIR;
+  MnistSamples m;
+  m.net = nn::lower(nn::load_onnx(root + "/" + model), lower_options());
+  std::ifstream in(root + "/models/samples/mnist-test-first16-images-idx3-ubyte", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (std::size_t t = 0; 16 + (t + 1) * 784 <= bytes.size() && t < 16; ++t)
+    m.images.push_back(nn::normalize(
+        m.net, std::vector<std::uint8_t>(bytes.begin() + static_cast<std::ptrdiff_t>(16 + t * 784),
+                                         bytes.begin() + static_cast<std::ptrdiff_t>(16 + (t + 1) * 784))));
+  return m;
 }
 
 }  // namespace veil::hybrid::test

@@ -41,10 +41,7 @@ TEST(HybridOnline, ResidualNetworkMatchesTheClearComputation) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(-1, 1);
   ProgramOptions po;
-  for (int t = 0; t < 50; ++t) {
-    po.calibration.emplace_back(16);
-    for (auto& v : po.calibration.back()) v = u(rng);
-  }
+  po.calibration = test::random_inputs(rng, 50);
   const Program prog = lower(net, po);
   SCOPED_TRACE(describe(prog));
   mpc::MaskSource masks;
@@ -122,18 +119,12 @@ TEST(HybridOnline, ServerSeesOnlyUniformMaskedValues) {
 // framing the TCP transport uses): the same class as the plain network, and logits within
 // the fixed-point error (values at 2^-7 for these models).
 TEST(HybridOnline, ShippedMnistModelsAgreeWithThePlainNetwork) {
-  std::ifstream in(std::string(VEIL_SOURCE_DIR) + "/models/samples/mnist-test-first16-images-idx3-ubyte",
-                   std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ASSERT_EQ(bytes.size(), 16u + 16 * 784);
   for (const char* model : {"models/mnist-cryptonets.onnx", "models/mnist-delphi.onnx"}) {
     SCOPED_TRACE(model);
-    const nn::Network net =
-        nn::lower(nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/" + model), lower_options());
-    auto image = [&](int t) {
-      return nn::normalize(
-          net, std::vector<std::uint8_t>(bytes.begin() + 16 + t * 784, bytes.begin() + 16 + (t + 1) * 784));
-    };
+    const test::MnistSamples samples = test::mnist_samples(model);
+    ASSERT_EQ(samples.images.size(), 16u);
+    const nn::Network& net = samples.net;
+    auto image = [&](int t) { return samples.images[static_cast<std::size_t>(t)]; };
     // Images 0-9 choose the scales; 10-15 are evaluated.
     ProgramOptions po;
     for (int t = 0; t < 10; ++t) po.calibration.push_back(image(t));

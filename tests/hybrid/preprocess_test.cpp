@@ -54,12 +54,8 @@ std::vector<RunMaterial> preprocess(const Program& prog, int runs, Pair& ch) {
 const Program& residual_program() {
   static const Program prog = [] {
     std::mt19937_64 rng(5);
-    std::uniform_real_distribution<double> u(-1, 1);
     ProgramOptions po;
-    for (int i = 0; i < 40; ++i) {
-      po.calibration.emplace_back(16);
-      for (auto& v : po.calibration.back()) v = u(rng);
-    }
+    po.calibration = test::random_inputs(rng, 40);
     return lower(test::residual_network(21), po);
   }();
   return prog;
@@ -166,18 +162,12 @@ TEST(HybridPreprocess, ServerRefusesAMalformedRequestByName) {
 // The whole hybrid inference of the shipped MNIST models on sample images: preprocessing
 // under the exact scheme, then the online stage, over one channel pair.
 TEST(HybridPreprocess, ShippedMnistModelsEndToEnd) {
-  std::ifstream in(std::string(VEIL_SOURCE_DIR) + "/models/samples/mnist-test-first16-images-idx3-ubyte",
-                   std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ASSERT_EQ(bytes.size(), 16u + 16 * 784);
   for (const char* model : {"models/mnist-cryptonets.onnx", "models/mnist-delphi.onnx"}) {
     SCOPED_TRACE(model);
-    const nn::Network net =
-        nn::lower(nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/" + model), lower_options());
-    auto image = [&](int t) {
-      return nn::normalize(
-          net, std::vector<std::uint8_t>(bytes.begin() + 16 + t * 784, bytes.begin() + 16 + (t + 1) * 784));
-    };
+    const test::MnistSamples samples = test::mnist_samples(model);
+    ASSERT_EQ(samples.images.size(), 16u);
+    const nn::Network& net = samples.net;
+    auto image = [&](int t) { return samples.images[static_cast<std::size_t>(t)]; };
     ProgramOptions po;
     for (int t = 0; t < 10; ++t) po.calibration.push_back(image(t));
     const Program prog = lower(net, po);

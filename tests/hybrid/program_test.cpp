@@ -64,10 +64,7 @@ TEST(HybridProgram, FixedPointTracksTheDoubleNetwork) {
   std::mt19937_64 rng(3);
   std::uniform_real_distribution<double> u(-1, 1);
   ProgramOptions po;
-  for (int t = 0; t < 30; ++t) {
-    po.calibration.emplace_back(16);
-    for (auto& v : po.calibration.back()) v = u(rng);
-  }
+  po.calibration = test::random_inputs(rng, 30);
   const Program prog = lower(net, po);
   // Without calibration inputs the heuristic choice is coarser but still close.
   const Program heuristic = lower(net);
@@ -96,11 +93,7 @@ TEST(HybridProgram, CalibrationSuppliesMissingActivationRanges) {
   net.stages[1].poly.input_range = 0;
   ProgramOptions po;
   std::mt19937_64 rng(8);
-  std::uniform_real_distribution<double> u(-1, 1);
-  for (int t = 0; t < 20; ++t) {
-    po.calibration.emplace_back(16);
-    for (auto& v : po.calibration.back()) v = u(rng);
-  }
+  po.calibration = test::random_inputs(rng, 20);
   const Program prog = lower(net, po);
   double measured = 0;
   for (const auto& x : po.calibration) {

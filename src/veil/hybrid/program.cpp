@@ -111,13 +111,15 @@ namespace {
 // (0 for a stage when there are none), measured once for all the scales lower() tries.
 struct Ranges {
   double input = 0;
-  std::vector<double> stage;
+  std::vector<double> stage;        // largest |output| of each stage
+  std::vector<double> stage_input;  // largest |value| entering each stage
 };
 
 Ranges measure(const nn::Network& net, const ProgramOptions& options) {
   Ranges r;
   r.input = input_bound(net);
   r.stage.assign(net.stages.size(), 0);
+  r.stage_input.assign(net.stages.size(), 0);
   for (const auto& x : options.calibration) {
     VEIL_REQUIRE(static_cast<int>(x.size()) == net.input.size(),
                  "calibration input has " << x.size() << " values, the model expects " << net.input.size());
@@ -125,13 +127,16 @@ Ranges measure(const nn::Network& net, const ProgramOptions& options) {
     nn::evaluate(net, x, &trace);
     for (std::size_t k = 0; k < r.stage.size(); ++k)
       for (double v : trace.stage_outputs[k]) r.stage[k] = std::max(r.stage[k], std::fabs(v));
+    for (std::size_t k = 0; k < r.stage.size(); ++k)
+      r.stage_input[k] = std::max(r.stage_input[k], trace.max_abs_input[k]);
     for (double v : x) r.input = std::max(r.input, std::fabs(v));
   }
   return r;
 }
 
-Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ranges* given = nullptr) {
-  // Caller passes a merged network (lower() merges once for all scales tried).
+Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ranges& ranges) {
+  // Caller passes a merged network and its measured ranges (lower() does both once for all
+  // scales tried).
   Program prog;
   prog.name = net.name;
   prog.input = net.input;
@@ -162,7 +167,6 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
   for (std::size_t k = 0; k < n; ++k)
     for (int j : net.inputs_of(static_cast<int>(k)))
       if (j >= 0) consumers[static_cast<std::size_t>(j)].push_back(static_cast<int>(k));
-  const Ranges ranges = given ? *given : measure(net, options);
   const double in_bound = ranges.input;
   const std::vector<double>& measured_out = ranges.stage;
   prog.input_bits = scale_for(in_bound);
@@ -315,25 +319,15 @@ nn::Network merge_linear_runs(const nn::Network& in) {
 
 Program lower(const nn::Network& original, const ProgramOptions& options) {
   nn::Network net = merge_linear_runs(original);
+  // One pass of the calibration inputs through the double network serves every scale tried.
+  const Ranges ranges = measure(net, options);
   // A model without measured activation ranges (a stock PyTorch export) gets them from
   // the calibration inputs: the largest |x| entering each polynomial (times the margin,
   // as for recorded ranges).
-  bool missing = false;
-  for (const nn::Stage& st : net.stages)
-    missing |= st.kind == nn::Stage::Kind::kPoly && st.poly.input_range <= 0;
-  if (missing && !options.calibration.empty()) {
-    std::vector<double> mx(net.stages.size(), 0);
-    for (const auto& x : options.calibration) {
-      VEIL_REQUIRE(static_cast<int>(x.size()) == net.input.size(),
-                   "calibration input has " << x.size() << " values, the model expects " << net.input.size());
-      nn::PlainTrace trace;
-      nn::evaluate(net, x, &trace);
-      for (std::size_t k = 0; k < mx.size(); ++k) mx[k] = std::max(mx[k], trace.max_abs_input[k]);
-    }
-    for (std::size_t k = 0; k < net.stages.size(); ++k) {
-      auto& st = net.stages[k];
-      if (st.kind == nn::Stage::Kind::kPoly && st.poly.input_range <= 0) st.poly.input_range = mx[k];
-    }
+  for (std::size_t k = 0; k < net.stages.size(); ++k) {
+    auto& st = net.stages[k];
+    if (st.kind == nn::Stage::Kind::kPoly && st.poly.input_range <= 0)
+      st.poly.input_range = ranges.stage_input[k];
   }
   // What no choice of scales can fix is refused before trying any.
   for (const nn::Stage& st : net.stages) {
@@ -348,7 +342,7 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
                                                  "set; or export with python/train.py)");
   }
   if (options.value_precision != 0) {
-    Program p = lower_at(net, options);
+    Program p = lower_at(net, options, ranges);
     set_he_shapes(p);
     return p;
   }
@@ -368,7 +362,6 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
   // against the double network. Without them, values and weights share the bits below the
   // truncation bound; take the candidate whose worse side keeps the most. Candidates are
   // independent: both cores take them.
-  const Ranges ranges = measure(net, options);
   // Scoring costs candidates x images x the model's multiply-adds: keep it near 2^31.
   double macs = 1;
   for (const auto& st : net.stages)
@@ -386,7 +379,7 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
     const ProgramOptions& o = candidates[c];
     Program p;
     try {
-      p = lower_at(net, o, &ranges);
+      p = lower_at(net, o, ranges);
     } catch (const std::invalid_argument& e) {
       errors[c] = e.what();
       return;
@@ -420,7 +413,7 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
   }
   VEIL_REQUIRE(found, "no fixed-point precision keeps every truncation within the 2^-"
                           << options.sigma << " failure bound: " << last_error);
-  Program best = lower_at(net, candidates[best_c], &ranges);
+  Program best = lower_at(net, candidates[best_c], ranges);
   set_he_shapes(best);
   return best;
 }
