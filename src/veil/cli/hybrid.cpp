@@ -29,6 +29,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Record i of a data set, normalised as the model expects.
+std::vector<double> record(const nn::Network& net, const data::Dataset& ds, std::size_t i) {
+  const auto px = ds.pixels(i);
+  return nn::normalize(net, std::vector<std::uint8_t>(px.begin(), px.end()));
+}
+
 // Images that choose the fixed-point scales: --calibration, else the first 64 training
 // images when the model's data set is installed, else its first 64 test images, else none
 // (bounds from the measured activation ranges and interval propagation alone).
@@ -42,10 +48,7 @@ std::vector<std::vector<double>> calibration_inputs(const nn::Network& net, cons
                  "calibration images in '" << given << "' are " << ds.channels << "x" << ds.height << "x"
                                            << ds.width << "; the model takes " << net.input.c << "x"
                                            << net.input.h << "x" << net.input.w);
-    for (std::size_t i = 0; i < ds.size(); ++i) {
-      const auto px = ds.pixels(i);
-      out.push_back(nn::normalize(net, std::vector<std::uint8_t>(px.begin(), px.end())));
-    }
+    for (std::size_t i = 0; i < ds.size(); ++i) out.push_back(record(net, ds, i));
     *source = std::to_string(ds.size()) + " images of " + given;
     return out;
   }
@@ -58,10 +61,7 @@ std::vector<std::vector<double>> calibration_inputs(const nn::Network& net, cons
   for (const auto& path : candidates) {
     try {
       const data::Dataset ds = data::load_dataset(path, net.dataset, 64);
-      for (std::size_t i = 0; i < ds.size(); ++i) {
-        const auto px = ds.pixels(i);
-        out.push_back(nn::normalize(net, std::vector<std::uint8_t>(px.begin(), px.end())));
-      }
+      for (std::size_t i = 0; i < ds.size(); ++i) out.push_back(record(net, ds, i));
       *source = std::to_string(ds.size()) + " images of " + path;
       return out;
     } catch (const std::exception&) {
@@ -248,8 +248,7 @@ void simulate_eval(const HybridModel& m, const data::Dataset& ds, bool quiet) {
   if (!quiet) bar.emplace("simulate", ds.size());
   std::mutex mu;
   parallel_for(ds.size(), [&](std::size_t i) {
-    const auto px = ds.pixels(i);
-    const auto x = nn::normalize(net, std::vector<std::uint8_t>(px.begin(), px.end()));
+    const auto x = record(net, ds, i);
     const auto a = hybrid::evaluate_fixed(m.program, x);
     const auto b = nn::evaluate(net, x);
     fixed[i] = argmax(a), plain[i] = argmax(b);
@@ -298,8 +297,7 @@ void run_hybrid_eval(const ModelOptions& o, const std::string& data, std::size_t
   std::optional<report::Progress> bar;
   if (!quiet) bar.emplace("hybrid", ds.size());
   for (std::size_t i = 0; i < ds.size(); ++i) {
-    const auto px = ds.pixels(i);
-    const auto x = nn::normalize(net, std::vector<std::uint8_t>(px.begin(), px.end()));
+    const auto x = record(net, ds, i);
     StageStats st;
     const auto logits = session.infer(x, st);
     const auto plain = nn::evaluate(net, x);
