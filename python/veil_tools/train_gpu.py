@@ -158,29 +158,6 @@ class Ema:
 
 
 @torch.no_grad()
-def recalibrate_bn(model, loader, batches: int):
-    """Re-estimate BN running statistics with the inference-time network (PolyAct without
-    the training clamp): cumulative averages over ``batches`` training batches."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in bns]
-    model.eval()
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
-    done = 0
-    while done < batches:
-        for xb, _ in loader:
-            model(xb)
-            done += 1
-            if done >= batches:
-                break
-    for m, mom in zip(bns, saved):
-        m.momentum = mom
-    model.eval()
-
-
-@torch.no_grad()
 def accuracy(model, x8, y, mean, std, bs=1000):
     model.eval()
     correct = 0
@@ -378,7 +355,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     enable_penalty(model, False)
     raw_acc = accuracy(model, x_te, y_te, mean, std)
     final = ema.model if ema is not None else model
-    recalibrate_bn(final, recal_loader, args.recal_batches)
+    T.recalibrate_bn(final, recal_loader, args.recal_batches)
     final_acc = accuracy(final, x_te, y_te, mean, std)
     log(f"test accuracy (JPEG test images, GPU): raw weights {raw_acc:.2%}, "
         f"{'EMA + ' if ema else ''}BN re-estimated {final_acc:.2%}")
