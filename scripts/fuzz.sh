@@ -7,8 +7,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-30}"
 dir="${VEIL_FUZZ_BUILD_DIR:-$here/build-fuzz}"
+# shellcheck source=scripts/ccache.sh
+. "$here/scripts/ccache.sh"
 cmake -S "$here" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DVEIL_FUZZ=ON \
-  -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+  -DCMAKE_CXX_COMPILER=clang++ "${launcher[@]}" >/dev/null
 ninja -C "$dir" -j"$(nproc)" frame_fuzz make_corpus
 "$dir/fuzz/make_corpus" "$dir/corpus"
 # Found crashes land in $dir/artifacts; the run fails if there is one.

@@ -9,8 +9,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 what="${1:-all}"
 jobs="${VEIL_JOBS:-$(nproc)}"
-launcher=()
-command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+# shellcheck source=scripts/ccache.sh
+. "$here/scripts/ccache.sh"
 
 configure() {  # dir, extra cmake args...
   local dir="$1"; shift
