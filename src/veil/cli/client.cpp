@@ -386,7 +386,8 @@ void register_client(CLI::App& app) {
       app.add_subcommand("client", "client: private inference on a veil server (keys and images stay here)");
   cmd->add_option("--server,-s", o->server, "server address HOST:PORT")->required();
   cmd->add_option("--input,-i", o->inputs, "images (PNG/JPEG/PPM) or IDX / CIFAR-10 binary files")
-      ->required();
+      ->required()
+      ->check(CLI::ExistingFile);  // before minutes of set-up, not after
   cmd->add_option("--index", o->index, "record number in IDX / CIFAR-10 files (default 0)");
   cmd->add_option(
       "--keys,-k", o->keys,

@@ -103,10 +103,12 @@ void run_infer(InferOptions& o) {
 
 void register_infer(CLI::App& app) {
   auto o = std::make_shared<InferOptions>();
-  auto* cmd = app.add_subcommand("infer", "keygen + encrypt + encrypted evaluation + decrypt in one process");
+  auto* cmd = app.add_subcommand(
+      "infer", "both parties in one process: keygen, encrypt, evaluate, decrypt (hybrid: both stages)");
   add_model_options(*cmd, o->model, o->mode);
   cmd->add_option("--input,-i", o->inputs, "images (PNG/JPEG/PPM) or IDX / CIFAR-10 binary files")
-      ->required();
+      ->required()
+      ->check(CLI::ExistingFile);  // before minutes of set-up, not after
   cmd->add_option("--index", o->index, "record number in IDX / CIFAR-10 files (default 0)");
   cmd->add_option("--top", o->top, "how many scores to print (default 5)")->check(CLI::Range(1, 1000));
   cmd->add_flag("--stages", o->stages, "print the time of every stage");

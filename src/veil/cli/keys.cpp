@@ -61,7 +61,9 @@ void register_key_commands(CLI::App& app) {
   auto en_index = std::make_shared<std::size_t>(0);
   auto en_out = std::make_shared<std::string>("input.ct");
   auto* enc = add_common(app, "encrypt", "client: encrypt an image (or, in throughput mode, several)", *en);
-  enc->add_option("--input,-i", *en_inputs, "image (PNG/JPEG/PPM) or IDX / CIFAR-10 binary file")->required();
+  enc->add_option("--input,-i", *en_inputs, "image (PNG/JPEG/PPM) or IDX / CIFAR-10 binary file")
+      ->required()
+      ->check(CLI::ExistingFile);
   enc->add_option("--index", *en_index, "record number in an IDX or CIFAR-10 file (default 0)");
   enc->add_option("--out,-o", *en_out, "ciphertext file to write (default input.ct)");
   enc->callback([en, en_inputs, en_index, en_out] {

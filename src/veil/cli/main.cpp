@@ -1,4 +1,4 @@
-// veil: private CNN inference under CKKS. See `veil --help` and README.md.
+// veil: private CNN inference (CKKS, or HE + secret sharing). See `veil --help` and README.md.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -13,12 +13,20 @@ int main(int argc, char** argv) {
   // Before any thread or ciphertext exists: the allocator policy is the program's choice.
   veil::configure_memory_for_he();
   CLI::App app{
-      "veil: private neural-network inference under homomorphic encryption (CKKS).\n"
-      "The client encrypts an image; the server evaluates every layer of the model on the\n"
-      "ciphertext and returns encrypted logits only the client can decrypt.\n\n"
+      "veil: private neural-network inference. The server never sees the client's image.\n"
+      "Two modes (--mode):\n"
+      "  latency, throughput  non-interactive (CKKS): the client encrypts the image, the server\n"
+      "                       evaluates every layer on the ciphertext, only the client decrypts\n"
+      "                       the logits; one image per request or one per slot.\n"
+      "  hybrid               HE + secret sharing (Delphi-style): input-independent preprocessing\n"
+      "                       under an exact scheme, then an online phase on additive shares;\n"
+      "                       the client never sees the weights either.\n\n"
       "Quick start:  veil infer --model models/mnist-cryptonets.onnx --input "
       "models/samples/mnist-0-label7.png\n"
-      "Whole test set: veil eval --model models/mnist-cryptonets.onnx --data data/mnist --mode throughput"};
+      "Hybrid:       veil infer --model models/mnist-delphi.onnx --mode hybrid --input "
+      "models/samples/mnist-0-label7.png\n"
+      "Whole test set: veil eval --model models/mnist-cryptonets.onnx --mode throughput\n"
+      "Each command explains itself: veil <command> --help"};
   app.require_subcommand(1);
   int threads = 0;
   app.fallthrough();  // global options may follow the subcommand

@@ -68,8 +68,8 @@ void print_costs(const Model& m) {
 }  // namespace
 
 void register_plan(CLI::App& app) {
-  auto* cmd =
-      app.add_subcommand("plan", "show the merged network, its cost before/after merging, and the CKKS plan");
+  auto* cmd = app.add_subcommand(
+      "plan", "show the merged network, its cost before/after merging, and the mode's plan (CKKS or hybrid)");
   auto o = std::make_shared<ModelOptions>();
   auto mode = std::make_shared<std::string>("latency");
   add_model_options(*cmd, *o, *mode);
