@@ -24,6 +24,7 @@
 #include "veil/common/file.hpp"
 #include "veil/common/memory.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/rlwe/key_switch.hpp"
 #include "veil/rlwe/keygen.hpp"
 
 using namespace veil;
@@ -217,6 +218,29 @@ void BM_RotateSeparate8(benchmark::State& state) {
   }
 }
 
+// One key switch of c1 (relinearisation's key) with the digits raised one way or the
+// other (rlwe::KeySwitcher::Raise; range(2): 1 = tiled, 2 = per target), so both paths are
+// compared in one run; counters: the tiled path's raised-digit buffer in bytes.
+void key_switch(benchmark::State& state, Env& e) {
+  const auto raise = static_cast<rlwe::KeySwitcher::Raise>(state.range(2));
+  rlwe::KeySwitcher ks(e.ctx);
+  ks.set_raise(raise);
+  const int level = e.ct.level();
+  const u64* c1 = e.ct.poly(1);
+  for (auto _ : state) {
+    std::vector<rlwe::SwitchJob> jobs(1);
+    jobs[0].key = &e.rk.key;
+    ks.key_switch(c1, level, jobs);
+    benchmark::DoNotOptimize(jobs[0].acc0.data());
+  }
+  const std::size_t total = static_cast<std::size_t>(level) + 1 + e.ctx->num_p();
+  state.counters["tiled_buffer_bytes"] =
+      static_cast<double>(static_cast<std::size_t>(e.ctx->num_digits(level)) * total * e.ctx->n() * 8);
+}
+
+void BM_KeySwitch(benchmark::State& state) { key_switch(state, prepare(state, Chain::kDefault)); }
+void BM_CmpKeySwitch_dnumL(benchmark::State& state) { key_switch(state, prepare(state, Chain::kCmpDnumL)); }
+
 void BM_KeyGenRelin(benchmark::State& state) {
   Env& e = prepare(state, Chain::kDefault);
   for (auto _ : state) benchmark::DoNotOptimize(e.keygen->create_relin_keys());
@@ -240,6 +264,17 @@ void args_cmp(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMillisecond);
 }
 
+void args_raise(benchmark::internal::Benchmark* b, std::initializer_list<int> sizes) {
+  for (int log_n : sizes) {
+    for (int threads : {1, 2}) {
+      for (int raise : {1, 2}) b->Args({log_n, threads, raise});
+    }
+  }
+  b->Unit(benchmark::kMillisecond);
+}
+void args_raise_all(benchmark::internal::Benchmark* b) { args_raise(b, {13, 14, 15, 16}); }
+void args_raise_cmp(benchmark::internal::Benchmark* b) { args_raise(b, {15, 16}); }
+
 }  // namespace
 
 // Grouped by chain so each set of keys is built once.
@@ -254,9 +289,11 @@ BENCHMARK(BM_Rescale)->Apply(args_all);
 BENCHMARK(BM_Rotate)->Apply(args_all);
 BENCHMARK(BM_RotateHoisted8)->Apply(args_all);
 BENCHMARK(BM_RotateSeparate8)->Apply(args_all);
+BENCHMARK(BM_KeySwitch)->Apply(args_raise_all);
 BENCHMARK(BM_KeyGenRelin)->Apply(args_all)->Iterations(2);
 BENCHMARK(BM_CmpNTT)->Apply(args_cmp);
 BENCHMARK(BM_CmpMulRelin_dnumL)->Apply(args_cmp);
+BENCHMARK(BM_CmpKeySwitch_dnumL)->Apply(args_raise_cmp);
 BENCHMARK(BM_CmpRotate_dnumL)->Apply(args_cmp);
 BENCHMARK(BM_CmpMulRelin_dnum3)->Apply(args_cmp);
 BENCHMARK(BM_CmpRotate_dnum3)->Apply(args_cmp);

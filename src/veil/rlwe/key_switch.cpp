@@ -7,6 +7,10 @@
 //      sources stays in cache while all targets read it.
 //   2b. Per limb t: NTT the raised digits (d_t itself inside digit j) and take each job's
 //      inner product sum_j digit_j * key_j, reduced once per coefficient.
+//      With many narrow digits (dnum = L) 2a's buffer of digits x limbs polynomials no
+//      longer fits anywhere near a cache (924 MB at N = 2^16, L = 41): then each worker
+//      raises all digits to one limb t and runs 2b on them at once (Raise::kPerTarget),
+//      as SEAL does for its one-prime digits.
 //   3. ModDown: subtract the base conversion of the P part and multiply by P^-1.
 //
 // The arithmetic runs in doubles where the primes allow (math/vecmod.hpp).
@@ -50,56 +54,75 @@ void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jo
     ctx_->modup_converter(level, j).scale_input(i - ctx_->digit_begin(j), yi, yi, n);
   });
 
-  // Step 2a: the raised digits, raised[j] holding limb t of Q_l*P at (j * total + t) * n
-  // (limbs inside digit j are d itself and stay unwritten). All targets of a digit come
-  // from one tiled pass over its sources.
-  PolyData raised(static_cast<std::size_t>(digits) * total * n);
-  for (int j = 0; j < digits; ++j) {
-    const std::size_t b = ctx_->digit_begin(j), e = ctx_->digit_end(j, level);
-    std::vector<const u64*> src;
-    for (std::size_t i = b; i < e; ++i) src.push_back(y.data() + i * n);
-    const auto& conv = ctx_->modup_converter(level, j);
-    std::vector<u64*> dst(conv.to().size());
-    for (std::size_t t = 0; t < total; ++t) {
-      if (t < b || t >= e) dst[t < b ? t : t - (e - b)] = raised.data() + (j * total + t) * n;
-    }
-    conv.convert_targets(src.data(), dst.data(), n);
-  }
-
-  // Step 2b: per output limb, NTT the raised digits and take the inner products.
   std::vector<PolyData> qp0(jobs.size()), qp1(jobs.size());
   for (std::size_t r = 0; r < jobs.size(); ++r) {
     qp0[r].resize(total * n);
     qp1[r].resize(total * n);
   }
-  parallel_for(total, [&](std::size_t t) {
-    const std::size_t prime = t < l1 ? t : ctx_->p_index() + (t - l1);
-    const auto& q = ctx_->modulus(prime);
-    std::vector<const u64*> v(digits);
+  // Output limb t is data prime t below l1, special prime t - l1 above; digit j's
+  // converter lists its targets in that order without the digit's own limbs.
+  auto prime_of = [&](std::size_t t) { return t < l1 ? t : ctx_->p_index() + (t - l1); };
+  auto inside = [&](int j, std::size_t t) {
+    return t >= ctx_->digit_begin(j) && t < ctx_->digit_end(j, level);
+  };
+  auto target_index = [&](int j, std::size_t t) {
+    const std::size_t b = ctx_->digit_begin(j), e = ctx_->digit_end(j, level);
+    return t < b ? t : t - (e - b);
+  };
+  std::vector<std::vector<const u64*>> sources(digits);
+  for (int j = 0; j < digits; ++j) {
+    for (std::size_t i = ctx_->digit_begin(j); i < ctx_->digit_end(j, level); ++i)
+      sources[j].push_back(y.data() + i * n);
+  }
+  const std::size_t tiled_bytes = static_cast<std::size_t>(digits) * total * n * sizeof(u64);
+  const bool tiled = raise_ == Raise::kTiled || (raise_ == Raise::kAuto && tiled_bytes <= kTiledRaiseBudget);
+
+  if (tiled) {
+    // Step 2a: the raised digits, raised[j] holding limb t of Q_l*P at (j * total + t) * n
+    // (limbs inside digit j are d itself and stay unwritten). All targets of a digit come
+    // from one tiled pass over its sources.
+    PolyData raised(static_cast<std::size_t>(digits) * total * n);
     for (int j = 0; j < digits; ++j) {
-      const std::size_t b = ctx_->digit_begin(j), e = ctx_->digit_end(j, level);
-      if (t >= b && t < e) {
-        v[j] = d + t * n;
-        continue;
+      const auto& conv = ctx_->modup_converter(level, j);
+      std::vector<u64*> dst(conv.to().size());
+      for (std::size_t t = 0; t < total; ++t) {
+        if (!inside(j, t)) dst[target_index(j, t)] = raised.data() + (j * total + t) * n;
       }
-      u64* out = raised.data() + (j * total + t) * n;
-      ctx_->ntt(prime).forward(out);
-      v[j] = out;
+      conv.convert_targets(sources[j].data(), dst.data(), n);
     }
-    // Inner products sum_j v_j * key_j, one reduction per output coefficient.
-    std::vector<const u64*> kb(digits), ka(digits);
-    for (std::size_t r = 0; r < jobs.size(); ++r) {
-      const KeySwitchKey& key = *jobs[r].key;
-      const std::size_t kt = t < l1 ? t : static_cast<std::size_t>(key.level) + 1 + (t - l1);
+    // Step 2b: per output limb, NTT the raised digits and take the inner products.
+    parallel_for(total, [&](std::size_t t) {
+      std::vector<const u64*> v(digits);
       for (int j = 0; j < digits; ++j) {
-        kb[j] = key.b[j].data() + kt * n;
-        ka[j] = key.a[j].data() + kt * n;
+        if (inside(j, t)) {
+          v[j] = d + t * n;
+          continue;
+        }
+        u64* out = raised.data() + (j * total + t) * n;
+        ctx_->ntt(prime_of(t)).forward(out);
+        v[j] = out;
       }
-      const std::uint32_t* p = jobs[r].perm ? jobs[r].perm->data() : nullptr;
-      math::dot2_vec(q, digits, v.data(), p, kb.data(), ka.data(), qp0[r].data() + t * n,
-                     qp1[r].data() + t * n, n);
-    }
-  });
+      inner_products(t, l1, v, jobs, qp0, qp1);
+    });
+  } else {
+    // Steps 2a and 2b fused per output limb: the digits' limb t is raised, transformed
+    // and consumed by the inner products while it is in cache.
+    parallel_for(total, [&](std::size_t t) {
+      PolyData buf(static_cast<std::size_t>(digits) * n);
+      std::vector<const u64*> v(digits);
+      for (int j = 0; j < digits; ++j) {
+        if (inside(j, t)) {
+          v[j] = d + t * n;
+          continue;
+        }
+        u64* out = buf.data() + static_cast<std::size_t>(j) * n;
+        ctx_->modup_converter(level, j).convert_target(target_index(j, t), sources[j].data(), out, n);
+        ctx_->ntt(prime_of(t)).forward(out);
+        v[j] = out;
+      }
+      inner_products(t, l1, v, jobs, qp0, qp1);
+    });
+  }
 
   // Step 3: back to Q_l.
   for (std::size_t r = 0; r < jobs.size(); ++r) {
@@ -107,6 +130,26 @@ void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jo
     mod_down(qp1[r], level);
     jobs[r].acc0 = std::move(qp0[r]);
     jobs[r].acc1 = std::move(qp1[r]);
+  }
+}
+
+void KeySwitcher::inner_products(std::size_t t, std::size_t l1, const std::vector<const u64*>& v,
+                                 std::vector<SwitchJob>& jobs, std::vector<PolyData>& qp0,
+                                 std::vector<PolyData>& qp1) const {
+  const std::size_t n = ctx_->n(), digits = v.size();
+  const auto& q = ctx_->modulus(t < l1 ? t : ctx_->p_index() + (t - l1));
+  // sum_j v_j * key_j, one reduction per output coefficient.
+  std::vector<const u64*> kb(digits), ka(digits);
+  for (std::size_t r = 0; r < jobs.size(); ++r) {
+    const KeySwitchKey& key = *jobs[r].key;
+    const std::size_t kt = t < l1 ? t : static_cast<std::size_t>(key.level) + 1 + (t - l1);
+    for (std::size_t j = 0; j < digits; ++j) {
+      kb[j] = key.b[j].data() + kt * n;
+      ka[j] = key.a[j].data() + kt * n;
+    }
+    const std::uint32_t* p = jobs[r].perm ? jobs[r].perm->data() : nullptr;
+    math::dot2_vec(q, static_cast<int>(digits), v.data(), p, kb.data(), ka.data(), qp0[r].data() + t * n,
+                   qp1[r].data() + t * n, n);
   }
 }
 

@@ -28,7 +28,25 @@ inline constexpr double kHoistedRotationCost = 0.6;
 
 class KeySwitcher {
  public:
+  // How the digits are raised to Q_l*P (step 2 of key_switch). Both give identical
+  // results; they differ in memory traffic.
+  //   kTiled: every digit raised to every limb up front, in cache-sized tiles of
+  //     coefficients (best for few wide digits: each tile of a digit's many sources is
+  //     read once for all targets); needs digits * (l + 1 + k) polynomials at once.
+  //   kPerTarget: each worker raises all digits to one output limb, transforms them and
+  //     takes the inner products while they are hot; needs digits polynomials per worker.
+  //     At N = 2^16 with one prime per digit (dnum = L = 41) the tiled buffer is 924 MB
+  //     and this one 21 MB.
+  //   kAuto: kTiled while its buffer stays under kTiledRaiseBudget bytes. Measured with
+  //     veil_ckks_bench (BM_KeySwitch, BM_CmpKeySwitch_dnumL; CPU time, one thread):
+  //     tiled 173 vs 212 ms at 2^16 with the default chain (110 MB), equal at 2^15,
+  //     per target 1.34 s vs 5.0 s at 2^16 with dnum = L (947 MB).
+  enum class Raise { kAuto, kTiled, kPerTarget };
+  static constexpr std::size_t kTiledRaiseBudget = std::size_t{256} << 20;
+
   explicit KeySwitcher(ContextPtr ctx);
+  // Tests and benchmarks pin a path; production code leaves kAuto.
+  void set_raise(Raise r) { raise_ = r; }
 
   // acc = ModDown(sum_j perm(ModUp(d)_j) * key_j) for every job. Checks each key's
   // parameter id and level.
@@ -37,7 +55,13 @@ class KeySwitcher {
   void mod_down(PolyData& qp, int level) const;
 
  private:
+  // Inner products of target limb t over the digits' limb-t polynomials v.
+  void inner_products(std::size_t t, std::size_t l1, const std::vector<const u64*>& v,
+                      std::vector<SwitchJob>& jobs, std::vector<PolyData>& qp0,
+                      std::vector<PolyData>& qp1) const;
+
   ContextPtr ctx_;
+  Raise raise_ = Raise::kAuto;
 };
 
 }  // namespace veil::rlwe
