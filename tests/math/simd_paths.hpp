@@ -1,0 +1,39 @@
+// Runs a test body once per SIMD kernel level this CPU has (scalar, AVX2, AVX-512 IFMA),
+// capping math::simd_level() for each and restoring the default afterwards, and records
+// which levels ran (printed, and as the test property "simd_paths").
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <string>
+
+#include "veil/math/cpu.hpp"
+
+namespace veil::math::testing_paths {
+
+template <class F>
+void for_each_simd_level(F&& f) {
+  std::string ran;
+  const int best = static_cast<int>(best_simd_level());
+  for (int l = 0; l <= best; ++l) {
+    const auto level = static_cast<SimdLevel>(l);
+    set_simd_level(level);
+    if (simd_level() != level) continue;  // capped lower by VEIL_SIMD
+    f(level);
+    ran += ran.empty() ? "" : ",";
+    ran += simd_level_name(level);
+  }
+  set_simd_level(SimdLevel::kAvx512);
+  ::testing::Test::RecordProperty("simd_paths", ran);
+  // Once per test, not once per call.
+  static std::string reported;
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "";
+  if (name == reported) return;
+  reported = name;
+  std::cout << "[ simd     ] paths exercised: " << ran
+            << " (best on this CPU: " << simd_level_name(best_simd_level()) << ")\n";
+}
+
+}  // namespace veil::math::testing_paths
