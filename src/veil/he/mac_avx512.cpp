@@ -38,14 +38,8 @@ VEIL_AVX512 void pointwise_ifma(const math::Modulus& m, std::size_t n, std::size
                                 std::span<const u64* const> x, std::size_t polys, u64* const* out) {
   constexpr std::size_t kTile = 256, kMaxPolys = 3, kFold = std::size_t{1} << 11;
   const ifma::Consts c = ifma::consts(m);
-  const u64 c52 = static_cast<u64>((u128{1} << 52) % m.value());
-  const __m512i c52v = _mm512_set1_epi64(static_cast<long long>(c52));
-  const __m512i c52s = _mm512_set1_epi64(static_cast<long long>(ifma::shoup52(c52, m.value())));
-  // (hi 2^52 + lo) mod q.
-  const auto fold = [&](__m512i hi, __m512i lo) VEIL_AVX512 {
-    const __m512i h = ifma::mul_shoup_lazy(ifma::reduce64(hi, c), c52v, c52s, c);
-    return ifma::reduce3(_mm512_add_epi64(h, ifma::reduce64(lo, c)), c);
-  };
+  const ifma::HalvesFold f = ifma::halves_fold(m);
+  const auto fold = [&](__m512i hi, __m512i lo) VEIL_AVX512 { return ifma::fold_halves(hi, lo, f, c); };
   alignas(64) u64 hi[kMaxPolys][kTile], lo[kMaxPolys][kTile];
   for (std::size_t base = 0; base < n; base += kTile) {
     const std::size_t len = std::min(kTile, n - base);

@@ -83,4 +83,22 @@ VEIL_AVX512 inline __m512i reduce64(__m512i v, const Consts& c) {
   return reduce3(barrett_lazy(_mm512_setzero_si512(), v, c), c);
 }
 
+// Sums of products kept as two 64-bit sums of their 52-bit halves (vpmadd52huq into hi,
+// vpmadd52luq into lo; exact for up to 2^11 products of residues below 2^52), folded to
+// [0, q) once at the end: (hi 2^52 + lo) mod q = (hi mod q)(2^52 mod q) + lo mod q.
+struct HalvesFold {
+  __m512i c52, c52s;  // 2^52 mod q and its Shoup quotient
+};
+
+VEIL_AVX512 inline HalvesFold halves_fold(const Modulus& m) {
+  const u64 c52 = static_cast<u64>((u128{1} << 52) % m.value());
+  return {_mm512_set1_epi64(static_cast<long long>(c52)),
+          _mm512_set1_epi64(static_cast<long long>(shoup52(c52, m.value())))};
+}
+
+VEIL_AVX512 inline __m512i fold_halves(__m512i hi, __m512i lo, const HalvesFold& f, const Consts& c) {
+  const __m512i h = mul_shoup_lazy(reduce64(hi, c), f.c52, f.c52s, c);  // [0, 2q)
+  return reduce3(_mm512_add_epi64(h, reduce64(lo, c)), c);
+}
+
 }  // namespace veil::math::ifma

@@ -13,18 +13,6 @@
 
 namespace veil::math {
 
-namespace {
-
-// (hi 2^52 + lo) mod q in [0, q) for any 64-bit sums of halves; c52 = 2^52 mod q and
-// c52s its Shoup quotient.
-VEIL_AVX512 inline __m512i reduce_halves(__m512i hi, __m512i lo, __m512i c52, __m512i c52s,
-                                         const ifma::Consts& c) {
-  const __m512i h = ifma::mul_shoup_lazy(ifma::reduce64(hi, c), c52, c52s, c);  // [0, 2q)
-  return ifma::reduce3(_mm512_add_epi64(h, ifma::reduce64(lo, c)), c);
-}
-
-}  // namespace
-
 VEIL_AVX512 void mul_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n) {
   const ifma::Consts c = ifma::consts(m);
   for (std::size_t j = 0; j < n; j += 8)
@@ -71,9 +59,7 @@ VEIL_AVX512 void dot2_avx512(const Modulus& m, std::size_t terms, const u64* con
                              const std::uint32_t* perm, const u64* const* k0, const u64* const* k1, u64* o0,
                              u64* o1, std::size_t n) {
   const ifma::Consts c = ifma::consts(m);
-  const u64 c52 = static_cast<u64>((u128{1} << 52) % m.value());
-  const __m512i c52v = _mm512_set1_epi64(static_cast<long long>(c52));
-  const __m512i c52s = _mm512_set1_epi64(static_cast<long long>(ifma::shoup52(c52, m.value())));
+  const ifma::HalvesFold f = ifma::halves_fold(m);
   // Each term adds below 2^52 to a 64-bit sum of halves: fold every 2^11 terms.
   constexpr std::size_t kFold = std::size_t{1} << 11;
   for (std::size_t j = 0; j < n; j += 8) {
@@ -87,13 +73,13 @@ VEIL_AVX512 void dot2_avx512(const Modulus& m, std::size_t terms, const u64* con
       h1 = _mm512_madd52hi_epu64(h1, x, b);
       l1 = _mm512_madd52lo_epu64(l1, x, b);
       if ((t + 1) % kFold == 0 && t + 1 < terms) {
-        l0 = reduce_halves(h0, l0, c52v, c52s, c);
-        l1 = reduce_halves(h1, l1, c52v, c52s, c);
+        l0 = ifma::fold_halves(h0, l0, f, c);
+        l1 = ifma::fold_halves(h1, l1, f, c);
         h0 = h1 = _mm512_setzero_si512();
       }
     }
-    ifma::store(o0 + j, reduce_halves(h0, l0, c52v, c52s, c));
-    ifma::store(o1 + j, reduce_halves(h1, l1, c52v, c52s, c));
+    ifma::store(o0 + j, ifma::fold_halves(h0, l0, f, c));
+    ifma::store(o1 + j, ifma::fold_halves(h1, l1, f, c));
   }
 }
 
