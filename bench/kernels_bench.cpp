@@ -9,10 +9,12 @@
 #include <random>
 #include <vector>
 
+#include "veil/common/thread_pool.hpp"
 #include "veil/he/mac.hpp"
 #include "veil/math/cpu.hpp"
 #include "veil/math/ntt.hpp"
 #include "veil/math/primes.hpp"
+#include "veil/math/rns.hpp"
 #include "veil/math/vecmod.hpp"
 
 using namespace veil;
@@ -21,7 +23,10 @@ using namespace veil::math;
 namespace {
 
 // Caps the level for this benchmark; false (and the benchmark skipped) when the CPU lacks it.
+// One thread: the figures compare kernels, not the thread pool (and CPU time, the column
+// to read on a shared machine, counts the calling thread only).
 bool enter_level(benchmark::State& state) {
+  set_num_threads(1);
   const auto level = static_cast<SimdLevel>(state.range(0));
   set_simd_level(level);
   if (simd_level() != level) {
@@ -115,6 +120,32 @@ void BM_KeySwitchDot(benchmark::State& state) {
   }
 }
 
+// Fast base conversion (the modulus raising of key switching) from range(3) source limbs
+// (one of 60 bits, the rest of 40) to three 50-bit special primes, coefficient form.
+void BM_BaseConvert(benchmark::State& state) {
+  if (!enter_level(state)) return;
+  const int log_n = static_cast<int>(state.range(1));
+  const std::size_t n = std::size_t{1} << log_n, nf = static_cast<std::size_t>(state.range(3));
+  std::vector<int> bits = {60};
+  bits.insert(bits.end(), nf - 1, 40);
+  bits.insert(bits.end(), 3, static_cast<int>(state.range(2)));
+  std::vector<Modulus> mods;
+  for (u64 p : generate_ntt_primes(bits, u64{2} << log_n)) mods.emplace_back(p);
+  const BaseConverter conv(RnsBase(std::vector<Modulus>(mods.begin(), mods.begin() + nf)),
+                           RnsBase(std::vector<Modulus>(mods.begin() + nf, mods.end())));
+  std::vector<std::vector<u64>> y, out(3, std::vector<u64>(n));
+  std::vector<const u64*> py;
+  std::vector<u64*> po;
+  for (std::size_t i = 0; i < nf; ++i) y.push_back(random_residues(mods[i], n, i + 1));
+  for (auto& v : y) py.push_back(v.data());
+  for (auto& v : out) po.push_back(v.data());
+  state.SetLabel(simd_level_name(vecmod_level(mods[nf])));
+  for (auto _ : state) {
+    conv.convert_targets(py.data(), po.data(), n);
+    benchmark::ClobberMemory();
+  }
+}
+
 // A linear layer's multiply-accumulate over range(3) terms of two-polynomial ciphertexts:
 // pointwise plaintext weights (kind 0, the diagonal method) or one weight per term and
 // eight output rows (kind 1, a convolution's channels).
@@ -163,6 +194,7 @@ void args_vec(benchmark::internal::Benchmark* b) { levels(b, {{15, 40}, {16, 40}
 void args_dot(benchmark::internal::Benchmark* b) {
   levels(b, {{15, 40, 4, 0}, {16, 40, 5, 0}, {16, 40, 5, 1}, {16, 50, 5, 0}});
 }
+void args_conv(benchmark::internal::Benchmark* b) { levels(b, {{15, 50, 16}, {16, 50, 34}}); }
 void args_mac(benchmark::internal::Benchmark* b) {
   levels(b, {{13, 30, 64, 0}, {13, 40, 64, 0}, {13, 30, 64, 1}, {16, 40, 16, 0}});
 }
@@ -174,5 +206,6 @@ BENCHMARK(BM_NttInverse)->Apply(args_ntt);
 BENCHMARK(BM_MulVec)->Apply(args_vec);
 BENCHMARK(BM_Tensor)->Apply(args_vec);
 BENCHMARK(BM_KeySwitchDot)->Apply(args_dot);
+BENCHMARK(BM_BaseConvert)->Apply(args_conv);
 BENCHMARK(BM_Mac)->Apply(args_mac);
 BENCHMARK_MAIN();
