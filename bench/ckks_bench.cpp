@@ -1,7 +1,8 @@
 // veil_ckks_bench: CKKS engine micro-benchmarks (Google Benchmark).
 //
-// Names are BM_<Op>/<log_n>/<threads> (BM_MulRelinSimd adds the SIMD level). Each ring degree uses a full
-// 128-bit chain (largest practical Q with hybrid key switching inside the bound):
+// Names are BM_<Op>/<log_n>/<threads>; BM_MulRelinSimd adds the SIMD level (0 scalar,
+// 1 AVX2, 2 AVX-512). Each ring degree uses a full 128-bit chain (largest practical Q with
+// hybrid key switching inside the bound):
 //   2^13: 60 + 2x40,  P = 2x30,   dnum 3   (log QP 200 <= 214)
 //   2^14: 60 + 6x40,  P = 3x40,   dnum 3   (log QP 420 <= 430)
 //   2^15: 60 + 15x40, P = 4x45,   dnum 4   (log QP 840 <= 868)
