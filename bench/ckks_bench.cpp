@@ -1,7 +1,8 @@
 // veil_ckks_bench: CKKS engine micro-benchmarks (Google Benchmark).
 //
-// Names are BM_<Op>/<log_n>/<threads>. Each ring degree uses a full 128-bit chain
-// (largest practical Q with hybrid key switching inside the bound):
+// Names are BM_<Op>/<log_n>/<threads>; BM_MulRelinSimd adds the SIMD level (0 scalar,
+// 1 AVX2, 2 AVX-512). Each ring degree uses a full 128-bit chain (largest practical Q with
+// hybrid key switching inside the bound):
 //   2^13: 60 + 2x40,  P = 2x30,   dnum 3   (log QP 200 <= 214)
 //   2^14: 60 + 6x40,  P = 3x40,   dnum 3   (log QP 420 <= 430)
 //   2^15: 60 + 15x40, P = 4x45,   dnum 4   (log QP 840 <= 868)
@@ -16,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <string>
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
@@ -24,6 +26,7 @@
 #include "veil/common/file.hpp"
 #include "veil/common/memory.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/math/cpu.hpp"
 #include "veil/rlwe/key_switch.hpp"
 #include "veil/rlwe/keygen.hpp"
 
@@ -183,6 +186,19 @@ void mul_relin(benchmark::State& state, Env& e) {
 }
 
 void BM_MulRelin(benchmark::State& state) { mul_relin(state, prepare(state, Chain::kDefault)); }
+// Multiply + relinearise with the SIMD kernels capped at level range(2) (0 scalar, 1 AVX2,
+// 2 AVX-512 IFMA; math/cpu.hpp), so one run compares the paths on the same keys.
+void BM_MulRelinSimd(benchmark::State& state) {
+  const auto level = static_cast<math::SimdLevel>(state.range(2));
+  math::set_simd_level(level);
+  if (math::simd_level() != level) {
+    state.SkipWithError((std::string(math::simd_level_name(level)) + " not available on this CPU").c_str());
+    return;
+  }
+  state.SetLabel(math::simd_level_name(level));
+  mul_relin(state, prepare(state, Chain::kDefault));
+  math::set_simd_level(math::SimdLevel::kAvx512);
+}
 void BM_CmpMulRelin_dnumL(benchmark::State& state) { mul_relin(state, prepare(state, Chain::kCmpDnumL)); }
 void BM_CmpMulRelin_dnum3(benchmark::State& state) { mul_relin(state, prepare(state, Chain::kCmpDnum3)); }
 
@@ -257,6 +273,13 @@ void args_all(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMillisecond);
 }
 
+void args_simd(benchmark::internal::Benchmark* b) {
+  for (int log_n : {15, 16}) {
+    for (int level : {0, 1, 2}) b->Args({log_n, 1, level});
+  }
+  b->Unit(benchmark::kMillisecond);
+}
+
 void args_cmp(benchmark::internal::Benchmark* b) {
   for (int log_n : {15, 16}) {
     for (int threads : {1, 2}) b->Args({log_n, threads});
@@ -285,6 +308,7 @@ BENCHMARK(BM_Encrypt)->Apply(args_all);
 BENCHMARK(BM_Decrypt)->Apply(args_all);
 BENCHMARK(BM_Add)->Apply(args_all);
 BENCHMARK(BM_MulRelin)->Apply(args_all);
+BENCHMARK(BM_MulRelinSimd)->Apply(args_simd);
 BENCHMARK(BM_Rescale)->Apply(args_all);
 BENCHMARK(BM_Rotate)->Apply(args_all);
 BENCHMARK(BM_RotateHoisted8)->Apply(args_all);

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "math/simd_paths.hpp"
 #include "veil/he/mac.hpp"
 #include "veil/math/cpu.hpp"
 #include "veil/math/primes.hpp"
@@ -73,30 +74,30 @@ void check_pointwise(int bits, std::size_t n) {
   }
 }
 
-// Pointwise weights with and without SIMD; 300 coefficients cross the double-precision
-// kernel's 256-coefficient tile, 30 are no multiple of its vector width (portable path).
+// Pointwise weights at every SIMD level the CPU has; 304 and 300 coefficients cross the
+// SIMD kernels' 256-coefficient tiles (304 a multiple of the AVX-512 width, 300 of AVX2's
+// only), 30 are no multiple of either (portable path).
 TEST_P(MacTest, MatchesNaiveModularSums) {
-  for (const std::size_t n : {std::size_t{300}, std::size_t{30}})
-    for (const bool simd : {true, false}) {
-      math::set_simd_enabled(simd);
+  for (const std::size_t n : {std::size_t{304}, std::size_t{300}, std::size_t{30}}) {
+    math::testing_paths::for_each_simd_level([&](math::SimdLevel level) {
+      SCOPED_TRACE(testing::Message() << "simd " << math::simd_level_name(level));
       check_pointwise(GetParam(), n);
-      math::set_simd_enabled(true);
-      if (HasFatalFailure()) return;
-    }
+    });
+    if (HasFatalFailure()) return;
+  }
 }
 
-// Runs kernel(out) with AVX2 and without, and checks every output against term-by-term
+// Runs kernel(out) at every SIMD level the CPU has, and checks every output against term-by-term
 // modular sums: out[r * polys + c][j] = sum_t weight(r, t) * x[t * polys + c][j] mod q.
 template <class Weight, class Kernel>
 void check_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms, std::size_t polys,
                 const std::vector<std::vector<u64>>& x, Weight weight, Kernel kernel) {
-  for (bool simd : {true, false}) {
-    math::set_simd_enabled(simd);
+  math::testing_paths::for_each_simd_level([&](math::SimdLevel level) {
+    const char* simd = math::simd_level_name(level);
     std::vector<std::vector<u64>> out(rows * polys, std::vector<u64>(n, 12345));
     std::vector<u64*> po;
     for (auto& r : out) po.push_back(r.data());
     kernel(po.data());
-    math::set_simd_enabled(true);
     for (std::size_t r = 0; r < rows; ++r)
       for (std::size_t c = 0; c < polys; ++c)
         for (std::size_t j = 0; j < n; ++j) {
@@ -105,14 +106,12 @@ void check_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::si
           ASSERT_EQ(out[r * polys + c][j], e)
               << "simd " << simd << " row " << r << " poly " << c << " j " << j;
         }
-  }
+  });
 }
 
-// Blocks of rows: 11 rows cross the 8-row block, both with the AVX2 build and without.
-TEST_P(MacTest, RowBlocksMatchNaiveModularSums) {
-  const int bits = GetParam();
+void check_row_blocks(int bits, std::size_t n) {
   const math::Modulus q(math::generate_ntt_primes(bits, 1, 64)[0]);
-  const std::size_t n = 200, terms = 70, rows = 11, polys = 3;  // n crosses the 128-coefficient tile
+  const std::size_t terms = 70, rows = 11, polys = 3;
   std::mt19937_64 g(bits + 1);
   std::uniform_int_distribution<u64> d(0, q.value() - 1);
   std::vector<std::vector<u64>> w(rows, std::vector<u64>(terms)), x(terms * polys, std::vector<u64>(n));
@@ -127,6 +126,15 @@ TEST_P(MacTest, RowBlocksMatchNaiveModularSums) {
       q, n, rows, terms, polys, x, [&](std::size_t r, std::size_t t) { return w[r][t]; },
       [&](u64* const* po) { he::mac_scalar_rows(q, n, rows, terms, pw.data(), px, polys, po); }))
       << "bits " << bits;
+}
+
+// Blocks of rows: 11 rows cross the 8-row block, at every SIMD level. n = 208 crosses the
+// 128- and 64-coefficient tiles and is a multiple of the AVX-512 kernel's 16; 200 is not.
+TEST_P(MacTest, RowBlocksMatchNaiveModularSums) {
+  for (const std::size_t n : {std::size_t{208}, std::size_t{200}}) {
+    check_row_blocks(GetParam(), n);
+    if (HasFatalFailure()) return;
+  }
 }
 
 // Signed 31-bit weights, extremes included, over enough terms to cross the AVX2 kernel's
@@ -156,7 +164,8 @@ TEST_P(MacTest, SignedRowsMatchNaiveModularSums) {
       << "bits " << bits;
 }
 
-INSTANTIATE_TEST_SUITE_P(PrimeSizes, MacTest, ::testing::Values(20, 30, 32, 33, 34, 40, 45, 60, 61));
+INSTANTIATE_TEST_SUITE_P(PrimeSizes, MacTest,
+                         ::testing::Values(14, 20, 30, 32, 33, 34, 40, 45, 49, 50, 60, 61));
 
 }  // namespace
 }  // namespace veil

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "math/simd_paths.hpp"
 #include "veil/math/cpu.hpp"
 #include "veil/math/primes.hpp"
 
@@ -130,6 +131,66 @@ TEST(Ntt, SimdKernelMatchesScalarKernel) {
   }
 }
 
+// The AVX-512 kernels (IFMA52 below 2^50, 64-bit Shoup products above) against the
+// portable kernel, bit for bit, at the ring sizes the engine uses and for primes up to
+// the 61-bit limit of the tables, including primes right at IFMA's 50-bit limit.
+TEST(Ntt, Avx512KernelMatchesScalarKernel) {
+  if (!cpu_features().avx512_ifma) GTEST_SKIP() << "CPU has no AVX-512 IFMA; the AVX-512 NTT cannot run here";
+  for (int log_n : {4, 5, 10, 12, 14, 16}) {
+    const std::size_t n = std::size_t{1} << log_n;
+    for (int bits : {20, 30, 36, 40, 49, 50, 51, 55, 58, 60, 61}) {
+      if ((std::uint64_t{1} << bits) <= 64 * n) continue;  // need two such primes
+      for (const u64 qv : generate_ntt_primes(bits, 2, 2 * n)) {
+        NttTables t(log_n, Modulus(qv));
+        ASSERT_TRUE(ntt_avx512_applicable(t));
+        ASSERT_EQ(ntt_avx512_uses_ifma(t), bits <= 50);
+        std::mt19937_64 g(bits * 37 + log_n);
+        std::vector<u64> a(n);
+        for (auto& x : a) x = g() % qv;
+        a[0] = qv - 1;  // extreme values
+        a[1] = qv - 1;
+        a[n - 1] = 0;
+        auto s = a, v = a;
+        ntt_forward_scalar(t, s.data());
+        ntt_forward_avx512(t, v.data());
+        ASSERT_EQ(v, s) << "forward, log_n=" << log_n << " q=" << qv;
+        ntt_inverse_scalar(t, s.data());
+        ntt_inverse_avx512(t, v.data());
+        ASSERT_EQ(v, s) << "inverse, log_n=" << log_n << " q=" << qv;
+        ASSERT_EQ(v, a);
+        // All-maximal input: the lazy bounds at their widest.
+        std::vector<u64> top(n, qv - 1), ts = top;
+        ntt_forward_scalar(t, ts.data());
+        ntt_forward_avx512(t, top.data());
+        ASSERT_EQ(top, ts) << "forward of q-1, log_n=" << log_n << " q=" << qv;
+      }
+    }
+  }
+}
+
+// forward/inverse through the dispatcher at every level this CPU has agree with the
+// portable kernel, and each level picks the kernel it names.
+TEST(Ntt, EveryLevelAgreesThroughTheDispatcher) {
+  for (int bits : {40, 50, 60}) {
+    const Modulus q(generate_ntt_primes(bits, 1, 1 << 14)[0]);
+    NttTables t(13, q);
+    std::mt19937_64 g(bits);
+    std::vector<u64> a(t.n());
+    for (auto& x : a) x = g() % q.value();
+    auto ref = a;
+    ntt_forward_scalar(t, ref.data());
+    testing_paths::for_each_simd_level([&](SimdLevel level) {
+      const SimdLevel expect = level == SimdLevel::kAvx2 && bits > 50 ? SimdLevel::kScalar : level;
+      EXPECT_EQ(t.kernel_level(), expect) << bits << "-bit q at " << simd_level_name(level);
+      auto v = a;
+      t.forward(v.data());
+      ASSERT_EQ(v, ref) << bits << "-bit q at " << simd_level_name(level);
+      t.inverse(v.data());
+      ASSERT_EQ(v, a) << bits << "-bit q at " << simd_level_name(level);
+    });
+  }
+}
+
 TEST(Ntt, SimdSwitchSelectsTheKernel) {
   Modulus q(generate_ntt_primes(40, 1, 1 << 11)[0]);
   NttTables t(10, q);
@@ -138,7 +199,11 @@ TEST(Ntt, SimdSwitchSelectsTheKernel) {
   set_simd_enabled(true);
   EXPECT_EQ(t.uses_simd(), cpu_features().avx2_fma && simd_enabled());
   NttTables big(10, Modulus(generate_ntt_primes(55, 1, 1 << 11)[0]));
-  EXPECT_FALSE(big.uses_simd());  // above 2^50 the portable kernel runs
+  // Above 2^50 only the AVX-512 kernel (64-bit products) applies; AVX2 leaves it scalar.
+  EXPECT_EQ(big.uses_simd(), simd_level() == SimdLevel::kAvx512);
+  set_simd_level(SimdLevel::kAvx2);
+  EXPECT_FALSE(big.uses_simd());
+  set_simd_level(SimdLevel::kAvx512);
 }
 
 }  // namespace

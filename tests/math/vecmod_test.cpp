@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "math/simd_paths.hpp"
 #include "veil/math/cpu.hpp"
 #include "veil/math/primes.hpp"
 #include "veil/math/rns.hpp"
@@ -26,17 +27,9 @@ std::vector<u64> random_residues(const Modulus& q, std::size_t n, std::mt19937_6
 
 u64 ref_mul(const Modulus& q, u64 a, u64 b) { return static_cast<u64>(static_cast<u128>(a) * b % q.value()); }
 
-// Both kernel paths, restoring the default afterwards.
-template <class F>
-void for_both_paths(F&& f) {
-  for (bool simd : {true, false}) {
-    set_simd_enabled(simd);
-    f(simd);
-  }
-  set_simd_enabled(true);
-}
+using testing_paths::for_each_simd_level;
 
-const std::vector<int> kBits = {20, 31, 40, 45, 50, 55, 60};
+const std::vector<int> kBits = {14, 20, 31, 40, 45, 49, 50, 55, 60};
 
 TEST(Vecmod, ElementwiseKernelsMatchReference) {
   std::mt19937_64 rng(1);
@@ -46,8 +39,8 @@ TEST(Vecmod, ElementwiseKernelsMatchReference) {
     const auto a0 = random_residues(q, n, rng), a1 = random_residues(q, n, rng);
     const auto b0 = random_residues(q, n, rng), b1 = random_residues(q, n, rng);
     const u64 w = rng() % q.value();
-    for_both_paths([&](bool simd) {
-      SCOPED_TRACE(testing::Message() << bits << "-bit q, simd " << simd);
+    for_each_simd_level([&](SimdLevel level) {
+      SCOPED_TRACE(testing::Message() << bits << "-bit q, simd " << simd_level_name(level));
       std::vector<u64> o(n), c0(n), c1(n), c2(n), s0(n), s1(n), s2(n);
       mul_vec(q, a0.data(), b0.data(), o.data(), n);
       for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(o[j], ref_mul(q, a0[j], b0[j])) << j;
@@ -90,11 +83,11 @@ TEST(Vecmod, KeySwitchInnerProductMatchesReference) {
         pa.push_back(a[t].data());
         pb.push_back(b[t].data());
       }
-      for_both_paths([&](bool simd) {
+      for_each_simd_level([&](SimdLevel level) {
         for (const std::uint32_t* p :
              {static_cast<const std::uint32_t*>(nullptr), static_cast<const std::uint32_t*>(perm.data())}) {
-          SCOPED_TRACE(testing::Message()
-                       << bits << "-bit q, " << terms << " terms, simd " << simd << (p ? ", permuted" : ""));
+          SCOPED_TRACE(testing::Message() << bits << "-bit q, " << terms << " terms, simd "
+                                          << simd_level_name(level) << (p ? ", permuted" : ""));
           std::vector<u64> o0(n), o1(n);
           dot2_vec(q, terms, pv.data(), p, pa.data(), pb.data(), o0.data(), o1.data(), n);
           for (std::size_t j = 0; j < n; ++j) {
@@ -141,10 +134,10 @@ TEST(Vecmod, BaseConversionPathsAgree) {
       }
       ref[j] = acc;
     }
-    for_both_paths([&](bool simd) {
+    for_each_simd_level([&](SimdLevel level) {
       std::vector<u64> out(n);
       conv.convert_target(k, py.data(), out.data(), n);
-      EXPECT_EQ(out, ref) << "target " << k << " (" << p.bits() << " bits), simd " << simd;
+      EXPECT_EQ(out, ref) << "target " << k << " (" << p.bits() << " bits), simd " << simd_level_name(level);
     });
   }
 }
@@ -153,9 +146,47 @@ TEST(Vecmod, SimdServesPrimesUpTo50Bits) {
   const Modulus small(generate_ntt_primes(50, 1, 1 << 11)[0]), big(generate_ntt_primes(51, 1, 1 << 11)[0]);
   EXPECT_EQ(vecmod_simd(small), cpu_features().avx2_fma && simd_enabled());
   EXPECT_FALSE(vecmod_simd(big));
+  EXPECT_EQ(vecmod_level(small) == SimdLevel::kAvx512, simd_level() == SimdLevel::kAvx512);
+  const Modulus tiny(generate_ntt_primes(12, 1, 1 << 5)[0]);  // below IFMA's 13 bits
+  EXPECT_NE(vecmod_level(tiny), SimdLevel::kAvx512);
+  set_simd_level(SimdLevel::kAvx2);
+  EXPECT_NE(vecmod_level(small), SimdLevel::kAvx512);
   set_simd_enabled(false);
   EXPECT_FALSE(vecmod_simd(small));
   set_simd_enabled(true);
+}
+
+// The key-switching inner product at the sizes the engine uses (N = 2^10..2^16), each
+// path against the scalar one; N = 64 with 4100 terms passes the IFMA kernel's fold of
+// its sums (every 2^11 terms) twice.
+TEST(Vecmod, InnerProductAtRingSizes) {
+  std::mt19937_64 rng(7);
+  for (int log_n : {6, 10, 13, 16}) {
+    const std::size_t n = std::size_t{1} << log_n;
+    for (int bits : {36, 50}) {
+      const Modulus q(generate_ntt_primes(bits, 1, 2 * n)[0]);
+      const std::size_t terms = log_n == 6 ? 4100 : 5;
+      std::vector<std::vector<u64>> v, a, b;
+      std::vector<const u64*> pv, pa, pb;
+      for (std::size_t t = 0; t < terms; ++t) {
+        v.push_back(random_residues(q, n, rng));
+        a.push_back(random_residues(q, n, rng));
+        b.push_back(random_residues(q, n, rng));
+        pv.push_back(v.back().data());
+        pa.push_back(a.back().data());
+        pb.push_back(b.back().data());
+      }
+      std::vector<u64> r0(n), r1(n);
+      set_simd_level(SimdLevel::kScalar);
+      dot2_vec(q, terms, pv.data(), nullptr, pa.data(), pb.data(), r0.data(), r1.data(), n);
+      for_each_simd_level([&](SimdLevel level) {
+        std::vector<u64> o0(n), o1(n);
+        dot2_vec(q, terms, pv.data(), nullptr, pa.data(), pb.data(), o0.data(), o1.data(), n);
+        ASSERT_EQ(o0, r0) << "n 2^" << log_n << ", " << bits << "-bit q, " << simd_level_name(level);
+        ASSERT_EQ(o1, r1) << "n 2^" << log_n << ", " << bits << "-bit q, " << simd_level_name(level);
+      });
+    }
+  }
 }
 
 }  // namespace

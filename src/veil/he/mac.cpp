@@ -21,10 +21,24 @@ void mac_scalar_rows_signed_avx2(const math::Modulus& q, std::size_t n, std::siz
                                  const std::int32_t* const* w, std::span<const u64* const> x,
                                  std::size_t polys, u64* const* out);
 
+// AVX-512 builds (mac_avx512.cpp); they hand the cases they do not cover to the AVX2 ones.
+void mac_pointwise_avx512(const math::Modulus& q, std::size_t n, std::span<const u64* const> w,
+                          std::span<const u64* const> x, std::size_t polys, u64* const* out);
+void mac_pointwise_packed_avx512(const math::Modulus& q, std::size_t n, std::span<const PackedRow> w,
+                                 std::span<const u64* const> x, std::size_t polys, u64* const* out);
+void mac_scalar_rows_avx512(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
+                            const u64* const* w, std::span<const u64* const> x, std::size_t polys,
+                            u64* const* out);
+
+namespace {
+bool avx512() { return math::simd_level() == math::SimdLevel::kAvx512; }
+bool avx2() { return math::simd_level() >= math::SimdLevel::kAvx2; }
+}  // namespace
+
 void mac_pointwise(const math::Modulus& q, std::size_t n, std::span<const u64* const> w,
                    std::span<const u64* const> x, std::size_t polys, u64* const* out) {
-  if (math::simd_enabled() && math::cpu_features().avx2_fma)
-    return mac_pointwise_avx2(q, n, w, x, polys, out);
+  if (avx512()) return mac_pointwise_avx512(q, n, w, x, polys, out);
+  if (avx2()) return mac_pointwise_avx2(q, n, w, x, polys, out);
   mac(
       q, n, w.size(), [&](std::size_t t, std::size_t j) { return w[t][j]; }, x, polys, out);
 }
@@ -45,8 +59,8 @@ void unpack_residues(PackedRow row, std::size_t n, u64* dst) {
 void mac_pointwise_packed(const math::Modulus& q, std::size_t n, std::span<const PackedRow> w,
                           std::span<const u64* const> x, std::size_t polys, u64* const* out) {
   VEIL_REQUIRE(packable(q), "packed weights need a prime below 2^" << kPackedBits);
-  if (math::simd_enabled() && math::cpu_features().avx2_fma)
-    return mac_pointwise_packed_avx2(q, n, w, x, polys, out);
+  if (avx512()) return mac_pointwise_packed_avx512(q, n, w, x, polys, out);
+  if (avx2()) return mac_pointwise_packed_avx2(q, n, w, x, polys, out);
   mac(
       q, n, w.size(), [&](std::size_t t, std::size_t j) { return packed_at(w[t], j); }, x, polys, out);
 }
@@ -59,16 +73,15 @@ void mac_scalar(const math::Modulus& q, std::size_t n, std::span<const u64> w, s
 
 void mac_scalar_rows(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
                      const u64* const* w, std::span<const u64* const> x, std::size_t polys, u64* const* out) {
-  if (math::simd_enabled() && math::cpu_features().avx2_fma)
-    return mac_scalar_rows_avx2(q, n, rows, terms, w, x, polys, out);
+  if (avx512()) return mac_scalar_rows_avx512(q, n, rows, terms, w, x, polys, out);
+  if (avx2()) return mac_scalar_rows_avx2(q, n, rows, terms, w, x, polys, out);
   mac_rows(q, n, rows, terms, w, x, polys, out);
 }
 
 void mac_scalar_rows_signed(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
                             const std::int32_t* const* w, std::span<const u64* const> x, std::size_t polys,
                             u64* const* out) {
-  if (math::simd_enabled() && math::cpu_features().avx2_fma)
-    return mac_scalar_rows_signed_avx2(q, n, rows, terms, w, x, polys, out);
+  if (avx2()) return mac_scalar_rows_signed_avx2(q, n, rows, terms, w, x, polys, out);
   mac_rows_signed_portable(q, n, rows, terms, w, x, polys, out);
 }
 

@@ -2,6 +2,7 @@
 
 #include "veil/common/error.hpp"
 #include "veil/math/cpu.hpp"
+#include "veil/math/ifma_avx512.hpp"
 #include "veil/math/primes.hpp"
 
 namespace veil::math {
@@ -38,6 +39,15 @@ NttTables::NttTables(int log_n, const Modulus& q) : log_n_(log_n), n_(std::size_
   }
   n_inv_ = q_.inv(n_ % q_.value());
   n_inv_shoup_ = q_.shoup(n_inv_);
+  if (q_.bits() <= 50 && cpu_features().avx512_ifma) {
+    psi_rev_shoup52_.resize(n_);
+    psi_inv_rev_shoup52_.resize(n_);
+    for (std::size_t k = 0; k < n_; ++k) {
+      psi_rev_shoup52_[k] = ifma::shoup52(psi_rev_[k], q_.value());
+      psi_inv_rev_shoup52_[k] = ifma::shoup52(psi_inv_rev_[k], q_.value());
+    }
+    n_inv_shoup52_ = ifma::shoup52(n_inv_, q_.value());
+  }
   if (ntt_avx2_applicable(*this)) {
     const double qd = static_cast<double>(q_.value());
     for (std::size_t k = 0; k < n_; ++k) {
@@ -49,7 +59,14 @@ NttTables::NttTables(int log_n, const Modulus& q) : log_n_(log_n), n_(std::size_
   }
 }
 
-bool NttTables::uses_simd() const { return simd_enabled() && cpu_features().avx2_fma && !psi_rev_d_.empty(); }
+SimdLevel NttTables::kernel_level() const {
+  const SimdLevel level = simd_level();
+  if (level >= SimdLevel::kAvx512 && ntt_avx512_applicable(*this)) return SimdLevel::kAvx512;
+  if (level >= SimdLevel::kAvx2 && !psi_rev_d_.empty()) return SimdLevel::kAvx2;
+  return SimdLevel::kScalar;
+}
+
+bool NttTables::uses_simd() const { return kernel_level() != SimdLevel::kScalar; }
 
 std::size_t NttTables::index_of_exponent(std::size_t e) const {
   return bit_reverse(((e % (2 * n_)) - 1) >> 1, log_n_);
@@ -114,18 +131,24 @@ void ntt_inverse_scalar(const NttTables& tab, u64* a) {
 }
 
 void NttTables::forward(u64* a) const {
-  if (uses_simd()) {
-    ntt_forward_avx2(*this, a);
-  } else {
-    ntt_forward_scalar(*this, a);
+  switch (kernel_level()) {
+    case SimdLevel::kAvx512:
+      return ntt_forward_avx512(*this, a);
+    case SimdLevel::kAvx2:
+      return ntt_forward_avx2(*this, a);
+    case SimdLevel::kScalar:
+      return ntt_forward_scalar(*this, a);
   }
 }
 
 void NttTables::inverse(u64* a) const {
-  if (uses_simd()) {
-    ntt_inverse_avx2(*this, a);
-  } else {
-    ntt_inverse_scalar(*this, a);
+  switch (kernel_level()) {
+    case SimdLevel::kAvx512:
+      return ntt_inverse_avx512(*this, a);
+    case SimdLevel::kAvx2:
+      return ntt_inverse_avx2(*this, a);
+    case SimdLevel::kScalar:
+      return ntt_inverse_scalar(*this, a);
   }
 }
 

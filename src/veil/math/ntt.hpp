@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "veil/math/cpu.hpp"
 #include "veil/math/modarith.hpp"
 
 namespace veil::math {
@@ -46,7 +47,14 @@ class NttTables {
   const std::vector<double>& psi_inv_rev_quot() const { return psi_inv_rev_q_; }
   double n_inv_double() const { return static_cast<double>(n_inv_); }
   double n_inv_quot() const { return static_cast<double>(n_inv_) / static_cast<double>(q_.value()); }
-  // Whether forward/inverse run the SIMD kernel for this prime on this CPU.
+  // 52-bit Shoup quotients floor(w 2^52 / q) for the AVX-512 IFMA kernel: filled only
+  // for primes below 2^50 on CPUs with IFMA, empty otherwise.
+  const std::vector<u64>& psi_rev_shoup52() const { return psi_rev_shoup52_; }
+  const std::vector<u64>& psi_inv_rev_shoup52() const { return psi_inv_rev_shoup52_; }
+  u64 n_inv_shoup52() const { return n_inv_shoup52_; }
+  // The kernel forward/inverse run for this prime on this CPU at the current simd_level().
+  SimdLevel kernel_level() const;
+  // Whether forward/inverse run a SIMD kernel (kernel_level() above scalar).
   bool uses_simd() const;
 
  private:
@@ -57,6 +65,8 @@ class NttTables {
   std::vector<u64> psi_rev_, psi_rev_shoup_, psi_inv_rev_, psi_inv_rev_shoup_;
   u64 n_inv_, n_inv_shoup_;
   std::vector<double> psi_rev_d_, psi_rev_q_, psi_inv_rev_d_, psi_inv_rev_q_;
+  std::vector<u64> psi_rev_shoup52_, psi_inv_rev_shoup52_;
+  u64 n_inv_shoup52_ = 0;
 };
 
 std::size_t bit_reverse(std::size_t x, int bits);
@@ -68,5 +78,12 @@ void ntt_inverse_scalar(const NttTables& t, u64* a);
 bool ntt_avx2_applicable(const NttTables& t);
 void ntt_forward_avx2(const NttTables& t, u64* a);
 void ntt_inverse_avx2(const NttTables& t, u64* a);
+// AVX-512 kernels (ntt_avx512.cpp), for N >= 16 and every prime the tables accept: IFMA52
+// for primes below 2^50 (ntt_avx512_uses_ifma), 64-bit Shoup products above. Callers
+// check cpu_features().avx512_ifma first.
+bool ntt_avx512_applicable(const NttTables& t);
+bool ntt_avx512_uses_ifma(const NttTables& t);
+void ntt_forward_avx512(const NttTables& t, u64* a);
+void ntt_inverse_avx512(const NttTables& t, u64* a);
 
 }  // namespace veil::math

@@ -12,6 +12,10 @@
 
 namespace veil::math {
 
+// rns_avx512.cpp: targets of 13 to 50 bits (vecmod_level kAvx512), n a multiple of 16.
+void convert_target_avx512(const Modulus& target, std::size_t nf, const u64* const* y, const u64* tab,
+                           const char* wide, u64* out, std::size_t n);
+
 RnsBase::RnsBase(std::vector<Modulus> moduli) : mods_(std::move(moduli)) {
   VEIL_REQUIRE(!mods_.empty(), "RNS base must not be empty");
   const std::size_t k = mods_.size();
@@ -68,6 +72,17 @@ BaseConverter::BaseConverter(RnsBase from, RnsBase to) : from_(std::move(from)),
       f[3] = static_cast<double>(w2) / pd;
     }
   }
+  wide_.resize(nf);
+  for (std::size_t i = 0; i < nf; ++i) wide_[i] = from_[i].bits() > 52;
+  ifma_.resize(2 * nf * nt);
+  for (std::size_t k = 0; k < nt; ++k) {
+    const Modulus& c = to_[k];
+    for (std::size_t i = 0; i < nf; ++i) {
+      const u64 w = qhat_mod_[k * nf + i];
+      ifma_[2 * (k * nf + i)] = w;
+      ifma_[2 * (k * nf + i) + 1] = c.mul(w, c.reduce(u64{1} << 32));
+    }
+  }
 }
 
 void BaseConverter::convert(const u64* in, u64* out, std::size_t n, u64* scratch) const {
@@ -88,8 +103,9 @@ void BaseConverter::convert(const u64* const* in, u64* const* out, std::size_t n
 
 void BaseConverter::convert_targets(const u64* const* y, u64* const* out, std::size_t n) const {
   const std::size_t nf = from_.size(), nt = to_.size();
-  // About 256 KiB of sources per tile (half of a typical L2), a multiple of 8 coefficients.
-  const std::size_t tile = std::clamp<std::size_t>((std::size_t{32768} / nf) & ~std::size_t{7}, 256, 4096);
+  // About 256 KiB of sources per tile (half of a typical L2), a multiple of 16 coefficients
+  // (the AVX-512 kernel's step).
+  const std::size_t tile = std::clamp<std::size_t>((std::size_t{32768} / nf) & ~std::size_t{15}, 256, 4096);
   const std::size_t tiles = (n + tile - 1) / tile;
   parallel_for(tiles, [&](std::size_t b) {
     const std::size_t x0 = b * tile, len = std::min(tile, n - x0);
@@ -153,7 +169,11 @@ void BaseConverter::convert_target(std::size_t k, const u64* const* y, u64* out,
   const std::size_t nf = from_.size();
   const Modulus& c = to_[k];
   std::size_t j = 0;
-  if (vecmod_simd(c)) {
+  const SimdLevel level = vecmod_level(c);
+  if (level == SimdLevel::kAvx512) {
+    j = n & ~std::size_t{15};
+    if (j) convert_target_avx512(c, nf, y, &ifma_[2 * k * nf], wide_.data(), out, j);
+  } else if (level == SimdLevel::kAvx2) {
     j = n & ~std::size_t{7};
     if (j) convert_target_avx2(c, nf, y, &fp_[4 * k * nf], split_, kSplit, out, j);
   }

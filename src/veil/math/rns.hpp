@@ -61,6 +61,10 @@ class BaseConverter {
   static constexpr int kSplit = 26;
   std::vector<double> fp_;
   std::vector<char> split_;
+  // The AVX-512 IFMA path (rns_avx512.cpp): per (k, i), w and w*2^32 mod c_k, and which
+  // sources are wider than 52 bits (entering as lo + hi*2^32).
+  std::vector<u64> ifma_;
+  std::vector<char> wide_;
 };
 
 // Centred CRT reconstruction of each coefficient, times `scale_inv`, as a double.

@@ -5,8 +5,17 @@
 
 #include "veil/math/cpu.hpp"
 #include "veil/math/fpmod_avx2.hpp"
+#include "veil/math/ifma_avx512.hpp"
 
 namespace veil::math {
+
+// The AVX-512 IFMA builds (vecmod_avx512.cpp): primes of 13 to 50 bits, n a multiple of 8.
+void mul_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n);
+void mul_const_avx512(const Modulus& m, const u64* x, const u64* y, u64 w, u64* out, std::size_t n);
+void tensor_avx512(const Modulus& m, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0,
+                   u64* c1, u64* c2, std::size_t n);
+void dot2_avx512(const Modulus& m, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
+                 const u64* const* k0, const u64* const* k1, u64* o0, u64* o1, std::size_t n);
 
 namespace {
 
@@ -145,44 +154,81 @@ void dot2_scalar(const Modulus& q, std::size_t terms, const u64* const* v, const
   }
 }
 
-// The SIMD kernels take whole vectors of four; the rest goes through the scalar path.
-std::size_t simd_part(const Modulus& q, std::size_t n) { return vecmod_simd(q) ? n & ~std::size_t{3} : 0; }
+// The SIMD kernels take whole vectors (of four for AVX2, eight for AVX-512); the rest
+// goes through the scalar path.
+std::size_t simd_part(SimdLevel level, std::size_t n) {
+  return level == SimdLevel::kAvx512 ? n & ~std::size_t{7}
+         : level == SimdLevel::kAvx2 ? n & ~std::size_t{3}
+                                     : 0;
+}
 
 }  // namespace
 
-bool vecmod_simd(const Modulus& q) { return q.bits() <= 50 && simd_enabled() && cpu_features().avx2_fma; }
+SimdLevel vecmod_level(const Modulus& q) {
+  const SimdLevel level = simd_level();
+  if (level >= SimdLevel::kAvx512 && ifma::applicable(q)) return SimdLevel::kAvx512;
+  if (level >= SimdLevel::kAvx2 && q.bits() <= 50) return SimdLevel::kAvx2;
+  return SimdLevel::kScalar;
+}
+
+bool vecmod_simd(const Modulus& q) { return vecmod_level(q) != SimdLevel::kScalar; }
 
 void mul_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t n) {
-  const std::size_t s = simd_part(q, n);
-  if (s) mul_avx2(q, a, b, out, s);
+  const SimdLevel level = vecmod_level(q);
+  const std::size_t s = simd_part(level, n);
+  if (s && level == SimdLevel::kAvx512) {
+    mul_avx512(q, a, b, out, s);
+  } else if (s) {
+    mul_avx2(q, a, b, out, s);
+  }
   for (std::size_t j = s; j < n; ++j) out[j] = q.mul(a[j], b[j]);
 }
 
 void mul_const_vec(const Modulus& q, const u64* x, u64 w, u64* out, std::size_t n) {
-  const std::size_t s = simd_part(q, n);
-  if (s) mul_const_avx2(q, x, nullptr, w, out, s);
+  const SimdLevel level = vecmod_level(q);
+  const std::size_t s = simd_part(level, n);
+  if (s && level == SimdLevel::kAvx512) {
+    mul_const_avx512(q, x, nullptr, w, out, s);
+  } else if (s) {
+    mul_const_avx2(q, x, nullptr, w, out, s);
+  }
   const u64 ws = q.shoup(w);
   for (std::size_t j = s; j < n; ++j) out[j] = q.mul_shoup(x[j], w, ws);
 }
 
 void sub_mul_const_vec(const Modulus& q, const u64* x, const u64* y, u64 w, u64* out, std::size_t n) {
-  const std::size_t s = simd_part(q, n);
-  if (s) mul_const_avx2(q, x, y, w, out, s);
+  const SimdLevel level = vecmod_level(q);
+  const std::size_t s = simd_part(level, n);
+  if (s && level == SimdLevel::kAvx512) {
+    mul_const_avx512(q, x, y, w, out, s);
+  } else if (s) {
+    mul_const_avx2(q, x, y, w, out, s);
+  }
   const u64 ws = q.shoup(w);
   for (std::size_t j = s; j < n; ++j) out[j] = q.mul_shoup(q.sub(x[j], y[j]), w, ws);
 }
 
 void tensor_vec(const Modulus& q, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0,
                 u64* c1, u64* c2, std::size_t n) {
-  const std::size_t s = simd_part(q, n);
-  if (s) tensor_avx2(q, a0, a1, b0, b1, c0, c1, c2, s);
+  const SimdLevel level = vecmod_level(q);
+  const std::size_t s = simd_part(level, n);
+  if (s && level == SimdLevel::kAvx512) {
+    tensor_avx512(q, a0, a1, b0, b1, c0, c1, c2, s);
+  } else if (s) {
+    tensor_avx2(q, a0, a1, b0, b1, c0, c1, c2, s);
+  }
   if (s < n) tensor_scalar(q, a0 + s, a1 + s, b0 + s, b1 + s, c0 + s, c1 + s, c2 + s, n - s);
 }
 
 void dot2_vec(const Modulus& q, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
               const u64* const* k0, const u64* const* k1, u64* o0, u64* o1, std::size_t n) {
-  const std::size_t s = simd_part(q, n);
-  if (s) dot2_avx2(q, terms, v, perm, k0, k1, o0, o1, s);
+  const SimdLevel level = vecmod_level(q);
+  const std::size_t s = simd_part(level, n);
+  if (s && level == SimdLevel::kAvx512) {
+    dot2_avx512(q, terms, v, perm, k0, k1, o0, o1, s);
+  } else if (s) {
+    dot2_avx2(q, terms, v, perm, k0, k1, o0, o1, s);
+  }
   if (s == n) return;
   // The tail: sources stay whole (the permutation indexes them), outputs and keys shift.
   std::vector<const u64*> pa(terms), pb(terms);

@@ -1,18 +1,23 @@
 // Element-wise modular kernels on residue vectors (inputs and outputs in [0, q)).
 //
 // For primes below 2^50 on a CPU with AVX2 + FMA they compute on four residues at a time
-// in doubles (fpmod_avx2.hpp); otherwise with 128-bit integer products. Both paths give
+// in doubles (fpmod_avx2.hpp), with AVX-512 IFMA on eight (vecmod_avx512.cpp);
+// otherwise with 128-bit integer products. All paths give
 // identical, fully reduced results, so callers never care which one ran.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "veil/math/cpu.hpp"
 #include "veil/math/modarith.hpp"
 
 namespace veil::math {
 
-// Whether the double-precision SIMD path serves this modulus (CPU, VEIL_SIMD, q < 2^50).
+// The kernel level that serves this modulus (CPU, simd_level(), prime size): AVX-512 IFMA
+// for primes of 13 to 50 bits, AVX2 in doubles below 2^50, scalar otherwise.
+SimdLevel vecmod_level(const Modulus& q);
+// Whether a SIMD path serves this modulus (vecmod_level above scalar).
 bool vecmod_simd(const Modulus& q);
 
 // out = a * b.

@@ -1,0 +1,86 @@
+// The element-wise kernels of vecmod.cpp with AVX-512 IFMA52, eight residues a vector,
+// for primes of 13 to 50 bits (ifma_avx512.hpp). Products of reduced residues are below
+// 2^100: their low and high 52-bit halves come from one vpmadd52luq and one vpmadd52huq,
+// and a sum of products is kept as two 64-bit sums of halves (exact for up to 2^12
+// terms), reduced once at the end instead of once per product.
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_epi32() as the unused merge source,
+// which -Wmaybe-uninitialized reports at every inlined call (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <cstdint>
+
+#include "veil/math/ifma_avx512.hpp"
+
+namespace veil::math {
+
+VEIL_AVX512 void mul_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n) {
+  const ifma::Consts c = ifma::consts(m);
+  for (std::size_t j = 0; j < n; j += 8)
+    ifma::store(out + j, ifma::reduce3(ifma::mul_lazy(ifma::load(a + j), ifma::load(b + j), c), c));
+}
+
+// y = null: out = x * w; else out = (x - y) * w. x - y + q lies in (0, 2q), below 2^52.
+VEIL_AVX512 void mul_const_avx512(const Modulus& m, const u64* x, const u64* y, u64 w, u64* out,
+                                  std::size_t n) {
+  const ifma::Consts c = ifma::consts(m);
+  const __m512i wv = _mm512_set1_epi64(static_cast<long long>(w));
+  const __m512i ws = _mm512_set1_epi64(static_cast<long long>(ifma::shoup52(w, m.value())));
+  for (std::size_t j = 0; j < n; j += 8) {
+    __m512i v = ifma::load(x + j);
+    if (y) v = _mm512_add_epi64(_mm512_sub_epi64(v, ifma::load(y + j)), c.q);
+    ifma::store(out + j, ifma::csub(ifma::mul_shoup_lazy(v, wv, ws, c), c.q));
+  }
+}
+
+VEIL_AVX512 void tensor_avx512(const Modulus& m, const u64* a0, const u64* a1, const u64* b0, const u64* b1,
+                               u64* c0, u64* c1, u64* c2, std::size_t n) {
+  const ifma::Consts c = ifma::consts(m);
+  const bool square = a0 == b0 && a1 == b1;
+  const __m512i z = _mm512_setzero_si512();
+  for (std::size_t j = 0; j < n; j += 8) {
+    const __m512i x0 = ifma::load(a0 + j), x1 = ifma::load(a1 + j);
+    const __m512i y0 = square ? x0 : ifma::load(b0 + j), y1 = square ? x1 : ifma::load(b1 + j);
+    // The middle term x0 y1 + x1 y0 < 2 q^2 < 2^(L+51): one Barrett step for the sum.
+    __m512i mid;
+    if (square) {
+      mid = ifma::mul_lazy(_mm512_add_epi64(x0, x0), x1, c);
+    } else {
+      const __m512i hi = _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(z, x0, y1), x1, y0);
+      const __m512i lo = _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(z, x0, y1), x1, y0);
+      mid = ifma::barrett_lazy(hi, lo, c);
+    }
+    ifma::store(c0 + j, ifma::reduce3(ifma::mul_lazy(x0, y0, c), c));
+    ifma::store(c1 + j, ifma::reduce3(mid, c));
+    ifma::store(c2 + j, ifma::reduce3(ifma::mul_lazy(x1, y1, c), c));
+  }
+}
+
+VEIL_AVX512 void dot2_avx512(const Modulus& m, std::size_t terms, const u64* const* v,
+                             const std::uint32_t* perm, const u64* const* k0, const u64* const* k1, u64* o0,
+                             u64* o1, std::size_t n) {
+  const ifma::Consts c = ifma::consts(m);
+  const ifma::HalvesFold f = ifma::halves_fold(m);
+  // Each term adds below 2^52 to a 64-bit sum of halves: fold every 2^11 terms.
+  constexpr std::size_t kFold = std::size_t{1} << 11;
+  for (std::size_t j = 0; j < n; j += 8) {
+    __m512i h0 = _mm512_setzero_si512(), l0 = h0, h1 = h0, l1 = h0;
+    const __m256i idx = perm ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(perm + j)) : __m256i{};
+    for (std::size_t t = 0; t < terms; ++t) {
+      const __m512i x = perm ? _mm512_i32gather_epi64(idx, v[t], 8) : ifma::load(v[t] + j);
+      const __m512i a = ifma::load(k0[t] + j), b = ifma::load(k1[t] + j);
+      h0 = _mm512_madd52hi_epu64(h0, x, a);
+      l0 = _mm512_madd52lo_epu64(l0, x, a);
+      h1 = _mm512_madd52hi_epu64(h1, x, b);
+      l1 = _mm512_madd52lo_epu64(l1, x, b);
+      if ((t + 1) % kFold == 0 && t + 1 < terms) {
+        l0 = ifma::fold_halves(h0, l0, f, c);
+        l1 = ifma::fold_halves(h1, l1, f, c);
+        h0 = h1 = _mm512_setzero_si512();
+      }
+    }
+    ifma::store(o0 + j, ifma::fold_halves(h0, l0, f, c));
+    ifma::store(o1 + j, ifma::fold_halves(h1, l1, f, c));
+  }
+}
+
+}  // namespace veil::math
