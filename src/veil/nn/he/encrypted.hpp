@@ -93,6 +93,14 @@ class EncryptedNetwork {
                      const rlwe::RelinKeys* relin) const;
   // Whether polynomial stage k may leave its products unrelinearised (throughput mode).
   bool lazy_relin(std::size_t k) const;
+  // Residual networks: every stage's output scale and each weighted linear stage's target
+  // (scales_, targets_; both empty for chains, which keep the default encodings).
+  void set_exact_scales();
+  // Throughput mode: the weight scale that lands linear stage `stage`'s rescaled output on
+  // its target (0, the default q_level, for chains).
+  double weight_scale(std::size_t stage, const ckks::Ciphertext& in) const;
+  // Whether stage k reads stage k - 1 alone and is its only reader (a chain link).
+  bool reads_only_previous(std::size_t k) const;
   // Throughput mode: linear -> polynomial -> sum pool, one pool output at a time, so the
   // (large) pre-pool tensor is never held in memory at once. Returns false when the
   // three stages starting at `stage` do not have that shape.
@@ -107,6 +115,8 @@ class EncryptedNetwork {
   ckks::CkksEncoder encoder_;
   ckks::Evaluator eval_;
   std::vector<std::unique_ptr<he::LinearTransform>> transforms_;  // latency, per stage
+  std::vector<int> readers_;  // [k + 1]: stages reading stage k's output ([0]: the input)
+  std::vector<double> scales_, targets_;
 };
 
 }  // namespace veil::nn
