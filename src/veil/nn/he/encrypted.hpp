@@ -7,6 +7,9 @@
 // Throughput mode (CryptoNets, Gilad-Bachrach et al. 2016): slot b of every ciphertext
 // belongs to image b, one ciphertext per tensor element; a linear stage is a weighted
 // sum of ciphertexts with no rotation at all, so up to N/2 images cost one evaluation.
+// Residual networks (Add stages) run in both modes: a stage's output is kept until its last
+// reader ran, an Add adds ciphertexts (the higher input's levels dropped), and the linear
+// stages land exactly on the scales the joins need (set_exact_scales).
 #pragma once
 
 #include <functional>
