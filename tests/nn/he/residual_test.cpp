@@ -187,7 +187,8 @@ TEST(Residual, ThroughputModeMatchesPlainForEveryImage) {
 }
 
 // A residual block straight on the network input (the input is read twice) still packs
-// and runs: the branch's last convolution writes the input's layout.
+// and runs: the input is sent without copies (both readers must see one layout) and the
+// branch's last convolution writes the input's layout.
 TEST(Residual, IdentityShortcutFromTheInput) {
   std::mt19937_64 rng(5);
   Graph g = test::empty_graph({1, 4, 4});
@@ -197,6 +198,7 @@ TEST(Residual, IdentityShortcutFromTheInput) {
   const Network net = lower(g);
   const Plan plan = make_plan(net, toy_options(Mode::kLatency, 10));
   EXPECT_EQ(plan.packing.stages[0].out, plan.packing.input);
+  EXPECT_EQ(plan.packing.input.replicas, 1);  // no copies: the Add reads the input too
   Client cl(plan);
   const EvaluationKeys keys = make_evaluation_keys(plan, cl.keygen);
   EncryptedNetwork server(net, plan, cl.ctx);

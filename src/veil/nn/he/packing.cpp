@@ -345,7 +345,8 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
     for (int src : net.inputs_of(k)) ++readers[src + 1];
   const Layout input = Layout::compact(net.input, slots);
   frontier[0].push_back({input, 0.0, {}, false});
-  if (const Layout copies = Layout::replicated(input); !(copies == input))
+  // Copies of the input only when one stage reads it (its readers must agree on a layout).
+  if (const Layout copies = Layout::replicated(input); !(copies == input) && readers[0] == 1)
     frontier[0].push_back({copies, 0.0, {}, false});
 
   auto relax = [&](int k, const Layout& l, double c, std::vector<int> parents, bool fold) {
@@ -450,7 +451,6 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
       f = {*best};
     }
   }
-  if (readers[0] > 1 && frontier[0].size() > 1) frontier[0].resize(1);
 
   // Walk back from the cheapest final layout.
   std::vector<int> choice(count + 1, -1);
