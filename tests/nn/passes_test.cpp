@@ -329,6 +329,35 @@ TEST(Passes, ResidualBlockKeepsThePolynomialWhole) {
   EXPECT_NE(describe(net).find("add join"), std::string::npos);
 }
 
+// A pre-activation block's activation feeds both the branch convolution and the 1x1
+// projection shortcut: its leading coefficient moves into both, so the quadratic costs one
+// level; an activation also read by an Add (above) keeps it.
+TEST(Passes, ForkIntoTwoConvolutionsMakesThePolynomialMonic) {
+  std::mt19937_64 rng(23);
+  Graph g = test::empty_graph({2, 6, 6});
+  const int c0 = add_conv(g, -1, 3, 3, 1, 1, 1, rng);
+  const int act = add_poly(g, c0, {0.1, 0.5, 0.25});
+  const int branch = add_conv(g, act, 4, 3, 2, 1, 1, rng);
+  const int shortcut = add_conv(g, act, 4, 1, 2, 0, 1, rng);
+  Node add;
+  add.op = OpKind::kAdd;
+  add.name = "join";
+  add.inputs = {branch, shortcut};
+  const int a = add_node(g, add);
+  g.output = add_gemm(g, add_simple(g, OpKind::kFlatten, a, "flat"), 4, rng);
+  const auto x = test::random_vector(72, rng);
+  const auto expected = evaluate(g, x);
+  for (int bits = 0; bits < 16; ++bits) {
+    SCOPED_TRACE(bits);
+    EXPECT_LT(test::max_rel_diff(evaluate(lower(g, options_from_bits(bits)), x), expected), 1e-10);
+  }
+  const Network net = lower(g);
+  ASSERT_EQ(net.stages[1].kind, Stage::Kind::kPoly);
+  EXPECT_EQ(net.stages[1].poly.coefficients, (std::vector<double>{0.4, 2.0, 1.0}));
+  // conv 1, poly 1 (monic), conv 1, add 0, fc 1.
+  EXPECT_EQ(cost(net).depth, 4);
+}
+
 TEST(Cost, ShippedModelsBeforeAndAfterMerging) {
   struct Expect {
     const char* model;

@@ -1,4 +1,5 @@
 // `veil plan`: what the merging passes did and the CKKS plan, without encrypting anything.
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 
@@ -65,6 +66,26 @@ void print_costs(const Model& m) {
   std::printf("  %-26s %12d %12d\n", "rotations (latency mode)", rotations(unmerged), rotations(m.network));
 }
 
+// How deep a network the larger rings hold without bootstrapping: with this plan's scale,
+// and the deepest chain at any scale the planner accepts (smaller primes, more of them,
+// until too few primes = 1 mod 2N exist near the size).
+void print_depth_budget(const Model& m, const nn::PlanOptions& options) {
+  const int scale_bits = static_cast<int>(std::lround(std::log2(m.plan.params.scale)));
+  std::cout << "  depth budget, 128-bit, no bootstrapping (a layer = linear + degree-2 activation = 2 "
+               "levels):\n";
+  for (int log_n : {15, 16}) {
+    const int levels = nn::max_depth(log_n, scale_bits, options);
+    int best = levels, best_bits = scale_bits;
+    for (int bits = options.min_scale_bits; bits < scale_bits; ++bits)
+      if (const int d = nn::max_depth(log_n, bits, options); d > best) best = d, best_bits = bits;
+    std::cout << "    N = 2^" << log_n << ": " << levels << " levels at scale 2^" << scale_bits << " ("
+              << levels / 2 << " layers)";
+    if (best > levels) std::cout << ", " << best << " at 2^" << best_bits << " (" << best / 2 << " layers)";
+    std::cout << "\n";
+  }
+  std::cout << "    this model needs " << m.plan.depth << " levels\n";
+}
+
 }  // namespace
 
 void register_plan(CLI::App& app) {
@@ -81,6 +102,7 @@ void register_plan(CLI::App& app) {
               << nn::describe(m.network) << "\n";
     print_costs(m);
     std::cout << "\nplan\n" << m.plan.describe();
+    print_depth_budget(m, o->plan);
     if (m.plan.mode == nn::Mode::kLatency) {
       std::cout << "  layouts:\n    input  " << m.plan.packing.input.describe() << "\n";
       for (const auto& s : m.plan.packing.stages)

@@ -1,6 +1,7 @@
 #include "veil/he/linear_transform.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "veil/common/error.hpp"
@@ -97,9 +98,11 @@ std::size_t PackedPlaintext::bytes_at(const ckks::CkksContext& ctx, int level) {
 }
 
 LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level,
-                                 int giant_step, bool cache_plaintexts)
-    : encoder_(&encoder), spec_(std::move(spec)), level_(level) {
+                                 int giant_step, bool cache_plaintexts, double plaintext_scale)
+    : encoder_(&encoder), spec_(std::move(spec)), level_(level), plaintext_scale_(plaintext_scale) {
   check_spec(spec_);
+  VEIL_REQUIRE(plaintext_scale == 0 || (std::isfinite(plaintext_scale) && plaintext_scale >= 1),
+               "linear transform: plaintext scale must be >= 1, got " << plaintext_scale);
   for (const auto& t : spec_.diagonals)
     VEIL_REQUIRE(spec_.unit || t.values.size() == spec_.slots, "diagonal has the wrong length");
   VEIL_REQUIRE(level_ >= (spec_.unit ? 0 : 1), "a linear map with weights needs a level to rescale");
@@ -155,7 +158,9 @@ Plaintext LinearTransform::encode_term(const Group& g, const Term& t) const {
   } else {
     for (const auto& [s, x] : sparse_[t.diagonal]) rotated[(s + g.giant) % n] = x;
   }
-  const double scale = static_cast<double>(encoder_->context()->modulus(level_).value());
+  const double scale = plaintext_scale_ > 0
+                           ? plaintext_scale_
+                           : static_cast<double>(encoder_->context()->modulus(level_).value());
   return encoder_->encode(std::span<const double>(rotated), scale, level_, n);
 }
 

@@ -58,10 +58,12 @@ class PackedPlaintext {
 class LinearTransform {
  public:
   // Plaintext diagonals are encoded for inputs at `level`, at scale q_level, so the
-  // rescale restores the input's scale whatever it is. With
+  // rescale restores the input's scale whatever it is (or at `plaintext_scale` when
+  // given: the result then has scale input scale * plaintext_scale / q_level, which lets a
+  // caller land it on a chosen scale). With
   // `cache_plaintexts` false they are encoded on the fly in apply() (saves memory).
   LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level, int giant_step = 0,
-                  bool cache_plaintexts = true);
+                  bool cache_plaintexts = true, double plaintext_scale = 0);
 
   std::vector<ckks::Ciphertext> apply(const ckks::Evaluator& eval, const std::vector<ckks::Ciphertext>& in,
                                       const rlwe::GaloisKeys& gk) const;
@@ -87,6 +89,7 @@ class LinearTransform {
   const ckks::CkksEncoder* encoder_;
   LinearTransformSpec spec_;
   int level_;
+  double plaintext_scale_ = 0;  // 0: q_level
   int giant_;
   std::vector<std::vector<int>> baby_steps_;  // per input block
   std::vector<Group> groups_;

@@ -127,7 +127,45 @@ class PolyEvaluator {
   std::map<int, Ciphertext> powers_;
 };
 
+// PolyEvaluator's level and scale arithmetic alone (natural()).
+class ScaleMirror {
+ public:
+  ScaleMirror(const ckks::CkksContext& ctx, int level, double scale) : ctx_(ctx) {
+    powers_[1] = {level, scale};
+  }
+
+  std::pair<int, double> power(int m) {
+    if (auto it = powers_.find(m); it != powers_.end()) return it->second;
+    const auto [level, scale] = power(m / 2);
+    return powers_[m] = {level - 1, scale * scale / prime(level)};
+  }
+
+  std::pair<int, double> natural(const std::vector<double>& p) {
+    const int d = static_cast<int>(p.size()) - 1;
+    const auto x = power(1);
+    if (d == 1) return p[1] == 1.0 ? x : std::pair<int, double>{x.first - 1, x.second};
+    const int m = std::bit_floor(static_cast<unsigned>(d));
+    const std::vector<double> q(p.begin() + m, p.end());
+    if (q.size() == 1 && q[0] == 1.0) return power(m);  // the lower terms land on it
+    const auto qc = natural(q), xm = power(m);
+    const int l = std::min(qc.first, xm.first);
+    return {l - 1, qc.second * xm.second / prime(l)};
+  }
+
+ private:
+  double prime(int level) const { return static_cast<double>(ctx_.modulus(level).value()); }
+  const ckks::CkksContext& ctx_;
+  std::map<int, std::pair<int, double>> powers_;
+};
+
 }  // namespace
+
+double polynomial_scale(const ckks::CkksContext& ctx, const std::vector<double>& coefficients, int level,
+                        double scale) {
+  const std::vector<double> c = trimmed(coefficients);
+  if (c.size() < 2 || c.back() != 1.0) return scale;
+  return ScaleMirror(ctx, level, scale).natural(c).second;
+}
 
 int polynomial_depth(const std::vector<double>& coefficients) {
   const std::vector<double> c = trimmed(coefficients);

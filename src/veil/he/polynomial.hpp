@@ -32,4 +32,11 @@ ckks::Ciphertext evaluate_polynomial(const ckks::Evaluator& eval, const ckks::Ci
                                      const std::vector<double>& coefficients, const rlwe::RelinKeys& rk,
                                      bool relinearize_result = true);
 
+// The scale evaluate_polynomial's relinearised result has for an input at (level, scale):
+// the input's own when the polynomial is not monic (or is x + c), else the scale its
+// powers and products naturally land on. The same double arithmetic as the evaluation, so
+// the two agree to the last bit or so (callers plan scale corrections with it).
+double polynomial_scale(const ckks::CkksContext& ctx, const std::vector<double>& coefficients, int level,
+                        double scale);
+
 }  // namespace veil::he

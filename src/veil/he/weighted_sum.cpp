@@ -12,12 +12,15 @@ namespace veil::he {
 
 using ckks::Ciphertext;
 
-WeightedSum::WeightedSum(ckks::ContextPtr ctx, SparseWeights weights, int level)
+WeightedSum::WeightedSum(ckks::ContextPtr ctx, SparseWeights weights, int level, double weight_scale)
     : ctx_(std::move(ctx)), m_(weights), level_(level) {
   VEIL_REQUIRE(level >= 0, "weighted sum: level " << level << " is negative");
   VEIL_REQUIRE(m_.row_ptr.size() == static_cast<std::size_t>(m_.rows) + 1 && m_.col.size() == m_.val.size(),
                "weighted sum: malformed sparse weights");
-  const double w_scale = static_cast<double>(ctx_->modulus(level).value());
+  VEIL_REQUIRE(weight_scale == 0 || (std::isfinite(weight_scale) && weight_scale >= 1),
+               "weighted sum: weight scale must be >= 1, got " << weight_scale);
+  weight_scale_ = weight_scale > 0 ? weight_scale : static_cast<double>(ctx_->modulus(level).value());
+  const double w_scale = weight_scale_;
   const std::size_t nnz = m_.val.size();
   residues_.assign(static_cast<std::size_t>(level) + 1, std::vector<u64>(nnz));
   parallel_for(residues_.size(), [&](std::size_t i) {
@@ -45,8 +48,7 @@ WeightedSum::WeightedSum(ckks::ContextPtr ctx, SparseWeights weights, int level)
 }
 
 Ciphertext WeightedSum::accumulator(const std::vector<Ciphertext>& in) const {
-  return Ciphertext(*ctx_, in[0].size(), level_,
-                    in[0].scale() * static_cast<double>(ctx_->modulus(level_).value()), in[0].slots());
+  return Ciphertext(*ctx_, in[0].size(), level_, in[0].scale() * weight_scale_, in[0].slots());
 }
 
 void WeightedSum::accumulate_rows(std::span<const int> rows, std::span<const u64* const> src, std::size_t i,

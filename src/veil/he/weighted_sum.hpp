@@ -29,10 +29,12 @@ struct SparseWeights {
 
 class WeightedSum {
  public:
-  // Weights as constants for inputs at `level` (the ciphertexts' level).
-  WeightedSum(ckks::ContextPtr ctx, SparseWeights weights, int level);
+  // Weights as constants for inputs at `level` (the ciphertexts' level), encoded at
+  // `weight_scale` (0: q_level; another value lets the caller land the rescaled result on a
+  // chosen scale, e.g. the scale of the other branch of a residual join).
+  WeightedSum(ckks::ContextPtr ctx, SparseWeights weights, int level, double weight_scale = 0);
 
-  // Every row's sum, not yet rescaled: scale in.scale * q_level, in[0]'s size (inputs may
+  // Every row's sum, not yet rescaled: scale in.scale * weight scale, in[0]'s size (inputs may
   // be unrelinearised products). All inputs at the level given at construction.
   std::vector<ckks::Ciphertext> apply(const std::vector<ckks::Ciphertext>& in) const;
 
@@ -50,6 +52,7 @@ class WeightedSum {
   ckks::ContextPtr ctx_;
   SparseWeights m_;
   int level_ = 0;
+  double weight_scale_ = 0;
   std::vector<std::vector<math::u64>> residues_;  // per limb
   std::vector<std::int32_t> small_;               // signed, when all fit 31 bits
   std::vector<std::vector<int>> blocks_;          // rows with identical columns, up to 8

@@ -4,8 +4,8 @@
 // A network is a graph of stages over flattened C x H x W tensors (channel-major, the
 // same order as the ONNX input), in topological order: each stage names the stages it
 // reads (Stage::inputs), so a residual block is an Add stage reading two earlier outputs.
-// The chain, each stage reading the one before, is the special case every encrypted
-// evaluator handles today (Network::is_chain). Linear stages carry an explicit sparse matrix, so one
+// The chain, each stage reading the one before, is the common case (Network::is_chain);
+// every evaluator, encrypted ones included, runs both. Linear stages carry an explicit sparse matrix, so one
 // representation covers Conv (any kernel/stride/padding, groups 1 or depthwise), Gemm,
 // MatMul, folded batch norm, average pooling and their merges; the packing code derives
 // slot layouts and diagonals from the matrix and the stage's geometry hints.

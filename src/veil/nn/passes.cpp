@@ -166,7 +166,9 @@ void fold_pools(std::vector<Item>& items) {
 }
 
 // (c) p(x) = c_d * q(x) with q monic; c_d moves into the first linear stage after the
-// polynomial that multiplies by weights (a sum pool in between commutes with scaling).
+// polynomial that multiplies by weights (a sum pool in between commutes with scaling), or
+// at a fork into every reader when each is such a stage. A monic quadratic costs one level
+// where c_d x^2 + ... costs two.
 void fold_leading_coefficients(std::vector<Item>& items) {
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (items[i].origin != Origin::kPoly) continue;
@@ -180,8 +182,24 @@ void fold_leading_coefficients(std::vector<Item>& items) {
         target = &items[j].lin();
         break;
       }
-    if (!target) continue;
-    scale_columns(*target, lead);
+    std::vector<LinearStage*> targets;
+    if (target) {
+      targets.push_back(target);
+    } else {
+      // A fork (a pre-activation residual block's activation feeds both the branch and the
+      // projection shortcut): c_d moves into every reader when all multiply by weights.
+      bool all = true;
+      for (std::size_t j = i + 1; j < items.size(); ++j)
+        for (int src : items[j].inputs) {
+          if (src != static_cast<int>(i)) continue;
+          if (items[j].linear() && !items[j].lin().unit_weights && items[j].inputs.size() == 1)
+            targets.push_back(&items[j].lin());
+          else
+            all = false;
+        }
+      if (!all || targets.size() < 2) continue;
+    }
+    for (LinearStage* t : targets) scale_columns(*t, lead);
     for (double& v : c) v /= lead;
     c.back() = 1.0;
   }

@@ -136,7 +136,13 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
   VEIL_REQUIRE(ctx_->params().q == plan_.params.q && ctx_->params().p == plan_.params.p,
                "context does not match the plan's parameters");
   VEIL_REQUIRE(plan_.stages.size() == net_.stages.size(), "plan and network have different stage counts");
-  require_chain(net_);
+  check_graph(net_);
+  readers_.assign(net_.stages.size() + 1, 0);
+  for (std::size_t k = 0; k < net_.stages.size(); ++k)
+    for (int src : net_.inputs_of(static_cast<int>(k))) ++readers_[src + 1];
+  if (plan_.mode == Mode::kLatency)
+    VEIL_REQUIRE(plan_.packing.stages.size() == net_.stages.size(), "plan has no packing for this network");
+  if (!net_.is_chain()) set_exact_scales();
   if (plan_.mode != Mode::kLatency) return;
   // The plan chose every layout and holds diagonal positions only: fill in the values
   // for those same layouts (no second search).
@@ -163,9 +169,16 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
         static_cast<std::size_t>(ps.counts.plaintext_mults) * he::PackedPlaintext::bytes_at(*ctx_, level);
     const bool cache = ps.counts.plaintext_mults > 0 && bytes <= budget;
     if (cache) budget -= bytes;
+    // Residual networks: the diagonals' scale lands the result on the stage's planned scale.
+    double pt_scale = 0;
+    if (!targets_.empty() && targets_[k] != 0) {
+      const int src = net_.inputs_of(static_cast<int>(k)).front();
+      const double in_scale = src < 0 ? plan_.params.scale : scales_[src];
+      pt_scale = targets_[k] * static_cast<double>(ctx_->modulus(level).value()) / in_scale;
+    }
     transforms_[k] = std::make_unique<he::LinearTransform>(
         encoder_, pack_linear(net_.stages[k].linear, ps.in, ps.out, !ps.spec.fold_steps.empty(), true), level,
-        ps.giant_step, cache);
+        ps.giant_step, cache, pt_scale);
     const std::size_t ct_bytes = 2 * static_cast<std::size_t>(level + 1) * ctx_->n() * sizeof(u64);
     const auto cts = static_cast<std::size_t>(ps.counts.baby_rotations + ps.counts.giant_rotations +
                                               ps.spec.in_blocks + ps.spec.out_blocks) +
@@ -204,35 +217,56 @@ std::vector<Ciphertext> EncryptedNetwork::evaluate(std::vector<Ciphertext> input
                                                    const StageObserver& observer) const {
   check_inputs(inputs);
   if (stage_seconds) stage_seconds->assign(net_.stages.size(), 0.0);
-  std::vector<Ciphertext> x = std::move(inputs);
+  // values[k + 1]: stage k's output until its last reader has run (values[0]: the input).
+  std::vector<std::vector<Ciphertext>> values(net_.stages.size() + 1);
+  std::vector<int> unread = readers_;
+  values[0] = std::move(inputs);
+  // A producer's output for one reader: moved out on its last read, else copied.
+  auto take = [&](int src) { return --unread[src + 1] == 0 ? std::move(values[src + 1]) : values[src + 1]; };
   for (std::size_t k = 0; k < net_.stages.size(); ++k) {
+    const std::vector<int> inputs_k = net_.inputs_of(static_cast<int>(k));
     if (fusable(k)) {
       double secs[3];
-      x = fused_batch(k, x, keys, secs);
+      values[k + 3] = fused_batch(k, take(inputs_k[0]), keys, secs);
       for (int i = 0; i < 3; ++i)
         if (stage_seconds) (*stage_seconds)[k + i] = secs[i];
       // Per-stage observation is not possible inside the fusion; report the pool output.
-      if (observer) observer(k + 2, x);
+      if (observer) observer(k + 2, values[k + 3]);
       k += 2;
       continue;
     }
     const auto start = std::chrono::steady_clock::now();
     const Stage& st = net_.stages[k];
+    std::vector<Ciphertext> x;
     if (st.kind == Stage::Kind::kPoly) {
+      x = take(inputs_k[0]);
       const bool relin = !lazy_relin(k);
       parallel_for(x.size(), [&](std::size_t i) {
         x[i] = he::evaluate_polynomial(eval_, x[i], st.poly.coefficients, keys.relin, relin);
       });
-    } else if (plan_.mode == Mode::kLatency) {
-      x = transforms_[k]->apply(eval_, x, keys.galois);
+    } else if (st.kind == Stage::Kind::kAdd) {
+      // A residual join: the inputs share a layout (latency) or an element order
+      // (throughput) and the plan's scale; the evaluator drops the higher one's levels.
+      x = take(inputs_k[0]);
+      for (std::size_t j = 1; j < inputs_k.size(); ++j) {
+        const std::vector<Ciphertext> y = take(inputs_k[j]);
+        VEIL_REQUIRE(y.size() == x.size(), "internal: inputs of '" << st.add.name << "' have " << x.size()
+                                                                   << " and " << y.size() << " ciphertexts");
+        parallel_for(x.size(), [&](std::size_t i) { eval_.add_inplace(x[i], y[i]); });
+      }
     } else {
-      x = linear_batch(k, x, &keys.relin);
+      const std::vector<Ciphertext> in = take(inputs_k[0]);
+      if (plan_.mode == Mode::kLatency)
+        x = transforms_[k]->apply(eval_, in, keys.galois);
+      else
+        x = linear_batch(k, in, &keys.relin);
     }
     if (stage_seconds)
       (*stage_seconds)[k] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (observer) observer(k, x);
+    values[k + 1] = std::move(x);
   }
-  return x;
+  return std::move(values.back());
 }
 
 // A sum-pool output: additions only, no level.
@@ -267,7 +301,7 @@ std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const 
     return out;
   }
   // The kernel owns the weight residues at this level (he/weighted_sum.hpp).
-  out = he::WeightedSum(ctx_, sparse_weights(st), in[0].level()).apply(in);
+  out = he::WeightedSum(ctx_, sparse_weights(st), in[0].level(), weight_scale(stage, in[0])).apply(in);
   parallel_for(out.size(), [&](std::size_t o) { finish_output(st, o, out[o], relin); });
   return out;
 }
@@ -284,6 +318,74 @@ void EncryptedNetwork::finish_output(const LinearStage& st, std::size_t o, Ciphe
   if (st.bias[o] != 0) eval_.add_const_inplace(acc, st.bias[o]);
 }
 
+double EncryptedNetwork::weight_scale(std::size_t stage, const Ciphertext& in) const {
+  // Chains keep the weights at q_level (their scale drifts a little after each monic
+  // polynomial, which nothing notices). Where branches join, the stage lands exactly on
+  // its planned scale (set_exact_scales), so the inputs of an Add agree: the correction
+  // rides on the weights' encoding, no extra level or product.
+  if (targets_.empty()) return 0;
+  const int l = in.level();
+  double w = targets_[stage] * static_cast<double>(ctx_->modulus(l).value()) / in.scale();
+  if (in.size() == 3) w *= static_cast<double>(ctx_->modulus(l - 1).value());  // rescaled twice
+  return w;
+}
+
+void EncryptedNetwork::set_exact_scales() {
+  // Scales of every stage's output, in the evaluators' own arithmetic. A weighted linear
+  // stage lands on the plan's scale, or, when it ends a branch (an Add is its only
+  // reader), on the scale of the Add's other inputs, which may be a polynomial's or the
+  // block input's (post-activation blocks: x + conv(act(conv(x))) with x = act(...)).
+  const std::size_t count = net_.stages.size();
+  const double delta = plan_.params.scale;
+  std::vector<double>& scale = scales_;
+  scale.assign(count, 0.0);
+  targets_.assign(count, 0.0);
+  std::vector<bool> flexible(count, false);
+  auto scale_of = [&](int src) { return src < 0 ? delta : scale[src]; };
+  for (std::size_t k = 0; k < count; ++k) {
+    const Stage& st = net_.stages[k];
+    const std::vector<int> inputs = net_.inputs_of(static_cast<int>(k));
+    if (st.kind == Stage::Kind::kPoly) {
+      const double s = scale_of(inputs[0]);
+      scale[k] = lazy_relin(k)
+                     ? s * s
+                     : he::polynomial_scale(*ctx_, st.poly.coefficients, plan_.stages[k].level_in, s);
+    } else if (st.kind == Stage::Kind::kLinear) {
+      const bool weighted =
+          plan_.mode == Mode::kLatency ? !plan_.packing.stages[k].spec.unit : !st.linear.unit_weights;
+      if (!weighted) {
+        scale[k] = scale_of(inputs[0]);
+        continue;
+      }
+      // A branch end: its only reader is an Add.
+      for (std::size_t j = k + 1; j < count && readers_[k + 1] == 1; ++j)
+        for (int src : net_.inputs_of(static_cast<int>(j)))
+          if (src == static_cast<int>(k)) flexible[k] = net_.stages[j].kind == Stage::Kind::kAdd;
+      if (!flexible[k]) scale[k] = targets_[k] = delta;
+    } else {
+      double s = 0;
+      for (int src : inputs) {
+        if (src >= 0 && flexible[src]) continue;
+        VEIL_REQUIRE(s == 0 || std::abs(scale_of(src) / s - 1) < 1e-9,
+                     "node '" << st.add.name << "': its inputs arrive at different scales (2^" << std::log2(s)
+                              << " and 2^" << std::log2(scale_of(src))
+                              << "); end one of the branches with a linear stage (e.g. a convolution), "
+                              << "whose weights then carry the correction");
+        s = scale_of(src);
+      }
+      if (s == 0) s = delta;
+      for (int src : inputs)
+        if (src >= 0 && flexible[src]) scale[src] = targets_[src] = s;
+      scale[k] = s;
+    }
+  }
+}
+
+bool EncryptedNetwork::reads_only_previous(std::size_t k) const {
+  return k > 0 && net_.inputs_of(static_cast<int>(k)) == std::vector<int>{static_cast<int>(k) - 1} &&
+         readers_[k] == 1;
+}
+
 bool EncryptedNetwork::lazy_relin(std::size_t k) const {
   // Throughput mode, a monic quadratic, and a weighted linear stage (possibly after sum
   // pools) that will relinearise its outputs.
@@ -292,7 +394,8 @@ bool EncryptedNetwork::lazy_relin(std::size_t k) const {
   if (c.size() != 3 || c[2] != 1.0) return false;
   for (std::size_t j = k + 1; j < net_.stages.size(); ++j) {
     const Stage& s = net_.stages[j];
-    if (s.kind != Stage::Kind::kLinear) return false;
+    // Only along a path no other stage reads (an Add needs relinearised, rescaled inputs).
+    if (s.kind != Stage::Kind::kLinear || !reads_only_previous(j)) return false;
     if (!s.linear.unit_weights) return true;
   }
   return false;
@@ -301,6 +404,7 @@ bool EncryptedNetwork::lazy_relin(std::size_t k) const {
 bool EncryptedNetwork::fusable(std::size_t k) const {
   if (plan_.mode != Mode::kThroughput || k + 2 >= net_.stages.size()) return false;
   const Stage &a = net_.stages[k], &b = net_.stages[k + 1], &c = net_.stages[k + 2];
+  if (!reads_only_previous(k + 1) || !reads_only_previous(k + 2)) return false;
   if (a.kind != Stage::Kind::kLinear || a.linear.unit_weights || b.kind != Stage::Kind::kPoly ||
       c.kind != Stage::Kind::kLinear || !c.linear.unit_weights)
     return false;
@@ -317,7 +421,7 @@ std::vector<Ciphertext> EncryptedNetwork::fused_batch(std::size_t k, const std::
   const LinearStage& conv = net_.stages[k].linear;
   const LinearStage& pool = net_.stages[k + 2].linear;
   const auto& coeffs = net_.stages[k + 1].poly.coefficients;
-  const he::WeightedSum weighted(ctx_, sparse_weights(conv), in[0].level());
+  const he::WeightedSum weighted(ctx_, sparse_weights(conv), in[0].level(), weight_scale(k, in[0]));
   const bool relin_poly = !lazy_relin(k + 1);
   std::vector<Ciphertext> out(pool.out.size());
   std::vector<double> cpu(3 * out.size(), 0.0);

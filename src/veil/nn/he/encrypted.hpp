@@ -7,6 +7,9 @@
 // Throughput mode (CryptoNets, Gilad-Bachrach et al. 2016): slot b of every ciphertext
 // belongs to image b, one ciphertext per tensor element; a linear stage is a weighted
 // sum of ciphertexts with no rotation at all, so up to N/2 images cost one evaluation.
+// Residual networks (Add stages) run in both modes: a stage's output is kept until its last
+// reader ran, an Add adds ciphertexts (the higher input's levels dropped), and the linear
+// stages land exactly on the scales the joins need (set_exact_scales).
 #pragma once
 
 #include <functional>
@@ -93,6 +96,14 @@ class EncryptedNetwork {
                      const rlwe::RelinKeys* relin) const;
   // Whether polynomial stage k may leave its products unrelinearised (throughput mode).
   bool lazy_relin(std::size_t k) const;
+  // Residual networks: every stage's output scale and each weighted linear stage's target
+  // (scales_, targets_; both empty for chains, which keep the default encodings).
+  void set_exact_scales();
+  // Throughput mode: the weight scale that lands linear stage `stage`'s rescaled output on
+  // its target (0, the default q_level, for chains).
+  double weight_scale(std::size_t stage, const ckks::Ciphertext& in) const;
+  // Whether stage k reads stage k - 1 alone and is its only reader (a chain link).
+  bool reads_only_previous(std::size_t k) const;
   // Throughput mode: linear -> polynomial -> sum pool, one pool output at a time, so the
   // (large) pre-pool tensor is never held in memory at once. Returns false when the
   // three stages starting at `stage` do not have that shape.
@@ -107,6 +118,8 @@ class EncryptedNetwork {
   ckks::CkksEncoder encoder_;
   ckks::Evaluator eval_;
   std::vector<std::unique_ptr<he::LinearTransform>> transforms_;  // latency, per stage
+  std::vector<int> readers_;  // [k + 1]: stages reading stage k's output ([0]: the input)
+  std::vector<double> scales_, targets_;
 };
 
 }  // namespace veil::nn

@@ -264,84 +264,231 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   return spec;
 }
 
-void require_chain(const Network& net) {
-  for (std::size_t k = 0; k < net.stages.size(); ++k) {
+namespace {
+
+std::string shape_text(const Shape& s) {
+  return std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+}
+
+// The tensor stage k gives (polynomials keep their input's shape; -1: the input).
+Shape output_shape(const Network& net, int k) {
+  while (k >= 0) {
     const Stage& s = net.stages[k];
-    VEIL_REQUIRE(
-        s.kind != Stage::Kind::kAdd,
-        "node '" << s.add.name
-                 << "': residual connections are not supported by the non-interactive encrypted "
-                 << "mode; the lowered network is a chain of stages (the graph can still be evaluated "
-                 << "in the clear)");
-    VEIL_REQUIRE(net.inputs_of(static_cast<int>(k)) == std::vector<int>{static_cast<int>(k) - 1},
-                 "stage " << k + 1 << " '" << s.name()
-                          << "' does not read the stage before it; the encrypted "
-                          << "evaluators run chains of stages only");
+    if (s.kind == Stage::Kind::kLinear) return s.linear.out;
+    if (s.kind == Stage::Kind::kAdd) return s.add.shape;
+    k = net.inputs_of(k).front();
   }
+  return net.input;
+}
+
+std::string stage_text(const Network& net, int k) {
+  return k < 0 ? std::string("the network input")
+               : "stage " + std::to_string(k + 1) + " '" + net.stages[k].name() + "'";
+}
+
+}  // namespace
+
+void check_graph(const Network& net) {
+  const int count = static_cast<int>(net.stages.size());
+  std::vector<int> readers(count, 0);
+  for (int k = 0; k < count; ++k) {
+    const Stage& s = net.stages[k];
+    const std::vector<int> inputs = net.inputs_of(k);
+    for (int src : inputs) {
+      VEIL_REQUIRE(src >= -1 && src < k, "stage " << k + 1 << " '" << s.name() << "' reads stage " << src + 1
+                                                  << ", which does not come before it (stages must be in "
+                                                  << "topological order)");
+      if (src >= 0) ++readers[src];
+    }
+    if (s.kind == Stage::Kind::kAdd) {
+      VEIL_REQUIRE(inputs.size() >= 2,
+                   "node '" << s.add.name << "': an Add needs two inputs, it has " << inputs.size());
+      for (int src : inputs) {
+        const Shape in = output_shape(net, src);
+        VEIL_REQUIRE(in == s.add.shape,
+                     "node '" << s.add.name << "': residual Add of tensors of different shapes ("
+                              << stage_text(net, src) << " gives " << shape_text(in) << ", the Add takes "
+                              << shape_text(s.add.shape)
+                              << "); both branches must give the same shape: a shortcut that changes the "
+                              << "size or the channels needs a projection (e.g. a strided 1x1 Conv)");
+      }
+      continue;
+    }
+    VEIL_REQUIRE(inputs.size() == 1, "stage " << k + 1 << " '" << s.name() << "' reads " << inputs.size()
+                                              << " tensors; only an Add reads more than one");
+    if (s.kind == Stage::Kind::kLinear)
+      VEIL_REQUIRE(net.output_size(inputs[0]) == s.linear.in.size(),
+                   "stage " << k + 1 << " '" << s.name() << "' takes " << s.linear.in.size() << " values but "
+                            << stage_text(net, inputs[0]) << " gives " << net.output_size(inputs[0]));
+  }
+  for (int k = 0; k + 1 < count; ++k)
+    VEIL_REQUIRE(readers[k] > 0, "stage " << k + 1 << " '" << net.stages[k].name()
+                                          << "' is read by no later stage; only the last stage is the "
+                                          << "network's output");
 }
 
 Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
   VEIL_REQUIRE(!net.stages.empty(), "network has no stages");
-  require_chain(net);
+  check_graph(net);
+  const int count = static_cast<int>(net.stages.size());
   struct Node {
     Layout layout;
     double cost;
-    int parent;  // index into previous frontier
+    std::vector<int> parents;  // per input: index into that producer's frontier
     bool fold;
   };
-  std::vector<std::vector<Node>> frontier(net.stages.size() + 1);
+  // frontier[k + 1]: the layouts stage k's output may take, with the cheapest way there;
+  // frontier[0]: the input's.
+  std::vector<std::vector<Node>> frontier(count + 1);
+  std::vector<int> readers(count + 1, 0);  // with multiplicity (Add(x, x) reads x twice)
+  for (int k = 0; k < count; ++k)
+    for (int src : net.inputs_of(k)) ++readers[src + 1];
   const Layout input = Layout::compact(net.input, slots);
-  frontier[0].push_back({input, 0.0, -1, false});
-  if (const Layout copies = Layout::replicated(input); !(copies == input))
-    frontier[0].push_back({copies, 0.0, -1, false});
-  for (std::size_t k = 0; k < net.stages.size(); ++k) {
+  frontier[0].push_back({input, 0.0, {}, false});
+  // Copies of the input only when one stage reads it (its readers must agree on a layout).
+  if (const Layout copies = Layout::replicated(input); !(copies == input) && readers[0] == 1)
+    frontier[0].push_back({copies, 0.0, {}, false});
+
+  auto relax = [&](int k, const Layout& l, double c, std::vector<int> parents, bool fold) {
+    for (auto& node : frontier[k + 1])
+      if (node.layout == l && node.fold == fold) {
+        if (c < node.cost) node = {l, c, std::move(parents), fold};
+        return;
+      }
+    frontier[k + 1].push_back({l, c, std::move(parents), fold});
+  };
+  // (Re)builds the frontier of a linear or polynomial stage from its producer's; a linear
+  // stage also tries `targets` (layouts another branch of an Add reaches).
+  auto build = [&](int k, const std::vector<Layout>& targets) {
     const Stage& st = net.stages[k];
-    for (std::size_t p = 0; p < frontier[k].size(); ++p) {
-      const Node& from = frontier[k][p];
-      auto relax = [&](const Layout& l, double c, bool fold) {
-        for (auto& node : frontier[k + 1])
-          if (node.layout == l && node.fold == fold) {
-            if (c < node.cost) node = {l, c, static_cast<int>(p), fold};
-            return;
-          }
-        frontier[k + 1].push_back({l, c, static_cast<int>(p), fold});
-      };
+    const int src = net.inputs_of(k).front();
+    frontier[k + 1].clear();
+    for (std::size_t p = 0; p < frontier[src + 1].size(); ++p) {
+      const Node& from = frontier[src + 1][p];
+      const std::vector<int> parent = {static_cast<int>(p)};
       if (st.kind == Stage::Kind::kPoly) {
-        relax(from.layout,
+        relax(k, from.layout,
               from.cost + kRelinCost * from.layout.blocks() * he::polynomial_depth(st.poly.coefficients),
-              false);
+              parent, false);
         continue;
       }
-      for (const Candidate& c : candidates(st.linear, from.layout)) {
+      std::vector<Candidate> cands = candidates(st.linear, from.layout);
+      for (const Layout& t : targets)
+        if (t.shape == st.linear.out && std::none_of(cands.begin(), cands.end(), [&](const Candidate& c) {
+              return c.out == t && !c.fold;
+            }))
+          cands.push_back({t, false});
+      for (const Candidate& c : cands) {
         const he::LinearTransformSpec spec = pack_linear(st.linear, from.layout, c.out, c.fold, false);
-        relax(c.out, from.cost + stage_cost(spec, giant_step(spec, from.layout, c.out)), c.fold);
+        relax(k, c.out, from.cost + stage_cost(spec, giant_step(spec, from.layout, c.out)), parent, c.fold);
       }
     }
+  };
+  // The linear stage that ends the branch feeding an Add through `src` (polynomials keep
+  // their input's layout), when nothing else reads the stages in between; else -2.
+  auto branch_end = [&](int src, std::vector<int>& path) {
+    path.clear();
+    while (src >= 0 && readers[src + 1] == 1) {
+      path.push_back(src);
+      const Stage& s = net.stages[src];
+      if (s.kind == Stage::Kind::kLinear) return src;
+      if (s.kind != Stage::Kind::kPoly) break;
+      src = net.inputs_of(src).front();
+    }
+    return -2;
+  };
+
+  for (int k = 0; k < count; ++k) {
+    const Stage& st = net.stages[k];
+    const std::vector<int> inputs = net.inputs_of(k);
+    if (st.kind != Stage::Kind::kAdd) {
+      build(k, {});
+    } else {
+      // Each branch's last linear stage may also produce the layouts the others reach.
+      std::vector<std::vector<Layout>> reach(inputs.size());
+      for (std::size_t j = 0; j < inputs.size(); ++j)
+        for (const Node& n : frontier[inputs[j] + 1]) reach[j].push_back(n.layout);
+      std::vector<int> path;
+      for (std::size_t j = 0; j < inputs.size(); ++j) {
+        if (branch_end(inputs[j], path) < 0) continue;
+        std::vector<Layout> targets;
+        for (std::size_t i = 0; i < inputs.size(); ++i)
+          if (i != j) targets.insert(targets.end(), reach[i].begin(), reach[i].end());
+        // path runs from the Add's input back to the linear stage: rebuild it forwards.
+        build(path.back(), targets);
+        for (auto it = std::next(path.rbegin()); it != path.rend(); ++it) build(*it, {});
+      }
+      // The layouts every input reaches, at the sum of the cheapest ways there.
+      const auto& first = frontier[inputs[0] + 1];
+      for (std::size_t a = 0; a < first.size(); ++a) {
+        std::vector<int> parents = {static_cast<int>(a)};
+        double c = first[a].cost;
+        for (std::size_t j = 1; j < inputs.size() && parents.size() == j; ++j) {
+          const auto& other = frontier[inputs[j] + 1];
+          int best = -1;
+          for (std::size_t b = 0; b < other.size(); ++b)
+            if (other[b].layout == first[a].layout && (best < 0 || other[b].cost < other[best].cost))
+              best = static_cast<int>(b);
+          if (best < 0) break;
+          parents.push_back(best);
+          c += other[best].cost;
+        }
+        if (parents.size() == inputs.size()) relax(k, first[a].layout, c, std::move(parents), false);
+      }
+      VEIL_REQUIRE(
+          !frontier[k + 1].empty(),
+          "node '" << st.add.name << "': its inputs (" << stage_text(net, inputs[0]) << " and "
+                   << stage_text(net, inputs[1])
+                   << ") share no slot layout; a residual Add needs a linear stage (e.g. a "
+                   << "convolution) at the end of at least one branch, which can produce the other's "
+                   << "layout");
+    }
+    // A stage read by several stages keeps one layout, so that its readers agree.
+    auto& f = frontier[k + 1];
+    if (readers[k + 1] > 1 && f.size() > 1) {
+      const auto best =
+          std::min_element(f.begin(), f.end(), [](const Node& a, const Node& b) { return a.cost < b.cost; });
+      f = {*best};
+    }
   }
+
   // Walk back from the cheapest final layout.
-  std::vector<int> choice(net.stages.size() + 1);
+  std::vector<int> choice(count + 1, -1);
   const auto& last = frontier.back();
   choice.back() =
       static_cast<int>(std::min_element(last.begin(), last.end(),
                                         [](const Node& a, const Node& b) { return a.cost < b.cost; }) -
                        last.begin());
-  for (std::size_t k = net.stages.size(); k > 0; --k) choice[k - 1] = frontier[k][choice[k]].parent;
+  for (int k = count - 1; k >= 0; --k) {
+    VEIL_REQUIRE(choice[k + 1] >= 0, "internal: no layout chosen for stage " << k + 1);
+    const Node& node = frontier[k + 1][choice[k + 1]];
+    const std::vector<int> inputs = net.inputs_of(k);
+    for (std::size_t j = 0; j < inputs.size(); ++j) {
+      int& c = choice[inputs[j] + 1];
+      VEIL_REQUIRE(c < 0 || c == node.parents[j], "internal: readers of one stage chose different layouts");
+      c = node.parents[j];
+    }
+  }
 
   Packing packing;
   packing.slots = slots;
   packing.input = frontier[0][choice[0]].layout;
-  for (std::size_t k = 0; k < net.stages.size(); ++k) {
+  for (int k = 0; k < count; ++k) {
     const Stage& st = net.stages[k];
-    const Node& from = frontier[k][choice[k]];
+    const std::vector<int> inputs = net.inputs_of(k);
+    const Node& from = frontier[inputs[0] + 1][choice[inputs[0] + 1]];
     const Node& to = frontier[k + 1][choice[k + 1]];
     PackedStage ps;
     ps.kind = st.kind;
     ps.in = from.layout;
     ps.out = to.layout;
+    if (!net.stages[k].inputs.empty()) ps.inputs = inputs;
     if (st.kind == Stage::Kind::kPoly) {
       ps.name = st.poly.name;
       ps.coefficients = st.poly.coefficients;
       ps.levels = he::polynomial_depth(ps.coefficients);
+    } else if (st.kind == Stage::Kind::kAdd) {
+      ps.name = st.add.name;
     } else {
       ps.name = st.linear.name;
       ps.spec = pack_linear(st.linear, from.layout, to.layout, to.fold, with_values);
@@ -356,9 +503,18 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
 }
 
 int Packing::depth() const {
-  int d = 0;
-  for (const auto& s : stages) d += s.levels;
-  return d;
+  // Levels used after each stage: its deepest input's plus its own.
+  std::vector<int> after(stages.size(), 0);
+  for (std::size_t k = 0; k < stages.size(); ++k) {
+    const auto& in = stages[k].inputs;
+    int d = 0;
+    if (in.empty())
+      d = k > 0 ? after[k - 1] : 0;
+    else
+      for (int src : in) d = std::max(d, src < 0 ? 0 : after[src]);
+    after[k] = d + stages[k].levels;
+  }
+  return after.empty() ? 0 : after.back();
 }
 
 std::vector<int> Packing::rotation_steps() const {

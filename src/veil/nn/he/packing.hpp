@@ -13,8 +13,12 @@
 // network this cuts a convolution's diagonals two- to threefold. Where a compact layout is
 // cheaper (dense layers) the packer picks it; a small dense output is accumulated in
 // replicas and folded (the hybrid method of GAZELLE, Juvekar et al. 2018).
-// The choice is a small dynamic programme over the chain, costed in rotations and
-// plaintext multiplications.
+// The choice is a small dynamic programme over the stages, costed in rotations and
+// plaintext multiplications. Residual networks: an Add needs every input in one layout,
+// so the last linear stage of each branch may also target the layouts the other
+// branches can reach (the diagonal method maps any layout to any other at no extra
+// level), and the Add keeps the cheapest layout they share; a stage read by several
+// stages (the block input of a residual block) is fixed to its cheapest layout first.
 #pragma once
 
 #include <string>
@@ -64,12 +68,14 @@ struct PackedStage {
   he::TransformCounts counts;
   std::vector<double> coefficients;  // poly stages
   int levels = 0;                    // levels this stage consumes
+  std::vector<int> inputs;           // producer stages (-1: the input); empty: the one before
 };
 
 struct Packing {
   std::size_t slots = 0;
   Layout input, output;
   std::vector<PackedStage> stages;
+  // Levels of the deepest path to the output (the sum of the stages' along a chain).
   int depth() const;
   std::vector<int> rotation_steps() const;
   he::TransformCounts totals() const;
@@ -79,10 +85,10 @@ struct Packing {
 // cost reports); the returned diagonals then have empty value vectors.
 Packing pack_network(const Network& net, std::size_t slots, bool with_values = true);
 
-// Throws std::invalid_argument naming the first stage that keeps net from being a chain:
-// the encrypted evaluators (packing, planner, latency and throughput modes) run chains
-// only for now; a residual Add is reported with the importer's message.
-void require_chain(const Network& net);
+// Throws std::invalid_argument naming the first stage the encrypted evaluators cannot run:
+// one that reads a later stage or a tensor of another size, an Add whose inputs differ in
+// shape (C x H x W), a stage no later stage reads (only the last one is the output).
+void check_graph(const Network& net);
 
 // Diagonal form of one linear stage between two layouts (fold: accumulate the outputs in
 // replicas spaced by the next power of two >= out.size() and fold them at the end).

@@ -122,10 +122,20 @@ double poly_gain(const PolyStage& st) {
 // 8 sqrt(N) / scale; stages grow what came before.
 double predict_logit_error(const Network& net, int log_n, double scale) {
   const double fresh = 8.0 * std::sqrt(static_cast<double>(std::size_t{1} << log_n)) / scale;
-  double err = fresh;
-  for (const Stage& st : net.stages)
-    err = err * (st.kind == Stage::Kind::kPoly ? poly_gain(st.poly) : linear_gain(st.linear)) + fresh;
-  return err;
+  // Per stage; an Add sums its inputs' errors (no rescale of its own).
+  std::vector<double> err(net.stages.size());
+  for (std::size_t k = 0; k < net.stages.size(); ++k) {
+    const Stage& st = net.stages[k];
+    const std::vector<int> inputs = net.inputs_of(static_cast<int>(k));
+    if (st.kind == Stage::Kind::kAdd) {
+      err[k] = 0;
+      for (int src : inputs) err[k] += src < 0 ? fresh : err[src];
+      continue;
+    }
+    const double in = inputs[0] < 0 ? fresh : err[inputs[0]];
+    err[k] = in * (st.kind == Stage::Kind::kPoly ? poly_gain(st.poly) : linear_gain(st.linear)) + fresh;
+  }
+  return err.back();
 }
 
 // log2 of the modulus Q_level (the product of the data primes up to `level`).
@@ -200,7 +210,7 @@ Mode parse_mode(const std::string& s) {
 
 Plan make_plan(const Network& net, const PlanOptions& options) {
   VEIL_REQUIRE(!net.stages.empty(), "network has no stages");
-  require_chain(net);
+  check_graph(net);
   PlanOptions o = options;
   if (o.target_scale_bits == 0) o.target_scale_bits = o.mode == Mode::kLatency ? 33 : 31;
   VEIL_REQUIRE(o.min_scale_bits >= 20 && o.target_scale_bits <= 58 && o.min_scale_bits <= o.target_scale_bits,
@@ -259,12 +269,25 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   const double mac_seconds = 0.7e-9;  // one 64x64->128 multiply-accumulate
   const double n = static_cast<double>(p.n());
   std::map<int, int> key_level;
-  int level = top;
-  int elements = net.input.size();  // throughput: ciphertexts entering the stage
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
     const Stage& st = net.stages[k];
+    const std::vector<int> inputs = net.inputs_of(static_cast<int>(k));
+    const auto level_of = [&](int src) { return src < 0 ? top : plan.stages[src].level_out; };
     StagePlan sp;
+    int level = level_of(inputs[0]);
+    if (st.kind == Stage::Kind::kAdd) {
+      // The inputs meet at the lowest one's level: the others drop levels (free, and
+      // exact: every stage returns its result to the plan's scale, so no correction).
+      sp.name = st.add.name;
+      int high = level;
+      for (int src : inputs) level = std::min(level, level_of(src)), high = std::max(high, level_of(src));
+      sp.dropped_levels = high - level;
+      sp.level_in = sp.level_out = level;
+      plan.stages.push_back(sp);
+      continue;
+    }
     sp.level_in = level;
+    const int elements = net.output_size(inputs[0]);  // throughput: ciphertexts entering the stage
     const double l = level + 1;
     if (st.kind == Stage::Kind::kPoly) {
       sp.name = st.poly.name;
@@ -288,7 +311,6 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
         sp.counts.levels = st.linear.unit_weights ? 0 : 1;
         sp.predicted_seconds = static_cast<double>(st.linear.weights.nnz()) * 2 * l * n * mac_seconds;
       }
-      elements = st.linear.out.size();
       level -= sp.counts.levels;
     }
     sp.level_out = level;
@@ -313,6 +335,15 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   return plan;
 }
 
+int max_depth(int log_n, int scale_bits, const PlanOptions& options) {
+  PlanOptions o = options;
+  o.target_scale_bits = o.min_scale_bits = scale_bits;
+  o.allow_insecure = false;
+  int depth = 0;
+  while (depth < 200 && fit_chain(log_n, depth + 1, o)) ++depth;
+  return depth;
+}
+
 std::string Plan::describe() const {
   std::ostringstream os;
   os << std::fixed;
@@ -325,6 +356,7 @@ std::string Plan::describe() const {
   for (const auto& s : stages) {
     os << "    " << std::left << std::setw(44) << s.name.substr(0, 44) << std::right << " level "
        << std::setw(2) << s.level_in << " -> " << std::setw(2) << s.level_out;
+    if (s.dropped_levels > 0) os << "  (add: the other input drops " << s.dropped_levels << ")";
     if (s.counts.rotations() > 0 || s.counts.plaintext_mults > 0)
       os << "  rot " << std::setw(3) << s.counts.rotations() << "  pt-mult " << std::setw(6)
          << s.counts.plaintext_mults;

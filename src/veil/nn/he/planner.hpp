@@ -42,6 +42,7 @@ struct StagePlan {
   std::string name;
   int level_in = 0, level_out = 0;
   he::TransformCounts counts;  // linear stages
+  int dropped_levels = 0;      // Add stages: levels the highest input drops to meet the lowest
   double predicted_seconds = 0;
 };
 
@@ -64,5 +65,13 @@ struct Plan {
 
 // Throws std::invalid_argument naming the depth needed when no secure ring fits.
 Plan make_plan(const Network& net, const PlanOptions& options);
+
+// The most levels (multiplicative depth) a chain of the planner's shape holds at 128-bit
+// security without bootstrapping for ring degree 2^log_n, with data primes of exactly
+// `scale_bits` (q0 = scale + options.headroom_bits, special primes as large as the
+// largest key-switching digit, the best dnum). A linear layer costs one level and a monic
+// degree-2 activation one more, so half of it is the number of such layer pairs. 0 when
+// even one level does not fit.
+int max_depth(int log_n, int scale_bits, const PlanOptions& options);
 
 }  // namespace veil::nn
