@@ -153,6 +153,9 @@ ProgramCost cost(const Program& program);
 // Clear fixed-point reference: the same quantised weights, scales and truncations, computed
 // on the integers (truncation by rounding to nearest). The two-party evaluation differs
 // from it by about one unit per truncation, carried through the later layers.
-std::vector<double> evaluate_fixed(const Program& program, const std::vector<double>& input);
+// trace: when given, every op's output in real units (where the error enters: compare with
+// nn::PlainTrace of merge_linear_runs(network), op k against stage k).
+std::vector<double> evaluate_fixed(const Program& program, const std::vector<double>& input,
+                                   std::vector<std::vector<double>>* trace = nullptr);
 
 }  // namespace veil::hybrid
