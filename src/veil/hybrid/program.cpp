@@ -318,7 +318,7 @@ nn::Network merge_linear_runs(const nn::Network& in) {
 }
 
 Program lower(const nn::Network& original, const ProgramOptions& options) {
-  nn::Network net = merge_linear_runs(original);
+  nn::Network net = options.merge ? merge_linear_runs(original) : original;
   // One pass of the calibration inputs through the double network serves every scale tried.
   const Ranges ranges = measure(net, options);
   // A model without measured activation ranges (a stock PyTorch export) gets them from

@@ -82,6 +82,9 @@ struct ProgramOptions {
   int sigma = 40;        // truncation failure at most 2^-sigma per value
   double margin = 1.25;  // measured ranges are multiplied by this
   int max_weight_bits = 16;
+  // false: every linear stage of the network stays its own op (no merge_linear_runs): the
+  // unmerged baseline bench/hybrid_bench.cpp compares against.
+  bool merge = true;
   // Normalised inputs (C x H x W each) run through the double network to measure the
   // ranges of values no polynomial stage records (residual sums, logits); without them
   // those bounds come from interval propagation, which is loose and costs precision.
