@@ -116,6 +116,29 @@ TEST(HybridProgram, FixedPointTraceFollowsTheMergedNetworkOpByOp) {
   }
 }
 
+// merge = false (the benchmark's baseline) keeps every linear stage its own op; the
+// default merges a run of linear stages into one. Both compute the same network.
+TEST(HybridProgram, MergeCanBeTurnedOffForTheBaseline) {
+  nn::Network net = test::residual_network(6);
+  std::mt19937_64 rng(7);
+  // A linear run: a second dense layer straight after the last one.
+  net.stages.push_back(test::dense("fc4", 10, 10, rng, 0.3));
+  ProgramOptions po;
+  po.calibration = test::random_inputs(rng, 20);
+  const Program merged = lower(net, po);
+  po.merge = false;
+  const Program unmerged = lower(net, po);
+  EXPECT_EQ(unmerged.ops.size(), net.stages.size());
+  EXPECT_EQ(merged.ops.size(), net.stages.size() - 1);
+  for (const auto& x : test::random_inputs(rng, 3)) {
+    const auto want = nn::evaluate(net, x), a = evaluate_fixed(merged, x), b = evaluate_fixed(unmerged, x);
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      EXPECT_NEAR(a[i], want[i], 0.1);
+      EXPECT_NEAR(b[i], want[i], 0.1);
+    }
+  }
+}
+
 TEST(HybridProgram, CalibrationSuppliesMissingActivationRanges) {
   // A stock export records no ranges: calibration inputs measure them.
   nn::Network net = test::residual_network(6);

@@ -50,7 +50,7 @@ TEST(HybridPublicProgramFuzz, CorruptResidualProgramsAreRefusedOrExact) {
   EXPECT_GT(o.refused, 4000);
 }
 
-TEST(HybridPublicProgramFuzz, CorruptConvolutionalProgramsAreRefusedOrExact) {
+TEST(HybridPublicProgramFuzz, CorruptShippedConvolutionalProgramsAreRefusedOrExact) {
   const Program full = lower(nn::lower(
       nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/models/mnist-cryptonets.onnx"), lower_options()));
   const Bytes valid = save_public_program(full);
