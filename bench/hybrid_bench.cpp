@@ -6,7 +6,10 @@
 //   build/bench/veil_hybrid_bench --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 
+#include <cmath>
+#include <fstream>
 #include <random>
+#include <span>
 #include <thread>
 
 #include "veil/hybrid/linear.hpp"
@@ -20,6 +23,8 @@
 
 namespace veil {
 namespace {
+
+using mpc::u64;
 
 constexpr int kC = 64, kH = 32, kW = 32, kK = 3;
 
@@ -166,6 +171,127 @@ BENCHMARK_CAPTURE(BM_OnlineMnist, mnist_delphi, "mnist-delphi.onnx")
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// Against a straightforward baseline (issue 16): the same protocol without the merging
+// stage (every linear layer of the model its own op: its own masked input, truncation and
+// preprocessing product; batch norm and pools not folded), and the server's linear layers
+// as naive per-element share arithmetic (one modular multiply-add per weight, one thread,
+// no 31-bit halves, no blocking). Ours: merged program, hybrid::apply.
+//
+//   build/bench/veil_hybrid_bench --benchmark_filter='Stages|LinearWork|Preprocess(Mnist|Baseline)'
+std::vector<u64> naive_kernel(const mpc::Field& f, const hybrid::QuantLinear& q, std::span<const u64> x,
+                              bool add_bias) {
+  const auto& m = f.mod();
+  std::vector<u64> y(static_cast<std::size_t>(q.rows));
+  for (int r = 0; r < q.rows; ++r) {
+    u64 acc = add_bias ? m.from_signed(q.bias[static_cast<std::size_t>(r)]) : 0;
+    for (std::int64_t e = q.row_ptr[static_cast<std::size_t>(r)];
+         e < q.row_ptr[static_cast<std::size_t>(r) + 1]; ++e)
+      acc = m.add(acc, m.mul(m.from_signed(q.weight[static_cast<std::size_t>(e)]),
+                             x[static_cast<std::size_t>(q.col[static_cast<std::size_t>(e)])]));
+    y[static_cast<std::size_t>(r)] = acc;
+  }
+  return y;
+}
+
+// The 16 shipped MNIST test images, normalised by the model's mean and std.
+std::vector<std::vector<double>> mnist_samples(const nn::Network& net) {
+  std::ifstream in(std::string(VEIL_SOURCE_DIR) + "/models/samples/mnist-test-first16-images-idx3-ubyte",
+                   std::ios::binary);
+  std::vector<std::uint8_t> px(16 + 16 * 784);
+  in.read(reinterpret_cast<char*>(px.data()), static_cast<std::streamsize>(px.size()));
+  std::vector<std::vector<double>> out;
+  for (std::size_t t = 0; t < 16; ++t)
+    out.push_back(nn::normalize(
+        net, std::vector<std::uint8_t>(px.begin() + static_cast<std::ptrdiff_t>(16 + t * 784),
+                                       px.begin() + static_cast<std::ptrdiff_t>(16 + (t + 1) * 784))));
+  return out;
+}
+
+// Scales chosen on the sample images (as the commands choose them on training images).
+hybrid::Program mnist_program(const char* model, bool baseline) {
+  const nn::Graph g = nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/models/" + model);
+  const nn::Network net = nn::lower(g, baseline ? nn::LowerOptions::none() : hybrid::lower_options());
+  hybrid::ProgramOptions o;
+  o.merge = !baseline;
+  o.calibration = mnist_samples(net);
+  return hybrid::lower(net, o);
+}
+
+// One online inference per iteration; counters: the server's time in linear layers and
+// in activations (ms per inference), rounds, online bytes.
+void BM_OnlineStages(benchmark::State& state, const char* model, bool baseline) {
+  const hybrid::Program prog = mnist_program(model, baseline);
+  const nn::Network net = nn::lower(nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/models/" + model));
+  const std::vector<double> x = mnist_samples(net).front();
+  mpc::MaskSource masks;
+  const mpc::Field f = prog.field();
+  double linear_s = 0, activation_s = 0, max_err = 0;
+  std::int64_t runs = 0, elements = 0;
+  int rounds = 0, linear_ops = 0;
+  for (const auto& op : prog.ops) linear_ops += op.kind == hybrid::Op::Kind::kLinear;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto [sm, cm] = hybrid::deal(prog, masks);
+    auto [a, b] = net::make_memory_pair();
+    mpc::ChannelExchange es(*a, mpc::Role::kServer, f, 40), ec(*b, mpc::Role::kClient, f, 40);
+    hybrid::OnlineStats ss;
+    state.ResumeTiming();
+    std::thread server(
+        [&] { hybrid::run_server(prog, std::move(sm), es, &ss, baseline ? naive_kernel : nullptr); });
+    const auto logits = hybrid::run_client(prog, std::move(cm), x, ec);
+    server.join();
+    state.PauseTiming();
+    // Both variants compute the program's fixed-point logits (to the truncations' units).
+    const auto want = hybrid::evaluate_fixed(prog, x);
+    for (std::size_t k = 0; k < want.size(); ++k) max_err = std::max(max_err, std::fabs(logits[k] - want[k]));
+    state.ResumeTiming();
+    linear_s += ss.linear_s, activation_s += ss.activation_s;
+    rounds = ss.rounds;
+    elements = ss.elements_sent + ss.elements_received;
+    ++runs;
+  }
+  state.counters["linear_ms"] = 1e3 * linear_s / static_cast<double>(runs);
+  state.counters["act_ms"] = 1e3 * activation_s / static_cast<double>(runs);
+  state.counters["rounds"] = rounds;
+  state.counters["linear_ops"] = linear_ops;
+  state.counters["elements"] = static_cast<double>(elements);
+  state.counters["max_err"] = max_err;
+}
+BENCHMARK_CAPTURE(BM_OnlineStages, mnist_delphi_ours, "mnist-delphi.onnx", false)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_OnlineStages, mnist_delphi_baseline, "mnist-delphi.onnx", true)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The server's linear work alone (every linear op of the program once, on uniform
+// shares): merged program with hybrid::apply against the unmerged one with the naive loop.
+void BM_OnlineLinearWork(benchmark::State& state, const char* model, bool baseline) {
+  const hybrid::Program prog = mnist_program(model, baseline);
+  const mpc::Field f = prog.field();
+  mpc::MaskSource masks;
+  std::vector<std::vector<u64>> in;
+  for (const auto& op : prog.ops)
+    in.push_back(op.kind == hybrid::Op::Kind::kLinear
+                     ? masks.uniform(f, static_cast<std::size_t>(op.linear.cols))
+                     : std::vector<u64>{});
+  std::int64_t macs = 0;
+  for (const auto& op : prog.ops)
+    if (op.kind == hybrid::Op::Kind::kLinear) macs += static_cast<std::int64_t>(op.linear.weight.size());
+  for (auto _ : state)
+    for (std::size_t k = 0; k < prog.ops.size(); ++k)
+      if (prog.ops[k].kind == hybrid::Op::Kind::kLinear)
+        benchmark::DoNotOptimize(baseline ? naive_kernel(f, prog.ops[k].linear, in[k], true)
+                                          : hybrid::apply(f, prog.ops[k].linear, in[k], true));
+  state.counters["MACs"] = static_cast<double>(macs);
+}
+BENCHMARK_CAPTURE(BM_OnlineLinearWork, mnist_delphi_ours, "mnist-delphi.onnx", false)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_OnlineLinearWork, mnist_delphi_baseline, "mnist-delphi.onnx", true)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // Preprocessing under the exact scheme, both roles in this process over the in-memory
 // channel (keys sent once, outside the timing); bytes per run as counters.
 void run_preprocessing(benchmark::State& state, const hybrid::Program& prog, double per_run_items,
@@ -226,6 +352,16 @@ BENCHMARK_CAPTURE(BM_PreprocessMnist, mnist_cryptonets, "mnist-cryptonets.onnx")
     ->UseRealTime()
     ->Iterations(3);
 BENCHMARK_CAPTURE(BM_PreprocessMnist, mnist_delphi, "mnist-delphi.onnx")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(3);
+
+// The unmerged baseline's preprocessing: one exact-scheme product per linear layer of the
+// model (9 for mnist-delphi where ours has 4).
+void BM_PreprocessBaseline(benchmark::State& state, const char* model) {
+  run_preprocessing(state, mnist_program(model, true), 0, "");
+}
+BENCHMARK_CAPTURE(BM_PreprocessBaseline, mnist_delphi, "mnist-delphi.onnx")
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->Iterations(3);

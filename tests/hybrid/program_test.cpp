@@ -87,6 +87,58 @@ TEST(HybridProgram, FixedPointTracksTheDoubleNetwork) {
   EXPECT_GT(worst, 0.0);  // it is a fixed-point computation, not the double one
 }
 
+// The trace names where the error enters: op k's output against stage k of the merged
+// network, each close to it, the last one the logits.
+TEST(HybridProgram, FixedPointTraceFollowsTheMergedNetworkOpByOp) {
+  const nn::Network net = test::residual_network(4);
+  std::mt19937_64 rng(5);
+  ProgramOptions po;
+  po.calibration = test::random_inputs(rng, 20);
+  const Program prog = lower(net, po);
+  const nn::Network merged = merge_linear_runs(net);
+  ASSERT_EQ(prog.ops.size(), merged.stages.size());
+  for (const auto& x : test::random_inputs(rng, 5)) {
+    std::vector<std::vector<double>> trace;
+    const auto out = evaluate_fixed(prog, x, &trace);
+    nn::PlainTrace plain;
+    nn::evaluate(merged, x, &plain);
+    ASSERT_EQ(trace.size(), prog.ops.size());
+    EXPECT_EQ(trace.back(), out);
+    for (std::size_t k = 0; k < trace.size(); ++k) {
+      SCOPED_TRACE(prog.ops[k].name);
+      ASSERT_EQ(trace[k].size(), plain.stage_outputs[k].size());
+      // Each op's error: its own rounding plus what earlier ops passed on, a small
+      // fraction of the bound its scale was chosen for (a wrong scale would be off by 2x).
+      const double tolerance = 0.02 * std::max(prog.ops[k].output_bound, 1.0);
+      for (std::size_t i = 0; i < trace[k].size(); ++i)
+        EXPECT_NEAR(trace[k][i], plain.stage_outputs[k][i], tolerance);
+    }
+  }
+}
+
+// merge = false (the benchmark's baseline) keeps every linear stage its own op; the
+// default merges a run of linear stages into one. Both compute the same network.
+TEST(HybridProgram, MergeCanBeTurnedOffForTheBaseline) {
+  nn::Network net = test::residual_network(6);
+  std::mt19937_64 rng(7);
+  // A linear run: a second dense layer straight after the last one.
+  net.stages.push_back(test::dense("fc4", 10, 10, rng, 0.3));
+  ProgramOptions po;
+  po.calibration = test::random_inputs(rng, 20);
+  const Program merged = lower(net, po);
+  po.merge = false;
+  const Program unmerged = lower(net, po);
+  EXPECT_EQ(unmerged.ops.size(), net.stages.size());
+  EXPECT_EQ(merged.ops.size(), net.stages.size() - 1);
+  for (const auto& x : test::random_inputs(rng, 3)) {
+    const auto want = nn::evaluate(net, x), a = evaluate_fixed(merged, x), b = evaluate_fixed(unmerged, x);
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      EXPECT_NEAR(a[i], want[i], 0.1);
+      EXPECT_NEAR(b[i], want[i], 0.1);
+    }
+  }
+}
+
 TEST(HybridProgram, CalibrationSuppliesMissingActivationRanges) {
   // A stock export records no ranges: calibration inputs measure them.
   nn::Network net = test::residual_network(6);

@@ -1,5 +1,6 @@
 #include "veil/hybrid/online.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <tuple>
 
@@ -51,7 +52,10 @@ void rescale(const mpc::Field& field, Role role, std::vector<u64>& v, int from, 
 }
 
 std::vector<u64> run(const Program& prog, Material m, Role role, std::vector<u64> input_share,
-                     mpc::Exchange& ex_inner, OnlineStats* stats) {
+                     mpc::Exchange& ex_inner, OnlineStats* stats, LinearKernel kernel) {
+  if (kernel == nullptr) kernel = apply;
+  using Clock = std::chrono::steady_clock;
+  double linear_s = 0, activation_s = 0;
   check_material(prog, m, role);
   CountingExchange ex(ex_inner);
   const mpc::Field field = prog.field();
@@ -65,6 +69,7 @@ std::vector<u64> run(const Program& prog, Material m, Role role, std::vector<u64
     const Op& op = prog.ops[k];
     const auto& v = value(op.inputs.front());
     std::vector<u64>& y = out[k];
+    auto t0 = Clock::now();
     switch (op.kind) {
       case Op::Kind::kLinear: {
         if (role == Role::kClient) {
@@ -74,15 +79,18 @@ std::vector<u64> run(const Program& prog, Material m, Role role, std::vector<u64
           y = std::move(m.offset[k]);
         } else {
           std::vector<u64> masked = ex.receive(v.size());
+          t0 = Clock::now();  // the local work only, not the wait for the client's message
           mpc::add_inplace(field, masked, v);
-          y = apply(field, op.linear, masked, /*add_bias=*/true);
+          y = kernel(field, op.linear, masked, /*add_bias=*/true);
           mpc::add_inplace(field, y, m.offset[k]);
         }
         rescale(field, role, y, op.in_bits + op.linear.weight_bits, op.out_bits);
+        linear_s += std::chrono::duration<double>(Clock::now() - t0).count();
         break;
       }
       case Op::Kind::kPoly:
         y = mpc::poly_activation(field, role, v, op.coefficients, op.poly, squares, triples, ex);
+        activation_s += std::chrono::duration<double>(Clock::now() - t0).count();
         break;
       case Op::Kind::kAdd:
         y.assign(v.size(), 0);
@@ -103,7 +111,11 @@ std::vector<u64> run(const Program& prog, Material m, Role role, std::vector<u64
     const auto peer = ex.receive(result.size());
     mpc::add_inplace(field, result, peer);
   }
-  if (stats) *stats = ex.stats();
+  if (stats) {
+    *stats = ex.stats();
+    stats->linear_s = linear_s;
+    stats->activation_s = activation_s;
+  }
   return result;
 }
 
@@ -181,13 +193,14 @@ std::vector<double> run_client(const Program& prog, Material material, const std
   const mpc::Field field = prog.field();
   // The client holds the whole input as its share; the server's share is zero.
   const auto share = field.encode(input, prog.input_bits);
-  const auto y = run(prog, std::move(material), Role::kClient, share, ex, stats);
+  const auto y = run(prog, std::move(material), Role::kClient, share, ex, stats, nullptr);
   return field.decode(y, prog.output_bits());
 }
 
-void run_server(const Program& prog, Material material, mpc::Exchange& ex, OnlineStats* stats) {
+void run_server(const Program& prog, Material material, mpc::Exchange& ex, OnlineStats* stats,
+                LinearKernel kernel) {
   std::vector<u64> zero(static_cast<std::size_t>(prog.input.size()), 0);
-  run(prog, std::move(material), Role::kServer, std::move(zero), ex, stats);
+  run(prog, std::move(material), Role::kServer, std::move(zero), ex, stats, kernel);
 }
 
 }  // namespace veil::hybrid

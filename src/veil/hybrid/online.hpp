@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -50,12 +51,21 @@ std::pair<Material, Material> deal(const Program& program, mpc::MaskSource& mask
 struct OnlineStats {
   int rounds = 0;  // swaps plus one-way messages this party sent or received
   std::int64_t elements_sent = 0, elements_received = 0;
+  // Wall time in the linear ops' local work (the server: W m + b + s and the truncation,
+  // after the client's masked input arrived) and in the activations (Beaver rounds
+  // included, truncations), as this party saw it.
+  double linear_s = 0, activation_s = 0;
 };
+
+// The server's kernel for y = W m (+ b) over Z_p: hybrid::apply unless given (the
+// baseline benchmark passes a naive per-element loop).
+using LinearKernel = std::vector<u64> (*)(const mpc::Field&, const QuantLinear&, std::span<const u64>, bool);
 
 // The client's side: input is one normalised image (C x H x W); returns the logits.
 std::vector<double> run_client(const Program& program, Material material, const std::vector<double>& input,
                                mpc::Exchange& ex, OnlineStats* stats = nullptr);
 // The server's side: learns nothing.
-void run_server(const Program& program, Material material, mpc::Exchange& ex, OnlineStats* stats = nullptr);
+void run_server(const Program& program, Material material, mpc::Exchange& ex, OnlineStats* stats = nullptr,
+                LinearKernel kernel = nullptr);
 
 }  // namespace veil::hybrid

@@ -318,7 +318,7 @@ nn::Network merge_linear_runs(const nn::Network& in) {
 }
 
 Program lower(const nn::Network& original, const ProgramOptions& options) {
-  nn::Network net = merge_linear_runs(original);
+  nn::Network net = options.merge ? merge_linear_runs(original) : original;
   // One pass of the calibration inputs through the double network serves every scale tried.
   const Ranges ranges = measure(net, options);
   // A model without measured activation ranges (a stock PyTorch export) gets them from
@@ -461,7 +461,8 @@ ProgramCost cost(const Program& prog) {
   return c;
 }
 
-std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double>& input) {
+std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double>& input,
+                                   std::vector<std::vector<double>>* trace) {
   VEIL_REQUIRE(static_cast<int>(input.size()) == prog.input.size(),
                "input has " << input.size() << " values, the model expects " << prog.input.size());
   std::vector<std::vector<i64>> out(prog.ops.size());
@@ -529,6 +530,11 @@ std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double
         for (std::size_t i = 0; i < y.size(); ++i) y[i] += rescale(b[i], scale_of(j), op.out_bits);
       }
     }
+  }
+  if (trace != nullptr) {
+    trace->assign(prog.ops.size(), {});
+    for (std::size_t k = 0; k < prog.ops.size(); ++k)
+      for (i64 v : out[k]) (*trace)[k].push_back(std::ldexp(static_cast<double>(v), -prog.ops[k].out_bits));
   }
   const auto& last = prog.ops.empty() ? x : out.back();
   std::vector<double> res(last.size());

@@ -82,6 +82,9 @@ struct ProgramOptions {
   int sigma = 40;        // truncation failure at most 2^-sigma per value
   double margin = 1.25;  // measured ranges are multiplied by this
   int max_weight_bits = 16;
+  // false: every linear stage of the network stays its own op (no merge_linear_runs): the
+  // unmerged baseline bench/hybrid_bench.cpp compares against.
+  bool merge = true;
   // Normalised inputs (C x H x W each) run through the double network to measure the
   // ranges of values no polynomial stage records (residual sums, logits); without them
   // those bounds come from interval propagation, which is loose and costs precision.
@@ -153,6 +156,9 @@ ProgramCost cost(const Program& program);
 // Clear fixed-point reference: the same quantised weights, scales and truncations, computed
 // on the integers (truncation by rounding to nearest). The two-party evaluation differs
 // from it by about one unit per truncation, carried through the later layers.
-std::vector<double> evaluate_fixed(const Program& program, const std::vector<double>& input);
+// trace: when given, every op's output in real units (where the error enters: compare with
+// nn::PlainTrace of merge_linear_runs(network), op k against stage k).
+std::vector<double> evaluate_fixed(const Program& program, const std::vector<double>& input,
+                                   std::vector<std::vector<double>>* trace = nullptr);
 
 }  // namespace veil::hybrid
