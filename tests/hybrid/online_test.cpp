@@ -65,6 +65,42 @@ TEST(HybridOnline, ResidualNetworkMatchesTheClearComputation) {
   }
 }
 
+TEST(HybridOnline, InputsFarOutsideTheScalesAreRefusedNotAnsweredWrongly) {
+  // Scales chosen for inputs in [-1, 1]; inputs up to 4096 times larger make values wrap
+  // around p/2. Every run either agrees with the double network or is refused by name.
+  const nn::Network net = test::residual_network(12);
+  std::mt19937_64 rng(12);
+  ProgramOptions po;
+  po.calibration = test::random_inputs(rng, 50);
+  const Program prog = lower(net, po);
+  mpc::MaskSource masks;
+  std::uniform_real_distribution<double> u(-1, 1);
+  int refused = 0, answered = 0;
+  for (double gain : {1.0, 8.0, 64.0, 512.0, 4096.0}) {
+    for (int t = 0; t < 3; ++t) {
+      std::vector<double> x(16);
+      for (auto& v : x) v = gain * u(rng);
+      std::vector<double> got;
+      try {
+        got = run_pair(prog, x, masks);
+      } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("out of the fixed-point range"), std::string::npos) << e.what();
+        ++refused;
+        continue;
+      }
+      ++answered;
+      const auto plain = nn::evaluate(net, x);
+      double scale = 1;
+      for (double v : plain) scale = std::max(scale, std::abs(v));
+      for (std::size_t i = 0; i < got.size(); ++i)
+        EXPECT_NEAR(got[i], plain[i], 0.05 * scale) << "gain " << gain << " output " << i;
+    }
+  }
+  // Both outcomes occur: small gains are answered, the largest are refused.
+  EXPECT_GT(answered, 0);
+  EXPECT_GT(refused, 0);
+}
+
 TEST(HybridOnline, MaterialIsUsedExactlyOnce) {
   const Program prog = lower(test::residual_network(9));
   mpc::MaskSource masks;

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 #include <tuple>
 
 #include "veil/common/error.hpp"
@@ -194,7 +196,30 @@ std::vector<double> run_client(const Program& prog, Material material, const std
   // The client holds the whole input as its share; the server's share is zero.
   const auto share = field.encode(input, prog.input_bits);
   const auto y = run(prog, std::move(material), Role::kClient, share, ex, stats, nullptr);
-  return field.decode(y, prog.output_bits());
+  auto logits = field.decode(y, prog.output_bits());
+  // An input far outside the ranges the scales were chosen for makes some value wrap
+  // around p/2 (or a truncation fail); the shares then reconstruct to noise spread over
+  // the whole field. With the logits' bound known (the server's program), noise almost
+  // never lands within kWrapFactor of it (for a bound of 10 at 2^-20, a chance below 2^-26
+  // per logit). The public program carries no bound: there the limit is the planner's
+  // guarantee for the untruncated last layer, p/4 at the output's scale, which catches
+  // half of such noise per logit. Refuse rather than answer.
+  const double bound = prog.ops.empty() ? 0.0 : prog.ops.back().output_bound;
+  const double limit = bound > 0
+                           ? kWrapFactor * std::max(bound, std::ldexp(1.0, -prog.output_bits()))
+                           : std::ldexp(static_cast<double>(field.mod().value() / 4), -prog.output_bits());
+  for (std::size_t i = 0; i < logits.size(); ++i) {
+    if (!(std::abs(logits[i]) <= limit))
+      throw std::runtime_error(
+          "hybrid result out of the fixed-point range: logit " + std::to_string(i) + " is " +
+          std::to_string(logits[i]) + ", beyond " + std::to_string(limit) +
+          " (the model's logits stay below " +
+          std::to_string(prog.ops.empty() ? 0.0 : prog.ops.back().output_bound) +
+          " on its data); the input drives the network far outside the ranges its scales "
+          "were chosen for, so the answer is not trustworthy: check the input's "
+          "normalisation, or choose the scales on images like it (--calibration)");
+  }
+  return logits;
 }
 
 void run_server(const Program& prog, Material material, mpc::Exchange& ex, OnlineStats* stats,

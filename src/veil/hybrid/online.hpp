@@ -61,7 +61,12 @@ struct OnlineStats {
 // baseline benchmark passes a naive per-element loop).
 using LinearKernel = std::vector<u64> (*)(const mpc::Field&, const QuantLinear&, std::span<const u64>, bool);
 
+// Logits beyond kWrapFactor times the bound the scales were chosen for are refused as
+// out of the fixed-point range (a wrapped value, not an answer).
+inline constexpr double kWrapFactor = 1024;
+
 // The client's side: input is one normalised image (C x H x W); returns the logits.
+// Throws std::runtime_error when the logits come out of the fixed-point range.
 std::vector<double> run_client(const Program& program, Material material, const std::vector<double>& input,
                                mpc::Exchange& ex, OnlineStats* stats = nullptr);
 // The server's side: learns nothing.
