@@ -3,7 +3,8 @@
 
 For looking at a model while its training continues (timings, the hybrid mode's scales):
 loads the EMA weights when the checkpoint has them (else the raw ones), re-estimates the
-BN statistics on augmented training batches as train.py does at the end, exports,
+BN statistics on augmented training batches where that helps, as train.py does at the
+end, exports,
 calibrates the activation ranges and verifies the ONNX file against torch.
 
   /usr/bin/python3 python/export_checkpoint.py train/cifar10-resnet20.pt out.onnx
@@ -42,7 +43,7 @@ def main():
     train, test = D.load(cfg["dataset"], a.data)
     if use_ema:
         loader = D.Batches(train, cfg["dataset"], 500, shuffle=True, augment=cfg["augment"], seed=1)
-        T.recalibrate_bn(model, loader, T.RECAL_BATCHES)
+        model = T.better_bn(model, loader, D.Batches(train, cfg["dataset"], 500))
     model.eval()
     name = a.name or f"{targs['model']}-epoch{ck['epoch']}"
     m = E.export(model, a.out, cfg["dataset"], {"veil.model": name})
