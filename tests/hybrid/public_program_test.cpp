@@ -4,6 +4,8 @@
 // absurd counts, forward references, inconsistent sizes and scales) are refused by name.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <cstring>
 #include <functional>
 
@@ -128,10 +130,11 @@ TEST(HybridPublicProgram, HeaderAndAbsurdCountsAreRefused) {
   b = bytes;
   b[8] = 9;
   expect_refused(b, "format version 9");
-  // The op count sits just before the first op: where a program without ops ends.
+  // The op count sits just before the first op: where a program without ops ends, but
+  // for the logit bound (8 bytes) after the ops.
   Program no_ops = p;
   no_ops.ops.clear();
-  const std::size_t at = save_public_program(no_ops).size() - 4;
+  const std::size_t at = save_public_program(no_ops).size() - 8 - 4;
   auto with_count = [&](std::uint32_t n) {
     Bytes c = bytes;
     std::memcpy(c.data() + at, &n, 4);
@@ -146,12 +149,22 @@ TEST(HybridPublicProgram, HeaderAndAbsurdCountsAreRefused) {
   no_classes.ops.clear();
   Bytes c = save_public_program(no_classes);
   // The class count sits before the single name "x" (u32 length + 1 byte), the prime, five
-  // scales and the op count.
-  const std::size_t classes_at = c.size() - 4 - 8 - 20 - 5 - 4;
+  // scales, the op count and the logit bound.
+  const std::size_t classes_at = c.size() - 8 - 4 - 8 - 20 - 5 - 4;
   const std::uint32_t huge = 60000;
   std::memcpy(c.data() + classes_at, &huge, 4);
   expect_refused(c, "classes");
   expect_refused(Bytes(kMaxPublicProgramBytes + 1, 0), "exceed the limit");
+  // The logits' bound, the last 8 bytes: kept by public_view, checked when loaded.
+  ASSERT_GT(p.ops.back().output_bound, 0);
+  EXPECT_EQ(load_public_program(bytes).ops.back().output_bound, p.ops.back().output_bound);
+  for (double bad : {-1.0, std::nan(""), 0x1p61}) {
+    Bytes d = bytes;
+    std::memcpy(d.data() + d.size() - 8, &bad, 8);
+    expect_refused(d, "logit bound");
+  }
+  Bytes short_bound(bytes.begin(), bytes.end() - 8);
+  expect_refused(short_bound, "no logit bound");
 }
 
 TEST(HybridPublicProgram, InconsistentProgramsAreRefusedByName) {

@@ -201,9 +201,9 @@ std::vector<double> run_client(const Program& prog, Material material, const std
   // around p/2 (or a truncation fail); the shares then reconstruct to noise spread over
   // the whole field. With the logits' bound known (the server's program), noise almost
   // never lands within kWrapFactor of it (for a bound of 10 at 2^-20, a chance below 2^-26
-  // per logit). The public program carries no bound: there the limit is the planner's
-  // guarantee for the untruncated last layer, p/4 at the output's scale, which catches
-  // half of such noise per logit. Refuse rather than answer.
+  // per logit); the public program keeps this bound. Without one (0) the limit is the
+  // planner's guarantee for the untruncated last layer, p/4 at the output's scale, which
+  // catches half of such noise per logit. Refuse rather than answer.
   const double bound = prog.ops.empty() ? 0.0 : prog.ops.back().output_bound;
   const double limit = bound > 0
                            ? kWrapFactor * std::max(bound, std::ldexp(1.0, -prog.output_bits()))

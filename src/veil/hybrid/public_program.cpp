@@ -13,7 +13,8 @@ namespace veil::hybrid {
 namespace {
 
 constexpr char kMagic[8] = {'V', 'E', 'I', 'L', 'H', 'P', 'U', 'B'};
-constexpr std::uint32_t kFormatVersion = 1;
+// 2: the logits' bound (the last op's output_bound) follows the ops.
+constexpr std::uint32_t kFormatVersion = 2;
 // Scale exponents stay within +-kScaleLimit and so do the differences the online stage
 // rescales by (a shift of 2^60 or more does not fit a residue below 2^61).
 constexpr int kScaleLimit = 60;
@@ -215,7 +216,9 @@ Program public_view(const Program& program) {
     std::vector<std::int64_t>().swap(q.bias);
     q.max_row_l1 = 0;
     op.weight_precision = 0;
-    op.output_bound = 0;
+    // The logits' bound stays: the client sees the logits anyway, and it lets the client
+    // tell a wrapped result from an answer (online.hpp, kWrapFactor).
+    if (&op != &p.ops.back()) op.output_bound = 0;
   }
   return p;
 }
@@ -224,7 +227,7 @@ bool is_public(const Program& program) {
   for (const Op& op : program.ops) {
     const auto& q = op.linear;
     if (!q.row_ptr.empty() || !q.col.empty() || !q.weight.empty() || !q.bias.empty() || q.max_row_l1 != 0 ||
-        op.weight_precision != 0 || op.output_bound != 0)
+        op.weight_precision != 0 || (op.output_bound != 0 && &op != &program.ops.back()))
       return false;
   }
   return true;
@@ -273,6 +276,7 @@ Bytes save_public_program(const Program& program) {
       for (int v : {op.poly.in_bits, op.poly.power_bits, op.poly.sum_bits, op.poly.out_bits}) put_i32(w, v);
     }
   }
+  w.f64(program.ops.empty() ? 0.0 : program.ops.back().output_bound);
   return w.take();
 }
 
@@ -326,6 +330,12 @@ Program load_public_program(std::span<const std::uint8_t> data) {
       p.ops.push_back(read_op(r, k, values, input));
       values.push_back(Value{p.ops.back().out.size(), p.ops.back().out_bits});
     }
+    VEIL_CHECK_IO(r.remaining() >= 8, "public program: truncated (no logit bound)");
+    const double bound = r.f64();
+    // 0: unknown (the client then checks against the field's guarantee alone).
+    VEIL_CHECK_IO(std::isfinite(bound) && bound >= 0 && bound < 0x1p60,
+                  "public program: logit bound " << bound << " is not a finite value in [0, 2^60)");
+    p.ops.back().output_bound = bound;
     r.expect_end();
   } catch (const std::runtime_error& e) {
     const std::string what = e.what();
