@@ -6,7 +6,9 @@
 // for code that runs on AVX2-only CPUs).
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_epi32() as the unused merge source,
 // which -Wmaybe-uninitialized reports at every inlined call (GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <algorithm>
 #include <cstring>
