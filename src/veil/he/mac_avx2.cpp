@@ -4,6 +4,7 @@
 
 #include "veil/he/mac.hpp"
 #include "veil/he/mac_impl.hpp"
+#include "veil/he/mac_kernels.hpp"
 #include "veil/math/fpmod_avx2.hpp"
 #include "veil/math/vecmod.hpp"
 

@@ -13,21 +13,13 @@
 #include <algorithm>
 #include <cstring>
 
-#include "veil/he/mac.hpp"
+#include "veil/he/mac_kernels.hpp"
 #include "veil/math/ifma_avx512.hpp"
 
 namespace veil::he {
 
 using math::u128;
 namespace ifma = math::ifma;
-
-void mac_pointwise_avx2(const math::Modulus& q, std::size_t n, std::span<const u64* const> w,
-                        std::span<const u64* const> x, std::size_t polys, u64* const* out);
-void mac_pointwise_packed_avx2(const math::Modulus& q, std::size_t n, std::span<const PackedRow> w,
-                               std::span<const u64* const> x, std::size_t polys, u64* const* out);
-void mac_scalar_rows_avx2(const math::Modulus& q, std::size_t n, std::size_t rows, std::size_t terms,
-                          const u64* const* w, std::span<const u64* const> x, std::size_t polys,
-                          u64* const* out);
 
 namespace {
 
