@@ -8,6 +8,7 @@
 #include <functional>
 #include <random>
 
+#include "nn/he/he_test_util.hpp"
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/evaluator.hpp"
@@ -18,6 +19,9 @@
 
 namespace veil::nn {
 namespace {
+
+using test::Client;
+using test::max_abs_error;
 
 LinearStage conv_stage(Shape in, int cout, int k, int stride, int pad, std::mt19937_64& g, double wscale) {
   std::normal_distribution<double> d(0.0, wscale);
@@ -163,26 +167,6 @@ PlanOptions toy_options(Mode mode, int log_n) {
   o.target_scale_bits = 36;
   return o;
 }
-
-double max_abs_error(const std::vector<double>& a, const std::vector<double>& b) {
-  double e = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) e = std::max(e, std::abs(a[i] - b[i]));
-  return e;
-}
-
-struct Client {
-  ckks::ContextPtr ctx;
-  rlwe::KeyGenerator keygen;
-  ckks::CkksEncoder encoder;
-  ckks::Encryptor encryptor;
-  ckks::Decryptor decryptor;
-  explicit Client(const Plan& plan)
-      : ctx(ckks::CkksContext::create(plan.params)),
-        keygen(ctx),
-        encoder(ctx),
-        encryptor(ctx, keygen.secret_key()),
-        decryptor(ctx, keygen.secret_key()) {}
-};
 
 // One random image (from `seed`) through the whole client/server round in latency mode:
 // bits of agreement between the decrypted logits and the plain forward pass.

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <random>
 
+#include "nn/he/he_test_util.hpp"
 #include "nn/nn_test_util.hpp"
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
@@ -21,6 +22,9 @@
 
 namespace veil::nn {
 namespace {
+
+using test::Client;
+using test::max_abs_error;
 
 int add_join(Graph& g, int a, int b, const std::string& name) {
   Node add;
@@ -62,27 +66,6 @@ PlanOptions toy_options(Mode mode, int log_n) {
   o.allow_insecure = true;  // toy ring: tests only
   o.target_scale_bits = 36;
   return o;
-}
-
-struct Client {
-  ckks::ContextPtr ctx;
-  rlwe::KeyGenerator keygen;
-  ckks::CkksEncoder encoder;
-  ckks::Encryptor encryptor;
-  ckks::Decryptor decryptor;
-  explicit Client(const Plan& plan)
-      : ctx(ckks::CkksContext::create(plan.params)),
-        keygen(ctx),
-        encoder(ctx),
-        encryptor(ctx, keygen.secret_key()),
-        decryptor(ctx, keygen.secret_key()) {}
-};
-
-double max_abs_error(const std::vector<double>& a, const std::vector<double>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double e = 0;
-  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) e = std::max(e, std::abs(a[i] - b[i]));
-  return e;
 }
 
 std::size_t argmax(const std::vector<double>& v) {
