@@ -330,12 +330,11 @@ void BM_BeaverSquaresHe(benchmark::State& state) {
   nn::Network net;
   net.name = "squares";
   net.input = nn::Shape{3 * 8192, 1, 1};
-  nn::Stage s;
-  s.kind = nn::Stage::Kind::kPoly;
-  s.poly.name = "square";
-  s.poly.coefficients = {0, 0, 1};
-  s.poly.input_range = 2;
-  net.stages.push_back(s);
+  nn::PolyStage square;
+  square.name = "square";
+  square.coefficients = {0, 0, 1};
+  square.input_range = 2;
+  net.stages.emplace_back(square);
   const hybrid::Program prog = hybrid::lower(net);
   run_preprocessing(state, prog, 3 * 8192, "squares");
 }

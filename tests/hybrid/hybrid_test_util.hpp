@@ -16,9 +16,7 @@ namespace veil::hybrid::test {
 
 inline nn::Stage dense(const std::string& name, int in, int out, std::mt19937_64& rng, double scale) {
   std::uniform_real_distribution<double> u(-scale, scale);
-  nn::Stage s;
-  s.kind = nn::Stage::Kind::kLinear;
-  auto& l = s.linear;
+  nn::LinearStage l;
   l.name = name;
   l.in = nn::Shape{in, 1, 1};
   l.out = nn::Shape{out, 1, 1};
@@ -34,17 +32,11 @@ inline nn::Stage dense(const std::string& name, int in, int out, std::mt19937_64
     l.weights.row_ptr.push_back(static_cast<std::int64_t>(l.weights.col.size()));
   }
   for (int r = 0; r < out; ++r) l.bias.push_back(u(rng) * 0.5);
-  return s;
+  return nn::Stage(std::move(l));
 }
 
 inline nn::Stage poly(const std::string& name, std::vector<double> c, double range) {
-  nn::Stage s;
-  s.kind = nn::Stage::Kind::kPoly;
-  s.poly.name = name;
-  s.poly.coefficients = std::move(c);
-  s.poly.input_range = range;
-  s.poly.fit_range = range;
-  return s;
+  return nn::Stage(nn::PolyStage{name, std::move(c), range, range});
 }
 
 // input(16) -> dense 24 -> x^2 + 0.5x -> dense 24 -> [+ skip from the first dense] ->
@@ -57,11 +49,7 @@ inline nn::Network residual_network(std::uint64_t seed) {
   net.stages.push_back(dense("fc1", 16, 24, rng, 0.35));     // 0
   net.stages.push_back(poly("act1", {0.0, 0.5, 1.0}, 3.0));  // 1
   net.stages.push_back(dense("fc2", 24, 24, rng, 0.12));     // 2
-  nn::Stage add;
-  add.kind = nn::Stage::Kind::kAdd;
-  add.add.name = "add";
-  add.add.shape = nn::Shape{24, 1, 1};
-  add.inputs = {0, 2};
+  const nn::Stage add(nn::AddStage{"add", nn::Shape{24, 1, 1}}, {0, 2});
   net.stages.push_back(add);                                              // 3
   net.stages.push_back(poly("act2", {0.1, 0.3, -0.2, 0.05, 0.01}, 4.0));  // 4
   net.stages.back().inputs = {3};

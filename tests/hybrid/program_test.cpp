@@ -142,7 +142,7 @@ TEST(HybridProgram, MergeCanBeTurnedOffForTheBaseline) {
 TEST(HybridProgram, CalibrationSuppliesMissingActivationRanges) {
   // A stock export records no ranges: calibration inputs measure them.
   nn::Network net = test::residual_network(6);
-  net.stages[1].poly.input_range = 0;
+  net.stages[1].poly().input_range = 0;
   ProgramOptions po;
   std::mt19937_64 rng(8);
   po.calibration = test::random_inputs(rng, 20);
@@ -169,15 +169,15 @@ TEST(HybridProgram, CostCountsRoundsAndMaterial) {
 
 TEST(HybridProgram, RefusesWhatItCannotEvaluateWithNamedErrors) {
   nn::Network net = test::residual_network(5);
-  net.stages[1].poly.input_range = 0;
+  net.stages[1].poly().input_range = 0;
   EXPECT_NE(what_of([&] { lower(net); }).find("'act1' has no measured input range"), std::string::npos);
 
   net = test::residual_network(5);
-  net.stages[4].poly.coefficients.push_back(0.001);
+  net.stages[4].poly().coefficients.push_back(0.001);
   EXPECT_NE(what_of([&] { lower(net); }).find("'act2' has degree 5"), std::string::npos);
 
   net = test::residual_network(5);
-  net.stages[1].poly.input_range = 1000;  // x^2 = 1.5e6 is beyond 2^20 at any scale
+  net.stages[1].poly().input_range = 1000;  // x^2 = 1.5e6 is beyond 2^20 at any scale
   EXPECT_NE(what_of([&] { lower(net); }).find("'act1': inputs up to 1250"), std::string::npos)
       << what_of([&] { lower(net); });
 

@@ -93,7 +93,7 @@ LowerOptions options_from_bits(int bits) {
 
 int count_linear(const Network& n) {
   int c = 0;
-  for (const Stage& s : n.stages) c += s.kind == Stage::Kind::kLinear;
+  for (const Stage& s : n.stages) c += s.is<LinearStage>();
   return c;
 }
 
@@ -124,11 +124,11 @@ TEST(Passes, NoPassesKeepsEveryStage) {
   const Graph g = delphi_like(rng);
   const Network n = lower(g, LowerOptions::none());
   ASSERT_EQ(n.stages.size(), g.nodes.size() - 1);  // all but Flatten
-  const LinearStage& pool = n.stages[3].linear;
+  const LinearStage& pool = n.stages[3].linear();
   EXPECT_FALSE(pool.unit_weights);
   for (double v : pool.weights.val) EXPECT_EQ(v, 0.25);
-  EXPECT_EQ(n.stages[2].poly.coefficients, (std::vector<double>{0.2, 0.5, 0.3}));
-  EXPECT_EQ(n.stages[1].linear.name, g.nodes[1].name);  // BN on its own
+  EXPECT_EQ(n.stages[2].poly().coefficients, (std::vector<double>{0.2, 0.5, 0.3}));
+  EXPECT_EQ(n.stages[1].linear().name, g.nodes[1].name);  // BN on its own
   EXPECT_EQ(count_linear(n), 9);
 }
 
@@ -138,29 +138,29 @@ TEST(Passes, AllPassesOnADelphiLikeModel) {
   const Network n = lower(g);
   // conv+bn | poly | sum pool | conv+bn | poly | pool+gemm+bn | poly | gemm
   ASSERT_EQ(n.stages.size(), 8u);
-  const Stage::Kind L = Stage::Kind::kLinear, P = Stage::Kind::kPoly;
-  const Stage::Kind kinds[] = {L, P, L, L, P, L, P, L};
-  for (std::size_t i = 0; i < 8; ++i) EXPECT_EQ(n.stages[i].kind, kinds[i]) << i;
-  EXPECT_EQ(n.stages[0].linear.name, "conv0+bn1");
-  const LinearStage& sum_pool = n.stages[2].linear;
+  const StageKind L = StageKind::kLinear, P = StageKind::kPoly;
+  const StageKind kinds[] = {L, P, L, L, P, L, P, L};
+  for (std::size_t i = 0; i < 8; ++i) EXPECT_EQ(n.stages[i].kind(), kinds[i]) << i;
+  EXPECT_EQ(n.stages[0].linear().name, "conv0+bn1");
+  const LinearStage& sum_pool = n.stages[2].linear();
   EXPECT_TRUE(sum_pool.unit_weights);
   EXPECT_TRUE(sum_pool.spatial);
   EXPECT_EQ(sum_pool.stride_y, 2);
   for (double v : sum_pool.weights.val) EXPECT_EQ(v, 1.0);
   for (double v : sum_pool.bias) EXPECT_EQ(v, 0.0);
   // (d) leaves the sum pool in front of the conv; the conv keeps its own geometry.
-  EXPECT_EQ(n.stages[3].linear.name, "conv4+bn5");
-  EXPECT_TRUE(n.stages[3].linear.spatial);
-  EXPECT_EQ(n.stages[3].linear.stride_y, 2);
-  EXPECT_EQ(n.stages[5].linear.name, "pool7+fc9+bn10");
-  EXPECT_FALSE(n.stages[5].linear.spatial);
+  EXPECT_EQ(n.stages[3].linear().name, "conv4+bn5");
+  EXPECT_TRUE(n.stages[3].linear().spatial);
+  EXPECT_EQ(n.stages[3].linear().stride_y, 2);
+  EXPECT_EQ(n.stages[5].linear().name, "pool7+fc9+bn10");
+  EXPECT_FALSE(n.stages[5].linear().spatial);
   for (int i : {1, 4, 6}) {
-    EXPECT_EQ(n.stages[i].poly.coefficients.back(), 1.0) << "poly " << i << " is monic";
-    EXPECT_EQ(n.stages[i].poly.degree(), 2);
+    EXPECT_EQ(n.stages[i].poly().coefficients.back(), 1.0) << "poly " << i << " is monic";
+    EXPECT_EQ(n.stages[i].poly().degree(), 2);
   }
   // p(x) = 0.3 (x^2 + 5/3 x + 2/3).
-  EXPECT_NEAR(n.stages[1].poly.coefficients[1], 0.5 / 0.3, 1e-15);
-  EXPECT_NEAR(n.stages[1].poly.coefficients[0], 0.2 / 0.3, 1e-15);
+  EXPECT_NEAR(n.stages[1].poly().coefficients[1], 0.5 / 0.3, 1e-15);
+  EXPECT_NEAR(n.stages[1].poly().coefficients[0], 0.2 / 0.3, 1e-15);
 }
 
 TEST(Passes, PoolScaleMovesIntoTheNextConvolution) {
@@ -172,12 +172,12 @@ TEST(Passes, PoolScaleMovesIntoTheNextConvolution) {
   const Network after = lower(g, only_pools);
   // pool1 -> conv: sum pool, conv weights x 1/4. pool2 -> Gemm (dense): one stage.
   ASSERT_EQ(after.stages.size(), before.stages.size() - 1);
-  EXPECT_TRUE(after.stages[3].linear.unit_weights);
-  const auto& w_before = before.stages[4].linear.weights.val;
-  const auto& w_after = after.stages[4].linear.weights.val;
+  EXPECT_TRUE(after.stages[3].linear().unit_weights);
+  const auto& w_before = before.stages[4].linear().weights.val;
+  const auto& w_after = after.stages[4].linear().weights.val;
   ASSERT_EQ(w_before.size(), w_after.size());
   for (std::size_t i = 0; i < w_before.size(); ++i) EXPECT_DOUBLE_EQ(w_after[i], w_before[i] / 4);
-  EXPECT_EQ(after.stages[7].linear.name, "pool7+fc9");
+  EXPECT_EQ(after.stages[7].linear().name, "pool7+fc9");
 }
 
 TEST(Passes, MergesConsecutiveConvolutionsAndGlobalPoolIntoDense) {
@@ -185,13 +185,13 @@ TEST(Passes, MergesConsecutiveConvolutionsAndGlobalPoolIntoDense) {
   const Graph g = conv_conv_gap(rng);
   const Network n = lower(g);
   ASSERT_EQ(n.stages.size(), 3u);
-  const LinearStage& convs = n.stages[0].linear;
+  const LinearStage& convs = n.stages[0].linear();
   EXPECT_EQ(convs.name, "conv0+conv1");
   EXPECT_TRUE(convs.spatial);
   EXPECT_EQ(convs.stride_y, 2);  // 2 x 1
   EXPECT_EQ(convs.in, (Shape{3, 9, 9}));
   EXPECT_EQ(convs.out, (Shape{5, 5, 5}));
-  const LinearStage& head = n.stages[2].linear;
+  const LinearStage& head = n.stages[2].linear();
   EXPECT_EQ(head.name, "gap+fc5");
   EXPECT_FALSE(head.spatial);
   EXPECT_EQ(head.weights.nnz(), 4 * 5 * 25);
@@ -204,30 +204,30 @@ TEST(Passes, MergesConsecutiveConvolutionsAndGlobalPoolIntoDense) {
 TEST(Passes, LeadingCoefficientNeedsAFollowingLinearStage) {
   std::mt19937_64 rng(3);
   const Network tail = lower(depthwise_tail_poly(rng));
-  ASSERT_EQ(tail.stages.back().kind, Stage::Kind::kPoly);
-  EXPECT_EQ(tail.stages.back().poly.coefficients, (std::vector<double>{0.1, 0.4, 0.25}));  // untouched
-  const PolyStage& quartic = tail.stages[1].poly;
+  ASSERT_EQ(tail.stages.back().kind(), StageKind::kPoly);
+  EXPECT_EQ(tail.stages.back().poly().coefficients, (std::vector<double>{0.1, 0.4, 0.25}));  // untouched
+  const PolyStage& quartic = tail.stages[1].poly();
   EXPECT_EQ(quartic.degree(), 4);
   EXPECT_EQ(quartic.coefficients.back(), 1.0);
   EXPECT_EQ(quartic.coefficients[3], 0.0);
   // The padded 3x3 pool in front of a 1x1 conv: sum pool, 1/9 moved into the conv.
-  EXPECT_TRUE(tail.stages[2].linear.unit_weights);
+  EXPECT_TRUE(tail.stages[2].linear().unit_weights);
 
   const Network pools = lower(pools_and_dense(rng));
   // The zero leading coefficient is trimmed before folding: degree 3 -> monic degree 2.
   bool found = false;
   for (const Stage& s : pools.stages)
-    if (s.kind == Stage::Kind::kPoly && s.poly.name == "act4") {
+    if (s.is<PolyStage>() && s.poly().name == "act4") {
       found = true;
-      EXPECT_EQ(s.poly.degree(), 2);
-      EXPECT_EQ(s.poly.coefficients.back(), 1.0);
+      EXPECT_EQ(s.poly().degree(), 2);
+      EXPECT_EQ(s.poly().coefficients.back(), 1.0);
     }
   EXPECT_TRUE(found);
   // The first poly is monic already; the scale of the two pools lands in the conv, the
   // first pool stays a sum pool, the second (after a sum pool) is not merged into it.
-  EXPECT_EQ(pools.stages[0].poly.coefficients, (std::vector<double>{0.0, 4.0, 1.0}));  // 0.25 moved on
-  EXPECT_TRUE(pools.stages[1].linear.unit_weights);
-  EXPECT_TRUE(pools.stages[2].linear.unit_weights);
+  EXPECT_EQ(pools.stages[0].poly().coefficients, (std::vector<double>{0.0, 4.0, 1.0}));  // 0.25 moved on
+  EXPECT_TRUE(pools.stages[1].linear().unit_weights);
+  EXPECT_TRUE(pools.stages[2].linear().unit_weights);
 }
 
 TEST(Passes, PoolFollowedByPolynomialKeepsItsScale) {
@@ -235,8 +235,8 @@ TEST(Passes, PoolFollowedByPolynomialKeepsItsScale) {
   const Network n = lower(bn_first_pool_poly(rng));
   // bn+conv | poly | pool (1/4) | poly | gemm
   ASSERT_EQ(n.stages.size(), 5u);
-  EXPECT_EQ(n.stages[0].linear.name, "bn0+conv1");
-  const LinearStage& pool = n.stages[2].linear;
+  EXPECT_EQ(n.stages[0].linear().name, "bn0+conv1");
+  const LinearStage& pool = n.stages[2].linear();
   EXPECT_FALSE(pool.unit_weights);
   for (double v : pool.weights.val) EXPECT_NEAR(v, 0.25 * 0.4, 1e-15);  // 1/k^2 and the poly's c2
 }
@@ -252,8 +252,8 @@ TEST(Passes, ResidualAddLowersToAnAddStage) {
   g.output = add_node(g, add);
   const Network net = lower(g);
   ASSERT_EQ(net.stages.size(), 2u);
-  EXPECT_EQ(net.stages[1].kind, Stage::Kind::kAdd);
-  EXPECT_EQ(net.stages[1].add.name, "/layer1/Add");
+  EXPECT_EQ(net.stages[1].kind(), StageKind::kAdd);
+  EXPECT_EQ(net.stages[1].add().name, "/layer1/Add");
   EXPECT_EQ(net.stages[1].inputs, (std::vector<int>{0, -1}));
   EXPECT_FALSE(net.is_chain());
   const auto x = test::random_vector(16, rng);
@@ -292,8 +292,8 @@ TEST(Passes, BatchNormDoesNotFoldAcrossAFork) {
   const Network net = lower(g);
   // conv, BN, add, then BN2 merged with the Gemm (a chain again after the join).
   ASSERT_EQ(net.stages.size(), 4u);
-  EXPECT_EQ(net.stages[1].linear.name, g.nodes[bn].name);
-  EXPECT_EQ(net.stages[2].kind, Stage::Kind::kAdd);
+  EXPECT_EQ(net.stages[1].linear().name, g.nodes[bn].name);
+  EXPECT_EQ(net.stages[2].kind(), StageKind::kAdd);
   EXPECT_EQ(net.stages[2].inputs, (std::vector<int>{1, 0}));
   EXPECT_EQ(net.stages[3].inputs, (std::vector<int>{2}));
 }
@@ -322,7 +322,7 @@ TEST(Passes, ResidualBlockKeepsThePolynomialWhole) {
   }
   const Network net = lower(g);
   ASSERT_EQ(net.stages.size(), 5u);  // conv, poly, conv, add, gap+fc
-  EXPECT_EQ(net.stages[1].poly.coefficients, (std::vector<double>{0.1, 0.5, 0.25}));
+  EXPECT_EQ(net.stages[1].poly().coefficients, (std::vector<double>{0.1, 0.5, 0.25}));
   EXPECT_EQ(net.stages[3].inputs, (std::vector<int>{2, 1}));
   // Depth: conv 1, poly 2 (not monic), conv 1, add 0, gap+fc 1.
   EXPECT_EQ(cost(net).depth, 5);
@@ -352,8 +352,8 @@ TEST(Passes, ForkIntoTwoConvolutionsMakesThePolynomialMonic) {
     EXPECT_LT(test::max_rel_diff(evaluate(lower(g, options_from_bits(bits)), x), expected), 1e-10);
   }
   const Network net = lower(g);
-  ASSERT_EQ(net.stages[1].kind, Stage::Kind::kPoly);
-  EXPECT_EQ(net.stages[1].poly.coefficients, (std::vector<double>{0.4, 2.0, 1.0}));
+  ASSERT_EQ(net.stages[1].kind(), StageKind::kPoly);
+  EXPECT_EQ(net.stages[1].poly().coefficients, (std::vector<double>{0.4, 2.0, 1.0}));
   // conv 1, poly 1 (monic), conv 1, add 0, fc 1.
   EXPECT_EQ(cost(net).depth, 4);
 }
@@ -377,7 +377,7 @@ TEST(Cost, ShippedModelsBeforeAndAfterMerging) {
     EXPECT_EQ(after.poly_stages, before.poly_stages);
     std::int64_t nnz = 0;
     for (const Stage& s : merged.stages)
-      if (s.kind == Stage::Kind::kLinear && !s.linear.unit_weights) nnz += s.linear.weights.nnz();
+      if (s.is<LinearStage>() && !s.linear().unit_weights) nnz += s.linear().weights.nnz();
     EXPECT_EQ(after.plaintext_mults, nnz);
     // Each value of a monic degree-2 polynomial: one square, one c1 x, two additions.
     EXPECT_EQ(after.ciphertext_mults, before.ciphertext_mults);
@@ -389,11 +389,10 @@ TEST(Cost, PolynomialDepthRules) {
   Network n;
   n.input = {1, 1, 2};
   auto poly = [&](std::vector<double> c) {
-    Stage s;
-    s.kind = Stage::Kind::kPoly;
-    s.poly.name = "p";
-    s.poly.coefficients = std::move(c);
-    n.stages = {s};
+    PolyStage p;
+    p.name = "p";
+    p.coefficients = std::move(c);
+    n.stages = {Stage(p)};
     return cost(n).stages[0];
   };
   EXPECT_EQ(poly({0.1, 0.5, 0.3}).depth, 2);       // c2 x^2: one more level
@@ -420,7 +419,7 @@ TEST(Cost, SumPoolCostsNoLevel) {
   const StageCost& pool = c.stages[2];
   EXPECT_EQ(pool.depth, 0);
   EXPECT_EQ(pool.plaintext_mults, 0);
-  EXPECT_EQ(pool.additions, n.stages[2].linear.weights.nnz() - n.stages[2].linear.out.size());
+  EXPECT_EQ(pool.additions, n.stages[2].linear().weights.nnz() - n.stages[2].linear().out.size());
   EXPECT_EQ(c.depth, 1 + 1 + 0 + 1 + 1 + 1 + 1 + 1);
   EXPECT_EQ(c.linear_stages + c.poly_stages, 8);
 }

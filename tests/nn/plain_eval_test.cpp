@@ -93,7 +93,7 @@ TEST(PlainEval, TraceRecordsStagesAndPolynomialInputs) {
   EXPECT_EQ(trace.max_abs_input[1], m);  // the first polynomial sees the first stage's output
   EXPECT_GT(m, 0.1);
   // Trained models keep pre-activations near their measured range on test images.
-  EXPECT_LT(trace.max_abs_input[1], 2 * net.stages[1].poly.input_range);
+  EXPECT_LT(trace.max_abs_input[1], 2 * net.stages[1].poly().input_range);
 }
 
 TEST(PlainEval, NormalizeUsesPerChannelMeanAndStd) {
@@ -135,8 +135,8 @@ TEST(PlainEval, StridedPaddedConvolutionByHand) {
   EXPECT_EQ(y, (std::vector<double>{10.5, 26.5, 59.5, 100.5}));
   const Network net = lower(g);
   EXPECT_EQ(evaluate(net, x), y);
-  EXPECT_TRUE(net.stages[0].linear.spatial);
-  EXPECT_EQ(net.stages[0].linear.stride_y, 2);
+  EXPECT_TRUE(net.stages[0].linear().spatial);
+  EXPECT_EQ(net.stages[0].linear().stride_y, 2);
 }
 
 TEST(PlainEval, DilatedConvolutionByHand) {
@@ -186,7 +186,7 @@ TEST(PlainEval, DepthwiseConvolutionActsPerChannel) {
   EXPECT_LT(test::max_rel_diff(evaluate(lower(r), xr), evaluate(r, xr)), 1e-12);
   // Output rows 0..3 see 2, 3, 3, 2 input rows (padding drops out), columns likewise:
   // 10 x 10 taps per channel, and no weights across channels.
-  EXPECT_EQ(lower(r).stages[0].linear.weights.nnz(), 3 * 10 * 10);
+  EXPECT_EQ(lower(r).stages[0].linear().weights.nnz(), 3 * 10 * 10);
 }
 
 TEST(PlainEval, ResidualAddInTheGraph) {
@@ -279,7 +279,7 @@ TEST(PlainEval, ResidualBlockByHand) {
     ASSERT_EQ(trace.stage_outputs.size(), net.stages.size());
     // The Add stage's output is the hand-computed sum.
     for (std::size_t k = 0; k < net.stages.size(); ++k) {
-      if (net.stages[k].kind == Stage::Kind::kAdd) {
+      if (net.stages[k].is<AddStage>()) {
         EXPECT_LT(max_abs_diff(trace.stage_outputs[k], sum), 1e-12);
       }
     }

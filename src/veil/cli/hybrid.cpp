@@ -96,7 +96,7 @@ void print_hybrid_plan(const HybridModel& m) {
   std::printf("%s", hybrid::describe(prog).c_str());
   const nn::Network unmerged = nn::lower(m.graph, nn::LowerOptions::none());
   int linear_before = 0, linear_after = 0;
-  for (const auto& s : unmerged.stages) linear_before += s.kind == nn::Stage::Kind::kLinear;
+  for (const auto& s : unmerged.stages) linear_before += s.is<nn::LinearStage>();
   for (const auto& op : prog.ops) linear_after += op.kind == hybrid::Op::Kind::kLinear;
   std::printf(
       "merging: %d linear layers -> %d (each costs one masked input, one truncation, one\n"

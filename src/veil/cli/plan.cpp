@@ -106,7 +106,7 @@ void register_plan(CLI::App& app) {
     if (m.plan.mode == nn::Mode::kLatency) {
       std::cout << "  layouts:\n    input  " << m.plan.packing.input.describe() << "\n";
       for (const auto& s : m.plan.packing.stages)
-        if (s.kind == nn::Stage::Kind::kLinear)
+        if (s.kind == nn::StageKind::kLinear)
           std::cout << "    " << s.name.substr(0, 40) << " -> " << s.out.describe()
                     << (s.spec.fold_steps.empty() ? "" : " (folded)")
                     << (s.spec.unit ? " (sum, no level)" : "") << "\n";

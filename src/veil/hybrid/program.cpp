@@ -183,61 +183,62 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
     double in_b = 0;
     for (int j : op.inputs) in_b = std::max(in_b, bound_of(j));
     op.in_bits = scale_of(op.inputs.front());
-    switch (st.kind) {
-      case nn::Stage::Kind::kLinear: {
+    switch (st.kind()) {
+      case nn::StageKind::kLinear: {
         op.kind = Op::Kind::kLinear;
-        op.in = st.linear.in;
-        op.out = st.linear.out;
+        op.in = st.linear().in;
+        op.out = st.linear().out;
         // Measured ranges where every consumer is a polynomial that has them; then the
         // calibration's; else the interval bound through the weights.
         double b = 0;
         bool measured = !consumers[k].empty();
         for (int c : consumers[k]) {
           const auto& cs = net.stages[static_cast<std::size_t>(c)];
-          if (cs.kind != nn::Stage::Kind::kPoly || cs.poly.input_range <= 0)
+          if (!cs.is<nn::PolyStage>() || cs.poly().input_range <= 0)
             measured = false;
           else
-            b = std::max(b, cs.poly.input_range * options.margin);
+            b = std::max(b, cs.poly().input_range * options.margin);
         }
         if (!measured)
-          b = measured_out[k] > 0 ? measured_out[k] * options.margin : propagate(st.linear, in_b);
+          b = measured_out[k] > 0 ? measured_out[k] * options.margin : propagate(st.linear(), in_b);
         const bool last = k + 1 == n;
         // The product W x + b is held at 2^(in + fw) and must stay below 2^value_bits to
         // be truncated; the last stage is not truncated, its only limit is p/2 (2^59).
         const int fw =
-            last ? std::min(options.max_weight_bits, 59 - op.in_bits - bits_for(propagate(st.linear, in_b)))
+            last ? std::min(options.max_weight_bits, 59 - op.in_bits - bits_for(propagate(st.linear(), in_b)))
                  : std::min(options.max_weight_bits, vb - 1 - op.in_bits - bits_for(b));
         double wmax = 0;
-        for (double w : st.linear.weights.val) wmax = std::max(wmax, std::fabs(w));
+        for (double w : st.linear().weights.val) wmax = std::max(wmax, std::fabs(w));
         op.weight_precision = wmax > 0 ? fw + std::log2(wmax) : fw;
         VEIL_REQUIRE(fw >= 1 && op.weight_precision >= 2,
                      "linear stage '" << op.name << "': outputs up to " << b << " from inputs at 2^-"
                                       << op.in_bits << " leave its weights (up to " << wmax << ") at 2^-"
                                       << fw << ", under 2 significant bits");
-        op.linear = quantize(st.linear, fw, op.in_bits);
-        op.spatial = st.linear.spatial;
-        op.stride_y = st.linear.stride_y;
-        op.stride_x = st.linear.stride_x;
+        op.linear = quantize(st.linear(), fw, op.in_bits);
+        op.spatial = st.linear().spatial;
+        op.stride_y = st.linear().stride_y;
+        op.stride_x = st.linear().stride_x;
         op.linear.truncate = !last;
         op.out_bits = last ? op.in_bits + fw : std::min(scale_for(b), op.in_bits + fw);
         op.output_bound = b;
         break;
       }
-      case nn::Stage::Kind::kPoly: {
+      case nn::StageKind::kPoly: {
         op.kind = Op::Kind::kPoly;
         op.in = op.out = nn::Shape{net.output_size(op.inputs.front()), 1, 1};
-        op.coefficients = st.poly.coefficients;
-        VEIL_REQUIRE(st.poly.degree() <= 4, "activation '" << op.name << "' has degree " << st.poly.degree()
-                                                           << ": the hybrid mode evaluates degree <= 4");
-        VEIL_REQUIRE(st.poly.input_range > 0, "activation '"
-                                                  << op.name
-                                                  << "' has no measured input range: the hybrid mode "
-                                                     "sizes its fixed-point scales from it (re-export "
-                                                     "the model with python/train.py or python/export.py)");
-        const double r = st.poly.input_range * options.margin;
+        op.coefficients = st.poly().coefficients;
+        VEIL_REQUIRE(st.poly().degree() <= 4, "activation '" << op.name << "' has degree "
+                                                             << st.poly().degree()
+                                                             << ": the hybrid mode evaluates degree <= 4");
+        VEIL_REQUIRE(st.poly().input_range > 0, "activation '"
+                                                    << op.name
+                                                    << "' has no measured input range: the hybrid mode "
+                                                       "sizes its fixed-point scales from it (re-export "
+                                                       "the model with python/train.py or python/export.py)");
+        const double r = st.poly().input_range * options.margin;
         // The largest power's product, |x|^d at 2^(2 s) (x^3 = x * x^2, x^4 = (x^2)^2),
         // must stay below the bound: s is the power scale.
-        const int d = st.poly.degree();
+        const int d = st.poly().degree();
         const double top = d >= 2 ? std::pow(r, std::max(2, d)) : r;
         const int sb = std::min(op.in_bits, (vb - 1 - bits_for(top)) / 2);
         VEIL_REQUIRE(sb >= 1, "activation '" << op.name << "': inputs up to " << r << " give powers up to "
@@ -254,9 +255,9 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
         op.output_bound = yb;
         break;
       }
-      case nn::Stage::Kind::kAdd: {
+      case nn::StageKind::kAdd: {
         op.kind = Op::Kind::kAdd;
-        op.in = op.out = st.add.shape;
+        op.in = op.out = st.add().shape;
         double s = 0;
         for (int j : op.inputs) s += bound_of(j);
         op.output_bound = measured_out[k] > 0 ? std::min(s, measured_out[k] * options.margin) : s;
@@ -303,11 +304,11 @@ nn::Network merge_linear_runs(const nn::Network& in) {
     st.inputs.clear();
     for (int j : ins) st.inputs.push_back(j < 0 ? -1 : new_index[static_cast<std::size_t>(j)]);
     const int prev = ins.size() == 1 ? ins[0] : -1;
-    if (st.kind == nn::Stage::Kind::kLinear && prev >= 0 && readers[static_cast<std::size_t>(prev)] == 1 &&
-        in.stages[static_cast<std::size_t>(prev)].kind == nn::Stage::Kind::kLinear &&
+    if (st.is<nn::LinearStage>() && prev >= 0 && readers[static_cast<std::size_t>(prev)] == 1 &&
+        in.stages[static_cast<std::size_t>(prev)].is<nn::LinearStage>() &&
         new_index[static_cast<std::size_t>(prev)] == static_cast<int>(net.stages.size()) - 1) {
       nn::Stage& host = net.stages.back();
-      host.linear = nn::compose(host.linear, st.linear);
+      host.op = nn::compose(host.linear(), st.linear());
       new_index[k] = static_cast<int>(net.stages.size()) - 1;
       continue;
     }
@@ -326,20 +327,19 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
   // as for recorded ranges).
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
     auto& st = net.stages[k];
-    if (st.kind == nn::Stage::Kind::kPoly && st.poly.input_range <= 0)
-      st.poly.input_range = ranges.stage_input[k];
+    if (st.is<nn::PolyStage>() && st.poly().input_range <= 0) st.poly().input_range = ranges.stage_input[k];
   }
   // What no choice of scales can fix is refused before trying any.
   for (const nn::Stage& st : net.stages) {
-    if (st.kind != nn::Stage::Kind::kPoly) continue;
-    VEIL_REQUIRE(st.poly.degree() <= 4, "activation '" << st.name() << "' has degree " << st.poly.degree()
-                                                       << ": the hybrid mode evaluates degree <= 4");
-    VEIL_REQUIRE(st.poly.input_range > 0, "activation '"
-                                              << st.name()
-                                              << "' has no measured input range: the hybrid mode "
-                                                 "sizes its fixed-point scales from it (give calibration "
-                                                 "images: the commands take them from the installed data "
-                                                 "set; or export with python/train.py)");
+    if (!st.is<nn::PolyStage>()) continue;
+    VEIL_REQUIRE(st.poly().degree() <= 4, "activation '" << st.name() << "' has degree " << st.poly().degree()
+                                                         << ": the hybrid mode evaluates degree <= 4");
+    VEIL_REQUIRE(st.poly().input_range > 0, "activation '"
+                                                << st.name()
+                                                << "' has no measured input range: the hybrid mode "
+                                                   "sizes its fixed-point scales from it (give calibration "
+                                                   "images: the commands take them from the installed data "
+                                                   "set; or export with python/train.py)");
   }
   if (options.value_precision != 0) {
     Program p = lower_at(net, options, ranges);
@@ -365,7 +365,7 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
   // Scoring costs candidates x images x the model's multiply-adds: keep it near 2^31.
   double macs = 1;
   for (const auto& st : net.stages)
-    if (st.kind == nn::Stage::Kind::kLinear) macs += static_cast<double>(st.linear.weights.nnz());
+    if (st.is<nn::LinearStage>()) macs += static_cast<double>(st.linear().weights.nnz());
   const std::size_t affordable = std::max<std::size_t>(
       2, static_cast<std::size_t>(2.0e9 / (static_cast<double>(candidates.size()) * macs)));
   const std::size_t scored = std::min<std::size_t>({options.calibration.size(), 16, affordable});

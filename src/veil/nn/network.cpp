@@ -3,23 +3,15 @@
 namespace veil::nn {
 
 const std::string& Stage::name() const {
-  switch (kind) {
-    case Kind::kLinear:
-      return linear.name;
-    case Kind::kPoly:
-      return poly.name;
-    case Kind::kAdd:
-      break;
-  }
-  return add.name;
+  return std::visit([](const auto& s) -> const std::string& { return s.name; }, op);
 }
 
 int Network::output_size(int k) const {
   // Polynomial stages keep the shape of what they read.
   while (k >= 0) {
     const Stage& s = stages[k];
-    if (s.kind == Stage::Kind::kLinear) return s.linear.out.size();
-    if (s.kind == Stage::Kind::kAdd) return s.add.shape.size();
+    if (const auto* l = std::get_if<LinearStage>(&s.op)) return l->out.size();
+    if (const auto* a = std::get_if<AddStage>(&s.op)) return a->shape.size();
     k = inputs_of(k).front();
   }
   return input.size();
@@ -35,7 +27,7 @@ std::vector<int> Network::inputs_of(int k) const {
 bool Network::is_chain() const {
   for (std::size_t k = 0; k < stages.size(); ++k) {
     const Stage& s = stages[k];
-    if (s.kind == Stage::Kind::kAdd) return false;
+    if (s.is<AddStage>()) return false;
     if (!s.inputs.empty() && (s.inputs.size() != 1 || s.inputs[0] != static_cast<int>(k) - 1)) return false;
   }
   return true;

@@ -13,6 +13,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 namespace veil::nn {
@@ -64,16 +66,42 @@ struct AddStage {
   Shape shape;
 };
 
+// std::visit with one lambda per alternative: std::visit(Overloaded{f, g, h}, stage.op).
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
+// What a stage computes; the index order is StageKind's.
+using StageOp = std::variant<LinearStage, PolyStage, AddStage>;
+enum class StageKind { kLinear, kPoly, kAdd };
+
 struct Stage {
-  enum class Kind { kLinear, kPoly, kAdd } kind = Kind::kLinear;
-  LinearStage linear;  // valid when kind == kLinear
-  PolyStage poly;      // valid when kind == kPoly
-  AddStage add;        // valid when kind == kAdd
+  StageOp op;
   // Producer stage indices, each smaller than this stage's, -1 = the network input.
   // Empty means the previous stage (the network input for stage 0), so a chain built by
   // hand needs no edges; Add stages list theirs.
   std::vector<int> inputs;
+
+  Stage() = default;
+  Stage(StageOp o, std::vector<int> in = {}) : op(std::move(o)), inputs(std::move(in)) {}  // NOLINT
+
   const std::string& name() const;
+  StageKind kind() const { return static_cast<StageKind>(op.index()); }
+  template <class T>
+  bool is() const {
+    return std::holds_alternative<T>(op);
+  }
+  // Checked access: throws std::bad_variant_access when the stage is of another kind
+  // (use std::get_if on `op` where the kind is not known).
+  const LinearStage& linear() const { return std::get<LinearStage>(op); }
+  LinearStage& linear() { return std::get<LinearStage>(op); }
+  const PolyStage& poly() const { return std::get<PolyStage>(op); }
+  PolyStage& poly() { return std::get<PolyStage>(op); }
+  const AddStage& add() const { return std::get<AddStage>(op); }
+  AddStage& add() { return std::get<AddStage>(op); }
 };
 
 // The network output is its last stage.

@@ -20,8 +20,8 @@ struct Item {
   Stage stage;
   std::vector<int> inputs;  // producer items, -1 = the network input
   double pool_scale = 1;    // kPool: the 1/k^2 its weights carry
-  bool linear() const { return stage.kind == Stage::Kind::kLinear; }
-  LinearStage& lin() { return stage.linear; }
+  bool linear() const { return stage.is<LinearStage>(); }
+  LinearStage& lin() { return stage.linear(); }
 };
 
 // Every node must feed the output (a dead branch would be lowered and evaluated for
@@ -55,17 +55,11 @@ std::vector<Item> initial_items(const Graph& graph) {
         continue;
       case OpKind::kAdd:
         item.origin = Origin::kAdd;
-        item.stage.kind = Stage::Kind::kAdd;
-        item.stage.add.name = n.name;
-        item.stage.add.shape = n.out;
+        item.stage.op = AddStage{n.name, n.out};
         break;
       case OpKind::kPoly:
         item.origin = Origin::kPoly;
-        item.stage.kind = Stage::Kind::kPoly;
-        item.stage.poly.name = n.name;
-        item.stage.poly.coefficients = n.coefficients;
-        item.stage.poly.input_range = n.input_range;
-        item.stage.poly.fit_range = n.fit_range;
+        item.stage.op = PolyStage{n.name, n.coefficients, n.input_range, n.fit_range};
         break;
       case OpKind::kBatchNorm:
         item.origin = Origin::kBatchNorm;
@@ -81,7 +75,7 @@ std::vector<Item> initial_items(const Graph& graph) {
         item.origin = Origin::kLayer;
         break;
     }
-    if (item.origin != Origin::kPoly && item.origin != Origin::kAdd) item.stage.linear = linear_stage(n);
+    if (item.origin != Origin::kPoly && item.origin != Origin::kAdd) item.stage.op = linear_stage(n);
     item_of[i] = static_cast<int>(items.size());
     items.push_back(std::move(item));
   }
@@ -119,7 +113,7 @@ void replace_pair(std::vector<Item>& items, std::size_t i, Item merged) {
 Item merge(Item& first, Item& second) {
   Item out;
   out.origin = Origin::kLayer;
-  out.stage.linear = compose(first.lin(), second.lin());
+  out.stage.op = compose(first.lin(), second.lin());
   const LinearStage* geometry = nullptr;
   if (first.origin == Origin::kBatchNorm) geometry = &second.lin();
   if (second.origin == Origin::kBatchNorm) geometry = &first.lin();
@@ -172,7 +166,7 @@ void fold_pools(std::vector<Item>& items) {
 void fold_leading_coefficients(std::vector<Item>& items) {
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (items[i].origin != Origin::kPoly) continue;
-    std::vector<double>& c = items[i].stage.poly.coefficients;
+    std::vector<double>& c = items[i].stage.poly().coefficients;
     while (c.size() > 1 && c.back() == 0) c.pop_back();
     const double lead = c.back();
     if (c.size() < 2 || lead == 1.0) continue;
@@ -244,7 +238,7 @@ void need_power(int k, std::set<int>& powers) {
 StageCost linear_cost(const LinearStage& s) {
   StageCost c;
   c.name = s.name;
-  c.kind = Stage::Kind::kLinear;
+  c.kind = StageKind::kLinear;
   c.depth = s.unit_weights ? 0 : 1;
   c.plaintext_mults = s.unit_weights ? 0 : s.weights.nnz();
   for (int r = 0; r < s.weights.rows; ++r) {
@@ -257,7 +251,7 @@ StageCost linear_cost(const LinearStage& s) {
 StageCost poly_cost(const PolyStage& p, int values) {
   StageCost c;
   c.name = p.name;
-  c.kind = Stage::Kind::kPoly;
+  c.kind = StageKind::kPoly;
   std::vector<double> coef = p.coefficients;
   while (coef.size() > 1 && coef.back() == 0) coef.pop_back();
   const int d = static_cast<int>(coef.size()) - 1;
@@ -311,17 +305,17 @@ CostReport cost(const Network& network) {
     int depth_in = 0;
     for (int src : inputs) depth_in = std::max(depth_in, src < 0 ? 0 : depth_after[src]);
     StageCost c;
-    if (s.kind == Stage::Kind::kLinear) {
-      c = linear_cost(s.linear);
+    if (const auto* l = std::get_if<LinearStage>(&s.op)) {
+      c = linear_cost(*l);
       ++report.linear_stages;
-    } else if (s.kind == Stage::Kind::kPoly) {
-      c = poly_cost(s.poly, network.output_size(inputs[0]));
+    } else if (const auto* p = std::get_if<PolyStage>(&s.op)) {
+      c = poly_cost(*p, network.output_size(inputs[0]));
       ++report.poly_stages;
     } else {
-      c.name = s.add.name;
-      c.kind = Stage::Kind::kAdd;
-      c.additions =
-          static_cast<std::int64_t>(s.add.shape.size()) * static_cast<std::int64_t>(inputs.size() - 1);
+      const AddStage& a = s.add();
+      c.name = a.name;
+      c.kind = StageKind::kAdd;
+      c.additions = static_cast<std::int64_t>(a.shape.size()) * static_cast<std::int64_t>(inputs.size() - 1);
     }
     depth_after[k] = depth_in + c.depth;
     report.plaintext_mults += c.plaintext_mults;
@@ -343,19 +337,19 @@ std::string describe(const Network& network) {
   for (std::size_t i = 0; i < network.stages.size(); ++i) {
     const Stage& s = network.stages[i];
     out << "  " << i + 1 << ". ";
-    if (s.kind == Stage::Kind::kLinear) {
-      const LinearStage& l = s.linear;
+    if (const auto* lp = std::get_if<LinearStage>(&s.op)) {
+      const LinearStage& l = *lp;
       out << (l.unit_weights ? "sum-pool" : "linear") << " " << l.name << "  " << shape(l.in) << " -> "
           << shape(l.out)
           << (l.spatial ? "  spatial stride " + std::to_string(l.stride_y) + "x" + std::to_string(l.stride_x)
                         : "  dense")
           << "  nnz " << l.weights.nnz();
-    } else if (s.kind == Stage::Kind::kAdd) {
-      out << "add " << s.add.name << "  " << shape(s.add.shape) << "  of stages";
+    } else if (const auto* a = std::get_if<AddStage>(&s.op)) {
+      out << "add " << a->name << "  " << shape(a->shape) << "  of stages";
       for (int src : network.inputs_of(static_cast<int>(i)))
         out << " " << (src < 0 ? "input" : std::to_string(src + 1));
     } else {
-      const PolyStage& p = s.poly;
+      const PolyStage& p = s.poly();
       out << "poly " << p.name << "  degree " << p.degree() << (p.coefficients.back() == 1.0 ? " monic" : "")
           << "  input_range " << p.input_range << " fit_range " << p.fit_range;
     }

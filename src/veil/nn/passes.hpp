@@ -46,7 +46,7 @@ Network lower(const Graph& graph, const LowerOptions& options = {});
 
 struct StageCost {
   std::string name;
-  Stage::Kind kind = Stage::Kind::kLinear;
+  StageKind kind = StageKind::kLinear;
   int depth = 0;                      // levels consumed
   std::int64_t plaintext_mults = 0;   // linear: multiplications by plaintext weights (nnz)
   std::int64_t constant_mults = 0;    // poly: multiplications by scalar coefficients

@@ -195,23 +195,20 @@ std::vector<double> evaluate(const Network& network, const std::vector<double>& 
       for (const Tensor* x : ins) m = std::max(m, max_abs(*x));
       trace->max_abs_input.push_back(m);
     }
-    switch (s.kind) {
-      case Stage::Kind::kLinear:
-        values[k] = evaluate(s.linear, *ins[0]);
-        break;
-      case Stage::Kind::kPoly:
-        values[k] = evaluate(s.poly, *ins[0]);
-        break;
-      case Stage::Kind::kAdd:
-        values[k] = *ins[0];
-        for (std::size_t j = 1; j < ins.size(); ++j) {
-          VEIL_REQUIRE(ins[j]->size() == values[k].size(), "add stage '" << s.add.name << "': inputs of "
-                                                                         << values[k].size() << " and "
-                                                                         << ins[j]->size() << " values");
-          for (std::size_t i = 0; i < values[k].size(); ++i) values[k][i] += (*ins[j])[i];
-        }
-        break;
-    }
+    values[k] =
+        std::visit(Overloaded{[&](const LinearStage& l) { return evaluate(l, *ins[0]); },
+                              [&](const PolyStage& p) { return evaluate(p, *ins[0]); },
+                              [&](const AddStage& a) {
+                                Tensor sum = *ins[0];
+                                for (std::size_t j = 1; j < ins.size(); ++j) {
+                                  VEIL_REQUIRE(ins[j]->size() == sum.size(),
+                                               "add stage '" << a.name << "': inputs of " << sum.size()
+                                                             << " and " << ins[j]->size() << " values");
+                                  for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += (*ins[j])[i];
+                                }
+                                return sum;
+                              }},
+                   s.op);
     if (trace) trace->stage_outputs.push_back(values[k]);
   }
   return std::move(values.back());

@@ -100,34 +100,28 @@ LinearStage dense(Shape in, int out, std::mt19937_64& g, double wscale) {
   return st;
 }
 
-Stage linear(LinearStage s) {
-  Stage st;
-  st.kind = Stage::Kind::kLinear;
-  st.linear = std::move(s);
-  return st;
-}
+Stage linear(LinearStage s) { return Stage(std::move(s)); }
 
 Stage poly(std::vector<double> c) {
-  Stage st;
-  st.kind = Stage::Kind::kPoly;
-  st.poly.name = "poly";
-  st.poly.coefficients = std::move(c);
-  st.poly.input_range = 4;
-  return st;
+  PolyStage p;
+  p.name = "poly";
+  p.coefficients = std::move(c);
+  p.input_range = 4;
+  return Stage(std::move(p));
 }
 
 std::vector<double> plain_forward(const Network& net, std::vector<double> x) {
   for (const Stage& s : net.stages) {
-    if (s.kind == Stage::Kind::kPoly) {
+    if (s.is<PolyStage>()) {
       for (double& v : x) {
         double acc = 0;
-        for (auto it = s.poly.coefficients.rbegin(); it != s.poly.coefficients.rend(); ++it)
+        for (auto it = s.poly().coefficients.rbegin(); it != s.poly().coefficients.rend(); ++it)
           acc = acc * v + *it;
         v = acc;
       }
     } else {
-      const auto& w = s.linear.weights;
-      std::vector<double> y(s.linear.bias);
+      const auto& w = s.linear().weights;
+      std::vector<double> y(s.linear().bias);
       for (int r = 0; r < w.rows; ++r)
         for (auto k = w.row_ptr[r]; k < w.row_ptr[r + 1]; ++k) y[r] += w.val[k] * x[w.col[k]];
       x = std::move(y);
@@ -371,21 +365,21 @@ TEST(Planner, RefusesTooDeepModelsNamingTheDepth) {
 TEST(Planner, RefusesWeightsBeyondThePlaintextRangeNamingTheLayer) {
   Network net = test_network(5);
   EXPECT_NO_THROW(make_plan(net, toy_options(Mode::kLatency, 11)));
-  net.stages[3].linear.name = "conv2";
-  net.stages[3].linear.weights.val[7] = 1e38;
+  net.stages[3].linear().name = "conv2";
+  net.stages[3].linear().weights.val[7] = 1e38;
   for (Mode mode : {Mode::kLatency, Mode::kThroughput}) {
     const std::string why = refusal([&] { make_plan(net, toy_options(mode, 11)); });
     EXPECT_NE(why.find("layer 'conv2': a weight of magnitude 1e+38"), std::string::npos) << why;
   }
   // A bias that large, or an activation whose measured inputs exceed the range, likewise.
   Network biased = test_network(5);
-  biased.stages[5].linear.name = "fc";
-  biased.stages[5].linear.bias.assign(biased.stages[5].linear.bias.size(), 1e30);
+  biased.stages[5].linear().name = "fc";
+  biased.stages[5].linear().bias.assign(biased.stages[5].linear().bias.size(), 1e30);
   const std::string bias = refusal([&] { make_plan(biased, toy_options(Mode::kLatency, 11)); });
   EXPECT_NE(bias.find("layer 'fc': a bias of magnitude"), std::string::npos) << bias;
   Network wide = test_network(5);
-  wide.stages[1].poly.name = "act1";
-  wide.stages[1].poly.input_range = 1e80;  // beyond Q / scale even at the top level
+  wide.stages[1].poly().name = "act1";
+  wide.stages[1].poly().input_range = 1e80;  // beyond Q / scale even at the top level
   const std::string range = refusal([&] { make_plan(wide, toy_options(Mode::kLatency, 11)); });
   EXPECT_NE(range.find("activation 'act1': its inputs reach"), std::string::npos) << range;
 }

@@ -96,11 +96,11 @@ TEST(Residual, LoweredNetworkHasBothShortcuts) {
   ASSERT_EQ(in2.size(), 2u);
   // The projection: a strided 1x1 convolution, spatial, stride 2.
   const Stage& proj = net.stages[in2[1]];
-  ASSERT_EQ(proj.kind, Stage::Kind::kLinear);
-  EXPECT_TRUE(proj.linear.spatial);
-  EXPECT_EQ(proj.linear.stride_y, 2);
-  EXPECT_EQ(proj.linear.out, (Shape{8, 4, 4}));
-  EXPECT_EQ(net.stages[in1[1]].kind, Stage::Kind::kLinear);  // the stem, read twice
+  ASSERT_EQ(proj.kind(), StageKind::kLinear);
+  EXPECT_TRUE(proj.linear().spatial);
+  EXPECT_EQ(proj.linear().stride_y, 2);
+  EXPECT_EQ(proj.linear().out, (Shape{8, 4, 4}));
+  EXPECT_EQ(net.stages[in1[1]].kind(), StageKind::kLinear);  // the stem, read twice
 }
 
 class ResidualLatency : public ::testing::TestWithParam<int> {};
@@ -113,7 +113,7 @@ TEST_P(ResidualLatency, MatchesPlainEvaluator) {
   EXPECT_EQ(plan.depth, cost(net).depth) << plan.describe();
   // Both inputs of each Add are packed in its layout.
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
-    if (net.stages[k].kind != Stage::Kind::kAdd) continue;
+    if (!net.stages[k].is<AddStage>()) continue;
     for (int src : net.inputs_of(static_cast<int>(k)))
       EXPECT_EQ(plan.packing.stages[src].out, plan.packing.stages[k].out) << net.stages[k].name();
   }

@@ -592,7 +592,7 @@ TEST(TorchExport, GroupedConvEqualsDenseConvWithZeroBlocks) {
   EXPECT_LT(test::max_rel_diff(y, conv_ref(x, w, bias, 3, 2).v), 1e-12);
   // The lowered matrix keeps only the group's blocks: 2 of 4 input channels per row.
   const Network net = lower(parse_onnx(grouped.bytes(), "g.onnx"));
-  EXPECT_EQ(net.stages[0].linear.weights.nnz(), 6 * 3 * 3 * 2 * 9);
+  EXPECT_EQ(net.stages[0].linear().weights.nnz(), 6 * 3 * 3 * 2 * 9);
 }
 
 // ---- the constant folder on its own ----------------------------------------------------

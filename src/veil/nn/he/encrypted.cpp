@@ -152,7 +152,7 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
   // limb, so a cached byte saves the most time where plaintexts have the fewest limbs.
   std::vector<std::size_t> linear;
   for (std::size_t k = 0; k < net_.stages.size(); ++k)
-    if (plan_.packing.stages[k].kind == Stage::Kind::kLinear) linear.push_back(k);
+    if (plan_.packing.stages[k].kind == StageKind::kLinear) linear.push_back(k);
   std::stable_sort(linear.begin(), linear.end(), [&](std::size_t a, std::size_t b) {
     return plan_.stages[a].level_in < plan_.stages[b].level_in;
   });
@@ -177,8 +177,8 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
       pt_scale = targets_[k] * static_cast<double>(ctx_->modulus(level).value()) / in_scale;
     }
     transforms_[k] = std::make_unique<he::LinearTransform>(
-        encoder_, pack_linear(net_.stages[k].linear, ps.in, ps.out, !ps.spec.fold_steps.empty(), true), level,
-        ps.giant_step, cache, pt_scale);
+        encoder_, pack_linear(net_.stages[k].linear(), ps.in, ps.out, !ps.spec.fold_steps.empty(), true),
+        level, ps.giant_step, cache, pt_scale);
     const std::size_t ct_bytes = 2 * static_cast<std::size_t>(level + 1) * ctx_->n() * sizeof(u64);
     const auto cts = static_cast<std::size_t>(ps.counts.baby_rotations + ps.counts.giant_rotations +
                                               ps.spec.in_blocks + ps.spec.out_blocks) +
@@ -238,19 +238,19 @@ std::vector<Ciphertext> EncryptedNetwork::evaluate(std::vector<Ciphertext> input
     const auto start = std::chrono::steady_clock::now();
     const Stage& st = net_.stages[k];
     std::vector<Ciphertext> x;
-    if (st.kind == Stage::Kind::kPoly) {
+    if (st.is<PolyStage>()) {
       x = take(inputs_k[0]);
       const bool relin = !lazy_relin(k);
       parallel_for(x.size(), [&](std::size_t i) {
-        x[i] = he::evaluate_polynomial(eval_, x[i], st.poly.coefficients, keys.relin, relin);
+        x[i] = he::evaluate_polynomial(eval_, x[i], st.poly().coefficients, keys.relin, relin);
       });
-    } else if (st.kind == Stage::Kind::kAdd) {
+    } else if (st.is<AddStage>()) {
       // A residual join: the inputs share a layout (latency) or an element order
       // (throughput) and the plan's scale; the evaluator drops the higher one's levels.
       x = take(inputs_k[0]);
       for (std::size_t j = 1; j < inputs_k.size(); ++j) {
         const std::vector<Ciphertext> y = take(inputs_k[j]);
-        VEIL_REQUIRE(y.size() == x.size(), "internal: inputs of '" << st.add.name << "' have " << x.size()
+        VEIL_REQUIRE(y.size() == x.size(), "internal: inputs of '" << st.add().name << "' have " << x.size()
                                                                    << " and " << y.size() << " ciphertexts");
         parallel_for(x.size(), [&](std::size_t i) { eval_.add_inplace(x[i], y[i]); });
       }
@@ -290,7 +290,7 @@ he::SparseWeights sparse_weights(const LinearStage& st) {
 
 std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const std::vector<Ciphertext>& in,
                                                        const rlwe::RelinKeys* relin) const {
-  const LinearStage& st = net_.stages[stage].linear;
+  const LinearStage& st = net_.stages[stage].linear();
   VEIL_REQUIRE(static_cast<int>(in.size()) == st.in.size(),
                "stage '" << st.name << "' expects " << st.in.size() << " ciphertexts, got " << in.size());
   VEIL_REQUIRE(st.unit_weights || in[0].level() >= 1, "no level left for stage '" << st.name << "'");
@@ -345,14 +345,14 @@ void EncryptedNetwork::set_exact_scales() {
   for (std::size_t k = 0; k < count; ++k) {
     const Stage& st = net_.stages[k];
     const std::vector<int> inputs = net_.inputs_of(static_cast<int>(k));
-    if (st.kind == Stage::Kind::kPoly) {
+    if (st.is<PolyStage>()) {
       const double s = scale_of(inputs[0]);
       scale[k] = lazy_relin(k)
                      ? s * s
-                     : he::polynomial_scale(*ctx_, st.poly.coefficients, plan_.stages[k].level_in, s);
-    } else if (st.kind == Stage::Kind::kLinear) {
+                     : he::polynomial_scale(*ctx_, st.poly().coefficients, plan_.stages[k].level_in, s);
+    } else if (st.is<LinearStage>()) {
       const bool weighted =
-          plan_.mode == Mode::kLatency ? !plan_.packing.stages[k].spec.unit : !st.linear.unit_weights;
+          plan_.mode == Mode::kLatency ? !plan_.packing.stages[k].spec.unit : !st.linear().unit_weights;
       if (!weighted) {
         scale[k] = scale_of(inputs[0]);
         continue;
@@ -360,15 +360,15 @@ void EncryptedNetwork::set_exact_scales() {
       // A branch end: its only reader is an Add.
       for (std::size_t j = k + 1; j < count && readers_[k + 1] == 1; ++j)
         for (int src : net_.inputs_of(static_cast<int>(j)))
-          if (src == static_cast<int>(k)) flexible[k] = net_.stages[j].kind == Stage::Kind::kAdd;
+          if (src == static_cast<int>(k)) flexible[k] = net_.stages[j].is<AddStage>();
       if (!flexible[k]) scale[k] = targets_[k] = delta;
     } else {
       double s = 0;
       for (int src : inputs) {
         if (src >= 0 && flexible[src]) continue;
         VEIL_REQUIRE(s == 0 || std::abs(scale_of(src) / s - 1) < 1e-9,
-                     "node '" << st.add.name << "': its inputs arrive at different scales (2^" << std::log2(s)
-                              << " and 2^" << std::log2(scale_of(src))
+                     "node '" << st.add().name << "': its inputs arrive at different scales (2^"
+                              << std::log2(s) << " and 2^" << std::log2(scale_of(src))
                               << "); end one of the branches with a linear stage (e.g. a convolution), "
                               << "whose weights then carry the correction");
         s = scale_of(src);
@@ -390,13 +390,13 @@ bool EncryptedNetwork::lazy_relin(std::size_t k) const {
   // Throughput mode, a monic quadratic, and a weighted linear stage (possibly after sum
   // pools) that will relinearise its outputs.
   if (plan_.mode != Mode::kThroughput) return false;
-  const auto& c = net_.stages[k].poly.coefficients;
+  const auto& c = net_.stages[k].poly().coefficients;
   if (c.size() != 3 || c[2] != 1.0) return false;
   for (std::size_t j = k + 1; j < net_.stages.size(); ++j) {
     const Stage& s = net_.stages[j];
     // Only along a path no other stage reads (an Add needs relinearised, rescaled inputs).
-    if (s.kind != Stage::Kind::kLinear || !reads_only_previous(j)) return false;
-    if (!s.linear.unit_weights) return true;
+    if (!s.is<LinearStage>() || !reads_only_previous(j)) return false;
+    if (!s.linear().unit_weights) return true;
   }
   return false;
 }
@@ -405,22 +405,22 @@ bool EncryptedNetwork::fusable(std::size_t k) const {
   if (plan_.mode != Mode::kThroughput || k + 2 >= net_.stages.size()) return false;
   const Stage &a = net_.stages[k], &b = net_.stages[k + 1], &c = net_.stages[k + 2];
   if (!reads_only_previous(k + 1) || !reads_only_previous(k + 2)) return false;
-  if (a.kind != Stage::Kind::kLinear || a.linear.unit_weights || b.kind != Stage::Kind::kPoly ||
-      c.kind != Stage::Kind::kLinear || !c.linear.unit_weights)
+  if (!a.is<LinearStage>() || a.linear().unit_weights || !b.is<PolyStage>() || !c.is<LinearStage>() ||
+      !c.linear().unit_weights)
     return false;
   // Every pre-pool value feeds at most one pool output (stride = kernel), so computing
   // them per pool output does no work twice.
-  std::vector<int> uses(c.linear.in.size(), 0);
-  for (int col : c.linear.weights.col)
+  std::vector<int> uses(c.linear().in.size(), 0);
+  for (int col : c.linear().weights.col)
     if (++uses[col] > 1) return false;
   return true;
 }
 
 std::vector<Ciphertext> EncryptedNetwork::fused_batch(std::size_t k, const std::vector<Ciphertext>& in,
                                                       const EvaluationKeys& keys, double seconds[3]) const {
-  const LinearStage& conv = net_.stages[k].linear;
-  const LinearStage& pool = net_.stages[k + 2].linear;
-  const auto& coeffs = net_.stages[k + 1].poly.coefficients;
+  const LinearStage& conv = net_.stages[k].linear();
+  const LinearStage& pool = net_.stages[k + 2].linear();
+  const auto& coeffs = net_.stages[k + 1].poly().coefficients;
   const he::WeightedSum weighted(ctx_, sparse_weights(conv), in[0].level(), weight_scale(k, in[0]));
   const bool relin_poly = !lazy_relin(k + 1);
   std::vector<Ciphertext> out(pool.out.size());

@@ -274,8 +274,8 @@ std::string shape_text(const Shape& s) {
 Shape output_shape(const Network& net, int k) {
   while (k >= 0) {
     const Stage& s = net.stages[k];
-    if (s.kind == Stage::Kind::kLinear) return s.linear.out;
-    if (s.kind == Stage::Kind::kAdd) return s.add.shape;
+    if (s.is<LinearStage>()) return s.linear().out;
+    if (s.is<AddStage>()) return s.add().shape;
     k = net.inputs_of(k).front();
   }
   return net.input;
@@ -300,15 +300,15 @@ void check_graph(const Network& net) {
                                                   << "topological order)");
       if (src >= 0) ++readers[src];
     }
-    if (s.kind == Stage::Kind::kAdd) {
+    if (s.is<AddStage>()) {
       VEIL_REQUIRE(inputs.size() >= 2,
-                   "node '" << s.add.name << "': an Add needs two inputs, it has " << inputs.size());
+                   "node '" << s.add().name << "': an Add needs two inputs, it has " << inputs.size());
       for (int src : inputs) {
         const Shape in = output_shape(net, src);
-        VEIL_REQUIRE(in == s.add.shape,
-                     "node '" << s.add.name << "': residual Add of tensors of different shapes ("
+        VEIL_REQUIRE(in == s.add().shape,
+                     "node '" << s.add().name << "': residual Add of tensors of different shapes ("
                               << stage_text(net, src) << " gives " << shape_text(in) << ", the Add takes "
-                              << shape_text(s.add.shape)
+                              << shape_text(s.add().shape)
                               << "); both branches must give the same shape: a shortcut that changes the "
                               << "size or the channels needs a projection (e.g. a strided 1x1 Conv)");
       }
@@ -316,10 +316,11 @@ void check_graph(const Network& net) {
     }
     VEIL_REQUIRE(inputs.size() == 1, "stage " << k + 1 << " '" << s.name() << "' reads " << inputs.size()
                                               << " tensors; only an Add reads more than one");
-    if (s.kind == Stage::Kind::kLinear)
-      VEIL_REQUIRE(net.output_size(inputs[0]) == s.linear.in.size(),
-                   "stage " << k + 1 << " '" << s.name() << "' takes " << s.linear.in.size() << " values but "
-                            << stage_text(net, inputs[0]) << " gives " << net.output_size(inputs[0]));
+    if (s.is<LinearStage>())
+      VEIL_REQUIRE(net.output_size(inputs[0]) == s.linear().in.size(),
+                   "stage " << k + 1 << " '" << s.name() << "' takes " << s.linear().in.size()
+                            << " values but " << stage_text(net, inputs[0]) << " gives "
+                            << net.output_size(inputs[0]));
   }
   for (int k = 0; k + 1 < count; ++k)
     VEIL_REQUIRE(readers[k] > 0, "stage " << k + 1 << " '" << net.stages[k].name()
@@ -366,20 +367,20 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
     for (std::size_t p = 0; p < frontier[src + 1].size(); ++p) {
       const Node& from = frontier[src + 1][p];
       const std::vector<int> parent = {static_cast<int>(p)};
-      if (st.kind == Stage::Kind::kPoly) {
+      if (st.is<PolyStage>()) {
         relax(k, from.layout,
-              from.cost + kRelinCost * from.layout.blocks() * he::polynomial_depth(st.poly.coefficients),
+              from.cost + kRelinCost * from.layout.blocks() * he::polynomial_depth(st.poly().coefficients),
               parent, false);
         continue;
       }
-      std::vector<Candidate> cands = candidates(st.linear, from.layout);
+      std::vector<Candidate> cands = candidates(st.linear(), from.layout);
       for (const Layout& t : targets)
-        if (t.shape == st.linear.out && std::none_of(cands.begin(), cands.end(), [&](const Candidate& c) {
+        if (t.shape == st.linear().out && std::none_of(cands.begin(), cands.end(), [&](const Candidate& c) {
               return c.out == t && !c.fold;
             }))
           cands.push_back({t, false});
       for (const Candidate& c : cands) {
-        const he::LinearTransformSpec spec = pack_linear(st.linear, from.layout, c.out, c.fold, false);
+        const he::LinearTransformSpec spec = pack_linear(st.linear(), from.layout, c.out, c.fold, false);
         relax(k, c.out, from.cost + stage_cost(spec, giant_step(spec, from.layout, c.out)), parent, c.fold);
       }
     }
@@ -391,8 +392,8 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
     while (src >= 0 && readers[src + 1] == 1) {
       path.push_back(src);
       const Stage& s = net.stages[src];
-      if (s.kind == Stage::Kind::kLinear) return src;
-      if (s.kind != Stage::Kind::kPoly) break;
+      if (s.is<LinearStage>()) return src;
+      if (!s.is<PolyStage>()) break;
       src = net.inputs_of(src).front();
     }
     return -2;
@@ -401,7 +402,7 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
   for (int k = 0; k < count; ++k) {
     const Stage& st = net.stages[k];
     const std::vector<int> inputs = net.inputs_of(k);
-    if (st.kind != Stage::Kind::kAdd) {
+    if (!st.is<AddStage>()) {
       build(k, {});
     } else {
       // Each branch's last linear stage may also produce the layouts the others reach.
@@ -437,7 +438,7 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
       }
       VEIL_REQUIRE(
           !frontier[k + 1].empty(),
-          "node '" << st.add.name << "': its inputs (" << stage_text(net, inputs[0]) << " and "
+          "node '" << st.add().name << "': its inputs (" << stage_text(net, inputs[0]) << " and "
                    << stage_text(net, inputs[1])
                    << ") share no slot layout; a residual Add needs a linear stage (e.g. a "
                    << "convolution) at the end of at least one branch, which can produce the other's "
@@ -479,19 +480,19 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
     const Node& from = frontier[inputs[0] + 1][choice[inputs[0] + 1]];
     const Node& to = frontier[k + 1][choice[k + 1]];
     PackedStage ps;
-    ps.kind = st.kind;
+    ps.kind = st.kind();
     ps.in = from.layout;
     ps.out = to.layout;
     if (!net.stages[k].inputs.empty()) ps.inputs = inputs;
-    if (st.kind == Stage::Kind::kPoly) {
-      ps.name = st.poly.name;
-      ps.coefficients = st.poly.coefficients;
+    if (st.is<PolyStage>()) {
+      ps.name = st.poly().name;
+      ps.coefficients = st.poly().coefficients;
       ps.levels = he::polynomial_depth(ps.coefficients);
-    } else if (st.kind == Stage::Kind::kAdd) {
-      ps.name = st.add.name;
+    } else if (st.is<AddStage>()) {
+      ps.name = st.add().name;
     } else {
-      ps.name = st.linear.name;
-      ps.spec = pack_linear(st.linear, from.layout, to.layout, to.fold, with_values);
+      ps.name = st.linear().name;
+      ps.spec = pack_linear(st.linear(), from.layout, to.layout, to.fold, with_values);
       ps.giant_step = giant_step(ps.spec, from.layout, to.layout);
       ps.counts = he::count(ps.spec, ps.giant_step);
       ps.levels = ps.counts.levels;
@@ -520,7 +521,7 @@ int Packing::depth() const {
 std::vector<int> Packing::rotation_steps() const {
   std::set<int> steps;
   for (const auto& s : stages)
-    if (s.kind == Stage::Kind::kLinear)
+    if (s.kind == StageKind::kLinear)
       for (int r : he::rotation_steps(s.spec, s.giant_step)) steps.insert(r);
   return {steps.begin(), steps.end()};
 }
@@ -529,7 +530,7 @@ he::TransformCounts Packing::totals() const {
   he::TransformCounts t;
   t.levels = depth();
   for (const auto& s : stages) {
-    if (s.kind != Stage::Kind::kLinear) continue;
+    if (s.kind != StageKind::kLinear) continue;
     t.baby_rotations += s.counts.baby_rotations;
     t.giant_rotations += s.counts.giant_rotations;
     t.fold_rotations += s.counts.fold_rotations;

@@ -60,7 +60,7 @@ struct Layout {
 };
 
 struct PackedStage {
-  Stage::Kind kind = Stage::Kind::kLinear;
+  StageKind kind = StageKind::kLinear;
   std::string name;
   Layout in, out;
   he::LinearTransformSpec spec;  // linear stages

@@ -127,13 +127,13 @@ double predict_logit_error(const Network& net, int log_n, double scale) {
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
     const Stage& st = net.stages[k];
     const std::vector<int> inputs = net.inputs_of(static_cast<int>(k));
-    if (st.kind == Stage::Kind::kAdd) {
+    if (st.is<AddStage>()) {
       err[k] = 0;
       for (int src : inputs) err[k] += src < 0 ? fresh : err[src];
       continue;
     }
     const double in = inputs[0] < 0 ? fresh : err[inputs[0]];
-    err[k] = in * (st.kind == Stage::Kind::kPoly ? poly_gain(st.poly) : linear_gain(st.linear)) + fresh;
+    err[k] = in * (st.is<PolyStage>() ? poly_gain(st.poly()) : linear_gain(st.linear())) + fresh;
   }
   return err.back();
 }
@@ -163,8 +163,8 @@ void check_magnitudes(const Network& net, const Plan& plan) {
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
     const Stage& st = net.stages[k];
     const StagePlan& sp = plan.stages[k];
-    if (st.kind == Stage::Kind::kLinear) {
-      const LinearStage& l = st.linear;
+    if (st.is<LinearStage>()) {
+      const LinearStage& l = st.linear();
       double w = 0, b = 0;
       for (double v : l.weights.val) w = std::max(w, std::abs(v));
       for (double v : l.bias) b = std::max(b, std::abs(v));
@@ -177,8 +177,8 @@ void check_magnitudes(const Network& net, const Plan& plan) {
                                                      << " does not fit the plaintext range at level "
                                                      << sp.level_out << " (below " << room(sp.level_out)
                                                      << " at scale 2^" << log_scale << ")");
-    } else if (st.kind == Stage::Kind::kPoly) {
-      const PolyStage& poly = st.poly;
+    } else if (st.is<PolyStage>()) {
+      const PolyStage& poly = st.poly();
       for (double c : poly.coefficients)
         VEIL_REQUIRE(std::abs(c) < std::exp2(62 - log_scale),
                      "activation '" << poly.name << "': coefficient " << c << " is too large to encode");
@@ -275,10 +275,10 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
     const auto level_of = [&](int src) { return src < 0 ? top : plan.stages[src].level_out; };
     StagePlan sp;
     int level = level_of(inputs[0]);
-    if (st.kind == Stage::Kind::kAdd) {
+    if (st.is<AddStage>()) {
       // The inputs meet at the lowest one's level: the others drop levels (free, and
       // exact: every stage returns its result to the plan's scale, so no correction).
-      sp.name = st.add.name;
+      sp.name = st.add().name;
       int high = level;
       for (int src : inputs) level = std::min(level, level_of(src)), high = std::max(high, level_of(src));
       sp.dropped_levels = high - level;
@@ -289,15 +289,15 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
     sp.level_in = level;
     const int elements = net.output_size(inputs[0]);  // throughput: ciphertexts entering the stage
     const double l = level + 1;
-    if (st.kind == Stage::Kind::kPoly) {
-      sp.name = st.poly.name;
-      const int depth = he::polynomial_depth(st.poly.coefficients);
+    if (st.is<PolyStage>()) {
+      sp.name = st.poly().name;
+      const int depth = he::polynomial_depth(st.poly().coefficients);
       // One multiply-relinearise per ciphertext and level.
       const int cts = o.mode == Mode::kLatency ? plan.packing.stages[k].in.blocks() : elements;
       sp.predicted_seconds = cts * depth * (keyswitch_ntts(p, level) * ntt + 4 * l * n * mac_seconds);
       level -= depth;
     } else {
-      sp.name = st.linear.name;
+      sp.name = st.linear().name;
       if (o.mode == Mode::kLatency) {
         const PackedStage& ps = plan.packing.stages[k];
         sp.counts = ps.counts;
@@ -307,9 +307,9 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
                                    keyswitch_ntts(p, level) * ntt +
                                static_cast<double>(sp.counts.plaintext_mults) * 2 * l * n * mac_seconds;
       } else {
-        sp.counts.plaintext_mults = st.linear.unit_weights ? 0 : st.linear.weights.nnz();
-        sp.counts.levels = st.linear.unit_weights ? 0 : 1;
-        sp.predicted_seconds = static_cast<double>(st.linear.weights.nnz()) * 2 * l * n * mac_seconds;
+        sp.counts.plaintext_mults = st.linear().unit_weights ? 0 : st.linear().weights.nnz();
+        sp.counts.levels = st.linear().unit_weights ? 0 : 1;
+        sp.predicted_seconds = static_cast<double>(st.linear().weights.nnz()) * 2 * l * n * mac_seconds;
       }
       level -= sp.counts.levels;
     }

@@ -222,7 +222,7 @@ Handler::Handler(std::vector<ServedModel> models) {
     VEIL_REQUIRE(!modes_[i], "two models for " << nn::mode_name(m.plan.mode) << " mode");
     auto ms = std::make_unique<Mode>();
     for (std::size_t k = 0; k < m.network.stages.size(); ++k)
-      if (m.network.stages[k].kind == nn::Stage::Kind::kPoly)
+      if (m.network.stages[k].is<nn::PolyStage>())
         ms->relin_level = std::max(ms->relin_level, m.plan.stages[k].level_in);
     // Keys at any level up to the top cost at most the top level's size: relinearisation
     // plus one rotation key per planned step, each at most (top level) bytes; a fixed
