@@ -42,12 +42,7 @@ void require_agreement(const Model& m, const nn::EncryptedNetwork& server, const
     if (!stage.empty()) return;
     std::vector<std::vector<double>> dec(cts.size());
     parallel_for(cts.size(), [&](std::size_t i) { dec[i] = encoder.decode_real(decryptor.decrypt(cts[i])); });
-    std::vector<double> got;
-    if (plan.mode == nn::Mode::kLatency) {
-      got = nn::unpack(plan.packing.stages[k].out, dec);
-    } else {
-      for (const auto& d : dec) got.push_back(d[0]);
-    }
+    const std::vector<double> got = plan.packing_mode().unpack_stage(plan, k, dec, 0);
     const auto& want = trace.stage_outputs[k];
     const double e = max_abs_diff(got, want), t = nn::agreement_tolerance(plan, want);
     if (e > t) {

@@ -90,13 +90,7 @@ void run_eval(EvalOptions& o) {
     double err = 0;
     for (std::size_t img = 0; img < traces.size(); ++img) {
       const auto& want = traces[img][k];
-      std::vector<double> got;
-      if (plan.mode == nn::Mode::kLatency) {
-        got = nn::unpack(plan.packing.stages[k].out, dec);
-      } else {
-        got.resize(dec.size());
-        for (std::size_t e = 0; e < dec.size(); ++e) got[e] = dec[e][img];
-      }
+      const std::vector<double> got = plan.packing_mode().unpack_stage(plan, k, dec, img);
       for (std::size_t e = 0; e < want.size(); ++e) err = std::max(err, std::abs(got[e] - want[e]));
     }
     stage_bits[k] = precision_bits(err);
@@ -109,7 +103,7 @@ void run_eval(EvalOptions& o) {
   std::vector<double> worst_logits;
   std::vector<double> stage_seconds(net.stages.size(), 0.0);
   std::uint64_t up_bytes = 0, down_bytes = 0;
-  const std::size_t per_batch = plan.mode == nn::Mode::kLatency ? 1 : plan.slots;
+  const std::size_t per_batch = plan.packing_mode().batch_size(plan);
   std::size_t correct_enc = 0, correct_plain = 0, agree = 0, done = 0;
   report::Progress progress("encrypted eval", n);
   for (std::size_t first = 0; first < n; first += per_batch) {
@@ -176,10 +170,10 @@ void run_eval(EvalOptions& o) {
       "%.2f s)\n",
       per_image, t_enc, t_eval, t_dec, t_keys);
   std::printf("  bytes                evaluation keys %s; per %s: upload %s, download %s\n",
-              human_bytes(key_bytes).c_str(), plan.mode == nn::Mode::kLatency ? "image" : "batch",
-              human_bytes(up_bytes).c_str(), human_bytes(down_bytes).c_str());
+              human_bytes(key_bytes).c_str(), plan.packing_mode().unit(), human_bytes(up_bytes).c_str(),
+              human_bytes(down_bytes).c_str());
   std::printf("  stages (seconds over the run, precision in bits on the first %s):\n",
-              plan.mode == nn::Mode::kLatency ? "image" : "batch");
+              plan.packing_mode().unit());
   for (std::size_t k = 0; k < net.stages.size(); ++k)
     std::printf("    %-46s %9.3f s  %5.1f bits\n", plan.stages[k].name.substr(0, 46).c_str(),
                 stage_seconds[k], stage_bits[k]);
@@ -243,8 +237,7 @@ void run_eval(EvalOptions& o) {
     time.y_label = "seconds";
     time.labels = names;
     time.values = stage_seconds;
-    prec.title = "Precision per stage (first " +
-                 std::string(plan.mode == nn::Mode::kLatency ? "image" : "batch") + ")";
+    prec.title = "Precision per stage (first " + std::string(plan.packing_mode().unit()) + ")";
     prec.y_label = "bits";
     prec.labels = names;
     prec.values = stage_bits;

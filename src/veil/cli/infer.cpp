@@ -57,7 +57,7 @@ void run_infer(InferOptions& o) {
   std::vector<Input> inputs;
   for (const auto& path : o.inputs) inputs.push_back(load_input(m.network, path, o.index));
   // Latency mode: one image per evaluation. Throughput: one batch.
-  const std::size_t per_batch = plan.mode == nn::Mode::kLatency ? 1 : plan.slots;
+  const std::size_t per_batch = plan.packing_mode().batch_size(plan);
   for (std::size_t first = 0; first < inputs.size(); first += per_batch) {
     const std::size_t count = std::min(per_batch, inputs.size() - first);
     std::vector<std::vector<double>> batch;

@@ -103,7 +103,7 @@ void register_plan(CLI::App& app) {
     print_costs(m);
     std::cout << "\nplan\n" << m.plan.describe();
     print_depth_budget(m, o->plan);
-    if (m.plan.mode == nn::Mode::kLatency) {
+    if (m.plan.packing_mode().has_layouts()) {
       std::cout << "  layouts:\n    input  " << m.plan.packing.input.describe() << "\n";
       for (const auto& s : m.plan.packing.stages)
         if (s.kind == nn::StageKind::kLinear)

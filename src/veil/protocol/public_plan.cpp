@@ -9,11 +9,11 @@
 namespace veil::protocol {
 
 std::size_t input_ciphertexts(const nn::Network& net, const nn::Plan& plan) {
-  return plan.mode == nn::Mode::kLatency ? plan.packing.input.blocks() : net.input.size();
+  return plan.packing_mode().input_ciphertexts(plan, net.input);
 }
 
 std::size_t output_ciphertexts(const nn::Network& net, const nn::Plan& plan) {
-  return plan.mode == nn::Mode::kLatency ? plan.packing.output.blocks() : net.num_outputs();
+  return plan.packing_mode().output_ciphertexts(plan, net.num_outputs());
 }
 
 ServerInfo make_server_info(const nn::Network& net, const nn::Plan& plan, std::uint64_t max_frame_bytes) {
@@ -27,16 +27,16 @@ ServerInfo make_server_info(const nn::Network& net, const nn::Plan& plan, std::u
   s.mode = plan.mode;
   s.parameters = ckks::save_parameters(plan.params);
   s.slots = plan.slots;
-  if (plan.mode == nn::Mode::kLatency) {
+  if (plan.packing_mode().has_layouts()) {
     s.input_layout = plan.packing.input;
     s.output_layout = plan.packing.output;
-  } else {  // unused in throughput mode: one element per ciphertext
+  } else {  // unused without layouts (throughput mode: one element per ciphertext)
     s.input_layout = nn::Layout::compact(net.input, plan.slots);
     s.output_layout = nn::Layout::compact(nn::Shape{net.num_outputs(), 1, 1}, plan.slots);
   }
   s.rotation_steps = plan.rotation_steps;
   s.rotation_key_levels = plan.rotation_key_levels;
-  s.max_batch = plan.mode == nn::Mode::kLatency ? 1 : static_cast<std::uint32_t>(plan.slots);
+  s.max_batch = static_cast<std::uint32_t>(plan.packing_mode().batch_size(plan));
   s.input_ciphertexts = static_cast<std::uint32_t>(input_ciphertexts(net, plan));
   s.output_ciphertexts = static_cast<std::uint32_t>(output_ciphertexts(net, plan));
   s.max_frame_bytes = max_frame_bytes;
@@ -93,7 +93,7 @@ PublicModel public_model(const ServerInfo& info) {
           "rotation key level " << plan.rotation_key_levels[i] << " out of range");
     }
     std::size_t outputs = 0;
-    if (plan.mode == nn::Mode::kLatency) {
+    if (plan.packing_mode().has_layouts()) {
       VEIL_CHECK_IO(info.max_batch == 1, "latency mode takes one image per request");
       VEIL_CHECK_IO(info.input_layout.shape == info.input, "input layout does not match the input shape");
       check_layout(info.input_layout, info.slots, info.input_ciphertexts, "input");

@@ -48,22 +48,7 @@ std::vector<Ciphertext> encrypt_inputs(const Plan& plan, const ckks::CkksEncoder
                                        const std::vector<std::vector<double>>& inputs) {
   const auto& p = plan.params;
   const int top = p.max_level();
-  const int size = plan.mode == Mode::kLatency ? plan.packing.input.shape.size() : 0;
-  std::vector<std::vector<double>> slots;
-  if (plan.mode == Mode::kLatency) {
-    VEIL_REQUIRE(inputs.size() == 1, "latency mode encrypts one image at a time, got " << inputs.size());
-    VEIL_REQUIRE(static_cast<int>(inputs[0].size()) == size,
-                 "image has " << inputs[0].size() << " values, the model expects " << size);
-    slots = pack(plan.packing.input, inputs[0]);
-  } else {
-    VEIL_REQUIRE(!inputs.empty() && inputs.size() <= plan.slots,
-                 "throughput mode takes 1 to " << plan.slots << " images per batch, got " << inputs.size());
-    const std::size_t elems = inputs[0].size();
-    for (const auto& im : inputs) VEIL_REQUIRE(im.size() == elems, "images in a batch differ in size");
-    slots.assign(elems, std::vector<double>(inputs.size()));
-    for (std::size_t b = 0; b < inputs.size(); ++b)
-      for (std::size_t e = 0; e < elems; ++e) slots[e][b] = inputs[b][e];
-  }
+  const std::vector<std::vector<double>> slots = plan.packing_mode().pack_inputs(plan, inputs);
   for (const auto& v : slots)
     for (double x : v) VEIL_REQUIRE(std::isfinite(x), "input contains a non-finite value");
   std::vector<Ciphertext> cts(slots.size());
@@ -83,10 +68,10 @@ double agreement_tolerance(const Plan& plan, const std::vector<double>& referenc
 void check_result(const Plan& plan, const std::vector<Ciphertext>& outputs) {
   // Throughput mode: one ciphertext per logit, a count the plan alone does not hold (the
   // protocol's client checks it against ServerInfo).
-  if (plan.mode == Mode::kLatency) {
-    const auto want = static_cast<std::size_t>(plan.packing.output.blocks());
-    VEIL_REQUIRE(outputs.size() == want, "not a result of this model: "
-                                             << outputs.size() << " ciphertext(s), its result has " << want);
+  if (const auto want = plan.packing_mode().result_ciphertexts(plan)) {
+    VEIL_REQUIRE(outputs.size() == *want, "not a result of this model: " << outputs.size()
+                                                                         << " ciphertext(s), its result has "
+                                                                         << *want);
   }
   VEIL_REQUIRE(!outputs.empty(), "not a result of this model: no ciphertexts");
   // The level the model leaves its result at (a server may switch it lower to send fewer
@@ -122,12 +107,7 @@ std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::C
   std::vector<std::vector<double>> decoded(outputs.size());
   parallel_for(outputs.size(),
                [&](std::size_t i) { decoded[i] = encoder.decode_real(decryptor.decrypt(outputs[i])); });
-  if (plan.mode == Mode::kLatency) return {unpack(plan.packing.output, decoded)};
-  VEIL_REQUIRE(images <= plan.slots, "more images than slots");
-  std::vector<std::vector<double>> logits(images, std::vector<double>(outputs.size()));
-  for (std::size_t o = 0; o < outputs.size(); ++o)
-    for (std::size_t b = 0; b < images; ++b) logits[b][o] = decoded[o][b];
-  return logits;
+  return plan.packing_mode().unpack_outputs(plan, decoded, images);
 }
 
 EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::ContextPtr ctx,
@@ -140,10 +120,11 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
   readers_.assign(net_.stages.size() + 1, 0);
   for (std::size_t k = 0; k < net_.stages.size(); ++k)
     for (int src : net_.inputs_of(static_cast<int>(k))) ++readers_[src + 1];
-  if (plan_.mode == Mode::kLatency)
+  const bool layouts = plan_.packing_mode().has_layouts();
+  if (layouts)
     VEIL_REQUIRE(plan_.packing.stages.size() == net_.stages.size(), "plan has no packing for this network");
   if (!net_.is_chain()) set_exact_scales();
-  if (plan_.mode != Mode::kLatency) return;
+  if (!layouts) return;
   // The plan chose every layout and holds diagonal positions only: fill in the values
   // for those same layouts (no second search).
   VEIL_REQUIRE(plan_.packing.stages.size() == net_.stages.size(), "plan has no packing for this network");
@@ -198,7 +179,7 @@ std::size_t EncryptedNetwork::plaintext_bytes() const {
 }
 
 void EncryptedNetwork::check_inputs(const std::vector<Ciphertext>& in) const {
-  const std::size_t want = plan_.mode == Mode::kLatency ? plan_.packing.input.blocks() : net_.input.size();
+  const std::size_t want = plan_.packing_mode().input_ciphertexts(plan_, net_.input);
   VEIL_REQUIRE(in.size() == want, "the model takes " << want << " input ciphertexts, got " << in.size());
   for (const auto& c : in) {
     VEIL_REQUIRE(c.size() == 2,
@@ -256,10 +237,10 @@ std::vector<Ciphertext> EncryptedNetwork::evaluate(std::vector<Ciphertext> input
       }
     } else {
       const std::vector<Ciphertext> in = take(inputs_k[0]);
-      if (plan_.mode == Mode::kLatency)
-        x = transforms_[k]->apply(eval_, in, keys.galois);
-      else
+      if (plan_.packing_mode().weighted_sums())
         x = linear_batch(k, in, &keys.relin);
+      else
+        x = transforms_[k]->apply(eval_, in, keys.galois);
     }
     if (stage_seconds)
       (*stage_seconds)[k] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -351,8 +332,7 @@ void EncryptedNetwork::set_exact_scales() {
                      ? s * s
                      : he::polynomial_scale(*ctx_, st.poly().coefficients, plan_.stages[k].level_in, s);
     } else if (st.is<LinearStage>()) {
-      const bool weighted =
-          plan_.mode == Mode::kLatency ? !plan_.packing.stages[k].spec.unit : !st.linear().unit_weights;
+      const bool weighted = plan_.packing_mode().weighted(plan_, net_, k);
       if (!weighted) {
         scale[k] = scale_of(inputs[0]);
         continue;
@@ -389,7 +369,7 @@ bool EncryptedNetwork::reads_only_previous(std::size_t k) const {
 bool EncryptedNetwork::lazy_relin(std::size_t k) const {
   // Throughput mode, a monic quadratic, and a weighted linear stage (possibly after sum
   // pools) that will relinearise its outputs.
-  if (plan_.mode != Mode::kThroughput) return false;
+  if (!plan_.packing_mode().weighted_sums()) return false;
   const auto& c = net_.stages[k].poly().coefficients;
   if (c.size() != 3 || c[2] != 1.0) return false;
   for (std::size_t j = k + 1; j < net_.stages.size(); ++j) {
@@ -402,7 +382,7 @@ bool EncryptedNetwork::lazy_relin(std::size_t k) const {
 }
 
 bool EncryptedNetwork::fusable(std::size_t k) const {
-  if (plan_.mode != Mode::kThroughput || k + 2 >= net_.stages.size()) return false;
+  if (!plan_.packing_mode().weighted_sums() || k + 2 >= net_.stages.size()) return false;
   const Stage &a = net_.stages[k], &b = net_.stages[k + 1], &c = net_.stages[k + 2];
   if (!reads_only_previous(k + 1) || !reads_only_previous(k + 2)) return false;
   if (!a.is<LinearStage>() || a.linear().unit_weights || !b.is<PolyStage>() || !c.is<LinearStage>() ||

@@ -200,11 +200,11 @@ void check_magnitudes(const Network& net, const Plan& plan) {
 
 }  // namespace
 
-const char* mode_name(Mode m) { return m == Mode::kLatency ? "latency" : "throughput"; }
+const char* mode_name(Mode m) { return packing_mode(m).name(); }
 
 Mode parse_mode(const std::string& s) {
-  if (s == "latency") return Mode::kLatency;
-  if (s == "throughput") return Mode::kThroughput;
+  for (const PackingMode* m : packing_modes())
+    if (s == m->name()) return m->id();
   throw std::invalid_argument("unknown mode '" + s + "': use latency (one image) or throughput (a batch)");
 }
 
@@ -212,7 +212,8 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   VEIL_REQUIRE(!net.stages.empty(), "network has no stages");
   check_graph(net);
   PlanOptions o = options;
-  if (o.target_scale_bits == 0) o.target_scale_bits = o.mode == Mode::kLatency ? 33 : 31;
+  const PackingMode& mode = packing_mode(o.mode);
+  if (o.target_scale_bits == 0) o.target_scale_bits = mode.default_scale_bits();
   VEIL_REQUIRE(o.min_scale_bits >= 20 && o.target_scale_bits <= 58 && o.min_scale_bits <= o.target_scale_bits,
                "scale bits must satisfy 20 <= min <= target <= 58");
   Plan plan;
@@ -232,9 +233,8 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
     // for those before running the (slow, for large models) layout search.
     auto c = fit_chain(log_n, throughput_depth, o);
     int depth = throughput_depth;
-    if (c && o.mode == Mode::kLatency) {
-      plan.packing = pack_network(net, slots, /*with_values=*/false);
-      depth = plan.packing.depth();
+    if (c) {
+      depth = mode.pack(net, slots, throughput_depth, plan.packing);
       if (depth != throughput_depth) c = fit_chain(log_n, depth, o);
     }
     needed_depth = std::max(needed_depth, depth);
@@ -293,24 +293,16 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
       sp.name = st.poly().name;
       const int depth = he::polynomial_depth(st.poly().coefficients);
       // One multiply-relinearise per ciphertext and level.
-      const int cts = o.mode == Mode::kLatency ? plan.packing.stages[k].in.blocks() : elements;
+      const int cts = mode.stage_ciphertexts(plan, k, elements);
       sp.predicted_seconds = cts * depth * (keyswitch_ntts(p, level) * ntt + 4 * l * n * mac_seconds);
       level -= depth;
     } else {
       sp.name = st.linear().name;
-      if (o.mode == Mode::kLatency) {
-        const PackedStage& ps = plan.packing.stages[k];
-        sp.counts = ps.counts;
-        for (int r : he::rotation_steps(ps.spec, ps.giant_step)) key_level[r] = std::max(key_level[r], level);
-        sp.predicted_seconds = (sp.counts.giant_rotations + sp.counts.fold_rotations +
-                                rlwe::kHoistedRotationCost * sp.counts.baby_rotations) *
-                                   keyswitch_ntts(p, level) * ntt +
-                               static_cast<double>(sp.counts.plaintext_mults) * 2 * l * n * mac_seconds;
-      } else {
-        sp.counts.plaintext_mults = st.linear().unit_weights ? 0 : st.linear().weights.nnz();
-        sp.counts.levels = st.linear().unit_weights ? 0 : 1;
-        sp.predicted_seconds = static_cast<double>(st.linear().weights.nnz()) * 2 * l * n * mac_seconds;
-      }
+      const LinearCost c = mode.linear_cost(plan, net, k);
+      sp.counts = c.counts;
+      for (int r : c.rotation_steps) key_level[r] = std::max(key_level[r], level);
+      sp.predicted_seconds = c.keyswitches * keyswitch_ntts(p, level) * ntt +
+                             static_cast<double>(c.macs) * 2 * l * n * mac_seconds;
       level -= sp.counts.levels;
     }
     sp.level_out = level;
@@ -327,9 +319,8 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   // Sizes as sent: keys and fresh ciphertexts seed-compressed (half), results full.
   plan.relin_key_bytes = digits_at(p, top) * poly_bytes(p, top, true);
   for (int lv : plan.rotation_key_levels) plan.galois_key_bytes += digits_at(p, lv) * poly_bytes(p, lv, true);
-  const std::uint64_t in_cts = o.mode == Mode::kLatency ? plan.packing.input.blocks() : net.input.size();
-  const std::uint64_t out_cts =
-      o.mode == Mode::kLatency ? plan.packing.output.blocks() : static_cast<std::uint64_t>(net.num_outputs());
+  const std::uint64_t in_cts = mode.input_ciphertexts(plan, net.input);
+  const std::uint64_t out_cts = mode.output_ciphertexts(plan, net.num_outputs());
   plan.input_bytes = in_cts * poly_bytes(p, top, false);
   plan.output_bytes = out_cts * 2 * poly_bytes(p, 0, false);
   return plan;
@@ -348,10 +339,10 @@ std::string Plan::describe() const {
   std::ostringstream os;
   os << std::fixed;
   os << "mode " << mode_name(mode) << ": N = 2^" << params.log_n << ", " << slots << " slots"
-     << (mode == Mode::kThroughput ? " (images per batch)" : "") << ", depth " << depth << ", scale 2^"
-     << std::setprecision(0) << std::log2(params.scale) << ", log2(QP) = " << std::setprecision(1)
-     << params.log_qp() << " (128-bit bound " << rlwe::max_log_qp_128(params.log_n).value_or(0) << "), dnum "
-     << params.dnum << "\n";
+     << packing_mode().slots_note() << ", depth " << depth << ", scale 2^" << std::setprecision(0)
+     << std::log2(params.scale) << ", log2(QP) = " << std::setprecision(1) << params.log_qp()
+     << " (128-bit bound " << rlwe::max_log_qp_128(params.log_n).value_or(0) << "), dnum " << params.dnum
+     << "\n";
   os << "  levels per stage:\n";
   for (const auto& s : stages) {
     os << "    " << std::left << std::setw(44) << s.name.substr(0, 44) << std::right << " level "

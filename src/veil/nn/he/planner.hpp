@@ -16,11 +16,12 @@
 
 #include "veil/ckks/params.hpp"
 #include "veil/nn/he/packing.hpp"
+#include "veil/nn/he/packing_mode.hpp"
 #include "veil/nn/network.hpp"
 
 namespace veil::nn {
 
-enum class Mode { kLatency, kThroughput };
+// packing_mode(m).name(), and its inverse (std::invalid_argument naming the modes).
 const char* mode_name(Mode m);
 Mode parse_mode(const std::string& s);
 
@@ -49,7 +50,7 @@ struct StagePlan {
 struct Plan {
   Mode mode = Mode::kLatency;
   ckks::CkksParameters params;
-  Packing packing;        // latency mode (positions only)
+  Packing packing;        // modes with layouts (positions only)
   std::size_t slots = 0;  // slots per ciphertext (throughput: images per batch)
   int depth = 0;
   std::vector<StagePlan> stages;
@@ -61,6 +62,7 @@ struct Plan {
   double predicted_precision_bits = 0;  // of the logits
   double predicted_seconds = 0;         // server evaluation, one thread
   std::string describe() const;
+  const PackingMode& packing_mode() const { return nn::packing_mode(mode); }
 };
 
 // Throws std::invalid_argument naming the depth needed when no secure ring fits.

@@ -31,7 +31,7 @@ std::uint64_t memory_bytes(const nn::EvaluationKeys& k) {
   return b;
 }
 
-std::size_t mode_index(nn::Mode m) { return m == nn::Mode::kLatency ? 0 : 1; }
+std::size_t mode_index(nn::Mode m) { return static_cast<std::size_t>(m); }
 
 }  // namespace
 
@@ -150,8 +150,7 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
       // before its ciphertexts are copied out or loaded; a head too short to hold them is
       // left to the decoder's refusal.
       const std::size_t want = input_ciphertexts(mode_.model.network, plan);
-      const std::uint32_t max_batch =
-          plan.mode == nn::Mode::kLatency ? 1 : static_cast<std::uint32_t>(plan.slots);
+      const auto max_batch = static_cast<std::uint32_t>(plan.packing_mode().batch_size(plan));
       if (f.payload.size() >= 8) {
         ByteReader head(f.payload);
         const std::uint32_t images = head.u32(), count = head.u32();
@@ -217,6 +216,7 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
 
 Handler::Handler(std::vector<ServedModel> models) {
   VEIL_REQUIRE(!models.empty(), "the non-interactive handler serves at least one mode");
+  modes_.resize(nn::packing_modes().size());
   for (auto& m : models) {
     const std::size_t i = mode_index(m.plan.mode);
     VEIL_REQUIRE(!modes_[i], "two models for " << nn::mode_name(m.plan.mode) << " mode");

@@ -155,11 +155,12 @@ nn::Layout get_layout(ByteReader& r, const char* what) {
 
 nn::Mode get_mode(ByteReader& r) {
   const std::uint8_t m = r.u8();
-  VEIL_CHECK_IO(m <= 1, "unknown mode " << int{m});
-  return m == 0 ? nn::Mode::kLatency : nn::Mode::kThroughput;
+  VEIL_CHECK_IO(m < nn::packing_modes().size(), "unknown mode " << int{m});
+  return nn::packing_modes()[m]->id();
 }
 
-std::uint8_t mode_byte(nn::Mode m) { return m == nn::Mode::kLatency ? 0 : 1; }
+// The Mode's value (0 latency, 1 throughput).
+std::uint8_t mode_byte(nn::Mode m) { return static_cast<std::uint8_t>(m); }
 
 template <class T, class Fn>
 T read_payload(const net::Frame& f, Fn&& fn) {
