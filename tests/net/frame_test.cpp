@@ -14,7 +14,6 @@
 #include "veil/protocol/hello.hpp"
 #include "veil/protocol/ni/client.hpp"
 #include "veil/protocol/ni/messages.hpp"
-#include "veil/protocol/public_plan.hpp"
 
 namespace veil {
 namespace {
@@ -185,26 +184,26 @@ TEST(Messages, KeyHashSeparatesBlobs) {
 
 TEST(PublicPlan, ValidatesTheServersPlan) {
   auto info = sample_info();
-  const auto m = protocol::public_model(info);
+  const auto m = ni::public_model(info);
   EXPECT_EQ(m.network.input, info.input);
   EXPECT_EQ(m.plan.packing.input, info.input_layout);
   EXPECT_EQ(m.plan.rotation_steps, info.rotation_steps);
   EXPECT_EQ(m.context->n(), std::size_t{1} << 13);
   auto bad = info;
   bad.input_layout.row_stride = 1000;  // element outside the ciphertext
-  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::public_model(bad); }), kBadMessage);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { ni::public_model(bad); }), kBadMessage);
   bad = info;
   bad.input_layout.row_stride = 0;  // every row in the same slots
-  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::public_model(bad); }), kBadMessage);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { ni::public_model(bad); }), kBadMessage);
   bad = info;
   bad.rotation_steps[0] = 64;
-  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::public_model(bad); }), kBadMessage);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { ni::public_model(bad); }), kBadMessage);
   bad = info;
   bad.classes.push_back("two");
-  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::public_model(bad); }), kBadMessage);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { ni::public_model(bad); }), kBadMessage);
   bad = info;  // the client refuses parameters below 128-bit security
   bad.parameters = ckks::save_parameters(ckks::CkksParameters::create(12, {60, 60, 60}, {60}, 40, 3, true));
-  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::public_model(bad); }), kBadMessage);
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { ni::public_model(bad); }), kBadMessage);
 }
 
 // A listener on a free port, serving one connection with `serve` on its own thread.

@@ -73,7 +73,7 @@ struct ClientKeys {
   rlwe::KeyGenerator keygen;
   ni::Bytes relin, galois;
   ni::KeyHash hash{};
-  explicit ClientKeys(const protocol::PublicModel& pm) : keygen(pm.context) {
+  explicit ClientKeys(const nn::PublicModel& pm) : keygen(pm.context) {
     const auto keys = nn::make_evaluation_keys(pm.plan, keygen);
     relin = rlwe::save_relin_keys(*pm.context, keys.relin, true);
     galois = rlwe::save_galois_keys(*pm.context, keys.galois, true);

@@ -41,7 +41,7 @@ struct ClientCliOptions {
 };
 
 // The client's view of the model, in the shape the other commands' helpers take.
-Model to_model(const protocol::PublicModel& pm) {
+Model to_model(const nn::PublicModel& pm) {
   Model m;
   m.network = pm.network;
   m.plan = pm.plan;

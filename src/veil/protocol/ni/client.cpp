@@ -27,6 +27,17 @@ std::unique_ptr<net::Channel> connect(const std::string& host, std::uint16_t por
   return net::TcpChannel::connect(host, port, co);
 }
 
+nn::PublicModel public_model(const ServerInfo& info) {
+  try {
+    return nn::public_model(info);
+  } catch (const net::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw protocol::error(protocol::ErrorCode::kBadMessage,
+                          std::string("server's plan is inconsistent: ") + e.what());
+  }
+}
+
 Client::Client(std::unique_ptr<net::Channel> channel, nn::Mode mode, const std::string& name)
     : Client(*channel, mode, name) {
   owned_ = std::move(channel);

@@ -10,8 +10,8 @@
 
 #include "veil/ckks/ciphertext.hpp"
 #include "veil/net/channel.hpp"
+#include "veil/nn/he/public_plan.hpp"
 #include "veil/protocol/ni/messages.hpp"
-#include "veil/protocol/public_plan.hpp"
 
 namespace veil::protocol::ni {
 
@@ -28,6 +28,10 @@ std::pair<std::string, std::uint16_t> parse_address(const std::string& address);
 std::unique_ptr<net::Channel> connect(const std::string& host, std::uint16_t port,
                                       const ClientOptions& options = {});
 
+// The client's network and plan from the server's public plan (nn::public_model), with
+// every inconsistency reported as net::Error(kBadMessage) naming it.
+nn::PublicModel public_model(const ServerInfo& info);
+
 class Client {
  public:
   // Sends Hello, receives and validates ServerInfo. Throws net::Error (the server's own
@@ -38,7 +42,7 @@ class Client {
   ~Client();
 
   const ServerInfo& info() const { return info_; }
-  const PublicModel& model() const { return model_; }
+  const nn::PublicModel& model() const { return model_; }
 
   // Whether the server already holds keys with this hash (they then serve this session).
   bool query_keys(const KeyHash& hash);
@@ -62,7 +66,7 @@ class Client {
   std::unique_ptr<net::Channel> owned_;
   net::Channel* channel_;
   ServerInfo info_;
-  PublicModel model_;
+  nn::PublicModel model_;
 };
 
 }  // namespace veil::protocol::ni

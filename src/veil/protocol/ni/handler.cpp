@@ -9,7 +9,6 @@
 #include "veil/common/format.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/protocol/ni/messages.hpp"
-#include "veil/protocol/public_plan.hpp"
 #include "veil/rlwe/serialize.hpp"
 
 namespace veil::protocol::ni {
@@ -29,6 +28,13 @@ std::uint64_t memory_bytes(const nn::EvaluationKeys& k) {
   std::uint64_t b = memory_bytes(k.relin.key);
   for (const auto& [g, key] : k.galois.keys) b += memory_bytes(key);
   return b;
+}
+
+ServerInfo make_server_info(const nn::Network& net, const nn::Plan& plan, std::uint64_t max_frame_bytes) {
+  ServerInfo s;
+  static_cast<nn::PublicPlan&>(s) = nn::make_public_plan(net, plan);
+  s.max_frame_bytes = max_frame_bytes;
+  return s;
 }
 
 std::size_t mode_index(nn::Mode m) { return static_cast<std::size_t>(m); }
@@ -149,7 +155,7 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
       // The counts (u32 images, u32 ciphertexts) against the plan from the message's head,
       // before its ciphertexts are copied out or loaded; a head too short to hold them is
       // left to the decoder's refusal.
-      const std::size_t want = input_ciphertexts(mode_.model.network, plan);
+      const std::size_t want = nn::input_ciphertexts(mode_.model.network, plan);
       const auto max_batch = static_cast<std::uint32_t>(plan.packing_mode().batch_size(plan));
       if (f.payload.size() >= 8) {
         ByteReader head(f.payload);

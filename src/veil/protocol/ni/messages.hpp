@@ -20,6 +20,7 @@
 #include "veil/net/frame.hpp"
 #include "veil/nn/he/packing.hpp"
 #include "veil/nn/he/planner.hpp"
+#include "veil/nn/he/public_plan.hpp"
 #include "veil/nn/network.hpp"
 #include "veil/protocol/hello.hpp"
 
@@ -61,29 +62,19 @@ Bytes encode_open(const OpenBody& m);
 OpenBody decode_open(const Bytes& body);  // throws kBadMessage
 
 // Bounds the decoder enforces (a message beyond them is malformed).
-inline constexpr std::size_t kMaxName = 256;  // model, dataset, class names, client name
+inline constexpr std::size_t kMaxName = nn::kMaxPublicName;  // model, dataset, class names, client name
 inline constexpr std::size_t kMaxClasses = 65536;
 inline constexpr std::size_t kMaxChannels = 4096;  // input channels (mean/std entries)
 inline constexpr std::size_t kMaxParameterBytes = 1 << 16;
 inline constexpr std::size_t kMaxRotations = 1 << 16;
 inline constexpr std::size_t kMaxCiphertexts = 1 << 20;  // per request or result
 
-// Server -> client: the model's public plan, everything the client needs to normalise,
-// pack, encrypt, make keys and decrypt. No weights.
-struct ServerInfo {
+// Server -> client: the model's public plan (nn/he/public_plan.hpp), everything the
+// client needs to normalise, pack, encrypt, make keys and decrypt (no weights), and the
+// server's frame limit.
+struct ServerInfo : nn::PublicPlan {
   static constexpr MessageType kType = MessageType::kServerInfo;
-  std::string model, dataset;
-  nn::Shape input;
-  std::vector<double> mean, std;  // per input channel
-  std::vector<std::string> classes;
-  nn::Mode mode = nn::Mode::kLatency;
-  Bytes parameters;                        // ckks::save_parameters
-  std::uint64_t slots = 0;                 // slots per ciphertext (throughput: images per batch)
-  nn::Layout input_layout, output_layout;  // latency mode
-  std::vector<int> rotation_steps, rotation_key_levels;
-  std::uint32_t max_batch = 1;                                  // images per Infer request
-  std::uint32_t input_ciphertexts = 0, output_ciphertexts = 0;  // per request
-  std::uint64_t max_frame_bytes = 0;                            // the server's limit on received frames
+  std::uint64_t max_frame_bytes = 0;  // the server's limit on received frames
   bool operator==(const ServerInfo&) const = default;
 };
 

@@ -1,0 +1,111 @@
+#include "veil/nn/he/public_plan.hpp"
+
+#include <cmath>
+
+#include "veil/ckks/serialize.hpp"
+#include "veil/common/error.hpp"
+
+namespace veil::nn {
+
+std::size_t input_ciphertexts(const Network& net, const Plan& plan) {
+  return plan.packing_mode().input_ciphertexts(plan, net.input);
+}
+
+std::size_t output_ciphertexts(const Network& net, const Plan& plan) {
+  return plan.packing_mode().output_ciphertexts(plan, net.num_outputs());
+}
+
+PublicPlan make_public_plan(const Network& net, const Plan& plan) {
+  PublicPlan s;
+  s.model = net.name.substr(0, kMaxPublicName);
+  s.dataset = net.dataset.substr(0, kMaxPublicName);
+  s.input = net.input;
+  s.mean = net.mean;
+  s.std = net.std;
+  for (const auto& c : net.classes) s.classes.push_back(c.substr(0, kMaxPublicName));
+  s.mode = plan.mode;
+  s.parameters = ckks::save_parameters(plan.params);
+  s.slots = plan.slots;
+  if (plan.packing_mode().has_layouts()) {
+    s.input_layout = plan.packing.input;
+    s.output_layout = plan.packing.output;
+  } else {  // unused without layouts (throughput mode: one element per ciphertext)
+    s.input_layout = Layout::compact(net.input, plan.slots);
+    s.output_layout = Layout::compact(Shape{net.num_outputs(), 1, 1}, plan.slots);
+  }
+  s.rotation_steps = plan.rotation_steps;
+  s.rotation_key_levels = plan.rotation_key_levels;
+  s.max_batch = static_cast<std::uint32_t>(plan.packing_mode().batch_size(plan));
+  s.input_ciphertexts = static_cast<std::uint32_t>(input_ciphertexts(net, plan));
+  s.output_ciphertexts = static_cast<std::uint32_t>(output_ciphertexts(net, plan));
+  return s;
+}
+
+namespace {
+
+// Every element of the layout's shape, and each of its copies, has a slot of its own
+// inside its blocks (pack writes copy r of element i at slot(i) + r * replica_stride).
+void check_layout(const Layout& l, std::size_t slots, std::size_t blocks, const char* what) {
+  VEIL_CHECK_IO(l.slots == slots, what << " layout has " << l.slots << " slots, the plan " << slots);
+  VEIL_CHECK_IO(static_cast<std::size_t>(l.blocks()) == blocks,
+                what << " layout spans " << l.blocks() << " ciphertexts, the server announced " << blocks);
+  VEIL_CHECK_IO(l.injective(),
+                what << " layout places an element outside its ciphertexts or two in one slot");
+}
+
+}  // namespace
+
+PublicModel public_model(const PublicPlan& info) {
+  PublicModel m;
+  auto& net = m.network;
+  net.name = info.model;
+  net.dataset = info.dataset;
+  net.input = info.input;
+  net.mean = info.mean;
+  net.std = info.std;
+  net.classes = info.classes;
+  const auto c = static_cast<std::size_t>(info.input.c);
+  VEIL_CHECK_IO((net.mean.empty() || net.mean.size() == c) && (net.std.empty() || net.std.size() == c),
+                "normalisation has " << net.mean.size() << " means and " << net.std.size()
+                                     << " deviations for " << c << " channels");
+  for (double s : net.std) VEIL_CHECK_IO(s != 0, "zero standard deviation");
+
+  auto& plan = m.plan;
+  plan.mode = info.mode;
+  // The client refuses parameters below 128-bit security, whatever the server says.
+  plan.params = ckks::load_parameters(info.parameters, /*allow_insecure=*/false);
+  const std::size_t n = plan.params.n();
+  VEIL_CHECK_IO(info.slots <= n / 2 && (info.slots & (info.slots - 1)) == 0,
+                "slot count " << info.slots << " is not a power of two up to N/2 = " << n / 2);
+  plan.slots = info.slots;
+  plan.packing.slots = info.slots;
+  plan.rotation_steps = info.rotation_steps;
+  plan.rotation_key_levels = info.rotation_key_levels;
+  for (std::size_t i = 0; i < plan.rotation_steps.size(); ++i) {
+    VEIL_CHECK_IO(plan.rotation_steps[i] > 0 && static_cast<std::size_t>(plan.rotation_steps[i]) < info.slots,
+                  "rotation step " << plan.rotation_steps[i] << " out of range");
+    VEIL_CHECK_IO(plan.rotation_key_levels[i] >= 0 && plan.rotation_key_levels[i] <= plan.params.max_level(),
+                  "rotation key level " << plan.rotation_key_levels[i] << " out of range");
+  }
+  std::size_t outputs = 0;
+  if (plan.packing_mode().has_layouts()) {
+    VEIL_CHECK_IO(info.max_batch == 1, "latency mode takes one image per request");
+    VEIL_CHECK_IO(info.input_layout.shape == info.input, "input layout does not match the input shape");
+    check_layout(info.input_layout, info.slots, info.input_ciphertexts, "input");
+    check_layout(info.output_layout, info.slots, info.output_ciphertexts, "output");
+    plan.packing.input = info.input_layout;
+    plan.packing.output = info.output_layout;
+    outputs = static_cast<std::size_t>(info.output_layout.shape.size());
+  } else {
+    VEIL_CHECK_IO(info.input_ciphertexts == static_cast<std::uint32_t>(info.input.size()),
+                  "throughput mode takes one ciphertext per input element");
+    VEIL_CHECK_IO(info.max_batch <= info.slots, "batch larger than the slot count");
+    outputs = info.output_ciphertexts;
+  }
+  VEIL_CHECK_IO(net.classes.empty() || net.classes.size() == outputs,
+                net.classes.size() << " class names for " << outputs << " outputs");
+  m.context = ckks::CkksContext::create(plan.params);
+  return m;
+}
+
+}  // namespace veil::nn
