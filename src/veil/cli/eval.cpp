@@ -19,6 +19,7 @@
 #include "veil/common/file.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/data/dataset.hpp"
+#include "veil/eval/ckks_eval.hpp"
 #include "veil/nn/he/packing.hpp"
 #include "veil/nn/plain_eval.hpp"
 #include "veil/report/plot.hpp"
@@ -40,8 +41,6 @@ struct EvalOptions {
   bool simulate = false;
 };
 
-double precision_bits(double err) { return err > 0 ? -std::log2(err) : 60.0; }
-
 void run_eval(EvalOptions& o) {
   Model m = open_model(o.model, o.mode);
   const auto& plan = m.plan;
@@ -61,105 +60,32 @@ void run_eval(EvalOptions& o) {
               net.name.c_str(), n, ds.name.c_str(), data_path.c_str(), nn::mode_name(plan.mode),
               plan.params.log_n, plan.depth, num_threads());
 
-  // Plaintext reference (double precision, the same merged network).
-  std::vector<std::vector<double>> inputs(n), plain(n);
+  eval::Records records;
+  records.inputs.resize(n);
+  records.labels = ds.labels;
   parallel_for(n, [&](std::size_t i) {
     const auto px = ds.pixels(i);
-    inputs[i] = nn::normalize(net, std::vector<std::uint8_t>(px.begin(), px.end()));
-    plain[i] = nn::evaluate(net, inputs[i]);
+    records.inputs[i] = nn::normalize(net, std::vector<std::uint8_t>(px.begin(), px.end()));
   });
-
-  auto t = Clock::now();
-  rlwe::KeyGenerator keygen(m.context);
-  const nn::EvaluationKeys keys = nn::make_evaluation_keys(plan, keygen);
-  const double t_keys = seconds_since(t);
-  const std::uint64_t key_bytes = rlwe::save_relin_keys(*m.context, keys.relin, true).size() +
-                                  rlwe::save_galois_keys(*m.context, keys.galois, true).size();
-  nn::EncryptedNetwork server(net, plan, m.context, plaintext_cache_bytes());
-  ckks::CkksEncoder encoder(m.context);
-  ckks::Encryptor encryptor(m.context, keygen.secret_key());
-  ckks::Decryptor decryptor(m.context, keygen.secret_key());
-
-  // Precision of every stage on the first evaluation: decrypt each stage's output and
-  // compare with the plaintext trace of the same inputs.
-  std::vector<double> stage_bits(net.stages.size(), std::nan(""));
-  std::vector<std::vector<std::vector<double>>> traces;  // per image of the first batch
-  auto observer = [&](std::size_t k, const std::vector<ckks::Ciphertext>& cts) {
-    std::vector<std::vector<double>> dec(cts.size());
-    parallel_for(cts.size(), [&](std::size_t i) { dec[i] = encoder.decode_real(decryptor.decrypt(cts[i])); });
-    double err = 0;
-    for (std::size_t img = 0; img < traces.size(); ++img) {
-      const auto& want = traces[img][k];
-      const std::vector<double> got = plan.packing_mode().unpack_stage(plan, k, dec, img);
-      for (std::size_t e = 0; e < want.size(); ++e) err = std::max(err, std::abs(got[e] - want[e]));
-    }
-    stage_bits[k] = precision_bits(err);
-  };
-
-  std::vector<int> enc_pred(n), plain_pred(n);
-  double max_err = 0, t_enc = 0, t_eval = 0, t_dec = 0;
-  double worst_excess = 0;  // the largest logit error relative to its tolerance, and where
-  std::size_t worst = 0;
-  std::vector<double> worst_logits;
-  std::vector<double> stage_seconds(net.stages.size(), 0.0);
-  std::uint64_t up_bytes = 0, down_bytes = 0;
-  const std::size_t per_batch = plan.packing_mode().batch_size(plan);
-  std::size_t correct_enc = 0, correct_plain = 0, agree = 0, done = 0;
+  eval::CkksEvaluation evaluation(net, plan, m.context, plaintext_cache_bytes());
   report::Progress progress("encrypted eval", n);
-  for (std::size_t first = 0; first < n; first += per_batch) {
-    const std::size_t count = std::min(per_batch, n - first);
-    std::vector<std::vector<double>> batch(inputs.begin() + first, inputs.begin() + first + count);
-    const bool observe = first == 0;
-    if (observe) {
-      traces.resize(std::min<std::size_t>(count, 64));
-      for (std::size_t i = 0; i < traces.size(); ++i) {
-        nn::PlainTrace tr;
-        nn::evaluate(net, batch[i], &tr);
-        traces[i] = tr.stage_outputs;
-      }
-    }
-    auto t0 = Clock::now();
-    auto cts = nn::encrypt_inputs(plan, encoder, encryptor, batch);
-    t_enc += seconds_since(t0);
-    if (observe) up_bytes = wire_bytes(*m.context, cts);
-    std::vector<double> secs;
-    const auto out = server.evaluate(
-        std::move(cts), keys, &secs,
-        observe ? nn::EncryptedNetwork::StageObserver(observer) : nn::EncryptedNetwork::StageObserver());
-    // Server time is the stages' own time: the observer's decryptions run between them.
-    for (std::size_t k = 0; k < secs.size(); ++k) stage_seconds[k] += secs[k];
-    t_eval += std::accumulate(secs.begin(), secs.end(), 0.0);
-    t0 = Clock::now();
-    const auto logits = nn::decrypt_outputs(plan, encoder, decryptor, out, count);
-    t_dec += seconds_since(t0);
-    if (observe) down_bytes = wire_bytes(*m.context, out);
-    for (std::size_t i = 0; i < count; ++i) {
-      const std::size_t idx = first + i;
-      enc_pred[idx] = argmax(logits[i]);
-      plain_pred[idx] = argmax(plain[idx]);
-      double err = 0;
-      for (std::size_t k = 0; k < plain[idx].size(); ++k)
-        err = std::max(err, std::abs(plain[idx][k] - logits[i][k]));
-      max_err = std::max(max_err, err);
-      const double excess = err / nn::agreement_tolerance(plan, plain[idx]);
-      if (excess > worst_excess) worst_excess = excess, worst = idx, worst_logits = logits[i];
-      correct_enc += enc_pred[idx] == ds.labels[idx];
-      correct_plain += plain_pred[idx] == ds.labels[idx];
-      agree += enc_pred[idx] == plain_pred[idx];
-    }
-    done += count;
-    progress.tick(count);
-    char suffix[96];
-    std::snprintf(suffix, sizeof suffix, "acc %.2f%% agree %.2f%%", 100.0 * correct_enc / done,
-                  100.0 * agree / done);
-    progress.set_suffix(suffix);
-  }
+  std::size_t shown = 0;
+  const eval::CkksReport r = evaluation.run(records, [&](std::size_t done, const std::string& summary) {
+    progress.tick(done - shown);
+    shown = done;
+    progress.set_suffix(summary);
+  });
   progress.finish();
+  const auto& stage_seconds = r.stage_seconds;
+  const auto& stage_bits = r.stage_bits;
+  const std::size_t agree = r.agree;
+  const double max_err = r.max_logit_error, t_keys = r.keygen_s, t_enc = r.encrypt_s, t_eval = r.evaluate_s,
+               t_dec = r.decrypt_s;
+  const std::uint64_t key_bytes = r.key_bytes, up_bytes = r.up_bytes, down_bytes = r.down_bytes;
 
-  const double enc_acc = static_cast<double>(correct_enc) / n,
-               plain_acc = static_cast<double>(correct_plain) / n;
-  const double agreement = static_cast<double>(agree) / n;
-  const double per_image = (t_enc + t_eval + t_dec) / n;
+  const double enc_acc = r.accuracy(), plain_acc = r.plain_accuracy();
+  const double agreement = r.agreement();
+  const double per_image = r.seconds_per_image();
   std::printf(
       "\n  plaintext accuracy   %.2f%%\n  encrypted accuracy   %.2f%%\n  agreement            %.2f%% (%zu of "
       "%zu)\n"
@@ -220,8 +146,8 @@ void run_eval(EvalOptions& o) {
                         {"precision_bits", std::isfinite(stage_bits[k]) ? stage_bits[k] : -1.0}});
     j["stages"] = stages;
     j["labels"] = ds.labels;
-    j["predictions"] = enc_pred;
-    j["plaintext_predictions"] = plain_pred;
+    j["predictions"] = r.predictions;
+    j["plaintext_predictions"] = r.plain_predictions;
     std::ofstream f(o.report);
     VEIL_CHECK_IO(f, "cannot write report '" << o.report << "'");
     f << j.dump(1) << "\n";
@@ -246,9 +172,11 @@ void run_eval(EvalOptions& o) {
     std::printf("plot: %s\n", o.plot.c_str());
   }
   // After the report (it shows the damage): beyond the planned precision is an error.
-  if (worst_excess > 1) {
-    std::printf("record %zu: encrypted and plaintext logits disagree beyond the planned precision\n", worst);
-    require_agreement(m, server, keys, keygen.secret_key(), inputs[worst], plain[worst], worst_logits);
+  if (r.worst_excess > 1) {
+    std::printf("record %zu: encrypted and plaintext logits disagree beyond the planned precision\n",
+                r.worst);
+    require_agreement(m, evaluation.server(), evaluation.keys(), evaluation.secret_key(),
+                      records.inputs[r.worst], nn::evaluate(net, records.inputs[r.worst]), r.worst_logits);
   }
 }
 

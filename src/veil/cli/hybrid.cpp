@@ -8,16 +8,14 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <thread>
 
 #include "veil/cli/commands.hpp"
 #include "veil/cli/data_paths.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/data/dataset.hpp"
+#include "veil/eval/hybrid_eval.hpp"
 #include "veil/hybrid/preprocess.hpp"
-#include "veil/mpc/channel_exchange.hpp"
-#include "veil/net/memory_channel.hpp"
 #include "veil/nn/onnx/import.hpp"
 #include "veil/nn/passes.hpp"
 #include "veil/nn/plain_eval.hpp"
@@ -111,91 +109,6 @@ void print_hybrid_plan(const HybridModel& m) {
   std::printf("exact scheme, Beaver products: %s\n", hp.beaver->params().describe().c_str());
 }
 
-namespace {
-
-struct StageStats {
-  double preprocess_s = 0, online_s = 0;
-  std::uint64_t pre_up = 0, pre_down = 0, online_up = 0, online_down = 0;
-  int online_rounds = 0;
-};
-
-// Both parties over one in-memory channel pair: the server's session on its own thread.
-class LocalSession {
- public:
-  explicit LocalSession(const HybridModel& m) : prog_(m.program) {
-    const auto t = Clock::now();
-    hp_ = hybrid::he_parameters(prog_);
-    model_ = std::make_shared<const hybrid::ServerModel>(prog_, hp_);
-    server_setup_s_ = seconds_since(t);
-    const auto t2 = Clock::now();
-    client_ = std::make_unique<hybrid::PreprocessClient>(prog_, hp_);
-    server_ = std::make_unique<hybrid::PreprocessServer>(model_);
-    std::tie(sch_, cch_) = net::make_memory_pair();
-    both([&] { server_->receive_keys(*sch_); }, [&] { client_->send_keys(*cch_); });
-    keys_s_ = seconds_since(t2);
-    key_bytes_ = cch_->bytes_sent();
-  }
-  double server_setup_s() const { return server_setup_s_; }
-  double keys_s() const { return keys_s_; }
-  std::uint64_t key_bytes() const { return key_bytes_; }
-  std::size_t server_memory() const { return model_->memory_bytes(); }
-
-  std::vector<double> infer(const std::vector<double>& x, StageStats& st) {
-    const auto up0 = cch_->bytes_sent(), down0 = cch_->bytes_received();
-    hybrid::Material sm, cm;
-    auto t = Clock::now();
-    both([&] { sm = server_->run(*sch_); }, [&] { cm = client_->run(*cch_); });
-    st.preprocess_s = seconds_since(t);
-    const auto up1 = cch_->bytes_sent(), down1 = cch_->bytes_received();
-    st.pre_up = up1 - up0, st.pre_down = down1 - down0;
-    const mpc::Field f = prog_.field();
-    const auto type = static_cast<std::uint16_t>(hybrid::Message::kShares);
-    mpc::ChannelExchange es(*sch_, mpc::Role::kServer, f, type), ec(*cch_, mpc::Role::kClient, f, type);
-    std::vector<double> logits;
-    hybrid::OnlineStats os;
-    t = Clock::now();
-    both([&] { hybrid::run_server(prog_, std::move(sm), es); },
-         [&] { logits = hybrid::run_client(prog_, std::move(cm), x, ec, &os); });
-    st.online_s = seconds_since(t);
-    st.online_up = cch_->bytes_sent() - up1, st.online_down = cch_->bytes_received() - down1;
-    st.online_rounds = os.rounds;
-    return logits;
-  }
-
- private:
-  // Runs the server part on a thread and the client part here; rethrows the first error.
-  static void both(const std::function<void()>& server, const std::function<void()>& client) {
-    std::exception_ptr es;
-    std::thread ts([&] {
-      try {
-        server();
-      } catch (...) {
-        es = std::current_exception();
-      }
-    });
-    try {
-      client();
-    } catch (...) {
-      ts.join();
-      if (es) std::rethrow_exception(es);
-      throw;
-    }
-    ts.join();
-    if (es) std::rethrow_exception(es);
-  }
-
-  hybrid::Program prog_;
-  hybrid::HeParameters hp_;
-  std::shared_ptr<const hybrid::ServerModel> model_;
-  std::unique_ptr<hybrid::PreprocessClient> client_;
-  std::unique_ptr<hybrid::PreprocessServer> server_;
-  std::unique_ptr<net::Channel> sch_, cch_;
-  double server_setup_s_ = 0, keys_s_ = 0;
-  std::uint64_t key_bytes_ = 0;
-};
-
-}  // namespace
-
 void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inputs, std::size_t index,
                       int top) {
   auto t = Clock::now();
@@ -204,7 +117,7 @@ void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inp
       "model %s: hybrid mode, values in Z_p (p %d bits), %d online rounds, %d threads, program %.2f s\n",
       m.network.name.c_str(), static_cast<int>(std::log2(static_cast<double>(m.program.prime))) + 1,
       hybrid::cost(m.program).rounds, num_threads(), seconds_since(t));
-  LocalSession session(m);
+  eval::HybridSession session(m.program);
   std::printf(
       "server setup (weights encoded for preprocessing): %.2f s, %s; client keys: %.2f s, %s sent once\n",
       session.server_setup_s(), human_bytes(session.server_memory()).c_str(), session.keys_s(),
@@ -213,7 +126,7 @@ void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inp
   shown.network = m.network;
   for (const auto& path : inputs) {
     const Input in = load_input(m.network, path, index);
-    StageStats st;
+    eval::HybridStats st;
     const auto logits = session.infer(in.values, st);
     const auto plain = nn::evaluate(m.network, in.values);
     double err = 0;
@@ -289,39 +202,30 @@ void run_hybrid_eval(const ModelOptions& o, const std::string& data, std::size_t
               net.name.c_str(), ds.size(), ds.name.c_str(), data_path.c_str(), num_threads(),
               m.calibration.c_str());
   if (simulate) return simulate_eval(m, ds, quiet);
-  LocalSession session(m);
-  std::size_t agree = 0, correct = 0, correct_plain = 0;
-  double worst = 0, pre_s = 0, online_s = 0;
-  std::uint64_t pre_bytes = 0, online_bytes = 0;
-  int rounds = 0;
+  eval::Records records;
+  for (std::size_t i = 0; i < ds.size(); ++i) {
+    records.inputs.push_back(record(net, ds, i));
+    records.labels.push_back(ds.labels[i]);
+  }
   std::optional<report::Progress> bar;
   if (!quiet) bar.emplace("hybrid", ds.size());
-  for (std::size_t i = 0; i < ds.size(); ++i) {
-    const auto x = record(net, ds, i);
-    StageStats st;
-    const auto logits = session.infer(x, st);
-    const auto plain = nn::evaluate(net, x);
-    for (std::size_t k = 0; k < plain.size(); ++k) worst = std::max(worst, std::abs(plain[k] - logits[k]));
-    agree += argmax(logits) == argmax(plain);
-    correct += argmax(logits) == ds.labels[i];
-    correct_plain += argmax(plain) == ds.labels[i];
-    pre_s += st.preprocess_s, online_s += st.online_s;
-    pre_bytes += st.pre_up + st.pre_down, online_bytes += st.online_up + st.online_down;
-    rounds = st.online_rounds;
-    if (bar) {
-      bar->set_suffix("agree " + std::to_string(agree) + "/" + std::to_string(i + 1));
-      bar->tick();
-    }
-  }
+  const eval::HybridReport r =
+      eval::run_hybrid(m.program, net, records, [&](std::size_t, const std::string& summary) {
+        if (!bar) return;
+        bar->set_suffix(summary);
+        bar->tick();
+      });
   if (bar) bar->finish();
   const double n = static_cast<double>(ds.size());
   std::printf(
       "accuracy: hybrid %.2f%%, plaintext %.2f%%; predictions agree on %zu/%zu (%.2f%%); max logit error "
       "%.3f\n",
-      100.0 * correct / n, 100.0 * correct_plain / n, agree, ds.size(), 100.0 * agree / n, worst);
-  std::printf("per image: preprocessing %.3f s, %s; online %.4f s, %s, %d rounds\n", pre_s / n,
-              human_bytes(static_cast<std::uint64_t>(pre_bytes / n)).c_str(), online_s / n,
-              human_bytes(static_cast<std::uint64_t>(online_bytes / n)).c_str(), rounds);
+      100.0 * r.correct / n, 100.0 * r.correct_plain / n, r.agree, ds.size(), 100.0 * r.agree / n,
+      r.max_logit_error);
+  std::printf("refused by the client (logits out of the fixed-point range): %zu/%zu\n", r.refused, ds.size());
+  std::printf("per image: preprocessing %.3f s, %s; online %.4f s, %s, %d rounds\n", r.preprocess_s / n,
+              human_bytes(static_cast<std::uint64_t>(r.preprocess_bytes / n)).c_str(), r.online_s / n,
+              human_bytes(static_cast<std::uint64_t>(r.online_bytes / n)).c_str(), r.online_rounds);
 }
 
 }  // namespace veil::cli

@@ -210,14 +210,13 @@ std::vector<double> run_client(const Program& prog, Material material, const std
                            : std::ldexp(static_cast<double>(field.mod().value() / 4), -prog.output_bits());
   for (std::size_t i = 0; i < logits.size(); ++i) {
     if (!(std::abs(logits[i]) <= limit))
-      throw std::runtime_error(
-          "hybrid result out of the fixed-point range: logit " + std::to_string(i) + " is " +
-          std::to_string(logits[i]) + ", beyond " + std::to_string(limit) +
-          " (the model's logits stay below " +
-          std::to_string(prog.ops.empty() ? 0.0 : prog.ops.back().output_bound) +
-          " on its data); the input drives the network far outside the ranges its scales "
-          "were chosen for, so the answer is not trustworthy: check the input's "
-          "normalisation, or choose the scales on images like it (--calibration)");
+      throw ResultRefused("hybrid result out of the fixed-point range: logit " + std::to_string(i) + " is " +
+                          std::to_string(logits[i]) + ", beyond " + std::to_string(limit) +
+                          " (the model's logits stay below " +
+                          std::to_string(prog.ops.empty() ? 0.0 : prog.ops.back().output_bound) +
+                          " on its data); the input drives the network far outside the ranges its scales "
+                          "were chosen for, so the answer is not trustworthy: check the input's "
+                          "normalisation, or choose the scales on images like it (--calibration)");
   }
   return logits;
 }

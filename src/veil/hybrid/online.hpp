@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <span>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -65,8 +66,15 @@ using LinearKernel = std::vector<u64> (*)(const mpc::Field&, const QuantLinear&,
 // out of the fixed-point range (a wrapped value, not an answer).
 inline constexpr double kWrapFactor = 1024;
 
+// The client's refusal of logits out of the fixed-point range (a std::runtime_error, so
+// callers that only report it need not know it); the protocol ran to its end, so the
+// session can go on with the next image.
+struct ResultRefused : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // The client's side: input is one normalised image (C x H x W); returns the logits.
-// Throws std::runtime_error when the logits come out of the fixed-point range.
+// Throws ResultRefused when the logits come out of the fixed-point range.
 std::vector<double> run_client(const Program& program, Material material, const std::vector<double>& input,
                                mpc::Exchange& ex, OnlineStats* stats = nullptr);
 // The server's side: learns nothing.

@@ -1,0 +1,70 @@
+// `veil eval --mode hybrid` (and `veil infer --mode hybrid`): the hybrid protocol with
+// both parties in this process over the in-memory channel pair (the same code runs over
+// TCP): preprocessing under the exact scheme, then the online stage on shares, with the
+// time and bytes of each stage, compared with the plaintext network.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "veil/eval/records.hpp"
+#include "veil/hybrid/preprocess.hpp"
+#include "veil/hybrid/program.hpp"
+#include "veil/net/channel.hpp"
+#include "veil/nn/network.hpp"
+
+namespace veil::eval {
+
+struct HybridStats {
+  double preprocess_s = 0, online_s = 0;
+  std::uint64_t pre_up = 0, pre_down = 0, online_up = 0, online_down = 0;
+  int online_rounds = 0;
+};
+
+// Both parties over one in-memory channel pair: the server's part on its own thread.
+class HybridSession {
+ public:
+  explicit HybridSession(const hybrid::Program& program);
+  double server_setup_s() const { return server_setup_s_; }
+  double keys_s() const { return keys_s_; }
+  std::uint64_t key_bytes() const { return key_bytes_; }
+  std::size_t server_memory() const;
+
+  // One image: preprocessing, then the online stage. Throws hybrid::ResultRefused when the
+  // client refuses the reconstructed logits (the session stays usable), and whatever
+  // else either party throws.
+  std::vector<double> infer(const std::vector<double>& x, HybridStats& stats);
+
+ private:
+  hybrid::Program prog_;
+  hybrid::HeParameters hp_;
+  std::shared_ptr<const hybrid::ServerModel> model_;
+  std::unique_ptr<hybrid::PreprocessClient> client_;
+  std::unique_ptr<hybrid::PreprocessServer> server_;
+  std::unique_ptr<net::Channel> sch_, cch_;
+  double server_setup_s_ = 0, keys_s_ = 0;
+  std::uint64_t key_bytes_ = 0;
+};
+
+struct HybridReport {
+  std::size_t count = 0;    // records evaluated
+  std::size_t refused = 0;  // of which the client refused the result (out of the fixed-point range)
+  // Predictions right (hybrid, plaintext) and equal, over all records: a refused record is
+  // neither right nor in agreement.
+  std::size_t correct = 0, correct_plain = 0, agree = 0;
+  double max_logit_error = 0;                            // over the answered records
+  double preprocess_s = 0, online_s = 0;                 // in all
+  std::uint64_t preprocess_bytes = 0, online_bytes = 0;  // in all, both directions
+  int online_rounds = 0;
+  std::vector<int> predictions;  // per record, -1 where refused
+  std::vector<int> plain_predictions;
+  std::size_t answered() const { return count - refused; }
+};
+
+// Every record through one session. A refused record is counted and the run goes on.
+HybridReport run_hybrid(const hybrid::Program& program, const nn::Network& net, const Records& records,
+                        const Progress& progress = {});
+
+}  // namespace veil::eval
