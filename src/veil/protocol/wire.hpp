@@ -3,12 +3,16 @@
 // and the bytes left before anything is allocated.
 #pragma once
 
+#include <cmath>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "veil/common/bytes.hpp"
 #include "veil/common/error.hpp"
 #include "veil/net/frame.hpp"
+#include "veil/nn/network.hpp"
 #include "veil/protocol/error.hpp"
 
 namespace veil::protocol::wire {
@@ -41,6 +45,64 @@ inline Bytes get_blob(ByteReader& r, std::size_t max, const char* what) {
   return Bytes(v.begin(), v.end());
 }
 
+// --- bounded fields (the same encoding in every protocol) ------------------------------
+
+// A signed 32-bit value.
+inline int get_int(ByteReader& r) { return static_cast<int>(static_cast<std::int32_t>(r.u32())); }
+
+inline void put_ints(ByteWriter& w, const std::vector<int>& v) {
+  w.u32(static_cast<std::uint32_t>(v.size()));
+  for (int x : v) w.u32(static_cast<std::uint32_t>(x));
+}
+inline std::vector<int> get_ints(ByteReader& r, std::size_t max, const char* what) {
+  std::vector<int> v(count(r, max, 4, what));
+  for (int& x : v) x = get_int(r);
+  return v;
+}
+
+inline void put_doubles(ByteWriter& w, const std::vector<double>& v) {
+  w.u32(static_cast<std::uint32_t>(v.size()));
+  for (double x : v) w.f64(x);
+}
+// Finite values only.
+inline std::vector<double> get_doubles(ByteReader& r, std::size_t max, const char* what) {
+  std::vector<double> v(count(r, max, 8, what));
+  for (double& x : v) {
+    x = r.f64();
+    VEIL_CHECK_IO(std::isfinite(x), what << ": non-finite value");
+  }
+  return v;
+}
+
+inline void put_blobs(ByteWriter& w, const std::vector<Bytes>& v) {
+  w.u32(static_cast<std::uint32_t>(v.size()));
+  for (const auto& b : v) put_blob(w, b);
+}
+inline std::vector<Bytes> get_blobs(ByteReader& r, std::size_t max, const char* what) {
+  std::vector<Bytes> v(count(r, max, 8, what));
+  for (auto& b : v) b = get_blob(r, r.remaining(), what);
+  return v;
+}
+
+inline void put_shape(ByteWriter& w, const nn::Shape& s) {
+  w.u32(static_cast<std::uint32_t>(s.c));
+  w.u32(static_cast<std::uint32_t>(s.h));
+  w.u32(static_cast<std::uint32_t>(s.w));
+}
+// Dimensions up to 2^16 each and 2^24 elements: far beyond any model veil plans.
+inline nn::Shape get_shape(ByteReader& r, const char* what) {
+  nn::Shape s;
+  s.c = get_int(r);
+  s.h = get_int(r);
+  s.w = get_int(r);
+  VEIL_CHECK_IO(s.c >= 1 && s.h >= 1 && s.w >= 1 && s.c <= 65536 && s.h <= 65536 && s.w <= 65536 &&
+                    std::int64_t{s.c} * s.h * s.w <= (std::int64_t{1} << 24),
+                what << ": bad shape " << s.c << "x" << s.h << "x" << s.w);
+  return s;
+}
+
+// --- typed frames -------------------------------------------------------------------------
+
 // A frame of type `want`; the peer's Error message instead is thrown with its code (named by
 // `names`); anything else is kUnexpectedMessage.
 void check_type(const net::Frame& f, std::uint16_t want, const char* want_name, ErrorNames names,
@@ -63,5 +125,34 @@ T read_payload(const net::Frame& f, ErrorNames names, const char* (*message_name
     throw error(ErrorCode::kBadMessage, std::string("malformed ") + message_name(type) + ": " + e.what());
   }
 }
+
+// One protocol's message set, framed and read one way: its message-type enum and the
+// names of its codes and messages (for errors). Each message struct names its type as
+// `static constexpr Type kType`; a payload reader gets the body and must consume all of it.
+template <class Type>
+class Codec {
+ public:
+  using MessageNames = const char* (*)(std::uint16_t);
+  constexpr Codec(ErrorNames errors, MessageNames messages) : errors_(errors), messages_(messages) {}
+
+  net::Frame frame(Type type, ByteWriter& w) const {
+    return wire::frame(static_cast<std::uint16_t>(type), w);
+  }
+  // The message T from a frame of type T::kType (else the peer's Error, or kUnexpectedMessage);
+  // every reader failure becomes kBadMessage naming the message.
+  template <class T, class Fn>
+  T read(const net::Frame& f, Fn&& fn) const {
+    return read_payload<T>(f, errors_, messages_, std::forward<Fn>(fn));
+  }
+  // A message with an empty body.
+  template <class T>
+  T read_empty(const net::Frame& f) const {
+    return read<T>(f, [](ByteReader&) { return T{}; });
+  }
+
+ private:
+  ErrorNames errors_;
+  MessageNames messages_;
+};
 
 }  // namespace veil::protocol::wire

@@ -9,7 +9,11 @@ namespace veil::protocol::hybrid {
 
 using wire::count;
 using wire::get_blob;
+using wire::get_doubles;
+using wire::get_shape;
 using wire::put_blob;
+using wire::put_doubles;
+using wire::put_shape;
 namespace lib = veil::hybrid;
 
 std::string hex(const MaterialId& id) {
@@ -79,59 +83,23 @@ const char* message_name(std::uint16_t type) {
 
 namespace {
 
-net::Frame frame(MessageType t, ByteWriter& w) { return wire::frame(static_cast<std::uint16_t>(t), w); }
-
-template <class T, class Fn>
-T read_payload(const net::Frame& f, Fn&& fn) {
-  return wire::read_payload<T>(f, error_name, message_name, std::forward<Fn>(fn));
-}
-
-int get_int(ByteReader& r) { return static_cast<int>(static_cast<std::int32_t>(r.u32())); }
-
-nn::Shape get_shape(ByteReader& r, const char* what) {
-  nn::Shape s;
-  s.c = get_int(r);
-  s.h = get_int(r);
-  s.w = get_int(r);
-  VEIL_CHECK_IO(s.c >= 1 && s.h >= 1 && s.w >= 1 && s.c <= 65536 && s.h <= 65536 && s.w <= 65536 &&
-                    std::int64_t{s.c} * s.h * s.w <= (std::int64_t{1} << 24),
-                what << ": bad shape " << s.c << "x" << s.h << "x" << s.w);
-  return s;
-}
-
-std::vector<double> get_doubles(ByteReader& r, std::size_t max, const char* what) {
-  std::vector<double> v(count(r, max, 8, what));
-  for (double& x : v) {
-    x = r.f64();
-    VEIL_CHECK_IO(std::isfinite(x), what << ": non-finite value");
-  }
-  return v;
-}
-
-void put_doubles(ByteWriter& w, const std::vector<double>& v) {
-  w.u32(static_cast<std::uint32_t>(v.size()));
-  for (double x : v) w.f64(x);
-}
+// This protocol's messages: framed and read by the shared codec.
+const wire::Codec<MessageType> codec(error_name, message_name);
 
 template <class T>
 net::Frame encode_id(const T& m) {
   ByteWriter w;
   w.raw(m.id.data(), m.id.size());
-  return frame(T::kType, w);
+  return codec.frame(T::kType, w);
 }
 
 template <class T>
 T decode_id(const net::Frame& f) {
-  return read_payload<T>(f, [](ByteReader& r) {
+  return codec.read<T>(f, [](ByteReader& r) {
     T m;
     r.raw(m.id.data(), m.id.size());
     return m;
   });
-}
-
-template <class T>
-T decode_empty(const net::Frame& f) {
-  return read_payload<T>(f, [](ByteReader&) { return T{}; });
 }
 
 }  // namespace
@@ -149,9 +117,7 @@ net::Frame encode(const ServerInfo& m) {
   ByteWriter w;
   w.str(m.model);
   w.str(m.dataset);
-  w.u32(static_cast<std::uint32_t>(m.input.c));
-  w.u32(static_cast<std::uint32_t>(m.input.h));
-  w.u32(static_cast<std::uint32_t>(m.input.w));
+  put_shape(w, m.input);
   put_doubles(w, m.mean);
   put_doubles(w, m.std);
   w.u32(static_cast<std::uint32_t>(m.classes.size()));
@@ -162,12 +128,12 @@ net::Frame encode(const ServerInfo& m) {
   w.u32(m.max_materials);
   w.f64(m.max_material_age_s);
   w.u64(m.max_frame_bytes);
-  return frame(m.kType, w);
+  return codec.frame(m.kType, w);
 }
 
 template <>
 ServerInfo decode<ServerInfo>(const net::Frame& f) {
-  return read_payload<ServerInfo>(f, [](ByteReader& r) {
+  return codec.read<ServerInfo>(f, [](ByteReader& r) {
     ServerInfo m;
     m.model = r.str(kMaxName);
     m.dataset = r.str(kMaxName);
@@ -191,11 +157,11 @@ ServerInfo decode<ServerInfo>(const net::Frame& f) {
 
 net::Frame encode(const KeysAccepted&) {
   ByteWriter w;
-  return frame(KeysAccepted::kType, w);
+  return codec.frame(KeysAccepted::kType, w);
 }
 net::Frame encode(const Preprocess&) {
   ByteWriter w;
-  return frame(Preprocess::kType, w);
+  return codec.frame(Preprocess::kType, w);
 }
 net::Frame encode(const Preprocessing& m) { return encode_id(m); }
 net::Frame encode(const Online& m) { return encode_id(m); }
@@ -203,11 +169,11 @@ net::Frame encode(const OnlineAccepted& m) { return encode_id(m); }
 
 template <>
 KeysAccepted decode<KeysAccepted>(const net::Frame& f) {
-  return decode_empty<KeysAccepted>(f);
+  return codec.read_empty<KeysAccepted>(f);
 }
 template <>
 Preprocess decode<Preprocess>(const net::Frame& f) {
-  return decode_empty<Preprocess>(f);
+  return codec.read_empty<Preprocess>(f);
 }
 template <>
 Preprocessing decode<Preprocessing>(const net::Frame& f) {

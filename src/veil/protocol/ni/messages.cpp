@@ -12,7 +12,16 @@ namespace veil::protocol::ni {
 
 using wire::count;
 using wire::get_blob;
+using wire::get_blobs;
+using wire::get_doubles;
+using wire::get_int;
+using wire::get_ints;
+using wire::get_shape;
 using wire::put_blob;
+using wire::put_blobs;
+using wire::put_doubles;
+using wire::put_ints;
+using wire::put_shape;
 
 std::string error_name(std::uint16_t code) {
   switch (static_cast<ErrorCode>(code)) {
@@ -53,29 +62,6 @@ namespace {
 
 // --- writing ---------------------------------------------------------------------------
 
-net::Frame frame(MessageType t, ByteWriter& w) { return wire::frame(static_cast<std::uint16_t>(t), w); }
-
-void put_blobs(ByteWriter& w, const std::vector<Bytes>& v) {
-  w.u32(static_cast<std::uint32_t>(v.size()));
-  for (const auto& b : v) put_blob(w, b);
-}
-
-void put_ints(ByteWriter& w, const std::vector<int>& v) {
-  w.u32(static_cast<std::uint32_t>(v.size()));
-  for (int x : v) w.u32(static_cast<std::uint32_t>(x));
-}
-
-void put_doubles(ByteWriter& w, const std::vector<double>& v) {
-  w.u32(static_cast<std::uint32_t>(v.size()));
-  for (double x : v) w.f64(x);
-}
-
-void put_shape(ByteWriter& w, const nn::Shape& s) {
-  w.u32(static_cast<std::uint32_t>(s.c));
-  w.u32(static_cast<std::uint32_t>(s.h));
-  w.u32(static_cast<std::uint32_t>(s.w));
-}
-
 void put_layout(ByteWriter& w, const nn::Layout& l) {
   put_shape(w, l.shape);
   w.u64(l.slots);
@@ -92,41 +78,6 @@ void put_layout(ByteWriter& w, const nn::Layout& l) {
 }
 
 // --- reading (every count checked against a bound and the bytes left) -----------------
-
-std::vector<Bytes> get_blobs(ByteReader& r, const char* what) {
-  std::vector<Bytes> v(count(r, kMaxCiphertexts, 8, what));
-  for (auto& b : v) b = get_blob(r, r.remaining(), what);
-  return v;
-}
-
-int get_int(ByteReader& r) { return static_cast<int>(static_cast<std::int32_t>(r.u32())); }
-
-std::vector<int> get_ints(ByteReader& r, std::size_t max, const char* what) {
-  std::vector<int> v(count(r, max, 4, what));
-  for (int& x : v) x = get_int(r);
-  return v;
-}
-
-std::vector<double> get_doubles(ByteReader& r, std::size_t max, const char* what) {
-  std::vector<double> v(count(r, max, 8, what));
-  for (double& x : v) {
-    x = r.f64();
-    VEIL_CHECK_IO(std::isfinite(x), what << ": non-finite value");
-  }
-  return v;
-}
-
-// Dimensions up to 2^16 each and 2^24 elements: far beyond any model veil plans.
-nn::Shape get_shape(ByteReader& r, const char* what) {
-  nn::Shape s;
-  s.c = get_int(r);
-  s.h = get_int(r);
-  s.w = get_int(r);
-  VEIL_CHECK_IO(s.c >= 1 && s.h >= 1 && s.w >= 1 && s.c <= 65536 && s.h <= 65536 && s.w <= 65536 &&
-                    std::int64_t{s.c} * s.h * s.w <= (std::int64_t{1} << 24),
-                what << ": bad shape " << s.c << "x" << s.h << "x" << s.w);
-  return s;
-}
 
 nn::Layout get_layout(ByteReader& r, const char* what) {
   nn::Layout l;
@@ -162,10 +113,8 @@ nn::Mode get_mode(ByteReader& r) {
 // The Mode's value (0 latency, 1 throughput).
 std::uint8_t mode_byte(nn::Mode m) { return static_cast<std::uint8_t>(m); }
 
-template <class T, class Fn>
-T read_payload(const net::Frame& f, Fn&& fn) {
-  return wire::read_payload<T>(f, error_name, message_name, std::forward<Fn>(fn));
-}
+// This protocol's messages: framed and read by the shared codec.
+const wire::Codec<MessageType> codec(error_name, message_name);
 
 }  // namespace
 
@@ -207,12 +156,12 @@ net::Frame encode(const ServerInfo& m) {
   w.u32(m.input_ciphertexts);
   w.u32(m.output_ciphertexts);
   w.u64(m.max_frame_bytes);
-  return frame(m.kType, w);
+  return codec.frame(m.kType, w);
 }
 
 template <>
 ServerInfo decode<ServerInfo>(const net::Frame& f) {
-  return read_payload<ServerInfo>(f, [](ByteReader& r) {
+  return codec.read<ServerInfo>(f, [](ByteReader& r) {
     ServerInfo m;
     m.model = r.str(kMaxName);
     m.dataset = r.str(kMaxName);
@@ -246,12 +195,12 @@ ServerInfo decode<ServerInfo>(const net::Frame& f) {
 net::Frame encode(const KeyQuery& m) {
   ByteWriter w;
   w.raw(m.hash.data(), m.hash.size());
-  return frame(m.kType, w);
+  return codec.frame(m.kType, w);
 }
 
 template <>
 KeyQuery decode<KeyQuery>(const net::Frame& f) {
-  return read_payload<KeyQuery>(f, [](ByteReader& r) {
+  return codec.read<KeyQuery>(f, [](ByteReader& r) {
     KeyQuery m;
     r.raw(m.hash.data(), m.hash.size());
     return m;
@@ -262,12 +211,12 @@ net::Frame encode(const KeyStatus& m) {
   ByteWriter w;
   w.u8(m.ready ? 1 : 0);
   w.raw(m.hash.data(), m.hash.size());
-  return frame(m.kType, w);
+  return codec.frame(m.kType, w);
 }
 
 template <>
 KeyStatus decode<KeyStatus>(const net::Frame& f) {
-  return read_payload<KeyStatus>(f, [](ByteReader& r) {
+  return codec.read<KeyStatus>(f, [](ByteReader& r) {
     KeyStatus m;
     const std::uint8_t b = r.u8();
     VEIL_CHECK_IO(b <= 1, "bad flag " << int{b});
@@ -281,12 +230,12 @@ net::Frame encode(const UploadKeys& m) {
   ByteWriter w;
   put_blob(w, m.relin);
   put_blob(w, m.galois);
-  return frame(m.kType, w);
+  return codec.frame(m.kType, w);
 }
 
 template <>
 UploadKeys decode<UploadKeys>(const net::Frame& f) {
-  return read_payload<UploadKeys>(f, [](ByteReader& r) {
+  return codec.read<UploadKeys>(f, [](ByteReader& r) {
     UploadKeys m;
     m.relin = get_blob(r, r.remaining(), "relinearisation key");
     m.galois = get_blob(r, r.remaining(), "Galois keys");
@@ -298,16 +247,16 @@ net::Frame encode(const Infer& m) {
   ByteWriter w;
   w.u32(m.images);
   put_blobs(w, m.ciphertexts);
-  return frame(m.kType, w);
+  return codec.frame(m.kType, w);
 }
 
 template <>
 Infer decode<Infer>(const net::Frame& f) {
-  return read_payload<Infer>(f, [](ByteReader& r) {
+  return codec.read<Infer>(f, [](ByteReader& r) {
     Infer m;
     m.images = r.u32();
     VEIL_CHECK_IO(m.images >= 1, "a request holds at least one image");
-    m.ciphertexts = get_blobs(r, "ciphertexts");
+    m.ciphertexts = get_blobs(r, kMaxCiphertexts, "ciphertexts");
     return m;
   });
 }
@@ -317,16 +266,16 @@ net::Frame encode(const Result& m) {
   w.f64(m.queue_seconds);
   w.f64(m.eval_seconds);
   put_blobs(w, m.ciphertexts);
-  return frame(m.kType, w);
+  return codec.frame(m.kType, w);
 }
 
 template <>
 Result decode<Result>(const net::Frame& f) {
-  return read_payload<Result>(f, [](ByteReader& r) {
+  return codec.read<Result>(f, [](ByteReader& r) {
     Result m;
     m.queue_seconds = r.f64();
     m.eval_seconds = r.f64();
-    m.ciphertexts = get_blobs(r, "ciphertexts");
+    m.ciphertexts = get_blobs(r, kMaxCiphertexts, "ciphertexts");
     return m;
   });
 }
