@@ -396,7 +396,7 @@ void register_client(CLI::App& app) {
   cmd->add_option("--mode", o->mode,
                   "latency (one image per request), throughput (all inputs in one batch), or hybrid\n"
                   "(preprocessing + online stage on secret shares; the model stays on the server)")
-      ->check(CLI::IsMember({"latency", "throughput", "hybrid"}));
+      ->check(CLI::IsMember(mode_names()));
   cmd->add_option("--repeat", o->repeat, "send the inputs this many times in the session (default 1)")
       ->check(CLI::Range(1, 1000000));
   cmd->add_option("--top", o->top, "how many scores to print (default 5)")->check(CLI::Range(1, 1000));

@@ -8,6 +8,8 @@
 
 namespace veil::cli {
 
+// --mode values: the packing modes (nn::packing_modes()), then hybrid.
+std::vector<std::string> mode_names();
 // Options every model-using command takes (--model, --approximate, --mode, ...).
 void add_model_options(CLI::App& cmd, ModelOptions& o, std::string& mode);
 // Applies --mode and returns the loaded model, printing what was done when `verbose`.

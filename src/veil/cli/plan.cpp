@@ -9,6 +9,13 @@
 
 namespace veil::cli {
 
+std::vector<std::string> mode_names() {
+  std::vector<std::string> names;
+  for (const nn::PackingMode* m : nn::packing_modes()) names.emplace_back(m->name());
+  names.emplace_back("hybrid");
+  return names;
+}
+
 void add_model_options(CLI::App& cmd, ModelOptions& o, std::string& mode) {
   cmd.add_option("--model,-m", o.path, "ONNX model (see docs/model-format.md)")
       ->required()
@@ -18,7 +25,7 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, std::string& mode) {
   cmd.add_option("--mode", mode,
                  "latency (one image, packed slots), throughput (one image per slot), or hybrid (HE\n"
                  "preprocessing + secret-shared online stage; the model stays hidden from the client)")
-      ->check(CLI::IsMember({"latency", "throughput", "hybrid"}));
+      ->check(CLI::IsMember(mode_names()));
   cmd.add_option("--calibration", o.calibration,
                  "hybrid mode: images that choose the fixed-point scales (an IDX or CIFAR-10 file or a\n"
                  "data-set folder; the first 64 records). Default: the model's data set, installed")

@@ -17,7 +17,7 @@ namespace {
 struct ServeOptions {
   ModelOptions model;
   std::string mode_unused;  // add_model_options' --mode; serve takes --modes
-  std::vector<std::string> modes = {"latency", "throughput", "hybrid"};
+  std::vector<std::string> modes = mode_names();
   protocol::hybrid::HandlerOptions hybrid;
   protocol::HostOptions server;
   int workers = 2;  // evaluations at once: veil::set_max_jobs
@@ -94,7 +94,7 @@ void register_serve(CLI::App& app) {
                   "modes to offer, comma-separated (default latency,throughput,hybrid; a mode the model\n"
                   "does not fit is skipped)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"latency", "throughput", "hybrid"}));
+      ->check(CLI::IsMember(mode_names()));
   cmd->add_option("--max-materials", o->hybrid.max_materials,
                   "hybrid mode: unused preprocessing runs kept per session (default 8)")
       ->check(CLI::Range(1, 1024));

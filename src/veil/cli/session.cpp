@@ -1,4 +1,5 @@
 #include "veil/cli/session.hpp"
+#include "veil/eval/records.hpp"
 
 #include <sys/stat.h>
 #include <cctype>
@@ -212,8 +213,6 @@ std::vector<int> top_k(const std::vector<double>& logits, int k) {
   return idx;
 }
 
-int argmax(const std::vector<double>& v) {
-  return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
-}
+int argmax(const std::vector<double>& v) { return eval::argmax(v); }
 
 }  // namespace veil::cli
