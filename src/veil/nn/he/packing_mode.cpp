@@ -135,6 +135,7 @@ const std::vector<const PackingMode*>& packing_modes() {
   static const LatencyMode latency;
   static const ThroughputMode throughput;
   static const std::vector<const PackingMode*> modes = {&latency, &throughput};
+  VEIL_REQUIRE(modes.size() == kPackingModeCount, "internal: kPackingModeCount is not the number of modes");
   return modes;
 }
 

@@ -24,6 +24,9 @@ namespace veil::nn {
 
 // The mode's identity: what options, messages (one byte on the wire: the value) and tests name.
 enum class Mode { kLatency, kThroughput };
+// How many Mode values there are (header-only, for code that must not link nn: the message
+// decoders of the fuzz build); packing_modes() checks that it holds one object per value.
+inline constexpr std::size_t kPackingModeCount = 2;
 
 struct Plan;
 

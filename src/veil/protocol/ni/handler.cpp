@@ -222,7 +222,7 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
 
 Handler::Handler(std::vector<ServedModel> models) {
   VEIL_REQUIRE(!models.empty(), "the non-interactive handler serves at least one mode");
-  modes_.resize(nn::packing_modes().size());
+  modes_.resize(nn::kPackingModeCount);
   for (auto& m : models) {
     const std::size_t i = mode_index(m.plan.mode);
     VEIL_REQUIRE(!modes_[i], "two models for " << nn::mode_name(m.plan.mode) << " mode");

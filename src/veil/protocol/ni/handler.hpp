@@ -42,7 +42,7 @@ class Handler final : public protocol::Handler {
   struct Mode;
 
  private:
-  std::vector<std::unique_ptr<Mode>> modes_;  // indexed by nn::Mode (one per nn::packing_modes())
+  std::vector<std::unique_ptr<Mode>> modes_;  // indexed by nn::Mode (kPackingModeCount)
   std::uint64_t largest_message_ = 0;
 };
 

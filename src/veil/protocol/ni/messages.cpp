@@ -106,8 +106,8 @@ nn::Layout get_layout(ByteReader& r, const char* what) {
 
 nn::Mode get_mode(ByteReader& r) {
   const std::uint8_t m = r.u8();
-  VEIL_CHECK_IO(m < nn::packing_modes().size(), "unknown mode " << int{m});
-  return nn::packing_modes()[m]->id();
+  VEIL_CHECK_IO(m < nn::kPackingModeCount, "unknown mode " << int{m});
+  return static_cast<nn::Mode>(m);
 }
 
 // The Mode's value (0 latency, 1 throughput).
