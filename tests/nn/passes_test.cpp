@@ -88,6 +88,7 @@ LowerOptions options_from_bits(int bits) {
   o.fold_pool_scale = bits & 2;
   o.fold_poly_leading = bits & 4;
   o.merge_linear = bits & 8;
+  o.square_batch_norm = bits & 16;
   return o;
 }
 
@@ -109,7 +110,7 @@ TEST(Passes, EveryCombinationComputesTheGraph) {
         inputs.push_back(test::random_vector(g.input.size(), rng));
         want.push_back(evaluate(g, inputs.back()));
       }
-      for (int bits = 0; bits < 16; ++bits) {
+      for (int bits = 0; bits < 32; ++bits) {
         SCOPED_TRACE("seed " + std::to_string(seed) + " graph " + std::to_string(k) + " passes " +
                      std::to_string(bits));
         const Network n = lower(g, options_from_bits(bits));
@@ -284,7 +285,7 @@ TEST(Passes, BatchNormDoesNotFoldAcrossAFork) {
   g.output = add_gemm(g, add_simple(g, OpKind::kFlatten, bn2, "flat"), 3, rng);
   const auto x = test::random_vector(50, rng);
   const auto expected = evaluate(g, x);
-  for (int bits = 0; bits < 16; ++bits) {
+  for (int bits = 0; bits < 32; ++bits) {
     SCOPED_TRACE(bits);
     const Network net = lower(g, options_from_bits(bits));
     EXPECT_LT(test::max_rel_diff(evaluate(net, x), expected), 1e-10);
@@ -316,7 +317,7 @@ TEST(Passes, ResidualBlockKeepsThePolynomialWhole) {
   g.output = add_gemm(g, add_simple(g, OpKind::kFlatten, gap, "flat"), 4, rng);
   const auto x = test::random_vector(36, rng);
   const auto expected = evaluate(g, x);
-  for (int bits = 0; bits < 16; ++bits) {
+  for (int bits = 0; bits < 32; ++bits) {
     SCOPED_TRACE(bits);
     EXPECT_LT(test::max_rel_diff(evaluate(lower(g, options_from_bits(bits)), x), expected), 1e-10);
   }
@@ -347,7 +348,7 @@ TEST(Passes, ForkIntoTwoConvolutionsMakesThePolynomialMonic) {
   g.output = add_gemm(g, add_simple(g, OpKind::kFlatten, a, "flat"), 4, rng);
   const auto x = test::random_vector(72, rng);
   const auto expected = evaluate(g, x);
-  for (int bits = 0; bits < 16; ++bits) {
+  for (int bits = 0; bits < 32; ++bits) {
     SCOPED_TRACE(bits);
     EXPECT_LT(test::max_rel_diff(evaluate(lower(g, options_from_bits(bits)), x), expected), 1e-10);
   }
@@ -422,6 +423,75 @@ TEST(Cost, SumPoolCostsNoLevel) {
   EXPECT_EQ(pool.additions, n.stages[2].linear().weights.nnz() - n.stages[2].linear().out.size());
   EXPECT_EQ(c.depth, 1 + 1 + 0 + 1 + 1 + 1 + 1 + 1);
   EXPECT_EQ(c.linear_stages + c.poly_stages, 8);
+}
+
+
+// A pre-activation block opening: the residual stream (an Add's output, also read by the
+// next Add) -> BN -> quadratic -> conv. BN has nothing to fold into, so pass (e) turns BN
+// + quadratic into a shift and a plain square, one level instead of two, and the graph
+// still computes the same values; the conv carries a^2 and the constant.
+Graph block_opening(std::mt19937_64& rng, double gamma_scale) {
+  Graph g = test::empty_graph({2, 5, 5});
+  const int c0 = add_conv(g, -1, 3, 3, 1, 1, 1, rng);
+  const int c1 = add_conv(g, c0, 3, 3, 1, 1, 1, rng);
+  Node add;
+  add.op = OpKind::kAdd;
+  add.name = "join";
+  add.inputs = {c1, c0};
+  const int a = add_node(g, add);
+  const int bn = add_batch_norm(g, a, rng);
+  for (double& w : g.nodes[bn].weights) w *= gamma_scale;
+  const int act = add_poly(g, bn, {0.3, -0.7, 0.4});
+  g.nodes[act].input_range = 6;
+  const int c2 = add_conv(g, act, 2, 3, 1, 1, 1, rng);
+  Node add2 = add;
+  add2.name = "join2";
+  add2.inputs = {add_conv(g, c2, 3, 1, 1, 0, 1, rng), a};
+  const int j2 = add_node(g, add2);
+  g.output = add_gemm(g, add_simple(g, OpKind::kFlatten, j2, "flat"), 4, rng);
+  return g;
+}
+
+TEST(Passes, BatchNormBeforeAQuadraticBecomesAShiftAndASquare) {
+  std::mt19937_64 rng(31);
+  const Graph g = block_opening(rng, 1.0);
+  const Network with = lower(g);
+  LowerOptions off;
+  off.square_batch_norm = false;
+  const Network without = lower(g, off);
+  EXPECT_EQ(cost(with).depth, cost(without).depth - 1);
+  int shifts = 0;
+  for (const Stage& s : with.stages) {
+    if (s.kind() == StageKind::kPoly) {
+      EXPECT_EQ(s.poly().coefficients, (std::vector<double>{0, 0, 1}));
+    }
+    if (s.kind() == StageKind::kLinear && s.linear().unit_weights) {
+      ++shifts;
+      EXPECT_EQ(cost(with).stages[&s - with.stages.data()].depth, 0);
+    }
+  }
+  EXPECT_EQ(shifts, 1);
+  for (int i = 0; i < 4; ++i) {
+    const auto x = test::random_vector(50, rng);
+    const auto expected = evaluate(g, x);
+    EXPECT_LT(test::max_rel_diff(evaluate(with, x), expected), 1e-10);
+    EXPECT_LT(test::max_rel_diff(evaluate(without, x), expected), 1e-10);
+  }
+}
+
+// A channel with a tiny gamma would shift values by b/gamma, far beyond what the chain
+// has room for: the pass leaves such a pair as it is.
+TEST(Passes, BatchNormWithATinyScaleIsNotSquared) {
+  std::mt19937_64 rng(32);
+  const Graph g = block_opening(rng, 1e-4);
+  const Network net = lower(g);
+  for (const Stage& s : net.stages) {
+    if (s.kind() == StageKind::kLinear) {
+      EXPECT_FALSE(s.linear().unit_weights) << s.linear().name;
+    }
+  }
+  const auto x = test::random_vector(50, rng);
+  EXPECT_LT(test::max_rel_diff(evaluate(net, x), evaluate(g, x)), 1e-10);
 }
 
 }  // namespace

@@ -285,6 +285,9 @@ void set_he_shapes(Program& p) {
 nn::LowerOptions lower_options() {
   nn::LowerOptions o;
   o.fold_poly_leading = false;
+  // A shift by b/a grows the values a shared fixed-point activation sees; the hybrid mode
+  // has no levels to save.
+  o.square_batch_norm = false;
   return o;
 }
 

@@ -45,8 +45,9 @@ struct LinearStage {
   // MatMul, anything after Flatten, GlobalAveragePool).
   bool spatial = false;
   int stride_y = 1, stride_x = 1;
-  // True for a pure sum pool (all weights exactly 1, no bias): its 1/k^2 has been folded
-  // into the next linear stage, so it costs rotations and additions but no level.
+  // True when every weight is exactly 1, so the stage costs rotations and additions but no
+  // level: a pure sum pool (no bias; its 1/k^2 has been folded into the next linear
+  // stage), or a per-channel shift (identity weights and a bias, pass (e) of passes.hpp).
   bool unit_weights = false;
 };
 

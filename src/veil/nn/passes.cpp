@@ -199,6 +199,76 @@ void fold_leading_coefficients(std::vector<Item>& items) {
   }
 }
 
+// The items reading item i.
+std::vector<int> readers_of(const std::vector<Item>& items, int i) {
+  std::vector<int> out;
+  for (std::size_t j = 0; j < items.size(); ++j)
+    for (int src : items[j].inputs)
+      if (src == i) out.push_back(static_cast<int>(j));
+  return out;
+}
+
+// (e) BN followed by a monic quadratic, where BN could not fold into its producer. With
+// y = a x + b per channel and p(y) = y^2 + c1 y + c0:
+//   p(y) = (y + c1/2)^2 + k = a^2 (x + s)^2 + k,  s = (b + c1/2) / a,  k = c0 - c1^2/4.
+// BN becomes the shift x + s (identity weights: an addition, no level), the polynomial a
+// plain square, and each reader R of the square takes a^2 into its columns and R(k 1)
+// into its bias. The shifted values grow by 1/|a|, so channels with a tiny a would need
+// more headroom than the chain keeps: the pass then leaves the pair alone.
+void square_batch_norms(std::vector<Item>& items) {
+  // Largest |x + s| allowed; the planner checks the headroom again for the square.
+  constexpr double kMaxShiftedRange = 256;
+  for (std::size_t i = 0; i + 1 < items.size(); ++i) {
+    Item& bn = items[i];
+    Item& act = items[i + 1];
+    if (bn.origin != Origin::kBatchNorm || act.origin != Origin::kPoly || !fusable(items, i)) continue;
+    const std::vector<double>& c = act.stage.poly().coefficients;
+    // The measured input range, else the fitted one (values rarely pass it by much).
+    const PolyStage& p = act.stage.poly();
+    const double range = p.input_range > 0 ? p.input_range : p.fit_range;
+    if (c.size() != 3 || c[2] != 1.0 || !(range > 0)) continue;
+    // Where (d) would merge BN into its producer instead, leave it to (d).
+    if (bn.inputs.size() == 1 && bn.inputs[0] == static_cast<int>(i) - 1 && items[i - 1].linear() &&
+        fusable(items, i - 1))
+      continue;
+    const std::vector<int> readers = readers_of(items, static_cast<int>(i) + 1);
+    bool ok = !readers.empty();
+    for (int r : readers)
+      ok = ok && items[r].linear() && !items[r].lin().unit_weights && items[r].inputs.size() == 1;
+    const SparseMatrix& w = bn.lin().weights;
+    for (int row = 0; ok && row < w.rows; ++row)
+      ok = w.row_ptr[row + 1] - w.row_ptr[row] == 1 && w.col[w.row_ptr[row]] == row &&
+           (range + std::abs(c[1]) / 2) <= kMaxShiftedRange * std::abs(w.val[row]);
+    if (!ok) continue;
+
+    const double k = c[0] - c[1] * c[1] / 4;
+    std::vector<double> a2(w.rows), shift(w.rows);
+    double shifted_range = 0;
+    for (int row = 0; row < w.rows; ++row) {
+      const double a = w.val[row];
+      a2[row] = a * a;
+      shift[row] = (bn.lin().bias[row] + c[1] / 2) / a;
+      shifted_range = std::max(shifted_range, (range + std::abs(c[1]) / 2) / std::abs(a));
+    }
+    for (int r : readers) {
+      LinearStage& t = items[r].lin();
+      for (int row = 0; row < t.weights.rows; ++row)
+        for (auto e = t.weights.row_ptr[row]; e < t.weights.row_ptr[row + 1]; ++e) {
+          t.bias[row] += t.weights.val[e] * k;
+          t.weights.val[e] *= a2[t.weights.col[e]];
+        }
+    }
+    LinearStage& s = bn.lin();
+    for (double& v : s.weights.val) v = 1.0;
+    s.bias = std::move(shift);
+    s.unit_weights = true;
+    PolyStage& square = act.stage.poly();
+    square.coefficients = {0.0, 0.0, 1.0};
+    if (square.input_range > 0) square.input_range = shifted_range;  // unmeasured stays unmeasured
+    square.fit_range = std::max(square.fit_range, shifted_range);     // a square is exact anywhere
+  }
+}
+
 // (d) Consecutive linear stages -> one.
 void merge_linear(std::vector<Item>& items) {
   for (std::size_t i = 0; i + 1 < items.size();) {
@@ -278,6 +348,7 @@ Network lower(const Graph& graph, const LowerOptions& options) {
   if (options.fold_batch_norm) fold_batch_norms(items);
   if (options.fold_pool_scale) fold_pools(items);
   if (options.fold_poly_leading) fold_leading_coefficients(items);
+  if (options.square_batch_norm) square_batch_norms(items);
   if (options.merge_linear) merge_linear(items);
 
   Network net;
@@ -339,7 +410,8 @@ std::string describe(const Network& network) {
     out << "  " << i + 1 << ". ";
     if (const auto* lp = std::get_if<LinearStage>(&s.op)) {
       const LinearStage& l = *lp;
-      out << (l.unit_weights ? "sum-pool" : "linear") << " " << l.name << "  " << shape(l.in) << " -> "
+      const bool shift = l.unit_weights && std::any_of(l.bias.begin(), l.bias.end(), [](double b) { return b != 0; });
+      out << (shift ? "shift" : l.unit_weights ? "sum-pool" : "linear") << " " << l.name << "  " << shape(l.in) << " -> "
           << shape(l.out)
           << (l.spatial ? "  spatial stride " + std::to_string(l.stride_y) + "x" + std::to_string(l.stride_x)
                         : "  dense")

@@ -14,7 +14,13 @@
 //       polynomial monic: c_d x^d costs one more level than x^d;
 //   (d) consecutive linear stages with nothing non-linear between them become one
 //       (sparse matrix product), except a sum pool followed by a spatial stage, where
-//       the product would only make the convolution denser.
+//       the product would only make the convolution denser;
+//   (e) a batch norm that has nothing to fold into (it reads a residual join or fork, as
+//       at the start of every pre-activation block) followed by a monic quadratic becomes
+//       a per-channel shift and a plain square: (a x + b)^2 + c1 (a x + b) + c0 =
+//       a^2 (x + s)^2 + k, s = (b + c1/2) / a, k = c0 - c1^2/4, with a^2 and k moving
+//       into the linear stages that read the activation. Adding s costs no level, so
+//       BN + activation take one level instead of two.
 #pragma once
 
 #include <cstdint>
@@ -31,9 +37,10 @@ struct LowerOptions {
   bool fold_pool_scale = true;    // (b)
   bool fold_poly_leading = true;  // (c)
   bool merge_linear = true;       // (d)
+  bool square_batch_norm = true;  // (e); needs (c)
   // Every stage as in the graph: BN and pools (with 1/k^2) on their own, polynomials
   // with their leading coefficients.
-  static LowerOptions none() { return {false, false, false, false}; }
+  static LowerOptions none() { return {false, false, false, false, false}; }
 };
 
 // The network of stages computing graph, with the graph's edges (a residual Add becomes

@@ -36,7 +36,8 @@ int add_join(Graph& g, int a, int b, const std::string& name) {
 
 // 2x8x8 -> conv 4 -> [act, conv, act, conv] + identity -> act -> [conv stride 2, act,
 // conv] + conv 1x1 stride 2 (projection of the pre-activated input, as in PreAct ResNet)
-// -> act -> global average pool -> dense 10.
+// -> act -> global average pool -> dense 10. The two activations after a join have a
+// batch norm before them, as in PreAct ResNet; lowering makes each a shift and a square.
 Network preact_resnet(std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   const std::vector<double> act = {0.1, 0.5, 0.25};
@@ -47,13 +48,16 @@ Network preact_resnet(std::uint64_t seed) {
   x = test::add_poly(g, x, act);
   x = test::add_conv(g, x, 4, 3, 1, 1, 1, rng);
   const int block1 = add_join(g, x, stem, "/layer1/Add");
-  const int pre = test::add_poly(g, block1, act);
+  // The pre-activation BN on the residual stream (passes.hpp (e) makes it a shift).
+  const int pre = test::add_poly(g, test::add_batch_norm(g, block1, rng), act);
+  g.nodes[pre].input_range = 4;
   x = test::add_conv(g, pre, 8, 3, 2, 1, 1, rng);
   x = test::add_poly(g, x, act);
   x = test::add_conv(g, x, 8, 3, 1, 1, 1, rng);
   const int shortcut = test::add_conv(g, pre, 8, 1, 2, 0, 1, rng);
   const int block2 = add_join(g, x, shortcut, "/layer2/Add");
-  x = test::add_poly(g, block2, act);
+  x = test::add_poly(g, test::add_batch_norm(g, block2, rng), act);
+  g.nodes[x].input_range = 4;
   x = test::add_simple(g, OpKind::kGlobalAveragePool, x, "gap");
   g.output = test::add_gemm(g, test::add_simple(g, OpKind::kFlatten, x, "flat"), 10, rng);
   return lower(g);
@@ -101,6 +105,9 @@ TEST(Residual, LoweredNetworkHasBothShortcuts) {
   EXPECT_EQ(proj.linear().stride_y, 2);
   EXPECT_EQ(proj.linear().out, (Shape{8, 4, 4}));
   EXPECT_EQ(net.stages[in1[1]].kind(), StageKind::kLinear);  // the stem, read twice
+  int shifts = 0;
+  for (const Stage& s : net.stages) shifts += s.kind() == StageKind::kLinear && s.linear().unit_weights;
+  EXPECT_EQ(shifts, 2);
 }
 
 class ResidualLatency : public ::testing::TestWithParam<int> {};

@@ -278,7 +278,10 @@ std::vector<Ciphertext> EncryptedNetwork::linear_batch(std::size_t stage, const 
   for (const auto& c : in) VEIL_REQUIRE(c.size() == in[0].size(), "internal: mixed ciphertext sizes");
   std::vector<Ciphertext> out(st.out.size());
   if (st.unit_weights) {
-    parallel_for(out.size(), [&](std::size_t o) { out[o] = sum_row(st, o, in); });
+    parallel_for(out.size(), [&](std::size_t o) {
+      out[o] = sum_row(st, o, in);
+      if (st.bias[o] != 0) eval_.add_const_inplace(out[o], st.bias[o]);  // a shift (passes.hpp (e))
+    });
     return out;
   }
   // The kernel owns the weight residues at this level (he/weighted_sum.hpp).

@@ -240,12 +240,12 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
       ++support[at];
     }
   }
-  // A sum pool needs no plaintext product when every diagonal covers every output of its
-  // block (then unread slots may hold anything).
+  // A sum pool or shift needs no plaintext product when every diagonal covers every output
+  // of its block (then unread slots may hold anything); a bias is added afterwards.
   if (st.unit_weights && !fold) {
     std::vector<std::int64_t> outputs_per_block(spec.out_blocks, 0);
     for (int o = 0; o < st.out.size(); ++o) ++outputs_per_block[out.slot(o) / n];
-    bool unit = std::all_of(st.bias.begin(), st.bias.end(), [](double b) { return b == 0.0; });
+    bool unit = true;
     for (std::size_t i = 0; i < spec.diagonals.size() && unit; ++i)
       unit = support[i] == outputs_per_block[spec.diagonals[i].out_block];
     spec.unit = unit;
