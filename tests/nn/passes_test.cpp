@@ -425,7 +425,6 @@ TEST(Cost, SumPoolCostsNoLevel) {
   EXPECT_EQ(c.linear_stages + c.poly_stages, 8);
 }
 
-
 // A pre-activation block opening: the residual stream (an Add's output, also read by the
 // next Add) -> BN -> quadratic -> conv. BN has nothing to fold into, so pass (e) turns BN
 // + quadratic into a shift and a plain square, one level instead of two, and the graph

@@ -265,7 +265,7 @@ void square_batch_norms(std::vector<Item>& items) {
     PolyStage& square = act.stage.poly();
     square.coefficients = {0.0, 0.0, 1.0};
     if (square.input_range > 0) square.input_range = shifted_range;  // unmeasured stays unmeasured
-    square.fit_range = std::max(square.fit_range, shifted_range);     // a square is exact anywhere
+    square.fit_range = std::max(square.fit_range, shifted_range);    // a square is exact anywhere
   }
 }
 
@@ -410,9 +410,12 @@ std::string describe(const Network& network) {
     out << "  " << i + 1 << ". ";
     if (const auto* lp = std::get_if<LinearStage>(&s.op)) {
       const LinearStage& l = *lp;
-      const bool shift = l.unit_weights && std::any_of(l.bias.begin(), l.bias.end(), [](double b) { return b != 0; });
-      out << (shift ? "shift" : l.unit_weights ? "sum-pool" : "linear") << " " << l.name << "  " << shape(l.in) << " -> "
-          << shape(l.out)
+      const bool shift =
+          l.unit_weights && std::any_of(l.bias.begin(), l.bias.end(), [](double b) { return b != 0; });
+      out << (shift            ? "shift"
+              : l.unit_weights ? "sum-pool"
+                               : "linear")
+          << " " << l.name << "  " << shape(l.in) << " -> " << shape(l.out)
           << (l.spatial ? "  spatial stride " + std::to_string(l.stride_y) + "x" + std::to_string(l.stride_x)
                         : "  dense")
           << "  nnz " << l.weights.nnz();
