@@ -46,6 +46,7 @@ TEST_F(SerializeTest, CiphertextRoundTripPlainAndSeedCompressed) {
 
 TEST_F(SerializeTest, KeysRoundTripAndStillWork) {
   auto gk = f.keygen->create_galois_keys({1, 3}, true);
+  gk.keys.merge(f.keygen->create_galois_keys({5}, false, 1).keys);  // a key below the top level
   auto sk = load_secret_key(*f.ctx, save_secret_key(*f.ctx, f.keygen->secret_key()));
   EXPECT_EQ(sk.data(), f.keygen->secret_key().data());
   auto pk = load_public_key(*f.ctx, save_public_key(*f.ctx, f.pk));
@@ -56,7 +57,10 @@ TEST_F(SerializeTest, KeysRoundTripAndStillWork) {
     auto rk = load_relin_keys(*f.ctx, rk_bytes);
     EXPECT_EQ(rk.key.a, f.rk.key.a);
     EXPECT_EQ(rk.key.b, f.rk.key.b);
-    auto gk2 = load_galois_keys(*f.ctx, save_galois_keys(*f.ctx, gk, compress));
+    EXPECT_EQ(saved_size(*f.ctx, f.rk, compress), rk_bytes.size());
+    const auto gk_bytes = save_galois_keys(*f.ctx, gk, compress);
+    EXPECT_EQ(saved_size(*f.ctx, gk, compress), gk_bytes.size());
+    auto gk2 = load_galois_keys(*f.ctx, gk_bytes);
     ASSERT_EQ(gk2.keys.size(), gk.keys.size());
     for (auto& [g, k] : gk.keys) EXPECT_EQ(gk2.keys.at(g).a, k.a);
   }

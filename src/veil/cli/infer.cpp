@@ -40,8 +40,8 @@ void run_infer(InferOptions& o) {
   rlwe::KeyGenerator keygen(m.context);
   const nn::EvaluationKeys keys = nn::make_evaluation_keys(plan, keygen);
   const double t_keys = seconds_since(t);
-  const std::uint64_t key_bytes = rlwe::save_relin_keys(*m.context, keys.relin, true).size() +
-                                  rlwe::save_galois_keys(*m.context, keys.galois, true).size();
+  const std::uint64_t key_bytes =
+      rlwe::saved_size(*m.context, keys.relin) + rlwe::saved_size(*m.context, keys.galois);
   std::printf("keys: %.2f s, evaluation keys %s (relinearisation + %zu rotations), sent once per session\n",
               t_keys, human_bytes(key_bytes).c_str(), plan.rotation_steps.size());
 

@@ -40,8 +40,7 @@ CkksEvaluation::CkksEvaluation(const nn::Network& net, const nn::Plan& plan, ckk
         keygen_s_ = seconds_since(t);
         return k;
       }()),
-      key_bytes_(rlwe::save_relin_keys(*ctx, keys_.relin, true).size() +
-                 rlwe::save_galois_keys(*ctx, keys_.galois, true).size()),
+      key_bytes_(rlwe::saved_size(*ctx, keys_.relin) + rlwe::saved_size(*ctx, keys_.galois)),
       server_(net, plan, ctx, cache_bytes),
       encoder_(ctx),
       encryptor_(ctx, keygen_.secret_key()),

@@ -139,6 +139,12 @@ void write_switch_key(ByteWriter& w, const Context& ctx, const KeySwitchKey& k, 
   }
 }
 
+// write_switch_key's byte count.
+std::uint64_t switch_key_size(const Context& ctx, const KeySwitchKey& k, bool compress) {
+  return 8 + (compress ? 32 : 0) +
+         k.num_digits() * packed_bytes(ctx, qp_indices(ctx, k.level)) * (compress ? 1 : 2);
+}
+
 KeySwitchKey read_switch_key(ByteReader& r, const Context& ctx, bool compressed) {
   KeySwitchKey k;
   const std::uint32_t level = r.u32();
@@ -256,6 +262,16 @@ Bytes save_galois_keys(const Context& ctx, const GaloisKeys& gk, bool compress) 
     write_switch_key(w, ctx, k, compress);
   }
   return finish_object(ObjectType::kGaloisKeys, compress ? kFlagCompressed : 0, ctx.param_id(), w);
+}
+
+std::uint64_t saved_size(const Context& ctx, const RelinKeys& rk, bool compress) {
+  return kHeaderSize + switch_key_size(ctx, rk.key, compress);
+}
+
+std::uint64_t saved_size(const Context& ctx, const GaloisKeys& gk, bool compress) {
+  std::uint64_t bytes = kHeaderSize + 4;
+  for (const auto& [g, k] : gk.keys) bytes += 4 + switch_key_size(ctx, k, compress);
+  return bytes;
 }
 
 GaloisKeys load_galois_keys(const Context& ctx, std::span<const std::uint8_t> data) {

@@ -55,6 +55,10 @@ RelinKeys load_relin_keys(const Context& ctx, std::span<const std::uint8_t> data
 
 Bytes save_galois_keys(const Context& ctx, const GaloisKeys& gk, bool compress = true);
 GaloisKeys load_galois_keys(const Context& ctx, std::span<const std::uint8_t> data);
+// What save_relin_keys / save_galois_keys would return, in bytes, without building it: a
+// deep network's key set is gigabytes, and reporting its size must not double the peak.
+std::uint64_t saved_size(const Context& ctx, const RelinKeys& rk, bool compress = true);
+std::uint64_t saved_size(const Context& ctx, const GaloisKeys& gk, bool compress = true);
 // The (Galois element, level) of each key a serialised Galois key set holds, read from the
 // key headers without loading or expanding a key; the same checks as loading, except the
 // residues. A server compares them with its plan before it spends memory on an upload.
