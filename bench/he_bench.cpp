@@ -7,10 +7,12 @@
 // grid whose giant step is the baby count (every (baby, giant) pair is a diagonal, as in a
 // multiplexed convolution), at the levels the planner puts cifar10-shallow's convolutions.
 //
-// Names: BM_LinearTransform/<babies>/<giants>/<level>/<hoisting 1 single, 2 double>/<cache 0 none
+// Names: BM_LinearTransform/<babies>/<giants>/<level>/<hoisting 1 single, 2 double, 3 lazy giant
+// steps>/<cache 0 none
 // (encode per use), 1 NTT form, 2 coefficients>, two threads.
 // Counters: cpu_ms (all threads, per call), plaintext_bytes (the cached diagonals), baby and
-// giant rotations, auto_double (what he::Hoisting::kAuto would pick).
+// giant rotations, auto_hoisting (what he::Hoisting::kAuto would pick: 1
+// single, 2 lazy giant steps, 3 double).
 #include <benchmark/benchmark.h>
 
 #include <map>
@@ -79,7 +81,9 @@ he::LinearTransformSpec conv_spec(std::size_t slots, int babies, int giants) {
 void BM_LinearTransform(benchmark::State& state) {
   const int babies = static_cast<int>(state.range(0)), giants = static_cast<int>(state.range(1));
   const int level = static_cast<int>(state.range(2));
-  const auto hoisting = state.range(3) == 2 ? he::Hoisting::kDouble : he::Hoisting::kSingle;
+  const auto hoisting = state.range(3) == 2   ? he::Hoisting::kDouble
+                        : state.range(3) == 3 ? he::Hoisting::kLazyGiant
+                                              : he::Hoisting::kSingle;
   const auto cache = static_cast<he::PlaintextCache>(state.range(4));
   set_num_threads(2);
   Env& e = env();
@@ -99,7 +103,8 @@ void BM_LinearTransform(benchmark::State& state) {
   state.counters["plaintext_bytes"] = static_cast<double>(lt.plaintext_bytes());
   state.counters["baby_rot"] = counts.baby_rotations;
   state.counters["giant_rot"] = counts.giant_rotations;
-  state.counters["auto_double"] = he::double_hoisting_pays(counts, 1, level, e.ctx->num_p()) ? 1 : 0;
+  state.counters["auto_hoisting"] =
+      static_cast<double>(he::choose_hoisting(counts, 1, level, e.ctx->num_p()));
 }
 
 void args(benchmark::internal::Benchmark* b) {
@@ -107,7 +112,7 @@ void args(benchmark::internal::Benchmark* b) {
   // two convolution shapes of cifar10-shallow's size.
   for (const auto& [babies, giants, level] :
        {std::tuple{32, 2, 8}, std::tuple{16, 16, 8}, std::tuple{36, 36, 6}, std::tuple{16, 16, 3}}) {
-    for (int hoisting : {1, 2}) b->Args({babies, giants, level, hoisting, 1});
+    for (int hoisting : {1, 2, 3}) b->Args({babies, giants, level, hoisting, 1});
     b->Args({babies, giants, level, 1, 2});
     b->Args({babies, giants, level, 1, 0});
   }

@@ -79,6 +79,10 @@ TEST(Rotation, ExtendedHoistedRotationsLowerToTheHoistedOnes) {
         EXPECT_TRUE(lowered.data() == hoisted[i].data())
             << "N = 2^" << log_n << ", level " << level << ", step " << steps[i];
         EXPECT_GT(precision_bits(f.decrypt(lowered), rotated(v, steps[i])), 22);
+        // One rotation left extended (c1 permuted before raising) lowers to rotate().
+        const Ciphertext one = f.evaluator->lower(f.evaluator->rotate_extended(ct, steps[i], gk));
+        EXPECT_TRUE(one.data() == f.evaluator->rotate(ct, steps[i], gk).data())
+            << "N = 2^" << log_n << ", level " << level << ", step " << steps[i];
       }
     }
   }

@@ -1,7 +1,7 @@
-// Double hoisting (Bossuat et al., Eurocrypt 2021) in the BSGS linear transform against the
-// single-hoisted reference path, on toy rings N = 2^10..2^12 (insecure parameters, opted
-// into explicitly by test::toy_params): both decrypt to the plain map, and to each other
-// within the key-switching noise.
+// Double hoisting (Bossuat et al., Eurocrypt 2021) and lazy giant steps in the BSGS linear
+// transform against the single-hoisted reference path, on toy rings N = 2^10..2^12 (insecure parameters,
+// opted into explicitly by test::toy_params): both decrypt to the plain map, and to each other within the
+// key-switching noise.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -70,38 +70,41 @@ TEST_P(DoubleHoistingTest, MatchesSingleHoistingAndThePlainMap) {
 
   for (int level : {f.ctx->max_level(), 1}) {
     he::LinearTransform single(*f.encoder, spec, level, c.giant, c.cache, 0, he::Hoisting::kSingle);
-    he::LinearTransform dbl(*f.encoder, spec, level, c.giant, c.cache, 0, he::Hoisting::kDouble);
-    ASSERT_FALSE(single.double_hoisted());
-    ASSERT_TRUE(dbl.double_hoisted());
-    ASSERT_EQ(single.rotation_steps(), dbl.rotation_steps());
-    if (c.cache) {
-      EXPECT_EQ(dbl.plaintext_bytes(),
-                spec.diagonals.size() * he::PackedPlaintext::bytes_at(*f.ctx, level, true));
-    }
     auto gk = f.keygen->create_galois_keys(single.rotation_steps());
     const std::vector<Ciphertext> x = {
         f.encryptor->encrypt(f.encoder->encode(std::span<const double>(in[0]), f.scale(), level, n)),
         f.encryptor->encrypt(f.encoder->encode(std::span<const double>(in[1]), f.scale(), level, n))};
     const auto a = single.apply(*f.evaluator, x, gk);
-    const auto b = dbl.apply(*f.evaluator, x, gk);
     ASSERT_EQ(a.size(), 2u);
-    ASSERT_EQ(b.size(), 2u);
-    for (int k = 0; k < 2; ++k) {
-      EXPECT_EQ(b[k].level(), level - 1);
-      EXPECT_NEAR(b[k].scale() / a[k].scale(), 1.0, 1e-12);
-      const auto da = f.encoder->decode_real(f.decryptor->decrypt(a[k]));
-      const auto db = f.encoder->decode_real(f.decryptor->decrypt(b[k]));
-      const double bits_single = -std::log2(max_error(da, want[k]));
-      const double bits_double = -std::log2(max_error(db, want[k]));
-      const std::string where = "N = 2^" + std::to_string(c.log_n) + ", level " + std::to_string(level) +
-                                ", block " + std::to_string(k) + ", giant " +
-                                std::to_string(single.giant_step());
-      EXPECT_GT(bits_single, 17) << where;
-      EXPECT_GT(bits_double, 17) << where;
-      // One ModDown per giant step instead of per baby step: no more noise than the
-      // reference (a bit of slack for the fresh encryption noise of either run).
-      EXPECT_GT(bits_double, bits_single - 1.5) << where;
-      EXPECT_GT(-std::log2(max_error(da, db)), 17) << where;
+    for (auto hoisting : {he::Hoisting::kLazyGiant, he::Hoisting::kDouble}) {
+      he::LinearTransform other(*f.encoder, spec, level, c.giant, c.cache, 0, hoisting);
+      ASSERT_EQ(other.hoisting(), hoisting);
+      ASSERT_EQ(single.rotation_steps(), other.rotation_steps());
+      if (c.cache) {
+        EXPECT_EQ(other.plaintext_bytes(),
+                  spec.diagonals.size() *
+                      he::PackedPlaintext::bytes_at(*f.ctx, level, hoisting == he::Hoisting::kDouble));
+      }
+      const auto b = other.apply(*f.evaluator, x, gk);
+      ASSERT_EQ(b.size(), 2u);
+      for (int k = 0; k < 2; ++k) {
+        EXPECT_EQ(b[k].level(), level - 1);
+        EXPECT_NEAR(b[k].scale() / a[k].scale(), 1.0, 1e-12);
+        const auto da = f.encoder->decode_real(f.decryptor->decrypt(a[k]));
+        const auto db = f.encoder->decode_real(f.decryptor->decrypt(b[k]));
+        const double bits_single = -std::log2(max_error(da, want[k]));
+        const double bits_other = -std::log2(max_error(db, want[k]));
+        const std::string where = "N = 2^" + std::to_string(c.log_n) + ", level " + std::to_string(level) +
+                                  ", block " + std::to_string(k) + ", giant " +
+                                  std::to_string(single.giant_step()) +
+                                  (hoisting == he::Hoisting::kDouble ? ", double" : ", lazy giant steps");
+        EXPECT_GT(bits_single, 17) << where;
+        EXPECT_GT(bits_other, 17) << where;
+        // Fewer ModDowns: no more noise than the reference (a bit of slack for the
+        // rounding of either run).
+        EXPECT_GT(bits_other, bits_single - 1.5) << where;
+        EXPECT_GT(-std::log2(max_error(da, db)), 17) << where;
+      }
     }
   }
 }
@@ -147,6 +150,11 @@ TEST(DoubleHoisting, CostModelWeighsModDownsAgainstProducts) {
   products.giant_rotations = 8;
   products.plaintext_mults = 4096;
   EXPECT_FALSE(he::double_hoisting_pays(products, 1, 3, 5));
+  EXPECT_EQ(he::choose_hoisting(products, 1, 3, 5), he::Hoisting::kLazyGiant);
+  he::TransformCounts babies_only;
+  babies_only.baby_rotations = 8;
+  babies_only.plaintext_mults = 512;
+  EXPECT_EQ(he::choose_hoisting(babies_only, 1, 3, 5), he::Hoisting::kSingle);
 }
 
 }  // namespace

@@ -73,6 +73,10 @@ class Evaluator {
   // plaintexts encoded over Q_level * P lower, once, to what the rotations would give.
   std::vector<ExtendedCiphertext> rotate_hoisted_extended(const Ciphertext& a, const std::vector<int>& steps,
                                                           const GaloisKeys& gk) const;
+  // One rotation left over Q_level * P (P * sigma(c0) + ks0, ks1): c1 is permuted before
+  // raising, as in rotate(). Lowering it gives rotate(a, step) bit for bit; sums of such
+  // rotations lower once (lazy giant steps of a linear transform).
+  ExtendedCiphertext rotate_extended(const Ciphertext& a, int step, const GaloisKeys& gk) const;
   // Rotation of an extended ciphertext that stays extended (the giant steps of double
   // hoisting): c1 is lowered for its decomposition, c0 is permuted over Q_level * P and the
   // key switch is not lowered. Lowering the result adds about a rescale's rounding error.

@@ -175,6 +175,34 @@ std::vector<ExtendedCiphertext> Evaluator::rotate_hoisted_extended(const Ciphert
   return out;
 }
 
+ExtendedCiphertext Evaluator::rotate_extended(const Ciphertext& a, int step, const GaloisKeys& gk) const {
+  check(a, "ciphertext");
+  VEIL_REQUIRE(a.size() == 2, "rotate a relinearised (size-2) ciphertext; got size " << a.size());
+  const std::uint32_t elt = ctx_->galois_element(step);
+  if (elt == 1) return rotate_hoisted_extended(a, {0}, gk)[0];
+  const std::size_t n = ctx_->n(), l1 = a.num_limbs();
+  const auto& perm = ctx_->ntt_permutation(elt);
+  PolyData c1(l1 * n);
+  parallel_for(l1, [&](std::size_t i) {
+    const u64* src = a.limb(1, i);
+    u64* dst = c1.data() + i * n;
+    for (std::size_t j = 0; j < n; ++j) dst[j] = src[perm[j]];
+  });
+  std::vector<SwitchJob> jobs(1);
+  jobs[0].key = &galois_key(elt, gk);
+  ks_.key_switch(c1.data(), a.level(), jobs, false);
+  PolyData& c0 = jobs[0].acc0;
+  parallel_for(l1, [&](std::size_t i) {
+    const auto& q = ctx_->modulus(i);
+    const u64 p = ctx_->p_mod_q(i), p_shoup = q.shoup(p);
+    const u64* x0 = a.limb(0, i);
+    u64* o0 = c0.data() + i * n;
+    for (std::size_t j = 0; j < n; ++j) o0[j] = q.add(o0[j], q.mul_shoup(x0[perm[j]], p, p_shoup));
+  });
+  return ExtendedCiphertext(a.level(), a.scale(), a.slots(), n, std::move(jobs[0].acc0),
+                            std::move(jobs[0].acc1));
+}
+
 void Evaluator::rotate_extended_inplace(ExtendedCiphertext& x, int step, const GaloisKeys& gk) const {
   const std::uint32_t elt = ctx_->galois_element(step);
   if (elt == 1) return;

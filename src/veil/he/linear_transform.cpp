@@ -202,8 +202,8 @@ void CoefficientPlaintext::expand(const rlwe::Context& ctx, std::size_t prime, u
   ctx.ntt(prime).forward(out);
 }
 
-bool double_hoisting_pays(const TransformCounts& counts, int out_blocks, int level,
-                          std::size_t special_primes) {
+Hoisting choose_hoisting(const TransformCounts& counts, int out_blocks, int level,
+                         std::size_t special_primes) {
   const double l1 = level + 1, k = static_cast<double>(special_primes);
   // Fitted to veil_he_bench at cifar10-shallow's chain (N = 2^15, l = 3..8, k = 5; CPU time
   // of both threads): a ModDown costs about 2.3 x (k inverse and l1 forward NTTs plus the
@@ -212,12 +212,18 @@ bool double_hoisting_pays(const TransformCounts& counts, int out_blocks, int lev
   const double mod_down = 2.3 * (k + l1 + 0.2 * k * l1 + 0.2 * l1);
   constexpr double kMacPerLimb = 2.4;
   const auto mults = static_cast<double>(counts.plaintext_mults);
-  // Single: two ModDowns per baby and per giant rotation. Double: one per giant rotation
-  // (its c1) and two per output block; every product runs over k more limbs.
-  const double single =
-      2.0 * (counts.baby_rotations + counts.giant_rotations) * mod_down + mults * l1 * kMacPerLimb;
-  const double dbl = (counts.giant_rotations + 2.0 * out_blocks) * mod_down + mults * (l1 + k) * kMacPerLimb;
-  return dbl < single;
+  const double babies = counts.baby_rotations, giants = counts.giant_rotations;
+  // Lazy giant steps: two ModDowns per baby rotation and per output block. Double: one per
+  // giant rotation (its c1) and two per output block; every product runs over k more limbs.
+  const double lazy = 2.0 * (babies + out_blocks) * mod_down + mults * l1 * kMacPerLimb;
+  const double dbl = (giants + 2.0 * out_blocks) * mod_down + mults * (l1 + k) * kMacPerLimb;
+  if (special_primes > 0 && dbl < lazy) return Hoisting::kDouble;
+  return giants > 0 ? Hoisting::kLazyGiant : Hoisting::kSingle;
+}
+
+bool double_hoisting_pays(const TransformCounts& counts, int out_blocks, int level,
+                          std::size_t special_primes) {
+  return choose_hoisting(counts, out_blocks, level, special_primes) == Hoisting::kDouble;
 }
 
 LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level,
@@ -260,9 +266,11 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
     groups_[it->second].terms.push_back({t.in_block, baby, i});
   }
   const std::size_t special = encoder_->context()->num_p();
-  double_ = special > 0 && (hoisting == Hoisting::kDouble ||
-                            (hoisting == Hoisting::kAuto &&
-                             double_hoisting_pays(count(spec_, giant_), spec_.out_blocks, level_, special)));
+  hoisting_ = hoisting == Hoisting::kAuto
+                  ? choose_hoisting(count(spec_, giant_), spec_.out_blocks, level_, special)
+                  : hoisting;
+  VEIL_REQUIRE(special > 0 || hoisting_ == Hoisting::kSingle,
+               "double hoisting and lazy giant steps need special primes (a key-switching modulus P)");
   std::vector<std::pair<std::size_t, std::size_t>> jobs;
   for (std::size_t g = 0; g < groups_.size(); ++g)
     for (std::size_t t = 0; t < groups_[g].terms.size(); ++t) jobs.emplace_back(g, t);
@@ -329,7 +337,7 @@ Plaintext LinearTransform::encode_term(const Group& g, const Term& t) const {
 
 PackedPlaintext LinearTransform::encode_term_packed(const Group& g, const Term& t) const {
   const auto& ctx = *encoder_->context();
-  if (!double_) return PackedPlaintext(ctx, encode_term(g, t));
+  if (!double_hoisted()) return PackedPlaintext(ctx, encode_term(g, t));
   const std::vector<double> v = term_values(g, t);
   const rlwe::PolyData limbs =
       encoder_->encode_extended(std::span<const double>(v), term_scale(), level_, spec_.slots);
@@ -400,8 +408,11 @@ std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator
     for (int s : baby_steps_[b]) babies[b].push_back(s == 0 ? x : std::move(rotated[r++]));
   }
 
-  // One partial sum per (output block, giant step), computed in parallel.
+  // One partial sum per (output block, giant step), computed in parallel; with lazy giant
+  // steps the rotated ones are left over Q_level * P.
+  const bool lazy = hoisting_ == Hoisting::kLazyGiant;
   std::vector<Ciphertext> partial(groups_.size());
+  std::vector<ckks::ExtendedCiphertext> rotated(groups_.size());
   parallel_for(groups_.size(), [&](std::size_t gi) {
     const Group& g = groups_[gi];
     Ciphertext acc;
@@ -438,11 +449,28 @@ std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator
           eval.add_inplace(acc, part);
       }
     }
-    if (g.giant != 0) eval.rotate_inplace(acc, g.giant, gk);
-    partial[gi] = std::move(acc);
+    if (g.giant != 0 && lazy)
+      rotated[gi] = eval.rotate_extended(acc, g.giant, gk);
+    else if (g.giant != 0)
+      eval.rotate_inplace(acc, g.giant, gk);
+    if (rotated[gi].empty()) partial[gi] = std::move(acc);
   });
-  std::vector<Ciphertext> out(spec_.out_blocks);
+  // Lazy giant steps: each output block's rotated sums added over Q_level * P, lowered once.
+  std::vector<ckks::ExtendedCiphertext> sums(spec_.out_blocks);
   for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    if (rotated[gi].empty()) continue;
+    ckks::ExtendedCiphertext& o = sums[groups_[gi].out_block];
+    if (o.empty())
+      o = std::move(rotated[gi]);
+    else
+      add_extended(eval, o, rotated[gi]);
+  }
+  std::vector<Ciphertext> out(spec_.out_blocks);
+  parallel_for(out.size(), [&](std::size_t b) {
+    if (!sums[b].empty()) out[b] = eval.lower(std::move(sums[b]));
+  });
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    if (partial[gi].empty()) continue;
     Ciphertext& o = out[groups_[gi].out_block];
     if (o.empty())
       o = std::move(partial[gi]);
@@ -524,7 +552,8 @@ std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, cons
                                                const rlwe::GaloisKeys& gk) const {
   VEIL_REQUIRE(static_cast<int>(in.size()) == spec_.in_blocks,
                "linear map expects " << spec_.in_blocks << " input ciphertexts, got " << in.size());
-  std::vector<Ciphertext> out = double_ ? block_sums_double(eval, in, gk) : block_sums_single(eval, in, gk);
+  std::vector<Ciphertext> out =
+      double_hoisted() ? block_sums_double(eval, in, gk) : block_sums_single(eval, in, gk);
   // No diagonal reaching a block would need an encryption of zero, which the server
   // cannot make; the packing never produces such maps.
   for (const auto& o : out) VEIL_REQUIRE(!o.empty(), "linear map has an output block with no diagonal");

@@ -92,24 +92,31 @@ class CoefficientPlaintext {
 //     some coefficient does not fit in its 40 bits).
 enum class PlaintextCache { kNone, kNtt, kCoefficients };
 
-// How the baby-step rotations are key-switched.
-//   kSingle: hoisted decomposition, each rotation lowered to Q_level (two ModDowns a baby
-//     step); the products with the diagonals are taken over Q_level.
+// How the rotations are key-switched and where they are lowered back to Q_level (ModDown).
+//   kSingle: the reference. Hoisted decomposition of each input block, every baby and
+//     every giant rotation lowered on its own (two ModDowns each); products over Q_level.
+//   kLazyGiant: as kSingle, but the giant rotations leave their key switch over
+//     Q_level * P (P * sigma(c0) + ks0, ks1); the giant steps of an output block are
+//     summed there and lowered once. Two ModDowns per output block instead of two per
+//     giant rotation, at no other cost (the second half of double hoisting).
 //   kDouble: double hoisting (Bossuat, Troncoso-Pastoriza, Hubaux, Eurocrypt 2021): the
-//     rotations stay over Q_level * P, each giant step's products are summed there with
-//     diagonals encoded over Q_level * P; the giant rotation lowers only the sum's c1 for
-//     its decomposition and leaves its result over Q_level * P, and each output block is
-//     lowered once. ModDowns: one per giant step and two per output block, against two
-//     per baby and per giant rotation; the price is k more limbs (the special primes) in
-//     every product and cached diagonal. Results agree within the key-switching noise.
-//   kAuto: kDouble where the cost model (double_hoisting_pays) says it saves time.
-enum class Hoisting { kAuto, kSingle, kDouble };
+//     baby rotations stay over Q_level * P too, each giant step's products are summed
+//     there with diagonals encoded over Q_level * P, the giant rotation lowers only the
+//     sum's c1 for its decomposition, and each output block is lowered once. One ModDown
+//     per giant rotation and two per output block in all; the price is k more limbs (the
+//     special primes) in every product and cached diagonal.
+//   kAuto: whichever the cost model (choose_hoisting) finds cheapest.
+// All agree within the key-switching noise (ModDown of a sum instead of a sum of ModDowns).
+enum class Hoisting { kAuto, kSingle, kLazyGiant, kDouble };
 
 // The cost model behind kAuto, in units of one NTT of N coefficients, fitted to
 // veil_he_bench: double hoisting pays with few giant steps and few products per rotation
-// (e.g. 32 baby x 2 giant steps: 1.6x faster), not for convolutions whose products
-// dominate (36 x 36 at level 6: 1.5x slower), where the k extra limbs of every product
-// cost more than the ModDowns saved.
+// (e.g. 32 baby x 2 giant steps: 1.6x faster than kSingle), not for convolutions whose
+// products dominate (36 x 36 at level 6: 1.5x slower), where the k extra limbs of every
+// product cost more than the ModDowns saved; kLazyGiant never costs more than kSingle.
+Hoisting choose_hoisting(const TransformCounts& counts, int out_blocks, int level,
+                         std::size_t special_primes);
+// choose_hoisting(...) == Hoisting::kDouble: the diagonals are then cached over Q_level * P.
 bool double_hoisting_pays(const TransformCounts& counts, int out_blocks, int level,
                           std::size_t special_primes);
 
@@ -135,7 +142,8 @@ class LinearTransform {
   int input_level() const { return level_; }
   int output_level() const { return spec_.unit ? level_ : level_ - 1; }
   int giant_step() const { return giant_; }
-  bool double_hoisted() const { return double_; }
+  Hoisting hoisting() const { return hoisting_; }  // never kAuto
+  bool double_hoisted() const { return hoisting_ == Hoisting::kDouble; }
   PlaintextCache plaintext_cache() const { return cache_; }
   std::size_t plaintext_bytes() const;
 
@@ -171,7 +179,7 @@ class LinearTransform {
   int level_;
   double plaintext_scale_ = 0;  // 0: q_level
   int giant_;
-  bool double_ = false;
+  Hoisting hoisting_ = Hoisting::kSingle;
   PlaintextCache cache_ = PlaintextCache::kNtt;
   std::vector<std::vector<int>> baby_steps_;  // per input block
   std::vector<Group> groups_;
