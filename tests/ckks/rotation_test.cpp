@@ -1,3 +1,5 @@
+#include <tuple>
+
 #include "test_util.hpp"
 
 namespace veil::ckks {
@@ -51,6 +53,38 @@ TEST(Rotation, HoistedEqualsIndividualRotations) {
     const auto h = f.decrypt(hoisted[i]);
     EXPECT_GT(precision_bits(h, rotated(v, steps[i])), 22) << "step " << steps[i];
     EXPECT_GT(precision_bits(h, f.decrypt(single)), 22) << "step " << steps[i];
+  }
+}
+
+// Double hoisting: a rotation left over Q_l * P is P * sigma(c0) + ks0 there, and
+// ModDown(P * x + y) = x + ModDown(y) exactly (P * x has no P part and P^-1 * P * x = x),
+// so lowering it gives the hoisted rotation bit for bit, at every level and dnum.
+TEST(Rotation, ExtendedHoistedRotationsLowerToTheHoistedOnes) {
+  for (const auto& [log_n, levels, dnum] :
+       {std::tuple{10, 3, 1}, std::tuple{11, 4, 2}, std::tuple{12, 5, 3}}) {
+    test::Fixture f(test::toy_params(log_n, levels, dnum));
+    const std::vector<int> steps = {0, 1, 2, 7, -1, 100};
+    auto gk = f.keygen->create_galois_keys(steps);
+    const std::size_t slots = f.ctx->n() / 2;
+    auto v = random_complex(slots, 5);
+    for (int level : {f.ctx->max_level(), 1}) {
+      auto ct = f.encrypt(v, level);
+      auto hoisted = f.evaluator->rotate_hoisted(ct, steps, gk);
+      auto extended = f.evaluator->rotate_hoisted_extended(ct, steps, gk);
+      ASSERT_EQ(extended.size(), steps.size());
+      for (std::size_t i = 0; i < steps.size(); ++i) {
+        EXPECT_EQ(extended[i].num_limbs(), static_cast<std::size_t>(level) + 1 + f.ctx->num_p());
+        const Ciphertext lowered = f.evaluator->lower(std::move(extended[i]));
+        ASSERT_EQ(lowered.level(), hoisted[i].level());
+        EXPECT_TRUE(lowered.data() == hoisted[i].data())
+            << "N = 2^" << log_n << ", level " << level << ", step " << steps[i];
+        EXPECT_GT(precision_bits(f.decrypt(lowered), rotated(v, steps[i])), 22);
+        // One rotation left extended (c1 permuted before raising) lowers to rotate().
+        const Ciphertext one = f.evaluator->lower(f.evaluator->rotate_extended(ct, steps[i], gk));
+        EXPECT_TRUE(one.data() == f.evaluator->rotate(ct, steps[i], gk).data())
+            << "N = 2^" << log_n << ", level " << level << ", step " << steps[i];
+      }
+    }
   }
 }
 

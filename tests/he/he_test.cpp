@@ -137,7 +137,9 @@ TEST(LinearTransform, PackedCacheMatchesOnTheFlyEncoding) {
   w.slots = n;
   for (int d : {0, 1, 2, 5, 17, 40}) w.diagonals.push_back({0, 0, d, random_vector(n, g)});
   const int level = h.f.ctx->max_level();
-  he::LinearTransform cached(*h.f.encoder, w, level, 4, true);
+  // Single hoisting: diagonals over Q_level only (double hoisting adds the special limbs,
+  // tests/he/double_hoisting_test.cpp).
+  he::LinearTransform cached(*h.f.encoder, w, level, 4, true, 0, he::Hoisting::kSingle);
   he::LinearTransform lazy(*h.f.encoder, w, level, 4, false);
   // Two packed limbs (4 + 1/4 bytes a residue) and one whole one, per diagonal.
   EXPECT_EQ(he::PackedPlaintext::bytes_at(*h.f.ctx, level), h.f.ctx->n() * (2 * 4 + 2 / 4.0 + 8));

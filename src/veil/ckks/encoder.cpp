@@ -109,6 +109,13 @@ bool CkksEncoder::round_to_int64(std::span<const double> coeffs, std::vector<std
 }
 
 void CkksEncoder::coeffs_to_plaintext(std::span<const double> coeffs, Plaintext& pt) const {
+  std::vector<std::size_t> primes(pt.num_limbs());
+  for (std::size_t i = 0; i < primes.size(); ++i) primes[i] = i;
+  coeffs_to_limbs(coeffs, primes, pt.limb(0));
+}
+
+void CkksEncoder::coeffs_to_limbs(std::span<const double> coeffs, const std::vector<std::size_t>& primes,
+                                  u64* out) const {
   const std::size_t n = ctx_->n();
   VEIL_REQUIRE(coeffs.size() == n, "need " << n << " coefficients");
   // The common case converts to integers once, not once per limb.
@@ -117,9 +124,9 @@ void CkksEncoder::coeffs_to_plaintext(std::span<const double> coeffs, Plaintext&
   std::uint64_t largest = 0;
   if (small)
     for (std::int64_t v : ints) largest = std::max(largest, static_cast<std::uint64_t>(v < 0 ? -v : v));
-  parallel_for(pt.num_limbs(), [&](std::size_t i) {
-    const auto& q = ctx_->modulus(i);
-    u64* o = pt.limb(i);
+  parallel_for(primes.size(), [&](std::size_t i) {
+    const auto& q = ctx_->modulus(primes[i]);
+    u64* o = out + i * n;
     if (small && largest < q.value()) {
       // |v| < q: one conditional add, which vectorises (Barrett per coefficient cost as
       // much as the NTT that follows when diagonals are encoded on the fly).
@@ -130,8 +137,20 @@ void CkksEncoder::coeffs_to_plaintext(std::span<const double> coeffs, Plaintext&
     } else {
       for (std::size_t j = 0; j < n; ++j) o[j] = q.from_double(coeffs[j]);
     }
-    ctx_->ntt(i).forward(o);
+    ctx_->ntt(primes[i]).forward(o);
   });
+}
+
+PolyData CkksEncoder::encode_extended(std::span<const double> values, double scale, int level,
+                                      std::size_t slots) const {
+  std::vector<Complex> c(values.begin(), values.end());
+  const auto coeffs = scaled_coefficients(c, scale, level, slots);
+  const auto l1 = static_cast<std::size_t>(level) + 1;
+  std::vector<std::size_t> primes(l1 + ctx_->num_p());
+  for (std::size_t i = 0; i < primes.size(); ++i) primes[i] = i < l1 ? i : ctx_->p_index() + (i - l1);
+  PolyData out(primes.size() * ctx_->n());
+  coeffs_to_limbs(coeffs, primes, out.data());
+  return out;
 }
 
 std::vector<double> CkksEncoder::scaled_coefficients(std::span<const double> values, double scale, int level,

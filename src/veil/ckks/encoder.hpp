@@ -51,8 +51,17 @@ class CkksEncoder {
   // then NTT. Used by encode and by tests.
   void coeffs_to_plaintext(std::span<const double> coeffs, Plaintext& pt) const;
 
+  // The polynomial encode() gives, over Q_level * P: level + 1 data limbs, then the
+  // special limbs, NTT form (the plaintext operand of double hoisting, ExtendedCiphertext
+  // in ckks/ciphertext.hpp). The caller keeps the scale.
+  PolyData encode_extended(std::span<const double> values, double scale, int level,
+                           std::size_t slots = 0) const;
+
  private:
   std::size_t resolve_slots(std::size_t slots, std::size_t count) const;
+  // round(coeffs) modulo each listed prime of the context into consecutive limbs of out, NTT.
+  void coeffs_to_limbs(std::span<const double> coeffs, const std::vector<std::size_t>& primes,
+                       u64* out) const;
   ContextPtr ctx_;
   std::vector<Complex> roots_;          // exp(2 pi i k / 2N), k = 0..2N
   std::vector<std::size_t> rot_group_;  // 5^j mod 2N

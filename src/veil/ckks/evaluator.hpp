@@ -68,6 +68,23 @@ class Evaluator {
   // inverse NTT and the base conversions are done once instead of once per step.
   std::vector<Ciphertext> rotate_hoisted(const Ciphertext& a, const std::vector<int>& steps,
                                          const GaloisKeys& gk) const;
+  // Double hoisting (Bossuat et al., Eurocrypt 2021): the same rotations left over
+  // Q_level * P (ckks/ciphertext.hpp), step 0 giving P * a. Sums of their products with
+  // plaintexts encoded over Q_level * P lower, once, to what the rotations would give.
+  std::vector<ExtendedCiphertext> rotate_hoisted_extended(const Ciphertext& a, const std::vector<int>& steps,
+                                                          const GaloisKeys& gk) const;
+  // One rotation left over Q_level * P (P * sigma(c0) + ks0, ks1): c1 is permuted before
+  // raising, as in rotate(). Lowering it gives rotate(a, step) bit for bit; sums of such
+  // rotations lower once (lazy giant steps of a linear transform).
+  ExtendedCiphertext rotate_extended(const Ciphertext& a, int step, const GaloisKeys& gk) const;
+  // Rotation of an extended ciphertext that stays extended (the giant steps of double
+  // hoisting): c1 is lowered for its decomposition, c0 is permuted over Q_level * P and the
+  // key switch is not lowered. Lowering the result adds about a rescale's rounding error.
+  void rotate_extended_inplace(ExtendedCiphertext& x, int step, const GaloisKeys& gk) const;
+  // Divides by P with rounding (ModDown of both polynomials): back to a ciphertext over Q_level.
+  Ciphertext lower(ExtendedCiphertext x) const;
+  // The modulus of limb i of an ExtendedCiphertext at `level`.
+  const math::Modulus& extended_modulus(int level, std::size_t i) const;
   // Applies X -> X^g with the matching key.
   void apply_galois_inplace(Ciphertext& a, std::uint32_t galois_elt, const GaloisKeys& gk) const;
 

@@ -1,8 +1,10 @@
 #include "veil/he/linear_transform.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
+#include <span>
 
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
@@ -16,8 +18,10 @@ using math::u64;
 
 namespace {
 
-// Limb i of both polynomials of every term, as the MAC kernels take them.
-std::vector<const u64*> limb_inputs(const std::vector<const Ciphertext*>& cts, std::size_t i) {
+// Limb i of both polynomials of every term, as the MAC kernels take them. Ct is a
+// ckks::Ciphertext or, double hoisted, an ExtendedCiphertext.
+template <class Ct>
+std::vector<const u64*> limb_inputs(const std::vector<const Ct*>& cts, std::size_t i) {
   std::vector<const u64*> x(2 * cts.size());
   for (std::size_t t = 0; t < cts.size(); ++t) {
     x[2 * t] = cts[t]->limb(0, i);
@@ -26,52 +30,115 @@ std::vector<const u64*> limb_inputs(const std::vector<const Ciphertext*>& cts, s
   return x;
 }
 
-// acc = sum_t pt_t * ct_t, one limb per task (he/mac.hpp).
-void multiply_accumulate(const ckks::CkksContext& ctx, const std::vector<const Plaintext*>& pts,
-                         const std::vector<const Ciphertext*>& cts, Ciphertext& out) {
+// acc = sum_t pt_t * ct_t, one limb per task (he/mac.hpp); modulus(i) is limb i's prime.
+template <class Ct, class ModulusOf>
+void multiply_accumulate(std::size_t n, const ModulusOf& modulus, const std::vector<const Plaintext*>& pts,
+                         const std::vector<const Ct*>& cts, Ct& out) {
   parallel_for(out.num_limbs(), [&](std::size_t i) {
     const std::vector<const u64*> x = limb_inputs(cts, i);
     std::vector<const u64*> w(pts.size());
     for (std::size_t t = 0; t < pts.size(); ++t) w[t] = pts[t]->limb(i);
     u64* o[2] = {out.limb(0, i), out.limb(1, i)};
-    mac_pointwise(ctx.modulus(i), ctx.n(), w, x, 2, o);
+    mac_pointwise(modulus(i), n, w, x, 2, o);
   });
 }
 
 // The same over cached diagonals: packed limbs through the packed kernel.
-void multiply_accumulate(const ckks::CkksContext& ctx, const std::vector<PackedPlaintext>& pts,
-                         const std::vector<const Ciphertext*>& cts, Ciphertext& out) {
+template <class Ct, class ModulusOf>
+void multiply_accumulate(std::size_t n, const ModulusOf& modulus, std::span<const PackedPlaintext> pts,
+                         const std::vector<const Ct*>& cts, Ct& out) {
   parallel_for(out.num_limbs(), [&](std::size_t i) {
     const std::vector<const u64*> x = limb_inputs(cts, i);
     u64* o[2] = {out.limb(0, i), out.limb(1, i)};
     if (pts[0].packed(i)) {
       std::vector<PackedRow> w(pts.size());
       for (std::size_t t = 0; t < pts.size(); ++t) w[t] = pts[t].row(i);
-      mac_pointwise_packed(ctx.modulus(i), ctx.n(), w, x, 2, o);
+      mac_pointwise_packed(modulus(i), n, w, x, 2, o);
     } else {
       std::vector<const u64*> w(pts.size());
       for (std::size_t t = 0; t < pts.size(); ++t) w[t] = pts[t].raw(i);
-      mac_pointwise(ctx.modulus(i), ctx.n(), w, x, 2, o);
+      mac_pointwise(modulus(i), n, w, x, 2, o);
+    }
+  });
+}
+
+// The same over cached coefficients: each task expands its limb of a few terms at a time
+// (one NTT each) and takes their products while the expansions are in cache.
+template <class Ct, class PrimeOf>
+void multiply_accumulate(const rlwe::Context& ctx, const PrimeOf& prime,
+                         std::span<const CoefficientPlaintext> pts, const std::vector<const Ct*>& cts,
+                         Ct& out) {
+  const std::size_t n = ctx.n();
+  parallel_for(out.num_limbs(), [&](std::size_t i) {
+    const std::size_t pi = prime(i);
+    const auto& q = ctx.modulus(pi);
+    // Four expansions: 1 MB at N = 2^15, about an L2 cache.
+    constexpr std::size_t kChunk = 4;
+    rlwe::PolyData w(kChunk * n), tmp(2 * n);
+    u64* o[2] = {out.limb(0, i), out.limb(1, i)};
+    u64* t[2] = {tmp.data(), tmp.data() + n};
+    for (std::size_t begin = 0; begin < pts.size(); begin += kChunk) {
+      const std::size_t k = std::min(kChunk, pts.size() - begin);
+      std::vector<const u64*> wp(k), x(2 * k);
+      for (std::size_t r = 0; r < k; ++r) {
+        pts[begin + r].expand(ctx, pi, w.data() + r * n);
+        wp[r] = w.data() + r * n;
+        x[2 * r] = cts[begin + r]->limb(0, i);
+        x[2 * r + 1] = cts[begin + r]->limb(1, i);
+      }
+      if (begin == 0) {
+        mac_pointwise(q, n, wp, x, 2, o);
+        continue;
+      }
+      mac_pointwise(q, n, wp, x, 2, t);
+      for (std::size_t c = 0; c < 2; ++c)
+        for (std::size_t j = 0; j < n; ++j) o[c][j] = q.add(o[c][j], t[c][j]);
+    }
+  });
+}
+
+// a += b over Q_level * P.
+void add_extended(const ckks::Evaluator& eval, ckks::ExtendedCiphertext& a,
+                  const ckks::ExtendedCiphertext& b) {
+  const std::size_t n = a.n();
+  parallel_for(a.num_limbs(), [&](std::size_t i) {
+    const auto& q = eval.extended_modulus(a.level(), i);
+    for (std::size_t c = 0; c < 2; ++c) {
+      u64* x = a.limb(c, i);
+      const u64* y = b.limb(c, i);
+      for (std::size_t j = 0; j < n; ++j) x[j] = q.add(x[j], y[j]);
     }
   });
 }
 
 }  // namespace
 
+namespace {
+std::vector<const math::Modulus*> data_moduli(const ckks::CkksContext& ctx, std::size_t limbs) {
+  std::vector<const math::Modulus*> m(limbs);
+  for (std::size_t i = 0; i < limbs; ++i) m[i] = &ctx.modulus(i);
+  return m;
+}
+}  // namespace
+
 PackedPlaintext::PackedPlaintext(const ckks::CkksContext& ctx, const Plaintext& p)
-    : scale_(p.scale()), n_(ctx.n()), index_(p.num_limbs()) {
+    : PackedPlaintext(data_moduli(ctx, p.num_limbs()), ctx.n(), p.limb(0), p.scale()) {}
+
+PackedPlaintext::PackedPlaintext(const std::vector<const math::Modulus*>& moduli, std::size_t n,
+                                 const u64* limbs, double scale)
+    : scale_(scale), n_(n), index_(moduli.size()) {
   int packed = 0, raw = 0;
-  for (std::size_t i = 0; i < index_.size(); ++i)
-    index_[i] = packable(ctx.modulus(i)) ? packed++ : -1 - raw++;
+  for (std::size_t i = 0; i < index_.size(); ++i) index_[i] = packable(*moduli[i]) ? packed++ : -1 - raw++;
   lo_.resize(static_cast<std::size_t>(packed) * n_);
   hi_.resize(static_cast<std::size_t>(packed) * hi_stride());
   raw_.resize(static_cast<std::size_t>(raw) * n_);
   for (std::size_t i = 0; i < index_.size(); ++i) {
+    const u64* src = limbs + i * n_;
     if (index_[i] >= 0) {
       const auto k = static_cast<std::size_t>(index_[i]);
-      pack_residues(p.limb(i), n_, lo_.data() + k * n_, hi_.data() + k * hi_stride());
+      pack_residues(src, n_, lo_.data() + k * n_, hi_.data() + k * hi_stride());
     } else {
-      std::copy(p.limb(i), p.limb(i) + n_, raw_.begin() + static_cast<std::ptrdiff_t>((-1 - index_[i]) * n_));
+      std::copy(src, src + n_, raw_.begin() + static_cast<std::ptrdiff_t>((-1 - index_[i]) * n_));
     }
   }
 }
@@ -89,17 +156,91 @@ std::size_t PackedPlaintext::bytes() const {
   return lo_.size() * sizeof(std::uint32_t) + hi_.size() + raw_.size() * sizeof(u64);
 }
 
-std::size_t PackedPlaintext::bytes_at(const ckks::CkksContext& ctx, int level) {
+std::size_t PackedPlaintext::bytes_at(const ckks::CkksContext& ctx, int level, bool extended) {
+  auto limb_bytes = [&](const math::Modulus& q) {
+    return packable(q) ? ctx.n() * sizeof(std::uint32_t) + (ctx.n() + 3) / 4 : ctx.n() * sizeof(u64);
+  };
   std::size_t b = 0;
-  for (int i = 0; i <= level; ++i)
-    b += packable(ctx.modulus(i)) ? ctx.n() * sizeof(std::uint32_t) + (ctx.n() + 3) / 4
-                                  : ctx.n() * sizeof(u64);
+  for (int i = 0; i <= level; ++i) b += limb_bytes(ctx.modulus(i));
+  for (std::size_t k = 0; extended && k < ctx.num_p(); ++k) b += limb_bytes(ctx.modulus(ctx.p_index() + k));
   return b;
 }
 
+bool CoefficientPlaintext::fits(std::span<const std::int64_t> coeffs) {
+  constexpr std::int64_t kLimit = std::int64_t{1} << (kBits - 1);
+  return std::all_of(coeffs.begin(), coeffs.end(), [](std::int64_t c) { return c > -kLimit && c < kLimit; });
+}
+
+CoefficientPlaintext::CoefficientPlaintext(std::span<const std::int64_t> coeffs, double scale)
+    : scale_(scale), lo_(coeffs.size()), hi_(coeffs.size()) {
+  VEIL_REQUIRE(fits(coeffs), "plaintext coefficients do not fit in " << kBits << " bits");
+  for (std::size_t j = 0; j < coeffs.size(); ++j) {
+    lo_[j] = static_cast<std::uint32_t>(coeffs[j]);
+    hi_[j] = static_cast<std::int8_t>(coeffs[j] >> 32);
+    largest_ = std::max(largest_, static_cast<u64>(coeffs[j] < 0 ? -coeffs[j] : coeffs[j]));
+  }
+}
+
+void CoefficientPlaintext::expand(const rlwe::Context& ctx, std::size_t prime, u64* out) const {
+  const auto& q = ctx.modulus(prime);
+  const std::size_t n = lo_.size();
+  if (largest_ < q.value()) {
+    // |c| < q: one conditional add, which vectorises (as CkksEncoder's fast path).
+    const auto qs = static_cast<std::int64_t>(q.value());
+    for (std::size_t j = 0; j < n; ++j) {
+      const std::int64_t c =
+          static_cast<std::int64_t>(static_cast<u64>(static_cast<std::int64_t>(hi_[j])) << 32) |
+          static_cast<std::int64_t>(lo_[j]);
+      out[j] = static_cast<u64>(c + (qs & (c >> 63)));
+    }
+  } else {
+    for (std::size_t j = 0; j < n; ++j)
+      out[j] =
+          q.from_signed(static_cast<std::int64_t>(static_cast<u64>(static_cast<std::int64_t>(hi_[j])) << 32) |
+                        static_cast<std::int64_t>(lo_[j]));
+  }
+  ctx.ntt(prime).forward(out);
+}
+
+Hoisting choose_hoisting(const TransformCounts& counts, int out_blocks, int level,
+                         std::size_t special_primes) {
+  const double l1 = level + 1, k = static_cast<double>(special_primes);
+  // Fitted to veil_he_bench at cifar10-shallow's chain (N = 2^15, l = 3..8, k = 5; CPU time
+  // of both threads): a ModDown costs about 2.3 x (k inverse and l1 forward NTTs plus the
+  // k -> l1 conversion at a fifth of an NTT per pair), and a product over one limb about
+  // 2.4 NTTs, since it streams the ciphertext and the diagonal from memory.
+  const double mod_down = 2.3 * (k + l1 + 0.2 * k * l1 + 0.2 * l1);
+  constexpr double kMacPerLimb = 2.4;
+  const auto mults = static_cast<double>(counts.plaintext_mults);
+  const double babies = counts.baby_rotations, giants = counts.giant_rotations;
+  // Lazy giant steps: two ModDowns per baby rotation and per output block. Double: one per
+  // giant rotation (its c1) and two per output block; every product runs over k more limbs.
+  const double lazy = 2.0 * (babies + out_blocks) * mod_down + mults * l1 * kMacPerLimb;
+  const double dbl = (giants + 2.0 * out_blocks) * mod_down + mults * (l1 + k) * kMacPerLimb;
+  if (special_primes > 0 && dbl < lazy) return Hoisting::kDouble;
+  return giants > 0 ? Hoisting::kLazyGiant : Hoisting::kSingle;
+}
+
+bool double_hoisting_pays(const TransformCounts& counts, int out_blocks, int level,
+                          std::size_t special_primes) {
+  return choose_hoisting(counts, out_blocks, level, special_primes) == Hoisting::kDouble;
+}
+
 LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level,
-                                 int giant_step, bool cache_plaintexts, double plaintext_scale)
-    : encoder_(&encoder), spec_(std::move(spec)), level_(level), plaintext_scale_(plaintext_scale) {
+                                 int giant_step, bool cache_plaintexts, double plaintext_scale,
+                                 Hoisting hoisting)
+    : LinearTransform(encoder, std::move(spec), level, giant_step,
+                      cache_plaintexts ? PlaintextCache::kNtt : PlaintextCache::kNone, plaintext_scale,
+                      hoisting) {}
+
+LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level,
+                                 int giant_step, PlaintextCache cache, double plaintext_scale,
+                                 Hoisting hoisting)
+    : encoder_(&encoder),
+      spec_(std::move(spec)),
+      level_(level),
+      plaintext_scale_(plaintext_scale),
+      cache_(cache) {
   check_spec(spec_);
   VEIL_REQUIRE(plaintext_scale == 0 || (std::isfinite(plaintext_scale) && plaintext_scale >= 1),
                "linear transform: plaintext scale must be >= 1, got " << plaintext_scale);
@@ -124,18 +265,41 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
     const int baby = static_cast<int>(std::lower_bound(babies.begin(), babies.end(), j) - babies.begin());
     groups_[it->second].terms.push_back({t.in_block, baby, i});
   }
-  if (cache_plaintexts && !spec_.unit) {
-    plaintexts_.resize(groups_.size());
-    std::vector<std::pair<std::size_t, std::size_t>> jobs;
-    for (std::size_t g = 0; g < groups_.size(); ++g) {
-      plaintexts_[g].resize(groups_[g].terms.size());
-      for (std::size_t t = 0; t < groups_[g].terms.size(); ++t) jobs.emplace_back(g, t);
-    }
+  const std::size_t special = encoder_->context()->num_p();
+  hoisting_ = hoisting == Hoisting::kAuto
+                  ? choose_hoisting(count(spec_, giant_), spec_.out_blocks, level_, special)
+                  : hoisting;
+  VEIL_REQUIRE(special > 0 || hoisting_ == Hoisting::kSingle,
+               "double hoisting and lazy giant steps need special primes (a key-switching modulus P)");
+  std::vector<std::pair<std::size_t, std::size_t>> jobs;
+  for (std::size_t g = 0; g < groups_.size(); ++g)
+    for (std::size_t t = 0; t < groups_[g].terms.size(); ++t) jobs.emplace_back(g, t);
+  if (spec_.unit) cache_ = PlaintextCache::kNone;
+  if (cache_ == PlaintextCache::kCoefficients) {
+    coefficients_.resize(groups_.size());
+    for (std::size_t g = 0; g < groups_.size(); ++g) coefficients_[g].resize(groups_[g].terms.size());
+    std::atomic<bool> all_fit = true;
     parallel_for(jobs.size(), [&](std::size_t k) {
       const auto [g, t] = jobs[k];
-      plaintexts_[g][t] = PackedPlaintext(*encoder_->context(), encode_term(groups_[g], groups_[g].terms[t]));
+      auto c = encode_term_coefficients(groups_[g], groups_[g].terms[t]);
+      if (c)
+        coefficients_[g][t] = std::move(*c);
+      else
+        all_fit = false;
     });
-  } else if (!spec_.unit) {
+    if (!all_fit) {
+      coefficients_.clear();
+      cache_ = PlaintextCache::kNtt;
+    }
+  }
+  if (cache_ == PlaintextCache::kNtt) {
+    plaintexts_.resize(groups_.size());
+    for (std::size_t g = 0; g < groups_.size(); ++g) plaintexts_[g].resize(groups_[g].terms.size());
+    parallel_for(jobs.size(), [&](std::size_t k) {
+      const auto [g, t] = jobs[k];
+      plaintexts_[g][t] = encode_term_packed(groups_[g], groups_[g].terms[t]);
+    });
+  } else if (cache_ == PlaintextCache::kNone && !spec_.unit) {
     // Encoded on the fly: keep only the non-zero entries (a gap-layout diagonal has a
     // few hundred of its thousands of slots set).
     sparse_.resize(spec_.diagonals.size());
@@ -148,7 +312,7 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
   for (auto& t : spec_.diagonals) std::vector<double>().swap(t.values);
 }
 
-Plaintext LinearTransform::encode_term(const Group& g, const Term& t) const {
+std::vector<double> LinearTransform::term_values(const Group& g, const Term& t) const {
   // Pre-rotate by -giant so the giant rotation can be applied after the sum.
   const std::size_t n = spec_.slots;
   std::vector<double> rotated(n, 0.0);
@@ -158,44 +322,97 @@ Plaintext LinearTransform::encode_term(const Group& g, const Term& t) const {
   } else {
     for (const auto& [s, x] : sparse_[t.diagonal]) rotated[(s + g.giant) % n] = x;
   }
-  const double scale = plaintext_scale_ > 0
-                           ? plaintext_scale_
-                           : static_cast<double>(encoder_->context()->modulus(level_).value());
-  return encoder_->encode(std::span<const double>(rotated), scale, level_, n);
+  return rotated;
+}
+
+double LinearTransform::term_scale() const {
+  return plaintext_scale_ > 0 ? plaintext_scale_
+                              : static_cast<double>(encoder_->context()->modulus(level_).value());
+}
+
+Plaintext LinearTransform::encode_term(const Group& g, const Term& t) const {
+  const std::vector<double> v = term_values(g, t);
+  return encoder_->encode(std::span<const double>(v), term_scale(), level_, spec_.slots);
+}
+
+PackedPlaintext LinearTransform::encode_term_packed(const Group& g, const Term& t) const {
+  const auto& ctx = *encoder_->context();
+  if (!double_hoisted()) return PackedPlaintext(ctx, encode_term(g, t));
+  const std::vector<double> v = term_values(g, t);
+  const rlwe::PolyData limbs =
+      encoder_->encode_extended(std::span<const double>(v), term_scale(), level_, spec_.slots);
+  const auto l1 = static_cast<std::size_t>(level_) + 1;
+  std::vector<const math::Modulus*> moduli(l1 + ctx.num_p());
+  for (std::size_t i = 0; i < moduli.size(); ++i)
+    moduli[i] = &ctx.modulus(i < l1 ? i : ctx.p_index() + (i - l1));
+  return PackedPlaintext(moduli, ctx.n(), limbs.data(), term_scale());
+}
+
+std::optional<CoefficientPlaintext> LinearTransform::encode_term_coefficients(const Group& g,
+                                                                              const Term& t) const {
+  const std::vector<double> v = term_values(g, t);
+  std::size_t slots = spec_.slots;
+  const std::vector<double> coeffs =
+      encoder_->scaled_coefficients(std::span<const double>(v), term_scale(), level_, slots);
+  std::vector<std::int64_t> ints;
+  if (!ckks::CkksEncoder::round_to_int64(coeffs, ints) || !CoefficientPlaintext::fits(ints))
+    return std::nullopt;
+  return CoefficientPlaintext(ints, term_scale());
+}
+
+std::size_t LinearTransform::prime_of_limb(std::size_t i) const {
+  const auto l1 = static_cast<std::size_t>(level_) + 1;
+  return i < l1 ? i : encoder_->context()->p_index() + (i - l1);
 }
 
 std::size_t LinearTransform::plaintext_bytes() const {
   std::size_t bytes = 0;
   for (const auto& g : plaintexts_)
     for (const auto& p : g) bytes += p.bytes();
+  for (const auto& g : coefficients_)
+    for (const auto& p : g) bytes += p.bytes();
   return bytes;
 }
 
-std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, const std::vector<Ciphertext>& in,
-                                               const rlwe::GaloisKeys& gk) const {
-  VEIL_REQUIRE(static_cast<int>(in.size()) == spec_.in_blocks,
-               "linear map expects " << spec_.in_blocks << " input ciphertexts, got " << in.size());
+Ciphertext LinearTransform::input_at_level(const ckks::Evaluator& eval, const Ciphertext& in) const {
+  VEIL_REQUIRE(in.slots() == spec_.slots,
+               "input ciphertext has " << in.slots() << " slots, the map " << spec_.slots);
+  VEIL_REQUIRE(in.level() >= level_,
+               "input ciphertext at level " << in.level() << ", the map needs " << level_);
+  Ciphertext x = in;
+  if (x.level() > level_) eval.drop_to_level_inplace(x, level_);
+  return x;
+}
+
+std::vector<int> LinearTransform::nonzero_baby_steps(int block) const {
+  std::vector<int> nonzero;
+  for (int s : baby_steps_[block])
+    if (s != 0) nonzero.push_back(s);
+  return nonzero;
+}
+
+std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator& eval,
+                                                           const std::vector<Ciphertext>& in,
+                                                           const rlwe::GaloisKeys& gk) const {
   const auto& ctx = *eval.context();
+  auto modulus = [&](std::size_t i) -> const math::Modulus& { return ctx.modulus(i); };
+  auto prime = [](std::size_t i) { return i; };
   // Baby steps: one hoisted decomposition per input block.
   std::vector<std::vector<Ciphertext>> babies(spec_.in_blocks);
   for (int b = 0; b < spec_.in_blocks; ++b) {
-    VEIL_REQUIRE(in[b].slots() == spec_.slots,
-                 "input ciphertext has " << in[b].slots() << " slots, the map " << spec_.slots);
-    VEIL_REQUIRE(in[b].level() >= level_,
-                 "input ciphertext at level " << in[b].level() << ", the map needs " << level_);
-    Ciphertext x = in[b];
-    if (x.level() > level_) eval.drop_to_level_inplace(x, level_);
-    std::vector<int> nonzero;
-    for (int s : baby_steps_[b])
-      if (s != 0) nonzero.push_back(s);
+    Ciphertext x = input_at_level(eval, in[b]);
+    const std::vector<int> nonzero = nonzero_baby_steps(b);
     std::vector<Ciphertext> rotated =
         nonzero.empty() ? std::vector<Ciphertext>{} : eval.rotate_hoisted(x, nonzero, gk);
     std::size_t r = 0;
     for (int s : baby_steps_[b]) babies[b].push_back(s == 0 ? x : std::move(rotated[r++]));
   }
 
-  // One partial sum per (output block, giant step), computed in parallel.
+  // One partial sum per (output block, giant step), computed in parallel; with lazy giant
+  // steps the rotated ones are left over Q_level * P.
+  const bool lazy = hoisting_ == Hoisting::kLazyGiant;
   std::vector<Ciphertext> partial(groups_.size());
+  std::vector<ckks::ExtendedCiphertext> rotated(groups_.size());
   parallel_for(groups_.size(), [&](std::size_t gi) {
     const Group& g = groups_[gi];
     Ciphertext acc;
@@ -208,11 +425,15 @@ std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, cons
       for (const Term& t : g.terms) cts.push_back(&babies[t.in_block][t.baby]);
       if (!plaintexts_.empty()) {
         acc = Ciphertext(ctx, 2, level_, cts[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
-        multiply_accumulate(ctx, plaintexts_[gi], cts, acc);
+        multiply_accumulate(ctx.n(), modulus, std::span<const PackedPlaintext>(plaintexts_[gi]), cts, acc);
+      } else if (!coefficients_.empty()) {
+        acc = Ciphertext(ctx, 2, level_, cts[0]->scale() * coefficients_[gi][0].scale(), spec_.slots);
+        multiply_accumulate(ctx, prime, std::span<const CoefficientPlaintext>(coefficients_[gi]), cts, acc);
       }
       // On the fly, a few terms at a time so a group's plaintexts are never all held.
       constexpr std::size_t kChunk = 16;
-      for (std::size_t begin = 0; plaintexts_.empty() && begin < g.terms.size(); begin += kChunk) {
+      for (std::size_t begin = 0; cache_ == PlaintextCache::kNone && begin < g.terms.size();
+           begin += kChunk) {
         const std::size_t end = std::min(g.terms.size(), begin + kChunk);
         std::vector<Plaintext> fresh;
         std::vector<const Plaintext*> pts;
@@ -221,25 +442,118 @@ std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, cons
         const std::vector<const Ciphertext*> part_cts(cts.begin() + static_cast<std::ptrdiff_t>(begin),
                                                       cts.begin() + static_cast<std::ptrdiff_t>(end));
         Ciphertext part(ctx, 2, level_, part_cts[0]->scale() * pts[0]->scale(), spec_.slots);
-        multiply_accumulate(ctx, pts, part_cts, part);
+        multiply_accumulate(ctx.n(), modulus, pts, part_cts, part);
         if (acc.empty())
           acc = std::move(part);
         else
           eval.add_inplace(acc, part);
       }
     }
-    if (g.giant != 0) eval.rotate_inplace(acc, g.giant, gk);
-    partial[gi] = std::move(acc);
+    if (g.giant != 0 && lazy)
+      rotated[gi] = eval.rotate_extended(acc, g.giant, gk);
+    else if (g.giant != 0)
+      eval.rotate_inplace(acc, g.giant, gk);
+    if (rotated[gi].empty()) partial[gi] = std::move(acc);
   });
-
-  std::vector<Ciphertext> out(spec_.out_blocks);
+  // Lazy giant steps: each output block's rotated sums added over Q_level * P, lowered once.
+  std::vector<ckks::ExtendedCiphertext> sums(spec_.out_blocks);
   for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    if (rotated[gi].empty()) continue;
+    ckks::ExtendedCiphertext& o = sums[groups_[gi].out_block];
+    if (o.empty())
+      o = std::move(rotated[gi]);
+    else
+      add_extended(eval, o, rotated[gi]);
+  }
+  std::vector<Ciphertext> out(spec_.out_blocks);
+  parallel_for(out.size(), [&](std::size_t b) {
+    if (!sums[b].empty()) out[b] = eval.lower(std::move(sums[b]));
+  });
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    if (partial[gi].empty()) continue;
     Ciphertext& o = out[groups_[gi].out_block];
     if (o.empty())
       o = std::move(partial[gi]);
     else
       eval.add_inplace(o, partial[gi]);
   }
+  return out;
+}
+
+std::vector<Ciphertext> LinearTransform::block_sums_double(const ckks::Evaluator& eval,
+                                                           const std::vector<Ciphertext>& in,
+                                                           const rlwe::GaloisKeys& gk) const {
+  using ckks::ExtendedCiphertext;
+  const auto& ctx = *eval.context();
+  auto modulus = [&](std::size_t i) -> const math::Modulus& { return eval.extended_modulus(level_, i); };
+  auto prime = [&](std::size_t i) { return prime_of_limb(i); };
+  // Baby steps over Q_level * P (step 0 included, as P * x): one hoisted decomposition per
+  // input block and no ModDown.
+  std::vector<std::vector<ExtendedCiphertext>> babies(spec_.in_blocks);
+  for (int b = 0; b < spec_.in_blocks; ++b)
+    babies[b] = eval.rotate_hoisted_extended(input_at_level(eval, in[b]), baby_steps_[b], gk);
+
+  std::vector<ExtendedCiphertext> partial(groups_.size());
+  parallel_for(groups_.size(), [&](std::size_t gi) {
+    const Group& g = groups_[gi];
+    ExtendedCiphertext acc;
+    if (spec_.unit) {
+      acc = babies[g.terms[0].in_block][g.terms[0].baby];
+      for (std::size_t t = 1; t < g.terms.size(); ++t)
+        add_extended(eval, acc, babies[g.terms[t].in_block][g.terms[t].baby]);
+    } else {
+      std::vector<const ExtendedCiphertext*> cts;
+      for (const Term& t : g.terms) cts.push_back(&babies[t.in_block][t.baby]);
+      if (!plaintexts_.empty()) {
+        acc = ExtendedCiphertext(ctx, level_, cts[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
+        multiply_accumulate(ctx.n(), modulus, std::span<const PackedPlaintext>(plaintexts_[gi]), cts, acc);
+      } else if (!coefficients_.empty()) {
+        acc = ExtendedCiphertext(ctx, level_, cts[0]->scale() * coefficients_[gi][0].scale(), spec_.slots);
+        multiply_accumulate(ctx, prime, std::span<const CoefficientPlaintext>(coefficients_[gi]), cts, acc);
+      }
+      constexpr std::size_t kChunk = 16;
+      for (std::size_t begin = 0; cache_ == PlaintextCache::kNone && begin < g.terms.size();
+           begin += kChunk) {
+        const std::size_t end = std::min(g.terms.size(), begin + kChunk);
+        std::vector<PackedPlaintext> fresh;
+        for (std::size_t t = begin; t < end; ++t) fresh.push_back(encode_term_packed(g, g.terms[t]));
+        const std::vector<const ExtendedCiphertext*> part_cts(
+            cts.begin() + static_cast<std::ptrdiff_t>(begin), cts.begin() + static_cast<std::ptrdiff_t>(end));
+        ExtendedCiphertext part(ctx, level_, part_cts[0]->scale() * fresh[0].scale(), spec_.slots);
+        multiply_accumulate(ctx.n(), modulus, std::span<const PackedPlaintext>(fresh), part_cts, part);
+        if (acc.empty())
+          acc = std::move(part);
+        else
+          add_extended(eval, acc, part);
+      }
+    }
+    // The giant rotation lowers only c1 (for its decomposition) and leaves its result
+    // over Q_level * P.
+    if (g.giant != 0) eval.rotate_extended_inplace(acc, g.giant, gk);
+    partial[gi] = std::move(acc);
+  });
+  // Per output block: the sum over giant steps, lowered once.
+  std::vector<ExtendedCiphertext> sums(spec_.out_blocks);
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    ExtendedCiphertext& o = sums[groups_[gi].out_block];
+    if (o.empty())
+      o = std::move(partial[gi]);
+    else
+      add_extended(eval, o, partial[gi]);
+  }
+  std::vector<Ciphertext> out(spec_.out_blocks);
+  parallel_for(out.size(), [&](std::size_t b) {
+    if (!sums[b].empty()) out[b] = eval.lower(std::move(sums[b]));
+  });
+  return out;
+}
+
+std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, const std::vector<Ciphertext>& in,
+                                               const rlwe::GaloisKeys& gk) const {
+  VEIL_REQUIRE(static_cast<int>(in.size()) == spec_.in_blocks,
+               "linear map expects " << spec_.in_blocks << " input ciphertexts, got " << in.size());
+  std::vector<Ciphertext> out =
+      double_hoisted() ? block_sums_double(eval, in, gk) : block_sums_single(eval, in, gk);
   // No diagonal reaching a block would need an encryption of zero, which the server
   // cannot make; the packing never produces such maps.
   for (const auto& o : out) VEIL_REQUIRE(!o.empty(), "linear map has an output block with no diagonal");

@@ -18,6 +18,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <vector>
 
 #include "veil/ckks/ciphertext.hpp"
@@ -36,13 +38,16 @@ class PackedPlaintext {
  public:
   PackedPlaintext() = default;
   PackedPlaintext(const ckks::CkksContext& ctx, const ckks::Plaintext& p);
+  // Limbs over `moduli`, consecutive in `limbs` (e.g. Q_level * P for double hoisting).
+  PackedPlaintext(const std::vector<const math::Modulus*>& moduli, std::size_t n, const math::u64* limbs,
+                  double scale);
   double scale() const { return scale_; }
   bool packed(std::size_t limb) const { return index_[limb] >= 0; }
   PackedRow row(std::size_t limb) const;
   const math::u64* raw(std::size_t limb) const;
   std::size_t bytes() const;
-  // What a diagonal for inputs at `level` takes.
-  static std::size_t bytes_at(const ckks::CkksContext& ctx, int level);
+  // What a diagonal for inputs at `level` takes (over Q_level * P when `extended`).
+  static std::size_t bytes_at(const ckks::CkksContext& ctx, int level, bool extended = false);
 
  private:
   std::size_t hi_stride() const { return (n_ + 3) / 4; }  // bytes of 2-bit fields per limb
@@ -55,15 +60,79 @@ class PackedPlaintext {
   std::vector<math::u64> raw_;
 };
 
+// A cached weight diagonal before its NTT: the rounded coefficients of the encoded
+// polynomial, one copy for every limb, in 5 bytes (signed, below 2^39 in magnitude) where
+// the NTT form takes 4.25 or 8 bytes per limb: l + 1 to 2(l + 1) times less memory than
+// PackedPlaintext at level l. A use costs one NTT per limb (expand), where encoding on the
+// fly costs the special FFT as well and the NTT form costs nothing but its memory traffic.
+class CoefficientPlaintext {
+ public:
+  static constexpr int kBits = 40;
+  CoefficientPlaintext() = default;
+  // Throws unless every |coeffs[j]| < 2^(kBits - 1) (fits() says beforehand).
+  CoefficientPlaintext(std::span<const std::int64_t> coeffs, double scale);
+  static bool fits(std::span<const std::int64_t> coeffs);
+  double scale() const { return scale_; }
+  std::size_t bytes() const { return lo_.size() * sizeof(std::uint32_t) + hi_.size(); }
+  static std::size_t bytes_at(const ckks::CkksContext& ctx) { return ctx.n() * 5; }
+  // The residues modulo the context's prime `prime`, NTT form, into out[n].
+  void expand(const rlwe::Context& ctx, std::size_t prime, math::u64* out) const;
+
+ private:
+  double scale_ = 0;
+  math::u64 largest_ = 0;  // max |coefficient|
+  std::vector<std::uint32_t> lo_;
+  std::vector<std::int8_t> hi_;
+};
+
+// What LinearTransform keeps of its weight diagonals between uses.
+//   kNone: the non-zero slot values only; every use encodes (special FFT + NTT per limb).
+//   kNtt: PackedPlaintext, ready for the products (fastest, most memory).
+//   kCoefficients: CoefficientPlaintext, an NTT per limb at use (falls back to kNtt when
+//     some coefficient does not fit in its 40 bits).
+enum class PlaintextCache { kNone, kNtt, kCoefficients };
+
+// How the rotations are key-switched and where they are lowered back to Q_level (ModDown).
+//   kSingle: the reference. Hoisted decomposition of each input block, every baby and
+//     every giant rotation lowered on its own (two ModDowns each); products over Q_level.
+//   kLazyGiant: as kSingle, but the giant rotations leave their key switch over
+//     Q_level * P (P * sigma(c0) + ks0, ks1); the giant steps of an output block are
+//     summed there and lowered once. Two ModDowns per output block instead of two per
+//     giant rotation, at no other cost (the second half of double hoisting).
+//   kDouble: double hoisting (Bossuat, Troncoso-Pastoriza, Hubaux, Eurocrypt 2021): the
+//     baby rotations stay over Q_level * P too, each giant step's products are summed
+//     there with diagonals encoded over Q_level * P, the giant rotation lowers only the
+//     sum's c1 for its decomposition, and each output block is lowered once. One ModDown
+//     per giant rotation and two per output block in all; the price is k more limbs (the
+//     special primes) in every product and cached diagonal.
+//   kAuto: whichever the cost model (choose_hoisting) finds cheapest.
+// All agree within the key-switching noise (ModDown of a sum instead of a sum of ModDowns).
+enum class Hoisting { kAuto, kSingle, kLazyGiant, kDouble };
+
+// The cost model behind kAuto, in units of one NTT of N coefficients, fitted to
+// veil_he_bench: double hoisting pays with few giant steps and few products per rotation
+// (e.g. 32 baby x 2 giant steps: 1.6x faster than kSingle), not for convolutions whose
+// products dominate (36 x 36 at level 6: 1.5x slower), where the k extra limbs of every
+// product cost more than the ModDowns saved; kLazyGiant never costs more than kSingle.
+Hoisting choose_hoisting(const TransformCounts& counts, int out_blocks, int level,
+                         std::size_t special_primes);
+// choose_hoisting(...) == Hoisting::kDouble: the diagonals are then cached over Q_level * P.
+bool double_hoisting_pays(const TransformCounts& counts, int out_blocks, int level,
+                          std::size_t special_primes);
+
 class LinearTransform {
  public:
   // Plaintext diagonals are encoded for inputs at `level`, at scale q_level, so the
   // rescale restores the input's scale whatever it is (or at `plaintext_scale` when
   // given: the result then has scale input scale * plaintext_scale / q_level, which lets a
   // caller land it on a chosen scale). With
-  // `cache_plaintexts` false they are encoded on the fly in apply() (saves memory).
+  // `cache_plaintexts` false they are encoded on the fly in apply() (saves memory); the
+  // second form picks any PlaintextCache.
   LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level, int giant_step = 0,
-                  bool cache_plaintexts = true, double plaintext_scale = 0);
+                  bool cache_plaintexts = true, double plaintext_scale = 0,
+                  Hoisting hoisting = Hoisting::kAuto);
+  LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level, int giant_step,
+                  PlaintextCache cache, double plaintext_scale = 0, Hoisting hoisting = Hoisting::kAuto);
 
   std::vector<ckks::Ciphertext> apply(const ckks::Evaluator& eval, const std::vector<ckks::Ciphertext>& in,
                                       const rlwe::GaloisKeys& gk) const;
@@ -73,6 +142,9 @@ class LinearTransform {
   int input_level() const { return level_; }
   int output_level() const { return spec_.unit ? level_ : level_ - 1; }
   int giant_step() const { return giant_; }
+  Hoisting hoisting() const { return hoisting_; }  // never kAuto
+  bool double_hoisted() const { return hoisting_ == Hoisting::kDouble; }
+  PlaintextCache plaintext_cache() const { return cache_; }
   std::size_t plaintext_bytes() const;
 
  private:
@@ -84,17 +156,38 @@ class LinearTransform {
     int out_block, giant;  // giant rotation in [0, slots)
     std::vector<Term> terms;
   };
+  std::vector<double> term_values(const Group& g, const Term& t) const;
+  double term_scale() const;
   ckks::Plaintext encode_term(const Group& g, const Term& t) const;
+  PackedPlaintext encode_term_packed(const Group& g, const Term& t) const;
+  // Empty when some coefficient does not fit CoefficientPlaintext.
+  std::optional<CoefficientPlaintext> encode_term_coefficients(const Group& g, const Term& t) const;
+  // Prime index of limb i of the products (data primes, then special ones when double hoisted).
+  std::size_t prime_of_limb(std::size_t i) const;
+  // The two ways through apply() (see Hoisting): per output block, the sum before rescaling.
+  std::vector<ckks::Ciphertext> block_sums_single(const ckks::Evaluator& eval,
+                                                  const std::vector<ckks::Ciphertext>& in,
+                                                  const rlwe::GaloisKeys& gk) const;
+  std::vector<ckks::Ciphertext> block_sums_double(const ckks::Evaluator& eval,
+                                                  const std::vector<ckks::Ciphertext>& in,
+                                                  const rlwe::GaloisKeys& gk) const;
+  ckks::Ciphertext input_at_level(const ckks::Evaluator& eval, const ckks::Ciphertext& x) const;
+  std::vector<int> nonzero_baby_steps(int block) const;
 
   const ckks::CkksEncoder* encoder_;
   LinearTransformSpec spec_;
   int level_;
   double plaintext_scale_ = 0;  // 0: q_level
   int giant_;
+  Hoisting hoisting_ = Hoisting::kSingle;
+  PlaintextCache cache_ = PlaintextCache::kNtt;
   std::vector<std::vector<int>> baby_steps_;  // per input block
   std::vector<Group> groups_;
-  // Cached diagonals, parallel to groups_[g].terms (empty when encoding on the fly).
+  // Cached diagonals, parallel to groups_[g].terms (empty when encoding on the fly); over
+  // Q_level * P when double hoisted.
   std::vector<std::vector<PackedPlaintext>> plaintexts_;
+  // Or their coefficients (PlaintextCache::kCoefficients), parallel the same way.
+  std::vector<std::vector<CoefficientPlaintext>> coefficients_;
   // Otherwise the non-zero (slot, value) entries of each diagonal, encoded per use. The
   // dense values are released either way.
   std::vector<std::vector<std::pair<std::uint32_t, double>>> sparse_;

@@ -32,7 +32,7 @@ namespace veil::rlwe {
 
 KeySwitcher::KeySwitcher(ContextPtr ctx) : ctx_(std::move(ctx)) { VEIL_REQUIRE(ctx_, "null context"); }
 
-void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs) const {
+void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs, bool lower) const {
   const std::size_t n = ctx_->n(), np = ctx_->num_p(), l1 = static_cast<std::size_t>(level) + 1;
   const std::size_t total = l1 + np;
   const int digits = ctx_->num_digits(level);
@@ -124,10 +124,12 @@ void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jo
     });
   }
 
-  // Step 3: back to Q_l.
+  // Step 3: back to Q_l (unless the caller lowers a sum of these later).
   for (std::size_t r = 0; r < jobs.size(); ++r) {
-    mod_down(qp0[r], level);
-    mod_down(qp1[r], level);
+    if (lower) {
+      mod_down(qp0[r], level);
+      mod_down(qp1[r], level);
+    }
     jobs[r].acc0 = std::move(qp0[r]);
     jobs[r].acc1 = std::move(qp1[r]);
   }

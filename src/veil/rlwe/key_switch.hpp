@@ -17,7 +17,9 @@ namespace veil::rlwe {
 struct SwitchJob {
   const std::vector<std::uint32_t>* perm = nullptr;  // automorphism on the raised digits, or null
   const KeySwitchKey* key = nullptr;
-  PolyData acc0, acc1;  // outputs over Q_level (after modulus lowering)
+  // Outputs over Q_level after modulus lowering, or over Q_level * P (level + 1 data limbs,
+  // then the special limbs) when key_switch is asked not to lower.
+  PolyData acc0, acc1;
 };
 
 // Hoisted rotations cost about this fraction of a full rotation in the baby-step/giant-
@@ -49,8 +51,10 @@ class KeySwitcher {
   void set_raise(Raise r) { raise_ = r; }
 
   // acc = ModDown(sum_j perm(ModUp(d)_j) * key_j) for every job. Checks each key's
-  // parameter id and level.
-  void key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs) const;
+  // parameter id and level. With `lower` false the ModDown is left out and acc stays over
+  // Q_level * P: double hoisting (Bossuat et al., Eurocrypt 2021) sums such products,
+  // multiplied by plaintexts, and lowers the sum once.
+  void key_switch(const u64* d, int level, std::vector<SwitchJob>& jobs, bool lower = true) const;
   // Divides a polynomial over Q_level * P by P with rounding, leaving Q_level.
   void mod_down(PolyData& qp, int level) const;
 

@@ -142,14 +142,43 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
   // and the blocks the polynomial pool keeps by size. Measured on cifar10-shallow: the
   // first image took 9.5-11.7 s against 6.0-7.8 s for the next ones (370,000 page
   // faults, 1.5 GB), and 7.2 s against 6.6 s with this (no fault).
-  std::size_t budget = cache_bytes, working = 0;
+  // Two forms (he::PlaintextCache): the NTT form, ready to use, or the coefficients, one
+  // 5-byte copy for every limb and an NTT per limb at use (1.5-1.7x the stage's time,
+  // veil_he_bench). Every stage first gets the coefficient form if the budget allows it,
+  // then stages move to the NTT form, lowest level first, while the rest still fits.
+  std::vector<he::PlaintextCache> form(net_.stages.size(), he::PlaintextCache::kNone);
+  std::vector<std::size_t> ntt_bytes(net_.stages.size()), coefficient_bytes(net_.stages.size());
+  std::size_t budget = cache_bytes, working = 0, all_coefficients = 0;
   for (std::size_t k : linear) {
     const PackedStage& ps = plan_.packing.stages[k];
     const int level = plan_.stages[k].level_in;
-    const std::size_t bytes =
-        static_cast<std::size_t>(ps.counts.plaintext_mults) * he::PackedPlaintext::bytes_at(*ctx_, level);
-    const bool cache = ps.counts.plaintext_mults > 0 && bytes <= budget;
-    if (cache) budget -= bytes;
+    const auto mults = static_cast<std::size_t>(ps.counts.plaintext_mults);
+    // Double-hoisted maps (he::Hoisting::kAuto) cache their diagonals over Q_level * P.
+    const bool extended = he::double_hoisting_pays(ps.counts, ps.spec.out_blocks, level, ctx_->num_p());
+    ntt_bytes[k] = mults * he::PackedPlaintext::bytes_at(*ctx_, level, extended);
+    coefficient_bytes[k] = mults * he::CoefficientPlaintext::bytes_at(*ctx_);
+    all_coefficients += coefficient_bytes[k];
+  }
+  if (all_coefficients <= budget) {
+    budget -= all_coefficients;
+    for (std::size_t k : linear) {
+      if (coefficient_bytes[k] == 0) continue;
+      form[k] = he::PlaintextCache::kCoefficients;
+      if (ntt_bytes[k] - coefficient_bytes[k] <= budget) {
+        form[k] = he::PlaintextCache::kNtt;
+        budget -= ntt_bytes[k] - coefficient_bytes[k];
+      }
+    }
+  } else {
+    for (std::size_t k : linear) {
+      if (ntt_bytes[k] == 0 || ntt_bytes[k] > budget) continue;
+      form[k] = he::PlaintextCache::kNtt;
+      budget -= ntt_bytes[k];
+    }
+  }
+  for (std::size_t k : linear) {
+    const PackedStage& ps = plan_.packing.stages[k];
+    const int level = plan_.stages[k].level_in;
     // Residual networks: the diagonals' scale lands the result on the stage's planned scale.
     double pt_scale = 0;
     if (!targets_.empty() && targets_[k] != 0) {
@@ -159,7 +188,7 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
     }
     transforms_[k] = std::make_unique<he::LinearTransform>(
         encoder_, pack_linear(net_.stages[k].linear(), ps.in, ps.out, !ps.spec.fold_steps.empty(), true),
-        level, ps.giant_step, cache, pt_scale);
+        level, ps.giant_step, form[k], pt_scale);
     const std::size_t ct_bytes = 2 * static_cast<std::size_t>(level + 1) * ctx_->n() * sizeof(u64);
     const auto cts = static_cast<std::size_t>(ps.counts.baby_rotations + ps.counts.giant_rotations +
                                               ps.spec.in_blocks + ps.spec.out_blocks) +

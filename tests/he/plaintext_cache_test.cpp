@@ -1,0 +1,88 @@
+// The three ways LinearTransform keeps its weight diagonals (he::PlaintextCache) give the
+// same plaintext polynomials, so the same ciphertexts bit for bit, with single and double
+// hoisting; toy rings (insecure parameters, opted into by test::toy_params).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "ckks/test_util.hpp"
+#include "veil/he/linear_transform.hpp"
+
+namespace veil {
+namespace {
+
+using ckks::Ciphertext;
+
+he::LinearTransformSpec random_spec(std::size_t n, int blocks, double bound, std::mt19937_64& g) {
+  std::uniform_real_distribution<double> d(-bound, bound);
+  std::uniform_int_distribution<int> step(0, static_cast<int>(n) - 1);
+  he::LinearTransformSpec spec;
+  spec.slots = n;
+  spec.in_blocks = spec.out_blocks = blocks;
+  for (int bo = 0; bo < blocks; ++bo)
+    for (int bi = 0; bi < blocks; ++bi)
+      for (int k = 0; k < 9; ++k) {
+        std::vector<double> v(n);
+        for (auto& x : v) x = d(g);
+        spec.diagonals.push_back({bo, bi, k == 0 ? 0 : step(g), std::move(v)});
+      }
+  return spec;
+}
+
+TEST(PlaintextCache, CoefficientsGiveTheSameCiphertextsAsTheNttFormAndEncodingPerUse) {
+  for (const auto& [log_n, levels, dnum] : {std::tuple{10, 3, 1}, std::tuple{12, 4, 2}}) {
+    test::Fixture f(test::toy_params(log_n, levels, dnum));
+    const std::size_t n = f.ctx->n() / 2;
+    std::mt19937_64 g(11 + log_n);
+    const auto spec = random_spec(n, 2, 1.0, g);
+    const int level = f.ctx->max_level();
+    for (auto hoisting : {he::Hoisting::kSingle, he::Hoisting::kDouble}) {
+      he::LinearTransform ntt(*f.encoder, spec, level, 8, he::PlaintextCache::kNtt, 0, hoisting);
+      he::LinearTransform coeffs(*f.encoder, spec, level, 8, he::PlaintextCache::kCoefficients, 0, hoisting);
+      he::LinearTransform none(*f.encoder, spec, level, 8, he::PlaintextCache::kNone, 0, hoisting);
+      ASSERT_EQ(coeffs.plaintext_cache(), he::PlaintextCache::kCoefficients);
+      EXPECT_EQ(coeffs.plaintext_bytes(), spec.diagonals.size() * he::CoefficientPlaintext::bytes_at(*f.ctx));
+      EXPECT_LT(coeffs.plaintext_bytes(), ntt.plaintext_bytes());
+      EXPECT_EQ(none.plaintext_bytes(), 0u);
+      auto gk = f.keygen->create_galois_keys(ntt.rotation_steps());
+      std::vector<Ciphertext> x;
+      for (int b = 0; b < 2; ++b) {
+        std::vector<double> v(n);
+        for (auto& y : v) y = std::uniform_real_distribution<double>(-1, 1)(g);
+        x.push_back(f.encryptor->encrypt(f.encoder->encode(std::span<const double>(v), f.scale(), level, n)));
+      }
+      const auto a = ntt.apply(*f.evaluator, x, gk);
+      const auto b = coeffs.apply(*f.evaluator, x, gk);
+      const auto c = none.apply(*f.evaluator, x, gk);
+      for (int k = 0; k < 2; ++k) {
+        EXPECT_TRUE(a[k].data() == b[k].data()) << "N = 2^" << log_n << " block " << k;
+        EXPECT_TRUE(a[k].data() == c[k].data()) << "N = 2^" << log_n << " block " << k;
+      }
+    }
+  }
+}
+
+// Coefficients of 2^39 and more (weights of a few hundred at a 2^33 scale) do not fit the
+// 40-bit form: the transform keeps the NTT form instead.
+TEST(PlaintextCache, WideCoefficientsFallBackToTheNttForm) {
+  const auto params = ckks::CkksParameters::create(10, {50, 40, 40}, {60}, 40, 3, /*allow_insecure=*/true);
+  test::Fixture f(params);
+  const std::size_t n = f.ctx->n() / 2;
+  std::mt19937_64 g(3);
+  const auto spec = random_spec(n, 1, 1000.0, g);
+  he::LinearTransform lt(*f.encoder, spec, f.ctx->max_level(), 4, he::PlaintextCache::kCoefficients, 0,
+                         he::Hoisting::kSingle);
+  EXPECT_EQ(lt.plaintext_cache(), he::PlaintextCache::kNtt);
+  EXPECT_EQ(lt.plaintext_bytes(),
+            spec.diagonals.size() * he::PackedPlaintext::bytes_at(*f.ctx, f.ctx->max_level()));
+
+  he::CoefficientPlaintext small(
+      std::vector<std::int64_t>{-(std::int64_t{1} << 38), 5, (std::int64_t{1} << 39) - 1}, 1.0);
+  EXPECT_EQ(small.bytes(), 15u);
+  EXPECT_FALSE(he::CoefficientPlaintext::fits(std::vector<std::int64_t>{std::int64_t{1} << 39}));
+  EXPECT_THROW(he::CoefficientPlaintext(std::vector<std::int64_t>{-(std::int64_t{1} << 39)}, 1.0),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace veil
