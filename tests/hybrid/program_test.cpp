@@ -178,12 +178,20 @@ TEST(HybridProgram, RefusesWhatItCannotEvaluateWithNamedErrors) {
 
   net = test::residual_network(5);
   net.stages[1].poly.input_range = 1000;  // x^2 = 1.5e6 is beyond 2^20 at any scale
-  EXPECT_NE(what_of([&] { lower(net); }).find("'act1': inputs up to 1250"), std::string::npos)
+  ProgramOptions narrow;
+  narrow.prime2 = kNoSecondPrime;
+  EXPECT_NE(what_of([&] { lower(net, narrow); }).find("'act1': inputs up to 1250"), std::string::npos)
+      << what_of([&] { lower(net, narrow); });
+  // The two-prime ring holds it (2^51 below the bound), but not 1.5e18.
+  EXPECT_EQ(what_of([&] { lower(net); }), "(no error)");
+  net.stages[1].poly.input_range = 1e9;
+  EXPECT_NE(what_of([&] { lower(net); }).find("'act1': inputs up to 1.25e+09"), std::string::npos)
       << what_of([&] { lower(net); });
 
   net = test::residual_network(5);
   ProgramOptions o;
   o.prime = 1000003;
+  o.prime2 = kNoSecondPrime;
   EXPECT_NE(what_of([&] { lower(net, o); }).find("no room below the truncation bound"), std::string::npos)
       << what_of([&] { lower(net, o); });
   o.prime = 12;

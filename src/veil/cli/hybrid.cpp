@@ -107,8 +107,13 @@ void print_hybrid_plan(const HybridModel& m) {
       c.rounds, static_cast<long long>(c.linear_macs), static_cast<long long>(c.squares),
       static_cast<long long>(c.triples));
   const hybrid::HeParameters hp = hybrid::he_parameters(prog);
-  std::printf("exact scheme, linear layers: %s\n", hp.linear->params().describe().c_str());
-  std::printf("exact scheme, Beaver products: %s\n", hp.beaver->params().describe().c_str());
+  for (int r = 0; r < hp.residues(); ++r) {
+    const std::string which = hp.residues() == 1 ? "" : " (t = p" + std::to_string(r) + ")";
+    std::printf("exact scheme, linear layers%s: %s\n", which.c_str(),
+                hp.linear_of(r)->params().describe().c_str());
+    std::printf("exact scheme, Beaver products%s: %s\n", which.c_str(),
+                hp.beaver_of(r)->params().describe().c_str());
+  }
 }
 
 namespace {
@@ -202,7 +207,7 @@ void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inp
   const HybridModel m = load_hybrid_model(o);
   std::printf(
       "model %s: hybrid mode, values in Z_p (p %d bits), %d online rounds, %d threads, program %.2f s\n",
-      m.network.name.c_str(), static_cast<int>(std::log2(static_cast<double>(m.program.prime))) + 1,
+      m.network.name.c_str(), static_cast<int>(m.program.field().log2_modulus()) + 1,
       hybrid::cost(m.program).rounds, num_threads(), seconds_since(t));
   LocalSession session(m);
   std::printf(

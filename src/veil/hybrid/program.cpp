@@ -105,6 +105,11 @@ u64 default_prime() {
   return p;
 }
 
+u64 default_prime2() {
+  static const u64 p = math::generate_ntt_primes(31, 1, u64{1} << 17).front();
+  return p;
+}
+
 namespace {
 
 // Largest |value| of the input and of every stage's output over the calibration inputs
@@ -146,6 +151,13 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
   prog.prime = options.prime != 0 ? options.prime : default_prime();
   VEIL_REQUIRE(math::is_prime(prog.prime) && prog.prime < (u64{1} << 61),
                "share field modulus " << prog.prime << " is not a prime below 2^61");
+  prog.prime2 = options.prime2 == kNoSecondPrime ? 0
+                : options.prime2 != 0            ? options.prime2
+                                                 : default_prime2();
+  VEIL_REQUIRE(prog.prime2 == 0 ||
+                   (math::is_prime(prog.prime2) && prog.prime2 < (u64{1} << 61) && prog.prime2 != prog.prime),
+               "share ring's second prime " << prog.prime2 << " is not a prime below 2^61 distinct from "
+                                            << prog.prime);
   prog.value_precision = options.value_precision;
   prog.uniform_frac_bits = options.uniform_frac_bits;
   prog.sigma = options.sigma;
@@ -154,7 +166,7 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
   VEIL_REQUIRE(options.sigma >= 20 && options.sigma <= 60,
                "statistical parameter sigma = " << options.sigma << " is out of range (20 .. 60)");
   const mpc::Field field = prog.field();
-  prog.value_bits = mpc::max_truncation_value_bits(field, options.sigma);
+  prog.value_bits = std::min(kMaxValueBits, mpc::max_truncation_value_bits(field, options.sigma));
   const int vb = prog.value_bits;
   VEIL_REQUIRE(V < vb, "value precision " << V << " bits leaves no room below the truncation bound 2^" << vb);
   // A value bounded by b is held at 2^(V - bits(b)): V significant bits.
@@ -245,7 +257,8 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
                                              << " (retrain with a smaller activation range)");
         const double yb = poly_bound(op.coefficients, r);
         // Terms summed at the finest scale the bound allows, then truncated to the output's.
-        const int sum = vb - 1 - bits_for(yb);
+        // (at most 30 bits finer than the powers: the coefficients' scale).
+        const int sum = std::min(vb - 1 - bits_for(yb), sb + 30);
         VEIL_REQUIRE(sum >= op.in_bits && sum - sb >= 2 && sum - sb <= 30,
                      "activation '" << op.name << "': outputs up to " << yb << " from inputs at 2^-"
                                     << op.in_bits << " leave too few bits for its coefficients");
@@ -420,8 +433,12 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
 
 std::string describe(const Program& prog) {
   std::ostringstream o;
-  o << "share field p = " << prog.prime << " (" << std::bit_width(prog.prime) << " bits), values "
-    << (prog.uniform_frac_bits > 0 ? "at 2^-" + std::to_string(prog.uniform_frac_bits)
+  if (prog.prime2 == 0)
+    o << "share field p = " << prog.prime << " (" << std::bit_width(prog.prime) << " bits), values ";
+  else
+    o << "share ring Z_(p0 p1), p0 = " << prog.prime << ", p1 = " << prog.prime2 << " ("
+      << std::bit_width(prog.prime) + std::bit_width(prog.prime2) << " bits), values ";
+  o << (prog.uniform_frac_bits > 0 ? "at 2^-" + std::to_string(prog.uniform_frac_bits)
                                    : "with " + std::to_string(prog.value_precision) + " significant bits")
     << ", truncation failure <= 2^-" << prog.sigma << " for values below 2^" << prog.value_bits
     << ", input at 2^-" << prog.input_bits << "\n";

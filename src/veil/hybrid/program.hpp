@@ -74,6 +74,10 @@ struct Op {
 struct ProgramOptions {
   // The share field's prime; 0 picks the default (a prime just below 2^61).
   u64 prime = 0;
+  // The share ring's second prime: shares live in Z_{prime * prime2} (mpc/field.hpp),
+  // which leaves about 31 more bits below the truncation bound than Z_prime alone. 0 picks
+  // the default (default_prime2(), 31 bits); kNoSecondPrime keeps the one-prime field.
+  u64 prime2 = 0;
   // V; 0 chooses (see lower()).
   int value_precision = 0;
   // When set, every value is held at 2^-uniform_frac_bits instead (wide-range values then
@@ -100,6 +104,7 @@ struct Program {
   std::vector<double> mean, std;
   std::vector<std::string> classes;
   u64 prime = 0;
+  u64 prime2 = 0;             // 0: the share field is Z_prime; else the ring Z_{prime prime2}
   int value_precision = 0;    // V
   int uniform_frac_bits = 0;  // when set, every value at 2^-uniform_frac_bits
   int sigma = 0;
@@ -110,13 +115,28 @@ struct Program {
   // Scale exponent of the output the client reconstructs.
   int output_bits() const { return ops.empty() ? input_bits : ops.back().out_bits; }
   // The share field (its frac_bits is V, for reports; every op names its own scales).
-  mpc::Field field() const { return mpc::Field(prime, value_precision); }
+  mpc::Field field() const { return mpc::Field(primes(), value_precision); }
+  std::vector<u64> primes() const {
+    return prime2 == 0 ? std::vector<u64>{prime} : std::vector<u64>{prime, prime2};
+  }
 };
+
+// ProgramOptions::prime2 for a one-prime share field.
+inline constexpr u64 kNoSecondPrime = 1;
+
+// The largest truncated value the planner allows, log2, whatever the ring: it keeps the
+// clear reference (evaluate_fixed) exact in 64-bit integers.
+inline constexpr int kMaxValueBits = 56;
 
 // The default share field prime: the largest prime below 2^61 that is 1 mod 2^17, so it
 // also serves as the exact scheme's plaintext modulus with SIMD batching for ring degrees
 // up to 2^16.
 u64 default_prime();
+// The default second prime of the share ring: the largest prime below 2^31 that is 1 mod
+// 2^17 (a second plaintext modulus with SIMD batching). Below 2^31 its residues need one
+// 32-bit multiply-add per weight in the online kernel (hybrid/linear.hpp), and the
+// exact scheme's parameters for it are no larger than for the first prime.
+u64 default_prime2();
 
 // How to lower a graph for the hybrid mode: as nn::lower's defaults, except that an
 // activation's leading coefficient stays in the polynomial. Folded into the next layer's

@@ -9,16 +9,28 @@ namespace veil::mpc {
 
 ChannelExchange::ChannelExchange(net::Channel& channel, Role role, const Field& field,
                                  std::uint16_t frame_type)
-    : channel_(channel),
-      role_(role),
-      field_(field),
-      type_(frame_type),
-      bits_(static_cast<unsigned>(std::bit_width(field.p() - 1))) {}
+    : channel_(channel), role_(role), field_(field), type_(frame_type) {}
+
+namespace {
+
+unsigned bits_of(const Field& f, int r) { return static_cast<unsigned>(std::bit_width(f.p(r) - 1)); }
+
+}  // namespace
 
 void ChannelExchange::send(std::span<const u64> v) {
   ByteWriter w;
   w.u64(v.size());
-  w.packed(v, bits_);
+  if (field_.words() == 1) {
+    w.packed(v, bits_of(field_, 0));
+  } else {
+    // Residue by residue, each at its own prime's width.
+    check_words(field_, v.size(), "share exchange");
+    std::vector<u64> part(v.size() / 2);
+    for (int r = 0; r < 2; ++r) {
+      for (std::size_t i = 0; i < part.size(); ++i) part[i] = v[2 * i + static_cast<std::size_t>(r)];
+      w.packed(part, bits_of(field_, r));
+    }
+  }
   channel_.send(type_, w.buffer());
 }
 
@@ -28,10 +40,20 @@ std::vector<u64> ChannelExchange::receive(std::size_t expect) {
   ByteReader r(f.payload);
   const std::uint64_t n = r.u64();
   VEIL_CHECK_IO(n == expect, "share exchange: peer sent " << n << " values, expected " << expect);
+  VEIL_CHECK_IO(n % static_cast<std::uint64_t>(field_.words()) == 0,
+                "share exchange: peer sent " << n << " words, not whole elements");
   std::vector<u64> v(expect);
-  r.packed(v, bits_);
+  if (field_.words() == 1) {
+    r.packed(v, bits_of(field_, 0));
+  } else {
+    std::vector<u64> part(v.size() / 2);
+    for (int k = 0; k < 2; ++k) {
+      r.packed(part, bits_of(field_, k));
+      for (std::size_t i = 0; i < part.size(); ++i) v[2 * i + static_cast<std::size_t>(k)] = part[i];
+    }
+  }
   r.expect_end();
-  for (u64 x : v) VEIL_CHECK_IO(x < field_.p(), "share exchange: peer sent a value outside Z_p");
+  VEIL_CHECK_IO(in_field(field_, v), "share exchange: peer sent a value outside Z_p");
   return v;
 }
 
