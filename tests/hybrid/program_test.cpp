@@ -31,6 +31,34 @@ TEST(HybridProgram, DefaultPrimeServesAsSimdPlaintextModulus) {
   EXPECT_EQ(p % (u64{1} << 17), 1u);  // t = 1 mod 2N for N up to 2^16
 }
 
+// The two-prime ring's 31 more bits below the truncation bound go to the values' and the
+// weights' precision: on the shipped MNIST model and sample images the fixed-point logits
+// come at least 30 times closer to the double network's than over one prime.
+TEST(HybridProgram, TwoPrimeRingIsMorePrecise) {
+  const test::MnistSamples s = test::mnist_samples("models/mnist-delphi.onnx");
+  ProgramOptions wide, narrow;
+  wide.calibration = s.images;
+  narrow.calibration = s.images;
+  narrow.prime2 = kNoSecondPrime;
+  const Program pw = lower(s.net, wide), pn = lower(s.net, narrow);
+  EXPECT_EQ(pw.primes(), (std::vector<u64>{default_prime(), default_prime2()}));
+  EXPECT_EQ(pn.primes(), std::vector<u64>{default_prime()});
+  EXPECT_EQ(pn.value_bits, 20);
+  EXPECT_GE(pw.value_bits, 50);
+  double err_wide = 0, err_narrow = 0;
+  for (const auto& x : s.images) {
+    const auto want = nn::evaluate(merge_linear_runs(s.net), x);
+    const auto a = evaluate_fixed(pw, x), b = evaluate_fixed(pn, x);
+    for (std::size_t j = 0; j < want.size(); ++j) {
+      err_wide = std::max(err_wide, std::fabs(a[j] - want[j]));
+      err_narrow = std::max(err_narrow, std::fabs(b[j] - want[j]));
+    }
+  }
+  std::printf("  mnist-delphi max logit error: %.2g over Z_p, %.2g over Z_(p0 p1) (%.1f bits gained)\n",
+              err_narrow, err_wide, std::log2(err_narrow / err_wide));
+  EXPECT_LT(err_wide * 30, err_narrow);
+}
+
 TEST(HybridProgram, ScalesKeepEveryTruncatedValueInsideTheBound) {
   const nn::Network net = test::residual_network(1);
   const Program prog = lower(net);
