@@ -118,14 +118,14 @@ std::vector<u64> poly_activation(const Field& f, Role role, std::span<const u64>
     }
     const auto& pk = powers[static_cast<std::size_t>(k)];
     for_each_word(f, n, [&](std::size_t i, const math::Modulus& m) {
-      acc[i] = m.add(acc[i], m.mul_shoup(pk[i], w[i % words], ws[i % words]));
+      acc[i] = m.add(acc[i], m.mul_shoup(pk[i], w[i & (words - 1)], ws[i & (words - 1)]));
     });
   }
   if (role == Role::kServer && coeffs[0] != 0.0) {
     const double c0v[] = {coeffs[0]};
     const std::vector<u64> c0 = f.encode(c0v, sc.sum_bits);
-    for_each_word(f, n,
-                  [&](std::size_t i, const math::Modulus& m) { acc[i] = m.add(acc[i], c0[i % words]); });
+    for_each_word(
+        f, n, [&](std::size_t i, const math::Modulus& m) { acc[i] = m.add(acc[i], c0[i & (words - 1)]); });
   }
   if (sc.sum_bits > sc.out_bits) truncate_inplace(f, role, acc, sc.sum_bits - sc.out_bits);
   return acc;

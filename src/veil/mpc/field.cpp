@@ -142,7 +142,7 @@ void mul_public_inplace(const Field& f, std::span<u64> a, std::int64_t k) {
   }
   const std::size_t w = static_cast<std::size_t>(f.words());
   for_each_word(f, a.size(), [&](std::size_t i, const math::Modulus& m) {
-    a[i] = m.mul_shoup(a[i], kk[i % w], ks[i % w]);
+    a[i] = m.mul_shoup(a[i], kk[i & (w - 1)], ks[i & (w - 1)]);
   });
 }
 

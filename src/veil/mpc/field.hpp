@@ -74,7 +74,8 @@ class Field {
 };
 
 // Calls fn(word index, modulus of that word) for each of the `size` words of a share
-// vector (size a multiple of words()).
+// vector (size a multiple of words()). Word i is residue i & (words() - 1) (words() is 1
+// or 2), which callers use to pick per-residue constants without a division.
 template <class Fn>
 void for_each_word(const Field& f, std::size_t size, Fn&& fn) {
   if (f.words() == 1) {

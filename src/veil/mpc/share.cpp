@@ -13,7 +13,7 @@ void MaskSource::uniform(const Field& f, std::span<u64> out) {
   const std::size_t k = static_cast<std::size_t>(f.words());
   // Each residue uniform mod its prime, independently: uniform mod P by the CRT.
   for_each_word(f, out.size(), [&](std::size_t i, const math::Modulus& m) {
-    const u64 p = m.value(), bits = mask[i % k];
+    const u64 p = m.value(), bits = mask[i & (k - 1)];
     u64 r;
     do {
       r = prng_.next_u64() & bits;
