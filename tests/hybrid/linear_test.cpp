@@ -7,6 +7,7 @@
 #include "hybrid/hybrid_test_util.hpp"
 #include "mpc/mpc_test_util.hpp"
 #include "veil/hybrid/linear.hpp"
+#include "veil/math/cpu.hpp"
 #include "veil/mpc/share.hpp"
 
 namespace veil::hybrid {
@@ -78,6 +79,24 @@ TEST(HybridLinear, TwoPrimeRingFastPathEqualsReferenceAndPlainProductModP) {
         ASSERT_TRUE(f.combine(&fast[2 * static_cast<std::size_t>(r)]) == acc) << "row " << r;
       }
     }
+  }
+}
+
+// The portable and the AVX2 row kernels give the same words, one prime and two.
+TEST(HybridLinear, ScalarAndSimdKernelsAgree) {
+  std::mt19937_64 rng(mpc::test::test_seed());
+  mpc::MaskSource masks;
+  for (const auto& primes :
+       {std::vector<u64>{default_prime()}, std::vector<u64>{default_prime(), default_prime2()}}) {
+    const mpc::Field f(primes, 8);
+    const QuantLinear q = random_layer(rng, 130, 300, 5000);
+    const auto x = masks.uniform(f, static_cast<std::size_t>(q.cols) * primes.size());
+    math::set_simd_level(math::SimdLevel::kScalar);
+    const auto scalar = apply(f, q, x, true);
+    math::set_simd_level(math::SimdLevel::kAvx512);  // the best this CPU has
+    const auto simd = apply(f, q, x, true);
+    EXPECT_EQ(scalar, simd) << "simd level " << math::simd_level_name(math::simd_level());
+    EXPECT_EQ(scalar, apply_reference(f, q, x, true));
   }
 }
 
