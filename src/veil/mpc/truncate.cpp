@@ -10,49 +10,36 @@ namespace {
 
 using u128 = unsigned __int128;
 
-// Two primes: the same on the share's representative in [0, P), recombined from its
-// residues and split again (the analysis is the same with P for p). Every reduction is a
-// Shoup multiplication by a precomputed constant (valid for any 64-bit operand), as this
+// Two primes: the same on the share's representative v in [0, P) (the analysis holds with
+// P for p), without recombining v in full. floor(v / 2^d) = (v - (v mod 2^d)) / 2^d, so
+// its residues are (v_r - (v mod 2^d)) 2^-d mod p_r, and v mod 2^d needs only the low
+// word of v = v_0 + p_0 ((v_1 - v_0) p_0^-1 mod p_1) (Garner). The client's
+// P - floor((P - v) / 2^d) is the same on P - v, whose residues are -v_r. Every reduction
+// is a Shoup multiplication by a precomputed constant (valid for any 64-bit operand): this
 // runs on every element after every product.
-struct Crt {
-  const math::Modulus &m0, &m1;
-  u64 inv, inv_s;        // p_0^-1 mod p_1
-  u64 one0, one1;        // shoup(1): x mod p_r for any 64-bit x
-  u64 w0, w0s, w1, w1s;  // 2^64 mod p_r
-  explicit Crt(const Field& f)
-      : m0(f.mod(0)),
-        m1(f.mod(1)),
-        inv(m1.inv(m1.reduce(m0.value()))),
-        inv_s(m1.shoup(inv)),
-        one0(m0.shoup(1)),
-        one1(m1.shoup(1)),
-        w0(m0.reduce128(static_cast<u128>(1) << 64)),
-        w0s(m0.shoup(w0)),
-        w1(m1.reduce128(static_cast<u128>(1) << 64)),
-        w1s(m1.shoup(w1)) {}
-  u128 combine(u64 v0, u64 v1) const {
-    const u64 d = m1.mul_shoup(m1.sub(v1, m1.mul_shoup(v0, 1, one1)), inv, inv_s);
-    return static_cast<u128>(v0) + static_cast<u128>(m0.value()) * d;
-  }
-  // t mod m for t = hi 2^64 + lo.
-  static u64 reduce(const math::Modulus& m, u128 t, u64 one_s, u64 w, u64 ws) {
-    return m.add(m.mul_shoup(static_cast<u64>(t), 1, one_s), m.mul_shoup(static_cast<u64>(t >> 64), w, ws));
-  }
-};
-
 void truncate_crt(const Field& f, Role role, std::span<u64> share, int bits) {
-  const Crt c(f);
-  const u128 P = static_cast<u128>(f.p(0)) * f.p(1);
+  const math::Modulus &m0 = f.mod(0), &m1 = f.mod(1);
+  const u64 p0 = m0.value();
+  const u64 inv = m1.inv(m1.reduce(p0)), inv_s = m1.shoup(inv);
+  const u64 one1 = m1.shoup(1);
+  const u64 i0 = m0.inv(m0.reduce(u64{1} << bits)), i0s = m0.shoup(i0);
+  const u64 i1 = m1.inv(m1.reduce(u64{1} << bits)), i1s = m1.shoup(i1);
+  const u64 low_mask = (u64{1} << bits) - 1;
+  const bool server = role == Role::kServer;
   for (std::size_t i = 0; i < share.size(); i += 2) {
-    const u128 v = c.combine(share[i], share[i + 1]);
-    u128 t;
-    if (role == Role::kServer)
-      t = v >> bits;
-    else
-      t = v == 0 ? 0 : P - ((P - v) >> bits);
-    if (t == P) t = 0;
-    share[i] = Crt::reduce(c.m0, t, c.one0, c.w0, c.w0s);
-    share[i + 1] = Crt::reduce(c.m1, t, c.one1, c.w1, c.w1s);
+    u64 v0 = share[i], v1 = share[i + 1];
+    if (!server) {
+      if ((v0 | v1) == 0) continue;      // x_1' = 0, as in the one-prime case
+      v0 = m0.neg(v0), v1 = m1.neg(v1);  // residues of P - v
+    }
+    // The low word of the representative in [0, P) of (v0, v1).
+    const u64 d = m1.mul_shoup(m1.sub(v1, m1.mul_shoup(v0, 1, one1)), inv, inv_s);
+    const u64 lo = (v0 + p0 * d) & low_mask;         // wraps mod 2^64: only the low bits matter
+    u64 t0 = m0.mul_shoup(m0.sub(v0, lo), i0, i0s);  // lo < 2^59 < p_0
+    u64 t1 = m1.mul_shoup(m1.sub(v1, m1.mul_shoup(lo, 1, one1)), i1, i1s);
+    if (!server) t0 = m0.neg(t0), t1 = m1.neg(t1);
+    share[i] = t0;
+    share[i + 1] = t1;
   }
 }
 
