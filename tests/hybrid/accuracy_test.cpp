@@ -57,7 +57,7 @@ TEST(HybridProgram, InstalledTestSetsAgreeWithThePlainNetwork) {
 // The gain of the two-prime share ring: fashion-delphi, whose fixed point on one 61-bit
 // prime (20 bits below the truncation bound) disagrees with the plain network on about
 // 0.6% of the test images, agrees on at least 99.9% over Z_(p0 p1).
-TEST(HybridProgram, WideRingReachesTheFashionAgreementTarget) {
+TEST(HybridProgram, InstalledTestSetsReachTheFashionTargetOnTheTwoPrimeRing) {
   std::string dir = source_path("data/fashion-mnist");
   if (!std::filesystem::exists(dir)) dir = "/usr/share/datasets/fashion-mnist";
   if (!std::filesystem::exists(dir)) GTEST_SKIP() << "no Fashion-MNIST data";

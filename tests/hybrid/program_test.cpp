@@ -34,7 +34,7 @@ TEST(HybridProgram, DefaultPrimeServesAsSimdPlaintextModulus) {
 // The two-prime ring's 31 more bits below the truncation bound go to the values' and the
 // weights' precision: on the shipped MNIST model and sample images the fixed-point logits
 // come at least 30 times closer to the double network's than over one prime.
-TEST(HybridProgram, TwoPrimeRingIsMorePrecise) {
+TEST(HybridProgram, ShippedMnistModelIsMorePreciseOnTheTwoPrimeRing) {
   const test::MnistSamples s = test::mnist_samples("models/mnist-delphi.onnx");
   ProgramOptions wide, narrow;
   wide.calibration = s.images;
