@@ -44,12 +44,16 @@ double input_bound(const nn::Network& net) {
   return b;
 }
 
-QuantLinear quantize(const nn::LinearStage& s, int weight_bits, int frac_bits) {
+// structure: false leaves row_ptr and col empty (a scale candidate, scored against the
+// network's own sparse structure instead of a copy of it: evaluate_candidate).
+QuantLinear quantize(const nn::LinearStage& s, int weight_bits, int frac_bits, bool structure) {
   QuantLinear q;
   q.rows = s.weights.rows;
   q.cols = s.weights.cols;
-  q.row_ptr = s.weights.row_ptr;
-  q.col = s.weights.col;
+  if (structure) {
+    q.row_ptr = s.weights.row_ptr;
+    q.col = s.weights.col;
+  }
   q.weight_bits = weight_bits;
   q.weight.resize(s.weights.val.size());
   for (std::size_t i = 0; i < q.weight.size(); ++i) {
@@ -65,7 +69,8 @@ QuantLinear quantize(const nn::LinearStage& s, int weight_bits, int frac_bits) {
         std::llround(std::ldexp(s.bias[static_cast<std::size_t>(r)], weight_bits + frac_bits));
   for (int r = 0; r < q.rows; ++r) {
     i64 l1 = 0;
-    for (i64 k = q.row_ptr[static_cast<std::size_t>(r)]; k < q.row_ptr[static_cast<std::size_t>(r) + 1]; ++k)
+    for (i64 k = s.weights.row_ptr[static_cast<std::size_t>(r)];
+         k < s.weights.row_ptr[static_cast<std::size_t>(r) + 1]; ++k)
       l1 += std::abs(static_cast<i64>(q.weight[static_cast<std::size_t>(k)]));
     q.max_row_l1 = std::max(q.max_row_l1, l1);
   }
@@ -86,6 +91,11 @@ double propagate(const nn::LinearStage& s, double in_bound) {
   }
   return b;
 }
+
+// evaluate_fixed; structure: the network whose stage k supplies op k's sparse structure
+// when the op carries none (a scale candidate of lower()).
+std::vector<double> evaluate_fixed_on(const Program& prog, const std::vector<double>& input,
+                                      std::vector<std::vector<double>>* trace, const nn::Network* structure);
 
 // v / 2^bits rounded to nearest: the online truncation errs by under one unit either way
 // with no bias to speak of, which rounding models better than floor (whose half-unit
@@ -139,7 +149,8 @@ Ranges measure(const nn::Network& net, const ProgramOptions& options) {
   return r;
 }
 
-Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ranges& ranges) {
+Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ranges& ranges,
+                 bool structure = true) {
   // Caller passes a merged network and its measured ranges (lower() does both once for all
   // scales tried).
   Program prog;
@@ -226,7 +237,7 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
                      "linear stage '" << op.name << "': outputs up to " << b << " from inputs at 2^-"
                                       << op.in_bits << " leave its weights (up to " << wmax << ") at 2^-"
                                       << fw << ", under 2 significant bits");
-        op.linear = quantize(st.linear, fw, op.in_bits);
+        op.linear = quantize(st.linear, fw, op.in_bits, structure);
         op.spatial = st.linear.spatial;
         op.stride_y = st.linear.stride_y;
         op.stride_x = st.linear.stride_x;
@@ -392,7 +403,7 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
     const ProgramOptions& o = candidates[c];
     Program p;
     try {
-      p = lower_at(net, o, ranges);
+      p = lower_at(net, o, ranges, /*structure=*/false);
     } catch (const std::invalid_argument& e) {
       errors[c] = e.what();
       return;
@@ -400,7 +411,7 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
     double score = 0;
     if (!want.empty()) {
       for (std::size_t i = 0; i < want.size(); ++i) {
-        const auto got = evaluate_fixed(p, options.calibration[i]);
+        const auto got = evaluate_fixed_on(p, options.calibration[i], nullptr, &net);
         double worst = 0;
         for (std::size_t j = 0; j < got.size(); ++j) worst = std::max(worst, std::fabs(got[j] - want[i][j]));
         score -= worst / static_cast<double>(want.size());
@@ -480,6 +491,13 @@ ProgramCost cost(const Program& prog) {
 
 std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double>& input,
                                    std::vector<std::vector<double>>* trace) {
+  return evaluate_fixed_on(prog, input, trace, nullptr);
+}
+
+namespace {
+
+std::vector<double> evaluate_fixed_on(const Program& prog, const std::vector<double>& input,
+                                      std::vector<std::vector<double>>* trace, const nn::Network* structure) {
   VEIL_REQUIRE(static_cast<int>(input.size()) == prog.input.size(),
                "input has " << input.size() << " values, the model expects " << prog.input.size());
   std::vector<std::vector<i64>> out(prog.ops.size());
@@ -495,6 +513,11 @@ std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double
     std::vector<i64>& y = out[k];
     if (op.kind == Op::Kind::kLinear) {
       const QuantLinear& q = op.linear;
+      // A scale candidate's op k reads stage k's sparse structure (lower_at keeps the order).
+      const bool own = structure == nullptr || !q.row_ptr.empty();
+      const std::vector<std::int64_t>& row_ptr =
+          own ? q.row_ptr : structure->stages[k].linear.weights.row_ptr;
+      const std::vector<int>& cols = own ? q.col : structure->stages[k].linear.weights.col;
       y.resize(static_cast<std::size_t>(q.rows));
       i64 amax = 0;
       for (i64 v : a) amax = std::max(amax, v < 0 ? -v : v);
@@ -503,18 +526,17 @@ std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double
         // 64-bit accumulation while it cannot overflow (|a| < 2^31 always holds below
         // the truncation bound; sum |w| a < 2^62), else 128-bit.
         i128 acc = q.bias[static_cast<std::size_t>(r)];
-        const i64 e0 = q.row_ptr[static_cast<std::size_t>(r)],
-                  e1 = q.row_ptr[static_cast<std::size_t>(r) + 1];
+        const i64 e0 = row_ptr[static_cast<std::size_t>(r)], e1 = row_ptr[static_cast<std::size_t>(r) + 1];
         if (narrow) {
           i64 acc64 = 0;
           for (i64 e = e0; e < e1; ++e)
             acc64 += static_cast<i64>(q.weight[static_cast<std::size_t>(e)]) *
-                     a[static_cast<std::size_t>(q.col[static_cast<std::size_t>(e)])];
+                     a[static_cast<std::size_t>(cols[static_cast<std::size_t>(e)])];
           acc += acc64;
         } else {
           for (i64 e = e0; e < e1; ++e)
             acc += static_cast<i128>(q.weight[static_cast<std::size_t>(e)]) *
-                   a[static_cast<std::size_t>(q.col[static_cast<std::size_t>(e)])];
+                   a[static_cast<std::size_t>(cols[static_cast<std::size_t>(e)])];
         }
         y[static_cast<std::size_t>(r)] =
             rescale(static_cast<i64>(acc), op.in_bits + q.weight_bits, op.out_bits);
@@ -559,5 +581,7 @@ std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double
     res[i] = std::ldexp(static_cast<double>(last[i]), -prog.output_bits());
   return res;
 }
+
+}  // namespace
 
 }  // namespace veil::hybrid
