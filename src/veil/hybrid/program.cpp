@@ -44,8 +44,18 @@ double input_bound(const nn::Network& net) {
   return b;
 }
 
+// std::lround for |w| < 2^31, inline (w - trunc(w) is exact): the per-weight libm call
+// dominated quantising a large network once per scale candidate.
+std::int32_t round_half_away(double w) {
+  auto t = static_cast<std::int64_t>(w);
+  const double frac = w - static_cast<double>(t);
+  if (frac >= 0.5) ++t;
+  if (frac <= -0.5) --t;
+  return static_cast<std::int32_t>(t);
+}
+
 // structure: false leaves row_ptr and col empty (a scale candidate, scored against the
-// network's own sparse structure instead of a copy of it: evaluate_candidate).
+// network's own sparse structure instead of a copy of it: evaluate_fixed_on).
 QuantLinear quantize(const nn::LinearStage& s, int weight_bits, int frac_bits, bool structure) {
   QuantLinear q;
   q.rows = s.weights.rows;
@@ -56,12 +66,13 @@ QuantLinear quantize(const nn::LinearStage& s, int weight_bits, int frac_bits, b
   }
   q.weight_bits = weight_bits;
   q.weight.resize(s.weights.val.size());
+  const double scale = std::ldexp(1.0, weight_bits);  // a power of two: w * scale is exact
   for (std::size_t i = 0; i < q.weight.size(); ++i) {
-    const double w = std::ldexp(s.weights.val[i], weight_bits);
+    const double w = s.weights.val[i] * scale;
     VEIL_REQUIRE(std::fabs(w) < 2147483647.0, "linear stage '" << s.name << "': weight " << s.weights.val[i]
                                                                << " does not fit 32 bits at scale 2^"
                                                                << weight_bits);
-    q.weight[i] = static_cast<std::int32_t>(std::lround(w));
+    q.weight[i] = round_half_away(w);
   }
   q.bias.resize(static_cast<std::size_t>(q.rows), 0);
   for (int r = 0; r < q.rows && static_cast<std::size_t>(r) < s.bias.size(); ++r)
@@ -78,6 +89,36 @@ QuantLinear quantize(const nn::LinearStage& s, int weight_bits, int frac_bits, b
 }
 
 // max_r (sum_j |w_rj|) * in_bound + |b_r|: interval propagation through a linear stage.
+// Per-row sum_j |w_rj| + the largest |w| of a linear stage: what propagate() and the
+// weight precision read, computed once for all the scales lower() tries.
+struct WeightStats {
+  std::vector<double> row_l1;
+  double wmax = 0;
+};
+WeightStats weight_stats(const nn::LinearStage& s) {
+  WeightStats w;
+  w.row_l1.assign(static_cast<std::size_t>(s.weights.rows), 0);
+  for (int r = 0; r < s.weights.rows; ++r)
+    for (i64 k = s.weights.row_ptr[static_cast<std::size_t>(r)];
+         k < s.weights.row_ptr[static_cast<std::size_t>(r) + 1]; ++k) {
+      const double a = std::fabs(s.weights.val[static_cast<std::size_t>(k)]);
+      w.row_l1[static_cast<std::size_t>(r)] += a;
+      w.wmax = std::max(w.wmax, a);
+    }
+  return w;
+}
+
+// The same as propagate() from the precomputed row sums.
+double propagate(const nn::LinearStage& s, const WeightStats& w, double in_bound) {
+  double b = 0;
+  for (int r = 0; r < s.weights.rows; ++r) {
+    const double bias =
+        static_cast<std::size_t>(r) < s.bias.size() ? std::fabs(s.bias[static_cast<std::size_t>(r)]) : 0;
+    b = std::max(b, w.row_l1[static_cast<std::size_t>(r)] * in_bound + bias);
+  }
+  return b;
+}
+
 double propagate(const nn::LinearStage& s, double in_bound) {
   double b = 0;
   for (int r = 0; r < s.weights.rows; ++r) {
@@ -126,8 +167,9 @@ namespace {
 // (0 for a stage when there are none), measured once for all the scales lower() tries.
 struct Ranges {
   double input = 0;
-  std::vector<double> stage;        // largest |output| of each stage
-  std::vector<double> stage_input;  // largest |value| entering each stage
+  std::vector<double> stage;         // largest |output| of each stage
+  std::vector<double> stage_input;   // largest |value| entering each stage
+  std::vector<WeightStats> weights;  // of each linear stage (empty for the others)
 };
 
 Ranges measure(const nn::Network& net, const ProgramOptions& options) {
@@ -135,6 +177,9 @@ Ranges measure(const nn::Network& net, const ProgramOptions& options) {
   r.input = input_bound(net);
   r.stage.assign(net.stages.size(), 0);
   r.stage_input.assign(net.stages.size(), 0);
+  r.weights.resize(net.stages.size());
+  for (std::size_t k = 0; k < net.stages.size(); ++k)
+    if (net.stages[k].kind == nn::Stage::Kind::kLinear) r.weights[k] = weight_stats(net.stages[k].linear);
   for (const auto& x : options.calibration) {
     VEIL_REQUIRE(static_cast<int>(x.size()) == net.input.size(),
                  "calibration input has " << x.size() << " values, the model expects " << net.input.size());
@@ -223,15 +268,16 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
             b = std::max(b, cs.poly.input_range * options.margin);
         }
         if (!measured)
-          b = measured_out[k] > 0 ? measured_out[k] * options.margin : propagate(st.linear, in_b);
+          b = measured_out[k] > 0 ? measured_out[k] * options.margin
+                                  : propagate(st.linear, ranges.weights[k], in_b);
         const bool last = k + 1 == n;
         // The product W x + b is held at 2^(in + fw) and must stay below 2^value_bits to
         // be truncated; the last stage is not truncated, its only limit is p/2 (2^59).
         const int fw =
-            last ? std::min(options.max_weight_bits, 59 - op.in_bits - bits_for(propagate(st.linear, in_b)))
+            last ? std::min(options.max_weight_bits,
+                            59 - op.in_bits - bits_for(propagate(st.linear, ranges.weights[k], in_b)))
                  : std::min(options.max_weight_bits, vb - 1 - op.in_bits - bits_for(b));
-        double wmax = 0;
-        for (double w : st.linear.weights.val) wmax = std::max(wmax, std::fabs(w));
+        const double wmax = ranges.weights[k].wmax;
         op.weight_precision = wmax > 0 ? fw + std::log2(wmax) : fw;
         VEIL_REQUIRE(fw >= 1 && op.weight_precision >= 2,
                      "linear stage '" << op.name << "': outputs up to " << b << " from inputs at 2^-"
