@@ -3,6 +3,7 @@
 // parties, and the residue-wise wire format.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <random>
 
@@ -230,6 +231,36 @@ TEST(MpcRing, ActivationOverTheChannelIsFinerThanOnePrimeAllows) {
   EXPECT_LE(worst, std::ldexp(10.0, -24)) << "seed " << test::test_seed();
   // One message per side: n elements at 61 + 31 bits, residue by residue.
   EXPECT_EQ(srv->bytes_sent(), 16 + 8 + (n * 61 + 7) / 8 + (n * 31 + 7) / 8);
+}
+
+// ChannelExchange packs a word at a time; the bytes are ByteWriter::packed's, residue by
+// residue (the wire format of docs/protocol.md), for one prime and for the ring.
+TEST(MpcRing, FramesAreTheGenericPackedBytes) {
+  MaskSource masks;
+  for (const Field& f : {Field(test::test_prime(40), 8), wide_field()}) {
+    for (std::size_t n : {0, 1, 7, 64, 1001}) {
+      const auto v = masks.uniform(f, n * static_cast<std::size_t>(f.words()));
+      auto [srv, cli] = net::make_memory_pair();
+      ChannelExchange es(*srv, Role::kServer, f, 40);
+      es.send(v);
+      const net::Frame got = cli->receive();
+      ByteWriter want;
+      want.u64(v.size());
+      for (int r = 0; r < f.words(); ++r) {
+        std::vector<u64> part;
+        for (std::size_t i = static_cast<std::size_t>(r); i < v.size();
+             i += static_cast<std::size_t>(f.words()))
+          part.push_back(v[i]);
+        want.packed(part, static_cast<unsigned>(std::bit_width(f.p(r) - 1)));
+      }
+      EXPECT_EQ(got.payload, want.buffer()) << f.words() << " primes, " << n << " values";
+      // And back.
+      auto [a, b] = net::make_memory_pair();
+      a->send(40, got.payload);
+      ChannelExchange ec(*b, Role::kClient, f, 40);
+      EXPECT_EQ(ec.receive(v.size()), v);
+    }
+  }
 }
 
 TEST(MpcRing, HostileResiduesAreRefused) {
