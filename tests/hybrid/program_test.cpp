@@ -39,6 +39,7 @@ TEST(HybridProgram, ShippedMnistModelIsMorePreciseOnTheTwoPrimeRing) {
   ProgramOptions wide, narrow;
   wide.calibration = s.images;
   narrow.calibration = s.images;
+  wide.ring = ShareRing::kTwoPrimes;
   narrow.prime2 = kNoSecondPrime;
   const Program pw = lower(s.net, wide), pn = lower(s.net, narrow);
   EXPECT_EQ(pw.primes(), (std::vector<u64>{default_prime(), default_prime2()}));
@@ -57,6 +58,66 @@ TEST(HybridProgram, ShippedMnistModelIsMorePreciseOnTheTwoPrimeRing) {
   std::printf("  mnist-delphi max logit error: %.2g over Z_p, %.2g over Z_(p0 p1) (%.1f bits gained)\n",
               err_narrow, err_wide, std::log2(err_narrow / err_wide));
   EXPECT_LT(err_wide * 30, err_narrow);
+}
+
+// ShareRing::kAuto keeps one prime when its program's errors are small against the
+// logits' top-2 margins, and takes the ring when they are not: here the same network with
+// one class far ahead (wide margins), and with two classes sharing a large bias (logits
+// near 2^10 whose differences are O(1): one prime keeps too few bits below the bias).
+TEST(HybridProgram, AutoRingKeepsOnePrimeOnlyWhenItIsPreciseEnough) {
+  std::mt19937_64 rng(41);
+  ProgramOptions po;
+  po.calibration = test::random_inputs(rng, 64);
+  nn::Network easy = test::residual_network(42), hard = test::residual_network(42);
+  easy.stages.back().linear.bias[0] += 50;
+  hard.stages.back().linear.bias[0] += 1000;
+  hard.stages.back().linear.bias[1] += 1000;
+  const Program pe = lower(easy, po), ph = lower(hard, po);
+  std::printf("  easy: %s\n  hard: %s\n", pe.ring_choice.c_str(), ph.ring_choice.c_str());
+  EXPECT_EQ(pe.primes(), std::vector<u64>{default_prime()});
+  EXPECT_NE(pe.ring_choice.find("one prime (auto)"), std::string::npos);
+  EXPECT_EQ(ph.primes(), (std::vector<u64>{default_prime(), default_prime2()}));
+  EXPECT_NE(ph.ring_choice.find("two primes (auto)"), std::string::npos);
+  // The ring does what auto expects of it on the hard model: closer logits.
+  ProgramOptions one = po;
+  one.ring = ShareRing::kOnePrime;
+  const Program ph1 = lower(hard, one);
+  double err_ring = 0, err_one = 0;
+  const nn::Network merged = merge_linear_runs(hard);
+  for (const auto& x : po.calibration) {
+    const auto want = nn::evaluate(merged, x);
+    const auto a = evaluate_fixed(ph, x), b = evaluate_fixed(ph1, x);
+    for (std::size_t j = 0; j < want.size(); ++j) {
+      err_ring = std::max(err_ring, std::fabs(a[j] - want[j]));
+      err_one = std::max(err_one, std::fabs(b[j] - want[j]));
+    }
+  }
+  EXPECT_LT(err_ring * 8, err_one);
+  // Without calibration inputs nothing measures the one-prime program: the ring.
+  EXPECT_EQ(lower(easy).primes().size(), 2u);
+}
+
+// The user's choice overrides auto both ways; kNoSecondPrime still means one prime.
+TEST(HybridProgram, ShareRingOverridesAuto) {
+  std::mt19937_64 rng(43);
+  ProgramOptions po;
+  po.calibration = test::random_inputs(rng, 32);
+  nn::Network easy = test::residual_network(42), hard = test::residual_network(42);
+  easy.stages.back().linear.bias[0] += 50;
+  hard.stages.back().linear.bias[0] += 1000;
+  hard.stages.back().linear.bias[1] += 1000;
+  ProgramOptions one = po, two = po, legacy = po;
+  one.ring = ShareRing::kOnePrime;
+  two.ring = ShareRing::kTwoPrimes;
+  legacy.prime2 = kNoSecondPrime;
+  EXPECT_EQ(lower(hard, one).primes().size(), 1u);
+  EXPECT_EQ(lower(hard, one).ring_choice, "one prime (asked for)");
+  EXPECT_EQ(lower(hard, legacy).primes().size(), 1u);
+  EXPECT_EQ(lower(easy, two).primes().size(), 2u);
+  EXPECT_EQ(lower(easy, two).ring_choice, "two primes (asked for)");
+  ProgramOptions none;
+  none.ring = ShareRing::kOnePrime;
+  EXPECT_EQ(lower(easy, none).primes().size(), 1u);
 }
 
 TEST(HybridProgram, ScalesKeepEveryTruncatedValueInsideTheBound) {

@@ -80,6 +80,9 @@ HybridModel load_hybrid_model(const ModelOptions& o) {
   m.graph = nn::load_onnx(o.path, io);
   m.network = nn::lower(m.graph, hybrid::lower_options());
   hybrid::ProgramOptions po;
+  po.ring = o.share_ring == "one"   ? hybrid::ShareRing::kOnePrime
+            : o.share_ring == "two" ? hybrid::ShareRing::kTwoPrimes
+                                    : hybrid::ShareRing::kAuto;
   std::string source = "none (no data set installed: measured ranges and interval bounds)";
   po.calibration = calibration_inputs(m.network, o.calibration, &source);
   m.calibration = source;
@@ -93,6 +96,7 @@ void print_hybrid_plan(const HybridModel& m) {
   std::printf("model %s (%s, input %dx%dx%d), hybrid mode\n", m.network.name.c_str(),
               m.network.dataset.c_str(), m.network.input.c, m.network.input.h, m.network.input.w);
   std::printf("fixed-point scales chosen on: %s\n", m.calibration.c_str());
+  std::printf("share ring: %s\n", prog.ring_choice.c_str());
   std::printf("%s", hybrid::describe(prog).c_str());
   const nn::Network unmerged = nn::lower(m.graph, nn::LowerOptions::none());
   int linear_before = 0, linear_after = 0;

@@ -387,6 +387,10 @@ nn::Network merge_linear_runs(const nn::Network& in) {
   return net;
 }
 
+namespace {
+Program lower_ring(const nn::Network& net, const ProgramOptions& options, const Ranges& ranges);
+}  // namespace
+
 Program lower(const nn::Network& original, const ProgramOptions& options) {
   nn::Network net = options.merge ? merge_linear_runs(original) : original;
   // One pass of the calibration inputs through the double network serves every scale tried.
@@ -411,6 +415,13 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
                                                  "images: the commands take them from the installed data "
                                                  "set; or export with python/train.py)");
   }
+  return lower_ring(net, options, ranges);
+}
+
+namespace {
+
+// Chooses the scales (see lower()) on the ring options.prime2 names.
+Program lower_scales(const nn::Network& net, const ProgramOptions& options, const Ranges& ranges) {
   if (options.value_precision != 0) {
     Program p = lower_at(net, options, ranges);
     set_he_shapes(p);
@@ -487,6 +498,101 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
   set_he_shapes(best);
   return best;
 }
+
+// Predicted top-1 disagreement of `prog` with the double network (see lower()), and the
+// calibration inputs it was measured on.
+std::pair<double, std::size_t> predicted_disagreement(const Program& prog, const nn::Network& net,
+                                                      const ProgramOptions& options) {
+  double macs = 1;
+  for (const auto& st : net.stages)
+    if (st.kind == nn::Stage::Kind::kLinear) macs += static_cast<double>(st.linear.weights.nnz());
+  const std::size_t n = std::min<std::size_t>(
+      {options.calibration.size(), 64, std::max<std::size_t>(2, static_cast<std::size_t>(2.0e9 / macs))});
+  std::vector<double> margin(n, 0), error(n, 0);
+  parallel_for(n, [&](std::size_t i) {
+    const auto want = nn::evaluate(net, options.calibration[i]);
+    if (want.size() < 2) return;
+    const auto got = evaluate_fixed_on(prog, options.calibration[i], nullptr, &net);
+    std::size_t a = 0, b = 1;
+    if (want[b] > want[a]) std::swap(a, b);
+    for (std::size_t j = 2; j < want.size(); ++j) {
+      if (want[j] > want[a])
+        b = a, a = j;
+      else if (want[j] > want[b])
+        b = j;
+    }
+    margin[i] = want[a] - want[b];
+    error[i] = std::fabs((got[a] - got[b]) - margin[i]);
+  });
+  std::vector<double> sorted = margin;
+  std::sort(sorted.begin(), sorted.end());
+  // Near 0 the margins' distribution is taken as a power law F(x) = (k / n) (x / t)^alpha
+  // below t = m_(k+1), k = ceil(sqrt(n)): alpha is the maximum-likelihood (Hill) estimate
+  // from the k smallest margins (ln(t / m_(i)) ~ Exp(alpha)); n = 64 inputs cannot show a
+  // 0.1% tail directly, and alpha = 1 (a flat density) overstates it for confident models.
+  const std::size_t k = std::min<std::size_t>(
+      n - 1, std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(std::sqrt(double(n))))));
+  const double t = sorted[k];
+  double logs = 0;
+  for (std::size_t i = 0; i < k; ++i) logs += std::log(t / std::max(sorted[i], 1e-300));
+  const double alpha = t <= 0 ? 1.0 : static_cast<double>(k) / std::max(logs, 1e-300);
+  // Above t the empirical distribution; a zero t (ties at the top): any error flips them.
+  auto F = [&](double x) {
+    if (t <= 0) return 1.0;
+    if (x < t) return static_cast<double>(k) / static_cast<double>(n) * std::pow(x / t, alpha);
+    return static_cast<double>(std::upper_bound(sorted.begin(), sorted.end(), x) - sorted.begin()) /
+           static_cast<double>(n);
+  };
+  double p = 0;
+  for (double d : error) p += F(d) / static_cast<double>(n);
+  return {p, n};
+}
+
+std::string percent(double x) {
+  std::ostringstream o;
+  o.precision(x < 0.01 ? 2 : 3);
+  o << 100 * x << "%";
+  return o.str();
+}
+
+Program lower_ring(const nn::Network& net, const ProgramOptions& options, const Ranges& ranges) {
+  ProgramOptions one = options, two = options;
+  one.prime2 = kNoSecondPrime;
+  if (two.prime2 == kNoSecondPrime) two.prime2 = 0;
+  if (options.prime2 == kNoSecondPrime || options.ring == ShareRing::kOnePrime) {
+    Program p = lower_scales(net, one, ranges);
+    p.ring_choice = "one prime (asked for)";
+    return p;
+  }
+  if (options.ring == ShareRing::kTwoPrimes) {
+    Program p = lower_scales(net, two, ranges);
+    p.ring_choice = "two primes (asked for)";
+    return p;
+  }
+  std::string why;
+  if (options.calibration.empty()) {
+    why = "no calibration inputs to measure the one-prime program on";
+  } else {
+    try {
+      Program p = lower_scales(net, one, ranges);
+      const auto [disagree, n] = predicted_disagreement(p, net, options);
+      std::string measured = "predicted top-1 disagreement on one prime " + percent(disagree) + " (from " +
+                             std::to_string(n) + " calibration inputs' top-2 margins and their errors) ";
+      if (disagree <= 1 - kAutoRingAgreement) {
+        p.ring_choice = "one prime (auto): " + measured + "<= " + percent(1 - kAutoRingAgreement);
+        return p;
+      }
+      why = measured + "> " + percent(1 - kAutoRingAgreement);
+    } catch (const std::invalid_argument& e) {
+      why = std::string("one prime cannot hold the values: ") + e.what();
+    }
+  }
+  Program p = lower_scales(net, two, ranges);
+  p.ring_choice = "two primes (auto): " + why;
+  return p;
+}
+
+}  // namespace
 
 std::string describe(const Program& prog) {
   std::ostringstream o;
