@@ -231,21 +231,24 @@ std::vector<std::vector<double>> mnist_samples(const nn::Network& net) {
 }
 
 // Scales chosen on the sample images (as the commands choose them on training images).
-// one_prime: shares over Z_p alone (the narrow field before the two-prime ring).
-hybrid::Program mnist_program(const char* model, bool baseline, bool one_prime = false) {
+// ring: the two-prime ring by default (the bench's reference), kOnePrime for shares over Z_p
+// alone (the narrow field before the ring), kAuto as the commands choose.
+hybrid::Program mnist_program(const char* model, bool baseline,
+                              hybrid::ShareRing ring = hybrid::ShareRing::kTwoPrimes) {
   const nn::Graph g = nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/models/" + model);
   const nn::Network net = nn::lower(g, baseline ? nn::LowerOptions::none() : hybrid::lower_options());
   hybrid::ProgramOptions o;
   o.merge = !baseline;
-  if (one_prime) o.prime2 = hybrid::kNoSecondPrime;
+  o.ring = ring;
   o.calibration = mnist_samples(net);
   return hybrid::lower(net, o);
 }
 
 // One online inference per iteration; counters: the server's time in linear layers and
 // in activations (ms per inference), rounds, online bytes.
-void BM_OnlineStages(benchmark::State& state, const char* model, bool baseline, bool one_prime = false) {
-  const hybrid::Program prog = mnist_program(model, baseline, one_prime);
+void BM_OnlineStages(benchmark::State& state, const char* model, bool baseline,
+                     hybrid::ShareRing ring = hybrid::ShareRing::kTwoPrimes) {
+  const hybrid::Program prog = mnist_program(model, baseline, ring);
   const nn::Network net = nn::lower(nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/models/" + model));
   const std::vector<double> x = mnist_samples(net).front();
   mpc::MaskSource masks;
@@ -281,6 +284,7 @@ void BM_OnlineStages(benchmark::State& state, const char* model, bool baseline, 
   state.counters["linear_ops"] = linear_ops;
   state.counters["elements"] = static_cast<double>(elements);
   state.counters["max_err"] = max_err;
+  state.counters["primes"] = static_cast<double>(prog.primes().size());
 }
 BENCHMARK_CAPTURE(BM_OnlineStages, mnist_delphi_ours, "mnist-delphi.onnx", false)
     ->Unit(benchmark::kMillisecond)
@@ -288,7 +292,12 @@ BENCHMARK_CAPTURE(BM_OnlineStages, mnist_delphi_ours, "mnist-delphi.onnx", false
 BENCHMARK_CAPTURE(BM_OnlineStages, mnist_delphi_baseline, "mnist-delphi.onnx", true)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
-BENCHMARK_CAPTURE(BM_OnlineStages, mnist_delphi_one_prime, "mnist-delphi.onnx", false, true)
+BENCHMARK_CAPTURE(BM_OnlineStages, mnist_delphi_one_prime, "mnist-delphi.onnx", false,
+                  hybrid::ShareRing::kOnePrime)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+// The ring ShareRing::kAuto chooses on the sample images (counter primes).
+BENCHMARK_CAPTURE(BM_OnlineStages, mnist_delphi_auto, "mnist-delphi.onnx", false, hybrid::ShareRing::kAuto)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
@@ -388,7 +397,7 @@ BENCHMARK_CAPTURE(BM_PreprocessMnist, mnist_delphi, "mnist-delphi.onnx")
 // The same over one prime (the narrow field before the two-prime ring): half the
 // exact-scheme exchanges.
 void BM_PreprocessMnistOnePrime(benchmark::State& state, const char* model) {
-  run_preprocessing(state, mnist_program(model, false, true), 0, "");
+  run_preprocessing(state, mnist_program(model, false, hybrid::ShareRing::kOnePrime), 0, "");
 }
 BENCHMARK_CAPTURE(BM_PreprocessMnistOnePrime, mnist_delphi, "mnist-delphi.onnx")
     ->Unit(benchmark::kMillisecond)
