@@ -75,6 +75,7 @@ TEST(HybridProgram, InstalledTestSetsReachTheFashionTargetOnTheTwoPrimeRing) {
   ProgramOptions wide, narrow;
   for (std::size_t i = 0; i < train.size(); ++i) wide.calibration.push_back(image(train, i));
   narrow.calibration = wide.calibration;
+  wide.ring = ShareRing::kTwoPrimes;
   narrow.prime2 = kNoSecondPrime;
   const Program pw = lower(net, wide), pn = lower(net, narrow);
   EXPECT_GE(pw.value_bits, pn.value_bits + 30);
