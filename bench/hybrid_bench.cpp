@@ -17,6 +17,7 @@
 #include "veil/hybrid/preprocess.hpp"
 #include "veil/mpc/activation.hpp"
 #include "veil/mpc/channel_exchange.hpp"
+#include "veil/mpc/truncate.hpp"
 #include "veil/net/memory_channel.hpp"
 #include "veil/nn/onnx/import.hpp"
 #include "veil/nn/plain_eval.hpp"
@@ -144,6 +145,25 @@ void BM_SecureSquares(benchmark::State& state) {
 }
 BENCHMARK(BM_SecureSquares)->Arg(1 << 16)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// Local truncation of 2^16 shared values on one party's share: one prime (arg 1) or the
+// two-prime ring (arg 2), whose truncation recombines each element's residues.
+void BM_Truncate(benchmark::State& state) {
+  const mpc::Field f = state.range(0) == 1
+                           ? mpc::Field(hybrid::default_prime(), 8)
+                           : mpc::Field({hybrid::default_prime(), hybrid::default_prime2()}, 8);
+  mpc::MaskSource masks;
+  const std::size_t n = std::size_t{1} << 16;
+  const auto x = masks.uniform(f, n * static_cast<std::size_t>(f.words()));
+  for (auto _ : state) {
+    auto y = x;
+    mpc::truncate_inplace(f, mpc::Role::kClient, y, 12);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["values/s"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Truncate)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 // One whole online inference of a shipped MNIST model over the in-memory channel (the
 // preprocessing material dealt outside the timing).
 void BM_OnlineMnist(benchmark::State& state, const char* model) {
@@ -180,15 +200,18 @@ BENCHMARK_CAPTURE(BM_OnlineMnist, mnist_delphi, "mnist-delphi.onnx")
 //   build/bench/veil_hybrid_bench --benchmark_filter='Stages|LinearWork|Preprocess(Mnist|Baseline)'
 std::vector<u64> naive_kernel(const mpc::Field& f, const hybrid::QuantLinear& q, std::span<const u64> x,
                               bool add_bias) {
-  const auto& m = f.mod();
-  std::vector<u64> y(static_cast<std::size_t>(q.rows));
-  for (int r = 0; r < q.rows; ++r) {
-    u64 acc = add_bias ? m.from_signed(q.bias[static_cast<std::size_t>(r)]) : 0;
-    for (std::int64_t e = q.row_ptr[static_cast<std::size_t>(r)];
-         e < q.row_ptr[static_cast<std::size_t>(r) + 1]; ++e)
-      acc = m.add(acc, m.mul(m.from_signed(q.weight[static_cast<std::size_t>(e)]),
-                             x[static_cast<std::size_t>(q.col[static_cast<std::size_t>(e)])]));
-    y[static_cast<std::size_t>(r)] = acc;
+  const std::size_t words = static_cast<std::size_t>(f.words());
+  std::vector<u64> y(static_cast<std::size_t>(q.rows) * words);
+  for (std::size_t k = 0; k < words; ++k) {
+    const auto& m = f.mod(static_cast<int>(k));
+    for (int r = 0; r < q.rows; ++r) {
+      u64 acc = add_bias ? m.from_signed(q.bias[static_cast<std::size_t>(r)]) : 0;
+      for (std::int64_t e = q.row_ptr[static_cast<std::size_t>(r)];
+           e < q.row_ptr[static_cast<std::size_t>(r) + 1]; ++e)
+        acc = m.add(acc, m.mul(m.from_signed(q.weight[static_cast<std::size_t>(e)]),
+                               x[static_cast<std::size_t>(q.col[static_cast<std::size_t>(e)]) * words + k]));
+      y[static_cast<std::size_t>(r) * words + k] = acc;
+    }
   }
   return y;
 }
@@ -208,19 +231,24 @@ std::vector<std::vector<double>> mnist_samples(const nn::Network& net) {
 }
 
 // Scales chosen on the sample images (as the commands choose them on training images).
-hybrid::Program mnist_program(const char* model, bool baseline) {
+// ring: the two-prime ring by default (the bench's reference), kOnePrime for shares over Z_p
+// alone (the narrow field before the ring), kAuto as the commands choose.
+hybrid::Program mnist_program(const char* model, bool baseline,
+                              hybrid::ShareRing ring = hybrid::ShareRing::kTwoPrimes) {
   const nn::Graph g = nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/models/" + model);
   const nn::Network net = nn::lower(g, baseline ? nn::LowerOptions::none() : hybrid::lower_options());
   hybrid::ProgramOptions o;
   o.merge = !baseline;
+  o.ring = ring;
   o.calibration = mnist_samples(net);
   return hybrid::lower(net, o);
 }
 
 // One online inference per iteration; counters: the server's time in linear layers and
 // in activations (ms per inference), rounds, online bytes.
-void BM_OnlineStages(benchmark::State& state, const char* model, bool baseline) {
-  const hybrid::Program prog = mnist_program(model, baseline);
+void BM_OnlineStages(benchmark::State& state, const char* model, bool baseline,
+                     hybrid::ShareRing ring = hybrid::ShareRing::kTwoPrimes) {
+  const hybrid::Program prog = mnist_program(model, baseline, ring);
   const nn::Network net = nn::lower(nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/models/" + model));
   const std::vector<double> x = mnist_samples(net).front();
   mpc::MaskSource masks;
@@ -256,11 +284,20 @@ void BM_OnlineStages(benchmark::State& state, const char* model, bool baseline) 
   state.counters["linear_ops"] = linear_ops;
   state.counters["elements"] = static_cast<double>(elements);
   state.counters["max_err"] = max_err;
+  state.counters["primes"] = static_cast<double>(prog.primes().size());
 }
 BENCHMARK_CAPTURE(BM_OnlineStages, mnist_delphi_ours, "mnist-delphi.onnx", false)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_OnlineStages, mnist_delphi_baseline, "mnist-delphi.onnx", true)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_OnlineStages, mnist_delphi_one_prime, "mnist-delphi.onnx", false,
+                  hybrid::ShareRing::kOnePrime)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+// The ring ShareRing::kAuto chooses on the sample images (counter primes).
+BENCHMARK_CAPTURE(BM_OnlineStages, mnist_delphi_auto, "mnist-delphi.onnx", false, hybrid::ShareRing::kAuto)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
@@ -272,9 +309,10 @@ void BM_OnlineLinearWork(benchmark::State& state, const char* model, bool baseli
   mpc::MaskSource masks;
   std::vector<std::vector<u64>> in;
   for (const auto& op : prog.ops)
-    in.push_back(op.kind == hybrid::Op::Kind::kLinear
-                     ? masks.uniform(f, static_cast<std::size_t>(op.linear.cols))
-                     : std::vector<u64>{});
+    in.push_back(
+        op.kind == hybrid::Op::Kind::kLinear
+            ? masks.uniform(f, static_cast<std::size_t>(op.linear.cols) * static_cast<std::size_t>(f.words()))
+            : std::vector<u64>{});
   std::int64_t macs = 0;
   for (const auto& op : prog.ops)
     if (op.kind == hybrid::Op::Kind::kLinear) macs += static_cast<std::int64_t>(op.linear.weight.size());
@@ -351,6 +389,16 @@ BENCHMARK_CAPTURE(BM_PreprocessMnist, mnist_cryptonets, "mnist-cryptonets.onnx")
     ->UseRealTime()
     ->Iterations(3);
 BENCHMARK_CAPTURE(BM_PreprocessMnist, mnist_delphi, "mnist-delphi.onnx")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(3);
+
+// The same over one prime (the narrow field before the two-prime ring): half the
+// exact-scheme exchanges.
+void BM_PreprocessMnistOnePrime(benchmark::State& state, const char* model) {
+  run_preprocessing(state, mnist_program(model, false, hybrid::ShareRing::kOnePrime), 0, "");
+}
+BENCHMARK_CAPTURE(BM_PreprocessMnistOnePrime, mnist_delphi, "mnist-delphi.onnx")
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->Iterations(3);

@@ -7,6 +7,7 @@
 #include "hybrid/hybrid_test_util.hpp"
 #include "mpc/mpc_test_util.hpp"
 #include "veil/hybrid/linear.hpp"
+#include "veil/math/cpu.hpp"
 #include "veil/mpc/share.hpp"
 
 namespace veil::hybrid {
@@ -43,6 +44,59 @@ TEST(HybridLinear, FastPathEqualsReference) {
     const QuantLinear q = random_layer(rng, 150, 333, weight_max);
     const auto x = masks.uniform(f, static_cast<std::size_t>(q.cols));
     for (bool bias : {false, true}) EXPECT_EQ(apply(f, q, x, bias), apply_reference(f, q, x, bias));
+  }
+}
+
+TEST(HybridLinear, TwoPrimeRingFastPathEqualsReferenceAndPlainProductModP) {
+  const auto seed = mpc::test::test_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  std::mt19937_64 rng(seed);
+  using u128 = unsigned __int128;
+  // The default ring (31-bit second prime: three digit planes) and a 34-bit second prime
+  // (four planes); P < 2^95 keeps the plain check below in 128 bits.
+  for (const auto& primes : {std::vector<u64>{default_prime(), default_prime2()},
+                             std::vector<u64>{default_prime(), mpc::test::test_prime(34)}}) {
+    const mpc::Field f(primes, 8);
+    const u128 P = static_cast<u128>(f.p(0)) * f.p(1);
+    mpc::MaskSource masks;
+    for (int weight_max : {1, 300, 40000}) {
+      const QuantLinear q = random_layer(rng, 60, 200, weight_max);
+      const auto x = masks.uniform(f, 2 * static_cast<std::size_t>(q.cols));
+      const auto fast = apply(f, q, x, true);
+      ASSERT_EQ(fast, apply_reference(f, q, x, true));
+      // Row by row on the recombined integers: sum_j w_rj x_j + b_r mod P.
+      for (int r = 0; r < q.rows; ++r) {
+        u128 acc = 0;
+        auto add_signed = [&](u128 v, std::int64_t w) {
+          const u128 t = (v * static_cast<u128>(w < 0 ? -w : w)) % P;  // < 2^95 * 2^36
+          acc = (acc + (w < 0 ? P - t : t)) % P;
+        };
+        for (std::int64_t e = q.row_ptr[static_cast<std::size_t>(r)];
+             e < q.row_ptr[static_cast<std::size_t>(r) + 1]; ++e)
+          add_signed(f.combine(&x[2 * static_cast<std::size_t>(q.col[static_cast<std::size_t>(e)])]),
+                     q.weight[static_cast<std::size_t>(e)]);
+        add_signed(1, q.bias[static_cast<std::size_t>(r)]);
+        ASSERT_TRUE(f.combine(&fast[2 * static_cast<std::size_t>(r)]) == acc) << "row " << r;
+      }
+    }
+  }
+}
+
+// The portable and the AVX2 row kernels give the same words, one prime and two.
+TEST(HybridLinear, ScalarAndSimdKernelsAgree) {
+  std::mt19937_64 rng(mpc::test::test_seed());
+  mpc::MaskSource masks;
+  for (const auto& primes :
+       {std::vector<u64>{default_prime()}, std::vector<u64>{default_prime(), default_prime2()}}) {
+    const mpc::Field f(primes, 8);
+    const QuantLinear q = random_layer(rng, 130, 300, 5000);
+    const auto x = masks.uniform(f, static_cast<std::size_t>(q.cols) * primes.size());
+    math::set_simd_level(math::SimdLevel::kScalar);
+    const auto scalar = apply(f, q, x, true);
+    math::set_simd_level(math::SimdLevel::kAvx512);  // the best this CPU has
+    const auto simd = apply(f, q, x, true);
+    EXPECT_EQ(scalar, simd) << "simd level " << math::simd_level_name(math::simd_level());
+    EXPECT_EQ(scalar, apply_reference(f, q, x, true));
   }
 }
 

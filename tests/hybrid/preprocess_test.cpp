@@ -64,13 +64,17 @@ const Program& residual_program() {
 TEST(HybridPreprocess, ParametersAreSecureAndShareTheField) {
   const Program& prog = residual_program();
   const HeParameters hp = he_parameters(prog);
-  for (const auto& ctx : {hp.linear, hp.beaver}) {
-    EXPECT_TRUE(ctx->params().is_128_bit_secure());
-    EXPECT_EQ(ctx->t(), prog.prime);
-    EXPECT_GE(ctx->params().flood_bits, 40);
-  }
+  ASSERT_EQ(hp.residues(), 2);
+  for (int r = 0; r < 2; ++r)
+    for (const auto& ctx : {hp.linear_of(r), hp.beaver_of(r)}) {
+      EXPECT_TRUE(ctx->params().is_128_bit_secure());
+      EXPECT_TRUE(ctx->params().validate().empty()) << ctx->params().validate();
+      EXPECT_EQ(ctx->t(), prog.primes()[static_cast<std::size_t>(r)]);
+      EXPECT_GE(ctx->params().flood_bits, 40);
+    }
   EXPECT_TRUE(hp.beaver->batching());
-  for (const auto& ctx : {hp.linear, hp.beaver}) {
+  EXPECT_TRUE(hp.beaver2->batching());
+  for (const auto& ctx : {hp.linear, hp.beaver, hp.linear2, hp.beaver2}) {
     const auto nb = bfv::noise_bounds(ctx->params());
     std::printf("  %s\n    evaluation noise <= 2^%.1f, flood 2^%d, response noise <= 2^%.1f\n",
                 ctx->params().describe().c_str(), static_cast<double>(std::log2(nb.evaluation)),
@@ -83,7 +87,7 @@ TEST(HybridPreprocess, ParametersAreSecureAndShareTheField) {
 TEST(HybridPreprocess, MaterialMatchesTheIdealFunctionality) {
   const Program& prog = residual_program();
   const mpc::Field f = prog.field();
-  const auto& t = f.mod();
+  ASSERT_EQ(f.words(), 2);  // the default two-prime ring: each residue from its own run
   Pair ch;
   const auto runs = preprocess(prog, 2, ch);
   for (const RunMaterial& r : runs) {
@@ -96,15 +100,17 @@ TEST(HybridPreprocess, MaterialMatchesTheIdealFunctionality) {
       mpc::add_inplace(f, sum, r.server.offset[k]);
       EXPECT_EQ(sum, apply_reference(f, prog.ops[k].linear, r.client.mask[k], false)) << prog.ops[k].name;
     }
-    for (std::size_t i = 0; i < r.client.squares.size(); ++i) {
+    int bad = 0;
+    mpc::for_each_word(f, r.client.squares.size(), [&](std::size_t i, const math::Modulus& t) {
       const u64 a = t.add(r.client.squares.a[i], r.server.squares.a[i]);
-      ASSERT_EQ(t.add(r.client.squares.a2[i], r.server.squares.a2[i]), t.mul(a, a)) << "square " << i;
-    }
-    for (std::size_t i = 0; i < r.client.triples.size(); ++i) {
+      bad += t.add(r.client.squares.a2[i], r.server.squares.a2[i]) != t.mul(a, a);
+    });
+    mpc::for_each_word(f, r.client.triples.size(), [&](std::size_t i, const math::Modulus& t) {
       const u64 a = t.add(r.client.triples.a[i], r.server.triples.a[i]);
       const u64 b = t.add(r.client.triples.b[i], r.server.triples.b[i]);
-      ASSERT_EQ(t.add(r.client.triples.c[i], r.server.triples.c[i]), t.mul(a, b)) << "triple " << i;
-    }
+      bad += t.add(r.client.triples.c[i], r.server.triples.c[i]) != t.mul(a, b);
+    });
+    EXPECT_EQ(bad, 0) << "Beaver words that are not squares or products";
   }
   // Fresh masks every run: material is never reused.
   EXPECT_NE(runs[0].client.mask[0], runs[1].client.mask[0]);

@@ -148,9 +148,9 @@ TEST(HybridPublicProgram, HeaderAndAbsurdCountsAreRefused) {
   no_classes.classes.assign(1, "x");
   no_classes.ops.clear();
   Bytes c = save_public_program(no_classes);
-  // The class count sits before the single name "x" (u32 length + 1 byte), the prime, five
-  // scales, the op count and the logit bound.
-  const std::size_t classes_at = c.size() - 8 - 4 - 8 - 20 - 5 - 4;
+  // The class count sits before the single name "x" (u32 length + 1 byte), the two primes,
+  // five scales, the op count and the logit bound.
+  const std::size_t classes_at = c.size() - 8 - 4 - 8 - 8 - 20 - 5 - 4;
   const std::uint32_t huge = 60000;
   std::memcpy(c.data() + classes_at, &huge, 4);
   expect_refused(c, "classes");
@@ -180,6 +180,8 @@ TEST(HybridPublicProgram, InconsistentProgramsAreRefusedByName) {
   expect_refused([](Program& p) { p.ops[1].coefficients.assign(6, 0.5); }, "coefficients");
   expect_refused([](Program& p) { p.ops[0].linear.truncate = false; }, "untruncated");
   expect_refused([](Program& p) { p.prime += 2; }, "not a prime");
+  expect_refused([](Program& p) { p.prime2 += 2; }, "second prime");
+  expect_refused([](Program& p) { p.prime2 = p.prime; }, "second prime");
   expect_refused([](Program& p) { p.value_bits += 1; }, "truncation bound");
   expect_refused([](Program& p) { p.classes.assign(3, "c"); }, "class names");
   expect_refused([](Program& p) { p.input.c = 0; }, "bad shape");

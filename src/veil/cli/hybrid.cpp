@@ -78,6 +78,9 @@ HybridModel load_hybrid_model(const ModelOptions& o) {
   m.graph = nn::load_onnx(o.path, io);
   m.network = nn::lower(m.graph, hybrid::lower_options());
   hybrid::ProgramOptions po;
+  po.ring = o.share_ring == "one"   ? hybrid::ShareRing::kOnePrime
+            : o.share_ring == "two" ? hybrid::ShareRing::kTwoPrimes
+                                    : hybrid::ShareRing::kAuto;
   std::string source = "none (no data set installed: measured ranges and interval bounds)";
   po.calibration = calibration_inputs(m.network, o.calibration, &source);
   m.calibration = source;
@@ -91,6 +94,7 @@ void print_hybrid_plan(const HybridModel& m) {
   std::printf("model %s (%s, input %dx%dx%d), hybrid mode\n", m.network.name.c_str(),
               m.network.dataset.c_str(), m.network.input.c, m.network.input.h, m.network.input.w);
   std::printf("fixed-point scales chosen on: %s\n", m.calibration.c_str());
+  std::printf("share ring: %s\n", prog.ring_choice.c_str());
   std::printf("%s", hybrid::describe(prog).c_str());
   const nn::Network unmerged = nn::lower(m.graph, nn::LowerOptions::none());
   int linear_before = 0, linear_after = 0;
@@ -105,8 +109,13 @@ void print_hybrid_plan(const HybridModel& m) {
       c.rounds, static_cast<long long>(c.linear_macs), static_cast<long long>(c.squares),
       static_cast<long long>(c.triples));
   const hybrid::HeParameters hp = hybrid::he_parameters(prog);
-  std::printf("exact scheme, linear layers: %s\n", hp.linear->params().describe().c_str());
-  std::printf("exact scheme, Beaver products: %s\n", hp.beaver->params().describe().c_str());
+  for (int r = 0; r < hp.residues(); ++r) {
+    const std::string which = hp.residues() == 1 ? "" : " (t = p" + std::to_string(r) + ")";
+    std::printf("exact scheme, linear layers%s: %s\n", which.c_str(),
+                hp.linear_of(r)->params().describe().c_str());
+    std::printf("exact scheme, Beaver products%s: %s\n", which.c_str(),
+                hp.beaver_of(r)->params().describe().c_str());
+  }
 }
 
 void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inputs, std::size_t index,
@@ -115,7 +124,7 @@ void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inp
   const HybridModel m = load_hybrid_model(o);
   std::printf(
       "model %s: hybrid mode, values in Z_p (p %d bits), %d online rounds, %d threads, program %.2f s\n",
-      m.network.name.c_str(), static_cast<int>(std::log2(static_cast<double>(m.program.prime))) + 1,
+      m.network.name.c_str(), static_cast<int>(m.program.field().log2_modulus()) + 1,
       hybrid::cost(m.program).rounds, num_threads(), seconds_since(t));
   eval::HybridSession session(m.program);
   std::printf(

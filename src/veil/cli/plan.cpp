@@ -30,6 +30,13 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, std::string& mode) {
                  "hybrid mode: images that choose the fixed-point scales (an IDX or CIFAR-10 file or a\n"
                  "data-set folder; the first 64 records). Default: the model's data set, installed")
       ->check(CLI::ExistingPath);
+  cmd.add_option("--share-ring", o.share_ring,
+                 "hybrid mode: the ring the shares live in. one: Z_p (61 bits), the fastest online stage;\n"
+                 "two: Z_(p0 p1) (92 bits), more precise fixed point (closer to the plaintext logits)\n"
+                 "at ~1.5x the online time and ~1.8x the preprocessing; auto (default): one prime when\n"
+                 "its predicted top-1 agreement with the plaintext model on the calibration images is\n"
+                 ">= 99.9%, else two (two without calibration images)")
+      ->check(CLI::IsMember({"auto", "one", "two"}));
   cmd.add_option("--log-n", o.plan.log_n, "force the ring degree 2^n (default: smallest secure one)")
       ->check(CLI::Range(12, 17));
   cmd.add_option("--scale-bits", o.plan.target_scale_bits,

@@ -22,6 +22,7 @@ struct ModelOptions {
   std::string path;
   std::vector<std::string> approximate;  // e.g. relu:deg4:range8
   std::string calibration;               // hybrid mode: images that choose the scales
+  std::string share_ring = "auto";       // hybrid mode: auto, one or two (primes)
   nn::PlanOptions plan;
 };
 

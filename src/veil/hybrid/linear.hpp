@@ -7,7 +7,9 @@
 // Fast path: each residue (< 2^61) is split into 31-bit halves and each half is
 // multiplied by the weights with plain 64-bit integer multiply-adds; the accumulators
 // cannot overflow while sum_j |w_rj| < 2^32 (QuantLinear::max_row_l1), and each row is
-// reduced mod p once. Rows are spread over both cores. `apply_reference` computes the
+// reduced mod p once. Over a two-prime ring (mpc/field.hpp) x and y hold two words per
+// element; the residues mod p_1 < 2^31 need one multiply-add per weight (no split), in the
+// same pass over the weights. Rows are spread over both cores. `apply_reference` computes the
 // same with one 128-bit accumulator per row, for the tests.
 #pragma once
 
@@ -19,7 +21,7 @@
 
 namespace veil::hybrid {
 
-// y = W x mod p, plus the bias (at scale 2^(f+fw)) when add_bias.
+// y = W x mod P (Field::words() words per element), plus the bias (at scale 2^(f+fw)) when add_bias.
 std::vector<u64> apply(const mpc::Field& field, const QuantLinear& q, std::span<const u64> x, bool add_bias);
 std::vector<u64> apply_reference(const mpc::Field& field, const QuantLinear& q, std::span<const u64> x,
                                  bool add_bias);

@@ -130,29 +130,29 @@ void check_material(const Program& prog, const Material& m, Role role) {
   VEIL_REQUIRE(m.offset.size() == n && (role == Role::kServer || m.mask.size() == n),
                "preprocessing material does not fit this model ("
                    << m.offset.size() << " layers, the model has " << n << "); was it already used?");
-  const u64 p = prog.prime;
-  auto in_field = [&](const std::vector<u64>& v) {
-    for (u64 x : v)
-      if (x >= p) return false;
-    return true;
-  };
+  const mpc::Field field = prog.field();
+  const std::size_t words = static_cast<std::size_t>(field.words());
+  auto in_field = [&](const std::vector<u64>& v) { return mpc::in_field(field, v); };
   std::int64_t squares = 0, triples = 0;
   for (std::size_t k = 0; k < n; ++k) {
     const Op& op = prog.ops[k];
     if (op.kind == Op::Kind::kLinear) {
       VEIL_REQUIRE(
-          m.offset[k].size() == static_cast<std::size_t>(op.linear.rows) &&
-              (role == Role::kServer || m.mask[k].size() == static_cast<std::size_t>(op.linear.cols)),
+          m.offset[k].size() == static_cast<std::size_t>(op.linear.rows) * words &&
+              (role == Role::kServer || m.mask[k].size() == static_cast<std::size_t>(op.linear.cols) * words),
           "preprocessing material for layer '" << op.name << "' is missing or has the wrong size"
                                                << " (was it already used?)");
       VEIL_REQUIRE(in_field(m.offset[k]) && (role == Role::kServer || in_field(m.mask[k])),
                    "preprocessing material for layer '" << op.name << "' has values outside Z_p");
     } else if (op.kind == Op::Kind::kPoly) {
-      const auto c = mpc::poly_cost(op.coefficients, static_cast<std::size_t>(op.out.size()));
+      const auto c = mpc::poly_cost(op.coefficients, static_cast<std::size_t>(op.out.size()) * words);
       squares += static_cast<std::int64_t>(c.squares);
       triples += static_cast<std::int64_t>(c.triples);
     }
   }
+  VEIL_REQUIRE(in_field(m.squares.a) && in_field(m.squares.a2) && in_field(m.triples.a) &&
+                   in_field(m.triples.b) && in_field(m.triples.c),
+               "preprocessing material has Beaver shares outside the share ring");
   VEIL_REQUIRE(static_cast<std::int64_t>(m.squares.size()) == squares &&
                    static_cast<std::int64_t>(m.triples.size()) == triples,
                "preprocessing material has " << m.squares.size() << " squares and " << m.triples.size()
@@ -170,15 +170,16 @@ std::pair<Material, Material> deal(const Program& prog, mpc::MaskSource& masks) 
   client.offset.resize(n);
   client.mask.resize(n);
   std::size_t squares = 0, triples = 0;
+  const std::size_t words = static_cast<std::size_t>(field.words());
   for (std::size_t k = 0; k < n; ++k) {
     const Op& op = prog.ops[k];
     if (op.kind == Op::Kind::kLinear) {
-      client.mask[k] = masks.uniform(field, static_cast<std::size_t>(op.linear.cols));
-      server.offset[k] = masks.uniform(field, static_cast<std::size_t>(op.linear.rows));
+      client.mask[k] = masks.uniform(field, static_cast<std::size_t>(op.linear.cols) * words);
+      server.offset[k] = masks.uniform(field, static_cast<std::size_t>(op.linear.rows) * words);
       client.offset[k] = apply_reference(field, op.linear, client.mask[k], /*add_bias=*/false);
       mpc::sub_inplace(field, client.offset[k], server.offset[k]);
     } else if (op.kind == Op::Kind::kPoly) {
-      const auto c = mpc::poly_cost(op.coefficients, static_cast<std::size_t>(op.out.size()));
+      const auto c = mpc::poly_cost(op.coefficients, static_cast<std::size_t>(op.out.size()) * words);
       squares += c.squares;
       triples += c.triples;
     }
@@ -205,9 +206,8 @@ std::vector<double> run_client(const Program& prog, Material material, const std
   // planner's guarantee for the untruncated last layer, p/4 at the output's scale, which
   // catches half of such noise per logit. Refuse rather than answer.
   const double bound = prog.ops.empty() ? 0.0 : prog.ops.back().output_bound;
-  const double limit = bound > 0
-                           ? kWrapFactor * std::max(bound, std::ldexp(1.0, -prog.output_bits()))
-                           : std::ldexp(static_cast<double>(field.mod().value() / 4), -prog.output_bits());
+  const double limit = bound > 0 ? kWrapFactor * std::max(bound, std::ldexp(1.0, -prog.output_bits()))
+                                 : std::ldexp(std::exp2(field.log2_modulus() - 2), -prog.output_bits());
   for (std::size_t i = 0; i < logits.size(); ++i) {
     if (!(std::abs(logits[i]) <= limit))
       throw ResultRefused("hybrid result out of the fixed-point range: logit " + std::to_string(i) + " is " +
@@ -223,7 +223,8 @@ std::vector<double> run_client(const Program& prog, Material material, const std
 
 void run_server(const Program& prog, Material material, mpc::Exchange& ex, OnlineStats* stats,
                 LinearKernel kernel) {
-  std::vector<u64> zero(static_cast<std::size_t>(prog.input.size()), 0);
+  std::vector<u64> zero(
+      static_cast<std::size_t>(prog.input.size()) * static_cast<std::size_t>(prog.primes().size()), 0);
   run(prog, std::move(material), Role::kServer, std::move(zero), ex, stats, kernel);
 }
 

@@ -27,7 +27,8 @@
 namespace veil::hybrid {
 
 // One party's preprocessing material for one inference, indexed by op (entries of
-// non-linear ops are empty). It is consumed by the online run, which takes it by value:
+// non-linear ops are empty). Vectors hold share words: Field::words() per element (two on
+// the two-prime ring, interleaved; mpc/field.hpp). It is consumed by the online run, which takes it by value:
 // masks reused across two inputs would let the server subtract the two masked inputs.
 struct Material {
   mpc::Role role = mpc::Role::kClient;
@@ -58,7 +59,7 @@ struct OnlineStats {
   double linear_s = 0, activation_s = 0;
 };
 
-// The server's kernel for y = W m (+ b) over Z_p: hybrid::apply unless given (the
+// The server's kernel for y = W m (+ b) over the share ring: hybrid::apply unless given (the
 // baseline benchmark passes a naive per-element loop).
 using LinearKernel = std::vector<u64> (*)(const mpc::Field&, const QuantLinear&, std::span<const u64>, bool);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "veil/bfv/encoder.hpp"
 #include "veil/bfv/encryptor.hpp"
@@ -80,8 +81,11 @@ std::vector<u64> mul(const math::Modulus& t, std::span<const u64> x, std::span<c
 
 }  // namespace
 
-HeParameters he_parameters(const Program& prog) {
-  VEIL_REQUIRE(math::is_prime(prog.prime), "the share field modulus " << prog.prime << " is not a prime");
+namespace {
+
+// One prime's pair of contexts (t = prime).
+std::pair<bfv::ContextPtr, bfv::ContextPtr> he_parameters_for(const Program& prog, u64 prime) {
+  VEIL_REQUIRE(math::is_prime(prime), "the share field modulus " << prime << " is not a prime");
   HeParameters hp;
   // Linear layers: the widest layer's C kh kw times the public weight bound. The layout's
   // l1_bound needs a ring degree; C kh kw does not depend on it.
@@ -92,7 +96,7 @@ HeParameters he_parameters(const Program& prog) {
       l1 = std::max(l1, static_cast<double>(s.in_channels) * s.kernel_h * s.kernel_w * kWeightBound);
     }
   bfv::ParameterRequest lin;
-  lin.t = prog.prime;
+  lin.t = prime;
   lin.batching = false;
   lin.max_l1_norm = l1;
   hp.linear = bfv::BfvContext::create(bfv::select_parameters(lin));
@@ -101,10 +105,10 @@ HeParameters he_parameters(const Program& prog) {
   std::string why;
   for (int log_n = 12; log_n <= 15 && !hp.beaver; ++log_n) {
     bfv::ParameterRequest b;
-    b.t = prog.prime;
+    b.t = prime;
     b.batching = true;
     b.min_log_n = b.max_log_n = log_n;
-    b.max_l1_norm = std::ldexp(static_cast<double>(prog.prime), log_n);
+    b.max_l1_norm = std::ldexp(static_cast<double>(prime), log_n);
     try {
       hp.beaver = bfv::BfvContext::create(bfv::select_parameters(b));
     } catch (const std::invalid_argument& e) {
@@ -112,6 +116,50 @@ HeParameters he_parameters(const Program& prog) {
     }
   }
   VEIL_REQUIRE(hp.beaver != nullptr, "no 128-bit parameters for the Beaver products: " << why);
+  return {hp.linear, hp.beaver};
+}
+
+// Interleaves one-prime materials (residue r's words) into the ring's (mpc/field.hpp).
+std::vector<u64> interleave(const std::vector<const std::vector<u64>*>& parts) {
+  const std::size_t k = parts.size(), n = parts[0]->size();
+  std::vector<u64> out(n * k);
+  for (std::size_t r = 0; r < k; ++r) {
+    VEIL_REQUIRE(parts[r]->size() == n, "preprocessing residues of different sizes");
+    for (std::size_t i = 0; i < n; ++i) out[i * k + r] = (*parts[r])[i];
+  }
+  return out;
+}
+
+Material interleave(std::vector<Material> parts) {
+  if (parts.size() == 1) return std::move(parts[0]);
+  Material m;
+  m.role = parts[0].role;
+  auto each = [&](auto get) {
+    std::vector<const std::vector<u64>*> v;
+    for (auto& p : parts) v.push_back(&get(p));
+    return interleave(v);
+  };
+  const std::size_t ops = parts[0].offset.size();
+  m.offset.resize(ops);
+  m.mask.resize(parts[0].mask.size());
+  for (std::size_t k = 0; k < ops; ++k) {
+    m.offset[k] = each([&](Material& p) -> std::vector<u64>& { return p.offset[k]; });
+    if (k < m.mask.size()) m.mask[k] = each([&](Material& p) -> std::vector<u64>& { return p.mask[k]; });
+  }
+  m.squares.a = each([](Material& p) -> std::vector<u64>& { return p.squares.a; });
+  m.squares.a2 = each([](Material& p) -> std::vector<u64>& { return p.squares.a2; });
+  m.triples.a = each([](Material& p) -> std::vector<u64>& { return p.triples.a; });
+  m.triples.b = each([](Material& p) -> std::vector<u64>& { return p.triples.b; });
+  m.triples.c = each([](Material& p) -> std::vector<u64>& { return p.triples.c; });
+  return m;
+}
+
+}  // namespace
+
+HeParameters he_parameters(const Program& prog) {
+  HeParameters hp;
+  std::tie(hp.linear, hp.beaver) = he_parameters_for(prog, prog.prime);
+  if (prog.prime2 != 0) std::tie(hp.linear2, hp.beaver2) = he_parameters_for(prog, prog.prime2);
   return hp;
 }
 
@@ -119,7 +167,17 @@ HeParameters he_parameters(const Program& prog) {
 
 ServerModel::ServerModel(const Program& prog, HeParameters params)
     : program_(prog), params_(std::move(params)) {
-  const auto& ctx = params_.linear;
+  VEIL_REQUIRE(params_.residues() == static_cast<int>(program_.primes().size()),
+               "exact-scheme parameters for " << params_.residues() << " primes, the share ring has "
+                                              << program_.primes().size());
+  for (int r = 0; r < params_.residues(); ++r) layers_.push_back(prepare(r));
+}
+
+std::vector<ServerModel::Layer> ServerModel::prepare(int residue) const {
+  std::vector<Layer> layers_;
+  const auto& ctx = params_.linear_of(residue);
+  VEIL_REQUIRE(ctx->t() == program_.primes()[static_cast<std::size_t>(residue)],
+               "the linear context's plaintext modulus is not the share ring's prime");
   const bfv::Evaluator eval(ctx);
   for (std::size_t k = 0; k < program_.ops.size(); ++k) {
     const Op& op = program_.ops[k];
@@ -136,36 +194,56 @@ ServerModel::ServerModel(const Program& prog, HeParameters params)
             eval.prepare(bfv::Plaintext(*ctx, layer.layout.encode_kernel(o, b, form.kernel, ctx->t()))));
     layers_.push_back(std::move(layer));
   }
+  return layers_;
 }
 
 std::size_t ServerModel::memory_bytes() const {
   std::size_t n = 0;
-  for (const auto& l : layers_)
-    for (const auto& row : l.kernel)
-      for (const auto& p : row) n += p.data().size() * sizeof(u64);
+  for (const auto& residue : layers_)
+    for (const auto& l : residue)
+      for (const auto& row : l.kernel)
+        for (const auto& p : row) n += p.data().size() * sizeof(u64);
   return n;
 }
 
 // --- client ---
 
-struct PreprocessClient::State {
-  Program prog;
-  HeParameters hp;
+// One prime's keys and layouts (t = p_r).
+struct ClientResidue {
+  u64 prime;
+  bfv::ContextPtr lin_ctx, bv_ctx;
   std::vector<bfv::ConvLayout> layouts;
   rlwe::KeyGenerator kg_lin, kg_bv;
   bfv::Encryptor enc_lin, enc_bv;
   bfv::Decryptor dec_lin, dec_bv;
+  ClientResidue(const Program& prog, u64 p, bfv::ContextPtr lin, bfv::ContextPtr bv)
+      : prime(p),
+        lin_ctx(std::move(lin)),
+        bv_ctx(std::move(bv)),
+        layouts(hybrid::layouts(prog, lin_ctx->n())),
+        kg_lin(lin_ctx),
+        kg_bv(bv_ctx),
+        enc_lin(lin_ctx, kg_lin.secret_key()),
+        enc_bv(bv_ctx, kg_bv.secret_key()),
+        dec_lin(lin_ctx, kg_lin.secret_key()),
+        dec_bv(bv_ctx, kg_bv.secret_key()) {}
+};
+
+struct PreprocessClient::State {
+  Program prog;
+  HeParameters hp;
+  std::vector<std::unique_ptr<ClientResidue>> residues;
   mpc::MaskSource masks;
-  State(const Program& p, HeParameters h)
-      : prog(p),
-        hp(std::move(h)),
-        layouts(hybrid::layouts(prog, hp.linear->n())),
-        kg_lin(hp.linear),
-        kg_bv(hp.beaver),
-        enc_lin(hp.linear, kg_lin.secret_key()),
-        enc_bv(hp.beaver, kg_bv.secret_key()),
-        dec_lin(hp.linear, kg_lin.secret_key()),
-        dec_bv(hp.beaver, kg_bv.secret_key()) {}
+  State(const Program& p, HeParameters h) : prog(p), hp(std::move(h)) {
+    const auto primes = prog.primes();
+    VEIL_REQUIRE(
+        hp.residues() == static_cast<int>(primes.size()),
+        "exact-scheme parameters for " << hp.residues() << " primes, the share ring has " << primes.size());
+    for (int r = 0; r < hp.residues(); ++r)
+      residues.push_back(std::make_unique<ClientResidue>(prog, primes[static_cast<std::size_t>(r)],
+                                                         hp.linear_of(r), hp.beaver_of(r)));
+  }
+  Material run(ClientResidue& R, net::Channel& ch);
 };
 
 PreprocessClient::PreprocessClient(const Program& program, HeParameters params)
@@ -173,15 +251,24 @@ PreprocessClient::PreprocessClient(const Program& program, HeParameters params)
 PreprocessClient::~PreprocessClient() = default;
 
 void PreprocessClient::send_keys(net::Channel& ch) {
-  ch.send(static_cast<std::uint16_t>(Message::kKeys),
-          pack({rlwe::save_public_key(*s_->hp.linear, s_->kg_lin.create_public_key()),
-                rlwe::save_public_key(*s_->hp.beaver, s_->kg_bv.create_public_key())}));
+  std::vector<Bytes> keys;
+  for (const auto& R : s_->residues) {
+    keys.push_back(rlwe::save_public_key(*R->lin_ctx, R->kg_lin.create_public_key()));
+    keys.push_back(rlwe::save_public_key(*R->bv_ctx, R->kg_bv.create_public_key()));
+  }
+  ch.send(static_cast<std::uint16_t>(Message::kKeys), pack(keys));
 }
 
 Material PreprocessClient::run(net::Channel& ch) {
-  State& s = *s_;
-  const mpc::Field field = s.prog.field();
-  const auto& lin = *s.hp.linear;
+  std::vector<Material> parts;
+  for (const auto& R : s_->residues) parts.push_back(s_->run(*R, ch));
+  return interleave(std::move(parts));
+}
+
+Material PreprocessClient::State::run(ClientResidue& R, net::Channel& ch) {
+  State& s = *this;
+  const mpc::Field field(R.prime, 0);
+  const auto& lin = *R.lin_ctx;
   Material m;
   m.role = Role::kClient;
   m.mask.resize(s.prog.ops.size());
@@ -190,12 +277,12 @@ Material PreprocessClient::run(net::Channel& ch) {
   for (std::size_t k = 0; k < s.prog.ops.size(); ++k) {
     const Op& op = s.prog.ops[k];
     if (op.kind != Op::Kind::kLinear) continue;
-    const bfv::ConvLayout& layout = s.layouts[li++];
+    const bfv::ConvLayout& layout = R.layouts[li++];
     m.mask[k] = s.masks.uniform(field, static_cast<std::size_t>(op.linear.cols));
     std::vector<Bytes> cts;
     for (int b = 0; b < layout.input_blocks(); ++b)
       cts.push_back(bfv::save_ciphertext(
-          lin, s.enc_lin.encrypt(bfv::Plaintext(lin, layout.encode_input(b, m.mask[k], lin.t())))));
+          lin, R.enc_lin.encrypt(bfv::Plaintext(lin, layout.encode_input(b, m.mask[k], lin.t())))));
     ch.send(static_cast<std::uint16_t>(Message::kLinearRequest), pack(cts));
     const net::Frame f = ch.receive();
     const auto items = unpack(f, Message::kLinearResponse, static_cast<std::size_t>(layout.output_blocks()),
@@ -204,14 +291,14 @@ Material PreprocessClient::run(net::Channel& ch) {
     const std::size_t per_channel = static_cast<std::size_t>(layout.out_height() * layout.out_width());
     for (int o = 0; o < layout.output_blocks(); ++o) {
       const auto idx = layout.output_indices(o);
-      const auto vals = s.dec_lin.decrypt(bfv::load_response(lin, items[static_cast<std::size_t>(o)], idx));
+      const auto vals = R.dec_lin.decrypt(bfv::load_response(lin, items[static_cast<std::size_t>(o)], idx));
       std::copy(vals.begin(), vals.end(),
                 m.offset[k].begin() + static_cast<std::ptrdiff_t>(layout.out_channel_begin(o) * per_channel));
     }
   }
   // Beaver squares, then triples, N per ciphertext.
-  const auto& bv = *s.hp.beaver;
-  const bfv::BatchEncoder enc(s.hp.beaver);
+  const auto& bv = *R.bv_ctx;
+  const bfv::BatchEncoder enc(R.bv_ctx);
   const std::size_t n = bv.n();
   const BeaverCounts want = beaver_counts(s.prog);
   const std::size_t sq_batches = beaver_batches(want.squares, n),
@@ -221,7 +308,7 @@ Material PreprocessClient::run(net::Channel& ch) {
   if (sq_batches + tr_batches > 0) {
     std::vector<Bytes> cts;
     auto enc_batch = [&](const std::vector<u64>& v, std::size_t i) {
-      cts.push_back(bfv::save_ciphertext(bv, s.enc_bv.encrypt(enc.encode(std::span(v).subspan(i * n, n)))));
+      cts.push_back(bfv::save_ciphertext(bv, R.enc_bv.encrypt(enc.encode(std::span(v).subspan(i * n, n)))));
     };
     for (std::size_t i = 0; i < sq_batches; ++i) enc_batch(a, i);
     for (std::size_t i = 0; i < tr_batches; ++i) enc_batch(ta, i), enc_batch(tb, i);
@@ -231,7 +318,7 @@ Material PreprocessClient::run(net::Channel& ch) {
     std::vector<std::uint32_t> all(n);
     for (std::size_t i = 0; i < n; ++i) all[i] = static_cast<std::uint32_t>(i);
     auto product = [&](std::size_t i) {
-      return enc.decode(s.dec_bv.decrypt(bfv::load_response(bv, items[i], all)));
+      return enc.decode(R.dec_bv.decrypt(bfv::load_response(bv, items[i], all)));
     };
     const math::Modulus& t = field.mod();
     for (std::size_t i = 0; i < sq_batches; ++i) {
@@ -259,8 +346,10 @@ Material PreprocessClient::run(net::Channel& ch) {
 
 struct PreprocessServer::State {
   std::shared_ptr<const ServerModel> model;
-  std::unique_ptr<bfv::Flooder> flood_lin, flood_bv;
+  // [residue]
+  std::vector<std::unique_ptr<bfv::Flooder>> flood_lin, flood_bv;
   mpc::MaskSource masks;
+  Material run(int residue, net::Channel& ch);
 };
 
 PreprocessServer::PreprocessServer(std::shared_ptr<const ServerModel> model) : s_(std::make_unique<State>()) {
@@ -270,30 +359,43 @@ PreprocessServer::~PreprocessServer() = default;
 
 void PreprocessServer::receive_keys(net::Channel& ch) { receive_keys(ch.receive()); }
 
-bool PreprocessServer::has_keys() const { return s_->flood_lin != nullptr; }
+bool PreprocessServer::has_keys() const { return !s_->flood_lin.empty(); }
 
 void PreprocessServer::receive_keys(const net::Frame& f) {
   const auto& hp = s_->model->params();
-  const auto items = unpack(f, Message::kKeys, 2, "public keys");
-  // Both or neither: keys that fail to load leave the session as it was.
-  auto lin = std::make_unique<bfv::Flooder>(hp.linear, rlwe::load_public_key(*hp.linear, items[0]));
-  auto bv = std::make_unique<bfv::Flooder>(hp.beaver, rlwe::load_public_key(*hp.beaver, items[1]));
+  const std::size_t k = static_cast<std::size_t>(hp.residues());
+  const auto items = unpack(f, Message::kKeys, 2 * k, "public keys");
+  // All or none: keys that fail to load leave the session as it was.
+  std::vector<std::unique_ptr<bfv::Flooder>> lin, bv;
+  for (std::size_t r = 0; r < k; ++r) {
+    const auto& lc = hp.linear_of(static_cast<int>(r));
+    const auto& bc = hp.beaver_of(static_cast<int>(r));
+    lin.push_back(std::make_unique<bfv::Flooder>(lc, rlwe::load_public_key(*lc, items[2 * r])));
+    bv.push_back(std::make_unique<bfv::Flooder>(bc, rlwe::load_public_key(*bc, items[2 * r + 1])));
+  }
   s_->flood_lin = std::move(lin);
   s_->flood_bv = std::move(bv);
 }
 
 Material PreprocessServer::run(net::Channel& ch) {
-  State& s = *s_;
-  VEIL_CHECK_IO(s.flood_lin != nullptr, "preprocessing requested before the client's public keys arrived");
+  VEIL_CHECK_IO(!s_->flood_lin.empty(), "preprocessing requested before the client's public keys arrived");
+  std::vector<Material> parts;
+  for (int r = 0; r < s_->model->params().residues(); ++r) parts.push_back(s_->run(r, ch));
+  return interleave(std::move(parts));
+}
+
+Material PreprocessServer::State::run(int residue, net::Channel& ch) {
+  State& s = *this;
+  const auto r = static_cast<std::size_t>(residue);
   const Program& prog = s.model->program();
-  const mpc::Field field = prog.field();
+  const mpc::Field field(prog.primes()[r], 0);
   const auto& hp = s.model->params();
-  const auto& lin = *hp.linear;
-  const bfv::Evaluator eval(hp.linear);
+  const auto& lin = *hp.linear_of(residue);
+  const bfv::Evaluator eval(hp.linear_of(residue));
   Material m;
   m.role = Role::kServer;
   m.offset.resize(prog.ops.size());
-  for (const ServerModel::Layer& layer : s.model->layers()) {
+  for (const ServerModel::Layer& layer : s.model->layers(residue)) {
     const Op& op = prog.ops[layer.op];
     const auto& layout = layer.layout;
     const net::Frame f = ch.receive();
@@ -316,15 +418,15 @@ Material PreprocessServer::run(net::Channel& ch) {
       std::vector<u64> coeffs(lin.n(), 0);
       for (std::size_t j = 0; j < idx.size(); ++j) coeffs[idx[j]] = smask[j];
       eval.sub_plain_inplace(acc, bfv::Plaintext(lin, std::move(coeffs)));
-      out.push_back(bfv::save_response(lin, s.flood_lin->finalize(std::move(acc), idx)));
+      out.push_back(bfv::save_response(lin, s.flood_lin[r]->finalize(std::move(acc), idx)));
       std::copy(smask.begin(), smask.end(),
                 offset.begin() + static_cast<std::ptrdiff_t>(layout.out_channel_begin(o) * per_channel));
     }
     ch.send(static_cast<std::uint16_t>(Message::kLinearResponse), pack(out));
   }
-  const auto& bv = *hp.beaver;
-  const bfv::BatchEncoder enc(hp.beaver);
-  const bfv::Evaluator beval(hp.beaver);
+  const auto& bv = *hp.beaver_of(residue);
+  const bfv::BatchEncoder enc(hp.beaver_of(residue));
+  const bfv::Evaluator beval(hp.beaver_of(residue));
   const std::size_t n = bv.n();
   const BeaverCounts want = beaver_counts(prog);
   const std::size_t sq_batches = beaver_batches(want.squares, n),
@@ -343,7 +445,7 @@ Material PreprocessServer::run(net::Channel& ch) {
     bfv::Ciphertext ct =
         beval.multiply_plain(bfv::load_ciphertext(bv, items[i]), beval.prepare(enc.encode(two_as)));
     beval.sub_plain_inplace(ct, enc.encode(u));
-    out.push_back(bfv::save_response(bv, s.flood_bv->finalize(std::move(ct), all)));
+    out.push_back(bfv::save_response(bv, s.flood_bv[r]->finalize(std::move(ct), all)));
     for (std::size_t j = 0; j < n && i * n + j < want.squares; ++j) {
       m.squares.a.push_back(as[j]);
       m.squares.a2.push_back(t.add(t.mul(as[j], as[j]), u[j]));
@@ -358,7 +460,7 @@ Material PreprocessServer::run(net::Channel& ch) {
     const bfv::PreparedPlaintext* pts[] = {&pb, &pa};
     bfv::Ciphertext ct = beval.multiply_accumulate(cts, pts);
     beval.sub_plain_inplace(ct, enc.encode(u));
-    out.push_back(bfv::save_response(bv, s.flood_bv->finalize(std::move(ct), all)));
+    out.push_back(bfv::save_response(bv, s.flood_bv[r]->finalize(std::move(ct), all)));
     const auto ab = mul(t, as, bs);
     for (std::size_t j = 0; j < n && i * n + j < want.triples; ++j) {
       m.triples.a.push_back(as[j]);

@@ -31,6 +31,12 @@
 
 namespace veil::hybrid {
 
+// Over a two-prime share ring the exchange below runs once per prime, p_0 first: the keys
+// frame holds both pairs of keys (linear_0, beaver_0, linear_1, beaver_1), then the
+// linear requests and responses and the Beaver request and response for p_0, then the
+// same for p_1. The client's masks are drawn per residue, so their CRT combination is
+// uniform over the whole ring.
+//
 // Frame types of the hybrid protocol (the host owns 1, 8 and 9; the non-interactive
 // protocol 2..7; the hybrid protocol's requests and acknowledgements around these frames
 // are 26..31, protocol/hybrid/messages.hpp).
@@ -45,9 +51,15 @@ enum class Message : std::uint16_t {
 
 // The two parameter sets, chosen from public information only: t = p, the layers' shapes
 // and the public weight bound 2^31 (never the weights themselves, whose norms would leak).
+// A two-prime share ring (mpc/field.hpp) has one pair per prime, t = p_r: preprocessing
+// runs once per prime, and the residues of its results are the shares' residues.
 struct HeParameters {
-  bfv::ContextPtr linear;  // coefficient encoding, L1 bound of the widest layer
-  bfv::ContextPtr beaver;  // SIMD batching, two arbitrary plaintexts per product
+  bfv::ContextPtr linear;            // coefficient encoding, L1 bound of the widest layer; t = p_0
+  bfv::ContextPtr beaver;            // SIMD batching, two arbitrary plaintexts per product; t = p_0
+  bfv::ContextPtr linear2, beaver2;  // the same with t = p_1; null for a one-prime field
+  int residues() const { return linear2 ? 2 : 1; }
+  const bfv::ContextPtr& linear_of(int r) const { return r == 0 ? linear : linear2; }
+  const bfv::ContextPtr& beaver_of(int r) const { return r == 0 ? beaver : beaver2; }
 };
 HeParameters he_parameters(const Program& program);
 
@@ -63,14 +75,18 @@ class ServerModel {
     bfv::ConvLayout layout;
     std::vector<std::vector<bfv::PreparedPlaintext>> kernel;  // [output block][input block]
   };
-  const std::vector<Layer>& layers() const { return layers_; }
+  // The layers prepared for residue r's linear context (t = p_r).
+  const std::vector<Layer>& layers(int residue = 0) const {
+    return layers_[static_cast<std::size_t>(residue)];
+  }
   // Bytes of prepared plaintexts held.
   std::size_t memory_bytes() const;
 
  private:
+  std::vector<Layer> prepare(int residue) const;
   Program program_;
   HeParameters params_;
-  std::vector<Layer> layers_;
+  std::vector<std::vector<Layer>> layers_;  // [residue]
 };
 
 // The client's side. Holds its secret keys for the session; they never leave it.

@@ -44,20 +44,35 @@ double input_bound(const nn::Network& net) {
   return b;
 }
 
-QuantLinear quantize(const nn::LinearStage& s, int weight_bits, int frac_bits) {
+// std::lround for |w| < 2^31, inline (w - trunc(w) is exact): the per-weight libm call
+// dominated quantising a large network once per scale candidate.
+std::int32_t round_half_away(double w) {
+  auto t = static_cast<std::int64_t>(w);
+  const double frac = w - static_cast<double>(t);
+  if (frac >= 0.5) ++t;
+  if (frac <= -0.5) --t;
+  return static_cast<std::int32_t>(t);
+}
+
+// structure: false leaves row_ptr and col empty (a scale candidate, scored against the
+// network's own sparse structure instead of a copy of it: evaluate_fixed_on).
+QuantLinear quantize(const nn::LinearStage& s, int weight_bits, int frac_bits, bool structure) {
   QuantLinear q;
   q.rows = s.weights.rows;
   q.cols = s.weights.cols;
-  q.row_ptr = s.weights.row_ptr;
-  q.col = s.weights.col;
+  if (structure) {
+    q.row_ptr = s.weights.row_ptr;
+    q.col = s.weights.col;
+  }
   q.weight_bits = weight_bits;
   q.weight.resize(s.weights.val.size());
+  const double scale = std::ldexp(1.0, weight_bits);  // a power of two: w * scale is exact
   for (std::size_t i = 0; i < q.weight.size(); ++i) {
-    const double w = std::ldexp(s.weights.val[i], weight_bits);
+    const double w = s.weights.val[i] * scale;
     VEIL_REQUIRE(std::fabs(w) < 2147483647.0, "linear stage '" << s.name << "': weight " << s.weights.val[i]
                                                                << " does not fit 32 bits at scale 2^"
                                                                << weight_bits);
-    q.weight[i] = static_cast<std::int32_t>(std::lround(w));
+    q.weight[i] = round_half_away(w);
   }
   q.bias.resize(static_cast<std::size_t>(q.rows), 0);
   for (int r = 0; r < q.rows && static_cast<std::size_t>(r) < s.bias.size(); ++r)
@@ -65,7 +80,8 @@ QuantLinear quantize(const nn::LinearStage& s, int weight_bits, int frac_bits) {
         std::llround(std::ldexp(s.bias[static_cast<std::size_t>(r)], weight_bits + frac_bits));
   for (int r = 0; r < q.rows; ++r) {
     i64 l1 = 0;
-    for (i64 k = q.row_ptr[static_cast<std::size_t>(r)]; k < q.row_ptr[static_cast<std::size_t>(r) + 1]; ++k)
+    for (i64 k = s.weights.row_ptr[static_cast<std::size_t>(r)];
+         k < s.weights.row_ptr[static_cast<std::size_t>(r) + 1]; ++k)
       l1 += std::abs(static_cast<i64>(q.weight[static_cast<std::size_t>(k)]));
     q.max_row_l1 = std::max(q.max_row_l1, l1);
   }
@@ -73,19 +89,40 @@ QuantLinear quantize(const nn::LinearStage& s, int weight_bits, int frac_bits) {
 }
 
 // max_r (sum_j |w_rj|) * in_bound + |b_r|: interval propagation through a linear stage.
-double propagate(const nn::LinearStage& s, double in_bound) {
+// Per-row sum_j |w_rj| + the largest |w| of a linear stage: what propagate() and the
+// weight precision read, computed once for all the scales lower() tries.
+struct WeightStats {
+  std::vector<double> row_l1;
+  double wmax = 0;
+};
+WeightStats weight_stats(const nn::LinearStage& s) {
+  WeightStats w;
+  w.row_l1.assign(static_cast<std::size_t>(s.weights.rows), 0);
+  for (int r = 0; r < s.weights.rows; ++r)
+    for (i64 k = s.weights.row_ptr[static_cast<std::size_t>(r)];
+         k < s.weights.row_ptr[static_cast<std::size_t>(r) + 1]; ++k) {
+      const double a = std::fabs(s.weights.val[static_cast<std::size_t>(k)]);
+      w.row_l1[static_cast<std::size_t>(r)] += a;
+      w.wmax = std::max(w.wmax, a);
+    }
+  return w;
+}
+
+// Largest |W x + b| over |x| <= in_bound, from the precomputed row L1 sums.
+double propagate(const nn::LinearStage& s, const WeightStats& w, double in_bound) {
   double b = 0;
   for (int r = 0; r < s.weights.rows; ++r) {
-    double l1 = 0;
-    for (i64 k = s.weights.row_ptr[static_cast<std::size_t>(r)];
-         k < s.weights.row_ptr[static_cast<std::size_t>(r) + 1]; ++k)
-      l1 += std::fabs(s.weights.val[static_cast<std::size_t>(k)]);
     const double bias =
         static_cast<std::size_t>(r) < s.bias.size() ? std::fabs(s.bias[static_cast<std::size_t>(r)]) : 0;
-    b = std::max(b, l1 * in_bound + bias);
+    b = std::max(b, w.row_l1[static_cast<std::size_t>(r)] * in_bound + bias);
   }
   return b;
 }
+
+// evaluate_fixed; structure: the network whose stage k supplies op k's sparse structure
+// when the op carries none (a scale candidate of lower()).
+std::vector<double> evaluate_fixed_on(const Program& prog, const std::vector<double>& input,
+                                      std::vector<std::vector<double>>* trace, const nn::Network* structure);
 
 // v / 2^bits rounded to nearest: the online truncation errs by under one unit either way
 // with no bias to speak of, which rounding models better than floor (whose half-unit
@@ -105,14 +142,20 @@ u64 default_prime() {
   return p;
 }
 
+u64 default_prime2() {
+  static const u64 p = math::generate_ntt_primes(31, 1, u64{1} << 17).front();
+  return p;
+}
+
 namespace {
 
 // Largest |value| of the input and of every stage's output over the calibration inputs
 // (0 for a stage when there are none), measured once for all the scales lower() tries.
 struct Ranges {
   double input = 0;
-  std::vector<double> stage;        // largest |output| of each stage
-  std::vector<double> stage_input;  // largest |value| entering each stage
+  std::vector<double> stage;         // largest |output| of each stage
+  std::vector<double> stage_input;   // largest |value| entering each stage
+  std::vector<WeightStats> weights;  // of each linear stage (empty for the others)
 };
 
 Ranges measure(const nn::Network& net, const ProgramOptions& options) {
@@ -120,6 +163,9 @@ Ranges measure(const nn::Network& net, const ProgramOptions& options) {
   r.input = input_bound(net);
   r.stage.assign(net.stages.size(), 0);
   r.stage_input.assign(net.stages.size(), 0);
+  r.weights.resize(net.stages.size());
+  for (std::size_t k = 0; k < net.stages.size(); ++k)
+    if (net.stages[k].is<nn::LinearStage>()) r.weights[k] = weight_stats(net.stages[k].linear());
   for (const auto& x : options.calibration) {
     VEIL_REQUIRE(static_cast<int>(x.size()) == net.input.size(),
                  "calibration input has " << x.size() << " values, the model expects " << net.input.size());
@@ -134,7 +180,8 @@ Ranges measure(const nn::Network& net, const ProgramOptions& options) {
   return r;
 }
 
-Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ranges& ranges) {
+Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ranges& ranges,
+                 bool structure = true) {
   // Caller passes a merged network and its measured ranges (lower() does both once for all
   // scales tried).
   Program prog;
@@ -146,6 +193,13 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
   prog.prime = options.prime != 0 ? options.prime : default_prime();
   VEIL_REQUIRE(math::is_prime(prog.prime) && prog.prime < (u64{1} << 61),
                "share field modulus " << prog.prime << " is not a prime below 2^61");
+  prog.prime2 = options.prime2 == kNoSecondPrime ? 0
+                : options.prime2 != 0            ? options.prime2
+                                                 : default_prime2();
+  VEIL_REQUIRE(prog.prime2 == 0 ||
+                   (math::is_prime(prog.prime2) && prog.prime2 < (u64{1} << 61) && prog.prime2 != prog.prime),
+               "share ring's second prime " << prog.prime2 << " is not a prime below 2^61 distinct from "
+                                            << prog.prime);
   prog.value_precision = options.value_precision;
   prog.uniform_frac_bits = options.uniform_frac_bits;
   prog.sigma = options.sigma;
@@ -154,7 +208,7 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
   VEIL_REQUIRE(options.sigma >= 20 && options.sigma <= 60,
                "statistical parameter sigma = " << options.sigma << " is out of range (20 .. 60)");
   const mpc::Field field = prog.field();
-  prog.value_bits = mpc::max_truncation_value_bits(field, options.sigma);
+  prog.value_bits = std::min(kMaxValueBits, mpc::max_truncation_value_bits(field, options.sigma));
   const int vb = prog.value_bits;
   VEIL_REQUIRE(V < vb, "value precision " << V << " bits leaves no room below the truncation bound 2^" << vb);
   // A value bounded by b is held at 2^(V - bits(b)): V significant bits.
@@ -200,21 +254,22 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
             b = std::max(b, cs.poly().input_range * options.margin);
         }
         if (!measured)
-          b = measured_out[k] > 0 ? measured_out[k] * options.margin : propagate(st.linear(), in_b);
+          b = measured_out[k] > 0 ? measured_out[k] * options.margin
+                                  : propagate(st.linear(), ranges.weights[k], in_b);
         const bool last = k + 1 == n;
         // The product W x + b is held at 2^(in + fw) and must stay below 2^value_bits to
         // be truncated; the last stage is not truncated, its only limit is p/2 (2^59).
         const int fw =
-            last ? std::min(options.max_weight_bits, 59 - op.in_bits - bits_for(propagate(st.linear(), in_b)))
+            last ? std::min(options.max_weight_bits,
+                            59 - op.in_bits - bits_for(propagate(st.linear(), ranges.weights[k], in_b)))
                  : std::min(options.max_weight_bits, vb - 1 - op.in_bits - bits_for(b));
-        double wmax = 0;
-        for (double w : st.linear().weights.val) wmax = std::max(wmax, std::fabs(w));
+        const double wmax = ranges.weights[k].wmax;
         op.weight_precision = wmax > 0 ? fw + std::log2(wmax) : fw;
         VEIL_REQUIRE(fw >= 1 && op.weight_precision >= 2,
                      "linear stage '" << op.name << "': outputs up to " << b << " from inputs at 2^-"
                                       << op.in_bits << " leave its weights (up to " << wmax << ") at 2^-"
                                       << fw << ", under 2 significant bits");
-        op.linear = quantize(st.linear(), fw, op.in_bits);
+        op.linear = quantize(st.linear(), fw, op.in_bits, structure);
         op.spatial = st.linear().spatial;
         op.stride_y = st.linear().stride_y;
         op.stride_x = st.linear().stride_x;
@@ -246,7 +301,8 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
                                              << " (retrain with a smaller activation range)");
         const double yb = poly_bound(op.coefficients, r);
         // Terms summed at the finest scale the bound allows, then truncated to the output's.
-        const int sum = vb - 1 - bits_for(yb);
+        // (at most 30 bits finer than the powers: the coefficients' scale).
+        const int sum = std::min(vb - 1 - bits_for(yb), sb + 30);
         VEIL_REQUIRE(sum >= op.in_bits && sum - sb >= 2 && sum - sb <= 30,
                      "activation '" << op.name << "': outputs up to " << yb << " from inputs at 2^-"
                                     << op.in_bits << " leave too few bits for its coefficients");
@@ -321,6 +377,10 @@ nn::Network merge_linear_runs(const nn::Network& in) {
   return net;
 }
 
+namespace {
+Program lower_ring(const nn::Network& net, const ProgramOptions& options, const Ranges& ranges);
+}  // namespace
+
 Program lower(const nn::Network& original, const ProgramOptions& options) {
   nn::Network net = options.merge ? merge_linear_runs(original) : original;
   // One pass of the calibration inputs through the double network serves every scale tried.
@@ -344,6 +404,13 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
                                                    "images: the commands take them from the installed data "
                                                    "set; or export with python/train.py)");
   }
+  return lower_ring(net, options, ranges);
+}
+
+namespace {
+
+// Chooses the scales (see lower()) on the ring options.prime2 names.
+Program lower_scales(const nn::Network& net, const ProgramOptions& options, const Ranges& ranges) {
   if (options.value_precision != 0) {
     Program p = lower_at(net, options, ranges);
     set_he_shapes(p);
@@ -382,7 +449,7 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
     const ProgramOptions& o = candidates[c];
     Program p;
     try {
-      p = lower_at(net, o, ranges);
+      p = lower_at(net, o, ranges, /*structure=*/false);
     } catch (const std::invalid_argument& e) {
       errors[c] = e.what();
       return;
@@ -390,7 +457,7 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
     double score = 0;
     if (!want.empty()) {
       for (std::size_t i = 0; i < want.size(); ++i) {
-        const auto got = evaluate_fixed(p, options.calibration[i]);
+        const auto got = evaluate_fixed_on(p, options.calibration[i], nullptr, &net);
         double worst = 0;
         for (std::size_t j = 0; j < got.size(); ++j) worst = std::max(worst, std::fabs(got[j] - want[i][j]));
         score -= worst / static_cast<double>(want.size());
@@ -421,10 +488,109 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
   return best;
 }
 
+// Predicted top-1 disagreement of `prog` with the double network (see lower()), and the
+// calibration inputs it was measured on.
+std::pair<double, std::size_t> predicted_disagreement(const Program& prog, const nn::Network& net,
+                                                      const ProgramOptions& options) {
+  double macs = 1;
+  for (const auto& st : net.stages)
+    if (st.is<nn::LinearStage>()) macs += static_cast<double>(st.linear().weights.nnz());
+  const std::size_t n = std::min<std::size_t>(
+      {options.calibration.size(), 64, std::max<std::size_t>(2, static_cast<std::size_t>(2.0e9 / macs))});
+  std::vector<double> margin(n, 0), error(n, 0);
+  parallel_for(n, [&](std::size_t i) {
+    const auto want = nn::evaluate(net, options.calibration[i]);
+    if (want.size() < 2) return;
+    const auto got = evaluate_fixed_on(prog, options.calibration[i], nullptr, &net);
+    std::size_t a = 0, b = 1;
+    if (want[b] > want[a]) std::swap(a, b);
+    for (std::size_t j = 2; j < want.size(); ++j) {
+      if (want[j] > want[a])
+        b = a, a = j;
+      else if (want[j] > want[b])
+        b = j;
+    }
+    margin[i] = want[a] - want[b];
+    error[i] = std::fabs((got[a] - got[b]) - margin[i]);
+  });
+  std::vector<double> sorted = margin;
+  std::sort(sorted.begin(), sorted.end());
+  // Near 0 the margins' distribution is taken as a power law F(x) = (k / n) (x / t)^alpha
+  // below t = m_(k+1), k = ceil(sqrt(n)): alpha is the maximum-likelihood (Hill) estimate
+  // from the k smallest margins (ln(t / m_(i)) ~ Exp(alpha)); n = 64 inputs cannot show a
+  // 0.1% tail directly, and alpha = 1 (a flat density) overstates it for confident models.
+  const std::size_t k = std::min<std::size_t>(
+      n - 1, std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(std::sqrt(double(n))))));
+  const double t = sorted[k];
+  double logs = 0;
+  for (std::size_t i = 0; i < k; ++i) logs += std::log(t / std::max(sorted[i], 1e-300));
+  const double alpha = t <= 0 ? 1.0 : static_cast<double>(k) / std::max(logs, 1e-300);
+  // Above t the empirical distribution; a zero t (ties at the top): any error flips them.
+  auto F = [&](double x) {
+    if (t <= 0) return 1.0;
+    if (x < t) return static_cast<double>(k) / static_cast<double>(n) * std::pow(x / t, alpha);
+    return static_cast<double>(std::upper_bound(sorted.begin(), sorted.end(), x) - sorted.begin()) /
+           static_cast<double>(n);
+  };
+  double p = 0;
+  for (double d : error) p += F(d) / static_cast<double>(n);
+  return {p, n};
+}
+
+std::string percent(double x) {
+  std::ostringstream o;
+  o.precision(x < 0.01 ? 2 : 3);
+  o << 100 * x << "%";
+  return o.str();
+}
+
+Program lower_ring(const nn::Network& net, const ProgramOptions& options, const Ranges& ranges) {
+  ProgramOptions one = options, two = options;
+  one.prime2 = kNoSecondPrime;
+  if (two.prime2 == kNoSecondPrime) two.prime2 = 0;
+  if (options.prime2 == kNoSecondPrime || options.ring == ShareRing::kOnePrime) {
+    Program p = lower_scales(net, one, ranges);
+    p.ring_choice = "one prime (asked for)";
+    return p;
+  }
+  if (options.ring == ShareRing::kTwoPrimes) {
+    Program p = lower_scales(net, two, ranges);
+    p.ring_choice = "two primes (asked for)";
+    return p;
+  }
+  std::string why;
+  if (options.calibration.empty()) {
+    why = "no calibration inputs to measure the one-prime program on";
+  } else {
+    try {
+      Program p = lower_scales(net, one, ranges);
+      const auto [disagree, n] = predicted_disagreement(p, net, options);
+      std::string measured = "predicted top-1 disagreement on one prime " + percent(disagree) + " (from " +
+                             std::to_string(n) + " calibration inputs' top-2 margins and their errors) ";
+      if (disagree <= 1 - kAutoRingAgreement) {
+        p.ring_choice = "one prime (auto): " + measured + "<= " + percent(1 - kAutoRingAgreement);
+        return p;
+      }
+      why = measured + "> " + percent(1 - kAutoRingAgreement);
+    } catch (const std::invalid_argument& e) {
+      why = std::string("one prime cannot hold the values: ") + e.what();
+    }
+  }
+  Program p = lower_scales(net, two, ranges);
+  p.ring_choice = "two primes (auto): " + why;
+  return p;
+}
+
+}  // namespace
+
 std::string describe(const Program& prog) {
   std::ostringstream o;
-  o << "share field p = " << prog.prime << " (" << std::bit_width(prog.prime) << " bits), values "
-    << (prog.uniform_frac_bits > 0 ? "at 2^-" + std::to_string(prog.uniform_frac_bits)
+  if (prog.prime2 == 0)
+    o << "share field p = " << prog.prime << " (" << std::bit_width(prog.prime) << " bits), values ";
+  else
+    o << "share ring Z_(p0 p1), p0 = " << prog.prime << ", p1 = " << prog.prime2 << " ("
+      << std::bit_width(prog.prime) + std::bit_width(prog.prime2) << " bits), values ";
+  o << (prog.uniform_frac_bits > 0 ? "at 2^-" + std::to_string(prog.uniform_frac_bits)
                                    : "with " + std::to_string(prog.value_precision) + " significant bits")
     << ", truncation failure <= 2^-" << prog.sigma << " for values below 2^" << prog.value_bits
     << ", input at 2^-" << prog.input_bits << "\n";
@@ -466,6 +632,13 @@ ProgramCost cost(const Program& prog) {
 
 std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double>& input,
                                    std::vector<std::vector<double>>* trace) {
+  return evaluate_fixed_on(prog, input, trace, nullptr);
+}
+
+namespace {
+
+std::vector<double> evaluate_fixed_on(const Program& prog, const std::vector<double>& input,
+                                      std::vector<std::vector<double>>* trace, const nn::Network* structure) {
   VEIL_REQUIRE(static_cast<int>(input.size()) == prog.input.size(),
                "input has " << input.size() << " values, the model expects " << prog.input.size());
   std::vector<std::vector<i64>> out(prog.ops.size());
@@ -481,6 +654,11 @@ std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double
     std::vector<i64>& y = out[k];
     if (op.kind == Op::Kind::kLinear) {
       const QuantLinear& q = op.linear;
+      // A scale candidate's op k reads stage k's sparse structure (lower_at keeps the order).
+      const bool own = structure == nullptr || !q.row_ptr.empty();
+      const std::vector<std::int64_t>& row_ptr =
+          own ? q.row_ptr : structure->stages[k].linear().weights.row_ptr;
+      const std::vector<int>& cols = own ? q.col : structure->stages[k].linear().weights.col;
       y.resize(static_cast<std::size_t>(q.rows));
       i64 amax = 0;
       for (i64 v : a) amax = std::max(amax, v < 0 ? -v : v);
@@ -489,18 +667,17 @@ std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double
         // 64-bit accumulation while it cannot overflow (|a| < 2^31 always holds below
         // the truncation bound; sum |w| a < 2^62), else 128-bit.
         i128 acc = q.bias[static_cast<std::size_t>(r)];
-        const i64 e0 = q.row_ptr[static_cast<std::size_t>(r)],
-                  e1 = q.row_ptr[static_cast<std::size_t>(r) + 1];
+        const i64 e0 = row_ptr[static_cast<std::size_t>(r)], e1 = row_ptr[static_cast<std::size_t>(r) + 1];
         if (narrow) {
           i64 acc64 = 0;
           for (i64 e = e0; e < e1; ++e)
             acc64 += static_cast<i64>(q.weight[static_cast<std::size_t>(e)]) *
-                     a[static_cast<std::size_t>(q.col[static_cast<std::size_t>(e)])];
+                     a[static_cast<std::size_t>(cols[static_cast<std::size_t>(e)])];
           acc += acc64;
         } else {
           for (i64 e = e0; e < e1; ++e)
             acc += static_cast<i128>(q.weight[static_cast<std::size_t>(e)]) *
-                   a[static_cast<std::size_t>(q.col[static_cast<std::size_t>(e)])];
+                   a[static_cast<std::size_t>(cols[static_cast<std::size_t>(e)])];
         }
         y[static_cast<std::size_t>(r)] =
             rescale(static_cast<i64>(acc), op.in_bits + q.weight_bits, op.out_bits);
@@ -545,5 +722,7 @@ std::vector<double> evaluate_fixed(const Program& prog, const std::vector<double
     res[i] = std::ldexp(static_cast<double>(last[i]), -prog.output_bits());
   return res;
 }
+
+}  // namespace
 
 }  // namespace veil::hybrid

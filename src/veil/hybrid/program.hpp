@@ -71,9 +71,30 @@ struct Op {
   double weight_precision = 0;
 };
 
+// Which share ring lower() uses. The two-prime ring Z_(p0 p1) leaves about 31 more bits
+// below the truncation bound (more precise programs) but costs ~1.5x the online time of
+// the one-prime field Z_p0 (two words per value, three digit planes in the linear kernel).
+enum class ShareRing {
+  kAuto,       // one prime when its program is precise enough on the calibration inputs
+               // (see lower()), else the ring; the ring without calibration inputs
+  kOnePrime,   // Z_p0
+  kTwoPrimes,  // Z_(p0 p1)
+};
+
+// The agreement with the double network that kAuto requires of a one-prime program (the
+// project's accuracy target: the hybrid mode's top-1 class equals the plaintext one's on
+// at least 99.9% of the test images).
+inline constexpr double kAutoRingAgreement = 0.999;
+
 struct ProgramOptions {
   // The share field's prime; 0 picks the default (a prime just below 2^61).
   u64 prime = 0;
+  ShareRing ring = ShareRing::kAuto;
+  // The share ring's second prime: shares live in Z_{prime * prime2} (mpc/field.hpp),
+  // which leaves about 31 more bits below the truncation bound than Z_prime alone. 0 picks
+  // the default (default_prime2(), 31 bits); kNoSecondPrime keeps the one-prime field
+  // whatever `ring` says. Used only when the ring is chosen.
+  u64 prime2 = 0;
   // V; 0 chooses (see lower()).
   int value_precision = 0;
   // When set, every value is held at 2^-uniform_frac_bits instead (wide-range values then
@@ -100,23 +121,42 @@ struct Program {
   std::vector<double> mean, std;
   std::vector<std::string> classes;
   u64 prime = 0;
+  u64 prime2 = 0;             // 0: the share field is Z_prime; else the ring Z_{prime prime2}
   int value_precision = 0;    // V
   int uniform_frac_bits = 0;  // when set, every value at 2^-uniform_frac_bits
   int sigma = 0;
   int value_bits = 0;  // largest truncated value, log2 (from prime and sigma)
   int input_bits = 0;  // scale of the client's encoded input
   std::vector<Op> ops;
+  // Why lower() chose this ring, one line for the plan report (not saved with the program:
+  // empty for a loaded one).
+  std::string ring_choice;
   int num_outputs() const { return ops.empty() ? input.size() : ops.back().out.size(); }
   // Scale exponent of the output the client reconstructs.
   int output_bits() const { return ops.empty() ? input_bits : ops.back().out_bits; }
   // The share field (its frac_bits is V, for reports; every op names its own scales).
-  mpc::Field field() const { return mpc::Field(prime, value_precision); }
+  mpc::Field field() const { return mpc::Field(primes(), value_precision); }
+  std::vector<u64> primes() const {
+    return prime2 == 0 ? std::vector<u64>{prime} : std::vector<u64>{prime, prime2};
+  }
 };
+
+// ProgramOptions::prime2 for a one-prime share field.
+inline constexpr u64 kNoSecondPrime = 1;
+
+// The largest truncated value the planner allows, log2, whatever the ring: it keeps the
+// clear reference (evaluate_fixed) exact in 64-bit integers.
+inline constexpr int kMaxValueBits = 56;
 
 // The default share field prime: the largest prime below 2^61 that is 1 mod 2^17, so it
 // also serves as the exact scheme's plaintext modulus with SIMD batching for ring degrees
 // up to 2^16.
 u64 default_prime();
+// The default second prime of the share ring: the largest prime below 2^31 that is 1 mod
+// 2^17 (a second plaintext modulus with SIMD batching). Below 2^31 its residues need one
+// 32-bit multiply-add per weight in the online kernel (hybrid/linear.hpp), and the
+// exact scheme's parameters for it are no larger than for the first prime.
+u64 default_prime2();
 
 // How to lower a graph for the hybrid mode: as nn::lower's defaults, except that an
 // activation's leading coefficient stays in the polynomial. Folded into the next layer's
@@ -135,7 +175,18 @@ nn::Network merge_linear_runs(const nn::Network& network);
 // it tries per-value precisions V = 4..18 and uniform scales 2^-4..2^-12 and keeps the
 // program whose fixed-point outputs (evaluate_fixed) stay closest to the double network's
 // on the calibration inputs; without calibration inputs, the V whose values and weights
-// keep the most significant bits. Throws std::invalid_argument
+// keep the most significant bits.
+// ShareRing::kAuto lowers on one prime first and keeps it when the predicted top-1
+// disagreement with the double network is at most 1 - kAutoRingAgreement. The prediction
+// needs no constant fitted to a model: with d_i the error the one-prime program makes on
+// the calibration input i's top-2 margin (|(y_a - y_b) - (x_a - x_b)|, a and b the double
+// network's top two classes) and F the distribution of those margins over the calibration
+// inputs, the class flips when the margin is below the error, so
+//   P(disagree) ~ mean_i F(d_i),
+// F a power law (k / n) (x / t)^alpha below t = m_(k+1), the (k+1)-th smallest margin,
+// k = ceil(sqrt(n)), alpha the maximum-likelihood (Hill) estimate from the k smallest
+// margins (n = 64 inputs cannot show a 0.1% tail directly), the empirical distribution
+// above t. Without calibration inputs kAuto takes the ring. Throws std::invalid_argument
 // naming the stage when a polynomial has no measured input range, has degree above 4, or
 // a value cannot meet the failure bound at the requested (or any) precision.
 Program lower(const nn::Network& network, const ProgramOptions& options = {});

@@ -14,7 +14,8 @@ namespace {
 
 constexpr char kMagic[8] = {'V', 'E', 'I', 'L', 'H', 'P', 'U', 'B'};
 // 2: the logits' bound (the last op's output_bound) follows the ops.
-constexpr std::uint32_t kFormatVersion = 2;
+// 3: the share ring's second prime (0: none) follows the first.
+constexpr std::uint32_t kFormatVersion = 3;
 // Scale exponents stay within +-kScaleLimit and so do the differences the online stage
 // rescales by (a shift of 2^60 or more does not fit a residue below 2^61).
 constexpr int kScaleLimit = 60;
@@ -244,6 +245,7 @@ Bytes save_public_program(const Program& program) {
   w.u32(static_cast<std::uint32_t>(program.classes.size()));
   for (const auto& c : program.classes) w.str(c);
   w.u64(program.prime);
+  w.u64(program.prime2);
   for (int v : {program.value_precision, program.uniform_frac_bits, program.sigma, program.value_bits,
                 program.input_bits})
     put_i32(w, v);
@@ -308,6 +310,12 @@ Program load_public_program(std::span<const std::uint8_t> data) {
     p.prime = r.u64();
     VEIL_CHECK_IO(p.prime > (u64{1} << 20) && p.prime < (u64{1} << 61) && math::is_prime(p.prime),
                   "public program: share field modulus " << p.prime << " is not a prime in (2^20, 2^61)");
+    p.prime2 = r.u64();
+    VEIL_CHECK_IO(p.prime2 == 0 || (p.prime2 > (u64{1} << 20) && p.prime2 < (u64{1} << 61) &&
+                                    p.prime2 != p.prime && math::is_prime(p.prime2)),
+                  "public program: the share ring's second prime " << p.prime2
+                                                                   << " is not a prime in (2^20, 2^61) "
+                                                                      "distinct from the first");
     p.value_precision = get_i32(r);
     p.uniform_frac_bits = get_i32(r);
     p.sigma = get_i32(r);
@@ -318,7 +326,7 @@ Program load_public_program(std::span<const std::uint8_t> data) {
                   "public program: precision " << p.value_precision << ", uniform scale "
                                                << p.uniform_frac_bits << " or sigma " << p.sigma
                                                << " out of range");
-    const int vb = mpc::max_truncation_value_bits(p.field(), p.sigma);
+    const int vb = std::min(kMaxValueBits, mpc::max_truncation_value_bits(p.field(), p.sigma));
     VEIL_CHECK_IO(p.value_bits == vb, "public program: truncation bound 2^"
                                           << p.value_bits << ", the field and sigma give 2^" << vb);
     // An op takes at least 45 bytes (kind, name, two shapes, one input, two scales).

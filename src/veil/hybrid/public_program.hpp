@@ -10,16 +10,17 @@
 // finer than the scale exponents that already follow from it).
 //
 // Saved form (little-endian; docs/protocol.md):
-//   magic "VEILHPUB" | u32 version 1 | str name | shape input (u32 c, h, w) |
+//   magic "VEILHPUB" | u32 version 3 | str name | shape input (u32 c, h, w) |
 //   u32 n, f64 mean[n] | u32 n, f64 std[n] | u32 n, str classes[n] |
-//   u64 prime | i32 value_precision, uniform_frac_bits, sigma, value_bits, input_bits |
-//   u32 op count | per op: u8 kind (0 linear, 1 poly, 2 add) | str name | shape in, out |
+//   u64 prime | u64 prime2 (0: one prime) | i32 value_precision, uniform_frac_bits, sigma, value_bits,
+//   input_bits | u32 op count | per op: u8 kind (0 linear, 1 poly, 2 add) | str name | shape in, out |
 //     u32 n, i32 inputs[n] | i32 in_bits, out_bits | then by kind:
 //     linear: u32 rows, cols | i32 weight_bits | u8 truncate, spatial | i32 stride_y,
 //             stride_x | he_shape: i32 in_channels, height, width, out_channels, kernel_h,
 //             kernel_w, stride, pad
 //     poly:   u32 n, f64 coefficients[n] | i32 in_bits, power_bits, sum_bits, out_bits
 //     add:    nothing
+//   f64 the logits' bound
 // A str is u32 length + bytes.
 #pragma once
 

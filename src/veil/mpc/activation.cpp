@@ -52,7 +52,8 @@ std::vector<u64> poly_activation(const Field& f, Role role, std::span<const u64>
                                              << sc.sum_bits << ", output 2^" << sc.out_bits
                                              << ") are inconsistent");
   const int d = degree_of(coeffs);
-  const std::size_t n = x.size();
+  check_words(f, x.size(), "activation");
+  const std::size_t n = x.size();  // words
   // Refuse before the first exchange, so a short pool never leaves the peer mid-protocol.
   const PolyCost cost = poly_cost(coeffs, n);
   VEIL_CHECK_IO(squares.remaining() >= cost.squares && triples.remaining() >= cost.triples,
@@ -103,21 +104,28 @@ std::vector<u64> poly_activation(const Field& f, Role role, std::span<const u64>
   }
 
   // y 2^sum = c_0 2^sum + round(c_1 2^(sum - in)) x 2^in + sum_{k>=2} round(c_k 2^(sum - sb)) x^k 2^sb.
-  const auto& m = f.mod();
+  const std::size_t words = static_cast<std::size_t>(f.words());
   std::vector<u64> acc(n, 0);
   for (int k = 1; k <= d; ++k) {
     const double ck = coeffs[static_cast<std::size_t>(k)];
     if (ck == 0.0 || powers[static_cast<std::size_t>(k)].empty()) continue;
     const double scaled = std::ldexp(ck, sc.sum_bits - (k == 1 ? sc.in_bits : sb));
     VEIL_REQUIRE(std::fabs(scaled) < 9.0e15, "activation coefficient " << ck << " is too large");
-    const u64 w = m.from_signed(static_cast<std::int64_t>(std::llround(scaled)));
-    const u64 ws = m.shoup(w);
+    u64 w[2] = {0, 0}, ws[2] = {0, 0};
+    for (int r = 0; r < f.words(); ++r) {
+      w[r] = f.mod(r).from_signed(static_cast<std::int64_t>(std::llround(scaled)));
+      ws[r] = f.mod(r).shoup(w[r]);
+    }
     const auto& pk = powers[static_cast<std::size_t>(k)];
-    for (std::size_t i = 0; i < n; ++i) acc[i] = m.add(acc[i], m.mul_shoup(pk[i], w, ws));
+    for_each_word(f, n, [&](std::size_t i, const math::Modulus& m) {
+      acc[i] = m.add(acc[i], m.mul_shoup(pk[i], w[i & (words - 1)], ws[i & (words - 1)]));
+    });
   }
   if (role == Role::kServer && coeffs[0] != 0.0) {
-    const u64 c0 = f.encode(coeffs[0], sc.sum_bits);
-    for (auto& v : acc) v = m.add(v, c0);
+    const double c0v[] = {coeffs[0]};
+    const std::vector<u64> c0 = f.encode(c0v, sc.sum_bits);
+    for_each_word(
+        f, n, [&](std::size_t i, const math::Modulus& m) { acc[i] = m.add(acc[i], c0[i & (words - 1)]); });
   }
   if (sc.sum_bits > sc.out_bits) truncate_inplace(f, role, acc, sc.sum_bits - sc.out_bits);
   return acc;

@@ -7,7 +7,7 @@ namespace veil::mpc {
 std::pair<Squares, Squares> deal_squares(const Field& f, std::size_t n, MaskSource& masks) {
   const auto a = masks.uniform(f, n);
   std::vector<u64> a2(n);
-  for (std::size_t i = 0; i < n; ++i) a2[i] = f.mod().mul(a[i], a[i]);
+  for_each_word(f, n, [&](std::size_t i, const math::Modulus& m) { a2[i] = m.mul(a[i], a[i]); });
   auto sa = split(f, a, masks);
   auto sa2 = split(f, a2, masks);
   return {Squares{std::move(sa.server), std::move(sa2.server)},
@@ -18,7 +18,7 @@ std::pair<Triples, Triples> deal_triples(const Field& f, std::size_t n, MaskSour
   const auto a = masks.uniform(f, n);
   const auto b = masks.uniform(f, n);
   std::vector<u64> c(n);
-  for (std::size_t i = 0; i < n; ++i) c[i] = f.mod().mul(a[i], b[i]);
+  for_each_word(f, n, [&](std::size_t i, const math::Modulus& m) { c[i] = m.mul(a[i], b[i]); });
   auto sa = split(f, a, masks);
   auto sb = split(f, b, masks);
   auto sc = split(f, c, masks);
@@ -64,14 +64,14 @@ std::vector<u64> square_close(const Field& f, Role role, std::span<const u64> e_
   VEIL_REQUIRE(e_mine.size() == n && e_peer.size() == n, "secure square: masked values of sizes "
                                                              << e_mine.size() << " and " << e_peer.size()
                                                              << " for " << n << " squares");
-  const auto& m = f.mod();
+  check_words(f, n, "secure square");
   std::vector<u64> out(n);
-  for (std::size_t i = 0; i < n; ++i) {
+  for_each_word(f, n, [&](std::size_t i, const math::Modulus& m) {
     const u64 e = m.add(e_mine[i], e_peer[i]);
     u64 v = m.add(s.a2[i], m.mul(m.add(e, e), s.a[i]));
     if (role == Role::kServer) v = m.add(v, m.mul(e, e));
     out[i] = v;
-  }
+  });
   return out;
 }
 
@@ -80,12 +80,12 @@ std::vector<u64> multiply_open(const Field& f, std::span<const u64> x, std::span
   const std::size_t n = t.size();
   VEIL_REQUIRE(x.size() == n && y.size() == n,
                "secure product: " << x.size() << " and " << y.size() << " values but " << n << " triples");
+  check_words(f, n, "secure product");
   std::vector<u64> de(2 * n);
-  const auto& m = f.mod();
-  for (std::size_t i = 0; i < n; ++i) {
+  for_each_word(f, n, [&](std::size_t i, const math::Modulus& m) {
     de[i] = m.sub(x[i], t.a[i]);
     de[n + i] = m.sub(y[i], t.b[i]);
-  }
+  });
   return de;
 }
 
@@ -95,15 +95,15 @@ std::vector<u64> multiply_close(const Field& f, Role role, std::span<const u64> 
   VEIL_REQUIRE(de_mine.size() == 2 * n && de_peer.size() == 2 * n,
                "secure product: masked values of sizes " << de_mine.size() << " and " << de_peer.size()
                                                          << " for " << n << " triples");
-  const auto& m = f.mod();
+  check_words(f, n, "secure product");
   std::vector<u64> out(n);
-  for (std::size_t i = 0; i < n; ++i) {
+  for_each_word(f, n, [&](std::size_t i, const math::Modulus& m) {
     const u64 d = m.add(de_mine[i], de_peer[i]);
     const u64 e = m.add(de_mine[n + i], de_peer[n + i]);
     u64 v = m.add(t.c[i], m.add(m.mul(d, t.b[i]), m.mul(e, t.a[i])));
     if (role == Role::kServer) v = m.add(v, m.mul(d, e));
     out[i] = v;
-  }
+  });
   return out;
 }
 

@@ -20,6 +20,7 @@
 
 namespace veil::mpc {
 
+// Sizes count words (Field::words() per element, mpc/field.hpp), as share vectors do.
 // One party's shares of n random a and their squares a^2.
 struct Squares {
   std::vector<u64> a, a2;

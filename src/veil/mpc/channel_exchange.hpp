@@ -19,7 +19,8 @@ class ChannelExchange : public Exchange {
   // `frame_type`: the protocol's message type for share vectors.
   ChannelExchange(net::Channel& channel, Role role, const Field& field, std::uint16_t frame_type);
 
-  // Field elements travel packed at bits(p) bits each. A peer message of another type,
+  // Field elements travel packed at bits(p) bits each (two primes: first every word of
+  // residue 0 at bits(p_0), then those of residue 1 at bits(p_1)). A peer message of another type,
   // another length or with an element >= p is refused with net::Error naming it.
   std::vector<u64> swap(std::span<const u64> mine, std::size_t expect) override;
   void send(std::span<const u64> v) override;
@@ -30,7 +31,6 @@ class ChannelExchange : public Exchange {
   Role role_;
   const Field& field_;
   std::uint16_t type_;
-  unsigned bits_;
 };
 
 }  // namespace veil::mpc

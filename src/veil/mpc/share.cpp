@@ -7,15 +7,19 @@
 namespace veil::mpc {
 
 void MaskSource::uniform(const Field& f, std::span<u64> out) {
-  const u64 p = f.p();
-  const u64 mask = p == 0 ? ~u64{0} : (std::bit_ceil(p) - 1);
-  for (auto& v : out) {
+  check_words(f, out.size(), "uniform masks");
+  u64 mask[2] = {0, 0};
+  for (int r = 0; r < f.words(); ++r) mask[r] = std::bit_ceil(f.p(r)) - 1;
+  const std::size_t k = static_cast<std::size_t>(f.words());
+  // Each residue uniform mod its prime, independently: uniform mod P by the CRT.
+  for_each_word(f, out.size(), [&](std::size_t i, const math::Modulus& m) {
+    const u64 p = m.value(), bits = mask[i & (k - 1)];
     u64 r;
     do {
-      r = prng_.next_u64() & mask;
+      r = prng_.next_u64() & bits;
     } while (r >= p);  // accepted with probability p / 2^bits(p) > 1/2
-    v = r;
-  }
+    out[i] = r;
+  });
 }
 
 std::vector<u64> MaskSource::uniform(const Field& f, std::size_t n) {

@@ -1,4 +1,4 @@
-// Additive secret sharing over Z_p: x = x_0 + x_1 mod p with x_1 uniform, so either share
+// Additive secret sharing over Z_P: x = x_0 + x_1 mod P with x_1 uniform, so either share
 // alone is independent of x (perfect hiding). Masks come from a ChaCha20 stream keyed by
 // a fresh seed from the operating system's CSPRNG, never from a statistical generator.
 #pragma once
@@ -12,8 +12,8 @@
 
 namespace veil::mpc {
 
-// Uniform elements of Z_p. Rejection sampling (draw bits(p) bits, keep values below p)
-// keeps them exactly uniform; reducing a 64-bit draw mod p would favour small residues.
+// Uniform elements of Z_P (`out` counts words: words() per element). Rejection sampling (draw bits(p) bits,
+// keep values below p) keeps them exactly uniform; reducing a 64-bit draw mod p would favour small residues.
 class MaskSource {
  public:
   MaskSource() : MaskSource(random_seed()) {}

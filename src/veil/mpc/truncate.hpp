@@ -8,7 +8,9 @@
 //     x/2^d - 1 < floor(x_0/2^d) + ceil(x_1'/2^d) < x/2^d + 1.
 // That fails only when the shares did not wrap around p the usual way, which for a
 // uniform client share happens with probability at most (|x| + 1) / p (x >= 0: x_0 <= x;
-// x < 0: x_0 > p + x). The planner keeps every truncated value below 2^l with
+// x < 0: x_0 > p + x). Over two primes (mpc/field.hpp) the same holds with P = p_0 p_1
+// for p: each party recombines its share's residues into [0, P), shifts, and splits again.
+// The planner keeps every truncated value below 2^l with
 // 2^l / p <= 2^-40 (truncation_failure_log2 says how far below).
 #pragma once
 

@@ -77,8 +77,7 @@ Client::Client(net::Channel& channel, const std::string& name) : channel_(&chann
   } catch (const std::exception& e) {
     throw bad(std::string("ServerInfo: no parameters for the public program: ") + e.what());
   }
-  if (bfv::save_parameters(params_.linear->params()) != info_.linear_parameters ||
-      bfv::save_parameters(params_.beaver->params()) != info_.beaver_parameters)
+  if (parameter_blobs(params_) != std::make_pair(info_.linear_parameters, info_.beaver_parameters))
     throw bad(
         "ServerInfo: the server's BFV parameters are not those its public program implies "
         "(hybrid::he_parameters); refusing to use them");

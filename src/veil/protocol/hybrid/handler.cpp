@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <deque>
 #include <map>
+#include <tuple>
 
 #include "veil/bfv/serialize.hpp"
 #include "veil/common/error.hpp"
@@ -61,7 +62,10 @@ class Session final : public ProtocolSession {
   std::uint64_t max_frame_bytes(std::uint16_t type) const override {
     if (type == static_cast<std::uint16_t>(lib::Message::kKeys)) {
       const auto& hp = model_->params();
-      return ciphertext_bytes(*hp.linear) + ciphertext_bytes(*hp.beaver) + 4096;
+      std::uint64_t keys = 4096;
+      for (int r = 0; r < hp.residues(); ++r)
+        keys += ciphertext_bytes(*hp.linear_of(r)) + ciphertext_bytes(*hp.beaver_of(r));
+      return keys;
     }
     return 4096;
   }
@@ -225,23 +229,32 @@ Handler::Handler(std::shared_ptr<const lib::ServerModel> model, HandlerOptions o
   const lib::Program& prog = model_->program();
   const auto& hp = model_->params();
   public_program_ = lib::save_public_program(prog);
-  linear_parameters_ = bfv::save_parameters(hp.linear->params());
-  beaver_parameters_ = bfv::save_parameters(hp.beaver->params());
+  std::tie(linear_parameters_, beaver_parameters_) = parameter_blobs(hp);
   // The largest frame a client sends: its keys, one layer's Enc(r), the Beaver batches,
   // or one share vector.
-  const std::uint64_t lin_ct = ciphertext_bytes(*hp.linear), bv_ct = ciphertext_bytes(*hp.beaver);
-  largest_message_ = lin_ct + bv_ct;
-  for (const auto& layer : model_->layers())
-    largest_message_ = std::max<std::uint64_t>(
-        largest_message_, static_cast<std::uint64_t>(layer.layout.input_blocks()) * lin_ct);
-  const lib::ProgramCost c = lib::cost(prog);
-  const std::uint64_t n = hp.beaver->n();
-  const std::uint64_t batches = (static_cast<std::uint64_t>(c.squares) + n - 1) / n +
-                                2 * ((static_cast<std::uint64_t>(c.triples) + n - 1) / n);
-  largest_message_ = std::max(largest_message_, batches * bv_ct);
+  // Per prime of the share ring (each runs its own preprocessing exchange).
+  largest_message_ = 0;
+  for (int r = 0; r < hp.residues(); ++r) {
+    const std::uint64_t lin_ct = ciphertext_bytes(*hp.linear_of(r)),
+                        bv_ct = ciphertext_bytes(*hp.beaver_of(r));
+    largest_message_ = std::max(largest_message_, lin_ct + bv_ct);
+    for (const auto& layer : model_->layers(r))
+      largest_message_ = std::max<std::uint64_t>(
+          largest_message_, static_cast<std::uint64_t>(layer.layout.input_blocks()) * lin_ct);
+    const lib::ProgramCost c = lib::cost(prog);
+    const std::uint64_t n = hp.beaver_of(r)->n();
+    const std::uint64_t batches = (static_cast<std::uint64_t>(c.squares) + n - 1) / n +
+                                  2 * ((static_cast<std::uint64_t>(c.triples) + n - 1) / n);
+    largest_message_ = std::max(largest_message_, batches * bv_ct);
+  }
+  // The keys frame holds every prime's pair.
+  std::uint64_t keys = 0;
+  for (int r = 0; r < hp.residues(); ++r)
+    keys += ciphertext_bytes(*hp.linear_of(r)) + ciphertext_bytes(*hp.beaver_of(r));
+  largest_message_ = std::max(largest_message_, keys);
   std::uint64_t widest = static_cast<std::uint64_t>(prog.input.size());
   for (const auto& op : prog.ops) widest = std::max<std::uint64_t>(widest, op.out.size());
-  largest_message_ = std::max(largest_message_, 8 * widest + 8);
+  largest_message_ = std::max(largest_message_, 8 * widest * static_cast<std::uint64_t>(hp.residues()) + 8);
 }
 
 Handler::~Handler() = default;

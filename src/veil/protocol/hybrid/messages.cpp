@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "veil/bfv/serialize.hpp"
 #include "veil/protocol/wire.hpp"
 
 namespace veil::protocol::hybrid {
@@ -186,6 +187,17 @@ Online decode<Online>(const net::Frame& f) {
 template <>
 OnlineAccepted decode<OnlineAccepted>(const net::Frame& f) {
   return decode_id<OnlineAccepted>(f);
+}
+
+std::pair<Bytes, Bytes> parameter_blobs(const veil::hybrid::HeParameters& hp) {
+  Bytes lin, bv;
+  for (int r = 0; r < hp.residues(); ++r) {
+    const Bytes l = bfv::save_parameters(hp.linear_of(r)->params()),
+                b = bfv::save_parameters(hp.beaver_of(r)->params());
+    lin.insert(lin.end(), l.begin(), l.end());
+    bv.insert(bv.end(), b.begin(), b.end());
+  }
+  return {std::move(lin), std::move(bv)};
 }
 
 }  // namespace veil::protocol::hybrid

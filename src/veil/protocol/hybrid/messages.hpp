@@ -33,7 +33,10 @@ namespace veil::protocol::hybrid {
 
 inline constexpr char kName[] = "hybrid";
 // 1: first release.
-inline constexpr std::uint16_t kVersion = 1;
+// 2: shares over the two-prime ring Z_{p_0 p_1} (hybrid/program.hpp): the keys frame holds
+//    a pair of keys per prime, preprocessing runs once per prime, share vectors carry both
+//    residues, ServerInfo's parameters are each prime's concatenated; public program v3.
+inline constexpr std::uint16_t kVersion = 2;
 
 using veil::Bytes;
 // Names one inference's preprocessing material: a per-session counter (8 bytes,
@@ -80,7 +83,11 @@ void decode_open(const Bytes& body);  // throws kBadMessage
 // Server -> client: the model's public description. `program` is the public program
 // (hybrid/public_program.hpp: no weights, no biases); `linear_parameters` and
 // `beaver_parameters` are bfv::save_parameters of hybrid::he_parameters(program), which
-// the client recomputes and compares (they follow from public facts only).
+// the client recomputes and compares (they follow from public facts only); over two primes,
+// each prime's saved parameters concatenated (parameter_blobs).
+// ServerInfo's {linear_parameters, beaver_parameters} for these contexts.
+std::pair<Bytes, Bytes> parameter_blobs(const veil::hybrid::HeParameters& hp);
+
 struct ServerInfo {
   static constexpr MessageType kType = MessageType::kServerInfo;
   std::string model, dataset;
