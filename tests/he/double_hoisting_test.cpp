@@ -9,37 +9,21 @@
 #include <tuple>
 
 #include "ckks/test_util.hpp"
+#include "he/he_test_util.hpp"
 #include "veil/he/linear_transform.hpp"
 
 namespace veil {
 namespace {
 
 using ckks::Ciphertext;
+using test::apply_plain;
+using test::max_error;
 
 std::vector<double> random_vector(std::size_t n, std::mt19937_64& g) {
   std::uniform_real_distribution<double> d(-1.0, 1.0);
   std::vector<double> v(n);
   for (auto& x : v) x = d(g);
   return v;
-}
-
-double max_error(const std::vector<double>& a, const std::vector<double>& b) {
-  double e = 0;
-  for (std::size_t i = 0; i < b.size(); ++i) e = std::max(e, std::abs(a[i] - b[i]));
-  return e;
-}
-
-// out[bo][s] = sum values[s] * in[bi][(s + d) mod n] (+ bias).
-std::vector<std::vector<double>> apply_plain(const he::LinearTransformSpec& spec,
-                                             const std::vector<std::vector<double>>& in) {
-  const std::size_t n = spec.slots;
-  std::vector<std::vector<double>> out(spec.out_blocks, std::vector<double>(n, 0.0));
-  for (const auto& t : spec.diagonals)
-    for (std::size_t s = 0; s < n; ++s)
-      out[t.out_block][s] += (spec.unit ? 1.0 : t.values[s]) * in[t.in_block][(s + t.step) % n];
-  for (int b = 0; b < spec.out_blocks && !spec.bias.empty(); ++b)
-    for (std::size_t s = 0; s < n; ++s) out[b][s] += spec.bias[b][s];
-  return out;
 }
 
 struct Case {
