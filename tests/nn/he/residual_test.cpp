@@ -176,6 +176,35 @@ TEST(Residual, ThroughputModeMatchesPlainForEveryImage) {
   }
 }
 
+// conv -> act -> BN -> act -> conv: the BN has only a polynomial to fold into, so pass (e)
+// makes it a shift that follows a polynomial. The throughput evaluator's shortcuts for a
+// polynomial followed by sum pools (lazy relinearisation, fused pooling) must not take
+// the shift for a pool: it adds a constant. Both modes against the plain evaluator.
+TEST(Residual, ShiftAfterAPolynomialInBothModes) {
+  std::mt19937_64 rng(8);
+  Graph g = test::empty_graph({2, 4, 4});
+  int x = test::add_conv(g, -1, 3, 3, 1, 1, 1, rng);
+  x = test::add_poly(g, x, {0.1, 0.5, 0.25});
+  x = test::add_poly(g, test::add_batch_norm(g, x, rng), {0.2, -0.4, 0.3});
+  g.nodes[x].input_range = 4;
+  x = test::add_conv(g, x, 2, 3, 1, 1, 1, rng);
+  g.output = test::add_gemm(g, test::add_simple(g, OpKind::kFlatten, x, "flat"), 3, rng);
+  const Network net = lower(g);
+  int shifts = 0;
+  for (const Stage& s : net.stages) shifts += s.kind() == StageKind::kLinear && s.linear().unit_weights;
+  ASSERT_EQ(shifts, 1);
+  for (Mode mode : {Mode::kLatency, Mode::kThroughput}) {
+    const Plan plan = make_plan(net, toy_options(mode, 10));
+    Client c(plan);
+    const EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
+    EncryptedNetwork server(net, plan, c.ctx);
+    const std::vector<std::vector<double>> images = {test::random_vector(net.input.size(), rng, 0.5)};
+    auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, images), keys);
+    const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, 1);
+    EXPECT_GT(-std::log2(max_abs_error(logits[0], evaluate(net, images[0]))), 12) << mode_name(mode);
+  }
+}
+
 // A residual block straight on the network input (the input is read twice) still packs
 // and runs: the input is sent without copies (both readers must see one layout) and the
 // branch's last convolution writes the input's layout.

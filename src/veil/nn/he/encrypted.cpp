@@ -398,6 +398,16 @@ bool EncryptedNetwork::reads_only_previous(std::size_t k) const {
          readers_[k] == 1;
 }
 
+namespace {
+
+// A unit-weight stage without a bias: additions only. A shift (passes.hpp (e)) also has
+// unit weights but adds a constant, which the lazy and fused paths below do not carry.
+bool sum_pool(const LinearStage& st) {
+  return st.unit_weights && std::all_of(st.bias.begin(), st.bias.end(), [](double b) { return b == 0.0; });
+}
+
+}  // namespace
+
 bool EncryptedNetwork::lazy_relin(std::size_t k) const {
   // Throughput mode, a monic quadratic, and a weighted linear stage (possibly after sum
   // pools) that will relinearise its outputs.
@@ -409,6 +419,7 @@ bool EncryptedNetwork::lazy_relin(std::size_t k) const {
     // Only along a path no other stage reads (an Add needs relinearised, rescaled inputs).
     if (!s.is<LinearStage>() || !reads_only_previous(j)) return false;
     if (!s.linear().unit_weights) return true;
+    if (!sum_pool(s.linear())) return false;
   }
   return false;
 }
@@ -418,7 +429,7 @@ bool EncryptedNetwork::fusable(std::size_t k) const {
   const Stage &a = net_.stages[k], &b = net_.stages[k + 1], &c = net_.stages[k + 2];
   if (!reads_only_previous(k + 1) || !reads_only_previous(k + 2)) return false;
   if (!a.is<LinearStage>() || a.linear().unit_weights || !b.is<PolyStage>() || !c.is<LinearStage>() ||
-      !c.linear().unit_weights)
+      !sum_pool(c.linear()))
     return false;
   // Every pre-pool value feeds at most one pool output (stride = kernel), so computing
   // them per pool output does no work twice.
