@@ -111,6 +111,27 @@ void add_extended(const ckks::Evaluator& eval, ckks::ExtendedCiphertext& a,
   });
 }
 
+// Each output block's extended sums (groups[gi] writes parts[gi]; empty parts are skipped)
+// added over Q_level * P and lowered once: two ModDowns per block, not per giant step.
+template <typename Group>
+std::vector<ckks::Ciphertext> lower_block_sums(const ckks::Evaluator& eval, const std::vector<Group>& groups,
+                                               std::vector<ckks::ExtendedCiphertext>& parts, int out_blocks) {
+  std::vector<ckks::ExtendedCiphertext> sums(static_cast<std::size_t>(out_blocks));
+  for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+    if (parts[gi].empty()) continue;
+    ckks::ExtendedCiphertext& o = sums[groups[gi].out_block];
+    if (o.empty())
+      o = std::move(parts[gi]);
+    else
+      add_extended(eval, o, parts[gi]);
+  }
+  std::vector<ckks::Ciphertext> out(sums.size());
+  parallel_for(out.size(), [&](std::size_t b) {
+    if (!sums[b].empty()) out[b] = eval.lower(std::move(sums[b]));
+  });
+  return out;
+}
+
 }  // namespace
 
 namespace {
@@ -456,19 +477,7 @@ std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator
     if (rotated[gi].empty()) partial[gi] = std::move(acc);
   });
   // Lazy giant steps: each output block's rotated sums added over Q_level * P, lowered once.
-  std::vector<ckks::ExtendedCiphertext> sums(spec_.out_blocks);
-  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-    if (rotated[gi].empty()) continue;
-    ckks::ExtendedCiphertext& o = sums[groups_[gi].out_block];
-    if (o.empty())
-      o = std::move(rotated[gi]);
-    else
-      add_extended(eval, o, rotated[gi]);
-  }
-  std::vector<Ciphertext> out(spec_.out_blocks);
-  parallel_for(out.size(), [&](std::size_t b) {
-    if (!sums[b].empty()) out[b] = eval.lower(std::move(sums[b]));
-  });
+  std::vector<Ciphertext> out = lower_block_sums(eval, groups_, rotated, spec_.out_blocks);
   for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
     if (partial[gi].empty()) continue;
     Ciphertext& o = out[groups_[gi].out_block];
@@ -533,19 +542,7 @@ std::vector<Ciphertext> LinearTransform::block_sums_double(const ckks::Evaluator
     partial[gi] = std::move(acc);
   });
   // Per output block: the sum over giant steps, lowered once.
-  std::vector<ExtendedCiphertext> sums(spec_.out_blocks);
-  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-    ExtendedCiphertext& o = sums[groups_[gi].out_block];
-    if (o.empty())
-      o = std::move(partial[gi]);
-    else
-      add_extended(eval, o, partial[gi]);
-  }
-  std::vector<Ciphertext> out(spec_.out_blocks);
-  parallel_for(out.size(), [&](std::size_t b) {
-    if (!sums[b].empty()) out[b] = eval.lower(std::move(sums[b]));
-  });
-  return out;
+  return lower_block_sums(eval, groups_, partial, spec_.out_blocks);
 }
 
 std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, const std::vector<Ciphertext>& in,
