@@ -82,8 +82,7 @@ TEST(Rotation, ExtendedHoistedRotationsLowerToTheHoistedOnes) {
         // the canonical embedding sums N more), one bit per doubling: measured over
         // 1800 rotations each, the worst precision is 24.0, 22.7 and 21.6 bits at
         // N = 2^10, 2^11, 2^12, so 30 - log N keeps 3.5 bits of margin.
-        EXPECT_GT(precision_bits(f.decrypt(lowered), rotated(v, steps[i])), 30 - log_n)
-            << "N = 2^" << log_n;
+        EXPECT_GT(precision_bits(f.decrypt(lowered), rotated(v, steps[i])), 30 - log_n) << "N = 2^" << log_n;
         // One rotation left extended (c1 permuted before raising) lowers to rotate().
         const Ciphertext one = f.evaluator->lower(f.evaluator->rotate_extended(ct, steps[i], gk));
         EXPECT_TRUE(one.data() == f.evaluator->rotate(ct, steps[i], gk).data())

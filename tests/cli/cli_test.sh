@@ -36,6 +36,19 @@ echo "$out" | grep -q "128-bit bound 214: met" || fail "plan hybrid parameters: 
 out="$("$veil" infer --model "$model" --mode hybrid --input "$img")" || fail "infer hybrid"
 echo "$out" | grep -q "^class: 7" || fail "hybrid infer gave: $out"
 echo "$out" | grep -q "online .* rounds" || fail "hybrid infer report: $out"
+# Hybrid eval of records 2..4 (--skip splits a long run): the report names the records
+# and holds a prediction for each; the plot shows the preprocessing/online split.
+samples="$root/models/samples/mnist-test-first16-images-idx3-ubyte"
+"$veil" eval --model "$model" --mode hybrid -d "$samples" --skip 2 -n 3 --report "$tmp/h.json" \
+  --plot "$tmp/h.png" >/dev/null || fail "eval hybrid"
+/usr/bin/python3 - "$tmp/h.json" <<'PY' || fail "eval hybrid report"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["mode"] == "hybrid" and j["records"] == [2, 3, 4] and j["skip"] == 2, j
+assert len(j["predictions"]) == 3 and j["labels"] == [1, 0, 4], j
+assert j["agreement"] == 1.0 and j["bytes_per_image"]["online_up"] > 0, j
+PY
+[ -s "$tmp/h.png" ] || fail "eval hybrid plot"
 
 # Bad input: clear errors, exit code 1.
 expect_error() {  # pattern, command...
@@ -52,6 +65,8 @@ expect_error "bad.png" "$veil" infer --model "$model" --input "$tmp/bad.png"
 head -c 100 "$tmp/in.ct" > "$tmp/trunc.ct"
 expect_error "truncated\|too short" "$veil" run --model "$model" --keys "$tmp/server" --in "$tmp/trunc.ct" --out "$tmp/x.ct"
 expect_error "secret.key" "$veil" decrypt --model "$model" --keys "$tmp/server" --in "$tmp/out.ct"
+expect_error "drop one of the two" "$veil" eval --model "$model" --mode hybrid --simulate --plot "$tmp/x.png"
+expect_error "skipping 16 records leaves none" "$veil" eval --model "$model" -d "$samples" --skip 16
 expect_error "out of range" "$veil" infer --model "$model" --input "$root/models/samples/mnist-test-first16-images-idx3-ubyte" --index 99
 "$veil" keygen --model "$model" --scale-bits 25 --keys "$tmp/k2" >/dev/null || fail "keygen other parameters"
 expect_error "other parameters" "$veil" run --model "$model" --keys "$tmp/k2" --in "$tmp/in.ct" --out "$tmp/x.ct"

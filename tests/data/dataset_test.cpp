@@ -230,6 +230,23 @@ TEST(Dataset, CifarExactMask) {
   }
   o.max_count = 4;  // applied after the filter
   EXPECT_EQ(load_dataset(dir.str(), "cifar10", o).source_index, (std::vector<std::size_t>{0, 2, 3, 7}));
+  // skip drops records after the filter and before the count: a run split in two
+  // covers the same records as the whole.
+  o.skip = 2;
+  o.max_count = 3;
+  const Dataset tail = load_dataset(dir.str(), "cifar10", o);
+  EXPECT_EQ(tail.source_index, (std::vector<std::size_t>{3, 7, 11}));
+  ASSERT_EQ(tail.exact_mask.size(), 3u);
+  for (std::size_t i = 0; i < tail.size(); ++i) {
+    EXPECT_EQ(tail.labels[i], kCifarFirst16[tail.source_index[i]]);
+    const auto want = all.pixels(tail.source_index[i]);
+    const auto got = tail.pixels(i);
+    EXPECT_TRUE(std::equal(got.begin(), got.end(), want.begin()));
+  }
+  o.skip = 6;  // all six exact records skipped
+  const std::string none = what_of([&] { load_dataset(dir.str(), "cifar10", o); });
+  EXPECT_NE(none.find("skipping 6 records leaves none"), std::string::npos) << none;
+  o.skip = 0;
 
   // Two files concatenate, numbering records consecutively.
   spit(dir.file("second.bin"), raw);

@@ -114,8 +114,10 @@ TEST(HybridEval, ReportCountsMatchADirectComputation) {
   EXPECT_EQ(r.correct_plain, d.correct_plain);
   EXPECT_EQ(r.agree, d.agree);
   EXPECT_EQ(r.agree, 3u);
-  EXPECT_GT(r.online_rounds, 0);
-  EXPECT_GT(r.preprocess_bytes, 0u);
+  EXPECT_GT(r.total.online_rounds, 0);
+  EXPECT_GT(r.preprocess_bytes(), 0u);
+  EXPECT_GT(r.total.online_up, 0u);
+  EXPECT_GT(r.total.online_down, 0u);
 }
 
 TEST(HybridEval, ARefusedRecordIsCountedAndTheRunGoesOn) {

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "veil/cli/session.hpp"
+#include "veil/data/dataset.hpp"
 #include "veil/hybrid/program.hpp"
 
 namespace veil::cli {
@@ -32,9 +34,27 @@ void print_hybrid_plan(const HybridModel& m);
 // prediction differs from the plaintext model's.
 void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inputs, std::size_t index,
                       int top);
-// simulate: the protocol's fixed-point arithmetic in the clear (fast, whole test sets).
-void run_hybrid_eval(const ModelOptions& o, const std::string& data, std::size_t count, bool quiet,
-                     bool simulate);
+
+// `veil eval` in every mode.
+struct EvalOptions {
+  ModelOptions model;
+  std::string mode = "latency";
+  std::string data;
+  std::size_t count = 0;  // 0: all (hybrid protocol runs: the first 100)
+  std::size_t skip = 0;   // records dropped first, to split a long run
+  bool exact_only = false;
+  std::string report, plot;
+  bool quiet = false;
+  bool simulate = false;  // hybrid: the protocol's fixed-point arithmetic in the clear
+};
+// What every eval report holds: the model, the records (data path relative to the
+// working directory where possible, so reports kept in the repository name no one
+// machine's folders), their labels, the predictions both ways and the accuracies.
+nlohmann::json eval_report(const EvalOptions& o, const nn::Network& net, const data::Dataset& ds,
+                           const std::string& data_path, const std::vector<int>& predictions,
+                           const std::vector<int>& plain_predictions);
+void write_report(const std::string& path, const nlohmann::json& j);
+void run_hybrid_eval(const EvalOptions& o);
 
 void register_plan(CLI::App& app);
 void register_key_commands(CLI::App& app);  // keygen, encrypt, run, decrypt

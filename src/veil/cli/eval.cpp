@@ -30,23 +30,13 @@ namespace veil::cli {
 
 namespace {
 
-struct EvalOptions {
-  ModelOptions model;
-  std::string mode = "latency";
-  std::string data;
-  std::size_t count = 0;
-  bool exact_only = false;
-  std::string report, plot;
-  bool quiet = false;
-  bool simulate = false;
-};
-
 void run_eval(EvalOptions& o) {
   Model m = open_model(o.model, o.mode);
   const auto& plan = m.plan;
   const auto& net = m.network;
   data::LoadOptions lo;
   lo.max_count = o.count;
+  lo.skip = o.skip;
   lo.exact_only = o.exact_only;
   lo.num_classes = net.num_outputs();
   const std::string data_path = o.data.empty() ? default_data_dir(net.dataset) : o.data;
@@ -105,21 +95,7 @@ void run_eval(EvalOptions& o) {
                 stage_seconds[k], stage_bits[k]);
 
   if (!o.report.empty()) {
-    nlohmann::json j;
-    j["model"] = net.name;
-    j["dataset"] = ds.name;
-    // Relative to the working directory where possible, so reports kept in the
-    // repository do not name one machine's folders.
-    {
-      std::error_code ec;
-      const auto rel = std::filesystem::relative(data_path, std::filesystem::current_path(), ec);
-      const bool inside = !ec && !rel.empty() && rel.native().rfind("..", 0) != 0;
-      j["data"] = inside ? rel.string() : data_path;
-    }
-    j["mode"] = nn::mode_name(plan.mode);
-    j["count"] = n;
-    j["exact_only"] = o.exact_only;
-    j["threads"] = num_threads();
+    nlohmann::json j = eval_report(o, net, ds, data_path, r.predictions, r.plain_predictions);
     j["params"] = {{"log_n", plan.params.log_n},
                    {"depth", plan.depth},
                    {"log_qp", plan.params.log_qp()},
@@ -128,9 +104,6 @@ void run_eval(EvalOptions& o) {
                    {"slots", plan.slots},
                    {"rotation_keys", plan.rotation_steps.size()},
                    {"secure_128", plan.params.is_128_bit_secure()}};
-    j["plaintext_accuracy"] = plain_acc;
-    j["encrypted_accuracy"] = enc_acc;
-    j["agreement"] = agreement;
     j["max_logit_error"] = max_err;
     j["seconds_per_image"] = per_image;
     j["seconds"] = {{"keygen", t_keys}, {"encrypt", t_enc}, {"evaluate", t_eval}, {"decrypt", t_dec}};
@@ -145,13 +118,7 @@ void run_eval(EvalOptions& o) {
                         {"seconds", stage_seconds[k]},
                         {"precision_bits", std::isfinite(stage_bits[k]) ? stage_bits[k] : -1.0}});
     j["stages"] = stages;
-    j["labels"] = ds.labels;
-    j["predictions"] = r.predictions;
-    j["plaintext_predictions"] = r.plain_predictions;
-    std::ofstream f(o.report);
-    VEIL_CHECK_IO(f, "cannot write report '" << o.report << "'");
-    f << j.dump(1) << "\n";
-    std::printf("report: %s\n", o.report.c_str());
+    write_report(o.report, j);
   }
   if (!o.plot.empty()) {
     std::vector<std::string> names;
@@ -182,6 +149,47 @@ void run_eval(EvalOptions& o) {
 
 }  // namespace
 
+nlohmann::json eval_report(const EvalOptions& o, const nn::Network& net, const data::Dataset& ds,
+                           const std::string& data_path, const std::vector<int>& predictions,
+                           const std::vector<int>& plain_predictions) {
+  nlohmann::json j;
+  j["model"] = net.name;
+  j["dataset"] = ds.name;
+  std::error_code ec;
+  const auto rel = std::filesystem::relative(data_path, std::filesystem::current_path(), ec);
+  const bool inside = !ec && !rel.empty() && rel.native().rfind("..", 0) != 0;
+  j["data"] = inside ? rel.string() : data_path;
+  j["mode"] = o.mode;
+  j["count"] = ds.size();
+  j["skip"] = o.skip;
+  j["exact_only"] = o.exact_only;
+  j["threads"] = num_threads();
+  // Accuracy over every record: a record without a prediction (-1) counts as wrong.
+  std::size_t correct = 0, correct_plain = 0, agree = 0;
+  for (std::size_t i = 0; i < ds.size(); ++i) {
+    correct += predictions[i] == ds.labels[i];
+    correct_plain += plain_predictions[i] == ds.labels[i];
+    agree += predictions[i] == plain_predictions[i];
+  }
+  const double n = static_cast<double>(ds.size());
+  j["plaintext_accuracy"] = static_cast<double>(correct_plain) / n;
+  j["encrypted_accuracy"] = static_cast<double>(correct) / n;
+  j["agreement"] = static_cast<double>(agree) / n;
+  j["records"] = ds.source_index;
+  j["labels"] = ds.labels;
+  j["predictions"] = predictions;
+  j["plaintext_predictions"] = plain_predictions;
+  return j;
+}
+
+void write_report(const std::string& path, const nlohmann::json& j) {
+  std::ofstream f(path);
+  VEIL_CHECK_IO(f, "cannot write report '" << path << "'");
+  f << j.dump(1) << "\n";
+  VEIL_CHECK_IO(f.flush(), "cannot write report '" << path << "'");
+  std::printf("report: %s\n", path.c_str());
+}
+
 void register_eval(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
   auto* cmd =
@@ -190,17 +198,24 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--data,-d", o->data,
                   "directory with IDX files (raw or .gz) or CIFAR-10 binary batches, or the files themselves "
                   "(default: where scripts/setup.sh puts the model's data set)");
-  cmd->add_option("--count,-n", o->count, "evaluate only the first K records (default: all)");
+  cmd->add_option("--count,-n", o->count,
+                  "evaluate only the first K records (default: all; hybrid protocol runs: 100)");
+  cmd->add_option("--skip", o->skip,
+                  "start after the first K records (after --exact-only), so a long run can be split:\n"
+                  "--skip 100 -n 100 evaluates records 100..199");
   cmd->add_flag("--exact-only", o->exact_only, "CIFAR-10: only records of the exact subset");
   cmd->add_flag("--simulate", o->simulate,
                 "hybrid mode: run the protocol's fixed-point arithmetic in the clear instead of the\n"
                 "protocol (same predictions up to truncation noise; whole test sets in seconds)");
-  cmd->add_option("--report", o->report, "write a JSON report here");
-  cmd->add_option("--plot", o->plot, "write a PNG plot (time and precision per stage) here");
+  cmd->add_option("--report", o->report,
+                  "write a JSON report here (accuracy, agreement, time and bytes, every prediction)");
+  cmd->add_option("--plot", o->plot,
+                  "write a PNG plot here: time and precision per stage; hybrid mode: time and bytes of\n"
+                  "preprocessing and online stage per image");
   cmd->callback([o] {
     // Hybrid: each image runs the whole protocol (preprocessing included), so the default
     // is the first 100 records.
-    if (o->mode == "hybrid") return run_hybrid_eval(o->model, o->data, o->count, o->quiet, o->simulate);
+    if (o->mode == "hybrid") return run_hybrid_eval(*o);
     VEIL_REQUIRE(!o->simulate, "--simulate applies to --mode hybrid only");
     run_eval(*o);
   });

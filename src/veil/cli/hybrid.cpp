@@ -19,6 +19,7 @@
 #include "veil/nn/onnx/import.hpp"
 #include "veil/nn/passes.hpp"
 #include "veil/nn/plain_eval.hpp"
+#include "veil/report/plot.hpp"
 #include "veil/report/progress.hpp"
 
 namespace veil::cli {
@@ -162,12 +163,13 @@ namespace {
 // The clear fixed-point computation the protocol reproduces (hybrid::evaluate_fixed; the
 // two-party run differs by the local truncations' one-unit errors), on both cores: the
 // accuracy the hybrid mode will have, over a whole test set in seconds.
-void simulate_eval(const HybridModel& m, const data::Dataset& ds, bool quiet) {
+void simulate_eval(const EvalOptions& o, const HybridModel& m, const data::Dataset& ds,
+                   const std::string& data_path) {
   const auto& net = m.network;
   std::vector<int> fixed(ds.size()), plain(ds.size());
   std::vector<double> err(ds.size());
   std::optional<report::Progress> bar;
-  if (!quiet) bar.emplace("simulate", ds.size());
+  if (!o.quiet) bar.emplace("simulate", ds.size());
   std::mutex mu;
   parallel_for(ds.size(), [&](std::size_t i) {
     const auto x = record(net, ds, i);
@@ -193,31 +195,60 @@ void simulate_eval(const HybridModel& m, const data::Dataset& ds, bool quiet) {
       "accuracy: hybrid %.2f%%, plaintext %.2f%%; predictions agree on %zu/%zu (%.2f%%); max logit error "
       "%.3f\n",
       100.0 * correct / n, 100.0 * correct_plain / n, agree, ds.size(), 100.0 * agree / n, worst);
+  if (o.report.empty()) return;
+  nlohmann::json j = eval_report(o, net, ds, data_path, fixed, plain);
+  j["simulated"] = true;
+  j["share_ring_primes"] = m.program.primes().size();
+  j["calibration"] = m.calibration;
+  j["max_logit_error"] = worst;
+  write_report(o.report, j);
+}
+
+// Time and bytes per image of each stage, the preprocessing/online split at a glance.
+void plot_hybrid(const std::string& path, const eval::HybridReport& r) {
+  const double n = static_cast<double>(r.count);
+  const auto& t = r.total;
+  report::BarPanel time, bytes;
+  time.title = "Time per image (hybrid mode, " + std::to_string(r.count) + " images)";
+  time.y_label = "seconds";
+  time.labels = {"preprocessing", "online"};
+  time.values = {t.preprocess_s / n, t.online_s / n};
+  bytes.title = "Bytes per image";
+  bytes.y_label = "MiB";
+  bytes.labels = {"preprocessing up", "preprocessing down", "online up", "online down"};
+  for (const std::uint64_t b : {t.pre_up, t.pre_down, t.online_up, t.online_down})
+    bytes.values.push_back(static_cast<double>(b) / n / (1 << 20));
+  report::write_panels_png(path, {time, bytes});
+  std::printf("plot: %s\n", path.c_str());
 }
 
 }  // namespace
 
-void run_hybrid_eval(const ModelOptions& o, const std::string& data, std::size_t count, bool quiet,
-                     bool simulate) {
-  const HybridModel m = load_hybrid_model(o);
+void run_hybrid_eval(const EvalOptions& o) {
+  VEIL_REQUIRE(o.plot.empty() || !o.simulate,
+               "--plot shows the protocol's time and bytes, which a --simulate run does not have: drop one "
+               "of the two");
+  const HybridModel m = load_hybrid_model(o.model);
   const auto& net = m.network;
   data::LoadOptions lo;
-  lo.max_count = count == 0 && !simulate ? 100 : count;
+  lo.max_count = o.count == 0 && !o.simulate ? 100 : o.count;
+  lo.skip = o.skip;
+  lo.exact_only = o.exact_only;
   lo.num_classes = net.num_outputs();
-  const std::string data_path = data.empty() ? default_data_dir(net.dataset) : data;
+  const std::string data_path = o.data.empty() ? default_data_dir(net.dataset) : o.data;
   const data::Dataset ds = data::load_dataset(data_path, net.dataset, lo);
   VEIL_REQUIRE(ds.size() > 0, "no records in '" << data_path << "'");
   std::printf("eval %s on %zu %s records from %s (hybrid mode, %d threads; scales chosen on %s)\n",
               net.name.c_str(), ds.size(), ds.name.c_str(), data_path.c_str(), num_threads(),
               m.calibration.c_str());
-  if (simulate) return simulate_eval(m, ds, quiet);
+  if (o.simulate) return simulate_eval(o, m, ds, data_path);
   eval::Records records;
   for (std::size_t i = 0; i < ds.size(); ++i) {
     records.inputs.push_back(record(net, ds, i));
     records.labels.push_back(ds.labels[i]);
   }
   std::optional<report::Progress> bar;
-  if (!quiet) bar.emplace("hybrid", ds.size());
+  if (!o.quiet) bar.emplace("hybrid", ds.size());
   const eval::HybridReport r =
       eval::run_hybrid(m.program, net, records, [&](std::size_t, const std::string& summary) {
         if (!bar) return;
@@ -226,15 +257,32 @@ void run_hybrid_eval(const ModelOptions& o, const std::string& data, std::size_t
       });
   if (bar) bar->finish();
   const double n = static_cast<double>(ds.size());
+  const auto& t = r.total;
   std::printf(
       "accuracy: hybrid %.2f%%, plaintext %.2f%%; predictions agree on %zu/%zu (%.2f%%); max logit error "
       "%.3f\n",
       100.0 * r.correct / n, 100.0 * r.correct_plain / n, r.agree, ds.size(), 100.0 * r.agree / n,
       r.max_logit_error);
   std::printf("refused by the client (logits out of the fixed-point range): %zu/%zu\n", r.refused, ds.size());
-  std::printf("per image: preprocessing %.3f s, %s; online %.4f s, %s, %d rounds\n", r.preprocess_s / n,
-              human_bytes(static_cast<std::uint64_t>(r.preprocess_bytes / n)).c_str(), r.online_s / n,
-              human_bytes(static_cast<std::uint64_t>(r.online_bytes / n)).c_str(), r.online_rounds);
+  std::printf("per image: preprocessing %.3f s, %s; online %.4f s, %s, %d rounds\n", t.preprocess_s / n,
+              human_bytes(static_cast<std::uint64_t>(r.preprocess_bytes() / n)).c_str(), t.online_s / n,
+              human_bytes(static_cast<std::uint64_t>(r.online_bytes() / n)).c_str(), t.online_rounds);
+  if (!o.report.empty()) {
+    nlohmann::json j = eval_report(o, net, ds, data_path, r.predictions, r.plain_predictions);
+    j["simulated"] = false;
+    j["share_ring_primes"] = m.program.primes().size();
+    j["calibration"] = m.calibration;
+    j["refused"] = r.refused;
+    j["max_logit_error"] = r.max_logit_error;
+    j["online_rounds"] = t.online_rounds;
+    j["seconds_per_image"] = {{"preprocessing", t.preprocess_s / n}, {"online", t.online_s / n}};
+    j["bytes_per_image"] = {{"preprocessing_up", t.pre_up / n},
+                            {"preprocessing_down", t.pre_down / n},
+                            {"online_up", t.online_up / n},
+                            {"online_down", t.online_down / n}};
+    write_report(o.report, j);
+  }
+  if (!o.plot.empty()) plot_hybrid(o.plot, r);
 }
 
 }  // namespace veil::cli

@@ -373,6 +373,9 @@ Dataset load_dataset(const std::string& path, std::string_view hint, const LoadO
   if (parts.size() == 1 && parts[0].kind == FileKind::kIdxImages)
     parts.push_back(read_part(companion_labels(parts[0].path)));
 
+  // Load skip + max_count records, then drop the first skip.
+  LoadOptions load = options;
+  if (options.max_count != 0) load.max_count = options.max_count + options.skip;
   Dataset ds;
   const auto count = [&](FileKind k) {
     return std::count_if(parts.begin(), parts.end(), [k](const Part& p) { return p.kind == k; });
@@ -382,7 +385,7 @@ Dataset load_dataset(const std::string& path, std::string_view hint, const LoadO
       name.empty() || cifar == (name == "cifar10"),
       where << ": expected " << name << " data, found " << (cifar ? "CIFAR-10 binary records" : "IDX files"));
   if (cifar) {
-    load_cifar(parts, options, ds);
+    load_cifar(parts, load, ds);
     ds.name = "cifar10";
   } else {
     VEIL_CHECK_IO(parts.size() == 2 && count(FileKind::kIdxImages) == 1 && count(FileKind::kIdxLabels) == 1,
@@ -390,7 +393,7 @@ Dataset load_dataset(const std::string& path, std::string_view hint, const LoadO
                            "CIFAR-10 binaries");
     const bool images_first = parts[0].kind == FileKind::kIdxImages;
     // IDX data sets are the original files: every record is exact, no mask.
-    load_idx(parts[images_first ? 0 : 1], parts[images_first ? 1 : 0], options, ds);
+    load_idx(parts[images_first ? 0 : 1], parts[images_first ? 1 : 0], load, ds);
     const std::string l = lower(where);
     ds.name = !name.empty()                            ? name
               : l.find("fashion") != std::string::npos ? "fashion-mnist"
@@ -398,6 +401,16 @@ Dataset load_dataset(const std::string& path, std::string_view hint, const LoadO
                                                        : "";
   }
   check_geometry(ds, name, where);
+  if (options.skip != 0) {
+    VEIL_REQUIRE(options.skip < ds.size(), "skipping " << options.skip << " records leaves none: " << where
+                                                       << " holds " << ds.size()
+                                                       << (options.exact_only ? " exact" : "") << " records");
+    const auto k = static_cast<std::ptrdiff_t>(options.skip);
+    ds.images.erase(ds.images.begin(), ds.images.begin() + k * static_cast<std::ptrdiff_t>(ds.image_size()));
+    ds.labels.erase(ds.labels.begin(), ds.labels.begin() + k);
+    ds.source_index.erase(ds.source_index.begin(), ds.source_index.begin() + k);
+    if (!ds.exact_mask.empty()) ds.exact_mask.erase(ds.exact_mask.begin(), ds.exact_mask.begin() + k);
+  }
   ds.num_classes = options.num_classes;
   return ds;
 }

@@ -49,6 +49,9 @@ struct LoadOptions {
   // Keep at most this many records (0: all). Applied after exact_only, so
   // {max_count = 100, exact_only = true} gives the first 100 exact records.
   std::size_t max_count = 0;
+  // Drop this many records first (after exact_only, before max_count), so a long run
+  // can be split: {skip = 100, max_count = 100} gives records 100..199.
+  std::size_t skip = 0;
   // Keep only records whose exact-mask byte is 1. CIFAR-10 files need a mask for this
   // (an error names the mask file looked for); IDX data sets are exact already.
   bool exact_only = false;

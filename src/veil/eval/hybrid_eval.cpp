@@ -107,9 +107,11 @@ HybridReport run_hybrid(const hybrid::Program& program, const nn::Network& net, 
       // The protocol ran to its end: the time and bytes were spent, the answer is withheld.
       ++r.refused;
     }
-    r.preprocess_s += st.preprocess_s, r.online_s += st.online_s;
-    r.preprocess_bytes += st.pre_up + st.pre_down, r.online_bytes += st.online_up + st.online_down;
-    r.online_rounds = std::max(r.online_rounds, st.online_rounds);
+    auto& t = r.total;
+    t.preprocess_s += st.preprocess_s, t.online_s += st.online_s;
+    t.pre_up += st.pre_up, t.pre_down += st.pre_down, t.online_up += st.online_up,
+        t.online_down += st.online_down;
+    t.online_rounds = std::max(t.online_rounds, st.online_rounds);
     if (!logits.empty()) {
       for (std::size_t k = 0; k < plain.size(); ++k)
         r.max_logit_error = std::max(r.max_logit_error, std::abs(plain[k] - logits[k]));

@@ -54,13 +54,13 @@ struct HybridReport {
   // Predictions right (hybrid, plaintext) and equal, over all records: a refused record is
   // neither right nor in agreement.
   std::size_t correct = 0, correct_plain = 0, agree = 0;
-  double max_logit_error = 0;                            // over the answered records
-  double preprocess_s = 0, online_s = 0;                 // in all
-  std::uint64_t preprocess_bytes = 0, online_bytes = 0;  // in all, both directions
-  int online_rounds = 0;
+  double max_logit_error = 0;    // over the answered records
+  HybridStats total;             // time and bytes summed over the records; the most online rounds
   std::vector<int> predictions;  // per record, -1 where refused
   std::vector<int> plain_predictions;
   std::size_t answered() const { return count - refused; }
+  std::uint64_t preprocess_bytes() const { return total.pre_up + total.pre_down; }
+  std::uint64_t online_bytes() const { return total.online_up + total.online_down; }
 };
 
 // Every record through one session. A refused record is counted and the run goes on.
