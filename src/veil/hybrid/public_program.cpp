@@ -54,8 +54,7 @@ nn::Shape get_shape(ByteReader& r, const std::string& what) {
   s.c = get_i32(r);
   s.h = get_i32(r);
   s.w = get_i32(r);
-  VEIL_CHECK_IO(s.c >= 1 && s.h >= 1 && s.w >= 1 && s.c <= 65536 && s.h <= 65536 && s.w <= 65536 &&
-                    std::int64_t{s.c} * s.h * s.w <= (std::int64_t{1} << 24),
+  VEIL_CHECK_IO(s.within_limits(),
                 "public program: " << what << ": bad shape " << s.c << "x" << s.h << "x" << s.w);
   return s;
 }

@@ -23,6 +23,12 @@ struct Shape {
   int c = 1, h = 1, w = 1;
   int size() const { return c * h * w; }
   bool operator==(const Shape&) const = default;
+  // What a decoder accepts from a file or a peer: every dimension in 1..2^16 and at most
+  // 2^24 elements, far beyond any model veil plans, so size() cannot overflow.
+  bool within_limits() const {
+    return c >= 1 && h >= 1 && w >= 1 && c <= 65536 && h <= 65536 && w <= 65536 &&
+           std::int64_t{c} * h * w <= (std::int64_t{1} << 24);
+  }
 };
 
 // Compressed sparse rows: row r holds entries [row_ptr[r], row_ptr[r+1]) of col/val.

@@ -89,16 +89,40 @@ inline void put_shape(ByteWriter& w, const nn::Shape& s) {
   w.u32(static_cast<std::uint32_t>(s.h));
   w.u32(static_cast<std::uint32_t>(s.w));
 }
-// Dimensions up to 2^16 each and 2^24 elements: far beyond any model veil plans.
 inline nn::Shape get_shape(ByteReader& r, const char* what) {
   nn::Shape s;
   s.c = get_int(r);
   s.h = get_int(r);
   s.w = get_int(r);
-  VEIL_CHECK_IO(s.c >= 1 && s.h >= 1 && s.w >= 1 && s.c <= 65536 && s.h <= 65536 && s.w <= 65536 &&
-                    std::int64_t{s.c} * s.h * s.w <= (std::int64_t{1} << 24),
-                what << ": bad shape " << s.c << "x" << s.h << "x" << s.w);
+  VEIL_CHECK_IO(s.within_limits(), what << ": bad shape " << s.c << "x" << s.h << "x" << s.w);
   return s;
+}
+
+// The model card both protocols' ServerInfo opens with (the fields of nn::PublicPlan's
+// first part): names, input shape, normalisation and class names. Templated on the
+// message, whose members carry these names.
+inline constexpr std::size_t kMaxName = 256;  // model, dataset and class names
+inline constexpr std::size_t kMaxClasses = 65536;
+inline constexpr std::size_t kMaxChannels = 4096;  // input channels (mean/std entries)
+template <class Card>
+void put_card(ByteWriter& w, const Card& m) {
+  w.str(m.model);
+  w.str(m.dataset);
+  put_shape(w, m.input);
+  put_doubles(w, m.mean);
+  put_doubles(w, m.std);
+  w.u32(static_cast<std::uint32_t>(m.classes.size()));
+  for (const auto& c : m.classes) w.str(c);
+}
+template <class Card>
+void get_card(ByteReader& r, Card& m) {
+  m.model = r.str(kMaxName);
+  m.dataset = r.str(kMaxName);
+  m.input = get_shape(r, "input shape");
+  m.mean = get_doubles(r, kMaxChannels, "mean");
+  m.std = get_doubles(r, kMaxChannels, "std");
+  m.classes.resize(count(r, kMaxClasses, 4, "classes"));
+  for (auto& c : m.classes) c = r.str(kMaxName);
 }
 
 // --- typed frames -------------------------------------------------------------------------

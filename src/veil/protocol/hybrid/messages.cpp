@@ -8,13 +8,10 @@
 
 namespace veil::protocol::hybrid {
 
-using wire::count;
 using wire::get_blob;
-using wire::get_doubles;
-using wire::get_shape;
+using wire::get_card;
 using wire::put_blob;
-using wire::put_doubles;
-using wire::put_shape;
+using wire::put_card;
 namespace lib = veil::hybrid;
 
 std::string hex(const MaterialId& id) {
@@ -116,13 +113,7 @@ void decode_open(const Bytes& body) {
 
 net::Frame encode(const ServerInfo& m) {
   ByteWriter w;
-  w.str(m.model);
-  w.str(m.dataset);
-  put_shape(w, m.input);
-  put_doubles(w, m.mean);
-  put_doubles(w, m.std);
-  w.u32(static_cast<std::uint32_t>(m.classes.size()));
-  for (const auto& c : m.classes) w.str(c);
+  put_card(w, m);
   put_blob(w, m.program);
   put_blob(w, m.linear_parameters);
   put_blob(w, m.beaver_parameters);
@@ -136,13 +127,7 @@ template <>
 ServerInfo decode<ServerInfo>(const net::Frame& f) {
   return codec.read<ServerInfo>(f, [](ByteReader& r) {
     ServerInfo m;
-    m.model = r.str(kMaxName);
-    m.dataset = r.str(kMaxName);
-    m.input = get_shape(r, "input shape");
-    m.mean = get_doubles(r, kMaxChannels, "mean");
-    m.std = get_doubles(r, kMaxChannels, "std");
-    m.classes.resize(count(r, kMaxClasses, 4, "classes"));
-    for (auto& c : m.classes) c = r.str(kMaxName);
+    get_card(r, m);
     m.program = get_blob(r, kMaxProgramBytes, "public program");
     m.linear_parameters = get_blob(r, kMaxParameterBytes, "linear parameters");
     m.beaver_parameters = get_blob(r, kMaxParameterBytes, "Beaver parameters");

@@ -70,9 +70,6 @@ enum class MessageType : std::uint16_t {
 const char* message_name(std::uint16_t type);  // this protocol's, hybrid::Message's and the host's
 
 // Bounds the decoder enforces.
-inline constexpr std::size_t kMaxName = 256;
-inline constexpr std::size_t kMaxClasses = 65536;
-inline constexpr std::size_t kMaxChannels = 4096;
 inline constexpr std::size_t kMaxParameterBytes = 1 << 16;
 inline constexpr std::size_t kMaxProgramBytes = std::size_t{1} << 24;
 

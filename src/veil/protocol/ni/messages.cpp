@@ -10,16 +10,15 @@
 
 namespace veil::protocol::ni {
 
-using wire::count;
 using wire::get_blob;
 using wire::get_blobs;
-using wire::get_doubles;
+using wire::get_card;
 using wire::get_int;
 using wire::get_ints;
 using wire::get_shape;
 using wire::put_blob;
 using wire::put_blobs;
-using wire::put_doubles;
+using wire::put_card;
 using wire::put_ints;
 using wire::put_shape;
 
@@ -138,13 +137,7 @@ OpenBody decode_open(const Bytes& body) {
 
 net::Frame encode(const ServerInfo& m) {
   ByteWriter w;
-  w.str(m.model);
-  w.str(m.dataset);
-  put_shape(w, m.input);
-  put_doubles(w, m.mean);
-  put_doubles(w, m.std);
-  w.u32(static_cast<std::uint32_t>(m.classes.size()));
-  for (const auto& c : m.classes) w.str(c);
+  put_card(w, m);
   w.u8(mode_byte(m.mode));
   put_blob(w, m.parameters);
   w.u64(m.slots);
@@ -163,13 +156,7 @@ template <>
 ServerInfo decode<ServerInfo>(const net::Frame& f) {
   return codec.read<ServerInfo>(f, [](ByteReader& r) {
     ServerInfo m;
-    m.model = r.str(kMaxName);
-    m.dataset = r.str(kMaxName);
-    m.input = get_shape(r, "input shape");
-    m.mean = get_doubles(r, kMaxChannels, "mean");
-    m.std = get_doubles(r, kMaxChannels, "std");
-    m.classes.resize(count(r, kMaxClasses, 4, "classes"));
-    for (auto& c : m.classes) c = r.str(kMaxName);
+    get_card(r, m);
     m.mode = get_mode(r);
     m.parameters = get_blob(r, kMaxParameterBytes, "parameters");
     m.slots = r.u64();

@@ -62,9 +62,6 @@ Bytes encode_open(const OpenBody& m);
 OpenBody decode_open(const Bytes& body);  // throws kBadMessage
 
 // Bounds the decoder enforces (a message beyond them is malformed).
-inline constexpr std::size_t kMaxName = nn::kMaxPublicName;  // model, dataset, class names, client name
-inline constexpr std::size_t kMaxClasses = 65536;
-inline constexpr std::size_t kMaxChannels = 4096;  // input channels (mean/std entries)
 inline constexpr std::size_t kMaxParameterBytes = 1 << 16;
 inline constexpr std::size_t kMaxRotations = 1 << 16;
 inline constexpr std::size_t kMaxCiphertexts = 1 << 20;  // per request or result
