@@ -21,11 +21,14 @@ def main():
         ex = c.get("exact_subset_accuracy")
         exs = "-" if ex is None else f"{ex * 100:.2f}% (n={c['exact_subset_n']})"
         act = c["activation"]
+        # Wall time of every epoch as logged (training and its test pass); a run resumed
+        # across sessions lost its step-time total once, the epoch log did not.
+        wall = sum(e.get("seconds", 0) for e in c.get("history", [])) or c["train_seconds"]
         print(f"| {c['name']} | {c['dataset']} | {c['test_accuracy'] * 100:.2f}% | "
               f"{exs} | "
               f"deg {act['degree']} {act['kind']}{' (trainable)' if act['trainable_coefficients'] else ''} | "
               f"{c['linear_layers']} / {c['poly_layers']} | {c['max_input_range']:.2f} ({act['fit_range']:g}) | "
-              f"{c['epochs_run']} | {c['train_seconds'] / 60:.0f} min |")
+              f"{c['epochs_run']} | {wall / 60:.0f} min |")
 
 
 if __name__ == "__main__":

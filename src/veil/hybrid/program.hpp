@@ -177,7 +177,8 @@ nn::Network merge_linear_runs(const nn::Network& network);
 // on the calibration inputs; without calibration inputs, the V whose values and weights
 // keep the most significant bits.
 // ShareRing::kAuto lowers on one prime first and keeps it when the predicted top-1
-// disagreement with the double network is at most 1 - kAutoRingAgreement. The prediction
+// disagreement with the double network is at most 1 - kAutoRingAgreement, read at its 95%
+// upper bound (the 95th percentile over bootstrap resamples of the inputs). The prediction
 // needs no constant fitted to a model: with d_i the error the one-prime program makes on
 // the calibration input i's top-2 margin (|(y_a - y_b) - (x_a - x_b)|, a and b the double
 // network's top two classes) and F the distribution of those margins over the calibration
