@@ -160,6 +160,18 @@ void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inp
 
 namespace {
 
+// eval_report plus what a hybrid run adds: how the program was made, the logit error.
+nlohmann::json hybrid_report(const EvalOptions& o, const HybridModel& m, const data::Dataset& ds,
+                             const std::string& data_path, const std::vector<int>& predictions,
+                             const std::vector<int>& plain, double max_logit_error, bool simulated) {
+  nlohmann::json j = eval_report(o, m.network, ds, data_path, predictions, plain);
+  j["simulated"] = simulated;
+  j["share_ring_primes"] = m.program.primes().size();
+  j["calibration"] = m.calibration;
+  j["max_logit_error"] = max_logit_error;
+  return j;
+}
+
 // The clear fixed-point computation the protocol reproduces (hybrid::evaluate_fixed; the
 // two-party run differs by the local truncations' one-unit errors), on both cores: the
 // accuracy the hybrid mode will have, over a whole test set in seconds.
@@ -195,13 +207,7 @@ void simulate_eval(const EvalOptions& o, const HybridModel& m, const data::Datas
       "accuracy: hybrid %.2f%%, plaintext %.2f%%; predictions agree on %zu/%zu (%.2f%%); max logit error "
       "%.3f\n",
       100.0 * correct / n, 100.0 * correct_plain / n, agree, ds.size(), 100.0 * agree / n, worst);
-  if (o.report.empty()) return;
-  nlohmann::json j = eval_report(o, net, ds, data_path, fixed, plain);
-  j["simulated"] = true;
-  j["share_ring_primes"] = m.program.primes().size();
-  j["calibration"] = m.calibration;
-  j["max_logit_error"] = worst;
-  write_report(o.report, j);
+  if (!o.report.empty()) write_report(o.report, hybrid_report(o, m, ds, data_path, fixed, plain, worst, true));
 }
 
 // Time and bytes per image of each stage, the preprocessing/online split at a glance.
@@ -268,12 +274,9 @@ void run_hybrid_eval(const EvalOptions& o) {
               human_bytes(static_cast<std::uint64_t>(r.preprocess_bytes() / n)).c_str(), t.online_s / n,
               human_bytes(static_cast<std::uint64_t>(r.online_bytes() / n)).c_str(), t.online_rounds);
   if (!o.report.empty()) {
-    nlohmann::json j = eval_report(o, net, ds, data_path, r.predictions, r.plain_predictions);
-    j["simulated"] = false;
-    j["share_ring_primes"] = m.program.primes().size();
-    j["calibration"] = m.calibration;
+    nlohmann::json j =
+        hybrid_report(o, m, ds, data_path, r.predictions, r.plain_predictions, r.max_logit_error, false);
     j["refused"] = r.refused;
-    j["max_logit_error"] = r.max_logit_error;
     j["online_rounds"] = t.online_rounds;
     j["seconds_per_image"] = {{"preprocessing", t.preprocess_s / n}, {"online", t.online_s / n}};
     j["bytes_per_image"] = {{"preprocessing_up", t.pre_up / n},
