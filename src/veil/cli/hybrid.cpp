@@ -207,7 +207,8 @@ void simulate_eval(const EvalOptions& o, const HybridModel& m, const data::Datas
       "accuracy: hybrid %.2f%%, plaintext %.2f%%; predictions agree on %zu/%zu (%.2f%%); max logit error "
       "%.3f\n",
       100.0 * correct / n, 100.0 * correct_plain / n, agree, ds.size(), 100.0 * agree / n, worst);
-  if (!o.report.empty()) write_report(o.report, hybrid_report(o, m, ds, data_path, fixed, plain, worst, true));
+  if (!o.report.empty())
+    write_report(o.report, hybrid_report(o, m, ds, data_path, fixed, plain, worst, true));
 }
 
 // Time and bytes per image of each stage, the preprocessing/online split at a glance.
