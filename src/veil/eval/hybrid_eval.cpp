@@ -107,11 +107,7 @@ HybridReport run_hybrid(const hybrid::Program& program, const nn::Network& net, 
       // The protocol ran to its end: the time and bytes were spent, the answer is withheld.
       ++r.refused;
     }
-    auto& t = r.total;
-    t.preprocess_s += st.preprocess_s, t.online_s += st.online_s;
-    t.pre_up += st.pre_up, t.pre_down += st.pre_down, t.online_up += st.online_up,
-        t.online_down += st.online_down;
-    t.online_rounds = std::max(t.online_rounds, st.online_rounds);
+    r.total += st;
     if (!logits.empty()) {
       for (std::size_t k = 0; k < plain.size(); ++k)
         r.max_logit_error = std::max(r.max_logit_error, std::abs(plain[k] - logits[k]));

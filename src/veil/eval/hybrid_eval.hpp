@@ -4,6 +4,7 @@
 // time and bytes of each stage, compared with the plaintext network.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -21,6 +22,13 @@ struct HybridStats {
   double preprocess_s = 0, online_s = 0;
   std::uint64_t pre_up = 0, pre_down = 0, online_up = 0, online_down = 0;
   int online_rounds = 0;
+  // Sums time and bytes; rounds are per image, so the most of either.
+  HybridStats& operator+=(const HybridStats& o) {
+    preprocess_s += o.preprocess_s, online_s += o.online_s;
+    pre_up += o.pre_up, pre_down += o.pre_down, online_up += o.online_up, online_down += o.online_down;
+    online_rounds = std::max(online_rounds, o.online_rounds);
+    return *this;
+  }
 };
 
 // Both parties over one in-memory channel pair: the server's part on its own thread.
