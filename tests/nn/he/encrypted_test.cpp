@@ -12,6 +12,7 @@
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/evaluator.hpp"
+#include "veil/common/thread_pool.hpp"
 #include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/he/packing.hpp"
 #include "veil/nn/he/planner.hpp"
@@ -281,6 +282,33 @@ TEST(Packing, MultiplexedLayoutsFillTheGapsOfPooledMaps) {
   EXPECT_TRUE(st[6].out.injective());
 
   EXPECT_GT(latency_error_bits(net, plan, 23), 12) << plan.describe();
+}
+
+// The layout search costs its candidates in parallel and relaxes them in a fixed order:
+// the packing must not depend on the thread count.
+TEST(Packing, LayoutSearchIsTheSameOnOneThreadAndTwo) {
+  std::mt19937_64 g(9);
+  Network net;
+  net.input = {3, 16, 16};
+  net.stages.push_back(linear(conv_stage(net.input, 6, 3, 1, 1, g, 0.3)));
+  net.stages.push_back(poly({0.1, 0.4, 1.0}));
+  net.stages.push_back(linear(sum_pool({6, 16, 16}, 2)));
+  net.stages.push_back(linear(conv_stage({6, 8, 8}, 8, 3, 1, 1, g, 0.1)));
+  net.stages.push_back(poly({0.05, 0.3, 1.0}));
+  net.stages.push_back(linear(dense({8, 8, 8}, 10, g, 0.1)));
+  const int threads = num_threads();
+  set_num_threads(1);
+  const Packing one = pack_network(net, 2048, false);
+  set_num_threads(2);
+  const Packing two = pack_network(net, 2048, false);
+  set_num_threads(threads);
+  EXPECT_EQ(one.input, two.input);
+  ASSERT_EQ(one.stages.size(), two.stages.size());
+  for (std::size_t k = 0; k < one.stages.size(); ++k) {
+    EXPECT_EQ(one.stages[k].out, two.stages[k].out) << "stage " << k;
+    EXPECT_EQ(one.stages[k].giant_step, two.stages[k].giant_step) << "stage " << k;
+    EXPECT_EQ(one.stages[k].spec.diagonals.size(), two.stages[k].spec.diagonals.size()) << "stage " << k;
+  }
 }
 
 TEST(Layout, MultiplexedSlotsAreDistinctAndRoundTrip) {

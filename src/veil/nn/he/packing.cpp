@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
 #include "veil/he/polynomial.hpp"
 
 namespace veil::nn {
@@ -364,13 +365,21 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
     const Stage& st = net.stages[k];
     const int src = net.inputs_of(k).front();
     frontier[k + 1].clear();
+    // Every (producer layout, candidate) pair of a linear stage is packed to be costed:
+    // millions of weights each, so the pairs are costed in parallel, then relaxed in order
+    // (the same plan as a serial search).
+    struct Try {
+      std::size_t parent;
+      Candidate c;
+      double cost = 0;
+    };
+    std::vector<Try> tries;
     for (std::size_t p = 0; p < frontier[src + 1].size(); ++p) {
       const Node& from = frontier[src + 1][p];
-      const std::vector<int> parent = {static_cast<int>(p)};
       if (st.is<PolyStage>()) {
         relax(k, from.layout,
               from.cost + kRelinCost * from.layout.blocks() * he::polynomial_depth(st.poly().coefficients),
-              parent, false);
+              {static_cast<int>(p)}, false);
         continue;
       }
       std::vector<Candidate> cands = candidates(st.linear(), from.layout);
@@ -379,11 +388,16 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
               return c.out == t && !c.fold;
             }))
           cands.push_back({t, false});
-      for (const Candidate& c : cands) {
-        const he::LinearTransformSpec spec = pack_linear(st.linear(), from.layout, c.out, c.fold, false);
-        relax(k, c.out, from.cost + stage_cost(spec, giant_step(spec, from.layout, c.out)), parent, c.fold);
-      }
+      for (Candidate& c : cands) tries.push_back({p, std::move(c)});
     }
+    parallel_for(tries.size(), [&](std::size_t i) {
+      Try& t = tries[i];
+      const Layout& in = frontier[src + 1][t.parent].layout;
+      const he::LinearTransformSpec spec = pack_linear(st.linear(), in, t.c.out, t.c.fold, false);
+      t.cost = stage_cost(spec, giant_step(spec, in, t.c.out));
+    });
+    for (const Try& t : tries)
+      relax(k, t.c.out, frontier[src + 1][t.parent].cost + t.cost, {static_cast<int>(t.parent)}, t.c.fold);
   };
   // The linear stage that ends the branch feeding an Add through `src` (polynomials keep
   // their input's layout), when nothing else reads the stages in between; else -2.
