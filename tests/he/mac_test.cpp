@@ -81,7 +81,8 @@ TEST_P(MacTest, MatchesNaiveModularSums) {
   for (const std::size_t n : {std::size_t{304}, std::size_t{300}, std::size_t{30}}) {
     math::testing_paths::for_each_simd_level([&](math::SimdLevel level) {
       SCOPED_TRACE(testing::Message() << "simd " << math::simd_level_name(level));
-      for (const std::size_t terms : {std::size_t{3001}, std::size_t{3}}) check_pointwise(GetParam(), n, terms);
+      for (const std::size_t terms : {std::size_t{3001}, std::size_t{3}})
+        check_pointwise(GetParam(), n, terms);
     });
     if (HasFatalFailure()) return;
   }
