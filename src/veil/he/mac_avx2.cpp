@@ -16,7 +16,8 @@ namespace {
 // math/fpmod_avx2.hpp), where the portable path multiplies in 128-bit integers: about 2 ns
 // a product against a fraction of that here. The sums of a tile of coefficients stay in
 // L1 while the terms stream by; a sum in [0, q) plus three products in [-q, 2q) stays
-// below 2^53 in magnitude, so it is reduced every third term. load_w(t, j) gives four
+// below 2^53 in magnitude, so it is reduced every third term, and three terms go in one
+// pass (each sum loaded and stored once per three products). load_w(t, j) gives four
 // weights of term t from coefficient j as doubles; each is loaded once for all polys.
 template <class LoadW>
 void mac_pointwise_fp(const math::Modulus& m, std::size_t n, std::size_t terms, LoadW load_w,
@@ -28,15 +29,18 @@ void mac_pointwise_fp(const math::Modulus& m, std::size_t n, std::size_t terms, 
   for (std::size_t base = 0; base < n; base += kFpTile) {
     const std::size_t len = std::min(kFpTile, n - base);
     for (std::size_t c = 0; c < polys; ++c) std::fill(acc[c], acc[c] + len, 0.0);
-    for (std::size_t t = 0; t < terms; ++t) {
-      const bool reduce = t % 3 == 2;
+    for (std::size_t t = 0; t < terms; t += 3) {
+      const std::size_t k = std::min<std::size_t>(3, terms - t);  // fewer only at the end
       for (std::size_t j = 0; j < len; j += 4) {
-        const __m256d wv = load_w(t, base + j);
+        __m256d wv[3];
+        for (std::size_t u = 0; u < k; ++u) wv[u] = load_w(t + u, base + j);
         for (std::size_t c = 0; c < polys; ++c) {
           double* a = acc[c] + j;
-          __m256d s = _mm256_add_pd(_mm256_load_pd(a),
-                                    math::fp::mul(wv, math::fp::load(x[t * polys + c] + base + j), q, qinv));
-          if (reduce) s = math::fp::reduce(s, q, qinv);
+          __m256d s = _mm256_load_pd(a);
+          for (std::size_t u = 0; u < k; ++u)
+            s = _mm256_add_pd(
+                s, math::fp::mul(wv[u], math::fp::load(x[(t + u) * polys + c] + base + j), q, qinv));
+          if (k == 3) s = math::fp::reduce(s, q, qinv);
           _mm256_store_pd(a, s);
         }
       }
