@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include <cstdlib>
 
 namespace veil {
@@ -18,6 +20,24 @@ TEST(MemoryPolicy, AppliedWhereTheCLibraryIsGlibc) {
 #else
   EXPECT_FALSE(configure_memory_for_he());
 #endif
+}
+
+// 64 MiB touched page by page (above every malloc's mmap threshold, so fresh pages) show
+// up in the resident size, and the peak is never below the current size.
+TEST(ResidentMemory, CountsTouchedPages) {
+#if !defined(__linux__)
+  GTEST_SKIP() << "resident_memory reads /proc/self/status (Linux)";
+#endif
+  const ResidentMemory before = resident_memory();
+  ASSERT_GT(before.now, 0u);
+  constexpr std::size_t kBytes = std::size_t{64} << 20;
+  auto block = std::make_unique<unsigned char[]>(kBytes);  // value-initialised: every page written
+  volatile unsigned char sink = block[kBytes - 1];
+  (void)sink;
+  const ResidentMemory after = resident_memory();
+  EXPECT_GE(after.now, before.now + kBytes * 3 / 4);
+  EXPECT_GE(after.peak, after.now);
+  EXPECT_GE(after.peak, before.peak);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "veil/ckks/serialize.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/common/file.hpp"
+#include "veil/common/memory.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/nn/plain_eval.hpp"
 #include "veil/rlwe/keygen.hpp"
@@ -47,8 +48,10 @@ void run_infer(InferOptions& o) {
 
   t = Clock::now();
   nn::EncryptedNetwork server(m.network, plan, m.context, plaintext_cache_bytes());
-  std::printf("server setup (plaintext weights encoded): %.2f s, %s\n", seconds_since(t),
-              human_bytes(server.plaintext_bytes()).c_str());
+  const ResidentMemory mem = resident_memory();  // client and server together, in this command
+  std::printf("server setup (plaintext weights encoded): %.2f s, %s; process resident %s (peak %s)\n",
+              seconds_since(t), human_bytes(server.plaintext_bytes()).c_str(), human_bytes(mem.now).c_str(),
+              human_bytes(mem.peak).c_str());
 
   ckks::CkksEncoder encoder(m.context);
   ckks::Encryptor encryptor(m.context, keygen.secret_key());

@@ -8,6 +8,9 @@
 #include <malloc.h>
 #endif
 
+#include <fstream>
+#include <string>
+
 namespace veil {
 
 bool configure_memory_for_he() {
@@ -18,6 +21,20 @@ bool configure_memory_for_he() {
 #else
   return false;
 #endif
+}
+
+ResidentMemory resident_memory() {
+  ResidentMemory m;
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  std::size_t kib = 0;
+  // Lines "VmHWM:   123 kB"; other lines are skipped whole.
+  while (status >> key) {
+    if (key == "VmRSS:" && status >> kib) m.now = kib << 10;
+    if (key == "VmHWM:" && status >> kib) m.peak = kib << 10;
+    status.ignore(1 << 12, '\n');
+  }
+  return m;
 }
 
 }  // namespace veil

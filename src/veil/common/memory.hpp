@@ -3,6 +3,8 @@
 // program that wants it -- the `veil` command, the benchmarks -- calls this once at start.
 #pragma once
 
+#include <cstddef>
+
 namespace veil {
 
 // Tunes the C library's allocator for homomorphic-encryption workloads (glibc only; a
@@ -19,5 +21,12 @@ namespace veil {
 // Call before starting threads. Idempotent. Returns whether the policy was applied
 // (false where the C library is not glibc).
 bool configure_memory_for_he();
+
+// This process's resident memory now and at its peak, in bytes (Linux: VmRSS and VmHWM
+// of /proc/self/status); 0 where unknown. For the set-up reports of `veil serve`/`infer`.
+struct ResidentMemory {
+  std::size_t now = 0, peak = 0;
+};
+ResidentMemory resident_memory();
 
 }  // namespace veil
