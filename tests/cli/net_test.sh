@@ -41,6 +41,11 @@ good_client() {  # the server still answers a well-behaved client correctly
 
 start_server "$tmp/server.log" --modes latency,throughput,hybrid --timeout-s 2 --max-sessions 4 --workers 2
 server=$pid
+# The server re-executed itself with glibc's huge-page tunable (common/memory.hpp), same pid.
+if ldd --version 2>&1 | grep -qi glibc; then
+  tr '\0' '\n' <"/proc/$server/environ" | grep -q 'glibc.malloc.hugetlb=1' ||
+    fail "server runs without the huge-page tunable"
+fi
 
 # 1. End to end: class 7, keys generated and uploaded once.
 out="$("$veil" client --server "$addr" --input "$img" "$s/mnist-1-label2.png" --keys "$tmp/keys" 2>&1)" || fail "client: $out"

@@ -40,5 +40,15 @@ TEST(ResidentMemory, CountsTouchedPages) {
   EXPECT_GE(after.peak, before.peak);
 }
 
+TEST(HugePages, TunableIsAddedOnceAndKeepsTheUsersOwn) {
+  EXPECT_EQ(tunables_with_huge_pages(nullptr), "glibc.malloc.hugetlb=1");
+  EXPECT_EQ(tunables_with_huge_pages(""), "glibc.malloc.hugetlb=1");
+  EXPECT_EQ(tunables_with_huge_pages("glibc.malloc.arena_max=2"),
+            "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1");
+  // Already decided (by the re-executed process, or by the user either way): no change.
+  EXPECT_EQ(tunables_with_huge_pages("glibc.malloc.hugetlb=1"), "");
+  EXPECT_EQ(tunables_with_huge_pages("glibc.malloc.tcache_count=0:glibc.malloc.hugetlb=0"), "");
+}
+
 }  // namespace
 }  // namespace veil

@@ -11,6 +11,7 @@
 
 int main(int argc, char** argv) {
   // Before any thread or ciphertext exists: the allocator policy is the program's choice.
+  veil::use_huge_pages(argv);  // re-executes once with glibc's huge-page tunable
   veil::configure_memory_for_he();
   CLI::App app{
       "veil: private neural-network inference. The server never sees the client's image.\n"

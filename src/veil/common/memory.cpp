@@ -8,8 +8,11 @@
 #include <malloc.h>
 #endif
 
+#include <cstring>
 #include <fstream>
 #include <string>
+
+#include <unistd.h>
 
 namespace veil {
 
@@ -20,6 +23,34 @@ bool configure_memory_for_he() {
          mallopt(M_ARENA_MAX, 1) == 1;
 #else
   return false;
+#endif
+}
+
+std::string tunables_with_huge_pages(const char* current) {
+  constexpr const char* kTunable = "glibc.malloc.hugetlb=1";
+  if (current == nullptr || *current == '\0') return kTunable;
+  if (std::strstr(current, "glibc.malloc.hugetlb=") != nullptr) return {};
+  return std::string(current) + ":" + kTunable;
+}
+
+void use_huge_pages(char** argv) {
+#if defined(__GLIBC__) && defined(__linux__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)
+  // (Sanitizers bring their own allocators, which ignore the tunable.)
+  const char* opt = std::getenv("VEIL_HUGE_PAGES");
+  if (opt != nullptr && std::strcmp(opt, "0") == 0) return;
+  const char* current = std::getenv("GLIBC_TUNABLES");
+  const std::string before = current != nullptr ? current : "";
+  const std::string tunables = tunables_with_huge_pages(current);
+  if (tunables.empty() || setenv("GLIBC_TUNABLES", tunables.c_str(), 1) != 0) return;
+  execv("/proc/self/exe", argv);
+  // Still here: the exec failed; run on with ordinary pages and the environment as it was.
+  if (current != nullptr)
+    setenv("GLIBC_TUNABLES", before.c_str(), 1);
+  else
+    unsetenv("GLIBC_TUNABLES");
+#else
+  (void)argv;
 #endif
 }
 
