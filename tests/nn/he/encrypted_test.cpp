@@ -257,8 +257,9 @@ TEST(Packing, ReplicatedInputServesEveryOutputChannel) {
 // pixels: the convolutions after them write their outputs multiplexed (other channels in
 // those gaps), the pools keep every channel where it is (no level), and the encrypted
 // result still matches the plain one.
-TEST(Packing, MultiplexedLayoutsFillTheGapsOfPooledMaps) {
-  std::mt19937_64 g(8);
+// Three convolutions with a pool after each of the first two, then a dense layer.
+Network pooled_network(std::uint64_t seed) {
+  std::mt19937_64 g(seed);
   Network net;
   net.input = {2, 16, 16};
   net.stages.push_back(linear(conv_stage(net.input, 4, 3, 1, 1, g, 0.3)));
@@ -270,6 +271,11 @@ TEST(Packing, MultiplexedLayoutsFillTheGapsOfPooledMaps) {
   net.stages.push_back(linear(conv_stage({8, 4, 4}, 12, 3, 1, 1, g, 0.1)));
   net.stages.push_back(poly({0.05, 0.3, 1.0}));
   net.stages.push_back(linear(dense({12, 4, 4}, 10, g, 0.1)));
+  return net;
+}
+
+TEST(Packing, MultiplexedLayoutsFillTheGapsOfPooledMaps) {
+  const Network net = pooled_network(8);
   const Plan plan = make_plan(net, toy_options(Mode::kLatency, 10));
   const auto& st = plan.packing.stages;
   // The second pool keeps the first multiplexed placement (a sum, no level) ...
@@ -287,15 +293,7 @@ TEST(Packing, MultiplexedLayoutsFillTheGapsOfPooledMaps) {
 // The layout search costs its candidates in parallel and relaxes them in a fixed order:
 // the packing must not depend on the thread count.
 TEST(Packing, LayoutSearchIsTheSameOnOneThreadAndTwo) {
-  std::mt19937_64 g(9);
-  Network net;
-  net.input = {3, 16, 16};
-  net.stages.push_back(linear(conv_stage(net.input, 6, 3, 1, 1, g, 0.3)));
-  net.stages.push_back(poly({0.1, 0.4, 1.0}));
-  net.stages.push_back(linear(sum_pool({6, 16, 16}, 2)));
-  net.stages.push_back(linear(conv_stage({6, 8, 8}, 8, 3, 1, 1, g, 0.1)));
-  net.stages.push_back(poly({0.05, 0.3, 1.0}));
-  net.stages.push_back(linear(dense({8, 8, 8}, 10, g, 0.1)));
+  const Network net = pooled_network(9);
   const int threads = num_threads();
   set_num_threads(1);
   const Packing one = pack_network(net, 2048, false);
