@@ -11,9 +11,19 @@ agreement, the largest logit error, and time per image weighted by each part's c
 """
 import argparse
 import json
+import os
 import sys
 
 SAME = ("model", "dataset", "data", "mode", "exact_only")
+# `veil` writes the data folder as it was given or resolved: relative to the checkout
+# (../shared/data/cifar10) or absolute. Parts agree when both name the same folder.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def same_value(key, a, b):
+    if key == "data" and isinstance(a, str) and isinstance(b, str):
+        return os.path.realpath(os.path.join(ROOT, a)) == os.path.realpath(os.path.join(ROOT, b))
+    return a == b
 
 
 def merge(reports):
@@ -22,7 +32,7 @@ def merge(reports):
     first = reports[0]
     for r in reports[1:]:
         for key in SAME:
-            if r.get(key) != first.get(key):
+            if not same_value(key, r.get(key), first.get(key)):
                 raise ValueError(f"reports differ in {key}: {first.get(key)!r} and {r.get(key)!r}")
     merged = {key: first.get(key) for key in SAME}
     for key in ("records", "labels", "predictions", "plaintext_predictions"):

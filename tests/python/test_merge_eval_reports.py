@@ -49,3 +49,12 @@ def test_overlap_and_mismatch_are_refused(tmp_path):
     out = tmp_path / "m.json"
     assert M.main([str(pa), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["count"] == 2
+
+
+def test_data_folder_relative_or_absolute_is_the_same_folder(tmp_path):
+    rel = _part([0], [3], [3], [3], 0.01, 1.0, data="../shared/data/cifar10")
+    absolute = _part([1], [8], [8], [8], 0.01, 1.0,
+                     data=M.os.path.normpath(M.os.path.join(M.ROOT, "../shared/data/cifar10")))
+    assert M.merge([rel, absolute])["count"] == 2
+    with pytest.raises(ValueError, match="differ in data"):
+        M.merge([rel, _part([1], [8], [8], [8], 0.01, 1.0, data=str(tmp_path))])
