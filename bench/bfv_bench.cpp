@@ -225,5 +225,3 @@ BENCHMARK(BM_ConvServerProductsOnly)->Unit(benchmark::kMillisecond)->Iterations(
 BENCHMARK(BM_ConvClientDecrypt)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_ConvServerPrepare)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_BeaverBatchHE)->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
-
-BENCHMARK_MAIN();

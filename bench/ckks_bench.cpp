@@ -24,7 +24,6 @@
 #include "veil/ckks/evaluator.hpp"
 #include "veil/ckks/serialize.hpp"
 #include "veil/common/file.hpp"
-#include "veil/common/memory.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/math/cpu.hpp"
 #include "veil/rlwe/key_switch.hpp"
@@ -321,13 +320,3 @@ BENCHMARK(BM_CmpKeySwitch_dnumL)->Apply(args_raise_cmp);
 BENCHMARK(BM_CmpRotate_dnumL)->Apply(args_cmp);
 BENCHMARK(BM_CmpMulRelin_dnum3)->Apply(args_cmp);
 BENCHMARK(BM_CmpRotate_dnum3)->Apply(args_cmp);
-
-// The memory policy of the `veil` command (common/memory.hpp), so the figures match it.
-int main(int argc, char** argv) {
-  veil::configure_memory_for_he();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

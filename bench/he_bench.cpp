@@ -25,7 +25,6 @@
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/evaluator.hpp"
-#include "veil/common/memory.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/he/linear_transform.hpp"
 #include "veil/rlwe/keygen.hpp"
@@ -122,12 +121,3 @@ void args(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_LinearTransform)->Apply(args);
-
-int main(int argc, char** argv) {
-  veil::configure_memory_for_he();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

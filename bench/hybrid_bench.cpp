@@ -415,5 +415,3 @@ BENCHMARK_CAPTURE(BM_PreprocessBaseline, mnist_delphi, "mnist-delphi.onnx")
 
 }  // namespace
 }  // namespace veil
-
-BENCHMARK_MAIN();

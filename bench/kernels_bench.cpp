@@ -208,4 +208,3 @@ BENCHMARK(BM_Tensor)->Apply(args_vec);
 BENCHMARK(BM_KeySwitchDot)->Apply(args_dot);
 BENCHMARK(BM_BaseConvert)->Apply(args_conv);
 BENCHMARK(BM_Mac)->Apply(args_mac);
-BENCHMARK_MAIN();

@@ -23,21 +23,46 @@ namespace ifma = math::ifma;
 
 namespace {
 
+constexpr std::size_t kTile = 256, kMaxPolys = 3;
+using Sums = u64[kMaxPolys][kTile];
+
+// K terms into the sums of one tile: each weight vector is loaded once for all polys,
+// and each sum once per K products.
+template <std::size_t K, class LoadW>
+VEIL_AVX512 inline void mac_pass(std::size_t t, std::size_t base, std::size_t len, const LoadW& load_w,
+                                 std::span<const u64* const> x, std::size_t polys, Sums& hi, Sums& lo) {
+  for (std::size_t j = 0; j < len; j += 8) {
+    __m512i wv[K];
+    for (std::size_t u = 0; u < K; ++u) wv[u] = load_w(t + u, base + j);
+    for (std::size_t ci = 0; ci < polys; ++ci) {
+      __m512i h = _mm512_load_si512(hi[ci] + j), l = _mm512_load_si512(lo[ci] + j);
+      for (std::size_t u = 0; u < K; ++u) {
+        const __m512i xv = ifma::load(x[(t + u) * polys + ci] + base + j);
+        h = _mm512_madd52hi_epu64(h, wv[u], xv);
+        l = _mm512_madd52lo_epu64(l, wv[u], xv);
+      }
+      _mm512_store_si512(hi[ci] + j, h);
+      _mm512_store_si512(lo[ci] + j, l);
+    }
+  }
+}
+
 // Pointwise products of residues below 2^50 kept as two 64-bit sums of their 52-bit
 // halves (vpmadd52luq / vpmadd52huq): exact for 2^11 terms, then folded to [0, q). The
 // sums of a tile of coefficients stay in L1 while the terms stream by, four terms a pass
-// so that the sums are loaded and stored once per four products (one term a pass is
-// bound by those stores, not by the multiplies); each weight vector is loaded once for
-// all polys. load_w(t, j) gives eight weights of term t.
+// (the rest of a batch in one shorter pass) so that the sums are loaded and stored once
+// per four products: one term a pass is bound by those loads and stores, not by the
+// multiplies (eight a pass measured no faster: then the terms' own loads bound it).
+// load_w(t, j) gives eight weights of term t.
 template <class LoadW>
 VEIL_AVX512 void pointwise_ifma(const math::Modulus& m, std::size_t n, std::size_t terms, LoadW load_w,
                                 std::span<const u64* const> x, std::size_t polys, u64* const* out) {
-  constexpr std::size_t kTile = 256, kMaxPolys = 3, kFold = std::size_t{1} << 11, kUnroll = 4;
+  constexpr std::size_t kFold = std::size_t{1} << 11, kUnroll = 4;
   static_assert(kFold % kUnroll == 0);
   const ifma::Consts c = ifma::consts(m);
   const ifma::HalvesFold f = ifma::halves_fold(m);
   const auto fold = [&](__m512i hi, __m512i lo) VEIL_AVX512 { return ifma::fold_halves(hi, lo, f, c); };
-  alignas(64) u64 hi[kMaxPolys][kTile], lo[kMaxPolys][kTile];
+  alignas(64) Sums hi, lo;
   for (std::size_t base = 0; base < n; base += kTile) {
     const std::size_t len = std::min(kTile, n - base);
     for (std::size_t ci = 0; ci < polys; ++ci) {
@@ -47,30 +72,21 @@ VEIL_AVX512 void pointwise_ifma(const math::Modulus& m, std::size_t n, std::size
     for (std::size_t t = 0; t < terms;) {
       // Terms up to the next fold (kFold products at most in a sum), kUnroll at a time.
       const std::size_t stop = std::min(terms, (t / kFold + 1) * kFold);
-      for (; t + kUnroll <= stop; t += kUnroll)
-        for (std::size_t j = 0; j < len; j += 8) {
-          __m512i wv[kUnroll];
-          for (std::size_t u = 0; u < kUnroll; ++u) wv[u] = load_w(t + u, base + j);
-          for (std::size_t ci = 0; ci < polys; ++ci) {
-            __m512i h = _mm512_load_si512(hi[ci] + j), l = _mm512_load_si512(lo[ci] + j);
-            for (std::size_t u = 0; u < kUnroll; ++u) {
-              const __m512i xv = ifma::load(x[(t + u) * polys + ci] + base + j);
-              h = _mm512_madd52hi_epu64(h, wv[u], xv);
-              l = _mm512_madd52lo_epu64(l, wv[u], xv);
-            }
-            _mm512_store_si512(hi[ci] + j, h);
-            _mm512_store_si512(lo[ci] + j, l);
-          }
-        }
-      for (; t < stop; ++t)
-        for (std::size_t j = 0; j < len; j += 8) {
-          const __m512i wv = load_w(t, base + j);
-          for (std::size_t ci = 0; ci < polys; ++ci) {
-            const __m512i xv = ifma::load(x[t * polys + ci] + base + j);
-            _mm512_store_si512(hi[ci] + j, _mm512_madd52hi_epu64(_mm512_load_si512(hi[ci] + j), wv, xv));
-            _mm512_store_si512(lo[ci] + j, _mm512_madd52lo_epu64(_mm512_load_si512(lo[ci] + j), wv, xv));
-          }
-        }
+      for (; t + kUnroll <= stop; t += kUnroll) mac_pass<kUnroll>(t, base, len, load_w, x, polys, hi, lo);
+      switch (stop - t) {
+        case 3:
+          mac_pass<3>(t, base, len, load_w, x, polys, hi, lo);
+          break;
+        case 2:
+          mac_pass<2>(t, base, len, load_w, x, polys, hi, lo);
+          break;
+        case 1:
+          mac_pass<1>(t, base, len, load_w, x, polys, hi, lo);
+          break;
+        default:
+          break;
+      }
+      t = stop;
       if (t < terms)  // fold before the next kFold terms
         for (std::size_t ci = 0; ci < polys; ++ci)
           for (std::size_t j = 0; j < len; j += 8) {
