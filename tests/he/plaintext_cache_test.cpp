@@ -1,5 +1,5 @@
-// The three ways LinearTransform keeps its weight diagonals (he::PlaintextCache) give the
-// same plaintext polynomials, so the same ciphertexts bit for bit, with single and double
+// The three ways LinearTransform keeps its weight diagonals (he::PlaintextCache), and a mix
+// of the NTT form and coefficients by giant-step group, give the same plaintext polynomials, so the same ciphertexts bit for bit, with single and double
 // hoisting; toy rings (insecure parameters, opted into by test::toy_params).
 #include <gtest/gtest.h>
 
@@ -40,6 +40,12 @@ TEST(PlaintextCache, CoefficientsGiveTheSameCiphertextsAsTheNttFormAndEncodingPe
       he::LinearTransform ntt(*f.encoder, spec, level, 8, he::PlaintextCache::kNtt, 0, hoisting);
       he::LinearTransform coeffs(*f.encoder, spec, level, 8, he::PlaintextCache::kCoefficients, 0, hoisting);
       he::LinearTransform none(*f.encoder, spec, level, 8, he::PlaintextCache::kNone, 0, hoisting);
+      // Some groups in NTT form, the others as coefficients.
+      he::LinearTransform mixed(*f.encoder, spec, level, 8, he::PlaintextCache::kCoefficients, 0, hoisting,
+                                ntt.plaintext_bytes() / 2);
+      EXPECT_GT(mixed.plaintext_bytes(), coeffs.plaintext_bytes());
+      EXPECT_LE(mixed.plaintext_bytes(), ntt.plaintext_bytes() / 2 + coeffs.plaintext_bytes());
+      EXPECT_LT(mixed.plaintext_bytes(), ntt.plaintext_bytes());
       ASSERT_EQ(coeffs.plaintext_cache(), he::PlaintextCache::kCoefficients);
       EXPECT_EQ(coeffs.plaintext_bytes(), spec.diagonals.size() * he::CoefficientPlaintext::bytes_at(*f.ctx));
       EXPECT_LT(coeffs.plaintext_bytes(), ntt.plaintext_bytes());
@@ -54,7 +60,9 @@ TEST(PlaintextCache, CoefficientsGiveTheSameCiphertextsAsTheNttFormAndEncodingPe
       const auto a = ntt.apply(*f.evaluator, x, gk);
       const auto b = coeffs.apply(*f.evaluator, x, gk);
       const auto c = none.apply(*f.evaluator, x, gk);
+      const auto d = mixed.apply(*f.evaluator, x, gk);
       for (int k = 0; k < 2; ++k) {
+        EXPECT_TRUE(a[k].data() == d[k].data()) << "N = 2^" << log_n << " block " << k;
         EXPECT_TRUE(a[k].data() == b[k].data()) << "N = 2^" << log_n << " block " << k;
         EXPECT_TRUE(a[k].data() == c[k].data()) << "N = 2^" << log_n << " block " << k;
       }

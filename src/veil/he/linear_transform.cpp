@@ -256,7 +256,7 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
 
 LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level,
                                  int giant_step, PlaintextCache cache, double plaintext_scale,
-                                 Hoisting hoisting)
+                                 Hoisting hoisting, std::size_t ntt_budget)
     : encoder_(&encoder),
       spec_(std::move(spec)),
       level_(level),
@@ -296,12 +296,23 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
   for (std::size_t g = 0; g < groups_.size(); ++g)
     for (std::size_t t = 0; t < groups_[g].terms.size(); ++t) jobs.emplace_back(g, t);
   if (spec_.unit) cache_ = PlaintextCache::kNone;
+  // Which groups keep the NTT form: all of them (kNtt), or under kCoefficients those that
+  // fit `ntt_budget`, in order (the others keep their coefficients).
+  std::vector<char> ntt(groups_.size(), cache_ == PlaintextCache::kNtt);
   if (cache_ == PlaintextCache::kCoefficients) {
+    const std::size_t per_term = PackedPlaintext::bytes_at(*encoder_->context(), level_, double_hoisted());
+    std::size_t used = 0;
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+      const std::size_t bytes = groups_[g].terms.size() * per_term;
+      if (used + bytes <= ntt_budget) ntt[g] = 1, used += bytes;
+    }
     coefficients_.resize(groups_.size());
-    for (std::size_t g = 0; g < groups_.size(); ++g) coefficients_[g].resize(groups_[g].terms.size());
+    for (std::size_t g = 0; g < groups_.size(); ++g)
+      if (!ntt[g]) coefficients_[g].resize(groups_[g].terms.size());
     std::atomic<bool> all_fit = true;
     parallel_for(jobs.size(), [&](std::size_t k) {
       const auto [g, t] = jobs[k];
+      if (ntt[g]) return;
       auto c = encode_term_coefficients(groups_[g], groups_[g].terms[t]);
       if (c)
         coefficients_[g][t] = std::move(*c);
@@ -311,14 +322,16 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
     if (!all_fit) {
       coefficients_.clear();
       cache_ = PlaintextCache::kNtt;
+      ntt.assign(groups_.size(), 1);
     }
   }
-  if (cache_ == PlaintextCache::kNtt) {
+  if (std::find(ntt.begin(), ntt.end(), 1) != ntt.end()) {
     plaintexts_.resize(groups_.size());
-    for (std::size_t g = 0; g < groups_.size(); ++g) plaintexts_[g].resize(groups_[g].terms.size());
+    for (std::size_t g = 0; g < groups_.size(); ++g)
+      if (ntt[g]) plaintexts_[g].resize(groups_[g].terms.size());
     parallel_for(jobs.size(), [&](std::size_t k) {
       const auto [g, t] = jobs[k];
-      plaintexts_[g][t] = encode_term_packed(groups_[g], groups_[g].terms[t]);
+      if (ntt[g]) plaintexts_[g][t] = encode_term_packed(groups_[g], groups_[g].terms[t]);
     });
   } else if (cache_ == PlaintextCache::kNone && !spec_.unit) {
     // Encoded on the fly: keep only the non-zero entries (a gap-layout diagonal has a
@@ -444,7 +457,7 @@ std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator
     } else {
       std::vector<const Ciphertext*> cts;
       for (const Term& t : g.terms) cts.push_back(&babies[t.in_block][t.baby]);
-      if (!plaintexts_.empty()) {
+      if (!plaintexts_.empty() && !plaintexts_[gi].empty()) {
         acc = Ciphertext(ctx, 2, level_, cts[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
         multiply_accumulate(ctx.n(), modulus, std::span<const PackedPlaintext>(plaintexts_[gi]), cts, acc);
       } else if (!coefficients_.empty()) {
@@ -513,7 +526,7 @@ std::vector<Ciphertext> LinearTransform::block_sums_double(const ckks::Evaluator
     } else {
       std::vector<const ExtendedCiphertext*> cts;
       for (const Term& t : g.terms) cts.push_back(&babies[t.in_block][t.baby]);
-      if (!plaintexts_.empty()) {
+      if (!plaintexts_.empty() && !plaintexts_[gi].empty()) {
         acc = ExtendedCiphertext(ctx, level_, cts[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
         multiply_accumulate(ctx.n(), modulus, std::span<const PackedPlaintext>(plaintexts_[gi]), cts, acc);
       } else if (!coefficients_.empty()) {

@@ -131,8 +131,12 @@ class LinearTransform {
   LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level, int giant_step = 0,
                   bool cache_plaintexts = true, double plaintext_scale = 0,
                   Hoisting hoisting = Hoisting::kAuto);
+  // With kCoefficients, the giant-step groups whose NTT forms fit `ntt_budget` bytes (in
+  // order) keep that form instead: a cache budget then buys speed in small steps rather
+  // than whole stages.
   LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level, int giant_step,
-                  PlaintextCache cache, double plaintext_scale = 0, Hoisting hoisting = Hoisting::kAuto);
+                  PlaintextCache cache, double plaintext_scale = 0, Hoisting hoisting = Hoisting::kAuto,
+                  std::size_t ntt_budget = 0);
 
   std::vector<ckks::Ciphertext> apply(const ckks::Evaluator& eval, const std::vector<ckks::Ciphertext>& in,
                                       const rlwe::GaloisKeys& gk) const;
@@ -183,10 +187,11 @@ class LinearTransform {
   PlaintextCache cache_ = PlaintextCache::kNtt;
   std::vector<std::vector<int>> baby_steps_;  // per input block
   std::vector<Group> groups_;
-  // Cached diagonals, parallel to groups_[g].terms (empty when encoding on the fly); over
-  // Q_level * P when double hoisted.
+  // Cached diagonals, parallel to groups_[g].terms (empty when encoding on the fly or for
+  // a group kept as coefficients); over Q_level * P when double hoisted.
   std::vector<std::vector<PackedPlaintext>> plaintexts_;
-  // Or their coefficients (PlaintextCache::kCoefficients), parallel the same way.
+  // Or their coefficients (PlaintextCache::kCoefficients), parallel the same way (empty for
+  // a group kept in NTT form).
   std::vector<std::vector<CoefficientPlaintext>> coefficients_;
   // Otherwise the non-zero (slot, value) entries of each diagonal, encoded per use. The
   // dense values are released either way.

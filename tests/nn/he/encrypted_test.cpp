@@ -176,6 +176,29 @@ double latency_error_bits(const Network& net, const Plan& plan, std::uint64_t se
   return -std::log2(max_abs_error(logits[0], plain_forward(net, x)));
 }
 
+// A cache budget below the NTT form of every diagonal: every stage keeps its coefficients
+// and the budget buys the NTT form stage by stage, then group by group (he::LinearTransform's
+// ntt_budget), within the budget and with the same result.
+TEST(EncryptedNetwork, PlaintextBudgetIsSpentGroupByGroupWithinIt) {
+  const Network net = test_network(17);
+  const Plan plan = make_plan(net, toy_options(Mode::kLatency, 11));
+  Client c(plan);
+  const EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
+  const std::size_t all_ntt = EncryptedNetwork(net, plan, c.ctx, std::size_t{1} << 40).plaintext_bytes();
+  std::mt19937_64 gx(5);
+  const auto x = random_input(net, gx);
+  const auto want = plain_forward(net, x);
+  for (const double part : {0.5, 0.8}) {
+    const auto budget = static_cast<std::size_t>(part * static_cast<double>(all_ntt));
+    EncryptedNetwork server(net, plan, c.ctx, budget);
+    EXPECT_LE(server.plaintext_bytes(), budget) << part;
+    EXPECT_GT(server.plaintext_bytes(), budget * 3 / 4) << part;  // most of it spent
+    auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, {x}), keys);
+    const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, 1);
+    EXPECT_GT(-std::log2(max_abs_error(logits[0], want)), 12) << part;
+  }
+}
+
 class EncryptedNetworkTest : public ::testing::TestWithParam<int> {};
 
 // log_n 10 (256 slots: several blocks per layer) and 11 (one block per layer).

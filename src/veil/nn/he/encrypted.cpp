@@ -145,7 +145,8 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
   // Two forms (he::PlaintextCache): the NTT form, ready to use, or the coefficients, one
   // 5-byte copy for every limb and an NTT per limb at use (1.5-1.7x the stage's time,
   // veil_he_bench). Every stage first gets the coefficient form if the budget allows it,
-  // then stages move to the NTT form, lowest level first, while the rest still fits.
+  // then stages move to the NTT form, lowest level first, while the rest still fits; the
+  // first that does not fit whole moves as many of its giant-step groups as fit.
   std::vector<he::PlaintextCache> form(net_.stages.size(), he::PlaintextCache::kNone);
   std::vector<std::size_t> ntt_bytes(net_.stages.size()), coefficient_bytes(net_.stages.size());
   std::size_t budget = cache_bytes, working = 0, all_coefficients = 0;
@@ -159,14 +160,21 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
     coefficient_bytes[k] = mults * he::CoefficientPlaintext::bytes_at(*ctx_);
     all_coefficients += coefficient_bytes[k];
   }
+  std::vector<std::size_t> ntt_budget(net_.stages.size(), 0);
   if (all_coefficients <= budget) {
     budget -= all_coefficients;
     for (std::size_t k : linear) {
       if (coefficient_bytes[k] == 0) continue;
       form[k] = he::PlaintextCache::kCoefficients;
-      if (ntt_bytes[k] - coefficient_bytes[k] <= budget) {
+      const std::size_t extra = ntt_bytes[k] - coefficient_bytes[k];
+      if (extra <= budget) {
         form[k] = he::PlaintextCache::kNtt;
-        budget -= ntt_bytes[k] - coefficient_bytes[k];
+        budget -= extra;
+      } else if (budget > 0) {
+        // The first stage that does not fit whole gets the rest in giant-step groups:
+        // the NTT forms that the remaining bytes pay for (each replaces its coefficients).
+        ntt_budget[k] = static_cast<std::size_t>(static_cast<long double>(budget) * ntt_bytes[k] / extra);
+        budget = 0;
       }
     }
   } else {
@@ -188,7 +196,7 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
     }
     transforms_[k] = std::make_unique<he::LinearTransform>(
         encoder_, pack_linear(net_.stages[k].linear(), ps.in, ps.out, !ps.spec.fold_steps.empty(), true),
-        level, ps.giant_step, form[k], pt_scale);
+        level, ps.giant_step, form[k], pt_scale, he::Hoisting::kAuto, ntt_budget[k]);
     const std::size_t ct_bytes = 2 * static_cast<std::size_t>(level + 1) * ctx_->n() * sizeof(u64);
     const auto cts = static_cast<std::size_t>(ps.counts.baby_rotations + ps.counts.giant_rotations +
                                               ps.spec.in_blocks + ps.spec.out_blocks) +
