@@ -36,9 +36,11 @@ int main(int argc, char** argv) {
       ->trigger_on_parse()
       ->each([](const std::string& t) { veil::set_num_threads(std::stoi(t)); });
   app.add_option("--plaintext-cache-gib",
-                 "memory for the model's encoded weights in latency mode; what does not fit is\n"
-                 "encoded again on every image (default: VEIL_PLAINTEXT_CACHE_GIB or half the\n"
-                 "machine's memory; cifar10-shallow needs 9.7)")
+                 "memory for the model's encoded weights in latency mode: ready to use (NTT form)\n"
+                 "where the budget allows, else as compact coefficients transformed at each use\n"
+                 "(1.5-2x slower), else encoded again on every image (default:\n"
+                 "VEIL_PLAINTEXT_CACHE_GIB or half the machine's memory; cifar10-shallow: 9.7 all\n"
+                 "ready, 1.5 all compact)")
       ->check(CLI::Range(0.0, 1048576.0))
       ->trigger_on_parse()
       ->each([](const std::string& g) { veil::cli::set_plaintext_cache_gib(std::stod(g)); });
