@@ -1,6 +1,7 @@
-// The three ways LinearTransform keeps its weight diagonals (he::PlaintextCache), and a mix
-// of the NTT form and coefficients by giant-step group, give the same plaintext polynomials, so the same ciphertexts bit for bit, with single and double
-// hoisting; toy rings (insecure parameters, opted into by test::toy_params).
+// The three ways LinearTransform keeps its weight diagonals (he::PlaintextCache), and a
+// mix of the NTT form and coefficients by giant-step group, give the same plaintext
+// polynomials, so the same ciphertexts bit for bit, with single and double hoisting; toy
+// rings (insecure parameters, opted into by test::toy_params).
 #include <gtest/gtest.h>
 
 #include <random>
