@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   app.add_option("--plaintext-cache-gib",
                  "memory for the model's encoded weights in latency mode: ready to use (NTT form)\n"
                  "where the budget allows, else as compact coefficients transformed at each use\n"
-                 "(1.5-2x slower), else encoded again on every image (default:\n"
+                 "(1.3-2.5x slower), else encoded again on every image (default:\n"
                  "VEIL_PLAINTEXT_CACHE_GIB or half the machine's memory; cifar10-shallow: 9.7 all\n"
                  "ready, 1.5 all compact)")
       ->check(CLI::Range(0.0, 1048576.0))
