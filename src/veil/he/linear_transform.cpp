@@ -296,11 +296,15 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
   for (std::size_t g = 0; g < groups_.size(); ++g)
     for (std::size_t t = 0; t < groups_[g].terms.size(); ++t) jobs.emplace_back(g, t);
   if (spec_.unit) cache_ = PlaintextCache::kNone;
-  // Which groups keep the NTT form: all of them (kNtt), or under kCoefficients those that
-  // fit `ntt_budget`, in order (the others keep their coefficients).
+  // Which groups keep the NTT form: all of them (kNtt), or under kCoefficients those whose
+  // bytes beyond their coefficients fit `ntt_budget`, in order (the others keep their
+  // coefficients).
   std::vector<char> ntt(groups_.size(), cache_ == PlaintextCache::kNtt);
   if (cache_ == PlaintextCache::kCoefficients) {
-    const std::size_t per_term = PackedPlaintext::bytes_at(*encoder_->context(), level_, double_hoisted());
+    // What the NTT form of a term costs beyond its coefficients.
+    const auto& ctx = *encoder_->context();
+    const std::size_t ntt_bytes = PackedPlaintext::bytes_at(ctx, level_, double_hoisted());
+    const std::size_t per_term = ntt_bytes - std::min(ntt_bytes, CoefficientPlaintext::bytes_at(ctx));
     std::size_t used = 0;
     for (std::size_t g = 0; g < groups_.size(); ++g) {
       const std::size_t bytes = groups_[g].terms.size() * per_term;

@@ -131,9 +131,9 @@ class LinearTransform {
   LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level, int giant_step = 0,
                   bool cache_plaintexts = true, double plaintext_scale = 0,
                   Hoisting hoisting = Hoisting::kAuto);
-  // With kCoefficients, the giant-step groups whose NTT forms fit `ntt_budget` bytes (in
-  // order) keep that form instead: a cache budget then buys speed in small steps rather
-  // than whole stages.
+  // With kCoefficients, the giant-step groups whose NTT forms fit `ntt_budget` bytes beyond
+  // the coefficients they replace (in order) keep that form instead: a cache budget then
+  // buys speed in small steps rather than whole stages.
   LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level, int giant_step,
                   PlaintextCache cache, double plaintext_scale = 0, Hoisting hoisting = Hoisting::kAuto,
                   std::size_t ntt_budget = 0);

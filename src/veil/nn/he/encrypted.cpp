@@ -171,9 +171,8 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
         form[k] = he::PlaintextCache::kNtt;
         budget -= extra;
       } else if (budget > 0) {
-        // The first stage that does not fit whole gets the rest in giant-step groups:
-        // the NTT forms that the remaining bytes pay for (each replaces its coefficients).
-        ntt_budget[k] = static_cast<std::size_t>(static_cast<long double>(budget) * ntt_bytes[k] / extra);
+        // The first stage that does not fit whole gets the rest, spent in giant-step groups.
+        ntt_budget[k] = budget;
         budget = 0;
       }
     }
