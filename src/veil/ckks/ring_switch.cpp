@@ -15,7 +15,8 @@ int bits_of(std::uint64_t q) { return static_cast<int>(std::ceil(std::log2(stati
 CkksParameters ring_switch_target(const CkksParameters& big, int level) {
   VEIL_REQUIRE(level >= 0 && level <= big.max_level(),
                "ring switch at level " << level << ": the chain has levels 0.." << big.max_level());
-  VEIL_REQUIRE(big.log_n > 12 || big.allow_insecure, "no smaller ring than 2^" << big.log_n << " has a 128-bit bound");
+  VEIL_REQUIRE(big.log_n > 12 || big.allow_insecure,
+               "no smaller ring than 2^" << big.log_n << " has a 128-bit bound");
   const int bound = rlwe::max_log_qp_128(big.log_n - 1).value_or(0);
   CkksParameters s;
   s.log_n = big.log_n - 1;
@@ -48,29 +49,33 @@ CkksParameters ring_switch_target(const CkksParameters& big, int level) {
     VEIL_REQUIRE(why.empty(), "small ring at level " << level << ": " << why);
     return s;
   }
-  VEIL_REQUIRE(false, "no ring of degree 2^" << big.log_n - 1 << " holds levels 0.." << level << " of this chain at 128-bit "
-                                   << "security (" << q_bits << " bits of data primes, bound " << bound
-                                   << " with the special primes); switch rings at a lower level");
+  VEIL_REQUIRE(false, "no ring of degree 2^"
+                          << big.log_n - 1 << " holds levels 0.." << level << " of this chain at 128-bit "
+                          << "security (" << q_bits << " bits of data primes, bound " << bound
+                          << " with the special primes); switch rings at a lower level");
 }
 
 RingSwitcher::RingSwitcher(ContextPtr big, ContextPtr small)
     : big_(std::move(big)),
       small_(std::move(small)),
-      switching_(big_ && small_ ? rlwe::Context::create(rlwe::ring_switch_parameters(big_->params(),
-                                                                                      small_->params()))
-                                : nullptr),
+      switching_(big_ && small_
+                     ? rlwe::Context::create(rlwe::ring_switch_parameters(big_->params(), small_->params()))
+                     : nullptr),
       switcher_(switching_) {}
 
-rlwe::KeySwitchKey RingSwitcher::create_key(const rlwe::SecretKey& big_sk, const rlwe::SecretKey& small_sk) const {
+rlwe::KeySwitchKey RingSwitcher::create_key(const rlwe::SecretKey& big_sk,
+                                            const rlwe::SecretKey& small_sk) const {
   return rlwe::create_ring_switch_key(*big_, big_sk, switching_, *small_, small_sk);
 }
 
 Ciphertext RingSwitcher::apply(const Ciphertext& ct, const rlwe::KeySwitchKey& key) const {
-  VEIL_REQUIRE(ct.param_id() == big_->param_id(), "ciphertext was made under other parameters than the large ring");
+  VEIL_REQUIRE(ct.param_id() == big_->param_id(),
+               "ciphertext was made under other parameters than the large ring");
   VEIL_REQUIRE(ct.size() == 2, "ring switch a relinearised (size-2) ciphertext; got size " << ct.size());
-  VEIL_REQUIRE(ct.level() <= small_->max_level(), "ring switch at level " << ct.level() << ": the small ring holds "
-                                                                           << "levels up to " << small_->max_level()
-                                                                           << "; drop the ciphertext to it first");
+  VEIL_REQUIRE(ct.level() <= small_->max_level(), "ring switch at level "
+                                                      << ct.level() << ": the small ring holds "
+                                                      << "levels up to " << small_->max_level()
+                                                      << "; drop the ciphertext to it first");
   const std::size_t quarter = big_->n() / 4;
   const bool sparse = ct.slots() <= quarter;
   Ciphertext out(*small_, 2, ct.level(), sparse ? ct.scale() : ct.scale() / 2, sparse ? ct.slots() : quarter);

@@ -12,9 +12,9 @@
 namespace veil::rlwe {
 
 Parameters ring_switch_parameters(const Parameters& big, const Parameters& small) {
-  VEIL_REQUIRE(small.log_n + 1 == big.log_n, "ring switching goes from degree 2^" << big.log_n << " to 2^"
-                                                                                  << big.log_n - 1 << ", not to 2^"
-                                                                                  << small.log_n);
+  VEIL_REQUIRE(small.log_n + 1 == big.log_n, "ring switching goes from degree 2^"
+                                                 << big.log_n << " to 2^" << big.log_n - 1 << ", not to 2^"
+                                                 << small.log_n);
   VEIL_REQUIRE(!small.p.empty(), "the small ring needs special primes (the ring switch is a key switch)");
   const std::uint64_t two_n = 2 * big.n();
   for (const auto* list : {&small.q, &small.p})
@@ -24,9 +24,9 @@ Parameters ring_switch_parameters(const Parameters& big, const Parameters& small
                                                   << big.log_n << " (take the small ring's primes from the "
                                                   << "large ring's chain)");
   for (std::size_t i = 0; i < small.q.size(); ++i)
-    VEIL_REQUIRE(i < big.q.size() && small.q[i] == big.q[i],
-                 "the small ring's data primes must be the first " << small.q.size()
-                                                                   << " data primes of the large ring's chain");
+    VEIL_REQUIRE(i < big.q.size() && small.q[i] == big.q[i], "the small ring's data primes must be the first "
+                                                                 << small.q.size()
+                                                                 << " data primes of the large ring's chain");
   Parameters w = small;
   w.log_n = big.log_n;
   w.scheme_id_words = small.scheme_id_words;

@@ -332,6 +332,95 @@ TEST(Packing, LayoutSearchIsTheSameOnOneThreadAndTwo) {
   }
 }
 
+// The packed specs applied to plain slot vectors (the diagonal method's definition), with
+// the ring switch's slot map (slot k of the smaller ring holds slots k + k + n/2 added).
+std::vector<double> simulate_packing(const Network& net, const Packing& p, const std::vector<double>& x) {
+  auto blocks = pack(p.input, x);
+  for (std::size_t k = 0; k < p.stages.size(); ++k) {
+    const PackedStage& ps = p.stages[k];
+    if (ps.kind == StageKind::kPoly) {
+      for (auto& b : blocks)
+        for (double& v : b) {
+          double y = 0;
+          for (auto it = ps.coefficients.rbegin(); it != ps.coefficients.rend(); ++it) y = y * v + *it;
+          v = y;
+        }
+      continue;
+    }
+    const auto& spec = ps.spec;
+    const std::size_t n = spec.slots;
+    std::vector<std::vector<double>> out(spec.out_blocks, std::vector<double>(n, 0.0));
+    for (const auto& d : spec.diagonals)
+      for (std::size_t s = 0; s < n; ++s)
+        out[d.out_block][s] += (spec.unit ? 1.0 : d.values[s]) * blocks[d.in_block][(s + d.step) % n];
+    for (int step : spec.fold_steps)
+      for (auto& b : out) {
+        const auto copy = b;
+        for (std::size_t s = 0; s < n; ++s) b[s] += copy[(s + step) % n];
+      }
+    for (std::size_t b = 0; b < spec.bias.size(); ++b)
+      for (std::size_t s = 0; s < n; ++s) out[b][s] += spec.bias[b][s];
+    if (static_cast<int>(k) == p.switch_after)
+      for (auto& b : out) {
+        for (std::size_t s = 0; s < n / 2; ++s) b[s] += b[s + n / 2];
+        b.resize(n / 2);
+      }
+    blocks = std::move(out);
+  }
+  (void)net;
+  return unpack(p.output, blocks);
+}
+
+TEST(Packing, RingSwitchHalvesTheSlotsOfTheLaterStages) {
+  const Network net = pooled_network(10);
+  const Packing one = pack_network(net, 1024, true);
+  const Packing two = pack_network(net, 1024, true, 3);
+  EXPECT_EQ(two.switch_after, 3);
+  for (std::size_t k = 0; k < two.stages.size(); ++k) {
+    const auto& st = two.stages[k];
+    EXPECT_EQ(st.in.slots, k <= 3 ? 1024u : 512u) << "stage " << k;
+    EXPECT_EQ(st.out.slots, k < 3 ? 1024u : 512u) << "stage " << k;
+  }
+  // The switching stage runs in the large ring and leaves the upper half of its slots zero.
+  const auto& sw = two.stages[3].spec;
+  EXPECT_EQ(sw.slots, 1024u);
+  for (const auto& d : sw.diagonals)
+    for (std::size_t s = 512; s < 1024; ++s) ASSERT_EQ(d.values[s], 0.0) << "diagonal " << d.step;
+  EXPECT_FALSE(two.rotation_steps(true).empty());
+  EXPECT_EQ(one.rotation_steps(true), std::vector<int>{});
+  // Both packings compute the network.
+  std::mt19937_64 g(11);
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<double> x(net.input.size());
+  for (double& v : x) v = u(g);
+  const auto want = plain_forward(net, x);
+  EXPECT_LT(max_abs_error(simulate_packing(net, one, x), want), 1e-9);
+  EXPECT_LT(max_abs_error(simulate_packing(net, two, x), want), 1e-9);
+}
+
+TEST(Packing, RingSwitchRefusesAStageWhoseInputsAreReadLater) {
+  EXPECT_THROW(pack_network(pooled_network(12), 1024, false, 1), std::invalid_argument);  // a polynomial
+  // A residual block: the Add (stage 4) reads stage 2, before a switch after stage 3.
+  std::mt19937_64 g(13);
+  Network net;
+  net.input = {2, 8, 8};
+  net.stages.push_back(linear(conv_stage(net.input, 2, 3, 1, 1, g, 0.3)));
+  net.stages.push_back(poly({0.1, 0.4, 1.0}));
+  net.stages.push_back(linear(conv_stage(net.input, 2, 3, 1, 1, g, 0.3)));
+  net.stages.push_back(linear(conv_stage(net.input, 2, 3, 1, 1, g, 0.3)));
+  Stage add{AddStage{"add", net.input}, {2, 3}};
+  net.stages.push_back(add);
+  net.stages.push_back(linear(dense(net.input, 10, g, 0.1)));
+  EXPECT_NO_THROW(pack_network(net, 1024, false));
+  EXPECT_NO_THROW(pack_network(net, 1024, false, 4 - 2));  // after stage 2: nothing earlier read later
+  try {
+    pack_network(net, 1024, false, 3);
+    ADD_FAILURE() << "a switch across the residual edge was packed";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("before the ring switch"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Layout, MultiplexedSlotsAreDistinctAndRoundTrip) {
   // 6 channels of 2x2 pixels, 4 slots apart in x and 16 in y, in frames of 32 slots
   // with a 2 x 4 grid of sub-positions (strides 8 and 1): 8 channels per frame.

@@ -109,6 +109,32 @@ std::vector<Candidate> candidates(const LinearStage& st, const Layout& in) {
   return out;
 }
 
+// Output layouts of a stage that ends in the ring of half the degree: `in`'s slots / 2
+// per block, compact or at the input's pixel strides (so that a convolution's diagonals
+// stay few), with or without multiplexed channels.
+std::vector<Candidate> switch_candidates(const LinearStage& st, const Layout& in) {
+  const std::size_t half = in.slots / 2;
+  std::vector<Candidate> out;
+  auto add = [&](const Layout& l) {
+    for (const auto& c : out)
+      if (c.out == l) return;
+    if (l.injective()) out.push_back({l, false});
+  };
+  if (static_cast<std::size_t>(st.out.h * st.out.w) <= half) add(Layout::compact(st.out, half));
+  if (st.spatial && in.shape == st.in) {
+    const int rs = in.row_stride * st.stride_y, xs = in.col_stride * st.stride_x;
+    const int cs = in.channel_stride;
+    if (extent(st.out, rs, xs) <= cs && static_cast<std::size_t>(cs) <= half) {
+      add(with_strides(st.out, half, cs, rs, xs));
+      if (auto mux = multiplexed(st.out, half, cs, rs, xs)) add(*mux);
+    }
+  }
+  VEIL_REQUIRE(!out.empty(), "stage '" << st.name << "': no layout of " << half
+                                       << " slots holds a channel of " << st.out.h << "x" << st.out.w
+                                       << ", so it cannot end in the smaller ring");
+  return out;
+}
+
 }  // namespace
 
 Layout Layout::compact(const Shape& shape, std::size_t slots) {
@@ -178,8 +204,12 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   VEIL_REQUIRE(in.shape.size() == st.in.size() && out.shape.size() == st.out.size(),
                "layout sizes do not match stage '" << st.name << "'");
   const auto n = static_cast<std::int64_t>(in.slots);
-  VEIL_REQUIRE(n > 0 && (n & (n - 1)) == 0 && out.slots == in.slots,
-               "layouts need the same power-of-two slot count");
+  // A stage that ends in the ring of half the degree (ring_switch) writes a layout of
+  // n / 2 slots into the lower half of each output block; the upper half stays zero.
+  const bool to_small_ring = out.slots * 2 == in.slots;
+  VEIL_REQUIRE(n > 1 && (n & (n - 1)) == 0 && (out.slots == in.slots || to_small_ring),
+               "layouts need the same power-of-two slot count (or half of it at a ring switch)");
+  VEIL_REQUIRE(!(to_small_ring && fold), "a ring switch needs its outputs in place, not folded");
   he::LinearTransformSpec spec;
   spec.slots = in.slots;
   spec.in_blocks = in.blocks();
@@ -208,10 +238,11 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   for (int i = 0; i < in.shape.size(); ++i) in_slot[i] = in.slot(i);
   const int log_n = std::countr_zero(static_cast<std::uint64_t>(n));
   const std::int64_t mask = n - 1;
+  const int log_out = std::countr_zero(static_cast<std::uint64_t>(out.slots));
   for (int o = 0; o < st.weights.rows; ++o) {
     const std::int64_t so_global = out.slot(o);
-    const int out_block = static_cast<int>(so_global >> log_n);
-    const std::int64_t so_local = so_global & mask;
+    const int out_block = static_cast<int>(so_global >> log_out);
+    const std::int64_t so_local = so_global & static_cast<std::int64_t>(out.slots - 1);
     for (std::int64_t k = st.weights.row_ptr[o]; k < st.weights.row_ptr[o + 1]; ++k) {
       // n is a power of two (checked above): shifts and masks in this hot loop.
       const std::int64_t si_global = in_slot[st.weights.col[k]];
@@ -243,7 +274,8 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   }
   // A sum pool or shift needs no plaintext product when every diagonal covers every output
   // of its block (then unread slots may hold anything); a bias is added afterwards.
-  if (st.unit_weights && !fold) {
+  // (Not before a ring switch: the upper half of the slots must be zero there.)
+  if (st.unit_weights && !fold && !to_small_ring) {
     std::vector<std::int64_t> outputs_per_block(spec.out_blocks, 0);
     for (int o = 0; o < st.out.size(); ++o) ++outputs_per_block[out.slot(o) / n];
     bool unit = true;
@@ -259,7 +291,8 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
     if (with_values)
       for (int o = 0; o < st.out.size(); ++o) {
         const std::int64_t s = fold ? o : out.slot(o);
-        spec.bias[fold ? 0 : s / n][s % n] = st.bias[o];
+        const auto out_n = static_cast<std::int64_t>(out.slots);
+        spec.bias[fold ? 0 : s / out_n][s % out_n] = st.bias[o];
       }
   }
   return spec;
@@ -329,10 +362,21 @@ void check_graph(const Network& net) {
                                           << "network's output");
 }
 
-Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
+Packing pack_network(const Network& net, std::size_t slots, bool with_values, int switch_after) {
   VEIL_REQUIRE(!net.stages.empty(), "network has no stages");
   check_graph(net);
   const int count = static_cast<int>(net.stages.size());
+  if (switch_after >= 0) {
+    VEIL_REQUIRE(switch_after < count && net.stages[switch_after].is<LinearStage>(),
+                 "a ring switch follows a linear stage; stage " << switch_after + 1 << " is not one");
+    VEIL_REQUIRE(slots >= 2, "no ring smaller than " << slots << " slots");
+    for (int k = switch_after + 1; k < count; ++k)
+      for (int src : net.inputs_of(k))
+        VEIL_REQUIRE(src >= switch_after, "stage " << k + 1 << " '" << net.stages[k].name() << "' reads "
+                                                   << stage_text(net, src) << ", from before the ring switch "
+                                                   << "after stage " << switch_after + 1
+                                                   << "; switch rings where nothing earlier is read later");
+  }
   struct Node {
     Layout layout;
     double cost;
@@ -382,7 +426,8 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
               {static_cast<int>(p)}, false);
         continue;
       }
-      std::vector<Candidate> cands = candidates(st.linear(), from.layout);
+      std::vector<Candidate> cands = k == switch_after ? switch_candidates(st.linear(), from.layout)
+                                                       : candidates(st.linear(), from.layout);
       for (const Layout& t : targets)
         if (t.shape == st.linear().out && std::none_of(cands.begin(), cands.end(), [&](const Candidate& c) {
               return c.out == t && !c.fold;
@@ -487,6 +532,7 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values) {
 
   Packing packing;
   packing.slots = slots;
+  packing.switch_after = switch_after;
   packing.input = frontier[0][choice[0]].layout;
   for (int k = 0; k < count; ++k) {
     const Stage& st = net.stages[k];
@@ -532,10 +578,10 @@ int Packing::depth() const {
   return after.empty() ? 0 : after.back();
 }
 
-std::vector<int> Packing::rotation_steps() const {
+std::vector<int> Packing::rotation_steps(bool small_ring) const {
   std::set<int> steps;
   for (const auto& s : stages)
-    if (s.kind == StageKind::kLinear)
+    if (s.kind == StageKind::kLinear && (s.in.slots != slots) == small_ring)
       for (int r : he::rotation_steps(s.spec, s.giant_step)) steps.insert(r);
   return {steps.begin(), steps.end()};
 }

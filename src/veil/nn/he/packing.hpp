@@ -75,15 +75,22 @@ struct Packing {
   std::size_t slots = 0;
   Layout input, output;
   std::vector<PackedStage> stages;
+  // Ring switching (ckks/ring_switch.hpp): the stages after this one run in the ring of
+  // half the degree (slots / 2 slots per block); the stage itself writes its outputs into
+  // the lower half of its blocks, whose upper half stays zero. -1: one ring throughout.
+  int switch_after = -1;
   // Levels of the deepest path to the output (the sum of the stages' along a chain).
   int depth() const;
-  std::vector<int> rotation_steps() const;
+  // The rotations the stages of one ring use (the large ring's, or the smaller one's).
+  std::vector<int> rotation_steps(bool small_ring = false) const;
   he::TransformCounts totals() const;
 };
 
 // Packs every stage. With `with_values` false only positions are computed (for plans and
 // cost reports); the returned diagonals then have empty value vectors.
-Packing pack_network(const Network& net, std::size_t slots, bool with_values = true);
+// With `switch_after` >= 0, stage switch_after (a linear stage after which nothing reads
+// an earlier stage) ends in the ring of half the degree and the stages after it run there.
+Packing pack_network(const Network& net, std::size_t slots, bool with_values = true, int switch_after = -1);
 
 // Throws std::invalid_argument naming the first stage the encrypted evaluators cannot run:
 // one that reads a later stage or a tensor of another size, an Add whose inputs differ in
