@@ -16,12 +16,14 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/evaluator.hpp"
+#include "veil/ckks/ring_switch.hpp"
 #include "veil/ckks/serialize.hpp"
 #include "veil/common/file.hpp"
 #include "veil/common/thread_pool.hpp"
@@ -265,6 +267,34 @@ void BM_KeyGenRelin(benchmark::State& state) {
   state.counters["public_key_bytes"] = static_cast<double>(save_public_key(*e.ctx, e.pk).size());
 }
 
+// One ring switch (ckks/ring_switch.hpp) from 2^log_n to 2^(log_n - 1), at the highest
+// level whose modulus the smaller ring holds at 128-bit security; counters: that level
+// and the key's size in bytes (uncompressed).
+void BM_RingSwitch(benchmark::State& state) {
+  Env& e = prepare(state, Chain::kDefault);
+  const CkksParameters& big = e.ctx->params();
+  int level = big.max_level();
+  std::optional<CkksParameters> small;
+  for (; level >= 0 && !small; --level) {
+    try {
+      small = ring_switch_target(big, level);
+    } catch (const std::invalid_argument&) {
+    }
+  }
+  ++level;
+  const auto small_ctx = CkksContext::create(*small);
+  const RingSwitcher switcher(e.ctx, small_ctx);
+  const KeyGenerator small_keygen(small_ctx);
+  const auto key = switcher.create_key(e.keygen->secret_key(), small_keygen.secret_key());
+  Ciphertext ct = e.ct;
+  e.evaluator->drop_to_level_inplace(ct, level);
+  for (auto _ : state) benchmark::DoNotOptimize(switcher.apply(ct, key));
+  state.counters["level"] = level;
+  std::size_t words = 0;
+  for (const auto& d : key.b) words += 2 * d.size();
+  state.counters["key_bytes"] = static_cast<double>(words * 8);
+}
+
 void args_all(benchmark::internal::Benchmark* b) {
   for (int log_n : {13, 14, 15, 16}) {
     for (int threads : {1, 2}) b->Args({log_n, threads});
@@ -314,6 +344,7 @@ BENCHMARK(BM_RotateHoisted8)->Apply(args_all);
 BENCHMARK(BM_RotateSeparate8)->Apply(args_all);
 BENCHMARK(BM_KeySwitch)->Apply(args_raise_all);
 BENCHMARK(BM_KeyGenRelin)->Apply(args_all)->Iterations(2);
+BENCHMARK(BM_RingSwitch)->Apply(args_all);
 BENCHMARK(BM_CmpNTT)->Apply(args_cmp);
 BENCHMARK(BM_CmpMulRelin_dnumL)->Apply(args_cmp);
 BENCHMARK(BM_CmpKeySwitch_dnumL)->Apply(args_raise_cmp);
