@@ -19,6 +19,7 @@ class KeyGenerator {
   KeyGenerator(ContextPtr ctx, const SecretKey& sk);
 
   const SecretKey& secret_key() const { return sk_; }
+  const ContextPtr& context() const { return ctx_; }
   PublicKey create_public_key() const;
   // level < 0 means the context's top level.
   RelinKeys create_relin_keys(int level = -1) const;

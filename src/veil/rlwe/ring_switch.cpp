@@ -50,6 +50,30 @@ std::vector<std::int64_t> secret_coefficients(const Context& ctx, const SecretKe
   return s;
 }
 
+SecretKey derive_subring_secret(const Context& big, const SecretKey& big_sk, const Context& small) {
+  std::vector<std::int64_t> s = secret_coefficients(big, big_sk);
+  std::vector<std::int8_t> bytes(s.size());
+  for (std::size_t j = 0; j < s.size(); ++j) bytes[j] = static_cast<std::int8_t>(s[j]);
+  static constexpr unsigned char kLabel[] = "veil ring switch: subring secret v1";
+  Seed seed{};
+  crypto_generichash(seed.data(), seed.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                     bytes.size(), kLabel, sizeof kLabel - 1);
+  Prng rng(seed);
+  std::vector<std::int64_t> t = sample_ternary(rng, small.n());
+  const std::size_t total = small.num_q() + small.num_p();
+  std::vector<std::size_t> all(total);
+  for (std::size_t i = 0; i < total; ++i) all[i] = i;
+  SecretKey out;
+  out.data().resize(total * small.n());
+  small_to_ntt(small, t, all, out.data().data());
+  out.set_param_id(small.param_id());
+  sodium_memzero(s.data(), s.size() * sizeof(std::int64_t));
+  sodium_memzero(bytes.data(), bytes.size());
+  sodium_memzero(t.data(), t.size() * sizeof(std::int64_t));
+  sodium_memzero(seed.data(), seed.size());
+  return out;
+}
+
 KeySwitchKey create_ring_switch_key(const Context& big, const SecretKey& big_sk, const ContextPtr& switching,
                                     const Context& small, const SecretKey& small_sk) {
   VEIL_REQUIRE(switching && switching->n() == big.n() && small.n() * 2 == big.n(),

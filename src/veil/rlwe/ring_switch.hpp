@@ -47,4 +47,11 @@ void ring_switch(const KeySwitcher& switcher, const Context& switching, const Co
 // The signed coefficients of a secret key (ternary), read back from its NTT form.
 std::vector<std::int64_t> secret_coefficients(const Context& ctx, const SecretKey& sk);
 
+// The small ring's secret s', derived from the large one: a uniform ternary polynomial
+// drawn from a ChaCha20 stream whose key is BLAKE2b-256 of s (keyed by a fixed label), so
+// a client keeps one secret key file for both rings. s has about 1.58 N bits of entropy
+// and the hash is a PRF, so s' is as good as an independent sample; nothing derived from
+// it leaves the client but the (encrypted) keys.
+SecretKey derive_subring_secret(const Context& big, const SecretKey& big_sk, const Context& small);
+
 }  // namespace veil::rlwe

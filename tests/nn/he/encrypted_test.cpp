@@ -172,7 +172,8 @@ double latency_error_bits(const Network& net, const Plan& plan, std::uint64_t se
   std::mt19937_64 gx(seed);
   const auto x = random_input(net, gx);
   auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, {x}), keys);
-  const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, 1);
+  const ResultRing ring(plan, c.ctx, c.keygen.secret_key());
+  const auto logits = decrypt_outputs(plan, *ring.encoder, *ring.decryptor, out, 1);
   return -std::log2(max_abs_error(logits[0], plain_forward(net, x)));
 }
 
@@ -396,6 +397,34 @@ TEST(Packing, RingSwitchHalvesTheSlotsOfTheLaterStages) {
   const auto want = plain_forward(net, x);
   EXPECT_LT(max_abs_error(simulate_packing(net, one, x), want), 1e-9);
   EXPECT_LT(max_abs_error(simulate_packing(net, two, x), want), 1e-9);
+}
+
+// A ring switch after the second pool's convolution (stage 7): the last layers run at
+// half the degree, with keys the client derives for that ring, and the result matches the
+// plain network as closely as without the switch.
+TEST(EncryptedNetwork, RingSwitchRunsTheLastLayersInTheSmallerRing) {
+  const Network net = pooled_network(14);
+  PlanOptions o = toy_options(Mode::kLatency, 11);
+  o.ring_switch = true;
+  o.ring_switch_after = 7;
+  const Plan plan = make_plan(net, o);
+  ASSERT_TRUE(plan.small_params) << plan.describe();
+  EXPECT_EQ(plan.switch_after(), 6);
+  EXPECT_EQ(plan.small_params->log_n, plan.params.log_n - 1);
+  EXPECT_FALSE(plan.small_rotation_steps.empty());
+  EXPECT_GT(latency_error_bits(net, plan, 24), 12) << plan.describe();
+  // Without the switching key the server cannot go on.
+  Client c(plan);
+  EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
+  ASSERT_TRUE(keys.ring_switch);
+  keys.ring_switch.reset();
+  EncryptedNetwork server(net, plan, c.ctx);
+  std::vector<double> x(net.input.size(), 0.5);
+  EXPECT_THROW(server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, {x}), keys),
+               std::invalid_argument);
+  // Forcing a switch where none can be is refused, naming the stage.
+  o.ring_switch_after = 2;  // a polynomial
+  EXPECT_THROW(make_plan(net, o), std::invalid_argument);
 }
 
 TEST(Packing, RingSwitchRefusesAStageWhoseInputsAreReadLater) {

@@ -40,7 +40,36 @@ EvaluationKeys make_evaluation_keys(const Plan& plan, const rlwe::KeyGenerator& 
     rlwe::GaloisKeys gk = keygen.create_galois_keys(steps, false, level);
     for (auto& [g, k] : gk.keys) keys.galois.keys.emplace(g, std::move(k));
   }
+  if (plan.small_params) {
+    const auto small = ckks::CkksContext::create(*plan.small_params);
+    const rlwe::ContextPtr& big = keygen.context();
+    const rlwe::KeyGenerator small_gen(small, rlwe::derive_subring_secret(*big, keygen.secret_key(), *small));
+    keys.small_relin = small_gen.create_relin_keys();
+    std::map<int, std::vector<int>> small_by_level;
+    for (std::size_t i = 0; i < plan.small_rotation_steps.size(); ++i)
+      small_by_level[plan.small_rotation_key_levels[i]].push_back(plan.small_rotation_steps[i]);
+    for (const auto& [level, steps] : small_by_level) {
+      rlwe::GaloisKeys gk = small_gen.create_galois_keys(steps, false, level);
+      for (auto& [g, k] : gk.keys) keys.small_galois.keys.emplace(g, std::move(k));
+    }
+    const auto switching =
+        rlwe::Context::create(rlwe::ring_switch_parameters(plan.params, *plan.small_params));
+    keys.ring_switch =
+        rlwe::create_ring_switch_key(*big, keygen.secret_key(), switching, *small, small_gen.secret_key());
+  }
   return keys;
+}
+
+ResultRing::ResultRing(const Plan& plan, const ckks::ContextPtr& ctx, const rlwe::SecretKey& sk) {
+  if (!plan.small_params) {
+    context = ctx;
+    encoder = std::make_unique<ckks::CkksEncoder>(ctx);
+    decryptor = std::make_unique<ckks::Decryptor>(ctx, sk);
+    return;
+  }
+  context = ckks::CkksContext::create(*plan.small_params);
+  encoder = std::make_unique<ckks::CkksEncoder>(context);
+  decryptor = std::make_unique<ckks::Decryptor>(context, rlwe::derive_subring_secret(*ctx, sk, *context));
 }
 
 std::vector<Ciphertext> encrypt_inputs(const Plan& plan, const ckks::CkksEncoder& encoder,
@@ -89,9 +118,12 @@ void check_result(const Plan& plan, const std::vector<Ciphertext>& outputs) {
             << i << " is at level " << c.level() << ", the model's results are at level " << level
             << " or below"
             << (c.level() == top ? " (this looks like an encrypted input: run the model on it first)" : ""));
-    VEIL_REQUIRE(c.slots() == plan.slots, "not a result of this model: ciphertext "
-                                              << i << " has " << c.slots() << " slots, expected "
-                                              << plan.slots);
+    const std::size_t slots = plan.small_params ? plan.slots / 2 : plan.slots;
+    VEIL_REQUIRE(c.slots() == slots, "not a result of this model: ciphertext "
+                                         << i << " has " << c.slots() << " slots, expected " << slots);
+    VEIL_REQUIRE(c.n() == plan.result_params().n(), "not a result of this model: ciphertext "
+                                                        << i << " has ring degree " << c.n() << ", expected "
+                                                        << plan.result_params().n());
     // Rescaling keeps the scale within a factor of the plan's (the primes are near it).
     VEIL_REQUIRE(std::isfinite(c.scale()) && std::abs(std::log2(c.scale() / plan.params.scale)) < 2,
                  "not a result of this model: ciphertext " << i << " has scale 2^" << std::log2(c.scale())
@@ -125,6 +157,15 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
     VEIL_REQUIRE(plan_.packing.stages.size() == net_.stages.size(), "plan has no packing for this network");
   if (!net_.is_chain()) set_exact_scales();
   if (!layouts) return;
+  if (plan_.small_params) {
+    // The planner switches rings in chains only: the switching stage's diagonals are
+    // encoded at twice the scale, which the switch halves (ckks/ring_switch.hpp).
+    VEIL_REQUIRE(net_.is_chain(), "a ring switch needs a network without residual joins");
+    small_ctx_ = ckks::CkksContext::create(*plan_.small_params);
+    small_encoder_ = std::make_unique<ckks::CkksEncoder>(small_ctx_);
+    small_eval_ = std::make_unique<ckks::Evaluator>(small_ctx_);
+    switcher_ = std::make_unique<ckks::RingSwitcher>(ctx_, small_ctx_);
+  }
   // The plan chose every layout and holds diagonal positions only: fill in the values
   // for those same layouts (no second search).
   VEIL_REQUIRE(plan_.packing.stages.size() == net_.stages.size(), "plan has no packing for this network");
@@ -155,9 +196,10 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
     const int level = plan_.stages[k].level_in;
     const auto mults = static_cast<std::size_t>(ps.counts.plaintext_mults);
     // Double-hoisted maps (he::Hoisting::kAuto) cache their diagonals over Q_level * P.
-    const bool extended = he::double_hoisting_pays(ps.counts, ps.spec.out_blocks, level, ctx_->num_p());
-    ntt_bytes[k] = mults * he::PackedPlaintext::bytes_at(*ctx_, level, extended);
-    coefficient_bytes[k] = mults * he::CoefficientPlaintext::bytes_at(*ctx_);
+    const ckks::CkksContext& ring = after_switch(k) ? *small_ctx_ : *ctx_;
+    const bool extended = he::double_hoisting_pays(ps.counts, ps.spec.out_blocks, level, ring.num_p());
+    ntt_bytes[k] = mults * he::PackedPlaintext::bytes_at(ring, level, extended);
+    coefficient_bytes[k] = mults * he::CoefficientPlaintext::bytes_at(ring);
     all_coefficients += coefficient_bytes[k];
   }
   std::vector<std::size_t> ntt_budget(net_.stages.size(), 0);
@@ -193,10 +235,17 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
       const double in_scale = src < 0 ? plan_.params.scale : scales_[src];
       pt_scale = targets_[k] * static_cast<double>(ctx_->modulus(level).value()) / in_scale;
     }
+    // Before a ring switch: twice the scale, so the switched result keeps the input's
+    // scale and the bit of precision the switch's halving would cost.
+    if (static_cast<int>(k) == plan_.switch_after())
+      pt_scale = 2 * static_cast<double>(ctx_->modulus(level).value());
+    const bool small = after_switch(k);
     transforms_[k] = std::make_unique<he::LinearTransform>(
-        encoder_, pack_linear(net_.stages[k].linear(), ps.in, ps.out, !ps.spec.fold_steps.empty(), true),
-        level, ps.giant_step, form[k], pt_scale, he::Hoisting::kAuto, ntt_budget[k]);
-    const std::size_t ct_bytes = 2 * static_cast<std::size_t>(level + 1) * ctx_->n() * sizeof(u64);
+        small ? *small_encoder_ : encoder_,
+        pack_linear(net_.stages[k].linear(), ps.in, ps.out, !ps.spec.fold_steps.empty(), true), level,
+        ps.giant_step, form[k], pt_scale, he::Hoisting::kAuto, ntt_budget[k]);
+    const std::size_t ct_bytes =
+        2 * static_cast<std::size_t>(level + 1) * (small ? small_ctx_->n() : ctx_->n()) * sizeof(u64);
     const auto cts = static_cast<std::size_t>(ps.counts.baby_rotations + ps.counts.giant_rotations +
                                               ps.spec.in_blocks + ps.spec.out_blocks) +
                      16;
@@ -206,6 +255,10 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
 }
 
 EncryptedNetwork::~EncryptedNetwork() = default;
+
+const ckks::Evaluator& EncryptedNetwork::eval_of(std::size_t k) const {
+  return after_switch(k) ? *small_eval_ : eval_;
+}
 
 std::size_t EncryptedNetwork::plaintext_bytes() const {
   std::size_t b = 0;
@@ -258,8 +311,9 @@ std::vector<Ciphertext> EncryptedNetwork::evaluate(std::vector<Ciphertext> input
     if (st.is<PolyStage>()) {
       x = take(inputs_k[0]);
       const bool relin = !lazy_relin(k);
+      const rlwe::RelinKeys& rk = after_switch(k) ? keys.small_relin : keys.relin;
       parallel_for(x.size(), [&](std::size_t i) {
-        x[i] = he::evaluate_polynomial(eval_, x[i], st.poly().coefficients, keys.relin, relin);
+        x[i] = he::evaluate_polynomial(eval_of(k), x[i], st.poly().coefficients, rk, relin);
       });
     } else if (st.is<AddStage>()) {
       // A residual join: the inputs share a layout (latency) or an element order
@@ -276,7 +330,13 @@ std::vector<Ciphertext> EncryptedNetwork::evaluate(std::vector<Ciphertext> input
       if (plan_.packing_mode().weighted_sums())
         x = linear_batch(k, in, &keys.relin);
       else
-        x = transforms_[k]->apply(eval_, in, keys.galois);
+        x = transforms_[k]->apply(eval_of(k), in, after_switch(k) ? keys.small_galois : keys.galois);
+      if (static_cast<int>(k) == plan_.switch_after()) {
+        VEIL_REQUIRE(keys.ring_switch, "the plan switches rings after stage '"
+                                           << st.linear().name
+                                           << "' but the keys hold no ring-switching key");
+        for (auto& c : x) c = switcher_->apply(c, *keys.ring_switch);
+      }
     }
     if (stage_seconds)
       (*stage_seconds)[k] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

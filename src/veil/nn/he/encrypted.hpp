@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/evaluator.hpp"
+#include "veil/ckks/ring_switch.hpp"
 #include "veil/he/linear_transform.hpp"
 #include "veil/nn/he/planner.hpp"
 #include "veil/rlwe/keygen.hpp"
@@ -30,10 +32,26 @@ namespace veil::nn {
 struct EvaluationKeys {
   rlwe::RelinKeys relin;
   rlwe::GaloisKeys galois;
+  // Plans with a ring switch (Plan::small_params): the smaller ring's keys, and the key
+  // switching the large secret to the small one's image (ckks/ring_switch.hpp).
+  rlwe::RelinKeys small_relin;
+  rlwe::GaloisKeys small_galois;
+  std::optional<rlwe::KeySwitchKey> ring_switch;
 };
 
-// Everything the server needs besides the network and the keys.
+// Everything the server needs besides the network and the keys. With a ring switch the
+// smaller ring's secret is derived from keygen's (rlwe::derive_subring_secret).
 EvaluationKeys make_evaluation_keys(const Plan& plan, const rlwe::KeyGenerator& keygen);
+
+// The client's side of the ring a plan's results come in: `ctx` and `sk` themselves, or
+// after a ring switch the smaller ring and the secret derived from `sk`. Decrypt results
+// with these (decrypt_outputs).
+struct ResultRing {
+  ckks::ContextPtr context;
+  std::unique_ptr<ckks::CkksEncoder> encoder;
+  std::unique_ptr<ckks::Decryptor> decryptor;
+  ResultRing(const Plan& plan, const ckks::ContextPtr& ctx, const rlwe::SecretKey& sk);
+};
 
 // Client side. Latency: `inputs` holds one normalised image (C x H x W). Throughput: up
 // to plan.slots images.
@@ -112,11 +130,22 @@ class EncryptedNetwork {
                                             const EvaluationKeys& keys, double seconds[3]) const;
   void check_inputs(const std::vector<ckks::Ciphertext>& inputs) const;
 
+  // The evaluator of the ring stage k runs in (the smaller one after a ring switch).
+  const ckks::Evaluator& eval_of(std::size_t k) const;
+  bool after_switch(std::size_t k) const {
+    return plan_.switch_after() >= 0 && static_cast<int>(k) > plan_.switch_after();
+  }
+
   Network net_;
   Plan plan_;
   ckks::ContextPtr ctx_;
   ckks::CkksEncoder encoder_;
   ckks::Evaluator eval_;
+  // Ring switching: the smaller ring, its encoder and evaluator, and the switch.
+  ckks::ContextPtr small_ctx_;
+  std::unique_ptr<ckks::CkksEncoder> small_encoder_;
+  std::unique_ptr<ckks::Evaluator> small_eval_;
+  std::unique_ptr<ckks::RingSwitcher> switcher_;
   std::vector<std::unique_ptr<he::LinearTransform>> transforms_;  // latency, per stage
   std::vector<int> readers_;  // [k + 1]: stages reading stage k's output ([0]: the input)
   std::vector<double> scales_, targets_;

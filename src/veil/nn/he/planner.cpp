@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "veil/ckks/ring_switch.hpp"
 #include "veil/common/error.hpp"
 #include "veil/he/polynomial.hpp"
 #include "veil/math/ntt.hpp"
@@ -198,6 +199,165 @@ void check_magnitudes(const Network& net, const Plan& plan) {
   }
 }
 
+// Fills in a plan whose mode, packing, slots and depth are set: the parameters from
+// `chain`, every stage's levels and predicted time, the rotation keys of each ring, the
+// sizes; then checks the magnitudes. Throws std::invalid_argument when a ring switch's
+// smaller ring cannot hold its levels securely.
+void finish_plan(Plan& plan, const Network& net, const PlanOptions& o, const Chain& chain, int log_n) {
+  const PackingMode& mode = plan.packing_mode();
+  std::vector<int> q_bits = {chain.base_bits};
+  q_bits.insert(q_bits.end(), plan.depth, chain.scale_bits);
+  plan.params = ckks::CkksParameters::create(log_n, q_bits, chain.p_bits, chain.scale_bits, chain.dnum,
+                                             o.allow_insecure);
+  const int top = plan.params.max_level();
+  plan.stages.clear();
+  plan.predicted_seconds = 0;
+
+  // Levels, rotation keys (at the highest level each step is used), predictions. After a
+  // ring switch the stages run in the smaller ring: its parameters, its NTT, its keys.
+  const int switch_after = plan.packing.switch_after;
+  const double big_ntt = measure_ntt_seconds(log_n);
+  const double small_ntt = switch_after >= 0 ? measure_ntt_seconds(log_n - 1) : 0;
+  const double mac_seconds = 0.7e-9;  // one 64x64->128 multiply-accumulate
+  std::map<int, int> key_level, small_key_level;
+  for (std::size_t k = 0; k < net.stages.size(); ++k) {
+    const bool small = switch_after >= 0 && static_cast<int>(k) > switch_after;
+    const ckks::CkksParameters& p = small ? *plan.small_params : plan.params;
+    const double ntt = small ? small_ntt : big_ntt;
+    const double n = static_cast<double>(p.n());
+    const Stage& st = net.stages[k];
+    const std::vector<int> inputs = net.inputs_of(static_cast<int>(k));
+    const auto level_of = [&](int src) { return src < 0 ? top : plan.stages[src].level_out; };
+    StagePlan sp;
+    int level = level_of(inputs[0]);
+    if (st.is<AddStage>()) {
+      // The inputs meet at the lowest one's level: the others drop levels (free, and
+      // exact: every stage returns its result to the plan's scale, so no correction).
+      sp.name = st.add().name;
+      int high = level;
+      for (int src : inputs) level = std::min(level, level_of(src)), high = std::max(high, level_of(src));
+      sp.dropped_levels = high - level;
+      sp.level_in = sp.level_out = level;
+      plan.stages.push_back(sp);
+      continue;
+    }
+    sp.level_in = level;
+    const int elements = net.output_size(inputs[0]);  // throughput: ciphertexts entering the stage
+    const double l = level + 1;
+    if (st.is<PolyStage>()) {
+      sp.name = st.poly().name;
+      const int depth = he::polynomial_depth(st.poly().coefficients);
+      // One multiply-relinearise per ciphertext and level.
+      const int cts = mode.stage_ciphertexts(plan, k, elements);
+      sp.predicted_seconds = cts * depth * (keyswitch_ntts(p, level) * ntt + 4 * l * n * mac_seconds);
+      level -= depth;
+    } else {
+      sp.name = st.linear().name;
+      const LinearCost c = mode.linear_cost(plan, net, k);
+      sp.counts = c.counts;
+      for (int r : c.rotation_steps) {
+        int& lv = (small ? small_key_level : key_level)[r];
+        lv = std::max(lv, level);
+      }
+      sp.predicted_seconds = c.keyswitches * keyswitch_ntts(p, level) * ntt +
+                             static_cast<double>(c.macs) * 2 * l * n * mac_seconds;
+      level -= sp.counts.levels;
+    }
+    sp.level_out = level;
+    if (static_cast<int>(k) == switch_after) {
+      // The smaller ring holds the chain's levels 0..level (throws when its bound does not).
+      plan.small_params = ckks::ring_switch_target(plan.params, level);
+      // One key switch per block, over the small ring's primes at this degree.
+      sp.predicted_seconds +=
+          plan.packing.stages[k].out.blocks() * keyswitch_ntts(*plan.small_params, level) * ntt;
+    }
+    plan.predicted_seconds += sp.predicted_seconds;
+    plan.stages.push_back(sp);
+  }
+  plan.rotation_steps.clear();
+  plan.rotation_key_levels.clear();
+  plan.small_rotation_steps.clear();
+  plan.small_rotation_key_levels.clear();
+  for (auto [step, lv] : key_level) {
+    plan.rotation_steps.push_back(step);
+    plan.rotation_key_levels.push_back(lv);
+  }
+  for (auto [step, lv] : small_key_level) {
+    plan.small_rotation_steps.push_back(step);
+    plan.small_rotation_key_levels.push_back(lv);
+  }
+  const auto& p = plan.params;
+  plan.predicted_precision_bits = -std::log2(predict_logit_error(net, p.log_n, p.scale));
+  check_magnitudes(net, plan);
+
+  // Sizes as sent: keys and fresh ciphertexts seed-compressed (half), results full.
+  plan.relin_key_bytes = digits_at(p, top) * poly_bytes(p, top, true);
+  plan.galois_key_bytes = 0;
+  for (int lv : plan.rotation_key_levels) plan.galois_key_bytes += digits_at(p, lv) * poly_bytes(p, lv, true);
+  plan.ring_switch_key_bytes = 0;
+  if (plan.small_params) {
+    const auto& sp = *plan.small_params;
+    const int small_top = sp.max_level();
+    plan.relin_key_bytes += digits_at(sp, small_top) * poly_bytes(sp, small_top, true);
+    for (int lv : plan.small_rotation_key_levels)
+      plan.galois_key_bytes += digits_at(sp, lv) * poly_bytes(sp, lv, true);
+    // Over the small ring's primes at the large degree.
+    ckks::CkksParameters w = sp;
+    w.log_n = p.log_n;
+    plan.ring_switch_key_bytes = digits_at(w, small_top) * poly_bytes(w, small_top, true);
+  }
+  const std::uint64_t in_cts = mode.input_ciphertexts(plan, net.input);
+  const std::uint64_t out_cts = mode.output_ciphertexts(plan, net.num_outputs());
+  plan.input_bytes = in_cts * poly_bytes(p, top, false);
+  plan.output_bytes = out_cts * 2 * poly_bytes(plan.result_params(), 0, false);
+}
+
+// The same plan with a ring switch after the linear stage that makes it fastest, or
+// nullopt when none is predicted to beat it by 5%. Chains only (an Add's inputs would
+// have to meet in one ring), after stages whose output fits the smaller ring's slots, at
+// most three of them (each is a full layout search): the later stages, the fewer levels
+// the smaller ring must hold.
+std::optional<Plan> with_ring_switch(const Plan& plain, const Network& net, const PlanOptions& o, int log_n) {
+  if (log_n <= 12 && !o.allow_insecure) return std::nullopt;
+  for (const Stage& st : net.stages)
+    if (st.is<AddStage>()) return std::nullopt;
+  std::optional<Plan> best;
+  int tried = 0;
+  const int count = static_cast<int>(net.stages.size());
+  const int forced = o.ring_switch_after - 1;
+  VEIL_REQUIRE(forced < count, "no stage " << o.ring_switch_after << " to switch rings after (the model has "
+                                           << count << ")");
+  for (int k = std::max(forced, 0); k + 1 < count && tried < 3; ++k) {
+    if (forced >= 0 && k != forced) break;
+    if (!net.stages[k].is<LinearStage>()) continue;
+    if (static_cast<std::size_t>(net.stages[k].linear().out.size()) > plain.slots / 2) continue;
+    bool later_linear = false;
+    for (int j = k + 1; j < count; ++j) later_linear = later_linear || net.stages[j].is<LinearStage>();
+    if (!later_linear) continue;
+    ++tried;
+    Plan c;
+    c.mode = plain.mode;
+    c.slots = plain.slots;
+    try {
+      c.packing = pack_network(net, plain.slots, false, k);
+      c.depth = c.packing.depth();
+      const auto chain = fit_chain(log_n, c.depth, o);
+      if (!chain) continue;
+      finish_plan(c, net, o, *chain, log_n);
+    } catch (const std::invalid_argument&) {
+      if (forced >= 0) throw;
+      continue;  // no layout fits, or the smaller ring cannot hold the levels securely
+    }
+    if (forced >= 0) return c;
+    const double bar = (best ? best->predicted_seconds : plain.predicted_seconds * 0.95);
+    if (c.predicted_seconds < bar) best = std::move(c);
+  }
+  VEIL_REQUIRE(forced < 0, "cannot switch rings after stage "
+                               << forced + 1 << ": a switch follows a linear stage that a later linear stage "
+                               << "reads, whose output fits half the " << plain.slots << " slots");
+  return best;
+}
+
 }  // namespace
 
 const char* mode_name(Mode m) { return packing_mode(m).name(); }
@@ -257,72 +417,10 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
                                 << " and no bootstrapping. Use fewer or lower-degree activations, merge "
                                    "layers, or run it in hybrid mode.");
 
-  std::vector<int> q_bits = {chain->base_bits};
-  q_bits.insert(q_bits.end(), plan.depth, chain->scale_bits);
-  plan.params = ckks::CkksParameters::create(log_n, q_bits, chain->p_bits, chain->scale_bits, chain->dnum,
-                                             o.allow_insecure);
-  const auto& p = plan.params;
-  const int top = p.max_level();
-
-  // Levels, rotation keys (at the highest level each step is used), predictions.
-  const double ntt = measure_ntt_seconds(log_n);
-  const double mac_seconds = 0.7e-9;  // one 64x64->128 multiply-accumulate
-  const double n = static_cast<double>(p.n());
-  std::map<int, int> key_level;
-  for (std::size_t k = 0; k < net.stages.size(); ++k) {
-    const Stage& st = net.stages[k];
-    const std::vector<int> inputs = net.inputs_of(static_cast<int>(k));
-    const auto level_of = [&](int src) { return src < 0 ? top : plan.stages[src].level_out; };
-    StagePlan sp;
-    int level = level_of(inputs[0]);
-    if (st.is<AddStage>()) {
-      // The inputs meet at the lowest one's level: the others drop levels (free, and
-      // exact: every stage returns its result to the plan's scale, so no correction).
-      sp.name = st.add().name;
-      int high = level;
-      for (int src : inputs) level = std::min(level, level_of(src)), high = std::max(high, level_of(src));
-      sp.dropped_levels = high - level;
-      sp.level_in = sp.level_out = level;
-      plan.stages.push_back(sp);
-      continue;
-    }
-    sp.level_in = level;
-    const int elements = net.output_size(inputs[0]);  // throughput: ciphertexts entering the stage
-    const double l = level + 1;
-    if (st.is<PolyStage>()) {
-      sp.name = st.poly().name;
-      const int depth = he::polynomial_depth(st.poly().coefficients);
-      // One multiply-relinearise per ciphertext and level.
-      const int cts = mode.stage_ciphertexts(plan, k, elements);
-      sp.predicted_seconds = cts * depth * (keyswitch_ntts(p, level) * ntt + 4 * l * n * mac_seconds);
-      level -= depth;
-    } else {
-      sp.name = st.linear().name;
-      const LinearCost c = mode.linear_cost(plan, net, k);
-      sp.counts = c.counts;
-      for (int r : c.rotation_steps) key_level[r] = std::max(key_level[r], level);
-      sp.predicted_seconds = c.keyswitches * keyswitch_ntts(p, level) * ntt +
-                             static_cast<double>(c.macs) * 2 * l * n * mac_seconds;
-      level -= sp.counts.levels;
-    }
-    sp.level_out = level;
-    plan.predicted_seconds += sp.predicted_seconds;
-    plan.stages.push_back(sp);
+  finish_plan(plan, net, o, *chain, log_n);
+  if (o.ring_switch && mode.has_layouts()) {
+    if (auto switched = with_ring_switch(plan, net, o, log_n)) plan = std::move(*switched);
   }
-  for (auto [step, lv] : key_level) {
-    plan.rotation_steps.push_back(step);
-    plan.rotation_key_levels.push_back(lv);
-  }
-  plan.predicted_precision_bits = -std::log2(predict_logit_error(net, p.log_n, p.scale));
-  check_magnitudes(net, plan);
-
-  // Sizes as sent: keys and fresh ciphertexts seed-compressed (half), results full.
-  plan.relin_key_bytes = digits_at(p, top) * poly_bytes(p, top, true);
-  for (int lv : plan.rotation_key_levels) plan.galois_key_bytes += digits_at(p, lv) * poly_bytes(p, lv, true);
-  const std::uint64_t in_cts = mode.input_ciphertexts(plan, net.input);
-  const std::uint64_t out_cts = mode.output_ciphertexts(plan, net.num_outputs());
-  plan.input_bytes = in_cts * poly_bytes(p, top, false);
-  plan.output_bytes = out_cts * 2 * poly_bytes(p, 0, false);
   return plan;
 }
 
@@ -343,6 +441,11 @@ std::string Plan::describe() const {
      << std::log2(params.scale) << ", log2(QP) = " << std::setprecision(1) << params.log_qp()
      << " (128-bit bound " << rlwe::max_log_qp_128(params.log_n).value_or(0) << "), dnum " << params.dnum
      << "\n";
+  if (small_params)
+    os << "  ring switch after stage " << packing.switch_after + 1 << " to N = 2^" << small_params->log_n
+       << ", " << slots / 2 << " slots, levels 0.." << small_params->max_level()
+       << ", log2(QP) = " << std::setprecision(1) << small_params->log_qp() << " (128-bit bound "
+       << rlwe::max_log_qp_128(small_params->log_n).value_or(0) << "), dnum " << small_params->dnum << "\n";
   os << "  levels per stage:\n";
   for (const auto& s : stages) {
     os << "    " << std::left << std::setw(44) << s.name.substr(0, 44) << std::right << " level "
@@ -355,7 +458,10 @@ std::string Plan::describe() const {
   }
   auto mb = [](std::uint64_t b) { return static_cast<double>(b) / (1 << 20); };
   os << std::setprecision(2) << "  keys: relinearisation " << mb(relin_key_bytes) << " MiB, "
-     << rotation_steps.size() << " rotation keys " << mb(galois_key_bytes) << " MiB\n";
+     << rotation_steps.size() + small_rotation_steps.size() << " rotation keys " << mb(galois_key_bytes)
+     << " MiB";
+  if (small_params) os << ", ring switch " << mb(ring_switch_key_bytes) << " MiB";
+  os << "\n";
   os << "  ciphertexts: input " << mb(input_bytes) << " MiB, output " << mb(output_bytes) << " MiB\n";
   os << std::setprecision(1) << "  predicted: " << predicted_seconds
      << " s server time (one thread), logit precision ~" << predicted_precision_bits << " bits\n";

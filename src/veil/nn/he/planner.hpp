@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,12 @@ struct PlanOptions {
   double min_precision_bits = 8;
   int log_n = 0;                // 0: smallest secure ring that fits
   bool allow_insecure = false;  // tests only
+  // Latency mode, chains: end a late linear stage in the ring of half the degree when the
+  // prediction says the rest runs faster there (ckks/ring_switch.hpp).
+  bool ring_switch = false;
+  // With ring_switch: 0 lets the planner choose the stage; k >= 1 switches after stage k
+  // (1-based, as `veil plan` numbers them) whatever the prediction says.
+  int ring_switch_after = 0;
 };
 
 struct StagePlan {
@@ -56,13 +63,22 @@ struct Plan {
   std::vector<StagePlan> stages;
   std::vector<int> rotation_steps;       // normalised to [0, slots)
   std::vector<int> rotation_key_levels;  // parallel to rotation_steps: highest level used
-  // Sizes in bytes as sent (seed-compressed where possible).
-  std::uint64_t relin_key_bytes = 0, galois_key_bytes = 0;
+  // Ring switching: the stages after packing.switch_after run in this ring of half the
+  // degree (the chain's levels 0..its top), with their own rotation keys (normalised to
+  // [0, slots / 2)) and relinearisation key.
+  std::optional<ckks::CkksParameters> small_params;
+  std::vector<int> small_rotation_steps, small_rotation_key_levels;
+  // Sizes in bytes as sent (seed-compressed where possible); the relinearisation and
+  // rotation keys of both rings when there are two.
+  std::uint64_t relin_key_bytes = 0, galois_key_bytes = 0, ring_switch_key_bytes = 0;
   std::uint64_t input_bytes = 0, output_bytes = 0;
   double predicted_precision_bits = 0;  // of the logits
   double predicted_seconds = 0;         // server evaluation, one thread
   std::string describe() const;
   const PackingMode& packing_mode() const { return nn::packing_mode(mode); }
+  int switch_after() const { return packing.switch_after; }
+  // The parameters of the ring the results come in (the smaller one after a switch).
+  const ckks::CkksParameters& result_params() const { return small_params ? *small_params : params; }
 };
 
 // Throws std::invalid_argument naming the depth needed when no secure ring fits.
