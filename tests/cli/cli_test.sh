@@ -82,4 +82,18 @@ expect_error "layer '/fc1/Gemm.*weight of magnitude" "$veil" infer --model "$tmp
 expect_error "disagree.*stage 4 '/fc2/Gemm'" "$veil" infer --model "$tmp/wrap.onnx" --input "$img"
 expect_error "disagree.*stage 4 '/fc2/Gemm'" "$veil" eval --model "$tmp/wrap.onnx" --count 2 \
   --data "$root/models/samples/mnist-test-first16-images-idx3-ubyte"
+# The same through a ring switch (mnist-delphi's last two stages at half the degree):
+# the server needs ring-switch.key besides the other keys, and says so when it is missing.
+delphi="$root/models/mnist-delphi.onnx"
+rs=(--model "$delphi" --ring-switch-after 6)
+"$veil" keygen "${rs[@]}" --keys "$tmp/r" >/dev/null || fail "keygen with a ring switch"
+[ -f "$tmp/r/ring-switch.key" ] || fail "keygen wrote no ring-switch.key"
+"$veil" encrypt "${rs[@]}" --keys "$tmp/r" --input "$img" --out "$tmp/rin.ct" >/dev/null || fail "encrypt (ring switch)"
+mkdir -p "$tmp/rserver" && cp "$tmp/r/params.bin" "$tmp/r/relin.key" "$tmp/r/galois.key" "$tmp/rserver/"
+expect_error "ring-switch.key" "$veil" run "${rs[@]}" --keys "$tmp/rserver" --in "$tmp/rin.ct" --out "$tmp/rout.ct"
+cp "$tmp/r/ring-switch.key" "$tmp/rserver/"
+"$veil" run "${rs[@]}" --keys "$tmp/rserver" --in "$tmp/rin.ct" --out "$tmp/rout.ct" >/dev/null || fail "run (ring switch)"
+out="$("$veil" decrypt "${rs[@]}" --keys "$tmp/r" --in "$tmp/rout.ct")" || fail "decrypt (ring switch)"
+echo "$out" | grep -q "^class: 7" || fail "decrypt after a ring switch gave: $out"
+
 echo "cli tests passed"

@@ -44,8 +44,9 @@ def hello(mode=0, protocol=PROTOCOL, version=PROTOCOL_VERSION):
                  + blob(struct.pack("<B", mode)))
 
 
-def upload(relin, galois):
-    return frame(UPLOAD_KEYS, blob(relin) + blob(galois))
+def upload(relin, galois, ring=b""):
+    # The third blob: the smaller ring's keys (empty: the plan has no ring switch).
+    return frame(UPLOAD_KEYS, blob(relin) + blob(galois) + blob(ring))
 
 
 def infer(cts, images=1):

@@ -107,6 +107,12 @@ TEST(Messages, RoundTrips) {
   EXPECT_EQ(code_of<protocol::ErrorCode>([] { ni::decode_open({7}); }), kBadMessage);
   EXPECT_EQ(code_of<protocol::ErrorCode>([] { ni::decode_open({0, 0}); }), kBadMessage);
   expect_round_trip(sample_info());
+  auto switched = sample_info();  // a ring switch's fields cross the wire intact
+  switched.small_parameters = ckks::save_parameters(ckks::CkksParameters::create(12, {30, 30}, {40}, 30, 2));
+  switched.switch_after = 3;
+  switched.small_rotation_steps = {2};
+  switched.small_rotation_key_levels = {1};
+  expect_round_trip(switched);
   auto mux = sample_info();  // a multiplexed output layout crosses the wire intact
   mux.output_layout.mux_rows = 2;
   mux.output_layout.mux_cols = 2;
@@ -119,7 +125,8 @@ TEST(Messages, RoundTrips) {
   h[31] = 9;
   expect_round_trip(ni::KeyQuery{h});
   expect_round_trip(ni::KeyStatus{true, h});
-  expect_round_trip(ni::UploadKeys{Bytes(100, 1), Bytes(7, 2)});
+  expect_round_trip(ni::UploadKeys{Bytes(100, 1), Bytes(7, 2), Bytes(5, 3)});
+  expect_round_trip(ni::UploadKeys{Bytes(100, 1), Bytes(7, 2), {}});
   expect_round_trip(ni::Infer{3, {Bytes(5, 1), Bytes(), Bytes(9, 3)}});
   expect_round_trip(ni::Result{0.25, 1.5, {Bytes(4, 4)}});
   expect_round_trip(protocol::ErrorMessage{11, "later"}, protocol::decode_error);

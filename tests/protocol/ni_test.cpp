@@ -46,11 +46,14 @@ std::vector<std::vector<std::uint8_t>> mnist_samples(std::size_t count) {
   return images;
 }
 
-ni::ServedModel plan_model(const std::string& model, nn::Mode mode) {
+// `switch_after` >= 1: a ring switch after that stage (nn::PlanOptions::ring_switch_after).
+ni::ServedModel plan_model(const std::string& model, nn::Mode mode, int switch_after = 0) {
   ni::ServedModel m;
   m.network = nn::lower(nn::load_onnx(source_path(model)));
   nn::PlanOptions po;
   po.mode = mode;
+  if (switch_after > 0) po.ring_switch = true;
+  po.ring_switch_after = switch_after;
   m.plan = nn::make_plan(m.network, po);
   m.context = ckks::CkksContext::create(m.plan.params);
   return m;
@@ -71,13 +74,14 @@ struct Server {
 // The client's keys for a public plan, serialised as uploaded.
 struct ClientKeys {
   rlwe::KeyGenerator keygen;
-  ni::Bytes relin, galois;
+  ni::Bytes relin, galois, ring;
   ni::KeyHash hash{};
   explicit ClientKeys(const nn::PublicModel& pm) : keygen(pm.context) {
     const auto keys = nn::make_evaluation_keys(pm.plan, keygen);
     relin = rlwe::save_relin_keys(*pm.context, keys.relin, true);
     galois = rlwe::save_galois_keys(*pm.context, keys.galois, true);
-    hash = ni::hash_keys(relin, galois);
+    ring = nn::save_small_ring_keys(pm.plan, keys);
+    hash = ni::hash_keys(relin, galois, ring);
   }
 };
 
@@ -101,13 +105,13 @@ SessionResult run_session(Server& server, nn::Mode mode, const std::vector<std::
     const auto& pm = client.model();
     if (!keys) keys = std::make_unique<ClientKeys>(pm);
     r.keys_were_cached = client.query_keys(keys->hash);
-    if (!r.keys_were_cached) client.upload_keys(keys->relin, keys->galois);
+    if (!r.keys_were_cached) client.upload_keys(keys->relin, keys->galois, keys->ring);
     ckks::CkksEncoder encoder(pm.context);
     ckks::Encryptor encryptor(pm.context, keys->keygen.secret_key());
-    ckks::Decryptor decryptor(pm.context, keys->keygen.secret_key());
+    const nn::ResultRing result(pm.plan, pm.context, keys->keygen.secret_key());
     const auto cts = nn::encrypt_inputs(pm.plan, encoder, encryptor, inputs);
     const auto reply = client.infer(cts, inputs.size());
-    r.logits = nn::decrypt_outputs(pm.plan, encoder, decryptor, reply.outputs, inputs.size());
+    r.logits = nn::decrypt_outputs(pm.plan, result, reply.outputs, inputs.size());
     client.bye();
   } catch (...) {
     client_end->close();
@@ -159,10 +163,11 @@ void expect_counters_agree(const SessionResult& r) {
   EXPECT_EQ(r.client.rounds, r.server.rounds);
 }
 
-void latency_sessions(const std::string& model, std::size_t images) {
+void latency_sessions(const std::string& model, std::size_t images, int switch_after = 0) {
   const auto t = Clock::now();
-  Server server({plan_model(model, nn::Mode::kLatency)});
-  const auto reference = plan_model(model, nn::Mode::kLatency);
+  Server server({plan_model(model, nn::Mode::kLatency, switch_after)});
+  const auto reference = plan_model(model, nn::Mode::kLatency, switch_after);
+  EXPECT_EQ(reference.plan.small_params.has_value(), switch_after > 0);
   std::vector<std::vector<double>> inputs;
   for (const auto& px : mnist_samples(images)) inputs.push_back(nn::normalize(reference.network, px));
   std::unique_ptr<ClientKeys> keys;
@@ -183,6 +188,12 @@ void latency_sessions(const std::string& model, std::size_t images) {
 TEST(NiProtocol, ShippedCryptonetsLatencyInProcess) { latency_sessions("models/mnist-cryptonets.onnx", 2); }
 
 TEST(NiProtocol, ShippedDelphiLatencyInProcess) { latency_sessions("models/mnist-delphi.onnx", 2); }
+
+// The last two stages in the ring of half the degree: the public plan carries the smaller
+// ring, the client uploads its keys beside the others, results come back in that ring.
+TEST(NiProtocol, ShippedDelphiLatencyWithRingSwitchInProcess) {
+  latency_sessions("models/mnist-delphi.onnx", 2, 6);
+}
 
 TEST(NiProtocol, ShippedCryptonetsThroughputBatchInProcess) {
   const std::string model = "models/mnist-cryptonets.onnx";

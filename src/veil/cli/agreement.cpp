@@ -37,11 +37,15 @@ void require_agreement(const Model& m, const nn::EncryptedNetwork& server, const
   ckks::CkksEncoder encoder(m.context);
   ckks::Encryptor encryptor(m.context, sk);
   ckks::Decryptor decryptor(m.context, sk);
+  const nn::ResultRing small(plan, m.context, sk);  // the stages after a ring switch
   std::string stage;
   auto observer = [&](std::size_t k, const std::vector<ckks::Ciphertext>& cts) {
     if (!stage.empty()) return;
+    const bool switched = plan.switch_after() >= 0 && static_cast<int>(k) >= plan.switch_after();
+    const ckks::CkksEncoder& enc = switched ? *small.encoder : encoder;
+    const ckks::Decryptor& dec_key = switched ? *small.decryptor : decryptor;
     std::vector<std::vector<double>> dec(cts.size());
-    parallel_for(cts.size(), [&](std::size_t i) { dec[i] = encoder.decode_real(decryptor.decrypt(cts[i])); });
+    parallel_for(cts.size(), [&](std::size_t i) { dec[i] = enc.decode_real(dec_key.decrypt(cts[i])); });
     const std::vector<double> got = plan.packing_mode().unpack_stage(plan, k, dec, 0);
     const auto& want = trace.stage_outputs[k];
     const double e = max_abs_diff(got, want), t = nn::agreement_tolerance(plan, want);

@@ -52,6 +52,7 @@ Model to_model(const nn::PublicModel& pm) {
 struct KeySet {
   rlwe::SecretKey secret;
   protocol::ni::Bytes relin, galois;  // serialised seed-compressed, as uploaded
+  protocol::ni::Bytes ring;           // the smaller ring's keys (a plan with a ring switch)
   protocol::ni::KeyHash hash{};
 };
 
@@ -71,7 +72,8 @@ KeySet obtain_keys(const Model& m, const std::string& dir) {
                                                                            << m.plan.rotation_steps.size());
       k.relin = veil::read_file((fs::path(dir) / "relin.key").string());
       k.galois = veil::read_file((fs::path(dir) / "galois.key").string());
-      k.hash = protocol::ni::hash_keys(k.relin, k.galois);
+      if (m.plan.small_params) k.ring = veil::read_file((fs::path(dir) / "ring-switch.key").string());
+      k.hash = protocol::ni::hash_keys(k.relin, k.galois, k.ring);
       std::printf("keys: loaded from %s in %.2f s\n", dir.c_str(), seconds_since(t));
       return k;
     } catch (const std::exception& e) {
@@ -83,7 +85,8 @@ KeySet obtain_keys(const Model& m, const std::string& dir) {
   k.secret = keygen.secret_key();
   k.relin = rlwe::save_relin_keys(*m.context, keys.relin, true);
   k.galois = rlwe::save_galois_keys(*m.context, keys.galois, true);
-  k.hash = protocol::ni::hash_keys(k.relin, k.galois);
+  k.ring = nn::save_small_ring_keys(m.plan, keys);
+  k.hash = protocol::ni::hash_keys(k.relin, k.galois, k.ring);
   std::printf("keys: generated in %.2f s (%zu rotation keys)", seconds_since(t),
               m.plan.rotation_steps.size());
   if (!dir.empty()) {
@@ -103,10 +106,10 @@ std::uint64_t ensure_keys(protocol::ni::Client& c, const KeySet& k, bool verbose
       std::printf("keys: the server already holds them (hash %s): nothing uploaded\n",
                   protocol::ni::hex(k.hash, 8).c_str());
   } else {
-    c.upload_keys(k.relin, k.galois);
+    c.upload_keys(k.relin, k.galois, k.ring);
     if (verbose)
       std::printf("keys: uploaded %s in %.2f s (hash %s)\n",
-                  human_bytes(k.relin.size() + k.galois.size()).c_str(), seconds_since(t),
+                  human_bytes(k.relin.size() + k.galois.size() + k.ring.size()).c_str(), seconds_since(t),
                   protocol::ni::hex(k.hash, 8).c_str());
   }
   return c.stats().bytes_sent - before;
@@ -116,9 +119,9 @@ std::uint64_t ensure_keys(protocol::ni::Client& c, const KeySet& k, bool verbose
 struct Crypto {
   ckks::CkksEncoder encoder;
   ckks::Encryptor encryptor;
-  ckks::Decryptor decryptor;
+  nn::ResultRing result;  // decrypts in the ring results come in
   Crypto(const Model& m, const rlwe::SecretKey& sk)
-      : encoder(m.context), encryptor(m.context, sk), decryptor(m.context, sk) {}
+      : encoder(m.context), encryptor(m.context, sk), result(m.plan, m.context, sk) {}
 };
 
 struct Outcome {
@@ -150,7 +153,7 @@ Outcome request(protocol::ni::Client& c, const Model& m, const Crypto& cr,
   o.queue_s = reply.queue_seconds;
   o.eval_s = reply.eval_seconds;
   const auto t2 = Clock::now();
-  o.logits = nn::decrypt_outputs(m.plan, cr.encoder, cr.decryptor, reply.outputs, batch.size());
+  o.logits = nn::decrypt_outputs(m.plan, cr.result, reply.outputs, batch.size());
   o.decrypt_s = seconds_since(t2);
   o.total_s = seconds_since(t0);
   return o;

@@ -41,10 +41,14 @@ void run_infer(InferOptions& o) {
   rlwe::KeyGenerator keygen(m.context);
   const nn::EvaluationKeys keys = nn::make_evaluation_keys(plan, keygen);
   const double t_keys = seconds_since(t);
-  const std::uint64_t key_bytes =
-      rlwe::saved_size(*m.context, keys.relin) + rlwe::saved_size(*m.context, keys.galois);
-  std::printf("keys: %.2f s, evaluation keys %s (relinearisation + %zu rotations), sent once per session\n",
-              t_keys, human_bytes(key_bytes).c_str(), plan.rotation_steps.size());
+  const std::uint64_t key_bytes = nn::evaluation_key_bytes(plan, *m.context, keys);
+  std::printf("keys: %.2f s, evaluation keys %s (relinearisation + %zu rotations%s), sent once per session\n",
+              t_keys, human_bytes(key_bytes).c_str(),
+              plan.rotation_steps.size() + plan.small_rotation_steps.size(),
+              plan.small_params ? ", both rings, + ring switch" : "");
+  if (plan.small_params)
+    std::printf("ring switch after stage %d: the last stages run at N = 2^%d\n", plan.switch_after() + 1,
+                plan.small_params->log_n);
 
   t = Clock::now();
   nn::EncryptedNetwork server(m.network, plan, m.context, plaintext_cache_bytes());
@@ -55,7 +59,7 @@ void run_infer(InferOptions& o) {
 
   ckks::CkksEncoder encoder(m.context);
   ckks::Encryptor encryptor(m.context, keygen.secret_key());
-  ckks::Decryptor decryptor(m.context, keygen.secret_key());
+  const nn::ResultRing result(plan, m.context, keygen.secret_key());
 
   std::vector<Input> inputs;
   for (const auto& path : o.inputs) inputs.push_back(load_input(m.network, path, o.index));
@@ -74,7 +78,7 @@ void run_infer(InferOptions& o) {
     const auto out = server.evaluate(std::move(cts), keys, &stage_seconds);
     const double t_eval = seconds_since(t1);
     const auto t2 = Clock::now();
-    const auto logits = nn::decrypt_outputs(plan, encoder, decryptor, out, count);
+    const auto logits = nn::decrypt_outputs(plan, result, out, count);
     const double t_dec = seconds_since(t2);
     for (std::size_t i = 0; i < count; ++i) {
       const Input& in = inputs[first + i];
@@ -92,7 +96,8 @@ void run_infer(InferOptions& o) {
                 t_enc + t_eval + t_dec,
                 count > 1 ? (" for " + std::to_string(count) + " images").c_str() : "");
     std::printf("bytes: upload %s (%zu ciphertexts, seed-compressed), download %s\n",
-                human_bytes(upload).c_str(), uploaded_cts, human_bytes(wire_bytes(*m.context, out)).c_str());
+                human_bytes(upload).c_str(), uploaded_cts,
+                human_bytes(wire_bytes(*result.context, out)).c_str());
     if (o.stages) {
       std::printf("stages:\n");
       for (std::size_t k = 0; k < stage_seconds.size(); ++k)

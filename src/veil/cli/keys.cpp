@@ -51,9 +51,10 @@ void register_key_commands(CLI::App& app) {
         save_keys(kg->keys, m, keygen.secret_key(), keys, &bytes);
         std::printf("keys for %s (%s mode) in %s: evaluation keys %s (%zu rotations), %.2f s\n",
                     m.network.name.c_str(), nn::mode_name(m.plan.mode), kg->keys.c_str(),
-                    human_bytes(bytes).c_str(), m.plan.rotation_steps.size(), seconds_since(t));
-        std::printf("give the server %s/params.bin, relin.key and galois.key; secret.key stays here\n",
-                    kg->keys.c_str());
+                    human_bytes(bytes).c_str(),
+                    m.plan.rotation_steps.size() + m.plan.small_rotation_steps.size(), seconds_since(t));
+        std::printf("give the server %s/params.bin, relin.key%s and galois.key; secret.key stays here\n",
+                    kg->keys.c_str(), m.plan.small_params ? ", ring-switch.key" : "");
       });
 
   auto en = std::make_shared<Common>();
@@ -94,7 +95,7 @@ void register_key_commands(CLI::App& app) {
     const auto t = std::chrono::steady_clock::now();
     const auto out = server.evaluate(std::move(in), keys);
     const double s = seconds_since(t);
-    const auto bytes = save_ciphertexts(*rn_out, *m.context, out);
+    const auto bytes = save_ciphertexts(*rn_out, *nn::result_context(m.plan, m.context), out);
     std::printf("evaluated %zu stages in %.3f s; %s written to %s\n", m.network.stages.size(), s,
                 human_bytes(bytes).c_str(), rn_out->c_str());
   });
@@ -110,10 +111,8 @@ void register_key_commands(CLI::App& app) {
   dec->callback([de, de_in, de_count, de_top] {
     Model m = open_model(de->model, de->mode);
     const rlwe::SecretKey sk = load_secret_key(de->keys, m);
-    ckks::CkksEncoder encoder(m.context);
-    ckks::Decryptor decryptor(m.context, sk);
-    const auto logits =
-        nn::decrypt_outputs(m.plan, encoder, decryptor, load_ciphertexts(*de_in, *m.context), *de_count);
+    const nn::ResultRing ring(m.plan, m.context, sk);
+    const auto logits = nn::decrypt_outputs(m.plan, ring, load_ciphertexts(*de_in, *ring.context), *de_count);
     for (std::size_t i = 0; i < logits.size(); ++i) {
       if (logits.size() > 1) std::printf("image %zu: ", i);
       print_result(m, logits[i], *de_top);

@@ -137,7 +137,13 @@ void save_keys(const std::string& dir, const Model& m, const rlwe::SecretKey& sk
   const auto galois = rlwe::save_galois_keys(ctx, keys.galois, true);
   veil::write_file(in_dir(dir, "relin.key"), relin);
   veil::write_file(in_dir(dir, "galois.key"), galois);
-  if (evaluation_key_bytes) *evaluation_key_bytes = relin.size() + galois.size();
+  // The smaller ring's keys (a plan with a ring switch); none left from an earlier plan.
+  const Bytes small = nn::save_small_ring_keys(m.plan, keys);
+  if (small.empty())
+    fs::remove(in_dir(dir, "ring-switch.key"));
+  else
+    veil::write_file(in_dir(dir, "ring-switch.key"), small);
+  if (evaluation_key_bytes) *evaluation_key_bytes = relin.size() + galois.size() + small.size();
 }
 
 rlwe::SecretKey load_secret_key(const std::string& dir, const Model& m) {
@@ -153,6 +159,13 @@ nn::EvaluationKeys load_evaluation_keys(const std::string& dir, const Model& m) 
   for (int step : m.plan.rotation_steps)
     VEIL_REQUIRE(k.galois.has(m.context->galois_element(step)),
                  "galois.key in '" << dir << "' lacks the rotation by " << step << " this model needs");
+  if (m.plan.small_params) {
+    const std::string path = in_dir(dir, "ring-switch.key");
+    VEIL_REQUIRE(fs::exists(path), "this plan switches to a smaller ring after stage "
+                                       << m.plan.switch_after() + 1 << " and needs " << path
+                                       << "; run veil keygen with the same --model and options");
+    nn::load_small_ring_keys(m.plan, veil::read_file(path), k);
+  }
   return k;
 }
 

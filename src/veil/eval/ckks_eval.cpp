@@ -40,11 +40,12 @@ CkksEvaluation::CkksEvaluation(const nn::Network& net, const nn::Plan& plan, ckk
         keygen_s_ = seconds_since(t);
         return k;
       }()),
-      key_bytes_(rlwe::saved_size(*ctx, keys_.relin) + rlwe::saved_size(*ctx, keys_.galois)),
+      key_bytes_(nn::evaluation_key_bytes(plan, *ctx, keys_)),
       server_(net, plan, ctx, cache_bytes),
       encoder_(ctx),
       encryptor_(ctx, keygen_.secret_key()),
-      decryptor_(ctx, keygen_.secret_key()) {}
+      decryptor_(ctx, keygen_.secret_key()),
+      result_(plan, ctx, keygen_.secret_key()) {}
 
 CkksReport CkksEvaluation::run(const Records& records, const Progress& progress) {
   const std::size_t n = records.size();
@@ -67,9 +68,11 @@ CkksReport CkksEvaluation::run(const Records& records, const Progress& progress)
   // compare with the plaintext trace of the same inputs.
   std::vector<std::vector<std::vector<double>>> traces;  // per image of the first batch
   auto observer = [&](std::size_t k, const std::vector<ckks::Ciphertext>& cts) {
+    const bool switched = plan_.switch_after() >= 0 && static_cast<int>(k) >= plan_.switch_after();
+    const ckks::CkksEncoder& enc = switched ? *result_.encoder : encoder_;
+    const ckks::Decryptor& key = switched ? *result_.decryptor : decryptor_;
     std::vector<std::vector<double>> dec(cts.size());
-    parallel_for(cts.size(),
-                 [&](std::size_t i) { dec[i] = encoder_.decode_real(decryptor_.decrypt(cts[i])); });
+    parallel_for(cts.size(), [&](std::size_t i) { dec[i] = enc.decode_real(key.decrypt(cts[i])); });
     double err = 0;
     for (std::size_t img = 0; img < traces.size(); ++img) {
       const auto& want = traces[img][k];
@@ -106,9 +109,9 @@ CkksReport CkksEvaluation::run(const Records& records, const Progress& progress)
     for (std::size_t k = 0; k < secs.size(); ++k) r.stage_seconds[k] += secs[k];
     r.evaluate_s += std::accumulate(secs.begin(), secs.end(), 0.0);
     t0 = Clock::now();
-    const auto logits = nn::decrypt_outputs(plan_, encoder_, decryptor_, out, count);
+    const auto logits = nn::decrypt_outputs(plan_, result_, out, count);
     r.decrypt_s += seconds_since(t0);
-    if (observe) r.down_bytes = wire_bytes(*ctx_, out);
+    if (observe) r.down_bytes = wire_bytes(*result_.context, out);
     for (std::size_t i = 0; i < count; ++i) {
       const std::size_t idx = first + i;
       r.predictions[idx] = argmax(logits[i]);

@@ -59,6 +59,7 @@ class CkksEvaluation {
   ckks::CkksEncoder encoder_;
   ckks::Encryptor encryptor_;
   ckks::Decryptor decryptor_;
+  nn::ResultRing result_;  // the ring results come in (the smaller one after a ring switch)
 };
 
 }  // namespace veil::eval

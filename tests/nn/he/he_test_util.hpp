@@ -10,6 +10,7 @@
 
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
+#include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/he/planner.hpp"
 #include "veil/rlwe/keygen.hpp"
 
@@ -21,12 +22,14 @@ struct Client {
   ckks::CkksEncoder encoder;
   ckks::Encryptor encryptor;
   ckks::Decryptor decryptor;
+  ResultRing result;  // decrypts the results (in the smaller ring after a ring switch)
   explicit Client(const Plan& plan)
       : ctx(ckks::CkksContext::create(plan.params)),
         keygen(ctx),
         encoder(ctx),
         encryptor(ctx, keygen.secret_key()),
-        decryptor(ctx, keygen.secret_key()) {}
+        decryptor(ctx, keygen.secret_key()),
+        result(plan, ctx, keygen.secret_key()) {}
 };
 
 inline double max_abs_error(const std::vector<double>& a, const std::vector<double>& b) {

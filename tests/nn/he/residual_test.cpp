@@ -145,7 +145,7 @@ TEST_P(ResidualLatency, MatchesPlainEvaluator) {
       stage_error[k] = max_abs_error(unpack(plan.packing.stages[k].out, dec), trace.stage_outputs[k]);
     };
     auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, {x}), keys, nullptr, observe);
-    const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, 1);
+    const auto logits = decrypt_outputs(plan, c.result, out, 1);
     ASSERT_EQ(logits[0].size(), want.size());
     EXPECT_GT(-std::log2(max_abs_error(logits[0], want)), 12) << plan.describe();
     EXPECT_EQ(argmax(logits[0]), argmax(want));
@@ -167,7 +167,7 @@ TEST(Residual, ThroughputModeMatchesPlainForEveryImage) {
   std::vector<std::vector<double>> images;
   for (int i = 0; i < 4; ++i) images.push_back(test::random_vector(net.input.size(), g, 0.5));
   auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, images), keys);
-  const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, images.size());
+  const auto logits = decrypt_outputs(plan, c.result, out, images.size());
   ASSERT_EQ(logits.size(), images.size());
   for (std::size_t i = 0; i < images.size(); ++i) {
     const auto want = evaluate(net, images[i]);
@@ -200,7 +200,7 @@ TEST(Residual, ShiftAfterAPolynomialInBothModes) {
     EncryptedNetwork server(net, plan, c.ctx);
     const std::vector<std::vector<double>> images = {test::random_vector(net.input.size(), rng, 0.5)};
     auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, images), keys);
-    const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, 1);
+    const auto logits = decrypt_outputs(plan, c.result, out, 1);
     EXPECT_GT(-std::log2(max_abs_error(logits[0], evaluate(net, images[0]))), 12) << mode_name(mode);
   }
 }
@@ -223,7 +223,7 @@ TEST(Residual, IdentityShortcutFromTheInput) {
   EncryptedNetwork server(net, plan, cl.ctx);
   const auto x = test::random_vector(net.input.size(), rng);
   auto out = server.evaluate(encrypt_inputs(plan, cl.encoder, cl.encryptor, {x}), keys);
-  const auto logits = decrypt_outputs(plan, cl.encoder, cl.decryptor, out, 1);
+  const auto logits = decrypt_outputs(plan, cl.result, out, 1);
   EXPECT_GT(-std::log2(max_abs_error(logits[0], evaluate(net, x))), 12) << plan.describe();
 }
 
@@ -247,7 +247,7 @@ TEST(Residual, PostActivationShortcutInBothModes) {
     for (int i = 0; i < (mode == Mode::kLatency ? 1 : 3); ++i)
       images.push_back(test::random_vector(net.input.size(), rng, 0.5));
     auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, images), keys);
-    const auto logits = decrypt_outputs(plan, c.encoder, c.decryptor, out, images.size());
+    const auto logits = decrypt_outputs(plan, c.result, out, images.size());
     for (std::size_t i = 0; i < images.size(); ++i)
       EXPECT_GT(-std::log2(max_abs_error(logits[i], evaluate(net, images[i]))), 12)
           << mode_name(mode) << " image " << i << "\n"

@@ -67,13 +67,13 @@ nlohmann::json run_encrypted(const nn::Network& net, const std::vector<std::vect
   nn::EncryptedNetwork server(net, plan, ctx);
   ckks::CkksEncoder encoder(ctx);
   ckks::Encryptor encryptor(ctx, keygen.secret_key());
-  ckks::Decryptor decryptor(ctx, keygen.secret_key());
+  const nn::ResultRing result(plan, ctx, keygen.secret_key());
   nlohmann::json logits = nlohmann::json::array();
   std::cerr << "plan: N = 2^" << plan.params.log_n << ", scale 2^" << std::log2(plan.params.scale) << "\n";
   for (const auto& x : inputs) {
     auto cts = nn::encrypt_inputs(plan, encoder, encryptor, {x});
     const auto out = server.evaluate(std::move(cts), keys);
-    logits.push_back(nn::decrypt_outputs(plan, encoder, decryptor, out, 1)[0]);
+    logits.push_back(nn::decrypt_outputs(plan, result, out, 1)[0]);
   }
   return logits;
 }

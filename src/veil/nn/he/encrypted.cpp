@@ -15,6 +15,7 @@
 #include "veil/he/mac.hpp"
 #include "veil/he/polynomial.hpp"
 #include "veil/he/weighted_sum.hpp"
+#include "veil/rlwe/serialize.hpp"
 
 namespace veil::nn {
 
@@ -60,14 +61,105 @@ EvaluationKeys make_evaluation_keys(const Plan& plan, const rlwe::KeyGenerator& 
   return keys;
 }
 
-ResultRing::ResultRing(const Plan& plan, const ckks::ContextPtr& ctx, const rlwe::SecretKey& sk) {
+namespace {
+
+struct SmallRing {
+  ckks::ContextPtr small;
+  rlwe::ContextPtr switching;
+};
+SmallRing small_ring(const Plan& plan) {
+  return {ckks::CkksContext::create(*plan.small_params),
+          rlwe::Context::create(rlwe::ring_switch_parameters(plan.params, *plan.small_params))};
+}
+
+constexpr std::uint64_t kMaxKeyBlob = std::uint64_t{1} << 40;
+
+}  // namespace
+
+Bytes save_small_ring_keys(const Plan& plan, const EvaluationKeys& keys, bool compress) {
+  if (!plan.small_params) return {};
+  VEIL_REQUIRE(keys.ring_switch, "the plan switches rings but the keys hold no ring-switching key");
+  const SmallRing r = small_ring(plan);
+  ByteWriter w;
+  for (const Bytes& b : {rlwe::save_relin_keys(*r.small, keys.small_relin, compress),
+                         rlwe::save_galois_keys(*r.small, keys.small_galois, compress),
+                         rlwe::save_relin_keys(*r.switching, rlwe::RelinKeys{*keys.ring_switch}, compress)}) {
+    w.u64(b.size());
+    w.bytes(b);
+  }
+  return w.take();
+}
+
+void load_small_ring_keys(const Plan& plan, std::span<const std::uint8_t> blob, EvaluationKeys& keys) {
   if (!plan.small_params) {
-    context = ctx;
+    VEIL_CHECK_IO(blob.empty(), "keys for a smaller ring sent, but this plan runs in one ring");
+    return;
+  }
+  VEIL_CHECK_IO(!blob.empty(), "this plan switches to a smaller ring after stage "
+                                   << plan.switch_after() + 1 << " and needs its keys; none were sent "
+                                   << "(make the keys with this model's plan)");
+  const SmallRing r = small_ring(plan);
+  ByteReader in(blob);
+  std::vector<std::span<const std::uint8_t>> parts;
+  for (int i = 0; i < 3; ++i) {
+    const std::uint64_t n = in.u64();
+    VEIL_CHECK_IO(n <= kMaxKeyBlob, "smaller-ring key part " << i << " claims " << n << " bytes");
+    parts.push_back(in.view(static_cast<std::size_t>(n)));
+  }
+  VEIL_CHECK_IO(in.remaining() == 0, "trailing bytes after the smaller ring's keys");
+  keys.small_relin = rlwe::load_relin_keys(*r.small, parts[0]);
+  keys.small_galois = rlwe::load_galois_keys(*r.small, parts[1]);
+  keys.ring_switch = rlwe::load_relin_keys(*r.switching, parts[2]).key;
+  VEIL_CHECK_IO(keys.small_relin.key.level >= plan.small_params->max_level(),
+                "the smaller ring's relinearisation key covers levels up to "
+                    << keys.small_relin.key.level << ", the plan needs " << plan.small_params->max_level());
+  VEIL_CHECK_IO(keys.ring_switch->level >= plan.small_params->max_level(),
+                "the ring-switching key covers levels up to "
+                    << keys.ring_switch->level << ", the plan needs " << plan.small_params->max_level());
+  // Exactly the plan's rotations: extra keys would only cost server memory.
+  VEIL_CHECK_IO(keys.small_galois.keys.size() == plan.small_rotation_steps.size(),
+                "the smaller ring's keys hold " << keys.small_galois.keys.size()
+                                                << " rotations, the plan uses "
+                                                << plan.small_rotation_steps.size());
+  for (std::size_t i = 0; i < plan.small_rotation_steps.size(); ++i) {
+    const auto it = keys.small_galois.keys.find(r.small->galois_element(plan.small_rotation_steps[i]));
+    VEIL_CHECK_IO(it != keys.small_galois.keys.end(), "the smaller ring's keys lack the rotation by "
+                                                          << plan.small_rotation_steps[i]
+                                                          << " the plan needs");
+    VEIL_CHECK_IO(it->second.level >= plan.small_rotation_key_levels[i],
+                  "the smaller ring's rotation key for step "
+                      << plan.small_rotation_steps[i] << " covers levels up to " << it->second.level
+                      << ", the plan needs " << plan.small_rotation_key_levels[i]);
+  }
+}
+
+std::uint64_t evaluation_key_bytes(const Plan& plan, const ckks::CkksContext& ctx,
+                                   const EvaluationKeys& keys) {
+  std::uint64_t b = rlwe::saved_size(ctx, keys.relin) + rlwe::saved_size(ctx, keys.galois);
+  if (plan.small_params && keys.ring_switch) {
+    const SmallRing r = small_ring(plan);
+    b += rlwe::saved_size(*r.small, keys.small_relin) + rlwe::saved_size(*r.small, keys.small_galois) +
+         rlwe::saved_size(*r.switching, rlwe::RelinKeys{*keys.ring_switch}) + 3 * sizeof(std::uint64_t);
+  }
+  return b;
+}
+
+std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ResultRing& ring,
+                                                 const std::vector<Ciphertext>& outputs, std::size_t images) {
+  return decrypt_outputs(plan, *ring.encoder, *ring.decryptor, outputs, images);
+}
+
+ckks::ContextPtr result_context(const Plan& plan, const ckks::ContextPtr& ctx) {
+  return plan.small_params ? ckks::CkksContext::create(*plan.small_params) : ctx;
+}
+
+ResultRing::ResultRing(const Plan& plan, const ckks::ContextPtr& ctx, const rlwe::SecretKey& sk)
+    : context(result_context(plan, ctx)) {
+  if (!plan.small_params) {
     encoder = std::make_unique<ckks::CkksEncoder>(ctx);
     decryptor = std::make_unique<ckks::Decryptor>(ctx, sk);
     return;
   }
-  context = ckks::CkksContext::create(*plan.small_params);
   encoder = std::make_unique<ckks::CkksEncoder>(context);
   decryptor = std::make_unique<ckks::Decryptor>(context, rlwe::derive_subring_secret(*ctx, sk, *context));
 }
@@ -136,6 +228,9 @@ std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::C
                                                  const ckks::Decryptor& decryptor,
                                                  const std::vector<Ciphertext>& outputs, std::size_t images) {
   check_result(plan, outputs);
+  VEIL_REQUIRE(encoder.context()->n() == plan.result_params().n(),
+               "this plan's results are in the ring of degree "
+                   << plan.result_params().n() << " (a ring switch); decrypt them with nn::ResultRing");
   std::vector<std::vector<double>> decoded(outputs.size());
   parallel_for(outputs.size(),
                [&](std::size_t i) { decoded[i] = encoder.decode_real(decryptor.decrypt(outputs[i])); });

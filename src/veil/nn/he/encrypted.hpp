@@ -23,6 +23,7 @@
 #include "veil/ckks/encryptor.hpp"
 #include "veil/ckks/evaluator.hpp"
 #include "veil/ckks/ring_switch.hpp"
+#include "veil/common/bytes.hpp"
 #include "veil/he/linear_transform.hpp"
 #include "veil/nn/he/planner.hpp"
 #include "veil/rlwe/keygen.hpp"
@@ -43,6 +44,20 @@ struct EvaluationKeys {
 // smaller ring's secret is derived from keygen's (rlwe::derive_subring_secret).
 EvaluationKeys make_evaluation_keys(const Plan& plan, const rlwe::KeyGenerator& keygen);
 
+// The smaller ring's part of a plan's evaluation keys as one blob (empty without a ring
+// switch): its relinearisation and rotation keys and the ring-switching key, each in the
+// rlwe serialisation (the switching key as a relinearisation key of the switching
+// parameters), framed by lengths. Loading checks each against the plan: parameters,
+// levels, and every rotation the smaller ring's stages use.
+Bytes save_small_ring_keys(const Plan& plan, const EvaluationKeys& keys, bool compress = true);
+void load_small_ring_keys(const Plan& plan, std::span<const std::uint8_t> blob, EvaluationKeys& keys);
+// Evaluation keys in bytes as sent (seed-compressed), both rings and the switching key.
+std::uint64_t evaluation_key_bytes(const Plan& plan, const ckks::CkksContext& ctx,
+                                   const EvaluationKeys& keys);
+
+// The context of the ring a plan's results come in: `ctx`, or the smaller ring's.
+ckks::ContextPtr result_context(const Plan& plan, const ckks::ContextPtr& ctx);
+
 // The client's side of the ring a plan's results come in: `ctx` and `sk` themselves, or
 // after a ring switch the smaller ring and the secret derived from `sk`. Decrypt results
 // with these (decrypt_outputs).
@@ -52,6 +67,9 @@ struct ResultRing {
   std::unique_ptr<ckks::Decryptor> decryptor;
   ResultRing(const Plan& plan, const ckks::ContextPtr& ctx, const rlwe::SecretKey& sk);
 };
+std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ResultRing& ring,
+                                                 const std::vector<ckks::Ciphertext>& outputs,
+                                                 std::size_t images);
 
 // Client side. Latency: `inputs` holds one normalised image (C x H x W). Throughput: up
 // to plan.slots images.

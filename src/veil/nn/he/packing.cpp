@@ -205,7 +205,8 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
                "layout sizes do not match stage '" << st.name << "'");
   const auto n = static_cast<std::int64_t>(in.slots);
   // A stage that ends in the ring of half the degree (ring_switch) writes a layout of
-  // n / 2 slots into the lower half of each output block; the upper half stays zero.
+  // n / 2 slots, each output as two partial sums at its slot s and s + n / 2, which the
+  // switch adds.
   const bool to_small_ring = out.slots * 2 == in.slots;
   VEIL_REQUIRE(n > 1 && (n & (n - 1)) == 0 && (out.slots == in.slots || to_small_ring),
                "layouts need the same power-of-two slot count (or half of it at a ring switch)");
@@ -260,7 +261,15 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
         bo = 0;
         so = o + (si / m_pow2) * m_pow2;  // replica holding this input's partial sum
       }
-      const int d = static_cast<int>((si - so) & mask);
+      int d = static_cast<int>((si - so) & mask);
+      if (to_small_ring) {
+        // The switch adds the two halves of the slots (ckks/ring_switch.hpp), so a product
+        // for output slot so may land at so or so + n/2: the diagonals are the offsets
+        // modulo n/2, as if the input were folded into the smaller ring, and the stage
+        // costs no more than one packed in it.
+        d &= static_cast<int>(n / 2 - 1);
+        so = (si - d) & mask;
+      }
       const std::uint64_t key = (static_cast<std::uint64_t>(bo) * spec.in_blocks + bi) * n + d;
       const auto [at, fresh] = find_or_add(key);
       if (fresh) {
@@ -274,7 +283,7 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   }
   // A sum pool or shift needs no plaintext product when every diagonal covers every output
   // of its block (then unread slots may hold anything); a bias is added afterwards.
-  // (Not before a ring switch: the upper half of the slots must be zero there.)
+  // (Not before a ring switch: the slots it does not write must be zero there.)
   if (st.unit_weights && !fold && !to_small_ring) {
     std::vector<std::int64_t> outputs_per_block(spec.out_blocks, 0);
     for (int o = 0; o < st.out.size(); ++o) ++outputs_per_block[out.slot(o) / n];
@@ -362,21 +371,31 @@ void check_graph(const Network& net) {
                                           << "network's output");
 }
 
-Packing pack_network(const Network& net, std::size_t slots, bool with_values, int switch_after) {
+namespace {
+
+// Refuses a ring switch after stage c that the evaluators cannot run (std::invalid_argument).
+void check_switch(const Network& net, std::size_t slots, int c) {
+  const int count = static_cast<int>(net.stages.size());
+  VEIL_REQUIRE(c < count && net.stages[c].is<LinearStage>(),
+               "a ring switch follows a linear stage; stage " << c + 1 << " is not one");
+  VEIL_REQUIRE(slots >= 2, "no ring smaller than " << slots << " slots");
+  for (int k = c + 1; k < count; ++k)
+    for (int src : net.inputs_of(k))
+      VEIL_REQUIRE(src >= c, "stage " << k + 1 << " '" << net.stages[k].name() << "' reads "
+                                      << stage_text(net, src) << ", from before the ring switch after stage "
+                                      << c + 1 << "; switch rings where nothing earlier is read later");
+}
+
+// The layout search (see packing.hpp), once without a ring switch and then again from each
+// candidate stage on: the stages before a switch pack as they do without it, so each
+// candidate reuses their frontiers. One packing per entry of `switches` (-1: none); with
+// `rethrow` false a candidate that cannot be packed gives a packing without stages.
+std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_values,
+                              const std::vector<int>& switches, bool rethrow) {
   VEIL_REQUIRE(!net.stages.empty(), "network has no stages");
   check_graph(net);
   const int count = static_cast<int>(net.stages.size());
-  if (switch_after >= 0) {
-    VEIL_REQUIRE(switch_after < count && net.stages[switch_after].is<LinearStage>(),
-                 "a ring switch follows a linear stage; stage " << switch_after + 1 << " is not one");
-    VEIL_REQUIRE(slots >= 2, "no ring smaller than " << slots << " slots");
-    for (int k = switch_after + 1; k < count; ++k)
-      for (int src : net.inputs_of(k))
-        VEIL_REQUIRE(src >= switch_after, "stage " << k + 1 << " '" << net.stages[k].name() << "' reads "
-                                                   << stage_text(net, src) << ", from before the ring switch "
-                                                   << "after stage " << switch_after + 1
-                                                   << "; switch rings where nothing earlier is read later");
-  }
+  int switch_after = -1;  // the run in progress (build() reads it)
   struct Node {
     Layout layout;
     double cost;
@@ -458,109 +477,144 @@ Packing pack_network(const Network& net, std::size_t slots, bool with_values, in
     return -2;
   };
 
-  for (int k = 0; k < count; ++k) {
-    const Stage& st = net.stages[k];
-    const std::vector<int> inputs = net.inputs_of(k);
-    if (!st.is<AddStage>()) {
-      build(k, {});
-    } else {
-      // Each branch's last linear stage may also produce the layouts the others reach.
-      std::vector<std::vector<Layout>> reach(inputs.size());
-      for (std::size_t j = 0; j < inputs.size(); ++j)
-        for (const Node& n : frontier[inputs[j] + 1]) reach[j].push_back(n.layout);
-      std::vector<int> path;
-      for (std::size_t j = 0; j < inputs.size(); ++j) {
-        if (branch_end(inputs[j], path) < 0) continue;
-        std::vector<Layout> targets;
-        for (std::size_t i = 0; i < inputs.size(); ++i)
-          if (i != j) targets.insert(targets.end(), reach[i].begin(), reach[i].end());
-        // path runs from the Add's input back to the linear stage: rebuild it forwards.
-        build(path.back(), targets);
-        for (auto it = std::next(path.rbegin()); it != path.rend(); ++it) build(*it, {});
-      }
-      // The layouts every input reaches, at the sum of the cheapest ways there.
-      const auto& first = frontier[inputs[0] + 1];
-      for (std::size_t a = 0; a < first.size(); ++a) {
-        std::vector<int> parents = {static_cast<int>(a)};
-        double c = first[a].cost;
-        for (std::size_t j = 1; j < inputs.size() && parents.size() == j; ++j) {
-          const auto& other = frontier[inputs[j] + 1];
-          int best = -1;
-          for (std::size_t b = 0; b < other.size(); ++b)
-            if (other[b].layout == first[a].layout && (best < 0 || other[b].cost < other[best].cost))
-              best = static_cast<int>(b);
-          if (best < 0) break;
-          parents.push_back(best);
-          c += other[best].cost;
+  auto run = [&](int from) {
+    for (int k = from; k < count; ++k) frontier[k + 1].clear();
+    for (int k = from; k < count; ++k) {
+      const Stage& st = net.stages[k];
+      const std::vector<int> inputs = net.inputs_of(k);
+      if (!st.is<AddStage>()) {
+        build(k, {});
+      } else {
+        // Each branch's last linear stage may also produce the layouts the others reach.
+        std::vector<std::vector<Layout>> reach(inputs.size());
+        for (std::size_t j = 0; j < inputs.size(); ++j)
+          for (const Node& n : frontier[inputs[j] + 1]) reach[j].push_back(n.layout);
+        std::vector<int> path;
+        for (std::size_t j = 0; j < inputs.size(); ++j) {
+          if (branch_end(inputs[j], path) < 0) continue;
+          std::vector<Layout> targets;
+          for (std::size_t i = 0; i < inputs.size(); ++i)
+            if (i != j) targets.insert(targets.end(), reach[i].begin(), reach[i].end());
+          // path runs from the Add's input back to the linear stage: rebuild it forwards.
+          build(path.back(), targets);
+          for (auto it = std::next(path.rbegin()); it != path.rend(); ++it) build(*it, {});
         }
-        if (parents.size() == inputs.size()) relax(k, first[a].layout, c, std::move(parents), false);
+        // The layouts every input reaches, at the sum of the cheapest ways there.
+        const auto& first = frontier[inputs[0] + 1];
+        for (std::size_t a = 0; a < first.size(); ++a) {
+          std::vector<int> parents = {static_cast<int>(a)};
+          double c = first[a].cost;
+          for (std::size_t j = 1; j < inputs.size() && parents.size() == j; ++j) {
+            const auto& other = frontier[inputs[j] + 1];
+            int best = -1;
+            for (std::size_t b = 0; b < other.size(); ++b)
+              if (other[b].layout == first[a].layout && (best < 0 || other[b].cost < other[best].cost))
+                best = static_cast<int>(b);
+            if (best < 0) break;
+            parents.push_back(best);
+            c += other[best].cost;
+          }
+          if (parents.size() == inputs.size()) relax(k, first[a].layout, c, std::move(parents), false);
+        }
+        VEIL_REQUIRE(
+            !frontier[k + 1].empty(),
+            "node '" << st.add().name << "': its inputs (" << stage_text(net, inputs[0]) << " and "
+                     << stage_text(net, inputs[1])
+                     << ") share no slot layout; a residual Add needs a linear stage (e.g. a "
+                     << "convolution) at the end of at least one branch, which can produce the other's "
+                     << "layout");
       }
-      VEIL_REQUIRE(
-          !frontier[k + 1].empty(),
-          "node '" << st.add().name << "': its inputs (" << stage_text(net, inputs[0]) << " and "
-                   << stage_text(net, inputs[1])
-                   << ") share no slot layout; a residual Add needs a linear stage (e.g. a "
-                   << "convolution) at the end of at least one branch, which can produce the other's "
-                   << "layout");
+      // A stage read by several stages keeps one layout, so that its readers agree.
+      auto& f = frontier[k + 1];
+      if (readers[k + 1] > 1 && f.size() > 1) {
+        const auto best = std::min_element(f.begin(), f.end(),
+                                           [](const Node& a, const Node& b) { return a.cost < b.cost; });
+        f = {*best};
+      }
     }
-    // A stage read by several stages keeps one layout, so that its readers agree.
-    auto& f = frontier[k + 1];
-    if (readers[k + 1] > 1 && f.size() > 1) {
-      const auto best =
-          std::min_element(f.begin(), f.end(), [](const Node& a, const Node& b) { return a.cost < b.cost; });
-      f = {*best};
-    }
-  }
+  };
 
   // Walk back from the cheapest final layout.
-  std::vector<int> choice(count + 1, -1);
-  const auto& last = frontier.back();
-  choice.back() =
-      static_cast<int>(std::min_element(last.begin(), last.end(),
-                                        [](const Node& a, const Node& b) { return a.cost < b.cost; }) -
-                       last.begin());
-  for (int k = count - 1; k >= 0; --k) {
-    VEIL_REQUIRE(choice[k + 1] >= 0, "internal: no layout chosen for stage " << k + 1);
-    const Node& node = frontier[k + 1][choice[k + 1]];
-    const std::vector<int> inputs = net.inputs_of(k);
-    for (std::size_t j = 0; j < inputs.size(); ++j) {
-      int& c = choice[inputs[j] + 1];
-      VEIL_REQUIRE(c < 0 || c == node.parents[j], "internal: readers of one stage chose different layouts");
-      c = node.parents[j];
+  auto assemble = [&]() {
+    std::vector<int> choice(count + 1, -1);
+    const auto& last = frontier.back();
+    choice.back() =
+        static_cast<int>(std::min_element(last.begin(), last.end(),
+                                          [](const Node& a, const Node& b) { return a.cost < b.cost; }) -
+                         last.begin());
+    for (int k = count - 1; k >= 0; --k) {
+      VEIL_REQUIRE(choice[k + 1] >= 0, "internal: no layout chosen for stage " << k + 1);
+      const Node& node = frontier[k + 1][choice[k + 1]];
+      const std::vector<int> inputs = net.inputs_of(k);
+      for (std::size_t j = 0; j < inputs.size(); ++j) {
+        int& c = choice[inputs[j] + 1];
+        VEIL_REQUIRE(c < 0 || c == node.parents[j], "internal: readers of one stage chose different layouts");
+        c = node.parents[j];
+      }
     }
-  }
 
-  Packing packing;
-  packing.slots = slots;
-  packing.switch_after = switch_after;
-  packing.input = frontier[0][choice[0]].layout;
-  for (int k = 0; k < count; ++k) {
-    const Stage& st = net.stages[k];
-    const std::vector<int> inputs = net.inputs_of(k);
-    const Node& from = frontier[inputs[0] + 1][choice[inputs[0] + 1]];
-    const Node& to = frontier[k + 1][choice[k + 1]];
-    PackedStage ps;
-    ps.kind = st.kind();
-    ps.in = from.layout;
-    ps.out = to.layout;
-    if (!net.stages[k].inputs.empty()) ps.inputs = inputs;
-    if (st.is<PolyStage>()) {
-      ps.name = st.poly().name;
-      ps.coefficients = st.poly().coefficients;
-      ps.levels = he::polynomial_depth(ps.coefficients);
-    } else if (st.is<AddStage>()) {
-      ps.name = st.add().name;
-    } else {
-      ps.name = st.linear().name;
-      ps.spec = pack_linear(st.linear(), from.layout, to.layout, to.fold, with_values);
-      ps.giant_step = giant_step(ps.spec, from.layout, to.layout);
-      ps.counts = he::count(ps.spec, ps.giant_step);
-      ps.levels = ps.counts.levels;
+    Packing packing;
+    packing.slots = slots;
+    packing.switch_after = switch_after;
+    packing.input = frontier[0][choice[0]].layout;
+    for (int k = 0; k < count; ++k) {
+      const Stage& st = net.stages[k];
+      const std::vector<int> inputs = net.inputs_of(k);
+      const Node& from = frontier[inputs[0] + 1][choice[inputs[0] + 1]];
+      const Node& to = frontier[k + 1][choice[k + 1]];
+      PackedStage ps;
+      ps.kind = st.kind();
+      ps.in = from.layout;
+      ps.out = to.layout;
+      if (!net.stages[k].inputs.empty()) ps.inputs = inputs;
+      if (st.is<PolyStage>()) {
+        ps.name = st.poly().name;
+        ps.coefficients = st.poly().coefficients;
+        ps.levels = he::polynomial_depth(ps.coefficients);
+      } else if (st.is<AddStage>()) {
+        ps.name = st.add().name;
+      } else {
+        ps.name = st.linear().name;
+        ps.spec = pack_linear(st.linear(), from.layout, to.layout, to.fold, with_values);
+        ps.giant_step = giant_step(ps.spec, from.layout, to.layout);
+        ps.counts = he::count(ps.spec, ps.giant_step);
+        ps.levels = ps.counts.levels;
+      }
+      packing.stages.push_back(std::move(ps));
     }
-    packing.stages.push_back(std::move(ps));
+    packing.output = packing.stages.back().out;
+    return packing;
+  };
+
+  run(0);
+  const std::vector<std::vector<Node>> plain = frontier;
+  std::vector<Packing> out;
+  for (int c : switches) {
+    switch_after = c;
+    frontier = plain;
+    try {
+      if (c >= 0) {
+        check_switch(net, slots, c);
+        run(c);
+      }
+      out.push_back(assemble());
+    } catch (const std::invalid_argument&) {
+      if (rethrow) throw;
+      out.emplace_back();
+    }
   }
-  packing.output = packing.stages.back().out;
-  return packing;
+  return out;
+}
+
+}  // namespace
+
+Packing pack_network(const Network& net, std::size_t slots, bool with_values, int switch_after) {
+  return pack_all(net, slots, with_values, {switch_after}, true).front();
+}
+
+std::vector<Packing> pack_network_switches(const Network& net, std::size_t slots,
+                                           const std::vector<int>& candidates) {
+  return pack_all(net, slots, false, candidates, false);
 }
 
 int Packing::depth() const {

@@ -76,8 +76,9 @@ struct Packing {
   Layout input, output;
   std::vector<PackedStage> stages;
   // Ring switching (ckks/ring_switch.hpp): the stages after this one run in the ring of
-  // half the degree (slots / 2 slots per block); the stage itself writes its outputs into
-  // the lower half of its blocks, whose upper half stays zero. -1: one ring throughout.
+  // half the degree (slots / 2 slots per block); the stage itself writes each output as
+  // two partial sums, at its slot s and s + slots / 2, which the switch adds. -1: one ring
+  // throughout.
   int switch_after = -1;
   // Levels of the deepest path to the output (the sum of the stages' along a chain).
   int depth() const;
@@ -91,6 +92,11 @@ struct Packing {
 // With `switch_after` >= 0, stage switch_after (a linear stage after which nothing reads
 // an earlier stage) ends in the ring of half the degree and the stages after it run there.
 Packing pack_network(const Network& net, std::size_t slots, bool with_values = true, int switch_after = -1);
+// Positions only, one packing per candidate stage (-1: no switch), sharing the search of
+// the stages before each switch; a candidate that cannot be packed (not a linear stage,
+// an earlier stage read after it, no layout fits) gives a packing without stages.
+std::vector<Packing> pack_network_switches(const Network& net, std::size_t slots,
+                                           const std::vector<int>& candidates);
 
 // Throws std::invalid_argument naming the first stage the encrypted evaluators cannot run:
 // one that reads a later stage or a tensor of another size, an Add whose inputs differ in

@@ -314,47 +314,67 @@ void finish_plan(Plan& plan, const Network& net, const PlanOptions& o, const Cha
 
 // The same plan with a ring switch after the linear stage that makes it fastest, or
 // nullopt when none is predicted to beat it by 5%. Chains only (an Add's inputs would
-// have to meet in one ring), after stages whose output fits the smaller ring's slots, at
-// most three of them (each is a full layout search): the later stages, the fewer levels
-// the smaller ring must hold.
+// have to meet in one ring), after stages at levels the smaller ring holds securely; the
+// candidates share the layout search of the stages before them.
 std::optional<Plan> with_ring_switch(const Plan& plain, const Network& net, const PlanOptions& o, int log_n) {
   if (log_n <= 12 && !o.allow_insecure) return std::nullopt;
   for (const Stage& st : net.stages)
     if (st.is<AddStage>()) return std::nullopt;
-  std::optional<Plan> best;
-  int tried = 0;
   const int count = static_cast<int>(net.stages.size());
   const int forced = o.ring_switch_after - 1;
   VEIL_REQUIRE(forced < count, "no stage " << o.ring_switch_after << " to switch rings after (the model has "
                                            << count << ")");
-  for (int k = std::max(forced, 0); k + 1 < count && tried < 3; ++k) {
-    if (forced >= 0 && k != forced) break;
-    if (!net.stages[k].is<LinearStage>()) continue;
-    if (static_cast<std::size_t>(net.stages[k].linear().out.size()) > plain.slots / 2) continue;
+  // The highest level the smaller ring holds at 128-bit security.
+  int top_small = -1;
+  for (int l = plain.params.max_level(); l >= 0 && top_small < 0; --l) {
+    try {
+      ckks::ring_switch_target(plain.params, l);
+      top_small = l;
+    } catch (const std::invalid_argument&) {
+    }
+  }
+  // Weighted linear stages (a sum pool would take a level to end in the smaller ring)
+  // followed by another linear stage, at levels the smaller ring holds.
+  std::vector<int> candidates;
+  for (int k = 0; k + 1 < count; ++k) {
+    if (forced >= 0) {
+      if (k == forced) candidates.push_back(k);
+      continue;
+    }
+    if (!net.stages[k].is<LinearStage>() || plain.packing.stages[k].spec.unit) continue;
+    if (plain.stages[k].level_out > top_small) continue;
     bool later_linear = false;
     for (int j = k + 1; j < count; ++j) later_linear = later_linear || net.stages[j].is<LinearStage>();
-    if (!later_linear) continue;
-    ++tried;
+    if (later_linear) candidates.push_back(k);
+  }
+  if (forced >= 0 && candidates.empty())
+    VEIL_REQUIRE(false, "cannot switch rings after stage " << forced + 1 << ": it is the last stage");
+  if (candidates.empty()) return std::nullopt;
+  std::vector<Packing> packings = pack_network_switches(net, plain.slots, candidates);
+  std::optional<Plan> best;
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
     Plan c;
     c.mode = plain.mode;
     c.slots = plain.slots;
+    c.packing = std::move(packings[i]);
+    if (c.packing.stages.empty()) {
+      if (forced >= 0) pack_network(net, plain.slots, false, forced);  // throws the reason
+      continue;
+    }
     try {
-      c.packing = pack_network(net, plain.slots, false, k);
       c.depth = c.packing.depth();
       const auto chain = fit_chain(log_n, c.depth, o);
       if (!chain) continue;
       finish_plan(c, net, o, *chain, log_n);
     } catch (const std::invalid_argument&) {
       if (forced >= 0) throw;
-      continue;  // no layout fits, or the smaller ring cannot hold the levels securely
+      continue;  // the smaller ring cannot hold the levels securely
     }
     if (forced >= 0) return c;
     const double bar = (best ? best->predicted_seconds : plain.predicted_seconds * 0.95);
     if (c.predicted_seconds < bar) best = std::move(c);
   }
-  VEIL_REQUIRE(forced < 0, "cannot switch rings after stage "
-                               << forced + 1 << ": a switch follows a linear stage that a later linear stage "
-                               << "reads, whose output fits half the " << plain.slots << " slots");
+  VEIL_REQUIRE(forced < 0, "cannot switch rings after stage " << forced + 1 << ": no secure chain holds it");
   return best;
 }
 

@@ -39,8 +39,8 @@ struct PlanOptions {
   int log_n = 0;                // 0: smallest secure ring that fits
   bool allow_insecure = false;  // tests only
   // Latency mode, chains: end a late linear stage in the ring of half the degree when the
-  // prediction says the rest runs faster there (ckks/ring_switch.hpp).
-  bool ring_switch = false;
+  // prediction says the rest runs at least 5% faster there (ckks/ring_switch.hpp).
+  bool ring_switch = true;
   // With ring_switch: 0 lets the planner choose the stage; k >= 1 switches after stage k
   // (1-based, as `veil plan` numbers them) whatever the prediction says.
   int ring_switch_after = 0;

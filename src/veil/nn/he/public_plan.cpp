@@ -4,6 +4,8 @@
 
 #include "veil/ckks/serialize.hpp"
 #include "veil/common/error.hpp"
+#include "veil/nn/he/encrypted.hpp"
+#include "veil/rlwe/ring_switch.hpp"
 
 namespace veil::nn {
 
@@ -38,6 +40,12 @@ PublicPlan make_public_plan(const Network& net, const Plan& plan) {
   s.max_batch = static_cast<std::uint32_t>(plan.packing_mode().batch_size(plan));
   s.input_ciphertexts = static_cast<std::uint32_t>(input_ciphertexts(net, plan));
   s.output_ciphertexts = static_cast<std::uint32_t>(output_ciphertexts(net, plan));
+  if (plan.small_params) {
+    s.small_parameters = ckks::save_parameters(*plan.small_params);
+    s.switch_after = plan.switch_after();
+    s.small_rotation_steps = plan.small_rotation_steps;
+    s.small_rotation_key_levels = plan.small_rotation_key_levels;
+  }
   return s;
 }
 
@@ -87,12 +95,40 @@ PublicModel public_model(const PublicPlan& info) {
     VEIL_CHECK_IO(plan.rotation_key_levels[i] >= 0 && plan.rotation_key_levels[i] <= plan.params.max_level(),
                   "rotation key level " << plan.rotation_key_levels[i] << " out of range");
   }
+  // A ring switch: the smaller ring must be secure on its own and a prefix of the chain at
+  // half the degree (ring_switch_parameters checks the shape).
+  std::size_t result_slots = info.slots;
+  if (!info.small_parameters.empty()) {
+    VEIL_CHECK_IO(plan.packing_mode().has_layouts(), "a ring switch in a mode without layouts");
+    plan.small_params = ckks::load_parameters(info.small_parameters, /*allow_insecure=*/false);
+    rlwe::ring_switch_parameters(plan.params, *plan.small_params);
+    VEIL_CHECK_IO(info.switch_after >= 0, "a smaller ring without a stage to switch after");
+    plan.packing.switch_after = info.switch_after;
+    result_slots = info.slots / 2;
+    plan.small_rotation_steps = info.small_rotation_steps;
+    plan.small_rotation_key_levels = info.small_rotation_key_levels;
+    VEIL_CHECK_IO(plan.small_rotation_steps.size() == plan.small_rotation_key_levels.size(),
+                  "the smaller ring's rotation steps and levels differ in count");
+    for (std::size_t i = 0; i < plan.small_rotation_steps.size(); ++i) {
+      VEIL_CHECK_IO(plan.small_rotation_steps[i] > 0 &&
+                        static_cast<std::size_t>(plan.small_rotation_steps[i]) < result_slots,
+                    "rotation step " << plan.small_rotation_steps[i] << " out of range for the smaller ring");
+      VEIL_CHECK_IO(
+          plan.small_rotation_key_levels[i] >= 0 &&
+              plan.small_rotation_key_levels[i] <= plan.small_params->max_level(),
+          "rotation key level " << plan.small_rotation_key_levels[i] << " out of range for the smaller ring");
+    }
+  } else {
+    VEIL_CHECK_IO(info.switch_after == -1 && info.small_rotation_steps.empty() &&
+                      info.small_rotation_key_levels.empty(),
+                  "a ring switch announced without the smaller ring's parameters");
+  }
   std::size_t outputs = 0;
   if (plan.packing_mode().has_layouts()) {
     VEIL_CHECK_IO(info.max_batch == 1, "latency mode takes one image per request");
     VEIL_CHECK_IO(info.input_layout.shape == info.input, "input layout does not match the input shape");
     check_layout(info.input_layout, info.slots, info.input_ciphertexts, "input");
-    check_layout(info.output_layout, info.slots, info.output_ciphertexts, "output");
+    check_layout(info.output_layout, result_slots, info.output_ciphertexts, "output");
     plan.packing.input = info.input_layout;
     plan.packing.output = info.output_layout;
     outputs = static_cast<std::size_t>(info.output_layout.shape.size());
@@ -105,6 +141,7 @@ PublicModel public_model(const PublicPlan& info) {
   VEIL_CHECK_IO(net.classes.empty() || net.classes.size() == outputs,
                 net.classes.size() << " class names for " << outputs << " outputs");
   m.context = ckks::CkksContext::create(plan.params);
+  m.result_context = result_context(plan, m.context);
   return m;
 }
 

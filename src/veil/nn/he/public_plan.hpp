@@ -36,6 +36,11 @@ struct PublicPlan {
   std::vector<int> rotation_steps, rotation_key_levels;
   std::uint32_t max_batch = 1;                                  // images per request
   std::uint32_t input_ciphertexts = 0, output_ciphertexts = 0;  // per request
+  // Ring switching (empty parameters: none): the smaller ring, the stage after which it
+  // takes over, and its rotation keys (the output layout then has slots / 2 slots).
+  Bytes small_parameters;
+  std::int32_t switch_after = -1;
+  std::vector<int> small_rotation_steps, small_rotation_key_levels;
   bool operator==(const PublicPlan&) const = default;
 };
 
@@ -45,6 +50,7 @@ struct PublicModel {
   Network network;  // no stages
   Plan plan;        // mode, params, slots, packing.input/output, rotation steps and levels
   ckks::ContextPtr context;
+  ckks::ContextPtr result_context;  // the ring results come in (context, or the smaller ring)
 };
 // Throws std::runtime_error naming the first inconsistency (std::invalid_argument for
 // parameters that do not validate).

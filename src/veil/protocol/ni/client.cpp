@@ -58,9 +58,9 @@ bool Client::query_keys(const KeyHash& hash) {
   return s.ready;
 }
 
-void Client::upload_keys(const Bytes& relin, const Bytes& galois) {
-  const KeyStatus s = decode<KeyStatus>(exchange(encode(UploadKeys{relin, galois})));
-  if (!s.ready || s.hash != hash_keys(relin, galois))
+void Client::upload_keys(const Bytes& relin, const Bytes& galois, const Bytes& ring) {
+  const KeyStatus s = decode<KeyStatus>(exchange(encode(UploadKeys{relin, galois, ring})));
+  if (!s.ready || s.hash != hash_keys(relin, galois, ring))
     throw protocol::error(protocol::ErrorCode::kBadMessage, "the server did not confirm the uploaded keys");
 }
 
@@ -81,7 +81,8 @@ Client::Reply Client::infer(const std::vector<ckks::Ciphertext>& inputs, std::si
   r.queue_seconds = res.queue_seconds;
   r.eval_seconds = res.eval_seconds;
   try {
-    for (const auto& b : res.ciphertexts) r.outputs.push_back(ckks::load_ciphertext(ctx, b));
+    for (const auto& b : res.ciphertexts)
+      r.outputs.push_back(ckks::load_ciphertext(*model_.result_context, b));
   } catch (const std::exception& e) {
     throw protocol::error(protocol::ErrorCode::kBadMessage,
                           std::string("result ciphertext does not load: ") + e.what());

@@ -46,7 +46,8 @@ class Client {
 
   // Whether the server already holds keys with this hash (they then serve this session).
   bool query_keys(const KeyHash& hash);
-  void upload_keys(const Bytes& relin, const Bytes& galois);
+  // `ring`: the smaller ring's keys (nn::save_small_ring_keys) when the plan switches rings.
+  void upload_keys(const Bytes& relin, const Bytes& galois, const Bytes& ring = {});
 
   struct Reply {
     std::vector<ckks::Ciphertext> outputs;

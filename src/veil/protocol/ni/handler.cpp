@@ -25,8 +25,10 @@ std::uint64_t memory_bytes(const rlwe::KeySwitchKey& k) {
 }
 
 std::uint64_t memory_bytes(const nn::EvaluationKeys& k) {
-  std::uint64_t b = memory_bytes(k.relin.key);
+  std::uint64_t b = memory_bytes(k.relin.key) + memory_bytes(k.small_relin.key);
   for (const auto& [g, key] : k.galois.keys) b += memory_bytes(key);
+  for (const auto& [g, key] : k.small_galois.keys) b += memory_bytes(key);
+  if (k.ring_switch) b += memory_bytes(*k.ring_switch);
   return b;
 }
 
@@ -45,7 +47,8 @@ std::size_t mode_index(nn::Mode m) { return static_cast<std::size_t>(m); }
 struct Handler::Mode {
   ServedModel model;
   std::unique_ptr<nn::EncryptedNetwork> evaluator;
-  int relin_level = 0;  // highest level a relinearisation runs at
+  ckks::ContextPtr result_context;  // the ring results leave in (the smaller one after a ring switch)
+  int relin_level = 0;              // highest level a relinearisation runs at
   // Per-message frame limits from this mode's plan: a latency session cannot send
   // throughput-sized frames. The plan's sizes, plus room for headers and the levels a
   // client may choose above the planned ones.
@@ -122,7 +125,7 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
     case MessageType::kUploadKeys: {
       const auto t = Clock::now();
       const UploadKeys u = decode<UploadKeys>(f);
-      const KeyHash h = hash_keys(u.relin, u.galois);
+      const KeyHash h = hash_keys(u.relin, u.galois, u.ring);
       auto found = ctx_.key_cache().find<nn::EvaluationKeys>(h, scope_);
       if (!found) {
         check_galois_headers(u.galois);
@@ -130,6 +133,7 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
         try {
           k.relin = rlwe::load_relin_keys(ctx, u.relin);
           k.galois = rlwe::load_galois_keys(ctx, u.galois);
+          nn::load_small_ring_keys(plan, u.ring, k);
         } catch (const std::exception& e) {
           throw error(ErrorCode::kBadKeys,
                       std::string("keys do not load for this model's parameters: ") + e.what());
@@ -199,7 +203,8 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
       Result res;
       res.queue_seconds = queue_s;
       res.eval_seconds = eval_s;
-      for (const auto& c : out) res.ciphertexts.push_back(ckks::save_ciphertext(ctx, c, true));
+      for (const auto& c : out)
+        res.ciphertexts.push_back(ckks::save_ciphertext(*mode_.result_context, c, true));
       out.clear();
       const net::Frame reply = encode(res);
       res.ciphertexts.clear();
@@ -235,14 +240,16 @@ Handler::Handler(std::vector<ServedModel> models) {
     // allowance covers object and key headers and the bit-packing's rounding.
     const auto& p = m.plan;
     const std::uint64_t top_key = p.relin_key_bytes;
-    const std::uint64_t keys = top_key * (1 + p.rotation_steps.size());
+    const std::size_t rotations = p.rotation_steps.size() + p.small_rotation_steps.size();
+    const std::uint64_t keys = top_key * (1 + rotations);
     ms->max_upload_bytes = std::max<std::uint64_t>(keys, p.relin_key_bytes + p.galois_key_bytes) +
-                           p.rotation_steps.size() * 128 + (64 << 10);
+                           p.ring_switch_key_bytes + rotations * 128 + (64 << 10);
     // Twice the planned request, so that a request with the wrong ciphertext count still
     // arrives and gets its precise answer (bad ciphertexts) with the session kept.
     ms->max_infer_bytes = 2 * p.input_bytes + (64 << 10);
     ms->evaluator =
         std::make_unique<nn::EncryptedNetwork>(m.network, m.plan, m.context, m.plaintext_cache_bytes);
+    ms->result_context = nn::result_context(m.plan, m.context);
     largest_message_ =
         std::max({largest_message_, m.plan.relin_key_bytes + m.plan.galois_key_bytes, m.plan.input_bytes});
     ms->model = std::move(m);

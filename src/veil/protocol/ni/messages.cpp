@@ -149,6 +149,10 @@ net::Frame encode(const ServerInfo& m) {
   w.u32(m.input_ciphertexts);
   w.u32(m.output_ciphertexts);
   w.u64(m.max_frame_bytes);
+  put_blob(w, m.small_parameters);
+  w.u32(static_cast<std::uint32_t>(m.switch_after));
+  put_ints(w, m.small_rotation_steps);
+  put_ints(w, m.small_rotation_key_levels);
   return codec.frame(m.kType, w);
 }
 
@@ -170,6 +174,12 @@ ServerInfo decode<ServerInfo>(const net::Frame& f) {
     m.input_ciphertexts = r.u32();
     m.output_ciphertexts = r.u32();
     m.max_frame_bytes = r.u64();
+    m.small_parameters = get_blob(r, kMaxParameterBytes, "smaller ring's parameters");
+    m.switch_after = static_cast<std::int32_t>(r.u32());
+    m.small_rotation_steps = get_ints(r, kMaxRotations, "smaller ring's rotation steps");
+    m.small_rotation_key_levels = get_ints(r, kMaxRotations, "smaller ring's rotation key levels");
+    VEIL_CHECK_IO(m.small_rotation_steps.size() == m.small_rotation_key_levels.size(),
+                  "smaller ring's rotation steps and levels differ in count");
     VEIL_CHECK_IO(m.slots >= 1 && m.slots <= (std::uint64_t{1} << 16) && m.max_batch >= 1 &&
                       m.max_batch <= m.slots && m.input_ciphertexts >= 1 &&
                       m.input_ciphertexts <= kMaxCiphertexts && m.output_ciphertexts >= 1 &&
@@ -217,6 +227,7 @@ net::Frame encode(const UploadKeys& m) {
   ByteWriter w;
   put_blob(w, m.relin);
   put_blob(w, m.galois);
+  put_blob(w, m.ring);
   return codec.frame(m.kType, w);
 }
 
@@ -226,6 +237,7 @@ UploadKeys decode<UploadKeys>(const net::Frame& f) {
     UploadKeys m;
     m.relin = get_blob(r, r.remaining(), "relinearisation key");
     m.galois = get_blob(r, r.remaining(), "Galois keys");
+    m.ring = get_blob(r, r.remaining(), "smaller ring's keys");
     return m;
   });
 }
@@ -267,14 +279,14 @@ Result decode<Result>(const net::Frame& f) {
   });
 }
 
-KeyHash hash_keys(const Bytes& relin, const Bytes& galois) {
-  // Domain-separated, length-prefixed: (relin, galois) pairs cannot collide by moving
-  // bytes from one blob to the other.
-  static const char kDomain[] = "veil evaluation keys v1";
+KeyHash hash_keys(const Bytes& relin, const Bytes& galois, const Bytes& ring) {
+  // Domain-separated, length-prefixed: (relin, galois, ring) triples cannot collide by
+  // moving bytes from one blob to another.
+  static const char kDomain[] = "veil evaluation keys v2";
   crypto_generichash_state st;
   crypto_generichash_init(&st, nullptr, 0, crypto_generichash_BYTES);
   crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(kDomain), sizeof kDomain);
-  for (const Bytes* b : {&relin, &galois}) {
+  for (const Bytes* b : {&relin, &galois, &ring}) {
     std::uint8_t len[8];
     for (int i = 0; i < 8; ++i) len[i] = static_cast<std::uint8_t>(std::uint64_t{b->size()} >> (8 * i));
     crypto_generichash_update(&st, len, sizeof len);

@@ -95,6 +95,7 @@ struct KeyStatus {
 struct UploadKeys {
   static constexpr MessageType kType = MessageType::kUploadKeys;
   Bytes relin, galois;
+  Bytes ring;  // the smaller ring's keys when the plan switches rings (nn::save_small_ring_keys), else empty
   bool operator==(const UploadKeys&) const = default;
 };
 
@@ -140,7 +141,7 @@ template <>
 Result decode<Result>(const net::Frame&);
 
 // BLAKE2b-256 (libsodium crypto_generichash) of the serialised keys, as uploaded.
-KeyHash hash_keys(const Bytes& relin, const Bytes& galois);
+KeyHash hash_keys(const Bytes& relin, const Bytes& galois, const Bytes& ring = {});
 std::string hex(const KeyHash& h, std::size_t bytes = 32);
 
 }  // namespace veil::protocol::ni
