@@ -386,22 +386,36 @@ void check_switch(const Network& net, std::size_t slots, int c) {
                                       << c + 1 << "; switch rings where nothing earlier is read later");
 }
 
+// One layout a stage's output may take in the search, with the cheapest way there.
+struct Node {
+  Layout layout;
+  double cost;
+  std::vector<int> parents;  // per input: index into that producer's frontier
+  bool fold;
+};
+
+}  // namespace
+
+// The search's frontiers without a ring switch, kept with a packing (Packing::search) so
+// that ring-switch candidates start from them instead of searching the early stages again.
+struct LayoutSearch {
+  std::size_t slots = 0;
+  std::size_t stages = 0;
+  std::vector<std::vector<Node>> frontier;
+};
+
+namespace {
+
 // The layout search (see packing.hpp), once without a ring switch and then again from each
 // candidate stage on: the stages before a switch pack as they do without it, so each
 // candidate reuses their frontiers. One packing per entry of `switches` (-1: none); with
 // `rethrow` false a candidate that cannot be packed gives a packing without stages.
 std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_values,
-                              const std::vector<int>& switches, bool rethrow) {
+                              const std::vector<int>& switches, bool rethrow, const LayoutSearch* reuse) {
   VEIL_REQUIRE(!net.stages.empty(), "network has no stages");
   check_graph(net);
   const int count = static_cast<int>(net.stages.size());
   int switch_after = -1;  // the run in progress (build() reads it)
-  struct Node {
-    Layout layout;
-    double cost;
-    std::vector<int> parents;  // per input: index into that producer's frontier
-    bool fold;
-  };
   // frontier[k + 1]: the layouts stage k's output may take, with the cheapest way there;
   // frontier[0]: the input's.
   std::vector<std::vector<Node>> frontier(count + 1);
@@ -586,8 +600,17 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
     return packing;
   };
 
-  run(0);
-  const std::vector<std::vector<Node>> plain = frontier;
+  auto search = std::make_shared<LayoutSearch>();
+  if (reuse && reuse->slots == slots && reuse->stages == net.stages.size() &&
+      reuse->frontier.size() == frontier.size()) {
+    search->frontier = reuse->frontier;
+  } else {
+    run(0);
+    search->frontier = frontier;
+  }
+  search->slots = slots;
+  search->stages = net.stages.size();
+  const std::vector<std::vector<Node>>& plain = search->frontier;
   std::vector<Packing> out;
   for (int c : switches) {
     switch_after = c;
@@ -598,6 +621,7 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
         run(c);
       }
       out.push_back(assemble());
+      if (c < 0) out.back().search = search;
     } catch (const std::invalid_argument&) {
       if (rethrow) throw;
       out.emplace_back();
@@ -609,12 +633,12 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
 }  // namespace
 
 Packing pack_network(const Network& net, std::size_t slots, bool with_values, int switch_after) {
-  return pack_all(net, slots, with_values, {switch_after}, true).front();
+  return pack_all(net, slots, with_values, {switch_after}, true, nullptr).front();
 }
 
-std::vector<Packing> pack_network_switches(const Network& net, std::size_t slots,
+std::vector<Packing> pack_network_switches(const Network& net, const Packing& plain,
                                            const std::vector<int>& candidates) {
-  return pack_all(net, slots, false, candidates, false);
+  return pack_all(net, plain.slots, false, candidates, false, plain.search.get());
 }
 
 int Packing::depth() const {

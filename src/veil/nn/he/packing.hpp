@@ -21,6 +21,7 @@
 // stages (the block input of a residual block) is fixed to its cheapest layout first.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,8 @@ struct PackedStage {
   std::vector<int> inputs;           // producer stages (-1: the input); empty: the one before
 };
 
+struct LayoutSearch;
+
 struct Packing {
   std::size_t slots = 0;
   Layout input, output;
@@ -80,6 +83,9 @@ struct Packing {
   // two partial sums, at its slot s and s + slots / 2, which the switch adds. -1: one ring
   // throughout.
   int switch_after = -1;
+  // The layout search behind a packing without a ring switch (pack_network_switches
+  // starts its candidates from it); not part of the plan itself.
+  std::shared_ptr<const LayoutSearch> search;
   // Levels of the deepest path to the output (the sum of the stages' along a chain).
   int depth() const;
   // The rotations the stages of one ring use (the large ring's, or the smaller one's).
@@ -92,10 +98,11 @@ struct Packing {
 // With `switch_after` >= 0, stage switch_after (a linear stage after which nothing reads
 // an earlier stage) ends in the ring of half the degree and the stages after it run there.
 Packing pack_network(const Network& net, std::size_t slots, bool with_values = true, int switch_after = -1);
-// Positions only, one packing per candidate stage (-1: no switch), sharing the search of
-// the stages before each switch; a candidate that cannot be packed (not a linear stage,
-// an earlier stage read after it, no layout fits) gives a packing without stages.
-std::vector<Packing> pack_network_switches(const Network& net, std::size_t slots,
+// Positions only, one packing per candidate stage (-1: no switch), for the same network
+// and slots as `plain` (a pack_network result without a switch), whose search the stages
+// before each switch reuse; a candidate that cannot be packed (not a linear stage, an
+// earlier stage read after it, no layout fits) gives a packing without stages.
+std::vector<Packing> pack_network_switches(const Network& net, const Packing& plain,
                                            const std::vector<int>& candidates);
 
 // Throws std::invalid_argument naming the first stage the encrypted evaluators cannot run:

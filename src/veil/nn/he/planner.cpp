@@ -350,7 +350,7 @@ std::optional<Plan> with_ring_switch(const Plan& plain, const Network& net, cons
   if (forced >= 0 && candidates.empty())
     VEIL_REQUIRE(false, "cannot switch rings after stage " << forced + 1 << ": it is the last stage");
   if (candidates.empty()) return std::nullopt;
-  std::vector<Packing> packings = pack_network_switches(net, plain.slots, candidates);
+  std::vector<Packing> packings = pack_network_switches(net, plain.packing, candidates);
   std::optional<Plan> best;
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     Plan c;
