@@ -30,29 +30,33 @@ std::size_t default_plaintext_cache_bytes() {
   return std::size_t{4} << 30;
 }
 
+namespace {
+
+// One key per step, generated at the highest level it is used at (smaller keys).
+rlwe::GaloisKeys rotation_keys(const rlwe::KeyGenerator& keygen, const std::vector<int>& steps,
+                               const std::vector<int>& levels) {
+  std::map<int, std::vector<int>> by_level;
+  for (std::size_t i = 0; i < steps.size(); ++i) by_level[levels[i]].push_back(steps[i]);
+  rlwe::GaloisKeys out;
+  for (const auto& [level, at_level] : by_level) {
+    rlwe::GaloisKeys gk = keygen.create_galois_keys(at_level, false, level);
+    for (auto& [g, k] : gk.keys) out.keys.emplace(g, std::move(k));
+  }
+  return out;
+}
+
+}  // namespace
+
 EvaluationKeys make_evaluation_keys(const Plan& plan, const rlwe::KeyGenerator& keygen) {
   EvaluationKeys keys;
   keys.relin = keygen.create_relin_keys();
-  // One key per step, generated at the highest level it is used at (smaller keys).
-  std::map<int, std::vector<int>> by_level;
-  for (std::size_t i = 0; i < plan.rotation_steps.size(); ++i)
-    by_level[plan.rotation_key_levels[i]].push_back(plan.rotation_steps[i]);
-  for (const auto& [level, steps] : by_level) {
-    rlwe::GaloisKeys gk = keygen.create_galois_keys(steps, false, level);
-    for (auto& [g, k] : gk.keys) keys.galois.keys.emplace(g, std::move(k));
-  }
+  keys.galois = rotation_keys(keygen, plan.rotation_steps, plan.rotation_key_levels);
   if (plan.small_params) {
     const auto small = ckks::CkksContext::create(*plan.small_params);
     const rlwe::ContextPtr& big = keygen.context();
     const rlwe::KeyGenerator small_gen(small, rlwe::derive_subring_secret(*big, keygen.secret_key(), *small));
     keys.small_relin = small_gen.create_relin_keys();
-    std::map<int, std::vector<int>> small_by_level;
-    for (std::size_t i = 0; i < plan.small_rotation_steps.size(); ++i)
-      small_by_level[plan.small_rotation_key_levels[i]].push_back(plan.small_rotation_steps[i]);
-    for (const auto& [level, steps] : small_by_level) {
-      rlwe::GaloisKeys gk = small_gen.create_galois_keys(steps, false, level);
-      for (auto& [g, k] : gk.keys) keys.small_galois.keys.emplace(g, std::move(k));
-    }
+    keys.small_galois = rotation_keys(small_gen, plan.small_rotation_steps, plan.small_rotation_key_levels);
     const auto switching =
         rlwe::Context::create(rlwe::ring_switch_parameters(plan.params, *plan.small_params));
     keys.ring_switch =
