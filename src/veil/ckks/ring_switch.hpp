@@ -1,7 +1,7 @@
 // CKKS ring switching (rlwe/ring_switch.hpp): a ciphertext of degree N becomes one of
-// degree N/2 over the same primes, for the part of a computation whose data fits N/4
-// slots and whose remaining levels fit the smaller ring's 128-bit bound. Every later
-// rotation, product and cached plaintext is then half the size.
+// degree N/2 over the same primes, for the part of a computation whose remaining levels
+// fit the smaller ring's 128-bit bound. Every later rotation, product and cached
+// plaintext is then half the size.
 //
 // Slots. The even part of m evaluates at the N/2-ring's roots xi^(5^k) = zeta^(2 * 5^k)
 // to (m(zeta^(5^k)) + m(-zeta^(5^k))) / 2, and -zeta^(5^k) = zeta^(5^(k + N/4)) (5^(N/4) =

@@ -41,7 +41,7 @@ void require_agreement(const Model& m, const nn::EncryptedNetwork& server, const
   std::string stage;
   auto observer = [&](std::size_t k, const std::vector<ckks::Ciphertext>& cts) {
     if (!stage.empty()) return;
-    const bool switched = plan.switch_after() >= 0 && static_cast<int>(k) >= plan.switch_after();
+    const bool switched = plan.output_in_small_ring(k);
     const ckks::CkksEncoder& enc = switched ? *small.encoder : encoder;
     const ckks::Decryptor& dec_key = switched ? *small.decryptor : decryptor;
     std::vector<std::vector<double>> dec(cts.size());

@@ -95,7 +95,7 @@ void register_key_commands(CLI::App& app) {
     const auto t = std::chrono::steady_clock::now();
     const auto out = server.evaluate(std::move(in), keys);
     const double s = seconds_since(t);
-    const auto bytes = save_ciphertexts(*rn_out, *nn::result_context(m.plan, m.context), out);
+    const auto bytes = save_ciphertexts(*rn_out, *server.result_context(), out);
     std::printf("evaluated %zu stages in %.3f s; %s written to %s\n", m.network.stages.size(), s,
                 human_bytes(bytes).c_str(), rn_out->c_str());
   });

@@ -68,7 +68,7 @@ CkksReport CkksEvaluation::run(const Records& records, const Progress& progress)
   // compare with the plaintext trace of the same inputs.
   std::vector<std::vector<std::vector<double>>> traces;  // per image of the first batch
   auto observer = [&](std::size_t k, const std::vector<ckks::Ciphertext>& cts) {
-    const bool switched = plan_.switch_after() >= 0 && static_cast<int>(k) >= plan_.switch_after();
+    const bool switched = plan_.output_in_small_ring(k);
     const ckks::CkksEncoder& enc = switched ? *result_.encoder : encoder_;
     const ckks::Decryptor& key = switched ? *result_.decryptor : decryptor_;
     std::vector<std::vector<double>> dec(cts.size());

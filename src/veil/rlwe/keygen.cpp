@@ -8,17 +8,25 @@
 
 namespace veil::rlwe {
 
-KeyGenerator::KeyGenerator(ContextPtr ctx) : ctx_(std::move(ctx)) {
-  VEIL_REQUIRE(ctx_, "null context");
-  const std::size_t n = ctx_->n(), total = ctx_->num_q() + ctx_->num_p();
-  Prng rng(random_seed());
-  auto s = sample_ternary(rng, n);
+SecretKey secret_key_from(const Context& ctx, std::span<const std::int64_t> coeffs) {
+  VEIL_REQUIRE(coeffs.size() == ctx.n(),
+               "a secret of " << coeffs.size() << " coefficients for degree " << ctx.n());
+  const std::size_t total = ctx.num_q() + ctx.num_p();
   std::vector<std::size_t> all(total);
   for (std::size_t i = 0; i < total; ++i) all[i] = i;
-  sk_.data().resize(total * n);
-  small_to_ntt(*ctx_, s, all, sk_.data().data());
+  SecretKey sk;
+  sk.data().resize(total * ctx.n());
+  small_to_ntt(ctx, coeffs, all, sk.data().data());
+  sk.set_param_id(ctx.param_id());
+  return sk;
+}
+
+KeyGenerator::KeyGenerator(ContextPtr ctx) : ctx_(std::move(ctx)) {
+  VEIL_REQUIRE(ctx_, "null context");
+  Prng rng(random_seed());
+  auto s = sample_ternary(rng, ctx_->n());
+  sk_ = secret_key_from(*ctx_, s);
   sodium_memzero(s.data(), s.size() * sizeof(std::int64_t));
-  sk_.set_param_id(ctx_->param_id());
 }
 
 KeyGenerator::KeyGenerator(ContextPtr ctx, const SecretKey& sk) : ctx_(std::move(ctx)), sk_(sk) {

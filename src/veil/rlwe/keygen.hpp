@@ -4,12 +4,17 @@
 // circuits are proportionally smaller.
 #pragma once
 
+#include <span>
 #include <vector>
 
 #include "veil/rlwe/context.hpp"
 #include "veil/rlwe/keys.hpp"
 
 namespace veil::rlwe {
+
+// A secret key from its signed (small) coefficients: NTT form over every prime of `ctx`,
+// tagged with its parameter id.
+SecretKey secret_key_from(const Context& ctx, std::span<const std::int64_t> coeffs);
 
 class KeyGenerator {
  public:

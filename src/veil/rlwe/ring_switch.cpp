@@ -60,13 +60,7 @@ SecretKey derive_subring_secret(const Context& big, const SecretKey& big_sk, con
                      bytes.size(), kLabel, sizeof kLabel - 1);
   Prng rng(seed);
   std::vector<std::int64_t> t = sample_ternary(rng, small.n());
-  const std::size_t total = small.num_q() + small.num_p();
-  std::vector<std::size_t> all(total);
-  for (std::size_t i = 0; i < total; ++i) all[i] = i;
-  SecretKey out;
-  out.data().resize(total * small.n());
-  small_to_ntt(small, t, all, out.data().data());
-  out.set_param_id(small.param_id());
+  SecretKey out = secret_key_from(small, t);
   sodium_memzero(s.data(), s.size() * sizeof(std::int64_t));
   sodium_memzero(bytes.data(), bytes.size());
   sodium_memzero(t.data(), t.size() * sizeof(std::int64_t));
@@ -83,13 +77,7 @@ KeySwitchKey create_ring_switch_key(const Context& big, const SecretKey& big_sk,
   std::vector<std::int64_t> s_small = secret_coefficients(small, small_sk);
   std::vector<std::int64_t> t(n, 0);
   for (std::size_t j = 0; j < s_small.size(); ++j) t[2 * j] = s_small[j];
-  const std::size_t total = switching->num_q() + switching->num_p();
-  std::vector<std::size_t> all(total);
-  for (std::size_t i = 0; i < total; ++i) all[i] = i;
-  SecretKey t_sk;
-  t_sk.data().resize(total * n);
-  small_to_ntt(*switching, t, all, t_sk.data().data());
-  t_sk.set_param_id(switching->param_id());
+  const SecretKey t_sk = secret_key_from(*switching, t);
   // The source: the large secret over the same primes.
   std::vector<std::int64_t> s_big = secret_coefficients(big, big_sk);
   const int level = switching->max_level();

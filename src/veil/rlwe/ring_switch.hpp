@@ -25,8 +25,8 @@
 namespace veil::rlwe {
 
 // `small` (degree N/2) lifted to `big`'s degree N: its primes (which must be = 1 mod 2N,
-// e.g. taken from `big`'s chain) and digits. Marked allow_insecure only because its
-// security is `small`'s (see above); throws std::invalid_argument naming the problem
+// e.g. taken from `big`'s chain) and digits. Its security is `small`'s (see above), not
+// what the degree-N table would say; throws std::invalid_argument naming the problem
 // when `small` is not half of `big` or a prime does not fit degree N.
 Parameters ring_switch_parameters(const Parameters& big, const Parameters& small);
 

@@ -118,6 +118,8 @@ class EncryptedNetwork {
                                          std::vector<double>* stage_seconds = nullptr,
                                          const StageObserver& observer = {}) const;
   const Plan& plan() const { return plan_; }
+  // The ring the results leave in (the smaller one after a ring switch).
+  const ckks::ContextPtr& result_context() const { return small_ctx_ ? small_ctx_ : ctx_; }
   std::size_t plaintext_bytes() const;
 
  private:
@@ -150,9 +152,7 @@ class EncryptedNetwork {
 
   // The evaluator of the ring stage k runs in (the smaller one after a ring switch).
   const ckks::Evaluator& eval_of(std::size_t k) const;
-  bool after_switch(std::size_t k) const {
-    return plan_.switch_after() >= 0 && static_cast<int>(k) > plan_.switch_after();
-  }
+  bool after_switch(std::size_t k) const { return plan_.in_small_ring(k); }
 
   Network net_;
   Plan plan_;

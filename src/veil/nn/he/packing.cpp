@@ -297,10 +297,10 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   const bool has_bias = std::any_of(st.bias.begin(), st.bias.end(), [](double b) { return b != 0.0; });
   if (has_bias) {
     spec.bias.assign(spec.out_blocks, std::vector<double>(with_values ? in.slots : 0, 0.0));
+    const auto out_n = static_cast<std::int64_t>(out.slots);
     if (with_values)
       for (int o = 0; o < st.out.size(); ++o) {
         const std::int64_t s = fold ? o : out.slot(o);
-        const auto out_n = static_cast<std::int64_t>(out.slots);
         spec.bias[fold ? 0 : s / out_n][s % out_n] = st.bias[o];
       }
   }

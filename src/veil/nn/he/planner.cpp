@@ -350,17 +350,17 @@ std::optional<Plan> with_ring_switch(const Plan& plain, const Network& net, cons
   if (forced >= 0 && candidates.empty())
     VEIL_REQUIRE(false, "cannot switch rings after stage " << forced + 1 << ": it is the last stage");
   if (candidates.empty()) return std::nullopt;
-  std::vector<Packing> packings = pack_network_switches(net, plain.packing, candidates);
+  // A forced switch packs alone, so that a refusal names its reason.
+  std::vector<Packing> packings = forced >= 0
+                                      ? std::vector<Packing>{pack_network(net, plain.slots, false, forced)}
+                                      : pack_network_switches(net, plain.packing, candidates);
   std::optional<Plan> best;
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     Plan c;
     c.mode = plain.mode;
     c.slots = plain.slots;
     c.packing = std::move(packings[i]);
-    if (c.packing.stages.empty()) {
-      if (forced >= 0) pack_network(net, plain.slots, false, forced);  // throws the reason
-      continue;
-    }
+    if (c.packing.stages.empty()) continue;
     try {
       c.depth = c.packing.depth();
       const auto chain = fit_chain(log_n, c.depth, o);

@@ -77,6 +77,14 @@ struct Plan {
   std::string describe() const;
   const PackingMode& packing_mode() const { return nn::packing_mode(mode); }
   int switch_after() const { return packing.switch_after; }
+  // Whether stage k runs in the smaller ring, and whether its output is there (the
+  // switching stage's output is).
+  bool in_small_ring(std::size_t k) const {
+    return switch_after() >= 0 && static_cast<int>(k) > switch_after();
+  }
+  bool output_in_small_ring(std::size_t k) const {
+    return switch_after() >= 0 && static_cast<int>(k) >= switch_after();
+  }
   // The parameters of the ring the results come in (the smaller one after a switch).
   const ckks::CkksParameters& result_params() const { return small_params ? *small_params : params; }
 };

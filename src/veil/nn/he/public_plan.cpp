@@ -51,6 +51,18 @@ PublicPlan make_public_plan(const Network& net, const Plan& plan) {
 
 namespace {
 
+// Rotation steps in [1, slots) with key levels in [0, top], as many of each.
+void check_rotations(const std::vector<int>& steps, const std::vector<int>& levels, std::size_t slots,
+                     int top, const char* ring) {
+  VEIL_CHECK_IO(steps.size() == levels.size(), ring << "rotation steps and levels differ in count");
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    VEIL_CHECK_IO(steps[i] > 0 && static_cast<std::size_t>(steps[i]) < slots,
+                  ring << "rotation step " << steps[i] << " out of range");
+    VEIL_CHECK_IO(levels[i] >= 0 && levels[i] <= top,
+                  ring << "rotation key level " << levels[i] << " out of range");
+  }
+}
+
 // Every element of the layout's shape, and each of its copies, has a slot of its own
 // inside its blocks (pack writes copy r of element i at slot(i) + r * replica_stride).
 void check_layout(const Layout& l, std::size_t slots, std::size_t blocks, const char* what) {
@@ -89,12 +101,7 @@ PublicModel public_model(const PublicPlan& info) {
   plan.packing.slots = info.slots;
   plan.rotation_steps = info.rotation_steps;
   plan.rotation_key_levels = info.rotation_key_levels;
-  for (std::size_t i = 0; i < plan.rotation_steps.size(); ++i) {
-    VEIL_CHECK_IO(plan.rotation_steps[i] > 0 && static_cast<std::size_t>(plan.rotation_steps[i]) < info.slots,
-                  "rotation step " << plan.rotation_steps[i] << " out of range");
-    VEIL_CHECK_IO(plan.rotation_key_levels[i] >= 0 && plan.rotation_key_levels[i] <= plan.params.max_level(),
-                  "rotation key level " << plan.rotation_key_levels[i] << " out of range");
-  }
+  check_rotations(plan.rotation_steps, plan.rotation_key_levels, info.slots, plan.params.max_level(), "");
   // A ring switch: the smaller ring must be secure on its own and a prefix of the chain at
   // half the degree (ring_switch_parameters checks the shape).
   std::size_t result_slots = info.slots;
@@ -107,17 +114,8 @@ PublicModel public_model(const PublicPlan& info) {
     result_slots = info.slots / 2;
     plan.small_rotation_steps = info.small_rotation_steps;
     plan.small_rotation_key_levels = info.small_rotation_key_levels;
-    VEIL_CHECK_IO(plan.small_rotation_steps.size() == plan.small_rotation_key_levels.size(),
-                  "the smaller ring's rotation steps and levels differ in count");
-    for (std::size_t i = 0; i < plan.small_rotation_steps.size(); ++i) {
-      VEIL_CHECK_IO(plan.small_rotation_steps[i] > 0 &&
-                        static_cast<std::size_t>(plan.small_rotation_steps[i]) < result_slots,
-                    "rotation step " << plan.small_rotation_steps[i] << " out of range for the smaller ring");
-      VEIL_CHECK_IO(
-          plan.small_rotation_key_levels[i] >= 0 &&
-              plan.small_rotation_key_levels[i] <= plan.small_params->max_level(),
-          "rotation key level " << plan.small_rotation_key_levels[i] << " out of range for the smaller ring");
-    }
+    check_rotations(plan.small_rotation_steps, plan.small_rotation_key_levels, result_slots,
+                    plan.small_params->max_level(), "the smaller ring's ");
   } else {
     VEIL_CHECK_IO(info.switch_after == -1 && info.small_rotation_steps.empty() &&
                       info.small_rotation_key_levels.empty(),

@@ -47,8 +47,7 @@ std::size_t mode_index(nn::Mode m) { return static_cast<std::size_t>(m); }
 struct Handler::Mode {
   ServedModel model;
   std::unique_ptr<nn::EncryptedNetwork> evaluator;
-  ckks::ContextPtr result_context;  // the ring results leave in (the smaller one after a ring switch)
-  int relin_level = 0;              // highest level a relinearisation runs at
+  int relin_level = 0;  // highest level a relinearisation runs at
   // Per-message frame limits from this mode's plan: a latency session cannot send
   // throughput-sized frames. The plan's sizes, plus room for headers and the levels a
   // client may choose above the planned ones.
@@ -203,8 +202,8 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
       Result res;
       res.queue_seconds = queue_s;
       res.eval_seconds = eval_s;
-      for (const auto& c : out)
-        res.ciphertexts.push_back(ckks::save_ciphertext(*mode_.result_context, c, true));
+      const ckks::CkksContext& result_ctx = *mode_.evaluator->result_context();
+      for (const auto& c : out) res.ciphertexts.push_back(ckks::save_ciphertext(result_ctx, c, true));
       out.clear();
       const net::Frame reply = encode(res);
       res.ciphertexts.clear();
@@ -249,7 +248,6 @@ Handler::Handler(std::vector<ServedModel> models) {
     ms->max_infer_bytes = 2 * p.input_bytes + (64 << 10);
     ms->evaluator =
         std::make_unique<nn::EncryptedNetwork>(m.network, m.plan, m.context, m.plaintext_cache_bytes);
-    ms->result_context = nn::result_context(m.plan, m.context);
     largest_message_ =
         std::max({largest_message_, m.plan.relin_key_bytes + m.plan.galois_key_bytes, m.plan.input_bytes});
     ms->model = std::move(m);
