@@ -24,12 +24,18 @@ struct Chain {
   double log_qp = 0;
 };
 
-// Special primes as large as the largest digit (the base prime sits in digit 0).
+// Special primes as large as the largest digit (the base prime sits in digit 0), each at
+// most 50 bits: the NTT and multiply kernels of both SIMD paths (AVX2's double-precision
+// FMA, AVX-512's IFMA) take primes below 2^50, and a larger prime falls back to scalar
+// code or 64-bit emulation. Measured on cifar10-shallow (AVX2): five 56-bit special
+// primes left a quarter of every key switch's NTTs scalar; six 46-bit ones cost one limb
+// more and no scalar NTT.
+constexpr int kMaxSpecialBits = 50;
 std::vector<int> special_bits(int depth, int scale_bits, int base_bits, int dnum) {
   const int limbs = depth + 1;
   const int alpha = rlwe::key_switch_digit_size(static_cast<std::size_t>(limbs), dnum);
   const int digit = base_bits + (alpha - 1) * scale_bits;
-  const int count = (digit + 59) / 60;
+  const int count = (digit + kMaxSpecialBits - 1) / kMaxSpecialBits;
   std::vector<int> bits(count, (digit + count - 1) / count);
   for (int& b : bits) b = std::max(b, 30);
   return bits;
@@ -467,7 +473,9 @@ std::string Plan::describe() const {
        << ", log2(QP) = " << std::setprecision(1) << small_params->log_qp() << " (128-bit bound "
        << rlwe::max_log_qp_128(small_params->log_n).value_or(0) << "), dnum " << small_params->dnum << "\n";
   os << "  levels per stage:\n";
-  for (const auto& s : stages) {
+  const bool layouts = packing_mode().has_layouts() && packing.stages.size() == stages.size();
+  for (std::size_t k = 0; k < stages.size(); ++k) {
+    const StagePlan& s = stages[k];
     os << "    " << std::left << std::setw(44) << s.name.substr(0, 44) << std::right << " level "
        << std::setw(2) << s.level_in << " -> " << std::setw(2) << s.level_out;
     if (s.dropped_levels > 0) os << "  (add: the other input drops " << s.dropped_levels << ")";
@@ -475,6 +483,9 @@ std::string Plan::describe() const {
       os << "  rot " << std::setw(3) << s.counts.rotations() << "  pt-mult " << std::setw(6)
          << s.counts.plaintext_mults;
     os << "  ~" << std::setprecision(3) << s.predicted_seconds << " s\n";
+    // Where the slots go: the layouts explain a stage's diagonal count.
+    if (layouts && packing.stages[k].kind == StageKind::kLinear)
+      os << "      " << packing.stages[k].in.describe() << " -> " << packing.stages[k].out.describe() << "\n";
   }
   auto mb = [](std::uint64_t b) { return static_cast<double>(b) / (1 << 20); };
   os << std::setprecision(2) << "  keys: relinearisation " << mb(relin_key_bytes) << " MiB, "
