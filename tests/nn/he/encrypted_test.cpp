@@ -428,6 +428,41 @@ TEST(EncryptedNetwork, RingSwitchRunsTheLastLayersInTheSmallerRing) {
   EXPECT_THROW(make_plan(net, o), std::invalid_argument);
 }
 
+// The candidates reuse the plain search's frontiers and every pair it packed (one cache
+// across the runs and the assembly): each must equal a packing searched from scratch.
+TEST(Packing, SwitchCandidatesFromTheSharedSearchEqualFreshPackings) {
+  const Network net = pooled_network(10);
+  const Packing plain = pack_network(net, 1024, false);
+  ASSERT_TRUE(plain.search);
+  const std::vector<int> candidates = {-1, 1, 3, 5};
+  const std::vector<Packing> shared = pack_network_switches(net, plain, candidates);
+  ASSERT_EQ(shared.size(), candidates.size());
+  int packed = 0;
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    const Packing& got = shared[i];
+    if (got.stages.empty()) {  // a polynomial stage: no switch after it
+      EXPECT_THROW(pack_network(net, 1024, false, candidates[i]), std::invalid_argument);
+      continue;
+    }
+    ++packed;
+    const Packing want = pack_network(net, 1024, false, candidates[i]);
+    EXPECT_EQ(got.switch_after, want.switch_after);
+    ASSERT_EQ(got.stages.size(), want.stages.size());
+    for (std::size_t k = 0; k < want.stages.size(); ++k) {
+      const auto &a = got.stages[k], &b = want.stages[k];
+      EXPECT_TRUE(a.in == b.in && a.out == b.out) << "candidate " << candidates[i] << " stage " << k;
+      EXPECT_EQ(a.giant_step, b.giant_step);
+      ASSERT_EQ(a.spec.diagonals.size(), b.spec.diagonals.size());
+      for (std::size_t d = 0; d < a.spec.diagonals.size(); ++d) {
+        EXPECT_EQ(a.spec.diagonals[d].step, b.spec.diagonals[d].step);
+        EXPECT_EQ(a.spec.diagonals[d].in_block, b.spec.diagonals[d].in_block);
+        EXPECT_EQ(a.spec.diagonals[d].out_block, b.spec.diagonals[d].out_block);
+      }
+    }
+  }
+  EXPECT_GE(packed, 3);
+}
+
 TEST(Packing, RingSwitchRefusesAStageWhoseInputsAreReadLater) {
   EXPECT_THROW(pack_network(pooled_network(12), 1024, false, 1), std::invalid_argument);  // a polynomial
   // A residual block: the Add (stage 4) reads stage 2, before a switch after stage 3.

@@ -396,12 +396,45 @@ struct Node {
 
 }  // namespace
 
+struct CostKey {
+  int stage = 0;
+  Layout in, out;
+  bool fold = false;
+  bool operator==(const CostKey&) const = default;
+};
+
+struct CostKeyHash {
+  std::size_t operator()(const CostKey& k) const {
+    std::size_t h = static_cast<std::size_t>(k.stage) * 2 + (k.fold ? 1 : 0);
+    for (const Layout* l : {&k.in, &k.out})
+      for (std::int64_t v : {std::int64_t{l->shape.c}, std::int64_t{l->shape.h}, std::int64_t{l->shape.w},
+                             static_cast<std::int64_t>(l->slots), std::int64_t{l->channel_stride},
+                             std::int64_t{l->row_stride}, std::int64_t{l->col_stride},
+                             std::int64_t{l->channels_per_block}, std::int64_t{l->mux_rows},
+                             std::int64_t{l->mux_cols}, std::int64_t{l->replicas}})
+        h = (h ^ static_cast<std::size_t>(v)) * 0x100000001B3ull;
+    return h;
+  }
+};
+
+// A (stage, input layout, output layout) pair once packed (positions only) and costed.
+struct CostedPair {
+  double cost = 0;
+  int giant_step = 1;
+  he::LinearTransformSpec spec;
+};
+using PairCache = std::unordered_map<CostKey, CostedPair, CostKeyHash>;
+
 // The search's frontiers without a ring switch, kept with a packing (Packing::search) so
 // that ring-switch candidates start from them instead of searching the early stages again.
 struct LayoutSearch {
   std::size_t slots = 0;
   std::size_t stages = 0;
   std::vector<std::vector<Node>> frontier;
+  // Every pair the searches packed: a pair recurs under several producer layouts, in
+  // each ring-switch candidate's run and in the final assembly, and packing it visits
+  // every weight (on cifar10-shallow over half the visits were repeats).
+  std::shared_ptr<PairCache> pairs;
 };
 
 namespace {
@@ -428,6 +461,8 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
   if (const Layout copies = Layout::replicated(input); !(copies == input) && readers[0] == 1)
     frontier[0].push_back({copies, 0.0, {}, false});
 
+  const std::shared_ptr<PairCache> pairs = reuse && reuse->pairs ? reuse->pairs : std::make_shared<PairCache>();
+  PairCache& costed = *pairs;
   auto relax = [&](int k, const Layout& l, double c, std::vector<int> parents, bool fold) {
     for (auto& node : frontier[k + 1])
       if (node.layout == l && node.fold == fold) {
@@ -468,12 +503,26 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
           cands.push_back({t, false});
       for (Candidate& c : cands) tries.push_back({p, std::move(c)});
     }
-    parallel_for(tries.size(), [&](std::size_t i) {
-      Try& t = tries[i];
-      const Layout& in = frontier[src + 1][t.parent].layout;
-      const he::LinearTransformSpec spec = pack_linear(st.linear(), in, t.c.out, t.c.fold, false);
-      t.cost = stage_cost(spec, giant_step(spec, in, t.c.out));
+    // Pairs packed before (under another producer node, in another candidate's run) are
+    // looked up; the new ones are packed in parallel.
+    std::vector<std::size_t> fresh;
+    std::vector<CostKey> keys(tries.size());
+    for (std::size_t i = 0; i < tries.size(); ++i) {
+      keys[i] = {k, frontier[src + 1][tries[i].parent].layout, tries[i].c.out, tries[i].c.fold};
+      if (!costed.contains(keys[i]) &&
+          std::none_of(fresh.begin(), fresh.end(), [&](std::size_t j) { return keys[j] == keys[i]; }))
+        fresh.push_back(i);
+    }
+    std::vector<CostedPair> packed(fresh.size());
+    parallel_for(fresh.size(), [&](std::size_t f) {
+      const CostKey& key = keys[fresh[f]];
+      CostedPair& p = packed[f];
+      p.spec = pack_linear(st.linear(), key.in, key.out, key.fold, false);
+      p.giant_step = giant_step(p.spec, key.in, key.out);
+      p.cost = stage_cost(p.spec, p.giant_step);
     });
+    for (std::size_t f = 0; f < fresh.size(); ++f) costed.emplace(keys[fresh[f]], std::move(packed[f]));
+    for (std::size_t i = 0; i < tries.size(); ++i) tries[i].cost = costed.at(keys[i]).cost;
     for (const Try& t : tries)
       relax(k, t.c.out, frontier[src + 1][t.parent].cost + t.cost, {static_cast<int>(t.parent)}, t.c.fold);
   };
@@ -589,8 +638,14 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
         ps.name = st.add().name;
       } else {
         ps.name = st.linear().name;
-        ps.spec = pack_linear(st.linear(), from.layout, to.layout, to.fold, with_values);
-        ps.giant_step = giant_step(ps.spec, from.layout, to.layout);
+        const auto it = with_values ? costed.end() : costed.find({k, from.layout, to.layout, to.fold});
+        if (it != costed.end()) {
+          ps.spec = it->second.spec;
+          ps.giant_step = it->second.giant_step;
+        } else {
+          ps.spec = pack_linear(st.linear(), from.layout, to.layout, to.fold, with_values);
+          ps.giant_step = giant_step(ps.spec, from.layout, to.layout);
+        }
         ps.counts = he::count(ps.spec, ps.giant_step);
         ps.levels = ps.counts.levels;
       }
@@ -610,6 +665,7 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
   }
   search->slots = slots;
   search->stages = net.stages.size();
+  search->pairs = pairs;
   const std::vector<std::vector<Node>>& plain = search->frontier;
   std::vector<Packing> out;
   for (int c : switches) {
