@@ -407,11 +407,11 @@ struct CostKeyHash {
   std::size_t operator()(const CostKey& k) const {
     std::size_t h = static_cast<std::size_t>(k.stage) * 2 + (k.fold ? 1 : 0);
     for (const Layout* l : {&k.in, &k.out})
-      for (std::int64_t v : {std::int64_t{l->shape.c}, std::int64_t{l->shape.h}, std::int64_t{l->shape.w},
-                             static_cast<std::int64_t>(l->slots), std::int64_t{l->channel_stride},
-                             std::int64_t{l->row_stride}, std::int64_t{l->col_stride},
-                             std::int64_t{l->channels_per_block}, std::int64_t{l->mux_rows},
-                             std::int64_t{l->mux_cols}, std::int64_t{l->replicas}})
+      for (std::int64_t v :
+           {std::int64_t{l->shape.c}, std::int64_t{l->shape.h}, std::int64_t{l->shape.w},
+            static_cast<std::int64_t>(l->slots), std::int64_t{l->channel_stride}, std::int64_t{l->row_stride},
+            std::int64_t{l->col_stride}, std::int64_t{l->channels_per_block}, std::int64_t{l->mux_rows},
+            std::int64_t{l->mux_cols}, std::int64_t{l->replicas}})
         h = (h ^ static_cast<std::size_t>(v)) * 0x100000001B3ull;
     return h;
   }
@@ -461,7 +461,8 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
   if (const Layout copies = Layout::replicated(input); !(copies == input) && readers[0] == 1)
     frontier[0].push_back({copies, 0.0, {}, false});
 
-  const std::shared_ptr<PairCache> pairs = reuse && reuse->pairs ? reuse->pairs : std::make_shared<PairCache>();
+  const std::shared_ptr<PairCache> pairs =
+      reuse && reuse->pairs ? reuse->pairs : std::make_shared<PairCache>();
   PairCache& costed = *pairs;
   auto relax = [&](int k, const Layout& l, double c, std::vector<int> parents, bool fold) {
     for (auto& node : frontier[k + 1])
