@@ -1,7 +1,6 @@
 #include "veil/nn/he/planner.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <iomanip>
 #include <map>
@@ -10,7 +9,7 @@
 #include "veil/ckks/ring_switch.hpp"
 #include "veil/common/error.hpp"
 #include "veil/he/polynomial.hpp"
-#include "veil/math/ntt.hpp"
+#include "veil/math/cpu.hpp"
 #include "veil/math/primes.hpp"
 #include "veil/nn/passes.hpp"
 
@@ -67,20 +66,25 @@ std::optional<Chain> fit_chain(int log_n, int depth, const PlanOptions& o) {
   return std::nullopt;
 }
 
-// Seconds for one NTT of one limb at this ring degree, measured (the planner's time
-// predictions are counts times this).
-double measure_ntt_seconds(int log_n) {
-  const std::size_t n = std::size_t{1} << log_n;
-  const auto primes = math::generate_ntt_primes(50, 1, 2 * n);
-  math::NttTables t(log_n, math::Modulus(primes[0]));
-  std::vector<math::u64> a(n, 1);
-  const auto start = std::chrono::steady_clock::now();
-  int reps = 0;
-  do {
-    t.forward(a.data());
-    ++reps;
-  } while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(20));
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / reps;
+// Seconds for one NTT of one limb at this ring degree, from the kernels' measured cost per
+// butterfly level (docs/benchmarks.md, veil_kernels_bench at 2^15 and 2^16: 334 us scalar,
+// ~120 us AVX2, 42.7 us AVX-512 IFMA at 2^15). A constant per kernel level rather than a
+// timing at plan time: the plan (where to switch rings, which layouts) must not change
+// from one run to the next with the machine's noise, which on these virtual machines
+// moved the chosen ring switch between three stages.
+double ntt_seconds(int log_n) {
+  double per_coefficient_level = 6.8e-10;  // scalar
+  switch (math::simd_level()) {
+    case math::SimdLevel::kAvx512:
+      per_coefficient_level = 8.7e-11;  // the AVX-512 level implies IFMA (math/cpu.hpp)
+      break;
+    case math::SimdLevel::kAvx2:
+      per_coefficient_level = 2.4e-10;
+      break;
+    case math::SimdLevel::kScalar:
+      break;
+  }
+  return per_coefficient_level * std::ldexp(1.0, log_n) * log_n;
 }
 
 std::uint64_t poly_bytes(const ckks::CkksParameters& p, int level, bool with_special) {
@@ -222,8 +226,8 @@ void finish_plan(Plan& plan, const Network& net, const PlanOptions& o, const Cha
   // Levels, rotation keys (at the highest level each step is used), predictions. After a
   // ring switch the stages run in the smaller ring: its parameters, its NTT, its keys.
   const int switch_after = plan.packing.switch_after;
-  const double big_ntt = measure_ntt_seconds(log_n);
-  const double small_ntt = switch_after >= 0 ? measure_ntt_seconds(log_n - 1) : 0;
+  const double big_ntt = ntt_seconds(log_n);
+  const double small_ntt = switch_after >= 0 ? ntt_seconds(log_n - 1) : 0;
   const double mac_seconds = 0.7e-9;  // one 64x64->128 multiply-accumulate
   std::map<int, int> key_level, small_key_level;
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
