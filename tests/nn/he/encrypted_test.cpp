@@ -205,7 +205,9 @@ class EncryptedNetworkTest : public ::testing::TestWithParam<int> {};
 // log_n 10 (256 slots: several blocks per layer) and 11 (one block per layer).
 TEST_P(EncryptedNetworkTest, LatencyModeMatchesPlain) {
   const Network net = test_network(5);
-  const Plan plan = make_plan(net, toy_options(Mode::kLatency, GetParam()));
+  PlanOptions o = toy_options(Mode::kLatency, GetParam());
+  o.level_pricing = LevelPricing::kAvoid;  // the stages' own depths, no level bought
+  const Plan plan = make_plan(net, o);
   EXPECT_EQ(plan.depth, 1 + 1 + 0 + 1 + 2 + 1);
   Client c(plan);
   const EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
@@ -300,7 +302,9 @@ Network pooled_network(std::uint64_t seed) {
 
 TEST(Packing, MultiplexedLayoutsFillTheGapsOfPooledMaps) {
   const Network net = pooled_network(8);
-  const Plan plan = make_plan(net, toy_options(Mode::kLatency, 10));
+  PlanOptions o = toy_options(Mode::kLatency, 10);
+  o.level_pricing = LevelPricing::kAvoid;
+  const Plan plan = make_plan(net, o);
   const auto& st = plan.packing.stages;
   // The second pool keeps the first multiplexed placement (a sum, no level) ...
   EXPECT_EQ(st[3].out.mux_rows * st[3].out.mux_cols, 4) << plan.describe();
@@ -426,6 +430,25 @@ TEST(EncryptedNetwork, RingSwitchRunsTheLastLayersInTheSmallerRing) {
   // Forcing a switch where none can be is refused, naming the stage.
   o.ring_switch_after = 2;  // a polynomial
   EXPECT_THROW(make_plan(net, o), std::invalid_argument);
+}
+
+// Adaptive level pricing buys a level only where it saves work: against the packing that
+// spends none, at least as deep, no more plaintext products and rotations in all, and the
+// same network computed.
+TEST(Packing, AdaptiveLevelPricingBuysLevelsOnlyForLessWork) {
+  const Network net = pooled_network(8);
+  const Packing avoid = pack_network(net, 512, false, -1, LevelPricing::kAvoid);
+  const Packing adaptive = pack_network(net, 512, true, -1, LevelPricing::kAdaptive);
+  // This network's first pooling is worth a level (its convolution's diagonals shrink).
+  EXPECT_GT(adaptive.depth(), avoid.depth());
+  // Work in key switches (a plaintext product costs 1/30 of one, as the search counts it).
+  const auto work = [](const he::TransformCounts& c) { return c.rotations() + c.plaintext_mults / 30.0; };
+  EXPECT_LT(work(adaptive.totals()), work(avoid.totals()));
+  std::mt19937_64 g(3);
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<double> x(net.input.size());
+  for (double& v : x) v = u(g);
+  EXPECT_LT(max_abs_error(simulate_packing(net, adaptive, x), plain_forward(net, x)), 1e-9);
 }
 
 // The candidates reuse the plain search's frontiers and every pair it packed (one cache

@@ -74,6 +74,13 @@ struct PackedStage {
 
 struct LayoutSearch;
 
+// How the layout search prices a level that a layout spends (a pooling that compacts its
+// channels into fewer ciphertexts with masks, say). kAdaptive: a twelfth of the cost of
+// everything up to it, what one more limb adds to the stages that run above it (about a
+// dozen limbs each); a level is bought where it saves more than that. kAvoid: more than
+// any saving, so the depth stays the least the stages allow.
+enum class LevelPricing { kAdaptive, kAvoid };
+
 struct Packing {
   std::size_t slots = 0;
   Layout input, output;
@@ -97,10 +104,11 @@ struct Packing {
 // cost reports); the returned diagonals then have empty value vectors.
 // With `switch_after` >= 0, stage switch_after (a linear stage after which nothing reads
 // an earlier stage) ends in the ring of half the degree and the stages after it run there.
-Packing pack_network(const Network& net, std::size_t slots, bool with_values = true, int switch_after = -1);
+Packing pack_network(const Network& net, std::size_t slots, bool with_values = true, int switch_after = -1,
+                     LevelPricing pricing = LevelPricing::kAdaptive);
 // Positions only, one packing per candidate stage (-1: no switch), for the same network
-// and slots as `plain` (a pack_network result without a switch), whose search the stages
-// before each switch reuse; a candidate that cannot be packed (not a linear stage, an
+// and slots as `plain` (a pack_network result without a switch), whose search (and level
+// pricing) the stages before each switch reuse; a candidate that cannot be packed (not a linear stage, an
 // earlier stage read after it, no layout fits) gives a packing without stages.
 std::vector<Packing> pack_network_switches(const Network& net, const Packing& plain,
                                            const std::vector<int>& candidates);

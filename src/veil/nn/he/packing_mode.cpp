@@ -19,8 +19,9 @@ class LatencyMode final : public PackingMode {
   bool has_layouts() const override { return true; }
   bool weighted_sums() const override { return false; }
 
-  int pack(const Network& net, std::size_t slots, int, Packing& packing) const override {
-    packing = pack_network(net, slots, /*with_values=*/false);
+  int pack(const Network& net, std::size_t slots, int, Packing& packing,
+           LevelPricing pricing) const override {
+    packing = pack_network(net, slots, /*with_values=*/false, -1, pricing);
     return packing.depth();
   }
   int stage_ciphertexts(const Plan& plan, std::size_t k, int) const override {
@@ -80,7 +81,9 @@ class ThroughputMode final : public PackingMode {
   bool has_layouts() const override { return false; }
   bool weighted_sums() const override { return true; }
 
-  int pack(const Network&, std::size_t, int stage_depth, Packing&) const override { return stage_depth; }
+  int pack(const Network&, std::size_t, int stage_depth, Packing&, LevelPricing) const override {
+    return stage_depth;
+  }
   int stage_ciphertexts(const Plan&, std::size_t, int elements) const override { return elements; }
   LinearCost linear_cost(const Plan&, const Network& net, std::size_t k) const override {
     const LinearStage& st = net.stages[k].linear();

@@ -62,7 +62,8 @@ class PackingMode {
 
   // Planner. The packing for `slots` slots (left empty when the mode has none) and its
   // depth, given the stages' own depth.
-  virtual int pack(const Network& net, std::size_t slots, int stage_depth, Packing& packing) const = 0;
+  virtual int pack(const Network& net, std::size_t slots, int stage_depth, Packing& packing,
+                   LevelPricing pricing) const = 0;
   // Ciphertexts entering stage k, which reads `elements` values.
   virtual int stage_ciphertexts(const Plan& plan, std::size_t k, int elements) const = 0;
   virtual LinearCost linear_cost(const Plan& plan, const Network& net, std::size_t k) const = 0;

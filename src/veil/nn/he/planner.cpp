@@ -426,8 +426,15 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
     auto c = fit_chain(log_n, throughput_depth, o);
     int depth = throughput_depth;
     if (c) {
-      depth = mode.pack(net, slots, throughput_depth, plan.packing);
+      depth = mode.pack(net, slots, throughput_depth, plan.packing, o.level_pricing);
       if (depth != throughput_depth) c = fit_chain(log_n, depth, o);
+      // Levels the layouts bought must not cost the chain its scale (precision) or the
+      // ring: then the layouts that spend none.
+      if (o.level_pricing == LevelPricing::kAdaptive && depth != throughput_depth &&
+          (!c || c->scale_bits < o.target_scale_bits)) {
+        depth = mode.pack(net, slots, throughput_depth, plan.packing, LevelPricing::kAvoid);
+        c = fit_chain(log_n, depth, o);
+      }
     }
     needed_depth = std::max(needed_depth, depth);
     if (!c) return false;

@@ -44,6 +44,10 @@ struct PlanOptions {
   // With ring_switch: 0 lets the planner choose the stage; k >= 1 switches after stage k
   // (1-based, as `veil plan` numbers them) whatever the prediction says.
   int ring_switch_after = 0;
+  // Latency mode: whether a layout may spend a level where that saves more than it costs
+  // the stages above it (kAdaptive; the planner falls back to kAvoid when the extra levels
+  // would cost the chain its scale or its ring), or never (kAvoid: the least depth).
+  LevelPricing level_pricing = LevelPricing::kAdaptive;
 };
 
 struct StagePlan {
