@@ -68,7 +68,7 @@ std::optional<Chain> fit_chain(int log_n, int depth, const PlanOptions& o) {
 
 // Seconds for one NTT of one limb at this ring degree, from the kernels' measured cost per
 // butterfly level (docs/benchmarks.md, veil_kernels_bench at 2^15 and 2^16: 334 us scalar,
-// ~120 us AVX2, 42.7 us AVX-512 IFMA at 2^15). A constant per kernel level rather than a
+// 113 us AVX2, 42.7 us AVX-512 IFMA at 2^15). A constant per kernel level rather than a
 // timing at plan time: the plan (where to switch rings, which layouts) must not change
 // from one run to the next with the machine's noise, which on these virtual machines
 // moved the chosen ring switch between three stages.
@@ -449,7 +449,7 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   };
   // A ring whose precision falls short even at the stages' own depth (packing only lowers
   // the scale) is searched only if no larger ring is precise enough: cifar10-shallow's
-  // layout search at 2^14 was a third of its planning time, for a ring it never chose.
+  // layout search at 2^14 was a sixth of its planning time, for a ring it never chose.
   std::vector<int> deferred;
   bool precise = false;
   for (; log_n <= last && !precise; ++log_n) {
