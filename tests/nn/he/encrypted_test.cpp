@@ -432,9 +432,9 @@ TEST(EncryptedNetwork, RingSwitchRunsTheLastLayersInTheSmallerRing) {
   EXPECT_THROW(make_plan(net, o), std::invalid_argument);
 }
 
-// Adaptive level pricing buys a level only where it saves work: against the packing that
-// spends none, at least as deep, no more plaintext products and rotations in all, and the
-// same network computed.
+// Adaptive level pricing buys a level only where it saves work: here the first pool's, so
+// the packing is deeper than the one that spends none, does less work in all, and
+// computes the same network.
 TEST(Packing, AdaptiveLevelPricingBuysLevelsOnlyForLessWork) {
   const Network net = pooled_network(8);
   const Packing avoid = pack_network(net, 512, false, -1, LevelPricing::kAvoid);
