@@ -54,8 +54,7 @@ int giant_step(const he::LinearTransformSpec& spec, const Layout& in, const Layo
   return he::choose_giant_step(spec, kHoistedCost, stride_steps(in, out));
 }
 
-double stage_cost(const he::LinearTransformSpec& spec, int giant) {
-  const he::TransformCounts c = he::count(spec, giant);
+double stage_cost(const he::TransformCounts& c) {
   return c.giant_rotations + c.fold_rotations + kHoistedCost * c.baby_rotations +
          kPlainMultCost * static_cast<double>(c.plaintext_mults);
 }
@@ -422,7 +421,7 @@ struct CostKeyHash {
 // A (stage, input layout, output layout) pair once packed (positions only) and costed.
 struct CostedPair {
   double cost = 0;  // without the levels, which are priced per path
-  int levels = 0;
+  he::TransformCounts counts;
   int giant_step = 1;
   he::LinearTransformSpec spec;
 };
@@ -525,15 +524,15 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
       CostedPair& p = packed[f];
       p.spec = pack_linear(st.linear(), key.in, key.out, key.fold, false);
       p.giant_step = giant_step(p.spec, key.in, key.out);
-      p.cost = stage_cost(p.spec, p.giant_step);
-      p.levels = he::count(p.spec, p.giant_step).levels;
+      p.counts = he::count(p.spec, p.giant_step);
+      p.cost = stage_cost(p.counts);
     });
     for (std::size_t f = 0; f < fresh.size(); ++f) costed.emplace(keys[fresh[f]], std::move(packed[f]));
     for (std::size_t i = 0; i < tries.size(); ++i) {
       const CostedPair& cp = costed.at(keys[i]);
       const double so_far = frontier[src + 1][tries[i].parent].cost + cp.cost;
       tries[i].cost =
-          cp.cost + cp.levels * (pricing == LevelPricing::kAvoid ? kLevelCost : kLevelShare * so_far);
+          cp.cost + cp.counts.levels * (pricing == LevelPricing::kAvoid ? kLevelCost : kLevelShare * so_far);
     }
     for (const Try& t : tries)
       relax(k, t.c.out, frontier[src + 1][t.parent].cost + t.cost, {static_cast<int>(t.parent)}, t.c.fold);
@@ -654,11 +653,12 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
         if (it != costed.end()) {
           ps.spec = it->second.spec;
           ps.giant_step = it->second.giant_step;
+          ps.counts = it->second.counts;
         } else {
           ps.spec = pack_linear(st.linear(), from.layout, to.layout, to.fold, with_values);
           ps.giant_step = giant_step(ps.spec, from.layout, to.layout);
+          ps.counts = he::count(ps.spec, ps.giant_step);
         }
-        ps.counts = he::count(ps.spec, ps.giant_step);
         ps.levels = ps.counts.levels;
       }
       packing.stages.push_back(std::move(ps));
