@@ -4,6 +4,7 @@
 #include <bit>
 #include <optional>
 #include <set>
+#include <span>
 #include <sstream>
 #include <unordered_map>
 
@@ -26,6 +27,9 @@ constexpr double kRelinCost = 1.2;
 // next convolution's diagonals; 6.3 instead of 7.0 GiB of weights, 5-10% faster).
 constexpr double kLevelCost = 100;
 constexpr double kLevelShare = 1.0 / 12;
+// Layouts each stage's output keeps in the search (cifar10-shallow: the same plan with 4 or
+// with every layout, 14 at most; planning 2.5 times faster than with every layout).
+constexpr std::size_t kBeam = 6;
 
 int extent(const Shape& s, int row_stride, int col_stride) {
   return (s.h - 1) * row_stride + (s.w - 1) * col_stride + 1;
@@ -90,22 +94,40 @@ std::optional<Layout> multiplexed(const Shape& shape, std::size_t slots, int cs,
   return l;
 }
 
-std::vector<Candidate> candidates(const LinearStage& st, const Layout& in) {
+// `copies`: also the layouts with copies (Layout::replicated, Layout::cell_copies).
+std::vector<Candidate> candidates(const LinearStage& st, const Layout& in, bool copies) {
   std::vector<Candidate> out;
   const Layout compact = Layout::compact(st.out, in.slots);
   auto add = [&](const Layout& l, bool fold) {
     for (const auto& c : out)
       if (c.out == l && c.fold == fold) return;
-    if (l.injective()) out.push_back({l, fold});
+    if (!l.injective()) return;
+    out.push_back({l, fold});
+    if (fold || !copies) return;
+    // And with copies for the stage after: of a last block it leaves at most half full,
+    // and, after a strided stage (which makes the cells), of the channels in the free part
+    // of each pixel's cell (a stage that keeps the cells would write its copies for
+    // nothing: the one before it can). At most 2 x 2 copies per cell, what one 2x2 pooling
+    // leaves; more cost the writer more than they save.
+    const Layout in_cells = st.stride_x * st.stride_y > 1 ? Layout::cell_copies(l) : l;
+    for (const Layout& c : {Layout::replicated(l), in_cells.copy_rows * in_cells.copy_cols <= 4 ? in_cells : l})
+      if (!(c == l) && c.injective()) out.push_back({c, false});
   };
-  add(compact, false);
-  if (st.out.size() * 2 <= static_cast<int>(in.slots) && compact.blocks() == 1) add(compact, true);
-  if (st.spatial && in.shape == st.in) {
-    const int rs = in.row_stride * st.stride_y, xs = in.col_stride * st.stride_x;
-    if (extent(st.out, rs, xs) <= in.channel_stride) {
-      add(keep_channels(in, st.out, rs, xs), false);
-      if (auto mux = multiplexed(st.out, in.slots, in.channel_stride, rs, xs)) add(*mux, false);
-    }
+  const bool spatial = st.spatial && in.shape == st.in;
+  const int rs = in.row_stride * st.stride_y, xs = in.col_stride * st.stride_x;
+  const bool keeps = spatial && extent(st.out, rs, xs) <= in.channel_stride;
+  // A compact output of a map whose pixels are spread out (after a pooling) gathers every
+  // pixel by its own diagonals: tens of thousands for a 16 x 16 map, never chosen where
+  // the layouts that keep the spread exist, yet each a pass over the weights to cost (half
+  // of cifar10-shallow's planning). Offered for small maps only.
+  constexpr int kGatherPixels = 16;
+  if (!keeps || (rs == st.out.w && xs == 1) || st.out.h * st.out.w <= kGatherPixels) {
+    add(compact, false);
+    if (st.out.size() * 2 <= static_cast<int>(in.slots) && compact.blocks() == 1) add(compact, true);
+  }
+  if (keeps) {
+    add(keep_channels(in, st.out, rs, xs), false);
+    if (auto mux = multiplexed(st.out, in.slots, in.channel_stride, rs, xs)) add(*mux, false);
   }
   return out;
 }
@@ -144,12 +166,33 @@ Layout Layout::compact(const Shape& shape, std::size_t slots) {
 
 Layout Layout::replicated(const Layout& layout) {
   Layout r = layout;
-  if (layout.blocks() != 1 || layout.mux_rows * layout.mux_cols != 1) return r;
-  // Copies at the channel period, so copy k of channel c sits where channel c + k * C
-  // would: output channel o then finds every input channel within a few channel strides.
-  r.replica_stride = layout.shape.c * layout.channel_stride;
+  if (layout.mux_rows * layout.mux_cols != 1 || layout.replicas != 1 || layout.copy_rows * layout.copy_cols != 1)
+    return r;
+  // Copies at the period of the last block's channels, so copy k of its channel c sits
+  // where channel c + k * C' would (C' channels in that block): output channel o then
+  // finds every one of them within a few channel strides.
+  const int last = layout.shape.c - (layout.blocks() - 1) * layout.channels_per_block;
+  r.replica_stride = last * layout.channel_stride;
   r.replicas = static_cast<int>(layout.slots / static_cast<std::size_t>(r.replica_stride));
   if (r.replicas < 2) return layout;
+  return r;
+}
+
+Layout Layout::cell_copies(const Layout& layout) {
+  Layout r = layout;
+  if (layout.replicas != 1 || layout.copy_rows * layout.copy_cols != 1) return r;
+  // A cell is col_stride slots wide and row_stride / row rows high, where a row holds the
+  // shape's width of cells (multiplexed() builds the same cells).
+  const int row = layout.shape.w * layout.col_stride;
+  if (row <= 0 || layout.row_stride % row != 0) return r;
+  const int cell_rows = layout.row_stride / row, cell_cols = layout.col_stride;
+  if (layout.mux_rows * layout.mux_cols > 1 && (layout.mux_row_stride != row || layout.mux_col_stride != 1))
+    return r;
+  r.copy_rows = cell_rows / layout.mux_rows;
+  r.copy_cols = cell_cols / layout.mux_cols;
+  r.copy_row_stride = layout.mux_rows * row;
+  r.copy_col_stride = layout.mux_cols;
+  if (r.copy_rows * r.copy_cols < 2) return layout;
   return r;
 }
 
@@ -168,19 +211,21 @@ std::int64_t Layout::slot(int index) const {
 
 bool Layout::injective() const {
   if (slots == 0 || channels_per_block < 1 || mux_rows < 1 || mux_cols < 1 || frames() < 1 ||
-      channels_per_block % (mux_rows * mux_cols) != 0 || replicas < 1)
+      channels_per_block % (mux_rows * mux_cols) != 0 || replicas < 1 || copy_rows < 1 || copy_cols < 1 ||
+      replica_stride < 0 || copy_row_stride < 0 || copy_col_stride < 0 ||
+      std::int64_t{replicas} * copy_rows * copy_cols > (std::int64_t{1} << 20))
     return false;
   // Sorted positions rather than a bitmap of every slot: a layout read from the wire may
   // claim thousands of blocks. More copies than any model needs fail outright.
-  const std::int64_t count = static_cast<std::int64_t>(shape.size()) * replicas;
+  const std::int64_t count = static_cast<std::int64_t>(shape.size()) * replicas * copy_rows * copy_cols;
   if (count > (std::int64_t{1} << 26)) return false;
   const auto n = static_cast<std::int64_t>(slots);
   std::vector<std::int64_t> at;
   at.reserve(static_cast<std::size_t>(count));
   for (int i = 0; i < shape.size(); ++i) {
     const std::int64_t s = slot(i);
-    for (int r = 0; r < replicas; ++r) {
-      const std::int64_t a = s + static_cast<std::int64_t>(r) * replica_stride;
+    for (int r = 0; r < copies(i); ++r) {
+      const std::int64_t a = s + copy_offset(r);
       if (s < 0 || s / n >= blocks() || a >= (s / n + 1) * n) return false;
       at.push_back(a);
     }
@@ -195,11 +240,69 @@ std::string Layout::describe() const {
      << " ch/ct, strides c" << channel_stride << " y" << row_stride << " x" << col_stride << ")";
   if (mux_rows * mux_cols > 1) os << ", " << mux_rows << "x" << mux_cols << " multiplexed";
   if (replicas > 1) os << " x" << replicas << " copies";
+  if (copy_rows * copy_cols > 1) os << ", " << copy_rows << "x" << copy_cols << " copies per cell";
   return os.str();
 }
 
-he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, const Layout& out, bool fold,
-                                    bool with_values) {
+namespace {
+
+// The weights of a convolution or pooling by (output channel, input channel, tap): the first
+// weight of each (in the matrix's order), with how many weights share it. Where the output
+// layout's pixel strides are the input's times the stage's strides (every layout the
+// search gives a spatial stage but a compact one from a strided input), a weight's diagonal
+// depends on its tap and channels only, not on its pixel, so packing positions from these
+// representatives (counted with their multiplicities) gives the same diagonals in the same
+// order as packing every weight, at a pixel count's fraction of the work.
+struct TapPattern {
+  std::vector<std::int64_t> row_ptr;  // per output, into weight / count
+  std::vector<std::int64_t> weight;   // index into the stage's weights
+  std::vector<std::int64_t> count;
+};
+
+// Empty (no row_ptr) when the stage is not spatial or its taps spread too far to tabulate.
+TapPattern tap_pattern(const LinearStage& st) {
+  TapPattern p;
+  if (!st.spatial) return p;
+  const int in_hw = st.in.h * st.in.w, out_hw = st.out.h * st.out.w;
+  auto tap = [&](int o, std::int64_t k, int& dy, int& dx) {
+    const int col = st.weights.col[k];
+    const int oy = o % out_hw / st.out.w, ox = o % st.out.w;
+    dy = col % in_hw / st.in.w - st.stride_y * oy;
+    dx = col % st.in.w - st.stride_x * ox;
+  };
+  int y0 = 0, y1 = 0, x0 = 0, x1 = 0;
+  for (int o = 0; o < st.weights.rows; ++o)
+    for (std::int64_t k = st.weights.row_ptr[o]; k < st.weights.row_ptr[o + 1]; ++k) {
+      int dy = 0, dx = 0;
+      tap(o, k, dy, dx);
+      y0 = std::min(y0, dy), y1 = std::max(y1, dy), x0 = std::min(x0, dx), x1 = std::max(x1, dx);
+    }
+  const std::int64_t ys = y1 - y0 + 1, xs = x1 - x0 + 1;
+  const std::int64_t cells = std::int64_t{st.out.c} * st.in.c * ys * xs;
+  if (cells > (std::int64_t{1} << 24)) return p;
+  std::vector<std::int64_t> entry(static_cast<std::size_t>(cells), -1);
+  p.row_ptr.push_back(0);
+  for (int o = 0; o < st.weights.rows; ++o) {
+    for (std::int64_t k = st.weights.row_ptr[o]; k < st.weights.row_ptr[o + 1]; ++k) {
+      int dy = 0, dx = 0;
+      tap(o, k, dy, dx);
+      const std::int64_t cell =
+          ((std::int64_t{o / out_hw} * st.in.c + st.weights.col[k] / in_hw) * ys + (dy - y0)) * xs + (dx - x0);
+      std::int64_t& e = entry[static_cast<std::size_t>(cell)];
+      if (e < 0) {
+        e = static_cast<std::int64_t>(p.weight.size());
+        p.weight.push_back(k);
+        p.count.push_back(0);
+      }
+      ++p.count[static_cast<std::size_t>(e)];
+    }
+    p.row_ptr.push_back(static_cast<std::int64_t>(p.weight.size()));
+  }
+  return p;
+}
+
+he::LinearTransformSpec pack_linear_impl(const LinearStage& st, const Layout& in, const Layout& out, bool fold,
+                                         bool with_values, const TapPattern* taps) {
   // Flatten/Reshape keep the channel-major order, so only the sizes must agree: the
   // input layout addresses flat indices with its own shape.
   VEIL_REQUIRE(in.shape.size() == st.in.size() && out.shape.size() == st.out.size(),
@@ -212,6 +315,8 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   VEIL_REQUIRE(n > 1 && (n & (n - 1)) == 0 && (out.slots == in.slots || to_small_ring),
                "layouts need the same power-of-two slot count (or half of it at a ring switch)");
   VEIL_REQUIRE(!(to_small_ring && fold), "a ring switch needs its outputs in place, not folded");
+  VEIL_REQUIRE(out.replicas * out.copy_rows * out.copy_cols == 1 || !(fold || to_small_ring),
+               "stage '" << st.name << "': a folded output or one that ends in the smaller ring has no copies");
   he::LinearTransformSpec spec;
   spec.slots = in.slots;
   spec.in_blocks = in.blocks();
@@ -237,49 +342,111 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   };
   std::vector<std::int64_t> support;  // entries per diagonal (for the unit check)
   std::vector<std::int64_t> in_slot(in.shape.size());
-  for (int i = 0; i < in.shape.size(); ++i) in_slot[i] = in.slot(i);
+  // Replicated input: each (input, output) channel pair reads the copy whose channel
+  // origin lies nearest the output channel's, the same copy for every tap, so the pair's
+  // taps share one channel offset (a choice per slot would split the taps of the pairs
+  // half a period apart between two offsets, and double their diagonals). Copies of the
+  // last block's channels are chosen along the rotations' cycle, copies inside a cell by
+  // the rows and columns between the two sub-positions; of two copies equally near, the
+  // one before the output, so that the offsets of all pairs form one window.
+  std::vector<int> in_replicas(in.shape.size()), in_channel(in.shape.size());
+  std::vector<std::int64_t> in_origin(in.shape.size());
+  const int in_hw = in.shape.h * in.shape.w, out_hw = out.shape.h * out.shape.w;
+  for (int i = 0; i < in.shape.size(); ++i) {
+    in_slot[i] = in.slot(i);
+    in_replicas[i] = in.copies(i) / (in.copy_rows * in.copy_cols);
+    in_origin[i] = in.slot(i / in_hw * in_hw) & (n - 1);
+    in_channel[i] = i / in_hw;
+  }
+  const int cell_copies = in.copy_rows * in.copy_cols;
+  const std::int64_t row_unit = in.copy_rows > 1 ? in.copy_row_stride / in.mux_rows : n;
+  auto centred = [](std::int64_t a, std::int64_t m) { return ((a + m / 2) % m + m) % m - m / 2; };
+  auto cycle_rank = [&](std::int64_t offset) {
+    const std::int64_t c = centred(offset, n);
+    return 2 * std::llabs(c) + (c > 0 ? 1 : 0);
+  };
+  auto cell_rank = [&](std::int64_t offset) {
+    const std::int64_t c = centred(offset, in.channel_stride);
+    const std::int64_t dy = (c + (c >= 0 ? row_unit / 2 : -(row_unit / 2))) / row_unit;
+    return 2 * (std::llabs(dy) + std::llabs(c - dy * row_unit)) + (c > 0 ? 1 : 0);
+  };
+  // Offset from an input's first copy to the copy that output channel origin `to` reads.
+  auto nearest_copy = [&](int col, std::int64_t to) {
+    std::int64_t best = 0;
+    for (int r = 1; r < in_replicas[col]; ++r) {
+      const std::int64_t cand = static_cast<std::int64_t>(r) * in.replica_stride;
+      if (cycle_rank(in_origin[col] + cand - to) < cycle_rank(in_origin[col] + best - to)) best = cand;
+    }
+    std::int64_t cell = 0;
+    for (int k = 1; k < cell_copies; ++k) {
+      const std::int64_t cand = in.copy_offset(k);
+      if (cell_rank(in_origin[col] + best + cand - to) < cell_rank(in_origin[col] + best + cell - to))
+        cell = cand;
+    }
+    return best + cell;
+  };
+  const int out_copies = out.replicas * out.copy_rows * out.copy_cols;
+  // Positions only, pixel strides that follow the stage's: one weight per tap (TapPattern).
+  const bool by_tap = taps != nullptr && !taps->row_ptr.empty() && !with_values && !fold && in.shape == st.in &&
+                      out.shape == st.out && out.row_stride == in.row_stride * st.stride_y &&
+                      out.col_stride == in.col_stride * st.stride_x;
+  const std::vector<std::int64_t>& row_ptr = by_tap ? taps->row_ptr : st.weights.row_ptr;
+  std::vector<std::int64_t> chosen(
+      in.replicas * cell_copies > 1 ? static_cast<std::size_t>(out.shape.c) * out_copies * in.shape.c : 0, -1);
   const int log_n = std::countr_zero(static_cast<std::uint64_t>(n));
   const std::int64_t mask = n - 1;
   const int log_out = std::countr_zero(static_cast<std::uint64_t>(out.slots));
   for (int o = 0; o < st.weights.rows; ++o) {
     const std::int64_t so_global = out.slot(o);
     const int out_block = static_cast<int>(so_global >> log_out);
-    const std::int64_t so_local = so_global & static_cast<std::int64_t>(out.slots - 1);
-    for (std::int64_t k = st.weights.row_ptr[o]; k < st.weights.row_ptr[o + 1]; ++k) {
-      // n is a power of two (checked above): shifts and masks in this hot loop.
-      const std::int64_t si_global = in_slot[st.weights.col[k]];
-      const int bi = static_cast<int>(si_global >> log_n);
-      const std::int64_t first_copy = si_global & mask;
-      std::int64_t si = first_copy;
-      int bo = out_block;
-      std::int64_t so = so_local;
-      // Replicated input: read the copy closest to the output slot.
-      for (int r = 1; r < in.replicas; ++r) {
-        const std::int64_t cand = first_copy + static_cast<std::int64_t>(r) * in.replica_stride;
-        if (std::llabs(cand - so) < std::llabs(si - so)) si = cand;
+    const auto out_mask = static_cast<std::int64_t>(out.slots - 1);
+    // A replicated output is written at each of its copies (its own diagonals each).
+    for (int copy = 0; copy < out.copies(o); ++copy) {
+      const std::int64_t shift = out.copy_offset(copy);
+      const std::int64_t so_local = (so_global & out_mask) + shift;
+      const std::int64_t out_origin = (out.slot(o / out_hw * out_hw) & out_mask) + shift;
+      const std::span<std::int64_t> pair_copy =
+          chosen.empty() ? std::span<std::int64_t>()
+                         : std::span<std::int64_t>(chosen).subspan(
+                               (static_cast<std::size_t>(o / out_hw) * out_copies + copy) * in.shape.c, in.shape.c);
+      for (std::int64_t j = row_ptr[o]; j < row_ptr[o + 1]; ++j) {
+        const std::int64_t k = by_tap ? taps->weight[j] : j;
+        // n is a power of two (checked above): shifts and masks in this hot loop.
+        const int col = st.weights.col[k];
+        const std::int64_t si_global = in_slot[col];
+        const int bi = static_cast<int>(si_global >> log_n);
+        std::int64_t si = si_global & mask;
+        int bo = out_block;
+        std::int64_t so = so_local;
+        if (!pair_copy.empty()) {
+          // The choice depends on the two channels only: worked out once per pair.
+          std::int64_t& c = pair_copy[static_cast<std::size_t>(in_channel[col])];
+          if (c < 0) c = nearest_copy(col, out_origin);
+          si += c;
+        }
+        if (fold) {
+          bo = 0;
+          so = o + (si / m_pow2) * m_pow2;  // replica holding this input's partial sum
+        }
+        int d = static_cast<int>((si - so) & mask);
+        if (to_small_ring) {
+          // The switch adds the two halves of the slots (ckks/ring_switch.hpp), so a product
+          // for output slot so may land at so or so + n/2: the diagonals are the offsets
+          // modulo n/2, as if the input were folded into the smaller ring, and the stage
+          // costs no more than one packed in it.
+          d &= static_cast<int>(n / 2 - 1);
+          so = (si - d) & mask;
+        }
+        const std::uint64_t key = (static_cast<std::uint64_t>(bo) * spec.in_blocks + bi) * n + d;
+        const auto [at, fresh] = find_or_add(key);
+        if (fresh) {
+          spec.diagonals.push_back({bo, bi, d, {}});
+          if (with_values) spec.diagonals.back().values.assign(in.slots, 0.0);
+          support.push_back(0);
+        }
+        if (with_values) spec.diagonals[at].values[so] += st.weights.val[k];
+        support[at] += by_tap ? taps->count[j] : 1;
       }
-      if (fold) {
-        bo = 0;
-        so = o + (si / m_pow2) * m_pow2;  // replica holding this input's partial sum
-      }
-      int d = static_cast<int>((si - so) & mask);
-      if (to_small_ring) {
-        // The switch adds the two halves of the slots (ckks/ring_switch.hpp), so a product
-        // for output slot so may land at so or so + n/2: the diagonals are the offsets
-        // modulo n/2, as if the input were folded into the smaller ring, and the stage
-        // costs no more than one packed in it.
-        d &= static_cast<int>(n / 2 - 1);
-        so = (si - d) & mask;
-      }
-      const std::uint64_t key = (static_cast<std::uint64_t>(bo) * spec.in_blocks + bi) * n + d;
-      const auto [at, fresh] = find_or_add(key);
-      if (fresh) {
-        spec.diagonals.push_back({bo, bi, d, {}});
-        if (with_values) spec.diagonals.back().values.assign(in.slots, 0.0);
-        support.push_back(0);
-      }
-      if (with_values) spec.diagonals[at].values[so] += st.weights.val[k];
-      ++support[at];
     }
   }
   // A sum pool or shift needs no plaintext product when every diagonal covers every output
@@ -287,7 +454,7 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
   // (Not before a ring switch: the slots it does not write must be zero there.)
   if (st.unit_weights && !fold && !to_small_ring) {
     std::vector<std::int64_t> outputs_per_block(spec.out_blocks, 0);
-    for (int o = 0; o < st.out.size(); ++o) ++outputs_per_block[out.slot(o) / n];
+    for (int o = 0; o < st.out.size(); ++o) outputs_per_block[out.slot(o) / n] += out.copies(o);
     bool unit = true;
     for (std::size_t i = 0; i < spec.diagonals.size() && unit; ++i)
       unit = support[i] == outputs_per_block[spec.diagonals[i].out_block];
@@ -302,10 +469,18 @@ he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, con
     if (with_values)
       for (int o = 0; o < st.out.size(); ++o) {
         const std::int64_t s = fold ? o : out.slot(o);
-        spec.bias[fold ? 0 : s / out_n][s % out_n] = st.bias[o];
+        for (int copy = 0; copy < (fold ? 1 : out.copies(o)); ++copy)
+          spec.bias[fold ? 0 : s / out_n][s % out_n + out.copy_offset(copy)] = st.bias[o];
       }
   }
   return spec;
+}
+
+}  // namespace
+
+he::LinearTransformSpec pack_linear(const LinearStage& st, const Layout& in, const Layout& out, bool fold,
+                                    bool with_values) {
+  return pack_linear_impl(st, in, out, fold, with_values, nullptr);
 }
 
 namespace {
@@ -412,7 +587,8 @@ struct CostKeyHash {
            {std::int64_t{l->shape.c}, std::int64_t{l->shape.h}, std::int64_t{l->shape.w},
             static_cast<std::int64_t>(l->slots), std::int64_t{l->channel_stride}, std::int64_t{l->row_stride},
             std::int64_t{l->col_stride}, std::int64_t{l->channels_per_block}, std::int64_t{l->mux_rows},
-            std::int64_t{l->mux_cols}, std::int64_t{l->replicas}})
+            std::int64_t{l->mux_cols}, std::int64_t{l->replicas}, std::int64_t{l->copy_rows},
+            std::int64_t{l->copy_cols}})
         h = (h ^ static_cast<std::size_t>(v)) * 0x100000001B3ull;
     return h;
   }
@@ -459,6 +635,30 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
   std::vector<int> readers(count + 1, 0);  // with multiplicity (Add(x, x) reads x twice)
   for (int k = 0; k < count; ++k)
     for (int src : net.inputs_of(k)) ++readers[src + 1];
+  // A linear stage may write copies of its outputs when its one reader (through
+  // polynomials) is a linear stage with at least twice its weights: the copies save
+  // diagonals there at the price of more here, which only a much cheaper stage (a
+  // pooling, a first convolution on few channels) pays. Not offering them elsewhere keeps
+  // the search's pairs, each a pass over the weights, as few as before.
+  std::vector<bool> copies_pay(count, false);
+  for (int k = 0; k < count; ++k) {
+    if (!net.stages[k].is<LinearStage>()) continue;
+    int r = k;
+    for (;;) {
+      int next = -1;
+      for (int j = r + 1; j < count && next == -1; ++j)
+        for (int src : net.inputs_of(j))
+          if (src == r) next = readers[r + 1] == 1 ? j : -2;
+      if (next < 0) break;
+      if (net.stages[next].is<PolyStage>()) {
+        r = next;
+        continue;
+      }
+      copies_pay[k] = net.stages[next].is<LinearStage>() &&
+                      2 * net.stages[k].linear().weights.val.size() <= net.stages[next].linear().weights.val.size();
+      break;
+    }
+  }
   const Layout input = Layout::compact(net.input, slots);
   frontier[0].push_back({input, 0.0, {}, false});
   // Copies of the input only when one stage reads it (its readers must agree on a layout).
@@ -468,6 +668,9 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
   const std::shared_ptr<PairCache> pairs =
       reuse && reuse->pairs ? reuse->pairs : std::make_shared<PairCache>();
   PairCache& costed = *pairs;
+  // Each linear stage's weights by tap, made when the stage's first pair is packed.
+  std::vector<TapPattern> taps(count);
+  std::vector<bool> tapped(count, false);
   auto relax = [&](int k, const Layout& l, double c, std::vector<int> parents, bool fold) {
     for (auto& node : frontier[k + 1])
       if (node.layout == l && node.fold == fold) {
@@ -500,7 +703,7 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
         continue;
       }
       std::vector<Candidate> cands = k == switch_after ? switch_candidates(st.linear(), from.layout)
-                                                       : candidates(st.linear(), from.layout);
+                                                       : candidates(st.linear(), from.layout, copies_pay[k]);
       for (const Layout& t : targets)
         if (t.shape == st.linear().out && std::none_of(cands.begin(), cands.end(), [&](const Candidate& c) {
               return c.out == t && !c.fold;
@@ -518,11 +721,15 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
           std::none_of(fresh.begin(), fresh.end(), [&](std::size_t j) { return keys[j] == keys[i]; }))
         fresh.push_back(i);
     }
+    if (!fresh.empty() && !tapped[k]) {
+      taps[k] = tap_pattern(st.linear());
+      tapped[k] = true;
+    }
     std::vector<CostedPair> packed(fresh.size());
     parallel_for(fresh.size(), [&](std::size_t f) {
       const CostKey& key = keys[fresh[f]];
       CostedPair& p = packed[f];
-      p.spec = pack_linear(st.linear(), key.in, key.out, key.fold, false);
+      p.spec = pack_linear_impl(st.linear(), key.in, key.out, key.fold, false, &taps[k]);
       p.giant_step = giant_step(p.spec, key.in, key.out);
       p.counts = he::count(p.spec, p.giant_step);
       p.cost = stage_cost(p.counts);
@@ -600,6 +807,13 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
       }
       // A stage read by several stages keeps one layout, so that its readers agree.
       auto& f = frontier[k + 1];
+      // Otherwise the kBeam cheapest layouts go on (a beam search): every layout kept is
+      // packed against every candidate of the next linear stage, one pass over its weights
+      // each, and the layouts with copies would double the frontiers of a CIFAR network.
+      if (f.size() > kBeam) {
+        std::stable_sort(f.begin(), f.end(), [](const Node& a, const Node& b) { return a.cost < b.cost; });
+        f.resize(kBeam);
+      }
       if (readers[k + 1] > 1 && f.size() > 1) {
         const auto best = std::min_element(f.begin(), f.end(),
                                            [](const Node& a, const Node& b) { return a.cost < b.cost; });
@@ -767,8 +981,7 @@ std::vector<std::vector<double>> pack(const Layout& layout, const std::vector<do
   const auto n = static_cast<std::int64_t>(layout.slots);
   for (int i = 0; i < layout.shape.size(); ++i) {
     const std::int64_t s = layout.slot(i);
-    for (int r = 0; r < layout.replicas; ++r)
-      blocks[s / n][s % n + static_cast<std::int64_t>(r) * layout.replica_stride] = tensor[i];
+    for (int r = 0; r < layout.copies(i); ++r) blocks[s / n][s % n + layout.copy_offset(r)] = tensor[i];
   }
   return blocks;
 }

@@ -40,20 +40,49 @@ struct Layout {
   // with strides mux_row_stride, mux_col_stride. Plain layouts have a 1 x 1 grid.
   int mux_rows = 1, mux_cols = 1;
   int mux_row_stride = 0, mux_col_stride = 0;
-  // Input layouts may hold `replicas` copies of a one-block tensor, `replica_stride` slots
-  // apart; a linear stage then reads each input from the copy nearest to the output slot
-  // it feeds, so one diagonal serves many output channels (the client replicates for
-  // free when it encodes).
+  // The last block (the only one of a one-block tensor) may hold `replicas` copies of its
+  // channels, `replica_stride` slots apart, filling the slots its channels leave free; a
+  // linear stage then reads each of those inputs from the copy nearest to the output slot
+  // it feeds, so one diagonal serves many output channels. The client replicates the
+  // input for free when it encodes; a linear stage writes copies of its outputs at the
+  // price of more diagonals (worth it when the stage after it is the costlier one: a
+  // 24-channel map in two blocks of 16 halves the next convolution's diagonals from its
+  // second block).
   int replicas = 1;
   int replica_stride = 0;
+  // Every block may also repeat its channels inside each pixel's cell: a pooling leaves
+  // cells of (row stride / row) x col stride slots, of which the channels fill a
+  // mux_rows x mux_cols corner; a copy_rows x copy_cols grid of copies, copy_row_stride
+  // and copy_col_stride apart, fills the rest, so that the next convolution finds every
+  // input channel at the sub-position of the output it feeds (no sub-position offsets
+  // among its diagonals).
+  int copy_rows = 1, copy_cols = 1;
+  int copy_row_stride = 0, copy_col_stride = 0;
 
   static Layout compact(const Shape& shape, std::size_t slots);
-  // `layout` with as many copies as fit in its single block (itself when none fit).
+  // `layout` with as many copies of its last block's channels as fit in that block
+  // (itself when none fit, or when its channels are multiplexed).
   static Layout replicated(const Layout& layout);
   int blocks() const { return (shape.c + channels_per_block - 1) / channels_per_block; }
   int frames() const { return channels_per_block / (mux_rows * mux_cols); }
   // Global slot (block * slots + offset) of flat C x H x W index `index` (first copy).
   std::int64_t slot(int index) const;
+  // `layout` with a grid of copies filling the cells its pixel strides leave around its
+  // channels' sub-positions (itself when they fill them, or it has copies already).
+  static Layout cell_copies(const Layout& layout);
+  // How many copies element `index` has: replicas x copy_rows x copy_cols in the last
+  // block, copy_rows x copy_cols elsewhere; copy k of element i sits at slot(i) +
+  // copy_offset(k).
+  int copies(int index) const {
+    const int block = index / (shape.h * shape.w) / channels_per_block;
+    return (block == blocks() - 1 ? replicas : 1) * copy_rows * copy_cols;
+  }
+  std::int64_t copy_offset(int k) const {
+    const int cell = copy_rows * copy_cols;
+    return static_cast<std::int64_t>(k / cell) * replica_stride +
+           static_cast<std::int64_t>(k / copy_cols % copy_rows) * copy_row_stride +
+           static_cast<std::int64_t>(k % copy_cols) * copy_col_stride;
+  }
   bool operator==(const Layout&) const = default;
   // Whether every element (and copy) has its own slot inside its block.
   bool injective() const;
