@@ -13,7 +13,7 @@ import sys
 import time
 
 MAGIC, VERSION = b"VNET", 3  # net/frame.hpp kFrameVersion
-PROTOCOL, PROTOCOL_VERSION = b"ni", 3  # protocol/ni/messages.hpp kName, kVersion
+PROTOCOL, PROTOCOL_VERSION = b"ni", 4  # protocol/ni/messages.hpp kName, kVersion
 # Host messages (protocol/hello.hpp): HELLO, ERROR, BYE; the rest are the ni protocol's.
 HELLO, SERVER_INFO, KEY_QUERY, KEY_STATUS, UPLOAD_KEYS, INFER, RESULT, ERROR, BYE = range(1, 10)
 # Error codes: transport (net::ErrorCode) 1-5, host (protocol::ErrorCode) 6, 7, 11, 13,
@@ -236,7 +236,7 @@ def main():
         expect_error(s, BAD_VERSION, "protocol version 99")
     elif scenario == "hello":  # a hello the server cannot serve: each answered, then closed
         for what, msg, code in [("unknown protocol", hello(protocol=b"nope"), UNAVAILABLE),
-                                ("ni version 2", hello(version=2), BAD_VERSION),
+                                ("ni version 3", hello(version=3), BAD_VERSION),
                                 ("unknown mode", hello(mode=7), BAD_MESSAGE),
                                 ("hello frame of 1 MiB", header(HELLO, 1 << 20), TOO_LARGE)]:
             s = connect(addr)

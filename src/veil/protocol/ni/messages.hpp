@@ -27,8 +27,10 @@
 namespace veil::protocol::ni {
 
 inline constexpr char kName[] = "ni";
-// 1: first release; 2: multiplexed layouts; 3: protocol and version in the host's Hello.
-inline constexpr std::uint16_t kVersion = 3;
+// 1: first release; 2: multiplexed layouts; 3: protocol and version in the host's Hello;
+// 4: layouts copy their last block's channels (not only a one-block tensor's) and may hold
+// copies inside each pixel's cell.
+inline constexpr std::uint16_t kVersion = 4;
 
 using veil::Bytes;  // one byte-vector type for the whole tree (common/bytes.hpp)
 using KeyHash = std::array<std::uint8_t, 32>;
