@@ -624,7 +624,7 @@ namespace {
 // `rethrow` false a candidate that cannot be packed gives a packing without stages.
 std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_values,
                               const std::vector<int>& switches, bool rethrow, const LayoutSearch* reuse,
-                              LevelPricing pricing) {
+                              LevelPricing pricing, const LayoutSearch* pairs_of = nullptr) {
   VEIL_REQUIRE(!net.stages.empty(), "network has no stages");
   check_graph(net);
   const int count = static_cast<int>(net.stages.size());
@@ -665,8 +665,11 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
   if (const Layout copies = Layout::replicated(input); !(copies == input) && readers[0] == 1)
     frontier[0].push_back({copies, 0.0, {}, false});
 
-  const std::shared_ptr<PairCache> pairs =
-      reuse && reuse->pairs ? reuse->pairs : std::make_shared<PairCache>();
+  const LayoutSearch* cached = reuse ? reuse : pairs_of;
+  const std::shared_ptr<PairCache> pairs = cached && cached->pairs && cached->slots == slots &&
+                                                   cached->stages == net.stages.size()
+                                               ? cached->pairs
+                                               : std::make_shared<PairCache>();
   PairCache& costed = *pairs;
   // Each linear stage's weights by tap, made when the stage's first pair is packed.
   std::vector<TapPattern> taps(count);
@@ -916,8 +919,8 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
 }  // namespace
 
 Packing pack_network(const Network& net, std::size_t slots, bool with_values, int switch_after,
-                     LevelPricing pricing) {
-  return pack_all(net, slots, with_values, {switch_after}, true, nullptr, pricing).front();
+                     LevelPricing pricing, const LayoutSearch* pairs_of) {
+  return pack_all(net, slots, with_values, {switch_after}, true, nullptr, pricing, pairs_of).front();
 }
 
 std::vector<Packing> pack_network_switches(const Network& net, const Packing& plain,

@@ -133,8 +133,10 @@ struct Packing {
 // cost reports); the returned diagonals then have empty value vectors.
 // With `switch_after` >= 0, stage switch_after (a linear stage after which nothing reads
 // an earlier stage) ends in the ring of half the degree and the stages after it run there.
+// `pairs_of`: the search of an earlier packing of `net` at `slots` (Packing::search), whose
+// costed (stage, layout, layout) pairs are reused; they do not depend on the pricing.
 Packing pack_network(const Network& net, std::size_t slots, bool with_values = true, int switch_after = -1,
-                     LevelPricing pricing = LevelPricing::kAdaptive);
+                     LevelPricing pricing = LevelPricing::kAdaptive, const LayoutSearch* pairs_of = nullptr);
 // Positions only, one packing per candidate stage (-1: no switch), for the same network
 // and slots as `plain` (a pack_network result without a switch), whose search (and level
 // pricing) the stages before each switch reuse; a candidate that cannot be packed (not a linear stage, an

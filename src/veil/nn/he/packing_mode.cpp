@@ -21,7 +21,8 @@ class LatencyMode final : public PackingMode {
 
   int pack(const Network& net, std::size_t slots, int, Packing& packing,
            LevelPricing pricing) const override {
-    packing = pack_network(net, slots, /*with_values=*/false, -1, pricing);
+    const std::shared_ptr<const LayoutSearch> earlier = packing.slots == slots ? packing.search : nullptr;
+    packing = pack_network(net, slots, /*with_values=*/false, -1, pricing, earlier.get());
     return packing.depth();
   }
   int stage_ciphertexts(const Plan& plan, std::size_t k, int) const override {

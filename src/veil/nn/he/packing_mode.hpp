@@ -61,7 +61,8 @@ class PackingMode {
   virtual bool weighted_sums() const = 0;
 
   // Planner. The packing for `slots` slots (left empty when the mode has none) and its
-  // depth, given the stages' own depth.
+  // depth, given the stages' own depth. When `packing` already holds a packing of `net`
+  // at `slots` (with another pricing), the layout pairs it costed are reused.
   virtual int pack(const Network& net, std::size_t slots, int stage_depth, Packing& packing,
                    LevelPricing pricing) const = 0;
   // Ciphertexts entering stage k, which reads `elements` values.

@@ -429,11 +429,33 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
       depth = mode.pack(net, slots, throughput_depth, plan.packing, o.level_pricing);
       if (depth != throughput_depth) c = fit_chain(log_n, depth, o);
       // Levels the layouts bought must not cost the chain its scale (precision) or the
-      // ring: then the layouts that spend none.
-      if (o.level_pricing == LevelPricing::kAdaptive && depth != throughput_depth &&
-          (!c || c->scale_bits < o.target_scale_bits)) {
-        depth = mode.pack(net, slots, throughput_depth, plan.packing, LevelPricing::kAvoid);
-        c = fit_chain(log_n, depth, o);
+      // ring: then the layouts that spend none. Nor may they cost more time than they
+      // save: the search prices a level by the stages above it, not by what a longer chain
+      // adds to every key switch (more special primes, cifar10-resnet20's dnum 4 -> 5), so
+      // the two packings' predictions decide.
+      if (o.level_pricing == LevelPricing::kAdaptive && depth != throughput_depth) {
+        Plan bought;
+        bought.mode = plan.mode, bought.slots = slots, bought.depth = depth, bought.packing = plan.packing;
+        const int avoid_depth = mode.pack(net, slots, throughput_depth, plan.packing, LevelPricing::kAvoid);
+        const auto avoid_chain = fit_chain(log_n, avoid_depth, o);
+        bool keep_bought = c && c->scale_bits >= o.target_scale_bits;
+        if (keep_bought && avoid_chain) {
+          Plan avoid;
+          avoid.mode = plan.mode, avoid.slots = slots, avoid.depth = avoid_depth, avoid.packing = plan.packing;
+          try {
+            finish_plan(bought, net, o, *c, log_n);
+            finish_plan(avoid, net, o, *avoid_chain, log_n);
+            keep_bought = bought.predicted_seconds < avoid.predicted_seconds;
+          } catch (const std::invalid_argument&) {
+            keep_bought = false;  // (finish_plan refuses magnitudes the chain cannot hold)
+          }
+        }
+        if (keep_bought) {
+          plan.packing = std::move(bought.packing);
+        } else {
+          depth = avoid_depth;
+          c = avoid_chain;
+        }
       }
     }
     needed_depth = std::max(needed_depth, depth);
