@@ -264,11 +264,13 @@ TapPattern tap_pattern(const LinearStage& st) {
   TapPattern p;
   if (!st.spatial) return p;
   const int in_hw = st.in.h * st.in.w, out_hw = st.out.h * st.out.w;
+  // Each input's channel, row and column, looked up rather than divided out per weight.
+  std::vector<int> in_c(st.in.size()), in_y(st.in.size()), in_x(st.in.size());
+  for (int i = 0; i < st.in.size(); ++i) in_c[i] = i / in_hw, in_y[i] = i % in_hw / st.in.w, in_x[i] = i % st.in.w;
   auto tap = [&](int o, std::int64_t k, int& dy, int& dx) {
     const int col = st.weights.col[k];
-    const int oy = o % out_hw / st.out.w, ox = o % st.out.w;
-    dy = col % in_hw / st.in.w - st.stride_y * oy;
-    dx = col % st.in.w - st.stride_x * ox;
+    dy = in_y[col] - st.stride_y * (o % out_hw / st.out.w);
+    dx = in_x[col] - st.stride_x * (o % st.out.w);
   };
   int y0 = 0, y1 = 0, x0 = 0, x1 = 0;
   for (int o = 0; o < st.weights.rows; ++o)
@@ -287,7 +289,7 @@ TapPattern tap_pattern(const LinearStage& st) {
       int dy = 0, dx = 0;
       tap(o, k, dy, dx);
       const std::int64_t cell =
-          ((std::int64_t{o / out_hw} * st.in.c + st.weights.col[k] / in_hw) * ys + (dy - y0)) * xs + (dx - x0);
+          ((std::int64_t{o / out_hw} * st.in.c + in_c[st.weights.col[k]]) * ys + (dy - y0)) * xs + (dx - x0);
       std::int64_t& e = entry[static_cast<std::size_t>(cell)];
       if (e < 0) {
         e = static_cast<std::int64_t>(p.weight.size());
@@ -325,11 +327,21 @@ he::LinearTransformSpec pack_linear_impl(const LinearStage& st, const Layout& in
   if (fold)
     for (std::int64_t s = m_pow2; s < n; s *= 2) spec.fold_steps.push_back(static_cast<int>(s));
 
+  const int out_copies = out.replicas * out.copy_rows * out.copy_cols;
+  // Positions only, pixel strides that follow the stage's: one weight per tap (TapPattern).
+  const bool by_tap = taps != nullptr && !taps->row_ptr.empty() && !with_values && !fold && in.shape == st.in &&
+                      out.shape == st.out && out.row_stride == in.row_stride * st.stride_y &&
+                      out.col_stride == in.col_stride * st.stride_x;
+  const std::vector<std::int64_t>& row_ptr = by_tap ? taps->row_ptr : st.weights.row_ptr;
+
   // Diagonal of each (out block, in block, offset): a flat table when it is small enough
   // (planning packs every candidate layout of every stage, millions of weights each).
   const std::uint64_t keys = static_cast<std::uint64_t>(spec.out_blocks) * spec.in_blocks * n;
   constexpr std::uint64_t kFlatLimit = std::uint64_t{1} << 22;  // 16 MiB
-  std::vector<std::int32_t> flat(keys <= kFlatLimit ? keys : 0, -1);
+  // (Not for a few thousand visits, packing by tap: filling the table would cost more.)
+  const auto visits = static_cast<std::uint64_t>(
+      (by_tap ? taps->weight.size() : st.weights.val.size()) * static_cast<std::size_t>(out_copies));
+  std::vector<std::int32_t> flat(keys <= kFlatLimit && visits * 4 >= keys ? keys : 0, -1);
   std::unordered_map<std::uint64_t, std::size_t> index;
   auto find_or_add = [&](std::uint64_t key) -> std::pair<std::size_t, bool> {
     if (!flat.empty()) {
@@ -385,12 +397,6 @@ he::LinearTransformSpec pack_linear_impl(const LinearStage& st, const Layout& in
     }
     return best + cell;
   };
-  const int out_copies = out.replicas * out.copy_rows * out.copy_cols;
-  // Positions only, pixel strides that follow the stage's: one weight per tap (TapPattern).
-  const bool by_tap = taps != nullptr && !taps->row_ptr.empty() && !with_values && !fold && in.shape == st.in &&
-                      out.shape == st.out && out.row_stride == in.row_stride * st.stride_y &&
-                      out.col_stride == in.col_stride * st.stride_x;
-  const std::vector<std::int64_t>& row_ptr = by_tap ? taps->row_ptr : st.weights.row_ptr;
   std::vector<std::int64_t> chosen(
       in.replicas * cell_copies > 1 ? static_cast<std::size_t>(out.shape.c) * out_copies * in.shape.c : 0, -1);
   const int log_n = std::countr_zero(static_cast<std::uint64_t>(n));
