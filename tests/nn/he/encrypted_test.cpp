@@ -8,6 +8,7 @@
 #include <functional>
 #include <random>
 
+#include "he/he_test_util.hpp"
 #include "nn/he/he_test_util.hpp"
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
@@ -341,24 +342,6 @@ TEST(Packing, LayoutSearchIsTheSameOnOneThreadAndTwo) {
   }
 }
 
-// One packed linear stage applied to plain slot vectors (the diagonal method's definition).
-std::vector<std::vector<double>> apply_spec(const he::LinearTransformSpec& spec,
-                                            const std::vector<std::vector<double>>& blocks) {
-  const std::size_t n = spec.slots;
-  std::vector<std::vector<double>> out(spec.out_blocks, std::vector<double>(n, 0.0));
-  for (const auto& d : spec.diagonals)
-    for (std::size_t s = 0; s < n; ++s)
-      out[d.out_block][s] += (spec.unit ? 1.0 : d.values[s]) * blocks[d.in_block][(s + d.step) % n];
-  for (int step : spec.fold_steps)
-    for (auto& b : out) {
-      const auto copy = b;
-      for (std::size_t s = 0; s < n; ++s) b[s] += copy[(s + step) % n];
-    }
-  for (std::size_t b = 0; b < spec.bias.size(); ++b)
-    for (std::size_t s = 0; s < n; ++s) out[b][s] += spec.bias[b][s];
-  return out;
-}
-
 // The packed specs applied to plain slot vectors (the diagonal method's definition), with
 // the ring switch's slot map (slot k of the smaller ring holds slots k + k + n/2 added).
 std::vector<double> simulate_packing(const Network& net, const Packing& p, const std::vector<double>& x) {
@@ -375,7 +358,7 @@ std::vector<double> simulate_packing(const Network& net, const Packing& p, const
       continue;
     }
     const std::size_t n = ps.spec.slots;
-    auto out = apply_spec(ps.spec, blocks);
+    auto out = veil::test::apply_plain(ps.spec, blocks);
     if (static_cast<int>(k) == p.switch_after)
       for (auto& b : out) {
         for (std::size_t s = 0; s < n / 2; ++s) b[s] += b[s + n / 2];
@@ -622,8 +605,8 @@ TEST(Packing, CopiesSaveDiagonalsOfTheStageThatReadsThem) {
   EXPECT_LE(2 * from_block(b, 1), from_block(a, 1) + 2 * 9) << from_block(a, 1) << " -> " << from_block(b, 1);
   std::vector<double> x(conv.in.size());
   for (double& v : x) v = u(g);
-  const auto want = unpack(out, apply_spec(a, pack(plain, x)));
-  EXPECT_LT(max_abs_error(unpack(out, apply_spec(b, pack(copies, x))), want), 1e-12);
+  const auto want = unpack(out, veil::test::apply_plain(a, pack(plain, x)));
+  EXPECT_LT(max_abs_error(unpack(out, veil::test::apply_plain(b, pack(copies, x))), want), 1e-12);
 
   // A 2x2 pool writes 2x2 copies into the cells it leaves, then a convolution reads them.
   const LinearStage pool = sum_pool({4, 16, 16}, 2);
@@ -637,7 +620,7 @@ TEST(Packing, CopiesSaveDiagonalsOfTheStageThatReadsThem) {
   const auto ps = pack_linear(pool, pooled_in, cells, false, true);
   std::vector<double> y(pool.in.size());
   for (double& v : y) v = u(g);
-  const auto pooled = apply_spec(ps, pack(pooled_in, y));
+  const auto pooled = veil::test::apply_plain(ps, pack(pooled_in, y));
   EXPECT_LT(max_abs_error(unpack(cells, pooled), apply_weights(pool, y)), 1e-12);
   for (int i = 0; i < pool.out.size(); ++i)
     for (int k = 1; k < 4; ++k)
@@ -657,8 +640,8 @@ TEST(Packing, CopiesSaveDiagonalsOfTheStageThatReadsThem) {
   EXPECT_LT(from_cells.diagonals.size(), from_spread.diagonals.size());
   EXPECT_LE(from_cells.diagonals.size(), 4u * 9u);  // frame offsets x taps, no sub-positions
   EXPECT_GE(from_spread.diagonals.size(), 3 * from_cells.diagonals.size());
-  const auto want2 = unpack(mux, apply_spec(from_spread, pack(spread, unpack(cells, pooled))));
-  EXPECT_LT(max_abs_error(unpack(mux, apply_spec(from_cells, pooled)), want2), 1e-12);
+  const auto want2 = unpack(mux, veil::test::apply_plain(from_spread, pack(spread, unpack(cells, pooled))));
+  EXPECT_LT(max_abs_error(unpack(mux, veil::test::apply_plain(from_cells, pooled)), want2), 1e-12);
 }
 
 // The search packs a convolution's positions from one weight per tap (TapPattern); the
