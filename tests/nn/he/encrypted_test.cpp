@@ -417,7 +417,8 @@ TEST(EncryptedNetwork, RingSwitchRunsTheLastLayersInTheSmallerRing) {
   one.ring_switch = false;
   const double one_ring = latency_error_bits(net, make_plan(net, one), 24);
   EXPECT_GT(one_ring, 10.5);
-  EXPECT_GT(latency_error_bits(net, plan, 24), 10.5) << plan.describe() << "one ring: " << one_ring << " bits";
+  EXPECT_GT(latency_error_bits(net, plan, 24), 10.5)
+      << plan.describe() << "one ring: " << one_ring << " bits";
   // Without the switching key the server cannot go on.
   Client c(plan);
   EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
@@ -599,7 +600,8 @@ TEST(Packing, CopiesSaveDiagonalsOfTheStageThatReadsThem) {
   const Layout out = Layout::compact(conv.out, 256);
   const auto a = pack_linear(conv, plain, out, false, true), b = pack_linear(conv, copies, out, false, true);
   auto from_block = [](const he::LinearTransformSpec& s, int block) {
-    return std::count_if(s.diagonals.begin(), s.diagonals.end(), [&](const auto& d) { return d.in_block == block; });
+    return std::count_if(s.diagonals.begin(), s.diagonals.end(),
+                         [&](const auto& d) { return d.in_block == block; });
   };
   EXPECT_EQ(from_block(a, 0), from_block(b, 0));
   EXPECT_LE(2 * from_block(b, 1), from_block(a, 1) + 2 * 9) << from_block(a, 1) << " -> " << from_block(b, 1);
@@ -655,7 +657,8 @@ TEST(Packing, SearchPositionsEqualThePackingOfEveryWeight) {
       const PackedStage& ps = p.stages[k];
       if (ps.kind != StageKind::kLinear) continue;
       ++compared;
-      const auto want = pack_linear(net.stages[k].linear(), ps.in, ps.out, !ps.spec.fold_steps.empty(), false);
+      const auto want =
+          pack_linear(net.stages[k].linear(), ps.in, ps.out, !ps.spec.fold_steps.empty(), false);
       EXPECT_EQ(ps.spec.unit, want.unit) << "stage " << k;
       ASSERT_EQ(ps.spec.diagonals.size(), want.diagonals.size()) << "stage " << k;
       for (std::size_t d = 0; d < want.diagonals.size(); ++d) {

@@ -110,7 +110,8 @@ std::vector<Candidate> candidates(const LinearStage& st, const Layout& in, bool 
     // nothing: the one before it can). At most 2 x 2 copies per cell, what one 2x2 pooling
     // leaves; more cost the writer more than they save.
     const Layout in_cells = st.stride_x * st.stride_y > 1 ? Layout::cell_copies(l) : l;
-    for (const Layout& c : {Layout::replicated(l), in_cells.copy_rows * in_cells.copy_cols <= 4 ? in_cells : l})
+    for (const Layout& c :
+         {Layout::replicated(l), in_cells.copy_rows * in_cells.copy_cols <= 4 ? in_cells : l})
       if (!(c == l) && c.injective()) out.push_back({c, false});
   };
   const bool spatial = st.spatial && in.shape == st.in;
@@ -166,7 +167,8 @@ Layout Layout::compact(const Shape& shape, std::size_t slots) {
 
 Layout Layout::replicated(const Layout& layout) {
   Layout r = layout;
-  if (layout.mux_rows * layout.mux_cols != 1 || layout.replicas != 1 || layout.copy_rows * layout.copy_cols != 1)
+  if (layout.mux_rows * layout.mux_cols != 1 || layout.replicas != 1 ||
+      layout.copy_rows * layout.copy_cols != 1)
     return r;
   // Copies at the period of the last block's channels, so copy k of its channel c sits
   // where channel c + k * C' would (C' channels in that block): output channel o then
@@ -266,7 +268,8 @@ TapPattern tap_pattern(const LinearStage& st) {
   const int in_hw = st.in.h * st.in.w, out_hw = st.out.h * st.out.w;
   // Each input's channel, row and column, looked up rather than divided out per weight.
   std::vector<int> in_c(st.in.size()), in_y(st.in.size()), in_x(st.in.size());
-  for (int i = 0; i < st.in.size(); ++i) in_c[i] = i / in_hw, in_y[i] = i % in_hw / st.in.w, in_x[i] = i % st.in.w;
+  for (int i = 0; i < st.in.size(); ++i)
+    in_c[i] = i / in_hw, in_y[i] = i % in_hw / st.in.w, in_x[i] = i % st.in.w;
   auto tap = [&](int o, std::int64_t k, int& dy, int& dx) {
     const int col = st.weights.col[k];
     dy = in_y[col] - st.stride_y * (o % out_hw / st.out.w);
@@ -303,8 +306,8 @@ TapPattern tap_pattern(const LinearStage& st) {
   return p;
 }
 
-he::LinearTransformSpec pack_linear_impl(const LinearStage& st, const Layout& in, const Layout& out, bool fold,
-                                         bool with_values, const TapPattern* taps) {
+he::LinearTransformSpec pack_linear_impl(const LinearStage& st, const Layout& in, const Layout& out,
+                                         bool fold, bool with_values, const TapPattern* taps) {
   // Flatten/Reshape keep the channel-major order, so only the sizes must agree: the
   // input layout addresses flat indices with its own shape.
   VEIL_REQUIRE(in.shape.size() == st.in.size() && out.shape.size() == st.out.size(),
@@ -317,8 +320,9 @@ he::LinearTransformSpec pack_linear_impl(const LinearStage& st, const Layout& in
   VEIL_REQUIRE(n > 1 && (n & (n - 1)) == 0 && (out.slots == in.slots || to_small_ring),
                "layouts need the same power-of-two slot count (or half of it at a ring switch)");
   VEIL_REQUIRE(!(to_small_ring && fold), "a ring switch needs its outputs in place, not folded");
-  VEIL_REQUIRE(out.replicas * out.copy_rows * out.copy_cols == 1 || !(fold || to_small_ring),
-               "stage '" << st.name << "': a folded output or one that ends in the smaller ring has no copies");
+  VEIL_REQUIRE(
+      out.replicas * out.copy_rows * out.copy_cols == 1 || !(fold || to_small_ring),
+      "stage '" << st.name << "': a folded output or one that ends in the smaller ring has no copies");
   he::LinearTransformSpec spec;
   spec.slots = in.slots;
   spec.in_blocks = in.blocks();
@@ -329,8 +333,9 @@ he::LinearTransformSpec pack_linear_impl(const LinearStage& st, const Layout& in
 
   const int out_copies = out.replicas * out.copy_rows * out.copy_cols;
   // Positions only, pixel strides that follow the stage's: one weight per tap (TapPattern).
-  const bool by_tap = taps != nullptr && !taps->row_ptr.empty() && !with_values && !fold && in.shape == st.in &&
-                      out.shape == st.out && out.row_stride == in.row_stride * st.stride_y &&
+  const bool by_tap = taps != nullptr && !taps->row_ptr.empty() && !with_values && !fold &&
+                      in.shape == st.in && out.shape == st.out &&
+                      out.row_stride == in.row_stride * st.stride_y &&
                       out.col_stride == in.col_stride * st.stride_x;
   const std::vector<std::int64_t>& row_ptr = by_tap ? taps->row_ptr : st.weights.row_ptr;
 
@@ -339,8 +344,8 @@ he::LinearTransformSpec pack_linear_impl(const LinearStage& st, const Layout& in
   const std::uint64_t keys = static_cast<std::uint64_t>(spec.out_blocks) * spec.in_blocks * n;
   constexpr std::uint64_t kFlatLimit = std::uint64_t{1} << 22;  // 16 MiB
   // (Not for a few thousand visits, packing by tap: filling the table would cost more.)
-  const auto visits = static_cast<std::uint64_t>(
-      (by_tap ? taps->weight.size() : st.weights.val.size()) * static_cast<std::size_t>(out_copies));
+  const auto visits = static_cast<std::uint64_t>((by_tap ? taps->weight.size() : st.weights.val.size()) *
+                                                 static_cast<std::size_t>(out_copies));
   std::vector<std::int32_t> flat(keys <= kFlatLimit && visits * 4 >= keys ? keys : 0, -1);
   std::unordered_map<std::uint64_t, std::size_t> index;
   auto find_or_add = [&](std::uint64_t key) -> std::pair<std::size_t, bool> {
@@ -398,7 +403,8 @@ he::LinearTransformSpec pack_linear_impl(const LinearStage& st, const Layout& in
     return best + cell;
   };
   std::vector<std::int64_t> chosen(
-      in.replicas * cell_copies > 1 ? static_cast<std::size_t>(out.shape.c) * out_copies * in.shape.c : 0, -1);
+      in.replicas * cell_copies > 1 ? static_cast<std::size_t>(out.shape.c) * out_copies * in.shape.c : 0,
+      -1);
   const int log_n = std::countr_zero(static_cast<std::uint64_t>(n));
   const std::int64_t mask = n - 1;
   const int log_out = std::countr_zero(static_cast<std::uint64_t>(out.slots));
@@ -412,9 +418,10 @@ he::LinearTransformSpec pack_linear_impl(const LinearStage& st, const Layout& in
       const std::int64_t so_local = (so_global & out_mask) + shift;
       const std::int64_t out_origin = (out.slot(o / out_hw * out_hw) & out_mask) + shift;
       const std::span<std::int64_t> pair_copy =
-          chosen.empty() ? std::span<std::int64_t>()
-                         : std::span<std::int64_t>(chosen).subspan(
-                               (static_cast<std::size_t>(o / out_hw) * out_copies + copy) * in.shape.c, in.shape.c);
+          chosen.empty()
+              ? std::span<std::int64_t>()
+              : std::span<std::int64_t>(chosen).subspan(
+                    (static_cast<std::size_t>(o / out_hw) * out_copies + copy) * in.shape.c, in.shape.c);
       for (std::int64_t j = row_ptr[o]; j < row_ptr[o + 1]; ++j) {
         const std::int64_t k = by_tap ? taps->weight[j] : j;
         // n is a power of two (checked above): shifts and masks in this hot loop.
@@ -660,8 +667,8 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
         r = next;
         continue;
       }
-      copies_pay[k] = net.stages[next].is<LinearStage>() &&
-                      2 * net.stages[k].linear().weights.val.size() <= net.stages[next].linear().weights.val.size();
+      copies_pay[k] = net.stages[next].is<LinearStage>() && 2 * net.stages[k].linear().weights.val.size() <=
+                                                                net.stages[next].linear().weights.val.size();
       break;
     }
   }
@@ -672,10 +679,10 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
     frontier[0].push_back({copies, 0.0, {}, false});
 
   const LayoutSearch* cached = reuse ? reuse : pairs_of;
-  const std::shared_ptr<PairCache> pairs = cached && cached->pairs && cached->slots == slots &&
-                                                   cached->stages == net.stages.size()
-                                               ? cached->pairs
-                                               : std::make_shared<PairCache>();
+  const std::shared_ptr<PairCache> pairs =
+      cached && cached->pairs && cached->slots == slots && cached->stages == net.stages.size()
+          ? cached->pairs
+          : std::make_shared<PairCache>();
   PairCache& costed = *pairs;
   // Each linear stage's weights by tap, made when the stage's first pair is packed.
   std::vector<TapPattern> taps(count);

@@ -129,9 +129,33 @@ double poly_gain(const PolyStage& st) {
   return g;
 }
 
+// What the planner reads of each stage's weights, worked out once per plan (a pass over
+// every weight: the predictions and magnitude checks run for each ring and candidate).
+struct StageBounds {
+  std::vector<double> gain;        // error growth (linear_gain, poly_gain)
+  std::vector<double> max_weight;  // largest |weight| and |bias| of linear stages
+  std::vector<double> max_bias;
+};
+
+StageBounds stage_bounds(const Network& net) {
+  StageBounds b;
+  const std::size_t count = net.stages.size();
+  b.gain.assign(count, 0), b.max_weight.assign(count, 0), b.max_bias.assign(count, 0);
+  for (std::size_t k = 0; k < count; ++k) {
+    const Stage& st = net.stages[k];
+    if (st.is<PolyStage>()) b.gain[k] = poly_gain(st.poly());
+    if (!st.is<LinearStage>()) continue;
+    const LinearStage& l = st.linear();
+    b.gain[k] = linear_gain(l);
+    for (double v : l.weights.val) b.max_weight[k] = std::max(b.max_weight[k], std::abs(v));
+    for (double v : l.bias) b.max_bias[k] = std::max(b.max_bias[k], std::abs(v));
+  }
+  return b;
+}
+
 // Predicted absolute error of the logits: fresh encryption and every rescale add about
 // 8 sqrt(N) / scale; stages grow what came before.
-double predict_logit_error(const Network& net, int log_n, double scale) {
+double predict_logit_error(const Network& net, const StageBounds& bounds, int log_n, double scale) {
   const double fresh = 8.0 * std::sqrt(static_cast<double>(std::size_t{1} << log_n)) / scale;
   // Per stage; an Add sums its inputs' errors (no rescale of its own).
   std::vector<double> err(net.stages.size());
@@ -144,7 +168,7 @@ double predict_logit_error(const Network& net, int log_n, double scale) {
       continue;
     }
     const double in = inputs[0] < 0 ? fresh : err[inputs[0]];
-    err[k] = in * (st.is<PolyStage>() ? poly_gain(st.poly()) : linear_gain(st.linear())) + fresh;
+    err[k] = in * bounds.gain[k] + fresh;
   }
   return err.back();
 }
@@ -166,7 +190,7 @@ double log2_q(const ckks::CkksParameters& p, int level) {
 // The logits are not bounded here (a worst-case l1 bound refuses sound models: the toy
 // test network's reaches 2,600 where 1,024 fit); `veil infer` and `veil eval` compare
 // them with the plaintext model's instead (cli require_agreement).
-void check_magnitudes(const Network& net, const Plan& plan) {
+void check_magnitudes(const Network& net, const StageBounds& bounds, const Plan& plan) {
   const auto& p = plan.params;
   const double log_scale = std::log2(p.scale);
   // Largest |v| that fits at `level`, one bit of margin for the noise.
@@ -176,9 +200,7 @@ void check_magnitudes(const Network& net, const Plan& plan) {
     const StagePlan& sp = plan.stages[k];
     if (st.is<LinearStage>()) {
       const LinearStage& l = st.linear();
-      double w = 0, b = 0;
-      for (double v : l.weights.val) w = std::max(w, std::abs(v));
-      for (double v : l.bias) b = std::max(b, std::abs(v));
+      const double w = bounds.max_weight[k], b = bounds.max_bias[k];
       const double max_weight = std::min(std::exp2(62 - log_scale), room(sp.level_in));
       VEIL_REQUIRE(w < max_weight, "layer '" << l.name << "': a weight of magnitude " << w
                                              << " does not fit the encrypted evaluation (at scale 2^"
@@ -213,7 +235,8 @@ void check_magnitudes(const Network& net, const Plan& plan) {
 // `chain`, every stage's levels and predicted time, the rotation keys of each ring, the
 // sizes; then checks the magnitudes. Throws std::invalid_argument when a ring switch's
 // smaller ring cannot hold its levels securely.
-void finish_plan(Plan& plan, const Network& net, const PlanOptions& o, const Chain& chain, int log_n) {
+void finish_plan(Plan& plan, const Network& net, const StageBounds& bounds, const PlanOptions& o,
+                 const Chain& chain, int log_n) {
   const PackingMode& mode = plan.packing_mode();
   std::vector<int> q_bits = {chain.base_bits};
   q_bits.insert(q_bits.end(), plan.depth, chain.scale_bits);
@@ -297,8 +320,8 @@ void finish_plan(Plan& plan, const Network& net, const PlanOptions& o, const Cha
     plan.small_rotation_key_levels.push_back(lv);
   }
   const auto& p = plan.params;
-  plan.predicted_precision_bits = -std::log2(predict_logit_error(net, p.log_n, p.scale));
-  check_magnitudes(net, plan);
+  plan.predicted_precision_bits = -std::log2(predict_logit_error(net, bounds, p.log_n, p.scale));
+  check_magnitudes(net, bounds, plan);
 
   // Sizes as sent: keys and fresh ciphertexts seed-compressed (half), results full.
   plan.relin_key_bytes = digits_at(p, top) * poly_bytes(p, top, true);
@@ -326,7 +349,8 @@ void finish_plan(Plan& plan, const Network& net, const PlanOptions& o, const Cha
 // nullopt when none is predicted to beat it by 5%. Chains only (an Add's inputs would
 // have to meet in one ring), after stages at levels the smaller ring holds securely; the
 // candidates share the layout search of the stages before them.
-std::optional<Plan> with_ring_switch(const Plan& plain, const Network& net, const PlanOptions& o, int log_n) {
+std::optional<Plan> with_ring_switch(const Plan& plain, const Network& net, const StageBounds& bounds,
+                                     const PlanOptions& o, int log_n) {
   if (log_n <= 12 && !o.allow_insecure) return std::nullopt;
   for (const Stage& st : net.stages)
     if (st.is<AddStage>()) return std::nullopt;
@@ -375,7 +399,7 @@ std::optional<Plan> with_ring_switch(const Plan& plain, const Network& net, cons
       c.depth = c.packing.depth();
       const auto chain = fit_chain(log_n, c.depth, o);
       if (!chain) continue;
-      finish_plan(c, net, o, *chain, log_n);
+      finish_plan(c, net, bounds, o, *chain, log_n);
     } catch (const std::invalid_argument&) {
       if (forced >= 0) throw;
       continue;  // the smaller ring cannot hold the levels securely
@@ -408,6 +432,7 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
                "scale bits must satisfy 20 <= min <= target <= 58");
   Plan plan;
   plan.mode = o.mode;
+  const StageBounds bounds = stage_bounds(net);
   const int first = o.log_n > 0 ? o.log_n : 12;
   const int last = o.log_n > 0 ? o.log_n : 17;
   std::optional<Chain> chain;
@@ -441,10 +466,11 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
         bool keep_bought = c && c->scale_bits >= o.target_scale_bits;
         if (keep_bought && avoid_chain) {
           Plan avoid;
-          avoid.mode = plan.mode, avoid.slots = slots, avoid.depth = avoid_depth, avoid.packing = plan.packing;
+          avoid.mode = plan.mode, avoid.slots = slots, avoid.depth = avoid_depth,
+          avoid.packing = plan.packing;
           try {
-            finish_plan(bought, net, o, *c, log_n);
-            finish_plan(avoid, net, o, *avoid_chain, log_n);
+            finish_plan(bought, net, bounds, o, *c, log_n);
+            finish_plan(avoid, net, bounds, o, *avoid_chain, log_n);
             keep_bought = bought.predicted_seconds < avoid.predicted_seconds;
           } catch (const std::invalid_argument&) {
             keep_bought = false;  // (finish_plan refuses magnitudes the chain cannot hold)
@@ -462,7 +488,7 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
     if (!c) return false;
     // Prefer the smallest ring whose scale keeps the logits precise enough; otherwise
     // the most precise ring that fits.
-    const double bits = -std::log2(predict_logit_error(net, log_n, std::ldexp(1.0, c->scale_bits)));
+    const double bits = -std::log2(predict_logit_error(net, bounds, log_n, std::ldexp(1.0, c->scale_bits)));
     if (!chain || bits > best_bits) {
       chain = c, best_bits = bits, best_log_n = log_n, plan.slots = slots, plan.depth = depth;
       best_packing = plan.packing;
@@ -477,7 +503,8 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   for (; log_n <= last && !precise; ++log_n) {
     if (log_n < last)
       if (auto c = fit_chain(log_n, throughput_depth, o)) {
-        const double best_case = -std::log2(predict_logit_error(net, log_n, std::ldexp(1.0, c->scale_bits)));
+        const double best_case =
+            -std::log2(predict_logit_error(net, bounds, log_n, std::ldexp(1.0, c->scale_bits)));
         if (best_case < o.min_precision_bits) {
           deferred.push_back(log_n);
           continue;
@@ -496,9 +523,9 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
                                 << " and no bootstrapping. Use fewer or lower-degree activations, merge "
                                    "layers, or run it in hybrid mode.");
 
-  finish_plan(plan, net, o, *chain, log_n);
+  finish_plan(plan, net, bounds, o, *chain, log_n);
   if (o.ring_switch && mode.has_layouts()) {
-    if (auto switched = with_ring_switch(plan, net, o, log_n)) plan = std::move(*switched);
+    if (auto switched = with_ring_switch(plan, net, bounds, o, log_n)) plan = std::move(*switched);
   }
   return plan;
 }

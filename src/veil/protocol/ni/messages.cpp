@@ -100,16 +100,16 @@ nn::Layout get_layout(ByteReader& r, const char* what) {
   l.copy_cols = get_int(r);
   l.copy_row_stride = get_int(r);
   l.copy_col_stride = get_int(r);
-  VEIL_CHECK_IO(l.slots >= 1 && l.slots <= (std::uint64_t{1} << 16) && l.channel_stride >= 0 &&
-                    l.row_stride >= 0 && l.col_stride >= 0 && l.channels_per_block >= 1 && l.replicas >= 1 &&
-                    static_cast<std::uint64_t>(l.replicas) <= l.slots && l.replica_stride >= 0 &&
-                    l.mux_rows >= 1 && l.mux_cols >= 1 &&
-                    std::int64_t{l.mux_rows} * l.mux_cols <= l.channels_per_block &&
-                    l.channels_per_block % (l.mux_rows * l.mux_cols) == 0 && l.mux_row_stride >= 0 &&
-                    l.mux_col_stride >= 0 && l.copy_rows >= 1 && l.copy_cols >= 1 &&
-                    static_cast<std::uint64_t>(l.copy_rows) * static_cast<std::uint64_t>(l.copy_cols) <= l.slots && l.copy_row_stride >= 0 &&
-                    l.copy_col_stride >= 0,
-                what << ": bad layout");
+  VEIL_CHECK_IO(
+      l.slots >= 1 && l.slots <= (std::uint64_t{1} << 16) && l.channel_stride >= 0 && l.row_stride >= 0 &&
+          l.col_stride >= 0 && l.channels_per_block >= 1 && l.replicas >= 1 &&
+          static_cast<std::uint64_t>(l.replicas) <= l.slots && l.replica_stride >= 0 && l.mux_rows >= 1 &&
+          l.mux_cols >= 1 && std::int64_t{l.mux_rows} * l.mux_cols <= l.channels_per_block &&
+          l.channels_per_block % (l.mux_rows * l.mux_cols) == 0 && l.mux_row_stride >= 0 &&
+          l.mux_col_stride >= 0 && l.copy_rows >= 1 && l.copy_cols >= 1 &&
+          static_cast<std::uint64_t>(l.copy_rows) * static_cast<std::uint64_t>(l.copy_cols) <= l.slots &&
+          l.copy_row_stride >= 0 && l.copy_col_stride >= 0,
+      what << ": bad layout");
   return l;
 }
 
