@@ -574,8 +574,15 @@ std::string Plan::describe() const {
   if (small_params) os << ", ring switch " << mb(ring_switch_key_bytes) << " MiB";
   os << "\n";
   os << "  ciphertexts: input " << mb(input_bytes) << " MiB, output " << mb(output_bytes) << " MiB\n";
-  os << std::setprecision(1) << "  predicted: " << predicted_seconds
-     << " s server time (one thread), logit precision ~" << predicted_precision_bits << " bits\n";
+  os << std::setprecision(1) << "  predicted: " << predicted_seconds << " s server time (one thread), ";
+  // The bound multiplies every stage's worst-case growth; through many layers (a residual
+  // network) it exceeds the logits themselves while measured runs agree with the plaintext
+  // model: then it says nothing, and saying a negative number of bits would mislead.
+  if (predicted_precision_bits >= 0)
+    os << "logit precision ~" << predicted_precision_bits << " bits\n";
+  else
+    os << "logit precision not predicted (the worst-case bound exceeds the logits on this deep\n"
+          "    network; `veil eval --model M` measures it)\n";
   return os.str();
 }
 
