@@ -642,8 +642,12 @@ TEST(Packing, CopiesSaveDiagonalsOfTheStageThatReadsThem) {
   EXPECT_LT(from_cells.diagonals.size(), from_spread.diagonals.size());
   EXPECT_LE(from_cells.diagonals.size(), 4u * 9u);  // frame offsets x taps, no sub-positions
   EXPECT_GE(from_spread.diagonals.size(), 3 * from_cells.diagonals.size());
-  const auto want2 = unpack(mux, veil::test::apply_plain(from_spread, pack(spread, unpack(cells, pooled))));
+  const auto want2 = apply_weights(conv2, apply_weights(pool, y));
   EXPECT_LT(max_abs_error(unpack(mux, veil::test::apply_plain(from_cells, pooled)), want2), 1e-12);
+  EXPECT_LT(
+      max_abs_error(unpack(mux, veil::test::apply_plain(from_spread, pack(spread, apply_weights(pool, y)))),
+                    want2),
+      1e-12);
 }
 
 // The search packs a convolution's positions from one weight per tap (TapPattern); the
