@@ -367,12 +367,12 @@ he::LinearTransformSpec pack_linear_impl(const LinearStage& st, const Layout& in
   // the rows and columns between the two sub-positions; of two copies equally near, the
   // one before the output, so that the offsets of all pairs form one window.
   std::vector<int> in_replicas(in.shape.size()), in_channel(in.shape.size());
-  std::vector<std::int64_t> in_origin(in.shape.size());
   const int in_hw = in.shape.h * in.shape.w, out_hw = out.shape.h * out.shape.w;
+  std::vector<std::int64_t> channel_origin(in.shape.c);  // block-local slot of each channel's pixel (0, 0)
+  for (int c = 0; c < in.shape.c; ++c) channel_origin[c] = in.slot(c * in_hw) & (n - 1);
   for (int i = 0; i < in.shape.size(); ++i) {
     in_slot[i] = in.slot(i);
     in_replicas[i] = in.copies(i) / (in.copy_rows * in.copy_cols);
-    in_origin[i] = in.slot(i / in_hw * in_hw) & (n - 1);
     in_channel[i] = i / in_hw;
   }
   const int cell_copies = in.copy_rows * in.copy_cols;
@@ -389,16 +389,16 @@ he::LinearTransformSpec pack_linear_impl(const LinearStage& st, const Layout& in
   };
   // Offset from an input's first copy to the copy that output channel origin `to` reads.
   auto nearest_copy = [&](int col, std::int64_t to) {
+    const std::int64_t origin = channel_origin[in_channel[col]];
     std::int64_t best = 0;
     for (int r = 1; r < in_replicas[col]; ++r) {
       const std::int64_t cand = static_cast<std::int64_t>(r) * in.replica_stride;
-      if (cycle_rank(in_origin[col] + cand - to) < cycle_rank(in_origin[col] + best - to)) best = cand;
+      if (cycle_rank(origin + cand - to) < cycle_rank(origin + best - to)) best = cand;
     }
     std::int64_t cell = 0;
     for (int k = 1; k < cell_copies; ++k) {
       const std::int64_t cand = in.copy_offset(k);
-      if (cell_rank(in_origin[col] + best + cand - to) < cell_rank(in_origin[col] + best + cell - to))
-        cell = cand;
+      if (cell_rank(origin + best + cand - to) < cell_rank(origin + best + cell - to)) cell = cand;
     }
     return best + cell;
   };
@@ -646,8 +646,9 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
   // frontier[0]: the input's.
   std::vector<std::vector<Node>> frontier(count + 1);
   std::vector<int> readers(count + 1, 0);  // with multiplicity (Add(x, x) reads x twice)
+  std::vector<int> reader(count + 1, -1);  // the last stage to read it
   for (int k = 0; k < count; ++k)
-    for (int src : net.inputs_of(k)) ++readers[src + 1];
+    for (int src : net.inputs_of(k)) ++readers[src + 1], reader[src + 1] = k;
   // A linear stage may write copies of its outputs when its one reader (through
   // polynomials) is a linear stage with at least twice its weights: the copies save
   // diagonals there at the price of more here, which only a much cheaper stage (a
@@ -657,20 +658,10 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
   for (int k = 0; k < count; ++k) {
     if (!net.stages[k].is<LinearStage>()) continue;
     int r = k;
-    for (;;) {
-      int next = -1;
-      for (int j = r + 1; j < count && next == -1; ++j)
-        for (int src : net.inputs_of(j))
-          if (src == r) next = readers[r + 1] == 1 ? j : -2;
-      if (next < 0) break;
-      if (net.stages[next].is<PolyStage>()) {
-        r = next;
-        continue;
-      }
-      copies_pay[k] = net.stages[next].is<LinearStage>() && 2 * net.stages[k].linear().weights.val.size() <=
-                                                                net.stages[next].linear().weights.val.size();
-      break;
-    }
+    while (readers[r + 1] == 1 && net.stages[reader[r + 1]].is<PolyStage>()) r = reader[r + 1];
+    if (readers[r + 1] != 1 || !net.stages[reader[r + 1]].is<LinearStage>()) continue;
+    copies_pay[k] = 2 * net.stages[k].linear().weights.val.size() <=
+                    net.stages[reader[r + 1]].linear().weights.val.size();
   }
   const Layout input = Layout::compact(net.input, slots);
   frontier[0].push_back({input, 0.0, {}, false});
@@ -685,8 +676,7 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
           : std::make_shared<PairCache>();
   PairCache& costed = *pairs;
   // Each linear stage's weights by tap, made when the stage's first pair is packed.
-  std::vector<TapPattern> taps(count);
-  std::vector<bool> tapped(count, false);
+  std::vector<std::optional<TapPattern>> taps(count);
   auto relax = [&](int k, const Layout& l, double c, std::vector<int> parents, bool fold) {
     for (auto& node : frontier[k + 1])
       if (node.layout == l && node.fold == fold) {
@@ -737,15 +727,12 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
           std::none_of(fresh.begin(), fresh.end(), [&](std::size_t j) { return keys[j] == keys[i]; }))
         fresh.push_back(i);
     }
-    if (!fresh.empty() && !tapped[k]) {
-      taps[k] = tap_pattern(st.linear());
-      tapped[k] = true;
-    }
+    if (!fresh.empty() && !taps[k]) taps[k] = tap_pattern(st.linear());
     std::vector<CostedPair> packed(fresh.size());
     parallel_for(fresh.size(), [&](std::size_t f) {
       const CostKey& key = keys[fresh[f]];
       CostedPair& p = packed[f];
-      p.spec = pack_linear_impl(st.linear(), key.in, key.out, key.fold, false, &taps[k]);
+      p.spec = pack_linear_impl(st.linear(), key.in, key.out, key.fold, false, &*taps[k]);
       p.giant_step = giant_step(p.spec, key.in, key.out);
       p.counts = he::count(p.spec, p.giant_step);
       p.cost = stage_cost(p.counts);

@@ -459,15 +459,17 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
       // adds to every key switch (more special primes, cifar10-resnet20's dnum 4 -> 5), so
       // the two packings' predictions decide.
       if (o.level_pricing == LevelPricing::kAdaptive && depth != throughput_depth) {
-        Plan bought;
-        bought.mode = plan.mode, bought.slots = slots, bought.depth = depth, bought.packing = plan.packing;
+        auto candidate = [&](int d) {
+          Plan c;
+          c.mode = plan.mode, c.slots = slots, c.depth = d, c.packing = plan.packing;
+          return c;
+        };
+        Plan bought = candidate(depth);
         const int avoid_depth = mode.pack(net, slots, throughput_depth, plan.packing, LevelPricing::kAvoid);
         const auto avoid_chain = fit_chain(log_n, avoid_depth, o);
         bool keep_bought = c && c->scale_bits >= o.target_scale_bits;
         if (keep_bought && avoid_chain) {
-          Plan avoid;
-          avoid.mode = plan.mode, avoid.slots = slots, avoid.depth = avoid_depth,
-          avoid.packing = plan.packing;
+          Plan avoid = candidate(avoid_depth);
           try {
             finish_plan(bought, net, bounds, o, *c, log_n);
             finish_plan(avoid, net, bounds, o, *avoid_chain, log_n);
