@@ -76,7 +76,9 @@ void check_pointwise(int bits, std::size_t n, std::size_t terms) {
 // only), 30 are no multiple of either (portable path). 3001 terms: 30-bit primes reduce
 // every 16 terms, unreduced double sums of 45-bit products would pass 2^53 long before,
 // the IFMA sums fold after 2^11, and the four-term passes leave one term over; 3 terms
-// take only the one-term passes.
+// take only the one-term passes. AVX2 with primes below 2^31 (30 and 31 bits): the
+// integer kernel folds its sums every 15 and every 2-3 terms, in passes of four and two
+// or three.
 TEST_P(MacTest, MatchesNaiveModularSums) {
   for (const std::size_t n : {std::size_t{304}, std::size_t{300}, std::size_t{30}}) {
     math::testing_paths::for_each_simd_level([&](math::SimdLevel level) {
@@ -166,7 +168,7 @@ TEST_P(MacTest, SignedRowsMatchNaiveModularSums) {
 }
 
 INSTANTIATE_TEST_SUITE_P(PrimeSizes, MacTest,
-                         ::testing::Values(14, 20, 30, 32, 33, 34, 40, 45, 49, 50, 60, 61));
+                         ::testing::Values(14, 20, 30, 31, 32, 33, 34, 40, 45, 49, 50, 60, 61));
 
 }  // namespace
 }  // namespace veil

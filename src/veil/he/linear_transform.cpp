@@ -62,6 +62,54 @@ void multiply_accumulate(std::size_t n, const ModulusOf& modulus, std::span<cons
   });
 }
 
+// Every cached group's products in one pass, a tile of positions of one limb at a time:
+// out[g] = sum_t pts[g][t] * cts[g][t]. The groups of a map (one per output block and
+// giant step) read the same baby-step rotations. Group by group over whole limbs, each
+// group streamed its babies from memory again (27 MB a limb for a group of 54 terms at
+// N = 2^15, beyond any cache); here a tile of every baby is read from memory once and
+// stays in cache across the groups. With the sub-31-bit kernel (he/mac.hpp) the products
+// were bound by that traffic: cifar10-shallow at scale 2^30, 2.9-3.0 s an image group by
+// group, 2.6-2.8 s tile by tile (docs/benchmarks.md). The sums are the same residues
+// either way, so the results are identical bit for bit.
+template <class Ct, class ModulusOf>
+void multiply_accumulate_groups(std::size_t n, const ModulusOf& modulus,
+                                const std::vector<std::span<const PackedPlaintext>>& pts,
+                                const std::vector<std::vector<const Ct*>>& cts, const std::vector<Ct*>& out) {
+  if (out.empty()) return;
+  // 512 positions: 800 KB of tiles for 100 babies (two polynomials each), in the L2 and
+  // L3 caches; 256 and 1024 measured the same within the machine's noise. A multiple of
+  // four keeps the packed rows' 2-bit fields byte aligned.
+  constexpr std::size_t kGroupTile = 512;
+  const std::size_t tile = std::min(kGroupTile, n), tiles = n / tile;
+  VEIL_REQUIRE(n % tile == 0 && tile % 4 == 0, "ring degree " << n << " does not split into product tiles");
+  parallel_for(out[0]->num_limbs() * tiles, [&](std::size_t task) {
+    const std::size_t i = task / tiles, j0 = (task % tiles) * tile;
+    std::vector<const u64*> x, raw;
+    std::vector<PackedRow> rows;
+    for (std::size_t g = 0; g < pts.size(); ++g) {
+      const std::size_t terms = pts[g].size();
+      x.resize(2 * terms);
+      for (std::size_t t = 0; t < terms; ++t) {
+        x[2 * t] = cts[g][t]->limb(0, i) + j0;
+        x[2 * t + 1] = cts[g][t]->limb(1, i) + j0;
+      }
+      u64* o[2] = {out[g]->limb(0, i) + j0, out[g]->limb(1, i) + j0};
+      if (pts[g][0].packed(i)) {
+        rows.resize(terms);
+        for (std::size_t t = 0; t < terms; ++t) {
+          const PackedRow r = pts[g][t].row(i);
+          rows[t] = {r.lo + j0, r.hi + j0 / 4};
+        }
+        mac_pointwise_packed(modulus(i), tile, rows, x, 2, o);
+      } else {
+        raw.resize(terms);
+        for (std::size_t t = 0; t < terms; ++t) raw[t] = pts[g][t].raw(i) + j0;
+        mac_pointwise(modulus(i), tile, raw, x, 2, o);
+      }
+    }
+  });
+}
+
 // The same over cached coefficients: each task expands its limb of a few terms at a time
 // (one NTT each) and takes their products while the expansions are in cache.
 template <class Ct, class PrimeOf>
@@ -446,25 +494,40 @@ std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator
     for (int s : baby_steps_[b]) babies[b].push_back(s == 0 ? x : std::move(rotated[r++]));
   }
 
-  // One partial sum per (output block, giant step), computed in parallel; with lazy giant
-  // steps the rotated ones are left over Q_level * P.
+  // One partial sum per (output block, giant step): the groups with cached diagonals all
+  // at once (multiply_accumulate_groups), the others in parallel below, where every group
+  // is then rotated by its giant step; with lazy giant steps left over Q_level * P.
+  std::vector<Ciphertext> sums(groups_.size());
+  {
+    std::vector<std::span<const PackedPlaintext>> pts;
+    std::vector<std::vector<const Ciphertext*>> cts;
+    std::vector<Ciphertext*> outs;
+    for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+      if (spec_.unit || plaintexts_.empty() || plaintexts_[gi].empty()) continue;
+      cts.emplace_back();
+      for (const Term& t : groups_[gi].terms) cts.back().push_back(&babies[t.in_block][t.baby]);
+      pts.emplace_back(plaintexts_[gi]);
+      sums[gi] = Ciphertext(ctx, 2, level_, cts.back()[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
+      outs.push_back(&sums[gi]);
+    }
+    multiply_accumulate_groups(ctx.n(), modulus, pts, cts, outs);
+  }
   const bool lazy = hoisting_ == Hoisting::kLazyGiant;
   std::vector<Ciphertext> partial(groups_.size());
   std::vector<ckks::ExtendedCiphertext> rotated(groups_.size());
   parallel_for(groups_.size(), [&](std::size_t gi) {
     const Group& g = groups_[gi];
-    Ciphertext acc;
-    if (spec_.unit) {
+    Ciphertext acc = std::move(sums[gi]);
+    if (!acc.empty()) {
+      // (the products above)
+    } else if (spec_.unit) {
       acc = babies[g.terms[0].in_block][g.terms[0].baby];
       for (std::size_t t = 1; t < g.terms.size(); ++t)
         eval.add_inplace(acc, babies[g.terms[t].in_block][g.terms[t].baby]);
     } else {
       std::vector<const Ciphertext*> cts;
       for (const Term& t : g.terms) cts.push_back(&babies[t.in_block][t.baby]);
-      if (!plaintexts_.empty() && !plaintexts_[gi].empty()) {
-        acc = Ciphertext(ctx, 2, level_, cts[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
-        multiply_accumulate(ctx.n(), modulus, std::span<const PackedPlaintext>(plaintexts_[gi]), cts, acc);
-      } else if (!coefficients_.empty()) {
+      if (!coefficients_.empty()) {
         acc = Ciphertext(ctx, 2, level_, cts[0]->scale() * coefficients_[gi][0].scale(), spec_.slots);
         multiply_accumulate(ctx, prime, std::span<const CoefficientPlaintext>(coefficients_[gi]), cts, acc);
       }
@@ -519,21 +582,36 @@ std::vector<Ciphertext> LinearTransform::block_sums_double(const ckks::Evaluator
   for (int b = 0; b < spec_.in_blocks; ++b)
     babies[b] = eval.rotate_hoisted_extended(input_at_level(eval, in[b]), baby_steps_[b], gk);
 
+  // The groups with cached diagonals all at once, as in block_sums_single.
   std::vector<ExtendedCiphertext> partial(groups_.size());
+  {
+    std::vector<std::span<const PackedPlaintext>> pts;
+    std::vector<std::vector<const ExtendedCiphertext*>> cts;
+    std::vector<ExtendedCiphertext*> outs;
+    for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+      if (spec_.unit || plaintexts_.empty() || plaintexts_[gi].empty()) continue;
+      cts.emplace_back();
+      for (const Term& t : groups_[gi].terms) cts.back().push_back(&babies[t.in_block][t.baby]);
+      pts.emplace_back(plaintexts_[gi]);
+      partial[gi] =
+          ExtendedCiphertext(ctx, level_, cts.back()[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
+      outs.push_back(&partial[gi]);
+    }
+    multiply_accumulate_groups(ctx.n(), modulus, pts, cts, outs);
+  }
   parallel_for(groups_.size(), [&](std::size_t gi) {
     const Group& g = groups_[gi];
-    ExtendedCiphertext acc;
-    if (spec_.unit) {
+    ExtendedCiphertext acc = std::move(partial[gi]);
+    if (!acc.empty()) {
+      // (the products above)
+    } else if (spec_.unit) {
       acc = babies[g.terms[0].in_block][g.terms[0].baby];
       for (std::size_t t = 1; t < g.terms.size(); ++t)
         add_extended(eval, acc, babies[g.terms[t].in_block][g.terms[t].baby]);
     } else {
       std::vector<const ExtendedCiphertext*> cts;
       for (const Term& t : g.terms) cts.push_back(&babies[t.in_block][t.baby]);
-      if (!plaintexts_.empty() && !plaintexts_[gi].empty()) {
-        acc = ExtendedCiphertext(ctx, level_, cts[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
-        multiply_accumulate(ctx.n(), modulus, std::span<const PackedPlaintext>(plaintexts_[gi]), cts, acc);
-      } else if (!coefficients_.empty()) {
+      if (!coefficients_.empty()) {
         acc = ExtendedCiphertext(ctx, level_, cts[0]->scale() * coefficients_[gi][0].scale(), spec_.slots);
         multiply_accumulate(ctx, prime, std::span<const CoefficientPlaintext>(coefficients_[gi]), cts, acc);
       }

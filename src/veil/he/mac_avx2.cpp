@@ -51,6 +51,87 @@ void mac_pointwise_fp(const math::Modulus& m, std::size_t n, std::size_t terms, 
   }
 }
 
+// Pointwise products for primes below 2^31 in 64-bit integer lanes: one vpmuludq and one
+// vpaddq per four products, where the double-precision kernel above needs the FMA
+// two-product and a correction for each. The sums of a tile stay in L1 and are folded,
+// not reduced, between batches of terms: a = lo + hi * (2^32 mod q), twice, leaves
+// a < 2^32 + (q - 1)^2, room for `batch` more products below 2^64 (2-3 at 31 bits, 15 at
+// 30); each sum is reduced exactly once, at the end. load_w(t, j) gives four weights of
+// term t from coefficient j in the low halves of 64-bit lanes.
+template <class LoadW>
+void mac_pointwise_narrow(const math::Modulus& m, std::size_t n, std::size_t terms, LoadW load_w,
+                          std::span<const u64* const> x, std::size_t polys, u64* const* out) {
+  constexpr std::size_t kNarrowTile = 256, kMaxPolys = 3, kPass = 4;
+  const u64 q = m.value();
+  const u128 sq = static_cast<u128>(q - 1) * (q - 1);
+  const std::size_t batch = static_cast<std::size_t>(((~u128{0} >> 64) - (u128{1} << 32) - sq) / sq);
+  const __m256i fold_by = _mm256_set1_epi64x(static_cast<long long>((u64{1} << 32) % q));
+  const __m256i low = _mm256_set1_epi64x(0xffffffffLL);
+  const auto fold = [&](__m256i a) {
+    a = _mm256_add_epi64(_mm256_and_si256(a, low), _mm256_mul_epu32(_mm256_srli_epi64(a, 32), fold_by));
+    return _mm256_add_epi64(_mm256_and_si256(a, low), _mm256_mul_epu32(_mm256_srli_epi64(a, 32), fold_by));
+  };
+  alignas(32) u64 acc[kMaxPolys][kNarrowTile];
+  const std::size_t pass = std::min(kPass, batch);
+  for (std::size_t base = 0; base < n; base += kNarrowTile) {
+    const std::size_t len = std::min(kNarrowTile, n - base);
+    for (std::size_t c = 0; c < polys; ++c) std::fill(acc[c], acc[c] + len, u64{0});
+    std::size_t since_fold = 0;
+    for (std::size_t t = 0; t < terms; t += pass) {
+      const std::size_t k = std::min(pass, terms - t);
+      if (since_fold + k > batch) {
+        for (std::size_t c = 0; c < polys; ++c)
+          for (std::size_t j = 0; j < len; j += 4) {
+            auto* a = reinterpret_cast<__m256i*>(acc[c] + j);
+            _mm256_store_si256(a, fold(_mm256_load_si256(a)));
+          }
+        since_fold = 0;
+      }
+      // The inputs' addresses in locals: read through the span, they would be reloaded
+      // after every store to the sums.
+      const u64* xp[kPass][kMaxPolys] = {};
+      for (std::size_t u = 0; u < k; ++u)
+        for (std::size_t c = 0; c < polys; ++c) xp[u][c] = x[(t + u) * polys + c] + base;
+      const auto product = [](__m256i w, const u64* p) {
+        return _mm256_mul_epu32(w, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+      };
+      if (k == kPass && polys == 2) {
+        // The common case unrolled: four terms of a two-polynomial ciphertext.
+        for (std::size_t j = 0; j < len; j += 4) {
+          const __m256i w0 = load_w(t, base + j), w1 = load_w(t + 1, base + j), w2 = load_w(t + 2, base + j),
+                        w3 = load_w(t + 3, base + j);
+          for (std::size_t c = 0; c < 2; ++c) {
+            auto* a = reinterpret_cast<__m256i*>(acc[c] + j);
+            const __m256i s01 = _mm256_add_epi64(product(w0, xp[0][c] + j), product(w1, xp[1][c] + j));
+            const __m256i s23 = _mm256_add_epi64(product(w2, xp[2][c] + j), product(w3, xp[3][c] + j));
+            _mm256_store_si256(a, _mm256_add_epi64(_mm256_load_si256(a), _mm256_add_epi64(s01, s23)));
+          }
+        }
+      } else {
+        for (std::size_t j = 0; j < len; j += 4) {
+          __m256i wv[kPass];
+          for (std::size_t u = 0; u < k; ++u) wv[u] = load_w(t + u, base + j);
+          for (std::size_t c = 0; c < polys; ++c) {
+            auto* a = reinterpret_cast<__m256i*>(acc[c] + j);
+            __m256i s = _mm256_load_si256(a);
+            for (std::size_t u = 0; u < k; ++u) s = _mm256_add_epi64(s, product(wv[u], xp[u][c] + j));
+            _mm256_store_si256(a, s);
+          }
+        }
+      }
+      since_fold += k;
+    }
+    for (std::size_t c = 0; c < polys; ++c)
+      for (std::size_t j = 0; j < len; ++j) out[c][base + j] = m.reduce(acc[c][j]);
+  }
+}
+
+// The narrow kernel's condition: a prime below 2^31 leaves room for at least two products
+// between folds, and a tile of four coefficients at a time.
+bool narrow_kernel_applies(const math::Modulus& q, std::size_t n, std::size_t polys) {
+  return q.value() < (u64{1} << 31) && n % 4 == 0 && polys <= 3;
+}
+
 bool fp_kernel_applies(const math::Modulus& q, std::size_t n, std::size_t polys) {
   return math::vecmod_simd(q) && n % 4 == 0 && polys <= 3;
 }
@@ -59,6 +140,12 @@ bool fp_kernel_applies(const math::Modulus& q, std::size_t n, std::size_t polys)
 
 void mac_pointwise_avx2(const math::Modulus& q, std::size_t n, std::span<const u64* const> w,
                         std::span<const u64* const> x, std::size_t polys, u64* const* out) {
+  if (narrow_kernel_applies(q, n, polys)) {
+    const auto load = [&](std::size_t t, std::size_t j) {
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[t] + j));
+    };
+    return mac_pointwise_narrow(q, n, w.size(), load, x, polys, out);
+  }
   // Below 2^32 the integer kernel's 32-bit products are cheaper still.
   if (q.value() >= (u64{1} << 32) && fp_kernel_applies(q, n, polys)) {
     const auto load = [&](std::size_t t, std::size_t j) { return math::fp::load(w[t] + j); };
@@ -70,6 +157,13 @@ void mac_pointwise_avx2(const math::Modulus& q, std::size_t n, std::span<const u
 
 void mac_pointwise_packed_avx2(const math::Modulus& q, std::size_t n, std::span<const PackedRow> w,
                                std::span<const u64* const> x, std::size_t polys, u64* const* out) {
+  if (narrow_kernel_applies(q, n, polys)) {
+    // Below 2^32 the two high bits are zero: the low words are the residues.
+    const auto load = [&](std::size_t t, std::size_t j) {
+      return _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[t].lo + j)));
+    };
+    return mac_pointwise_narrow(q, n, w.size(), load, x, polys, out);
+  }
   if (!fp_kernel_applies(q, n, polys)) {
     mac(
         q, n, w.size(), [&](std::size_t t, std::size_t j) { return packed_at(w[t], j); }, x, polys, out);
