@@ -49,7 +49,7 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, std::string& mode) {
                  "whatever the prediction; implies --ring-switch")
       ->check(CLI::PositiveNumber);
   cmd.add_option("--scale-bits", o.plan.target_scale_bits,
-                 "target CKKS scale in bits (default 33 latency, 31 throughput)")
+                 "target CKKS scale in bits (default 30 latency, 31 throughput)")
       ->check(CLI::Range(20, 58));
 }
 
