@@ -186,8 +186,7 @@ std::vector<Ciphertext> encrypt_inputs(const Plan& plan, const ckks::CkksEncoder
 double agreement_tolerance(const Plan& plan, const std::vector<double>& reference) {
   double range = 1;
   for (double v : reference) range = std::max(range, std::abs(v));
-  constexpr double kMostBits = 8;  // (PlanOptions' precision target until the 2^30 scales)
-  const double bits = std::min(plan.predicted_precision_bits, kMostBits) - 2;
+  const double bits = std::min(plan.predicted_precision_bits, PlanOptions{}.min_precision_bits) - 2;
   return range * std::exp2(-std::max(bits, 1.0));
 }
 

@@ -82,9 +82,9 @@ std::vector<ckks::Ciphertext> encrypt_inputs(const Plan& plan, const ckks::CkksE
 void check_result(const Plan& plan, const std::vector<ckks::Ciphertext>& outputs);
 // The largest |encrypted - plaintext| difference the plan allows for values whose plaintext
 // reference is `reference` (a stage's outputs or the logits): its precision target (the
-// plan's prediction, at most 8 bits, less 2 bits of margin) relative to
-// max(1, max |reference|). A wrap-around, a key or packing fault gives errors of the
-// range itself, far beyond it.
+// plan's prediction, at most PlanOptions' default 8 bits, less 2 bits: the prediction is
+// that much optimistic) relative to max(1, max |reference|). A wrap-around, a key or
+// packing fault gives errors of the range itself, far beyond it.
 double agreement_tolerance(const Plan& plan, const std::vector<double>& reference);
 // Logits per image (latency: one image), after check_result.
 std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::CkksEncoder& encoder,

@@ -427,7 +427,8 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   check_graph(net);
   PlanOptions o = options;
   const PackingMode& mode = packing_mode(o.mode);
-  if (o.target_scale_bits == 0) o.target_scale_bits = mode.default_scale_bits();
+  const bool default_scale = o.target_scale_bits == 0;
+  if (default_scale) o.target_scale_bits = mode.default_scale_bits();
   VEIL_REQUIRE(o.min_scale_bits >= 20 && o.target_scale_bits <= 58 && o.min_scale_bits <= o.target_scale_bits,
                "scale bits must satisfy 20 <= min <= target <= 58");
   Plan plan;
@@ -435,11 +436,23 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   const StageBounds bounds = stage_bounds(net);
   const int first = o.log_n > 0 ? o.log_n : 12;
   const int last = o.log_n > 0 ? o.log_n : 17;
+  const int throughput_depth = cost(net).depth;  // no packing: the stages' own depths
+  // The mode's default scale, or its more precise one where, at the first ring that holds
+  // the network at the default scale, the worst-case error bound exceeds the logits
+  // themselves (`veil plan`'s "not predicted": cifar10-resnet20 at both scales); the
+  // bound needs only the weights, no packing. cifar10-shallow's bound says 2.5 bits at
+  // 2^30 and 5.5 at 2^33; `veil eval` measured 8.4-10.5 and about 10.
+  if (default_scale && mode.precise_scale_bits() > o.target_scale_bits)
+    for (int n = first; n <= last; ++n)
+      if (const auto c = fit_chain(n, throughput_depth, o); c && c->scale_bits == o.target_scale_bits) {
+        if (predict_logit_error(net, bounds, n, std::ldexp(1.0, c->scale_bits)) > 1)
+          o.target_scale_bits = mode.precise_scale_bits();
+        break;
+      }
   std::optional<Chain> chain;
   int log_n = first;
   int needed_depth = 0;
   double best_bits = -1e9;
-  const int throughput_depth = cost(net).depth;  // no packing: the stages' own depths
   int best_log_n = first;
   Packing best_packing;
   // Packs the network for one ring degree and keeps it if it is the best so far; true when

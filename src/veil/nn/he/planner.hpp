@@ -34,10 +34,9 @@ struct PlanOptions {
   int target_scale_bits = 0;
   int min_scale_bits = 24;  // below this, refuse rather than lose accuracy
   int headroom_bits = 12;   // q0 - scale: room for |logits| up to ~2^10
-  // Take the smallest ring whose predicted logit precision reaches this (in bits). The
-  // prediction is a worst-case bound: on cifar10-shallow it says 5.5 bits at scale 2^30
-  // and 8.5 at 2^33 where `veil eval` measured about 10 at both (docs/benchmarks.md).
-  double min_precision_bits = 5;
+  // Take the smallest ring whose predicted logit precision reaches this (in bits; the
+  // prediction is a worst-case bound, several bits below what `veil eval` measures).
+  double min_precision_bits = 8;
   int log_n = 0;                // 0: smallest secure ring that fits
   bool allow_insecure = false;  // tests only
   // Latency mode, chains: end a late linear stage in the ring of half the degree when the
