@@ -281,7 +281,11 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
   // stage's rotated inputs and partial sums, with room for key-switching temporaries
   // and the blocks the polynomial pool keeps by size. Measured on cifar10-shallow: the
   // first image took 9.5-11.7 s against 6.0-7.8 s for the next ones (370,000 page
-  // faults, 1.5 GB), and 7.2 s against 6.6 s with this (no fault).
+  // faults, 1.5 GB), and 7.2 s against 6.6 s with this (no fault). Twice the largest
+  // stage's ciphertexts: `veil infer` on three images peaked at 10.27 GB with no reserve,
+  // with twice and with three times, and at 10.8 GB with four times, the first image as
+  // fast with twice as with four times (docs/benchmarks.md).
+  constexpr std::size_t kReserve = 2;
   // Two forms (he::PlaintextCache): the NTT form, ready to use, or the coefficients, one
   // 5-byte copy for every limb and an NTT per limb at use (1.5-1.7x the stage's time,
   // veil_he_bench). Every stage first gets the coefficient form if the budget allows it,
@@ -350,7 +354,7 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
                      16;
     working = std::max(working, cts * ct_bytes);
   }
-  rlwe::reserve_heap(4 * working);
+  rlwe::reserve_heap(kReserve * working);
 }
 
 EncryptedNetwork::~EncryptedNetwork() = default;

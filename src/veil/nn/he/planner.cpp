@@ -513,22 +513,29 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   // A ring whose precision falls short even at the stages' own depth (packing only lowers
   // the scale) is searched only if no larger ring is precise enough: cifar10-shallow's
   // layout search at 2^14 was a sixth of its planning time, for a ring it never chose.
-  std::vector<int> deferred;
+  // Then the deferred rings most precise first, skipping any whose best case (its
+  // precision at the stages' own depth, which packing can only lower) does not beat the
+  // plan already found: with no ring precise enough, cifar10-shallow's search at 2^17
+  // and 2^16 doubled its planning for rings less precise than 2^15.
+  std::vector<std::pair<double, int>> deferred;  // (best case, log_n)
   bool precise = false;
   for (; log_n <= last && !precise; ++log_n) {
-    if (log_n < last)
-      if (auto c = fit_chain(log_n, throughput_depth, o)) {
-        const double best_case =
-            -std::log2(predict_logit_error(net, bounds, log_n, std::ldexp(1.0, c->scale_bits)));
-        if (best_case < o.min_precision_bits) {
-          deferred.push_back(log_n);
-          continue;
-        }
+    if (auto c = fit_chain(log_n, throughput_depth, o)) {
+      const double best_case =
+          -std::log2(predict_logit_error(net, bounds, log_n, std::ldexp(1.0, c->scale_bits)));
+      if (best_case < o.min_precision_bits) {
+        deferred.emplace_back(best_case, log_n);
+        continue;
       }
+    }
     precise = try_ring(log_n);
   }
-  if (!precise)
-    for (int d : deferred) try_ring(d);
+  if (!precise) {
+    std::stable_sort(deferred.begin(), deferred.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (const auto& [best_case, d] : deferred)
+      if (!chain || best_case > best_bits) try_ring(d);
+  }
   log_n = best_log_n;
   plan.packing = std::move(best_packing);
   VEIL_REQUIRE(chain, "model '" << net.name << "' needs " << needed_depth
