@@ -196,7 +196,9 @@ void args_dot(benchmark::internal::Benchmark* b) {
 }
 void args_conv(benchmark::internal::Benchmark* b) { levels(b, {{15, 50, 16}, {16, 50, 34}}); }
 void args_mac(benchmark::internal::Benchmark* b) {
-  levels(b, {{13, 30, 64, 0}, {13, 40, 64, 0}, {13, 30, 64, 1}, {16, 40, 16, 0}, {10, 30, 16, 0}, {10, 40, 16, 0}});
+  levels(
+      b,
+      {{13, 30, 64, 0}, {13, 40, 64, 0}, {13, 30, 64, 1}, {16, 40, 16, 0}, {10, 30, 16, 0}, {10, 40, 16, 0}});
 }
 
 }  // namespace

@@ -110,6 +110,30 @@ void multiply_accumulate_groups(std::size_t n, const ModulusOf& modulus,
   });
 }
 
+// The sums of every group with cached diagonals (the others stay empty), by
+// multiply_accumulate_groups: group g reads babies[t.in_block][t.baby] for its terms t,
+// and make(scale) makes its empty sum (a Ciphertext, or an ExtendedCiphertext when double
+// hoisted).
+template <class Ct, class Group, class ModulusOf, class Make>
+std::vector<Ct> cached_group_sums(std::size_t n, const ModulusOf& modulus, const std::vector<Group>& groups,
+                                  const std::vector<std::vector<PackedPlaintext>>& plaintexts,
+                                  const std::vector<std::vector<Ct>>& babies, bool unit, const Make& make) {
+  std::vector<Ct> sums(groups.size());
+  std::vector<std::span<const PackedPlaintext>> pts;
+  std::vector<std::vector<const Ct*>> cts;
+  std::vector<Ct*> outs;
+  for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+    if (unit || plaintexts.empty() || plaintexts[gi].empty()) continue;
+    cts.emplace_back();
+    for (const auto& t : groups[gi].terms) cts.back().push_back(&babies[t.in_block][t.baby]);
+    pts.emplace_back(plaintexts[gi]);
+    sums[gi] = make(cts.back()[0]->scale() * plaintexts[gi][0].scale());
+    outs.push_back(&sums[gi]);
+  }
+  multiply_accumulate_groups(n, modulus, pts, cts, outs);
+  return sums;
+}
+
 // The same over cached coefficients: each task expands its limb of a few terms at a time
 // (one NTT each) and takes their products while the expansions are in cache.
 template <class Ct, class PrimeOf>
@@ -497,21 +521,9 @@ std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator
   // One partial sum per (output block, giant step): the groups with cached diagonals all
   // at once (multiply_accumulate_groups), the others in parallel below, where every group
   // is then rotated by its giant step; with lazy giant steps left over Q_level * P.
-  std::vector<Ciphertext> sums(groups_.size());
-  {
-    std::vector<std::span<const PackedPlaintext>> pts;
-    std::vector<std::vector<const Ciphertext*>> cts;
-    std::vector<Ciphertext*> outs;
-    for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-      if (spec_.unit || plaintexts_.empty() || plaintexts_[gi].empty()) continue;
-      cts.emplace_back();
-      for (const Term& t : groups_[gi].terms) cts.back().push_back(&babies[t.in_block][t.baby]);
-      pts.emplace_back(plaintexts_[gi]);
-      sums[gi] = Ciphertext(ctx, 2, level_, cts.back()[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
-      outs.push_back(&sums[gi]);
-    }
-    multiply_accumulate_groups(ctx.n(), modulus, pts, cts, outs);
-  }
+  std::vector<Ciphertext> sums =
+      cached_group_sums(ctx.n(), modulus, groups_, plaintexts_, babies, spec_.unit,
+                        [&](double scale) { return Ciphertext(ctx, 2, level_, scale, spec_.slots); });
   const bool lazy = hoisting_ == Hoisting::kLazyGiant;
   std::vector<Ciphertext> partial(groups_.size());
   std::vector<ckks::ExtendedCiphertext> rotated(groups_.size());
@@ -583,22 +595,9 @@ std::vector<Ciphertext> LinearTransform::block_sums_double(const ckks::Evaluator
     babies[b] = eval.rotate_hoisted_extended(input_at_level(eval, in[b]), baby_steps_[b], gk);
 
   // The groups with cached diagonals all at once, as in block_sums_single.
-  std::vector<ExtendedCiphertext> partial(groups_.size());
-  {
-    std::vector<std::span<const PackedPlaintext>> pts;
-    std::vector<std::vector<const ExtendedCiphertext*>> cts;
-    std::vector<ExtendedCiphertext*> outs;
-    for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-      if (spec_.unit || plaintexts_.empty() || plaintexts_[gi].empty()) continue;
-      cts.emplace_back();
-      for (const Term& t : groups_[gi].terms) cts.back().push_back(&babies[t.in_block][t.baby]);
-      pts.emplace_back(plaintexts_[gi]);
-      partial[gi] =
-          ExtendedCiphertext(ctx, level_, cts.back()[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
-      outs.push_back(&partial[gi]);
-    }
-    multiply_accumulate_groups(ctx.n(), modulus, pts, cts, outs);
-  }
+  std::vector<ExtendedCiphertext> partial =
+      cached_group_sums(ctx.n(), modulus, groups_, plaintexts_, babies, spec_.unit,
+                        [&](double scale) { return ExtendedCiphertext(ctx, level_, scale, spec_.slots); });
   parallel_for(groups_.size(), [&](std::size_t gi) {
     const Group& g = groups_[gi];
     ExtendedCiphertext acc = std::move(partial[gi]);

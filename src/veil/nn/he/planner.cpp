@@ -601,7 +601,8 @@ std::string Plan::describe() const {
   // network) it exceeds the logits themselves while measured runs agree with the plaintext
   // model: then it says nothing, and saying a negative number of bits would mislead.
   if (predicted_precision_bits >= 0)
-    os << "logit precision ~" << predicted_precision_bits << " bits\n";
+    os << "logit precision >= ~" << predicted_precision_bits
+       << " bits (worst case; `veil eval` measures it)\n";
   else
     os << "logit precision not predicted (the worst-case bound exceeds the logits on this deep\n"
           "    network; `veil eval --model M` measures it)\n";
