@@ -4,7 +4,9 @@
 // Primes below 2^32 (CKKS scales of up to 32 bits, the common case for CNN inference)
 // accumulate 32x32 -> 64-bit products in 64-bit lanes, which vectorise (AVX2 vpmuludq),
 // reducing only every floor(2^64 / q^2) terms; larger primes use 128-bit accumulators
-// with a Barrett reduction every 32 terms.
+// with a Barrett reduction every 32 terms. The AVX2 pointwise kernels fold instead of
+// reducing below 2^31 (the latency mode's 2^30 chains) and work in doubles from 33 to 50
+// bits; AVX-512 machines take the IFMA kernels.
 #pragma once
 
 #include <cstddef>

@@ -52,8 +52,8 @@ class PackingMode {
   // PlanOptions::target_scale_bits when 0 (throughput: 31, whose weighted sums then run on
   // the faster sub-32-bit kernel, he/mac.hpp).
   virtual int default_scale_bits() const = 0;
-  // The default when the first falls short of PlanOptions::min_precision_bits (predicted
-  // at the first ring that holds the network); 0: none.
+  // The default instead where the planner's worst-case error bound at the first exceeds
+  // the logits themselves (at the first ring that holds the network); 0: none.
   virtual int precise_scale_bits() const { return 0; }
   // Images per evaluation of a plan.
   virtual std::size_t batch_size(const Plan& plan) const = 0;
