@@ -43,25 +43,6 @@ void multiply_accumulate(std::size_t n, const ModulusOf& modulus, const std::vec
   });
 }
 
-// The same over cached diagonals: packed limbs through the packed kernel.
-template <class Ct, class ModulusOf>
-void multiply_accumulate(std::size_t n, const ModulusOf& modulus, std::span<const PackedPlaintext> pts,
-                         const std::vector<const Ct*>& cts, Ct& out) {
-  parallel_for(out.num_limbs(), [&](std::size_t i) {
-    const std::vector<const u64*> x = limb_inputs(cts, i);
-    u64* o[2] = {out.limb(0, i), out.limb(1, i)};
-    if (pts[0].packed(i)) {
-      std::vector<PackedRow> w(pts.size());
-      for (std::size_t t = 0; t < pts.size(); ++t) w[t] = pts[t].row(i);
-      mac_pointwise_packed(modulus(i), n, w, x, 2, o);
-    } else {
-      std::vector<const u64*> w(pts.size());
-      for (std::size_t t = 0; t < pts.size(); ++t) w[t] = pts[t].raw(i);
-      mac_pointwise(modulus(i), n, w, x, 2, o);
-    }
-  });
-}
-
 // Every cached group's products in one pass, a tile of positions of one limb at a time:
 // out[g] = sum_t pts[g][t] * cts[g][t]. The groups of a map (one per output block and
 // giant step) read the same baby-step rotations. Group by group over whole limbs, each
@@ -529,14 +510,12 @@ std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator
   std::vector<ckks::ExtendedCiphertext> rotated(groups_.size());
   parallel_for(groups_.size(), [&](std::size_t gi) {
     const Group& g = groups_[gi];
-    Ciphertext acc = std::move(sums[gi]);
-    if (!acc.empty()) {
-      // (the products above)
-    } else if (spec_.unit) {
+    Ciphertext acc = std::move(sums[gi]);  // cached diagonals: the products above
+    if (acc.empty() && spec_.unit) {
       acc = babies[g.terms[0].in_block][g.terms[0].baby];
       for (std::size_t t = 1; t < g.terms.size(); ++t)
         eval.add_inplace(acc, babies[g.terms[t].in_block][g.terms[t].baby]);
-    } else {
+    } else if (acc.empty()) {
       std::vector<const Ciphertext*> cts;
       for (const Term& t : g.terms) cts.push_back(&babies[t.in_block][t.baby]);
       if (!coefficients_.empty()) {
@@ -600,14 +579,12 @@ std::vector<Ciphertext> LinearTransform::block_sums_double(const ckks::Evaluator
                         [&](double scale) { return ExtendedCiphertext(ctx, level_, scale, spec_.slots); });
   parallel_for(groups_.size(), [&](std::size_t gi) {
     const Group& g = groups_[gi];
-    ExtendedCiphertext acc = std::move(partial[gi]);
-    if (!acc.empty()) {
-      // (the products above)
-    } else if (spec_.unit) {
+    ExtendedCiphertext acc = std::move(partial[gi]);  // cached diagonals: the products above
+    if (acc.empty() && spec_.unit) {
       acc = babies[g.terms[0].in_block][g.terms[0].baby];
       for (std::size_t t = 1; t < g.terms.size(); ++t)
         add_extended(eval, acc, babies[g.terms[t].in_block][g.terms[t].baby]);
-    } else {
+    } else if (acc.empty()) {
       std::vector<const ExtendedCiphertext*> cts;
       for (const Term& t : g.terms) cts.push_back(&babies[t.in_block][t.baby]);
       if (!coefficients_.empty()) {
@@ -623,7 +600,8 @@ std::vector<Ciphertext> LinearTransform::block_sums_double(const ckks::Evaluator
         const std::vector<const ExtendedCiphertext*> part_cts(
             cts.begin() + static_cast<std::ptrdiff_t>(begin), cts.begin() + static_cast<std::ptrdiff_t>(end));
         ExtendedCiphertext part(ctx, level_, part_cts[0]->scale() * fresh[0].scale(), spec_.slots);
-        multiply_accumulate(ctx.n(), modulus, std::span<const PackedPlaintext>(fresh), part_cts, part);
+        multiply_accumulate_groups<ExtendedCiphertext>(
+            ctx.n(), modulus, {std::span<const PackedPlaintext>(fresh)}, {part_cts}, {&part});
         if (acc.empty())
           acc = std::move(part);
         else
