@@ -188,11 +188,29 @@ void levels(benchmark::internal::Benchmark* b, const std::vector<std::vector<std
 }
 
 void args_ntt(benchmark::internal::Benchmark* b) {
-  levels(b, {{13, 40}, {14, 40}, {15, 40}, {16, 40}, {15, 50}, {16, 50}, {15, 60}, {16, 60}});
+  levels(b, {{13, 40},
+             {14, 30},
+             {14, 40},
+             {15, 30},
+             {15, 40},
+             {16, 30},
+             {16, 40},
+             {15, 50},
+             {16, 50},
+             {15, 60},
+             {16, 60}});
 }
 void args_vec(benchmark::internal::Benchmark* b) { levels(b, {{15, 40}, {16, 40}, {16, 50}}); }
 void args_dot(benchmark::internal::Benchmark* b) {
-  levels(b, {{15, 40, 4, 0}, {16, 40, 5, 0}, {16, 40, 5, 1}, {16, 50, 5, 0}});
+  levels(b, {{15, 40, 4, 0},
+             {15, 30, 2, 0},
+             {15, 30, 2, 1},
+             {15, 40, 2, 1},
+             {14, 30, 5, 1},
+             {14, 40, 5, 1},
+             {16, 40, 5, 0},
+             {16, 40, 5, 1},
+             {16, 50, 5, 0}});
 }
 void args_conv(benchmark::internal::Benchmark* b) { levels(b, {{15, 50, 16}, {16, 50, 34}}); }
 void args_mac(benchmark::internal::Benchmark* b) {

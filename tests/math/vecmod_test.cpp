@@ -29,7 +29,7 @@ u64 ref_mul(const Modulus& q, u64 a, u64 b) { return static_cast<u64>(static_cas
 
 using testing_paths::for_each_simd_level;
 
-const std::vector<int> kBits = {14, 20, 31, 40, 45, 49, 50, 55, 60};
+const std::vector<int> kBits = {14, 20, 29, 30, 31, 40, 45, 49, 50, 55, 60};
 
 TEST(Vecmod, ElementwiseKernelsMatchReference) {
   std::mt19937_64 rng(1);
@@ -64,13 +64,14 @@ TEST(Vecmod, ElementwiseKernelsMatchReference) {
 
 TEST(Vecmod, KeySwitchInnerProductMatchesReference) {
   std::mt19937_64 rng(2);
-  const std::size_t n = 515;
+  const std::size_t n = 517;  // SIMD part 516: steps of 8 and one of 4
   std::vector<std::uint32_t> perm(n);
   for (std::size_t j = 0; j < n; ++j) perm[j] = static_cast<std::uint32_t>((j * 7 + 3) % n);
   for (int bits : kBits) {
     const Modulus q(generate_ntt_primes(bits, 1, 1 << 11)[0]);
-    // 1 to 8 terms: the SIMD sums are reduced after every third product.
-    for (std::size_t terms : {1, 2, 3, 4, 7, 8}) {
+    // 1 to 16 terms: the double-precision sums are reduced after every third product;
+    // below 2^30 up to 15 products are summed exactly in 64 bits, 16 take the other path.
+    for (std::size_t terms : {1, 2, 3, 4, 7, 8, 15, 16}) {
       std::vector<std::vector<u64>> v, a, b;
       std::vector<const u64*> pv, pa, pb;
       for (std::size_t t = 0; t < terms; ++t) {
@@ -106,18 +107,18 @@ TEST(Vecmod, KeySwitchInnerProductMatchesReference) {
   }
 }
 
-TEST(Vecmod, BaseConversionPathsAgree) {
-  // Sources of 40 to 61 bits (those above 50 enter the SIMD path split in halves),
-  // targets on both sides of the 50-bit limit of the SIMD path.
-  const auto ps = generate_ntt_primes({60, 40, 40, 50, 61, 40, 40, 45, 50, 60, 30}, 1 << 11);
-  RnsBase from(std::vector<Modulus>(ps.begin(), ps.begin() + 7));
-  RnsBase to(std::vector<Modulus>(ps.begin() + 7, ps.end()));
-  BaseConverter conv(from, to);
-  std::mt19937_64 rng(3);
+// Every target of `conv` at every SIMD level against the definition, on random residues.
+void check_conversion(const BaseConverter& conv, std::uint64_t seed) {
+  const RnsBase& from = conv.from();
+  const RnsBase& to = conv.to();
+  std::mt19937_64 rng(seed);
   const std::size_t n = 1029;
   std::vector<std::vector<u64>> y;
   std::vector<const u64*> py;
-  for (std::size_t i = 0; i < from.size(); ++i) y.push_back(random_residues(from[i], n, rng));
+  for (std::size_t i = 0; i < from.size(); ++i) {
+    y.push_back(random_residues(from[i], n, rng));
+    y.back()[0] = from[i].value() - 1;  // the largest products
+  }
   for (const auto& v : y) py.push_back(v.data());
   for (std::size_t k = 0; k < to.size(); ++k) {
     const Modulus& p = to[k];
@@ -137,9 +138,36 @@ TEST(Vecmod, BaseConversionPathsAgree) {
     for_each_simd_level([&](SimdLevel level) {
       std::vector<u64> out(n);
       conv.convert_target(k, py.data(), out.data(), n);
-      EXPECT_EQ(out, ref) << "target " << k << " (" << p.bits() << " bits), simd " << simd_level_name(level);
+      EXPECT_EQ(out, ref) << from.size() << " sources, target " << k << " (" << p.bits() << " bits), simd "
+                          << simd_level_name(level);
     });
   }
+}
+
+TEST(Vecmod, BaseConversionPathsAgree) {
+  // Sources of 40 to 61 bits (those above 50 enter the SIMD path split in halves),
+  // targets on both sides of the 50-bit limit of the SIMD path.
+  const auto ps = generate_ntt_primes({60, 40, 40, 50, 61, 40, 40, 45, 50, 60, 30}, 1 << 11);
+  check_conversion(BaseConverter(RnsBase(std::vector<Modulus>(ps.begin(), ps.begin() + 7)),
+                                 RnsBase(std::vector<Modulus>(ps.begin() + 7, ps.end()))),
+                   3);
+}
+
+// The integer-lane path (targets below 2^30, sources below 2^32, sums below 2^64):
+// a digit of 30-bit primes to 30-bit and wider targets; 16 sources of 30 bits (still one
+// 64-bit sum), 18 (too many: the double-precision path) and a 33-bit source among 30-bit
+// ones (also the other path).
+TEST(Vecmod, NarrowBaseConversionMatchesDefinition) {
+  const auto p30 = generate_ntt_primes(30, 24, 1 << 11);
+  const auto p29 = generate_ntt_primes(29, 2, 1 << 11);
+  const auto wide = generate_ntt_primes({33, 31, 44}, 1 << 11);
+  const auto base = [](std::vector<u64> v) { return RnsBase(std::vector<Modulus>(v.begin(), v.end())); };
+  const std::vector<u64> targets = {p30[20], p30[21], p29[0], wide[1], wide[2]};
+  for (std::size_t sources : {1, 2, 8, 16, 18}) {
+    check_conversion(
+        BaseConverter(base({p30.begin(), p30.begin() + static_cast<long>(sources)}), base(targets)), sources);
+  }
+  check_conversion(BaseConverter(base({p30[0], wide[0], p30[1], p29[1]}), base({p30[22], p30[23]})), 5);
 }
 
 TEST(Vecmod, SimdServesPrimesUpTo50Bits) {

@@ -38,6 +38,23 @@ VEIL_AVX2 inline void store(u64* p, __m256d d) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_int(d));
 }
 
+// A 64-bit sum s of products of residues (any s < 2^64) mod q < 2^30, in 64-bit lanes:
+// two folds by fold_by = 2^32 mod q bring it below 2^32 + q^2 + q < 2^61; a quotient
+// from doubles (the halves exact, their sum within 2^9, so off by at most one either
+// way, and below 2^32) leaves a remainder in (-q, 2q), corrected to [0, q). What the
+// integer-lane kernels for sub-30-bit primes end with (vecmod.cpp, rns.cpp).
+VEIL_AVX2 inline __m256i reduce_narrow(__m256i s, __m256i fold_by, __m256i qv, __m256d qinv) {
+  const __m256i low = _mm256_set1_epi64x(0xffffffffLL);
+  s = _mm256_add_epi64(_mm256_and_si256(s, low), _mm256_mul_epu32(_mm256_srli_epi64(s, 32), fold_by));
+  s = _mm256_add_epi64(_mm256_and_si256(s, low), _mm256_mul_epu32(_mm256_srli_epi64(s, 32), fold_by));
+  const __m256d sd = _mm256_fmadd_pd(to_double(_mm256_srli_epi64(s, 32)), _mm256_set1_pd(4294967296.0),
+                                     to_double(_mm256_and_si256(s, low)));
+  const __m256d quot = _mm256_floor_pd(_mm256_mul_pd(sd, qinv));
+  __m256i r = _mm256_sub_epi64(s, _mm256_mul_epu32(to_int(quot), qv));
+  r = _mm256_add_epi64(r, _mm256_and_si256(qv, _mm256_cmpgt_epi64(_mm256_setzero_si256(), r)));
+  return _mm256_sub_epi64(r, _mm256_andnot_si256(_mm256_cmpgt_epi64(qv, r), qv));
+}
+
 // x - m if x >= m.
 VEIL_AVX2 inline __m256d csub(__m256d x, __m256d m) {
   return _mm256_sub_pd(x, _mm256_and_pd(_mm256_cmp_pd(x, m, _CMP_GE_OQ), m));

@@ -48,6 +48,19 @@ NttTables::NttTables(int log_n, const Modulus& q) : log_n_(log_n), n_(std::size_
     }
     n_inv_shoup52_ = ifma::shoup52(n_inv_, q_.value());
   }
+  if (cpu_features().avx2_fma && ntt_avx2_narrow_applicable(*this)) {
+    // floor(w 2^32 / q), the quotient Shoup's product needs over 32-bit words.
+    const auto shoup32 = [&](u64 w) { return static_cast<std::uint32_t>((w << 32) / q_.value()); };
+    for (std::size_t k = 0; k < n_; ++k) {
+      psi_rev32_.push_back(static_cast<std::uint32_t>(psi_rev_[k]));
+      psi_rev32_shoup_.push_back(shoup32(psi_rev_[k]));
+      psi_inv_rev32_.push_back(static_cast<std::uint32_t>(psi_inv_rev_[k]));
+      psi_inv_rev32_shoup_.push_back(shoup32(psi_inv_rev_[k]));
+    }
+    n_inv32_shoup_ = shoup32(n_inv_);
+    last_inv32_ = static_cast<std::uint32_t>(q_.mul(psi_inv_rev_[1], n_inv_));
+    last_inv32_shoup_ = shoup32(last_inv32_);
+  }
   if (ntt_avx2_applicable(*this)) {
     const double qd = static_cast<double>(q_.value());
     for (std::size_t k = 0; k < n_; ++k) {
@@ -135,7 +148,7 @@ void NttTables::forward(u64* a) const {
     case SimdLevel::kAvx512:
       return ntt_forward_avx512(*this, a);
     case SimdLevel::kAvx2:
-      return ntt_forward_avx2(*this, a);
+      return psi_rev32_.empty() ? ntt_forward_avx2(*this, a) : ntt_forward_avx2_narrow(*this, a);
     case SimdLevel::kScalar:
       return ntt_forward_scalar(*this, a);
   }
@@ -146,7 +159,7 @@ void NttTables::inverse(u64* a) const {
     case SimdLevel::kAvx512:
       return ntt_inverse_avx512(*this, a);
     case SimdLevel::kAvx2:
-      return ntt_inverse_avx2(*this, a);
+      return psi_rev32_.empty() ? ntt_inverse_avx2(*this, a) : ntt_inverse_avx2_narrow(*this, a);
     case SimdLevel::kScalar:
       return ntt_inverse_scalar(*this, a);
   }

@@ -52,6 +52,18 @@ class NttTables {
   const std::vector<u64>& psi_rev_shoup52() const { return psi_rev_shoup52_; }
   const std::vector<u64>& psi_inv_rev_shoup52() const { return psi_inv_rev_shoup52_; }
   u64 n_inv_shoup52() const { return n_inv_shoup52_; }
+  // 32-bit twiddles and their Shoup quotients floor(w 2^32 / q) for the AVX2 kernel on
+  // eight 32-bit lanes (ntt_avx2_narrow.cpp): filled only for primes below 2^30 and
+  // N >= 16 on CPUs with AVX2, empty otherwise. last_inv32: psi_inv_rev[1] / N, the
+  // inverse's last twiddle with the scaling folded in.
+  const std::vector<std::uint32_t>& psi_rev32() const { return psi_rev32_; }
+  const std::vector<std::uint32_t>& psi_rev32_shoup() const { return psi_rev32_shoup_; }
+  const std::vector<std::uint32_t>& psi_inv_rev32() const { return psi_inv_rev32_; }
+  const std::vector<std::uint32_t>& psi_inv_rev32_shoup() const { return psi_inv_rev32_shoup_; }
+  std::uint32_t n_inv32() const { return static_cast<std::uint32_t>(n_inv_); }
+  std::uint32_t n_inv32_shoup() const { return n_inv32_shoup_; }
+  std::uint32_t last_inv32() const { return last_inv32_; }
+  std::uint32_t last_inv32_shoup() const { return last_inv32_shoup_; }
   // The kernel forward/inverse run for this prime on this CPU at the current simd_level().
   SimdLevel kernel_level() const;
   // Whether forward/inverse run a SIMD kernel (kernel_level() above scalar).
@@ -67,6 +79,8 @@ class NttTables {
   std::vector<double> psi_rev_d_, psi_rev_q_, psi_inv_rev_d_, psi_inv_rev_q_;
   std::vector<u64> psi_rev_shoup52_, psi_inv_rev_shoup52_;
   u64 n_inv_shoup52_ = 0;
+  std::vector<std::uint32_t> psi_rev32_, psi_rev32_shoup_, psi_inv_rev32_, psi_inv_rev32_shoup_;
+  std::uint32_t n_inv32_shoup_ = 0, last_inv32_ = 0, last_inv32_shoup_ = 0;
 };
 
 std::size_t bit_reverse(std::size_t x, int bits);
@@ -78,6 +92,11 @@ void ntt_inverse_scalar(const NttTables& t, u64* a);
 bool ntt_avx2_applicable(const NttTables& t);
 void ntt_forward_avx2(const NttTables& t, u64* a);
 void ntt_inverse_avx2(const NttTables& t, u64* a);
+// AVX2 kernels on eight 32-bit lanes (ntt_avx2_narrow.cpp), for primes below 2^30 and
+// N >= 16; forward/inverse run them in place of the kernels above wherever they apply.
+bool ntt_avx2_narrow_applicable(const NttTables& t);
+void ntt_forward_avx2_narrow(const NttTables& t, u64* a);
+void ntt_inverse_avx2_narrow(const NttTables& t, u64* a);
 // AVX-512 kernels (ntt_avx512.cpp), for N >= 16 and every prime the tables accept: IFMA52
 // for primes below 2^50 (ntt_avx512_uses_ifma), 64-bit Shoup products above. Callers
 // check cpu_features().avx512_ifma first.

@@ -72,6 +72,18 @@ BaseConverter::BaseConverter(RnsBase from, RnsBase to) : from_(std::move(from)),
       f[3] = static_cast<double>(w2) / pd;
     }
   }
+  // The integer-lane path: a target below 2^30 whose products with sources below 2^32
+  // sum below 2^64 (fifteen 30-bit sources, say).
+  narrow_.resize(nt);
+  for (std::size_t k = 0; k < nt; ++k) {
+    u128 bound = 0;
+    bool fits = to_[k].value() < (u64{1} << 30);
+    for (std::size_t i = 0; i < nf && fits; ++i) {
+      fits = from_[i].value() <= (u64{1} << 32);
+      bound += static_cast<u128>(from_[i].value() - 1) * (to_[k].value() - 1);
+    }
+    narrow_[k] = fits && bound < (u128{1} << 64);
+  }
   wide_.resize(nf);
   for (std::size_t i = 0; i < nf; ++i) wide_[i] = from_[i].bits() > 52;
   ifma_.resize(2 * nf * nt);
@@ -163,6 +175,29 @@ VEIL_AVX2 void convert_target_avx2(const Modulus& target, std::size_t nf, const 
   }
 }
 
+// The same sum for a target below 2^30 and sources below 2^32 whose products all fit
+// one 64-bit sum (narrow_ says which targets): one vpmuludq per product, exact sums,
+// one reduction per output, where the double-precision path spends a two-product and a
+// correction on each product and a reduction every third.
+VEIL_AVX2 void convert_target_avx2_narrow(const Modulus& target, std::size_t nf, const u64* const* y,
+                                          const u64* coef, u64* out, std::size_t n) {
+  const __m256i pv = _mm256_set1_epi64x(static_cast<long long>(target.value()));
+  const __m256i fold_by = _mm256_set1_epi64x(static_cast<long long>((u64{1} << 32) % target.value()));
+  const __m256d pinv = _mm256_set1_pd(1.0 / static_cast<double>(target.value()));
+  for (std::size_t j = 0; j < n; j += 8) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+    for (std::size_t i = 0; i < nf; ++i) {
+      const __m256i w = _mm256_set1_epi64x(static_cast<long long>(coef[i]));
+      a0 = _mm256_add_epi64(
+          a0, _mm256_mul_epu32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i] + j)), w));
+      a1 = _mm256_add_epi64(
+          a1, _mm256_mul_epu32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i] + j + 4)), w));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), fp::reduce_narrow(a0, fold_by, pv, pinv));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j + 4), fp::reduce_narrow(a1, fold_by, pv, pinv));
+  }
+}
+
 }  // namespace
 
 void BaseConverter::convert_target(std::size_t k, const u64* const* y, u64* out, std::size_t n) const {
@@ -175,7 +210,11 @@ void BaseConverter::convert_target(std::size_t k, const u64* const* y, u64* out,
     if (j) convert_target_avx512(c, nf, y, &ifma_[2 * k * nf], wide_.data(), out, j);
   } else if (level == SimdLevel::kAvx2) {
     j = n & ~std::size_t{7};
-    if (j) convert_target_avx2(c, nf, y, &fp_[4 * k * nf], split_, kSplit, out, j);
+    if (j && narrow_[k]) {
+      convert_target_avx2_narrow(c, nf, y, &qhat_mod_[k * nf], out, j);
+    } else if (j) {
+      convert_target_avx2(c, nf, y, &fp_[4 * k * nf], split_, kSplit, out, j);
+    }
   }
   const u64* coef = &qhat_mod_[k * nf];
   // Four coefficients at a time keep their 128-bit running sums in eight registers
