@@ -34,16 +34,19 @@ struct Chain {
 // twice as fast as the double-precision ones, which more than pays for the extra limbs
 // (cifar10-shallow: nine 30-bit primes instead of six of 44 bits, 5% faster per image,
 // the same resident memory). IFMA's cost does not depend on the prime's size below 2^50,
-// so AVX-512 keeps fewer, wider primes.
-int max_special_bits(int scale_bits) {
-  return scale_bits <= 30 && math::simd_level() == math::SimdLevel::kAvx2 ? 30 : 50;
+// so AVX-512 keeps fewer, wider primes. Where the narrow primes would not fit the ring's
+// security bound at some number of digits and the wider ones would, the wider ones win:
+// a larger ring or more digits costs more than the narrow kernels save (mnist-cryptonets
+// keeps N = 2^13).
+std::vector<int> special_bit_limits(int scale_bits) {
+  if (scale_bits <= 30 && math::simd_level() == math::SimdLevel::kAvx2) return {30, 50};
+  return {50};
 }
 
-std::vector<int> special_bits(int depth, int scale_bits, int base_bits, int dnum) {
+std::vector<int> special_bits(int depth, int scale_bits, int base_bits, int dnum, int max_bits) {
   const int limbs = depth + 1;
   const int alpha = rlwe::key_switch_digit_size(static_cast<std::size_t>(limbs), dnum);
   const int digit = base_bits + (alpha - 1) * scale_bits;
-  const int max_bits = max_special_bits(scale_bits);
   const int count = (digit + max_bits - 1) / max_bits;
   std::vector<int> bits(count, (digit + count - 1) / count);
   for (int& b : bits) b = std::max(b, 30);
@@ -66,11 +69,13 @@ std::optional<Chain> fit_chain(int log_n, int depth, const PlanOptions& o) {
     }
     const int b0 = std::min(60, s + o.headroom_bits);
     for (int dnum = 1; dnum <= depth + 1; ++dnum) {
-      const auto p = special_bits(depth, s, b0, dnum);
-      if (std::any_of(p.begin(), p.end(), [](int b) { return b > 60; })) continue;
-      double total = b0 + static_cast<double>(depth) * s;
-      for (int b : p) total += b;
-      if (total <= limit) return Chain{s, b0, dnum, p, total};
+      for (int max_bits : special_bit_limits(s)) {
+        const auto p = special_bits(depth, s, b0, dnum, max_bits);
+        if (std::any_of(p.begin(), p.end(), [](int b) { return b > 60; })) continue;
+        double total = b0 + static_cast<double>(depth) * s;
+        for (int b : p) total += b;
+        if (total <= limit) return Chain{s, b0, dnum, p, total};
+      }
     }
   }
   return std::nullopt;
