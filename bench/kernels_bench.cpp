@@ -126,8 +126,15 @@ void BM_BaseConvert(benchmark::State& state) {
   if (!enter_level(state)) return;
   const int log_n = static_cast<int>(state.range(1));
   const std::size_t n = std::size_t{1} << log_n, nf = static_cast<std::size_t>(state.range(3));
-  std::vector<int> bits = {60};
-  bits.insert(bits.end(), nf - 1, 40);
+  // Sources: a 60-bit prime and 40-bit ones (a key switch's lowering from P), or with
+  // range(4) = 1 all of the targets' size (a 30- or 40-bit chain's raising of a digit).
+  std::vector<int> bits;
+  if (state.range(4)) {
+    bits.assign(nf, static_cast<int>(state.range(2)));
+  } else {
+    bits = {60};
+    bits.insert(bits.end(), nf - 1, 40);
+  }
   bits.insert(bits.end(), 3, static_cast<int>(state.range(2)));
   std::vector<Modulus> mods;
   for (u64 p : generate_ntt_primes(bits, u64{2} << log_n)) mods.emplace_back(p);
@@ -212,7 +219,9 @@ void args_dot(benchmark::internal::Benchmark* b) {
              {16, 40, 5, 1},
              {16, 50, 5, 0}});
 }
-void args_conv(benchmark::internal::Benchmark* b) { levels(b, {{15, 50, 16}, {16, 50, 34}}); }
+void args_conv(benchmark::internal::Benchmark* b) {
+  levels(b, {{15, 50, 16, 0}, {16, 50, 34, 0}, {15, 30, 8, 1}, {15, 40, 8, 1}});
+}
 void args_mac(benchmark::internal::Benchmark* b) {
   levels(
       b,
