@@ -153,10 +153,10 @@ TEST(Vecmod, BaseConversionPathsAgree) {
                    3);
 }
 
-// The integer-lane path (targets below 2^30, sources below 2^32, sums below 2^64):
-// a digit of 30-bit primes to 30-bit and wider targets; 16 sources of 30 bits (still one
-// 64-bit sum), 18 (too many: the double-precision path) and a 33-bit source among 30-bit
-// ones (also the other path).
+// The integer-lane path (targets below 2^30, sums below 2^64; sources above 2^32 split at
+// bit 30): a digit of 30-bit primes to 30-bit and wider targets; 16 sources of 30 bits
+// (still one 64-bit sum), 18 (too many: the double-precision path); 33-, 42- and 60-bit
+// sources among 30-bit ones (split), and a 61-bit one (too wide to split in two).
 TEST(Vecmod, NarrowBaseConversionMatchesDefinition) {
   const auto p30 = generate_ntt_primes(30, 24, 1 << 11);
   const auto p29 = generate_ntt_primes(29, 2, 1 << 11);
@@ -168,6 +168,11 @@ TEST(Vecmod, NarrowBaseConversionMatchesDefinition) {
         BaseConverter(base({p30.begin(), p30.begin() + static_cast<long>(sources)}), base(targets)), sources);
   }
   check_conversion(BaseConverter(base({p30[0], wide[0], p30[1], p29[1]}), base({p30[22], p30[23]})), 5);
+  const auto big = generate_ntt_primes({42, 60, 61}, 1 << 11);
+  check_conversion(BaseConverter(base({big[0], p30[2], p30[3], p30[4]}), base({p30[22], p29[0], wide[2]})),
+                   6);
+  check_conversion(BaseConverter(base({big[1], p30[2], big[0]}), base({p30[22], p30[23]})), 7);
+  check_conversion(BaseConverter(base({big[2], p30[2]}), base({p30[22], p30[23]})), 8);
 }
 
 TEST(Vecmod, SimdServesPrimesUpTo50Bits) {

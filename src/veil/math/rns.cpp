@@ -72,15 +72,24 @@ BaseConverter::BaseConverter(RnsBase from, RnsBase to) : from_(std::move(from)),
       f[3] = static_cast<double>(w2) / pd;
     }
   }
-  // The integer-lane path: a target below 2^30 whose products with sources below 2^32
-  // sum below 2^64 (fifteen 30-bit sources, say).
+  // The integer-lane path: a target below 2^30 whose products with the sources sum below
+  // 2^64. A source below 2^32 enters whole; a wider one (the 40-bit base prime in a
+  // key switch's first digit, say) as lo + hi * 2^30 with hi below 2^30, i.e. two
+  // products: c * lo and (c * 2^30 mod p) * hi.
   narrow_.resize(nt);
+  narrow_split_.resize(nf);
+  for (std::size_t i = 0; i < nf; ++i) narrow_split_[i] = from_[i].value() > (u64{1} << 32);
+  narrow_hi_.resize(nf * nt);
   for (std::size_t k = 0; k < nt; ++k) {
+    const Modulus& c = to_[k];
     u128 bound = 0;
-    bool fits = to_[k].value() < (u64{1} << 30);
+    bool fits = c.value() < (u64{1} << 30);
     for (std::size_t i = 0; i < nf && fits; ++i) {
-      fits = from_[i].value() <= (u64{1} << 32);
-      bound += static_cast<u128>(from_[i].value() - 1) * (to_[k].value() - 1);
+      const u64 v = from_[i].value() - 1;
+      fits = v < (u64{1} << 60);
+      bound += narrow_split_[i] ? static_cast<u128>((u64{1} << 30) - 1 + (v >> 30)) * (c.value() - 1)
+                                : static_cast<u128>(v) * (c.value() - 1);
+      narrow_hi_[k * nf + i] = fits ? c.mul(qhat_mod_[k * nf + i], c.reduce(u64{1} << 30)) : 0;
     }
     narrow_[k] = fits && bound < (u128{1} << 64);
   }
@@ -175,23 +184,32 @@ VEIL_AVX2 void convert_target_avx2(const Modulus& target, std::size_t nf, const 
   }
 }
 
-// The same sum for a target below 2^30 and sources below 2^32 whose products all fit
-// one 64-bit sum (narrow_ says which targets): one vpmuludq per product, exact sums,
-// one reduction per output, where the double-precision path spends a two-product and a
-// correction on each product and a reduction every third.
+// The same sum for a target below 2^30 whose products all fit one 64-bit sum (narrow_
+// says which targets; sources above 2^32 split in two at bit 30, narrow_split_): one
+// vpmuludq per product, exact sums, one reduction per output, where the double-precision
+// path spends a two-product and a correction on each product and a reduction every third.
 VEIL_AVX2 void convert_target_avx2_narrow(const Modulus& target, std::size_t nf, const u64* const* y,
-                                          const u64* coef, u64* out, std::size_t n) {
+                                          const u64* coef, const u64* coef_hi, const std::vector<char>& split,
+                                          u64* out, std::size_t n) {
   const __m256i pv = _mm256_set1_epi64x(static_cast<long long>(target.value()));
   const __m256i fold_by = _mm256_set1_epi64x(static_cast<long long>((u64{1} << 32) % target.value()));
   const __m256d pinv = _mm256_set1_pd(1.0 / static_cast<double>(target.value()));
+  const __m256i lo30 = _mm256_set1_epi64x((1LL << 30) - 1);
   for (std::size_t j = 0; j < n; j += 8) {
     __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
     for (std::size_t i = 0; i < nf; ++i) {
       const __m256i w = _mm256_set1_epi64x(static_cast<long long>(coef[i]));
-      a0 = _mm256_add_epi64(
-          a0, _mm256_mul_epu32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i] + j)), w));
-      a1 = _mm256_add_epi64(
-          a1, _mm256_mul_epu32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i] + j + 4)), w));
+      __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i] + j));
+      __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i] + j + 4));
+      if (split[i]) {
+        const __m256i wh = _mm256_set1_epi64x(static_cast<long long>(coef_hi[i]));
+        a0 = _mm256_add_epi64(a0, _mm256_mul_epu32(_mm256_srli_epi64(v0, 30), wh));
+        a1 = _mm256_add_epi64(a1, _mm256_mul_epu32(_mm256_srli_epi64(v1, 30), wh));
+        v0 = _mm256_and_si256(v0, lo30);
+        v1 = _mm256_and_si256(v1, lo30);
+      }
+      a0 = _mm256_add_epi64(a0, _mm256_mul_epu32(v0, w));
+      a1 = _mm256_add_epi64(a1, _mm256_mul_epu32(v1, w));
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), fp::reduce_narrow(a0, fold_by, pv, pinv));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j + 4), fp::reduce_narrow(a1, fold_by, pv, pinv));
@@ -211,7 +229,7 @@ void BaseConverter::convert_target(std::size_t k, const u64* const* y, u64* out,
   } else if (level == SimdLevel::kAvx2) {
     j = n & ~std::size_t{7};
     if (j && narrow_[k]) {
-      convert_target_avx2_narrow(c, nf, y, &qhat_mod_[k * nf], out, j);
+      convert_target_avx2_narrow(c, nf, y, &qhat_mod_[k * nf], &narrow_hi_[k * nf], narrow_split_, out, j);
     } else if (j) {
       convert_target_avx2(c, nf, y, &fp_[4 * k * nf], split_, kSplit, out, j);
     }

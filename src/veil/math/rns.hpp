@@ -61,9 +61,11 @@ class BaseConverter {
   static constexpr int kSplit = 26;
   std::vector<double> fp_;
   std::vector<char> split_;
-  // The AVX2 integer-lane path (targets below 2^30, sums of products below 2^64), per
-  // target.
-  std::vector<char> narrow_;
+  // The AVX2 integer-lane path (targets below 2^30, sums of products below 2^64): per
+  // target whether it applies; per source whether it enters split at bit 30 (above 2^32),
+  // and per (k, i) the constant times 2^30 mod c_k for the high part.
+  std::vector<char> narrow_, narrow_split_;
+  std::vector<u64> narrow_hi_;
   // The AVX-512 IFMA path (rns_avx512.cpp): per (k, i), w and w*2^32 mod c_k, and which
   // sources are wider than 52 bits (entering as lo + hi*2^32).
   std::vector<u64> ifma_;
