@@ -64,7 +64,7 @@ TEST(Vecmod, ElementwiseKernelsMatchReference) {
 
 TEST(Vecmod, KeySwitchInnerProductMatchesReference) {
   std::mt19937_64 rng(2);
-  const std::size_t n = 517;  // SIMD part 516: steps of 8 and one of 4
+  const std::size_t n = 517;  // SIMD parts of 512 (8 a step) or 516 (4 a step), scalar tails
   std::vector<std::uint32_t> perm(n);
   for (std::size_t j = 0; j < n; ++j) perm[j] = static_cast<std::uint32_t>((j * 7 + 3) % n);
   for (int bits : kBits) {

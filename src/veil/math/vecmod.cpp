@@ -118,11 +118,11 @@ VEIL_AVX2 void dot2_avx2_narrow(const Modulus& m, std::size_t terms, const u64* 
   const __m256i qv = _mm256_set1_epi64x(static_cast<long long>(m.value()));
   const __m256i fold_by = _mm256_set1_epi64x(static_cast<long long>((u64{1} << 32) % m.value()));
   const __m256d qinv = _mm256_set1_pd(1.0 / static_cast<double>(m.value()));
-  std::size_t j = 0;
-  // Eight coefficients a step: a rotation's permuted source is read with one 8-lane
-  // gather of the residues' low words (they fit 32 bits), where 4-lane gathers of whole
-  // words took twice the instructions.
-  for (; j + 8 <= n; j += 8) {
+  // Eight coefficients a step (n a multiple of 8; dot2_vec leaves the rest to the scalar
+  // tail): a rotation's permuted source is read with one 8-lane gather of the residues'
+  // low words (they fit 32 bits), where 4-lane gathers of whole words took twice the
+  // instructions.
+  for (std::size_t j = 0; j < n; j += 8) {
     __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
     __m256i s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256();
     const __m256i idx = perm ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(perm + j)) : __m256i{};
@@ -145,18 +145,6 @@ VEIL_AVX2 void dot2_avx2_narrow(const Modulus& m, std::size_t terms, const u64* 
     finish(o1 + j, s1, fold_by, qv, qinv);
     finish(o0 + j + 4, s2, fold_by, qv, qinv);
     finish(o1 + j + 4, s3, fold_by, qv, qinv);
-  }
-  if (j < n) {  // n is a multiple of 4
-    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-    const __m128i idx = perm ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(perm + j)) : __m128i{};
-    for (std::size_t t = 0; t < terms; ++t) {
-      const __m256i x =
-          perm ? _mm256_i32gather_epi64(reinterpret_cast<const long long*>(v[t]), idx, 8) : load(v[t] + j);
-      s0 = _mm256_add_epi64(s0, _mm256_mul_epu32(x, load(k0[t] + j)));
-      s1 = _mm256_add_epi64(s1, _mm256_mul_epu32(x, load(k1[t] + j)));
-    }
-    finish(o0 + j, s0, fold_by, qv, qinv);
-    finish(o1 + j, s1, fold_by, qv, qinv);
   }
 }
 
@@ -285,10 +273,11 @@ void tensor_vec(const Modulus& q, const u64* a0, const u64* a1, const u64* b0, c
 void dot2_vec(const Modulus& q, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
               const u64* const* k0, const u64* const* k1, u64* o0, u64* o1, std::size_t n) {
   const SimdLevel level = vecmod_level(q);
-  const std::size_t s = simd_part(level, n);
+  const bool narrow = level == SimdLevel::kAvx2 && q.value() < (u64{1} << 30) && terms <= kNarrowDotTerms;
+  const std::size_t s = narrow ? n & ~std::size_t{7} : simd_part(level, n);
   if (s && level == SimdLevel::kAvx512) {
     dot2_avx512(q, terms, v, perm, k0, k1, o0, o1, s);
-  } else if (s && q.value() < (u64{1} << 30) && terms <= kNarrowDotTerms) {
+  } else if (s && narrow) {
     dot2_avx2_narrow(q, terms, v, perm, k0, k1, o0, o1, s);
   } else if (s) {
     dot2_avx2(q, terms, v, perm, k0, k1, o0, o1, s);
