@@ -102,12 +102,11 @@ TEST(LinearTransform, UnitMapUsesNoLevelAndOnTheFlyEncodingMatchesCache) {
   EXPECT_GT(-std::log2(max_error(b, want)), 20);
 }
 
-// Over primes below 2^34 (the planner's 33-bit scales) the cache stores diagonals packed,
-// 4.25 bytes a residue; the base prime stays whole. Both paths must match the plain map.
-TEST(LinearTransform, PackedCacheMatchesOnTheFlyEncoding) {
-  HeFixture h(ckks::CkksParameters::create(12, {50, 33, 33}, {60}, 33, 3, /*allow_insecure=*/true));
-  ASSERT_TRUE(he::packable(h.f.ctx->modulus(1)));
-  ASSERT_FALSE(he::packable(h.f.ctx->modulus(0)));
+// The cache stores each limb of a diagonal packed by its prime's width (he/mac.hpp) and
+// must match encoding on the fly and the plain map; `residue_bytes` is what one
+// coefficient of a diagonal takes over all its limbs.
+void check_packed_cache(const ckks::CkksParameters& params, double residue_bytes) {
+  HeFixture h(params);
   const std::size_t n = 256;
   std::mt19937_64 g(7);
   he::LinearTransformSpec w;
@@ -118,8 +117,7 @@ TEST(LinearTransform, PackedCacheMatchesOnTheFlyEncoding) {
   // tests/he/double_hoisting_test.cpp).
   he::LinearTransform cached(*h.f.encoder, w, level, 4, true, 0, he::Hoisting::kSingle);
   he::LinearTransform lazy(*h.f.encoder, w, level, 4, false);
-  // Two packed limbs (4 + 1/4 bytes a residue) and one whole one, per diagonal.
-  EXPECT_EQ(he::PackedPlaintext::bytes_at(*h.f.ctx, level), h.f.ctx->n() * (2 * 4 + 2 / 4.0 + 8));
+  EXPECT_EQ(he::PackedPlaintext::bytes_at(*h.f.ctx, level), h.f.ctx->n() * residue_bytes);
   EXPECT_EQ(cached.plaintext_bytes(), w.diagonals.size() * he::PackedPlaintext::bytes_at(*h.f.ctx, level));
   const auto x = random_vector(n, g);
   auto gk = h.f.keygen->create_galois_keys(cached.rotation_steps());
@@ -128,6 +126,20 @@ TEST(LinearTransform, PackedCacheMatchesOnTheFlyEncoding) {
   const auto want = apply_plain(w, {x})[0];
   EXPECT_GT(-std::log2(max_error(a, want)), 15);
   EXPECT_GT(-std::log2(max_error(b, want)), 15);
+}
+
+// 33-bit primes (the planner's 33-bit scales) take 4.25 bytes a residue; a 50-bit base
+// prime stays whole (8).
+TEST(LinearTransform, PackedCacheMatchesOnTheFlyEncoding) {
+  const auto params = ckks::CkksParameters::create(12, {50, 33, 33}, {60}, 33, 3, /*allow_insecure=*/true);
+  ASSERT_NO_FATAL_FAILURE(check_packed_cache(params, 2 * 4.25 + 8));
+}
+
+// The latency mode's chains: 30-bit primes take 4 bytes, a 42-bit base prime 6.
+TEST(LinearTransform, PackedCacheStoresEachLimbByItsWidth) {
+  const auto params =
+      ckks::CkksParameters::create(12, {42, 30, 30, 30}, {60}, 30, 4, /*allow_insecure=*/true);
+  ASSERT_NO_FATAL_FAILURE(check_packed_cache(params, 3 * 4 + 6));
 }
 
 TEST(LinearTransform, RejectsBadInputs) {

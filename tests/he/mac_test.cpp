@@ -35,16 +35,29 @@ void check_pointwise(int bits, std::size_t n, std::size_t terms) {
   u64* ps[2] = {s0.data(), s1.data()};
   he::mac_pointwise(q, n, pw, px, 2, po);
   he::mac_scalar(q, n, ws, px, 2, ps);
-  // The same weights packed (4.25 bytes a residue), where the prime allows.
+  // The same weights packed (4, 4.25 or 6 bytes a residue by the prime's width), where the
+  // prime allows; each width's arrays sized exactly, so a kernel reading past them fails
+  // under the sanitizers.
   std::vector<u64> k0(n), k1(n);
-  std::vector<std::vector<std::uint32_t>> lo(terms, std::vector<std::uint32_t>(n));
-  std::vector<std::vector<std::uint8_t>> hi(terms, std::vector<std::uint8_t>((n + 3) / 4));
+  std::vector<std::vector<std::uint32_t>> lo(terms);
+  std::vector<std::vector<std::uint8_t>> hi(terms);
+  std::vector<std::vector<std::uint16_t>> hi16(terms);
   std::vector<he::PackedRow> pk;
   if (he::packable(q)) {
+    const he::PackedWidth width = he::packed_width(q);
+    EXPECT_EQ(width, bits <= 32   ? he::PackedWidth::k32
+                     : bits <= 34 ? he::PackedWidth::k34
+                                  : he::PackedWidth::k48);
     std::vector<u64> back(n);
     for (std::size_t t = 0; t < terms; ++t) {
-      he::pack_residues(w[t].data(), n, lo[t].data(), hi[t].data());
-      pk.push_back({lo[t].data(), hi[t].data()});
+      lo[t].resize(n);
+      if (width == he::PackedWidth::k34) hi[t].resize((n + 3) / 4);
+      if (width == he::PackedWidth::k48) hi16[t].resize(n);
+      he::pack_residues(w[t].data(), n, width, lo[t].data(), hi[t].empty() ? nullptr : hi[t].data(),
+                        hi16[t].empty() ? nullptr : hi16[t].data());
+      pk.push_back(
+          {lo[t].data(), hi[t].empty() ? nullptr : hi[t].data(), hi16[t].empty() ? nullptr : hi16[t].data()});
+      EXPECT_EQ(lo[t].size() * 4 + hi[t].size() + hi16[t].size() * 2, he::packed_bytes(width, n));
       he::unpack_residues(pk.back(), n, back.data());
       ASSERT_EQ(back, w[t]) << "pack/unpack round trip, bits " << bits;
     }
@@ -168,7 +181,7 @@ TEST_P(MacTest, SignedRowsMatchNaiveModularSums) {
 }
 
 INSTANTIATE_TEST_SUITE_P(PrimeSizes, MacTest,
-                         ::testing::Values(14, 20, 30, 31, 32, 33, 34, 40, 45, 49, 50, 60, 61));
+                         ::testing::Values(14, 20, 30, 31, 32, 33, 34, 40, 45, 48, 49, 50, 60, 61));
 
 }  // namespace
 }  // namespace veil

@@ -78,8 +78,7 @@ void multiply_accumulate_groups(std::size_t n, const ModulusOf& modulus,
       if (pts[g][0].packed(i)) {
         rows.resize(terms);
         for (std::size_t t = 0; t < terms; ++t) {
-          const PackedRow r = pts[g][t].row(i);
-          rows[t] = {r.lo + j0, r.hi + j0 / 4};
+          rows[t] = pts[g][t].row(i).from(j0);
         }
         mac_pointwise_packed(modulus(i), tile, rows, x, 2, o);
       } else {
@@ -200,43 +199,58 @@ PackedPlaintext::PackedPlaintext(const ckks::CkksContext& ctx, const Plaintext& 
 
 PackedPlaintext::PackedPlaintext(const std::vector<const math::Modulus*>& moduli, std::size_t n,
                                  const u64* limbs, double scale)
-    : scale_(scale), n_(n), index_(moduli.size()) {
-  int packed = 0, raw = 0;
-  for (std::size_t i = 0; i < index_.size(); ++i) index_[i] = packable(*moduli[i]) ? packed++ : -1 - raw++;
-  lo_.resize(static_cast<std::size_t>(packed) * n_);
-  hi_.resize(static_cast<std::size_t>(packed) * hi_stride());
-  raw_.resize(static_cast<std::size_t>(raw) * n_);
-  for (std::size_t i = 0; i < index_.size(); ++i) {
-    const u64* src = limbs + i * n_;
-    if (index_[i] >= 0) {
-      const auto k = static_cast<std::size_t>(index_[i]);
-      pack_residues(src, n_, lo_.data() + k * n_, hi_.data() + k * hi_stride());
-    } else {
-      std::copy(src, src + n_, raw_.begin() + static_cast<std::ptrdiff_t>((-1 - index_[i]) * n_));
+    : scale_(scale), n_(n), limbs_(moduli.size()) {
+  std::size_t lo = 0, hi = 0, hi16 = 0, raw = 0;
+  for (std::size_t i = 0; i < limbs_.size(); ++i) {
+    Limb& l = limbs_[i];
+    l.packed = packable(*moduli[i]);
+    if (!l.packed) {
+      l.lo = raw, raw += n_;
+      continue;
     }
+    l.lo = lo, lo += n_;
+    const PackedWidth w = packed_width(*moduli[i]);
+    if (w == PackedWidth::k34) l.hi = hi, hi += (n_ + 3) / 4;
+    if (w == PackedWidth::k48) l.hi16 = hi16, hi16 += n_;
+  }
+  lo_.resize(lo);
+  hi_.resize(hi);
+  hi16_.resize(hi16);
+  raw_.resize(raw);
+  for (std::size_t i = 0; i < limbs_.size(); ++i) {
+    const Limb& l = limbs_[i];
+    const u64* src = limbs + i * n_;
+    if (l.packed)
+      pack_residues(src, n_, packed_width(*moduli[i]), lo_.data() + l.lo,
+                    l.hi == npos ? nullptr : hi_.data() + l.hi,
+                    l.hi16 == npos ? nullptr : hi16_.data() + l.hi16);
+    else
+      std::copy(src, src + n_, raw_.begin() + static_cast<std::ptrdiff_t>(l.lo));
   }
 }
 
 PackedRow PackedPlaintext::row(std::size_t limb) const {
-  const auto k = static_cast<std::size_t>(index_[limb]);
-  return {lo_.data() + k * n_, hi_.data() + k * hi_stride()};
+  const Limb& l = limbs_[limb];
+  return {lo_.data() + l.lo, l.hi == npos ? nullptr : hi_.data() + l.hi,
+          l.hi16 == npos ? nullptr : hi16_.data() + l.hi16};
 }
 
-const u64* PackedPlaintext::raw(std::size_t limb) const {
-  return raw_.data() + static_cast<std::size_t>(-1 - index_[limb]) * n_;
-}
+const u64* PackedPlaintext::raw(std::size_t limb) const { return raw_.data() + limbs_[limb].lo; }
 
 std::size_t PackedPlaintext::bytes() const {
-  return lo_.size() * sizeof(std::uint32_t) + hi_.size() + raw_.size() * sizeof(u64);
+  return lo_.size() * sizeof(std::uint32_t) + hi_.size() + hi16_.size() * sizeof(std::uint16_t) +
+         raw_.size() * sizeof(u64);
+}
+
+std::size_t PackedPlaintext::limb_bytes(const math::Modulus& q, std::size_t n) {
+  return packable(q) ? packed_bytes(packed_width(q), n) : n * sizeof(u64);
 }
 
 std::size_t PackedPlaintext::bytes_at(const ckks::CkksContext& ctx, int level, bool extended) {
-  auto limb_bytes = [&](const math::Modulus& q) {
-    return packable(q) ? ctx.n() * sizeof(std::uint32_t) + (ctx.n() + 3) / 4 : ctx.n() * sizeof(u64);
-  };
   std::size_t b = 0;
-  for (int i = 0; i <= level; ++i) b += limb_bytes(ctx.modulus(i));
-  for (std::size_t k = 0; extended && k < ctx.num_p(); ++k) b += limb_bytes(ctx.modulus(ctx.p_index() + k));
+  for (int i = 0; i <= level; ++i) b += limb_bytes(ctx.modulus(i), ctx.n());
+  for (std::size_t k = 0; extended && k < ctx.num_p(); ++k)
+    b += limb_bytes(ctx.modulus(ctx.p_index() + k), ctx.n());
   return b;
 }
 

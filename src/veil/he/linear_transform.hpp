@@ -31,9 +31,10 @@
 
 namespace veil::he {
 
-// A cached weight diagonal in NTT form whose limbs over primes below 2^34 are stored
-// packed (he/mac.hpp): 4.25 bytes a residue instead of 8, so about half the memory and
-// half the memory traffic of the pointwise products, which are bound by it.
+// A cached weight diagonal in NTT form whose limbs over primes below 2^48 are stored
+// packed (he/mac.hpp): 4 bytes a residue over 30-bit primes, 6 over the 40-odd-bit base
+// prime, instead of 8, so about half the memory and half the memory traffic of the
+// pointwise products, which are bound by it.
 class PackedPlaintext {
  public:
   PackedPlaintext() = default;
@@ -42,21 +43,29 @@ class PackedPlaintext {
   PackedPlaintext(const std::vector<const math::Modulus*>& moduli, std::size_t n, const math::u64* limbs,
                   double scale);
   double scale() const { return scale_; }
-  bool packed(std::size_t limb) const { return index_[limb] >= 0; }
+  bool packed(std::size_t limb) const { return limbs_[limb].packed; }
   PackedRow row(std::size_t limb) const;
   const math::u64* raw(std::size_t limb) const;
   std::size_t bytes() const;
   // What a diagonal for inputs at `level` takes (over Q_level * P when `extended`).
   static std::size_t bytes_at(const ckks::CkksContext& ctx, int level, bool extended = false);
+  // What one limb over q takes.
+  static std::size_t limb_bytes(const math::Modulus& q, std::size_t n);
 
  private:
-  std::size_t hi_stride() const { return (n_ + 3) / 4; }  // bytes of 2-bit fields per limb
+  struct Limb {
+    bool packed = false;
+    // Offsets of the limb's arrays: lo_ (or raw_ when not packed), hi_, hi16_; npos: none.
+    std::size_t lo = 0, hi = npos, hi16 = npos;
+  };
+  static constexpr std::size_t npos = ~std::size_t{0};
 
   double scale_ = 0;
   std::size_t n_ = 0;
-  std::vector<int> index_;  // per limb: k >= 0, packed limb k; -1 - k, raw limb k
+  std::vector<Limb> limbs_;
   std::vector<std::uint32_t> lo_;
   std::vector<std::uint8_t> hi_;
+  std::vector<std::uint16_t> hi16_;
   std::vector<math::u64> raw_;
 };
 

@@ -26,21 +26,47 @@ using math::u64;
 void mac_pointwise(const math::Modulus& q, std::size_t n, std::span<const u64* const> w,
                    std::span<const u64* const> x, std::size_t polys, u64* const* out);
 
-// Residues below 2^34 (the NTT form of a plaintext over primes of up to 34 bits, as
-// cached weight diagonals are) stored in 4.25 bytes instead of 8: the low 32 bits in
-// `lo`, the two bits above in `hi`, four residues a byte (residue j at bits 2 (j mod 4)).
-// The pointwise products are memory-bound, so this is also about half the traffic.
+// Residues of a prime below 2^48 (the NTT form of a plaintext, as cached weight
+// diagonals are) stored in fewer than 8 bytes: the low 32 bits in `lo`, and what is above
+// them by the prime's width (packed_width):
+//   k32, primes below 2^32 (the latency mode's 30-bit chains): nothing more, 4 bytes;
+//   k34, below 2^34: two bits each in `hi`, four residues a byte (residue j at bits
+//     2 (j mod 4)), 4.25 bytes;
+//   k48, below 2^48 (the 40-odd-bit base prime): 16 bits each in `hi16`, 6 bytes.
+// The pointwise products are bound by the weights' memory traffic, so this is also about
+// half the traffic of 8-byte residues.
+enum class PackedWidth { k32, k34, k48 };
 struct PackedRow {
-  const std::uint32_t* lo;
-  const std::uint8_t* hi;
+  const std::uint32_t* lo = nullptr;
+  const std::uint8_t* hi = nullptr;     // k34
+  const std::uint16_t* hi16 = nullptr;  // k48
+  // The row from residue j on (j a multiple of 4).
+  PackedRow from(std::size_t j) const {
+    return {lo + j, hi ? hi + j / 4 : nullptr, hi16 ? hi16 + j : nullptr};
+  }
 };
-constexpr int kPackedBits = 34;
+constexpr int kPackedBits = 48;
 inline bool packable(const math::Modulus& q) { return q.value() < (u64{1} << kPackedBits); }
-inline u64 packed_at(PackedRow row, std::size_t j) {
-  return row.lo[j] | (static_cast<u64>((row.hi[j >> 2] >> (2 * (j & 3))) & 3) << 32);
+inline PackedWidth packed_width(const math::Modulus& q) {
+  return q.value() < (u64{1} << 32)   ? PackedWidth::k32
+         : q.value() < (u64{1} << 34) ? PackedWidth::k34
+                                      : PackedWidth::k48;
 }
-// n residues -> lo[n] and hi[(n + 3) / 4].
-void pack_residues(const u64* src, std::size_t n, std::uint32_t* lo, std::uint8_t* hi);
+// Bytes of n residues packed at width w.
+inline std::size_t packed_bytes(PackedWidth w, std::size_t n) {
+  return n * sizeof(std::uint32_t) + (w == PackedWidth::k34   ? (n + 3) / 4
+                                      : w == PackedWidth::k48 ? n * sizeof(std::uint16_t)
+                                                              : 0);
+}
+inline u64 packed_at(PackedRow row, std::size_t j) {
+  if (row.hi16) return row.lo[j] | static_cast<u64>(row.hi16[j]) << 32;
+  if (row.hi) return row.lo[j] | (static_cast<u64>((row.hi[j >> 2] >> (2 * (j & 3))) & 3) << 32);
+  return row.lo[j];
+}
+// n residues -> lo[n], and hi[(n + 3) / 4] (k34) or hi16[n] (k48), null where the width
+// has none; throws if a residue does not fit the width.
+void pack_residues(const u64* src, std::size_t n, PackedWidth w, std::uint32_t* lo, std::uint8_t* hi,
+                   std::uint16_t* hi16);
 void unpack_residues(PackedRow row, std::size_t n, u64* dst);
 
 // mac_pointwise with packed weights (q packable).

@@ -2,6 +2,8 @@
 // path); mac.cpp calls them when the CPU has AVX2 and SIMD is enabled.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "veil/he/mac.hpp"
 #include "veil/he/mac_impl.hpp"
 #include "veil/he/mac_kernels.hpp"
@@ -169,16 +171,35 @@ void mac_pointwise_packed_avx2(const math::Modulus& q, std::size_t n, std::span<
         q, n, w.size(), [&](std::size_t t, std::size_t j) { return packed_at(w[t], j); }, x, polys, out);
     return;
   }
-  // Four residues: widen the low words, and spread the hi byte's four 2-bit fields to
-  // bits 32-33 of each lane.
-  const __m256i shifts = _mm256_set_epi64x(6, 4, 2, 0), three = _mm256_set1_epi64x(3);
-  const auto load = [&](std::size_t t, std::size_t j) {
-    const __m256i lo = _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[t].lo + j)));
-    const __m256i hi =
-        _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(w[t].hi[j >> 2]), shifts), three);
-    return math::fp::to_double(_mm256_or_si256(lo, _mm256_slli_epi64(hi, 32)));
+  // Four residues: widen the low words, and add the bits above them by the width.
+  const auto lo_at = [&](std::size_t t, std::size_t j) {
+    return _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[t].lo + j)));
   };
-  mac_pointwise_fp(q, n, w.size(), load, x, polys, out);
+  switch (packed_width(q)) {
+    case PackedWidth::k32: {
+      const auto load = [&](std::size_t t, std::size_t j) { return math::fp::to_double(lo_at(t, j)); };
+      return mac_pointwise_fp(q, n, w.size(), load, x, polys, out);
+    }
+    case PackedWidth::k34: {
+      // The hi byte's four 2-bit fields spread to bits 32-33 of each lane.
+      const __m256i shifts = _mm256_set_epi64x(6, 4, 2, 0), three = _mm256_set1_epi64x(3);
+      const auto load = [&](std::size_t t, std::size_t j) {
+        const __m256i hi =
+            _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(w[t].hi[j >> 2]), shifts), three);
+        return math::fp::to_double(_mm256_or_si256(lo_at(t, j), _mm256_slli_epi64(hi, 32)));
+      };
+      return mac_pointwise_fp(q, n, w.size(), load, x, polys, out);
+    }
+    case PackedWidth::k48: {
+      const auto load = [&](std::size_t t, std::size_t j) {
+        std::uint64_t bits;
+        std::memcpy(&bits, w[t].hi16 + j, sizeof bits);
+        const __m256i hi = _mm256_cvtepu16_epi64(_mm_cvtsi64_si128(static_cast<long long>(bits)));
+        return math::fp::to_double(_mm256_or_si256(lo_at(t, j), _mm256_slli_epi64(hi, 32)));
+      };
+      return mac_pointwise_fp(q, n, w.size(), load, x, polys, out);
+    }
+  }
 }
 
 namespace {

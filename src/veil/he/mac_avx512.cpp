@@ -155,18 +155,33 @@ VEIL_AVX512 void mac_pointwise_packed_avx512(const math::Modulus& q, std::size_t
                                              std::span<const PackedRow> w, std::span<const u64* const> x,
                                              std::size_t polys, u64* const* out) {
   if (!ifma_applies(q, n, polys)) return mac_pointwise_packed_avx2(q, n, w, x, polys, out);
-  // Eight residues: widen the low words, and spread the two hi bytes' eight 2-bit fields
-  // to bits 32-33 of each lane.
-  const __m512i shifts = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), three = _mm512_set1_epi64(3);
-  const auto load = [&](std::size_t t, std::size_t j) VEIL_AVX512 {
-    const __m512i lo =
-        _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[t].lo + j)));
-    std::uint16_t bits;
-    std::memcpy(&bits, w[t].hi + (j >> 2), sizeof bits);
-    const __m512i hi = _mm512_and_si512(_mm512_srlv_epi64(_mm512_set1_epi64(bits), shifts), three);
-    return _mm512_or_si512(lo, _mm512_slli_epi64(hi, 32));
+  // Eight residues: widen the low words, and add the bits above them by the width.
+  const auto lo_at = [&](std::size_t t, std::size_t j) VEIL_AVX512 {
+    return _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[t].lo + j)));
   };
-  pointwise_ifma(q, n, w.size(), load, x, polys, out);
+  switch (packed_width(q)) {
+    case PackedWidth::k32:
+      return pointwise_ifma(q, n, w.size(), lo_at, x, polys, out);
+    case PackedWidth::k34: {
+      // The two hi bytes' eight 2-bit fields spread to bits 32-33 of each lane.
+      const __m512i shifts = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), three = _mm512_set1_epi64(3);
+      const auto load = [&](std::size_t t, std::size_t j) VEIL_AVX512 {
+        std::uint16_t bits;
+        std::memcpy(&bits, w[t].hi + (j >> 2), sizeof bits);
+        const __m512i hi = _mm512_and_si512(_mm512_srlv_epi64(_mm512_set1_epi64(bits), shifts), three);
+        return _mm512_or_si512(lo_at(t, j), _mm512_slli_epi64(hi, 32));
+      };
+      return pointwise_ifma(q, n, w.size(), load, x, polys, out);
+    }
+    case PackedWidth::k48: {
+      const auto load = [&](std::size_t t, std::size_t j) VEIL_AVX512 {
+        const __m512i hi =
+            _mm512_cvtepu16_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[t].hi16 + j)));
+        return _mm512_or_si512(lo_at(t, j), _mm512_slli_epi64(hi, 32));
+      };
+      return pointwise_ifma(q, n, w.size(), load, x, polys, out);
+    }
+  }
 }
 
 VEIL_AVX512 void mac_scalar_rows_avx512(const math::Modulus& q, std::size_t n, std::size_t rows,
