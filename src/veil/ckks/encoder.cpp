@@ -143,8 +143,13 @@ void CkksEncoder::coeffs_to_limbs(std::span<const double> coeffs, const std::vec
 
 PolyData CkksEncoder::encode_extended(std::span<const double> values, double scale, int level,
                                       std::size_t slots) const {
-  std::vector<Complex> c(values.begin(), values.end());
-  const auto coeffs = scaled_coefficients(c, scale, level, slots);
+  const std::vector<Complex> c(values.begin(), values.end());
+  return encode_extended(std::span<const Complex>(c), scale, level, slots);
+}
+
+PolyData CkksEncoder::encode_extended(std::span<const Complex> values, double scale, int level,
+                                      std::size_t slots) const {
+  const auto coeffs = scaled_coefficients(values, scale, level, slots);
   const auto l1 = static_cast<std::size_t>(level) + 1;
   std::vector<std::size_t> primes(l1 + ctx_->num_p());
   for (std::size_t i = 0; i < primes.size(); ++i) primes[i] = i < l1 ? i : ctx_->p_index() + (i - l1);

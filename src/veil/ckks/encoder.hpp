@@ -54,6 +54,8 @@ class CkksEncoder {
   // The polynomial encode() gives, over Q_level * P: level + 1 data limbs, then the
   // special limbs, NTT form (the plaintext operand of double hoisting, ExtendedCiphertext
   // in ckks/ciphertext.hpp). The caller keeps the scale.
+  PolyData encode_extended(std::span<const Complex> values, double scale, int level,
+                           std::size_t slots = 0) const;
   PolyData encode_extended(std::span<const double> values, double scale, int level,
                            std::size_t slots = 0) const;
 

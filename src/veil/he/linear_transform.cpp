@@ -163,19 +163,18 @@ void add_extended(const ckks::Evaluator& eval, ckks::ExtendedCiphertext& a,
   });
 }
 
-// Each output block's extended sums (groups[gi] writes parts[gi]; empty parts are skipped)
-// added over Q_level * P and lowered once: two ModDowns per block, not per giant step.
-template <typename Group>
-std::vector<ckks::Ciphertext> lower_block_sums(const ckks::Evaluator& eval, const std::vector<Group>& groups,
-                                               std::vector<ckks::ExtendedCiphertext>& parts, int out_blocks) {
-  std::vector<ckks::ExtendedCiphertext> sums(static_cast<std::size_t>(out_blocks));
-  for (std::size_t gi = 0; gi < groups.size(); ++gi) {
-    if (parts[gi].empty()) continue;
-    ckks::ExtendedCiphertext& o = sums[groups[gi].out_block];
+// Each block's extended sums (parts: (block, sum) pairs) added over Q_level * P and
+// lowered once: two ModDowns per block, not per giant step.
+std::vector<ckks::Ciphertext> lower_block_sums(const ckks::Evaluator& eval,
+                                               std::vector<std::pair<int, ckks::ExtendedCiphertext>>& parts,
+                                               int blocks) {
+  std::vector<ckks::ExtendedCiphertext> sums(static_cast<std::size_t>(blocks));
+  for (auto& [block, part] : parts) {
+    ckks::ExtendedCiphertext& o = sums[static_cast<std::size_t>(block)];
     if (o.empty())
-      o = std::move(parts[gi]);
+      o = std::move(part);
     else
-      add_extended(eval, o, parts[gi]);
+      add_extended(eval, o, part);
   }
   std::vector<ckks::Ciphertext> out(sums.size());
   parallel_for(out.size(), [&](std::size_t b) {
@@ -323,7 +322,7 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
 
 LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level,
                                  int giant_step, PlaintextCache cache, double plaintext_scale,
-                                 Hoisting hoisting, std::size_t ntt_budget)
+                                 Hoisting hoisting, std::size_t ntt_budget, bool complex_pairs)
     : encoder_(&encoder),
       spec_(std::move(spec)),
       level_(level),
@@ -359,6 +358,9 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
                   : hoisting;
   VEIL_REQUIRE(special > 0 || hoisting_ == Hoisting::kSingle,
                "double hoisting and lazy giant steps need special primes (a key-switching modulus P)");
+  complex_ = complex_pairs && !spec_.unit && hoisting_ != Hoisting::kDouble &&
+             cache_ != PlaintextCache::kCoefficients && groups_.size() >= 2;
+  if (complex_) pair_groups();
   std::vector<std::pair<std::size_t, std::size_t>> jobs;
   for (std::size_t g = 0; g < groups_.size(); ++g)
     for (std::size_t t = 0; t < groups_[g].terms.size(); ++t) jobs.emplace_back(g, t);
@@ -417,16 +419,67 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
   for (auto& t : spec_.diagonals) std::vector<double>().swap(t.values);
 }
 
-std::vector<double> LinearTransform::term_values(const Group& g, const Term& t) const {
-  // Pre-rotate by -giant so the giant rotation can be applied after the sum.
-  const std::size_t n = spec_.slots;
-  std::vector<double> rotated(n, 0.0);
-  if (sparse_.empty()) {
-    const auto& v = spec_.diagonals[t.diagonal].values;
-    for (std::size_t s = 0; s < n; ++s) rotated[(s + g.giant) % n] = v[s];
-  } else {
-    for (const auto& [s, x] : sparse_[t.diagonal]) rotated[(s + g.giant) % n] = x;
+void LinearTransform::pair_groups() {
+  // Groups at the same giant step first: a pair of them shares its giant rotation.
+  std::map<int, std::vector<std::size_t>> by_giant;
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) by_giant[groups_[gi].giant].push_back(gi);
+  std::vector<std::pair<std::size_t, std::size_t>> pairs;
+  std::vector<std::size_t> left;
+  for (const auto& [giant, list] : by_giant) {
+    std::size_t k = 0;
+    for (; k + 1 < list.size(); k += 2) pairs.emplace_back(list[k], list[k + 1]);
+    if (k < list.size()) left.push_back(list[k]);
   }
+  for (std::size_t k = 0; k + 1 < left.size(); k += 2) pairs.emplace_back(left[k], left[k + 1]);
+  std::vector<Group> merged;
+  for (const auto& [a, b] : pairs) {
+    Group m{groups_[a].out_block, groups_[a].giant, {}, groups_[b].out_block, groups_[b].giant};
+    // A term per input rotation (input block, baby step) both lanes read, where they do
+    // (a map may list a diagonal twice: then so many terms).
+    std::map<std::pair<int, int>, std::vector<std::size_t>> free_im;
+    for (const Term& t : groups_[a].terms) {
+      free_im[{t.in_block, t.baby}].push_back(m.terms.size());
+      m.terms.push_back(t);
+    }
+    for (const Term& t : groups_[b].terms) {
+      std::vector<std::size_t>& at = free_im[{t.in_block, t.baby}];
+      if (at.empty()) {
+        m.terms.push_back({t.in_block, t.baby, kNoDiagonal, t.diagonal});
+        continue;
+      }
+      m.terms[at.back()].diagonal_im = t.diagonal;
+      at.pop_back();
+    }
+    merged.push_back(std::move(m));
+  }
+  if (left.size() % 2 == 1) merged.push_back(std::move(groups_[left.back()]));
+  groups_ = std::move(merged);
+}
+
+std::vector<ckks::Complex> LinearTransform::term_values(const Group& g, const Term& t) const {
+  // Pre-rotate by -giant so the giant rotation can be applied after the sum. Complex
+  // pairs: halved, since each block is then twice the real part of its sum.
+  const std::size_t n = spec_.slots;
+  const double half = complex_ ? 0.5 : 1.0;
+  std::vector<ckks::Complex> rotated(n);
+  const auto lane = [&](std::size_t diagonal, int giant, bool imaginary) {
+    if (diagonal == kNoDiagonal) return;
+    const auto put = [&](std::size_t s, double x) {
+      ckks::Complex& r = rotated[(s + static_cast<std::size_t>(giant)) % n];
+      if (imaginary)
+        r.imag(half * x);
+      else
+        r.real(half * x);
+    };
+    if (sparse_.empty()) {
+      const auto& v = spec_.diagonals[diagonal].values;
+      for (std::size_t s = 0; s < n; ++s) put(s, v[s]);
+    } else {
+      for (const auto& [s, x] : sparse_[diagonal]) put(s, x);
+    }
+  };
+  lane(t.diagonal, g.giant, false);
+  lane(t.diagonal_im, g.im_giant, true);
   return rotated;
 }
 
@@ -436,16 +489,16 @@ double LinearTransform::term_scale() const {
 }
 
 Plaintext LinearTransform::encode_term(const Group& g, const Term& t) const {
-  const std::vector<double> v = term_values(g, t);
-  return encoder_->encode(std::span<const double>(v), term_scale(), level_, spec_.slots);
+  const std::vector<ckks::Complex> v = term_values(g, t);
+  return encoder_->encode(std::span<const ckks::Complex>(v), term_scale(), level_, spec_.slots);
 }
 
 PackedPlaintext LinearTransform::encode_term_packed(const Group& g, const Term& t) const {
   const auto& ctx = *encoder_->context();
   if (!double_hoisted()) return PackedPlaintext(ctx, encode_term(g, t));
-  const std::vector<double> v = term_values(g, t);
+  const std::vector<ckks::Complex> v = term_values(g, t);
   const rlwe::PolyData limbs =
-      encoder_->encode_extended(std::span<const double>(v), term_scale(), level_, spec_.slots);
+      encoder_->encode_extended(std::span<const ckks::Complex>(v), term_scale(), level_, spec_.slots);
   const auto l1 = static_cast<std::size_t>(level_) + 1;
   std::vector<const math::Modulus*> moduli(l1 + ctx.num_p());
   for (std::size_t i = 0; i < moduli.size(); ++i)
@@ -455,10 +508,10 @@ PackedPlaintext LinearTransform::encode_term_packed(const Group& g, const Term& 
 
 std::optional<CoefficientPlaintext> LinearTransform::encode_term_coefficients(const Group& g,
                                                                               const Term& t) const {
-  const std::vector<double> v = term_values(g, t);
+  const std::vector<ckks::Complex> v = term_values(g, t);
   std::size_t slots = spec_.slots;
   const std::vector<double> coeffs =
-      encoder_->scaled_coefficients(std::span<const double>(v), term_scale(), level_, slots);
+      encoder_->scaled_coefficients(std::span<const ckks::Complex>(v), term_scale(), level_, slots);
   std::vector<std::int64_t> ints;
   if (!ckks::CkksEncoder::round_to_int64(coeffs, ints) || !CoefficientPlaintext::fits(ints))
     return std::nullopt;
@@ -520,8 +573,8 @@ std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator
       cached_group_sums(ctx.n(), modulus, groups_, plaintexts_, babies, spec_.unit,
                         [&](double scale) { return Ciphertext(ctx, 2, level_, scale, spec_.slots); });
   const bool lazy = hoisting_ == Hoisting::kLazyGiant;
-  std::vector<Ciphertext> partial(groups_.size());
-  std::vector<ckks::ExtendedCiphertext> rotated(groups_.size());
+  std::vector<Ciphertext> partial(groups_.size()), partial_im(groups_.size());
+  std::vector<ckks::ExtendedCiphertext> rotated(groups_.size()), rotated_im(groups_.size());
   parallel_for(groups_.size(), [&](std::size_t gi) {
     const Group& g = groups_[gi];
     Ciphertext acc = std::move(sums[gi]);  // cached diagonals: the products above
@@ -555,21 +608,44 @@ std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator
           eval.add_inplace(acc, part);
       }
     }
-    if (g.giant != 0 && lazy)
-      rotated[gi] = eval.rotate_extended(acc, g.giant, gk);
-    else if (g.giant != 0)
-      eval.rotate_inplace(acc, g.giant, gk);
-    if (rotated[gi].empty()) partial[gi] = std::move(acc);
+    // The sum rotated by the lane's giant step, over Q_level * P when lazy.
+    const auto place = [&](Ciphertext c, int giant, Ciphertext& part, ckks::ExtendedCiphertext& rot) {
+      if (giant != 0 && lazy) {
+        rot = eval.rotate_extended(c, giant, gk);
+        return;
+      }
+      if (giant != 0) eval.rotate_inplace(c, giant, gk);
+      part = std::move(c);
+    };
+    if (g.im_block >= 0 && g.im_giant != g.giant) {
+      place(acc, g.im_giant, partial_im[gi], rotated_im[gi]);
+      place(std::move(acc), g.giant, partial[gi], rotated[gi]);
+    } else {
+      place(std::move(acc), g.giant, partial[gi], rotated[gi]);
+      if (g.im_block >= 0) partial_im[gi] = partial[gi], rotated_im[gi] = rotated[gi];
+    }
   });
-  // Lazy giant steps: each output block's rotated sums added over Q_level * P, lowered once.
-  std::vector<Ciphertext> out = lower_block_sums(eval, groups_, rotated, spec_.out_blocks);
+  // Lazy giant steps: each block's rotated sums added over Q_level * P, lowered once.
+  // Complex pairs: blocks 0..out_blocks-1 take the real lanes, the next ones the imaginary.
+  const int blocks = spec_.out_blocks * (complex_ ? 2 : 1);
+  const auto im_of = [&](const Group& g) { return spec_.out_blocks + g.im_block; };
+  std::vector<std::pair<int, ckks::ExtendedCiphertext>> parts;
   for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-    if (partial[gi].empty()) continue;
-    Ciphertext& o = out[groups_[gi].out_block];
+    if (!rotated[gi].empty()) parts.emplace_back(groups_[gi].out_block, std::move(rotated[gi]));
+    if (!rotated_im[gi].empty()) parts.emplace_back(im_of(groups_[gi]), std::move(rotated_im[gi]));
+  }
+  std::vector<Ciphertext> out = lower_block_sums(eval, parts, blocks);
+  const auto add_to = [&](int block, Ciphertext& c) {
+    if (c.empty()) return;
+    Ciphertext& o = out[static_cast<std::size_t>(block)];
     if (o.empty())
-      o = std::move(partial[gi]);
+      o = std::move(c);
     else
-      eval.add_inplace(o, partial[gi]);
+      eval.add_inplace(o, c);
+  };
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    add_to(groups_[gi].out_block, partial[gi]);
+    add_to(im_of(groups_[gi]), partial_im[gi]);
   }
   return out;
 }
@@ -628,7 +704,37 @@ std::vector<Ciphertext> LinearTransform::block_sums_double(const ckks::Evaluator
     partial[gi] = std::move(acc);
   });
   // Per output block: the sum over giant steps, lowered once.
-  return lower_block_sums(eval, groups_, partial, spec_.out_blocks);
+  std::vector<std::pair<int, ExtendedCiphertext>> parts;
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi)
+    if (!partial[gi].empty()) parts.emplace_back(groups_[gi].out_block, std::move(partial[gi]));
+  return lower_block_sums(eval, parts, spec_.out_blocks);
+}
+
+std::vector<Ciphertext> LinearTransform::real_parts(const ckks::Evaluator& eval,
+                                                    std::vector<Ciphertext> lanes,
+                                                    const rlwe::GaloisKeys& gk) const {
+  const auto blocks = static_cast<std::size_t>(spec_.out_blocks);
+  VEIL_REQUIRE(lanes.size() == 2 * blocks, "complex pairs: expected both lanes of every block");
+  // -i in every slot is the monomial -X^(N/2) (encode_constant), exact at scale 1.
+  const Plaintext minus_i = encoder_->encode_constant(ckks::Complex(0, -1), 1.0, level_, spec_.slots);
+  std::vector<Ciphertext> out(blocks);
+  parallel_for(blocks, [&](std::size_t b) {
+    Ciphertext w = std::move(lanes[b]);
+    Ciphertext& im = lanes[blocks + b];
+    if (!im.empty()) {
+      eval.multiply_plain_inplace(im, minus_i);
+      if (w.empty())
+        w = std::move(im);
+      else
+        eval.add_inplace(w, im);
+    }
+    if (w.empty()) return;
+    Ciphertext c = w;
+    eval.conjugate_inplace(c, gk);
+    eval.add_inplace(w, c);
+    out[b] = std::move(w);
+  });
+  return out;
 }
 
 std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, const std::vector<Ciphertext>& in,
@@ -637,6 +743,7 @@ std::vector<Ciphertext> LinearTransform::apply(const ckks::Evaluator& eval, cons
                "linear map expects " << spec_.in_blocks << " input ciphertexts, got " << in.size());
   std::vector<Ciphertext> out =
       double_hoisted() ? block_sums_double(eval, in, gk) : block_sums_single(eval, in, gk);
+  if (complex_) out = real_parts(eval, std::move(out), gk);
   // No diagonal reaching a block would need an encryption of zero, which the server
   // cannot make; the packing never produces such maps.
   for (const auto& o : out) VEIL_REQUIRE(!o.empty(), "linear map has an output block with no diagonal");

@@ -143,14 +143,26 @@ class LinearTransform {
   // With kCoefficients, the giant-step groups whose NTT forms fit `ntt_budget` bytes beyond
   // the coefficients they replace (in order) keep that form instead: a cache budget then
   // buys speed in small steps rather than whole stages.
+  //
+  // `complex_pairs`: real maps use half of what a CKKS plaintext can carry (N/2 complex
+  // slots, real values only). Paired, two groups of diagonals (two output blocks at the
+  // same giant step, else any two) share one plaintext per term, one real and one
+  // imaginary: half the plaintexts and products, and one giant rotation for a pair of
+  // blocks at the same giant step. Each output block is then the real part of its sum,
+  // taken with one conjugation (ckks: (w + conj(w)) / 2, the 1/2 folded into the
+  // diagonals) and the imaginary lane's sums multiplied by -i (the monomial -X^(N/2),
+  // exact). Needs the conjugation key (needs_conjugation()). Applies with single or lazy
+  // giant hoisting and the NTT or on-the-fly caches; elsewhere the map stays real.
   LinearTransform(const ckks::CkksEncoder& encoder, LinearTransformSpec spec, int level, int giant_step,
                   PlaintextCache cache, double plaintext_scale = 0, Hoisting hoisting = Hoisting::kAuto,
-                  std::size_t ntt_budget = 0);
+                  std::size_t ntt_budget = 0, bool complex_pairs = false);
 
   std::vector<ckks::Ciphertext> apply(const ckks::Evaluator& eval, const std::vector<ckks::Ciphertext>& in,
                                       const rlwe::GaloisKeys& gk) const;
 
   std::vector<int> rotation_steps() const { return he::rotation_steps(spec_, giant_); }
+  // Whether apply() conjugates (complex pairs), so the Galois keys need conjugation.
+  bool needs_conjugation() const { return complex_; }
   TransformCounts counts() const { return count(spec_, giant_); }
   int input_level() const { return level_; }
   int output_level() const { return spec_.unit ? level_ : level_ - 1; }
@@ -161,15 +173,20 @@ class LinearTransform {
   std::size_t plaintext_bytes() const;
 
  private:
+  static constexpr std::size_t kNoDiagonal = ~std::size_t{0};
   struct Term {
-    int in_block, baby;    // baby: index into the input block's baby-step list
-    std::size_t diagonal;  // index into spec_.diagonals
+    int in_block, baby;                     // baby: index into the input block's baby-step list
+    std::size_t diagonal;                   // index into spec_.diagonals (the real lane; kNoDiagonal: none)
+    std::size_t diagonal_im = kNoDiagonal;  // the imaginary lane's (complex pairs)
   };
   struct Group {
-    int out_block, giant;  // giant rotation in [0, slots)
+    int out_block, giant;  // giant rotation in [0, slots); the real lane's
     std::vector<Term> terms;
+    int im_block = -1, im_giant = 0;  // the imaginary lane's (complex pairs); -1: none
   };
-  std::vector<double> term_values(const Group& g, const Term& t) const;
+  // Merges groups_ two by two into complex pairs (see the constructor).
+  void pair_groups();
+  std::vector<ckks::Complex> term_values(const Group& g, const Term& t) const;
   double term_scale() const;
   ckks::Plaintext encode_term(const Group& g, const Term& t) const;
   PackedPlaintext encode_term_packed(const Group& g, const Term& t) const;
@@ -185,6 +202,10 @@ class LinearTransform {
                                                   const std::vector<ckks::Ciphertext>& in,
                                                   const rlwe::GaloisKeys& gk) const;
   ckks::Ciphertext input_at_level(const ckks::Evaluator& eval, const ckks::Ciphertext& x) const;
+  // Complex pairs: output block b from its lanes (real b, imaginary out_blocks + b), as
+  // w = real - i * imaginary, then w + conj(w).
+  std::vector<ckks::Ciphertext> real_parts(const ckks::Evaluator& eval, std::vector<ckks::Ciphertext> lanes,
+                                           const rlwe::GaloisKeys& gk) const;
   std::vector<int> nonzero_baby_steps(int block) const;
 
   const ckks::CkksEncoder* encoder_;
@@ -194,6 +215,7 @@ class LinearTransform {
   int giant_;
   Hoisting hoisting_ = Hoisting::kSingle;
   PlaintextCache cache_ = PlaintextCache::kNtt;
+  bool complex_ = false;                      // complex pairs: block sums are over 2 * out_blocks lanes
   std::vector<std::vector<int>> baby_steps_;  // per input block
   std::vector<Group> groups_;
   // Cached diagonals, parallel to groups_[g].terms (empty when encoding on the fly or for
