@@ -89,8 +89,9 @@ TEST_P(ComplexPairsTest, MatchesTheRealMapAndThePlainOne) {
   const auto b = paired.apply(*f.evaluator, x, gk);
   ASSERT_EQ(a.size(), b.size());
   for (std::size_t k = 0; k < a.size(); ++k) {
-    const std::string where = "N = 2^" + std::to_string(c.log_n) + ", " + std::to_string(n) + " slots, block " +
-                              std::to_string(k) + ", giant " + std::to_string(real.giant_step());
+    const std::string where = "N = 2^" + std::to_string(c.log_n) + ", " + std::to_string(n) +
+                              " slots, block " + std::to_string(k) + ", giant " +
+                              std::to_string(real.giant_step());
     EXPECT_EQ(b[k].level(), a[k].level()) << where;
     EXPECT_NEAR(b[k].scale() / a[k].scale(), 1.0, 1e-12) << where;
     const auto da = f.encoder->decode(f.decryptor->decrypt(a[k]));
@@ -130,7 +131,8 @@ TEST(ComplexPairs, StaysRealWithDoubleHoistingOrCoefficients) {
   for (int bo = 0; bo < 2; ++bo)
     for (int d : {0, 1, 5, 9}) spec.diagonals.push_back({bo, 0, d, random_vector(n, g)});
   const int level = f.ctx->max_level();
-  he::LinearTransform dbl(*f.encoder, spec, level, 4, he::PlaintextCache::kNtt, 0, he::Hoisting::kDouble, 0, true);
+  he::LinearTransform dbl(*f.encoder, spec, level, 4, he::PlaintextCache::kNtt, 0, he::Hoisting::kDouble, 0,
+                          true);
   he::LinearTransform coeffs(*f.encoder, spec, level, 4, he::PlaintextCache::kCoefficients, 0,
                              he::Hoisting::kSingle, 0, true);
   EXPECT_FALSE(dbl.needs_conjugation());

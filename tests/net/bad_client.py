@@ -13,7 +13,7 @@ import sys
 import time
 
 MAGIC, VERSION = b"VNET", 3  # net/frame.hpp kFrameVersion
-PROTOCOL, PROTOCOL_VERSION = b"ni", 4  # protocol/ni/messages.hpp kName, kVersion
+PROTOCOL, PROTOCOL_VERSION = b"ni", 5  # protocol/ni/messages.hpp kName, kVersion
 # Host messages (protocol/hello.hpp): HELLO, ERROR, BYE; the rest are the ni protocol's.
 HELLO, SERVER_INFO, KEY_QUERY, KEY_STATUS, UPLOAD_KEYS, INFER, RESULT, ERROR, BYE = range(1, 10)
 # Error codes: transport (net::ErrorCode) 1-5, host (protocol::ErrorCode) 6, 7, 11, 13,

@@ -112,6 +112,8 @@ TEST(Messages, RoundTrips) {
   switched.switch_after = 3;
   switched.small_rotation_steps = {2};
   switched.small_rotation_key_levels = {1};
+  switched.conjugation_key_level = 2;  // each ring's conjugation key level
+  switched.small_conjugation_key_level = 1;
   expect_round_trip(switched);
   auto mux = sample_info();  // a multiplexed output layout crosses the wire intact
   mux.output_layout.mux_rows = 2;

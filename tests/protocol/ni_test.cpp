@@ -268,6 +268,43 @@ TEST(NiProtocol, ShippedModelHelloDeadline) {
   EXPECT_EQ(protocol::decode_error(f).code, static_cast<std::uint16_t>(net::ErrorCode::kTimeout));
 }
 
+// Keys lacking the conjugation key the plan's linear layers need (complex pairs) are
+// refused from their headers, naming it, and the session goes on.
+TEST(NiProtocol, KeysWithoutTheConjugationKeyAreRefused) {
+  Server server({plan_model("models/mnist-cryptonets.onnx", nn::Mode::kLatency)}, protocol::HostOptions{});
+  auto [c, s] = net::make_memory_pair(net::ChannelOptions{});
+  std::thread t([&, &ch = *s] { server.host->serve(ch); });
+  try {
+    ni::Client client(*c, nn::Mode::kLatency, "ni_test");
+    const auto& pm = client.model();
+    ASSERT_GE(pm.plan.conjugation_key_level, 0);
+    rlwe::KeyGenerator keygen(pm.context);
+    auto keys = nn::make_evaluation_keys(pm.plan, keygen);
+    ASSERT_EQ(keys.galois.keys.erase(pm.context->conjugation_element()), 1u);
+    // In its place a rotation the plan does not use, so only the conjugation is missing.
+    int extra = 1;
+    while (std::find(pm.plan.rotation_steps.begin(), pm.plan.rotation_steps.end(), extra) !=
+           pm.plan.rotation_steps.end())
+      ++extra;
+    for (auto& [g, k] : keygen.create_galois_keys({extra}, false, 0).keys)
+      keys.galois.keys.emplace(g, std::move(k));
+    try {
+      client.upload_keys(rlwe::save_relin_keys(*pm.context, keys.relin, true),
+                         rlwe::save_galois_keys(*pm.context, keys.galois, true));
+      ADD_FAILURE() << "keys without the conjugation key were accepted";
+    } catch (const net::Error& e) {
+      EXPECT_TRUE(e.is(ni::ErrorCode::kBadKeys)) << e.what();
+      EXPECT_NE(std::string(e.what()).find("no conjugation key"), std::string::npos) << e.what();
+    }
+    client.bye();
+  } catch (...) {
+    c->close();
+    t.join();
+    throw;
+  }
+  t.join();
+}
+
 // Keys far beyond the plan (many more rotation keys than planned) are refused from the
 // frame header: in under a second, with no memory spent beyond the header, though the
 // host-wide frame limit would admit them. Keys within the size limit but with one rotation
@@ -299,9 +336,9 @@ TEST(NiProtocol, ShippedModelOversizedKeyUpload) {
       ADD_FAILURE() << "keys with an extra rotation were accepted";
     } catch (const net::Error& e) {
       EXPECT_TRUE(e.is(ni::ErrorCode::kBadKeys)) << e.what();
-      EXPECT_NE(std::string(e.what()).find(std::to_string(pm.plan.rotation_steps.size() + 1) +
-                                           " rotation keys, the plan uses " +
-                                           std::to_string(pm.plan.rotation_steps.size())),
+      EXPECT_NE(std::string(e.what()).find(std::to_string(pm.plan.galois_keys() + 1) +
+                                           " Galois keys, the plan uses " +
+                                           std::to_string(pm.plan.rotation_steps.size()) + " rotations"),
                 std::string::npos)
           << e.what();
       // What a remote peer reads names the problem, not this build's source files.

@@ -66,10 +66,9 @@ KeySet obtain_keys(const Model& m, const std::string& dir) {
       k.secret = load_secret_key(dir, m);
       // Checks the parameters and that every planned rotation has a key; the server also
       // refuses keys it does not need (they would only cost its memory).
-      const std::size_t rotations = load_evaluation_keys(dir, m).galois.keys.size();
-      VEIL_REQUIRE(rotations == m.plan.rotation_steps.size(), "they hold " << rotations
-                                                                           << " rotation keys, the plan uses "
-                                                                           << m.plan.rotation_steps.size());
+      const std::size_t held = load_evaluation_keys(dir, m).galois.keys.size();
+      VEIL_REQUIRE(held == m.plan.galois_keys(),
+                   "they hold " << held << " Galois keys, the plan uses " << m.plan.galois_keys());
       k.relin = veil::read_file((fs::path(dir) / "relin.key").string());
       k.galois = veil::read_file((fs::path(dir) / "galois.key").string());
       if (m.plan.small_params) k.ring = veil::read_file((fs::path(dir) / "ring-switch.key").string());

@@ -159,6 +159,9 @@ nn::EvaluationKeys load_evaluation_keys(const std::string& dir, const Model& m) 
   for (int step : m.plan.rotation_steps)
     VEIL_REQUIRE(k.galois.has(m.context->galois_element(step)),
                  "galois.key in '" << dir << "' lacks the rotation by " << step << " this model needs");
+  VEIL_REQUIRE(m.plan.conjugation_key_level < 0 || k.galois.has(m.context->conjugation_element()),
+               "galois.key in '" << dir << "' lacks the conjugation key this model needs; run veil keygen "
+                                 << "again with the same --model and options");
   if (m.plan.small_params) {
     const std::string path = in_dir(dir, "ring-switch.key");
     VEIL_REQUIRE(fs::exists(path), "this plan switches to a smaller ring after stage "

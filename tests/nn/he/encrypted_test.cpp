@@ -411,6 +411,11 @@ TEST(EncryptedNetwork, RingSwitchRunsTheLastLayersInTheSmallerRing) {
   EXPECT_EQ(plan.switch_after(), 6);
   EXPECT_EQ(plan.small_params->log_n, plan.params.log_n - 1);
   EXPECT_FALSE(plan.small_rotation_steps.empty());
+  // Each ring's linear maps pair their diagonals: its conjugation key at the level of its
+  // first map with weights.
+  EXPECT_EQ(plan.conjugation_key_level, plan.stages[0].level_in);
+  EXPECT_GE(plan.small_conjugation_key_level, 0);
+  EXPECT_LE(plan.small_conjugation_key_level, plan.small_params->max_level());
   // About as precise as one ring: fresh keys and noise each run give 11.6-14.5 bits with
   // one ring and 12.1-14.5 with the switch (40 runs each), so both must clear 10.5.
   PlanOptions one = o;
@@ -428,6 +433,11 @@ TEST(EncryptedNetwork, RingSwitchRunsTheLastLayersInTheSmallerRing) {
   std::vector<double> x(net.input.size(), 0.5);
   EXPECT_THROW(server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, {x}), keys),
                std::invalid_argument);
+  // Nor without the smaller ring's conjugation key: it refuses such keys when they arrive.
+  EvaluationKeys no_conj = make_evaluation_keys(plan, c.keygen);
+  const auto small = ckks::CkksContext::create(*plan.small_params);
+  ASSERT_EQ(no_conj.small_galois.keys.erase(small->conjugation_element()), 1u);
+  EXPECT_THROW(load_small_ring_keys(plan, save_small_ring_keys(plan, no_conj), no_conj), std::runtime_error);
   // Forcing a switch where none can be is refused, naming the stage.
   o.ring_switch_after = 2;  // a polynomial
   EXPECT_THROW(make_plan(net, o), std::invalid_argument);

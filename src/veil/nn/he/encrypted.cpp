@@ -32,9 +32,10 @@ std::size_t default_plaintext_cache_bytes() {
 
 namespace {
 
-// One key per step, generated at the highest level it is used at (smaller keys).
+// One key per step, generated at the highest level it is used at (smaller keys), and the
+// conjugation key at its level (none when -1).
 rlwe::GaloisKeys rotation_keys(const rlwe::KeyGenerator& keygen, const std::vector<int>& steps,
-                               const std::vector<int>& levels) {
+                               const std::vector<int>& levels, int conjugation_level) {
   std::map<int, std::vector<int>> by_level;
   for (std::size_t i = 0; i < steps.size(); ++i) by_level[levels[i]].push_back(steps[i]);
   rlwe::GaloisKeys out;
@@ -42,6 +43,9 @@ rlwe::GaloisKeys rotation_keys(const rlwe::KeyGenerator& keygen, const std::vect
     rlwe::GaloisKeys gk = keygen.create_galois_keys(at_level, false, level);
     for (auto& [g, k] : gk.keys) out.keys.emplace(g, std::move(k));
   }
+  if (conjugation_level >= 0)
+    for (auto& [g, k] : keygen.create_galois_keys({}, true, conjugation_level).keys)
+      out.keys.emplace(g, std::move(k));
   return out;
 }
 
@@ -50,13 +54,15 @@ rlwe::GaloisKeys rotation_keys(const rlwe::KeyGenerator& keygen, const std::vect
 EvaluationKeys make_evaluation_keys(const Plan& plan, const rlwe::KeyGenerator& keygen) {
   EvaluationKeys keys;
   keys.relin = keygen.create_relin_keys();
-  keys.galois = rotation_keys(keygen, plan.rotation_steps, plan.rotation_key_levels);
+  keys.galois =
+      rotation_keys(keygen, plan.rotation_steps, plan.rotation_key_levels, plan.conjugation_key_level);
   if (plan.small_params) {
     const auto small = ckks::CkksContext::create(*plan.small_params);
     const rlwe::ContextPtr& big = keygen.context();
     const rlwe::KeyGenerator small_gen(small, rlwe::derive_subring_secret(*big, keygen.secret_key(), *small));
     keys.small_relin = small_gen.create_relin_keys();
-    keys.small_galois = rotation_keys(small_gen, plan.small_rotation_steps, plan.small_rotation_key_levels);
+    keys.small_galois = rotation_keys(small_gen, plan.small_rotation_steps, plan.small_rotation_key_levels,
+                                      plan.small_conjugation_key_level);
     const auto switching =
         rlwe::Context::create(rlwe::ring_switch_parameters(plan.params, *plan.small_params));
     keys.ring_switch =
@@ -120,11 +126,19 @@ void load_small_ring_keys(const Plan& plan, std::span<const std::uint8_t> blob, 
   VEIL_CHECK_IO(keys.ring_switch->level >= plan.small_params->max_level(),
                 "the ring-switching key covers levels up to "
                     << keys.ring_switch->level << ", the plan needs " << plan.small_params->max_level());
-  // Exactly the plan's rotations: extra keys would only cost server memory.
-  VEIL_CHECK_IO(keys.small_galois.keys.size() == plan.small_rotation_steps.size(),
+  // Exactly the plan's rotations (and conjugation): extra keys would only cost server memory.
+  const bool conjugate = plan.small_conjugation_key_level >= 0;
+  VEIL_CHECK_IO(keys.small_galois.keys.size() == plan.small_rotation_steps.size() + (conjugate ? 1 : 0),
                 "the smaller ring's keys hold " << keys.small_galois.keys.size()
-                                                << " rotations, the plan uses "
-                                                << plan.small_rotation_steps.size());
+                                                << " Galois keys, the plan uses "
+                                                << plan.small_rotation_steps.size() << " rotations"
+                                                << (conjugate ? " and the conjugation" : ""));
+  if (conjugate) {
+    const auto it = keys.small_galois.keys.find(r.small->conjugation_element());
+    VEIL_CHECK_IO(it != keys.small_galois.keys.end() && it->second.level >= plan.small_conjugation_key_level,
+                  "the smaller ring's keys lack the conjugation key at level "
+                      << plan.small_conjugation_key_level << " the plan needs");
+  }
   for (std::size_t i = 0; i < plan.small_rotation_steps.size(); ++i) {
     const auto it = keys.small_galois.keys.find(r.small->galois_element(plan.small_rotation_steps[i]));
     VEIL_CHECK_IO(it != keys.small_galois.keys.end(), "the smaller ring's keys lack the rotation by "
@@ -346,7 +360,7 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
     transforms_[k] = std::make_unique<he::LinearTransform>(
         small ? *small_encoder_ : encoder_,
         pack_linear(net_.stages[k].linear(), ps.in, ps.out, !ps.spec.fold_steps.empty(), true), level,
-        ps.giant_step, form[k], pt_scale, he::Hoisting::kAuto, ntt_budget[k]);
+        ps.giant_step, form[k], pt_scale, he::Hoisting::kAuto, ntt_budget[k], conjugation_covers(k, level));
     const std::size_t ct_bytes =
         2 * static_cast<std::size_t>(level + 1) * (small ? small_ctx_->n() : ctx_->n()) * sizeof(u64);
     const auto cts = static_cast<std::size_t>(ps.counts.baby_rotations + ps.counts.giant_rotations +

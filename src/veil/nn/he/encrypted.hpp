@@ -153,6 +153,11 @@ class EncryptedNetwork {
   // The evaluator of the ring stage k runs in (the smaller one after a ring switch).
   const ckks::Evaluator& eval_of(std::size_t k) const;
   bool after_switch(std::size_t k) const { return plan_.in_small_ring(k); }
+  // Whether the plan's conjugation key of stage k's ring reaches `level` (its linear map
+  // then pairs its diagonals, he::LinearTransform).
+  bool conjugation_covers(std::size_t k, int level) const {
+    return (after_switch(k) ? plan_.small_conjugation_key_level : plan_.conjugation_key_level) >= level;
+  }
 
   Network net_;
   Plan plan_;

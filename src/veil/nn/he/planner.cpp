@@ -260,6 +260,7 @@ void finish_plan(Plan& plan, const Network& net, const StageBounds& bounds, cons
   const int top = plan.params.max_level();
   plan.stages.clear();
   plan.predicted_seconds = 0;
+  plan.conjugation_key_level = plan.small_conjugation_key_level = -1;
 
   // Levels, rotation keys (at the highest level each step is used), predictions. After a
   // ring switch the stages run in the smaller ring: its parameters, its NTT, its keys.
@@ -303,6 +304,11 @@ void finish_plan(Plan& plan, const Network& net, const StageBounds& bounds, cons
       sp.name = st.linear().name;
       const LinearCost c = mode.linear_cost(plan, net, k);
       sp.counts = c.counts;
+      // Maps with weights pair their diagonals (EncryptedNetwork): the ring's conjugation key.
+      if (mode.has_layouts() && sp.counts.plaintext_mults > 0) {
+        int& lv = small ? plan.small_conjugation_key_level : plan.conjugation_key_level;
+        lv = std::max(lv, level);
+      }
       for (int r : c.rotation_steps) {
         int& lv = (small ? small_key_level : key_level)[r];
         lv = std::max(lv, level);
@@ -342,6 +348,9 @@ void finish_plan(Plan& plan, const Network& net, const StageBounds& bounds, cons
   plan.relin_key_bytes = digits_at(p, top) * poly_bytes(p, top, true);
   plan.galois_key_bytes = 0;
   for (int lv : plan.rotation_key_levels) plan.galois_key_bytes += digits_at(p, lv) * poly_bytes(p, lv, true);
+  if (plan.conjugation_key_level >= 0)
+    plan.galois_key_bytes +=
+        digits_at(p, plan.conjugation_key_level) * poly_bytes(p, plan.conjugation_key_level, true);
   plan.ring_switch_key_bytes = 0;
   if (plan.small_params) {
     const auto& sp = *plan.small_params;
@@ -349,6 +358,9 @@ void finish_plan(Plan& plan, const Network& net, const StageBounds& bounds, cons
     plan.relin_key_bytes += digits_at(sp, small_top) * poly_bytes(sp, small_top, true);
     for (int lv : plan.small_rotation_key_levels)
       plan.galois_key_bytes += digits_at(sp, lv) * poly_bytes(sp, lv, true);
+    if (plan.small_conjugation_key_level >= 0)
+      plan.galois_key_bytes += digits_at(sp, plan.small_conjugation_key_level) *
+                               poly_bytes(sp, plan.small_conjugation_key_level, true);
     // Over the small ring's primes at the large degree.
     ckks::CkksParameters w = sp;
     w.log_n = p.log_n;
@@ -606,8 +618,10 @@ std::string Plan::describe() const {
   }
   auto mb = [](std::uint64_t b) { return static_cast<double>(b) / (1 << 20); };
   os << std::setprecision(2) << "  keys: relinearisation " << mb(relin_key_bytes) << " MiB, "
-     << rotation_steps.size() + small_rotation_steps.size() << " rotation keys " << mb(galois_key_bytes)
-     << " MiB";
+     << rotation_steps.size() + small_rotation_steps.size() << " rotation keys";
+  const int conjugations = (conjugation_key_level >= 0 ? 1 : 0) + (small_conjugation_key_level >= 0 ? 1 : 0);
+  if (conjugations > 0) os << " + " << conjugations << " conjugation";
+  os << " " << mb(galois_key_bytes) << " MiB";
   if (small_params) os << ", ring switch " << mb(ring_switch_key_bytes) << " MiB";
   os << "\n";
   os << "  ciphertexts: input " << mb(input_bytes) << " MiB, output " << mb(output_bytes) << " MiB\n";

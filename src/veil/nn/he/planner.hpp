@@ -73,6 +73,12 @@ struct Plan {
   // [0, slots / 2)) and relinearisation key.
   std::optional<ckks::CkksParameters> small_params;
   std::vector<int> small_rotation_steps, small_rotation_key_levels;
+  // The conjugation key of each ring, at the highest level a linear stage there takes its
+  // input (-1: none): the linear stages pair their diagonals as complex values and take
+  // each output's real part with one conjugation (he::LinearTransform, complex pairs).
+  int conjugation_key_level = -1, small_conjugation_key_level = -1;
+  // Galois keys of the large ring: a rotation key per step, and the conjugation key.
+  std::size_t galois_keys() const { return rotation_steps.size() + (conjugation_key_level >= 0 ? 1 : 0); }
   // Sizes in bytes as sent (seed-compressed where possible); the relinearisation and
   // rotation keys of both rings when there are two.
   std::uint64_t relin_key_bytes = 0, galois_key_bytes = 0, ring_switch_key_bytes = 0;

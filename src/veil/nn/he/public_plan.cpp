@@ -37,6 +37,7 @@ PublicPlan make_public_plan(const Network& net, const Plan& plan) {
   }
   s.rotation_steps = plan.rotation_steps;
   s.rotation_key_levels = plan.rotation_key_levels;
+  s.conjugation_key_level = plan.conjugation_key_level;
   s.max_batch = static_cast<std::uint32_t>(plan.packing_mode().batch_size(plan));
   s.input_ciphertexts = static_cast<std::uint32_t>(input_ciphertexts(net, plan));
   s.output_ciphertexts = static_cast<std::uint32_t>(output_ciphertexts(net, plan));
@@ -45,6 +46,7 @@ PublicPlan make_public_plan(const Network& net, const Plan& plan) {
     s.switch_after = plan.switch_after();
     s.small_rotation_steps = plan.small_rotation_steps;
     s.small_rotation_key_levels = plan.small_rotation_key_levels;
+    s.small_conjugation_key_level = plan.small_conjugation_key_level;
   }
   return s;
 }
@@ -102,6 +104,9 @@ PublicModel public_model(const PublicPlan& info) {
   plan.rotation_steps = info.rotation_steps;
   plan.rotation_key_levels = info.rotation_key_levels;
   check_rotations(plan.rotation_steps, plan.rotation_key_levels, info.slots, plan.params.max_level(), "");
+  VEIL_CHECK_IO(info.conjugation_key_level >= -1 && info.conjugation_key_level <= plan.params.max_level(),
+                "conjugation key level " << info.conjugation_key_level << " out of range");
+  plan.conjugation_key_level = info.conjugation_key_level;
   // A ring switch: the smaller ring must be secure on its own and a prefix of the chain at
   // half the degree (ring_switch_parameters checks the shape).
   std::size_t result_slots = info.slots;
@@ -116,9 +121,14 @@ PublicModel public_model(const PublicPlan& info) {
     plan.small_rotation_key_levels = info.small_rotation_key_levels;
     check_rotations(plan.small_rotation_steps, plan.small_rotation_key_levels, result_slots,
                     plan.small_params->max_level(), "the smaller ring's ");
+    VEIL_CHECK_IO(
+        info.small_conjugation_key_level >= -1 &&
+            info.small_conjugation_key_level <= plan.small_params->max_level(),
+        "the smaller ring's conjugation key level " << info.small_conjugation_key_level << " out of range");
+    plan.small_conjugation_key_level = info.small_conjugation_key_level;
   } else {
     VEIL_CHECK_IO(info.switch_after == -1 && info.small_rotation_steps.empty() &&
-                      info.small_rotation_key_levels.empty(),
+                      info.small_rotation_key_levels.empty() && info.small_conjugation_key_level == -1,
                   "a ring switch announced without the smaller ring's parameters");
   }
   std::size_t outputs = 0;

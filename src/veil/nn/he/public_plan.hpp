@@ -41,6 +41,8 @@ struct PublicPlan {
   Bytes small_parameters;
   std::int32_t switch_after = -1;
   std::vector<int> small_rotation_steps, small_rotation_key_levels;
+  // Each ring's conjugation key level (-1: none), Plan::conjugation_key_level.
+  std::int32_t conjugation_key_level = -1, small_conjugation_key_level = -1;
   bool operator==(const PublicPlan&) const = default;
 };
 

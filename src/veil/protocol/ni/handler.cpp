@@ -94,12 +94,19 @@ void Session::check_galois_headers(const Bytes& galois) const {
     throw error(ErrorCode::kBadKeys,
                 std::string("rotation keys do not load for this model's parameters: ") + e.what());
   }
-  // Exactly the plan's rotations: extra keys would only cost server memory.
-  if (keys.size() != plan.rotation_steps.size())
-    throw error(ErrorCode::kBadKeys, std::to_string(keys.size()) + " rotation keys, the plan uses " +
-                                         std::to_string(plan.rotation_steps.size()));
+  // Exactly the plan's rotations (and conjugation): extra keys would only cost server memory.
+  if (keys.size() != plan.galois_keys())
+    throw error(ErrorCode::kBadKeys, std::to_string(keys.size()) + " Galois keys, the plan uses " +
+                                         std::to_string(plan.rotation_steps.size()) + " rotations" +
+                                         (plan.conjugation_key_level >= 0 ? " and the conjugation" : ""));
   std::map<std::uint32_t, int> level;
   for (const auto& [g, l] : keys) level[g] = l;
+  if (plan.conjugation_key_level >= 0) {
+    const auto it = level.find(ctx.conjugation_element());
+    if (it == level.end() || it->second < plan.conjugation_key_level)
+      throw error(ErrorCode::kBadKeys,
+                  "no conjugation key at level " + std::to_string(plan.conjugation_key_level));
+  }
   for (std::size_t i = 0; i < plan.rotation_steps.size(); ++i) {
     auto it = level.find(ctx.galois_element(plan.rotation_steps[i]));
     if (it == level.end() || it->second < plan.rotation_key_levels[i])

@@ -163,6 +163,8 @@ net::Frame encode(const ServerInfo& m) {
   w.u32(static_cast<std::uint32_t>(m.switch_after));
   put_ints(w, m.small_rotation_steps);
   put_ints(w, m.small_rotation_key_levels);
+  w.u32(static_cast<std::uint32_t>(m.conjugation_key_level));
+  w.u32(static_cast<std::uint32_t>(m.small_conjugation_key_level));
   return codec.frame(m.kType, w);
 }
 
@@ -190,6 +192,8 @@ ServerInfo decode<ServerInfo>(const net::Frame& f) {
     m.small_rotation_key_levels = get_ints(r, kMaxRotations, "smaller ring's rotation key levels");
     VEIL_CHECK_IO(m.small_rotation_steps.size() == m.small_rotation_key_levels.size(),
                   "smaller ring's rotation steps and levels differ in count");
+    m.conjugation_key_level = static_cast<std::int32_t>(r.u32());
+    m.small_conjugation_key_level = static_cast<std::int32_t>(r.u32());
     VEIL_CHECK_IO(m.slots >= 1 && m.slots <= (std::uint64_t{1} << 16) && m.max_batch >= 1 &&
                       m.max_batch <= m.slots && m.input_ciphertexts >= 1 &&
                       m.input_ciphertexts <= kMaxCiphertexts && m.output_ciphertexts >= 1 &&

@@ -29,8 +29,9 @@ namespace veil::protocol::ni {
 inline constexpr char kName[] = "ni";
 // 1: first release; 2: multiplexed layouts; 3: protocol and version in the host's Hello;
 // 4: layouts copy their last block's channels (not only a one-block tensor's) and may hold
-// copies inside each pixel's cell.
-inline constexpr std::uint16_t kVersion = 4;
+// copies inside each pixel's cell; 5: each ring's conjugation key level in ServerInfo (the
+// linear layers pair their diagonals as complex values).
+inline constexpr std::uint16_t kVersion = 5;
 
 using veil::Bytes;  // one byte-vector type for the whole tree (common/bytes.hpp)
 using KeyHash = std::array<std::uint8_t, 32>;
