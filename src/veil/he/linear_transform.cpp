@@ -430,7 +430,45 @@ void LinearTransform::pair_groups() {
     for (; k + 1 < list.size(); k += 2) pairs.emplace_back(list[k], list[k + 1]);
     if (k < list.size()) left.push_back(list[k]);
   }
-  for (std::size_t k = 0; k + 1 < left.size(); k += 2) pairs.emplace_back(left[k], left[k + 1]);
+  // The rest by the rotations they share (a term per rotation either lane reads): greedily,
+  // each group with the one whose baby steps overlap its own most. cifar10-shallow's last
+  // convolution (one output block, giant steps paired among themselves): 911 -> 729 MiB
+  // of diagonals paired in order of giant step, 911 -> 456 MiB by overlap.
+  const auto reads = [&](std::size_t gi) {
+    std::vector<std::int64_t> r;
+    for (const Term& t : groups_[gi].terms) r.push_back((std::int64_t{t.in_block} << 32) | t.baby);
+    std::sort(r.begin(), r.end());
+    return r;
+  };
+  std::vector<std::vector<std::int64_t>> read(left.size());
+  for (std::size_t k = 0; k < left.size(); ++k) read[k] = reads(left[k]);
+  const auto shared = [&](std::size_t a, std::size_t b) {
+    std::size_t n = 0;
+    for (std::size_t i = 0, j = 0; i < read[a].size() && j < read[b].size();) {
+      if (read[a][i] < read[b][j])
+        ++i;
+      else if (read[b][j] < read[a][i])
+        ++j;
+      else
+        ++n, ++i, ++j;
+    }
+    return n;
+  };
+  std::vector<char> taken(left.size(), 0);
+  std::size_t single = left.size();
+  for (std::size_t a = 0; a < left.size(); ++a) {
+    if (taken[a]) continue;
+    std::size_t best = left.size(), most = 0;
+    for (std::size_t b = a + 1; b < left.size(); ++b)
+      if (!taken[b] && (best == left.size() || shared(a, b) > most)) best = b, most = shared(a, b);
+    taken[a] = 1;
+    if (best == left.size()) {
+      single = a;
+      continue;
+    }
+    taken[best] = 1;
+    pairs.emplace_back(left[a], left[best]);
+  }
   std::vector<Group> merged;
   for (const auto& [a, b] : pairs) {
     Group m{groups_[a].out_block, groups_[a].giant, {}, groups_[b].out_block, groups_[b].giant};
@@ -452,7 +490,7 @@ void LinearTransform::pair_groups() {
     }
     merged.push_back(std::move(m));
   }
-  if (left.size() % 2 == 1) merged.push_back(std::move(groups_[left.back()]));
+  if (single < left.size()) merged.push_back(std::move(groups_[left[single]]));
   groups_ = std::move(merged);
 }
 
