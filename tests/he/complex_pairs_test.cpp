@@ -71,6 +71,14 @@ TEST_P(ComplexPairsTest, MatchesTheRealMapAndThePlainOne) {
   ASSERT_FALSE(real.needs_conjugation());
   ASSERT_TRUE(paired.needs_conjugation());
   ASSERT_EQ(real.rotation_steps(), paired.rotation_steps());
+  // What memory budgets count on before the map is built.
+  EXPECT_EQ(he::LinearTransform::paired_plaintexts(spec, paired.giant_step()) *
+                he::PackedPlaintext::bytes_at(*f.ctx, level),
+            c.cache == he::PlaintextCache::kNtt
+                ? paired.plaintext_bytes()
+                : he::LinearTransform(*f.encoder, spec, level, c.giant, he::PlaintextCache::kNtt, 0,
+                                      c.hoisting, 0, true)
+                      .plaintext_bytes());
   if (c.cache == he::PlaintextCache::kNtt) {
     // A plaintext per pair of terms that read the same rotation: with the windows aligned
     // to the giant step, a half to two thirds (a block left over pairs its own giant steps);

@@ -342,16 +342,7 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
   baby_steps_.resize(spec_.in_blocks);
   for (int b = 0; b < spec_.in_blocks; ++b) baby_steps_[b].assign(sets.baby[b].begin(), sets.baby[b].end());
 
-  std::map<std::pair<int, int>, std::size_t> group_index;
-  for (std::size_t i = 0; i < spec_.diagonals.size(); ++i) {
-    const auto& t = spec_.diagonals[i];
-    const int g = sets.giant_of[i], j = sets.baby_of[i];
-    auto [it, fresh] = group_index.try_emplace({t.out_block, g}, groups_.size());
-    if (fresh) groups_.push_back({t.out_block, g, {}});
-    const auto& babies = baby_steps_[t.in_block];
-    const int baby = static_cast<int>(std::lower_bound(babies.begin(), babies.end(), j) - babies.begin());
-    groups_[it->second].terms.push_back({t.in_block, baby, i});
-  }
+  groups_ = make_groups(spec_, sets, baby_steps_);
   const std::size_t special = encoder_->context()->num_p();
   hoisting_ = hoisting == Hoisting::kAuto
                   ? choose_hoisting(count(spec_, giant_), spec_.out_blocks, level_, special)
@@ -360,7 +351,7 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
                "double hoisting and lazy giant steps need special primes (a key-switching modulus P)");
   complex_ = complex_pairs && !spec_.unit && hoisting_ != Hoisting::kDouble &&
              cache_ != PlaintextCache::kCoefficients && groups_.size() >= 2;
-  if (complex_) pair_groups();
+  if (complex_) groups_ = pair_groups(std::move(groups_));
   std::vector<std::pair<std::size_t, std::size_t>> jobs;
   for (std::size_t g = 0; g < groups_.size(); ++g)
     for (std::size_t t = 0; t < groups_[g].terms.size(); ++t) jobs.emplace_back(g, t);
@@ -419,10 +410,38 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
   for (auto& t : spec_.diagonals) std::vector<double>().swap(t.values);
 }
 
-void LinearTransform::pair_groups() {
+std::vector<LinearTransform::Group> LinearTransform::make_groups(
+    const LinearTransformSpec& spec, const StepSets& sets, const std::vector<std::vector<int>>& baby_steps) {
+  std::vector<Group> groups;
+  std::map<std::pair<int, int>, std::size_t> group_index;
+  for (std::size_t i = 0; i < spec.diagonals.size(); ++i) {
+    const auto& t = spec.diagonals[i];
+    const int g = sets.giant_of[i], j = sets.baby_of[i];
+    auto [it, fresh] = group_index.try_emplace({t.out_block, g}, groups.size());
+    if (fresh) groups.push_back({t.out_block, g, {}});
+    const auto& babies = baby_steps[t.in_block];
+    const int baby = static_cast<int>(std::lower_bound(babies.begin(), babies.end(), j) - babies.begin());
+    groups[it->second].terms.push_back({t.in_block, baby, i});
+  }
+  return groups;
+}
+
+std::size_t LinearTransform::paired_plaintexts(const LinearTransformSpec& spec, int giant_step) {
+  if (spec.unit) return 0;
+  const StepSets sets = step_sets(spec, giant_step);
+  std::vector<std::vector<int>> babies(spec.in_blocks);
+  for (int b = 0; b < spec.in_blocks; ++b) babies[b].assign(sets.baby[b].begin(), sets.baby[b].end());
+  std::vector<Group> groups = make_groups(spec, sets, babies);
+  if (groups.size() >= 2) groups = pair_groups(std::move(groups));
+  std::size_t terms = 0;
+  for (const Group& g : groups) terms += g.terms.size();
+  return terms;
+}
+
+std::vector<LinearTransform::Group> LinearTransform::pair_groups(std::vector<Group> groups) {
   // Groups at the same giant step first: a pair of them shares its giant rotation.
   std::map<int, std::vector<std::size_t>> by_giant;
-  for (std::size_t gi = 0; gi < groups_.size(); ++gi) by_giant[groups_[gi].giant].push_back(gi);
+  for (std::size_t gi = 0; gi < groups.size(); ++gi) by_giant[groups[gi].giant].push_back(gi);
   std::vector<std::pair<std::size_t, std::size_t>> pairs;
   std::vector<std::size_t> left;
   for (const auto& [giant, list] : by_giant) {
@@ -436,7 +455,7 @@ void LinearTransform::pair_groups() {
   // of diagonals paired in order of giant step, 911 -> 456 MiB by overlap.
   const auto reads = [&](std::size_t gi) {
     std::vector<std::int64_t> r;
-    for (const Term& t : groups_[gi].terms) r.push_back((std::int64_t{t.in_block} << 32) | t.baby);
+    for (const Term& t : groups[gi].terms) r.push_back((std::int64_t{t.in_block} << 32) | t.baby);
     std::sort(r.begin(), r.end());
     return r;
   };
@@ -471,15 +490,15 @@ void LinearTransform::pair_groups() {
   }
   std::vector<Group> merged;
   for (const auto& [a, b] : pairs) {
-    Group m{groups_[a].out_block, groups_[a].giant, {}, groups_[b].out_block, groups_[b].giant};
+    Group m{groups[a].out_block, groups[a].giant, {}, groups[b].out_block, groups[b].giant};
     // A term per input rotation (input block, baby step) both lanes read, where they do
     // (a map may list a diagonal twice: then so many terms).
     std::map<std::pair<int, int>, std::vector<std::size_t>> free_im;
-    for (const Term& t : groups_[a].terms) {
+    for (const Term& t : groups[a].terms) {
       free_im[{t.in_block, t.baby}].push_back(m.terms.size());
       m.terms.push_back(t);
     }
-    for (const Term& t : groups_[b].terms) {
+    for (const Term& t : groups[b].terms) {
       std::vector<std::size_t>& at = free_im[{t.in_block, t.baby}];
       if (at.empty()) {
         m.terms.push_back({t.in_block, t.baby, kNoDiagonal, t.diagonal});
@@ -490,8 +509,8 @@ void LinearTransform::pair_groups() {
     }
     merged.push_back(std::move(m));
   }
-  if (single < left.size()) merged.push_back(std::move(groups_[left[single]]));
-  groups_ = std::move(merged);
+  if (single < left.size()) merged.push_back(std::move(groups[left[single]]));
+  return merged;
 }
 
 std::vector<ckks::Complex> LinearTransform::term_values(const Group& g, const Term& t) const {

@@ -163,6 +163,10 @@ class LinearTransform {
   std::vector<int> rotation_steps() const { return he::rotation_steps(spec_, giant_); }
   // Whether apply() conjugates (complex pairs), so the Galois keys need conjugation.
   bool needs_conjugation() const { return complex_; }
+  // The plaintexts a map with these diagonal positions caches when its groups are paired
+  // (complex pairs; the diagonal count when they are not): for memory budgets before the
+  // map is built.
+  static std::size_t paired_plaintexts(const LinearTransformSpec& spec, int giant_step);
   TransformCounts counts() const { return count(spec_, giant_); }
   int input_level() const { return level_; }
   int output_level() const { return spec_.unit ? level_ : level_ - 1; }
@@ -184,8 +188,11 @@ class LinearTransform {
     std::vector<Term> terms;
     int im_block = -1, im_giant = 0;  // the imaginary lane's (complex pairs); -1: none
   };
-  // Merges groups_ two by two into complex pairs (see the constructor).
-  void pair_groups();
+  // The (output block, giant step) groups of the diagonals, terms indexing the baby steps.
+  static std::vector<Group> make_groups(const LinearTransformSpec& spec, const StepSets& sets,
+                                        const std::vector<std::vector<int>>& baby_steps);
+  // The groups merged two by two into complex pairs (see the constructor).
+  static std::vector<Group> pair_groups(std::vector<Group> groups);
   std::vector<ckks::Complex> term_values(const Group& g, const Term& t) const;
   double term_scale() const;
   ckks::Plaintext encode_term(const Group& g, const Term& t) const;

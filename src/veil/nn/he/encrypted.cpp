@@ -315,7 +315,12 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
     // Double-hoisted maps (he::Hoisting::kAuto) cache their diagonals over Q_level * P.
     const ckks::CkksContext& ring = after_switch(k) ? *small_ctx_ : *ctx_;
     const bool extended = he::double_hoisting_pays(ps.counts, ps.spec.out_blocks, level, ring.num_p());
-    ntt_bytes[k] = mults * he::PackedPlaintext::bytes_at(ring, level, extended);
+    // In NTT form a map pairs its diagonals (complex pairs), unless double hoisted; the
+    // coefficient form keeps them real.
+    const std::size_t ntt_terms = conjugation_covers(k, level) && !extended
+                                      ? he::LinearTransform::paired_plaintexts(ps.spec, ps.giant_step)
+                                      : mults;
+    ntt_bytes[k] = ntt_terms * he::PackedPlaintext::bytes_at(ring, level, extended);
     coefficient_bytes[k] = mults * he::CoefficientPlaintext::bytes_at(ring);
     all_coefficients += coefficient_bytes[k];
   }
