@@ -18,13 +18,7 @@ namespace {
 using ckks::Ciphertext;
 using test::apply_plain;
 using test::max_error;
-
-std::vector<double> random_vector(std::size_t n, std::mt19937_64& g) {
-  std::uniform_real_distribution<double> d(-1.0, 1.0);
-  std::vector<double> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+using test::random_vector;
 
 struct Case {
   int log_n, levels, dnum, giant;

@@ -15,6 +15,7 @@ namespace {
 using ckks::Ciphertext;
 using test::apply_plain;
 using test::max_error;
+using test::random_vector;
 
 struct HeFixture {
   test::Fixture f;
@@ -28,13 +29,6 @@ struct HeFixture {
     return f.encoder->decode_real(f.decryptor->decrypt(c));
   }
 };
-
-std::vector<double> random_vector(std::size_t n, std::mt19937_64& g, double bound = 1.0) {
-  std::uniform_real_distribution<double> d(-bound, bound);
-  std::vector<double> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
 
 class LinearTransformTest : public ::testing::TestWithParam<int> {};
 

@@ -1,5 +1,5 @@
-// Plain references shared by the he/ tests: what a diagonal linear map computes, and the
-// largest error between two decoded vectors.
+// Plain references shared by the he/ tests: what a diagonal linear map computes, the
+// largest error between two decoded vectors, and random inputs.
 #pragma once
 
 #include <algorithm>
@@ -10,6 +10,14 @@
 #include "veil/he/linear_transform.hpp"
 
 namespace veil::test {
+
+// n values uniform in [-bound, bound].
+inline std::vector<double> random_vector(std::size_t n, std::mt19937_64& g, double bound = 1.0) {
+  std::uniform_real_distribution<double> d(-bound, bound);
+  std::vector<double> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
 
 inline double max_error(const std::vector<double>& got, const std::vector<double>& want) {
   double e = 0;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <thread>
 
@@ -268,33 +269,31 @@ TEST(NiProtocol, ShippedModelHelloDeadline) {
   EXPECT_EQ(protocol::decode_error(f).code, static_cast<std::uint16_t>(net::ErrorCode::kTimeout));
 }
 
-// Keys lacking the conjugation key the plan's linear layers need (complex pairs) are
-// refused from their headers, naming it, and the session goes on.
-TEST(NiProtocol, KeysWithoutTheConjugationKeyAreRefused) {
-  Server server({plan_model("models/mnist-cryptonets.onnx", nn::Mode::kLatency)}, protocol::HostOptions{});
-  auto [c, s] = net::make_memory_pair(net::ChannelOptions{});
+// Keys made for the client's plan, changed by `edit`, uploaded to `server` over a memory
+// channel: the server must refuse them (kBadKeys) with a message holding `expect`, which
+// names the problem and not this build's source files.
+void expect_keys_refused(
+    const Server& server,
+    const std::function<void(const nn::PublicModel&, rlwe::KeyGenerator&, nn::EvaluationKeys&)>& edit,
+    const std::function<std::string(const nn::PublicModel&)>& expect) {
+  net::ChannelOptions co;
+  co.idle_timeout = std::chrono::seconds(60);
+  auto [c, s] = net::make_memory_pair(co);
   std::thread t([&, &ch = *s] { server.host->serve(ch); });
   try {
     ni::Client client(*c, nn::Mode::kLatency, "ni_test");
     const auto& pm = client.model();
-    ASSERT_GE(pm.plan.conjugation_key_level, 0);
     rlwe::KeyGenerator keygen(pm.context);
     auto keys = nn::make_evaluation_keys(pm.plan, keygen);
-    ASSERT_EQ(keys.galois.keys.erase(pm.context->conjugation_element()), 1u);
-    // In its place a rotation the plan does not use, so only the conjugation is missing.
-    int extra = 1;
-    while (std::find(pm.plan.rotation_steps.begin(), pm.plan.rotation_steps.end(), extra) !=
-           pm.plan.rotation_steps.end())
-      ++extra;
-    for (auto& [g, k] : keygen.create_galois_keys({extra}, false, 0).keys)
-      keys.galois.keys.emplace(g, std::move(k));
+    edit(pm, keygen, keys);
     try {
       client.upload_keys(rlwe::save_relin_keys(*pm.context, keys.relin, true),
                          rlwe::save_galois_keys(*pm.context, keys.galois, true));
-      ADD_FAILURE() << "keys without the conjugation key were accepted";
+      ADD_FAILURE() << "the keys were accepted";
     } catch (const net::Error& e) {
       EXPECT_TRUE(e.is(ni::ErrorCode::kBadKeys)) << e.what();
-      EXPECT_NE(std::string(e.what()).find("no conjugation key"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(expect(pm)), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find(".cpp:"), std::string::npos) << e.what();
     }
     client.bye();
   } catch (...) {
@@ -303,6 +302,31 @@ TEST(NiProtocol, KeysWithoutTheConjugationKeyAreRefused) {
     throw;
   }
   t.join();
+}
+
+// A rotation key the plan does not use, added to `keys`.
+void add_unplanned_rotation(const nn::PublicModel& pm, rlwe::KeyGenerator& keygen, nn::EvaluationKeys& keys) {
+  int extra = 1;
+  while (std::find(pm.plan.rotation_steps.begin(), pm.plan.rotation_steps.end(), extra) !=
+         pm.plan.rotation_steps.end())
+    ++extra;
+  for (auto& [g, k] : keygen.create_galois_keys({extra}, false, 0).keys)
+    keys.galois.keys.emplace(g, std::move(k));
+}
+
+// Keys lacking the conjugation key the plan's linear layers need (complex pairs) are
+// refused from their headers, naming it; in its place a rotation the plan does not use,
+// so that only the conjugation is missing.
+TEST(NiProtocol, KeysWithoutTheConjugationKeyAreRefused) {
+  Server server({plan_model("models/mnist-cryptonets.onnx", nn::Mode::kLatency)}, protocol::HostOptions{});
+  expect_keys_refused(
+      server,
+      [](const nn::PublicModel& pm, rlwe::KeyGenerator& keygen, nn::EvaluationKeys& keys) {
+        ASSERT_GE(pm.plan.conjugation_key_level, 0);
+        ASSERT_EQ(keys.galois.keys.erase(pm.context->conjugation_element()), 1u);
+        add_unplanned_rotation(pm, keygen, keys);
+      },
+      [](const nn::PublicModel&) { return std::string("no conjugation key"); });
 }
 
 // Keys far beyond the plan (many more rotation keys than planned) are refused from the
@@ -314,43 +338,10 @@ TEST(NiProtocol, ShippedModelOversizedKeyUpload) {
   o.limits.max_frame_bytes = std::uint64_t{1} << 30;  // as large as another mode's messages
   Server server({plan_model("models/mnist-cryptonets.onnx", nn::Mode::kLatency)}, o);
   // One rotation key more than planned: the key headers are compared with the plan.
-  net::ChannelOptions co;
-  co.idle_timeout = std::chrono::seconds(60);
-  auto [c, s] = net::make_memory_pair(co);
-  std::thread t([&, &ch = *s] { server.host->serve(ch); });
-  try {
-    ni::Client client(*c, nn::Mode::kLatency, "ni_test");
-    const auto& pm = client.model();
-    rlwe::KeyGenerator keygen(pm.context);
-    auto keys = nn::make_evaluation_keys(pm.plan, keygen);
-    int extra = 1;
-    while (std::find(pm.plan.rotation_steps.begin(), pm.plan.rotation_steps.end(), extra) !=
-           pm.plan.rotation_steps.end())
-      ++extra;
-    for (auto& [g, k] : keygen.create_galois_keys({extra}, false, 0).keys)
-      keys.galois.keys.emplace(g, std::move(k));
-    const auto relin = rlwe::save_relin_keys(*pm.context, keys.relin, true);
-    const auto galois = rlwe::save_galois_keys(*pm.context, keys.galois, true);
-    try {
-      client.upload_keys(relin, galois);
-      ADD_FAILURE() << "keys with an extra rotation were accepted";
-    } catch (const net::Error& e) {
-      EXPECT_TRUE(e.is(ni::ErrorCode::kBadKeys)) << e.what();
-      EXPECT_NE(std::string(e.what()).find(std::to_string(pm.plan.galois_keys() + 1) +
-                                           " Galois keys, the plan uses " +
-                                           std::to_string(pm.plan.rotation_steps.size()) + " rotations"),
-                std::string::npos)
-          << e.what();
-      // What a remote peer reads names the problem, not this build's source files.
-      EXPECT_EQ(std::string(e.what()).find(".cpp:"), std::string::npos) << e.what();
-    }
-    client.bye();
-  } catch (...) {
-    c->close();
-    t.join();
-    throw;
-  }
-  t.join();
+  expect_keys_refused(server, add_unplanned_rotation, [](const nn::PublicModel& pm) {
+    return std::to_string(pm.plan.galois_keys() + 1) + " Galois keys, the plan uses " +
+           std::to_string(pm.plan.rotation_steps.size()) + " rotations";
+  });
 
   std::thread run([&] { server.host->run(); });
   const auto model = plan_model("models/mnist-cryptonets.onnx", nn::Mode::kLatency);

@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
                  "memory for the model's encoded weights in latency mode: ready to use (NTT form)\n"
                  "where the budget allows, else as compact coefficients transformed at each use\n"
                  "(1.3-2.5x slower), else encoded again on every image (default:\n"
-                 "VEIL_PLAINTEXT_CACHE_GIB or half the machine's memory; cifar10-shallow: 2.5 all\n"
+                 "VEIL_PLAINTEXT_CACHE_GIB, else half the machine's memory and at most a third of\n"
+                 "what is free; cifar10-shallow: 2.5 all\n"
                  "ready, 1.5 all compact)")
       ->check(CLI::Range(0.0, 1048576.0))
       ->trigger_on_parse()

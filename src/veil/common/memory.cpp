@@ -68,4 +68,16 @@ ResidentMemory resident_memory() {
   return m;
 }
 
+std::size_t available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  std::size_t kib = 0;
+  // Lines "MemAvailable:   123 kB".
+  while (meminfo >> key) {
+    if (key == "MemAvailable:" && meminfo >> kib) return kib << 10;
+    meminfo.ignore(1 << 12, '\n');
+  }
+  return 0;
+}
+
 }  // namespace veil

@@ -45,4 +45,8 @@ struct ResidentMemory {
 };
 ResidentMemory resident_memory();
 
+// Bytes the kernel estimates can be allocated without swapping (MemAvailable in
+// /proc/meminfo); 0 where that is not known.
+std::size_t available_memory();
+
 }  // namespace veil

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "veil/common/error.hpp"
+#include "veil/common/memory.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/he/mac.hpp"
 #include "veil/he/polynomial.hpp"
@@ -23,11 +24,19 @@ using ckks::Ciphertext;
 using math::u64;
 
 std::size_t default_plaintext_cache_bytes() {
-  // Half the machine's memory: cifar10-shallow's weights take 9.7 GiB packed, and each
-  // one left out costs an FFT and an NTT per limb on every image.
+  // Half the machine's memory, and no more than a third of what is available now: each
+  // diagonal left out costs an NTT per limb on every image, but the working set (up to
+  // 4 GiB reserved) and, in one process, the keys need the rest (`veil infer` of
+  // cifar10-resnet20 holds 2.9 GiB of keys as sent in two expanded copies, about 14 GB:
+  // with half the machine it ran out of memory, with half of what was available it peaked
+  // at 21.4 of 24 GB).
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  if (pages > 0 && page > 0) return static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 2;
-  return std::size_t{4} << 30;
+  std::size_t budget = pages > 0 && page > 0
+                           ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 2
+                           : std::size_t{4} << 30;
+  if (const std::size_t available = available_memory(); available > 0)
+    budget = std::min(budget, available / 3);
+  return budget;
 }
 
 namespace {
