@@ -95,8 +95,8 @@ std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::C
 // Default bytes of latency-mode plaintext diagonals an EncryptedNetwork keeps encoded
 // (the rest are encoded on every use, about one NTT per limb each): half the machine's
 // physical memory, at most a third of the memory available when called. Programs pass
-// their own budget (`veil --plaintext-cache-gib`) to the
-// constructor; nothing here reads the environment.
+// their own budget (`veil --plaintext-cache-gib`) to the constructor; nothing here reads
+// the environment.
 std::size_t default_plaintext_cache_bytes();
 
 // Server side: plaintext diagonals or weights prepared once, then any number of
