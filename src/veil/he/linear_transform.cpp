@@ -351,7 +351,11 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
                "double hoisting and lazy giant steps need special primes (a key-switching modulus P)");
   complex_ = complex_pairs && !spec_.unit && hoisting_ != Hoisting::kDouble &&
              cache_ != PlaintextCache::kCoefficients && groups_.size() >= 2;
-  if (complex_) groups_ = pair_groups(std::move(groups_));
+  if (complex_) {
+    groups_ = pair_groups(std::move(groups_));
+    // -i in every slot is the monomial -X^(N/2) (encode_constant), exact at scale 1.
+    minus_i_ = encoder_->encode_constant(ckks::Complex(0, -1), 1.0, level_, spec_.slots);
+  }
   std::vector<std::pair<std::size_t, std::size_t>> jobs;
   for (std::size_t g = 0; g < groups_.size(); ++g)
     for (std::size_t t = 0; t < groups_[g].terms.size(); ++t) jobs.emplace_back(g, t);
@@ -478,8 +482,11 @@ std::vector<LinearTransform::Group> LinearTransform::pair_groups(std::vector<Gro
   for (std::size_t a = 0; a < left.size(); ++a) {
     if (taken[a]) continue;
     std::size_t best = left.size(), most = 0;
-    for (std::size_t b = a + 1; b < left.size(); ++b)
-      if (!taken[b] && (best == left.size() || shared(a, b) > most)) best = b, most = shared(a, b);
+    for (std::size_t b = a + 1; b < left.size(); ++b) {
+      if (taken[b]) continue;
+      const std::size_t n = shared(a, b);
+      if (best == left.size() || n > most) best = b, most = n;
+    }
     taken[a] = 1;
     if (best == left.size()) {
       single = a;
@@ -772,14 +779,12 @@ std::vector<Ciphertext> LinearTransform::real_parts(const ckks::Evaluator& eval,
                                                     const rlwe::GaloisKeys& gk) const {
   const auto blocks = static_cast<std::size_t>(spec_.out_blocks);
   VEIL_REQUIRE(lanes.size() == 2 * blocks, "complex pairs: expected both lanes of every block");
-  // -i in every slot is the monomial -X^(N/2) (encode_constant), exact at scale 1.
-  const Plaintext minus_i = encoder_->encode_constant(ckks::Complex(0, -1), 1.0, level_, spec_.slots);
   std::vector<Ciphertext> out(blocks);
   parallel_for(blocks, [&](std::size_t b) {
     Ciphertext w = std::move(lanes[b]);
     Ciphertext& im = lanes[blocks + b];
     if (!im.empty()) {
-      eval.multiply_plain_inplace(im, minus_i);
+      eval.multiply_plain_inplace(im, minus_i_);
       if (w.empty())
         w = std::move(im);
       else

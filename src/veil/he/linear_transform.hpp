@@ -223,6 +223,7 @@ class LinearTransform {
   Hoisting hoisting_ = Hoisting::kSingle;
   PlaintextCache cache_ = PlaintextCache::kNtt;
   bool complex_ = false;                      // complex pairs: block sums are over 2 * out_blocks lanes
+  ckks::Plaintext minus_i_;                   // complex pairs: -i at level_, for the imaginary lanes
   std::vector<std::vector<int>> baby_steps_;  // per input block
   std::vector<Group> groups_;
   // Cached diagonals, parallel to groups_[g].terms (empty when encoding on the fly or for

@@ -27,9 +27,12 @@ void pack_residues(const u64* src, std::size_t n, PackedWidth w, std::uint32_t* 
   const int bits = w == PackedWidth::k32 ? 32 : w == PackedWidth::k34 ? 34 : 48;
   VEIL_REQUIRE((w == PackedWidth::k34) == (hi != nullptr) && (w == PackedWidth::k48) == (hi16 != nullptr),
                "packed arrays do not match the width");
+  // One check for the whole row, not one per residue (this runs over every cached limb).
+  u64 above = 0;
+  for (std::size_t j = 0; j < n; ++j) above |= src[j] >> bits;
+  VEIL_REQUIRE(above == 0, "residue does not fit " << bits << " bits");
   if (hi) std::fill(hi, hi + (n + 3) / 4, std::uint8_t{0});
   for (std::size_t j = 0; j < n; ++j) {
-    VEIL_REQUIRE(src[j] >> bits == 0, "residue does not fit " << bits << " bits");
     lo[j] = static_cast<std::uint32_t>(src[j]);
     if (hi) hi[j >> 2] = static_cast<std::uint8_t>(hi[j >> 2] | ((src[j] >> 32) << (2 * (j & 3))));
     if (hi16) hi16[j] = static_cast<std::uint16_t>(src[j] >> 32);
