@@ -290,9 +290,7 @@ void BM_RingSwitch(benchmark::State& state) {
   e.evaluator->drop_to_level_inplace(ct, level);
   for (auto _ : state) benchmark::DoNotOptimize(switcher.apply(ct, key));
   state.counters["level"] = level;
-  std::size_t words = 0;
-  for (const auto& d : key.b) words += 2 * d.size();
-  state.counters["key_bytes"] = static_cast<double>(words * 8);
+  state.counters["key_bytes"] = static_cast<double>(key.bytes());
 }
 
 void args_all(benchmark::internal::Benchmark* b) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "math/simd_paths.hpp"
@@ -62,12 +63,15 @@ TEST(Vecmod, ElementwiseKernelsMatchReference) {
   }
 }
 
+// Keys in 64-bit words and, for primes below 2^32, in 32-bit words too.
 TEST(Vecmod, KeySwitchInnerProductMatchesReference) {
   std::mt19937_64 rng(2);
   const std::size_t n = 517;  // SIMD parts of 512 (8 a step) or 516 (4 a step), scalar tails
   std::vector<std::uint32_t> perm(n);
   for (std::size_t j = 0; j < n; ++j) perm[j] = static_cast<std::uint32_t>((j * 7 + 3) % n);
-  for (int bits : kBits) {
+  auto bits_list = kBits;
+  bits_list.push_back(32);
+  for (int bits : bits_list) {
     const Modulus q(generate_ntt_primes(bits, 1, 1 << 11)[0]);
     // 1 to 16 terms: the double-precision sums are reduced after every third product;
     // below 2^30 up to 15 products are summed exactly in 64 bits, 16 take the other path.
@@ -83,6 +87,14 @@ TEST(Vecmod, KeySwitchInnerProductMatchesReference) {
         pv.push_back(v[t].data());
         pa.push_back(a[t].data());
         pb.push_back(b[t].data());
+      }
+      std::vector<std::vector<std::uint32_t>> a32w(terms), b32w(terms);
+      std::vector<const std::uint32_t*> a32, b32;
+      for (std::size_t t = 0; t < terms; ++t) {
+        a32w[t].assign(a[t].begin(), a[t].end());  // truncated above 2^32: only used below it
+        b32w[t].assign(b[t].begin(), b[t].end());
+        a32.push_back(a32w[t].data());
+        b32.push_back(b32w[t].data());
       }
       for_each_simd_level([&](SimdLevel level) {
         for (const std::uint32_t* p :
@@ -101,6 +113,16 @@ TEST(Vecmod, KeySwitchInnerProductMatchesReference) {
             ASSERT_EQ(o0[j], r0) << j;
             ASSERT_EQ(o1[j], r1) << j;
           }
+          if (q.value() > UINT32_MAX) {
+            EXPECT_THROW(dot2_vec(q, terms, pv.data(), p, a32.data(), b32.data(), o0.data(), o1.data(), n),
+                         std::invalid_argument);
+            return;
+          }
+          // The same keys in 32-bit words (rlwe::KeyPoly's narrow limbs) give the same sums.
+          std::vector<u64> w0(n), w1(n);
+          dot2_vec(q, terms, pv.data(), p, a32.data(), b32.data(), w0.data(), w1.data(), n);
+          ASSERT_EQ(w0, o0);
+          ASSERT_EQ(w1, o1);
         }
       });
     }

@@ -135,6 +135,21 @@ TEST(Messages, RoundTrips) {
   expect_round_trip(protocol::Bye{}, protocol::decode_bye);
 }
 
+// The server reads a key upload in place: views into the frame, hashed as the copies are.
+TEST(Messages, KeyUploadIsReadInPlace) {
+  const ni::UploadKeys keys{Bytes(100, 1), Bytes(7, 2), Bytes(5, 3)};
+  const net::Frame f = encode(keys);
+  const ni::UploadKeysView v = ni::decode_upload_keys_view(f);
+  const std::uint8_t *begin = f.payload.data(), *end = begin + f.payload.size();
+  for (const auto& blob : {v.relin, v.galois, v.ring}) {
+    EXPECT_GE(blob.data(), begin);
+    EXPECT_LE(blob.data() + blob.size(), end);
+  }
+  EXPECT_TRUE(std::equal(v.galois.begin(), v.galois.end(), keys.galois.begin(), keys.galois.end()));
+  EXPECT_EQ(ni::hash_keys(v.relin, v.galois, v.ring), ni::hash_keys(keys.relin, keys.galois, keys.ring));
+  EXPECT_NE(ni::hash_keys(v.relin, v.galois, v.ring), ni::hash_keys(keys.relin, keys.galois));
+}
+
 TEST(Messages, WrongTypeAndPeerErrors) {
   const auto hello = protocol::encode(protocol::Hello{});
   EXPECT_EQ(code_of<protocol::ErrorCode>([&] { protocol::decode_bye(hello); }), kUnexpected);

@@ -286,6 +286,37 @@ TEST(PlainEval, ResidualBlockByHand) {
   }
 }
 
+// What a server keeps once its evaluator holds the weights: the same structure, every
+// linear stage an all-zero matrix of its size (its outputs then just the biases).
+TEST(PlainEval, DroppedWeightsKeepTheStructure) {
+  std::mt19937_64 rng(32);
+  Graph g = test::empty_graph({1, 4, 4});
+  const int c0 = test::add_conv(g, -1, 2, 3, 1, 1, 1, rng);
+  const int act = test::add_poly(g, c0, {0.2, 0.7, 0.3});
+  g.output = test::add_gemm(g, test::add_simple(g, OpKind::kFlatten, act, "flat"), 3, rng);
+  const Network full = lower(g, LowerOptions{});
+  Network net = full;
+  net.drop_linear_weights();
+  ASSERT_EQ(net.stages.size(), full.stages.size());
+  EXPECT_EQ(net.num_outputs(), full.num_outputs());
+  for (std::size_t k = 0; k < net.stages.size(); ++k) {
+    EXPECT_EQ(net.stages[k].name(), full.stages[k].name());
+    EXPECT_EQ(net.inputs_of(static_cast<int>(k)), full.inputs_of(static_cast<int>(k)));
+    if (!net.stages[k].is<LinearStage>()) continue;
+    const LinearStage &a = net.stages[k].linear(), &b = full.stages[k].linear();
+    EXPECT_GT(b.weights.nnz(), 0);
+    EXPECT_EQ(a.weights.nnz(), 0);
+    EXPECT_EQ(a.weights.rows, b.weights.rows);
+    EXPECT_EQ(a.weights.cols, b.weights.cols);
+    EXPECT_EQ(a.weights.row_ptr.size(), b.weights.row_ptr.size());
+    EXPECT_EQ(a.bias, b.bias);
+    EXPECT_EQ(a.weights.col.capacity(), 0u);  // freed, not just cleared
+  }
+  // Still well formed: the last stage's outputs are its biases.
+  const auto y = evaluate(net, test::random_vector(16, rng));
+  EXPECT_EQ(y, full.stages.back().linear().bias);
+}
+
 TEST(PlainEval, RejectsWrongInputSizes) {
   const Graph g = load_onnx(test::source_path("models/mnist-cryptonets.onnx"));
   EXPECT_THROW(evaluate(g, std::vector<double>(10)), std::invalid_argument);

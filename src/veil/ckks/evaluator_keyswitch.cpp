@@ -114,7 +114,12 @@ std::vector<Ciphertext> Evaluator::rotate_hoisted(const Ciphertext& a, const std
   if (!jobs.empty()) ks_.key_switch(a.poly(1), a.level(), jobs);
   for (std::size_t s = 0; s < steps.size(); ++s) {
     if (job_of[s] == SIZE_MAX) continue;
-    out[s] = galois_result(a, *jobs[job_of[s]].perm, jobs[job_of[s]]);
+    SwitchJob& job = jobs[job_of[s]];
+    out[s] = galois_result(a, *job.perm, job);
+    // Freed as each result is made, so the switch outputs and results are not all held
+    // at once.
+    PolyData().swap(job.acc0);
+    PolyData().swap(job.acc1);
   }
   return out;
 }

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <span>
 
 #include "veil/common/error.hpp"
@@ -163,24 +165,42 @@ void add_extended(const ckks::Evaluator& eval, ckks::ExtendedCiphertext& a,
   });
 }
 
+// Sums of extended ciphertexts, one per block, that parallel tasks add to as they go (each
+// part freed once added), then lowered once each: two ModDowns per block, not per giant
+// step, and the parts never all held at once.
+class BlockSums {
+ public:
+  explicit BlockSums(int blocks)
+      : sums_(static_cast<std::size_t>(blocks)), locks_(static_cast<std::size_t>(blocks)) {}
+  void add(const ckks::Evaluator& eval, int block, ckks::ExtendedCiphertext part) {
+    const auto b = static_cast<std::size_t>(block);
+    std::lock_guard<std::mutex> lock(locks_[b]);
+    if (sums_[b].empty())
+      sums_[b] = std::move(part);
+    else
+      add_extended(eval, sums_[b], part);
+  }
+  std::vector<ckks::Ciphertext> lower(const ckks::Evaluator& eval) {
+    std::vector<ckks::Ciphertext> out(sums_.size());
+    parallel_for(out.size(), [&](std::size_t b) {
+      if (!sums_[b].empty()) out[b] = eval.lower(std::move(sums_[b]));
+    });
+    return out;
+  }
+
+ private:
+  std::vector<ckks::ExtendedCiphertext> sums_;
+  std::deque<std::mutex> locks_;
+};
+
 // Each block's extended sums (parts: (block, sum) pairs) added over Q_level * P and
-// lowered once: two ModDowns per block, not per giant step.
+// lowered once.
 std::vector<ckks::Ciphertext> lower_block_sums(const ckks::Evaluator& eval,
                                                std::vector<std::pair<int, ckks::ExtendedCiphertext>>& parts,
                                                int blocks) {
-  std::vector<ckks::ExtendedCiphertext> sums(static_cast<std::size_t>(blocks));
-  for (auto& [block, part] : parts) {
-    ckks::ExtendedCiphertext& o = sums[static_cast<std::size_t>(block)];
-    if (o.empty())
-      o = std::move(part);
-    else
-      add_extended(eval, o, part);
-  }
-  std::vector<ckks::Ciphertext> out(sums.size());
-  parallel_for(out.size(), [&](std::size_t b) {
-    if (!sums[b].empty()) out[b] = eval.lower(std::move(sums[b]));
-  });
-  return out;
+  BlockSums sums(blocks);
+  for (auto& [block, part] : parts) sums.add(eval, block, std::move(part));
+  return sums.lower(eval);
 }
 
 }  // namespace
@@ -637,8 +657,13 @@ std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator
       cached_group_sums(ctx.n(), modulus, groups_, plaintexts_, babies, spec_.unit,
                         [&](double scale) { return Ciphertext(ctx, 2, level_, scale, spec_.slots); });
   const bool lazy = hoisting_ == Hoisting::kLazyGiant;
+  // Lazy giant steps: each block's rotated sums added over Q_level * P as they are made,
+  // lowered once. Complex pairs: blocks 0..out_blocks-1 take the real lanes, the next ones
+  // the imaginary.
+  const int blocks = spec_.out_blocks * (complex_ ? 2 : 1);
+  const auto im_of = [&](const Group& g) { return spec_.out_blocks + g.im_block; };
+  BlockSums extended(blocks);
   std::vector<Ciphertext> partial(groups_.size()), partial_im(groups_.size());
-  std::vector<ckks::ExtendedCiphertext> rotated(groups_.size()), rotated_im(groups_.size());
   parallel_for(groups_.size(), [&](std::size_t gi) {
     const Group& g = groups_[gi];
     Ciphertext acc = std::move(sums[gi]);  // cached diagonals: the products above
@@ -672,33 +697,27 @@ std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator
           eval.add_inplace(acc, part);
       }
     }
-    // The sum rotated by the lane's giant step, over Q_level * P when lazy.
-    const auto place = [&](Ciphertext c, int giant, Ciphertext& part, ckks::ExtendedCiphertext& rot) {
+    // The sum rotated by the lane's giant step: into its block's (and `also`'s) extended
+    // sum when lazy, else kept in `part`.
+    const auto place = [&](Ciphertext c, int giant, Ciphertext& part, int block, int also) {
       if (giant != 0 && lazy) {
-        rot = eval.rotate_extended(c, giant, gk);
+        ckks::ExtendedCiphertext r = eval.rotate_extended(c, giant, gk);
+        if (also >= 0) extended.add(eval, also, r);
+        extended.add(eval, block, std::move(r));
         return;
       }
       if (giant != 0) eval.rotate_inplace(c, giant, gk);
       part = std::move(c);
     };
     if (g.im_block >= 0 && g.im_giant != g.giant) {
-      place(acc, g.im_giant, partial_im[gi], rotated_im[gi]);
-      place(std::move(acc), g.giant, partial[gi], rotated[gi]);
+      place(acc, g.im_giant, partial_im[gi], im_of(g), -1);
+      place(std::move(acc), g.giant, partial[gi], g.out_block, -1);
     } else {
-      place(std::move(acc), g.giant, partial[gi], rotated[gi]);
-      if (g.im_block >= 0) partial_im[gi] = partial[gi], rotated_im[gi] = rotated[gi];
+      place(std::move(acc), g.giant, partial[gi], g.out_block, g.im_block >= 0 ? im_of(g) : -1);
+      if (g.im_block >= 0) partial_im[gi] = partial[gi];
     }
   });
-  // Lazy giant steps: each block's rotated sums added over Q_level * P, lowered once.
-  // Complex pairs: blocks 0..out_blocks-1 take the real lanes, the next ones the imaginary.
-  const int blocks = spec_.out_blocks * (complex_ ? 2 : 1);
-  const auto im_of = [&](const Group& g) { return spec_.out_blocks + g.im_block; };
-  std::vector<std::pair<int, ckks::ExtendedCiphertext>> parts;
-  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-    if (!rotated[gi].empty()) parts.emplace_back(groups_[gi].out_block, std::move(rotated[gi]));
-    if (!rotated_im[gi].empty()) parts.emplace_back(im_of(groups_[gi]), std::move(rotated_im[gi]));
-  }
-  std::vector<Ciphertext> out = lower_block_sums(eval, parts, blocks);
+  std::vector<Ciphertext> out = extended.lower(eval);
   const auto add_to = [&](int block, Ciphertext& c) {
     if (c.empty()) return;
     Ciphertext& o = out[static_cast<std::size_t>(block)];

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "veil/common/error.hpp"
 #include "veil/math/cpu.hpp"
 #include "veil/math/fpmod_avx2.hpp"
 #include "veil/math/ifma_avx512.hpp"
@@ -112,8 +113,16 @@ VEIL_AVX2 inline void finish(u64* out, __m256i sum, __m256i fold_by, __m256i qv,
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), fp::reduce_narrow(sum, fold_by, qv, qinv));
 }
 
+// Four key words widened to 64-bit lanes: keys held whole, or in 32-bit words (the
+// narrow limbs of rlwe::KeyPoly), which halves the bytes this memory-bound loop streams.
+VEIL_AVX2 inline __m256i load_key(const u64* p) { return load(p); }
+VEIL_AVX2 inline __m256i load_key(const std::uint32_t* p) {
+  return _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+template <typename Key>
 VEIL_AVX2 void dot2_avx2_narrow(const Modulus& m, std::size_t terms, const u64* const* v,
-                                const std::uint32_t* perm, const u64* const* k0, const u64* const* k1,
+                                const std::uint32_t* perm, const Key* const* k0, const Key* const* k1,
                                 u64* o0, u64* o1, std::size_t n) {
   const __m256i qv = _mm256_set1_epi64x(static_cast<long long>(m.value()));
   const __m256i fold_by = _mm256_set1_epi64x(static_cast<long long>((u64{1} << 32) % m.value()));
@@ -136,10 +145,10 @@ VEIL_AVX2 void dot2_avx2_narrow(const Modulus& m, std::size_t terms, const u64* 
         xa = load(v[t] + j);
         xb = load(v[t] + j + 4);
       }
-      s0 = _mm256_add_epi64(s0, _mm256_mul_epu32(xa, load(k0[t] + j)));
-      s1 = _mm256_add_epi64(s1, _mm256_mul_epu32(xa, load(k1[t] + j)));
-      s2 = _mm256_add_epi64(s2, _mm256_mul_epu32(xb, load(k0[t] + j + 4)));
-      s3 = _mm256_add_epi64(s3, _mm256_mul_epu32(xb, load(k1[t] + j + 4)));
+      s0 = _mm256_add_epi64(s0, _mm256_mul_epu32(xa, load_key(k0[t] + j)));
+      s1 = _mm256_add_epi64(s1, _mm256_mul_epu32(xa, load_key(k1[t] + j)));
+      s2 = _mm256_add_epi64(s2, _mm256_mul_epu32(xb, load_key(k0[t] + j + 4)));
+      s3 = _mm256_add_epi64(s3, _mm256_mul_epu32(xb, load_key(k1[t] + j + 4)));
     }
     finish(o0 + j, s0, fold_by, qv, qinv);
     finish(o1 + j, s1, fold_by, qv, qinv);
@@ -296,6 +305,38 @@ void dot2_vec(const Modulus& q, std::size_t terms, const u64* const* v, const st
   std::vector<const u64*> pv(terms);
   for (std::size_t t = 0; t < terms; ++t) pv[t] = v[t] + s;
   dot2_scalar(q, terms, pv.data(), nullptr, pa.data(), pb.data(), o0 + s, o1 + s, n - s);
+}
+
+void dot2_vec(const Modulus& q, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
+              const std::uint32_t* const* k0, const std::uint32_t* const* k1, u64* o0, u64* o1,
+              std::size_t n) {
+  VEIL_REQUIRE(q.value() <= UINT32_MAX, "32-bit key words need a prime below 2^32, not " << q.value());
+  const SimdLevel level = vecmod_level(q);
+  std::size_t s = 0;
+  if (level == SimdLevel::kAvx2 && q.value() < (u64{1} << 30) && terms <= kNarrowDotTerms) {
+    // The hot path reads the 32-bit words directly.
+    s = n & ~std::size_t{7};
+    if (s) dot2_avx2_narrow(q, terms, v, perm, k0, k1, o0, o1, s);
+  }
+  if (s == n) return;
+  // Elsewhere the keys are widened a tile at a time (kept in L1) and the 64-bit kernels run
+  // on the tile: the sources stay whole when permuted (the permutation indexes them).
+  constexpr std::size_t kTile = 512;
+  std::vector<u64> wide(2 * terms * kTile);
+  std::vector<const u64*> pa(terms), pb(terms), pv(terms);
+  for (std::size_t x0 = s; x0 < n; x0 += kTile) {
+    const std::size_t len = std::min(kTile, n - x0);
+    for (std::size_t t = 0; t < terms; ++t) {
+      u64* a = wide.data() + 2 * t * kTile;
+      u64* b = a + kTile;
+      std::copy(k0[t] + x0, k0[t] + x0 + len, a);
+      std::copy(k1[t] + x0, k1[t] + x0 + len, b);
+      pa[t] = a;
+      pb[t] = b;
+      pv[t] = perm ? v[t] : v[t] + x0;
+    }
+    dot2_vec(q, terms, pv.data(), perm ? perm + x0 : nullptr, pa.data(), pb.data(), o0 + x0, o1 + x0, len);
+  }
 }
 
 }  // namespace veil::math

@@ -38,5 +38,10 @@ void tensor_vec(const Modulus& q, const u64* a0, const u64* a1, const u64* b0, c
 // with p(x) = perm[x] (an automorphism as a permutation of NTT slots), or x if perm is null.
 void dot2_vec(const Modulus& q, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
               const u64* const* k0, const u64* const* k1, u64* o0, u64* o1, std::size_t n);
+// The same with the keys in 32-bit words (primes below 2^32): rlwe::KeyPoly's narrow
+// limbs, half the memory of a session's keys and half the bytes this product streams.
+void dot2_vec(const Modulus& q, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
+              const std::uint32_t* const* k0, const std::uint32_t* const* k1, u64* o0, u64* o1,
+              std::size_t n);
 
 }  // namespace veil::math

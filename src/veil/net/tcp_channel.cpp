@@ -185,6 +185,10 @@ Frame TcpChannel::receive(const ReceiveLimits& limits) {
   if (limits.on_header) limits.on_header(h.type, h.length);
   Frame f;
   f.type = h.type;
+  // The whole declared length as address space (the header passed the limits above), its
+  // pages touched only as chunks arrive: grown by the vector's doubling instead, a
+  // 595 MiB key upload took 1 GiB, and both buffers during the last copy.
+  f.payload.reserve(h.length);
   std::size_t off = 0;
   while (off < h.length) {
     if (f.payload.size() == off) f.payload.resize(off + std::min<std::uint64_t>(h.length - off, kChunk));

@@ -33,4 +33,16 @@ bool Network::is_chain() const {
   return true;
 }
 
+void Network::drop_linear_weights() {
+  for (Stage& s : stages) {
+    if (!s.is<LinearStage>()) continue;
+    // An all-zero matrix of the same size, still well formed.
+    SparseMatrix& w = std::get<LinearStage>(s.op).weights;
+    // Moved-from temporaries free the storage (assigning {} would keep the capacity).
+    w.col = std::vector<int>();
+    w.val = std::vector<double>();
+    w.row_ptr = std::vector<std::int64_t>(static_cast<std::size_t>(w.rows) + 1, 0);
+  }
+}
+
 }  // namespace veil::nn

@@ -38,10 +38,14 @@ inline std::size_t count(ByteReader& r, std::size_t max, std::size_t min_bytes, 
   return n;
 }
 
-inline Bytes get_blob(ByteReader& r, std::size_t max, const char* what) {
+// A length-prefixed blob in place (a view into the message) or copied out.
+inline std::span<const std::uint8_t> get_blob_view(ByteReader& r, std::size_t max, const char* what) {
   const std::uint64_t n = r.u64();
   VEIL_CHECK_IO(n <= max && n <= r.remaining(), what << ": length " << n << " exceeds the message");
-  const auto v = r.view(n);
+  return r.view(n);
+}
+inline Bytes get_blob(ByteReader& r, std::size_t max, const char* what) {
+  const auto v = get_blob_view(r, max, what);
   return Bytes(v.begin(), v.end());
 }
 

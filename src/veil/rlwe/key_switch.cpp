@@ -54,11 +54,6 @@ void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jo
     ctx_->modup_converter(level, j).scale_input(i - ctx_->digit_begin(j), yi, yi, n);
   });
 
-  std::vector<PolyData> qp0(jobs.size()), qp1(jobs.size());
-  for (std::size_t r = 0; r < jobs.size(); ++r) {
-    qp0[r].resize(total * n);
-    qp1[r].resize(total * n);
-  }
   // Output limb t is data prime t below l1, special prime t - l1 above; digit j's
   // converter lists its targets in that order without the digit's own limbs.
   auto prime_of = [&](std::size_t t) { return t < l1 ? t : ctx_->p_index() + (t - l1); };
@@ -77,6 +72,41 @@ void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jo
   const std::size_t tiled_bytes = static_cast<std::size_t>(digits) * total * n * sizeof(u64);
   const bool tiled = raise_ == Raise::kTiled || (raise_ == Raise::kAuto && tiled_bytes <= kTiledRaiseBudget);
 
+  // Jobs whose results are lowered run in chunks over one scratch of Q_l * P sums, each
+  // result copied out at Q_l: a hoisted batch of rotations then holds its results at
+  // l + 1 limbs instead of l + 1 + k, plus one chunk's sums (cifar10-shallow's widest
+  // stage: 20 rotations at 14 + 9 limbs, 0.44 GB of sums at once before).
+  const std::size_t job_bytes = 2 * total * n * sizeof(u64);
+  const std::size_t chunk = lower && tiled ? std::max<std::size_t>(1, chunk_bytes_ / job_bytes) : jobs.size();
+  const std::size_t first_chunk = std::min(chunk, jobs.size());
+  std::vector<PolyData> qp0(first_chunk), qp1(first_chunk);
+  for (std::size_t r = 0; r < first_chunk; ++r) {
+    qp0[r].resize(total * n);
+    qp1[r].resize(total * n);
+  }
+  // The chunk's results: lowered and copied out at Q_l, or (not lowered) moved out.
+  auto finish_chunk = [&](std::size_t begin, std::size_t count) {
+    for (std::size_t r = 0; r < count; ++r) {
+      SwitchJob& job = jobs[begin + r];
+      if (!lower) {
+        job.acc0 = std::move(qp0[r]);
+        job.acc1 = std::move(qp1[r]);
+        continue;
+      }
+      mod_down(qp0[r], level);
+      mod_down(qp1[r], level);
+      if (count == jobs.size()) {  // one chunk: the sums are the results
+        job.acc0 = std::move(qp0[r]);
+        job.acc1 = std::move(qp1[r]);
+        continue;
+      }
+      job.acc0.assign(qp0[r].begin(), qp0[r].end());
+      job.acc1.assign(qp1[r].begin(), qp1[r].end());
+      qp0[r].resize(total * n);
+      qp1[r].resize(total * n);
+    }
+  };
+
   if (tiled) {
     // Step 2a: the raised digits, raised[j] holding limb t of Q_l*P at (j * total + t) * n
     // (limbs inside digit j are d itself and stay unwritten). All targets of a digit come
@@ -90,20 +120,26 @@ void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jo
       }
       conv.convert_targets(sources[j].data(), dst.data(), n);
     }
-    // Step 2b: per output limb, NTT the raised digits and take the inner products.
-    parallel_for(total, [&](std::size_t t) {
+    // Step 2b: per output limb, NTT the raised digits and take the inner products, the
+    // first chunk's while each limb is in cache, later chunks' from the transformed digits.
+    auto limb_sources = [&](std::size_t t) {
       std::vector<const u64*> v(digits);
-      for (int j = 0; j < digits; ++j) {
-        if (inside(j, t)) {
-          v[j] = d + t * n;
-          continue;
-        }
-        u64* out = raised.data() + (j * total + t) * n;
-        ctx_->ntt(prime_of(t)).forward(out);
-        v[j] = out;
-      }
-      inner_products(t, l1, v, jobs, qp0, qp1);
+      for (int j = 0; j < digits; ++j) v[j] = inside(j, t) ? d + t * n : raised.data() + (j * total + t) * n;
+      return v;
+    };
+    parallel_for(total, [&](std::size_t t) {
+      for (int j = 0; j < digits; ++j)
+        if (!inside(j, t)) ctx_->ntt(prime_of(t)).forward(raised.data() + (j * total + t) * n);
+      inner_products(t, l1, limb_sources(t), jobs, 0, first_chunk, qp0, qp1);
     });
+    finish_chunk(0, first_chunk);
+    for (std::size_t begin = first_chunk; begin < jobs.size(); begin += chunk) {
+      const std::size_t count = std::min(chunk, jobs.size() - begin);
+      parallel_for(total, [&](std::size_t t) {
+        inner_products(t, l1, limb_sources(t), jobs, begin, count, qp0, qp1);
+      });
+      finish_chunk(begin, count);
+    }
   } else {
     // Steps 2a and 2b fused per output limb: the digits' limb t is raised, transformed
     // and consumed by the inner products while it is in cache.
@@ -120,38 +156,42 @@ void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jo
         ctx_->ntt(prime_of(t)).forward(out);
         v[j] = out;
       }
-      inner_products(t, l1, v, jobs, qp0, qp1);
+      inner_products(t, l1, v, jobs, 0, jobs.size(), qp0, qp1);
     });
-  }
-
-  // Step 3: back to Q_l (unless the caller lowers a sum of these later).
-  for (std::size_t r = 0; r < jobs.size(); ++r) {
-    if (lower) {
-      mod_down(qp0[r], level);
-      mod_down(qp1[r], level);
-    }
-    jobs[r].acc0 = std::move(qp0[r]);
-    jobs[r].acc1 = std::move(qp1[r]);
+    finish_chunk(0, jobs.size());
   }
 }
 
 void KeySwitcher::inner_products(std::size_t t, std::size_t l1, const std::vector<const u64*>& v,
-                                 std::vector<SwitchJob>& jobs, std::vector<PolyData>& qp0,
-                                 std::vector<PolyData>& qp1) const {
+                                 const std::vector<SwitchJob>& jobs, std::size_t begin, std::size_t count,
+                                 std::vector<PolyData>& qp0, std::vector<PolyData>& qp1) const {
   const std::size_t n = ctx_->n(), digits = v.size();
   const auto& q = ctx_->modulus(t < l1 ? t : ctx_->p_index() + (t - l1));
-  // sum_j v_j * key_j, one reduction per output coefficient.
+  // sum_j v_j * key_j, one reduction per output coefficient. Every digit's limb kt is over
+  // the same prime, so all are narrow (32-bit words) or none.
   std::vector<const u64*> kb(digits), ka(digits);
-  for (std::size_t r = 0; r < jobs.size(); ++r) {
-    const KeySwitchKey& key = *jobs[r].key;
+  std::vector<const std::uint32_t*> kb32(digits), ka32(digits);
+  for (std::size_t r = 0; r < count; ++r) {
+    const KeySwitchKey& key = *jobs[begin + r].key;
     const std::size_t kt = t < l1 ? t : static_cast<std::size_t>(key.level) + 1 + (t - l1);
+    const bool narrow = key.b[0].narrow(kt);
     for (std::size_t j = 0; j < digits; ++j) {
-      kb[j] = key.b[j].data() + kt * n;
-      ka[j] = key.a[j].data() + kt * n;
+      if (narrow) {
+        kb32[j] = key.b[j].narrow32(kt);
+        ka32[j] = key.a[j].narrow32(kt);
+      } else {
+        kb[j] = key.b[j].wide64(kt);
+        ka[j] = key.a[j].wide64(kt);
+      }
     }
-    const std::uint32_t* p = jobs[r].perm ? jobs[r].perm->data() : nullptr;
-    math::dot2_vec(q, static_cast<int>(digits), v.data(), p, kb.data(), ka.data(), qp0[r].data() + t * n,
-                   qp1[r].data() + t * n, n);
+    const std::uint32_t* p = jobs[begin + r].perm ? jobs[begin + r].perm->data() : nullptr;
+    u64* o0 = qp0[r].data() + t * n;
+    u64* o1 = qp1[r].data() + t * n;
+    if (narrow) {
+      math::dot2_vec(q, digits, v.data(), p, kb32.data(), ka32.data(), o0, o1, n);
+    } else {
+      math::dot2_vec(q, digits, v.data(), p, kb.data(), ka.data(), o0, o1, n);
+    }
   }
 }
 

@@ -45,6 +45,10 @@ class KeySwitcher {
   //     per target 1.34 s vs 5.0 s at 2^16 with dnum = L (947 MB).
   enum class Raise { kAuto, kTiled, kPerTarget };
   static constexpr std::size_t kTiledRaiseBudget = std::size_t{256} << 20;
+  // Lowered jobs run in chunks whose Q_l * P sums take at most this many bytes (at least
+  // one job a chunk; see key_switch.cpp). Tests make it small to run many chunks.
+  static constexpr std::size_t kLoweredChunkBytes = std::size_t{64} << 20;
+  void set_lowered_chunk_bytes(std::size_t bytes) { chunk_bytes_ = bytes; }
 
   explicit KeySwitcher(ContextPtr ctx);
   // Tests and benchmarks pin a path; production code leaves kAuto.
@@ -59,13 +63,15 @@ class KeySwitcher {
   void mod_down(PolyData& qp, int level) const;
 
  private:
-  // Inner products of target limb t over the digits' limb-t polynomials v.
+  // Inner products of target limb t over the digits' limb-t polynomials v, for jobs
+  // begin..begin+count-1 into qp0/qp1[0..count-1].
   void inner_products(std::size_t t, std::size_t l1, const std::vector<const u64*>& v,
-                      std::vector<SwitchJob>& jobs, std::vector<PolyData>& qp0,
-                      std::vector<PolyData>& qp1) const;
+                      const std::vector<SwitchJob>& jobs, std::size_t begin, std::size_t count,
+                      std::vector<PolyData>& qp0, std::vector<PolyData>& qp1) const;
 
   ContextPtr ctx_;
   Raise raise_ = Raise::kAuto;
+  std::size_t chunk_bytes_ = kLoweredChunkBytes;
 };
 
 }  // namespace veil::rlwe

@@ -95,14 +95,10 @@ KeySwitchKey KeyGenerator::create_switch_key(const u64* s_prime, int level) cons
   key.param_id = ctx_->param_id();
   key.seed = random_seed();
   const int digits = ctx_->num_digits(level);
-  key.a.resize(digits);
-  key.b.resize(digits);
+  const auto primes = prime_values(*ctx_, idx);
   Prng rng(random_seed());
+  std::vector<u64> a(limbs * n), b(limbs * n);
   for (int j = 0; j < digits; ++j) {
-    auto& a = key.a[j];
-    auto& b = key.b[j];
-    a.resize(limbs * n);
-    b.resize(limbs * n);
     // Digit j's uniform part uses its own family of ChaCha20 streams.
     expand_uniform(*ctx_, key.seed, (static_cast<std::uint64_t>(j) + 1) << 32, idx, a.data());
     auto e = sample_gaussian(rng, n);
@@ -123,6 +119,12 @@ KeySwitchKey KeyGenerator::create_switch_key(const u64* s_prime, int level) cons
         bk[t] = v;
       }
     });
+    key.a.emplace_back(n, primes);
+    key.b.emplace_back(n, primes);
+    for (std::size_t k = 0; k < limbs; ++k) {
+      key.a.back().set(k, a.data() + k * n);
+      key.b.back().set(k, b.data() + k * n);
+    }
   }
   return key;
 }

@@ -42,16 +42,51 @@ class PublicKey {
   std::uint64_t param_id = 0;
 };
 
+// One polynomial of a key-switching key, in NTT form over a list of primes, each limb in
+// the narrowest word that holds its residues: 32 bits for a prime below 2^32 (every prime
+// of the AVX2 chains but the base prime), 64 otherwise. Evaluation keys are the largest
+// thing a session brings to the server (cifar10-shallow: 587 MiB sent bit-packed and
+// seed-compressed, 2.4 GiB in 64-bit words), and key switching's inner product streams
+// them from memory, so halving the words halves both.
+class KeyPoly {
+ public:
+  KeyPoly() = default;
+  // Zero limbs of n coefficients, one per prime.
+  KeyPoly(std::size_t n, const std::vector<u64>& primes);
+
+  std::size_t n() const { return n_; }
+  std::size_t limbs() const { return narrow_.size(); }
+  bool narrow(std::size_t k) const { return narrow_[k] != 0; }
+  // Limb k's words: narrow32 for a narrow limb, wide64 otherwise.
+  const std::uint32_t* narrow32(std::size_t k) const { return narrow_words_.data() + offset_[k]; }
+  const u64* wide64(std::size_t k) const { return wide_words_.data() + offset_[k]; }
+  // Limb k from / to n residues in 64-bit words (below limb k's prime).
+  void set(std::size_t k, const u64* residues);
+  void get(std::size_t k, u64* residues) const;
+  std::size_t bytes() const {
+    return narrow_words_.size() * sizeof(std::uint32_t) + wide_words_.size() * sizeof(u64);
+  }
+  bool operator==(const KeyPoly&) const = default;
+
+ private:
+  std::size_t n_ = 0;
+  std::vector<std::uint8_t> narrow_;
+  std::vector<std::size_t> offset_;  // into narrow_words_ or wide_words_
+  std::vector<std::uint32_t> narrow_words_;
+  std::vector<u64> wide_words_;
+};
+
 // Hybrid key-switching key from s' to s (Han-Ki 2020): for each digit j,
 // (b_j, a_j) = (-a_j*s + e_j + P*[Q/Q_j]*[(Q/Q_j)^-1]_{Q_j} * s', a_j) over Q_level * P.
 class KeySwitchKey {
  public:
   int level = -1;  // highest ciphertext level this key can switch
-  // Per digit, (level+1+K) limbs each, NTT form.
-  std::vector<std::vector<u64>> b, a;
+  // Per digit, (level+1+K) limbs each (data primes 0..level, then the special primes).
+  std::vector<KeyPoly> b, a;
   Seed seed{};
   std::uint64_t param_id = 0;
   std::size_t num_digits() const { return b.size(); }
+  std::size_t bytes() const;
 };
 
 class RelinKeys {

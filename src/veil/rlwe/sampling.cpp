@@ -77,4 +77,11 @@ std::vector<std::size_t> qp_indices(const Context& ctx, int level) {
   return idx;
 }
 
+std::vector<u64> prime_values(const Context& ctx, std::span<const std::size_t> prime_indices) {
+  std::vector<u64> v;
+  v.reserve(prime_indices.size());
+  for (std::size_t i : prime_indices) v.push_back(ctx.modulus(i).value());
+  return v;
+}
+
 }  // namespace veil::rlwe

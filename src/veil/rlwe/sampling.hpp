@@ -32,5 +32,7 @@ void expand_uniform(const Context& ctx, const Seed& seed, std::uint64_t stream_b
 // 0..count-1 and L+1..L+K: the prime indices of Q_level * P.
 std::vector<std::size_t> qp_indices(const Context& ctx, int level);
 std::vector<std::size_t> q_indices(int level);
+// The primes those indices name, e.g. for a KeyPoly over them.
+std::vector<u64> prime_values(const Context& ctx, std::span<const std::size_t> prime_indices);
 
 }  // namespace veil::rlwe

@@ -133,9 +133,15 @@ void write_switch_key(ByteWriter& w, const Context& ctx, const KeySwitchKey& k, 
   w.u32(static_cast<std::uint32_t>(k.num_digits()));
   auto idx = qp_indices(ctx, k.level);
   if (compress) write_seed(w, k.seed);
+  const std::size_t n = ctx.n();
+  std::vector<u64> words(idx.size() * n);
+  auto write_key_poly = [&](const KeyPoly& p) {
+    for (std::size_t t = 0; t < idx.size(); ++t) p.get(t, words.data() + t * n);
+    write_poly(w, ctx, words.data(), idx);
+  };
   for (std::size_t j = 0; j < k.num_digits(); ++j) {
-    write_poly(w, ctx, k.b[j].data(), idx);
-    if (!compress) write_poly(w, ctx, k.a[j].data(), idx);
+    write_key_poly(k.b[j]);
+    if (!compress) write_key_poly(k.a[j]);
   }
 }
 
@@ -160,18 +166,23 @@ KeySwitchKey read_switch_key(ByteReader& r, const Context& ctx, bool compressed)
                 "key-switching key truncated: need " << need << " bytes, have " << r.remaining());
   if (compressed) k.seed = read_seed(r);
   k.param_id = ctx.param_id();
-  k.b.resize(digits);
-  k.a.resize(digits);
-  const std::size_t words = idx.size() * ctx.n();
+  const std::size_t n = ctx.n();
+  const auto primes = prime_values(ctx, idx);
+  std::vector<u64> words(idx.size() * n);
+  auto key_poly = [&] {
+    KeyPoly p(n, primes);
+    for (std::size_t t = 0; t < idx.size(); ++t) p.set(t, words.data() + t * n);
+    return p;
+  };
   for (std::uint32_t j = 0; j < digits; ++j) {
-    k.b[j].resize(words);
-    k.a[j].resize(words);
-    read_poly(r, ctx, k.b[j].data(), idx, "key-switching key");
+    read_poly(r, ctx, words.data(), idx, "key-switching key");
+    k.b.push_back(key_poly());
     if (compressed) {
-      expand_uniform(ctx, k.seed, (static_cast<std::uint64_t>(j) + 1) << 32, idx, k.a[j].data());
+      expand_uniform(ctx, k.seed, (static_cast<std::uint64_t>(j) + 1) << 32, idx, words.data());
     } else {
-      read_poly(r, ctx, k.a[j].data(), idx, "key-switching key");
+      read_poly(r, ctx, words.data(), idx, "key-switching key");
     }
+    k.a.push_back(key_poly());
   }
   return k;
 }

@@ -382,6 +382,9 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
                      16;
     working = std::max(working, cts * ct_bytes);
   }
+  // The transforms own their diagonals now; throughput mode's weighted sums read the
+  // matrices at every evaluation and keep them.
+  net_.drop_linear_weights();
   rlwe::reserve_heap(kReserve * working);
 }
 

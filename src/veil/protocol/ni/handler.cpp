@@ -17,18 +17,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::uint64_t memory_bytes(const rlwe::KeySwitchKey& k) {
-  std::uint64_t b = 0;
-  for (const auto& v : k.b) b += v.size() * sizeof(math::u64);
-  for (const auto& v : k.a) b += v.size() * sizeof(math::u64);
-  return b;
-}
-
 std::uint64_t memory_bytes(const nn::EvaluationKeys& k) {
-  std::uint64_t b = memory_bytes(k.relin.key) + memory_bytes(k.small_relin.key);
-  for (const auto& [g, key] : k.galois.keys) b += memory_bytes(key);
-  for (const auto& [g, key] : k.small_galois.keys) b += memory_bytes(key);
-  if (k.ring_switch) b += memory_bytes(*k.ring_switch);
+  std::uint64_t b = k.relin.key.bytes() + k.small_relin.key.bytes();
+  for (const auto& [g, key] : k.galois.keys) b += key.bytes();
+  for (const auto& [g, key] : k.small_galois.keys) b += key.bytes();
+  if (k.ring_switch) b += k.ring_switch->bytes();
   return b;
 }
 
@@ -76,7 +69,7 @@ class Session final : public ProtocolSession {
 
  private:
   // The upload's Galois keys against the plan, from their headers (before any is loaded).
-  void check_galois_headers(const Bytes& galois) const;
+  void check_galois_headers(std::span<const std::uint8_t> galois) const;
 
   const Handler::Mode& mode_;
   SessionContext& ctx_;
@@ -84,7 +77,7 @@ class Session final : public ProtocolSession {
   std::shared_ptr<const nn::EvaluationKeys> keys_;
 };
 
-void Session::check_galois_headers(const Bytes& galois) const {
+void Session::check_galois_headers(std::span<const std::uint8_t> galois) const {
   const auto& plan = mode_.model.plan;
   const auto& ctx = *mode_.model.context;
   std::vector<std::pair<std::uint32_t, int>> keys;
@@ -130,7 +123,7 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
     }
     case MessageType::kUploadKeys: {
       const auto t = Clock::now();
-      const UploadKeys u = decode<UploadKeys>(f);
+      const UploadKeysView u = decode_upload_keys_view(f);
       const KeyHash h = hash_keys(u.relin, u.galois, u.ring);
       auto found = ctx_.key_cache().find<nn::EvaluationKeys>(h, scope_);
       if (!found) {
@@ -257,6 +250,8 @@ Handler::Handler(std::vector<ServedModel> models) {
         std::make_unique<nn::EncryptedNetwork>(m.network, m.plan, m.context, m.plaintext_cache_bytes);
     largest_message_ =
         std::max({largest_message_, m.plan.relin_key_bytes + m.plan.galois_key_bytes, m.plan.input_bytes});
+    // The evaluator holds what it needs of the weights; sessions read only the structure.
+    m.network.drop_linear_weights();
     ms->model = std::move(m);
     modes_[i] = std::move(ms);
   }

@@ -245,15 +245,21 @@ net::Frame encode(const UploadKeys& m) {
   return codec.frame(m.kType, w);
 }
 
-template <>
-UploadKeys decode<UploadKeys>(const net::Frame& f) {
-  return codec.read<UploadKeys>(f, [](ByteReader& r) {
-    UploadKeys m;
-    m.relin = get_blob(r, r.remaining(), "relinearisation key");
-    m.galois = get_blob(r, r.remaining(), "Galois keys");
-    m.ring = get_blob(r, r.remaining(), "smaller ring's keys");
+UploadKeysView decode_upload_keys_view(const net::Frame& f) {
+  return codec.read<UploadKeysView>(f, [](ByteReader& r) {
+    UploadKeysView m;
+    m.relin = wire::get_blob_view(r, r.remaining(), "relinearisation key");
+    m.galois = wire::get_blob_view(r, r.remaining(), "Galois keys");
+    m.ring = wire::get_blob_view(r, r.remaining(), "smaller ring's keys");
     return m;
   });
+}
+
+template <>
+UploadKeys decode<UploadKeys>(const net::Frame& f) {
+  const UploadKeysView v = decode_upload_keys_view(f);
+  return {Bytes(v.relin.begin(), v.relin.end()), Bytes(v.galois.begin(), v.galois.end()),
+          Bytes(v.ring.begin(), v.ring.end())};
 }
 
 net::Frame encode(const Infer& m) {
@@ -293,18 +299,19 @@ Result decode<Result>(const net::Frame& f) {
   });
 }
 
-KeyHash hash_keys(const Bytes& relin, const Bytes& galois, const Bytes& ring) {
+KeyHash hash_keys(std::span<const std::uint8_t> relin, std::span<const std::uint8_t> galois,
+                  std::span<const std::uint8_t> ring) {
   // Domain-separated, length-prefixed: (relin, galois, ring) triples cannot collide by
   // moving bytes from one blob to another.
   static const char kDomain[] = "veil evaluation keys v2";
   crypto_generichash_state st;
   crypto_generichash_init(&st, nullptr, 0, crypto_generichash_BYTES);
   crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(kDomain), sizeof kDomain);
-  for (const Bytes* b : {&relin, &galois, &ring}) {
+  for (const auto b : {relin, galois, ring}) {
     std::uint8_t len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<std::uint8_t>(std::uint64_t{b->size()} >> (8 * i));
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<std::uint8_t>(std::uint64_t{b.size()} >> (8 * i));
     crypto_generichash_update(&st, len, sizeof len);
-    crypto_generichash_update(&st, b->data(), b->size());
+    crypto_generichash_update(&st, b.data(), b.size());
   }
   KeyHash h{};
   static_assert(crypto_generichash_BYTES == 32);

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,14 @@ struct UploadKeys {
   Bytes ring;  // the smaller ring's keys when the plan switches rings (nn::save_small_ring_keys), else empty
   bool operator==(const UploadKeys&) const = default;
 };
+// UploadKeys read in place: views into the frame's payload, which must outlive them. The
+// server loads keys this way, so their bytes are not held twice beside the keys being
+// built (cifar10-shallow: 595 MiB a session).
+struct UploadKeysView {
+  static constexpr MessageType kType = MessageType::kUploadKeys;
+  std::span<const std::uint8_t> relin, galois, ring;
+};
+UploadKeysView decode_upload_keys_view(const net::Frame& f);
 
 // Client -> server: one evaluation (latency: one image's input blocks; throughput: a
 // batch of `images` images, one ciphertext per input element).
@@ -144,7 +153,8 @@ template <>
 Result decode<Result>(const net::Frame&);
 
 // BLAKE2b-256 (libsodium crypto_generichash) of the serialised keys, as uploaded.
-KeyHash hash_keys(const Bytes& relin, const Bytes& galois, const Bytes& ring = {});
+KeyHash hash_keys(std::span<const std::uint8_t> relin, std::span<const std::uint8_t> galois,
+                  std::span<const std::uint8_t> ring = {});
 std::string hex(const KeyHash& h, std::size_t bytes = 32);
 
 }  // namespace veil::protocol::ni
