@@ -2,7 +2,7 @@
 // diagonals share each plaintext as its real and imaginary parts, and each output block is
 // the real part of its sum (one conjugation). Against the real map and the plain one, on
 // toy rings (insecure parameters, opted into explicitly by test::toy_params), over full
-// and sparse slots, both caches that pair and both hoistings that do.
+// and sparse slots, every cache (NTT form, coefficients, none) and both hoistings that pair.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -73,6 +73,12 @@ TEST_P(ComplexPairsTest, MatchesTheRealMapAndThePlainOne) {
                 : he::LinearTransform(*f.encoder, spec, level, c.giant, he::PlaintextCache::kNtt, 0,
                                       c.hoisting, 0, true)
                       .plaintext_bytes());
+  if (c.cache == he::PlaintextCache::kCoefficients) {
+    // One set of coefficients per pair, as one per term in the real map.
+    EXPECT_EQ(paired.plaintext_bytes(), he::LinearTransform::paired_plaintexts(spec, paired.giant_step()) *
+                                            he::CoefficientPlaintext::bytes_at(*f.ctx));
+    EXPECT_LT(paired.plaintext_bytes(), real.plaintext_bytes());
+  }
   if (c.cache == he::PlaintextCache::kNtt) {
     // A plaintext per pair of terms that read the same rotation: with the windows aligned
     // to the giant step, a half to two thirds (a block left over pairs its own giant steps);
@@ -120,10 +126,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{11, 3, 0, 0, he::PlaintextCache::kNone, he::Hoisting::kLazyGiant, false},
                       Case{12, 1, 8, 0, he::PlaintextCache::kNtt, he::Hoisting::kLazyGiant, false},
                       Case{12, 1, 16, 256, he::PlaintextCache::kNtt, he::Hoisting::kSingle, true},
-                      Case{11, 4, 37, 128, he::PlaintextCache::kNone, he::Hoisting::kSingle, false}));
+                      Case{11, 4, 37, 128, he::PlaintextCache::kNone, he::Hoisting::kSingle, false},
+                      Case{11, 3, 0, 0, he::PlaintextCache::kCoefficients, he::Hoisting::kLazyGiant, false},
+                      Case{12, 1, 16, 256, he::PlaintextCache::kCoefficients, he::Hoisting::kSingle, true}));
 
-// Where pairing does not apply (double hoisting, coefficient caches) the map stays real.
-TEST(ComplexPairs, StaysRealWithDoubleHoistingOrCoefficients) {
+// Double-hoisted maps (diagonals over Q * P) are not paired: the map stays real.
+TEST(ComplexPairs, StaysRealWithDoubleHoisting) {
   test::Fixture f(test::toy_params(11, 3, 2));
   const std::size_t n = f.ctx->n() / 2;
   std::mt19937_64 g(3);
@@ -135,10 +143,7 @@ TEST(ComplexPairs, StaysRealWithDoubleHoistingOrCoefficients) {
   const int level = f.ctx->max_level();
   he::LinearTransform dbl(*f.encoder, spec, level, 4, he::PlaintextCache::kNtt, 0, he::Hoisting::kDouble, 0,
                           true);
-  he::LinearTransform coeffs(*f.encoder, spec, level, 4, he::PlaintextCache::kCoefficients, 0,
-                             he::Hoisting::kSingle, 0, true);
   EXPECT_FALSE(dbl.needs_conjugation());
-  EXPECT_FALSE(coeffs.needs_conjugation());
 }
 
 }  // namespace

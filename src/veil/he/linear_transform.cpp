@@ -369,8 +369,10 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
                   : hoisting;
   VEIL_REQUIRE(special > 0 || hoisting_ == Hoisting::kSingle,
                "double hoisting and lazy giant steps need special primes (a key-switching modulus P)");
-  complex_ = complex_pairs && !spec_.unit && hoisting_ != Hoisting::kDouble &&
-             cache_ != PlaintextCache::kCoefficients && groups_.size() >= 2;
+  // The coefficient cache pairs too: a complex slot vector still encodes to one real
+  // polynomial, so a pair's coefficients take the bytes of one term and one NTT per limb
+  // at use serves both.
+  complex_ = complex_pairs && !spec_.unit && hoisting_ != Hoisting::kDouble && groups_.size() >= 2;
   if (complex_) {
     groups_ = pair_groups(std::move(groups_));
     // -i in every slot is the monomial -X^(N/2) (encode_constant), exact at scale 1.

@@ -324,10 +324,10 @@ void Host::State::serve(net::Channel& ch, std::uint64_t id) {
     ctx.log(std::string("ended: internal error: ") + e.what());
     ch.send_final(encode_error(error(ErrorCode::kInternal, e.what())));
   }
-  // No malloc_trim here: it would hand back the working set a latency-mode network
-  // pre-faults at set-up (rlwe::reserve_heap), and the next session's first image would
-  // page-fault it in again (mnist-delphi: ~8,000 faults and ~0.15 s more per later session).
-  // Freed blocks stay in the heap for the next session.
+  // No malloc_trim here: it would hand back the working set the session's evaluations
+  // faulted in, and the next session's first image would page-fault it in again
+  // (mnist-delphi: ~8,000 faults and ~0.15 s more per later session). Freed blocks stay
+  // in the heap for the next session.
 }
 
 Host::Host(std::vector<std::unique_ptr<Handler>> handlers, HostOptions options)

@@ -265,7 +265,7 @@ std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::C
 }
 
 EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::ContextPtr ctx,
-                                   std::size_t cache_bytes)
+                                   std::size_t cache_bytes, bool prefault)
     : net_(net), plan_(plan), ctx_(std::move(ctx)), encoder_(ctx_), eval_(ctx_) {
   VEIL_REQUIRE(ctx_->params().q == plan_.params.q && ctx_->params().p == plan_.params.p,
                "context does not match the plan's parameters");
@@ -324,13 +324,12 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
     // Double-hoisted maps (he::Hoisting::kAuto) cache their diagonals over Q_level * P.
     const ckks::CkksContext& ring = after_switch(k) ? *small_ctx_ : *ctx_;
     const bool extended = he::double_hoisting_pays(ps.counts, ps.spec.out_blocks, level, ring.num_p());
-    // In NTT form a map pairs its diagonals (complex pairs), unless double hoisted; the
-    // coefficient form keeps them real.
-    const std::size_t ntt_terms = conjugation_covers(k, level) && !extended
-                                      ? he::LinearTransform::paired_plaintexts(ps.spec, ps.giant_step)
-                                      : mults;
-    ntt_bytes[k] = ntt_terms * he::PackedPlaintext::bytes_at(ring, level, extended);
-    coefficient_bytes[k] = mults * he::CoefficientPlaintext::bytes_at(ring);
+    // A map pairs its diagonals (complex pairs) in either form, unless double hoisted.
+    const std::size_t terms = conjugation_covers(k, level) && !extended
+                                  ? he::LinearTransform::paired_plaintexts(ps.spec, ps.giant_step)
+                                  : mults;
+    ntt_bytes[k] = terms * he::PackedPlaintext::bytes_at(ring, level, extended);
+    coefficient_bytes[k] = terms * he::CoefficientPlaintext::bytes_at(ring);
     all_coefficients += coefficient_bytes[k];
   }
   std::vector<std::size_t> ntt_budget(net_.stages.size(), 0);
@@ -385,7 +384,7 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
   // The transforms own their diagonals now; throughput mode's weighted sums read the
   // matrices at every evaluation and keep them.
   net_.drop_linear_weights();
-  rlwe::reserve_heap(kReserve * working);
+  if (prefault) rlwe::reserve_heap(kReserve * working);
 }
 
 EncryptedNetwork::~EncryptedNetwork() = default;

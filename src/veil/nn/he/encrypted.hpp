@@ -104,8 +104,11 @@ std::size_t default_plaintext_cache_bytes();
 class EncryptedNetwork {
  public:
   // Latency-mode diagonals are cached up to `cache_bytes`, then encoded on the fly.
+  // `prefault`: fault in the evaluation's working set now (see encrypted.cpp), for
+  // callers whose keys are already in memory; a server whose sessions bring their keys
+  // later passes false, since the keys would take that memory first.
   EncryptedNetwork(const Network& net, const Plan& plan, ckks::ContextPtr ctx,
-                   std::size_t cache_bytes = default_plaintext_cache_bytes());
+                   std::size_t cache_bytes = default_plaintext_cache_bytes(), bool prefault = true);
   ~EncryptedNetwork();
 
   // Called after each stage with its output (reports decrypt these to measure the
