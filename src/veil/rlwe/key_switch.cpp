@@ -93,17 +93,18 @@ void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jo
         job.acc1 = std::move(qp1[r]);
         continue;
       }
-      mod_down(qp0[r], level);
-      mod_down(qp1[r], level);
-      if (count == jobs.size()) {  // one chunk: the sums are the results
+      if (count == jobs.size()) {  // one chunk: the sums become the results
+        mod_down(qp0[r], level);
+        mod_down(qp1[r], level);
         job.acc0 = std::move(qp0[r]);
         job.acc1 = std::move(qp1[r]);
         continue;
       }
-      job.acc0.assign(qp0[r].begin(), qp0[r].end());
-      job.acc1.assign(qp1[r].begin(), qp1[r].end());
-      qp0[r].resize(total * n);
-      qp1[r].resize(total * n);
+      // Lowered straight into buffers of l + 1 limbs; the sums stay for the next chunk.
+      job.acc0.resize(l1 * n);
+      job.acc1.resize(l1 * n);
+      mod_down_to(qp0[r], level, job.acc0.data());
+      mod_down_to(qp1[r], level, job.acc1.data());
     }
   };
 
@@ -196,6 +197,11 @@ void KeySwitcher::inner_products(std::size_t t, std::size_t l1, const std::vecto
 }
 
 void KeySwitcher::mod_down(PolyData& qp, int level) const {
+  mod_down_to(qp, level, qp.data());
+  qp.resize((static_cast<std::size_t>(level) + 1) * ctx_->n());
+}
+
+void KeySwitcher::mod_down_to(PolyData& qp, int level, u64* out) const {
   const std::size_t n = ctx_->n(), np = ctx_->num_p(), l1 = static_cast<std::size_t>(level) + 1;
   const auto& conv = ctx_->moddown_converter(level);
   PolyData ys(np * n);
@@ -212,10 +218,8 @@ void KeySwitcher::mod_down(PolyData& qp, int level) const {
   conv.convert_targets(yp.data(), tp.data(), n);
   parallel_for(l1, [&](std::size_t i) {
     ctx_->ntt(i).forward(tp[i]);
-    u64* x = qp.data() + i * n;
-    math::sub_mul_const_vec(ctx_->modulus(i), x, tp[i], ctx_->p_inv_mod_q(i), x, n);
+    math::sub_mul_const_vec(ctx_->modulus(i), qp.data() + i * n, tp[i], ctx_->p_inv_mod_q(i), out + i * n, n);
   });
-  qp.resize(l1 * n);
 }
 
 }  // namespace veil::rlwe

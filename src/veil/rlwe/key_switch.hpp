@@ -63,6 +63,9 @@ class KeySwitcher {
   void mod_down(PolyData& qp, int level) const;
 
  private:
+  // mod_down with the l + 1 result limbs written to out (which may be qp's own first
+  // limbs); qp's special limbs are used up.
+  void mod_down_to(PolyData& qp, int level, u64* out) const;
   // Inner products of target limb t over the digits' limb-t polynomials v, for jobs
   // begin..begin+count-1 into qp0/qp1[0..count-1].
   void inner_products(std::size_t t, std::size_t l1, const std::vector<const u64*>& v,
