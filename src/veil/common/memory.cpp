@@ -19,8 +19,8 @@ namespace veil {
 bool configure_memory_for_he() {
 #if defined(__GLIBC__)
   // mallopt returns 1 on success.
-  return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, -1) == 1 &&
-         mallopt(M_ARENA_MAX, 1) == 1;
+  return mallopt(M_MMAP_THRESHOLD, static_cast<int>(kHeapMmapThreshold)) == 1 &&
+         mallopt(M_TRIM_THRESHOLD, -1) == 1 && mallopt(M_ARENA_MAX, 1) == 1;
 #else
   return false;
 #endif

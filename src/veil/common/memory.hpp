@@ -8,9 +8,14 @@
 
 namespace veil {
 
+// The mmap threshold configure_memory_for_he() sets: smaller blocks come from a heap that
+// is never trimmed, so freed ones are reused without page faults; larger ones are mapped
+// and unmapped each time (rlwe's polynomial cache keeps those).
+inline constexpr std::size_t kHeapMmapThreshold = std::size_t{32} << 20;
+
 // Tunes the C library's allocator for homomorphic-encryption workloads (glibc only; a
 // no-op elsewhere):
-//  - a fixed 32 MiB mmap threshold and no heap trimming: thousands of 0.1-1 MB
+//  - a fixed mmap threshold (kHeapMmapThreshold) and no heap trimming: thousands of 0.1-1 MB
 //    ciphertexts are made and dropped per layer, and glibc's moving threshold and trimming
 //    would hand them back to the kernel and fault them in again on every batch (measured:
 //    system time of a 10,000-image MNIST run 2.4 s -> 1.6 s). The process keeps its peak
