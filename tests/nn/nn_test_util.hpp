@@ -153,6 +153,16 @@ inline int add_poly(Graph& g, int input, std::vector<double> coefficients) {
   return add_node(g, n);
 }
 
+// A 1x4x4 input, a 3x3 convolution to two channels, the polynomial, flatten and a dense
+// layer of `outputs`: the smallest chain with every stage kind.
+inline Graph conv_poly_dense(std::mt19937_64& rng, std::vector<double> coefficients, int outputs) {
+  Graph g = empty_graph({1, 4, 4});
+  const int c = add_conv(g, -1, 2, 3, 1, 1, 1, rng);
+  const int p = add_poly(g, c, std::move(coefficients));
+  g.output = add_gemm(g, add_simple(g, OpKind::kFlatten, p, "flat"), outputs, rng);
+  return g;
+}
+
 // ---- ONNX fixtures built in C++ -----------------------------------------------------
 
 struct OnnxBuilder {

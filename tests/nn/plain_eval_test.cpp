@@ -290,10 +290,7 @@ TEST(PlainEval, ResidualBlockByHand) {
 // linear stage an all-zero matrix of its size (its outputs then just the biases).
 TEST(PlainEval, DroppedWeightsKeepTheStructure) {
   std::mt19937_64 rng(32);
-  Graph g = test::empty_graph({1, 4, 4});
-  const int c0 = test::add_conv(g, -1, 2, 3, 1, 1, 1, rng);
-  const int act = test::add_poly(g, c0, {0.2, 0.7, 0.3});
-  g.output = test::add_gemm(g, test::add_simple(g, OpKind::kFlatten, act, "flat"), 3, rng);
+  const Graph g = test::conv_poly_dense(rng, {0.2, 0.7, 0.3}, 3);
   const Network full = lower(g, LowerOptions{});
   Network net = full;
   net.drop_linear_weights();

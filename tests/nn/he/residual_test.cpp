@@ -286,10 +286,7 @@ TEST(Residual, AddOfMismatchedShapesIsRefused) {
 
 TEST(CheckGraph, ChainsPassWithOrWithoutExplicitEdges) {
   std::mt19937_64 rng(6);
-  Graph g = test::empty_graph({1, 4, 4});
-  const int c = test::add_conv(g, -1, 2, 3, 1, 1, 1, rng);
-  const int p = test::add_poly(g, c, {0, 0, 1});
-  g.output = test::add_gemm(g, test::add_simple(g, OpKind::kFlatten, p, "flat"), 2, rng);
+  const Graph g = test::conv_poly_dense(rng, {0, 0, 1}, 2);
   Network net = lower(g);
   EXPECT_TRUE(net.is_chain());
   EXPECT_NO_THROW(check_graph(net));
