@@ -128,10 +128,10 @@ struct Network {
   // True when every stage reads exactly the stage before it (no joins, no branches).
   bool is_chain() const;
   // Frees every linear stage's weights (an all-zero matrix of the same size is left),
-  // keeping the structure (names, shapes, inputs, biases, polynomials): what a server keeps once the weights
-  // live encoded in its evaluator. The sparse matrices are hundreds of MB for a CIFAR-10 model
-  // (cifar10-shallow: 31.8 million entries, 12 bytes each), held once by the protocol handler and once by
-  // each latency-mode nn::EncryptedNetwork.
+  // keeping the structure (names, shapes, inputs, biases, polynomials): what a server
+  // keeps once the weights live encoded in its evaluator. The sparse matrices are hundreds
+  // of MB for a CIFAR-10 model (cifar10-shallow: 31.8 million entries, 12 bytes each),
+  // held once by the protocol handler and once by each latency-mode nn::EncryptedNetwork.
   void drop_linear_weights();
 };
 

@@ -73,9 +73,9 @@ void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jo
   const bool tiled = raise_ == Raise::kTiled || (raise_ == Raise::kAuto && tiled_bytes <= kTiledRaiseBudget);
 
   // Jobs whose results are lowered run in chunks over one scratch of Q_l * P sums, each
-  // result copied out at Q_l: a hoisted batch of rotations then holds its results at
-  // l + 1 limbs instead of l + 1 + k, plus one chunk's sums (cifar10-shallow's widest
-  // stage: 20 rotations at 14 + 9 limbs, 0.44 GB of sums at once before).
+  // lowered into its own buffer of l + 1 limbs: a hoisted batch of rotations then holds its
+  // results at l + 1 limbs instead of l + 1 + k, plus one chunk's sums (cifar10-shallow's
+  // widest stage: 20 rotations at 14 + 9 limbs, 0.44 GB of sums at once before).
   const std::size_t job_bytes = 2 * total * n * sizeof(u64);
   const std::size_t chunk = lower && tiled ? std::max<std::size_t>(1, chunk_bytes_ / job_bytes) : jobs.size();
   const std::size_t first_chunk = std::min(chunk, jobs.size());
@@ -84,7 +84,7 @@ void KeySwitcher::key_switch(const u64* d, int level, std::vector<SwitchJob>& jo
     qp0[r].resize(total * n);
     qp1[r].resize(total * n);
   }
-  // The chunk's results: lowered and copied out at Q_l, or (not lowered) moved out.
+  // The chunk's results: lowered, or (not lowered) the sums themselves.
   auto finish_chunk = [&](std::size_t begin, std::size_t count) {
     for (std::size_t r = 0; r < count; ++r) {
       SwitchJob& job = jobs[begin + r];
