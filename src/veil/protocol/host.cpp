@@ -9,6 +9,7 @@
 
 #include "veil/common/error.hpp"
 #include "veil/common/format.hpp"
+#include "veil/common/memory.hpp"
 #include "veil/net/tcp_channel.hpp"
 
 namespace veil::protocol {
@@ -316,7 +317,10 @@ void Host::State::serve(net::Channel& ch, std::uint64_t id) {
         ch.send(encode_error(e));
       }
     }
-    ctx.log("bye (up " + human_bytes(ch.bytes_received()) + ", down " + human_bytes(ch.bytes_sent()) + ")");
+    // The process's peak so far: what a session (its keys, its evaluations) took at most.
+    const ResidentMemory mem = resident_memory();
+    ctx.log("bye (up " + human_bytes(ch.bytes_received()) + ", down " + human_bytes(ch.bytes_sent()) +
+            "; server resident " + human_bytes(mem.now) + ", peak " + human_bytes(mem.peak) + ")");
   } catch (const net::Error& e) {
     ctx.log(std::string("ended: ") + e.what());
     if (!e.is(net::ErrorCode::kClosed)) ch.send_final(encode_error(e));
