@@ -119,12 +119,8 @@ KeySwitchKey KeyGenerator::create_switch_key(const u64* s_prime, int level) cons
         bk[t] = v;
       }
     });
-    key.a.emplace_back(n, primes);
-    key.b.emplace_back(n, primes);
-    for (std::size_t k = 0; k < limbs; ++k) {
-      key.a.back().set(k, a.data() + k * n);
-      key.b.back().set(k, b.data() + k * n);
-    }
+    key.a.emplace_back(n, primes, a.data());
+    key.b.emplace_back(n, primes, b.data());
   }
   return key;
 }

@@ -43,6 +43,10 @@ KeyPoly::KeyPoly(std::size_t n, const std::vector<u64>& primes) : n_(n) {
   wide_words_.assign((primes.size() - narrow_limbs) * n, 0);
 }
 
+KeyPoly::KeyPoly(std::size_t n, const std::vector<u64>& primes, const u64* residues) : KeyPoly(n, primes) {
+  for (std::size_t k = 0; k < primes.size(); ++k) set(k, residues + k * n);
+}
+
 void KeyPoly::set(std::size_t k, const u64* residues) {
   VEIL_REQUIRE(k < limbs(), "key limb " << k << " of " << limbs());
   if (narrow(k)) {

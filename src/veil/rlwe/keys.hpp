@@ -51,8 +51,10 @@ class PublicKey {
 class KeyPoly {
  public:
   KeyPoly() = default;
-  // Zero limbs of n coefficients, one per prime.
+  // Zero limbs of n coefficients, one per prime; or limbs from `residues`, n 64-bit words
+  // per prime, each below its prime (keygen and deserialisation build them this way).
   KeyPoly(std::size_t n, const std::vector<u64>& primes);
+  KeyPoly(std::size_t n, const std::vector<u64>& primes, const u64* residues);
 
   std::size_t n() const { return n_; }
   std::size_t limbs() const { return narrow_.size(); }

@@ -169,20 +169,15 @@ KeySwitchKey read_switch_key(ByteReader& r, const Context& ctx, bool compressed)
   const std::size_t n = ctx.n();
   const auto primes = prime_values(ctx, idx);
   std::vector<u64> words(idx.size() * n);
-  auto key_poly = [&] {
-    KeyPoly p(n, primes);
-    for (std::size_t t = 0; t < idx.size(); ++t) p.set(t, words.data() + t * n);
-    return p;
-  };
   for (std::uint32_t j = 0; j < digits; ++j) {
     read_poly(r, ctx, words.data(), idx, "key-switching key");
-    k.b.push_back(key_poly());
+    k.b.emplace_back(n, primes, words.data());
     if (compressed) {
       expand_uniform(ctx, k.seed, (static_cast<std::uint64_t>(j) + 1) << 32, idx, words.data());
     } else {
       read_poly(r, ctx, words.data(), idx, "key-switching key");
     }
-    k.a.push_back(key_poly());
+    k.a.emplace_back(n, primes, words.data());
   }
   return k;
 }
