@@ -71,6 +71,65 @@ TEST_F(SerializeTest, KeysRoundTripAndStillWork) {
   EXPECT_EQ(pt2.data(), pt.data());
 }
 
+// A Galois key set cut into pieces at key boundaries (the ni upload) loads piece by piece
+// into the same keys as the whole set; pieces out of order, repeated, cut inside a key or
+// beyond the announced keys are refused.
+TEST_F(SerializeTest, GaloisKeysInPieces) {
+  auto gk = f.keygen->create_galois_keys({1, 2, 3, 5}, true);
+  gk.keys.merge(f.keygen->create_galois_keys({7}, false, 1).keys);  // a smaller key
+  for (bool compress : {true, false}) {
+    const Bytes whole = save_galois_keys(*f.ctx, gk, compress);
+    const std::size_t key_bytes = whole.size() / gk.keys.size();
+    for (std::size_t max : {std::size_t{1}, key_bytes + key_bytes / 2, 3 * key_bytes, whole.size()}) {
+      const auto pieces = galois_key_pieces(*f.ctx, whole, max);
+      std::size_t total = 0;
+      for (const auto& p : pieces) total += p.size();
+      EXPECT_EQ(total, whole.size());
+      if (max == 1) EXPECT_EQ(pieces.size(), gk.keys.size());
+      if (max == whole.size()) EXPECT_EQ(pieces.size(), 1u);
+      GaloisKeyPieceReader reader(*f.ctx);
+      GaloisKeys back;
+      std::vector<std::pair<std::uint32_t, int>> headers;
+      for (const auto& p : pieces) {
+        EXPECT_FALSE(reader.complete());
+        const auto keys = reader.peek(p);
+        // At most `max` bytes, or a single key (the first piece also holds the header).
+        EXPECT_TRUE(p.size() <= max || keys.size() == 1) << p.size() << " bytes, max " << max;
+        EXPECT_GE(keys.size(), 1u);
+        headers.insert(headers.end(), keys.begin(), keys.end());
+        reader.read(p, back);
+      }
+      EXPECT_TRUE(reader.complete());
+      EXPECT_EQ(headers, peek_galois_keys(*f.ctx, whole));
+      ASSERT_EQ(back.keys.size(), gk.keys.size());
+      for (const auto& [g, k] : gk.keys) {
+        EXPECT_EQ(back.keys.at(g).a, k.a);
+        EXPECT_EQ(back.keys.at(g).b, k.b);
+      }
+    }
+    const auto pieces = galois_key_pieces(*f.ctx, whole, 1);
+    ASSERT_GE(pieces.size(), 3u);
+    const auto refused = [&](const std::vector<std::span<const std::uint8_t>>& order) {
+      GaloisKeyPieceReader reader(*f.ctx);
+      GaloisKeys into;
+      try {
+        for (const auto& p : order) reader.read(p, into);
+        return !reader.complete();  // short of the announced keys: not loaded
+      } catch (const std::runtime_error&) {
+        return true;
+      }
+    };
+    EXPECT_FALSE(refused(pieces));
+    EXPECT_TRUE(refused({pieces[1], pieces[0]}));             // the header first
+    EXPECT_TRUE(refused({pieces[0], pieces[1], pieces[1]}));  // a key twice
+    EXPECT_TRUE(refused({pieces.begin(), pieces.end() - 1}));  // a key short
+    EXPECT_TRUE(refused({pieces[0], pieces[1].first(pieces[1].size() / 2)}));  // cut inside a key
+    std::vector<std::span<const std::uint8_t>> extra(pieces.begin(), pieces.end());
+    extra.push_back(pieces[1]);  // beyond the announced count and length
+    EXPECT_TRUE(refused(extra));
+  }
+}
+
 TEST_F(SerializeTest, TruncatedCorruptedAndMismatchedInputsAreRejected) {
   auto ct = f.encrypt(random_complex(512, 3));
   auto bytes = save_ciphertext(*f.ctx, ct);

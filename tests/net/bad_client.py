@@ -13,9 +13,12 @@ import sys
 import time
 
 MAGIC, VERSION = b"VNET", 3  # net/frame.hpp kFrameVersion
-PROTOCOL, PROTOCOL_VERSION = b"ni", 5  # protocol/ni/messages.hpp kName, kVersion
+PROTOCOL, PROTOCOL_VERSION = b"ni", 6  # protocol/ni/messages.hpp kName, kVersion
 # Host messages (protocol/hello.hpp): HELLO, ERROR, BYE; the rest are the ni protocol's.
 HELLO, SERVER_INFO, KEY_QUERY, KEY_STATUS, UPLOAD_KEYS, INFER, RESULT, ERROR, BYE = range(1, 10)
+GALOIS_PIECE = 10
+KEY_PIECE_BYTES = 32 << 20  # protocol/ni/messages.hpp kKeyPieceBytes
+OBJECT_HEADER = 32  # rlwe/serialize.hpp: magic, version, type, flags, parameter id, body length, reserved
 # Error codes: transport (net::ErrorCode) 1-5, host (protocol::ErrorCode) 6, 7, 11, 13,
 # ni (protocol::ni::ErrorCode) 8-10.
 BAD_FRAME, BAD_VERSION, TOO_LARGE, TIMEOUT = 1, 2, 3, 4
@@ -44,9 +47,40 @@ def hello(mode=0, protocol=PROTOCOL, version=PROTOCOL_VERSION):
                  + blob(struct.pack("<B", mode)))
 
 
-def upload(relin, galois, ring=b""):
-    # The third blob: the smaller ring's keys (empty: the plan has no ring switch).
-    return frame(UPLOAD_KEYS, blob(relin) + blob(galois) + blob(ring))
+def galois_pieces(galois, params):
+    """A serialised Galois key set cut at key boundaries into pieces of at most
+    KEY_PIECE_BYTES (rlwe::galois_key_pieces). Each key: u32 element, level, digits, a
+    32-byte seed, then per digit its b polynomial over the level's data primes and every
+    special prime, each prime's residues packed in its bit length. `params`: params.bin."""
+    if params is None:
+        return [galois]
+    log_n, _, _, nq, np_ = struct.unpack_from("<IIdII", params, OBJECT_HEADER)
+    primes = struct.unpack_from("<%dQ" % (nq + np_), params, OBJECT_HEADER + 24)
+    q, p = primes[:nq], primes[nq:]
+    packed = lambda ps: sum(((1 << log_n) * x.bit_length() + 7) // 8 for x in ps)
+    count, = struct.unpack_from("<I", galois, OBJECT_HEADER)
+    cuts, begin, at = [], 0, OBJECT_HEADER + 4
+    for _ in range(count):
+        _, level, digits = struct.unpack_from("<III", galois, at)
+        end = at + 12 + 32 + digits * packed(q[: level + 1] + p)
+        if end - begin > KEY_PIECE_BYTES:
+            cuts.append(galois[begin:at])
+            begin = at
+        at = end
+    return cuts + [galois[begin:at]]
+
+
+def upload_keys(relin, galois_bytes, pieces):
+    """UploadKeys for a plan in one ring: the relinearisation key, no smaller ring's
+    relinearisation or ring-switching key, the Galois set's length and piece count, and
+    no smaller ring's set."""
+    return frame(UPLOAD_KEYS, blob(relin) + blob(b"") + blob(b"") + struct.pack("<QIQI", galois_bytes, pieces, 0, 0))
+
+
+def upload(relin, galois, params=None):
+    """UploadKeys, then the Galois set's pieces."""
+    pieces = galois_pieces(galois, params)
+    return upload_keys(relin, len(galois), len(pieces)) + b"".join(frame(GALOIS_PIECE, blob(x)) for x in pieces)
 
 
 def infer(cts, images=1):
@@ -125,7 +159,9 @@ def read_bundle(path):
 
 
 def keys_of(d):
-    return open(os.path.join(d, "relin.key"), "rb").read(), open(os.path.join(d, "galois.key"), "rb").read()
+    """upload()'s arguments for a key directory."""
+    read = lambda f: open(os.path.join(d, f), "rb").read()
+    return read("relin.key"), read("galois.key"), read("params.bin")
 
 
 def hostile(addr, seconds):
@@ -257,7 +293,13 @@ def main():
         s.sendall(frame(UPLOAD_KEYS, b"\x05" * 12))
         expect_error(s, BAD_MESSAGE, "UploadKeys with a lying length")
         s.sendall(upload(b"not a key" * 10, b"nor this"))
-        expect_error(s, BAD_KEYS, "UploadKeys with garbage keys")
+        expect_error(s, BAD_KEYS, "UploadKeys with garbage keys")  # its piece dropped unanswered
+        s.sendall(frame(GALOIS_PIECE, blob(b"stray")))
+        expect_error(s, 6, "a GaloisKeysPiece without an UploadKeys")
+        s.sendall(upload_keys(b"still not a key", 100, 2))
+        expect_error(s, BAD_KEYS, "UploadKeys announcing two pieces, with garbage keys")
+        s.sendall(infer([b"x" * 100]))
+        expect_error(s, 6, "Infer in the middle of a key upload")
         s.sendall(infer([b"x" * 100]))
         expect_error(s, NO_KEYS, "Infer before any keys")
         s.sendall(frame(RESULT, b""))
@@ -296,17 +338,17 @@ def main():
         expect_error(s, TIMEOUT, "client stalled mid-frame")
         expect_closed(s, "after the timeout")
     elif scenario == "disconnect":  # args: good key dir, good.ct
-        relin, galois = keys_of(args[0])
+        keys = keys_of(args[0])
         good = read_bundle(args[1])
         s = session(addr)
-        s.sendall(upload(relin, galois))
+        s.sendall(upload(*keys))
         recv_frame(s)
         req = infer(good)
         s.sendall(req[: len(req) // 2])
         s.close()
         print("ok: disconnect in the middle of a request")
         s = session(addr)
-        s.sendall(upload(relin, galois))
+        s.sendall(upload(*keys))
         recv_frame(s)
         s.sendall(req)
         s.close()

@@ -127,27 +127,49 @@ TEST(Messages, RoundTrips) {
   h[31] = 9;
   expect_round_trip(ni::KeyQuery{h});
   expect_round_trip(ni::KeyStatus{true, h});
-  expect_round_trip(ni::UploadKeys{Bytes(100, 1), Bytes(7, 2), Bytes(5, 3)});
-  expect_round_trip(ni::UploadKeys{Bytes(100, 1), Bytes(7, 2), {}});
+  expect_round_trip(ni::UploadKeys{Bytes(100, 1), Bytes(7, 2), Bytes(5, 3), {1234567, 3}, {89, 2}});
+  expect_round_trip(ni::UploadKeys{Bytes(100, 1), {}, {}, {70, 1}, {}});
+  expect_round_trip(ni::GaloisKeysPiece{Bytes(70, 4)});
   expect_round_trip(ni::Infer{3, {Bytes(5, 1), Bytes(), Bytes(9, 3)}});
   expect_round_trip(ni::Result{0.25, 1.5, {Bytes(4, 4)}});
   expect_round_trip(protocol::ErrorMessage{11, "later"}, protocol::decode_error);
   expect_round_trip(protocol::Bye{}, protocol::decode_bye);
 }
 
-// The server reads a key upload in place: views into the frame, hashed as the copies are.
+// The server reads a key upload in place: views into the frames. (Its hash, taken piece by
+// piece, is checked against the client's hash_keys end to end in tests/protocol/ni_test.)
 TEST(Messages, KeyUploadIsReadInPlace) {
-  const ni::UploadKeys keys{Bytes(100, 1), Bytes(7, 2), Bytes(5, 3)};
-  const net::Frame f = encode(keys);
+  const ni::UploadKeys keys{Bytes(100, 1), Bytes(7, 2), Bytes(5, 3), {1234567, 3}, {89, 2}};
+  const net::Frame f = ni::encode(keys);
   const ni::UploadKeysView v = ni::decode_upload_keys_view(f);
   const std::uint8_t *begin = f.payload.data(), *end = begin + f.payload.size();
-  for (const auto& blob : {v.relin, v.galois, v.ring}) {
+  for (const auto& blob : {v.relin, v.small_relin, v.ring_switch}) {
     EXPECT_GE(blob.data(), begin);
     EXPECT_LE(blob.data() + blob.size(), end);
   }
-  EXPECT_TRUE(std::equal(v.galois.begin(), v.galois.end(), keys.galois.begin(), keys.galois.end()));
-  EXPECT_EQ(ni::hash_keys(v.relin, v.galois, v.ring), ni::hash_keys(keys.relin, keys.galois, keys.ring));
-  EXPECT_NE(ni::hash_keys(v.relin, v.galois, v.ring), ni::hash_keys(keys.relin, keys.galois));
+  EXPECT_TRUE(std::equal(v.small_relin.begin(), v.small_relin.end(), keys.small_relin.begin()));
+  EXPECT_EQ(v.galois, keys.galois);
+  EXPECT_EQ(v.small_galois, keys.small_galois);
+  const net::Frame piece = ni::encode(ni::GaloisKeysPiece{Bytes{9, 8, 7}});
+  const auto view = ni::decode_galois_keys_piece_view(piece);
+  EXPECT_GE(view.data(), piece.payload.data());
+  EXPECT_EQ(Bytes(view.begin(), view.end()), (Bytes{9, 8, 7}));
+  // A piece is its own message type: an UploadKeys frame is not one.
+  EXPECT_EQ(code_of<protocol::ErrorCode>([&] { ni::decode_galois_keys_piece_view(f); }), kUnexpected);
+}
+
+// Hashing blobs piece by piece (the server, as an upload arrives) equals hash_keys.
+TEST(Messages, KeyHashInPiecesMatches) {
+  const Bytes relin(100, 1), galois = {9, 8, 7, 6, 5, 4, 3}, ring(5, 3);
+  ni::KeyHasher h;
+  h.blob(relin);
+  h.begin(galois.size());
+  h.update(std::span(galois).first(3));
+  h.update(std::span(galois).subspan(3));
+  h.blob(ring);
+  const ni::KeyHash streamed = h.finish();
+  EXPECT_EQ(streamed, ni::hash_keys(relin, galois, ring));
+  EXPECT_NE(streamed, ni::hash_keys(relin, galois));
 }
 
 TEST(Messages, WrongTypeAndPeerErrors) {

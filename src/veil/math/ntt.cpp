@@ -1,5 +1,9 @@
 #include "veil/math/ntt.hpp"
 
+#include <map>
+#include <mutex>
+#include <utility>
+
 #include "veil/common/error.hpp"
 #include "veil/math/cpu.hpp"
 #include "veil/math/ifma_avx512.hpp"
@@ -14,6 +18,23 @@ std::size_t bit_reverse(std::size_t x, int bits) {
     x >>= 1;
   }
   return r;
+}
+
+std::shared_ptr<const NttTables> NttTables::shared(int log_n, const Modulus& q) {
+  static std::mutex mu;
+  static std::map<std::pair<int, u64>, std::weak_ptr<const NttTables>> tables;
+  const std::pair<int, u64> key{log_n, q.value()};
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto t = tables[key].lock()) return t;
+  }
+  // Built outside the lock: a context builds its primes' tables in parallel.
+  auto made = std::make_shared<const NttTables>(log_n, q);
+  std::lock_guard<std::mutex> lock(mu);
+  std::weak_ptr<const NttTables>& slot = tables[key];
+  if (auto t = slot.lock()) return t;  // another thread built it meanwhile
+  slot = made;
+  return made;
 }
 
 NttTables::NttTables(int log_n, const Modulus& q) : log_n_(log_n), n_(std::size_t{1} << log_n), q_(q) {

@@ -18,7 +18,7 @@ Context::Context(Parameters params) : params_(std::move(params)) {
   for (auto p : params_.p) moduli_.emplace_back(p);
   ntt_.resize(total);
   parallel_for(
-      total, [&](std::size_t i) { ntt_[i] = std::make_unique<math::NttTables>(params_.log_n, moduli_[i]); });
+      total, [&](std::size_t i) { ntt_[i] = math::NttTables::shared(params_.log_n, moduli_[i]); });
 
   // Parameter digest (BLAKE2b over N, dnum and the primes).
   {

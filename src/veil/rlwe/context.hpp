@@ -79,7 +79,7 @@ class Context {
   std::size_t n_;
   std::uint64_t param_id_;
   std::vector<math::Modulus> moduli_;
-  std::vector<std::unique_ptr<math::NttTables>> ntt_;
+  std::vector<std::shared_ptr<const math::NttTables>> ntt_;  // shared with other contexts
   std::vector<math::RnsBase> q_bases_;
   int alpha_;
   std::vector<std::vector<std::unique_ptr<math::BaseConverter>>> modup_;

@@ -54,7 +54,7 @@ Bytes finish_object(ObjectType type, std::uint32_t flags, std::uint64_t param_id
   return out;
 }
 
-ObjectHeader read_object_header(ByteReader& r) {
+ObjectHeader read_object_header(ByteReader& r, bool partial) {
   VEIL_CHECK_IO(r.remaining() >= kHeaderSize,
                 "input too short for a veil object header (" << r.remaining() << " bytes)");
   VEIL_CHECK_IO(r.u32() == kMagic, "not a veil object (bad magic bytes)");
@@ -71,14 +71,14 @@ ObjectHeader read_object_header(ByteReader& r) {
   h.param_id = r.u64();
   h.body_len = r.u64();
   r.u32();
-  VEIL_CHECK_IO(h.body_len == r.remaining(), "body length " << h.body_len << " does not match the "
-                                                            << r.remaining()
-                                                            << " bytes present (truncated or padded)");
+  VEIL_CHECK_IO(h.body_len == r.remaining() || (partial && h.body_len > r.remaining()),
+                "body length " << h.body_len << " does not match the " << r.remaining()
+                               << " bytes present (truncated or padded)");
   return h;
 }
 
-ObjectHeader expect_object(ByteReader& r, const Context* ctx, ObjectType type) {
-  ObjectHeader h = read_object_header(r);
+ObjectHeader expect_object(ByteReader& r, const Context* ctx, ObjectType type, bool partial) {
+  ObjectHeader h = read_object_header(r, partial);
   VEIL_CHECK_IO(h.type == type, "expected " << type_name(type) << ", found " << type_name(h.type));
   if (ctx) {
     VEIL_CHECK_IO(h.param_id == ctx->param_id(), type_name(type)
@@ -281,51 +281,125 @@ std::uint64_t saved_size(const Context& ctx, const GaloisKeys& gk, bool compress
 }
 
 GaloisKeys load_galois_keys(const Context& ctx, std::span<const std::uint8_t> data) {
-  ByteReader r(data);
-  const ObjectHeader h = expect_object(r, &ctx, ObjectType::kGaloisKeys);
+  GaloisKeyPieceReader reader(ctx);
+  GaloisKeys gk;
+  reader.read(data, gk);
+  VEIL_CHECK_IO(reader.complete(), "Galois key set truncated: it announced more keys than it holds");
+  return gk;
+}
+
+namespace {
+
+// A Galois key set's header: the object's flags and the key count.
+// `keys_len`: where given, the set may continue beyond `r` (the first of its pieces), and
+// this is the announced length of its keys (the body after the count).
+std::uint32_t read_galois_header(ByteReader& r, const Context& ctx, bool& compressed,
+                                 std::uint64_t* keys_len = nullptr) {
+  const ObjectHeader h = expect_object(r, &ctx, ObjectType::kGaloisKeys, keys_len != nullptr);
+  compressed = h.flags & kFlagCompressed;
   const std::uint32_t count = r.u32();
+  if (keys_len) *keys_len = h.body_len - 4;  // the u32 just read proves body_len >= 4
   // Every Galois element is odd and below 2N, so at most N keys can be distinct.
   VEIL_CHECK_IO(count <= ctx.n(),
                 "Galois key set claims " << count << " keys (at most N = " << ctx.n() << ")");
-  GaloisKeys gk;
-  for (std::uint32_t i = 0; i < count; ++i) {
-    const std::uint32_t g = r.u32();
-    VEIL_CHECK_IO(g % 2 == 1 && g < 2 * ctx.n() && g != 1, "invalid Galois element " << g);
-    VEIL_CHECK_IO(!gk.has(g), "Galois element " << g << " appears twice");
-    gk.keys.emplace(g, read_switch_key(r, ctx, h.flags & kFlagCompressed));
-  }
-  r.expect_end();
-  return gk;
+  return count;
 }
+
+std::uint32_t read_galois_element(ByteReader& r, const Context& ctx) {
+  const std::uint32_t g = r.u32();
+  VEIL_CHECK_IO(g % 2 == 1 && g < 2 * ctx.n() && g != 1, "invalid Galois element " << g);
+  return g;
+}
+
+// One key's (element, level) from its header, its residues skipped: the checks of loading
+// except the residues' ranges.
+std::pair<std::uint32_t, int> skip_galois_key(ByteReader& r, const Context& ctx, bool compressed) {
+  const std::uint32_t g = read_galois_element(r, ctx);
+  const std::uint32_t level = r.u32();
+  check_level(ctx, level, "key-switching key");
+  const std::uint32_t digits = r.u32();
+  VEIL_CHECK_IO(static_cast<int>(digits) == ctx.num_digits(static_cast<int>(level)),
+                "key-switching key has " << digits << " digits, expected "
+                                         << ctx.num_digits(static_cast<int>(level)));
+  const std::uint64_t need =
+      (compressed ? 32 : 0) +
+      digits * packed_bytes(ctx, qp_indices(ctx, static_cast<int>(level))) * (compressed ? 1 : 2);
+  VEIL_CHECK_IO(r.remaining() >= need,
+                "key-switching key truncated: need " << need << " bytes, have " << r.remaining());
+  r.view(need);
+  return {g, static_cast<int>(level)};
+}
+
+}  // namespace
 
 std::vector<std::pair<std::uint32_t, int>> peek_galois_keys(const Context& ctx,
                                                             std::span<const std::uint8_t> data) {
   ByteReader r(data);
-  const ObjectHeader h = expect_object(r, &ctx, ObjectType::kGaloisKeys);
-  const bool compressed = h.flags & kFlagCompressed;
-  const std::uint32_t count = r.u32();
-  VEIL_CHECK_IO(count <= ctx.n(),
-                "Galois key set claims " << count << " keys (at most N = " << ctx.n() << ")");
+  bool compressed = false;
+  const std::uint32_t count = read_galois_header(r, ctx, compressed);
   std::vector<std::pair<std::uint32_t, int>> out;
-  for (std::uint32_t i = 0; i < count; ++i) {
-    const std::uint32_t g = r.u32();
-    VEIL_CHECK_IO(g % 2 == 1 && g < 2 * ctx.n() && g != 1, "invalid Galois element " << g);
-    const std::uint32_t level = r.u32();
-    check_level(ctx, level, "key-switching key");
-    const std::uint32_t digits = r.u32();
-    VEIL_CHECK_IO(static_cast<int>(digits) == ctx.num_digits(static_cast<int>(level)),
-                  "key-switching key has " << digits << " digits, expected "
-                                           << ctx.num_digits(static_cast<int>(level)));
-    const std::uint64_t need =
-        (compressed ? 32 : 0) +
-        digits * packed_bytes(ctx, qp_indices(ctx, static_cast<int>(level))) * (compressed ? 1 : 2);
-    VEIL_CHECK_IO(r.remaining() >= need,
-                  "key-switching key truncated: need " << need << " bytes, have " << r.remaining());
-    r.view(need);
-    out.emplace_back(g, static_cast<int>(level));
-  }
+  for (std::uint32_t i = 0; i < count; ++i) out.push_back(skip_galois_key(r, ctx, compressed));
   r.expect_end();
   return out;
+}
+
+std::vector<std::span<const std::uint8_t>> galois_key_pieces(const Context& ctx,
+                                                             std::span<const std::uint8_t> data,
+                                                             std::size_t max_piece_bytes) {
+  ByteReader r(data);
+  bool compressed = false;
+  const std::uint32_t count = read_galois_header(r, ctx, compressed);
+  std::vector<std::span<const std::uint8_t>> pieces;
+  std::size_t begin = 0, end = data.size() - r.remaining();  // the first piece: header and count
+  std::size_t keys = 0;                                       // in the piece being cut
+  for (std::uint32_t i = 0; i < count; ++i) {
+    skip_galois_key(r, ctx, compressed);
+    const std::size_t next = data.size() - r.remaining();
+    if (next - begin > max_piece_bytes && keys > 0) {
+      pieces.push_back(data.subspan(begin, end - begin));
+      begin = end;
+      keys = 0;
+    }
+    end = next;
+    ++keys;
+  }
+  r.expect_end();
+  pieces.push_back(data.subspan(begin, end - begin));
+  return pieces;
+}
+
+std::vector<std::pair<std::uint32_t, int>> GaloisKeyPieceReader::peek(std::span<const std::uint8_t> piece) const {
+  ByteReader r(piece);
+  bool compressed = compressed_;
+  std::uint32_t left = count_ - read_;
+  std::uint64_t body = body_left_;
+  if (!started_) left = read_galois_header(r, *ctx_, compressed, &body);
+  VEIL_CHECK_IO(r.remaining() <= body, "Galois key pieces run past the set's announced length");
+  std::vector<std::pair<std::uint32_t, int>> out;
+  while (r.remaining() > 0) {
+    VEIL_CHECK_IO(out.size() < left, "Galois key pieces hold more keys than the set's header announced ("
+                                         << count_ << ")");
+    out.push_back(skip_galois_key(r, *ctx_, compressed));
+  }
+  return out;
+}
+
+void GaloisKeyPieceReader::read(std::span<const std::uint8_t> piece, GaloisKeys& into) {
+  ByteReader r(piece);
+  if (!started_) {
+    count_ = read_galois_header(r, *ctx_, compressed_, &body_left_);
+    started_ = true;
+  }
+  VEIL_CHECK_IO(r.remaining() <= body_left_, "Galois key pieces run past the set's announced length");
+  body_left_ -= r.remaining();
+  while (r.remaining() > 0) {
+    VEIL_CHECK_IO(read_ < count_,
+                  "Galois key pieces hold more keys than the set's header announced (" << count_ << ")");
+    const std::uint32_t g = read_galois_element(r, *ctx_);
+    VEIL_CHECK_IO(!into.has(g), "Galois element " << g << " appears twice");
+    into.keys.emplace(g, read_switch_key(r, *ctx_, compressed_));
+    ++read_;
+  }
 }
 
 }  // namespace veil::rlwe

@@ -65,6 +65,33 @@ std::uint64_t saved_size(const Context& ctx, const GaloisKeys& gk, bool compress
 std::vector<std::pair<std::uint32_t, int>> peek_galois_keys(const Context& ctx,
                                                             std::span<const std::uint8_t> data);
 
+// A Galois key set in pieces: save_galois_keys' bytes cut at key boundaries, the first
+// piece holding the object header, the count and the first keys, each piece whole keys of
+// at most `max_piece_bytes` in all (or one key, when a key alone is larger). The ni upload
+// sends them as separate messages, so frames stay small and a server never holds the
+// whole serialised set beside the keys it loads. Views into `data`.
+std::vector<std::span<const std::uint8_t>> galois_key_pieces(const Context& ctx,
+                                                             std::span<const std::uint8_t> data,
+                                                             std::size_t max_piece_bytes);
+
+// Loads a Galois key set from its pieces in order (the checks of load_galois_keys).
+class GaloisKeyPieceReader {
+ public:
+  explicit GaloisKeyPieceReader(const Context& ctx) : ctx_(&ctx) {}
+  // The (element, level) of the keys in the next piece, as peek_galois_keys reads them.
+  std::vector<std::pair<std::uint32_t, int>> peek(std::span<const std::uint8_t> piece) const;
+  // Loads the next piece's keys into `into`; an element already there is an error.
+  void read(std::span<const std::uint8_t> piece, GaloisKeys& into);
+  // Whether the pieces so far hold every key the set's header announced.
+  bool complete() const { return started_ && read_ == count_ && body_left_ == 0; }
+
+ private:
+  const Context* ctx_;
+  bool started_ = false, compressed_ = false;
+  std::uint32_t count_ = 0, read_ = 0;
+  std::uint64_t body_left_ = 0;  // of the body the header announced
+};
+
 // Reads just the header, checking magic and version; returns the object type.
 ObjectType peek_type(std::span<const std::uint8_t> data);
 
@@ -78,9 +105,11 @@ struct ObjectHeader {
 // Header + body.
 Bytes finish_object(ObjectType type, std::uint32_t flags, std::uint64_t param_id, ByteWriter& body);
 // Reads and checks a header (magic, version, known type and flags, body length).
-ObjectHeader read_object_header(ByteReader& r);
+// `partial`: the reader holds the body's first part only (an object sent in pieces), so
+// the body may be longer than what follows.
+ObjectHeader read_object_header(ByteReader& r, bool partial = false);
 // read_object_header, then the expected type and (when ctx is given) the parameter id.
-ObjectHeader expect_object(ByteReader& r, const Context* ctx, ObjectType type);
+ObjectHeader expect_object(ByteReader& r, const Context* ctx, ObjectType type, bool partial = false);
 // Bytes of packed residues over the given primes.
 std::uint64_t packed_bytes(const Context& ctx, std::span<const std::size_t> primes);
 void write_poly(ByteWriter& w, const Context& ctx, const u64* data, std::span<const std::size_t> primes);

@@ -109,32 +109,48 @@ Bytes save_small_ring_keys(const Plan& plan, const EvaluationKeys& keys, bool co
   return w.take();
 }
 
-void load_small_ring_keys(const Plan& plan, std::span<const std::uint8_t> blob, EvaluationKeys& keys) {
-  if (!plan.small_params) {
-    VEIL_CHECK_IO(blob.empty(), "keys for a smaller ring sent, but this plan runs in one ring");
-    return;
-  }
-  VEIL_CHECK_IO(!blob.empty(), "this plan switches to a smaller ring after stage "
-                                   << plan.switch_after() + 1 << " and needs its keys; none were sent "
-                                   << "(make the keys with this model's plan)");
-  const SmallRing r = small_ring(plan);
+SmallRingKeyParts split_small_ring_keys(std::span<const std::uint8_t> blob) {
+  if (blob.empty()) return {};
   ByteReader in(blob);
-  std::vector<std::span<const std::uint8_t>> parts;
+  std::span<const std::uint8_t> parts[3];
   for (int i = 0; i < 3; ++i) {
     const std::uint64_t n = in.u64();
     VEIL_CHECK_IO(n <= kMaxKeyBlob, "smaller-ring key part " << i << " claims " << n << " bytes");
-    parts.push_back(in.view(static_cast<std::size_t>(n)));
+    parts[i] = in.view(static_cast<std::size_t>(n));
   }
   VEIL_CHECK_IO(in.remaining() == 0, "trailing bytes after the smaller ring's keys");
-  keys.small_relin = rlwe::load_relin_keys(*r.small, parts[0]);
-  keys.small_galois = rlwe::load_galois_keys(*r.small, parts[1]);
-  keys.ring_switch = rlwe::load_relin_keys(*r.switching, parts[2]).key;
+  return {parts[0], parts[1], parts[2]};
+}
+
+void load_small_ring_switching_keys(const Plan& plan, std::span<const std::uint8_t> relin,
+                                    std::span<const std::uint8_t> ring_switch, EvaluationKeys& keys) {
+  if (!plan.small_params) {
+    VEIL_CHECK_IO(relin.empty() && ring_switch.empty(),
+                  "keys for a smaller ring sent, but this plan runs in one ring");
+    return;
+  }
+  VEIL_CHECK_IO(!relin.empty() && !ring_switch.empty(),
+                "this plan switches to a smaller ring after stage "
+                    << plan.switch_after() + 1 << " and needs its keys; none were sent "
+                    << "(make the keys with this model's plan)");
+  const SmallRing r = small_ring(plan);
+  keys.small_relin = rlwe::load_relin_keys(*r.small, relin);
+  keys.ring_switch = rlwe::load_relin_keys(*r.switching, ring_switch).key;
   VEIL_CHECK_IO(keys.small_relin.key.level >= plan.small_params->max_level(),
                 "the smaller ring's relinearisation key covers levels up to "
                     << keys.small_relin.key.level << ", the plan needs " << plan.small_params->max_level());
   VEIL_CHECK_IO(keys.ring_switch->level >= plan.small_params->max_level(),
                 "the ring-switching key covers levels up to "
                     << keys.ring_switch->level << ", the plan needs " << plan.small_params->max_level());
+}
+
+void load_small_ring_keys(const Plan& plan, std::span<const std::uint8_t> blob, EvaluationKeys& keys) {
+  VEIL_CHECK_IO(plan.small_params || blob.empty(), "keys for a smaller ring sent, but this plan runs in one ring");
+  const SmallRingKeyParts parts = split_small_ring_keys(blob);
+  load_small_ring_switching_keys(plan, parts.relin, parts.ring_switch, keys);
+  if (!plan.small_params) return;
+  const SmallRing r = small_ring(plan);
+  keys.small_galois = rlwe::load_galois_keys(*r.small, parts.galois);
   // Exactly the plan's rotations (and conjugation): extra keys would only cost server memory.
   const bool conjugate = plan.small_conjugation_key_level >= 0;
   VEIL_CHECK_IO(keys.small_galois.keys.size() == plan.small_rotation_steps.size() + (conjugate ? 1 : 0),

@@ -51,6 +51,16 @@ EvaluationKeys make_evaluation_keys(const Plan& plan, const rlwe::KeyGenerator& 
 // levels, and every rotation the smaller ring's stages use.
 Bytes save_small_ring_keys(const Plan& plan, const EvaluationKeys& keys, bool compress = true);
 void load_small_ring_keys(const Plan& plan, std::span<const std::uint8_t> blob, EvaluationKeys& keys);
+// The blob's three parts, by their lengths only (all empty for an empty blob).
+struct SmallRingKeyParts {
+  std::span<const std::uint8_t> relin, galois, ring_switch;
+};
+SmallRingKeyParts split_small_ring_keys(std::span<const std::uint8_t> blob);
+// The smaller ring's relinearisation and ring-switching keys, loaded and checked against
+// the plan (both empty when it runs in one ring); its Galois keys are the caller's (the
+// ni server loads them piece by piece).
+void load_small_ring_switching_keys(const Plan& plan, std::span<const std::uint8_t> relin,
+                                    std::span<const std::uint8_t> ring_switch, EvaluationKeys& keys);
 // Evaluation keys in bytes as sent (seed-compressed), both rings and the switching key.
 std::uint64_t evaluation_key_bytes(const Plan& plan, const ckks::CkksContext& ctx,
                                    const EvaluationKeys& keys);

@@ -3,6 +3,8 @@
 #include "veil/ckks/serialize.hpp"
 #include "veil/common/file.hpp"
 #include "veil/net/tcp_channel.hpp"
+#include "veil/nn/he/encrypted.hpp"
+#include "veil/rlwe/serialize.hpp"
 
 namespace veil::protocol::ni {
 
@@ -59,7 +61,23 @@ bool Client::query_keys(const KeyHash& hash) {
 }
 
 void Client::upload_keys(const Bytes& relin, const Bytes& galois, const Bytes& ring) {
-  const KeyStatus s = decode<KeyStatus>(exchange(encode(UploadKeys{relin, galois, ring})));
+  // Each Galois key set in pieces, each sent as it is framed: neither side holds a whole
+  // set's bytes twice, and no frame is larger than kKeyPieceBytes (or one key).
+  const nn::SmallRingKeyParts small = nn::split_small_ring_keys(ring);
+  const auto pieces = rlwe::galois_key_pieces(*model_.context, galois, kKeyPieceBytes);
+  std::vector<std::span<const std::uint8_t>> small_pieces;
+  if (!small.galois.empty())
+    small_pieces = rlwe::galois_key_pieces(*model_.result_context, small.galois, kKeyPieceBytes);
+  const auto copy = [](std::span<const std::uint8_t> b) { return Bytes(b.begin(), b.end()); };
+  send(encode(UploadKeys{relin,
+                         copy(small.relin),
+                         copy(small.ring_switch),
+                         {galois.size(), static_cast<std::uint32_t>(pieces.size())},
+                         {small.galois.size(), static_cast<std::uint32_t>(small_pieces.size())}}));
+  std::vector<std::span<const std::uint8_t>> all(pieces.begin(), pieces.end());
+  all.insert(all.end(), small_pieces.begin(), small_pieces.end());
+  for (std::size_t i = 0; i + 1 < all.size(); ++i) send(encode(GaloisKeysPiece{copy(all[i])}));
+  const KeyStatus s = decode<KeyStatus>(exchange(encode(GaloisKeysPiece{copy(all.back())})));
   if (!s.ready || s.hash != hash_keys(relin, galois, ring))
     throw protocol::error(protocol::ErrorCode::kBadMessage, "the server did not confirm the uploaded keys");
 }
@@ -91,6 +109,11 @@ Client::Reply Client::infer(const std::vector<ckks::Ciphertext>& inputs, std::si
 }
 
 net::Frame Client::exchange(const net::Frame& request) {
+  send(request);
+  return channel_->receive();
+}
+
+void Client::send(const net::Frame& request) {
   try {
     channel_->send(request);
   } catch (const net::Error& e) {
@@ -107,7 +130,6 @@ net::Frame Client::exchange(const net::Frame& request) {
     }
     throw;
   }
-  return channel_->receive();
 }
 
 void Client::bye() noexcept {

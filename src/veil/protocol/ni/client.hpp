@@ -62,6 +62,8 @@ class Client {
   // Sends a request and returns the reply frame. When the server has closed the
   // connection (it refuses further requests while shutting down), the reason it sent
   // before closing is thrown rather than the broken pipe.
+  // Sends `request` (a closed connection: the server's Error, when it sent one, thrown).
+  void send(const net::Frame& request);
   net::Frame exchange(const net::Frame& request);
 
   std::unique_ptr<net::Channel> owned_;

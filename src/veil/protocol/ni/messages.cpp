@@ -52,6 +52,8 @@ const char* message_name(std::uint16_t type) {
       return "Infer";
     case MessageType::kResult:
       return "Result";
+    case MessageType::kGaloisKeysPiece:
+      return "GaloisKeysPiece";
   }
   const char* host = host_message_name(type);
   return host ? host : "unknown message";
@@ -240,8 +242,12 @@ KeyStatus decode<KeyStatus>(const net::Frame& f) {
 net::Frame encode(const UploadKeys& m) {
   ByteWriter w;
   put_blob(w, m.relin);
-  put_blob(w, m.galois);
-  put_blob(w, m.ring);
+  put_blob(w, m.small_relin);
+  put_blob(w, m.ring_switch);
+  for (const KeySetPieces& k : {m.galois, m.small_galois}) {
+    w.u64(k.bytes);
+    w.u32(k.pieces);
+  }
   return codec.frame(m.kType, w);
 }
 
@@ -249,8 +255,12 @@ UploadKeysView decode_upload_keys_view(const net::Frame& f) {
   return codec.read<UploadKeysView>(f, [](ByteReader& r) {
     UploadKeysView m;
     m.relin = wire::get_blob_view(r, r.remaining(), "relinearisation key");
-    m.galois = wire::get_blob_view(r, r.remaining(), "Galois keys");
-    m.ring = wire::get_blob_view(r, r.remaining(), "smaller ring's keys");
+    m.small_relin = wire::get_blob_view(r, r.remaining(), "smaller ring's relinearisation key");
+    m.ring_switch = wire::get_blob_view(r, r.remaining(), "ring-switching key");
+    for (KeySetPieces* k : {&m.galois, &m.small_galois}) {
+      k->bytes = r.u64();
+      k->pieces = r.u32();
+    }
     return m;
   });
 }
@@ -258,8 +268,34 @@ UploadKeysView decode_upload_keys_view(const net::Frame& f) {
 template <>
 UploadKeys decode<UploadKeys>(const net::Frame& f) {
   const UploadKeysView v = decode_upload_keys_view(f);
-  return {Bytes(v.relin.begin(), v.relin.end()), Bytes(v.galois.begin(), v.galois.end()),
-          Bytes(v.ring.begin(), v.ring.end())};
+  const auto copy = [](std::span<const std::uint8_t> b) { return Bytes(b.begin(), b.end()); };
+  return {copy(v.relin), copy(v.small_relin), copy(v.ring_switch), v.galois, v.small_galois};
+}
+
+net::Frame encode(const GaloisKeysPiece& m) {
+  ByteWriter w;
+  put_blob(w, m.piece);
+  return codec.frame(m.kType, w);
+}
+
+namespace {
+struct PieceView {
+  static constexpr MessageType kType = MessageType::kGaloisKeysPiece;
+  std::span<const std::uint8_t> piece;
+};
+}  // namespace
+
+std::span<const std::uint8_t> decode_galois_keys_piece_view(const net::Frame& f) {
+  using View = PieceView;
+  return codec
+      .read<View>(f, [](ByteReader& r) { return View{wire::get_blob_view(r, r.remaining(), "Galois keys piece")}; })
+      .piece;
+}
+
+template <>
+GaloisKeysPiece decode<GaloisKeysPiece>(const net::Frame& f) {
+  const auto v = decode_galois_keys_piece_view(f);
+  return {Bytes(v.begin(), v.end())};
 }
 
 net::Frame encode(const Infer& m) {
@@ -299,24 +335,36 @@ Result decode<Result>(const net::Frame& f) {
   });
 }
 
-KeyHash hash_keys(std::span<const std::uint8_t> relin, std::span<const std::uint8_t> galois,
-                  std::span<const std::uint8_t> ring) {
-  // Domain-separated, length-prefixed: (relin, galois, ring) triples cannot collide by
-  // moving bytes from one blob to another.
+// Domain-separated, length-prefixed: (relin, galois, ring) triples cannot collide by
+// moving bytes from one blob to another.
+KeyHasher::KeyHasher() {
   static const char kDomain[] = "veil evaluation keys v2";
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, nullptr, 0, crypto_generichash_BYTES);
-  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(kDomain), sizeof kDomain);
-  for (const auto b : {relin, galois, ring}) {
-    std::uint8_t len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<std::uint8_t>(std::uint64_t{b.size()} >> (8 * i));
-    crypto_generichash_update(&st, len, sizeof len);
-    crypto_generichash_update(&st, b.data(), b.size());
-  }
+  crypto_generichash_init(&state_, nullptr, 0, crypto_generichash_BYTES);
+  crypto_generichash_update(&state_, reinterpret_cast<const unsigned char*>(kDomain), sizeof kDomain);
+}
+
+void KeyHasher::begin(std::uint64_t blob_bytes) {
+  std::uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<std::uint8_t>(blob_bytes >> (8 * i));
+  crypto_generichash_update(&state_, len, sizeof len);
+}
+
+void KeyHasher::update(std::span<const std::uint8_t> bytes) {
+  crypto_generichash_update(&state_, bytes.data(), bytes.size());
+}
+
+KeyHash KeyHasher::finish() {
   KeyHash h{};
   static_assert(crypto_generichash_BYTES == 32);
-  crypto_generichash_final(&st, h.data(), h.size());
+  crypto_generichash_final(&state_, h.data(), h.size());
   return h;
+}
+
+KeyHash hash_keys(std::span<const std::uint8_t> relin, std::span<const std::uint8_t> galois,
+                  std::span<const std::uint8_t> ring) {
+  KeyHasher h;
+  for (const auto b : {relin, galois, ring}) h.blob(b);
+  return h.finish();
 }
 
 std::string hex(const KeyHash& h, std::size_t bytes) {

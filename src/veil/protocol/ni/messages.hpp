@@ -11,6 +11,8 @@
 // parameters' context (ckks/serialize.hpp), which validates them.
 #pragma once
 
+#include <sodium.h>
+
 #include <array>
 #include <cstdint>
 #include <span>
@@ -31,8 +33,9 @@ inline constexpr char kName[] = "ni";
 // 1: first release; 2: multiplexed layouts; 3: protocol and version in the host's Hello;
 // 4: layouts copy their last block's channels (not only a one-block tensor's) and may hold
 // copies inside each pixel's cell; 5: each ring's conjugation key level in ServerInfo (the
-// linear layers pair their diagonals as complex values).
-inline constexpr std::uint16_t kVersion = 5;
+// linear layers pair their diagonals as complex values); 6: the Galois keys uploaded in
+// pieces (UploadKeys, then GaloisKeysPiece messages of at most kKeyPieceBytes).
+inline constexpr std::uint16_t kVersion = 6;
 
 using veil::Bytes;  // one byte-vector type for the whole tree (common/bytes.hpp)
 using KeyHash = std::array<std::uint8_t, 32>;
@@ -54,6 +57,7 @@ enum class MessageType : std::uint16_t {
   kUploadKeys = 5,
   kInfer = 6,
   kResult = 7,
+  kGaloisKeysPiece = 10,
 };
 const char* message_name(std::uint16_t type);  // this protocol's and the host's
 
@@ -95,21 +99,44 @@ struct KeyStatus {
   bool operator==(const KeyStatus&) const = default;
 };
 
-// Client -> server: the evaluation keys, serialised seed-compressed.
+// Client -> server: the evaluation keys, serialised seed-compressed. The relinearisation
+// keys and the ring-switching key come here; each Galois key set (rlwe::save_galois_keys,
+// `bytes` long) in `pieces` GaloisKeysPiece messages that follow, cut at key boundaries
+// (rlwe::galois_key_pieces): the big ring's set, then the smaller ring's. The server
+// answers KeyStatus after the last piece. In pieces, no frame is larger than
+// kKeyPieceBytes or one key, and the server loads each piece's keys as it arrives instead
+// of holding the whole set's bytes beside the keys it builds from them (cifar10-shallow:
+// 595 MiB of frames, 0.58 GiB of the server's peak). The key hash is hash_keys(relin,
+// galois, ring) of the blobs as the client holds them (ring: nn::save_small_ring_keys).
+inline constexpr std::size_t kKeyPieceBytes = std::size_t{32} << 20;
+struct KeySetPieces {
+  std::uint64_t bytes = 0;
+  std::uint32_t pieces = 0;
+  bool operator==(const KeySetPieces&) const = default;
+};
 struct UploadKeys {
   static constexpr MessageType kType = MessageType::kUploadKeys;
-  Bytes relin, galois;
-  Bytes ring;  // the smaller ring's keys when the plan switches rings (nn::save_small_ring_keys), else empty
+  Bytes relin;
+  Bytes small_relin, ring_switch;  // the smaller ring's, when the plan switches rings; else empty
+  KeySetPieces galois, small_galois;
   bool operator==(const UploadKeys&) const = default;
 };
-// UploadKeys read in place: views into the frame's payload, which must outlive them. The
-// server loads keys this way, so their bytes are not held twice beside the keys being
-// built (cifar10-shallow: 595 MiB a session).
+// UploadKeys read in place: views into the frame's payload, which must outlive them.
 struct UploadKeysView {
   static constexpr MessageType kType = MessageType::kUploadKeys;
-  std::span<const std::uint8_t> relin, galois, ring;
+  std::span<const std::uint8_t> relin, small_relin, ring_switch;
+  KeySetPieces galois, small_galois;
 };
 UploadKeysView decode_upload_keys_view(const net::Frame& f);
+
+// Client -> server: the next piece of the Galois key set an UploadKeys announced.
+struct GaloisKeysPiece {
+  static constexpr MessageType kType = MessageType::kGaloisKeysPiece;
+  Bytes piece;
+  bool operator==(const GaloisKeysPiece&) const = default;
+};
+// The piece in place (a view into the frame's payload).
+std::span<const std::uint8_t> decode_galois_keys_piece_view(const net::Frame& f);
 
 // Client -> server: one evaluation (latency: one image's input blocks; throughput: a
 // batch of `images` images, one ciphertext per input element).
@@ -132,6 +159,7 @@ net::Frame encode(const ServerInfo& m);
 net::Frame encode(const KeyQuery& m);
 net::Frame encode(const KeyStatus& m);
 net::Frame encode(const UploadKeys& m);
+net::Frame encode(const GaloisKeysPiece& m);
 net::Frame encode(const Infer& m);
 net::Frame encode(const Result& m);
 
@@ -148,6 +176,8 @@ KeyStatus decode<KeyStatus>(const net::Frame&);
 template <>
 UploadKeys decode<UploadKeys>(const net::Frame&);
 template <>
+GaloisKeysPiece decode<GaloisKeysPiece>(const net::Frame&);
+template <>
 Infer decode<Infer>(const net::Frame&);
 template <>
 Result decode<Result>(const net::Frame&);
@@ -155,6 +185,22 @@ Result decode<Result>(const net::Frame&);
 // BLAKE2b-256 (libsodium crypto_generichash) of the serialised keys, as uploaded.
 KeyHash hash_keys(std::span<const std::uint8_t> relin, std::span<const std::uint8_t> galois,
                   std::span<const std::uint8_t> ring = {});
+// The same hash over blobs given piece by piece (the server hashes an upload as it
+// arrives): begin(size) before each blob's bytes, then update() with them.
+class KeyHasher {
+ public:
+  KeyHasher();
+  void begin(std::uint64_t blob_bytes);
+  void update(std::span<const std::uint8_t> bytes);
+  void blob(std::span<const std::uint8_t> bytes) {
+    begin(bytes.size());
+    update(bytes);
+  }
+  KeyHash finish();
+
+ private:
+  crypto_generichash_state state_;
+};
 std::string hex(const KeyHash& h, std::size_t bytes = 32);
 
 }  // namespace veil::protocol::ni
