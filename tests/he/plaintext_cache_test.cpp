@@ -1,7 +1,9 @@
 // The three ways LinearTransform keeps its weight diagonals (he::PlaintextCache), and a
 // mix of the NTT form and coefficients by giant-step group, give the same plaintext
 // polynomials, so the same ciphertexts bit for bit, with single and double hoisting; toy
-// rings (insecure parameters, opted into by test::toy_params).
+// rings (insecure parameters, opted into by test::toy_params). With single hoisting the
+// NTT form takes its two input blocks' rotations one block at a time (the products added
+// into the sums block by block), the other caches all blocks' at once: the same bits.
 #include <gtest/gtest.h>
 
 #include <random>

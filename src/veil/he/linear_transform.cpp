@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <span>
+#include <tuple>
 
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
@@ -54,10 +55,13 @@ void multiply_accumulate(std::size_t n, const ModulusOf& modulus, const std::vec
 // were bound by that traffic: cifar10-shallow at scale 2^30, 2.9-3.0 s an image group by
 // group, 2.6-2.8 s tile by tile (docs/benchmarks.md). The sums are the same residues
 // either way, so the results are identical bit for bit.
+//
+// `add_to[g]` (when given): out[g] already holds a partial sum, and gets this one added.
 template <class Ct, class ModulusOf>
 void multiply_accumulate_groups(std::size_t n, const ModulusOf& modulus,
                                 const std::vector<std::span<const PackedPlaintext>>& pts,
-                                const std::vector<std::vector<const Ct*>>& cts, const std::vector<Ct*>& out) {
+                                const std::vector<std::vector<const Ct*>>& cts, const std::vector<Ct*>& out,
+                                const std::vector<bool>& add_to = {}) {
   if (out.empty()) return;
   // 512 positions: 800 KB of tiles for 100 babies (two polynomials each), in the L2 and
   // L3 caches; 256 and 1024 measured the same within the machine's noise. A multiple of
@@ -69,6 +73,7 @@ void multiply_accumulate_groups(std::size_t n, const ModulusOf& modulus,
     const std::size_t i = task / tiles, j0 = (task % tiles) * tile;
     std::vector<const u64*> x, raw;
     std::vector<PackedRow> rows;
+    std::vector<u64> partial;  // a tile's two sums before they are added to out (add_to)
     for (std::size_t g = 0; g < pts.size(); ++g) {
       const std::size_t terms = pts[g].size();
       x.resize(2 * terms);
@@ -76,7 +81,10 @@ void multiply_accumulate_groups(std::size_t n, const ModulusOf& modulus,
         x[2 * t] = cts[g][t]->limb(0, i) + j0;
         x[2 * t + 1] = cts[g][t]->limb(1, i) + j0;
       }
-      u64* o[2] = {out[g]->limb(0, i) + j0, out[g]->limb(1, i) + j0};
+      u64* const dest[2] = {out[g]->limb(0, i) + j0, out[g]->limb(1, i) + j0};
+      const bool add = !add_to.empty() && add_to[g];
+      if (add) partial.resize(2 * tile);
+      u64* o[2] = {add ? partial.data() : dest[0], add ? partial.data() + tile : dest[1]};
       if (pts[g][0].packed(i)) {
         rows.resize(terms);
         for (std::size_t t = 0; t < terms; ++t) {
@@ -87,6 +95,11 @@ void multiply_accumulate_groups(std::size_t n, const ModulusOf& modulus,
         raw.resize(terms);
         for (std::size_t t = 0; t < terms; ++t) raw[t] = pts[g][t].raw(i) + j0;
         mac_pointwise(modulus(i), tile, raw, x, 2, o);
+      }
+      if (add) {
+        const auto& q = modulus(i);
+        for (std::size_t c = 0; c < 2; ++c)
+          for (std::size_t j = 0; j < tile; ++j) dest[c][j] = q.add(dest[c][j], o[c][j]);
       }
     }
   });
@@ -396,6 +409,13 @@ LinearTransform::LinearTransform(const ckks::CkksEncoder& encoder, LinearTransfo
     // -i in every slot is the monomial -X^(N/2) (encode_constant), exact at scale 1.
     minus_i_ = encoder_->encode_constant(ckks::Complex(0, -1), 1.0, level_, spec_.slots);
   }
+  // Each group's terms by input block: the products can then take one block's baby
+  // rotations at a time (block_sums_single). The residues sum to the same values in any
+  // order.
+  for (Group& g : groups_)
+    std::stable_sort(g.terms.begin(), g.terms.end(), [](const Term& a, const Term& b) {
+      return std::tie(a.in_block, a.baby) < std::tie(b.in_block, b.baby);
+    });
   std::vector<std::pair<std::size_t, std::size_t>> jobs;
   for (std::size_t g = 0; g < groups_.size(); ++g)
     for (std::size_t t = 0; t < groups_[g].terms.size(); ++t) jobs.emplace_back(g, t);
@@ -661,22 +681,58 @@ std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator
   auto prime = [](std::size_t i) { return i; };
   // Baby steps: one hoisted decomposition per input block.
   std::vector<std::vector<Ciphertext>> babies(spec_.in_blocks);
-  for (int b = 0; b < spec_.in_blocks; ++b) {
+  const auto rotate_block = [&](int b) {
     Ciphertext x = input_at_level(eval, in[b]);
     const std::vector<int> nonzero = nonzero_baby_steps(b);
     std::vector<Ciphertext> rotated =
         nonzero.empty() ? std::vector<Ciphertext>{} : eval.rotate_hoisted(x, nonzero, gk);
     std::size_t r = 0;
     for (int s : baby_steps_[b]) babies[b].push_back(s == 0 ? x : std::move(rotated[r++]));
+  };
+  // With every diagonal cached (the default), one input block's rotations at a time,
+  // their products added into every group's sum before the next block's are made: one
+  // block's babies held instead of all (cifar10-shallow, level 13: 132 of 264 MB at the
+  // server's peak). The sums are the same residues either way.
+  bool all_cached = !spec_.unit && spec_.in_blocks > 1;
+  for (std::size_t gi = 0; all_cached && gi < groups_.size(); ++gi)
+    all_cached = !plaintexts_.empty() && !plaintexts_[gi].empty();
+  std::vector<Ciphertext> sums;
+  if (all_cached) {
+    sums.resize(groups_.size());
+    std::vector<bool> started(groups_.size(), false);
+    for (int b = 0; b < spec_.in_blocks; ++b) {
+      rotate_block(b);
+      std::vector<std::span<const PackedPlaintext>> pts;
+      std::vector<std::vector<const Ciphertext*>> cts;
+      std::vector<Ciphertext*> outs;
+      std::vector<bool> add_to;
+      for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+        const auto& terms = groups_[gi].terms;
+        const auto block_of = [](const Term& t) { return t.in_block; };
+        const auto lo = std::ranges::lower_bound(terms, b, {}, block_of) - terms.begin();
+        const auto hi = std::ranges::upper_bound(terms, b, {}, block_of) - terms.begin();
+        if (lo == hi) continue;
+        cts.emplace_back();
+        for (auto t = lo; t < hi; ++t) cts.back().push_back(&babies[b][terms[t].baby]);
+        pts.push_back(std::span<const PackedPlaintext>(plaintexts_[gi]).subspan(lo, hi - lo));
+        if (!started[gi])
+          sums[gi] = Ciphertext(ctx, 2, level_, cts.back()[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
+        add_to.push_back(started[gi]);
+        started[gi] = true;
+        outs.push_back(&sums[gi]);
+      }
+      multiply_accumulate_groups(ctx.n(), modulus, pts, cts, outs, add_to);
+      std::vector<Ciphertext>().swap(babies[b]);
+    }
+  } else {
+    for (int b = 0; b < spec_.in_blocks; ++b) rotate_block(b);
+    // One partial sum per (output block, giant step): the groups with cached diagonals
+    // all at once (multiply_accumulate_groups), the others in parallel below, where every
+    // group is then rotated by its giant step; with lazy giant steps left over Q_level * P.
+    sums = cached_group_sums(ctx.n(), modulus, groups_, plaintexts_, babies, spec_.unit,
+                             [&](double scale) { return Ciphertext(ctx, 2, level_, scale, spec_.slots); });
+    release_unread_babies(babies, groups_, sums);
   }
-
-  // One partial sum per (output block, giant step): the groups with cached diagonals all
-  // at once (multiply_accumulate_groups), the others in parallel below, where every group
-  // is then rotated by its giant step; with lazy giant steps left over Q_level * P.
-  std::vector<Ciphertext> sums =
-      cached_group_sums(ctx.n(), modulus, groups_, plaintexts_, babies, spec_.unit,
-                        [&](double scale) { return Ciphertext(ctx, 2, level_, scale, spec_.slots); });
-  release_unread_babies(babies, groups_, sums);
   const bool lazy = hoisting_ == Hoisting::kLazyGiant;
   // Lazy giant steps: each block's rotated sums added over Q_level * P as they are made,
   // lowered once. Complex pairs: blocks 0..out_blocks-1 take the real lanes, the next ones
