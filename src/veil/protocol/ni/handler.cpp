@@ -160,9 +160,11 @@ void Session::start_upload(const net::Frame& f) {
   const auto& plan = mode_.model.plan;
   const UploadKeysView u = decode_upload_keys_view(f);
   const bool two_rings = mode_.contexts[1] != nullptr;
-  auto up = std::make_unique<Upload>();
-  up->failed = true;  // until the keys here load
-  std::uint64_t pieces = 0;
+  // Held from here, refused until its keys load: if anything below refuses the upload,
+  // the pieces it announced are dropped unanswered as they come (one answer per upload).
+  upload_ = std::make_unique<Upload>();
+  upload_->failed = true;
+  upload_->pieces_left = std::uint64_t{u.galois.pieces} + u.small_galois.pieces;
   for (std::size_t ring = 0; ring < 2; ++ring) {
     const KeySetPieces& k = ring == 0 ? u.galois : u.small_galois;
     if (ring == 1 && !two_rings) {
@@ -179,11 +181,8 @@ void Session::start_upload(const net::Frame& f) {
       throw error(ErrorCode::kBadKeys, "UploadKeys announces " + human_bytes(k.bytes) + " of " +
                                            ring_name(ring) + "Galois keys; this plan's take at most " +
                                            human_bytes(mode_.max_galois_bytes));
-    up->sets.emplace_back(*mode_.contexts[ring], k);
-    pieces += k.pieces;
+    upload_->sets.emplace_back(*mode_.contexts[ring], k);
   }
-  up->pieces_left = pieces;
-  upload_ = std::move(up);
   Upload& r = *upload_;
   r.hash.blob(u.relin);
   r.hash.begin(u.galois.bytes);
@@ -278,7 +277,7 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
   const auto& ctx = *mode_.model.context;
   const auto type = static_cast<MessageType>(f.type);
   if (upload_ && type != MessageType::kGaloisKeysPiece) {
-    const std::uint32_t left = upload_->pieces_left;
+    const std::uint64_t left = upload_->pieces_left;
     upload_.reset();
     throw protocol::error(protocol::ErrorCode::kUnexpectedMessage,
                           std::string(message_name(f.type)) + " in the middle of a key upload (" +
@@ -297,17 +296,19 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
       return;
     }
     case MessageType::kUploadKeys:
-      start_upload(f);
-      return;
     case MessageType::kGaloisKeysPiece: {
-      // The last piece ends the upload, taken or refused.
+      // An upload ends with its last piece, taken or refused (or at once, refused, when it
+      // announced none).
       struct EndAfterLast {
         std::unique_ptr<Upload>& u;
         ~EndAfterLast() {
           if (u && u->pieces_left == 0) u.reset();
         }
       } end{upload_};
-      if (take_piece(f)) finish_upload(ch);
+      if (type == MessageType::kUploadKeys)
+        start_upload(f);
+      else if (take_piece(f))
+        finish_upload(ch);
       return;
     }
     case MessageType::kInfer: {
