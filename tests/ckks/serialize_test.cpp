@@ -120,9 +120,9 @@ TEST_F(SerializeTest, GaloisKeysInPieces) {
       }
     };
     EXPECT_FALSE(refused(pieces));
-    EXPECT_TRUE(refused({pieces[1], pieces[0]}));             // the header first
-    EXPECT_TRUE(refused({pieces[0], pieces[1], pieces[1]}));  // a key twice
-    EXPECT_TRUE(refused({pieces.begin(), pieces.end() - 1}));  // a key short
+    EXPECT_TRUE(refused({pieces[1], pieces[0]}));                              // the header first
+    EXPECT_TRUE(refused({pieces[0], pieces[1], pieces[1]}));                   // a key twice
+    EXPECT_TRUE(refused({pieces.begin(), pieces.end() - 1}));                  // a key short
     EXPECT_TRUE(refused({pieces[0], pieces[1].first(pieces[1].size() / 2)}));  // cut inside a key
     std::vector<std::span<const std::uint8_t>> extra(pieces.begin(), pieces.end());
     extra.push_back(pieces[1]);  // beyond the announced count and length

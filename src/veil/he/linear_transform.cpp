@@ -716,7 +716,8 @@ std::vector<Ciphertext> LinearTransform::block_sums_single(const ckks::Evaluator
         for (auto t = lo; t < hi; ++t) cts.back().push_back(&babies[b][terms[t].baby]);
         pts.push_back(std::span<const PackedPlaintext>(plaintexts_[gi]).subspan(lo, hi - lo));
         if (!started[gi])
-          sums[gi] = Ciphertext(ctx, 2, level_, cts.back()[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
+          sums[gi] =
+              Ciphertext(ctx, 2, level_, cts.back()[0]->scale() * plaintexts_[gi][0].scale(), spec_.slots);
         add_to.push_back(started[gi]);
         started[gi] = true;
         outs.push_back(&sums[gi]);

@@ -17,8 +17,7 @@ Context::Context(Parameters params) : params_(std::move(params)) {
   for (auto q : params_.q) moduli_.emplace_back(q);
   for (auto p : params_.p) moduli_.emplace_back(p);
   ntt_.resize(total);
-  parallel_for(
-      total, [&](std::size_t i) { ntt_[i] = math::NttTables::shared(params_.log_n, moduli_[i]); });
+  parallel_for(total, [&](std::size_t i) { ntt_[i] = math::NttTables::shared(params_.log_n, moduli_[i]); });
 
   // Parameter digest (BLAKE2b over N, dnum and the primes).
   {

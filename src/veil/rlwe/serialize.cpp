@@ -318,9 +318,9 @@ std::pair<std::uint32_t, int> skip_galois_key(ByteReader& r, const Context& ctx,
   const std::uint32_t level = r.u32();
   check_level(ctx, level, "key-switching key");
   const std::uint32_t digits = r.u32();
-  VEIL_CHECK_IO(static_cast<int>(digits) == ctx.num_digits(static_cast<int>(level)),
-                "key-switching key has " << digits << " digits, expected "
-                                         << ctx.num_digits(static_cast<int>(level)));
+  VEIL_CHECK_IO(
+      static_cast<int>(digits) == ctx.num_digits(static_cast<int>(level)),
+      "key-switching key has " << digits << " digits, expected " << ctx.num_digits(static_cast<int>(level)));
   const std::uint64_t need =
       (compressed ? 32 : 0) +
       digits * packed_bytes(ctx, qp_indices(ctx, static_cast<int>(level))) * (compressed ? 1 : 2);
@@ -351,7 +351,7 @@ std::vector<std::span<const std::uint8_t>> galois_key_pieces(const Context& ctx,
   const std::uint32_t count = read_galois_header(r, ctx, compressed);
   std::vector<std::span<const std::uint8_t>> pieces;
   std::size_t begin = 0, end = data.size() - r.remaining();  // the first piece: header and count
-  std::size_t keys = 0;                                       // in the piece being cut
+  std::size_t keys = 0;                                      // in the piece being cut
   for (std::uint32_t i = 0; i < count; ++i) {
     skip_galois_key(r, ctx, compressed);
     const std::size_t next = data.size() - r.remaining();
@@ -368,7 +368,8 @@ std::vector<std::span<const std::uint8_t>> galois_key_pieces(const Context& ctx,
   return pieces;
 }
 
-std::vector<std::pair<std::uint32_t, int>> GaloisKeyPieceReader::peek(std::span<const std::uint8_t> piece) const {
+std::vector<std::pair<std::uint32_t, int>> GaloisKeyPieceReader::peek(
+    std::span<const std::uint8_t> piece) const {
   ByteReader r(piece);
   bool compressed = compressed_;
   std::uint32_t left = count_ - read_;
@@ -377,8 +378,8 @@ std::vector<std::pair<std::uint32_t, int>> GaloisKeyPieceReader::peek(std::span<
   VEIL_CHECK_IO(r.remaining() <= body, "Galois key pieces run past the set's announced length");
   std::vector<std::pair<std::uint32_t, int>> out;
   while (r.remaining() > 0) {
-    VEIL_CHECK_IO(out.size() < left, "Galois key pieces hold more keys than the set's header announced ("
-                                         << count_ << ")");
+    VEIL_CHECK_IO(out.size() < left,
+                  "Galois key pieces hold more keys than the set's header announced (" << count_ << ")");
     out.push_back(skip_galois_key(r, *ctx_, compressed));
   }
   return out;

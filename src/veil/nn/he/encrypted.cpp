@@ -129,10 +129,10 @@ void load_small_ring_switching_keys(const Plan& plan, std::span<const std::uint8
                   "keys for a smaller ring sent, but this plan runs in one ring");
     return;
   }
-  VEIL_CHECK_IO(!relin.empty() && !ring_switch.empty(),
-                "this plan switches to a smaller ring after stage "
-                    << plan.switch_after() + 1 << " and needs its keys; none were sent "
-                    << "(make the keys with this model's plan)");
+  VEIL_CHECK_IO(!relin.empty() && !ring_switch.empty(), "this plan switches to a smaller ring after stage "
+                                                            << plan.switch_after() + 1
+                                                            << " and needs its keys; none were sent "
+                                                            << "(make the keys with this model's plan)");
   const SmallRing r = small_ring(plan);
   keys.small_relin = rlwe::load_relin_keys(*r.small, relin);
   keys.ring_switch = rlwe::load_relin_keys(*r.switching, ring_switch).key;
@@ -145,7 +145,8 @@ void load_small_ring_switching_keys(const Plan& plan, std::span<const std::uint8
 }
 
 void load_small_ring_keys(const Plan& plan, std::span<const std::uint8_t> blob, EvaluationKeys& keys) {
-  VEIL_CHECK_IO(plan.small_params || blob.empty(), "keys for a smaller ring sent, but this plan runs in one ring");
+  VEIL_CHECK_IO(plan.small_params || blob.empty(),
+                "keys for a smaller ring sent, but this plan runs in one ring");
   const SmallRingKeyParts parts = split_small_ring_keys(blob);
   load_small_ring_switching_keys(plan, parts.relin, parts.ring_switch, keys);
   if (!plan.small_params) return;

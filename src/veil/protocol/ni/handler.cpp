@@ -121,24 +121,27 @@ class Session final : public ProtocolSession {
 const char* ring_name(std::size_t ring) { return ring == 0 ? "" : "the smaller ring's "; }
 
 std::string key_name(std::size_t ring, int step) {
-  return ring_name(ring) + (step == 0 ? std::string("conjugation key") : "rotation key for step " + std::to_string(step));
+  return ring_name(ring) +
+         (step == 0 ? std::string("conjugation key") : "rotation key for step " + std::to_string(step));
 }
 
-void Session::check_galois_headers(std::size_t ring, const std::vector<std::pair<std::uint32_t, int>>& keys) const {
+void Session::check_galois_headers(std::size_t ring,
+                                   const std::vector<std::pair<std::uint32_t, int>>& keys) const {
   const auto& plan = mode_.model.plan;
   const auto& planned = mode_.galois[ring];
   // Exactly the plan's rotations (and conjugation): extra keys would only cost server memory.
   for (const auto& [g, level] : keys) {
     const auto it = planned.find(g);
     if (it == planned.end())
-      throw error(ErrorCode::kBadKeys,
-                  std::string(ring_name(ring)) + "Galois key for element " + std::to_string(g) +
-                      " is for a rotation the plan does not use; it uses " +
-                      std::to_string(ring == 0 ? plan.rotation_steps.size() : plan.small_rotation_steps.size()) +
-                      " rotations" +
-                      ((ring == 0 ? plan.conjugation_key_level : plan.small_conjugation_key_level) >= 0
-                           ? " and the conjugation"
-                           : ""));
+      throw error(
+          ErrorCode::kBadKeys,
+          std::string(ring_name(ring)) + "Galois key for element " + std::to_string(g) +
+              " is for a rotation the plan does not use; it uses " +
+              std::to_string(ring == 0 ? plan.rotation_steps.size() : plan.small_rotation_steps.size()) +
+              " rotations" +
+              ((ring == 0 ? plan.conjugation_key_level : plan.small_conjugation_key_level) >= 0
+                   ? " and the conjugation"
+                   : ""));
     const auto [step, need] = it->second;
     if (level < need)
       throw error(ErrorCode::kBadKeys, key_name(ring, step) + " at level " + std::to_string(level) +
@@ -169,7 +172,8 @@ void Session::start_upload(const net::Frame& f) {
     const KeySetPieces& k = ring == 0 ? u.galois : u.small_galois;
     if (ring == 1 && !two_rings) {
       if (k.pieces != 0 || k.bytes != 0)
-        throw error(ErrorCode::kBadKeys, "Galois keys for a smaller ring announced, but this plan runs in one ring");
+        throw error(ErrorCode::kBadKeys,
+                    "Galois keys for a smaller ring announced, but this plan runs in one ring");
       continue;
     }
     const std::uint64_t max_pieces = mode_.galois[ring].size() + 1;
@@ -193,7 +197,8 @@ void Session::start_upload(const net::Frame& f) {
     k.relin = rlwe::load_relin_keys(*mode_.model.context, u.relin);
     nn::load_small_ring_switching_keys(plan, u.small_relin, u.ring_switch, k);
   } catch (const std::exception& e) {
-    throw error(ErrorCode::kBadKeys, std::string("keys do not load for this model's parameters: ") + e.what());
+    throw error(ErrorCode::kBadKeys,
+                std::string("keys do not load for this model's parameters: ") + e.what());
   }
   if (k.relin.key.level < mode_.relin_level)
     throw error(ErrorCode::kBadKeys, "relinearisation key covers levels up to " +
@@ -269,7 +274,8 @@ void Session::finish_upload(net::Channel& ch) {
     pieces += set.pieces;
   }
   ctx_.log("keys " + hex(h, 8) + " uploaded (" + human_bytes(bytes) + " of Galois keys in " +
-           std::to_string(pieces) + " pieces, " + std::to_string(seconds_since(u.start)).substr(0, 5) + " s)");
+           std::to_string(pieces) + " pieces, " + std::to_string(seconds_since(u.start)).substr(0, 5) +
+           " s)");
 }
 
 void Session::on_message(const net::Frame& f, net::Channel& ch) {
@@ -281,10 +287,12 @@ void Session::on_message(const net::Frame& f, net::Channel& ch) {
     upload_.reset();
     throw protocol::error(protocol::ErrorCode::kUnexpectedMessage,
                           std::string(message_name(f.type)) + " in the middle of a key upload (" +
-                              std::to_string(left) + " GaloisKeysPiece message(s) still to come); the upload is dropped");
+                              std::to_string(left) +
+                              " GaloisKeysPiece message(s) still to come); the upload is dropped");
   }
   if (!upload_ && type == MessageType::kGaloisKeysPiece)
-    throw protocol::error(protocol::ErrorCode::kUnexpectedMessage, "GaloisKeysPiece without an UploadKeys before it");
+    throw protocol::error(protocol::ErrorCode::kUnexpectedMessage,
+                          "GaloisKeysPiece without an UploadKeys before it");
   switch (type) {
     case MessageType::kKeyQuery: {
       const KeyQuery q = decode<KeyQuery>(f);
@@ -408,8 +416,8 @@ Handler::Handler(std::vector<ServedModel> models) {
     ms->max_galois_bytes = top_key * galois_keys + galois_keys * 128 + (64 << 10);
     ms->contexts[0] = m.context;
     if (p.small_params) ms->contexts[1] = nn::result_context(p, m.context);
-    const auto plan_keys = [](const rlwe::Context& c, const std::vector<int>& steps, const std::vector<int>& levels,
-                              int conjugation_level) {
+    const auto plan_keys = [](const rlwe::Context& c, const std::vector<int>& steps,
+                              const std::vector<int>& levels, int conjugation_level) {
       Mode::PlannedKeys keys;
       for (std::size_t r = 0; r < steps.size(); ++r) keys[c.galois_element(steps[r])] = {steps[r], levels[r]};
       if (conjugation_level >= 0) keys[c.conjugation_element()] = {0, conjugation_level};
@@ -427,7 +435,8 @@ Handler::Handler(std::vector<ServedModel> models) {
     // shorter, the first image as fast; docs/benchmarks.md).
     ms->evaluator =
         std::make_unique<nn::EncryptedNetwork>(m.network, m.plan, m.context, m.plaintext_cache_bytes, false);
-    largest_message_ = std::max({largest_message_, ms->max_upload_bytes, ms->max_piece_bytes, m.plan.input_bytes});
+    largest_message_ =
+        std::max({largest_message_, ms->max_upload_bytes, ms->max_piece_bytes, m.plan.input_bytes});
     // The evaluator holds what it needs of the weights; sessions read only the structure.
     m.network.drop_linear_weights();
     ms->model = std::move(m);

@@ -288,7 +288,8 @@ struct PieceView {
 std::span<const std::uint8_t> decode_galois_keys_piece_view(const net::Frame& f) {
   using View = PieceView;
   return codec
-      .read<View>(f, [](ByteReader& r) { return View{wire::get_blob_view(r, r.remaining(), "Galois keys piece")}; })
+      .read<View>(
+          f, [](ByteReader& r) { return View{wire::get_blob_view(r, r.remaining(), "Galois keys piece")}; })
       .piece;
 }
 
