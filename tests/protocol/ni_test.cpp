@@ -327,6 +327,73 @@ TEST(NiProtocol, KeysWithoutTheConjugationKeyAreRefused) {
       [](const nn::PublicModel&) { return std::string("no conjugation key"); });
 }
 
+// The key upload's order, over a memory channel: an upload refused at its UploadKeys is
+// answered once, its pieces dropped unanswered (the next request gets its own answer, not
+// a stray one); a message in the middle of an upload drops it (Error 6); a piece without
+// an UploadKeys is refused; then a whole upload in pieces is taken and found again by hash.
+TEST(NiProtocol, KeyUploadInPiecesKeepsItsOrder) {
+  Server server({plan_model("models/mnist-cryptonets.onnx", nn::Mode::kLatency)});
+  net::ChannelOptions co;
+  co.idle_timeout = std::chrono::seconds(60);
+  auto [c, s] = net::make_memory_pair(co);
+  std::thread t([&, &ch = *s] { server.host->serve(ch); });
+  try {
+    ni::Client client(*c, nn::Mode::kLatency, "ni_test");
+    const auto& pm = client.model();
+    const ClientKeys keys(pm);
+    const auto pieces = rlwe::galois_key_pieces(*pm.context, keys.galois, 1 << 20);
+    ASSERT_GE(pieces.size(), 3u);
+    const auto piece = [&](std::size_t i) {
+      return ni::GaloisKeysPiece{ni::Bytes(pieces[i].begin(), pieces[i].end())};
+    };
+    const ni::KeySetPieces announced{keys.galois.size(), static_cast<std::uint32_t>(pieces.size())};
+    const auto error_code = [&] {
+      const net::Frame f = c->receive();
+      EXPECT_EQ(f.type, static_cast<std::uint16_t>(protocol::HostMessage::kError));
+      return f.type == static_cast<std::uint16_t>(protocol::HostMessage::kError)
+                 ? protocol::decode_error(f).code
+                 : std::uint16_t{0};
+    };
+    const auto not_cached = [&] {
+      c->send(ni::encode(ni::KeyQuery{keys.hash}));
+      const auto status = ni::decode<ni::KeyStatus>(c->receive());
+      EXPECT_FALSE(status.ready);
+    };
+    // Refused at UploadKeys (garbage relinearisation key): one Error for the whole upload.
+    c->send(ni::encode(ni::UploadKeys{ni::Bytes(64, 7), {}, {}, announced, {}}));
+    for (std::size_t i = 0; i < pieces.size(); ++i) c->send(ni::encode(piece(i)));
+    EXPECT_EQ(error_code(), static_cast<std::uint16_t>(ni::ErrorCode::kBadKeys));
+    not_cached();
+    // Another message before the last piece drops the upload.
+    c->send(ni::encode(ni::UploadKeys{keys.relin, {}, {}, announced, {}}));
+    c->send(ni::encode(piece(0)));
+    c->send(ni::encode(ni::KeyQuery{keys.hash}));
+    EXPECT_EQ(error_code(), static_cast<std::uint16_t>(protocol::ErrorCode::kUnexpectedMessage));
+    c->send(ni::encode(piece(1)));  // no upload any more
+    EXPECT_EQ(error_code(), static_cast<std::uint16_t>(protocol::ErrorCode::kUnexpectedMessage));
+    not_cached();
+    // Pieces in the wrong order: refused at the first one out of place, the rest dropped.
+    c->send(ni::encode(ni::UploadKeys{keys.relin, {}, {}, announced, {}}));
+    c->send(ni::encode(piece(1)));
+    for (std::size_t i = 1; i < pieces.size(); ++i) c->send(ni::encode(piece(i)));
+    EXPECT_EQ(error_code(), static_cast<std::uint16_t>(ni::ErrorCode::kBadKeys));
+    not_cached();
+    // In order: taken, answered with the hash the client computes over the whole blobs.
+    c->send(ni::encode(ni::UploadKeys{keys.relin, {}, {}, announced, {}}));
+    for (std::size_t i = 0; i < pieces.size(); ++i) c->send(ni::encode(piece(i)));
+    const auto status = ni::decode<ni::KeyStatus>(c->receive());
+    EXPECT_TRUE(status.ready);
+    EXPECT_EQ(status.hash, keys.hash);
+    EXPECT_TRUE(client.query_keys(keys.hash));
+    client.bye();
+  } catch (...) {
+    c->close();
+    t.join();
+    throw;
+  }
+  t.join();
+}
+
 // Keys far beyond the plan (many more rotation keys than planned) are refused from the
 // frame header: in under a second, with no memory spent beyond the header, though the
 // host-wide frame limit would admit them. Keys within the size limit but with one rotation
