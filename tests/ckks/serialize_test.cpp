@@ -85,8 +85,12 @@ TEST_F(SerializeTest, GaloisKeysInPieces) {
       std::size_t total = 0;
       for (const auto& p : pieces) total += p.size();
       EXPECT_EQ(total, whole.size());
-      if (max == 1) EXPECT_EQ(pieces.size(), gk.keys.size());
-      if (max == whole.size()) EXPECT_EQ(pieces.size(), 1u);
+      if (max == 1) {
+        EXPECT_EQ(pieces.size(), gk.keys.size());
+      }
+      if (max == whole.size()) {
+        EXPECT_EQ(pieces.size(), 1u);
+      }
       GaloisKeyPieceReader reader(*f.ctx);
       GaloisKeys back;
       std::vector<std::pair<std::uint32_t, int>> headers;
