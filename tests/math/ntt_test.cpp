@@ -96,6 +96,30 @@ TEST(Ntt, LargeRingRoundTrip) {
   }
 }
 
+// Shared tables: one per (N, q) while any holder lives, the same transform as tables of
+// their own, built again once the last holder is gone.
+TEST(Ntt, SharedTablesAreOnePerRingAndPrime) {
+  const std::size_t n = 1024;
+  const auto primes = generate_ntt_primes(30, 2, 2 * 2 * n);
+  const Modulus q(primes[0]), r(primes[1]);
+  auto a = NttTables::shared(10, q);
+  const auto b = NttTables::shared(10, q);
+  EXPECT_EQ(a.get(), b.get());
+  EXPECT_NE(a.get(), NttTables::shared(10, r).get());  // another prime
+  EXPECT_NE(a.get(), NttTables::shared(11, q).get());  // another ring (q is 1 mod 4N)
+  EXPECT_EQ(a->psi_rev(), NttTables(10, q).psi_rev());
+  std::mt19937_64 g(5);
+  std::vector<u64> x(n);
+  for (auto& v : x) v = g() % q.value();
+  auto y = x, z = x;
+  a->forward(y.data());
+  NttTables(10, q).forward(z.data());
+  EXPECT_EQ(y, z);
+  const NttTables* first = a.get();
+  a.reset();
+  EXPECT_EQ(NttTables::shared(10, q).get(), first) << "b still holds them";
+}
+
 }  // namespace
 }  // namespace veil::math
 
