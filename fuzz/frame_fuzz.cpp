@@ -1,5 +1,5 @@
 // libFuzzer target: the frame parser, every message decoder, and the CKKS loaders the
-// server runs on UploadKeys and Infer payloads (and the client on Result). Any input
+// server runs on UploadKeys, GaloisKeysPiece and Infer payloads (and the client on Result). Any input
 // must either parse or throw one of veil's exceptions: no crash, no sanitizer report,
 // no allocation beyond what the bytes justify.
 //
@@ -57,13 +57,16 @@ void decode(const net::Frame& f) {
     case MessageType::kKeyStatus:
       (void)ni::decode<ni::KeyStatus>(f);
       break;
-    case MessageType::kUploadKeys: {
-      const auto u = ni::decode<ni::UploadKeys>(f);
-      try {
-        (void)rlwe::load_relin_keys(*fuzz::context(), u.relin);
-      } catch (const std::exception&) {
-      }
-      (void)rlwe::load_galois_keys(*fuzz::context(), u.galois);
+    case MessageType::kUploadKeys:
+      (void)rlwe::load_relin_keys(*fuzz::context(), ni::decode<ni::UploadKeys>(f).relin);
+      break;
+    case MessageType::kGaloisKeysPiece: {
+      // As the server takes a set's first piece: headers, then the keys.
+      const auto piece = ni::decode_galois_keys_piece_view(f);
+      rlwe::GaloisKeyPieceReader reader(*fuzz::context());
+      (void)reader.peek(piece);
+      rlwe::GaloisKeys keys;
+      reader.read(piece, keys);
       break;
     }
     case MessageType::kInfer:

@@ -54,9 +54,11 @@ int main(int argc, char** argv) {
       {"server_info", protocol::ni::encode(info)},
       {"key_query", protocol::ni::encode(protocol::ni::KeyQuery{})},
       {"key_status", protocol::ni::encode(protocol::ni::KeyStatus{true, {}})},
-      {"upload_keys", protocol::ni::encode(protocol::ni::UploadKeys{
-                          rlwe::save_relin_keys(*ctx, keygen.create_relin_keys(), true),
-                          rlwe::save_galois_keys(*ctx, keygen.create_galois_keys({1, 2}), true)})},
+      {"upload_keys",
+       protocol::ni::encode(protocol::ni::UploadKeys{
+           rlwe::save_relin_keys(*ctx, keygen.create_relin_keys(), true), {}, {}, {0, 1}, {}})},
+      {"galois_keys_piece", protocol::ni::encode(protocol::ni::GaloisKeysPiece{
+                                rlwe::save_galois_keys(*ctx, keygen.create_galois_keys({1, 2}), true)})},
       {"infer", protocol::ni::encode(protocol::ni::Infer{1, {ct, ct}})},
       {"result", protocol::ni::encode(protocol::ni::Result{0.1, 0.2, {ct}})},
       {"error", protocol::encode(protocol::ErrorMessage{11, "seed"})},
