@@ -269,6 +269,25 @@ TEST(NiProtocol, ShippedModelHelloDeadline) {
   EXPECT_EQ(protocol::decode_error(f).code, static_cast<std::uint16_t>(net::ErrorCode::kTimeout));
 }
 
+// One latency-mode session with `server` over a memory channel, the server role on a
+// thread of its own: `run` gets the connected client and its end of the channel.
+void in_latency_session(const Server& server, const std::function<void(ni::Client&, net::Channel&)>& run) {
+  net::ChannelOptions co;
+  co.idle_timeout = std::chrono::seconds(60);
+  auto [c, s] = net::make_memory_pair(co);
+  std::thread t([&, &ch = *s] { server.host->serve(ch); });
+  try {
+    ni::Client client(*c, nn::Mode::kLatency, "ni_test");
+    run(client, *c);
+    client.bye();
+  } catch (...) {
+    c->close();
+    t.join();
+    throw;
+  }
+  t.join();
+}
+
 // Keys made for the client's plan, changed by `edit`, uploaded to `server` over a memory
 // channel: the server must refuse them (kBadKeys) with a message holding `expect`, which
 // names the problem and not this build's source files.
@@ -276,12 +295,7 @@ void expect_keys_refused(
     const Server& server,
     const std::function<void(const nn::PublicModel&, rlwe::KeyGenerator&, nn::EvaluationKeys&)>& edit,
     const std::function<std::string(const nn::PublicModel&)>& expect) {
-  net::ChannelOptions co;
-  co.idle_timeout = std::chrono::seconds(60);
-  auto [c, s] = net::make_memory_pair(co);
-  std::thread t([&, &ch = *s] { server.host->serve(ch); });
-  try {
-    ni::Client client(*c, nn::Mode::kLatency, "ni_test");
+  in_latency_session(server, [&](ni::Client& client, net::Channel&) {
     const auto& pm = client.model();
     rlwe::KeyGenerator keygen(pm.context);
     auto keys = nn::make_evaluation_keys(pm.plan, keygen);
@@ -295,13 +309,7 @@ void expect_keys_refused(
       EXPECT_NE(std::string(e.what()).find(expect(pm)), std::string::npos) << e.what();
       EXPECT_EQ(std::string(e.what()).find(".cpp:"), std::string::npos) << e.what();
     }
-    client.bye();
-  } catch (...) {
-    c->close();
-    t.join();
-    throw;
-  }
-  t.join();
+  });
 }
 
 // A rotation key the plan does not use, added to `keys`.
@@ -333,12 +341,8 @@ TEST(NiProtocol, KeysWithoutTheConjugationKeyAreRefused) {
 // an UploadKeys is refused; then a whole upload in pieces is taken and found again by hash.
 TEST(NiProtocol, KeyUploadInPiecesKeepsItsOrder) {
   Server server({plan_model("models/mnist-cryptonets.onnx", nn::Mode::kLatency)});
-  net::ChannelOptions co;
-  co.idle_timeout = std::chrono::seconds(60);
-  auto [c, s] = net::make_memory_pair(co);
-  std::thread t([&, &ch = *s] { server.host->serve(ch); });
-  try {
-    ni::Client client(*c, nn::Mode::kLatency, "ni_test");
+  in_latency_session(server, [&](ni::Client& client, net::Channel& channel) {
+    net::Channel* c = &channel;
     const auto& pm = client.model();
     const ClientKeys keys(pm);
     const auto pieces = rlwe::galois_key_pieces(*pm.context, keys.galois, 1 << 20);
@@ -385,13 +389,7 @@ TEST(NiProtocol, KeyUploadInPiecesKeepsItsOrder) {
     EXPECT_TRUE(status.ready);
     EXPECT_EQ(status.hash, keys.hash);
     EXPECT_TRUE(client.query_keys(keys.hash));
-    client.bye();
-  } catch (...) {
-    c->close();
-    t.join();
-    throw;
-  }
-  t.join();
+  });
 }
 
 // Keys far beyond the plan (many more rotation keys than planned) are refused from the
