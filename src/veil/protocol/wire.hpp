@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,7 +24,7 @@ using ErrorNames = std::string (*)(std::uint16_t);
 
 inline net::Frame frame(std::uint16_t type, ByteWriter& w) { return net::Frame{type, w.take()}; }
 
-inline void put_blob(ByteWriter& w, const Bytes& b) {
+inline void put_blob(ByteWriter& w, std::span<const std::uint8_t> b) {
   w.u64(b.size());
   w.bytes(b);
 }

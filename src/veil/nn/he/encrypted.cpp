@@ -122,18 +122,15 @@ SmallRingKeyParts split_small_ring_keys(std::span<const std::uint8_t> blob) {
   return {parts[0], parts[1], parts[2]};
 }
 
-void load_small_ring_switching_keys(const Plan& plan, std::span<const std::uint8_t> relin,
-                                    std::span<const std::uint8_t> ring_switch, EvaluationKeys& keys) {
-  if (!plan.small_params) {
-    VEIL_CHECK_IO(relin.empty() && ring_switch.empty(),
-                  "keys for a smaller ring sent, but this plan runs in one ring");
-    return;
-  }
+namespace {
+
+// load_small_ring_switching_keys with the smaller ring's contexts already made.
+void load_switching_keys(const Plan& plan, const SmallRing& r, std::span<const std::uint8_t> relin,
+                         std::span<const std::uint8_t> ring_switch, EvaluationKeys& keys) {
   VEIL_CHECK_IO(!relin.empty() && !ring_switch.empty(), "this plan switches to a smaller ring after stage "
                                                             << plan.switch_after() + 1
                                                             << " and needs its keys; none were sent "
                                                             << "(make the keys with this model's plan)");
-  const SmallRing r = small_ring(plan);
   keys.small_relin = rlwe::load_relin_keys(*r.small, relin);
   keys.ring_switch = rlwe::load_relin_keys(*r.switching, ring_switch).key;
   VEIL_CHECK_IO(keys.small_relin.key.level >= plan.small_params->max_level(),
@@ -144,13 +141,25 @@ void load_small_ring_switching_keys(const Plan& plan, std::span<const std::uint8
                     << keys.ring_switch->level << ", the plan needs " << plan.small_params->max_level());
 }
 
+}  // namespace
+
+void load_small_ring_switching_keys(const Plan& plan, std::span<const std::uint8_t> relin,
+                                    std::span<const std::uint8_t> ring_switch, EvaluationKeys& keys) {
+  if (!plan.small_params) {
+    VEIL_CHECK_IO(relin.empty() && ring_switch.empty(),
+                  "keys for a smaller ring sent, but this plan runs in one ring");
+    return;
+  }
+  load_switching_keys(plan, small_ring(plan), relin, ring_switch, keys);
+}
+
 void load_small_ring_keys(const Plan& plan, std::span<const std::uint8_t> blob, EvaluationKeys& keys) {
   VEIL_CHECK_IO(plan.small_params || blob.empty(),
                 "keys for a smaller ring sent, but this plan runs in one ring");
-  const SmallRingKeyParts parts = split_small_ring_keys(blob);
-  load_small_ring_switching_keys(plan, parts.relin, parts.ring_switch, keys);
   if (!plan.small_params) return;
-  const SmallRing r = small_ring(plan);
+  const SmallRingKeyParts parts = split_small_ring_keys(blob);
+  const SmallRing r = small_ring(plan);  // once for all three keys
+  load_switching_keys(plan, r, parts.relin, parts.ring_switch, keys);
   keys.small_galois = rlwe::load_galois_keys(*r.small, parts.galois);
   // Exactly the plan's rotations (and conjugation): extra keys would only cost server memory.
   const bool conjugate = plan.small_conjugation_key_level >= 0;

@@ -76,8 +76,8 @@ void Client::upload_keys(const Bytes& relin, const Bytes& galois, const Bytes& r
                          {small.galois.size(), static_cast<std::uint32_t>(small_pieces.size())}}));
   std::vector<std::span<const std::uint8_t>> all(pieces.begin(), pieces.end());
   all.insert(all.end(), small_pieces.begin(), small_pieces.end());
-  for (std::size_t i = 0; i + 1 < all.size(); ++i) send(encode(GaloisKeysPiece{copy(all[i])}));
-  const KeyStatus s = decode<KeyStatus>(exchange(encode(GaloisKeysPiece{copy(all.back())})));
+  for (std::size_t i = 0; i + 1 < all.size(); ++i) send(encode_galois_keys_piece(all[i]));
+  const KeyStatus s = decode<KeyStatus>(exchange(encode_galois_keys_piece(all.back())));
   if (!s.ready || s.hash != hash_keys(relin, galois, ring))
     throw protocol::error(protocol::ErrorCode::kBadMessage, "the server did not confirm the uploaded keys");
 }

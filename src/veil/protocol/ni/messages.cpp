@@ -272,11 +272,13 @@ UploadKeys decode<UploadKeys>(const net::Frame& f) {
   return {copy(v.relin), copy(v.small_relin), copy(v.ring_switch), v.galois, v.small_galois};
 }
 
-net::Frame encode(const GaloisKeysPiece& m) {
+net::Frame encode_galois_keys_piece(std::span<const std::uint8_t> piece) {
   ByteWriter w;
-  put_blob(w, m.piece);
-  return codec.frame(m.kType, w);
+  put_blob(w, piece);
+  return codec.frame(GaloisKeysPiece::kType, w);
 }
+
+net::Frame encode(const GaloisKeysPiece& m) { return encode_galois_keys_piece(m.piece); }
 
 namespace {
 struct PieceView {

@@ -135,6 +135,8 @@ struct GaloisKeysPiece {
   Bytes piece;
   bool operator==(const GaloisKeysPiece&) const = default;
 };
+// A piece framed from a view (the client's pieces are views into its key blob).
+net::Frame encode_galois_keys_piece(std::span<const std::uint8_t> piece);
 // The piece in place (a view into the frame's payload).
 std::span<const std::uint8_t> decode_galois_keys_piece_view(const net::Frame& f);
 
