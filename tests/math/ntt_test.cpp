@@ -198,6 +198,52 @@ TEST(Ntt, NarrowAvx2KernelMatchesScalarKernel) {
   EXPECT_FALSE(ntt_avx2_narrow_applicable(NttTables(3, Modulus(generate_ntt_primes(30, 1, 16)[0]))));
 }
 
+// The AVX-512 kernel on sixteen 32-bit lanes against the portable kernel, bit for bit:
+// ring sizes from its smallest (32: only the in-register stages and the scaled last one)
+// up, both parities of the stages above distance 8 (one alone or all in pairs), primes up
+// to its 30-bit limit, random and all-maximal inputs. The dispatcher must pick it for
+// such primes at the AVX-512 level, and the 64-bit-lane kernel above 2^30 or below N = 32.
+TEST(Ntt, NarrowAvx512KernelMatchesScalarKernel) {
+  if (!cpu_features().avx512_ifma) GTEST_SKIP() << "CPU has no AVX-512; the AVX-512 NTT cannot run here";
+  for (int log_n : {5, 6, 7, 8, 10, 13, 14, 15, 16}) {
+    const std::size_t n = std::size_t{1} << log_n;
+    for (int bits : {20, 26, 29, 30}) {
+      if ((std::uint64_t{1} << bits) <= 64 * n) continue;  // need two such primes
+      for (const u64 qv : generate_ntt_primes(bits, 2, 2 * n)) {
+        NttTables t(log_n, Modulus(qv));
+        ASSERT_TRUE(ntt_avx512_narrow_applicable(t));
+        for (int pattern = 0; pattern < 2; ++pattern) {
+          std::mt19937_64 g(bits * 41 + log_n);
+          std::vector<u64> a(n, qv - 1);
+          if (pattern == 0) {
+            for (auto& x : a) x = g() % qv;
+            a[n - 1] = 0;
+          }
+          auto s = a, v = a;
+          ntt_forward_scalar(t, s.data());
+          ntt_forward_avx512_narrow(t, v.data());
+          ASSERT_EQ(v, s) << "forward, log_n=" << log_n << " q=" << qv;
+          ntt_inverse_scalar(t, s.data());
+          ntt_inverse_avx512_narrow(t, v.data());
+          ASSERT_EQ(v, s) << "inverse, log_n=" << log_n << " q=" << qv;
+          ASSERT_EQ(v, a);
+          // Through the dispatcher at the AVX-512 level: the same words both ways.
+          set_simd_level(SimdLevel::kAvx512);
+          ASSERT_EQ(t.kernel_level(), SimdLevel::kAvx512);
+          auto u = a;
+          t.forward(u.data());
+          ntt_forward_scalar(t, s.data());
+          EXPECT_EQ(u, s) << "dispatched forward, log_n=" << log_n;
+          t.inverse(u.data());
+          EXPECT_EQ(u, a) << "dispatched inverse, log_n=" << log_n;
+        }
+      }
+    }
+  }
+  EXPECT_FALSE(ntt_avx512_narrow_applicable(NttTables(10, Modulus(generate_ntt_primes(31, 1, 2048)[0]))));
+  EXPECT_FALSE(ntt_avx512_narrow_applicable(NttTables(4, Modulus(generate_ntt_primes(30, 1, 32)[0]))));
+}
+
 // The AVX-512 kernels (IFMA52 below 2^50, 64-bit Shoup products above) against the
 // portable kernel, bit for bit, at the ring sizes the engine uses and for primes up to
 // the 61-bit limit of the tables, including primes right at IFMA's 50-bit limit.

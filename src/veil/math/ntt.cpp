@@ -167,7 +167,8 @@ void ntt_inverse_scalar(const NttTables& tab, u64* a) {
 void NttTables::forward(u64* a) const {
   switch (kernel_level()) {
     case SimdLevel::kAvx512:
-      return ntt_forward_avx512(*this, a);
+      return ntt_avx512_narrow_applicable(*this) ? ntt_forward_avx512_narrow(*this, a)
+                                                 : ntt_forward_avx512(*this, a);
     case SimdLevel::kAvx2:
       return psi_rev32_.empty() ? ntt_forward_avx2(*this, a) : ntt_forward_avx2_narrow(*this, a);
     case SimdLevel::kScalar:
@@ -178,7 +179,8 @@ void NttTables::forward(u64* a) const {
 void NttTables::inverse(u64* a) const {
   switch (kernel_level()) {
     case SimdLevel::kAvx512:
-      return ntt_inverse_avx512(*this, a);
+      return ntt_avx512_narrow_applicable(*this) ? ntt_inverse_avx512_narrow(*this, a)
+                                                 : ntt_inverse_avx512(*this, a);
     case SimdLevel::kAvx2:
       return psi_rev32_.empty() ? ntt_inverse_avx2(*this, a) : ntt_inverse_avx2_narrow(*this, a);
     case SimdLevel::kScalar:

@@ -59,9 +59,9 @@ class NttTables {
   const std::vector<u64>& psi_rev_shoup52() const { return psi_rev_shoup52_; }
   const std::vector<u64>& psi_inv_rev_shoup52() const { return psi_inv_rev_shoup52_; }
   u64 n_inv_shoup52() const { return n_inv_shoup52_; }
-  // 32-bit twiddles and their Shoup quotients floor(w 2^32 / q) for the AVX2 kernel on
-  // eight 32-bit lanes (ntt_avx2_narrow.cpp): filled only for primes below 2^30 and
-  // N >= 16 on CPUs with AVX2, empty otherwise. last_inv32: psi_inv_rev[1] / N, the
+  // 32-bit twiddles and their Shoup quotients floor(w 2^32 / q) for the kernels on 32-bit
+  // lanes (ntt_avx2_narrow.cpp, ntt_avx512_narrow.cpp): filled only for primes below 2^30
+  // and N >= 16 on CPUs with AVX2, empty otherwise. last_inv32: psi_inv_rev[1] / N, the
   // inverse's last twiddle with the scaling folded in.
   const std::vector<std::uint32_t>& psi_rev32() const { return psi_rev32_; }
   const std::vector<std::uint32_t>& psi_rev32_shoup() const { return psi_rev32_shoup_; }
@@ -111,5 +111,11 @@ bool ntt_avx512_applicable(const NttTables& t);
 bool ntt_avx512_uses_ifma(const NttTables& t);
 void ntt_forward_avx512(const NttTables& t, u64* a);
 void ntt_inverse_avx512(const NttTables& t, u64* a);
+// AVX-512 kernels on sixteen 32-bit lanes (ntt_avx512_narrow.cpp), for primes below 2^30
+// and N >= 32 (the narrow tables above filled); forward/inverse run them in place of the
+// 64-bit-lane AVX-512 kernels wherever they apply.
+bool ntt_avx512_narrow_applicable(const NttTables& t);
+void ntt_forward_avx512_narrow(const NttTables& t, u64* a);
+void ntt_inverse_avx512_narrow(const NttTables& t, u64* a);
 
 }  // namespace veil::math
