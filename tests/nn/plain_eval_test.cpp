@@ -314,6 +314,42 @@ TEST(PlainEval, DroppedWeightsKeepTheStructure) {
   EXPECT_EQ(y, full.stages.back().linear().bias);
 }
 
+// Weights moved out and back (the server hands them to its evaluator this way and keeps
+// the structure): the network in between is what drop_linear_weights leaves, and after
+// putting them back it computes what it did; a matrix count or size that does not fit is
+// refused. Dropping one stage leaves the others.
+TEST(PlainEval, WeightsTakenOutAndPutBack) {
+  std::mt19937_64 rng(33);
+  const Graph g = test::conv_poly_dense(rng, {0.2, 0.7, 0.3}, 3);
+  const Network full = lower(g, LowerOptions{});
+  const std::vector<double> x = test::random_vector(16, rng);
+  Network net = full;
+  std::vector<SparseMatrix> weights = net.take_linear_weights();
+  Network dropped = full;
+  dropped.drop_linear_weights();
+  EXPECT_EQ(evaluate(net, x), evaluate(dropped, x));
+  std::size_t linear = 0;
+  for (const Stage& s : full.stages) linear += s.is<LinearStage>() ? 1 : 0;
+  ASSERT_EQ(weights.size(), linear);
+  ASSERT_GE(linear, 2u);
+  Network wrong = net;
+  std::vector<SparseMatrix> fewer(weights.begin(), weights.end() - 1);
+  EXPECT_THROW(wrong.put_linear_weights(fewer), std::invalid_argument);
+  std::vector<SparseMatrix> swapped = weights;
+  std::swap(swapped.front(), swapped.back());
+  EXPECT_THROW(wrong.put_linear_weights(swapped), std::invalid_argument);
+  net.put_linear_weights(std::move(weights));
+  EXPECT_EQ(evaluate(net, x), evaluate(full, x));
+  // One stage dropped: its nnz is gone, every other stage keeps its weights.
+  std::size_t first = 0;
+  while (!net.stages[first].is<LinearStage>()) ++first;
+  net.drop_linear_weights(first);
+  for (std::size_t k = 0; k < net.stages.size(); ++k) {
+    if (!net.stages[k].is<LinearStage>()) continue;
+    EXPECT_EQ(net.stages[k].linear().weights.nnz(), k == first ? 0 : full.stages[k].linear().weights.nnz());
+  }
+}
+
 TEST(PlainEval, RejectsWrongInputSizes) {
   const Graph g = load_onnx(test::source_path("models/mnist-cryptonets.onnx"));
   EXPECT_THROW(evaluate(g, std::vector<double>(10)), std::invalid_argument);

@@ -1,5 +1,7 @@
 #include "veil/nn/network.hpp"
 
+#include "veil/common/error.hpp"
+
 namespace veil::nn {
 
 const std::string& Stage::name() const {
@@ -33,16 +35,48 @@ bool Network::is_chain() const {
   return true;
 }
 
+namespace {
+
+// Stage s's weights moved out, an all-zero matrix of the same size (still well formed)
+// left in their place.
+SparseMatrix take_weights(Stage& s) {
+  SparseMatrix& w = s.linear().weights;
+  SparseMatrix out = std::move(w);
+  w = SparseMatrix{};
+  w.rows = out.rows;
+  w.cols = out.cols;
+  w.row_ptr.assign(static_cast<std::size_t>(w.rows) + 1, 0);
+  return out;
+}
+
+}  // namespace
+
 void Network::drop_linear_weights() {
+  for (std::size_t k = 0; k < stages.size(); ++k) drop_linear_weights(k);
+}
+
+void Network::drop_linear_weights(std::size_t k) {
+  if (stages.at(k).is<LinearStage>()) take_weights(stages[k]);
+}
+
+std::vector<SparseMatrix> Network::take_linear_weights() {
+  std::vector<SparseMatrix> out;
+  for (Stage& s : stages)
+    if (s.is<LinearStage>()) out.push_back(take_weights(s));
+  return out;
+}
+
+void Network::put_linear_weights(std::vector<SparseMatrix> weights) {
+  std::size_t i = 0;
   for (Stage& s : stages) {
     if (!s.is<LinearStage>()) continue;
-    // An all-zero matrix of the same size, still well formed.
-    SparseMatrix& w = std::get<LinearStage>(s.op).weights;
-    // Moved-from temporaries free the storage (assigning {} would keep the capacity).
-    w.col = std::vector<int>();
-    w.val = std::vector<double>();
-    w.row_ptr = std::vector<std::int64_t>(static_cast<std::size_t>(w.rows) + 1, 0);
+    VEIL_REQUIRE(i < weights.size(), "put_linear_weights: fewer matrices than linear stages");
+    SparseMatrix& w = s.linear().weights;
+    VEIL_REQUIRE(weights[i].rows == w.rows && weights[i].cols == w.cols,
+                 "put_linear_weights: a matrix of the wrong size for stage '" << s.name() << "'");
+    w = std::move(weights[i++]);
   }
+  VEIL_REQUIRE(i == weights.size(), "put_linear_weights: more matrices than linear stages");
 }
 
 }  // namespace veil::nn

@@ -133,6 +133,13 @@ struct Network {
   // of MB for a CIFAR-10 model (cifar10-shallow: 31.8 million entries, 12 bytes each),
   // held once by the protocol handler and once by each latency-mode nn::EncryptedNetwork.
   void drop_linear_weights();
+  // The same for stage k alone (a linear stage; others are left as they are).
+  void drop_linear_weights(std::size_t k);
+  // Moves every linear stage's weights out (one matrix per linear stage, in stage order),
+  // leaving what drop_linear_weights leaves, and back in: a copy of the structure alone
+  // then costs no copy of the weights.
+  std::vector<SparseMatrix> take_linear_weights();
+  void put_linear_weights(std::vector<SparseMatrix> weights);
 };
 
 }  // namespace veil::nn

@@ -290,9 +290,9 @@ std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::C
   return plan.packing_mode().unpack_outputs(plan, decoded, images);
 }
 
-EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::ContextPtr ctx,
+EncryptedNetwork::EncryptedNetwork(Network net, const Plan& plan, ckks::ContextPtr ctx,
                                    std::size_t cache_bytes, bool prefault)
-    : net_(net), plan_(plan), ctx_(std::move(ctx)), encoder_(ctx_), eval_(ctx_) {
+    : net_(std::move(net)), plan_(plan), ctx_(std::move(ctx)), encoder_(ctx_), eval_(ctx_) {
   VEIL_REQUIRE(ctx_->params().q == plan_.params.q && ctx_->params().p == plan_.params.p,
                "context does not match the plan's parameters");
   VEIL_REQUIRE(plan_.stages.size() == net_.stages.size(), "plan and network have different stage counts");
@@ -400,6 +400,9 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
         small ? *small_encoder_ : encoder_,
         pack_linear(net_.stages[k].linear(), ps.in, ps.out, !ps.spec.fold_steps.empty(), true), level,
         ps.giant_step, form[k], pt_scale, he::Hoisting::kAuto, ntt_budget[k], conjugation_covers(k, level));
+    // The transform owns the stage's diagonals now: its weights go before the next
+    // stage's diagonals are made, so the two are never all held at once.
+    net_.drop_linear_weights(k);
     const std::size_t ct_bytes =
         2 * static_cast<std::size_t>(level + 1) * (small ? small_ctx_->n() : ctx_->n()) * sizeof(u64);
     const auto cts = static_cast<std::size_t>(ps.counts.baby_rotations + ps.counts.giant_rotations +
@@ -407,9 +410,8 @@ EncryptedNetwork::EncryptedNetwork(const Network& net, const Plan& plan, ckks::C
                      16;
     working = std::max(working, cts * ct_bytes);
   }
-  // The transforms own their diagonals now; throughput mode's weighted sums read the
-  // matrices at every evaluation and keep them.
-  net_.drop_linear_weights();
+  // Throughput mode's weighted sums read the matrices at every evaluation and keep them
+  // (it returned above); here every linear stage's weights are gone.
   if (prefault) rlwe::reserve_heap(kReserve * working);
 }
 

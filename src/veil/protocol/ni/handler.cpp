@@ -433,12 +433,15 @@ Handler::Handler(std::vector<ServedModel> models) {
     // No pre-faulted working set: a session's keys, uploaded later, would take it first
     // (cifar10-shallow: resident after set-up 3.9 -> 2.9 GiB, set-up 1 GB of page faults
     // shorter, the first image as fast; docs/benchmarks.md).
-    ms->evaluator =
-        std::make_unique<nn::EncryptedNetwork>(m.network, m.plan, m.context, m.plaintext_cache_bytes, false);
+    // The evaluator takes the weights (moved, never copied: 380 MB for cifar10-shallow,
+    // which set-up held twice); sessions read only the structure, kept here.
+    std::vector<nn::SparseMatrix> weights = m.network.take_linear_weights();
+    nn::Network weighted = m.network;
+    weighted.put_linear_weights(std::move(weights));
+    ms->evaluator = std::make_unique<nn::EncryptedNetwork>(std::move(weighted), m.plan, m.context,
+                                                           m.plaintext_cache_bytes, false);
     largest_message_ =
         std::max({largest_message_, ms->max_upload_bytes, ms->max_piece_bytes, m.plan.input_bytes});
-    // The evaluator holds what it needs of the weights; sessions read only the structure.
-    m.network.drop_linear_weights();
     ms->model = std::move(m);
     modes_[i] = std::move(ms);
   }
