@@ -130,8 +130,9 @@ struct Network {
   // Frees every linear stage's weights (an all-zero matrix of the same size is left),
   // keeping the structure (names, shapes, inputs, biases, polynomials): what a server
   // keeps once the weights live encoded in its evaluator. The sparse matrices are hundreds
-  // of MB for a CIFAR-10 model (cifar10-shallow: 31.8 million entries, 12 bytes each),
-  // held once by the protocol handler and once by each latency-mode nn::EncryptedNetwork.
+  // of MB for a CIFAR-10 model (cifar10-shallow: 31.8 million entries, 12 bytes each); a
+  // server moves them into its nn::EncryptedNetwork (take/put below), which frees each
+  // stage's once that stage is encoded.
   void drop_linear_weights();
   // The same for stage k alone (a linear stage; others are left as they are).
   void drop_linear_weights(std::size_t k);
