@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <initializer_list>
 #include <random>
 
 #include "math/simd_paths.hpp"
@@ -155,19 +156,20 @@ TEST(Ntt, SimdKernelMatchesScalarKernel) {
   }
 }
 
-// The AVX2 kernel on 32-bit lanes against the portable one, bit for bit, for every ring
-// size from its smallest (16) to the largest the engine uses, odd and even numbers of
-// stages (one alone or all in pairs), and primes up to its 30-bit limit; extreme inputs
-// (q - 1 everywhere) included. The dispatcher must pick it for such primes.
-TEST(Ntt, NarrowAvx2KernelMatchesScalarKernel) {
-  if (!cpu_features().avx2_fma) GTEST_SKIP() << "CPU has no AVX2; only the portable kernel runs here";
-  for (int log_n : {4, 5, 6, 7, 10, 13, 14, 15, 16}) {
+// A kernel on 32-bit lanes against the portable one, bit for bit, for every ring size in
+// `sizes`, odd and even numbers of stages (one alone or all in pairs), and primes up to
+// the 30-bit limit; random and all-maximal (q - 1) inputs. The dispatcher at `level` must
+// pick it for such primes, both ways.
+using NttKernel = void (*)(const NttTables&, u64*);
+void check_narrow_kernel(std::initializer_list<int> sizes, bool (*applicable)(const NttTables&),
+                         NttKernel forward, NttKernel inverse, SimdLevel level) {
+  for (int log_n : sizes) {
     const std::size_t n = std::size_t{1} << log_n;
     for (int bits : {20, 26, 29, 30}) {
       if ((std::uint64_t{1} << bits) <= 64 * n) continue;  // need two such primes
       for (const u64 qv : generate_ntt_primes(bits, 2, 2 * n)) {
         NttTables t(log_n, Modulus(qv));
-        ASSERT_TRUE(ntt_avx2_narrow_applicable(t));
+        ASSERT_TRUE(applicable(t));
         for (int pattern = 0; pattern < 2; ++pattern) {
           std::mt19937_64 g(bits * 31 + log_n);
           std::vector<u64> a(n, qv - 1);
@@ -177,69 +179,42 @@ TEST(Ntt, NarrowAvx2KernelMatchesScalarKernel) {
           }
           auto s = a, v = a;
           ntt_forward_scalar(t, s.data());
-          ntt_forward_avx2_narrow(t, v.data());
+          forward(t, v.data());
           ASSERT_EQ(v, s) << "forward, log_n=" << log_n << " q=" << qv;
           ntt_inverse_scalar(t, s.data());
-          ntt_inverse_avx2_narrow(t, v.data());
+          inverse(t, v.data());
           ASSERT_EQ(v, s) << "inverse, log_n=" << log_n << " q=" << qv;
           ASSERT_EQ(v, a);
-          // Through the dispatcher at the AVX2 level: the same words.
-          set_simd_level(SimdLevel::kAvx2);
-          auto u = a;
-          t.forward(u.data());
-          ntt_forward_scalar(t, s.data());
-          EXPECT_EQ(u, s) << "dispatched forward, log_n=" << log_n;
-          set_simd_level(best_simd_level());
-        }
-      }
-    }
-  }
-  EXPECT_FALSE(ntt_avx2_narrow_applicable(NttTables(10, Modulus(generate_ntt_primes(31, 1, 2048)[0]))));
-  EXPECT_FALSE(ntt_avx2_narrow_applicable(NttTables(3, Modulus(generate_ntt_primes(30, 1, 16)[0]))));
-}
-
-// The AVX-512 kernel on sixteen 32-bit lanes against the portable kernel, bit for bit:
-// ring sizes from its smallest (32: only the in-register stages and the scaled last one)
-// up, both parities of the stages above distance 8 (one alone or all in pairs), primes up
-// to its 30-bit limit, random and all-maximal inputs. The dispatcher must pick it for
-// such primes at the AVX-512 level, and the 64-bit-lane kernel above 2^30 or below N = 32.
-TEST(Ntt, NarrowAvx512KernelMatchesScalarKernel) {
-  if (!cpu_features().avx512_ifma) GTEST_SKIP() << "CPU has no AVX-512; the AVX-512 NTT cannot run here";
-  for (int log_n : {5, 6, 7, 8, 10, 13, 14, 15, 16}) {
-    const std::size_t n = std::size_t{1} << log_n;
-    for (int bits : {20, 26, 29, 30}) {
-      if ((std::uint64_t{1} << bits) <= 64 * n) continue;  // need two such primes
-      for (const u64 qv : generate_ntt_primes(bits, 2, 2 * n)) {
-        NttTables t(log_n, Modulus(qv));
-        ASSERT_TRUE(ntt_avx512_narrow_applicable(t));
-        for (int pattern = 0; pattern < 2; ++pattern) {
-          std::mt19937_64 g(bits * 41 + log_n);
-          std::vector<u64> a(n, qv - 1);
-          if (pattern == 0) {
-            for (auto& x : a) x = g() % qv;
-            a[n - 1] = 0;
-          }
-          auto s = a, v = a;
-          ntt_forward_scalar(t, s.data());
-          ntt_forward_avx512_narrow(t, v.data());
-          ASSERT_EQ(v, s) << "forward, log_n=" << log_n << " q=" << qv;
-          ntt_inverse_scalar(t, s.data());
-          ntt_inverse_avx512_narrow(t, v.data());
-          ASSERT_EQ(v, s) << "inverse, log_n=" << log_n << " q=" << qv;
-          ASSERT_EQ(v, a);
-          // Through the dispatcher at the AVX-512 level: the same words both ways.
-          set_simd_level(SimdLevel::kAvx512);
-          ASSERT_EQ(t.kernel_level(), SimdLevel::kAvx512);
+          set_simd_level(level);
+          EXPECT_EQ(t.kernel_level(), level);
           auto u = a;
           t.forward(u.data());
           ntt_forward_scalar(t, s.data());
           EXPECT_EQ(u, s) << "dispatched forward, log_n=" << log_n;
           t.inverse(u.data());
           EXPECT_EQ(u, a) << "dispatched inverse, log_n=" << log_n;
+          set_simd_level(best_simd_level());
         }
       }
     }
   }
+}
+
+// AVX2, eight lanes: from its smallest ring (16) up.
+TEST(Ntt, NarrowAvx2KernelMatchesScalarKernel) {
+  if (!cpu_features().avx2_fma) GTEST_SKIP() << "CPU has no AVX2; only the portable kernel runs here";
+  check_narrow_kernel({4, 5, 6, 7, 10, 13, 14, 15, 16}, ntt_avx2_narrow_applicable, ntt_forward_avx2_narrow,
+                      ntt_inverse_avx2_narrow, SimdLevel::kAvx2);
+  EXPECT_FALSE(ntt_avx2_narrow_applicable(NttTables(10, Modulus(generate_ntt_primes(31, 1, 2048)[0]))));
+  EXPECT_FALSE(ntt_avx2_narrow_applicable(NttTables(3, Modulus(generate_ntt_primes(30, 1, 16)[0]))));
+}
+
+// AVX-512, sixteen lanes: from its smallest ring (32: only the in-register stages and the
+// scaled last one) up; above 2^30 or below N = 32 the 64-bit-lane kernel runs instead.
+TEST(Ntt, NarrowAvx512KernelMatchesScalarKernel) {
+  if (!cpu_features().avx512_ifma) GTEST_SKIP() << "CPU has no AVX-512; the AVX-512 NTT cannot run here";
+  check_narrow_kernel({5, 6, 7, 8, 10, 13, 14, 15, 16}, ntt_avx512_narrow_applicable, ntt_forward_avx512_narrow,
+                      ntt_inverse_avx512_narrow, SimdLevel::kAvx512);
   EXPECT_FALSE(ntt_avx512_narrow_applicable(NttTables(10, Modulus(generate_ntt_primes(31, 1, 2048)[0]))));
   EXPECT_FALSE(ntt_avx512_narrow_applicable(NttTables(4, Modulus(generate_ntt_primes(30, 1, 32)[0]))));
 }
