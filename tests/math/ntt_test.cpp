@@ -213,8 +213,8 @@ TEST(Ntt, NarrowAvx2KernelMatchesScalarKernel) {
 // scaled last one) up; above 2^30 or below N = 32 the 64-bit-lane kernel runs instead.
 TEST(Ntt, NarrowAvx512KernelMatchesScalarKernel) {
   if (!cpu_features().avx512_ifma) GTEST_SKIP() << "CPU has no AVX-512; the AVX-512 NTT cannot run here";
-  check_narrow_kernel({5, 6, 7, 8, 10, 13, 14, 15, 16}, ntt_avx512_narrow_applicable, ntt_forward_avx512_narrow,
-                      ntt_inverse_avx512_narrow, SimdLevel::kAvx512);
+  check_narrow_kernel({5, 6, 7, 8, 10, 13, 14, 15, 16}, ntt_avx512_narrow_applicable,
+                      ntt_forward_avx512_narrow, ntt_inverse_avx512_narrow, SimdLevel::kAvx512);
   EXPECT_FALSE(ntt_avx512_narrow_applicable(NttTables(10, Modulus(generate_ntt_primes(31, 1, 2048)[0]))));
   EXPECT_FALSE(ntt_avx512_narrow_applicable(NttTables(4, Modulus(generate_ntt_primes(30, 1, 32)[0]))));
 }
