@@ -25,6 +25,7 @@ struct ServeOptions {
 };
 
 void run_serve(ServeOptions& o) {
+  const auto start = Clock::now();  // set-up in all: planning every mode, then the weights
   std::vector<protocol::ni::ServedModel> served;
   std::unique_ptr<protocol::Handler> hybrid_handler;
   std::string name;
@@ -72,14 +73,15 @@ void run_serve(ServeOptions& o) {
   // each session adds its evaluation keys, up to --max-key-cache-bytes in all.
   const ResidentMemory mem = resident_memory();
   std::printf(
-      "model %s ready in %.2f s, resident %s (peak %s); %d worker(s) x %d threads, max %zu sessions (%zu per "
-      "address), key cache %s, "
+      "model %s ready in %.2f s (set-up %.2f s in all), resident %s (peak %s); %d worker(s) x %d threads, "
+      "max "
+      "%zu sessions (%zu per address), key cache %s, "
       "max frame %s, timeout %.0f s (idle %.0f s, hello %.0f s, min rate %s/s), shutdown grace %.0f s\n",
-      name.c_str(), seconds_since(t), human_bytes(mem.now).c_str(), human_bytes(mem.peak).c_str(), max_jobs(),
-      num_threads(), limits.max_sessions, limits.max_sessions_per_address,
-      human_bytes(o.server.max_key_cache_bytes).c_str(), human_bytes(server.max_frame_bytes()).c_str(),
-      limits.timeout_s, limits.idle_timeout_s, limits.hello_timeout_s,
-      human_bytes(limits.min_bytes_per_s).c_str(), limits.shutdown_grace_s);
+      name.c_str(), seconds_since(t), seconds_since(start), human_bytes(mem.now).c_str(),
+      human_bytes(mem.peak).c_str(), max_jobs(), num_threads(), limits.max_sessions,
+      limits.max_sessions_per_address, human_bytes(o.server.max_key_cache_bytes).c_str(),
+      human_bytes(server.max_frame_bytes()).c_str(), limits.timeout_s, limits.idle_timeout_s,
+      limits.hello_timeout_s, human_bytes(limits.min_bytes_per_s).c_str(), limits.shutdown_grace_s);
   // Tests start the server with --port 0 and read the port from this line.
   std::printf("listening on %s\n", server.address().c_str());
   std::fflush(stdout);
