@@ -167,16 +167,31 @@ Ranges measure(const nn::Network& net, const ProgramOptions& options) {
   r.weights.resize(net.stages.size());
   for (std::size_t k = 0; k < net.stages.size(); ++k)
     if (net.stages[k].is<nn::LinearStage>()) r.weights[k] = weight_stats(net.stages[k].linear());
-  for (const auto& x : options.calibration) {
+  for (const auto& x : options.calibration)
     VEIL_REQUIRE(static_cast<int>(x.size()) == net.input.size(),
                  "calibration input has " << x.size() << " values, the model expects " << net.input.size());
+  // The images in parallel, each reduced to its per-stage maxima (a maximum does not
+  // depend on the order): cifar10-shallow's 64 images were 5 s of a server's hybrid
+  // set-up on one core.
+  struct Maxima {
+    std::vector<double> stage, stage_input;
+  };
+  std::vector<Maxima> per_image(options.calibration.size());
+  parallel_for(per_image.size(), [&](std::size_t i) {
     nn::PlainTrace trace;
-    nn::evaluate(net, x, &trace);
+    nn::evaluate(net, options.calibration[i], &trace);
+    Maxima& m = per_image[i];
+    m.stage.assign(r.stage.size(), 0);
     for (std::size_t k = 0; k < r.stage.size(); ++k)
-      for (double v : trace.stage_outputs[k]) r.stage[k] = std::max(r.stage[k], std::fabs(v));
-    for (std::size_t k = 0; k < r.stage.size(); ++k)
-      r.stage_input[k] = std::max(r.stage_input[k], trace.max_abs_input[k]);
-    for (double v : x) r.input = std::max(r.input, std::fabs(v));
+      for (double v : trace.stage_outputs[k]) m.stage[k] = std::max(m.stage[k], std::fabs(v));
+    m.stage_input = trace.max_abs_input;
+  });
+  for (std::size_t i = 0; i < per_image.size(); ++i) {
+    for (std::size_t k = 0; k < r.stage.size(); ++k) {
+      r.stage[k] = std::max(r.stage[k], per_image[i].stage[k]);
+      r.stage_input[k] = std::max(r.stage_input[k], per_image[i].stage_input[k]);
+    }
+    for (double v : options.calibration[i]) r.input = std::max(r.input, std::fabs(v));
   }
   return r;
 }
@@ -440,8 +455,8 @@ Program lower_scales(const nn::Network& net, const ProgramOptions& options, cons
   const std::size_t affordable = std::max<std::size_t>(
       2, static_cast<std::size_t>(2.0e9 / (static_cast<double>(candidates.size()) * macs)));
   const std::size_t scored = std::min<std::size_t>({options.calibration.size(), 16, affordable});
-  std::vector<std::vector<double>> want;
-  for (std::size_t i = 0; i < scored; ++i) want.push_back(nn::evaluate(net, options.calibration[i]));
+  std::vector<std::vector<double>> want(scored);
+  parallel_for(scored, [&](std::size_t i) { want[i] = nn::evaluate(net, options.calibration[i]); });
   // Scores only: a candidate's program (a copy of every weight) is dropped as soon as it
   // is scored, and the winner is lowered again.
   std::vector<double> scores(candidates.size(), 0);
