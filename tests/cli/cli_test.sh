@@ -7,6 +7,8 @@ root="$2"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+# Plans are kept here, not in the user's cache (plan_cache.hpp).
+export VEIL_PLAN_CACHE="$tmp/plans"
 model="$root/models/mnist-cryptonets.onnx"
 img="$root/models/samples/mnist-0-label7.png"
 
@@ -49,6 +51,25 @@ assert len(j["predictions"]) == 3 and j["labels"] == [1, 0, 4], j
 assert j["agreement"] == 1.0 and j["bytes_per_image"]["online_up"] > 0, j
 PY
 [ -s "$tmp/h.png" ] || fail "eval hybrid plot"
+
+# The plan cache: the second run rebuilds the same plan from the kept choice; a damaged
+# entry is reported and planned afresh; a directory that cannot be written is reported
+# and the command goes on.
+rmodel="$root/models/mnist-delphi.onnx"
+"$veil" plan --model "$rmodel" > "$tmp/plan1.txt" || fail "plan (search)"
+grep -q "^plan (kept" "$tmp/plan1.txt" && fail "first plan claims to be kept"
+"$veil" plan --model "$rmodel" > "$tmp/plan2.txt" || fail "plan (kept)"
+grep -q "^plan (kept from an earlier run" "$tmp/plan2.txt" || fail "second plan not kept: $(head -30 "$tmp/plan2.txt")"
+diff <(grep -v "^plan" "$tmp/plan1.txt") <(grep -v "^plan" "$tmp/plan2.txt") >/dev/null || fail "kept plan differs"
+entry="$(ls "$tmp"/plans/*.plan | head -1)"
+printf 'x' | dd of="$entry" bs=1 seek=40 conv=notrunc 2>/dev/null
+err="$("$veil" plan --model "$rmodel" 2>&1 >"$tmp/plan3.txt")" || fail "plan with a damaged entry"
+echo "$err" | grep -q "ignoring the kept plan.*checksum" || fail "damaged entry not reported: $err"
+diff <(grep -v "^plan" "$tmp/plan1.txt") <(grep -v "^plan" "$tmp/plan3.txt") >/dev/null || fail "plan after a damaged entry differs"
+"$veil" plan --model "$rmodel" | grep -q "^plan (kept" || fail "damaged entry not replaced"
+out="$("$veil" --plan-cache /proc/veil-plans infer --model "$rmodel" --input "$img" 2>&1)" || fail "infer, unwritable cache"
+echo "$out" | grep -q "could not be kept" || fail "unwritable cache not reported: $out"
+echo "$out" | grep -q "^class: 7" || fail "infer with an unwritable cache gave: $out"
 
 # Bad input: clear errors, exit code 1.
 expect_error() {  # pattern, command...

@@ -14,6 +14,7 @@ cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$t
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; for f in "$tmp"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
 model="$root/models/mnist-cryptonets.onnx"
+export VEIL_PLAN_CACHE="$tmp/plans"  # not the user's cache (plan_cache.hpp)
 s="$root/models/samples"
 img="$s/mnist-0-label7.png"
 
@@ -102,6 +103,8 @@ good_client "the session cap"
 
 # 6. Key-cache cap: a server whose cache cannot hold one key set says it is busy.
 start_server "$tmp/small.log" --modes latency --max-key-cache-bytes 1000000
+# The first server's latency plan was kept: this start packs its stages without a search.
+grep -q "planned in .* (kept from an earlier start)" "$tmp/small.log" || fail "plan not kept between starts"
 small=$pid
 out="$("$veil" client --server "$addr" --input "$img" --keys "$tmp/keys" 2>&1)" && fail "key cache cap ignored: $out"
 echo "$out" | grep -q "^veil: error: server busy: the key cache is full" || fail "key cache cap: $out"

@@ -33,9 +33,10 @@ void run_infer(InferOptions& o) {
   const double t_plan = seconds_since(t);
   const auto& plan = m.plan;
   std::printf(
-      "model %s: %s mode, N = 2^%d, depth %d, log2(QP) %.0f (128-bit bound %d), %d threads, plan %.2f s\n",
+      "model %s: %s mode, N = 2^%d, depth %d, log2(QP) %.0f (128-bit bound %d), %d threads, plan %.2f s%s\n",
       m.network.name.c_str(), nn::mode_name(plan.mode), plan.params.log_n, plan.depth, plan.params.log_qp(),
-      rlwe::max_log_qp_128(plan.params.log_n).value_or(0), num_threads(), t_plan);
+      rlwe::max_log_qp_128(plan.params.log_n).value_or(0), num_threads(), t_plan,
+      m.plan_kept ? " (kept from an earlier run)" : "");
 
   t = Clock::now();
   rlwe::KeyGenerator keygen(m.context);

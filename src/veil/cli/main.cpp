@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "veil/cli/commands.hpp"
+#include "veil/cli/plan_cache.hpp"
 #include "veil/cli/session.hpp"
 #include "veil/common/memory.hpp"
 #include "veil/common/thread_pool.hpp"
@@ -45,6 +46,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1048576.0))
       ->trigger_on_parse()
       ->each([](const std::string& g) { veil::cli::set_plaintext_cache_gib(std::stod(g)); });
+  app.add_option("--plan-cache",
+                 "directory where a latency-mode plan is kept, so that the next start on the same\n"
+                 "model, options, CPU and veil binary skips the layout search (cifar10-shallow: 1.6 s\n"
+                 "of set-up); off: plan afresh every time (default: VEIL_PLAN_CACHE, else\n"
+                 "$XDG_CACHE_HOME/veil/plans or ~/.cache/veil/plans)")
+      ->trigger_on_parse()
+      ->each([](const std::string& d) { veil::cli::set_plan_cache_dir(d); });
   veil::cli::register_plan(app);
   veil::cli::register_key_commands(app);
   veil::cli::register_infer(app);

@@ -49,10 +49,11 @@ void run_serve(ServeOptions& o) {
     const auto t = Clock::now();
     try {
       Model m = open_model(o.model, mode);
-      std::printf("%s mode: N = 2^%d, %zu slots, depth %d, keys %s, request %s, planned in %.2f s\n",
+      std::printf("%s mode: N = 2^%d, %zu slots, depth %d, keys %s, request %s, planned in %.2f s%s\n",
                   mode.c_str(), m.plan.params.log_n, m.plan.slots, m.plan.depth,
                   human_bytes(m.plan.relin_key_bytes + m.plan.galois_key_bytes).c_str(),
-                  human_bytes(m.plan.input_bytes).c_str(), seconds_since(t));
+                  human_bytes(m.plan.input_bytes).c_str(), seconds_since(t),
+                  m.plan_kept ? " (kept from an earlier start)" : "");
       served.push_back(
           {std::move(m.network), std::move(m.plan), std::move(m.context), plaintext_cache_bytes()});
     } catch (const std::invalid_argument& e) {

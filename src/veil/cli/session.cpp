@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "veil/ckks/serialize.hpp"
+#include "veil/cli/plan_cache.hpp"
 #include "veil/common/bytes.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/file.hpp"
@@ -31,7 +32,9 @@ Model load_model(const ModelOptions& o) {
   Model m;
   m.graph = nn::load_onnx(o.path, io);
   m.network = nn::lower(m.graph);
-  m.plan = nn::make_plan(m.network, o.plan);
+  cli::CachedPlan planned = plan_with_cache(o.path, o.approximate, m.network, o.plan);
+  m.plan = std::move(planned.plan);
+  m.plan_kept = planned.kept;
   m.context = ckks::CkksContext::create(m.plan.params);
   return m;
 }

@@ -30,6 +30,7 @@ struct Model {
   nn::Graph graph;
   nn::Network network;  // after the merging passes
   nn::Plan plan;
+  bool plan_kept = false;  // rebuilt from the plan cache (plan_cache.hpp), no layout search
   ckks::ContextPtr context;
 };
 

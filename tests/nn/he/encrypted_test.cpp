@@ -757,6 +757,77 @@ TEST(Planner, RefusesWeightsBeyondThePlaintextRangeNamingTheLayer) {
   EXPECT_NE(range.find("activation 'act1': its inputs reach"), std::string::npos) << range;
 }
 
+// A plan's kept decisions (veil's plan cache) rebuild the same plan without the layout
+// search: at 128-bit security, with and without a ring switch (chosen by the planner, and
+// forced), through the byte form.
+TEST(Planner, KeptChoiceRebuildsTheSamePlan) {
+  struct Case {
+    Network net;
+    PlanOptions options;
+  };
+  std::vector<Case> cases;
+  cases.push_back({test_network(2), PlanOptions{}});
+  cases.push_back({pooled_network(14), PlanOptions{}});
+  PlanOptions forced = toy_options(Mode::kLatency, 11);
+  forced.ring_switch_after = 7;
+  cases.push_back({pooled_network(14), forced});
+  PlanOptions avoid = toy_options(Mode::kLatency, 10);
+  avoid.level_pricing = LevelPricing::kAvoid;
+  cases.push_back({pooled_network(8), avoid});
+  bool switched = false;
+  for (const Case& c : cases) {
+    const Plan plan = make_plan(c.net, c.options);
+    switched = switched || plan.small_params.has_value();
+    const PlanChoice choice = plan_choice(plan);
+    const PlanChoice read = load_plan_choice(save_plan_choice(choice));
+    EXPECT_TRUE(read == choice);
+    test::expect_same_plan(plan_from_choice(c.net, c.options, read), plan);
+  }
+  EXPECT_TRUE(switched);  // the ring-switch path was exercised
+}
+
+// A choice that does not fit the network or the options is refused by name, never
+// turned into a plan: another network, a layout with two elements in one slot, a ring
+// whose slots disagree, a scale below the minimum, bytes cut short or left over.
+TEST(Planner, KeptChoiceThatDoesNotFitIsRefused) {
+  const Network net = pooled_network(8);
+  const PlanOptions o = toy_options(Mode::kLatency, 10);
+  const PlanChoice good = plan_choice(make_plan(net, o));
+  EXPECT_NO_THROW(plan_from_choice(net, o, good));
+  auto why = [&](const Network& n, const PlanChoice& c) {
+    try {
+      plan_from_choice(n, o, c);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(why(test_network(2), good).find("the network has 6"), std::string::npos) << why(test_network(2), good);
+  PlanChoice overlap = good;
+  overlap.packing.outputs[0].channel_stride = 0;  // every channel on one slot
+  EXPECT_NE(why(net, overlap).find("stage 1"), std::string::npos) << why(net, overlap);
+  PlanChoice ring = good;
+  ring.log_n = 11;
+  EXPECT_NE(why(net, ring).find("2^11"), std::string::npos) << why(net, ring);
+  PlanChoice scale = good;
+  scale.scale_bits = 12;
+  EXPECT_NE(why(net, scale).find("scale"), std::string::npos) << why(net, scale);
+  PlanChoice stages = good;
+  stages.packing.outputs.pop_back();
+  stages.packing.folds.pop_back();
+  EXPECT_NE(why(net, stages).find("stages"), std::string::npos) << why(net, stages);
+  PlanChoice poly_moved = good;
+  poly_moved.packing.outputs[1].channels_per_block = 1;  // a block per channel
+  poly_moved.packing.outputs[1].mux_rows = poly_moved.packing.outputs[1].mux_cols = 1;
+  ASSERT_FALSE(poly_moved.packing.outputs[1] == good.packing.outputs[1]);
+  EXPECT_NE(why(net, poly_moved).find("differ in layout"), std::string::npos) << why(net, poly_moved);
+  const Bytes bytes = save_plan_choice(good);
+  EXPECT_THROW(load_plan_choice(std::span(bytes).first(bytes.size() - 1)), std::runtime_error);
+  Bytes longer = bytes;
+  longer.push_back(0);
+  EXPECT_THROW(load_plan_choice(longer), std::runtime_error);
+}
+
 TEST(Planner, DefaultPlansAre128BitSecure) {
   const Network net = test_network(2);
   const Plan plan = make_plan(net, PlanOptions{});

@@ -156,6 +156,16 @@ TEST_P(ResidualLatency, MatchesPlainEvaluator) {
 
 INSTANTIATE_TEST_SUITE_P(Rings, ResidualLatency, ::testing::Values(10, 11));
 
+// A residual network's kept decisions rebuild its plan: the Adds' inputs keep one layout.
+TEST(Residual, KeptChoiceRebuildsTheSamePlan) {
+  const Network net = preact_resnet(5);
+  for (const PlanOptions& o : {toy_options(Mode::kLatency, 10), PlanOptions{}}) {
+    const Plan plan = make_plan(net, o);
+    test::expect_same_plan(plan_from_choice(net, o, load_plan_choice(save_plan_choice(plan_choice(plan)))),
+                           plan);
+  }
+}
+
 TEST(Residual, ThroughputModeMatchesPlainForEveryImage) {
   const Network net = preact_resnet(3);
   const Plan plan = make_plan(net, toy_options(Mode::kThroughput, 10));

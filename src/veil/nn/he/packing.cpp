@@ -631,6 +631,39 @@ struct LayoutSearch {
 
 namespace {
 
+// Stage k packed from layout `from` to `to` (the search's assembly and pack_network_as);
+// a linear stage reuses `costed` (the search packed that pair already) when given.
+PackedStage packed_stage(const Network& net, int k, const Layout& from, const Layout& to, bool fold,
+                         bool with_values, const CostedPair* costed) {
+  const Stage& st = net.stages[k];
+  PackedStage ps;
+  ps.kind = st.kind();
+  ps.in = from;
+  ps.out = to;
+  ps.fold = fold;
+  if (!st.inputs.empty()) ps.inputs = net.inputs_of(k);
+  if (st.is<PolyStage>()) {
+    ps.name = st.poly().name;
+    ps.coefficients = st.poly().coefficients;
+    ps.levels = he::polynomial_depth(ps.coefficients);
+  } else if (st.is<AddStage>()) {
+    ps.name = st.add().name;
+  } else {
+    ps.name = st.linear().name;
+    if (costed) {
+      ps.spec = costed->spec;
+      ps.giant_step = costed->giant_step;
+      ps.counts = costed->counts;
+    } else {
+      ps.spec = pack_linear(st.linear(), from, to, fold, with_values);
+      ps.giant_step = giant_step(ps.spec, from, to);
+      ps.counts = he::count(ps.spec, ps.giant_step);
+    }
+    ps.levels = ps.counts.levels;
+  }
+  return ps;
+}
+
 // The layout search (see packing.hpp), once without a ring switch and then again from each
 // candidate stage on: the stages before a switch pack as they do without it, so each
 // candidate reuses their frontiers. One packing per entry of `switches` (-1: none); with
@@ -849,36 +882,14 @@ std::vector<Packing> pack_all(const Network& net, std::size_t slots, bool with_v
     packing.switch_after = switch_after;
     packing.input = frontier[0][choice[0]].layout;
     for (int k = 0; k < count; ++k) {
-      const Stage& st = net.stages[k];
       const std::vector<int> inputs = net.inputs_of(k);
       const Node& from = frontier[inputs[0] + 1][choice[inputs[0] + 1]];
       const Node& to = frontier[k + 1][choice[k + 1]];
-      PackedStage ps;
-      ps.kind = st.kind();
-      ps.in = from.layout;
-      ps.out = to.layout;
-      if (!net.stages[k].inputs.empty()) ps.inputs = inputs;
-      if (st.is<PolyStage>()) {
-        ps.name = st.poly().name;
-        ps.coefficients = st.poly().coefficients;
-        ps.levels = he::polynomial_depth(ps.coefficients);
-      } else if (st.is<AddStage>()) {
-        ps.name = st.add().name;
-      } else {
-        ps.name = st.linear().name;
-        const auto it = with_values ? costed.end() : costed.find({k, from.layout, to.layout, to.fold});
-        if (it != costed.end()) {
-          ps.spec = it->second.spec;
-          ps.giant_step = it->second.giant_step;
-          ps.counts = it->second.counts;
-        } else {
-          ps.spec = pack_linear(st.linear(), from.layout, to.layout, to.fold, with_values);
-          ps.giant_step = giant_step(ps.spec, from.layout, to.layout);
-          ps.counts = he::count(ps.spec, ps.giant_step);
-        }
-        ps.levels = ps.counts.levels;
-      }
-      packing.stages.push_back(std::move(ps));
+      const auto it = with_values || !net.stages[k].is<LinearStage>()
+                          ? costed.end()
+                          : costed.find({k, from.layout, to.layout, to.fold});
+      packing.stages.push_back(packed_stage(net, k, from.layout, to.layout, to.fold, with_values,
+                                            it == costed.end() ? nullptr : &it->second));
     }
     packing.output = packing.stages.back().out;
     return packing;
@@ -927,6 +938,119 @@ std::vector<Packing> pack_network_switches(const Network& net, const Packing& pl
                                            const std::vector<int>& candidates) {
   return pack_all(net, plain.slots, false, candidates, false, plain.search.get(),
                   plain.search ? plain.search->pricing : LevelPricing::kAdaptive);
+}
+
+PackingChoice packing_choice(const Packing& packing) {
+  PackingChoice c;
+  c.slots = packing.slots;
+  c.switch_after = packing.switch_after;
+  c.input = packing.input;
+  for (const PackedStage& ps : packing.stages) {
+    c.outputs.push_back(ps.out);
+    c.folds.push_back(ps.fold ? 1 : 0);
+  }
+  return c;
+}
+
+Packing pack_network_as(const Network& net, const PackingChoice& choice) {
+  VEIL_REQUIRE(!net.stages.empty(), "network has no stages");
+  check_graph(net);
+  const int count = static_cast<int>(net.stages.size());
+  const std::size_t slots = choice.slots;
+  VEIL_REQUIRE(slots >= 2 && slots <= (std::size_t{1} << 16) && (slots & (slots - 1)) == 0,
+               "packing for " << slots << " slots: not a power of two in [2, 2^16]");
+  VEIL_REQUIRE(static_cast<int>(choice.outputs.size()) == count && static_cast<int>(choice.folds.size()) == count,
+               "packing for " << choice.outputs.size() << " stages, the network has " << count);
+  VEIL_REQUIRE(choice.switch_after >= -1 && choice.switch_after < count,
+               "ring switch after stage " << choice.switch_after + 1 << " of " << count);
+  if (choice.switch_after >= 0) check_switch(net, slots, choice.switch_after);
+  VEIL_REQUIRE(choice.input.shape == net.input && choice.input.slots == slots && choice.input.injective(),
+               "the packing's input layout does not fit the network's input");
+  Packing packing;
+  packing.slots = slots;
+  packing.switch_after = choice.switch_after;
+  packing.input = choice.input;
+  auto layout_of = [&](int src) -> const Layout& { return src < 0 ? choice.input : choice.outputs[src]; };
+  for (int k = 0; k < count; ++k) {
+    const Stage& st = net.stages[k];
+    const Layout& out = choice.outputs[k];
+    const std::vector<int> inputs = net.inputs_of(k);
+    const Layout& in = layout_of(inputs[0]);
+    const bool fold = choice.folds[k] != 0;
+    const std::size_t ring = choice.switch_after >= 0 && k >= choice.switch_after ? slots / 2 : slots;
+    VEIL_REQUIRE(out.slots == ring && out.shape.size() == output_shape(net, k).size() && out.injective() &&
+                     (!fold || st.is<LinearStage>()),
+                 stage_text(net, k) << ": the packing's layout does not fit its output");
+    if (!st.is<LinearStage>())
+      for (int src : inputs)
+        VEIL_REQUIRE(layout_of(src) == out, stage_text(net, k) << ": its inputs and output differ in layout");
+    packing.stages.push_back(packed_stage(net, k, in, out, fold, false, nullptr));
+  }
+  packing.output = packing.stages.back().out;
+  return packing;
+}
+
+void write_layout(ByteWriter& w, const Layout& l) {
+  for (int v : {l.shape.c, l.shape.h, l.shape.w}) w.u32(static_cast<std::uint32_t>(v));
+  w.u64(l.slots);
+  for (int v : {l.channel_stride, l.row_stride, l.col_stride, l.channels_per_block, l.replicas, l.replica_stride,
+                l.mux_rows, l.mux_cols, l.mux_row_stride, l.mux_col_stride, l.copy_rows, l.copy_cols,
+                l.copy_row_stride, l.copy_col_stride})
+    w.u32(static_cast<std::uint32_t>(v));
+}
+
+Layout read_layout(ByteReader& r, const char* what) {
+  auto get = [&r] { return static_cast<int>(static_cast<std::int32_t>(r.u32())); };
+  Layout l;
+  l.shape.c = get();
+  l.shape.h = get();
+  l.shape.w = get();
+  VEIL_CHECK_IO(l.shape.within_limits(),
+                what << ": bad shape " << l.shape.c << "x" << l.shape.h << "x" << l.shape.w);
+  l.slots = r.u64();
+  for (int* v : {&l.channel_stride, &l.row_stride, &l.col_stride, &l.channels_per_block, &l.replicas,
+                 &l.replica_stride, &l.mux_rows, &l.mux_cols, &l.mux_row_stride, &l.mux_col_stride, &l.copy_rows,
+                 &l.copy_cols, &l.copy_row_stride, &l.copy_col_stride})
+    *v = get();
+  VEIL_CHECK_IO(
+      l.slots >= 1 && l.slots <= (std::uint64_t{1} << 16) && l.channel_stride >= 0 && l.row_stride >= 0 &&
+          l.col_stride >= 0 && l.channels_per_block >= 1 && l.replicas >= 1 &&
+          static_cast<std::uint64_t>(l.replicas) <= l.slots && l.replica_stride >= 0 && l.mux_rows >= 1 &&
+          l.mux_cols >= 1 && std::int64_t{l.mux_rows} * l.mux_cols <= l.channels_per_block &&
+          l.channels_per_block % (l.mux_rows * l.mux_cols) == 0 && l.mux_row_stride >= 0 &&
+          l.mux_col_stride >= 0 && l.copy_rows >= 1 && l.copy_cols >= 1 &&
+          static_cast<std::uint64_t>(l.copy_rows) * static_cast<std::uint64_t>(l.copy_cols) <= l.slots &&
+          l.copy_row_stride >= 0 && l.copy_col_stride >= 0,
+      what << ": bad layout");
+  return l;
+}
+
+void write_packing_choice(ByteWriter& w, const PackingChoice& c) {
+  w.u64(c.slots);
+  w.u32(static_cast<std::uint32_t>(c.switch_after));
+  write_layout(w, c.input);
+  w.u32(static_cast<std::uint32_t>(c.outputs.size()));
+  for (std::size_t k = 0; k < c.outputs.size(); ++k) {
+    write_layout(w, c.outputs[k]);
+    w.u8(static_cast<std::uint8_t>(c.folds[k]));
+  }
+}
+
+PackingChoice read_packing_choice(ByteReader& r) {
+  PackingChoice c;
+  c.slots = r.u64();
+  c.switch_after = static_cast<std::int32_t>(r.u32());
+  c.input = read_layout(r, "packing input");
+  const std::uint32_t stages = r.u32();
+  // No network has more stages than this; each needs 65 bytes, which the reader checks.
+  VEIL_CHECK_IO(stages >= 1 && stages <= 100000, "packing of " << stages << " stages");
+  for (std::uint32_t k = 0; k < stages; ++k) {
+    c.outputs.push_back(read_layout(r, "stage layout"));
+    const std::uint8_t fold = r.u8();
+    VEIL_CHECK_IO(fold <= 1, "stage " << k + 1 << ": fold flag " << int{fold});
+    c.folds.push_back(static_cast<char>(fold));
+  }
+  return c;
 }
 
 int Packing::depth() const {

@@ -579,6 +579,62 @@ Plan make_plan(const Network& net, const PlanOptions& options) {
   return plan;
 }
 
+PlanChoice plan_choice(const Plan& plan) {
+  VEIL_REQUIRE(plan.packing_mode().has_layouts(), "only a plan with layouts has a packing to keep");
+  PlanChoice c;
+  c.log_n = plan.params.log_n;
+  int e = 0;
+  const double m = std::frexp(plan.params.scale, &e);
+  VEIL_REQUIRE(m == 0.5, "the plan's scale is not a power of two");
+  c.scale_bits = e - 1;
+  c.packing = packing_choice(plan.packing);
+  return c;
+}
+
+Plan plan_from_choice(const Network& net, const PlanOptions& options, const PlanChoice& choice) {
+  VEIL_REQUIRE(packing_mode(options.mode).has_layouts(), "a kept choice serves only modes with layouts");
+  VEIL_REQUIRE(choice.log_n >= 2 && choice.log_n <= 17 && (options.log_n == 0 || options.log_n == choice.log_n),
+               "kept plan: ring degree 2^" << choice.log_n << " not allowed here");
+  VEIL_REQUIRE(choice.packing.slots == std::size_t{1} << (choice.log_n - 1),
+               "kept plan: " << choice.packing.slots << " slots in a ring of degree 2^" << choice.log_n);
+  VEIL_REQUIRE(choice.scale_bits >= options.min_scale_bits && choice.scale_bits <= 58,
+               "kept plan: scale 2^" << choice.scale_bits << " outside [2^" << options.min_scale_bits
+                                     << ", 2^58]");
+  Plan plan;
+  plan.mode = options.mode;
+  plan.slots = choice.packing.slots;
+  plan.packing = pack_network_as(net, choice.packing);
+  plan.depth = plan.packing.depth();
+  // make_plan took the largest scale up to its target that fits; with that scale as the
+  // target, fit_chain finds the same chain (the same digits and special primes).
+  PlanOptions o = options;
+  o.target_scale_bits = choice.scale_bits;
+  const auto chain = fit_chain(choice.log_n, plan.depth, o);
+  VEIL_REQUIRE(chain && chain->scale_bits == choice.scale_bits,
+               "kept plan: no 128-bit chain of scale 2^" << choice.scale_bits << " holds its " << plan.depth
+                                                         << " levels at degree 2^" << choice.log_n);
+  finish_plan(plan, net, stage_bounds(net), o, *chain, choice.log_n);
+  return plan;
+}
+
+Bytes save_plan_choice(const PlanChoice& choice) {
+  ByteWriter w;
+  w.u32(static_cast<std::uint32_t>(choice.log_n));
+  w.u32(static_cast<std::uint32_t>(choice.scale_bits));
+  write_packing_choice(w, choice.packing);
+  return w.take();
+}
+
+PlanChoice load_plan_choice(std::span<const std::uint8_t> bytes) {
+  ByteReader r(bytes);
+  PlanChoice c;
+  c.log_n = static_cast<std::int32_t>(r.u32());
+  c.scale_bits = static_cast<std::int32_t>(r.u32());
+  c.packing = read_packing_choice(r);
+  VEIL_CHECK_IO(r.remaining() == 0, "plan choice: " << r.remaining() << " bytes after its end");
+  return c;
+}
+
 int max_depth(int log_n, int scale_bits, const PlanOptions& options) {
   PlanOptions o = options;
   o.target_scale_bits = o.min_scale_bits = scale_bits;

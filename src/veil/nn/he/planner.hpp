@@ -12,10 +12,12 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "veil/ckks/params.hpp"
+#include "veil/common/bytes.hpp"
 #include "veil/nn/he/packing.hpp"
 #include "veil/nn/he/packing_mode.hpp"
 #include "veil/nn/network.hpp"
@@ -102,6 +104,25 @@ struct Plan {
 
 // Throws std::invalid_argument naming the depth needed when no secure ring fits.
 Plan make_plan(const Network& net, const PlanOptions& options);
+
+// A latency-mode plan's decisions: the ring degree, the scale and the layouts. The rest
+// (the chain's primes and digits, levels, keys, predictions) follows from them by the
+// planner's own rules, so plan_from_choice rebuilds the plan make_plan returned for the
+// same network and options, packing each stage once instead of searching its layouts
+// (a server's plan cache, veil/cli/plan_cache.hpp). The choice cannot make a plan
+// insecure or wrong: the chain is fitted again for the packing's depth at 128-bit
+// security and every layout is checked against the network (std::invalid_argument).
+struct PlanChoice {
+  int log_n = 0;
+  int scale_bits = 0;
+  PackingChoice packing;
+  bool operator==(const PlanChoice&) const = default;
+};
+PlanChoice plan_choice(const Plan& plan);  // modes with layouts
+Plan plan_from_choice(const Network& net, const PlanOptions& options, const PlanChoice& choice);
+Bytes save_plan_choice(const PlanChoice& choice);
+// Throws std::runtime_error on a truncated or malformed encoding.
+PlanChoice load_plan_choice(std::span<const std::uint8_t> bytes);
 
 // The most levels (multiplicative depth) a chain of the planner's shape holds at 128-bit
 // security without bootstrapping for ring degree 2^log_n, with data primes of exactly

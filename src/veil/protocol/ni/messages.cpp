@@ -15,12 +15,10 @@ using wire::get_blobs;
 using wire::get_card;
 using wire::get_int;
 using wire::get_ints;
-using wire::get_shape;
 using wire::put_blob;
 using wire::put_blobs;
 using wire::put_card;
 using wire::put_ints;
-using wire::put_shape;
 
 std::string error_name(std::uint16_t code) {
   switch (static_cast<ErrorCode>(code)) {
@@ -61,60 +59,6 @@ const char* message_name(std::uint16_t type) {
 
 namespace {
 
-// --- writing ---------------------------------------------------------------------------
-
-void put_layout(ByteWriter& w, const nn::Layout& l) {
-  put_shape(w, l.shape);
-  w.u64(l.slots);
-  w.u32(static_cast<std::uint32_t>(l.channel_stride));
-  w.u32(static_cast<std::uint32_t>(l.row_stride));
-  w.u32(static_cast<std::uint32_t>(l.col_stride));
-  w.u32(static_cast<std::uint32_t>(l.channels_per_block));
-  w.u32(static_cast<std::uint32_t>(l.replicas));
-  w.u32(static_cast<std::uint32_t>(l.replica_stride));
-  w.u32(static_cast<std::uint32_t>(l.mux_rows));
-  w.u32(static_cast<std::uint32_t>(l.mux_cols));
-  w.u32(static_cast<std::uint32_t>(l.mux_row_stride));
-  w.u32(static_cast<std::uint32_t>(l.mux_col_stride));
-  w.u32(static_cast<std::uint32_t>(l.copy_rows));
-  w.u32(static_cast<std::uint32_t>(l.copy_cols));
-  w.u32(static_cast<std::uint32_t>(l.copy_row_stride));
-  w.u32(static_cast<std::uint32_t>(l.copy_col_stride));
-}
-
-// --- reading (every count checked against a bound and the bytes left) -----------------
-
-nn::Layout get_layout(ByteReader& r, const char* what) {
-  nn::Layout l;
-  l.shape = get_shape(r, what);
-  l.slots = r.u64();
-  l.channel_stride = get_int(r);
-  l.row_stride = get_int(r);
-  l.col_stride = get_int(r);
-  l.channels_per_block = get_int(r);
-  l.replicas = get_int(r);
-  l.replica_stride = get_int(r);
-  l.mux_rows = get_int(r);
-  l.mux_cols = get_int(r);
-  l.mux_row_stride = get_int(r);
-  l.mux_col_stride = get_int(r);
-  l.copy_rows = get_int(r);
-  l.copy_cols = get_int(r);
-  l.copy_row_stride = get_int(r);
-  l.copy_col_stride = get_int(r);
-  VEIL_CHECK_IO(
-      l.slots >= 1 && l.slots <= (std::uint64_t{1} << 16) && l.channel_stride >= 0 && l.row_stride >= 0 &&
-          l.col_stride >= 0 && l.channels_per_block >= 1 && l.replicas >= 1 &&
-          static_cast<std::uint64_t>(l.replicas) <= l.slots && l.replica_stride >= 0 && l.mux_rows >= 1 &&
-          l.mux_cols >= 1 && std::int64_t{l.mux_rows} * l.mux_cols <= l.channels_per_block &&
-          l.channels_per_block % (l.mux_rows * l.mux_cols) == 0 && l.mux_row_stride >= 0 &&
-          l.mux_col_stride >= 0 && l.copy_rows >= 1 && l.copy_cols >= 1 &&
-          static_cast<std::uint64_t>(l.copy_rows) * static_cast<std::uint64_t>(l.copy_cols) <= l.slots &&
-          l.copy_row_stride >= 0 && l.copy_col_stride >= 0,
-      what << ": bad layout");
-  return l;
-}
-
 nn::Mode get_mode(ByteReader& r) {
   const std::uint8_t m = r.u8();
   VEIL_CHECK_IO(m < nn::kPackingModeCount, "unknown mode " << int{m});
@@ -153,8 +97,8 @@ net::Frame encode(const ServerInfo& m) {
   w.u8(mode_byte(m.mode));
   put_blob(w, m.parameters);
   w.u64(m.slots);
-  put_layout(w, m.input_layout);
-  put_layout(w, m.output_layout);
+  nn::write_layout(w, m.input_layout);
+  nn::write_layout(w, m.output_layout);
   put_ints(w, m.rotation_steps);
   put_ints(w, m.rotation_key_levels);
   w.u32(m.max_batch);
@@ -178,8 +122,8 @@ ServerInfo decode<ServerInfo>(const net::Frame& f) {
     m.mode = get_mode(r);
     m.parameters = get_blob(r, kMaxParameterBytes, "parameters");
     m.slots = r.u64();
-    m.input_layout = get_layout(r, "input layout");
-    m.output_layout = get_layout(r, "output layout");
+    m.input_layout = nn::read_layout(r, "input layout");
+    m.output_layout = nn::read_layout(r, "output layout");
     m.rotation_steps = get_ints(r, kMaxRotations, "rotation steps");
     m.rotation_key_levels = get_ints(r, kMaxRotations, "rotation key levels");
     VEIL_CHECK_IO(m.rotation_steps.size() == m.rotation_key_levels.size(),

@@ -1,0 +1,209 @@
+#include "veil/cli/plan_cache.hpp"
+
+#include <sodium.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <sstream>
+
+#include "veil/common/error.hpp"
+#include "veil/math/cpu.hpp"
+
+namespace veil::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::optional<std::string> g_dir;  // set by --plan-cache
+
+// Entry: magic, format, the key it was made for, the choice, and a BLAKE2b-256 of all
+// before it (a torn or altered file is told apart from a choice that no longer fits).
+constexpr char kMagic[8] = {'V', 'E', 'I', 'L', 'P', 'L', 'A', 'N'};
+constexpr std::uint32_t kFormat = 1;
+constexpr std::size_t kHash = 32;
+using Hash = std::array<std::uint8_t, kHash>;
+
+class Hasher {
+ public:
+  Hasher() { crypto_generichash_init(&state_, nullptr, 0, kHash); }
+  // Length-prefixed, so that adjacent fields cannot run into each other.
+  void add(std::span<const std::uint8_t> bytes) {
+    const std::uint64_t n = bytes.size();
+    crypto_generichash_update(&state_, reinterpret_cast<const unsigned char*>(&n), sizeof n);
+    crypto_generichash_update(&state_, bytes.data(), bytes.size());
+  }
+  void add(const std::string& s) { add({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}); }
+  Hash finish() {
+    Hash h;
+    crypto_generichash_final(&state_, h.data(), h.size());
+    return h;
+  }
+
+ private:
+  crypto_generichash_state state_;
+};
+
+Hash hash_of(std::span<const std::uint8_t> bytes) {
+  Hasher h;
+  h.add(bytes);
+  return h.finish();
+}
+
+// Whole file; nullopt when it cannot be read.
+std::optional<Bytes> read_file(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return std::nullopt;
+  std::ostringstream os;
+  os << f.rdbuf();
+  if (!f && !f.eof()) return std::nullopt;
+  const std::string s = os.str();
+  return Bytes(s.begin(), s.end());
+}
+
+// This binary, once per process: a rebuilt veil may search differently.
+const Hash& binary_hash() {
+  static const Hash h = [] {
+    const auto exe = read_file("/proc/self/exe");
+    VEIL_CHECK_IO(exe, "cannot read this program's binary (/proc/self/exe) to name plan-cache entries");
+    return hash_of(*exe);
+  }();
+  return h;
+}
+
+Hash entry_key(const std::string& model_path, const std::vector<std::string>& approximations,
+               const nn::PlanOptions& o) {
+  const auto model = read_file(model_path);
+  VEIL_CHECK_IO(model, "cannot read model '" << model_path << "'");
+  Hasher h;
+  h.add(std::string("veil plan cache"));
+  h.add(binary_hash());
+  h.add(*model);
+  for (const auto& a : approximations) h.add(a);
+  std::ostringstream opts;
+  opts.precision(17);
+  opts << static_cast<int>(o.mode) << ' ' << o.target_scale_bits << ' ' << o.min_scale_bits << ' '
+       << o.headroom_bits << ' ' << o.min_precision_bits << ' ' << o.log_n << ' ' << o.allow_insecure << ' '
+       << o.ring_switch << ' ' << o.ring_switch_after << ' ' << static_cast<int>(o.level_pricing) << " simd "
+       << static_cast<int>(math::simd_level());
+  h.add(opts.str());
+  return h.finish();
+}
+
+std::string hex(const Hash& h) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (std::uint8_t b : h) s += digits[b >> 4], s += digits[b & 15];
+  return s;
+}
+
+// The choice an entry holds; throws std::runtime_error saying what is wrong with it.
+nn::PlanChoice read_entry(const Bytes& bytes, const Hash& key) {
+  VEIL_CHECK_IO(bytes.size() >= sizeof kMagic + 4 + 2 * kHash, "too short (" << bytes.size() << " bytes)");
+  const std::span<const std::uint8_t> body(bytes.data(), bytes.size() - kHash);
+  Hash sum;
+  std::copy(bytes.end() - kHash, bytes.end(), sum.begin());
+  VEIL_CHECK_IO(hash_of(body) == sum, "checksum mismatch (a damaged or altered file)");
+  ByteReader r(body);
+  std::array<char, sizeof kMagic> magic;
+  r.raw(magic.data(), magic.size());
+  VEIL_CHECK_IO(std::equal(magic.begin(), magic.end(), kMagic), "not a veil plan-cache entry");
+  const std::uint32_t format = r.u32();
+  VEIL_CHECK_IO(format == kFormat, "format " << format << ", this veil reads " << kFormat);
+  Hash made_for;
+  r.raw(made_for.data(), made_for.size());
+  VEIL_CHECK_IO(made_for == key, "made for another model or other options");
+  return nn::load_plan_choice(r.view(r.remaining()));
+}
+
+// Written to a temporary file and renamed, so that a reader never sees half an entry and
+// two servers starting at once both leave a whole one.
+void write_entry(const fs::path& path, const Hash& key, const nn::PlanChoice& choice) {
+  ByteWriter w;
+  w.raw(kMagic, sizeof kMagic);
+  w.u32(kFormat);
+  w.raw(key.data(), key.size());
+  w.bytes(nn::save_plan_choice(choice));
+  const Hash sum = hash_of(w.buffer());
+  w.raw(sum.data(), sum.size());
+  const Bytes bytes = w.take();
+  fs::create_directories(path.parent_path());
+  std::random_device rd;
+  const fs::path tmp = path.string() + ".tmp" + std::to_string(getpid()) + "-" + std::to_string(rd());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    f.close();
+    VEIL_CHECK_IO(f, "cannot write '" << tmp.string() << "'");
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    VEIL_CHECK_IO(false, "cannot write '" << path.string() << "'");
+  }
+}
+
+}  // namespace
+
+void set_plan_cache_dir(const std::string& dir) { g_dir = dir; }
+
+std::string plan_cache_dir() {
+  std::string dir;
+  if (g_dir) {
+    dir = *g_dir;
+  } else if (const char* env = std::getenv("VEIL_PLAN_CACHE")) {
+    dir = env;
+  } else if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
+    dir = (fs::path(xdg) / "veil" / "plans").string();
+  } else if (const char* home = std::getenv("HOME"); home && *home) {
+    dir = (fs::path(home) / ".cache" / "veil" / "plans").string();
+  }
+  return dir == "off" ? std::string() : dir;
+}
+
+CachedPlan plan_with_cache(const std::string& model_path, const std::vector<std::string>& approximations,
+                           const nn::Network& net, const nn::PlanOptions& options) {
+  CachedPlan out;
+  const std::string dir = plan_cache_dir();
+  if (dir.empty() || !nn::packing_mode(options.mode).has_layouts()) {
+    out.plan = nn::make_plan(net, options);
+    return out;
+  }
+  const Hash key = entry_key(model_path, approximations, options);
+  const fs::path path = fs::path(dir) / (hex(key) + ".plan");
+  std::error_code ec;
+  if (fs::exists(path, ec)) {
+    try {
+      const auto bytes = read_file(path);
+      VEIL_CHECK_IO(bytes, "cannot be read");
+      out.plan = nn::plan_from_choice(net, options, read_entry(*bytes, key));
+      out.kept = true;
+      return out;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "veil: note: ignoring the kept plan '%s' (%s); planning afresh\n",
+                   path.string().c_str(), e.what());
+    }
+  }
+  out.plan = nn::make_plan(net, options);
+  try {
+    write_entry(path, key, nn::plan_choice(out.plan));
+  } catch (const std::exception& e) {
+    static bool told = false;
+    if (!told)
+      std::fprintf(stderr,
+                   "veil: note: the plan could not be kept for the next start (%s; --plan-cache DIR or "
+                   "VEIL_PLAN_CACHE chooses the directory, off turns this off)\n",
+                   e.what());
+    told = true;
+  }
+  return out;
+}
+
+}  // namespace veil::cli
