@@ -125,8 +125,8 @@ void register_plan(CLI::App& app) {
               << "x" << m.network.input.h << "x" << m.network.input.w << ")\n"
               << nn::describe(m.network) << "\n";
     print_costs(m);
-    std::cout << "\nplan" << (m.plan_kept ? " (kept from an earlier run: --plan-cache off searches again)" : "")
-              << "\n"
+    std::cout << "\nplan"
+              << (m.plan_kept ? " (kept from an earlier run: --plan-cache off searches again)" : "") << "\n"
               << m.plan.describe();
     print_depth_budget(m, o->plan);
     if (m.plan.packing_mode().has_layouts()) {

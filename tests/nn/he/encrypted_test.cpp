@@ -802,7 +802,8 @@ TEST(Planner, KeptChoiceThatDoesNotFitIsRefused) {
     }
     return std::string("accepted");
   };
-  EXPECT_NE(why(test_network(2), good).find("the network has 6"), std::string::npos) << why(test_network(2), good);
+  EXPECT_NE(why(test_network(2), good).find("the network has 6"), std::string::npos)
+      << why(test_network(2), good);
   PlanChoice overlap = good;
   overlap.packing.outputs[0].channel_stride = 0;  // every channel on one slot
   EXPECT_NE(why(net, overlap).find("stage 1"), std::string::npos) << why(net, overlap);

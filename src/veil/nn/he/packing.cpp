@@ -959,8 +959,9 @@ Packing pack_network_as(const Network& net, const PackingChoice& choice) {
   const std::size_t slots = choice.slots;
   VEIL_REQUIRE(slots >= 2 && slots <= (std::size_t{1} << 16) && (slots & (slots - 1)) == 0,
                "packing for " << slots << " slots: not a power of two in [2, 2^16]");
-  VEIL_REQUIRE(static_cast<int>(choice.outputs.size()) == count && static_cast<int>(choice.folds.size()) == count,
-               "packing for " << choice.outputs.size() << " stages, the network has " << count);
+  VEIL_REQUIRE(
+      static_cast<int>(choice.outputs.size()) == count && static_cast<int>(choice.folds.size()) == count,
+      "packing for " << choice.outputs.size() << " stages, the network has " << count);
   VEIL_REQUIRE(choice.switch_after >= -1 && choice.switch_after < count,
                "ring switch after stage " << choice.switch_after + 1 << " of " << count);
   if (choice.switch_after >= 0) check_switch(net, slots, choice.switch_after);
@@ -993,9 +994,9 @@ Packing pack_network_as(const Network& net, const PackingChoice& choice) {
 void write_layout(ByteWriter& w, const Layout& l) {
   for (int v : {l.shape.c, l.shape.h, l.shape.w}) w.u32(static_cast<std::uint32_t>(v));
   w.u64(l.slots);
-  for (int v : {l.channel_stride, l.row_stride, l.col_stride, l.channels_per_block, l.replicas, l.replica_stride,
-                l.mux_rows, l.mux_cols, l.mux_row_stride, l.mux_col_stride, l.copy_rows, l.copy_cols,
-                l.copy_row_stride, l.copy_col_stride})
+  for (int v : {l.channel_stride, l.row_stride, l.col_stride, l.channels_per_block, l.replicas,
+                l.replica_stride, l.mux_rows, l.mux_cols, l.mux_row_stride, l.mux_col_stride, l.copy_rows,
+                l.copy_cols, l.copy_row_stride, l.copy_col_stride})
     w.u32(static_cast<std::uint32_t>(v));
 }
 
@@ -1009,8 +1010,8 @@ Layout read_layout(ByteReader& r, const char* what) {
                 what << ": bad shape " << l.shape.c << "x" << l.shape.h << "x" << l.shape.w);
   l.slots = r.u64();
   for (int* v : {&l.channel_stride, &l.row_stride, &l.col_stride, &l.channels_per_block, &l.replicas,
-                 &l.replica_stride, &l.mux_rows, &l.mux_cols, &l.mux_row_stride, &l.mux_col_stride, &l.copy_rows,
-                 &l.copy_cols, &l.copy_row_stride, &l.copy_col_stride})
+                 &l.replica_stride, &l.mux_rows, &l.mux_cols, &l.mux_row_stride, &l.mux_col_stride,
+                 &l.copy_rows, &l.copy_cols, &l.copy_row_stride, &l.copy_col_stride})
     *v = get();
   VEIL_CHECK_IO(
       l.slots >= 1 && l.slots <= (std::uint64_t{1} << 16) && l.channel_stride >= 0 && l.row_stride >= 0 &&

@@ -593,13 +593,14 @@ PlanChoice plan_choice(const Plan& plan) {
 
 Plan plan_from_choice(const Network& net, const PlanOptions& options, const PlanChoice& choice) {
   VEIL_REQUIRE(packing_mode(options.mode).has_layouts(), "a kept choice serves only modes with layouts");
-  VEIL_REQUIRE(choice.log_n >= 2 && choice.log_n <= 17 && (options.log_n == 0 || options.log_n == choice.log_n),
-               "kept plan: ring degree 2^" << choice.log_n << " not allowed here");
+  VEIL_REQUIRE(
+      choice.log_n >= 2 && choice.log_n <= 17 && (options.log_n == 0 || options.log_n == choice.log_n),
+      "kept plan: ring degree 2^" << choice.log_n << " not allowed here");
   VEIL_REQUIRE(choice.packing.slots == std::size_t{1} << (choice.log_n - 1),
                "kept plan: " << choice.packing.slots << " slots in a ring of degree 2^" << choice.log_n);
-  VEIL_REQUIRE(choice.scale_bits >= options.min_scale_bits && choice.scale_bits <= 58,
-               "kept plan: scale 2^" << choice.scale_bits << " outside [2^" << options.min_scale_bits
-                                     << ", 2^58]");
+  VEIL_REQUIRE(
+      choice.scale_bits >= options.min_scale_bits && choice.scale_bits <= 58,
+      "kept plan: scale 2^" << choice.scale_bits << " outside [2^" << options.min_scale_bits << ", 2^58]");
   Plan plan;
   plan.mode = options.mode;
   plan.slots = choice.packing.slots;
