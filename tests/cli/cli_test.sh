@@ -56,12 +56,14 @@ PY
 # entry is reported and planned afresh; a directory that cannot be written is reported
 # and the command goes on.
 rmodel="$root/models/mnist-delphi.onnx"
+export VEIL_PLAN_CACHE="$tmp/plans-delphi"  # this model's entry alone
 "$veil" plan --model "$rmodel" > "$tmp/plan1.txt" || fail "plan (search)"
 grep -q "^plan (kept" "$tmp/plan1.txt" && fail "first plan claims to be kept"
 "$veil" plan --model "$rmodel" > "$tmp/plan2.txt" || fail "plan (kept)"
 grep -q "^plan (kept from an earlier run" "$tmp/plan2.txt" || fail "second plan not kept: $(head -30 "$tmp/plan2.txt")"
 diff <(grep -v "^plan" "$tmp/plan1.txt") <(grep -v "^plan" "$tmp/plan2.txt") >/dev/null || fail "kept plan differs"
-entry="$(ls "$tmp"/plans/*.plan | head -1)"
+entry="$(ls "$tmp"/plans-delphi/*.plan)"
+[ "$(echo "$entry" | wc -l)" = 1 ] || fail "one plan kept, found: $entry"
 printf 'x' | dd of="$entry" bs=1 seek=40 conv=notrunc 2>/dev/null
 err="$("$veil" plan --model "$rmodel" 2>&1 >"$tmp/plan3.txt")" || fail "plan with a damaged entry"
 echo "$err" | grep -q "ignoring the kept plan.*checksum" || fail "damaged entry not reported: $err"

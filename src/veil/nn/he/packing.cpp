@@ -976,7 +976,6 @@ Packing pack_network_as(const Network& net, const PackingChoice& choice) {
     const Stage& st = net.stages[k];
     const Layout& out = choice.outputs[k];
     const std::vector<int> inputs = net.inputs_of(k);
-    const Layout& in = layout_of(inputs[0]);
     const bool fold = choice.folds[k] != 0;
     const std::size_t ring = choice.switch_after >= 0 && k >= choice.switch_after ? slots / 2 : slots;
     VEIL_REQUIRE(out.slots == ring && out.shape.size() == output_shape(net, k).size() && out.injective() &&
@@ -985,8 +984,14 @@ Packing pack_network_as(const Network& net, const PackingChoice& choice) {
     if (!st.is<LinearStage>())
       for (int src : inputs)
         VEIL_REQUIRE(layout_of(src) == out, stage_text(net, k) << ": its inputs and output differ in layout");
-    packing.stages.push_back(packed_stage(net, k, in, out, fold, false, nullptr));
   }
+  // Each stage packs on its own (a pass over its weights): in parallel.
+  packing.stages.resize(count);
+  parallel_for(static_cast<std::size_t>(count), [&](std::size_t k) {
+    const int s = static_cast<int>(k);
+    packing.stages[k] = packed_stage(net, s, layout_of(net.inputs_of(s).front()), choice.outputs[k],
+                                     choice.folds[k] != 0, false, nullptr);
+  });
   packing.output = packing.stages.back().out;
   return packing;
 }
