@@ -57,7 +57,13 @@ PY
 # and the command goes on.
 rmodel="$root/models/mnist-delphi.onnx"
 export VEIL_PLAN_CACHE="$tmp/plans-delphi"  # this model's entry alone
+touch -d "40 days ago" "$VEIL_PLAN_CACHE/stale.plan" 2>/dev/null ||
+  { mkdir -p "$VEIL_PLAN_CACHE" && touch -d "40 days ago" "$VEIL_PLAN_CACHE/stale.plan"; }
+touch -d "20 days ago" "$VEIL_PLAN_CACHE/recent.plan"
 "$veil" plan --model "$rmodel" > "$tmp/plan1.txt" || fail "plan (search)"
+[ -e "$VEIL_PLAN_CACHE/stale.plan" ] && fail "an entry unused for 40 days was kept"
+[ -e "$VEIL_PLAN_CACHE/recent.plan" ] || fail "an entry used 20 days ago was removed"
+rm "$VEIL_PLAN_CACHE/recent.plan"
 grep -q "^plan (kept" "$tmp/plan1.txt" && fail "first plan claims to be kept"
 "$veil" plan --model "$rmodel" > "$tmp/plan2.txt" || fail "plan (kept)"
 grep -q "^plan (kept from an earlier run" "$tmp/plan2.txt" || fail "second plan not kept: $(head -30 "$tmp/plan2.txt")"

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -150,6 +151,21 @@ void write_entry(const fs::path& path, const Hash& key, const nn::PlanChoice& ch
   }
 }
 
+// Entries unused for kUnusedDays go: each veil build names its own (a rebuilt binary
+// plans again), so a directory would otherwise keep every old build's plans.
+constexpr int kUnusedDays = 30;
+void prune(const fs::path& dir) {
+  std::error_code ec;
+  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(24 * kUnusedDays);
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path& p = it->path();
+    if (p.extension() != ".plan") continue;
+    std::error_code time_ec;
+    const auto t = fs::last_write_time(p, time_ec);
+    if (!time_ec && t < cutoff) fs::remove(p, time_ec);
+  }
+}
+
 }  // namespace
 
 void set_plan_cache_dir(const std::string& dir) { g_dir = dir; }
@@ -185,6 +201,7 @@ CachedPlan plan_with_cache(const std::string& model_path, const std::vector<std:
       VEIL_CHECK_IO(bytes, "cannot be read");
       out.plan = nn::plan_from_choice(net, options, read_entry(*bytes, key));
       out.kept = true;
+      fs::last_write_time(path, fs::file_time_type::clock::now(), ec);  // in use (see prune)
       return out;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "veil: note: ignoring the kept plan '%s' (%s); planning afresh\n",
@@ -194,6 +211,7 @@ CachedPlan plan_with_cache(const std::string& model_path, const std::vector<std:
   out.plan = nn::make_plan(net, options);
   try {
     write_entry(path, key, nn::plan_choice(out.plan));
+    prune(dir);
   } catch (const std::exception& e) {
     static bool told = false;
     if (!told)

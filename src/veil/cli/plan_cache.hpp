@@ -10,8 +10,9 @@
 // differently), the model file's bytes, the --approximate specs, every plan option and
 // the CPU's kernel level (the chain and the predictions differ between AVX2 and AVX-512).
 // A damaged or unreadable entry is reported on stderr and planned afresh; an entry that
-// cannot be written is reported once and the server goes on without it. Nothing secret
-// is kept: a plan holds no key and no weight.
+// cannot be written is reported once and the server goes on without it. An entry unused
+// for 30 days is removed when another is written (a rebuilt veil names new ones). Nothing
+// secret is kept: a plan holds no key and no weight.
 #pragma once
 
 #include <string>

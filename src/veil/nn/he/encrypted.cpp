@@ -396,10 +396,23 @@ EncryptedNetwork::EncryptedNetwork(Network net, const Plan& plan, ckks::ContextP
     if (static_cast<int>(k) == plan_.switch_after())
       pt_scale = 2 * static_cast<double>(ctx_->modulus(level).value());
     const bool small = after_switch(k);
+    he::LinearTransformSpec spec =
+        pack_linear(net_.stages[k].linear(), ps.in, ps.out, !ps.spec.fold_steps.empty(), true);
+    // The memory of the diagonals the stage keeps, faulted in on every thread first
+    // (rlwe::reserve_heap) and then taken by them: made one by one, each took its pages
+    // under the allocator's one lock (it writes a header past every block it carves), so
+    // on one thread at a time, where a page the host must back first (these virtual
+    // machines take freed memory back within seconds) costs most. Stage by stage, the
+    // heap grows no further than the diagonals take it; reserving every stage's at once
+    // left holes that raised a server's peak with a session by 30-40 MB.
+    const std::size_t kept = form[k] == he::PlaintextCache::kNtt ? ntt_bytes[k]
+                             : form[k] == he::PlaintextCache::kCoefficients
+                                 ? coefficient_bytes[k] + ntt_budget[k]
+                                 : 0;
+    if (kept > 0) rlwe::reserve_heap(kept);
     transforms_[k] = std::make_unique<he::LinearTransform>(
-        small ? *small_encoder_ : encoder_,
-        pack_linear(net_.stages[k].linear(), ps.in, ps.out, !ps.spec.fold_steps.empty(), true), level,
-        ps.giant_step, form[k], pt_scale, he::Hoisting::kAuto, ntt_budget[k], conjugation_covers(k, level));
+        small ? *small_encoder_ : encoder_, std::move(spec), level, ps.giant_step, form[k], pt_scale,
+        he::Hoisting::kAuto, ntt_budget[k], conjugation_covers(k, level));
     // The transform owns the stage's diagonals now: its weights go before the next
     // stage's diagonals are made, so the two are never all held at once.
     net_.drop_linear_weights(k);
