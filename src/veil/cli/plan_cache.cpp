@@ -8,12 +8,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <random>
 #include <sstream>
 
 #include "veil/common/error.hpp"
+#include "veil/common/file.hpp"
 #include "veil/math/cpu.hpp"
 
 namespace veil::cli {
@@ -57,35 +57,19 @@ Hash hash_of(std::span<const std::uint8_t> bytes) {
   return h.finish();
 }
 
-// Whole file; nullopt when it cannot be read.
-std::optional<Bytes> read_file(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return std::nullopt;
-  std::ostringstream os;
-  os << f.rdbuf();
-  if (!f && !f.eof()) return std::nullopt;
-  const std::string s = os.str();
-  return Bytes(s.begin(), s.end());
-}
-
 // This binary, once per process: a rebuilt veil may search differently.
 const Hash& binary_hash() {
-  static const Hash h = [] {
-    const auto exe = read_file("/proc/self/exe");
-    VEIL_CHECK_IO(exe, "cannot read this program's binary (/proc/self/exe) to name plan-cache entries");
-    return hash_of(*exe);
-  }();
+  static const Hash h = [] { return hash_of(read_file("/proc/self/exe")); }();
   return h;
 }
 
 Hash entry_key(const std::string& model_path, const std::vector<std::string>& approximations,
                const nn::PlanOptions& o) {
-  const auto model = read_file(model_path);
-  VEIL_CHECK_IO(model, "cannot read model '" << model_path << "'");
+  const Bytes model = read_file(model_path);
   Hasher h;
   h.add(std::string("veil plan cache"));
   h.add(binary_hash());
-  h.add(*model);
+  h.add(model);
   for (const auto& a : approximations) h.add(a);
   std::ostringstream opts;
   opts.precision(17);
@@ -95,13 +79,6 @@ Hash entry_key(const std::string& model_path, const std::vector<std::string>& ap
        << static_cast<int>(math::simd_level());
   h.add(opts.str());
   return h.finish();
-}
-
-std::string hex(const Hash& h) {
-  static const char* digits = "0123456789abcdef";
-  std::string s;
-  for (std::uint8_t b : h) s += digits[b >> 4], s += digits[b & 15];
-  return s;
 }
 
 // The choice an entry holds; throws std::runtime_error saying what is wrong with it.
@@ -137,12 +114,7 @@ void write_entry(const fs::path& path, const Hash& key, const nn::PlanChoice& ch
   fs::create_directories(path.parent_path());
   std::random_device rd;
   const fs::path tmp = path.string() + ".tmp" + std::to_string(getpid()) + "-" + std::to_string(rd());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    f.close();
-    VEIL_CHECK_IO(f, "cannot write '" << tmp.string() << "'");
-  }
+  write_file(tmp.string(), bytes);
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) {
@@ -197,9 +169,7 @@ CachedPlan plan_with_cache(const std::string& model_path, const std::vector<std:
   std::error_code ec;
   if (fs::exists(path, ec)) {
     try {
-      const auto bytes = read_file(path);
-      VEIL_CHECK_IO(bytes, "cannot be read");
-      out.plan = nn::plan_from_choice(net, options, read_entry(*bytes, key));
+      out.plan = nn::plan_from_choice(net, options, read_entry(read_file(path.string()), key));
       out.kept = true;
       fs::last_write_time(path, fs::file_time_type::clock::now(), ec);  // in use (see prune)
       return out;

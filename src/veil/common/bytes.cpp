@@ -40,4 +40,12 @@ void ByteReader::packed(std::span<std::uint64_t> out, unsigned bits) {
   }
 }
 
+std::string hex(std::span<const std::uint8_t> bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(2 * bytes.size());
+  for (std::uint8_t b : bytes) s += kDigits[b >> 4], s += kDigits[b & 15];
+  return s;
+}
+
 }  // namespace veil

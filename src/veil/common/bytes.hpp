@@ -105,4 +105,7 @@ class ByteReader {
   std::size_t pos_ = 0;
 };
 
+// Lower-case hexadecimal, two digits a byte (hashes and ids in file names and logs).
+std::string hex(std::span<const std::uint8_t> bytes);
+
 }  // namespace veil

@@ -14,15 +14,7 @@ using wire::put_blob;
 using wire::put_card;
 namespace lib = veil::hybrid;
 
-std::string hex(const MaterialId& id) {
-  std::string s;
-  char buf[3];
-  for (std::uint8_t b : id) {
-    std::snprintf(buf, sizeof buf, "%02x", b);
-    s += buf;
-  }
-  return s;
-}
+std::string hex(const MaterialId& id) { return veil::hex(id); }
 
 std::string error_name(std::uint16_t code) {
   switch (static_cast<ErrorCode>(code)) {

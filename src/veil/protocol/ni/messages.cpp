@@ -315,13 +315,7 @@ KeyHash hash_keys(std::span<const std::uint8_t> relin, std::span<const std::uint
 }
 
 std::string hex(const KeyHash& h, std::size_t bytes) {
-  std::string s;
-  char buf[3];
-  for (std::size_t i = 0; i < std::min(bytes, h.size()); ++i) {
-    std::snprintf(buf, sizeof buf, "%02x", h[i]);
-    s += buf;
-  }
-  return s;
+  return veil::hex(std::span<const std::uint8_t>(h).first(std::min(bytes, h.size())));
 }
 
 }  // namespace veil::protocol::ni
