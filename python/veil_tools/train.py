@@ -96,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "statistics frozen, affine parameters still trained), so training "
                         "sees exactly the function that is exported")
     p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--teacher", default=None,
+                   help="knowledge distillation (Hinton et al. 2015): a train.py checkpoint of "
+                        "a stronger network on the same data set; its EMA weights (with BN "
+                        "statistics re-estimated as for export) give soft targets on each "
+                        "training batch")
+    p.add_argument("--kd-weight", type=float, default=0.5,
+                   help="weight of the distillation term; the label loss gets 1 - this")
+    p.add_argument("--kd-temperature", type=float, default=4.0,
+                   help="softmax temperature of the distillation term")
     p.add_argument("--ema", type=float, default=None, help="EMA decay of the weights (0: off)")
     p.add_argument("--mixup", type=float, default=None, help="MixUp alpha (0: off)")
     p.add_argument("--erasing", type=float, default=None, help="RandomErasing probability")
@@ -291,6 +300,47 @@ def _set_rng_state(st: dict, gen: torch.Generator):
         torch.cuda.set_rng_state_all([s.cpu() for s in st["cuda"]])
 
 
+def kd_loss(student_logits, teacher_logits, temperature: float):
+    """Hinton et al.'s distillation term: T^2 * KL(softmax(t/T) || softmax(s/T)), averaged
+    over the batch (T^2 keeps its gradient's scale independent of T)."""
+    t = temperature
+    log_p = F.log_softmax(student_logits / t, dim=1)
+    q = F.softmax(teacher_logits / t, dim=1)
+    return F.kl_div(log_p, q, reduction="batchmean") * (t * t)
+
+
+def targs_desc(cfg: dict) -> str:
+    net = cfg["net"](N.make_act_factory("square", 2, 1.0, False), cfg["width"])
+    return f"{type(net).__name__}, {sum(p.numel() for p in net.parameters())} parameters"
+
+
+def load_teacher(path: str, dataset: str, device):
+    """The network of a train.py checkpoint, as it would be exported: its EMA weights with
+    BN statistics chosen by better_bn (no RNG is drawn: --resume stays bit for bit), or its
+    raw weights where it kept no EMA. Refuses a checkpoint of another data set."""
+    if not os.path.exists(path):
+        raise SystemExit(f"train.py: --teacher {path!r} does not exist")
+    ck = _load_checkpoint(path, device)
+    if not isinstance(ck, dict) or "args" not in ck or "model" not in ck:
+        raise SystemExit(f"train.py: --teacher {path!r} is not a train.py checkpoint "
+                         "(no 'args' and 'model' entries)")
+    targs = build_parser().parse_args(["--model", ck["args"]["model"]])
+    for k, v in ck["args"].items():
+        if hasattr(targs, k):
+            setattr(targs, k, v)
+    tcfg = resolve(targs)
+    if tcfg["dataset"] != dataset:
+        raise SystemExit(f"train.py: --teacher {path!r} was trained on {tcfg['dataset']}, "
+                         f"not {dataset}")
+    act = N.make_act_factory(tcfg["act"], tcfg["degree"], tcfg["bound"], tcfg["trainable"],
+                             tcfg["clamp"])
+    teacher = tcfg["net"](act, tcfg["width"]).to(device)
+    teacher.load_state_dict(ck["ema"] if "ema" in ck else ck["model"])
+    for p_ in teacher.parameters():
+        p_.requires_grad_(False)
+    return teacher.eval(), tcfg, ("ema" in ck)
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -324,6 +374,20 @@ def main(argv: Optional[List[str]] = None) -> dict:
                              cfg["clamp"])
     model = cfg["net"](act, cfg["width"]).to(device)
     n_params = sum(p.numel() for p in model.parameters())
+    teacher = None
+    if args.teacher:
+        if not 0.0 < args.kd_weight <= 1.0 or args.kd_temperature <= 0:
+            raise SystemExit("train.py: --kd-weight must be in (0, 1] and --kd-temperature > 0")
+        teacher, tcfg, teacher_ema = load_teacher(args.teacher, dataset, device)
+        if teacher_ema:
+            tr = lambda: D.Batches(train, dataset, 500, shuffle=True,  # noqa: E731
+                                   augment=tcfg["augment"], seed=args.seed + 1)
+            teacher = better_bn(teacher, tr(), plain_train_loader)
+        tev = evaluate(teacher, test_loader, device)
+        print(f"distilling from {args.teacher} ({targs_desc(tcfg)}): test accuracy "
+              f"{tev['accuracy'] * 100:.2f}%", flush=True)
+        cfg.update(teacher=args.teacher, teacher_test_accuracy=tev["accuracy"],
+                   kd_weight=args.kd_weight, kd_temperature=args.kd_temperature)
 
     # no weight decay on BN, biases and PolyAct parameters
     decay, no_decay = [], []
@@ -444,12 +508,19 @@ def main(argv: Optional[List[str]] = None) -> dict:
             if cfg["mixup"]:
                 lam = float(np.random.beta(cfg["mixup"], cfg["mixup"]))
                 perm = torch.randperm(xb.shape[0], generator=gen).to(device)
-                out = model(lam * xb + (1 - lam) * xb[perm])
+                xin = lam * xb + (1 - lam) * xb[perm]
+                out = model(xin)
                 loss = lam * F.cross_entropy(out, yb, label_smoothing=args.label_smoothing) + \
                     (1 - lam) * F.cross_entropy(out, yb[perm], label_smoothing=args.label_smoothing)
             else:
                 out = model(xb)
                 loss = F.cross_entropy(out, yb, label_smoothing=args.label_smoothing)
+                xin = xb
+            if teacher is not None:
+                with torch.no_grad():
+                    t_out = teacher(xin)
+                loss = (1 - args.kd_weight) * loss + \
+                    args.kd_weight * kd_loss(out, t_out, args.kd_temperature)
             pen = range_penalty(model).to(device) if cfg["penalty"] > 0 else torch.zeros((), device=device)
             total_loss = loss + cfg["penalty"] * pen
             opt.zero_grad(set_to_none=True)

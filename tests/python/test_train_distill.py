@@ -1,0 +1,83 @@
+"""--teacher: knowledge distillation from a train.py checkpoint. The teacher is the network
+the teacher's run exported (its accuracy matches its card), the distillation term is
+Hinton et al.'s, it changes the run, and a distilled run still resumes bit for bit."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from veil_tools import data as D
+from veil_tools import train as T
+
+from test_train_resume import MNIST, _assert_same_run, _cached_data, _load, _need, _run  # noqa: F401
+
+
+def test_kd_loss_is_hintons_term():
+    torch.manual_seed(3)
+    s, t = torch.randn(6, 10), torch.randn(6, 10)
+    # zero exactly when the student matches the teacher
+    assert float(T.kd_loss(t, t, 4.0)) == pytest.approx(0.0, abs=1e-6)
+    # T^2 * (cross-entropy against the soft targets - their entropy), by hand
+    for temp in (1.0, 4.0):
+        q = F.softmax(t / temp, 1)
+        ce = -(q * F.log_softmax(s / temp, 1)).sum(1).mean()
+        ent = -(q * q.log()).sum(1).mean()
+        assert float(T.kd_loss(s, t, temp)) == pytest.approx(float((ce - ent) * temp * temp),
+                                                             rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    _need("mnist")
+    tmp = tmp_path_factory.mktemp("teacher")
+    card, ck = _run(MNIST + ["--ema", "0.9"], tmp, "teacher")
+    return card, ck, tmp
+
+
+def test_teacher_is_the_exported_network(teacher_run):
+    card, ck, _ = teacher_run
+    train, test = D.load("mnist")
+    train = train.subset(640)
+    teacher, tcfg, has_ema = T.load_teacher(str(ck), "mnist", "cpu")
+    assert has_ema and tcfg["dataset"] == "mnist"
+    plain = D.Batches(train, "mnist", 500)
+    recal = D.Batches(train, "mnist", 500, shuffle=True, augment=tcfg["augment"], seed=2)
+    teacher = T.better_bn(teacher, recal, plain)
+    ev = T.evaluate(teacher, D.Batches(test, "mnist", 500), "cpu")
+    assert ev["accuracy"] == card["test_accuracy"]
+
+
+def test_distillation_changes_the_run_and_resumes(teacher_run, tmp_path):
+    _, ck_t, tmp_t = teacher_run
+    kd = MNIST + ["--teacher", str(ck_t), "--kd-weight", "0.7", "--kd-temperature", "3"]
+    card, ck_a = _run(kd, tmp_path, "a")
+    assert card["hyperparameters"]["teacher"] == str(ck_t)
+    assert card["hyperparameters"]["kd_weight"] == 0.7
+    # the same run without a teacher ends elsewhere (the term reaches the gradient)
+    _, ck_plain = _run(MNIST, tmp_path, "plain")
+    assert not torch.equal(_load(ck_a)["model"]["fc2.weight"], _load(ck_plain)["model"]["fc2.weight"])
+    # interrupted mid-epoch and resumed: bit for bit the uninterrupted run
+    res, ck_b = _run(kd, tmp_path, "b", ["--stop-after-steps", "7"])
+    assert res == {"stopped_at_step": 7}
+    _run(kd, tmp_path, "b", ["--resume"])
+    _assert_same_run(ck_a, ck_b)
+
+
+def test_bad_teacher_is_refused(teacher_run, tmp_path):
+    _, ck_t, _ = teacher_run
+    junk = tmp_path / "junk.pt"
+    torch.save({"weights": torch.zeros(3)}, junk)
+    for path, words in ((tmp_path / "none.pt", "does not exist"),
+                        (junk, "not a train.py checkpoint")):
+        with pytest.raises(SystemExit, match=words):
+            T.main(MNIST + ["--teacher", str(path), "--out", str(tmp_path), "--no-progress",
+                            "--threads", "1"])
+    with pytest.raises(SystemExit, match="kd-weight"):
+        T.main(MNIST + ["--teacher", str(ck_t), "--kd-weight", "1.5", "--out", str(tmp_path),
+                        "--no-progress", "--threads", "1"])
+    # a checkpoint of another data set
+    ck = T._load_checkpoint(str(ck_t), "cpu")
+    ck["args"]["model"] = "fashion-delphi"
+    other = tmp_path / "other.pt"
+    torch.save(ck, other)
+    with pytest.raises(SystemExit, match="trained on fashion-mnist"):
+        T.load_teacher(str(other), "mnist", "cpu")
