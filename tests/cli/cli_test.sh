@@ -78,6 +78,25 @@ diff <(grep -v "^plan" "$tmp/plan1.txt") <(grep -v "^plan" "$tmp/plan3.txt") >/d
 out="$("$veil" --plan-cache /proc/veil-plans infer --model "$rmodel" --input "$img" 2>&1)" || fail "infer, unwritable cache"
 echo "$out" | grep -q "could not be kept" || fail "unwritable cache not reported: $out"
 echo "$out" | grep -q "^class: 7" || fail "infer with an unwritable cache gave: $out"
+# The hybrid program's decisions are kept the same way: the second plan says so and
+# prints the same program; a damaged entry is reported and chosen afresh; the kept
+# program answers as the chosen one.
+export VEIL_PLAN_CACHE="$tmp/plans-hybrid"
+"$veil" plan --model "$rmodel" --mode hybrid > "$tmp/hplan1.txt" || fail "hybrid plan (choose)"
+grep -q "choice kept" "$tmp/hplan1.txt" && fail "first hybrid plan claims to be kept"
+"$veil" plan --model "$rmodel" --mode hybrid > "$tmp/hplan2.txt" || fail "hybrid plan (kept)"
+grep -q "^fixed-point scales chosen on: .*(choice kept from an earlier run" "$tmp/hplan2.txt" ||
+  fail "second hybrid plan not kept: $(head -5 "$tmp/hplan2.txt")"
+same_program() { diff <(grep -v "^fixed-point scales" "$1") <(grep -v "^fixed-point scales" "$2") >/dev/null; }
+same_program "$tmp/hplan1.txt" "$tmp/hplan2.txt" || fail "kept hybrid program differs"
+entry="$(ls "$VEIL_PLAN_CACHE"/*.plan)"
+[ "$(echo "$entry" | wc -l)" = 1 ] || fail "one hybrid program kept, found: $entry"
+printf 'x' | dd of="$entry" bs=1 seek=60 conv=notrunc 2>/dev/null
+err="$("$veil" plan --model "$rmodel" --mode hybrid 2>&1 >"$tmp/hplan3.txt")" || fail "hybrid plan, damaged entry"
+echo "$err" | grep -q "ignoring the kept plan.*checksum" || fail "damaged hybrid entry not reported: $err"
+same_program "$tmp/hplan1.txt" "$tmp/hplan3.txt" || fail "hybrid program after a damaged entry differs"
+out="$("$veil" infer --model "$rmodel" --mode hybrid --input "$img")" || fail "infer hybrid (kept)"
+echo "$out" | grep -q "^class: 7" || fail "hybrid infer with a kept program gave: $out"
 
 # Bad input: clear errors, exit code 1.
 expect_error() {  # pattern, command...

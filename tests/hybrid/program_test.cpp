@@ -246,6 +246,129 @@ TEST(HybridProgram, CalibrationSuppliesMissingActivationRanges) {
   EXPECT_NEAR(prog.ops[0].output_bound, measured * 1.25, 1e-9);
 }
 
+// Every field of two programs, weights included.
+void expect_same_program(const Program& a, const Program& b) {
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.input.size(), b.input.size());
+  EXPECT_EQ(a.mean, b.mean);
+  EXPECT_EQ(a.std, b.std);
+  EXPECT_EQ(a.classes, b.classes);
+  EXPECT_EQ(a.primes(), b.primes());
+  EXPECT_EQ(a.value_precision, b.value_precision);
+  EXPECT_EQ(a.uniform_frac_bits, b.uniform_frac_bits);
+  EXPECT_EQ(a.sigma, b.sigma);
+  EXPECT_EQ(a.value_bits, b.value_bits);
+  EXPECT_EQ(a.input_bits, b.input_bits);
+  EXPECT_EQ(a.ring_choice, b.ring_choice);
+  ASSERT_EQ(a.ops.size(), b.ops.size());
+  for (std::size_t k = 0; k < a.ops.size(); ++k) {
+    SCOPED_TRACE("op " + std::to_string(k));
+    const Op &x = a.ops[k], &y = b.ops[k];
+    EXPECT_EQ(x.kind, y.kind);
+    EXPECT_EQ(x.name, y.name);
+    EXPECT_EQ(x.inputs, y.inputs);
+    EXPECT_EQ(x.in.size(), y.in.size());
+    EXPECT_EQ(x.out.size(), y.out.size());
+    EXPECT_EQ(x.linear.row_ptr, y.linear.row_ptr);
+    EXPECT_EQ(x.linear.col, y.linear.col);
+    EXPECT_EQ(x.linear.weight, y.linear.weight);
+    EXPECT_EQ(x.linear.bias, y.linear.bias);
+    EXPECT_EQ(x.linear.weight_bits, y.linear.weight_bits);
+    EXPECT_EQ(x.linear.truncate, y.linear.truncate);
+    EXPECT_EQ(x.linear.max_row_l1, y.linear.max_row_l1);
+    EXPECT_EQ(x.he_shape.in_channels, y.he_shape.in_channels);
+    EXPECT_EQ(x.he_shape.out_channels, y.he_shape.out_channels);
+    EXPECT_EQ(x.he_shape.kernel_h, y.he_shape.kernel_h);
+    EXPECT_EQ(x.coefficients, y.coefficients);
+    EXPECT_EQ(x.poly.in_bits, y.poly.in_bits);
+    EXPECT_EQ(x.poly.power_bits, y.poly.power_bits);
+    EXPECT_EQ(x.poly.sum_bits, y.poly.sum_bits);
+    EXPECT_EQ(x.poly.out_bits, y.poly.out_bits);
+    EXPECT_EQ(x.in_bits, y.in_bits);
+    EXPECT_EQ(x.out_bits, y.out_bits);
+    EXPECT_EQ(x.output_bound, y.output_bound);
+    EXPECT_EQ(x.weight_precision, y.weight_precision);
+  }
+}
+
+// What lower() decided, kept in bytes (cli/plan_cache) and rebuilt without calibrating
+// again, is the program lower() made: on both rings, with the Add's bound and the logits'
+// bound from calibration, with an activation range the model did not record (a stock
+// export), on a shipped model, and without calibration inputs.
+TEST(HybridProgram, KeptChoiceRebuildsTheSameProgram) {
+  std::mt19937_64 rng(44);
+  nn::Network easy = test::residual_network(42), hard = test::residual_network(42), stock = easy;
+  easy.stages.back().linear().bias[0] += 50;
+  hard.stages.back().linear().bias[0] += 1000;
+  hard.stages.back().linear().bias[1] += 1000;
+  stock.stages[1].poly().input_range = 0;
+  ProgramOptions po;
+  po.calibration = test::random_inputs(rng, 64);
+  const test::MnistSamples s = test::mnist_samples("models/mnist-delphi.onnx");
+  ProgramOptions mnist;
+  mnist.calibration = s.images;
+  struct Case {
+    const char* what;
+    const nn::Network* net;
+    ProgramOptions options;
+    std::size_t primes;
+  };
+  for (const Case& c : {Case{"one prime (auto)", &easy, po, 1}, Case{"two primes (auto)", &hard, po, 2},
+                        Case{"stock export", &stock, po, 0}, Case{"no calibration", &easy, ProgramOptions{}, 2},
+                        Case{"mnist-delphi", &s.net, mnist, 0}}) {
+    SCOPED_TRACE(c.what);
+    ProgramChoice choice;
+    const Program made = lower(*c.net, c.options, &choice);
+    if (c.primes != 0) {
+      EXPECT_EQ(made.primes().size(), c.primes);
+    }
+    const ProgramChoice back = load_program_choice(save_program_choice(choice));
+    // No calibration inputs at all: nothing to measure, yet the program is the same.
+    expect_same_program(made, lower_from_choice(*c.net, ProgramOptions{}, back));
+    // The kept bounds matter: without them the logits' bound is interval propagation's.
+    ProgramChoice loose = back;
+    std::fill(loose.stage_bound.begin(), loose.stage_bound.end(), 0.0);
+    if (!c.options.calibration.empty()) {
+      EXPECT_NE(lower_from_choice(*c.net, ProgramOptions{}, loose).ops.back().output_bound,
+                made.ops.back().output_bound);
+    }
+  }
+}
+
+// A choice that does not fit the network, or whose bytes are damaged, is refused by name.
+TEST(HybridProgram, KeptChoiceThatDoesNotFitIsRefused) {
+  std::mt19937_64 rng(45);
+  const nn::Network net = test::residual_network(42);
+  ProgramOptions po;
+  po.calibration = test::random_inputs(rng, 16);
+  ProgramChoice choice;
+  lower(net, po, &choice);
+  auto refused = [&](const std::function<void(ProgramChoice&)>& change, const std::string& fragment) {
+    ProgramChoice c = choice;
+    change(c);
+    const std::string what = what_of([&] { lower_from_choice(net, {}, c); });
+    EXPECT_NE(what.find(fragment), std::string::npos) << what;
+  };
+  refused([](ProgramChoice& c) { c.stage_bound.pop_back(); }, "output bounds");
+  refused([](ProgramChoice& c) { c.stage_input_bound.push_back(1); }, "another model?");
+  refused([](ProgramChoice& c) { c.stage_bound[2] = -1; }, "negative or non-finite");
+  refused([](ProgramChoice& c) { c.input_bound = std::nan(""); }, "negative or non-finite");
+  refused([](ProgramChoice& c) { c.value_precision = 0; }, "precision");
+  refused([](ProgramChoice& c) { c.prime = 12; }, "is not a prime");
+  // A bound far beyond what was measured cannot meet the truncation bound: refused, not
+  // quantised into a program that fails.
+  refused([](ProgramChoice& c) { c.stage_bound[2] = 1e30; }, "'fc2'");
+  const Bytes bytes = save_program_choice(choice);
+  EXPECT_NE(what_of([&] { load_program_choice(Bytes(bytes.begin(), bytes.end() - 1)); }).find("truncated"),
+            std::string::npos);
+  Bytes longer = bytes;
+  longer.push_back(0);
+  EXPECT_NE(what_of([&] { load_program_choice(longer); }).find("after its end"), std::string::npos);
+  Bytes huge = bytes;
+  huge[8 + 8 + 4 + 4 + 8 + 3] = 0x7f;  // the first count's high byte
+  EXPECT_NE(what_of([&] { load_program_choice(huge); }).find("stages (at most"), std::string::npos);
+}
+
 TEST(HybridProgram, CostCountsRoundsAndMaterial) {
   const Program prog = lower(test::residual_network(4));
   const ProgramCost c = cost(prog);

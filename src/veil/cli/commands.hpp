@@ -27,6 +27,7 @@ struct HybridModel {
   nn::Network network;
   hybrid::Program program;
   std::string calibration;  // what chose the scales, for reports
+  bool program_kept = false;  // rebuilt from the plan cache's choice (cli/plan_cache.hpp)
 };
 HybridModel load_hybrid_model(const ModelOptions& o);
 void print_hybrid_plan(const HybridModel& m);

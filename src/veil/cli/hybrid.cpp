@@ -11,6 +11,7 @@
 
 #include "veil/cli/commands.hpp"
 #include "veil/cli/data_paths.hpp"
+#include "veil/cli/plan_cache.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/data/dataset.hpp"
@@ -85,7 +86,10 @@ HybridModel load_hybrid_model(const ModelOptions& o) {
   std::string source = "none (no data set installed: measured ranges and interval bounds)";
   po.calibration = calibration_inputs(m.network, o.calibration, &source);
   m.calibration = source;
-  m.program = hybrid::lower(m.network, po);
+  CachedProgram kept = program_with_cache(o.path, o.approximate, m.network, po);
+  m.program = std::move(kept.program);
+  m.program_kept = kept.kept;
+  if (m.program_kept) m.calibration += " (choice kept from an earlier run: --plan-cache off chooses again)";
   return m;
 }
 

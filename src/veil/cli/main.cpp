@@ -47,9 +47,10 @@ int main(int argc, char** argv) {
       ->trigger_on_parse()
       ->each([](const std::string& g) { veil::cli::set_plaintext_cache_gib(std::stod(g)); });
   app.add_option("--plan-cache",
-                 "directory where a latency-mode plan is kept, so that the next start on the same\n"
-                 "model, options, CPU and veil binary skips the layout search (cifar10-shallow: 1.6 s\n"
-                 "of set-up); off: plan afresh every time (default: VEIL_PLAN_CACHE, else\n"
+                 "directory where a latency-mode plan and the hybrid mode's fixed-point choices are\n"
+                 "kept, so that the next start on the same model, options, CPU and veil binary skips\n"
+                 "the layout search (cifar10-shallow: 1.6 s of set-up) and the hybrid calibration\n"
+                 "(~15 s); off: plan afresh every time (default: VEIL_PLAN_CACHE, else\n"
                  "$XDG_CACHE_HOME/veil/plans or ~/.cache/veil/plans)")
       ->trigger_on_parse()
       ->each([](const std::string& d) { veil::cli::set_plan_cache_dir(d); });

@@ -25,8 +25,11 @@ namespace {
 std::optional<std::string> g_dir;  // set by --plan-cache
 
 // Entry: magic, format, the key it was made for, the choice, and a BLAKE2b-256 of all
-// before it (a torn or altered file is told apart from a choice that no longer fits).
-constexpr char kMagic[8] = {'V', 'E', 'I', 'L', 'P', 'L', 'A', 'N'};
+// before it (a torn or altered file is told apart from a choice that no longer fits). A
+// latency plan's entry starts "VEILPLAN", a hybrid program's "VEILHPRG".
+using Magic = std::array<char, 8>;
+constexpr Magic kPlanMagic = {'V', 'E', 'I', 'L', 'P', 'L', 'A', 'N'};
+constexpr Magic kProgramMagic = {'V', 'E', 'I', 'L', 'H', 'P', 'R', 'G'};
 constexpr std::uint32_t kFormat = 1;
 constexpr std::size_t kHash = 32;
 using Hash = std::array<std::uint8_t, kHash>;
@@ -81,33 +84,54 @@ Hash entry_key(const std::string& model_path, const std::vector<std::string>& ap
   return h.finish();
 }
 
-// The choice an entry holds; throws std::runtime_error saying what is wrong with it.
-nn::PlanChoice read_entry(const Bytes& bytes, const Hash& key) {
-  VEIL_CHECK_IO(bytes.size() >= sizeof kMagic + 4 + 2 * kHash, "too short (" << bytes.size() << " bytes)");
+// Everything hybrid::lower depends on: the binary, the model, the options, and the
+// calibration inputs' values (a data set replaced under the same path names a new entry).
+Hash program_key(const std::string& model_path, const std::vector<std::string>& approximations,
+                 const hybrid::ProgramOptions& o) {
+  Hasher h;
+  h.add(std::string("veil hybrid program cache"));
+  h.add(binary_hash());
+  h.add(read_file(model_path));
+  for (const auto& a : approximations) h.add(a);
+  std::ostringstream opts;
+  opts.precision(17);
+  opts << o.prime << ' ' << static_cast<int>(o.ring) << ' ' << o.prime2 << ' ' << o.value_precision << ' '
+       << o.uniform_frac_bits << ' ' << o.sigma << ' ' << o.margin << ' ' << o.max_weight_bits << ' ' << o.merge
+       << ' ' << o.calibration.size();
+  h.add(opts.str());
+  for (const auto& x : o.calibration)
+    h.add({reinterpret_cast<const std::uint8_t*>(x.data()), x.size() * sizeof(double)});
+  return h.finish();
+}
+
+// The choice an entry holds, in bytes; throws std::runtime_error saying what is wrong.
+Bytes read_entry(const Bytes& bytes, const Magic& kind, const Hash& key) {
+  VEIL_CHECK_IO(bytes.size() >= kind.size() + 4 + 2 * kHash, "too short (" << bytes.size() << " bytes)");
   const std::span<const std::uint8_t> body(bytes.data(), bytes.size() - kHash);
   Hash sum;
   std::copy(bytes.end() - kHash, bytes.end(), sum.begin());
   VEIL_CHECK_IO(hash_of(body) == sum, "checksum mismatch (a damaged or altered file)");
   ByteReader r(body);
-  std::array<char, sizeof kMagic> magic;
+  Magic magic;
   r.raw(magic.data(), magic.size());
-  VEIL_CHECK_IO(std::equal(magic.begin(), magic.end(), kMagic), "not a veil plan-cache entry");
+  VEIL_CHECK_IO(magic == kind, "not a veil plan-cache entry of this kind");
   const std::uint32_t format = r.u32();
   VEIL_CHECK_IO(format == kFormat, "format " << format << ", this veil reads " << kFormat);
   Hash made_for;
   r.raw(made_for.data(), made_for.size());
   VEIL_CHECK_IO(made_for == key, "made for another model or other options");
-  return nn::load_plan_choice(r.view(r.remaining()));
+  const auto rest = r.view(r.remaining());
+  return Bytes(rest.begin(), rest.end());
 }
 
 // Written to a temporary file and renamed, so that a reader never sees half an entry and
 // two servers starting at once both leave a whole one.
-void write_entry(const fs::path& path, const Hash& key, const nn::PlanChoice& choice) {
+void write_entry(const fs::path& path, const Magic& kind, const Hash& key, std::span<const std::uint8_t> choice) {
   ByteWriter w;
-  w.raw(kMagic, sizeof kMagic);
+  w.raw(kind.data(), kind.size());
   w.u32(kFormat);
   w.raw(key.data(), key.size());
-  w.bytes(nn::save_plan_choice(choice));
+  w.bytes(choice);
   const Hash sum = hash_of(w.buffer());
   w.raw(sum.data(), sum.size());
   const Bytes bytes = w.take();
@@ -138,6 +162,40 @@ void prune(const fs::path& dir) {
   }
 }
 
+// What `rebuild` makes of the entry for `key` in `dir` when there is a usable one (*kept
+// set), else what `make` returns, whose choice (`save`) is then written for the next start.
+template <class T, class Rebuild, class Make, class Save>
+T kept_or_made(const std::string& dir, const Magic& kind, const Hash& key, Rebuild rebuild, Make make, Save save,
+               bool* kept) {
+  const fs::path path = fs::path(dir) / (hex(key) + ".plan");
+  std::error_code ec;
+  if (fs::exists(path, ec)) {
+    try {
+      T out = rebuild(read_entry(read_file(path.string()), kind, key));
+      *kept = true;
+      fs::last_write_time(path, fs::file_time_type::clock::now(), ec);  // in use (see prune)
+      return out;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "veil: note: ignoring the kept plan '%s' (%s); planning afresh\n",
+                   path.string().c_str(), e.what());
+    }
+  }
+  T out = make();
+  try {
+    write_entry(path, kind, key, save(out));
+    prune(dir);
+  } catch (const std::exception& e) {
+    static bool told = false;
+    if (!told)
+      std::fprintf(stderr,
+                   "veil: note: the plan could not be kept for the next start (%s; --plan-cache DIR or "
+                   "VEIL_PLAN_CACHE chooses the directory, off turns this off)\n",
+                   e.what());
+    told = true;
+  }
+  return out;
+}
+
 }  // namespace
 
 void set_plan_cache_dir(const std::string& dir) { g_dir = dir; }
@@ -164,33 +222,28 @@ CachedPlan plan_with_cache(const std::string& model_path, const std::vector<std:
     out.plan = nn::make_plan(net, options);
     return out;
   }
-  const Hash key = entry_key(model_path, approximations, options);
-  const fs::path path = fs::path(dir) / (hex(key) + ".plan");
-  std::error_code ec;
-  if (fs::exists(path, ec)) {
-    try {
-      out.plan = nn::plan_from_choice(net, options, read_entry(read_file(path.string()), key));
-      out.kept = true;
-      fs::last_write_time(path, fs::file_time_type::clock::now(), ec);  // in use (see prune)
-      return out;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "veil: note: ignoring the kept plan '%s' (%s); planning afresh\n",
-                   path.string().c_str(), e.what());
-    }
+  out.plan = kept_or_made<nn::Plan>(
+      dir, kPlanMagic, entry_key(model_path, approximations, options),
+      [&](const Bytes& b) { return nn::plan_from_choice(net, options, nn::load_plan_choice(b)); },
+      [&] { return nn::make_plan(net, options); },
+      [](const nn::Plan& plan) { return nn::save_plan_choice(nn::plan_choice(plan)); }, &out.kept);
+  return out;
+}
+
+CachedProgram program_with_cache(const std::string& model_path, const std::vector<std::string>& approximations,
+                                 const nn::Network& net, const hybrid::ProgramOptions& options) {
+  CachedProgram out;
+  const std::string dir = plan_cache_dir();
+  if (dir.empty()) {
+    out.program = hybrid::lower(net, options);
+    return out;
   }
-  out.plan = nn::make_plan(net, options);
-  try {
-    write_entry(path, key, nn::plan_choice(out.plan));
-    prune(dir);
-  } catch (const std::exception& e) {
-    static bool told = false;
-    if (!told)
-      std::fprintf(stderr,
-                   "veil: note: the plan could not be kept for the next start (%s; --plan-cache DIR or "
-                   "VEIL_PLAN_CACHE chooses the directory, off turns this off)\n",
-                   e.what());
-    told = true;
-  }
+  hybrid::ProgramChoice choice;
+  out.program = kept_or_made<hybrid::Program>(
+      dir, kProgramMagic, program_key(model_path, approximations, options),
+      [&](const Bytes& b) { return hybrid::lower_from_choice(net, options, hybrid::load_program_choice(b)); },
+      [&] { return hybrid::lower(net, options, &choice); },
+      [&](const hybrid::Program&) { return hybrid::save_program_choice(choice); }, &out.kept);
   return out;
 }
 

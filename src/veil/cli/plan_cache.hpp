@@ -1,8 +1,9 @@
 // The plan cache: a server that starts again on the same model keeps the plan it made
 // before instead of searching its layouts again (cifar10-shallow: 1.6 s of a 5-10 s
-// set-up), as FFTW keeps "wisdom" between runs.
+// set-up), and the hybrid mode keeps its fixed-point program's decisions instead of
+// calibrating again (~17 s of its set-up), as FFTW keeps "wisdom" between runs.
 //
-// An entry holds only a latency-mode plan's decisions (nn::PlanChoice: ring degree,
+// A latency entry holds only a latency-mode plan's decisions (nn::PlanChoice: ring degree,
 // scale, layouts); nn::plan_from_choice rebuilds the plan from them, fitting the chain
 // again at 128-bit security and checking every layout against the network, so an entry
 // can make a start faster but never a plan insecure or wrong. Entries are named by a
@@ -12,12 +13,17 @@
 // A damaged or unreadable entry is reported on stderr and planned afresh; an entry that
 // cannot be written is reported once and the server goes on without it. An entry unused
 // for 30 days is removed when another is written (a rebuilt veil names new ones). Nothing
-// secret is kept: a plan holds no key and no weight.
+// secret is kept: a plan holds no key and no weight, a hybrid entry only the share ring,
+// the scales and the largest |value| the calibration images reached at each stage (what
+// the hybrid plan report prints). An entry is protected against damage, not against
+// someone who can write to the directory (who could as well replace veil): keep the
+// directory as private as the binary.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "veil/hybrid/program.hpp"
 #include "veil/nn/he/planner.hpp"
 #include "veil/nn/network.hpp"
 
@@ -38,5 +44,17 @@ struct CachedPlan {
 // `approximations` name what `net` was lowered from (they enter the entry's name).
 CachedPlan plan_with_cache(const std::string& model_path, const std::vector<std::string>& approximations,
                            const nn::Network& net, const nn::PlanOptions& options);
+
+struct CachedProgram {
+  hybrid::Program program;
+  bool kept = false;  // rebuilt from the cache rather than chosen
+};
+
+// hybrid::lower(net, options), through the same cache: an entry keeps its ProgramChoice
+// (share ring, scales, the calibration's measured bounds) and hybrid::lower_from_choice
+// quantises the network again from it, with every truncation check of a fresh lowering.
+// Its name also covers the calibration inputs' values.
+CachedProgram program_with_cache(const std::string& model_path, const std::vector<std::string>& approximations,
+                                 const nn::Network& net, const hybrid::ProgramOptions& options);
 
 }  // namespace veil::cli

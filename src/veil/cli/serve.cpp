@@ -37,9 +37,9 @@ void run_serve(ServeOptions& o) {
     const hybrid::ProgramCost c = hybrid::cost(m.program);
     std::printf(
         "hybrid mode: %d online rounds, %lld squares, weights prepared for preprocessing %s, ready in %.2f "
-        "s\n",
+        "s%s\n",
         c.rounds, static_cast<long long>(c.squares), human_bytes(model->memory_bytes()).c_str(),
-        seconds_since(t));
+        seconds_since(t), m.program_kept ? " (scales kept from an earlier start)" : "");
     o.hybrid.dataset = m.network.dataset;
     name = m.network.name;
     hybrid_handler = std::make_unique<protocol::hybrid::Handler>(std::move(model), o.hybrid);

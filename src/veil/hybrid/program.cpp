@@ -397,18 +397,21 @@ namespace {
 Program lower_ring(const nn::Network& net, const ProgramOptions& options, const Ranges& ranges);
 }  // namespace
 
-Program lower(const nn::Network& original, const ProgramOptions& options) {
-  nn::Network net = options.merge ? merge_linear_runs(original) : original;
-  // One pass of the calibration inputs through the double network serves every scale tried.
-  const Ranges ranges = measure(net, options);
-  // A model without measured activation ranges (a stock PyTorch export) gets them from
-  // the calibration inputs: the largest |x| entering each polynomial (times the margin,
-  // as for recorded ranges).
+namespace {
+
+// The merged network (merge_linear_runs where options.merge) lower() quantises, with the measured input range of every activation
+// the model does not record (a stock PyTorch export), checked for what no choice of scales
+// can fix.
+nn::Network prepared(nn::Network net, const std::vector<double>& stage_input) {
+  VEIL_REQUIRE(stage_input.size() == net.stages.size(),
+               "the kept program choice has " << stage_input.size() << " stage bounds; the merged network has "
+                                              << net.stages.size() << " stages (another model?)");
+  // A model without measured activation ranges gets them from the calibration inputs: the
+  // largest |x| entering each polynomial (times the margin, as for recorded ranges).
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
     auto& st = net.stages[k];
-    if (st.is<nn::PolyStage>() && st.poly().input_range <= 0) st.poly().input_range = ranges.stage_input[k];
+    if (st.is<nn::PolyStage>() && st.poly().input_range <= 0) st.poly().input_range = stage_input[k];
   }
-  // What no choice of scales can fix is refused before trying any.
   for (const nn::Stage& st : net.stages) {
     if (!st.is<nn::PolyStage>()) continue;
     VEIL_REQUIRE(st.poly().degree() <= 4, "activation '" << st.name() << "' has degree " << st.poly().degree()
@@ -420,7 +423,93 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
                                                    "images: the commands take them from the installed data "
                                                    "set; or export with python/train.py)");
   }
-  return lower_ring(net, options, ranges);
+  return net;
+}
+
+}  // namespace
+
+Program lower(const nn::Network& original, const ProgramOptions& options) {
+  return lower(original, options, nullptr);
+}
+
+Program lower(const nn::Network& original, const ProgramOptions& options, ProgramChoice* choice) {
+  // One pass of the calibration inputs through the double network serves every scale tried.
+  nn::Network net = options.merge ? merge_linear_runs(original) : original;
+  const Ranges ranges = measure(net, options);
+  net = prepared(std::move(net), ranges.stage_input);
+  Program p = lower_ring(net, options, ranges);
+  if (choice != nullptr) {
+    *choice = ProgramChoice{p.prime,          p.prime2,     p.value_precision, p.uniform_frac_bits,
+                            ranges.input,     ranges.stage, ranges.stage_input, p.ring_choice};
+  }
+  return p;
+}
+
+Program lower_from_choice(const nn::Network& original, const ProgramOptions& options, const ProgramChoice& c) {
+  const nn::Network net =
+      prepared(options.merge ? merge_linear_runs(original) : original, c.stage_input_bound);
+  VEIL_REQUIRE(c.stage_bound.size() == net.stages.size(),
+               "the kept program choice has " << c.stage_bound.size() << " output bounds; the merged network has "
+                                              << net.stages.size() << " stages");
+  auto valid = [](double b) { return std::isfinite(b) && b >= 0; };
+  VEIL_REQUIRE(valid(c.input_bound) && std::all_of(c.stage_bound.begin(), c.stage_bound.end(), valid) &&
+                   std::all_of(c.stage_input_bound.begin(), c.stage_input_bound.end(), valid),
+               "the kept program choice has a negative or non-finite bound");
+  VEIL_REQUIRE(c.value_precision >= 1 && c.value_precision <= kMaxValueBits && c.uniform_frac_bits >= 0 &&
+                   c.uniform_frac_bits <= kMaxValueBits,
+               "the kept program choice has precision " << c.value_precision << " / " << c.uniform_frac_bits);
+  Ranges ranges;
+  ranges.input = std::max(c.input_bound, input_bound(net));
+  ranges.stage = c.stage_bound;
+  ranges.stage_input = c.stage_input_bound;
+  ranges.weights.resize(net.stages.size());
+  for (std::size_t k = 0; k < net.stages.size(); ++k)
+    if (net.stages[k].is<nn::LinearStage>()) ranges.weights[k] = weight_stats(net.stages[k].linear());
+  ProgramOptions o = options;
+  o.prime = c.prime;
+  o.prime2 = c.prime2 == 0 ? kNoSecondPrime : c.prime2;
+  o.value_precision = c.value_precision;
+  o.uniform_frac_bits = c.uniform_frac_bits;
+  Program p = lower_at(net, o, ranges);
+  set_he_shapes(p);
+  p.ring_choice = c.ring_choice;
+  return p;
+}
+
+Bytes save_program_choice(const ProgramChoice& c) {
+  ByteWriter w;
+  w.u64(c.prime);
+  w.u64(c.prime2);
+  w.u32(static_cast<std::uint32_t>(c.value_precision));
+  w.u32(static_cast<std::uint32_t>(c.uniform_frac_bits));
+  w.f64(c.input_bound);
+  for (const auto* v : {&c.stage_bound, &c.stage_input_bound}) {
+    w.u32(static_cast<std::uint32_t>(v->size()));
+    for (double b : *v) w.f64(b);
+  }
+  w.str(c.ring_choice);
+  return w.take();
+}
+
+ProgramChoice load_program_choice(std::span<const std::uint8_t> bytes) {
+  constexpr std::size_t kMaxStages = 1 << 16, kMaxText = 4096;
+  ByteReader r(bytes);
+  ProgramChoice c;
+  c.prime = r.u64();
+  c.prime2 = r.u64();
+  c.value_precision = static_cast<std::int32_t>(r.u32());
+  c.uniform_frac_bits = static_cast<std::int32_t>(r.u32());
+  c.input_bound = r.f64();
+  for (auto* v : {&c.stage_bound, &c.stage_input_bound}) {
+    const std::size_t n = r.u32();
+    VEIL_CHECK_IO(n <= kMaxStages, "program choice: " << n << " stages (at most " << kMaxStages << ")");
+    r.need(n * sizeof(double));
+    v->resize(n);
+    for (double& b : *v) b = r.f64();
+  }
+  c.ring_choice = r.str(kMaxText);
+  VEIL_CHECK_IO(r.remaining() == 0, "program choice: " << r.remaining() << " bytes after its end");
+  return c;
 }
 
 namespace {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "veil/bfv/conv_layout.hpp"
+#include "veil/common/bytes.hpp"
 #include "veil/mpc/activation.hpp"
 #include "veil/mpc/field.hpp"
 #include "veil/nn/network.hpp"
@@ -191,6 +192,37 @@ nn::Network merge_linear_runs(const nn::Network& network);
 // naming the stage when a polynomial has no measured input range, has degree above 4, or
 // a value cannot meet the failure bound at the requested (or any) precision.
 Program lower(const nn::Network& network, const ProgramOptions& options = {});
+
+// What lower() decided, small enough to keep between starts (cli/plan_cache): the share
+// ring, the scale family and the largest |value| the calibration inputs reached at the
+// input and at every stage of the merged network. Choosing them is nearly all of lower()'s
+// time (cifar10-shallow: 64 images through the double network, 24 scale candidates scored
+// on 16, the ring's disagreement estimate: ~17 s of a 2-core server's hybrid set-up);
+// rebuilding the program from them is one quantisation.
+struct ProgramChoice {
+  u64 prime = 0, prime2 = 0;  // as Program (prime2 0: one prime)
+  int value_precision = 0, uniform_frac_bits = 0;
+  double input_bound = 0;
+  std::vector<double> stage_bound, stage_input_bound;  // per stage of the merged network
+  std::string ring_choice;
+};
+
+// lower(), also returning its decisions in *choice.
+Program lower(const nn::Network& network, const ProgramOptions& options, ProgramChoice* choice);
+
+// The program lower(network, options) made when it returned `choice`, without measuring or
+// searching again. The choice is checked against the network (one bound per merged stage,
+// every bound finite and >= 0, the primes as lower() allows them) and the quantisation runs
+// its own checks (every truncation within the 2^-sigma bound of options.sigma), so a choice
+// that does not fit is refused with std::invalid_argument naming the problem.
+Program lower_from_choice(const nn::Network& network, const ProgramOptions& options, const ProgramChoice& choice);
+
+// Byte form of a choice (little-endian): u64 prime, prime2 | i32 value_precision,
+// uniform_frac_bits | f64 input_bound | u32 n, f64 stage_bound[n] | u32 n,
+// f64 stage_input_bound[n] | str ring_choice. load_program_choice bounds every count and
+// throws std::runtime_error on truncated or trailing bytes.
+Bytes save_program_choice(const ProgramChoice& choice);
+ProgramChoice load_program_choice(std::span<const std::uint8_t> bytes);
 
 // One line per op: kind, shapes, scales and bounds (the plan report).
 std::string describe(const Program& program);
