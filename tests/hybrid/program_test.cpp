@@ -313,9 +313,10 @@ TEST(HybridProgram, KeptChoiceRebuildsTheSameProgram) {
     ProgramOptions options;
     std::size_t primes;
   };
-  for (const Case& c : {Case{"one prime (auto)", &easy, po, 1}, Case{"two primes (auto)", &hard, po, 2},
-                        Case{"stock export", &stock, po, 0}, Case{"no calibration", &easy, ProgramOptions{}, 2},
-                        Case{"mnist-delphi", &s.net, mnist, 0}}) {
+  for (const Case& c :
+       {Case{"one prime (auto)", &easy, po, 1}, Case{"two primes (auto)", &hard, po, 2},
+        Case{"stock export", &stock, po, 0}, Case{"no calibration", &easy, ProgramOptions{}, 2},
+        Case{"mnist-delphi", &s.net, mnist, 0}}) {
     SCOPED_TRACE(c.what);
     ProgramChoice choice;
     const Program made = lower(*c.net, c.options, &choice);

@@ -26,7 +26,7 @@ struct HybridModel {
   nn::Graph graph;
   nn::Network network;
   hybrid::Program program;
-  std::string calibration;  // what chose the scales, for reports
+  std::string calibration;    // what chose the scales, for reports
   bool program_kept = false;  // rebuilt from the plan cache's choice (cli/plan_cache.hpp)
 };
 HybridModel load_hybrid_model(const ModelOptions& o);

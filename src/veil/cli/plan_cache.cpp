@@ -96,8 +96,8 @@ Hash program_key(const std::string& model_path, const std::vector<std::string>& 
   std::ostringstream opts;
   opts.precision(17);
   opts << o.prime << ' ' << static_cast<int>(o.ring) << ' ' << o.prime2 << ' ' << o.value_precision << ' '
-       << o.uniform_frac_bits << ' ' << o.sigma << ' ' << o.margin << ' ' << o.max_weight_bits << ' ' << o.merge
-       << ' ' << o.calibration.size();
+       << o.uniform_frac_bits << ' ' << o.sigma << ' ' << o.margin << ' ' << o.max_weight_bits << ' '
+       << o.merge << ' ' << o.calibration.size();
   h.add(opts.str());
   for (const auto& x : o.calibration)
     h.add({reinterpret_cast<const std::uint8_t*>(x.data()), x.size() * sizeof(double)});
@@ -126,7 +126,8 @@ Bytes read_entry(const Bytes& bytes, const Magic& kind, const Hash& key) {
 
 // Written to a temporary file and renamed, so that a reader never sees half an entry and
 // two servers starting at once both leave a whole one.
-void write_entry(const fs::path& path, const Magic& kind, const Hash& key, std::span<const std::uint8_t> choice) {
+void write_entry(const fs::path& path, const Magic& kind, const Hash& key,
+                 std::span<const std::uint8_t> choice) {
   ByteWriter w;
   w.raw(kind.data(), kind.size());
   w.u32(kFormat);
@@ -165,8 +166,8 @@ void prune(const fs::path& dir) {
 // What `rebuild` makes of the entry for `key` in `dir` when there is a usable one (*kept
 // set), else what `make` returns, whose choice (`save`) is then written for the next start.
 template <class T, class Rebuild, class Make, class Save>
-T kept_or_made(const std::string& dir, const Magic& kind, const Hash& key, Rebuild rebuild, Make make, Save save,
-               bool* kept) {
+T kept_or_made(const std::string& dir, const Magic& kind, const Hash& key, Rebuild rebuild, Make make,
+               Save save, bool* kept) {
   const fs::path path = fs::path(dir) / (hex(key) + ".plan");
   std::error_code ec;
   if (fs::exists(path, ec)) {
@@ -230,8 +231,9 @@ CachedPlan plan_with_cache(const std::string& model_path, const std::vector<std:
   return out;
 }
 
-CachedProgram program_with_cache(const std::string& model_path, const std::vector<std::string>& approximations,
-                                 const nn::Network& net, const hybrid::ProgramOptions& options) {
+CachedProgram program_with_cache(const std::string& model_path,
+                                 const std::vector<std::string>& approximations, const nn::Network& net,
+                                 const hybrid::ProgramOptions& options) {
   CachedProgram out;
   const std::string dir = plan_cache_dir();
   if (dir.empty()) {

@@ -54,7 +54,8 @@ struct CachedProgram {
 // (share ring, scales, the calibration's measured bounds) and hybrid::lower_from_choice
 // quantises the network again from it, with every truncation check of a fresh lowering.
 // Its name also covers the calibration inputs' values.
-CachedProgram program_with_cache(const std::string& model_path, const std::vector<std::string>& approximations,
-                                 const nn::Network& net, const hybrid::ProgramOptions& options);
+CachedProgram program_with_cache(const std::string& model_path,
+                                 const std::vector<std::string>& approximations, const nn::Network& net,
+                                 const hybrid::ProgramOptions& options);
 
 }  // namespace veil::cli

@@ -399,13 +399,14 @@ Program lower_ring(const nn::Network& net, const ProgramOptions& options, const 
 
 namespace {
 
-// The merged network (merge_linear_runs where options.merge) lower() quantises, with the measured input range of every activation
-// the model does not record (a stock PyTorch export), checked for what no choice of scales
-// can fix.
+// The merged network (merge_linear_runs where options.merge) lower() quantises, with the measured input range
+// of every activation the model does not record (a stock PyTorch export), checked for what no choice of
+// scales can fix.
 nn::Network prepared(nn::Network net, const std::vector<double>& stage_input) {
   VEIL_REQUIRE(stage_input.size() == net.stages.size(),
-               "the kept program choice has " << stage_input.size() << " stage bounds; the merged network has "
-                                              << net.stages.size() << " stages (another model?)");
+               "the kept program choice has " << stage_input.size()
+                                              << " stage bounds; the merged network has " << net.stages.size()
+                                              << " stages (another model?)");
   // A model without measured activation ranges gets them from the calibration inputs: the
   // largest |x| entering each polynomial (times the margin, as for recorded ranges).
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
@@ -439,18 +440,20 @@ Program lower(const nn::Network& original, const ProgramOptions& options, Progra
   net = prepared(std::move(net), ranges.stage_input);
   Program p = lower_ring(net, options, ranges);
   if (choice != nullptr) {
-    *choice = ProgramChoice{p.prime,          p.prime2,     p.value_precision, p.uniform_frac_bits,
-                            ranges.input,     ranges.stage, ranges.stage_input, p.ring_choice};
+    *choice = ProgramChoice{p.prime,      p.prime2,     p.value_precision,  p.uniform_frac_bits,
+                            ranges.input, ranges.stage, ranges.stage_input, p.ring_choice};
   }
   return p;
 }
 
-Program lower_from_choice(const nn::Network& original, const ProgramOptions& options, const ProgramChoice& c) {
+Program lower_from_choice(const nn::Network& original, const ProgramOptions& options,
+                          const ProgramChoice& c) {
   const nn::Network net =
       prepared(options.merge ? merge_linear_runs(original) : original, c.stage_input_bound);
-  VEIL_REQUIRE(c.stage_bound.size() == net.stages.size(),
-               "the kept program choice has " << c.stage_bound.size() << " output bounds; the merged network has "
-                                              << net.stages.size() << " stages");
+  VEIL_REQUIRE(c.stage_bound.size() == net.stages.size(), "the kept program choice has "
+                                                              << c.stage_bound.size()
+                                                              << " output bounds; the merged network has "
+                                                              << net.stages.size() << " stages");
   auto valid = [](double b) { return std::isfinite(b) && b >= 0; };
   VEIL_REQUIRE(valid(c.input_bound) && std::all_of(c.stage_bound.begin(), c.stage_bound.end(), valid) &&
                    std::all_of(c.stage_input_bound.begin(), c.stage_input_bound.end(), valid),

@@ -215,7 +215,8 @@ Program lower(const nn::Network& network, const ProgramOptions& options, Program
 // every bound finite and >= 0, the primes as lower() allows them) and the quantisation runs
 // its own checks (every truncation within the 2^-sigma bound of options.sigma), so a choice
 // that does not fit is refused with std::invalid_argument naming the problem.
-Program lower_from_choice(const nn::Network& network, const ProgramOptions& options, const ProgramChoice& choice);
+Program lower_from_choice(const nn::Network& network, const ProgramOptions& options,
+                          const ProgramChoice& choice);
 
 // Byte form of a choice (little-endian): u64 prime, prime2 | i32 value_precision,
 // uniform_frac_bits | f64 input_bound | u32 n, f64 stage_bound[n] | u32 n,
