@@ -443,6 +443,58 @@ TEST(EncryptedNetwork, RingSwitchRunsTheLastLayersInTheSmallerRing) {
   EXPECT_THROW(make_plan(net, o), std::invalid_argument);
 }
 
+// Every weighted linear stage of a chain lands exactly on the planned scale, in both
+// modes and across a ring switch: a monic square leaves s^2 / q, whose relative error
+// doubles with every square, and uncorrected that drift reached 2.5 bits after six squares
+// at a 27-bit scale (a width-16 cifar10-shallow at N = 2^14), where decryption rightly
+// refuses the result as not the model's.
+TEST(EncryptedNetwork, ChainsLandEveryWeightedStageOnThePlannedScale) {
+  std::mt19937_64 g(31);
+  Network net;
+  net.input = {2, 8, 8};
+  net.stages.push_back(linear(conv_stage(net.input, 4, 3, 1, 1, g, 0.3)));
+  for (int i = 0; i < 5; ++i) {
+    net.stages.push_back(poly({0.05, 0.3, 1.0}));
+    net.stages.push_back(linear(conv_stage({4, 8, 8}, 4, 3, 1, 1, g, 0.08)));
+  }
+  net.stages.push_back(poly({0.05, 0.3, 1.0}));
+  net.stages.push_back(linear(dense({4, 8, 8}, 10, g, 0.05)));
+  struct Case {
+    Mode mode;
+    bool ring_switch;
+  };
+  for (const Case& k :
+       {Case{Mode::kLatency, false}, Case{Mode::kLatency, true}, Case{Mode::kThroughput, false}}) {
+    SCOPED_TRACE(std::string(k.mode == Mode::kLatency ? "latency" : "throughput") +
+                 (k.ring_switch ? ", ring switch" : ""));
+    PlanOptions o = toy_options(k.mode, 11);
+    o.target_scale_bits = 27;
+    o.min_scale_bits = 20;
+    o.ring_switch = k.ring_switch;
+    if (k.ring_switch) o.ring_switch_after = static_cast<int>(net.stages.size()) - 2;  // after stage 10
+    const Plan plan = make_plan(net, o);
+    ASSERT_EQ(plan.params.scale, std::ldexp(1.0, 27));
+    ASSERT_EQ(static_cast<bool>(plan.small_params), k.ring_switch) << plan.describe();
+    Client c(plan);
+    const EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
+    EncryptedNetwork server(net, plan, c.ctx);
+    std::vector<std::vector<double>> images;
+    for (int i = 0; i < (k.mode == Mode::kLatency ? 1 : 3); ++i) images.push_back(random_input(net, g));
+    int checked = 0;
+    const auto out = server.evaluate(encrypt_inputs(plan, c.encoder, c.encryptor, images), keys, nullptr,
+                                     [&](std::size_t stage, const std::vector<ckks::Ciphertext>& cts) {
+                                       if (!net.stages[stage].is<LinearStage>()) return;
+                                       ++checked;
+                                       for (const auto& ct : cts)
+                                         EXPECT_NEAR(std::log2(ct.scale()), 27.0, 1e-9) << "stage " << stage;
+                                     });
+    EXPECT_EQ(checked, 7);
+    const auto logits = decrypt_outputs(plan, c.result, out, images.size());
+    for (std::size_t i = 0; i < images.size(); ++i)
+      EXPECT_GT(-std::log2(max_abs_error(logits[i], plain_forward(net, images[i]))), 6) << "image " << i;
+  }
+}
+
 // Adaptive level pricing buys a level only where it saves work: here the first pool's, so
 // the packing is deeper than the one that spends none, does less work in all, and
 // computes the same network.

@@ -303,9 +303,7 @@ EncryptedNetwork::EncryptedNetwork(Network net, const Plan& plan, ckks::ContextP
   const bool layouts = plan_.packing_mode().has_layouts();
   if (layouts)
     VEIL_REQUIRE(plan_.packing.stages.size() == net_.stages.size(), "plan has no packing for this network");
-  if (!net_.is_chain()) set_exact_scales();
-  if (!layouts) return;
-  if (plan_.small_params) {
+  if (layouts && plan_.small_params) {
     // The planner switches rings in chains only: the switching stage's diagonals are
     // encoded at twice the scale, which the switch halves (ckks/ring_switch.hpp).
     VEIL_REQUIRE(net_.is_chain(), "a ring switch needs a network without residual joins");
@@ -314,6 +312,8 @@ EncryptedNetwork::EncryptedNetwork(Network net, const Plan& plan, ckks::ContextP
     small_eval_ = std::make_unique<ckks::Evaluator>(small_ctx_);
     switcher_ = std::make_unique<ckks::RingSwitcher>(ctx_, small_ctx_);
   }
+  set_exact_scales();
+  if (!layouts) return;
   // The plan chose every layout and holds diagonal positions only: fill in the values
   // for those same layouts (no second search).
   VEIL_REQUIRE(plan_.packing.stages.size() == net_.stages.size(), "plan has no packing for this network");
@@ -384,18 +384,18 @@ EncryptedNetwork::EncryptedNetwork(Network net, const Plan& plan, ckks::ContextP
   for (std::size_t k : linear) {
     const PackedStage& ps = plan_.packing.stages[k];
     const int level = plan_.stages[k].level_in;
-    // Residual networks: the diagonals' scale lands the result on the stage's planned scale.
+    // The diagonals' scale lands the result on the stage's planned scale (set_exact_scales).
+    const bool small = after_switch(k);
+    const double q = static_cast<double>((small ? *small_ctx_ : *ctx_).modulus(level).value());
     double pt_scale = 0;
-    if (!targets_.empty() && targets_[k] != 0) {
+    if (targets_[k] != 0) {
       const int src = net_.inputs_of(static_cast<int>(k)).front();
       const double in_scale = src < 0 ? plan_.params.scale : scales_[src];
-      pt_scale = targets_[k] * static_cast<double>(ctx_->modulus(level).value()) / in_scale;
+      pt_scale = targets_[k] * q / in_scale;
     }
-    // Before a ring switch: twice the scale, so the switched result keeps the input's
-    // scale and the bit of precision the switch's halving would cost.
-    if (static_cast<int>(k) == plan_.switch_after())
-      pt_scale = 2 * static_cast<double>(ctx_->modulus(level).value());
-    const bool small = after_switch(k);
+    // Before a ring switch: twice the scale, which the switch halves, so that it does not
+    // cost a bit of precision either.
+    if (static_cast<int>(k) == plan_.switch_after()) pt_scale = 2 * (pt_scale != 0 ? pt_scale : q);
     he::LinearTransformSpec spec =
         pack_linear(net_.stages[k].linear(), ps.in, ps.out, !ps.spec.fold_steps.empty(), true);
     // The memory of the diagonals the stage keeps, faulted in on every thread first
@@ -573,10 +573,11 @@ void EncryptedNetwork::finish_output(const LinearStage& st, std::size_t o, Ciphe
 }
 
 double EncryptedNetwork::weight_scale(std::size_t stage, const Ciphertext& in) const {
-  // Chains keep the weights at q_level (their scale drifts a little after each monic
-  // polynomial, which nothing notices). Where branches join, the stage lands exactly on
-  // its planned scale (set_exact_scales), so the inputs of an Add agree: the correction
-  // rides on the weights' encoding, no extra level or product.
+  // Every weighted stage lands exactly on its planned scale (set_exact_scales): where
+  // branches join, the inputs of an Add must agree, and along a chain the drift of each
+  // monic polynomial (s^2 / q, the relative error doubling with every square) would
+  // otherwise compound: 2.5 bits after six squares at a 27-bit scale. The correction rides
+  // on the weights' encoding, no extra level or product.
   if (targets_.empty()) return 0;
   const int l = in.level();
   double w = targets_[stage] * static_cast<double>(ctx_->modulus(l).value()) / in.scale();
@@ -601,9 +602,10 @@ void EncryptedNetwork::set_exact_scales() {
     const std::vector<int> inputs = net_.inputs_of(static_cast<int>(k));
     if (st.is<PolyStage>()) {
       const double s = scale_of(inputs[0]);
+      const ckks::CkksContext& ring = after_switch(k) ? *small_ctx_ : *ctx_;
       scale[k] = lazy_relin(k)
                      ? s * s
-                     : he::polynomial_scale(*ctx_, st.poly().coefficients, plan_.stages[k].level_in, s);
+                     : he::polynomial_scale(ring, st.poly().coefficients, plan_.stages[k].level_in, s);
     } else if (st.is<LinearStage>()) {
       const bool weighted = plan_.packing_mode().weighted(plan_, net_, k);
       if (!weighted) {
