@@ -881,6 +881,52 @@ TEST(Planner, KeptChoiceThatDoesNotFitIsRefused) {
   EXPECT_THROW(load_plan_choice(longer), std::runtime_error);
 }
 
+// The smallest ring that holds a network is not always the fastest: a width-16
+// cifar10-shallow (six monic squares, depth 13) fits N = 2^14 only with 14 key-switching
+// digits, and 2^15, with two, is predicted (and measured) faster. make_plan plans the next
+// ring too when the smallest needs more than two digits and keeps the faster.
+TEST(Planner, SecureNextRingWinsWhenTheSmallestNeedsManyDigits) {
+  std::mt19937_64 g(16);
+  Network net;
+  net.name = "shallow-16";
+  net.input = {3, 32, 32};
+  const int w = 16;
+  auto conv = [&](Shape in, int cout) {
+    // Weights of a normalised network: unit fan-in variance keeps values near 1.
+    net.stages.push_back(linear(conv_stage(in, cout, 3, 1, 1, g, 0.5 / std::sqrt(9.0 * in.c))));
+    net.stages.push_back(poly({0.05, 0.4, 1.0}));
+  };
+  conv({3, 32, 32}, w);
+  conv({w, 32, 32}, 2 * w);
+  net.stages.push_back(linear(sum_pool({2 * w, 32, 32}, 2)));
+  conv({2 * w, 16, 16}, 2 * w);
+  conv({2 * w, 16, 16}, 4 * w);
+  net.stages.push_back(linear(sum_pool({4 * w, 16, 16}, 2)));
+  conv({4 * w, 8, 8}, 4 * w);
+  net.stages.push_back(linear(sum_pool({4 * w, 8, 8}, 2)));
+  conv({4 * w, 4, 4}, 8 * w);
+  net.stages.push_back(linear(dense({8 * w, 4, 4}, 10, g, 0.02)));
+  // Random weights have none of a trained network's cancellations, so the worst-case
+  // precision bound is low: accept it, so that 2^14 counts as precise enough.
+  PlanOptions o;
+  o.min_precision_bits = -8;
+  PlanOptions smallest_only = o;
+  smallest_only.log_n = 14;
+  const Plan smallest = make_plan(net, smallest_only);
+  ASSERT_GT(smallest.params.dnum, 2) << smallest.describe();
+  ASSERT_GE(smallest.predicted_precision_bits, o.min_precision_bits);
+  const Plan plan = make_plan(net, o);
+  EXPECT_EQ(plan.params.log_n, 15) << plan.describe();
+  EXPECT_LT(plan.predicted_seconds, smallest.predicted_seconds);
+  EXPECT_TRUE(plan.params.is_128_bit_secure());
+  // Where the smallest ring has few digits it stays: the network of the tests above.
+  const Plan small = make_plan(test_network(2), PlanOptions{});
+  EXPECT_LE(small.params.dnum, 2);
+  PlanOptions fixed;
+  fixed.log_n = small.params.log_n;
+  EXPECT_EQ(make_plan(test_network(2), fixed).params.log_n, small.params.log_n);
+}
+
 TEST(Planner, DefaultPlansAre128BitSecure) {
   const Network net = test_network(2);
   const Plan plan = make_plan(net, PlanOptions{});
