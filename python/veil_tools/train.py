@@ -309,7 +309,8 @@ def kd_loss(student_logits, teacher_logits, temperature: float):
     return F.kl_div(log_p, q, reduction="batchmean") * (t * t)
 
 
-def targs_desc(cfg: dict) -> str:
+def net_summary(cfg: dict) -> str:
+    """A preset's architecture and size, for the log."""
     net = cfg["net"](N.make_act_factory("square", 2, 1.0, False), cfg["width"])
     return f"{type(net).__name__}, {sum(p.numel() for p in net.parameters())} parameters"
 
@@ -384,7 +385,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                                    augment=tcfg["augment"], seed=args.seed + 1)
             teacher = better_bn(teacher, tr(), plain_train_loader)
         tev = evaluate(teacher, test_loader, device)
-        print(f"distilling from {args.teacher} ({targs_desc(tcfg)}): test accuracy "
+        print(f"distilling from {args.teacher} ({net_summary(tcfg)}): test accuracy "
               f"{tev['accuracy'] * 100:.2f}%", flush=True)
         cfg.update(teacher=args.teacher, teacher_test_accuracy=tev["accuracy"],
                    kd_weight=args.kd_weight, kd_temperature=args.kd_temperature)
