@@ -16,13 +16,21 @@ from . import activations as A
 from .polyact import PolyAct
 
 
+# A true ReLU: teacher networks for distillation (train.py --teacher), never exported.
+EXACT_RELU = "exact-relu"
+
+
 def make_act_factory(kind: str, degree: int, bound: float, trainable: bool,
-                     clamp: Optional[float] = None, method: str = "lsq") -> Callable[[], PolyAct]:
+                     clamp: Optional[float] = None, method: str = "lsq") -> Callable[[], nn.Module]:
     """Return a function creating a fresh PolyAct.
 
     kind: "square" (x^2), "prism" (PRISM's degree-4 Softplus polynomial, B = 6),
-    or one of relu/softplus/silu/gelu: a degree-``degree`` fit on [-bound, bound].
+    one of relu/softplus/silu/gelu: a degree-``degree`` fit on [-bound, bound], or
+    "exact-relu": a true ReLU (nn.ReLU), for a distillation teacher only: such a network
+    cannot run under encryption, and train.py exports no ONNX for it.
     """
+    if kind == EXACT_RELU:
+        return nn.ReLU
     if kind == "square":
         coeffs, base = [0.0, 0.0, 1.0], "square"
     elif kind == "prism":

@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "channels (cifar nets)")
     p.add_argument("--act", default=None,
                    help="activation: square | prism | relu | softplus | silu | gelu "
-                        "(a fit of the given degree on [-bound, bound])")
+                        "(a fit of the given degree on [-bound, bound]), or exact-relu: a true "
+                        "ReLU, for a --teacher network only (no ONNX is exported: it cannot "
+                        "run under encryption; the checkpoint and a card are written)")
     p.add_argument("--degree", type=int, default=None, help="polynomial degree")
     p.add_argument("--bound", type=float, default=None, help="fit interval B ([-B, B])")
     p.add_argument("--trainable-coeffs", dest="trainable", action="store_true", default=None,
@@ -629,12 +631,41 @@ def _strict_json(v):
     return v
 
 
+def _command(argv) -> str:
+    return "nice -n 10 /usr/bin/python3 python/train.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+
+
+def finish_teacher(args, cfg, name, ev, ev_train, history, train_seconds, n_params, argv):
+    """The card of a network with true ReLUs (--act exact-relu): accuracy and training
+    record only. It serves as a --teacher through its --checkpoint; nothing is exported,
+    since veil cannot evaluate a ReLU under encryption."""
+    os.makedirs(args.out, exist_ok=True)
+    card = dict(
+        name=name, dataset=cfg["dataset"], teacher_only=True,
+        note="true ReLU activations: a distillation teacher (train.py --teacher), not a veil model",
+        test_accuracy=ev["accuracy"], test_n=ev["n"], exact_subset_accuracy=ev.get("exact_accuracy"),
+        exact_subset_n=ev.get("exact_n"), train_accuracy=ev_train["accuracy"], parameters=n_params,
+        hyperparameters={k: v for k, v in cfg.items() if k != "net"},
+        epochs_run=len(history), steps_run=history[-1]["steps"] if history else 0,
+        seed=args.seed, threads=args.threads, train_seconds=round(train_seconds, 1),
+        torch_version=torch.__version__, checkpoint=args.checkpoint,
+        training_command=_command(argv), history=history)
+    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
+        json.dump(_strict_json(card), f, indent=2, allow_nan=False)
+    print(f"{name}: test accuracy {ev['accuracy'] * 100:.2f}% (true ReLU: a teacher for "
+          f"--teacher {args.checkpoint or '(no --checkpoint given)'}; no ONNX exported)", flush=True)
+    return card
+
+
 def finish(args, cfg, name, model, train, test, train_loader, test_loader, device, history,
            train_seconds, n_params, stopped_early, argv):
     dataset = cfg["dataset"]
     enable_penalty(model, False)
     ev = evaluate(model, test_loader, device, test.exact)
     ev_train = evaluate(model, train_loader, device)
+    if cfg["act"] == N.EXACT_RELU:
+        return finish_teacher(args, cfg, name, ev, ev_train, history, train_seconds, n_params, argv)
     ranges = measure_ranges(model, [train_loader, test_loader], device)
     acts = polyacts(model)
     os.makedirs(args.out, exist_ok=True)
@@ -651,8 +682,7 @@ def finish(args, cfg, name, model, train, test, train_loader, test_loader, devic
     x_verify = next(iter(D.Batches(test.subset(args.verify_samples), dataset, args.verify_samples)))[0]
     diff = E.verify(model_cpu, m, x_verify)
     layers = layer_cards(m, acts, ranges, calib)
-    cmd = "nice -n 10 /usr/bin/python3 python/train.py " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    cmd = _command(argv)
     ops = {}
     for n in m.graph.node:
         ops[n.op_type] = ops.get(n.op_type, 0) + 1

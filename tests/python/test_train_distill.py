@@ -81,3 +81,18 @@ def test_bad_teacher_is_refused(teacher_run, tmp_path):
     torch.save(ck, other)
     with pytest.raises(SystemExit, match="trained on fashion-mnist"):
         T.load_teacher(str(other), "mnist", "cpu")
+
+
+def test_true_relu_teacher(tmp_path):
+    """--act exact-relu trains a network veil cannot run (true ReLUs): its card says so,
+    no ONNX is written, and its checkpoint serves as a --teacher for a polynomial student."""
+    _need("mnist")
+    card, ck = _run(MNIST + ["--act", "exact-relu", "--ema", "0.9"], tmp_path, "relu")
+    assert card["teacher_only"] and card["hyperparameters"]["act"] == "exact-relu"
+    assert card["test_accuracy"] > 0.5
+    assert not list((tmp_path / "relu").glob("*.onnx"))
+    teacher, tcfg, _ = T.load_teacher(str(ck), "mnist", "cpu")
+    assert any(isinstance(m, torch.nn.ReLU) for m in teacher.modules())
+    student, _ = _run(MNIST + ["--teacher", str(ck)], tmp_path, "student")
+    assert student["hyperparameters"]["teacher"] == str(ck)
+    assert (tmp_path / "student" / "mnist-cryptonets.onnx").exists()
