@@ -66,14 +66,21 @@ const Hash& binary_hash() {
   return h;
 }
 
+// The part of every entry's name that names the model: the kind of entry, this binary,
+// the model file's bytes and the --approximate specs.
+Hasher model_hasher(const std::string& domain, const std::string& model_path,
+                    const std::vector<std::string>& approximations) {
+  Hasher h;
+  h.add(domain);
+  h.add(binary_hash());
+  h.add(read_file(model_path));
+  for (const auto& a : approximations) h.add(a);
+  return h;
+}
+
 Hash entry_key(const std::string& model_path, const std::vector<std::string>& approximations,
                const nn::PlanOptions& o) {
-  const Bytes model = read_file(model_path);
-  Hasher h;
-  h.add(std::string("veil plan cache"));
-  h.add(binary_hash());
-  h.add(model);
-  for (const auto& a : approximations) h.add(a);
+  Hasher h = model_hasher("veil plan cache", model_path, approximations);
   std::ostringstream opts;
   opts.precision(17);
   opts << static_cast<int>(o.mode) << ' ' << o.target_scale_bits << ' ' << o.min_scale_bits << ' '
@@ -88,11 +95,7 @@ Hash entry_key(const std::string& model_path, const std::vector<std::string>& ap
 // calibration inputs' values (a data set replaced under the same path names a new entry).
 Hash program_key(const std::string& model_path, const std::vector<std::string>& approximations,
                  const hybrid::ProgramOptions& o) {
-  Hasher h;
-  h.add(std::string("veil hybrid program cache"));
-  h.add(binary_hash());
-  h.add(read_file(model_path));
-  for (const auto& a : approximations) h.add(a);
+  Hasher h = model_hasher("veil hybrid program cache", model_path, approximations);
   std::ostringstream opts;
   opts.precision(17);
   opts << o.prime << ' ' << static_cast<int>(o.ring) << ' ' << o.prime2 << ' ' << o.value_precision << ' '

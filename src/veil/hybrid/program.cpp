@@ -159,7 +159,9 @@ struct Ranges {
   std::vector<WeightStats> weights;  // of each linear stage (empty for the others)
 };
 
-Ranges measure(const nn::Network& net, const ProgramOptions& options) {
+// What needs no calibration: the input's bound, no stage measured, every linear stage's
+// weight statistics.
+Ranges unmeasured(const nn::Network& net) {
   Ranges r;
   r.input = input_bound(net);
   r.stage.assign(net.stages.size(), 0);
@@ -167,6 +169,11 @@ Ranges measure(const nn::Network& net, const ProgramOptions& options) {
   r.weights.resize(net.stages.size());
   for (std::size_t k = 0; k < net.stages.size(); ++k)
     if (net.stages[k].is<nn::LinearStage>()) r.weights[k] = weight_stats(net.stages[k].linear());
+  return r;
+}
+
+Ranges measure(const nn::Network& net, const ProgramOptions& options) {
+  Ranges r = unmeasured(net);
   for (const auto& x : options.calibration)
     VEIL_REQUIRE(static_cast<int>(x.size()) == net.input.size(),
                  "calibration input has " << x.size() << " values, the model expects " << net.input.size());
@@ -403,10 +410,6 @@ namespace {
 // of every activation the model does not record (a stock PyTorch export), checked for what no choice of
 // scales can fix.
 nn::Network prepared(nn::Network net, const std::vector<double>& stage_input) {
-  VEIL_REQUIRE(stage_input.size() == net.stages.size(),
-               "the kept program choice has " << stage_input.size()
-                                              << " stage bounds; the merged network has " << net.stages.size()
-                                              << " stages (another model?)");
   // A model without measured activation ranges gets them from the calibration inputs: the
   // largest |x| entering each polynomial (times the margin, as for recorded ranges).
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
@@ -448,12 +451,16 @@ Program lower(const nn::Network& original, const ProgramOptions& options, Progra
 
 Program lower_from_choice(const nn::Network& original, const ProgramOptions& options,
                           const ProgramChoice& c) {
-  const nn::Network net =
-      prepared(options.merge ? merge_linear_runs(original) : original, c.stage_input_bound);
+  nn::Network net = options.merge ? merge_linear_runs(original) : original;
+  VEIL_REQUIRE(c.stage_input_bound.size() == net.stages.size(),
+               "the kept program choice has " << c.stage_input_bound.size()
+                                              << " stage bounds; the merged network has " << net.stages.size()
+                                              << " stages (another model?)");
   VEIL_REQUIRE(c.stage_bound.size() == net.stages.size(), "the kept program choice has "
                                                               << c.stage_bound.size()
                                                               << " output bounds; the merged network has "
                                                               << net.stages.size() << " stages");
+  net = prepared(std::move(net), c.stage_input_bound);
   auto valid = [](double b) { return std::isfinite(b) && b >= 0; };
   VEIL_REQUIRE(valid(c.input_bound) && std::all_of(c.stage_bound.begin(), c.stage_bound.end(), valid) &&
                    std::all_of(c.stage_input_bound.begin(), c.stage_input_bound.end(), valid),
@@ -461,13 +468,10 @@ Program lower_from_choice(const nn::Network& original, const ProgramOptions& opt
   VEIL_REQUIRE(c.value_precision >= 1 && c.value_precision <= kMaxValueBits && c.uniform_frac_bits >= 0 &&
                    c.uniform_frac_bits <= kMaxValueBits,
                "the kept program choice has precision " << c.value_precision << " / " << c.uniform_frac_bits);
-  Ranges ranges;
-  ranges.input = std::max(c.input_bound, input_bound(net));
+  Ranges ranges = unmeasured(net);
+  ranges.input = std::max(ranges.input, c.input_bound);
   ranges.stage = c.stage_bound;
   ranges.stage_input = c.stage_input_bound;
-  ranges.weights.resize(net.stages.size());
-  for (std::size_t k = 0; k < net.stages.size(); ++k)
-    if (net.stages[k].is<nn::LinearStage>()) ranges.weights[k] = weight_stats(net.stages[k].linear());
   ProgramOptions o = options;
   o.prime = c.prime;
   o.prime2 = c.prime2 == 0 ? kNoSecondPrime : c.prime2;
