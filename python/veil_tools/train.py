@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="torch CPU threads (default: all cores)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0, ...")
+    p.add_argument("--bf16", action="store_true",
+                   help="train under bfloat16 autocast with channels-last tensors: on a CPU "
+                        "with AVX-512 BF16 (Zen 4, Sapphire Rapids) a cifar10-resnet20 step "
+                        "takes about 0.6x the float32 time. The weights, the optimiser, the "
+                        "EMA, every evaluation and the export stay float32; a run resumes "
+                        "only with the precision it started with")
     p.add_argument("--smoke", action="store_true",
                    help="CI smoke run: a few batches on a small slice, 1 epoch")
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
@@ -162,6 +168,20 @@ def resolve(args) -> dict:
     cfg.setdefault("trivialaugment", False)
     cfg["width"] = args.width
     return cfg
+
+
+def warn_slow_bf16(device):
+    """bfloat16 pays only where the CPU computes it natively; elsewhere torch emulates it."""
+    if device.type != "cpu":
+        return
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((ln for ln in f if ln.startswith("flags")), "").split()
+    except OSError:
+        flags = []
+    if "avx512_bf16" not in flags and "amx_bf16" not in flags:
+        print("train.py: warning: this CPU has no AVX-512 BF16 or AMX; --bf16 will be slower "
+              "than float32 here (drop --bf16)", file=sys.stderr, flush=True)
 
 
 def seed_all(seed: int):
@@ -377,11 +397,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
                              cfg["clamp"])
     model = cfg["net"](act, cfg["width"]).to(device)
     n_params = sum(p.numel() for p in model.parameters())
+    if args.bf16:
+        warn_slow_bf16(device)
+        model = model.to(memory_format=torch.channels_last)
+        cfg["precision"] = "bf16 autocast, channels-last"
     teacher = None
     if args.teacher:
         if not 0.0 < args.kd_weight <= 1.0 or args.kd_temperature <= 0:
             raise SystemExit("train.py: --kd-weight must be in (0, 1] and --kd-temperature > 0")
         teacher, tcfg, teacher_ema = load_teacher(args.teacher, dataset, device)
+        if args.bf16:
+            teacher = teacher.to(memory_format=torch.channels_last)
         if teacher_ema:
             tr = lambda: D.Batches(train, dataset, 500, shuffle=True,  # noqa: E731
                                    augment=tcfg["augment"], seed=args.seed + 1)
@@ -443,6 +469,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
         # history, gen, args, t_train, ema; always at an epoch end, no RNG states) load too:
         # they resume at the next epoch with the RNGs seeded as on a fresh start.
         ck = _load_checkpoint(args.checkpoint, device)
+        if bool(ck.get("args", {}).get("bf16", False)) != bool(args.bf16):
+            raise SystemExit(f"train.py: {args.checkpoint!r} was trained "
+                             f"{'with' if ck['args'].get('bf16') else 'without'} --bf16; resume "
+                             "it the same way (a run keeps its precision to stay bit for bit)")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         start_epoch, step, history = ck["epoch"], ck["step"], ck["history"]
@@ -508,22 +538,27 @@ def main(argv: Optional[List[str]] = None) -> dict:
             xb, yb = xb.to(device), yb.to(device)
             for g_ in opt.param_groups:
                 g_["lr"] = lr_at(step)
+            xin, perm, lam = xb, None, 1.0
             if cfg["mixup"]:
                 lam = float(np.random.beta(cfg["mixup"], cfg["mixup"]))
                 perm = torch.randperm(xb.shape[0], generator=gen).to(device)
                 xin = lam * xb + (1 - lam) * xb[perm]
+            if args.bf16:
+                xin = xin.contiguous(memory_format=torch.channels_last)
+            # (the losses are taken in float32, outside autocast)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
                 out = model(xin)
-                loss = lam * F.cross_entropy(out, yb, label_smoothing=args.label_smoothing) + \
+                if teacher is not None:
+                    with torch.no_grad():
+                        t_out = teacher(xin)
+            out = out.float()
+            loss = F.cross_entropy(out, yb, label_smoothing=args.label_smoothing)
+            if perm is not None:
+                loss = lam * loss + \
                     (1 - lam) * F.cross_entropy(out, yb[perm], label_smoothing=args.label_smoothing)
-            else:
-                out = model(xb)
-                loss = F.cross_entropy(out, yb, label_smoothing=args.label_smoothing)
-                xin = xb
             if teacher is not None:
-                with torch.no_grad():
-                    t_out = teacher(xin)
                 loss = (1 - args.kd_weight) * loss + \
-                    args.kd_weight * kd_loss(out, t_out, args.kd_temperature)
+                    args.kd_weight * kd_loss(out, t_out.float(), args.kd_temperature)
             pen = range_penalty(model).to(device) if cfg["penalty"] > 0 else torch.zeros((), device=device)
             total_loss = loss + cfg["penalty"] * pen
             opt.zero_grad(set_to_none=True)
@@ -661,6 +696,7 @@ def finish_teacher(args, cfg, name, ev, ev_train, history, train_seconds, n_para
 def finish(args, cfg, name, model, train, test, train_loader, test_loader, device, history,
            train_seconds, n_params, stopped_early, argv):
     dataset = cfg["dataset"]
+    model = model.to(memory_format=torch.contiguous_format)
     enable_penalty(model, False)
     ev = evaluate(model, test_loader, device, test.exact)
     ev_train = evaluate(model, train_loader, device)

@@ -98,3 +98,31 @@ def test_penalty_value():
     act(torch.tensor([[1.0, 3.0], [-4.0, 0.0]]))
     # per-channel max |x|: 4, 3 -> excess 2, 1 -> mean of squares 2.5
     assert abs(float(range_penalty(act)) - (1.25 + 2.5)) < 1e-6
+
+
+@pytest.mark.parametrize("shape", [(8, 16, 32, 32), (6, 24, 5, 5), (3, 7, 3, 3)])
+def test_channels_last_penalty_and_bf16_input_match_the_plain_path(shape):
+    """--bf16 trains channels-last under autocast: the penalty's per-channel maxima take a
+    blocked reduction there (4-pixel rows, or 1 where N*H*W is not a multiple of 4), and a
+    bfloat16 input is evaluated in float32. Both must agree with the plain NCHW path, the
+    gradient included."""
+    torch.manual_seed(0)
+    x = (torch.randn(shape) * 3).requires_grad_(True)
+    # a distinct extreme per channel, so the max's gradient has one owner per channel
+    with torch.no_grad():
+        for c in range(shape[1]):
+            x[c % shape[0], c, c % shape[2], 0] = 9.0 + c
+    xl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    act = PolyAct([0.1, 0.5, 0.3], 2.0)
+    enable_penalty(act, True, "mean+max", 0.0)
+    y = act(x)
+    pen = range_penalty(act)
+    yl = act(xl)
+    pen_l = range_penalty(act)
+    assert torch.allclose(y, yl) and torch.allclose(pen, pen_l, rtol=1e-6)
+    (pen + y.sum()).backward()
+    (pen_l + yl.sum()).backward()
+    assert torch.allclose(x.grad, xl.grad, rtol=1e-5, atol=1e-7)
+    yb = act(x.detach().to(torch.bfloat16))
+    assert yb.dtype == torch.float32
+    assert torch.allclose(yb, act(x.detach().to(torch.bfloat16).float()))

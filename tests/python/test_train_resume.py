@@ -68,8 +68,8 @@ def _need(dataset):
         pytest.skip(f"{dataset} files not found")
 
 
-@pytest.mark.parametrize("args,stop", [(MNIST + RNG_HEAVY, 7), (CIFAR, 2)],
-                         ids=["mnist-mid-epoch", "cifar-trivialaugment"])
+@pytest.mark.parametrize("args,stop", [(MNIST + RNG_HEAVY, 7), (CIFAR, 2), (CIFAR + ["--bf16"], 2)],
+                         ids=["mnist-mid-epoch", "cifar-trivialaugment", "cifar-bf16"])
 def test_resume_mid_epoch_is_bit_identical(args, stop, tmp_path):
     _need(T.N.PRESETS[args[1]]["dataset"])
     card_a, ck_a = _run(args, tmp_path, "a")
@@ -107,3 +107,22 @@ def test_resume_requires_checkpoint(tmp_path):
     with pytest.raises(SystemExit):
         T.main(MNIST + ["--resume", "--checkpoint", str(tmp_path / "none.pt"),
                         "--out", str(tmp_path), "--no-progress", "--threads", "1"])
+
+
+def test_bf16_trains_differently_exports_float32_and_keeps_its_precision(tmp_path):
+    """--bf16 changes the arithmetic of training (so the two runs differ), the export is the
+    float32 network (verified against torch as usual), and a checkpoint resumes only in the
+    precision it was written in, with an error that says so."""
+    _need("cifar10")
+    card32, ck32 = _run(CIFAR, tmp_path, "f32")
+    card16, ck16 = _run(CIFAR + ["--bf16"], tmp_path, "b16")
+    assert card16["hyperparameters"]["precision"].startswith("bf16")
+    assert "precision" not in card32["hyperparameters"]
+    a, b = _load(ck32)["model"], _load(ck16)["model"]
+    assert not all(torch.equal(a[k], b[k].contiguous()) for k in a)
+    assert all(b[k].dtype == a[k].dtype for k in a)
+    assert card16["onnx_vs_torch_max_abs_diff"] < 1e-3
+    res, ck = _run(CIFAR + ["--bf16"], tmp_path, "mix", ["--stop-after-steps", "2"])
+    assert res == {"stopped_at_step": 2}
+    with pytest.raises(SystemExit, match="--bf16"):
+        _run(CIFAR, tmp_path, "mix", ["--resume"])
