@@ -75,6 +75,33 @@ TEST(DataPaths, InstalledTestSets) {
   EXPECT_TRUE(std::equal(s.images.begin(), s.images.end(), c.images.begin()));
 }
 
+// The hybrid mode's calibration reads training images: the shared CIFAR-10 copy is
+// xz-compressed (data_batch_1.bin.xz), which an earlier list missed, so the scales were
+// chosen on test images.
+TEST(DataPaths, TrainingFilesFindCompressedCopies) {
+  TempDir dir;
+  EXPECT_TRUE(training_files(dir.str()).empty());
+  data::test::spit(dir.file("test_batch.bin.xz"), {1});
+  EXPECT_TRUE(training_files(dir.str()).empty());
+  data::test::spit(dir.file("data_batch_1.bin.xz"), {1});
+  EXPECT_EQ(training_files(dir.str()), std::vector<std::string>{dir.file("data_batch_1.bin.xz")});
+  data::test::spit(dir.file("data_batch_1.bin"), {1});
+  EXPECT_EQ(training_files(dir.str()),
+            (std::vector<std::string>{dir.file("data_batch_1.bin"), dir.file("data_batch_1.bin.xz")}));
+  TempDir mnist;
+  data::test::spit(mnist.file("train-images-idx3-ubyte.gz"), {1});
+  EXPECT_EQ(training_files(mnist.str()), std::vector<std::string>{mnist.file("train-images-idx3-ubyte.gz")});
+  const std::string cifar = default_data_dir("cifar10");
+  if (std::filesystem::is_directory(cifar)) {
+    const auto files = training_files(cifar);
+    ASSERT_FALSE(files.empty()) << "no training batch in " << cifar;
+    const Dataset ds = load_dataset(files.front(), "cifar10", 64);
+    EXPECT_EQ(ds.size(), 64u);
+    // (the test set's first labels are 3, 8, 8, 0: the training set's are 6, 9, 9, 4)
+    EXPECT_EQ(std::vector<int>(ds.labels.begin(), ds.labels.begin() + 4), (std::vector<int>{6, 9, 9, 4}));
+  }
+}
+
 TEST(DataPaths, EmptyPathIsRefusedByTheLibrary) {
   EXPECT_THROW(load_dataset("", "mnist"), std::invalid_argument);
 }

@@ -25,4 +25,12 @@ std::string default_data_dir(std::string_view dataset, const std::string& repo_r
   return candidates.front().lexically_normal().string();
 }
 
+std::vector<std::string> training_files(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const char* f : {"train-images-idx3-ubyte", "train-images-idx3-ubyte.gz", "data_batch_1.bin",
+                        "data_batch_1.bin.xz", "data_batch_1.bin.gz"})
+    if (fs::is_regular_file(fs::path(dir) / f)) out.push_back((fs::path(dir) / f).string());
+  return out;
+}
+
 }  // namespace veil::cli

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace veil::cli {
 
@@ -19,5 +20,11 @@ namespace veil::cli {
 // checkout the `veil` binary was built from (compile definition VEIL_CHECKOUT_DIR),
 // never an absolute folder of one machine.
 std::string default_data_dir(std::string_view dataset, const std::string& repo_root = "");
+
+// The training images in data directory `dir`, as the files that exist there, in order of
+// preference: MNIST-style train-images-idx3-ubyte[.gz], or CIFAR-10's data_batch_1.bin[.xz|.gz]
+// (the first 10,000 training images; the shared copy is xz-compressed). Empty when there
+// is none. The hybrid mode chooses its fixed-point scales on these, never on test images.
+std::vector<std::string> training_files(const std::string& dir);
 
 }  // namespace veil::cli

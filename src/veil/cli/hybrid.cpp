@@ -36,8 +36,9 @@ std::vector<double> record(const nn::Network& net, const data::Dataset& ds, std:
 }
 
 // Images that choose the fixed-point scales: --calibration, else the first 64 training
-// images when the model's data set is installed, else its first 64 test images, else none
-// (bounds from the measured activation ranges and interval propagation alone).
+// images when the model's data set is installed, else its first 64 test images (with a
+// warning: accuracy measured on those images is then not held out), else none (bounds
+// from the measured activation ranges and interval propagation alone).
 std::vector<std::vector<double>> calibration_inputs(const nn::Network& net, const std::string& given,
                                                     std::string* source) {
   std::vector<std::vector<double>> out;
@@ -54,15 +55,16 @@ std::vector<std::vector<double>> calibration_inputs(const nn::Network& net, cons
   }
   if (net.dataset.empty()) return out;
   const std::string dir = default_data_dir(net.dataset);
-  std::vector<std::string> candidates;
-  for (const char* f : {"train-images-idx3-ubyte", "train-images-idx3-ubyte.gz", "data_batch_1.bin"})
-    if (fs::exists(dir + "/" + f)) candidates.push_back(dir + "/" + f);
+  std::vector<std::string> candidates = training_files(dir);
   if (fs::exists(dir)) candidates.push_back(dir);
   for (const auto& path : candidates) {
     try {
       const data::Dataset ds = data::load_dataset(path, net.dataset, 64);
       for (std::size_t i = 0; i < ds.size(); ++i) out.push_back(record(net, ds, i));
       *source = std::to_string(ds.size()) + " images of " + path;
+      if (path == dir)
+        *source = std::to_string(ds.size()) + " test images of " + path +
+                  " (no training images there: results on these images are not held out)";
       return out;
     } catch (const std::exception&) {
       // Not this one: try the next location.
