@@ -284,6 +284,36 @@ TEST(Dataset, CifarTruncatedAndBadLabel) {
   EXPECT_NE(msg.find("record 5"), std::string::npos) << msg;
 }
 
+TEST(Dataset, CifarListReadsOnlyTheFilesTheCountNeeds) {
+  // A record limit stops reading a list of CIFAR-10 files once it has enough records (the
+  // hybrid mode's 64 calibration images from five 30 MB training files); a later file is
+  // then not even opened, which a corrupt one shows. Without the limit, or with
+  // exact_only, every file is read and checked.
+  TempDir dir;
+  const auto raw = slurp(sample("cifar10-test-first16-exact.bin"));
+  spit(dir.file("a.bin"), raw);
+  spit(dir.file("cut.bin"), {raw.begin(), raw.end() - 7});
+  const std::string list = dir.file("a.bin") + "," + dir.file("cut.bin");
+  LoadOptions o;
+  o.max_count = 16;
+  const Dataset first = load_dataset(list, "cifar10", o);
+  EXPECT_EQ(first.labels, kCifarFirst16);
+  EXPECT_EQ(first.files, std::vector<std::string>{dir.file("a.bin")});
+  o.max_count = 10;
+  o.skip = 6;  // 16 records wanted in all: still the first file alone
+  EXPECT_EQ(load_dataset(list, "cifar10", o).source_index.back(), 15u);
+  o.skip = 7;  // 17: the second file is needed, and its flaw is reported
+  EXPECT_NE(what_of([&] { load_dataset(list, "cifar10", o); }).find("cut.bin"), std::string::npos);
+  EXPECT_NE(what_of([&] { load_dataset(list, "cifar10"); }).find("cut.bin"), std::string::npos);
+  // Two good files and a limit past the first: both are read, numbered consecutively.
+  spit(dir.file("b.bin"), raw);
+  o.skip = 0;
+  o.max_count = 20;
+  const Dataset two = load_dataset(dir.file("a.bin") + "," + dir.file("b.bin"), "cifar10", o);
+  EXPECT_EQ(two.size(), 20u);
+  EXPECT_EQ(two.labels[17], kCifarFirst16[1]);
+}
+
 TEST(Dataset, CifarXzWhenTheToolIsThere) {
   if (std::system("command -v xz >/dev/null 2>&1") != 0) GTEST_SKIP() << "no xz command";
   TempDir dir;

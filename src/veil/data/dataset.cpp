@@ -367,8 +367,20 @@ Dataset load_dataset(const std::string& path, std::string_view hint, const LoadO
     files = {where};
   }
 
+  // With a record limit (and no exact-only filter, which needs the masks to count), the
+  // CIFAR-10 files after those that hold the records asked for are not read at all: each
+  // is a 30 MB xz stream, and the hybrid mode's 64 calibration images took 0.8 s to load
+  // from all five training files.
+  const std::size_t wanted = options.max_count != 0 ? options.max_count + options.skip : 0;
   std::vector<Part> parts;
-  for (const auto& f : files) parts.push_back(read_part(f));
+  std::size_t cifar_records = 0;
+  for (const auto& f : files) {
+    const bool all_cifar =
+        std::all_of(parts.begin(), parts.end(), [](const Part& p) { return p.kind == FileKind::kCifar; });
+    if (wanted != 0 && !options.exact_only && !parts.empty() && all_cifar && cifar_records >= wanted) break;
+    parts.push_back(read_part(f));
+    if (parts.back().kind == FileKind::kCifar) cifar_records += parts.back().bytes.size() / kCifarRecord;
+  }
   // One IDX images file alone: fetch its labels.
   if (parts.size() == 1 && parts[0].kind == FileKind::kIdxImages)
     parts.push_back(read_part(companion_labels(parts[0].path)));

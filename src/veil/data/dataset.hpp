@@ -71,7 +71,9 @@ struct LoadOptions {
 //   - a comma-separated list: one IDX images file and one IDX labels file (either order),
 //     or several CIFAR-10 binaries, concatenated;
 // `hint` ("mnist", "fashion-mnist", "cifar10", or "" for any) also checks the geometry
-// (1x28x28 or 3x32x32). Throws std::invalid_argument for bad options and
+// (1x28x28 or 3x32x32). With max_count (and not exact_only), CIFAR-10 files of a list
+// after those that hold skip + max_count records are neither read nor checked.
+// Throws std::invalid_argument for bad options and
 // std::runtime_error, naming the file, for missing, corrupt, truncated or mismatched data.
 Dataset load_dataset(const std::string& path, std::string_view hint = "", const LoadOptions& options = {});
 Dataset load_dataset(const std::string& path, std::string_view hint, std::size_t max_count);

@@ -370,24 +370,31 @@ nn::LowerOptions lower_options() {
   return o;
 }
 
-nn::Network merge_linear_runs(const nn::Network& in) {
-  nn::Network net = in;
+nn::Network merge_linear_runs(nn::Network in) {
   const std::size_t n = in.stages.size();
+  std::vector<std::vector<int>> inputs(n);
+  std::vector<char> linear(n, 0);
   std::vector<int> readers(n, 0);
-  for (std::size_t k = 0; k < n; ++k)
-    for (int j : in.inputs_of(static_cast<int>(k)))
+  for (std::size_t k = 0; k < n; ++k) {
+    inputs[k] = in.inputs_of(static_cast<int>(k));
+    linear[k] = in.stages[k].is<nn::LinearStage>() ? 1 : 0;
+    for (int j : inputs[k])
       if (j >= 0) ++readers[static_cast<std::size_t>(j)];
+  }
+  // The stages move from `in` to `net` (a CIFAR-10 model's matrices are hundreds of MB:
+  // no copy of them is made here).
+  std::vector<nn::Stage> old = std::move(in.stages);
+  nn::Network net = std::move(in);
+  net.stages.clear();
   // new_index[k]: where stage k's output lives after merging (the stage it merged into).
   std::vector<int> new_index(n, -1);
-  net.stages.clear();
   for (std::size_t k = 0; k < n; ++k) {
-    nn::Stage st = in.stages[k];
-    const auto ins = in.inputs_of(static_cast<int>(k));
+    nn::Stage st = std::move(old[k]);
     st.inputs.clear();
-    for (int j : ins) st.inputs.push_back(j < 0 ? -1 : new_index[static_cast<std::size_t>(j)]);
-    const int prev = ins.size() == 1 ? ins[0] : -1;
-    if (st.is<nn::LinearStage>() && prev >= 0 && readers[static_cast<std::size_t>(prev)] == 1 &&
-        in.stages[static_cast<std::size_t>(prev)].is<nn::LinearStage>() &&
+    for (int j : inputs[k]) st.inputs.push_back(j < 0 ? -1 : new_index[static_cast<std::size_t>(j)]);
+    const int prev = inputs[k].size() == 1 ? inputs[k][0] : -1;
+    if (linear[k] && prev >= 0 && readers[static_cast<std::size_t>(prev)] == 1 &&
+        linear[static_cast<std::size_t>(prev)] &&
         new_index[static_cast<std::size_t>(prev)] == static_cast<int>(net.stages.size()) - 1) {
       nn::Stage& host = net.stages.back();
       host.op = nn::compose(host.linear(), st.linear());

@@ -170,7 +170,7 @@ nn::LowerOptions lower_options();
 // stages with no activation between them (e.g. a sum pool and the convolution after it,
 // which the encrypted mode keeps apart) becomes one stage, so the online phase pays one
 // masked input and one truncation per run. Edges are renumbered.
-nn::Network merge_linear_runs(const nn::Network& network);
+nn::Network merge_linear_runs(nn::Network network);
 
 // Quantises the lowered network (after merge_linear_runs). Unless options fix the scales,
 // it tries per-value precisions V = 4..18 and uniform scales 2^-4..2^-12 and keeps the
