@@ -52,7 +52,8 @@ TEST(Linear, ComposeMatchesTheDenseProductInAnyNumberOfThreads) {
     for (int k = 0; k < 90; ++k) {
       const double bv = db[static_cast<std::size_t>(r) * 90 + k];
       want_bias[r] += bv * a.bias[k];
-      for (int c = 0; c < 70; ++c) want[static_cast<std::size_t>(r) * 70 + c] += bv * da[static_cast<std::size_t>(k) * 70 + c];
+      for (int c = 0; c < 70; ++c)
+        want[static_cast<std::size_t>(r) * 70 + c] += bv * da[static_cast<std::size_t>(k) * 70 + c];
     }
   const int saved = num_threads();
   std::vector<LinearStage> results;
@@ -82,7 +83,8 @@ TEST(Linear, ComposeMatchesTheDenseProductInAnyNumberOfThreads) {
     compose(a, c);
     FAIL() << "composed mismatched stages";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("'a' (90 outputs) with 'c' (7 inputs)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'a' (90 outputs) with 'c' (7 inputs)"), std::string::npos)
+        << e.what();
   }
 }
 
