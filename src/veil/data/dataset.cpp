@@ -368,9 +368,8 @@ Dataset load_dataset(const std::string& path, std::string_view hint, const LoadO
   }
 
   // With a record limit (and no exact-only filter, which needs the masks to count), the
-  // CIFAR-10 files after those that hold the records asked for are not read at all: each
-  // is a 30 MB xz stream, and the hybrid mode's 64 calibration images took 0.8 s to load
-  // from all five training files.
+  // CIFAR-10 files after those that hold the records asked for are not read at all (each
+  // is a 30 MB xz stream, about half a second to decompress).
   const std::size_t wanted = options.max_count != 0 ? options.max_count + options.skip : 0;
   std::vector<Part> parts;
   std::size_t cifar_records = 0;
