@@ -2,6 +2,9 @@
 # End-to-end checks of the `veil` command: the four-step file workflow gives the same
 # class as the plaintext model, and bad input fails with a clear message (exit 1, no crash).
 set -uo pipefail
+# Output is checked through here-strings (grep -q PATTERN <<<"$out"), never `echo | grep -q`:
+# grep -q exits at its first match, and a writer still writing then dies of SIGPIPE,
+# which pipefail turns into a failed check (it failed a CI rehearsal once).
 veil="$1"
 root="$2"
 tmp="$(mktemp -d)"
@@ -20,24 +23,24 @@ img="$root/models/samples/mnist-0-label7.png"
 mkdir -p "$tmp/server" && cp "$tmp/k/params.bin" "$tmp/k/relin.key" "$tmp/k/galois.key" "$tmp/server/"
 "$veil" run --model "$model" --keys "$tmp/server" --in "$tmp/in.ct" --out "$tmp/out.ct" >/dev/null || fail "run"
 out="$("$veil" decrypt --model "$model" --keys "$tmp/k" --in "$tmp/out.ct")" || fail "decrypt"
-echo "$out" | grep -q "^class: 7" || fail "decrypt gave: $out"
+grep -q "^class: 7" <<<"$out" || fail "decrypt gave: $out"
 
 # IDX record input and throughput mode in one process.
 out="$("$veil" infer --model "$model" --mode throughput --input "$root/models/samples/mnist-test-first16-images-idx3-ubyte" --index 2)" \
   || fail "infer throughput"
-echo "$out" | grep -q "^class: 1" || fail "throughput infer gave: $out"
+grep -q "^class: 1" <<<"$out" || fail "throughput infer gave: $out"
 
 # No plaintext cache: every diagonal is encoded when used, same answer.
 out="$("$veil" --plaintext-cache-gib 0 infer --model "$model" --input "$img")" || fail "infer without cache"
-echo "$out" | grep -q "^class: 7" || fail "infer without cache gave: $out"
+grep -q "^class: 7" <<<"$out" || fail "infer without cache gave: $out"
 
 # Hybrid mode: plan, and both parties in one process (preprocessing + online stage).
 out="$("$veil" plan --model "$model" --mode hybrid)" || fail "plan hybrid"
-echo "$out" | grep -q "hybrid mode" || fail "plan hybrid gave: $out"
-echo "$out" | grep -q "128-bit bound 214: met" || fail "plan hybrid parameters: $out"
+grep -q "hybrid mode" <<<"$out" || fail "plan hybrid gave: $out"
+grep -q "128-bit bound 214: met" <<<"$out" || fail "plan hybrid parameters: $out"
 out="$("$veil" infer --model "$model" --mode hybrid --input "$img")" || fail "infer hybrid"
-echo "$out" | grep -q "^class: 7" || fail "hybrid infer gave: $out"
-echo "$out" | grep -q "online .* rounds" || fail "hybrid infer report: $out"
+grep -q "^class: 7" <<<"$out" || fail "hybrid infer gave: $out"
+grep -q "online .* rounds" <<<"$out" || fail "hybrid infer report: $out"
 # Hybrid eval of records 2..4 (--skip splits a long run): the report names the records
 # and holds a prediction for each; the plot shows the preprocessing/online split.
 samples="$root/models/samples/mnist-test-first16-images-idx3-ubyte"
@@ -72,12 +75,12 @@ entry="$(ls "$tmp"/plans-delphi/*.plan)"
 [ "$(echo "$entry" | wc -l)" = 1 ] || fail "one plan kept, found: $entry"
 printf 'x' | dd of="$entry" bs=1 seek=40 conv=notrunc 2>/dev/null
 err="$("$veil" plan --model "$rmodel" 2>&1 >"$tmp/plan3.txt")" || fail "plan with a damaged entry"
-echo "$err" | grep -q "ignoring the kept plan.*checksum" || fail "damaged entry not reported: $err"
+grep -q "ignoring the kept plan.*checksum" <<<"$err" || fail "damaged entry not reported: $err"
 diff <(grep -v "^plan" "$tmp/plan1.txt") <(grep -v "^plan" "$tmp/plan3.txt") >/dev/null || fail "plan after a damaged entry differs"
-"$veil" plan --model "$rmodel" | grep -q "^plan (kept" || fail "damaged entry not replaced"
+grep -q "^plan (kept" <<<"$("$veil" plan --model "$rmodel")" || fail "damaged entry not replaced"
 out="$("$veil" --plan-cache /proc/veil-plans infer --model "$rmodel" --input "$img" 2>&1)" || fail "infer, unwritable cache"
-echo "$out" | grep -q "could not be kept" || fail "unwritable cache not reported: $out"
-echo "$out" | grep -q "^class: 7" || fail "infer with an unwritable cache gave: $out"
+grep -q "could not be kept" <<<"$out" || fail "unwritable cache not reported: $out"
+grep -q "^class: 7" <<<"$out" || fail "infer with an unwritable cache gave: $out"
 # The hybrid program's decisions are kept the same way: the second plan says so and
 # prints the same program; a damaged entry is reported and chosen afresh; the kept
 # program answers as the chosen one.
@@ -93,17 +96,17 @@ entry="$(ls "$VEIL_PLAN_CACHE"/*.plan)"
 [ "$(echo "$entry" | wc -l)" = 1 ] || fail "one hybrid program kept, found: $entry"
 printf 'x' | dd of="$entry" bs=1 seek=60 conv=notrunc 2>/dev/null
 err="$("$veil" plan --model "$rmodel" --mode hybrid 2>&1 >"$tmp/hplan3.txt")" || fail "hybrid plan, damaged entry"
-echo "$err" | grep -q "ignoring the kept plan.*checksum" || fail "damaged hybrid entry not reported: $err"
+grep -q "ignoring the kept plan.*checksum" <<<"$err" || fail "damaged hybrid entry not reported: $err"
 same_program "$tmp/hplan1.txt" "$tmp/hplan3.txt" || fail "hybrid program after a damaged entry differs"
 out="$("$veil" infer --model "$rmodel" --mode hybrid --input "$img")" || fail "infer hybrid (kept)"
-echo "$out" | grep -q "^class: 7" || fail "hybrid infer with a kept program gave: $out"
+grep -q "^class: 7" <<<"$out" || fail "hybrid infer with a kept program gave: $out"
 
 # Bad input: clear errors, exit code 1.
 expect_error() {  # pattern, command...
   local pattern="$1"; shift
   local err; err="$("$@" 2>&1 >/dev/null)"; local rc=$?
   [ $rc -eq 1 ] || fail "expected exit 1 from: $* (got $rc: $err)"
-  echo "$err" | grep -qi -- "$pattern" || fail "expected '$pattern' in: $err"
+  grep -qi -- "$pattern" <<<"$err" || fail "expected '$pattern' in: $err"
 }
 expect_error "VEIL_PLAINTEXT_CACHE_GIB" env VEIL_PLAINTEXT_CACHE_GIB=lots "$veil" infer --model "$model" --input "$img"
 head -c 1000 "$model" > "$tmp/trunc.onnx"
@@ -142,6 +145,6 @@ expect_error "ring-switch.key" "$veil" run "${rs[@]}" --keys "$tmp/rserver" --in
 cp "$tmp/r/ring-switch.key" "$tmp/rserver/"
 "$veil" run "${rs[@]}" --keys "$tmp/rserver" --in "$tmp/rin.ct" --out "$tmp/rout.ct" >/dev/null || fail "run (ring switch)"
 out="$("$veil" decrypt "${rs[@]}" --keys "$tmp/r" --in "$tmp/rout.ct")" || fail "decrypt (ring switch)"
-echo "$out" | grep -q "^class: 7" || fail "decrypt after a ring switch gave: $out"
+grep -q "^class: 7" <<<"$out" || fail "decrypt after a ring switch gave: $out"
 
 echo "cli tests passed"

@@ -4,6 +4,9 @@
 # by a good client that must still get the right class), memory back to its baseline,
 # the session and key-cache caps, and graceful shutdown with a request in flight.
 set -uo pipefail
+# Output is checked through here-strings (grep -q PATTERN <<<"$out"), never `echo | grep -q`:
+# grep -q exits at its first match, and a writer still writing then dies of SIGPIPE,
+# which pipefail turns into a failed check (it failed a CI rehearsal once).
 veil="$1"
 root="$2"
 bad="$root/tests/net/bad_client.py"
@@ -37,28 +40,28 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 good_client() {  # the server still answers a well-behaved client correctly
   local out
   out="$("$veil" client --server "$addr" --input "$img" --keys "$tmp/keys" 2>&1)" || fail "good client after $1: $out"
-  echo "$out" | grep -q "^class: 7" || fail "good client after $1 got: $out"
+  grep -q "^class: 7" <<<"$out" || fail "good client after $1 got: $out"
 }
 
 start_server "$tmp/server.log" --modes latency,throughput,hybrid --timeout-s 2 --max-sessions 4 --workers 2
 server=$pid
 # The server re-executed itself with glibc's huge-page tunable (common/memory.hpp), same pid.
-if ldd --version 2>&1 | grep -qi glibc; then
-  tr '\0' '\n' <"/proc/$server/environ" | grep -q 'glibc.malloc.hugetlb=1' ||
+if grep -qi glibc <<<"$(ldd --version 2>&1)"; then
+  grep -q 'glibc.malloc.hugetlb=1' <<<"$(tr '\0' '\n' <"/proc/$server/environ")" ||
     fail "server runs without the huge-page tunable"
 fi
 
 # 1. End to end: class 7, keys generated and uploaded once.
 out="$("$veil" client --server "$addr" --input "$img" "$s/mnist-1-label2.png" --keys "$tmp/keys" 2>&1)" || fail "client: $out"
-echo "$out" | grep -q "^class: 7" || fail "expected class 7: $out"
-echo "$out" | grep -q "^class: 2" || fail "expected class 2: $out"
-echo "$out" | grep -q "^keys: uploaded" || fail "keys were not uploaded: $out"
+grep -q "^class: 7" <<<"$out" || fail "expected class 7: $out"
+grep -q "^class: 2" <<<"$out" || fail "expected class 2: $out"
+grep -q "^keys: uploaded" <<<"$out" || fail "keys were not uploaded: $out"
 echo "$out" | grep "^session:"
 
 # 2. A second session with the same key directory sends no keys (only their hash).
 out="$("$veil" client --server "$addr" --input "$img" --keys "$tmp/keys" 2>&1)" || fail "repeat client: $out"
-echo "$out" | grep -q "nothing uploaded" || fail "keys were uploaded again: $out"
-echo "$out" | grep -q "^session: keys up 48 B" || fail "the repeat session sent key bytes: $out"
+grep -q "nothing uploaded" <<<"$out" || fail "keys were uploaded again: $out"
+grep -q "^session: keys up 48 B" <<<"$out" || fail "the repeat session sent key bytes: $out"
 echo "$out" | grep "^session:"
 
 # 3. Throughput mode: three images in one batch request.
@@ -73,7 +76,7 @@ echo "throughput batch: ok"
 out="$("$veil" client --server "$addr" --mode hybrid --input "$img" "$s/mnist-1-label2.png" 2>&1)" \
   || fail "hybrid client: $out"
 [ "$(echo "$out" | grep '^class:' | cut -c8 | tr -d '\n')" = 72 ] || fail "hybrid classes: $out"
-echo "$out" | grep -q "^bytes: preprocessing up" || fail "hybrid report: $out"
+grep -q "^bytes: preprocessing up" <<<"$out" || fail "hybrid report: $out"
 echo "hybrid: ok"
 
 # Inputs for the bad clients: ciphertexts for the server's parameters, keys and
@@ -107,7 +110,7 @@ start_server "$tmp/small.log" --modes latency --max-key-cache-bytes 1000000
 grep -q "planned in .* (kept from an earlier start)" "$tmp/small.log" || fail "plan not kept between starts"
 small=$pid
 out="$("$veil" client --server "$addr" --input "$img" --keys "$tmp/keys" 2>&1)" && fail "key cache cap ignored: $out"
-echo "$out" | grep -q "^veil: error: server busy: the key cache is full" || fail "key cache cap: $out"
+grep -q "^veil: error: server busy: the key cache is full" <<<"$out" || fail "key cache cap: $out"
 kill -TERM "$small"; wait "$small" || fail "small server exit status $?"
 
 # 7. SIGTERM with a request in flight: it completes, later ones are refused, exit 0.
