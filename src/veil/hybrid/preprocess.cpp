@@ -12,6 +12,7 @@
 #include "veil/common/bytes.hpp"
 #include "veil/common/error.hpp"
 #include "veil/hybrid/conv_form.hpp"
+#include "veil/hybrid/public_program.hpp"
 #include "veil/math/primes.hpp"
 #include "veil/mpc/share.hpp"
 #include "veil/rlwe/keygen.hpp"
@@ -230,11 +231,13 @@ struct ClientResidue {
 };
 
 struct PreprocessClient::State {
+  // The public view only, as a client over TCP receives it: in one process too, the client
+  // keeps no weight (and no copy of a CIFAR-10 model's hundreds of MB of them).
   Program prog;
   HeParameters hp;
   std::vector<std::unique_ptr<ClientResidue>> residues;
   mpc::MaskSource masks;
-  State(const Program& p, HeParameters h) : prog(p), hp(std::move(h)) {
+  State(const Program& p, HeParameters h) : prog(public_view(p)), hp(std::move(h)) {
     const auto primes = prog.primes();
     VEIL_REQUIRE(
         hp.residues() == static_cast<int>(primes.size()),
