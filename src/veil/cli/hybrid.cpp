@@ -61,10 +61,10 @@ std::vector<std::vector<double>> calibration_inputs(const nn::Network& net, cons
     try {
       const data::Dataset ds = data::load_dataset(path, net.dataset, 64);
       for (std::size_t i = 0; i < ds.size(); ++i) out.push_back(record(net, ds, i));
-      *source = std::to_string(ds.size()) + " images of " + path;
-      if (path == dir)
-        *source = std::to_string(ds.size()) + " test images of " + path +
-                  " (no training images there: results on these images are not held out)";
+      *source = std::to_string(ds.size()) +
+                (path == dir ? " test images of " + path +
+                                   " (no training images there: results on these images are not held out)"
+                             : " images of " + path);
       return out;
     } catch (const std::exception&) {
       // Not this one: try the next location.

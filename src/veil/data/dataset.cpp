@@ -373,12 +373,12 @@ Dataset load_dataset(const std::string& path, std::string_view hint, const LoadO
   const std::size_t wanted = options.max_count != 0 ? options.max_count + options.skip : 0;
   std::vector<Part> parts;
   std::size_t cifar_records = 0;
+  bool all_cifar = true;
   for (const auto& f : files) {
-    const bool all_cifar =
-        std::all_of(parts.begin(), parts.end(), [](const Part& p) { return p.kind == FileKind::kCifar; });
     if (wanted != 0 && !options.exact_only && !parts.empty() && all_cifar && cifar_records >= wanted) break;
     parts.push_back(read_part(f));
-    if (parts.back().kind == FileKind::kCifar) cifar_records += parts.back().bytes.size() / kCifarRecord;
+    all_cifar = all_cifar && parts.back().kind == FileKind::kCifar;
+    cifar_records += parts.back().bytes.size() / kCifarRecord;
   }
   // One IDX images file alone: fetch its labels.
   if (parts.size() == 1 && parts[0].kind == FileKind::kIdxImages)
