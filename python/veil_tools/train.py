@@ -632,7 +632,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
             print(f"time limit reached after epoch {epoch + 1}; stopping", flush=True)
             stopped_early = True
             break
-    train_seconds = time.time() - t0
+    # Seconds in training steps over the whole schedule, resumes included (t_train is
+    # restored from the checkpoint); the wall-clock of this invocation alone would say
+    # almost nothing of a schedule that was resumed at its end.
+    train_seconds = t_train[0]
     final = model if ema is None else better_bn(ema.model, recal_loader(), plain_train_loader)
     return finish(args, cfg, name, final, train, test,
                   plain_train_loader, test_loader, device, history, train_seconds, n_params,
@@ -684,6 +687,7 @@ def finish_teacher(args, cfg, name, ev, ev_train, history, train_seconds, n_para
         hyperparameters={k: v for k, v in cfg.items() if k != "net"},
         epochs_run=len(history), steps_run=history[-1]["steps"] if history else 0,
         seed=args.seed, threads=args.threads, train_seconds=round(train_seconds, 1),
+        epochs_wall_seconds=round(sum(h.get("seconds", 0.0) for h in history), 1),
         torch_version=torch.__version__, checkpoint=args.checkpoint,
         training_command=_command(argv), history=history)
     with open(os.path.join(args.out, f"{name}.json"), "w") as f:
@@ -740,7 +744,9 @@ def finish(args, cfg, name, model, train, test, train_loader, test_loader, devic
         epochs_run=len(history), steps_run=history[-1]["steps"] if history else 0,
         time_budget_minutes=args.time_budget, stopped_early=stopped_early, smoke=bool(args.smoke),
         seed=args.seed, threads=args.threads, device=str(device),
-        train_seconds=round(train_seconds, 1), torch_version=torch.__version__,
+        train_seconds=round(train_seconds, 1),
+        epochs_wall_seconds=round(sum(h.get("seconds", 0.0) for h in history), 1),
+        torch_version=torch.__version__,
         init_checkpoint=args.init, training_command=cmd, onnx_file=os.path.basename(onnx_path),
         onnx_vs_torch_max_abs_diff=diff, history=history)
     with open(os.path.join(args.out, f"{name}.json"), "w") as f:

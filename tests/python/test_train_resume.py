@@ -84,6 +84,11 @@ def test_resume_mid_epoch_is_bit_identical(args, stop, tmp_path):
     card_b, _ = _run(args, tmp_path, "b", ["--resume"])
     _assert_same_run(ck_a, ck_b)
     assert card_a["test_accuracy"] == card_b["test_accuracy"]
+    # the card's times cover the whole schedule, the steps before the interruption too
+    end = _load(ck_b)
+    assert end["t_train"] > mid["t_train"] > 0
+    assert card_b["train_seconds"] == round(end["t_train"], 1)
+    assert card_b["epochs_wall_seconds"] == round(sum(h["seconds"] for h in end["history"]), 1)
 
 
 def test_resume_from_old_format_checkpoint(tmp_path):

@@ -76,9 +76,9 @@ TEST(OnnxImport, ShippedModelMetadataAndShapes) {
   EXPECT_DOUBLE_EQ(g.std[2], 0.2616);
   EXPECT_EQ(g.classes[0], "airplane");
   EXPECT_EQ(g.classes[9], "truck");
-  EXPECT_EQ(g.nodes[0].out, (Shape{24, 32, 32}));            // 3x3 conv, pad 1
-  EXPECT_EQ(g.nodes[6].out, (Shape{48, 16, 16}));            // 2x2 average pool
-  EXPECT_EQ(g.nodes[g.output - 2].out, (Shape{192, 1, 1}));  // global average pool
+  EXPECT_EQ(g.nodes[0].out, (Shape{32, 32, 32}));            // 3x3 conv, pad 1
+  EXPECT_EQ(g.nodes[6].out, (Shape{64, 16, 16}));            // 2x2 average pool
+  EXPECT_EQ(g.nodes[g.output - 2].out, (Shape{256, 1, 1}));  // global average pool
 
   const Graph c = load_onnx(test::source_path("models/mnist-cryptonets.onnx"));
   EXPECT_EQ(c.nodes[0].out, (Shape{5, 13, 13}));  // 5x5 conv, stride 2, pad 1
