@@ -41,8 +41,8 @@ int main(int argc, char** argv) {
                  "where the budget allows, else as compact coefficients transformed at each use\n"
                  "(an NTT per limb), else encoded again on every image (default:\n"
                  "VEIL_PLAINTEXT_CACHE_GIB, else half the machine's memory and at most a third of\n"
-                 "what is free). cifar10-shallow: 2.5 all ready (2.0-2.1 s an image, 4.26 GiB peak\n"
-                 "with a session), 2.1 (2.3-2.4 s, 3.99 GiB), 0.6 all compact")
+                 "what is free). cifar10-shallow: 3.6 all ready (1.75-2.15 s an image), 1.9\n"
+                 "(2.6-2.9 s, 4.0 GiB peak in a server with a session), 0.8 (3.2 s)")
       ->check(CLI::Range(0.0, 1048576.0))
       ->trigger_on_parse()
       ->each([](const std::string& g) { veil::cli::set_plaintext_cache_gib(std::stod(g)); });
