@@ -37,6 +37,7 @@ from . import calibrate as C
 from . import data as D
 from . import export as E
 from . import nets as N
+from . import widen as W
 from .polyact import enable_penalty, measure_ranges, polyacts, range_penalty, track_range
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -142,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=None,
                    help="start from the weights of this checkpoint (fine-tuning; optimizer "
                         "and schedule start fresh)")
+    p.add_argument("--widen", action="store_true",
+                   help="with --init: the checkpoint is a narrower network of the same model "
+                        "(e.g. --width 16 into --width 24); its channels are copied so that "
+                        "the wider network starts computing the same function (Net2WiderNet, "
+                        "veil_tools/widen.py)")
+    p.add_argument("--widen-noise", type=float, default=0.02,
+                   help="with --widen: noise on the copied channels' incoming weights, as a "
+                        "fraction of each tensor's standard deviation (lets the copies part)")
     p.add_argument("--time-limit", type=float, default=None,
                    help="stop training after this many minutes (finishing the current epoch)")
     p.add_argument("--time-budget", type=float, default=None,
@@ -447,10 +456,19 @@ def main(argv: Optional[List[str]] = None) -> dict:
         t = (step - warm) / max(1, total - warm)
         return cfg["lr"] * 0.5 * (1 + math.cos(math.pi * t))
 
+    if args.widen and not args.init:
+        raise SystemExit("train.py: --widen needs --init (the narrower checkpoint to widen)")
     if args.init:
         ck0 = torch.load(args.init, map_location=device)
-        model.load_state_dict(ck0["model"] if "model" in ck0 else ck0)
-        print(f"initialised from {args.init}")
+        state = ck0["model"] if "model" in ck0 else ck0
+        if args.widen:
+            try:
+                state = W.widen_state(state, model.state_dict(), args.widen_noise,
+                                      torch.Generator().manual_seed(args.seed + 29))
+            except ValueError as e:
+                raise SystemExit(f"train.py: --init {args.init} --widen: {e}")
+        model.load_state_dict(state)
+        print(f"initialised from {args.init}" + (" (widened)" if args.widen else ""))
     ema = EMA(model, cfg["ema"]) if cfg["ema"] else None
     ta = None
     if cfg["trivialaugment"]:
