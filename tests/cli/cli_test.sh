@@ -33,6 +33,11 @@ grep -q "^class: 1" <<<"$out" || fail "throughput infer gave: $out"
 # No plaintext cache: every diagonal is encoded when used, same answer.
 out="$("$veil" --plaintext-cache-gib 0 infer --model "$model" --input "$img")" || fail "infer without cache"
 grep -q "^class: 7" <<<"$out" || fail "infer without cache gave: $out"
+# The set-up line accounts for the weight budget: nothing kept, and what would keep all.
+grep -q "encoded afresh at each use; all ready needs --plaintext-cache-gib 0.1" <<<"$out" \
+  || fail "infer without cache reported: $out"
+out="$("$veil" --plaintext-cache-gib 1 infer --model "$model" --input "$img")" || fail "infer with cache"
+grep -q "server setup .*, all ready (NTT form)" <<<"$out" || fail "infer with all weights kept reported: $out"
 
 # Hybrid mode: plan, and both parties in one process (preprocessing + online stage).
 out="$("$veil" plan --model "$model" --mode hybrid)" || fail "plan hybrid"

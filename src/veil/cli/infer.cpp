@@ -55,8 +55,8 @@ void run_infer(InferOptions& o) {
   nn::EncryptedNetwork server(m.network, plan, m.context, plaintext_cache_bytes());
   const ResidentMemory mem = resident_memory();  // client and server together, in this command
   std::printf("server setup (plaintext weights encoded): %.2f s, %s; process resident %s (peak %s)\n",
-              seconds_since(t), human_bytes(server.plaintext_bytes()).c_str(), human_bytes(mem.now).c_str(),
-              human_bytes(mem.peak).c_str());
+              seconds_since(t), describe_weight_forms(server.weight_forms()).c_str(),
+              human_bytes(mem.now).c_str(), human_bytes(mem.peak).c_str());
 
   ckks::CkksEncoder encoder(m.context);
   ckks::Encryptor encryptor(m.context, keygen.secret_key());

@@ -66,7 +66,13 @@ void run_serve(ServeOptions& o) {
   const auto t = Clock::now();
   set_max_jobs(o.workers);
   std::vector<std::unique_ptr<protocol::Handler>> handlers;
-  if (!served.empty()) handlers.push_back(std::make_unique<protocol::ni::Handler>(std::move(served)));
+  if (!served.empty()) {
+    auto ni = std::make_unique<protocol::ni::Handler>(std::move(served));
+    const nn::WeightForms forms = ni->weight_forms();
+    if (forms.all_ntt_bytes > 0)
+      std::printf("latency mode weights: %s\n", describe_weight_forms(forms).c_str());
+    handlers.push_back(std::move(ni));
+  }
   if (hybrid_handler) handlers.push_back(std::move(hybrid_handler));
   protocol::Host server(std::move(handlers), o.server);
   const auto& limits = o.server.limits;

@@ -3,6 +3,8 @@
 
 #include <sys/stat.h>
 #include <cctype>
+#include <cmath>
+#include <cstdio>
 
 #include <algorithm>
 #include <cstdlib>
@@ -57,6 +59,22 @@ std::size_t plaintext_cache_bytes() {
   }
   // 0 GiB means "cache nothing"; EncryptedNetwork treats a 1-byte budget that way.
   return std::max<std::size_t>(1, static_cast<std::size_t>(gib * static_cast<double>(std::size_t{1} << 30)));
+}
+
+std::string describe_weight_forms(const nn::WeightForms& f) {
+  const std::size_t kept = f.ntt_bytes + f.coefficient_bytes;
+  std::string s = human_bytes(kept);
+  if (f.all_ntt_bytes == 0) return s;  // no diagonals (throughput mode)
+  if (f.coefficient_bytes == 0 && f.encoded_per_use == 0) return s + ", all ready (NTT form)";
+  s += ": " + human_bytes(f.ntt_bytes) + " ready, " + human_bytes(f.coefficient_bytes) +
+       " as coefficients (an NTT per limb at each use)";
+  if (f.encoded_per_use > 0)
+    s += ", " + std::to_string(f.encoded_per_use) + " stage(s) encoded afresh at each use";
+  // Rounded up, so that the figure given back as --plaintext-cache-gib does keep them all.
+  const double gib = std::ceil(static_cast<double>(f.all_ntt_bytes) / static_cast<double>(1 << 30) * 10) / 10;
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "; all ready needs --plaintext-cache-gib %.1f", gib);
+  return s + buf;
 }
 
 Input load_input(const nn::Network& net, const std::string& path, std::size_t index) {

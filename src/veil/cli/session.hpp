@@ -41,6 +41,9 @@ Model load_model(const ModelOptions& options);
 // nn::default_plaintext_cache_bytes(). Throws, naming the variable, on a bad value.
 std::size_t plaintext_cache_bytes();
 void set_plaintext_cache_gib(double gib);
+// "1.9 GiB: 0.8 GiB ready, 1.1 GiB as coefficients (an NTT per limb at each use); all ready
+// needs --plaintext-cache-gib 3.6": the set-up reports' account of the budget.
+std::string describe_weight_forms(const nn::WeightForms& forms);
 
 // An image file (PNG/JPEG/PPM, resized/converted to the model's input) or record `index`
 // of an IDX / CIFAR-10 binary file, normalised as the model expects.

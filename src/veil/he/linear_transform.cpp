@@ -648,10 +648,15 @@ std::size_t LinearTransform::prime_of_limb(std::size_t i) const {
 }
 
 std::size_t LinearTransform::plaintext_bytes() const {
+  std::size_t bytes = ntt_plaintext_bytes();
+  for (const auto& g : coefficients_)
+    for (const auto& p : g) bytes += p.bytes();
+  return bytes;
+}
+
+std::size_t LinearTransform::ntt_plaintext_bytes() const {
   std::size_t bytes = 0;
   for (const auto& g : plaintexts_)
-    for (const auto& p : g) bytes += p.bytes();
-  for (const auto& g : coefficients_)
     for (const auto& p : g) bytes += p.bytes();
   return bytes;
 }

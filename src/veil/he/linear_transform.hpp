@@ -175,6 +175,8 @@ class LinearTransform {
   bool double_hoisted() const { return hoisting_ == Hoisting::kDouble; }
   PlaintextCache plaintext_cache() const { return cache_; }
   std::size_t plaintext_bytes() const;
+  // The part of plaintext_bytes() kept in the NTT form (the rest: coefficients).
+  std::size_t ntt_plaintext_bytes() const;
 
  private:
   static constexpr std::size_t kNoDiagonal = ~std::size_t{0};

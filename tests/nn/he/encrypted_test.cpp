@@ -188,6 +188,15 @@ TEST(EncryptedNetwork, PlaintextBudgetIsSpentGroupByGroupWithinIt) {
   const EvaluationKeys keys = make_evaluation_keys(plan, c.keygen);
   EncryptedNetwork all(net, plan, c.ctx, std::size_t{1} << 40);
   const std::size_t all_ntt = all.plaintext_bytes();
+  // The report a user chooses the budget by: everything ready, and the budget that does it.
+  EXPECT_EQ(all.weight_forms().ntt_bytes, all_ntt);
+  EXPECT_EQ(all.weight_forms().coefficient_bytes, 0u);
+  EXPECT_EQ(all.weight_forms().all_ntt_bytes, all_ntt);
+  EXPECT_EQ(all.weight_forms().encoded_per_use, 0);
+  const EncryptedNetwork none(net, plan, c.ctx, 1);
+  EXPECT_EQ(none.plaintext_bytes(), 0u);
+  EXPECT_EQ(none.weight_forms().all_ntt_bytes, all_ntt);
+  EXPECT_GT(none.weight_forms().encoded_per_use, 0);
   std::mt19937_64 gx(5);
   const auto x = random_input(net, gx);
   const auto cts = encrypt_inputs(plan, c.encoder, c.encryptor, {x});
@@ -198,6 +207,12 @@ TEST(EncryptedNetwork, PlaintextBudgetIsSpentGroupByGroupWithinIt) {
     EncryptedNetwork server(net, plan, c.ctx, budget);
     EXPECT_LE(server.plaintext_bytes(), budget) << part;
     EXPECT_GT(server.plaintext_bytes(), budget * 3 / 4) << part;  // most of it spent
+    const WeightForms& f = server.weight_forms();
+    EXPECT_EQ(f.ntt_bytes + f.coefficient_bytes, server.plaintext_bytes()) << part;
+    EXPECT_GT(f.coefficient_bytes, 0u) << part;
+    EXPECT_GT(f.ntt_bytes, 0u) << part;
+    EXPECT_EQ(f.all_ntt_bytes, all_ntt) << part;
+    EXPECT_EQ(f.encoded_per_use, 0) << part;
     // The same plaintexts, transformed at use instead of cached: the same ciphertext gives
     // the same result (modular arithmetic is exact; only the decoding rounds).
     const auto logits = decrypt_outputs(plan, c.result, server.evaluate(cts, keys), 1);

@@ -423,6 +423,13 @@ EncryptedNetwork::EncryptedNetwork(Network net, const Plan& plan, ckks::ContextP
                      16;
     working = std::max(working, cts * ct_bytes);
   }
+  for (std::size_t k : linear) {
+    forms_.all_ntt_bytes += ntt_bytes[k];
+    const std::size_t ntt = transforms_[k]->ntt_plaintext_bytes();
+    forms_.ntt_bytes += ntt;
+    forms_.coefficient_bytes += transforms_[k]->plaintext_bytes() - ntt;
+    if (form[k] == he::PlaintextCache::kNone && ntt_bytes[k] > 0) ++forms_.encoded_per_use;
+  }
   // Throughput mode's weighted sums read the matrices at every evaluation and keep them
   // (it returned above); here every linear stage's weights are gone.
   if (prefault) rlwe::reserve_heap(kReserve * working);

@@ -109,6 +109,17 @@ std::vector<std::vector<double>> decrypt_outputs(const Plan& plan, const ckks::C
 // the environment.
 std::size_t default_plaintext_cache_bytes();
 
+// How a latency-mode EncryptedNetwork keeps its weight diagonals under its budget, for
+// the set-up reports of `veil serve` and `veil infer`: what a user needs to choose
+// --plaintext-cache-gib (the NTT form is fastest; coefficients cost an NTT per limb at
+// every use; a stage with neither is encoded afresh at every use).
+struct WeightForms {
+  std::size_t ntt_bytes = 0;          // kept in the NTT form
+  std::size_t coefficient_bytes = 0;  // kept as coefficients
+  std::size_t all_ntt_bytes = 0;      // the budget that keeps every diagonal in the NTT form
+  int encoded_per_use = 0;            // linear stages with diagonals but nothing kept
+};
+
 // Server side: plaintext diagonals or weights prepared once, then any number of
 // evaluations (thread-safe: evaluate() is const).
 class EncryptedNetwork {
@@ -138,6 +149,8 @@ class EncryptedNetwork {
   // The ring the results leave in (the smaller one after a ring switch).
   const ckks::ContextPtr& result_context() const { return small_ctx_ ? small_ctx_ : ctx_; }
   std::size_t plaintext_bytes() const;
+  // Latency mode (all zero otherwise).
+  const WeightForms& weight_forms() const { return forms_; }
 
  private:
   std::vector<ckks::Ciphertext> linear_batch(std::size_t stage, const std::vector<ckks::Ciphertext>& in,
@@ -189,6 +202,7 @@ class EncryptedNetwork {
   std::vector<std::unique_ptr<he::LinearTransform>> transforms_;  // latency, per stage
   std::vector<int> readers_;  // [k + 1]: stages reading stage k's output ([0]: the input)
   std::vector<double> scales_, targets_;
+  WeightForms forms_;
 };
 
 }  // namespace veil::nn

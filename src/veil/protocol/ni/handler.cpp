@@ -449,6 +449,11 @@ Handler::Handler(std::vector<ServedModel> models) {
 
 Handler::~Handler() = default;
 
+nn::WeightForms Handler::weight_forms() const {
+  const auto& m = modes_[static_cast<std::size_t>(nn::Mode::kLatency)];
+  return m && m->evaluator ? m->evaluator->weight_forms() : nn::WeightForms{};
+}
+
 std::string Handler::protocol() const { return kName; }
 std::uint16_t Handler::version() const { return kVersion; }
 

@@ -38,6 +38,9 @@ class Handler final : public protocol::Handler {
   std::uint64_t max_frame_bytes() const override;
   const char* message_name(std::uint16_t type) const override;
   std::unique_ptr<ProtocolSession> open(const Hello& hello, net::Channel& ch, SessionContext& ctx) override;
+  // How the latency-mode model keeps its weight diagonals (all zero when that mode is not
+  // served), for the server's set-up report.
+  nn::WeightForms weight_forms() const;
 
   struct Mode;
 
