@@ -59,6 +59,15 @@ assert len(j["predictions"]) == 3 and j["labels"] == [1, 0, 4], j
 assert j["agreement"] == 1.0 and j["bytes_per_image"]["online_up"] > 0, j
 PY
 [ -s "$tmp/h.png" ] || fail "eval hybrid plot"
+# Latency eval at half the weights' NTT form: the report accounts for the budget.
+"$veil" --plaintext-cache-gib 0.013 eval --model "$model" -d "$samples" -n 2 --report "$tmp/l.json" \
+  >/dev/null || fail "eval latency"
+/usr/bin/python3 - "$tmp/l.json" <<'PY' || fail "eval latency report"
+import json, sys
+w = json.load(open(sys.argv[1]))["weights"]
+kept = w["ntt_bytes"] + w["coefficient_bytes"]
+assert 0 < kept <= 0.013 * 2**30 < w["all_ntt_bytes"] and w["coefficient_bytes"] > 0, w
+PY
 
 # The plan cache: the second run rebuilds the same plan from the kept choice; a damaged
 # entry is reported and planned afresh; a directory that cannot be written is reported

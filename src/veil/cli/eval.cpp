@@ -88,6 +88,9 @@ void run_eval(EvalOptions& o) {
   std::printf("  bytes                evaluation keys %s; per %s: upload %s, download %s\n",
               human_bytes(key_bytes).c_str(), plan.packing_mode().unit(), human_bytes(up_bytes).c_str(),
               human_bytes(down_bytes).c_str());
+  const nn::WeightForms& forms = evaluation.server().weight_forms();
+  if (forms.all_ntt_bytes > 0)
+    std::printf("  weights              %s\n", describe_weight_forms(forms).c_str());
   std::printf("  stages (seconds over the run, precision in bits on the first %s):\n",
               plan.packing_mode().unit());
   for (std::size_t k = 0; k < net.stages.size(); ++k)
@@ -110,6 +113,11 @@ void run_eval(EvalOptions& o) {
     j["bytes"] = {{"evaluation_keys", key_bytes},
                   {"upload_per_evaluation", up_bytes},
                   {"download_per_evaluation", down_bytes}};
+    if (forms.all_ntt_bytes > 0)
+      j["weights"] = {{"ntt_bytes", forms.ntt_bytes},
+                      {"coefficient_bytes", forms.coefficient_bytes},
+                      {"all_ntt_bytes", forms.all_ntt_bytes},
+                      {"stages_encoded_per_use", forms.encoded_per_use}};
     nlohmann::json stages = nlohmann::json::array();
     for (std::size_t k = 0; k < net.stages.size(); ++k)
       stages.push_back({{"name", plan.stages[k].name},

@@ -66,8 +66,9 @@ std::string describe_weight_forms(const nn::WeightForms& f) {
   std::string s = human_bytes(kept);
   if (f.all_ntt_bytes == 0) return s;  // no diagonals (throughput mode)
   if (f.coefficient_bytes == 0 && f.encoded_per_use == 0) return s + ", all ready (NTT form)";
-  s += ": " + human_bytes(f.ntt_bytes) + " ready, " + human_bytes(f.coefficient_bytes) +
-       " as coefficients (an NTT per limb at each use)";
+  s += ": " + human_bytes(f.ntt_bytes) + " ready";
+  if (f.coefficient_bytes > 0)
+    s += ", " + human_bytes(f.coefficient_bytes) + " as coefficients (an NTT per limb at each use)";
   if (f.encoded_per_use > 0)
     s += ", " + std::to_string(f.encoded_per_use) + " stage(s) encoded afresh at each use";
   // Rounded up, so that the figure given back as --plaintext-cache-gib does keep them all.
