@@ -65,7 +65,7 @@ def widen_state(old: Dict[str, torch.Tensor], new: Dict[str, torch.Tensor], nois
             # produced channels: copy; the new copies' incoming weights get the noise
             c_old = t.shape[0]
             idx, _ = _mapping(c_old, target.shape[0])
-            w = w[idx].clone()
+            w = w[idx]  # advanced indexing copies: the noise below leaves `t` alone
             if noise > 0 and t.dim() in (2, 4) and w.numel() > 1:
                 sd = float(t.to(torch.float32).std())
                 eps = torch.randn(w[c_old:].shape, generator=generator) * (noise * sd)
