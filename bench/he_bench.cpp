@@ -1,8 +1,11 @@
 // veil_he_bench: the BSGS linear transform (he/linear_transform.hpp) with single and double
 // hoisting (Bossuat et al., Eurocrypt 2021) side by side, in one run, same binary.
 //
-// The ring and chain are cifar10-shallow's (`veil infer` prints them): N = 2^15, a 45-bit
-// base prime, 13 x 33-bit primes, 5 x 49-bit special primes, dnum 2 (log QP 719). The maps
+// The ring and chain were cifar10-shallow's at scale 2^33: N = 2^15, a 45-bit base prime,
+// 13 x 33-bit primes, 5 x 49-bit special primes, dnum 2 (log QP 719).
+// BM_LinearTransform30 runs on today's chain at scale 2^30 (a 50-bit base prime, 15 x 30-bit
+// primes, 8 x 30-bit special primes, dnum 2, log QP 740), where the NTT and the products
+// run on 32-bit lanes, with the NTT form and coefficients (cache 1 and 2). The maps
 // are convolution-shaped: one ciphertext in, one out, `babies` x `giants` diagonals on a
 // grid whose giant step is the baby count (every (baby, giant) pair is a diagonal, as in a
 // multiplexed convolution), at the levels the planner puts cifar10-shallow's convolutions.
@@ -41,13 +44,17 @@ struct Env {
   std::unique_ptr<ckks::Evaluator> evaluator;
 };
 
-Env& env() {
-  static std::unique_ptr<Env> e;
+// scale_bits 33: the older chain; 30: today's.
+Env& env(int scale_bits) {
+  static std::map<int, std::unique_ptr<Env>> envs;
+  auto& e = envs[scale_bits];
   if (!e) {
     e = std::make_unique<Env>();
-    std::vector<int> q = {45};
-    q.insert(q.end(), 13, 33);
-    e->ctx = ckks::CkksContext::create(ckks::CkksParameters::create(15, q, std::vector<int>(5, 49), 33, 2));
+    const bool narrow = scale_bits == 30;
+    std::vector<int> q = {narrow ? 50 : 45};
+    q.insert(q.end(), narrow ? 15 : 13, scale_bits);
+    e->ctx = ckks::CkksContext::create(ckks::CkksParameters::create(
+        15, q, std::vector<int>(narrow ? 8 : 5, narrow ? 30 : 49), scale_bits, 2));
     e->keygen = std::make_unique<rlwe::KeyGenerator>(e->ctx);
     e->encoder = std::make_unique<ckks::CkksEncoder>(e->ctx);
     e->encryptor = std::make_unique<ckks::Encryptor>(e->ctx, e->keygen->secret_key());
@@ -77,7 +84,7 @@ he::LinearTransformSpec conv_spec(std::size_t slots, int babies, int giants) {
   return spec;
 }
 
-void BM_LinearTransform(benchmark::State& state) {
+void linear_transform(benchmark::State& state, int scale_bits) {
   const int babies = static_cast<int>(state.range(0)), giants = static_cast<int>(state.range(1));
   const int level = static_cast<int>(state.range(2));
   const auto hoisting = state.range(3) == 2   ? he::Hoisting::kDouble
@@ -85,7 +92,7 @@ void BM_LinearTransform(benchmark::State& state) {
                                               : he::Hoisting::kSingle;
   const auto cache = static_cast<he::PlaintextCache>(state.range(4));
   set_num_threads(2);
-  Env& e = env();
+  Env& e = env(scale_bits);
   const std::size_t slots = e.ctx->max_slots();
   he::LinearTransform lt(*e.encoder, conv_spec(slots, babies, giants), level, babies, cache, 0, hoisting);
   // Keys at the transform's level only (as the planner generates them).
@@ -106,6 +113,9 @@ void BM_LinearTransform(benchmark::State& state) {
       static_cast<double>(he::choose_hoisting(counts, 1, level, e.ctx->num_p()));
 }
 
+void BM_LinearTransform(benchmark::State& state) { linear_transform(state, 33); }
+void BM_LinearTransform30(benchmark::State& state) { linear_transform(state, 30); }
+
 void args(benchmark::internal::Benchmark* b) {
   // (babies, giants, level): few giant steps (where double hoisting is meant to pay), and
   // two convolution shapes of cifar10-shallow's size.
@@ -121,3 +131,9 @@ void args(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_LinearTransform)->Apply(args);
+// The two convolution shapes, single hoisting, NTT form and coefficients.
+BENCHMARK(BM_LinearTransform30)->Apply([](benchmark::internal::Benchmark* b) {
+  for (const auto& [babies, giants, level] : {std::tuple{36, 36, 6}, std::tuple{16, 16, 12}})
+    for (int cache : {1, 2}) b->Args({babies, giants, level, 1, cache});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+});

@@ -63,6 +63,22 @@ void ntt(benchmark::State& state, bool forward) {
 void BM_NttForward(benchmark::State& state) { ntt(state, true); }
 void BM_NttInverse(benchmark::State& state) { ntt(state, false); }
 
+// The forward transform of a limb held in 32-bit words (NttTables::forward32, how cached
+// weight diagonals kept as coefficients are expanded): against BM_NttForward at the same
+// 30-bit prime, the two passes that narrow and widen the limb.
+void BM_NttForward32(benchmark::State& state) {
+  if (!enter_level(state)) return;
+  const int log_n = static_cast<int>(state.range(1));
+  const NttTables t(log_n, prime(static_cast<int>(state.range(2)), log_n));
+  const auto r = random_residues(t.modulus(), t.n(), 1);
+  std::vector<std::uint32_t> a(r.begin(), r.end());
+  state.SetLabel(simd_level_name(t.kernel_level()));
+  for (auto _ : state) {
+    t.forward32(a.data());
+    benchmark::ClobberMemory();
+  }
+}
+
 // out = a * b (the ciphertext-plaintext product, one limb).
 void BM_MulVec(benchmark::State& state) {
   if (!enter_level(state)) return;
@@ -194,6 +210,8 @@ void levels(benchmark::internal::Benchmark* b, const std::vector<std::vector<std
   b->Unit(benchmark::kMicrosecond);
 }
 
+void args_ntt32(benchmark::internal::Benchmark* b) { levels(b, {{14, 30}, {15, 30}, {16, 30}}); }
+
 void args_ntt(benchmark::internal::Benchmark* b) {
   levels(b, {{13, 40},
              {14, 30},
@@ -232,6 +250,7 @@ void args_mac(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_NttForward)->Apply(args_ntt);
 BENCHMARK(BM_NttInverse)->Apply(args_ntt);
+BENCHMARK(BM_NttForward32)->Apply(args_ntt32);
 BENCHMARK(BM_MulVec)->Apply(args_vec);
 BENCHMARK(BM_Tensor)->Apply(args_vec);
 BENCHMARK(BM_KeySwitchDot)->Apply(args_dot);

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "ckks/test_util.hpp"
+#include "math/simd_paths.hpp"
 #include "veil/he/linear_transform.hpp"
 
 namespace veil {
@@ -71,6 +72,38 @@ TEST(PlaintextCache, CoefficientsGiveTheSameCiphertextsAsTheNttFormAndEncodingPe
       }
     }
   }
+}
+
+// A chain at scale 2^30 (the latency mode's CIFAR-10 chains): its 30-bit limbs are expanded
+// in 32-bit words (NttTables::forward32, packed products), the 45-bit base prime in 64-bit
+// ones. The same ciphertexts as the NTT form, bit for bit, at every SIMD level this CPU
+// has (at the scalar level the 32-bit path is not taken).
+TEST(PlaintextCache, CoefficientsInThirtyTwoBitWordsAtEverySimdLevel) {
+  const auto params =
+      ckks::CkksParameters::create(11, {45, 30, 30, 30}, {30, 30}, 30, 2, /*allow_insecure=*/true);
+  test::Fixture f(params);
+  const std::size_t n = f.ctx->n() / 2;
+  const int level = f.ctx->max_level();
+  math::testing_paths::for_each_simd_level([&](math::SimdLevel simd) {
+    std::mt19937_64 g(5);
+    const auto spec = random_spec(n, 2, 1.0, g);
+    he::LinearTransform ntt(*f.encoder, spec, level, 8, he::PlaintextCache::kNtt, 0, he::Hoisting::kSingle);
+    he::LinearTransform coeffs(*f.encoder, spec, level, 8, he::PlaintextCache::kCoefficients, 0,
+                               he::Hoisting::kSingle);
+    ASSERT_EQ(coeffs.plaintext_cache(), he::PlaintextCache::kCoefficients);
+    EXPECT_EQ(f.ctx->ntt(1).forward32_native(), simd != math::SimdLevel::kScalar);
+    auto gk = f.keygen->create_galois_keys(ntt.rotation_steps());
+    std::vector<Ciphertext> x;
+    for (int b = 0; b < 2; ++b) {
+      std::vector<double> v(n);
+      for (auto& y : v) y = std::uniform_real_distribution<double>(-1, 1)(g);
+      x.push_back(f.encryptor->encrypt(f.encoder->encode(std::span<const double>(v), f.scale(), level, n)));
+    }
+    const auto a = ntt.apply(*f.evaluator, x, gk);
+    const auto b = coeffs.apply(*f.evaluator, x, gk);
+    for (int k = 0; k < 2; ++k)
+      EXPECT_TRUE(a[k].data() == b[k].data()) << math::simd_level_name(simd) << " block " << k;
+  });
 }
 
 // Coefficients of 2^39 and more (weights of a few hundred at a 2^33 scale) do not fit the

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <initializer_list>
 #include <random>
 
@@ -159,10 +160,12 @@ TEST(Ntt, SimdKernelMatchesScalarKernel) {
 // A kernel on 32-bit lanes against the portable one, bit for bit, for every ring size in
 // `sizes`, odd and even numbers of stages (one alone or all in pairs), and primes up to
 // the 30-bit limit; random and all-maximal (q - 1) inputs. The dispatcher at `level` must
-// pick it for such primes, both ways.
+// pick it for such primes, both ways. forward32: the same forward kernel on a limb held in
+// 32-bit words (NttTables::forward32), which must give the same words.
 using NttKernel = void (*)(const NttTables&, u64*);
+using NttKernel32 = void (*)(const NttTables&, std::uint32_t*);
 void check_narrow_kernel(std::initializer_list<int> sizes, bool (*applicable)(const NttTables&),
-                         NttKernel forward, NttKernel inverse, SimdLevel level) {
+                         NttKernel forward, NttKernel inverse, NttKernel32 forward32, SimdLevel level) {
   for (int log_n : sizes) {
     const std::size_t n = std::size_t{1} << log_n;
     for (int bits : {20, 26, 29, 30}) {
@@ -181,6 +184,10 @@ void check_narrow_kernel(std::initializer_list<int> sizes, bool (*applicable)(co
           ntt_forward_scalar(t, s.data());
           forward(t, v.data());
           ASSERT_EQ(v, s) << "forward, log_n=" << log_n << " q=" << qv;
+          std::vector<std::uint32_t> v32(a.begin(), a.end());
+          forward32(t, v32.data());
+          ASSERT_TRUE(std::equal(v32.begin(), v32.end(), s.begin()))
+              << "forward32, log_n=" << log_n << " q=" << qv;
           ntt_inverse_scalar(t, s.data());
           inverse(t, v.data());
           ASSERT_EQ(v, s) << "inverse, log_n=" << log_n << " q=" << qv;
@@ -191,6 +198,10 @@ void check_narrow_kernel(std::initializer_list<int> sizes, bool (*applicable)(co
           t.forward(u.data());
           ntt_forward_scalar(t, s.data());
           EXPECT_EQ(u, s) << "dispatched forward, log_n=" << log_n;
+          std::vector<std::uint32_t> u32(a.begin(), a.end());
+          t.forward32(u32.data());
+          EXPECT_TRUE(std::equal(u32.begin(), u32.end(), u.begin()))
+              << "dispatched forward32, log_n=" << log_n;
           t.inverse(u.data());
           EXPECT_EQ(u, a) << "dispatched inverse, log_n=" << log_n;
           set_simd_level(best_simd_level());
@@ -204,7 +215,7 @@ void check_narrow_kernel(std::initializer_list<int> sizes, bool (*applicable)(co
 TEST(Ntt, NarrowAvx2KernelMatchesScalarKernel) {
   if (!cpu_features().avx2_fma) GTEST_SKIP() << "CPU has no AVX2; only the portable kernel runs here";
   check_narrow_kernel({4, 5, 6, 7, 10, 13, 14, 15, 16}, ntt_avx2_narrow_applicable, ntt_forward_avx2_narrow,
-                      ntt_inverse_avx2_narrow, SimdLevel::kAvx2);
+                      ntt_inverse_avx2_narrow, ntt_forward_avx2_narrow32, SimdLevel::kAvx2);
   EXPECT_FALSE(ntt_avx2_narrow_applicable(NttTables(10, Modulus(generate_ntt_primes(31, 1, 2048)[0]))));
   EXPECT_FALSE(ntt_avx2_narrow_applicable(NttTables(3, Modulus(generate_ntt_primes(30, 1, 16)[0]))));
 }
@@ -214,9 +225,39 @@ TEST(Ntt, NarrowAvx2KernelMatchesScalarKernel) {
 TEST(Ntt, NarrowAvx512KernelMatchesScalarKernel) {
   if (!cpu_features().avx512_ifma) GTEST_SKIP() << "CPU has no AVX-512; the AVX-512 NTT cannot run here";
   check_narrow_kernel({5, 6, 7, 8, 10, 13, 14, 15, 16}, ntt_avx512_narrow_applicable,
-                      ntt_forward_avx512_narrow, ntt_inverse_avx512_narrow, SimdLevel::kAvx512);
+                      ntt_forward_avx512_narrow, ntt_inverse_avx512_narrow, ntt_forward_avx512_narrow32,
+                      SimdLevel::kAvx512);
   EXPECT_FALSE(ntt_avx512_narrow_applicable(NttTables(10, Modulus(generate_ntt_primes(31, 1, 2048)[0]))));
   EXPECT_FALSE(ntt_avx512_narrow_applicable(NttTables(4, Modulus(generate_ntt_primes(30, 1, 32)[0]))));
+}
+
+// forward32 at every SIMD level this CPU has, where no kernel on 32-bit lanes applies as
+// well (the scalar level, primes of 31 and 32 bits): the words forward gives. Primes of 33
+// bits and up are refused.
+TEST(Ntt, Forward32EqualsForwardAtEveryLevel) {
+  testing_paths::for_each_simd_level([](SimdLevel level) {
+    for (int log_n : {6, 12, 15}) {
+      const std::size_t n = std::size_t{1} << log_n;
+      for (int bits : {29, 30, 31, 32}) {
+        const u64 qv = generate_ntt_primes(bits, 1, 2 * n)[0];
+        NttTables t(log_n, Modulus(qv));
+        std::mt19937_64 g(bits * 7 + log_n);
+        std::vector<u64> a(n);
+        for (auto& x : a) x = g() % qv;
+        a[0] = qv - 1;
+        std::vector<std::uint32_t> a32(a.begin(), a.end());
+        t.forward(a.data());
+        t.forward32(a32.data());
+        EXPECT_TRUE(std::equal(a32.begin(), a32.end(), a.begin()))
+            << simd_level_name(level) << " log_n=" << log_n << " q=" << qv;
+        EXPECT_EQ(t.forward32_native(), level != SimdLevel::kScalar && bits <= 30)
+            << simd_level_name(level) << " q=" << qv;
+      }
+    }
+    std::vector<std::uint32_t> words(64);
+    EXPECT_THROW(NttTables(6, Modulus(generate_ntt_primes(33, 1, 128)[0])).forward32(words.data()),
+                 std::exception);
+  });
 }
 
 // The AVX-512 kernels (IFMA52 below 2^50, 64-bit Shoup products above) against the

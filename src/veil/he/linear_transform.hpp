@@ -86,6 +86,10 @@ class CoefficientPlaintext {
   static std::size_t bytes_at(const ckks::CkksContext& ctx) { return ctx.n() * 5; }
   // The residues modulo the context's prime `prime`, NTT form, into out[n].
   void expand(const rlwe::Context& ctx, std::size_t prime, math::u64* out) const;
+  // The same in 32-bit words, for primes below 2^32 (the latency mode's 30-bit chains): the
+  // NTT then runs without narrowing and widening the limb (math::NttTables::forward32),
+  // and the products read half the bytes (mac_pointwise_packed, PackedWidth::k32).
+  void expand(const rlwe::Context& ctx, std::size_t prime, std::uint32_t* out) const;
 
  private:
   double scale_ = 0;

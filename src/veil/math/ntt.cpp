@@ -1,5 +1,6 @@
 #include "veil/math/ntt.hpp"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -174,6 +175,23 @@ void NttTables::forward(u64* a) const {
     case SimdLevel::kScalar:
       return ntt_forward_scalar(*this, a);
   }
+}
+
+bool NttTables::forward32_native() const {
+  const SimdLevel level = kernel_level();
+  return (level == SimdLevel::kAvx512 && ntt_avx512_narrow_applicable(*this)) ||
+         (level == SimdLevel::kAvx2 && !psi_rev32_.empty());
+}
+
+void NttTables::forward32(std::uint32_t* a) const {
+  VEIL_REQUIRE(q_.value() < (u64{1} << 32), "forward32 takes primes below 2^32, not " << q_.value());
+  if (forward32_native())
+    return kernel_level() == SimdLevel::kAvx512 ? ntt_forward_avx512_narrow32(*this, a)
+                                                : ntt_forward_avx2_narrow32(*this, a);
+  // No kernel on 32-bit lanes for this prime here: widen, transform, narrow.
+  std::vector<u64> wide(a, a + n_);
+  forward(wide.data());
+  std::copy(wide.begin(), wide.end(), a);
 }
 
 void NttTables::inverse(u64* a) const {

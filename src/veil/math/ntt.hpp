@@ -37,6 +37,14 @@ class NttTables {
   // In place; input coefficients in [0, q), output in [0, q).
   void forward(u64* a) const;
   void inverse(u64* a) const;
+  // forward on residues held in 32-bit words (primes below 2^32). Where a kernel on 32-bit
+  // lanes runs (primes below 2^30), it skips its passes that narrow the limb and widen it
+  // back, and the caller keeps half the bytes: the form of cached weight diagonals
+  // (he/mac.hpp, PackedWidth::k32). Elsewhere it goes through 64-bit words. Equal to
+  // forward, word for word.
+  void forward32(std::uint32_t* a) const;
+  // Whether forward32 runs a kernel on 32-bit lanes here (else it copies through 64 bits).
+  bool forward32_native() const;
 
   // Index in the NTT-domain (bit-reversed) layout of the evaluation at psi^(odd exponent e).
   std::size_t index_of_exponent(std::size_t e) const;
@@ -104,6 +112,8 @@ void ntt_inverse_avx2(const NttTables& t, u64* a);
 bool ntt_avx2_narrow_applicable(const NttTables& t);
 void ntt_forward_avx2_narrow(const NttTables& t, u64* a);
 void ntt_inverse_avx2_narrow(const NttTables& t, u64* a);
+// The forward kernel on a limb already in 32-bit words, left in them (NttTables::forward32).
+void ntt_forward_avx2_narrow32(const NttTables& t, std::uint32_t* a);
 // AVX-512 kernels (ntt_avx512.cpp), for N >= 16 and every prime the tables accept: IFMA52
 // for primes below 2^50 (ntt_avx512_uses_ifma), 64-bit Shoup products above. Callers
 // check cpu_features().avx512_ifma first.
@@ -117,5 +127,6 @@ void ntt_inverse_avx512(const NttTables& t, u64* a);
 bool ntt_avx512_narrow_applicable(const NttTables& t);
 void ntt_forward_avx512_narrow(const NttTables& t, u64* a);
 void ntt_inverse_avx512_narrow(const NttTables& t, u64* a);
+void ntt_forward_avx512_narrow32(const NttTables& t, std::uint32_t* a);
 
 }  // namespace veil::math

@@ -141,16 +141,22 @@ bool ntt_avx2_narrow_applicable(const NttTables& t) {
   return t.modulus().value() < (u64{1} << 30) && t.n() >= 16;
 }
 
-VEIL_AVX2_INT void ntt_forward_avx2_narrow(const NttTables& tab, u64* a) {
+namespace {
+
+// The forward transform on the limb at d. kWide: d holds n 64-bit words, compacted in place
+// to 32 bits first and widened back at the end; else n 32-bit words, which stay so.
+template <bool kWide>
+VEIL_AVX2_INT void forward_narrow(const NttTables& tab, u32* d) {
   const std::size_t n = tab.n();
   const u32 qv = static_cast<u32>(tab.modulus().value());
   const Consts c{_mm256_set1_epi32(static_cast<int>(qv)), _mm256_set1_epi32(static_cast<int>(2 * qv))};
   const u32* w = tab.psi_rev32().data();
   const u32* wp = tab.psi_rev32_shoup().data();
+  u64* const a = reinterpret_cast<u64*>(d);
   // Compact in place: word i moves from byte 8i to byte 4i, so going up never overwrites
   // a residue not yet read.
-  u32* d = reinterpret_cast<u32*>(a);
-  for (std::size_t i = 0; i < n; i += 8) store(d + i, narrow8(a + i));
+  if constexpr (kWide)
+    for (std::size_t i = 0; i < n; i += 8) store(d + i, narrow8(a + i));
   // Stages with half-block t >= 8: one alone first when their count is odd, then two per
   // pass (a radix-4 block: distance t with twiddle w[m + i], then t / 2 with
   // w[2m + 2i] and w[2m + 2i + 1]).
@@ -186,7 +192,8 @@ VEIL_AVX2_INT void ntt_forward_avx2_narrow(const NttTables& tab, u64* a) {
     }
   }
   // Distances 4, 2, 1 on 16 coefficients in registers, the reduction to [0, q) and the
-  // widening back to 64 bits, from the top down so that no word is overwritten unread.
+  // widening back to 64 bits (kWide), from the top down so that no word is overwritten
+  // unread.
   const __m256i i4 = idx4(), i2 = idx2(), i1 = idx1();
   for (std::size_t b = n; b > 0;) {
     b -= 16;
@@ -203,9 +210,24 @@ VEIL_AVX2_INT void ntt_forward_avx2_narrow(const NttTables& tab, u64* a) {
     join1(X, Y, P, Q);
     P = csub(csub(P, c.two_q), c.q);
     Q = csub(csub(Q, c.two_q), c.q);
-    widen8(a + b + 8, Q);
-    widen8(a + b, P);
+    if constexpr (kWide) {
+      widen8(a + b + 8, Q);
+      widen8(a + b, P);
+    } else {
+      store(d + b, P);
+      store(d + b + 8, Q);
+    }
   }
+}
+
+}  // namespace
+
+VEIL_AVX2_INT void ntt_forward_avx2_narrow(const NttTables& tab, u64* a) {
+  forward_narrow<true>(tab, reinterpret_cast<u32*>(a));
+}
+
+VEIL_AVX2_INT void ntt_forward_avx2_narrow32(const NttTables& tab, std::uint32_t* a) {
+  forward_narrow<false>(tab, a);
 }
 
 VEIL_AVX2_INT void ntt_inverse_avx2_narrow(const NttTables& tab, u64* a) {

@@ -157,16 +157,23 @@ bool ntt_avx512_narrow_applicable(const NttTables& t) {
   return t.modulus().value() < (u64{1} << 30) && t.n() >= 32 && !t.psi_rev32().empty();
 }
 
-VEIL_AVX512_INT void ntt_forward_avx512_narrow(const NttTables& tab, u64* a) {
+namespace {
+
+// The forward transform on the limb at d. kWide: d holds n 64-bit words, compacted in place
+// to 32 bits first and widened back at the end; else n 32-bit words, which stay so (two
+// passes over the limb fewer, for callers that take 32-bit residues).
+template <bool kWide>
+VEIL_AVX512_INT void forward_narrow(const NttTables& tab, u32* d) {
   const std::size_t n = tab.n();
   const u32 qv = static_cast<u32>(tab.modulus().value());
   const Consts c{_mm512_set1_epi32(static_cast<int>(qv)), _mm512_set1_epi32(static_cast<int>(2 * qv))};
   const u32* w = tab.psi_rev32().data();
   const u32* wp = tab.psi_rev32_shoup().data();
+  u64* const a = reinterpret_cast<u64*>(d);
   // Compact in place: word i moves from byte 8i to byte 4i (going up, nothing unread is
   // overwritten).
-  u32* d = reinterpret_cast<u32*>(a);
-  for (std::size_t i = 0; i < n; i += 16) store(d + i, narrow16(a + i));
+  if constexpr (kWide)
+    for (std::size_t i = 0; i < n; i += 16) store(d + i, narrow16(a + i));
   // Stages with half-block t >= 16: one alone first when their count (log_n - 4) is odd,
   // then two per pass (distance t with w[m + i], then t / 2 with w[2m + 2i], w[2m + 2i + 1]).
   std::size_t m = 1, t = n / 2;
@@ -201,7 +208,8 @@ VEIL_AVX512_INT void ntt_forward_avx512_narrow(const NttTables& tab, u64* a) {
     }
   }
   // Distances 8, 4, 2, 1 on 32 coefficients in registers, the reduction to [0, q) and the
-  // widening back to 64 bits, from the top down so that no word is overwritten unread.
+  // widening back to 64 bits (kWide), from the top down so that no word is overwritten
+  // unread.
   for (std::size_t b = n; b > 0;) {
     b -= 32;
     __m512i X = load(d + b), Y = load(d + b + 16);
@@ -216,9 +224,24 @@ VEIL_AVX512_INT void ntt_forward_avx512_narrow(const NttTables& tab, u64* a) {
     regroup(X, Y, k1ToNat);
     X = csub(csub(X, c.two_q), c.q);
     Y = csub(csub(Y, c.two_q), c.q);
-    widen16(a + b + 16, Y);
-    widen16(a + b, X);
+    if constexpr (kWide) {
+      widen16(a + b + 16, Y);
+      widen16(a + b, X);
+    } else {
+      store(d + b, X);
+      store(d + b + 16, Y);
+    }
   }
+}
+
+}  // namespace
+
+VEIL_AVX512_INT void ntt_forward_avx512_narrow(const NttTables& tab, u64* a) {
+  forward_narrow<true>(tab, reinterpret_cast<u32*>(a));
+}
+
+VEIL_AVX512_INT void ntt_forward_avx512_narrow32(const NttTables& tab, std::uint32_t* a) {
+  forward_narrow<false>(tab, a);
 }
 
 VEIL_AVX512_INT void ntt_inverse_avx512_narrow(const NttTables& tab, u64* a) {
