@@ -33,6 +33,17 @@ he::LinearTransformSpec random_spec(std::size_t n, int blocks, double bound, std
   return spec;
 }
 
+// Two input blocks of n random slots in [-1, 1), encrypted at `level`.
+std::vector<Ciphertext> encrypt_blocks(test::Fixture& f, std::size_t n, int level, std::mt19937_64& g) {
+  std::vector<Ciphertext> x;
+  for (int b = 0; b < 2; ++b) {
+    std::vector<double> v(n);
+    for (auto& y : v) y = std::uniform_real_distribution<double>(-1, 1)(g);
+    x.push_back(f.encryptor->encrypt(f.encoder->encode(std::span<const double>(v), f.scale(), level, n)));
+  }
+  return x;
+}
+
 TEST(PlaintextCache, CoefficientsGiveTheSameCiphertextsAsTheNttFormAndEncodingPerUse) {
   for (const auto& [log_n, levels, dnum] : {std::tuple{10, 3, 1}, std::tuple{12, 4, 2}}) {
     test::Fixture f(test::toy_params(log_n, levels, dnum));
@@ -55,12 +66,7 @@ TEST(PlaintextCache, CoefficientsGiveTheSameCiphertextsAsTheNttFormAndEncodingPe
       EXPECT_LT(coeffs.plaintext_bytes(), ntt.plaintext_bytes());
       EXPECT_EQ(none.plaintext_bytes(), 0u);
       auto gk = f.keygen->create_galois_keys(ntt.rotation_steps());
-      std::vector<Ciphertext> x;
-      for (int b = 0; b < 2; ++b) {
-        std::vector<double> v(n);
-        for (auto& y : v) y = std::uniform_real_distribution<double>(-1, 1)(g);
-        x.push_back(f.encryptor->encrypt(f.encoder->encode(std::span<const double>(v), f.scale(), level, n)));
-      }
+      const auto x = encrypt_blocks(f, n, level, g);
       const auto a = ntt.apply(*f.evaluator, x, gk);
       const auto b = coeffs.apply(*f.evaluator, x, gk);
       const auto c = none.apply(*f.evaluator, x, gk);
@@ -93,12 +99,7 @@ TEST(PlaintextCache, CoefficientsInThirtyTwoBitWordsAtEverySimdLevel) {
     ASSERT_EQ(coeffs.plaintext_cache(), he::PlaintextCache::kCoefficients);
     EXPECT_EQ(f.ctx->ntt(1).forward32_native(), simd != math::SimdLevel::kScalar);
     auto gk = f.keygen->create_galois_keys(ntt.rotation_steps());
-    std::vector<Ciphertext> x;
-    for (int b = 0; b < 2; ++b) {
-      std::vector<double> v(n);
-      for (auto& y : v) y = std::uniform_real_distribution<double>(-1, 1)(g);
-      x.push_back(f.encryptor->encrypt(f.encoder->encode(std::span<const double>(v), f.scale(), level, n)));
-    }
+    const auto x = encrypt_blocks(f, n, level, g);
     const auto a = ntt.apply(*f.evaluator, x, gk);
     const auto b = coeffs.apply(*f.evaluator, x, gk);
     for (int k = 0; k < 2; ++k)
