@@ -45,14 +45,19 @@ std::vector<u64> random_residues(const Modulus& q, std::size_t n, std::uint64_t 
 
 Modulus prime(int bits, int log_n) { return Modulus(generate_ntt_primes(bits, 1, u64{2} << log_n)[0]); }
 
-void ntt(benchmark::State& state, bool forward) {
+// kind 0: forward, 1: inverse, 2: forward on a limb held in 32-bit words
+// (NttTables::forward32, how cached weight diagonals kept as coefficients are expanded):
+// against the forward transform at the same 30-bit prime, the two passes that narrow and
+// widen the limb.
+void ntt(benchmark::State& state, int kind) {
   if (!enter_level(state)) return;
   const int log_n = static_cast<int>(state.range(1));
   const NttTables t(log_n, prime(static_cast<int>(state.range(2)), log_n));
   auto a = random_residues(t.modulus(), t.n(), 1);
+  std::vector<std::uint32_t> a32(a.begin(), a.end());
   state.SetLabel(simd_level_name(t.kernel_level()));
   for (auto _ : state) {
-    forward ? t.forward(a.data()) : t.inverse(a.data());
+    kind == 0 ? t.forward(a.data()) : kind == 1 ? t.inverse(a.data()) : t.forward32(a32.data());
     benchmark::ClobberMemory();
   }
   state.counters["ns_per_coeff"] =
@@ -60,24 +65,9 @@ void ntt(benchmark::State& state, bool forward) {
                          benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
-void BM_NttForward(benchmark::State& state) { ntt(state, true); }
-void BM_NttInverse(benchmark::State& state) { ntt(state, false); }
-
-// The forward transform of a limb held in 32-bit words (NttTables::forward32, how cached
-// weight diagonals kept as coefficients are expanded): against BM_NttForward at the same
-// 30-bit prime, the two passes that narrow and widen the limb.
-void BM_NttForward32(benchmark::State& state) {
-  if (!enter_level(state)) return;
-  const int log_n = static_cast<int>(state.range(1));
-  const NttTables t(log_n, prime(static_cast<int>(state.range(2)), log_n));
-  const auto r = random_residues(t.modulus(), t.n(), 1);
-  std::vector<std::uint32_t> a(r.begin(), r.end());
-  state.SetLabel(simd_level_name(t.kernel_level()));
-  for (auto _ : state) {
-    t.forward32(a.data());
-    benchmark::ClobberMemory();
-  }
-}
+void BM_NttForward(benchmark::State& state) { ntt(state, 0); }
+void BM_NttInverse(benchmark::State& state) { ntt(state, 1); }
+void BM_NttForward32(benchmark::State& state) { ntt(state, 2); }
 
 // out = a * b (the ciphertext-plaintext product, one limb).
 void BM_MulVec(benchmark::State& state) {
