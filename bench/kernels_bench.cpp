@@ -99,12 +99,18 @@ void BM_Tensor(benchmark::State& state) {
 }
 
 // The key-switching inner product over range(3) digits, with an automorphism's permutation
-// when range(4) is 1 (a rotation) and without (relinearisation).
-void BM_KeySwitchDot(benchmark::State& state) {
+// when range(4) is 1 (a rotation) and without (relinearisation); keys in 64-bit words, or
+// (narrow) in the narrowest words rlwe::KeyPoly holds them in: 32 bits below 2^32, 33
+// bits below 2^33.
+void key_switch_dot(benchmark::State& state, bool narrow) {
   if (!enter_level(state)) return;
   const int log_n = static_cast<int>(state.range(1));
   const std::size_t n = std::size_t{1} << log_n, terms = static_cast<std::size_t>(state.range(3));
   const Modulus q = prime(static_cast<int>(state.range(2)), log_n);
+  if (narrow && q.bits() > 33) {
+    state.SkipWithError("no narrower key words than 64 bits for this prime");
+    return;
+  }
   std::vector<std::vector<u64>> v, k0, k1;
   std::vector<const u64*> pv, pk0, pk1;
   for (std::size_t t = 0; t < terms; ++t) {
@@ -115,16 +121,48 @@ void BM_KeySwitchDot(benchmark::State& state) {
     pk0.push_back(k0.back().data());
     pk1.push_back(k1.back().data());
   }
+  // The same keys in 32-bit words, plus their 33rd bits for a 33-bit prime.
+  std::vector<std::vector<std::uint32_t>> low0, low1;
+  std::vector<std::vector<std::uint8_t>> high0, high1;
+  std::vector<const std::uint32_t*> pl0, pl1;
+  std::vector<Words33> w0, w1;
+  auto high_bits = [n](const std::vector<u64>& k) {
+    std::vector<std::uint8_t> h(n / 8);
+    for (std::size_t j = 0; j < n; ++j) h[j / 8] |= static_cast<std::uint8_t>(((k[j] >> 32) & 1) << (j % 8));
+    return h;
+  };
+  for (std::size_t t = 0; t < terms; ++t) {
+    low0.emplace_back(k0[t].begin(), k0[t].end());
+    low1.emplace_back(k1[t].begin(), k1[t].end());
+    high0.push_back(high_bits(k0[t]));
+    high1.push_back(high_bits(k1[t]));
+  }
+  for (std::size_t t = 0; t < terms; ++t) {
+    pl0.push_back(low0[t].data());
+    pl1.push_back(low1[t].data());
+    w0.push_back({low0[t].data(), high0[t].data()});
+    w1.push_back({low1[t].data(), high1[t].data()});
+  }
   std::vector<std::uint32_t> perm(n);
   for (std::size_t j = 0; j < n; ++j) perm[j] = static_cast<std::uint32_t>((j * 5 + 3) % n);
   std::vector<u64> o0(n), o1(n);
-  state.SetLabel(simd_level_name(vecmod_level(q)));
+  const std::uint32_t* p = state.range(4) ? perm.data() : nullptr;
+  state.SetLabel(std::string(simd_level_name(vecmod_level(q))) + (!narrow          ? ", 64-bit keys"
+                                                                  : q.bits() <= 32 ? ", 32-bit keys"
+                                                                                   : ", 33-bit keys"));
   for (auto _ : state) {
-    dot2_vec(q, terms, pv.data(), state.range(4) ? perm.data() : nullptr, pk0.data(), pk1.data(), o0.data(),
-             o1.data(), n);
+    if (!narrow)
+      dot2_vec(q, terms, pv.data(), p, pk0.data(), pk1.data(), o0.data(), o1.data(), n);
+    else if (q.bits() <= 32)
+      dot2_vec(q, terms, pv.data(), p, pl0.data(), pl1.data(), o0.data(), o1.data(), n);
+    else
+      dot2_vec(q, terms, pv.data(), p, w0.data(), w1.data(), o0.data(), o1.data(), n);
     benchmark::ClobberMemory();
   }
 }
+
+void BM_KeySwitchDot(benchmark::State& state) { key_switch_dot(state, false); }
+void BM_KeySwitchDotNarrow(benchmark::State& state) { key_switch_dot(state, true); }
 
 // Fast base conversion (the modulus raising of key switching) from range(3) source limbs
 // (one of 60 bits, the rest of 40) to three 50-bit special primes, coefficient form.
@@ -225,7 +263,12 @@ void args_dot(benchmark::internal::Benchmark* b) {
              {14, 40, 5, 1},
              {16, 40, 5, 0},
              {16, 40, 5, 1},
-             {16, 50, 5, 0}});
+             {16, 50, 5, 0},
+             {16, 33, 5, 0},
+             {16, 33, 5, 1}});
+}
+void args_dot_narrow(benchmark::internal::Benchmark* b) {
+  levels(b, {{15, 30, 2, 1}, {14, 30, 5, 1}, {16, 30, 5, 1}, {16, 33, 5, 0}, {16, 33, 5, 1}});
 }
 void args_conv(benchmark::internal::Benchmark* b) {
   levels(b, {{15, 50, 16, 0}, {16, 50, 34, 0}, {15, 30, 8, 1}, {15, 40, 8, 1}});
@@ -244,5 +287,6 @@ BENCHMARK(BM_NttForward32)->Apply(args_ntt32);
 BENCHMARK(BM_MulVec)->Apply(args_vec);
 BENCHMARK(BM_Tensor)->Apply(args_vec);
 BENCHMARK(BM_KeySwitchDot)->Apply(args_dot);
+BENCHMARK(BM_KeySwitchDotNarrow)->Apply(args_dot_narrow);
 BENCHMARK(BM_BaseConvert)->Apply(args_conv);
 BENCHMARK(BM_Mac)->Apply(args_mac);

@@ -1,5 +1,6 @@
 #include <tuple>
 
+#include "math/simd_paths.hpp"
 #include "test_util.hpp"
 
 namespace veil::ckks {
@@ -115,6 +116,36 @@ TEST(Rotation, KeysAtALowerLevelAreSmallerAndWorkBelowIt) {
   auto high = f.encrypt(v);
   EXPECT_THROW(f.evaluator->rotate(high, 1, low), std::invalid_argument);
   EXPECT_THROW(f.evaluator->rotate(high, 2, top), std::invalid_argument);  // no key for step 2
+}
+
+// A chain at scale 2^33 (cifar10-resnet20's): the key limbs of its 33-bit primes are held
+// in 33 bits (rlwe::KeyPoly), and rotations, hoisted rotations and relinearisation read
+// them at every SIMD level the CPU has. (A fresh encryption at these toy sizes keeps about
+// 18 bits, a key switch about 16.6; a lost 33rd bit would leave none.)
+TEST(Rotation, KeysInThirtyThreeBitWordsWorkAtEverySimdLevel) {
+  const auto params =
+      ckks::CkksParameters::create(11, {45, 33, 33, 33}, {45, 45}, 33, 2, /*allow_insecure=*/true);
+  test::Fixture f(params);
+  const std::vector<int> steps = {1, 7, -3};
+  auto gk = f.keygen->create_galois_keys(steps);
+  const auto& key = gk.keys.begin()->second;
+  ASSERT_EQ(key.b[0].words(0), KeyPoly::Words::k64);  // the 45-bit base prime
+  for (std::size_t k = 1; k <= 3; ++k) ASSERT_EQ(key.b[0].words(k), KeyPoly::Words::k33) << "limb " << k;
+  auto v = random_complex(1024, 5);
+  auto ct = f.encrypt(v);
+  math::testing_paths::for_each_simd_level([&](math::SimdLevel) {
+    const auto hoisted = f.evaluator->rotate_hoisted(ct, steps, gk);
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      EXPECT_GT(precision_bits(f.decrypt(f.evaluator->rotate(ct, steps[i], gk)), rotated(v, steps[i])), 14)
+          << "step " << steps[i];
+      EXPECT_GT(precision_bits(f.decrypt(hoisted[i]), rotated(v, steps[i])), 14) << "step " << steps[i];
+    }
+    std::vector<Complex> sq(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) sq[i] = v[i] * v[i];
+    auto prod = ct;
+    f.evaluator->multiply_relin_inplace(prod, ct, f.rk);
+    EXPECT_GT(precision_bits(f.decrypt(prod), sq), 14);
+  });
 }
 
 }  // namespace

@@ -63,7 +63,7 @@ TEST(Vecmod, ElementwiseKernelsMatchReference) {
   }
 }
 
-// Keys in 64-bit words and, for primes below 2^32, in 32-bit words too.
+// Keys in 64-bit words and, for primes below 2^33 (2^32), in 33-bit (32-bit) words too.
 TEST(Vecmod, KeySwitchInnerProductMatchesReference) {
   std::mt19937_64 rng(2);
   const std::size_t n = 517;  // SIMD parts of 512 (8 a step) or 516 (4 a step), scalar tails
@@ -71,6 +71,7 @@ TEST(Vecmod, KeySwitchInnerProductMatchesReference) {
   for (std::size_t j = 0; j < n; ++j) perm[j] = static_cast<std::uint32_t>((j * 7 + 3) % n);
   auto bits_list = kBits;
   bits_list.push_back(32);
+  bits_list.push_back(33);
   for (int bits : bits_list) {
     const Modulus q(generate_ntt_primes(bits, 1, 1 << 11)[0]);
     // 1 to 16 terms: the double-precision sums are reduced after every third product;
@@ -90,11 +91,22 @@ TEST(Vecmod, KeySwitchInnerProductMatchesReference) {
       }
       std::vector<std::vector<std::uint32_t>> a32w(terms), b32w(terms);
       std::vector<const std::uint32_t*> a32, b32;
+      // And in 33 bits (rlwe::KeyPoly's 33-bit limbs): low words plus a plane of 33rd bits.
+      std::vector<std::vector<std::uint8_t>> a_high(terms), b_high(terms);
+      std::vector<Words33> a33, b33;
       for (std::size_t t = 0; t < terms; ++t) {
         a32w[t].assign(a[t].begin(), a[t].end());  // truncated above 2^32: only used below it
         b32w[t].assign(b[t].begin(), b[t].end());
         a32.push_back(a32w[t].data());
         b32.push_back(b32w[t].data());
+        a_high[t].assign((n + 7) / 8, 0);
+        b_high[t].assign((n + 7) / 8, 0);
+        for (std::size_t j = 0; j < n; ++j) {
+          a_high[t][j / 8] |= static_cast<std::uint8_t>(((a[t][j] >> 32) & 1) << (j % 8));
+          b_high[t][j / 8] |= static_cast<std::uint8_t>(((b[t][j] >> 32) & 1) << (j % 8));
+        }
+        a33.push_back({a32w[t].data(), a_high[t].data()});
+        b33.push_back({b32w[t].data(), b_high[t].data()});
       }
       for_each_simd_level([&](SimdLevel level) {
         for (const std::uint32_t* p :
@@ -112,6 +124,16 @@ TEST(Vecmod, KeySwitchInnerProductMatchesReference) {
             }
             ASSERT_EQ(o0[j], r0) << j;
             ASSERT_EQ(o1[j], r1) << j;
+          }
+          if (q.value() >= (u64{1} << 33)) {
+            EXPECT_THROW(dot2_vec(q, terms, pv.data(), p, a33.data(), b33.data(), o0.data(), o1.data(), n),
+                         std::invalid_argument);
+          } else {
+            // Keys in 33-bit words give the same sums.
+            std::vector<u64> w0(n), w1(n);
+            dot2_vec(q, terms, pv.data(), p, a33.data(), b33.data(), w0.data(), w1.data(), n);
+            ASSERT_EQ(w0, o0);
+            ASSERT_EQ(w1, o1);
           }
           if (q.value() > UINT32_MAX) {
             EXPECT_THROW(dot2_vec(q, terms, pv.data(), p, a32.data(), b32.data(), o0.data(), o1.data(), n),

@@ -2,9 +2,9 @@
 // limbs in tiles, or per output limb) must agree bit for bit: relinearisation-style jobs
 // and hoisted automorphism jobs, one prime per digit (dnum = L, SEAL's arrangement) and
 // wider digits, special primes under and over 50 bits (the double and the integer paths
-// of base conversion), 30-bit chains (keys in 32-bit words). So must the tiled path run
-// in chunks of jobs, and the jobs left over Q_l * P. CKKS's evaluator tests check that
-// the result decrypts correctly.
+// of base conversion), 30-bit chains (keys in 32-bit words) and 33-bit ones (keys in 33
+// bits). So must the tiled path run in chunks of jobs, and the jobs left over Q_l * P.
+// CKKS's evaluator tests check that the result decrypts correctly.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -90,7 +90,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{{60, 40, 40, 40, 40, 40}, {61}, 6},          // integer-path target
                       Case{{50, 40, 40, 40, 40, 40, 40}, {50, 50}, 4},  // wider digits
                       Case{{60, 50, 50, 50, 50}, {55, 55, 55}, 2},
-                      Case{{42, 30, 30, 30, 30, 30}, {30, 30, 30}, 2}));  // 32-bit key words
+                      Case{{42, 30, 30, 30, 30, 30}, {30, 30, 30}, 2},  // 32-bit key words
+                      Case{{45, 33, 33, 33, 33, 33}, {45, 45}, 3}));    // 33-bit key words
 
 }  // namespace
 }  // namespace veil::rlwe

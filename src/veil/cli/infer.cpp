@@ -43,10 +43,11 @@ void run_infer(InferOptions& o) {
   const nn::EvaluationKeys keys = nn::make_evaluation_keys(plan, keygen);
   const double t_keys = seconds_since(t);
   const std::uint64_t key_bytes = nn::evaluation_key_bytes(plan, *m.context, keys);
-  std::printf("keys: %.2f s, evaluation keys %s (relinearisation + %zu rotations%s), sent once per session\n",
-              t_keys, human_bytes(key_bytes).c_str(),
-              plan.rotation_steps.size() + plan.small_rotation_steps.size(),
-              plan.small_params ? ", both rings, + ring switch" : "");
+  std::printf(
+      "keys: %.2f s, evaluation keys %s (relinearisation + %zu rotations%s), sent once per session, %s in "
+      "memory\n",
+      t_keys, human_bytes(key_bytes).c_str(), plan.rotation_steps.size() + plan.small_rotation_steps.size(),
+      plan.small_params ? ", both rings, + ring switch" : "", human_bytes(keys.memory_bytes()).c_str());
   if (plan.small_params)
     std::printf("ring switch after stage %d: the last stages run at N = 2^%d\n", plan.switch_after() + 1,
                 plan.small_params->log_n);

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "veil/math/ifma_avx512.hpp"
+#include "veil/math/vecmod.hpp"
 
 namespace veil::math {
 
@@ -57,9 +58,24 @@ VEIL_AVX512 void tensor_avx512(const Modulus& m, const u64* a0, const u64* a1, c
   }
 }
 
-VEIL_AVX512 void dot2_avx512(const Modulus& m, std::size_t terms, const u64* const* v,
-                             const std::uint32_t* perm, const u64* const* k0, const u64* const* k1, u64* o0,
-                             u64* o1, std::size_t n) {
+namespace {
+
+// Eight key words in 64-bit lanes: held whole, in 32-bit words, or in 33 bits (Words33; j
+// is a multiple of 8, so the eight words' 33rd bits are the byte high[j / 8], used as a
+// lane mask).
+VEIL_AVX512 inline __m512i load_key(const u64* k, std::size_t j) { return ifma::load(k + j); }
+VEIL_AVX512 inline __m512i load_key(const std::uint32_t* k, std::size_t j) {
+  return _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + j)));
+}
+VEIL_AVX512 inline __m512i load_key(const Words33& k, std::size_t j) {
+  const __m512i low = _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.low + j)));
+  return _mm512_mask_or_epi64(low, static_cast<__mmask8>(k.high[j / 8]), low, _mm512_set1_epi64(1LL << 32));
+}
+
+template <typename Key>
+VEIL_AVX512 void dot2_ifma(const Modulus& m, std::size_t terms, const u64* const* v,
+                           const std::uint32_t* perm, const Key* k0, const Key* k1, u64* o0, u64* o1,
+                           std::size_t n) {
   const ifma::Consts c = ifma::consts(m);
   const ifma::HalvesFold f = ifma::halves_fold(m);
   // Each term adds below 2^52 to a 64-bit sum of halves: fold every 2^11 terms.
@@ -69,7 +85,7 @@ VEIL_AVX512 void dot2_avx512(const Modulus& m, std::size_t terms, const u64* con
     const __m256i idx = perm ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(perm + j)) : __m256i{};
     for (std::size_t t = 0; t < terms; ++t) {
       const __m512i x = perm ? _mm512_i32gather_epi64(idx, v[t], 8) : ifma::load(v[t] + j);
-      const __m512i a = ifma::load(k0[t] + j), b = ifma::load(k1[t] + j);
+      const __m512i a = load_key(k0[t], j), b = load_key(k1[t], j);
       h0 = _mm512_madd52hi_epu64(h0, x, a);
       l0 = _mm512_madd52lo_epu64(l0, x, a);
       h1 = _mm512_madd52hi_epu64(h1, x, b);
@@ -83,6 +99,26 @@ VEIL_AVX512 void dot2_avx512(const Modulus& m, std::size_t terms, const u64* con
     ifma::store(o0 + j, ifma::fold_halves(h0, l0, f, c));
     ifma::store(o1 + j, ifma::fold_halves(h1, l1, f, c));
   }
+}
+
+}  // namespace
+
+VEIL_AVX512 void dot2_avx512(const Modulus& m, std::size_t terms, const u64* const* v,
+                             const std::uint32_t* perm, const u64* const* k0, const u64* const* k1, u64* o0,
+                             u64* o1, std::size_t n) {
+  dot2_ifma(m, terms, v, perm, k0, k1, o0, o1, n);
+}
+
+VEIL_AVX512 void dot2_avx512(const Modulus& m, std::size_t terms, const u64* const* v,
+                             const std::uint32_t* perm, const Words33* k0, const Words33* k1, u64* o0,
+                             u64* o1, std::size_t n) {
+  dot2_ifma(m, terms, v, perm, k0, k1, o0, o1, n);
+}
+
+VEIL_AVX512 void dot2_avx512(const Modulus& m, std::size_t terms, const u64* const* v,
+                             const std::uint32_t* perm, const std::uint32_t* const* k0,
+                             const std::uint32_t* const* k1, u64* o0, u64* o1, std::size_t n) {
+  dot2_ifma(m, terms, v, perm, k0, k1, o0, o1, n);
 }
 
 }  // namespace veil::math

@@ -32,15 +32,17 @@ SecretKey::~SecretKey() {
 }
 
 KeyPoly::KeyPoly(std::size_t n, const std::vector<u64>& primes) : n_(n) {
-  std::size_t narrow_limbs = 0;
+  std::size_t narrow = 0, wide = 0, high = 0;
+  const std::size_t high_bytes = (n + 7) / 8;
   for (u64 q : primes) {
-    const bool narrow = q <= UINT32_MAX;
-    narrow_.push_back(narrow ? 1 : 0);
-    offset_.push_back((narrow ? narrow_limbs : offset_.size() - narrow_limbs) * n);
-    narrow_limbs += narrow ? 1 : 0;
+    const Words w = words_for(q);
+    words_.push_back(w);
+    offset_.push_back((w == Words::k64 ? wide++ : narrow++) * n);
+    high_offset_.push_back(w == Words::k33 ? high++ * high_bytes : 0);
   }
-  narrow_words_.assign(narrow_limbs * n, 0);
-  wide_words_.assign((primes.size() - narrow_limbs) * n, 0);
+  narrow_words_.assign(narrow * n, 0);
+  high_bits_.assign(high * high_bytes, 0);
+  wide_words_.assign(wide * n, 0);
 }
 
 KeyPoly::KeyPoly(std::size_t n, const std::vector<u64>& primes, const u64* residues) : KeyPoly(n, primes) {
@@ -49,22 +51,36 @@ KeyPoly::KeyPoly(std::size_t n, const std::vector<u64>& primes, const u64* resid
 
 void KeyPoly::set(std::size_t k, const u64* residues) {
   VEIL_REQUIRE(k < limbs(), "key limb " << k << " of " << limbs());
-  if (narrow(k)) {
-    // Residues are below the limb's prime, so the narrowing keeps every value.
-    std::uint32_t* out = narrow_words_.data() + offset_[k];
-    for (std::size_t j = 0; j < n_; ++j) out[j] = static_cast<std::uint32_t>(residues[j]);
-  } else {
+  if (words_[k] == Words::k64) {
     std::copy(residues, residues + n_, wide_words_.data() + offset_[k]);
+    return;
+  }
+  // Residues are below the limb's prime, so the low words and (33 bits) the 33rd bits
+  // keep every value.
+  std::uint32_t* out = narrow_words_.data() + offset_[k];
+  for (std::size_t j = 0; j < n_; ++j) out[j] = static_cast<std::uint32_t>(residues[j]);
+  if (words_[k] == Words::k33) {
+    std::uint8_t* high = high_bits_.data() + high_offset_[k];
+    std::fill(high, high + (n_ + 7) / 8, 0);
+    for (std::size_t j = 0; j < n_; ++j)
+      high[j / 8] |= static_cast<std::uint8_t>(((residues[j] >> 32) & 1) << (j % 8));
   }
 }
 
 void KeyPoly::get(std::size_t k, u64* residues) const {
   VEIL_REQUIRE(k < limbs(), "key limb " << k << " of " << limbs());
-  if (narrow(k)) {
-    const std::uint32_t* in = narrow32(k);
-    std::copy(in, in + n_, residues);
-  } else {
-    std::copy(wide64(k), wide64(k) + n_, residues);
+  switch (words_[k]) {
+    case Words::k32:
+      std::copy(narrow32(k), narrow32(k) + n_, residues);
+      return;
+    case Words::k33: {
+      const math::Words33 w = words33(k);
+      for (std::size_t j = 0; j < n_; ++j) residues[j] = w[j];
+      return;
+    }
+    case Words::k64:
+      std::copy(wide64(k), wide64(k) + n_, residues);
+      return;
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "veil/common/rng.hpp"
 #include "veil/math/modarith.hpp"
+#include "veil/math/vecmod.hpp"
 
 namespace veil::rlwe {
 
@@ -43,13 +44,21 @@ class PublicKey {
 };
 
 // One polynomial of a key-switching key, in NTT form over a list of primes, each limb in
-// the narrowest word that holds its residues: 32 bits for a prime below 2^32 (every prime
-// of the AVX2 chains but the base prime), 64 otherwise. Evaluation keys are the largest
-// thing a session brings to the server (cifar10-shallow: 587 MiB sent bit-packed and
-// seed-compressed, 2.4 GiB in 64-bit words), and key switching's inner product streams
-// them from memory, so halving the words halves both.
+// the narrowest words that hold its residues: 32 bits for a prime below 2^32 (every prime
+// of the AVX2 chains but the base prime), 33 bits for one below 2^33 (the 33-bit primes of
+// the chains at scale 2^33 that deep networks take: 32-bit words plus a plane of their
+// 33rd bits), 64 otherwise. Evaluation keys are the largest thing a session brings to the
+// server (cifar10-shallow: 587 MiB sent bit-packed and seed-compressed, 2.4 GiB in 64-bit
+// words; cifar10-resnet20: 3.3 GiB sent, 11.7 GiB in 64-bit words), and key switching's inner
+// product streams them from memory, so narrower words save both.
 class KeyPoly {
  public:
+  enum class Words : std::uint8_t { k32, k33, k64 };
+  // The words a limb over prime q takes.
+  static Words words_for(u64 q) {
+    return q <= UINT32_MAX ? Words::k32 : q < (u64{1} << 33) ? Words::k33 : Words::k64;
+  }
+
   KeyPoly() = default;
   // Zero limbs of n coefficients, one per prime; or limbs from `residues`, n 64-bit words
   // per prime, each below its prime (keygen and deserialisation build them this way).
@@ -57,24 +66,30 @@ class KeyPoly {
   KeyPoly(std::size_t n, const std::vector<u64>& primes, const u64* residues);
 
   std::size_t n() const { return n_; }
-  std::size_t limbs() const { return narrow_.size(); }
-  bool narrow(std::size_t k) const { return narrow_[k] != 0; }
-  // Limb k's words: narrow32 for a narrow limb, wide64 otherwise.
+  std::size_t limbs() const { return words_.size(); }
+  Words words(std::size_t k) const { return words_[k]; }
+  // Limb k's words: narrow32 for a 32-bit limb, words33 for a 33-bit one, wide64 otherwise.
   const std::uint32_t* narrow32(std::size_t k) const { return narrow_words_.data() + offset_[k]; }
+  math::Words33 words33(std::size_t k) const {
+    return {narrow_words_.data() + offset_[k], high_bits_.data() + high_offset_[k]};
+  }
   const u64* wide64(std::size_t k) const { return wide_words_.data() + offset_[k]; }
   // Limb k from / to n residues in 64-bit words (below limb k's prime).
   void set(std::size_t k, const u64* residues);
   void get(std::size_t k, u64* residues) const;
   std::size_t bytes() const {
-    return narrow_words_.size() * sizeof(std::uint32_t) + wide_words_.size() * sizeof(u64);
+    return narrow_words_.size() * sizeof(std::uint32_t) + high_bits_.size() +
+           wide_words_.size() * sizeof(u64);
   }
   bool operator==(const KeyPoly&) const = default;
 
  private:
   std::size_t n_ = 0;
-  std::vector<std::uint8_t> narrow_;
-  std::vector<std::size_t> offset_;  // into narrow_words_ or wide_words_
+  std::vector<Words> words_;
+  std::vector<std::size_t> offset_;       // into narrow_words_ (32 and 33 bits) or wide_words_
+  std::vector<std::size_t> high_offset_;  // 33-bit limbs: into high_bits_
   std::vector<std::uint32_t> narrow_words_;
+  std::vector<std::uint8_t> high_bits_;  // bit x % 8 of byte x / 8: bit 32 of word x
   std::vector<u64> wide_words_;
 };
 

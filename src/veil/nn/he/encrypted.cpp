@@ -186,6 +186,13 @@ void load_small_ring_keys(const Plan& plan, std::span<const std::uint8_t> blob, 
   }
 }
 
+std::uint64_t EvaluationKeys::memory_bytes() const {
+  std::uint64_t b = relin.key.bytes() + small_relin.key.bytes() + (ring_switch ? ring_switch->bytes() : 0);
+  for (const auto* g : {&galois, &small_galois})
+    for (const auto& [elt, key] : g->keys) b += key.bytes();
+  return b;
+}
+
 std::uint64_t evaluation_key_bytes(const Plan& plan, const ckks::CkksContext& ctx,
                                    const EvaluationKeys& keys) {
   std::uint64_t b = rlwe::saved_size(ctx, keys.relin) + rlwe::saved_size(ctx, keys.galois);

@@ -38,6 +38,9 @@ struct EvaluationKeys {
   rlwe::RelinKeys small_relin;
   rlwe::GaloisKeys small_galois;
   std::optional<rlwe::KeySwitchKey> ring_switch;
+  // Bytes the keys take in memory (rlwe::KeyPoly's words), as opposed to the bytes they
+  // take on the wire (evaluation_key_bytes: bit-packed, seed-compressed).
+  std::uint64_t memory_bytes() const;
 };
 
 // Everything the server needs besides the network and the keys. With a ring switch the
