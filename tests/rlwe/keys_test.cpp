@@ -42,9 +42,13 @@ TEST(KeyPoly, EveryResidueComesBackInTheNarrowestWords) {
     for (std::size_t k = 0; k < primes.size(); ++k) {
       const int bits = static_cast<int>(std::bit_width(primes[k]));
       const auto words = p.words(k);
-      EXPECT_EQ(words, bits <= 32 ? KeyPoly::Words::k32 : bits == 33 ? KeyPoly::Words::k33 : KeyPoly::Words::k64)
+      EXPECT_EQ(words, bits <= 32   ? KeyPoly::Words::k32
+                       : bits == 33 ? KeyPoly::Words::k33
+                                    : KeyPoly::Words::k64)
           << bits << "-bit prime";
-      expect_bytes += words == KeyPoly::Words::k32 ? 4 * n : words == KeyPoly::Words::k33 ? 4 * n + (n + 7) / 8 : 8 * n;
+      expect_bytes += words == KeyPoly::Words::k32   ? 4 * n
+                      : words == KeyPoly::Words::k33 ? 4 * n + (n + 7) / 8
+                                                     : 8 * n;
       std::vector<u64> back(n);
       p.get(k, back.data());
       EXPECT_TRUE(std::equal(back.begin(), back.end(), residues.begin() + static_cast<std::ptrdiff_t>(k * n)))
@@ -52,7 +56,8 @@ TEST(KeyPoly, EveryResidueComesBackInTheNarrowestWords) {
       if (words == KeyPoly::Words::k33) {
         // The view the key-switching product reads gives the same values.
         const math::Words33 w = p.words33(k);
-        for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(w[j], residues[k * n + j]) << "limb " << k << " word " << j;
+        for (std::size_t j = 0; j < n; ++j)
+          ASSERT_EQ(w[j], residues[k * n + j]) << "limb " << k << " word " << j;
       }
     }
     EXPECT_EQ(p.bytes(), expect_bytes);

@@ -81,7 +81,7 @@ VEIL_AVX2 void tensor_avx2(const Modulus& m, const u64* a0, const u64* a1, const
 
 // Four key words as doubles: held whole, or in 33 bits (Words33; j is a multiple of 4, so
 // their 33rd bits are a nibble of high[j / 8], looked up as four lanes of 0 or 2^32: one
-// load where shifting the nibble into the lanes took four instructions and 40% more time
+// load where shifting the nibble into the lanes took four instructions and 60% more time
 // in BM_KeySwitchDotNarrow).
 struct HighLanes {
   alignas(32) std::uint64_t lanes[16][4];
