@@ -42,7 +42,8 @@ double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) 
 }
 
 TEST(PlainEval, ShippedModelsReproduceReferenceLogits) {
-  for (const char* model : {"mnist-cryptonets", "mnist-delphi", "fashion-delphi", "cifar10-shallow"}) {
+  for (const char* model :
+       {"mnist-cryptonets", "mnist-delphi", "fashion-delphi", "cifar10-shallow", "cifar10-resnet20"}) {
     SCOPED_TRACE(model);
     const Graph g = load_onnx(test::source_path(std::string("models/") + model + ".onnx"));
     const Sample s = read_sample(model);
