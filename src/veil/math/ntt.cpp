@@ -177,17 +177,26 @@ void NttTables::forward(u64* a) const {
   }
 }
 
+namespace {
+
+// The kernel on 32-bit lanes that serves these tables at this SIMD level, or none.
+using Forward32Kernel = void (*)(const NttTables&, std::uint32_t*);
+Forward32Kernel forward32_kernel(const NttTables& t, SimdLevel level, bool have_rev32) {
+  if (level == SimdLevel::kAvx512 && ntt_avx512_narrow_applicable(t)) return ntt_forward_avx512_narrow32;
+  if (level == SimdLevel::kAvx2 && have_rev32) return ntt_forward_avx2_narrow32;
+  return nullptr;
+}
+
+}  // namespace
+
 bool NttTables::forward32_native() const {
-  const SimdLevel level = kernel_level();
-  return (level == SimdLevel::kAvx512 && ntt_avx512_narrow_applicable(*this)) ||
-         (level == SimdLevel::kAvx2 && !psi_rev32_.empty());
+  return forward32_kernel(*this, kernel_level(), !psi_rev32_.empty()) != nullptr;
 }
 
 void NttTables::forward32(std::uint32_t* a) const {
   VEIL_REQUIRE(q_.value() < (u64{1} << 32), "forward32 takes primes below 2^32, not " << q_.value());
-  if (forward32_native())
-    return kernel_level() == SimdLevel::kAvx512 ? ntt_forward_avx512_narrow32(*this, a)
-                                                : ntt_forward_avx2_narrow32(*this, a);
+  if (const auto kernel = forward32_kernel(*this, kernel_level(), !psi_rev32_.empty()))
+    return kernel(*this, a);
   // No kernel on 32-bit lanes for this prime here: widen, transform, narrow.
   std::vector<u64> wide(a, a + n_);
   forward(wide.data());
