@@ -69,15 +69,11 @@ def ship(run: str, name: str, trained_as: str, models_dir: str) -> dict:
     with open(out["card"], "w") as f:
         json.dump(card, f, indent=2)
         f.write("\n")
-    # Run from the repository so the logits file names the samples by their path there.
+    # Run from the repository so the logits file names the samples by their path there (and
+    # the model by its file name, NAME.onnx).
     subprocess.run([sys.executable, os.path.join(REPO, "python", "check_onnx.py"), os.path.abspath(out["onnx"]),
                     SAMPLES[dataset], "--logits-out", os.path.abspath(out["logits"])],
                    cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-    with open(out["logits"]) as f:
-        ref = json.load(f)
-    ref["model"] = name + ".onnx"
-    with open(out["logits"], "w") as f:
-        json.dump(ref, f, indent=1)
     return out
 
 
