@@ -169,42 +169,31 @@ void KeySwitcher::inner_products(std::size_t t, std::size_t l1, const std::vecto
   const std::size_t n = ctx_->n(), digits = v.size();
   const auto& q = ctx_->modulus(t < l1 ? t : ctx_->p_index() + (t - l1));
   // sum_j v_j * key_j, one reduction per output coefficient. Every digit's limb kt is over
-  // the same prime, so all are held in the same words (KeyPoly::words_for).
-  std::vector<const u64*> kb(digits), ka(digits);
-  std::vector<const std::uint32_t*> kb32(digits), ka32(digits);
-  std::vector<math::Words33> kb33(digits), ka33(digits);
+  // the same prime, so all are held in the same words (KeyPoly::words_for); `limb` reads
+  // them in that form and dot2_vec's overload for it runs.
   for (std::size_t r = 0; r < count; ++r) {
     const KeySwitchKey& key = *jobs[begin + r].key;
     const std::size_t kt = t < l1 ? t : static_cast<std::size_t>(key.level) + 1 + (t - l1);
-    const KeyPoly::Words words = key.b[0].words(kt);
-    for (std::size_t j = 0; j < digits; ++j) {
-      switch (words) {
-        case KeyPoly::Words::k32:
-          kb32[j] = key.b[j].narrow32(kt);
-          ka32[j] = key.a[j].narrow32(kt);
-          break;
-        case KeyPoly::Words::k33:
-          kb33[j] = key.b[j].words33(kt);
-          ka33[j] = key.a[j].words33(kt);
-          break;
-        case KeyPoly::Words::k64:
-          kb[j] = key.b[j].wide64(kt);
-          ka[j] = key.a[j].wide64(kt);
-          break;
-      }
-    }
     const std::uint32_t* p = jobs[begin + r].perm ? jobs[begin + r].perm->data() : nullptr;
     u64* o0 = qp0[r].data() + t * n;
     u64* o1 = qp1[r].data() + t * n;
-    switch (words) {
+    auto run = [&](auto limb) {
+      std::vector<decltype(limb(key.b[0]))> kb(digits), ka(digits);
+      for (std::size_t j = 0; j < digits; ++j) {
+        kb[j] = limb(key.b[j]);
+        ka[j] = limb(key.a[j]);
+      }
+      math::dot2_vec(q, digits, v.data(), p, kb.data(), ka.data(), o0, o1, n);
+    };
+    switch (key.b[0].words(kt)) {
       case KeyPoly::Words::k32:
-        math::dot2_vec(q, digits, v.data(), p, kb32.data(), ka32.data(), o0, o1, n);
+        run([kt](const KeyPoly& k) { return k.narrow32(kt); });
         break;
       case KeyPoly::Words::k33:
-        math::dot2_vec(q, digits, v.data(), p, kb33.data(), ka33.data(), o0, o1, n);
+        run([kt](const KeyPoly& k) { return k.words33(kt); });
         break;
       case KeyPoly::Words::k64:
-        math::dot2_vec(q, digits, v.data(), p, kb.data(), ka.data(), o0, o1, n);
+        run([kt](const KeyPoly& k) { return k.wide64(kt); });
         break;
     }
   }
