@@ -121,7 +121,7 @@ void key_switch_dot(benchmark::State& state, bool narrow) {
     pk0.push_back(k0.back().data());
     pk1.push_back(k1.back().data());
   }
-  // The same keys in 32-bit words, plus their 33rd bits for a 33-bit prime.
+  // Narrow: the same keys in 32-bit words, plus their 33rd bits for a 33-bit prime.
   std::vector<std::vector<std::uint32_t>> low0, low1;
   std::vector<std::vector<std::uint8_t>> high0, high1;
   std::vector<const std::uint32_t*> pl0, pl1;
@@ -131,13 +131,13 @@ void key_switch_dot(benchmark::State& state, bool narrow) {
     for (std::size_t j = 0; j < n; ++j) h[j / 8] |= static_cast<std::uint8_t>(((k[j] >> 32) & 1) << (j % 8));
     return h;
   };
-  for (std::size_t t = 0; t < terms; ++t) {
+  for (std::size_t t = 0; narrow && t < terms; ++t) {
     low0.emplace_back(k0[t].begin(), k0[t].end());
     low1.emplace_back(k1[t].begin(), k1[t].end());
     high0.push_back(high_bits(k0[t]));
     high1.push_back(high_bits(k1[t]));
   }
-  for (std::size_t t = 0; t < terms; ++t) {
+  for (std::size_t t = 0; narrow && t < terms; ++t) {
     pl0.push_back(low0[t].data());
     pl1.push_back(low1[t].data());
     w0.push_back({low0[t].data(), high0[t].data()});
