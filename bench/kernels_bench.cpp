@@ -128,7 +128,7 @@ void key_switch_dot(benchmark::State& state, bool narrow) {
   std::vector<Words33> w0, w1;
   auto high_bits = [n](const std::vector<u64>& k) {
     std::vector<std::uint8_t> h(n / 8);
-    for (std::size_t j = 0; j < n; ++j) h[j / 8] |= static_cast<std::uint8_t>(((k[j] >> 32) & 1) << (j % 8));
+    pack_bit32(k.data(), n, h.data());
     return h;
   };
   for (std::size_t t = 0; narrow && t < terms; ++t) {

@@ -53,6 +53,12 @@ struct Words33 {
   const std::uint8_t* high = nullptr;
   u64 operator[](std::size_t x) const { return low[x] | (u64{(high[x / 8] >> (x % 8)) & 1u} << 32); }
 };
+// Bit 32 of each of n words packed as a Words33 plane, into (n + 7) / 8 bytes at `high`.
+inline void pack_bit32(const u64* words, std::size_t n, std::uint8_t* high) {
+  for (std::size_t x = 0; x < (n + 7) / 8; ++x) high[x] = 0;
+  for (std::size_t x = 0; x < n; ++x)
+    high[x / 8] |= static_cast<std::uint8_t>(((words[x] >> 32) & 1) << (x % 8));
+}
 // The same with the keys in 33-bit words (primes below 2^33).
 void dot2_vec(const Modulus& q, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
               const Words33* k0, const Words33* k1, u64* o0, u64* o1, std::size_t n);

@@ -59,12 +59,7 @@ void KeyPoly::set(std::size_t k, const u64* residues) {
   // keep every value.
   std::uint32_t* out = narrow_words_.data() + offset_[k];
   for (std::size_t j = 0; j < n_; ++j) out[j] = static_cast<std::uint32_t>(residues[j]);
-  if (words_[k] == Words::k33) {
-    std::uint8_t* high = high_bits_.data() + high_offset_[k];
-    std::fill(high, high + (n_ + 7) / 8, 0);
-    for (std::size_t j = 0; j < n_; ++j)
-      high[j / 8] |= static_cast<std::uint8_t>(((residues[j] >> 32) & 1) << (j % 8));
-  }
+  if (words_[k] == Words::k33) math::pack_bit32(residues, n_, high_bits_.data() + high_offset_[k]);
 }
 
 void KeyPoly::get(std::size_t k, u64* residues) const {
