@@ -220,7 +220,7 @@ LinearStage compose(const LinearStage& first, const LinearStage& second) {
   parallel_for(blocks, [&](std::size_t blk) {
     const auto [r0, r1] = block_rows(blk);
     std::vector<double> acc(static_cast<std::size_t>(a.cols), 0.0);
-    std::vector<char> seen(static_cast<std::size_t>(a.cols), 0);
+    std::vector<int> mark(static_cast<std::size_t>(a.cols), -1);
     std::vector<int> touched;
     for (int r = r0; r < r1; ++r) {
       touched.clear();
@@ -230,8 +230,8 @@ LinearStage compose(const LinearStage& first, const LinearStage& second) {
         s.bias[r] += bv * first.bias[k];
         for (std::int64_t f = a.row_ptr[k]; f < a.row_ptr[k + 1]; ++f) {
           const int c = a.col[f];
-          if (!seen[c]) {
-            seen[c] = 1;
+          if (mark[c] != r) {
+            mark[c] = r;
             touched.push_back(c);
           }
           acc[c] += bv * a.val[f];
@@ -244,7 +244,6 @@ LinearStage compose(const LinearStage& first, const LinearStage& second) {
         m.val[out] = acc[c];
         ++out;
         acc[c] = 0;
-        seen[c] = 0;
       }
     }
   });

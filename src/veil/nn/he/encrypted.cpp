@@ -423,19 +423,17 @@ EncryptedNetwork::EncryptedNetwork(Network net, const Plan& plan, ckks::ContextP
     // The transform owns the stage's diagonals now: its weights go before the next
     // stage's diagonals are made, so the two are never all held at once.
     net_.drop_linear_weights(k);
+    forms_.all_ntt_bytes += ntt_bytes[k];
+    const std::size_t ntt = transforms_[k]->ntt_plaintext_bytes();
+    forms_.ntt_bytes += ntt;
+    forms_.coefficient_bytes += transforms_[k]->plaintext_bytes() - ntt;
+    if (form[k] == he::PlaintextCache::kNone && ntt_bytes[k] > 0) ++forms_.encoded_per_use;
     const std::size_t ct_bytes =
         2 * static_cast<std::size_t>(level + 1) * (small ? small_ctx_->n() : ctx_->n()) * sizeof(u64);
     const auto cts = static_cast<std::size_t>(ps.counts.baby_rotations + ps.counts.giant_rotations +
                                               ps.spec.in_blocks + ps.spec.out_blocks) +
                      16;
     working = std::max(working, cts * ct_bytes);
-  }
-  for (std::size_t k : linear) {
-    forms_.all_ntt_bytes += ntt_bytes[k];
-    const std::size_t ntt = transforms_[k]->ntt_plaintext_bytes();
-    forms_.ntt_bytes += ntt;
-    forms_.coefficient_bytes += transforms_[k]->plaintext_bytes() - ntt;
-    if (form[k] == he::PlaintextCache::kNone && ntt_bytes[k] > 0) ++forms_.encoded_per_use;
   }
   // Throughput mode's weighted sums read the matrices at every evaluation and keep them
   // (it returned above); here every linear stage's weights are gone.
