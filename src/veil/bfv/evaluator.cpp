@@ -17,7 +17,7 @@ void Evaluator::check(const Ciphertext& a, const char* what) const {
                     << a.level() << ")");
 }
 
-void Evaluator::add_inplace(Ciphertext& a, const Ciphertext& b) const {
+void Evaluator::add_or_sub(Ciphertext& a, const Ciphertext& b, bool subtract) const {
   check(a, "first operand");
   check(b, "second operand");
   VEIL_REQUIRE(a.level() == b.level(), "levels differ (" << a.level() << " and " << b.level()
@@ -28,28 +28,18 @@ void Evaluator::add_inplace(Ciphertext& a, const Ciphertext& b) const {
     for (std::size_t c = 0; c < 2; ++c) {
       u64* x = a.limb(c, i);
       const u64* y = b.limb(c, i);
-      for (std::size_t j = 0; j < n; ++j) x[j] = q.add(x[j], y[j]);
+      if (subtract)
+        for (std::size_t j = 0; j < n; ++j) x[j] = q.sub(x[j], y[j]);
+      else
+        for (std::size_t j = 0; j < n; ++j) x[j] = q.add(x[j], y[j]);
     }
   });
   a.set_seed(std::nullopt);
 }
 
-void Evaluator::sub_inplace(Ciphertext& a, const Ciphertext& b) const {
-  check(a, "first operand");
-  check(b, "second operand");
-  VEIL_REQUIRE(a.level() == b.level(), "levels differ (" << a.level() << " and " << b.level()
-                                                         << "): switch the higher one down first");
-  const std::size_t n = ctx_->n();
-  parallel_for(a.num_limbs(), [&](std::size_t i) {
-    const math::Modulus& q = ctx_->modulus(i);
-    for (std::size_t c = 0; c < 2; ++c) {
-      u64* x = a.limb(c, i);
-      const u64* y = b.limb(c, i);
-      for (std::size_t j = 0; j < n; ++j) x[j] = q.sub(x[j], y[j]);
-    }
-  });
-  a.set_seed(std::nullopt);
-}
+void Evaluator::add_inplace(Ciphertext& a, const Ciphertext& b) const { add_or_sub(a, b, false); }
+
+void Evaluator::sub_inplace(Ciphertext& a, const Ciphertext& b) const { add_or_sub(a, b, true); }
 
 void Evaluator::add_scaled_plain(Ciphertext& a, const Plaintext& p, bool negate) const {
   check(a, "ciphertext");

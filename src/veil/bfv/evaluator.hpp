@@ -44,6 +44,8 @@ class Evaluator {
 
  private:
   void check(const Ciphertext& a, const char* what) const;
+  // a += b or a -= b, limb by limb, after the checks both share.
+  void add_or_sub(Ciphertext& a, const Ciphertext& b, bool subtract) const;
   void add_scaled_plain(Ciphertext& a, const Plaintext& p, bool negate) const;
 
   ContextPtr ctx_;
