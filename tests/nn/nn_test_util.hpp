@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -41,6 +42,14 @@ inline std::vector<std::vector<std::uint8_t>> read_idx_images(const std::string&
   std::vector<std::vector<std::uint8_t>> images;
   for (std::size_t i = 0; i < n; ++i)
     images.emplace_back(bytes.begin() + 16 + i * size, bytes.begin() + 16 + (i + 1) * size);
+  return images;
+}
+
+// The first `count` images of the shipped MNIST test samples.
+inline std::vector<std::vector<std::uint8_t>> mnist_samples(std::size_t count) {
+  auto images = read_idx_images(source_path("models/samples/mnist-test-first16-images-idx3-ubyte"));
+  EXPECT_GE(images.size(), count);
+  images.resize(std::min(images.size(), count));
   return images;
 }
 

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "hybrid/hybrid_test_util.hpp"
+#include "nn/nn_test_util.hpp"
 #include "veil/bfv/serialize.hpp"
 #include "veil/hybrid/public_program.hpp"
 #include "veil/net/memory_channel.hpp"
@@ -28,17 +29,8 @@ namespace {
 namespace hp = protocol::hybrid;
 using Clock = std::chrono::steady_clock;
 
-std::string source_path(const std::string& relative) { return std::string(VEIL_SOURCE_DIR) + "/" + relative; }
-
-std::vector<std::vector<std::uint8_t>> mnist_samples(std::size_t count) {
-  std::ifstream in(source_path("models/samples/mnist-test-first16-images-idx3-ubyte"), std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_GE(bytes.size(), 16 + count * 784);
-  std::vector<std::vector<std::uint8_t>> images;
-  for (std::size_t i = 0; i < count && 16 + (i + 1) * 784 <= bytes.size(); ++i)
-    images.emplace_back(bytes.begin() + 16 + i * 784, bytes.begin() + 16 + (i + 1) * 784);
-  return images;
-}
+using nn::test::mnist_samples;
+using nn::test::source_path;
 
 // A network, its program and the server's prepared model.
 struct Model {

@@ -11,6 +11,7 @@
 #include <iterator>
 #include <thread>
 
+#include "nn/nn_test_util.hpp"
 #include "protocol/raw_peer.hpp"
 #include "veil/ckks/encoder.hpp"
 #include "veil/ckks/encryptor.hpp"
@@ -34,18 +35,8 @@ namespace {
 namespace ni = protocol::ni;
 using Clock = std::chrono::steady_clock;
 
-std::string source_path(const std::string& relative) { return std::string(VEIL_SOURCE_DIR) + "/" + relative; }
-
-// The first `count` images of the shipped MNIST sample file (IDX3: 16-byte header).
-std::vector<std::vector<std::uint8_t>> mnist_samples(std::size_t count) {
-  std::ifstream in(source_path("models/samples/mnist-test-first16-images-idx3-ubyte"), std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_GE(bytes.size(), 16 + count * 784);
-  std::vector<std::vector<std::uint8_t>> images;
-  for (std::size_t i = 0; i < count && 16 + (i + 1) * 784 <= bytes.size(); ++i)
-    images.emplace_back(bytes.begin() + 16 + i * 784, bytes.begin() + 16 + (i + 1) * 784);
-  return images;
-}
+using nn::test::mnist_samples;
+using nn::test::source_path;
 
 // `switch_after` >= 1: a ring switch after that stage (nn::PlanOptions::ring_switch_after).
 ni::ServedModel plan_model(const std::string& model, nn::Mode mode, int switch_after = 0) {
