@@ -99,11 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "statistics frozen, affine parameters still trained), so training "
                         "sees exactly the function that is exported")
     p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--teacher", default=None,
+    p.add_argument("--teacher", default=None, nargs="+", metavar="CHECKPOINT",
                    help="knowledge distillation (Hinton et al. 2015): a train.py checkpoint of "
                         "a stronger network on the same data set; its EMA weights (with BN "
                         "statistics re-estimated as for export) give soft targets on each "
-                        "training batch")
+                        "training batch. Several checkpoints distil from their ensemble: "
+                        "the soft targets are the mean of the teachers' tempered softmaxes")
     p.add_argument("--kd-weight", type=float, default=0.5,
                    help="weight of the distillation term; the label loss gets 1 - this")
     p.add_argument("--kd-temperature", type=float, default=4.0,
@@ -332,12 +333,30 @@ def _set_rng_state(st: dict, gen: torch.Generator):
 
 
 def kd_loss(student_logits, teacher_logits, temperature: float):
-    """Hinton et al.'s distillation term: T^2 * KL(softmax(t/T) || softmax(s/T)), averaged
-    over the batch (T^2 keeps its gradient's scale independent of T)."""
+    """Hinton et al.'s distillation term: T^2 * KL(q || softmax(s/T)), averaged over the
+    batch (T^2 keeps its gradient's scale independent of T). q is softmax(t/T) of the
+    teacher's logits t, or, given a list of teachers' logits, the mean of their tempered
+    softmaxes (an ensemble's soft targets, as in Hinton et al. 2015, section 4)."""
     t = temperature
     log_p = F.log_softmax(student_logits / t, dim=1)
-    q = F.softmax(teacher_logits / t, dim=1)
+    if isinstance(teacher_logits, (list, tuple)):
+        q = torch.stack([F.softmax(x / t, dim=1) for x in teacher_logits]).mean(0)
+    else:
+        q = F.softmax(teacher_logits / t, dim=1)
     return F.kl_div(log_p, q, reduction="batchmean") * (t * t)
+
+
+def ensemble_accuracy(nets, loader, device, temperature: float) -> float:
+    """Accuracy of the argmax of the nets' mean tempered softmax: what an ensemble of
+    teachers distils."""
+    correct = n = 0
+    with torch.no_grad():
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            q = torch.stack([F.softmax(m(xb).float() / temperature, dim=1) for m in nets]).mean(0)
+            correct += int((q.argmax(1) == yb).sum())
+            n += int(yb.numel())
+    return correct / max(n, 1)
 
 
 def net_summary(cfg: dict) -> str:
@@ -410,22 +429,33 @@ def main(argv: Optional[List[str]] = None) -> dict:
         warn_slow_bf16(device)
         model = model.to(memory_format=torch.channels_last)
         cfg["precision"] = "bf16 autocast, channels-last"
-    teacher = None
+    teachers = []
     if args.teacher:
         if not 0.0 < args.kd_weight <= 1.0 or args.kd_temperature <= 0:
             raise SystemExit("train.py: --kd-weight must be in (0, 1] and --kd-temperature > 0")
-        teacher, tcfg, teacher_ema = load_teacher(args.teacher, dataset, device)
-        if args.bf16:
-            teacher = teacher.to(memory_format=torch.channels_last)
-        if teacher_ema:
-            tr = lambda: D.Batches(train, dataset, 500, shuffle=True,  # noqa: E731
-                                   augment=tcfg["augment"], seed=args.seed + 1)
-            teacher = better_bn(teacher, tr(), plain_train_loader)
-        tev = evaluate(teacher, test_loader, device)
-        print(f"distilling from {args.teacher} ({net_summary(tcfg)}): test accuracy "
-              f"{tev['accuracy'] * 100:.2f}%", flush=True)
-        cfg.update(teacher=args.teacher, teacher_test_accuracy=tev["accuracy"],
-                   kd_weight=args.kd_weight, kd_temperature=args.kd_temperature)
+        t_accs, t_logits = [], []
+        for path in args.teacher:
+            teacher, tcfg, teacher_ema = load_teacher(path, dataset, device)
+            if args.bf16:
+                teacher = teacher.to(memory_format=torch.channels_last)
+            if teacher_ema:
+                tr = lambda: D.Batches(train, dataset, 500, shuffle=True,  # noqa: E731
+                                       augment=tcfg["augment"], seed=args.seed + 1)
+                teacher = better_bn(teacher, tr(), plain_train_loader)
+            tev = evaluate(teacher, test_loader, device)
+            print(f"distilling from {path} ({net_summary(tcfg)}): test accuracy "
+                  f"{tev['accuracy'] * 100:.2f}%", flush=True)
+            teachers.append(teacher)
+            t_accs.append(tev["accuracy"])
+        if len(teachers) > 1:
+            acc = ensemble_accuracy(teachers, test_loader, device, args.kd_temperature)
+            print(f"the {len(teachers)} teachers' soft targets (mean of softmax at T = "
+                  f"{args.kd_temperature:g}): test accuracy {acc * 100:.2f}%", flush=True)
+            cfg.update(teacher=list(args.teacher), teacher_test_accuracies=t_accs,
+                       teacher_test_accuracy=acc)
+        else:
+            cfg.update(teacher=args.teacher[0], teacher_test_accuracy=t_accs[0])
+        cfg.update(kd_weight=args.kd_weight, kd_temperature=args.kd_temperature)
 
     # no weight decay on BN, biases and PolyAct parameters
     decay, no_decay = [], []
@@ -566,17 +596,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
             # (the losses are taken in float32, outside autocast)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
                 out = model(xin)
-                if teacher is not None:
+                if teachers:
                     with torch.no_grad():
-                        t_out = teacher(xin)
+                        t_out = [t_(xin).float() for t_ in teachers]
             out = out.float()
             loss = F.cross_entropy(out, yb, label_smoothing=args.label_smoothing)
             if perm is not None:
                 loss = lam * loss + \
                     (1 - lam) * F.cross_entropy(out, yb[perm], label_smoothing=args.label_smoothing)
-            if teacher is not None:
+            if teachers:
                 loss = (1 - args.kd_weight) * loss + \
-                    args.kd_weight * kd_loss(out, t_out.float(), args.kd_temperature)
+                    args.kd_weight * kd_loss(out, t_out, args.kd_temperature)
             pen = range_penalty(model).to(device) if cfg["penalty"] > 0 else torch.zeros((), device=device)
             total_loss = loss + cfg["penalty"] * pen
             opt.zero_grad(set_to_none=True)

@@ -25,6 +25,23 @@ def test_kd_loss_is_hintons_term():
                                                              rel=1e-5)
 
 
+def test_kd_loss_of_an_ensemble_distils_its_mean_softmax():
+    torch.manual_seed(4)
+    s, t1, t2 = torch.randn(5, 10), torch.randn(5, 10), torch.randn(5, 10)
+    # one teacher in a list is that teacher
+    assert float(T.kd_loss(s, [t1], 4.0)) == pytest.approx(float(T.kd_loss(s, t1, 4.0)), rel=1e-6)
+    # two: the targets are the mean of the tempered softmaxes, not the softmax of the mean
+    for temp in (1.0, 4.0):
+        q = (F.softmax(t1 / temp, 1) + F.softmax(t2 / temp, 1)) / 2
+        ce = -(q * F.log_softmax(s / temp, 1)).sum(1).mean()
+        ent = -(q * q.log()).sum(1).mean()
+        assert float(T.kd_loss(s, [t1, t2], temp)) == pytest.approx(
+            float((ce - ent) * temp * temp), rel=1e-5)
+    # zero only where the student's tempered softmax is that mean
+    assert float(T.kd_loss(s, [t1, t2], 4.0)) > 1e-3
+    assert float(T.kd_loss(t1, [t1, t1], 4.0)) == pytest.approx(0.0, abs=1e-6)
+
+
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory):
     _need("mnist")
@@ -60,6 +77,21 @@ def test_distillation_changes_the_run_and_resumes(teacher_run, tmp_path):
     assert res == {"stopped_at_step": 7}
     _run(kd, tmp_path, "b", ["--resume"])
     _assert_same_run(ck_a, ck_b)
+
+
+def test_an_ensemble_of_teachers(teacher_run, tmp_path):
+    """--teacher A B: both are loaded, the card records both and the ensemble's accuracy,
+    and the run differs from distilling A alone."""
+    card_t, ck_t, _ = teacher_run
+    _, ck_t2 = _run(MNIST + ["--ema", "0.9", "--seed", "5"], tmp_path, "teacher2")
+    base = MNIST + ["--kd-weight", "0.7", "--kd-temperature", "3"]
+    card, ck_e = _run(base + ["--teacher", str(ck_t), str(ck_t2)], tmp_path, "ens")
+    hp = card["hyperparameters"]
+    assert hp["teacher"] == [str(ck_t), str(ck_t2)]
+    assert hp["teacher_test_accuracies"][0] == card_t["test_accuracy"]
+    assert 0.0 < hp["teacher_test_accuracy"] <= 1.0
+    _, ck_one = _run(base + ["--teacher", str(ck_t)], tmp_path, "one")
+    assert not torch.equal(_load(ck_e)["model"]["fc2.weight"], _load(ck_one)["model"]["fc2.weight"])
 
 
 def test_bad_teacher_is_refused(teacher_run, tmp_path):
