@@ -433,7 +433,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if args.teacher:
         if not 0.0 < args.kd_weight <= 1.0 or args.kd_temperature <= 0:
             raise SystemExit("train.py: --kd-weight must be in (0, 1] and --kd-temperature > 0")
-        t_accs, t_logits = [], []
+        t_accs = []
         for path in args.teacher:
             teacher, tcfg, teacher_ema = load_teacher(path, dataset, device)
             if args.bf16:
