@@ -275,12 +275,17 @@ def better_bn(model, recal_loader, judge_loader, batches: int = 10):
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, exact: Optional[torch.Tensor] = None):
+def evaluate(model, loader, device, exact: Optional[torch.Tensor] = None,
+             logits: Optional[list] = None):
+    """Accuracy on loader (and on its exact subset); appends the batches' logits to
+    `logits` when one is given, for callers that need them too."""
     model.eval()
     correct = []
     for xb, yb in loader:
         out = model(xb.to(device))
         correct.append((out.argmax(1).cpu() == yb))
+        if logits is not None:
+            logits.append(out.float().cpu())
     c = torch.cat(correct)
     res = {"accuracy": float(c.float().mean()), "n": int(len(c))}
     if exact is not None:
@@ -339,24 +344,14 @@ def kd_loss(student_logits, teacher_logits, temperature: float):
     softmaxes (an ensemble's soft targets, as in Hinton et al. 2015, section 4)."""
     t = temperature
     log_p = F.log_softmax(student_logits / t, dim=1)
-    if isinstance(teacher_logits, (list, tuple)):
-        q = torch.stack([F.softmax(x / t, dim=1) for x in teacher_logits]).mean(0)
-    else:
-        q = F.softmax(teacher_logits / t, dim=1)
-    return F.kl_div(log_p, q, reduction="batchmean") * (t * t)
+    return F.kl_div(log_p, soft_targets(teacher_logits, t), reduction="batchmean") * (t * t)
 
 
-def ensemble_accuracy(nets, loader, device, temperature: float) -> float:
-    """Accuracy of the argmax of the nets' mean tempered softmax: what an ensemble of
-    teachers distils."""
-    correct = n = 0
-    with torch.no_grad():
-        for xb, yb in loader:
-            xb, yb = xb.to(device), yb.to(device)
-            q = torch.stack([F.softmax(m(xb).float() / temperature, dim=1) for m in nets]).mean(0)
-            correct += int((q.argmax(1) == yb).sum())
-            n += int(yb.numel())
-    return correct / max(n, 1)
+def soft_targets(teacher_logits, temperature: float):
+    """softmax(t/T) of one teacher's logits, or the mean of it over a list of teachers'."""
+    if not isinstance(teacher_logits, (list, tuple)):
+        teacher_logits = [teacher_logits]
+    return torch.stack([F.softmax(x / temperature, dim=1) for x in teacher_logits]).mean(0)
 
 
 def net_summary(cfg: dict) -> str:
@@ -433,7 +428,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if args.teacher:
         if not 0.0 < args.kd_weight <= 1.0 or args.kd_temperature <= 0:
             raise SystemExit("train.py: --kd-weight must be in (0, 1] and --kd-temperature > 0")
-        t_accs = []
+        t_accs, t_logits = [], []
         for path in args.teacher:
             teacher, tcfg, teacher_ema = load_teacher(path, dataset, device)
             if args.bf16:
@@ -442,13 +437,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 tr = lambda: D.Batches(train, dataset, 500, shuffle=True,  # noqa: E731
                                        augment=tcfg["augment"], seed=args.seed + 1)
                 teacher = better_bn(teacher, tr(), plain_train_loader)
-            tev = evaluate(teacher, test_loader, device)
+            t_logits.append([])
+            tev = evaluate(teacher, test_loader, device, logits=t_logits[-1])
             print(f"distilling from {path} ({net_summary(tcfg)}): test accuracy "
                   f"{tev['accuracy'] * 100:.2f}%", flush=True)
             teachers.append(teacher)
             t_accs.append(tev["accuracy"])
         if len(teachers) > 1:
-            acc = ensemble_accuracy(teachers, test_loader, device, args.kd_temperature)
+            # the ensemble's accuracy from the logits just computed, not a second pass
+            q = soft_targets([torch.cat(x) for x in t_logits], args.kd_temperature)
+            labels = torch.cat([yb for _, yb in test_loader])
+            acc = float((q.argmax(1) == labels).float().mean())
             print(f"the {len(teachers)} teachers' soft targets (mean of softmax at T = "
                   f"{args.kd_temperature:g}): test accuracy {acc * 100:.2f}%", flush=True)
             cfg.update(teacher=list(args.teacher), teacher_test_accuracies=t_accs,
