@@ -16,6 +16,7 @@ The models it replaces are overwritten; git keeps them.
 """
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -59,6 +60,16 @@ def ship(run: str, name: str, trained_as: str, models_dir: str) -> dict:
         raise ValueError(f"{card_in} is for {card.get('dataset')!r}, {onnx_in} for {dataset!r}")
     if dataset not in SAMPLES:
         raise ValueError(f"no shipped test samples for dataset {dataset!r}")
+    # A run whose export did not reproduce torch (a diverged range calibration leaves NaN
+    # in the file and no diff in the card) must not become a shipped model.
+    diff = card.get("onnx_vs_torch_max_abs_diff")
+    if not isinstance(diff, (int, float)) or not math.isfinite(diff) or diff > 1e-3:
+        raise ValueError(f"{card_in}: onnx_vs_torch_max_abs_diff is {diff!r}, so {onnx_in} does not "
+                         "reproduce the trained network; re-export it (python/export_checkpoint.py)")
+    for node in model.graph.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.FLOAT and not math.isfinite(a.f):
+                raise ValueError(f"{onnx_in}: node {node.name} has {a.name} = {a.f}; re-export the run")
     meta["veil.model"].value = name
     card.update(name=name, onnx_file=name + ".onnx", trained_as=trained_as)
 

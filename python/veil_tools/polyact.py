@@ -188,14 +188,68 @@ def export_mode(model: nn.Module):
             m.export_mode = False
 
 
+class MeasuredRanges(list):
+    """measure_ranges' result: one range per PolyAct, plus ``excluded``, the number of
+    inputs left out of the ranges as diverged, one count per loader."""
+
+    excluded: List[int]
+
+
+# An input diverges when the network's output on it is not finite, or when some
+# pre-activation exceeds this many times its layer's fit range: a chain of squares then
+# grows without bound (one CIFAR-10 training image went 4.9, 6.5, 16, 34, 407, ... to
+# inf through a width-32 ResNet-20 whose other 59,999 images stayed within 4.6).
+DIVERGED_FACTOR = 100.0
+
+
 @torch.no_grad()
-def measure_ranges(model: nn.Module, loaders: Iterable, device="cpu") -> List[float]:
-    """Largest |pre-activation| of every PolyAct over all batches of all loaders."""
+def measure_ranges(model: nn.Module, loaders: Iterable, device="cpu",
+                   diverged_factor: float = DIVERGED_FACTOR) -> MeasuredRanges:
+    """Largest |pre-activation| of every PolyAct over all inputs of all loaders that do not
+    diverge (see DIVERGED_FACTOR), also stored in each PolyAct's ``max_abs`` (what the
+    export writes as ``input_range``).
+
+    A diverged input has no meaningful output in plaintext either, and one such input
+    would otherwise set every later layer's range to inf or nan, which calibration then
+    spreads to the whole export; leaving it out keeps the ranges those of the inputs the
+    network computes. ``excluded`` says how many were left out, for the card."""
     was_training = model.training
     model.eval()
-    with track_range(model) as acts:
+    acts = polyacts(model)
+    per_input: dict = {}  # PolyAct index -> per-input max |x| of this batch
+
+    def recorder(i):
+        def record(_module, inputs):
+            x = inputs[0].detach()
+            m = x.float().abs().reshape(x.shape[0] if x.ndim else 1, -1).amax(1).cpu()
+            per_input[i] = m if i not in per_input else torch.maximum(per_input[i], m)
+        return record
+
+    hooks = [a.register_forward_pre_hook(recorder(i)) for i, a in enumerate(acts)]
+    limits = torch.tensor([diverged_factor * a.fit_range for a in acts])
+    best = torch.zeros(len(acts))
+    excluded = []
+    try:
         for loader in loaders:
+            n_out = 0
             for xb, _ in loader:
-                model(xb.to(device))
-    model.train(was_training)
-    return [float(m.max_abs) for m in acts]
+                per_input.clear()
+                out = model(xb.to(device)).float().cpu()
+                if not acts:
+                    continue
+                r = torch.stack([per_input.get(i, torch.zeros(out.shape[0])) for i in range(len(acts))],
+                                1).nan_to_num(float("inf"))
+                ok = torch.isfinite(out.reshape(out.shape[0], -1)).all(1) & (r <= limits).all(1)
+                n_out += int((~ok).sum())
+                if ok.any():
+                    best = torch.maximum(best, r[ok].amax(0))
+            excluded.append(n_out)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    for a, v in zip(acts, best):
+        a.max_abs.fill_(float(v))
+    result = MeasuredRanges(float(v) for v in best)
+    result.excluded = excluded
+    return result

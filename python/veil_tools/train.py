@@ -38,7 +38,7 @@ from . import data as D
 from . import export as E
 from . import nets as N
 from . import widen as W
-from .polyact import enable_penalty, measure_ranges, polyacts, range_penalty, track_range
+from .polyact import DIVERGED_FACTOR, enable_penalty, measure_ranges, polyacts, range_penalty, track_range
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -784,6 +784,8 @@ def finish(args, cfg, name, model, train, test, train_loader, test_loader, devic
                         trainable_coefficients=bool(cfg["trainable"]), clamp=cfg["clamp"]),
         layers=layers, max_input_range=max(l_["input_range"] for l_ in layers) if layers else None,
         range_calibrated=bool(calib),
+        # inputs whose forward pass diverged (polyact.measure_ranges), left out of the ranges
+        range_excluded_inputs=dict(train=ranges.excluded[0], test=ranges.excluded[1]),
         poly_layers=len(layers),
         linear_layers=ops.get("Conv", 0) + ops.get("Gemm", 0) + ops.get("MatMul", 0),
         onnx_ops=ops, parameters=n_params,
@@ -803,6 +805,10 @@ def finish(args, cfg, name, model, train, test, train_loader, test_loader, devic
              if "exact_accuracy" in ev else "")
           + f"; ranges {[round(l_['input_range'], 3) for l_ in layers]}"
           + (f" (measured {[round(r, 3) for r in ranges]} before calibration)" if calib else "")
+          + (f"; {ranges.excluded[0]} training and {ranges.excluded[1]} test images diverged "
+             "(non-finite output or an activation input beyond "
+             f"{DIVERGED_FACTOR:g} x its fit range) and are left out of the ranges"
+             if any(ranges.excluded) else "")
           + f"; onnx diff {diff:.2e}; "
           f"wrote {onnx_path}", flush=True)
     return card

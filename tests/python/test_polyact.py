@@ -126,3 +126,20 @@ def test_channels_last_penalty_and_bf16_input_match_the_plain_path(shape):
     yb = act(x.detach().to(torch.bfloat16))
     assert yb.dtype == torch.float32
     assert torch.allclose(yb, act(x.detach().to(torch.bfloat16).float()))
+
+
+def test_measure_ranges_leaves_out_diverged_inputs():
+    # x -> x^2 -> x^2: inputs within [-1.5, 1.5] stay within 2.25 at the second
+    # activation; 1e30 overflows float32 there, so its output is inf.
+    model = nn.Sequential(PolyAct([0, 0, 1], 2.0), PolyAct([0, 0, 1], 4.0))
+    xa = torch.tensor([[0.5], [-1.5]])
+    xb = torch.tensor([[1.0], [1e30]])
+    r = measure_ranges(model, [[(xa, None)], [(xb, None)]])
+    assert r == [1.5, 2.25]
+    assert r.excluded == [0, 1]
+    assert [float(a.max_abs) for a in model] == [1.5, 2.25]   # what the export writes
+    # A finite but runaway input (beyond 100 x the fit range) is left out too...
+    assert measure_ranges(model, [[(torch.tensor([[1.0], [300.0]]), None)]]).excluded == [1]
+    # ...and none at all when every input behaves.
+    ok = measure_ranges(model, [[(torch.tensor([[1.0], [-3.0]]), None)]])
+    assert ok == [3.0, 9.0] and ok.excluded == [0]

@@ -60,3 +60,22 @@ def test_what_is_not_a_model_run_is_refused(tmp_path):
     with pytest.raises(ValueError, match="is for 'cifar10'"):
         S.ship(run, "ok-name", "x", str(tmp_path / "models"))
     assert not (tmp_path / "models" / "ok-name.onnx").exists()
+
+
+def test_an_export_that_does_not_reproduce_torch_is_refused(tmp_path):
+    run = _run(tmp_path)
+    card = json.load(open(run + ".json"))
+    for bad in (None, float("nan"), 0.5):
+        card["onnx_vs_torch_max_abs_diff"] = bad
+        json.dump(card, open(run + ".json", "w"))
+        with pytest.raises(ValueError, match="does not reproduce the trained network"):
+            S.ship(run, "ok-name", "x", str(tmp_path / "models"))
+    card["onnx_vs_torch_max_abs_diff"] = 1e-6
+    json.dump(card, open(run + ".json", "w"))
+    m = onnx.load(run + ".onnx")
+    poly = next(n for n in m.graph.node if n.op_type == "Poly")
+    next(a for a in poly.attribute if a.name == "input_range").f = float("nan")
+    onnx.save(m, run + ".onnx")
+    with pytest.raises(ValueError, match="input_range = nan"):
+        S.ship(run, "ok-name", "x", str(tmp_path / "models"))
+    assert not (tmp_path / "models" / "ok-name.onnx").exists()
