@@ -95,6 +95,12 @@ TEST(HybridProgram, AutoRingKeepsOnePrimeOnlyWhenItIsPreciseEnough) {
   EXPECT_LT(err_ring * 8, err_one);
   // Without calibration inputs nothing measures the one-prime program: the ring.
   EXPECT_EQ(lower(easy).primes().size(), 2u);
+  // Nor can a few inputs bound a 0.1% tail, however small their errors.
+  ProgramOptions few = po;
+  few.calibration.resize(kAutoRingMinInputs - 1);
+  const Program pf = lower(easy, few);
+  EXPECT_EQ(pf.primes().size(), 2u);
+  EXPECT_NE(pf.ring_choice.find("too few"), std::string::npos) << pf.ring_choice;
 }
 
 // The user's choice overrides auto both ways; kNoSecondPrime still means one prime.

@@ -86,6 +86,9 @@ enum class ShareRing {
 // project's accuracy target: the hybrid mode's top-1 class equals the plaintext one's on
 // at least 99.9% of the test images).
 inline constexpr double kAutoRingAgreement = 0.999;
+// ShareRing::kAuto keeps one prime only when at least this many calibration inputs could be
+// measured (a deep network's cost caps them): fewer cannot bound a 0.1% tail.
+inline constexpr std::size_t kAutoRingMinInputs = 32;
 
 struct ProgramOptions {
   // The share field's prime; 0 picks the default (a prime just below 2^61).
@@ -188,7 +191,8 @@ nn::Network merge_linear_runs(nn::Network network);
 // F a power law (k / n) (x / t)^alpha below t = m_(k+1), the (k+1)-th smallest margin,
 // k = ceil(sqrt(n)), alpha the maximum-likelihood (Hill) estimate from the k smallest
 // margins (n = 64 inputs cannot show a 0.1% tail directly), the empirical distribution
-// above t. Without calibration inputs kAuto takes the ring. Throws std::invalid_argument
+// above t. Without calibration inputs kAuto takes the ring, and with fewer than
+// kAutoRingMinInputs measured (up to 64, fewer when the network is too costly). Throws std::invalid_argument
 // naming the stage when a polynomial has no measured input range, has degree above 4, or
 // a value cannot meet the failure bound at the requested (or any) precision.
 Program lower(const nn::Network& network, const ProgramOptions& options = {});
