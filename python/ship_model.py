@@ -65,7 +65,8 @@ def ship(run: str, name: str, trained_as: str, models_dir: str) -> dict:
     diff = card.get("onnx_vs_torch_max_abs_diff")
     if not isinstance(diff, (int, float)) or not math.isfinite(diff) or diff > 1e-3:
         raise ValueError(f"{card_in}: onnx_vs_torch_max_abs_diff is {diff!r}, so {onnx_in} does not "
-                         "reproduce the trained network; re-export it (python/export_checkpoint.py)")
+                         "reproduce the trained network; re-export the run (its training command with --resume "
+                         "re-exports a finished schedule)")
     for node in model.graph.node:
         for a in node.attribute:
             if a.type == onnx.AttributeProto.FLOAT and not math.isfinite(a.f):

@@ -38,7 +38,8 @@ from . import data as D
 from . import export as E
 from . import nets as N
 from . import widen as W
-from .polyact import DIVERGED_FACTOR, enable_penalty, measure_ranges, polyacts, range_penalty, track_range
+from .polyact import (DIVERGED_FACTOR, enable_penalty, measure_ranges, polyacts, range_penalty,
+                      track_range)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 

@@ -191,10 +191,11 @@ nn::Network merge_linear_runs(nn::Network network);
 // F a power law (k / n) (x / t)^alpha below t = m_(k+1), the (k+1)-th smallest margin,
 // k = ceil(sqrt(n)), alpha the maximum-likelihood (Hill) estimate from the k smallest
 // margins (n = 64 inputs cannot show a 0.1% tail directly), the empirical distribution
-// above t. Without calibration inputs kAuto takes the ring, and with fewer than
-// kAutoRingMinInputs measured (up to 64, fewer when the network is too costly). Throws std::invalid_argument
-// naming the stage when a polynomial has no measured input range, has degree above 4, or
-// a value cannot meet the failure bound at the requested (or any) precision.
+// above t. Without calibration inputs kAuto takes the ring, and so it does with fewer than
+// kAutoRingMinInputs measured (up to 64, fewer when the network is too costly). Throws
+// std::invalid_argument naming the stage when a polynomial has no measured input range,
+// has degree above 4, or a value cannot meet the failure bound at the requested (or any)
+// precision.
 Program lower(const nn::Network& network, const ProgramOptions& options = {});
 
 // What lower() decided, small enough to keep between starts (cli/plan_cache): the share
