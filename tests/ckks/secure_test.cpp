@@ -24,7 +24,10 @@ TEST(Secure, N8192EncryptMultiplyRotate) {
   auto r = f.evaluator->rotate(c, -7, gk);
   std::vector<Complex> rw(4096);
   for (int i = 0; i < 4096; ++i) rw[i] = want[(i - 7 + 4096) % 4096];
-  EXPECT_GT(precision_bits(f.decrypt(r), rw), 19);
+  // The key switch adds noise of its own: 19.2-22.8 bits are left (median 20.7 over 200
+  // runs), and a rare draw of the random key and noise lands just below 19 (18.86 and 19.00
+  // seen, about 1 run in 300), so the bound leaves one more bit; a wrong rotation keeps none.
+  EXPECT_GT(precision_bits(f.decrypt(r), rw), 18);
 }
 
 TEST(Secure, N16384DepthFiveWithHybridKeySwitching) {
