@@ -59,6 +59,7 @@ class PolyAct(nn.Module):
         self.clamp = clamp                     # training-time clamp (PRISM used +-4.5)
         self.register_buffer("max_abs", torch.zeros(()))  # measured max |input|
         self.tracking = False
+        self.last_input_max = None  # per input of the last tracked batch (measure_ranges)
         self.export_mode = False
         self.keep_penalty = False
         self.penalty_kind = "mean+max"  # or "mean"
@@ -82,7 +83,9 @@ class PolyAct(nn.Module):
             # the ranges are what calibration and the encrypted plan rely on)
             x = x.float()
         if self.tracking:
-            self.max_abs = torch.maximum(self.max_abs, x.detach().abs().max().to(self.max_abs))
+            a = x.detach().abs()
+            self.last_input_max = a.reshape(a.shape[0] if a.ndim else 1, -1).amax(1)
+            self.max_abs = torch.maximum(self.max_abs, self.last_input_max.max().to(self.max_abs))
         if self.export_mode:
             return _PolyFunction.apply(x, self.folded_coefficients(),
                                        float(self.max_abs), self.fit_range, self.base)
@@ -216,38 +219,27 @@ def measure_ranges(model: nn.Module, loaders: Iterable, device="cpu",
     was_training = model.training
     model.eval()
     acts = polyacts(model)
-    per_input: dict = {}  # PolyAct index -> per-input max |x| of this batch
-
-    def recorder(i):
-        def record(_module, inputs):
-            x = inputs[0].detach()
-            m = x.float().abs().reshape(x.shape[0] if x.ndim else 1, -1).amax(1).cpu()
-            per_input[i] = m if i not in per_input else torch.maximum(per_input[i], m)
-        return record
-
-    hooks = [a.register_forward_pre_hook(recorder(i)) for i, a in enumerate(acts)]
     limits = torch.tensor([diverged_factor * a.fit_range for a in acts])
     best = torch.zeros(len(acts))
     excluded = []
-    try:
+    # PolyAct's own tracking records each input's largest |x| (last_input_max)
+    with track_range(model):
         for loader in loaders:
             n_out = 0
             for xb, _ in loader:
-                per_input.clear()
+                for a in acts:
+                    a.last_input_max = None
                 out = model(xb.to(device)).float().cpu()
                 if not acts:
                     continue
-                r = torch.stack([per_input.get(i, torch.zeros(out.shape[0])) for i in range(len(acts))],
-                                1).nan_to_num(float("inf"))
+                r = torch.stack([a.last_input_max.cpu() if a.last_input_max is not None
+                                 else torch.zeros(out.shape[0]) for a in acts], 1).nan_to_num(float("inf"))
                 ok = torch.isfinite(out.reshape(out.shape[0], -1)).all(1) & (r <= limits).all(1)
                 n_out += int((~ok).sum())
                 if ok.any():
                     best = torch.maximum(best, r[ok].amax(0))
             excluded.append(n_out)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    model.train(was_training)
     for a, v in zip(acts, best):
         a.max_abs.fill_(float(v))
     result = MeasuredRanges(float(v) for v in best)
