@@ -262,10 +262,12 @@ TEST(Ntt, Forward32EqualsForwardAtEveryLevel) {
 
 // The AVX-512 kernels (IFMA52 below 2^50, 64-bit Shoup products above) against the
 // portable kernel, bit for bit, at the ring sizes the engine uses and for primes up to
-// the 61-bit limit of the tables, including primes right at IFMA's 50-bit limit.
+// the 61-bit limit of the tables, including primes right at IFMA's 50-bit limit. The sizes
+// cover one cache block and several (2^11 coefficients a block), with odd and even numbers
+// of stages inside a block and across blocks (stages run two to a pass, one alone when odd).
 TEST(Ntt, Avx512KernelMatchesScalarKernel) {
   if (!cpu_features().avx512_ifma) GTEST_SKIP() << "CPU has no AVX-512 IFMA; the AVX-512 NTT cannot run here";
-  for (int log_n : {4, 5, 10, 12, 14, 16}) {
+  for (int log_n : {4, 5, 6, 10, 11, 12, 13, 14, 15, 16}) {
     const std::size_t n = std::size_t{1} << log_n;
     for (int bits : {20, 30, 36, 40, 49, 50, 51, 55, 58, 60, 61}) {
       if ((std::uint64_t{1} << bits) <= 64 * n) continue;  // need two such primes

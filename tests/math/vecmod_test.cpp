@@ -63,6 +63,51 @@ TEST(Vecmod, ElementwiseKernelsMatchReference) {
   }
 }
 
+// The lift of signed 40-bit coefficients (split into 32 low bits and a signed high byte)
+// against the definition, at every SIMD level, for primes below and above the largest
+// coefficient (the one-conditional-add path and the general one), with the extremes
+// +-(2^39 - 1), zero and -1 among random values, and a length that leaves a scalar tail.
+TEST(Vecmod, LiftSigned40MatchesDefinition) {
+  std::mt19937_64 rng(5);
+  const std::size_t n = 1029;
+  const std::int64_t top = (std::int64_t{1} << 39) - 1;
+  for (int bits : {14, 20, 29, 30, 31, 33, 40, 45, 50, 55, 60}) {
+    const Modulus q(generate_ntt_primes(bits, 1, 1 << 11)[0]);
+    for (const std::int64_t largest : {std::int64_t{1000}, top}) {
+      std::vector<std::int64_t> c(n);
+      for (auto& x : c) x = static_cast<std::int64_t>(rng() % (2 * static_cast<u64>(largest) + 1)) - largest;
+      c[0] = largest, c[1] = -largest, c[2] = 0, c[3] = -1, c[n - 1] = -largest;
+      std::vector<std::uint32_t> lo(n);
+      std::vector<std::int8_t> hi(n);
+      for (std::size_t j = 0; j < n; ++j) {
+        lo[j] = static_cast<std::uint32_t>(c[j]);
+        hi[j] = static_cast<std::int8_t>(c[j] >> 32);
+      }
+      for_each_simd_level([&](SimdLevel level) {
+        SCOPED_TRACE(testing::Message()
+                     << bits << "-bit q, |c| <= " << largest << ", simd " << simd_level_name(level));
+        std::vector<u64> o(n);
+        lift_signed40(q, static_cast<u64>(largest), lo.data(), hi.data(), o.data(), n);
+        for (std::size_t j = 0; j < n; ++j) {
+          const auto r = static_cast<std::int64_t>(q.value());
+          ASSERT_EQ(o[j], static_cast<u64>(((c[j] % r) + r) % r)) << j;
+        }
+        if (bits < 32) {
+          std::vector<std::uint32_t> o32(n);
+          lift_signed40(q, static_cast<u64>(largest), lo.data(), hi.data(), o32.data(), n);
+          for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(o32[j], o[j]) << j;
+        }
+      });
+    }
+  }
+  std::vector<std::uint32_t> lo(8), o32(8);
+  std::vector<std::int8_t> hi(8);
+  const Modulus wide(generate_ntt_primes(33, 1, 1 << 11)[0]);
+  EXPECT_THROW(lift_signed40(wide, 1, lo.data(), hi.data(), o32.data(), 8), std::invalid_argument);
+  std::vector<u64> o(8);
+  EXPECT_THROW(lift_signed40(wide, u64{1} << 39, lo.data(), hi.data(), o.data(), 8), std::invalid_argument);
+}
+
 // Keys in 64-bit words and, for primes below 2^33 (2^32), in 33-bit (32-bit) words too.
 TEST(Vecmod, KeySwitchInnerProductMatchesReference) {
   std::mt19937_64 rng(2);

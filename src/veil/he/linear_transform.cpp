@@ -12,6 +12,7 @@
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/he/mac.hpp"
+#include "veil/math/vecmod.hpp"
 
 namespace veil::he {
 
@@ -331,39 +332,13 @@ CoefficientPlaintext::CoefficientPlaintext(std::span<const std::int64_t> coeffs,
   }
 }
 
-namespace {
-
-// The residues of the coefficients (lo, hi) modulo q into out (u64 or uint32_t words).
-template <class Word>
-void reduce_coefficients(const math::Modulus& q, u64 largest, const std::uint32_t* lo, const std::int8_t* hi,
-                         std::size_t n, Word* out) {
-  const auto at = [&](std::size_t j) {
-    return static_cast<std::int64_t>(static_cast<u64>(static_cast<std::int64_t>(hi[j])) << 32) |
-           static_cast<std::int64_t>(lo[j]);
-  };
-  if (largest < q.value()) {
-    // |c| < q: one conditional add, which vectorises (as CkksEncoder's fast path).
-    const auto qs = static_cast<std::int64_t>(q.value());
-    for (std::size_t j = 0; j < n; ++j) {
-      const std::int64_t c = at(j);
-      out[j] = static_cast<Word>(c + (qs & (c >> 63)));
-    }
-  } else {
-    for (std::size_t j = 0; j < n; ++j) out[j] = static_cast<Word>(q.from_signed(at(j)));
-  }
-}
-
-}  // namespace
-
 void CoefficientPlaintext::expand(const rlwe::Context& ctx, std::size_t prime, u64* out) const {
-  reduce_coefficients(ctx.modulus(prime), largest_, lo_.data(), hi_.data(), lo_.size(), out);
+  math::lift_signed40(ctx.modulus(prime), largest_, lo_.data(), hi_.data(), out, lo_.size());
   ctx.ntt(prime).forward(out);
 }
 
 void CoefficientPlaintext::expand(const rlwe::Context& ctx, std::size_t prime, std::uint32_t* out) const {
-  const auto& q = ctx.modulus(prime);
-  VEIL_REQUIRE(q.value() < (u64{1} << 32), "32-bit expansion needs a prime below 2^32, not " << q.value());
-  reduce_coefficients(q, largest_, lo_.data(), hi_.data(), lo_.size(), out);
+  math::lift_signed40(ctx.modulus(prime), largest_, lo_.data(), hi_.data(), out, lo_.size());
   ctx.ntt(prime).forward32(out);
 }
 

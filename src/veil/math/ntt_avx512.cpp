@@ -7,16 +7,21 @@
 // - 64-bit (wider primes, up to 61 bits): Shoup's product with the 64-bit quotients of the
 //   scalar kernel; AVX-512 has no 64 x 64 -> high 64-bit multiply, so the high half is
 //   built from four 32 x 32-bit vpmuludq products, and the low halves use vpmullq.
-// The last stages (t = 4, 2, 1) pair lanes inside vectors: two vectors hold 16
-// consecutive residues, and vpermt2q sorts them into the x and y halves of their
-// butterflies and back.
+// Memory traffic, not arithmetic, set the pace at N = 2^16 (a limb is 512 KB): the stages
+// run two to a pass (radix-4 blocks), those that stay inside 2048 coefficients run block by
+// block in the L1 cache, the last three (distances 4, 2, 1) run in registers on 16
+// coefficients at a time, and the inverse folds its scaling by 1/n into its last stage.
+// The same structure as the narrow kernel (ntt_avx512_narrow.cpp); outputs equal the
+// scalar kernel's bit for bit.
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_epi32() as the unused merge source,
 // which -Wmaybe-uninitialized reports at every inlined call (GCC bug 105593).
 #if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
+#include <algorithm>
 #include <array>
+#include <bit>
 
 #include "veil/math/ifma_avx512.hpp"
 #include "veil/math/ntt.hpp"
@@ -73,119 +78,236 @@ VEIL_AVX512 inline void gs_bfly(__m512i& x, __m512i& y, __m512i w, __m512i ws, _
   y = mul.mul_lazy(T, w, ws);
 }
 
-// Lane permutations for a butterfly distance t in {1, 2, 4} over 16 consecutive residues
-// (vector A = 0..7, B = 8..15): split[0] gathers the x positions (bit t clear), split[1]
-// the y positions, in order; merge[0] and merge[1] put them back into A and B (indices
-// 0..7 take from the x vector, 8..15 from the y vector). twid spreads the twiddles of
-// the 16 / (2t) blocks over the x lanes.
-struct Shuffle {
-  __m512i split[2], merge[2], twid;
+// Distances 4, 2, 1 run inside registers on 16 consecutive coefficients held in two
+// vectors. Where coefficient e (0..15) sits: order 0 is natural (vector e / 8, lane e % 8);
+// order s pairs e with e ^ s, the one with bit s clear in vector 0 and its partner in
+// vector 1, both at the lane of e with bit s removed. (The narrow kernel's scheme,
+// ntt_avx512_narrow.cpp, at eight lanes.)
+struct Place {
+  int vec, lane;
 };
-
-VEIL_AVX512 Shuffle make_shuffle(int t) {
-  alignas(64) std::array<long long, 8> sx{}, sy{}, m0{}, m1{}, tw{};
-  int nx = 0, ny = 0;
-  std::array<int, 16> rank{};
-  for (int p = 0; p < 16; ++p) {
-    if (p & t) {
-      sy[ny] = p, rank[p] = 8 + ny++;
-    } else {
-      tw[nx] = p / (2 * t), sx[nx] = p, rank[p] = nx++;
-    }
-  }
-  for (int p = 0; p < 8; ++p) m0[p] = rank[p], m1[p] = rank[p + 8];
-  return {{_mm512_load_si512(sx.data()), _mm512_load_si512(sy.data())},
-          {_mm512_load_si512(m0.data()), _mm512_load_si512(m1.data())},
-          _mm512_load_si512(tw.data())};
+constexpr Place place(int order, int e) {
+  if (order == 0) return {e >> 3, e & 7};
+  const int log = std::countr_zero(static_cast<unsigned>(order));
+  return {(e & order) ? 1 : 0, ((e >> (log + 1)) << log) | (e & (order - 1))};
 }
 
-// The twiddles (and quotients) of the 16 / (2t) blocks starting at block b, one per x lane.
-VEIL_AVX512 inline __m512i spread(const u64* w, std::size_t b, int t, const Shuffle& s) {
-  const __mmask8 k = static_cast<__mmask8>((1u << (8 / t)) - 1);
-  return _mm512_permutexvar_epi64(s.twid, _mm512_maskz_loadu_epi64(k, w + b));
+// vpermt2q indices taking 16 coefficients from order `from` to order `to`: output vector
+// v, lane k reads lane idx & 7 of input vector idx >> 3.
+using Perm = std::array<std::array<long long, 8>, 2>;
+constexpr Perm permutation(int from, int to) {
+  Perm p{};
+  for (int e = 0; e < 16; ++e) {
+    const Place t = place(to, e), f = place(from, e);
+    p[t.vec][t.lane] = f.vec * 8 + f.lane;
+  }
+  return p;
+}
+
+// Twiddle lane k of the stage at distance s reads entry k / s of the chunk's 8 / s.
+constexpr std::array<long long, 8> spread_index(int s) {
+  std::array<long long, 8> idx{};
+  for (int k = 0; k < 8; ++k) idx[k] = k / s;
+  return idx;
+}
+
+alignas(64) constexpr Perm kNatTo4 = permutation(0, 4), k4To2 = permutation(4, 2), k2To1 = permutation(2, 1),
+                           k1ToNat = permutation(1, 0);
+alignas(64) constexpr Perm kNatTo1 = permutation(0, 1), k1To2 = permutation(1, 2), k2To4 = permutation(2, 4),
+                           k4ToNat = permutation(4, 0);
+alignas(64) constexpr std::array<long long, 8> kSpread4 = spread_index(4), kSpread2 = spread_index(2);
+
+VEIL_AVX512 inline void regroup(__m512i& x, __m512i& y, const Perm& p) {
+  const __m512i nx = _mm512_permutex2var_epi64(x, _mm512_load_si512(p[0].data()), y);
+  const __m512i ny = _mm512_permutex2var_epi64(x, _mm512_load_si512(p[1].data()), y);
+  x = nx;
+  y = ny;
+}
+
+struct Twiddle {
+  __m512i w, ws;
+};
+
+VEIL_AVX512 inline Twiddle broadcast(const u64* w, const u64* ws, std::size_t k) {
+  return {_mm512_set1_epi64(static_cast<long long>(w[k])), _mm512_set1_epi64(static_cast<long long>(ws[k]))};
+}
+
+// The twiddles (and quotients) of the 8 / s butterfly blocks at distance s that start at
+// entry k, one per x lane.
+VEIL_AVX512 inline Twiddle spread(const u64* w, const u64* ws, std::size_t k, int s,
+                                  const std::array<long long, 8>* idx) {
+  if (s == 1) return {_mm512_loadu_si512(w + k), _mm512_loadu_si512(ws + k)};
+  const auto mask = static_cast<__mmask8>((1u << (8 / s)) - 1);
+  const __m512i i = _mm512_load_si512(idx->data());
+  return {_mm512_permutexvar_epi64(i, _mm512_maskz_loadu_epi64(mask, w + k)),
+          _mm512_permutexvar_epi64(i, _mm512_maskz_loadu_epi64(mask, ws + k))};
+}
+
+// Coefficients per cache block: the stages whose butterflies stay inside such a block
+// (distances up to kBlock / 2) run block by block, so a block's 16 KB stay in the L1 cache
+// between its stages, where a whole limb at N = 2^16 (512 KB) streams through L2 at every
+// stage. Measured with veil_kernels_bench (BM_NttForward, BM_NttInverse).
+constexpr std::size_t kBlock = 2048;
+
+// Forward (Cooley-Tukey) stages at distances t = t_first, t_first / 2, ..., t_last (t_last
+// >= 8), two per pass where they can (distance t with w[m + i], then t / 2 with w[2m + 2i],
+// w[2m + 2i + 1]; m = n / 2t), over coefficients [lo, lo + len).
+template <class Mul>
+VEIL_AVX512 void forward_stages(u64* a, std::size_t n, std::size_t lo, std::size_t len, std::size_t t_first,
+                                std::size_t t_last, const u64* w, const u64* ws, __m512i two_q,
+                                const Mul& mul) {
+  for (std::size_t t = t_first; t >= t_last;) {
+    const std::size_t m = n / (2 * t);
+    if (t / 2 >= t_last) {
+      const std::size_t h = t / 2;
+      for (std::size_t i = lo / (2 * t); i < (lo + len) / (2 * t); ++i) {
+        const Twiddle W1 = broadcast(w, ws, m + i);
+        const Twiddle W2 = broadcast(w, ws, 2 * m + 2 * i), W3 = broadcast(w, ws, 2 * m + 2 * i + 1);
+        u64* x = a + 2 * i * t;
+        for (std::size_t j = 0; j < h; j += 8) {
+          __m512i A0 = _mm512_loadu_si512(x + j), A1 = _mm512_loadu_si512(x + h + j);
+          __m512i A2 = _mm512_loadu_si512(x + t + j), A3 = _mm512_loadu_si512(x + t + h + j);
+          ct_bfly(A0, A2, W1.w, W1.ws, two_q, mul);
+          ct_bfly(A1, A3, W1.w, W1.ws, two_q, mul);
+          ct_bfly(A0, A1, W2.w, W2.ws, two_q, mul);
+          ct_bfly(A2, A3, W3.w, W3.ws, two_q, mul);
+          _mm512_storeu_si512(x + j, A0);
+          _mm512_storeu_si512(x + h + j, A1);
+          _mm512_storeu_si512(x + t + j, A2);
+          _mm512_storeu_si512(x + t + h + j, A3);
+        }
+      }
+      t /= 4;
+    } else {
+      for (std::size_t i = lo / (2 * t); i < (lo + len) / (2 * t); ++i) {
+        const Twiddle W = broadcast(w, ws, m + i);
+        u64* x = a + 2 * i * t;
+        for (std::size_t j = 0; j < t; j += 8) {
+          __m512i X = _mm512_loadu_si512(x + j), Y = _mm512_loadu_si512(x + t + j);
+          ct_bfly(X, Y, W.w, W.ws, two_q, mul);
+          _mm512_storeu_si512(x + j, X);
+          _mm512_storeu_si512(x + t + j, Y);
+        }
+      }
+      t /= 2;
+    }
+  }
+}
+
+// Inverse (Gentleman-Sande) stages at distances t = t_first, 2 t_first, ..., t_last, two
+// per pass where they can (distance t with w[hh + 2i], w[hh + 2i + 1], then 2t with
+// w[hh / 2 + i]; hh = n / 2t), over coefficients [lo, lo + len).
+template <class Mul>
+VEIL_AVX512 void inverse_stages(u64* a, std::size_t n, std::size_t lo, std::size_t len, std::size_t t_first,
+                                std::size_t t_last, const u64* w, const u64* ws, __m512i two_q,
+                                const Mul& mul) {
+  for (std::size_t t = t_first; t <= t_last;) {
+    const std::size_t hh = n / (2 * t);
+    if (2 * t <= t_last) {
+      for (std::size_t i = lo / (4 * t); i < (lo + len) / (4 * t); ++i) {
+        const Twiddle W1 = broadcast(w, ws, hh + 2 * i), W2 = broadcast(w, ws, hh + 2 * i + 1);
+        const Twiddle W3 = broadcast(w, ws, hh / 2 + i);
+        u64* x = a + 4 * i * t;
+        for (std::size_t j = 0; j < t; j += 8) {
+          __m512i A0 = _mm512_loadu_si512(x + j), A1 = _mm512_loadu_si512(x + t + j);
+          __m512i A2 = _mm512_loadu_si512(x + 2 * t + j), A3 = _mm512_loadu_si512(x + 3 * t + j);
+          gs_bfly(A0, A1, W1.w, W1.ws, two_q, mul);
+          gs_bfly(A2, A3, W2.w, W2.ws, two_q, mul);
+          gs_bfly(A0, A2, W3.w, W3.ws, two_q, mul);
+          gs_bfly(A1, A3, W3.w, W3.ws, two_q, mul);
+          _mm512_storeu_si512(x + j, A0);
+          _mm512_storeu_si512(x + t + j, A1);
+          _mm512_storeu_si512(x + 2 * t + j, A2);
+          _mm512_storeu_si512(x + 3 * t + j, A3);
+        }
+      }
+      t *= 4;
+    } else {
+      for (std::size_t i = lo / (2 * t); i < (lo + len) / (2 * t); ++i) {
+        const Twiddle W = broadcast(w, ws, hh + i);
+        u64* x = a + 2 * i * t;
+        for (std::size_t j = 0; j < t; j += 8) {
+          __m512i X = _mm512_loadu_si512(x + j), Y = _mm512_loadu_si512(x + t + j);
+          gs_bfly(X, Y, W.w, W.ws, two_q, mul);
+          _mm512_storeu_si512(x + j, X);
+          _mm512_storeu_si512(x + t + j, Y);
+        }
+      }
+      t *= 2;
+    }
+  }
 }
 
 template <class Mul>
 VEIL_AVX512 void forward(std::size_t n, const u64* w, const u64* ws, u64 qv, const Mul& mul, u64* a) {
   const __m512i q = _mm512_set1_epi64(static_cast<long long>(qv));
   const __m512i two_q = _mm512_set1_epi64(static_cast<long long>(2 * qv));
-  std::size_t t = n, m = 1;
-  for (; t > 8; m <<= 1) {  // t >= 8 after halving: whole vectors per half-block
-    t >>= 1;
-    for (std::size_t i = 0; i < m; ++i) {
-      const __m512i W = _mm512_set1_epi64(static_cast<long long>(w[m + i]));
-      const __m512i WS = _mm512_set1_epi64(static_cast<long long>(ws[m + i]));
-      u64* x = a + 2 * i * t;
-      u64* y = x + t;
-      for (std::size_t j = 0; j < t; j += 8) {
-        __m512i X = _mm512_loadu_si512(x + j), Y = _mm512_loadu_si512(y + j);
-        ct_bfly(X, Y, W, WS, two_q, mul);
-        _mm512_storeu_si512(x + j, X);
-        _mm512_storeu_si512(y + j, Y);
-      }
-    }
-  }
-  // t = 4, 2, 1 (m = n/8, n/4, n/2): 16 residues at a time; the last stage also reduces
-  // from [0, 4q) to [0, q).
-  for (int tt = 4; tt >= 1; tt >>= 1, m <<= 1) {
-    const Shuffle s = make_shuffle(tt);
-    for (std::size_t g = 0; g < n; g += 16) {
-      const __m512i A = _mm512_loadu_si512(a + g), B = _mm512_loadu_si512(a + g + 8);
-      __m512i X = _mm512_permutex2var_epi64(A, s.split[0], B);
-      __m512i Y = _mm512_permutex2var_epi64(A, s.split[1], B);
-      const std::size_t b = m + g / (2 * tt);
-      ct_bfly(X, Y, spread(w, b, tt, s), spread(ws, b, tt, s), two_q, mul);
-      if (tt == 1) {
-        X = csub(csub(X, two_q), q);
-        Y = csub(csub(Y, two_q), q);
-      }
-      _mm512_storeu_si512(a + g, _mm512_permutex2var_epi64(X, s.merge[0], Y));
-      _mm512_storeu_si512(a + g + 8, _mm512_permutex2var_epi64(X, s.merge[1], Y));
+  const std::size_t block = std::min(n, kBlock);
+  // Distances n / 2 .. block over the whole limb, then, block by block, block / 2 .. 8 and
+  // distances 4, 2, 1 in registers with the reduction from [0, 4q) to [0, q).
+  if (n > block) forward_stages(a, n, 0, n, n / 2, block, w, ws, two_q, mul);
+  for (std::size_t lo = 0; lo < n; lo += block) {
+    forward_stages(a, n, lo, block, block / 2, 8, w, ws, two_q, mul);
+    for (std::size_t b = lo; b < lo + block; b += 16) {
+      __m512i X = _mm512_loadu_si512(a + b), Y = _mm512_loadu_si512(a + b + 8);
+      regroup(X, Y, kNatTo4);
+      Twiddle W = spread(w, ws, n / 8 + b / 8, 4, &kSpread4);
+      ct_bfly(X, Y, W.w, W.ws, two_q, mul);
+      regroup(X, Y, k4To2);
+      W = spread(w, ws, n / 4 + b / 4, 2, &kSpread2);
+      ct_bfly(X, Y, W.w, W.ws, two_q, mul);
+      regroup(X, Y, k2To1);
+      W = spread(w, ws, n / 2 + b / 2, 1, nullptr);
+      ct_bfly(X, Y, W.w, W.ws, two_q, mul);
+      regroup(X, Y, k1ToNat);
+      _mm512_storeu_si512(a + b, csub(csub(X, two_q), q));
+      _mm512_storeu_si512(a + b + 8, csub(csub(Y, two_q), q));
     }
   }
 }
 
+// w1_n, w1_ns: w[1] / n and its quotient, the last stage's twiddle with the scaling folded in.
 template <class Mul>
-VEIL_AVX512 void inverse(std::size_t n, const u64* w, const u64* ws, u64 qv, u64 ni, u64 nis, const Mul& mul,
-                         u64* a) {
+VEIL_AVX512 void inverse(std::size_t n, const u64* w, const u64* ws, u64 qv, u64 ni, u64 nis, u64 w1_n,
+                         u64 w1_ns, const Mul& mul, u64* a) {
   const __m512i q = _mm512_set1_epi64(static_cast<long long>(qv));
   const __m512i two_q = _mm512_set1_epi64(static_cast<long long>(2 * qv));
-  // t = 1, 2, 4 (h = n/2, n/4, n/8).
-  std::size_t h = n / 2;
-  for (int tt = 1; tt <= 4; tt <<= 1, h >>= 1) {
-    const Shuffle s = make_shuffle(tt);
-    for (std::size_t g = 0; g < n; g += 16) {
-      const __m512i A = _mm512_loadu_si512(a + g), B = _mm512_loadu_si512(a + g + 8);
-      __m512i X = _mm512_permutex2var_epi64(A, s.split[0], B);
-      __m512i Y = _mm512_permutex2var_epi64(A, s.split[1], B);
-      const std::size_t b = h + g / (2 * tt);
-      gs_bfly(X, Y, spread(w, b, tt, s), spread(ws, b, tt, s), two_q, mul);
-      _mm512_storeu_si512(a + g, _mm512_permutex2var_epi64(X, s.merge[0], Y));
-      _mm512_storeu_si512(a + g + 8, _mm512_permutex2var_epi64(X, s.merge[1], Y));
+  const std::size_t block = std::min(n, kBlock);
+  // Block by block: distances 1, 2, 4 in registers, then 8 .. block / 2 (but not n / 2).
+  for (std::size_t lo = 0; lo < n; lo += block) {
+    for (std::size_t b = lo; b < lo + block; b += 16) {
+      __m512i X = _mm512_loadu_si512(a + b), Y = _mm512_loadu_si512(a + b + 8);
+      regroup(X, Y, kNatTo1);
+      Twiddle W = spread(w, ws, n / 2 + b / 2, 1, nullptr);
+      gs_bfly(X, Y, W.w, W.ws, two_q, mul);
+      regroup(X, Y, k1To2);
+      W = spread(w, ws, n / 4 + b / 4, 2, &kSpread2);
+      gs_bfly(X, Y, W.w, W.ws, two_q, mul);
+      regroup(X, Y, k2To4);
+      W = spread(w, ws, n / 8 + b / 8, 4, &kSpread4);
+      gs_bfly(X, Y, W.w, W.ws, two_q, mul);
+      regroup(X, Y, k4ToNat);
+      _mm512_storeu_si512(a + b, X);
+      _mm512_storeu_si512(a + b + 8, Y);
     }
+    inverse_stages(a, n, lo, block, 8, std::min(block / 2, n / 4), w, ws, two_q, mul);
   }
-  std::size_t t = 8;
-  for (std::size_t m = n / 8; m > 1; m >>= 1) {
-    const std::size_t hh = m >> 1;
-    for (std::size_t i = 0; i < hh; ++i) {
-      const __m512i W = _mm512_set1_epi64(static_cast<long long>(w[hh + i]));
-      const __m512i WS = _mm512_set1_epi64(static_cast<long long>(ws[hh + i]));
-      u64* x = a + 2 * i * t;
-      u64* y = x + t;
-      for (std::size_t j = 0; j < t; j += 8) {
-        __m512i X = _mm512_loadu_si512(x + j), Y = _mm512_loadu_si512(y + j);
-        gs_bfly(X, Y, W, WS, two_q, mul);
-        _mm512_storeu_si512(x + j, X);
-        _mm512_storeu_si512(y + j, Y);
-      }
-    }
-    t <<= 1;
-  }
-  // Scale by 1/n and reduce from [0, 2q) to [0, q).
+  // Distances block .. n / 4 over the whole limb.
+  if (n / 4 >= block) inverse_stages(a, n, 0, n, block, n / 4, w, ws, two_q, mul);
+  // Distance n / 2 with the scaling by 1/n folded in: x' = (x + y) / n and
+  // y' = (x - y) w[1] / n, then [0, q). Inputs lie in [0, 2q), so x + y < 4q suits Mul.
+  const std::size_t half = n / 2;
   const __m512i N = _mm512_set1_epi64(static_cast<long long>(ni));
   const __m512i NS = _mm512_set1_epi64(static_cast<long long>(nis));
-  for (std::size_t j = 0; j < n; j += 8)
-    _mm512_storeu_si512(a + j, csub(mul.mul_lazy(_mm512_loadu_si512(a + j), N, NS), q));
+  const __m512i W1 = _mm512_set1_epi64(static_cast<long long>(w1_n));
+  const __m512i W1S = _mm512_set1_epi64(static_cast<long long>(w1_ns));
+  for (std::size_t j = 0; j < half; j += 8) {
+    const __m512i X = _mm512_loadu_si512(a + j), Y = _mm512_loadu_si512(a + half + j);
+    const __m512i U = mul.mul_lazy(_mm512_add_epi64(X, Y), N, NS);
+    const __m512i V = mul.mul_lazy(_mm512_add_epi64(_mm512_sub_epi64(X, Y), two_q), W1, W1S);
+    _mm512_storeu_si512(a + j, csub(U, q));
+    _mm512_storeu_si512(a + half + j, csub(V, q));
+  }
 }
 
 }  // namespace
@@ -205,13 +327,15 @@ VEIL_AVX512 void ntt_forward_avx512(const NttTables& tab, u64* a) {
 }
 
 VEIL_AVX512 void ntt_inverse_avx512(const NttTables& tab, u64* a) {
-  const u64 q = tab.modulus().value();
+  const Modulus& m = tab.modulus();
+  const u64 q = m.value();
+  const u64 w1_n = m.mul(tab.psi_inv_rev()[1], tab.n_inv());
   if (ntt_avx512_uses_ifma(tab)) {
     inverse(tab.n(), tab.psi_inv_rev().data(), tab.psi_inv_rev_shoup52().data(), q, tab.n_inv(),
-            tab.n_inv_shoup52(), Ifma52{ifma::consts(tab.modulus())}, a);
+            tab.n_inv_shoup52(), w1_n, ifma::shoup52(w1_n, q), Ifma52{ifma::consts(m)}, a);
   } else {
     inverse(tab.n(), tab.psi_inv_rev().data(), tab.psi_inv_rev_shoup().data(), q, tab.n_inv(),
-            tab.n_inv_shoup(), Wide64{_mm512_set1_epi64(static_cast<long long>(q))}, a);
+            tab.n_inv_shoup(), w1_n, m.shoup(w1_n), Wide64{_mm512_set1_epi64(static_cast<long long>(q))}, a);
   }
 }
 

@@ -22,6 +22,10 @@ void dot2_avx512(const Modulus& m, std::size_t terms, const u64* const* v, const
 void dot2_avx512(const Modulus& m, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
                  const std::uint32_t* const* k0, const std::uint32_t* const* k1, u64* o0, u64* o1,
                  std::size_t n);
+void lift_signed40_avx512(const Modulus& m, const std::uint32_t* lo, const std::int8_t* hi, u64* out,
+                          std::size_t n);
+void lift_signed40_avx512(const Modulus& m, const std::uint32_t* lo, const std::int8_t* hi,
+                          std::uint32_t* out, std::size_t n);
 
 namespace {
 
@@ -402,6 +406,46 @@ void dot2_vec(const Modulus& q, std::size_t terms, const u64* const* v, const st
     dot2_avx2(q, terms, v, perm, k0, k1, o0, o1, s);
   }
   if (s < n) dot2_widened(q, terms, v, perm, k0, k1, o0, o1, s, n);
+}
+
+namespace {
+
+template <class Word>
+void lift_signed40_impl(const Modulus& q, u64 largest, const std::uint32_t* lo, const std::int8_t* hi,
+                        Word* out, std::size_t n) {
+  VEIL_REQUIRE(largest < (u64{1} << 39),
+               "lift_signed40: |coefficients| must stay below 2^39, not " << largest);
+  VEIL_REQUIRE(sizeof(Word) == 8 || q.value() < (u64{1} << 32),
+               "lift_signed40: 32-bit words need a prime below 2^32, not " << q.value());
+  const SimdLevel level = vecmod_level(q);
+  const std::size_t s = level == SimdLevel::kAvx512 ? simd_part(level, n) : 0;
+  if (s) lift_signed40_avx512(q, lo, hi, out, s);
+  const auto at = [&](std::size_t j) {
+    return static_cast<std::int64_t>(static_cast<u64>(static_cast<std::int64_t>(hi[j])) << 32) |
+           static_cast<std::int64_t>(lo[j]);
+  };
+  if (largest < q.value()) {
+    // |c| < q: one conditional add, which the compiler vectorises.
+    const auto qs = static_cast<std::int64_t>(q.value());
+    for (std::size_t j = s; j < n; ++j) {
+      const std::int64_t c = at(j);
+      out[j] = static_cast<Word>(c + (qs & (c >> 63)));
+    }
+  } else {
+    for (std::size_t j = s; j < n; ++j) out[j] = static_cast<Word>(q.from_signed(at(j)));
+  }
+}
+
+}  // namespace
+
+void lift_signed40(const Modulus& q, u64 largest, const std::uint32_t* lo, const std::int8_t* hi, u64* out,
+                   std::size_t n) {
+  lift_signed40_impl(q, largest, lo, hi, out, n);
+}
+
+void lift_signed40(const Modulus& q, u64 largest, const std::uint32_t* lo, const std::int8_t* hi,
+                   std::uint32_t* out, std::size_t n) {
+  lift_signed40_impl(q, largest, lo, hi, out, n);
 }
 
 }  // namespace veil::math

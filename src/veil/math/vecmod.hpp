@@ -63,4 +63,12 @@ inline void pack_bit32(const u64* words, std::size_t n, std::uint8_t* high) {
 void dot2_vec(const Modulus& q, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
               const Words33* k0, const Words33* k1, u64* o0, u64* o1, std::size_t n);
 
+// The residues modulo q of the signed integers c[j] = hi[j] 2^32 + lo[j] with |c[j]| <=
+// largest < 2^39: he::CoefficientPlaintext's weight diagonals in five bytes a coefficient,
+// lifted to a limb before its NTT at every use. The 32-bit form needs q < 2^32.
+void lift_signed40(const Modulus& q, u64 largest, const std::uint32_t* lo, const std::int8_t* hi, u64* out,
+                   std::size_t n);
+void lift_signed40(const Modulus& q, u64 largest, const std::uint32_t* lo, const std::int8_t* hi,
+                   std::uint32_t* out, std::size_t n);
+
 }  // namespace veil::math

@@ -121,4 +121,39 @@ VEIL_AVX512 void dot2_avx512(const Modulus& m, std::size_t terms, const u64* con
   dot2_ifma(m, terms, v, perm, k0, k1, o0, o1, n);
 }
 
+namespace {
+
+// c = hi 2^32 + lo, sign-extended, plus a multiple of q above 2^39 so that it is
+// non-negative (and below 2^51), then one Barrett reduction (ifma::reduce64).
+template <class Word>
+VEIL_AVX512 void lift_signed40_ifma(const Modulus& m, const std::uint32_t* lo, const std::int8_t* hi,
+                                    Word* out, std::size_t n) {
+  const ifma::Consts c = ifma::consts(m);
+  const u64 q = m.value();
+  const __m512i offset = _mm512_set1_epi64(static_cast<long long>(((u64{1} << 39) / q + 1) * q));
+  for (std::size_t j = 0; j < n; j += 8) {
+    const __m512i l = _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo + j)));
+    const __m512i h = _mm512_cvtepi8_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(hi + j)));
+    const __m512i v =
+        ifma::reduce64(_mm512_add_epi64(_mm512_or_si512(_mm512_slli_epi64(h, 32), l), offset), c);
+    if constexpr (sizeof(Word) == 8) {
+      ifma::store(out + j, v);
+    } else {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), _mm512_cvtepi64_epi32(v));
+    }
+  }
+}
+
+}  // namespace
+
+VEIL_AVX512 void lift_signed40_avx512(const Modulus& m, const std::uint32_t* lo, const std::int8_t* hi,
+                                      u64* out, std::size_t n) {
+  lift_signed40_ifma(m, lo, hi, out, n);
+}
+
+VEIL_AVX512 void lift_signed40_avx512(const Modulus& m, const std::uint32_t* lo, const std::int8_t* hi,
+                                      std::uint32_t* out, std::size_t n) {
+  lift_signed40_ifma(m, lo, hi, out, n);
+}
+
 }  // namespace veil::math
