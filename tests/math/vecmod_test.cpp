@@ -43,6 +43,11 @@ TEST(Vecmod, ElementwiseKernelsMatchReference) {
     for_each_simd_level([&](SimdLevel level) {
       SCOPED_TRACE(testing::Message() << bits << "-bit q, simd " << simd_level_name(level));
       std::vector<u64> o(n), c0(n), c1(n), c2(n), s0(n), s1(n), s2(n);
+      add_vec(q, a0.data(), b0.data(), o.data(), n);
+      for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(o[j], (a0[j] + b0[j]) % q.value()) << j;
+      o = a0;  // in place
+      add_vec(q, o.data(), b0.data(), o.data(), n);
+      for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(o[j], (a0[j] + b0[j]) % q.value()) << j;
       mul_vec(q, a0.data(), b0.data(), o.data(), n);
       for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(o[j], ref_mul(q, a0[j], b0[j])) << j;
       mul_const_vec(q, a0.data(), w, o.data(), n);
@@ -59,6 +64,26 @@ TEST(Vecmod, ElementwiseKernelsMatchReference) {
         ASSERT_EQ(s1[j], ref_mul(q, 2 * ref_mul(q, a0[j], a1[j]) % q.value(), 1)) << j;
         ASSERT_EQ(s2[j], ref_mul(q, a1[j], a1[j])) << j;
       }
+    });
+  }
+}
+
+// Sums at the edges: exactly q, 2q - 2, zero, at every level and prime size.
+TEST(Vecmod, AddAtTheEdges) {
+  for (int bits : kBits) {
+    const Modulus q(generate_ntt_primes(bits, 1, 1 << 11)[0]);
+    const u64 m = q.value() - 1;
+    std::vector<u64> a, b;
+    for (std::size_t j = 0; j < 19; ++j) {  // not a multiple of the vector widths
+      a.push_back(j % 3 == 0 ? m : j % 3 == 1 ? 1 : 0);
+      b.push_back(j % 2 == 0 ? 1 : m);
+    }
+    for_each_simd_level([&](SimdLevel level) {
+      std::vector<u64> o(a.size());
+      add_vec(q, a.data(), b.data(), o.data(), a.size());
+      for (std::size_t j = 0; j < a.size(); ++j)
+        ASSERT_EQ(o[j], (a[j] + b[j]) % q.value())
+            << bits << "-bit q, " << simd_level_name(level) << ", " << j;
     });
   }
 }

@@ -70,7 +70,7 @@ void Evaluator::add_or_sub(Ciphertext& a, const Ciphertext& b, bool subtract) co
       if (subtract) {
         for (std::size_t j = 0; j < n; ++j) x[j] = q.sub(x[j], y[j]);
       } else {
-        for (std::size_t j = 0; j < n; ++j) x[j] = q.add(x[j], y[j]);
+        math::add_vec(q, x, y, x, n);
       }
     });
   }
@@ -114,7 +114,7 @@ void Evaluator::add_or_sub_plain(Ciphertext& a, const Plaintext& p, bool subtrac
     if (subtract) {
       for (std::size_t j = 0; j < n; ++j) x[j] = q.sub(x[j], y[j]);
     } else {
-      for (std::size_t j = 0; j < n; ++j) x[j] = q.add(x[j], y[j]);
+      math::add_vec(q, x, y, x, n);
     }
   });
 }

@@ -7,6 +7,7 @@
 #include "veil/ckks/evaluator.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/math/vecmod.hpp"
 
 namespace veil::ckks {
 
@@ -25,10 +26,8 @@ void Evaluator::relinearize_inplace(Ciphertext& a, const RelinKeys& rk) const {
     u64* c1 = a.limb(1, i);
     const u64* k0 = jobs[0].acc0.data() + i * n;
     const u64* k1 = jobs[0].acc1.data() + i * n;
-    for (std::size_t j = 0; j < n; ++j) {
-      c0[j] = q.add(c0[j], k0[j]);
-      c1[j] = q.add(c1[j], k1[j]);
-    }
+    math::add_vec(q, c0, k0, c0, n);
+    math::add_vec(q, c1, k1, c1, n);
   });
   Ciphertext out(*ctx_, 2, a.level(), a.scale(), a.slots());
   std::memcpy(out.data().data(), a.data().data(), 2 * a.num_limbs() * n * sizeof(u64));

@@ -99,8 +99,7 @@ void multiply_accumulate_groups(std::size_t n, const ModulusOf& modulus,
       }
       if (add) {
         const auto& q = modulus(i);
-        for (std::size_t c = 0; c < 2; ++c)
-          for (std::size_t j = 0; j < tile; ++j) dest[c][j] = q.add(dest[c][j], o[c][j]);
+        for (std::size_t c = 0; c < 2; ++c) math::add_vec(q, dest[c], o[c], dest[c], tile);
       }
     }
   });
@@ -189,8 +188,7 @@ void multiply_accumulate(const rlwe::Context& ctx, const PrimeOf& prime,
       else
         mac_pointwise(q, n, wp, x, 2, dest);
       if (begin == 0) continue;
-      for (std::size_t c = 0; c < 2; ++c)
-        for (std::size_t j = 0; j < n; ++j) o[c][j] = q.add(o[c][j], t[c][j]);
+      for (std::size_t c = 0; c < 2; ++c) math::add_vec(q, o[c], t[c], o[c], n);
     }
   });
 }
@@ -201,11 +199,7 @@ void add_extended(const ckks::Evaluator& eval, ckks::ExtendedCiphertext& a,
   const std::size_t n = a.n();
   parallel_for(a.num_limbs(), [&](std::size_t i) {
     const auto& q = eval.extended_modulus(a.level(), i);
-    for (std::size_t c = 0; c < 2; ++c) {
-      u64* x = a.limb(c, i);
-      const u64* y = b.limb(c, i);
-      for (std::size_t j = 0; j < n; ++j) x[j] = q.add(x[j], y[j]);
-    }
+    for (std::size_t c = 0; c < 2; ++c) math::add_vec(q, a.limb(c, i), b.limb(c, i), a.limb(c, i), n);
   });
 }
 

@@ -11,6 +11,7 @@
 namespace veil::math {
 
 // The AVX-512 IFMA builds (vecmod_avx512.cpp): primes of 13 to 50 bits, n a multiple of 8.
+void add_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n);
 void mul_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n);
 void mul_const_avx512(const Modulus& m, const u64* x, const u64* y, u64 w, u64* out, std::size_t n);
 void tensor_avx512(const Modulus& m, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0,
@@ -42,6 +43,18 @@ VEIL_AVX2 FpConsts fp_consts(const Modulus& m) {
 
 // x*y - k*q in [-q, 2q) -> [0, q).
 VEIL_AVX2 inline __m256d normalise(__m256d r, __m256d q) { return fp::csub(fp::cadd(r, q), q); }
+
+// a + b - q where that is not negative (signed compares: residues stay below 2^50).
+VEIL_AVX2 void add_avx2(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n) {
+  const __m256i q = _mm256_set1_epi64x(static_cast<long long>(m.value()));
+  for (std::size_t j = 0; j < n; j += 4) {
+    const __m256i s = _mm256_add_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + j)),
+                                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + j)));
+    const __m256i below = _mm256_cmpgt_epi64(q, s);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
+                        _mm256_blendv_epi8(_mm256_sub_epi64(s, q), s, below));
+  }
+}
 
 VEIL_AVX2 void mul_avx2(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n) {
   const FpConsts c = fp_consts(m);
@@ -262,6 +275,17 @@ SimdLevel vecmod_level(const Modulus& q) {
 }
 
 bool vecmod_simd(const Modulus& q) { return vecmod_level(q) != SimdLevel::kScalar; }
+
+void add_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t n) {
+  const SimdLevel level = vecmod_level(q);
+  const std::size_t s = simd_part(level, n);
+  if (s && level == SimdLevel::kAvx512) {
+    add_avx512(q, a, b, out, s);
+  } else if (s) {
+    add_avx2(q, a, b, out, s);
+  }
+  for (std::size_t j = s; j < n; ++j) out[j] = q.add(a[j], b[j]);
+}
 
 void mul_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t n) {
   const SimdLevel level = vecmod_level(q);

@@ -20,6 +20,9 @@ SimdLevel vecmod_level(const Modulus& q);
 // Whether a SIMD path serves this modulus (vecmod_level above scalar).
 bool vecmod_simd(const Modulus& q);
 
+// out = a + b. (out may be a or b.)
+void add_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t n);
+
 // out = a * b.
 void mul_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t n);
 

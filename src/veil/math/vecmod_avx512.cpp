@@ -16,6 +16,12 @@
 
 namespace veil::math {
 
+VEIL_AVX512 void add_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n) {
+  const __m512i q = _mm512_set1_epi64(static_cast<long long>(m.value()));
+  for (std::size_t j = 0; j < n; j += 8)
+    ifma::store(out + j, ifma::csub(_mm512_add_epi64(ifma::load(a + j), ifma::load(b + j)), q));
+}
+
 VEIL_AVX512 void mul_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n) {
   const ifma::Consts c = ifma::consts(m);
   for (std::size_t j = 0; j < n; j += 8)
