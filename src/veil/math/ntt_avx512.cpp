@@ -7,12 +7,13 @@
 // - 64-bit (wider primes, up to 61 bits): Shoup's product with the 64-bit quotients of the
 //   scalar kernel; AVX-512 has no 64 x 64 -> high 64-bit multiply, so the high half is
 //   built from four 32 x 32-bit vpmuludq products, and the low halves use vpmullq.
-// Memory traffic, not arithmetic, set the pace at N = 2^16 (a limb is 512 KB): the stages
-// run two to a pass (radix-4 blocks), those that stay inside 2048 coefficients run block by
-// block in the L1 cache, the last three (distances 4, 2, 1) run in registers on 16
-// coefficients at a time, and the inverse folds its scaling by 1/n into its last stage.
-// The same structure as the narrow kernel (ntt_avx512_narrow.cpp); outputs equal the
-// scalar kernel's bit for bit.
+// One stage a pass streamed the whole limb through the caches 16 times (19 for the
+// inverse), 512 KB at N = 2^16: now the stages run two to a pass (radix-4 blocks), those
+// that stay inside 2048 coefficients run block by block in the L1 cache, the last three
+// (distances 4, 2, 1) run in registers on 16 coefficients at a time, and the inverse folds
+// its scaling by 1/n into its last stage. The forward transform is then bound by its
+// arithmetic (docs/benchmarks.md). The same structure as the narrow kernel
+// (ntt_avx512_narrow.cpp); outputs equal the scalar kernel's bit for bit.
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_epi32() as the unused merge source,
 // which -Wmaybe-uninitialized reports at every inlined call (GCC bug 105593).
 #if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning
@@ -149,6 +150,24 @@ VEIL_AVX512 inline Twiddle spread(const u64* w, const u64* ws, std::size_t k, in
 // stage. Measured with veil_kernels_bench (BM_NttForward, BM_NttInverse).
 constexpr std::size_t kBlock = 2048;
 
+// One stage at distance t over coefficients [lo, lo + len) (one alone, when a run of
+// stages has an odd count): block i pairs coefficients j and j + t of a + 2it with twiddle
+// w[first + i].
+template <class Butterfly>
+VEIL_AVX512 void radix2_pass(u64* a, std::size_t lo, std::size_t len, std::size_t t, std::size_t first,
+                             const u64* w, const u64* ws, const Butterfly& bfly) {
+  for (std::size_t i = lo / (2 * t); i < (lo + len) / (2 * t); ++i) {
+    const Twiddle W = broadcast(w, ws, first + i);
+    u64* x = a + 2 * i * t;
+    for (std::size_t j = 0; j < t; j += 8) {
+      __m512i X = _mm512_loadu_si512(x + j), Y = _mm512_loadu_si512(x + t + j);
+      bfly(X, Y, W);
+      _mm512_storeu_si512(x + j, X);
+      _mm512_storeu_si512(x + t + j, Y);
+    }
+  }
+}
+
 // Forward (Cooley-Tukey) stages at distances t = t_first, t_first / 2, ..., t_last (t_last
 // >= 8), two per pass where they can (distance t with w[m + i], then t / 2 with w[2m + 2i],
 // w[2m + 2i + 1]; m = n / 2t), over coefficients [lo, lo + len).
@@ -179,16 +198,9 @@ VEIL_AVX512 void forward_stages(u64* a, std::size_t n, std::size_t lo, std::size
       }
       t /= 4;
     } else {
-      for (std::size_t i = lo / (2 * t); i < (lo + len) / (2 * t); ++i) {
-        const Twiddle W = broadcast(w, ws, m + i);
-        u64* x = a + 2 * i * t;
-        for (std::size_t j = 0; j < t; j += 8) {
-          __m512i X = _mm512_loadu_si512(x + j), Y = _mm512_loadu_si512(x + t + j);
-          ct_bfly(X, Y, W.w, W.ws, two_q, mul);
-          _mm512_storeu_si512(x + j, X);
-          _mm512_storeu_si512(x + t + j, Y);
-        }
-      }
+      radix2_pass(a, lo, len, t, m, w, ws, [&](__m512i& x, __m512i& y, const Twiddle& W) VEIL_AVX512 {
+        ct_bfly(x, y, W.w, W.ws, two_q, mul);
+      });
       t /= 2;
     }
   }
@@ -223,16 +235,9 @@ VEIL_AVX512 void inverse_stages(u64* a, std::size_t n, std::size_t lo, std::size
       }
       t *= 4;
     } else {
-      for (std::size_t i = lo / (2 * t); i < (lo + len) / (2 * t); ++i) {
-        const Twiddle W = broadcast(w, ws, hh + i);
-        u64* x = a + 2 * i * t;
-        for (std::size_t j = 0; j < t; j += 8) {
-          __m512i X = _mm512_loadu_si512(x + j), Y = _mm512_loadu_si512(x + t + j);
-          gs_bfly(X, Y, W.w, W.ws, two_q, mul);
-          _mm512_storeu_si512(x + j, X);
-          _mm512_storeu_si512(x + t + j, Y);
-        }
-      }
+      radix2_pass(a, lo, len, t, hh, w, ws, [&](__m512i& x, __m512i& y, const Twiddle& W) VEIL_AVX512 {
+        gs_bfly(x, y, W.w, W.ws, two_q, mul);
+      });
       t *= 2;
     }
   }
