@@ -168,6 +168,21 @@ VEIL_AVX512 void radix2_pass(u64* a, std::size_t lo, std::size_t len, std::size_
   }
 }
 
+// Two stages on the four quarters of a block, x[j], x[d + j], x[2d + j], x[3d + j] for j
+// in [0, d), loaded and stored once (body holds the four butterflies).
+template <class Body>
+VEIL_AVX512 void radix4_block(u64* x, std::size_t d, const Body& body) {
+  for (std::size_t j = 0; j < d; j += 8) {
+    __m512i A0 = _mm512_loadu_si512(x + j), A1 = _mm512_loadu_si512(x + d + j);
+    __m512i A2 = _mm512_loadu_si512(x + 2 * d + j), A3 = _mm512_loadu_si512(x + 3 * d + j);
+    body(A0, A1, A2, A3);
+    _mm512_storeu_si512(x + j, A0);
+    _mm512_storeu_si512(x + d + j, A1);
+    _mm512_storeu_si512(x + 2 * d + j, A2);
+    _mm512_storeu_si512(x + 3 * d + j, A3);
+  }
+}
+
 // Forward (Cooley-Tukey) stages at distances t = t_first, t_first / 2, ..., t_last (t_last
 // >= 8), two per pass where they can (distance t with w[m + i], then t / 2 with w[2m + 2i],
 // w[2m + 2i + 1]; m = n / 2t), over coefficients [lo, lo + len).
@@ -182,19 +197,12 @@ VEIL_AVX512 void forward_stages(u64* a, std::size_t n, std::size_t lo, std::size
       for (std::size_t i = lo / (2 * t); i < (lo + len) / (2 * t); ++i) {
         const Twiddle W1 = broadcast(w, ws, m + i);
         const Twiddle W2 = broadcast(w, ws, 2 * m + 2 * i), W3 = broadcast(w, ws, 2 * m + 2 * i + 1);
-        u64* x = a + 2 * i * t;
-        for (std::size_t j = 0; j < h; j += 8) {
-          __m512i A0 = _mm512_loadu_si512(x + j), A1 = _mm512_loadu_si512(x + h + j);
-          __m512i A2 = _mm512_loadu_si512(x + t + j), A3 = _mm512_loadu_si512(x + t + h + j);
+        radix4_block(a + 2 * i * t, h, [&](__m512i& A0, __m512i& A1, __m512i& A2, __m512i& A3) VEIL_AVX512 {
           ct_bfly(A0, A2, W1.w, W1.ws, two_q, mul);
           ct_bfly(A1, A3, W1.w, W1.ws, two_q, mul);
           ct_bfly(A0, A1, W2.w, W2.ws, two_q, mul);
           ct_bfly(A2, A3, W3.w, W3.ws, two_q, mul);
-          _mm512_storeu_si512(x + j, A0);
-          _mm512_storeu_si512(x + h + j, A1);
-          _mm512_storeu_si512(x + t + j, A2);
-          _mm512_storeu_si512(x + t + h + j, A3);
-        }
+        });
       }
       t /= 4;
     } else {
@@ -219,19 +227,12 @@ VEIL_AVX512 void inverse_stages(u64* a, std::size_t n, std::size_t lo, std::size
       for (std::size_t i = lo / (4 * t); i < (lo + len) / (4 * t); ++i) {
         const Twiddle W1 = broadcast(w, ws, hh + 2 * i), W2 = broadcast(w, ws, hh + 2 * i + 1);
         const Twiddle W3 = broadcast(w, ws, hh / 2 + i);
-        u64* x = a + 4 * i * t;
-        for (std::size_t j = 0; j < t; j += 8) {
-          __m512i A0 = _mm512_loadu_si512(x + j), A1 = _mm512_loadu_si512(x + t + j);
-          __m512i A2 = _mm512_loadu_si512(x + 2 * t + j), A3 = _mm512_loadu_si512(x + 3 * t + j);
+        radix4_block(a + 4 * i * t, t, [&](__m512i& A0, __m512i& A1, __m512i& A2, __m512i& A3) VEIL_AVX512 {
           gs_bfly(A0, A1, W1.w, W1.ws, two_q, mul);
           gs_bfly(A2, A3, W2.w, W2.ws, two_q, mul);
           gs_bfly(A0, A2, W3.w, W3.ws, two_q, mul);
           gs_bfly(A1, A3, W3.w, W3.ws, two_q, mul);
-          _mm512_storeu_si512(x + j, A0);
-          _mm512_storeu_si512(x + t + j, A1);
-          _mm512_storeu_si512(x + 2 * t + j, A2);
-          _mm512_storeu_si512(x + 3 * t + j, A3);
-        }
+        });
       }
       t *= 4;
     } else {
