@@ -7,7 +7,7 @@
 // - 64-bit (wider primes, up to 61 bits): Shoup's product with the 64-bit quotients of the
 //   scalar kernel; AVX-512 has no 64 x 64 -> high 64-bit multiply, so the high half is
 //   built from four 32 x 32-bit vpmuludq products, and the low halves use vpmullq.
-// One stage a pass streamed the whole limb through the caches 16 times (19 for the
+// One stage a pass streamed the whole limb through the caches 16 times (17 for the
 // inverse), 512 KB at N = 2^16: now the stages run two to a pass (radix-4 blocks), those
 // that stay inside 2048 coefficients run block by block in the L1 cache, the last three
 // (distances 4, 2, 1) run in registers on 16 coefficients at a time, and the inverse folds
