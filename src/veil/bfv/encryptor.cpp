@@ -103,7 +103,7 @@ rlwe::PolyData phase(const BfvContext& ctx, const rlwe::SecretKey& sk, const Cip
     u64* o = x.data() + i * n;
     math::mul_vec(q, ct.limb(1, i), sk.data().data() + i * n, o, n);
     const u64* c0 = ct.limb(0, i);
-    for (std::size_t j = 0; j < n; ++j) o[j] = q.add(o[j], c0[j]);
+    math::add_vec(q, o, c0, o, n);
     ctx.ntt(i).inverse(o);
   });
   return x;

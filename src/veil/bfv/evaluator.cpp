@@ -31,7 +31,7 @@ void Evaluator::add_or_sub(Ciphertext& a, const Ciphertext& b, bool subtract) co
       if (subtract)
         for (std::size_t j = 0; j < n; ++j) x[j] = q.sub(x[j], y[j]);
       else
-        for (std::size_t j = 0; j < n; ++j) x[j] = q.add(x[j], y[j]);
+        math::add_vec(q, x, y, x, n);
     }
   });
   a.set_seed(std::nullopt);
@@ -56,7 +56,7 @@ void Evaluator::add_scaled_plain(Ciphertext& a, const Plaintext& p, bool negate)
     if (negate) {
       for (std::size_t j = 0; j < n; ++j) c0[j] = q.sub(c0[j], tmp[j]);
     } else {
-      for (std::size_t j = 0; j < n; ++j) c0[j] = q.add(c0[j], tmp[j]);
+      math::add_vec(q, c0, tmp, c0, n);
     }
   });
 }

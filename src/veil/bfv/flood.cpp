@@ -55,7 +55,7 @@ void Flooder::add_flooding_noise(Ciphertext& ct) const {
       e[j] = q.sub(detail::mod_word(std::span<const u64>(u.data() + j * words, words), q), offset);
     ctx_->ntt(i).forward(e.data());
     u64* c0 = ct.limb(0, i);
-    for (std::size_t j = 0; j < n; ++j) c0[j] = q.add(c0[j], e[j]);
+    math::add_vec(q, c0, e.data(), c0, n);
   });
   std::fill(u.begin(), u.end(), 0);
   ct.set_seed(std::nullopt);
@@ -94,9 +94,9 @@ Response Flooder::finalize(Ciphertext ct, std::span<const std::uint32_t> indices
     u64* c0 = ct.limb(0, i);
     u64* c1 = ct.limb(1, i);
     math::mul_vec(q, un.data() + i * n, pk_->b.data() + i * n, tmp.data(), n);
-    for (std::size_t j = 0; j < n; ++j) c0[j] = q.add(c0[j], tmp[j]);
+    math::add_vec(q, c0, tmp.data(), c0, n);
     math::mul_vec(q, un.data() + i * n, pk_->a.data() + i * n, tmp.data(), n);
-    for (std::size_t j = 0; j < n; ++j) c1[j] = q.add(c1[j], tmp[j]);
+    math::add_vec(q, c1, tmp.data(), c1, n);
     ctx_->ntt(i).inverse(c0);
     ctx_->ntt(i).inverse(c1);
     const u64 offset = q.pow(2, static_cast<u64>(b));

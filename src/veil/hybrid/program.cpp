@@ -647,7 +647,7 @@ DisagreementPrediction predicted_disagreement(const Program& prog, const nn::Net
   for (const auto& st : net.stages)
     if (st.is<nn::LinearStage>()) macs += static_cast<double>(st.linear().weights.nnz());
   // Up to 64 inputs within about 1.2e10 multiply-adds (cifar10-resnet20 at width 32: all
-  // 64, about 10 s on two cores, once per model thanks to the plan cache); an earlier
+  // 64, about 40 s on two cores, once per model thanks to the plan cache); an earlier
   // budget of 2e9 gave that network 13, whose bound read 0.028% where the test set showed
   // 0.52%.
   const std::size_t n = std::min<std::size_t>(

@@ -68,9 +68,9 @@ Ciphertext Encryptor::encrypt_integer(std::span<const std::int64_t> m, int level
       u64* c0 = ct.limb(0, i);
       u64* c1 = ct.limb(1, i);
       math::mul_vec(q, un.data() + i * n, pk_->b.data() + i * n, t.data(), n);
-      for (std::size_t j = 0; j < n; ++j) c0[j] = q.add(c0[j], t[j]);
+      math::add_vec(q, c0, t.data(), c0, n);
       math::mul_vec(q, un.data() + i * n, pk_->a.data() + i * n, t.data(), n);
-      for (std::size_t j = 0; j < n; ++j) c1[j] = q.add(c1[j], t[j]);
+      math::add_vec(q, c1, t.data(), c1, n);
     });
   } else {
     const Seed seed = random_seed();
@@ -99,7 +99,7 @@ Ciphertext Encryptor::encrypt(const Plaintext& pt) const {
     const auto& q = ctx_->modulus(i);
     const u64* m = pt.limb(i);
     u64* c0 = ct.limb(0, i);
-    for (std::size_t j = 0; j < n; ++j) c0[j] = q.add(c0[j], m[j]);
+    math::add_vec(q, c0, m, c0, n);
   });
   return ct;
 }
@@ -132,7 +132,7 @@ Plaintext Decryptor::decrypt(const Ciphertext& ct) const {
     for (std::size_t c = top; c-- > 0;) {
       const u64* cc = ct.limb(c, i);
       math::mul_vec(q, m, s, m, n);
-      for (std::size_t j = 0; j < n; ++j) m[j] = q.add(m[j], cc[j]);
+      math::add_vec(q, m, cc, m, n);
     }
   });
   return pt;

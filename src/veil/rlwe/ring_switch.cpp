@@ -6,6 +6,7 @@
 
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/math/vecmod.hpp"
 #include "veil/rlwe/keygen.hpp"
 #include "veil/rlwe/sampling.hpp"
 
@@ -109,7 +110,7 @@ void ring_switch(const KeySwitcher& switcher, const Context& switching, const Co
     const u64* k = (poly == 0 ? jobs[0].acc0 : jobs[0].acc1).data() + i * n;
     if (poly == 0) {
       const u64* c = c0 + i * n;
-      for (std::size_t j = 0; j < n; ++j) buf[j] = q.add(c[j], k[j]);
+      math::add_vec(q, c, k, buf.data(), n);
     } else {
       std::memcpy(buf.data(), k, n * sizeof(u64));
     }
