@@ -48,6 +48,11 @@ TEST(Vecmod, ElementwiseKernelsMatchReference) {
       o = a0;  // in place
       add_vec(q, o.data(), b0.data(), o.data(), n);
       for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(o[j], (a0[j] + b0[j]) % q.value()) << j;
+      sub_vec(q, a0.data(), b0.data(), o.data(), n);
+      for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(o[j], (a0[j] + q.value() - b0[j]) % q.value()) << j;
+      o = b0;  // in place, as the right operand
+      sub_vec(q, a0.data(), o.data(), o.data(), n);
+      for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(o[j], (a0[j] + q.value() - b0[j]) % q.value()) << j;
       mul_vec(q, a0.data(), b0.data(), o.data(), n);
       for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(o[j], ref_mul(q, a0[j], b0[j])) << j;
       mul_const_vec(q, a0.data(), w, o.data(), n);
@@ -68,8 +73,9 @@ TEST(Vecmod, ElementwiseKernelsMatchReference) {
   }
 }
 
-// Sums at the edges: exactly q, 2q - 2, zero, at every level and prime size.
-TEST(Vecmod, AddAtTheEdges) {
+// Sums at the edges: exactly q, 2q - 2, zero, at every level and prime size; and the
+// differences of the same pairs (0 - (q - 1), (q - 1) - 1, equal operands).
+TEST(Vecmod, AddAndSubAtTheEdges) {
   for (int bits : kBits) {
     const Modulus q(generate_ntt_primes(bits, 1, 1 << 11)[0]);
     const u64 m = q.value() - 1;
@@ -84,6 +90,12 @@ TEST(Vecmod, AddAtTheEdges) {
       for (std::size_t j = 0; j < a.size(); ++j)
         ASSERT_EQ(o[j], (a[j] + b[j]) % q.value())
             << bits << "-bit q, " << simd_level_name(level) << ", " << j;
+      sub_vec(q, a.data(), b.data(), o.data(), a.size());
+      for (std::size_t j = 0; j < a.size(); ++j)
+        ASSERT_EQ(o[j], (a[j] + q.value() - b[j]) % q.value())
+            << "sub, " << bits << "-bit q, " << simd_level_name(level) << ", " << j;
+      sub_vec(q, a.data(), a.data(), o.data(), a.size());
+      for (std::size_t j = 0; j < a.size(); ++j) ASSERT_EQ(o[j], 0u) << "a - a, " << j;
     });
   }
 }

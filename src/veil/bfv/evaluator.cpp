@@ -29,7 +29,7 @@ void Evaluator::add_or_sub(Ciphertext& a, const Ciphertext& b, bool subtract) co
       u64* x = a.limb(c, i);
       const u64* y = b.limb(c, i);
       if (subtract)
-        for (std::size_t j = 0; j < n; ++j) x[j] = q.sub(x[j], y[j]);
+        math::sub_vec(q, x, y, x, n);
       else
         math::add_vec(q, x, y, x, n);
     }
@@ -54,7 +54,7 @@ void Evaluator::add_scaled_plain(Ciphertext& a, const Plaintext& p, bool negate)
     ctx_->ntt(i).forward(tmp);
     u64* c0 = a.limb(0, i);
     if (negate) {
-      for (std::size_t j = 0; j < n; ++j) c0[j] = q.sub(c0[j], tmp[j]);
+      math::sub_vec(q, c0, tmp, c0, n);
     } else {
       math::add_vec(q, c0, tmp, c0, n);
     }

@@ -68,7 +68,7 @@ void Evaluator::add_or_sub(Ciphertext& a, const Ciphertext& b, bool subtract) co
       u64* x = a.limb(c, i);
       const u64* y = bp->limb(c, i);
       if (subtract) {
-        for (std::size_t j = 0; j < n; ++j) x[j] = q.sub(x[j], y[j]);
+        math::sub_vec(q, x, y, x, n);
       } else {
         math::add_vec(q, x, y, x, n);
       }
@@ -112,7 +112,7 @@ void Evaluator::add_or_sub_plain(Ciphertext& a, const Plaintext& p, bool subtrac
     u64* x = a.limb(0, i);
     const u64* y = p.limb(i);
     if (subtract) {
-      for (std::size_t j = 0; j < n; ++j) x[j] = q.sub(x[j], y[j]);
+      math::sub_vec(q, x, y, x, n);
     } else {
       math::add_vec(q, x, y, x, n);
     }

@@ -12,6 +12,7 @@ namespace veil::math {
 
 // The AVX-512 IFMA builds (vecmod_avx512.cpp): primes of 13 to 50 bits, n a multiple of 8.
 void add_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n);
+void sub_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n);
 void mul_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n);
 void mul_const_avx512(const Modulus& m, const u64* x, const u64* y, u64 w, u64* out, std::size_t n);
 void tensor_avx512(const Modulus& m, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0,
@@ -53,6 +54,19 @@ VEIL_AVX2 void add_avx2(const Modulus& m, const u64* a, const u64* b, u64* out, 
     const __m256i below = _mm256_cmpgt_epi64(q, s);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
                         _mm256_blendv_epi8(_mm256_sub_epi64(s, q), s, below));
+  }
+}
+
+// a - b, plus q where that is negative (signed compares, as above).
+VEIL_AVX2 void sub_avx2(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n) {
+  const __m256i q = _mm256_set1_epi64x(static_cast<long long>(m.value()));
+  const __m256i zero = _mm256_setzero_si256();
+  for (std::size_t j = 0; j < n; j += 4) {
+    const __m256i d = _mm256_sub_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + j)),
+                                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + j)));
+    const __m256i negative = _mm256_cmpgt_epi64(zero, d);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
+                        _mm256_add_epi64(d, _mm256_and_si256(q, negative)));
   }
 }
 
@@ -285,6 +299,17 @@ void add_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t
     add_avx2(q, a, b, out, s);
   }
   for (std::size_t j = s; j < n; ++j) out[j] = q.add(a[j], b[j]);
+}
+
+void sub_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t n) {
+  const SimdLevel level = vecmod_level(q);
+  const std::size_t s = simd_part(level, n);
+  if (s && level == SimdLevel::kAvx512) {
+    sub_avx512(q, a, b, out, s);
+  } else if (s) {
+    sub_avx2(q, a, b, out, s);
+  }
+  for (std::size_t j = s; j < n; ++j) out[j] = q.sub(a[j], b[j]);
 }
 
 void mul_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t n) {

@@ -23,6 +23,9 @@ bool vecmod_simd(const Modulus& q);
 // out = a + b. (out may be a or b.)
 void add_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t n);
 
+// out = a - b. (out may be a or b.)
+void sub_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t n);
+
 // out = a * b.
 void mul_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t n);
 

@@ -22,6 +22,14 @@ VEIL_AVX512 void add_avx512(const Modulus& m, const u64* a, const u64* b, u64* o
     ifma::store(out + j, ifma::csub(_mm512_add_epi64(ifma::load(a + j), ifma::load(b + j)), q));
 }
 
+// a - b + q lies in (0, 2q): one conditional subtraction.
+VEIL_AVX512 void sub_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n) {
+  const __m512i q = _mm512_set1_epi64(static_cast<long long>(m.value()));
+  for (std::size_t j = 0; j < n; j += 8)
+    ifma::store(out + j,
+                ifma::csub(_mm512_add_epi64(_mm512_sub_epi64(ifma::load(a + j), ifma::load(b + j)), q), q));
+}
+
 VEIL_AVX512 void mul_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n) {
   const ifma::Consts c = ifma::consts(m);
   for (std::size_t j = 0; j < n; j += 8)

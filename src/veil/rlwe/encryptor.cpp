@@ -82,7 +82,7 @@ Ciphertext Encryptor::encrypt_integer(std::span<const std::int64_t> m, int level
       t.resize(n);
       math::mul_vec(q, ct.limb(1, i), sk_->data().data() + i * n, t.data(), n);
       u64* c0 = ct.limb(0, i);
-      for (std::size_t j = 0; j < n; ++j) c0[j] = q.sub(c0[j], t[j]);
+      math::sub_vec(q, c0, t.data(), c0, n);
     });
     ct.set_seed(seed);
   }

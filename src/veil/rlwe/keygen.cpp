@@ -2,8 +2,11 @@
 
 #include <sodium.h>
 
+#include <algorithm>
+
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/math/vecmod.hpp"
 #include "veil/rlwe/sampling.hpp"
 
 namespace veil::rlwe {
@@ -75,10 +78,10 @@ PublicKey KeyGenerator::create_public_key() const {
   small_to_ntt(*ctx_, e, idx, pk.b.data());
   parallel_for(idx.size(), [&](std::size_t k) {
     const auto& q = ctx_->modulus(idx[k]);
-    const u64* s = sk_.data().data() + idx[k] * n;
-    const u64* a = pk.a.data() + k * n;
-    u64* b = pk.b.data() + k * n;
-    for (std::size_t j = 0; j < n; ++j) b[j] = q.sub(b[j], q.mul(a[j], s[j]));
+    PolyData as(n);
+    math::mul_vec(q, pk.a.data() + k * n, sk_.data().data() + idx[k] * n, as.data(), n);
+    math::sub_vec(q, pk.b.data() + k * n, as.data(), pk.b.data() + k * n, n);
+    sodium_memzero(as.data(), n * sizeof(u64));
   });
   return pk;
 }
@@ -97,30 +100,39 @@ KeySwitchKey KeyGenerator::create_switch_key(const u64* s_prime, int level) cons
   const int digits = ctx_->num_digits(level);
   const auto primes = prime_values(*ctx_, idx);
   Prng rng(random_seed());
-  std::vector<u64> a(limbs * n), b(limbs * n);
+  // Scratch in the polynomial block cache: without it every key zero-filled (and, on a
+  // fresh heap, page-faulted) two buffers of (level + 1 + K) limbs per digit.
+  PolyData a(limbs * n), b(limbs * n);
   for (int j = 0; j < digits; ++j) {
     // Digit j's uniform part uses its own family of ChaCha20 streams.
     expand_uniform(*ctx_, key.seed, (static_cast<std::uint64_t>(j) + 1) << 32, idx, a.data());
     auto e = sample_gaussian(rng, n);
     small_to_ntt(*ctx_, e, idx, b.data());
     const std::size_t d0 = ctx_->digit_begin(j), d1 = ctx_->digit_end(j, level);
+    key.a.push_back(KeyPoly::unset(n, primes));
+    key.b.push_back(KeyPoly::unset(n, primes));
     parallel_for(limbs, [&](std::size_t k) {
       const std::size_t pi = idx[k];
       const auto& q = ctx_->modulus(pi);
-      const u64* s = sk_.data().data() + pi * n;
       const u64* ak = a.data() + k * n;
       u64* bk = b.data() + k * n;
-      const bool in_digit = pi >= d0 && pi < d1;
-      const u64 gadget = in_digit ? ctx_->p_mod_q(pi) : 0;
-      const u64* sp = s_prime + k * n;
-      for (std::size_t t = 0; t < n; ++t) {
-        u64 v = q.sub(bk[t], q.mul(ak[t], s[t]));
-        if (in_digit) v = q.add(v, q.mul(gadget, sp[t]));
-        bk[t] = v;
+      // b = e - a s (+ P [Q/Q_j] [(Q/Q_j)^-1]_{Q_j} s' on the digit's own limbs, where that
+      // factor is P mod q), in tiles that stay in the L1 cache.
+      constexpr std::size_t kTile = 512;
+      u64 t[kTile];
+      for (std::size_t x = 0; x < n; x += kTile) {
+        const std::size_t len = std::min(kTile, n - x);
+        math::mul_vec(q, ak + x, sk_.data().data() + pi * n + x, t, len);
+        math::sub_vec(q, bk + x, t, bk + x, len);
+        if (pi >= d0 && pi < d1) {
+          math::mul_const_vec(q, s_prime + k * n + x, ctx_->p_mod_q(pi), t, len);
+          math::add_vec(q, bk + x, t, bk + x, len);
+        }
       }
+      sodium_memzero(t, sizeof(t));  // held products of the secret
+      key.a.back().set(k, ak);
+      key.b.back().set(k, bk);
     });
-    key.a.emplace_back(n, primes, a.data());
-    key.b.emplace_back(n, primes, b.data());
   }
   return key;
 }

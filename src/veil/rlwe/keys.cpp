@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "veil/common/error.hpp"
+#include "veil/common/thread_pool.hpp"
 
 namespace veil::rlwe {
 
@@ -31,22 +32,32 @@ SecretKey::~SecretKey() {
   if (!s_.empty()) sodium_memzero(s_.data(), s_.size() * sizeof(u64));
 }
 
-KeyPoly::KeyPoly(std::size_t n, const std::vector<u64>& primes) : n_(n) {
+KeyPoly KeyPoly::unset(std::size_t n, const std::vector<u64>& primes) {
+  KeyPoly p;
+  p.n_ = n;
   std::size_t narrow = 0, wide = 0, high = 0;
   const std::size_t high_bytes = (n + 7) / 8;
   for (u64 q : primes) {
     const Words w = words_for(q);
-    words_.push_back(w);
-    offset_.push_back((w == Words::k64 ? wide++ : narrow++) * n);
-    high_offset_.push_back(w == Words::k33 ? high++ * high_bytes : 0);
+    p.words_.push_back(w);
+    p.offset_.push_back((w == Words::k64 ? wide++ : narrow++) * n);
+    p.high_offset_.push_back(w == Words::k33 ? high++ * high_bytes : 0);
   }
-  narrow_words_.assign(narrow * n, 0);
-  high_bits_.assign(high * high_bytes, 0);
-  wide_words_.assign(wide * n, 0);
+  p.narrow_words_.resize(narrow * n);
+  p.high_bits_.resize(high * high_bytes);
+  p.wide_words_.resize(wide * n);
+  return p;
 }
 
-KeyPoly::KeyPoly(std::size_t n, const std::vector<u64>& primes, const u64* residues) : KeyPoly(n, primes) {
-  for (std::size_t k = 0; k < primes.size(); ++k) set(k, residues + k * n);
+KeyPoly::KeyPoly(std::size_t n, const std::vector<u64>& primes) : KeyPoly(unset(n, primes)) {
+  std::fill(narrow_words_.begin(), narrow_words_.end(), 0);
+  std::fill(high_bits_.begin(), high_bits_.end(), 0);
+  std::fill(wide_words_.begin(), wide_words_.end(), 0);
+}
+
+KeyPoly::KeyPoly(std::size_t n, const std::vector<u64>& primes, const u64* residues)
+    : KeyPoly(unset(n, primes)) {
+  parallel_for(primes.size(), [&](std::size_t k) { set(k, residues + k * n); });
 }
 
 void KeyPoly::set(std::size_t k, const u64* residues) {

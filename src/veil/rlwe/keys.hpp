@@ -10,6 +10,7 @@
 #include "veil/common/rng.hpp"
 #include "veil/math/modarith.hpp"
 #include "veil/math/vecmod.hpp"
+#include "veil/rlwe/poly.hpp"
 
 namespace veil::rlwe {
 
@@ -61,9 +62,14 @@ class KeyPoly {
 
   KeyPoly() = default;
   // Zero limbs of n coefficients, one per prime; or limbs from `residues`, n 64-bit words
-  // per prime, each below its prime (keygen and deserialisation build them this way).
+  // per prime, each below its prime (deserialisation builds them this way, one limb per
+  // task of the thread pool).
   KeyPoly(std::size_t n, const std::vector<u64>& primes);
   KeyPoly(std::size_t n, const std::vector<u64>& primes, const u64* residues);
+  // Limbs of n coefficients whose words are left unwritten: every limb must be set() before
+  // it is read. Key generation sets each limb in the task that computes it, so the pages of
+  // a session's gigabytes of keys are first touched on every thread, not zero-filled on one.
+  static KeyPoly unset(std::size_t n, const std::vector<u64>& primes);
 
   std::size_t n() const { return n_; }
   std::size_t limbs() const { return words_.size(); }
@@ -88,9 +94,11 @@ class KeyPoly {
   std::vector<Words> words_;
   std::vector<std::size_t> offset_;       // into narrow_words_ (32 and 33 bits) or wide_words_
   std::vector<std::size_t> high_offset_;  // 33-bit limbs: into high_bits_
-  std::vector<std::uint32_t> narrow_words_;
-  std::vector<std::uint8_t> high_bits_;  // bit x % 8 of byte x / 8: bit 32 of word x
-  std::vector<u64> wide_words_;
+  template <class T>
+  using Storage = std::vector<T, UninitAllocator<T>>;
+  Storage<std::uint32_t> narrow_words_;
+  Storage<std::uint8_t> high_bits_;  // bit x % 8 of byte x / 8: bit 32 of word x
+  Storage<u64> wide_words_;
 };
 
 // Hybrid key-switching key from s' to s (Han-Ki 2020): for each digit j,

@@ -48,10 +48,11 @@ Bytes finish_object(ObjectType type, std::uint32_t flags, std::uint64_t param_id
   w.u64(param_id);
   w.u64(body.size());
   w.u32(0);
-  auto out = w.take();
+  // The header goes in front of the body in place: a saver that reserved room for both
+  // (the keys, gigabytes for a deep network) then makes no second copy of its body.
   auto& b = body.buffer();
-  out.insert(out.end(), b.begin(), b.end());
-  return out;
+  b.insert(b.begin(), w.buffer().begin(), w.buffer().end());
+  return body.take();
 }
 
 ObjectHeader read_object_header(ByteReader& r, bool partial) {
@@ -246,6 +247,7 @@ PublicKey load_public_key(const Context& ctx, std::span<const std::uint8_t> data
 Bytes save_relin_keys(const Context& ctx, const RelinKeys& rk, bool compress) {
   VEIL_REQUIRE(rk.key.param_id == ctx.param_id(), "relinearisation key was made for other parameters");
   ByteWriter w;
+  w.buffer().reserve(saved_size(ctx, rk, compress));
   write_switch_key(w, ctx, rk.key, compress);
   return finish_object(ObjectType::kRelinKeys, compress ? kFlagCompressed : 0, ctx.param_id(), w);
 }
@@ -261,6 +263,7 @@ RelinKeys load_relin_keys(const Context& ctx, std::span<const std::uint8_t> data
 
 Bytes save_galois_keys(const Context& ctx, const GaloisKeys& gk, bool compress) {
   ByteWriter w;
+  w.buffer().reserve(saved_size(ctx, gk, compress));
   w.u32(static_cast<std::uint32_t>(gk.keys.size()));
   for (const auto& [g, k] : gk.keys) {
     VEIL_REQUIRE(k.param_id == ctx.param_id(), "Galois key was made for other parameters");
