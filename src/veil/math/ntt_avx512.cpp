@@ -1,5 +1,6 @@
 // AVX-512 negacyclic NTT, eight residues a vector, Harvey's lazy butterflies as in the
-// scalar kernel (ntt.cpp): values in [0, 4q) between stages, twiddle products in [0, 2q).
+// scalar kernel (ntt.cpp): values in [0, 4q) between stages, twiddle products in [0, 2q);
+// for primes up to 46 bits the forward transform skips even that reduction (Ifma52's kGrow).
 //
 // Two twiddle multipliers, chosen per prime:
 // - IFMA52 (primes below 2^50): Shoup's product with 52-bit quotients, three IFMA
@@ -33,12 +34,26 @@ namespace {
 
 using ifma::csub;
 
+// kGrow: the forward butterflies leave out Harvey's reduction of x from [0, 4q) to
+// [0, 2q). Each stage then adds at most 2q to the largest value, so the 16 stages at
+// N = 2^16 end below (1 + 2 log n) q = 33q, and every value stays below 2^52, what IFMA
+// reads and what the Shoup product needs (y w - floor(y ws / 2^52) q < (1 + y / 2^52) q),
+// while q < 2^52 / 33: primes of up to 46 bits (every data prime of the default chains and
+// their 45-bit special primes). The butterfly drops two of its nine vector instructions,
+// which is what the transform is bound by (docs/benchmarks.md); the outputs are reduced
+// from [0, 33q) by one Shoup product with 1. (grow_fits checks the bound for the ring.)
+template <bool Grow>
 struct Ifma52 {
+  static constexpr bool kGrow = Grow;
   ifma::Consts c;
   VEIL_AVX512 __m512i mul_lazy(__m512i y, __m512i w, __m512i ws) const {
     return ifma::mul_shoup_lazy(y, w, ws, c);
   }
 };
+bool grow_fits(const NttTables& t) {
+  const auto stages = static_cast<unsigned>(std::countr_zero(t.n()));
+  return static_cast<u128>(2 * stages + 1) * t.modulus().value() < (u128{1} << 52);
+}
 
 // The high 64 bits of a 64 x 64-bit product, lane by lane.
 VEIL_AVX512 inline __m512i mulhi_epu64(__m512i a, __m512i b) {
@@ -52,6 +67,7 @@ VEIL_AVX512 inline __m512i mulhi_epu64(__m512i a, __m512i b) {
 }
 
 struct Wide64 {
+  static constexpr bool kGrow = false;
   __m512i q;
   VEIL_AVX512 __m512i mul_lazy(__m512i y, __m512i w, __m512i ws) const {
     const __m512i quot = mulhi_epu64(y, ws);
@@ -63,7 +79,7 @@ struct Wide64 {
 template <class Mul>
 VEIL_AVX512 inline void ct_bfly(__m512i& x, __m512i& y, __m512i w, __m512i ws, __m512i two_q,
                                 const Mul& mul) {
-  const __m512i X = csub(x, two_q);
+  const __m512i X = Mul::kGrow ? x : csub(x, two_q);
   const __m512i T = mul.mul_lazy(y, w, ws);
   x = _mm512_add_epi64(X, T);
   y = _mm512_add_epi64(_mm512_sub_epi64(X, T), two_q);
@@ -82,15 +98,17 @@ VEIL_AVX512 inline void gs_bfly(__m512i& x, __m512i& y, __m512i w, __m512i ws, _
 // Distances 4, 2, 1 run inside registers on 16 consecutive coefficients held in two
 // vectors. Where coefficient e (0..15) sits: order 0 is natural (vector e / 8, lane e % 8);
 // order s pairs e with e ^ s, the one with bit s clear in vector 0 and its partner in
-// vector 1, both at the lane of e with bit s removed. (The narrow kernel's scheme,
-// ntt_avx512_narrow.cpp, at eight lanes.)
+// vector 1, both at lane (e % s) * (8 / s) + e / 2s. That lane order puts butterfly block
+// e / 2s (whose twiddle is entry e / 2s of the 8 / s the 16 coefficients need) at every
+// (8 / s)-th lane, so the twiddle vector is those entries repeated: one broadcasting load
+// of 2 or 4 entries (or a plain load of 8), where a lane order by block took a permute per
+// twiddle vector (four of them per 16 coefficients).
 struct Place {
   int vec, lane;
 };
 constexpr Place place(int order, int e) {
   if (order == 0) return {e >> 3, e & 7};
-  const int log = std::countr_zero(static_cast<unsigned>(order));
-  return {(e & order) ? 1 : 0, ((e >> (log + 1)) << log) | (e & (order - 1))};
+  return {(e & order) ? 1 : 0, (e & (order - 1)) * (8 / order) + e / (2 * order)};
 }
 
 // vpermt2q indices taking 16 coefficients from order `from` to order `to`: output vector
@@ -105,18 +123,10 @@ constexpr Perm permutation(int from, int to) {
   return p;
 }
 
-// Twiddle lane k of the stage at distance s reads entry k / s of the chunk's 8 / s.
-constexpr std::array<long long, 8> spread_index(int s) {
-  std::array<long long, 8> idx{};
-  for (int k = 0; k < 8; ++k) idx[k] = k / s;
-  return idx;
-}
-
 alignas(64) constexpr Perm kNatTo4 = permutation(0, 4), k4To2 = permutation(4, 2), k2To1 = permutation(2, 1),
                            k1ToNat = permutation(1, 0);
 alignas(64) constexpr Perm kNatTo1 = permutation(0, 1), k1To2 = permutation(1, 2), k2To4 = permutation(2, 4),
                            k4ToNat = permutation(4, 0);
-alignas(64) constexpr std::array<long long, 8> kSpread4 = spread_index(4), kSpread2 = spread_index(2);
 
 VEIL_AVX512 inline void regroup(__m512i& x, __m512i& y, const Perm& p) {
   const __m512i nx = _mm512_permutex2var_epi64(x, _mm512_load_si512(p[0].data()), y);
@@ -134,15 +144,22 @@ VEIL_AVX512 inline Twiddle broadcast(const u64* w, const u64* ws, std::size_t k)
 }
 
 // The twiddles (and quotients) of the 8 / s butterfly blocks at distance s that start at
-// entry k, one per x lane.
-VEIL_AVX512 inline Twiddle spread(const u64* w, const u64* ws, std::size_t k, int s,
-                                  const std::array<long long, 8>* idx) {
-  if (s == 1) return {_mm512_loadu_si512(w + k), _mm512_loadu_si512(ws + k)};
-  const auto mask = static_cast<__mmask8>((1u << (8 / s)) - 1);
-  const __m512i i = _mm512_load_si512(idx->data());
-  return {_mm512_permutexvar_epi64(i, _mm512_maskz_loadu_epi64(mask, w + k)),
-          _mm512_permutexvar_epi64(i, _mm512_maskz_loadu_epi64(mask, ws + k))};
+// entry k, lane l holding entry k + l % (8 / s) (Place's lane order).
+VEIL_AVX512 inline __m512i repeat(const u64* p, int s) {
+  if (s == 1) return _mm512_loadu_si512(p);
+  if (s == 2) return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_broadcast_i64x2(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
+VEIL_AVX512 inline Twiddle spread(const u64* w, const u64* ws, std::size_t k, int s) {
+  return {repeat(w + k, s), repeat(ws + k, s)};
+}
+
+// The stages at distances 4, 2, 1 run on this many groups of 16 coefficients at once,
+// stage by stage: a group's three butterflies form one chain through its permutes, and
+// four independent chains keep the vector units busy where one left them waiting
+// (veil_kernels_bench at N = 2^16, 40-bit prime: forward 124-127 us against 130-131 us,
+// inverse 117-122 us against 124-125 us).
+constexpr int kTailGroups = 4;
 
 // Coefficients per cache block: the stages whose butterflies stay inside such a block
 // (distances up to kBlock / 2) run block by block, so a block's 16 KB stay in the L1 cache
@@ -249,25 +266,49 @@ VEIL_AVX512 void forward(std::size_t n, const u64* w, const u64* ws, u64 qv, con
   const __m512i q = _mm512_set1_epi64(static_cast<long long>(qv));
   const __m512i two_q = _mm512_set1_epi64(static_cast<long long>(2 * qv));
   const std::size_t block = std::min(n, kBlock);
+  const __m512i one = _mm512_set1_epi64(1),
+                one_s = _mm512_set1_epi64(static_cast<long long>(ifma::shoup52(1, qv)));
+  auto reduce = [&](__m512i x) VEIL_AVX512 {
+    if constexpr (Mul::kGrow) return csub(mul.mul_lazy(x, one, one_s), q);
+    return csub(csub(x, two_q), q);
+  };
   // Distances n / 2 .. block over the whole limb, then, block by block, block / 2 .. 8 and
-  // distances 4, 2, 1 in registers with the reduction from [0, 4q) to [0, q).
+  // distances 4, 2, 1 in registers with the reduction from [0, 4q) (or [0, 33q)) to [0, q).
   if (n > block) forward_stages(a, n, 0, n, n / 2, block, w, ws, two_q, mul);
   for (std::size_t lo = 0; lo < n; lo += block) {
     forward_stages(a, n, lo, block, block / 2, 8, w, ws, two_q, mul);
-    for (std::size_t b = lo; b < lo + block; b += 16) {
-      __m512i X = _mm512_loadu_si512(a + b), Y = _mm512_loadu_si512(a + b + 8);
-      regroup(X, Y, kNatTo4);
-      Twiddle W = spread(w, ws, n / 8 + b / 8, 4, &kSpread4);
-      ct_bfly(X, Y, W.w, W.ws, two_q, mul);
-      regroup(X, Y, k4To2);
-      W = spread(w, ws, n / 4 + b / 4, 2, &kSpread2);
-      ct_bfly(X, Y, W.w, W.ws, two_q, mul);
-      regroup(X, Y, k2To1);
-      W = spread(w, ws, n / 2 + b / 2, 1, nullptr);
-      ct_bfly(X, Y, W.w, W.ws, two_q, mul);
-      regroup(X, Y, k1ToNat);
-      _mm512_storeu_si512(a + b, csub(csub(X, two_q), q));
-      _mm512_storeu_si512(a + b + 8, csub(csub(Y, two_q), q));
+    // G groups of 16 coefficients at a time, stage by stage (see kTailGroups).
+    auto tail = [&]<int G>(std::size_t b0) VEIL_AVX512 {
+      __m512i X[G], Y[G];
+      for (int g = 0; g < G; ++g) {
+        X[g] = _mm512_loadu_si512(a + b0 + 16 * g);
+        Y[g] = _mm512_loadu_si512(a + b0 + 16 * g + 8);
+        regroup(X[g], Y[g], kNatTo4);
+      }
+      for (int g = 0; g < G; ++g) {
+        const Twiddle W = spread(w, ws, n / 8 + (b0 + 16 * g) / 8, 4);
+        ct_bfly(X[g], Y[g], W.w, W.ws, two_q, mul);
+        regroup(X[g], Y[g], k4To2);
+      }
+      for (int g = 0; g < G; ++g) {
+        const Twiddle W = spread(w, ws, n / 4 + (b0 + 16 * g) / 4, 2);
+        ct_bfly(X[g], Y[g], W.w, W.ws, two_q, mul);
+        regroup(X[g], Y[g], k2To1);
+      }
+      for (int g = 0; g < G; ++g) {
+        const std::size_t b = b0 + 16 * g;
+        const Twiddle W = spread(w, ws, n / 2 + b / 2, 1);
+        ct_bfly(X[g], Y[g], W.w, W.ws, two_q, mul);
+        regroup(X[g], Y[g], k1ToNat);
+        _mm512_storeu_si512(a + b, reduce(X[g]));
+        _mm512_storeu_si512(a + b + 8, reduce(Y[g]));
+      }
+    };
+    if (block % (16 * kTailGroups) == 0) {
+      for (std::size_t b = lo; b < lo + block; b += 16 * kTailGroups)
+        tail.template operator()<kTailGroups>(b);
+    } else {
+      for (std::size_t b = lo; b < lo + block; b += 16) tail.template operator()<1>(b);
     }
   }
 }
@@ -281,20 +322,35 @@ VEIL_AVX512 void inverse(std::size_t n, const u64* w, const u64* ws, u64 qv, u64
   const std::size_t block = std::min(n, kBlock);
   // Block by block: distances 1, 2, 4 in registers, then 8 .. block / 2 (but not n / 2).
   for (std::size_t lo = 0; lo < n; lo += block) {
-    for (std::size_t b = lo; b < lo + block; b += 16) {
-      __m512i X = _mm512_loadu_si512(a + b), Y = _mm512_loadu_si512(a + b + 8);
-      regroup(X, Y, kNatTo1);
-      Twiddle W = spread(w, ws, n / 2 + b / 2, 1, nullptr);
-      gs_bfly(X, Y, W.w, W.ws, two_q, mul);
-      regroup(X, Y, k1To2);
-      W = spread(w, ws, n / 4 + b / 4, 2, &kSpread2);
-      gs_bfly(X, Y, W.w, W.ws, two_q, mul);
-      regroup(X, Y, k2To4);
-      W = spread(w, ws, n / 8 + b / 8, 4, &kSpread4);
-      gs_bfly(X, Y, W.w, W.ws, two_q, mul);
-      regroup(X, Y, k4ToNat);
-      _mm512_storeu_si512(a + b, X);
-      _mm512_storeu_si512(a + b + 8, Y);
+    auto head = [&]<int G>(std::size_t b0) VEIL_AVX512 {
+      __m512i X[G], Y[G];
+      for (int g = 0; g < G; ++g) {
+        const std::size_t b = b0 + 16 * g;
+        X[g] = _mm512_loadu_si512(a + b);
+        Y[g] = _mm512_loadu_si512(a + b + 8);
+        regroup(X[g], Y[g], kNatTo1);
+        const Twiddle W = spread(w, ws, n / 2 + b / 2, 1);
+        gs_bfly(X[g], Y[g], W.w, W.ws, two_q, mul);
+        regroup(X[g], Y[g], k1To2);
+      }
+      for (int g = 0; g < G; ++g) {
+        const Twiddle W = spread(w, ws, n / 4 + (b0 + 16 * g) / 4, 2);
+        gs_bfly(X[g], Y[g], W.w, W.ws, two_q, mul);
+        regroup(X[g], Y[g], k2To4);
+      }
+      for (int g = 0; g < G; ++g) {
+        const Twiddle W = spread(w, ws, n / 8 + (b0 + 16 * g) / 8, 4);
+        gs_bfly(X[g], Y[g], W.w, W.ws, two_q, mul);
+        regroup(X[g], Y[g], k4ToNat);
+        _mm512_storeu_si512(a + b0 + 16 * g, X[g]);
+        _mm512_storeu_si512(a + b0 + 16 * g + 8, Y[g]);
+      }
+    };
+    if (block % (16 * kTailGroups) == 0) {
+      for (std::size_t b = lo; b < lo + block; b += 16 * kTailGroups)
+        head.template operator()<kTailGroups>(b);
+    } else {
+      for (std::size_t b = lo; b < lo + block; b += 16) head.template operator()<1>(b);
     }
     inverse_stages(a, n, lo, block, 8, std::min(block / 2, n / 4), w, ws, two_q, mul);
   }
@@ -323,9 +379,12 @@ bool ntt_avx512_uses_ifma(const NttTables& t) { return !t.psi_rev_shoup52().empt
 
 VEIL_AVX512 void ntt_forward_avx512(const NttTables& tab, u64* a) {
   const u64 q = tab.modulus().value();
-  if (ntt_avx512_uses_ifma(tab)) {
+  if (ntt_avx512_uses_ifma(tab) && grow_fits(tab)) {
     forward(tab.n(), tab.psi_rev().data(), tab.psi_rev_shoup52().data(), q,
-            Ifma52{ifma::consts(tab.modulus())}, a);
+            Ifma52<true>{ifma::consts(tab.modulus())}, a);
+  } else if (ntt_avx512_uses_ifma(tab)) {
+    forward(tab.n(), tab.psi_rev().data(), tab.psi_rev_shoup52().data(), q,
+            Ifma52<false>{ifma::consts(tab.modulus())}, a);
   } else {
     forward(tab.n(), tab.psi_rev().data(), tab.psi_rev_shoup().data(), q,
             Wide64{_mm512_set1_epi64(static_cast<long long>(q))}, a);
@@ -338,7 +397,7 @@ VEIL_AVX512 void ntt_inverse_avx512(const NttTables& tab, u64* a) {
   const u64 w1_n = m.mul(tab.psi_inv_rev()[1], tab.n_inv());
   if (ntt_avx512_uses_ifma(tab)) {
     inverse(tab.n(), tab.psi_inv_rev().data(), tab.psi_inv_rev_shoup52().data(), q, tab.n_inv(),
-            tab.n_inv_shoup52(), w1_n, ifma::shoup52(w1_n, q), Ifma52{ifma::consts(m)}, a);
+            tab.n_inv_shoup52(), w1_n, ifma::shoup52(w1_n, q), Ifma52<false>{ifma::consts(m)}, a);
   } else {
     inverse(tab.n(), tab.psi_inv_rev().data(), tab.psi_inv_rev_shoup().data(), q, tab.n_inv(),
             tab.n_inv_shoup(), w1_n, m.shoup(w1_n), Wide64{_mm512_set1_epi64(static_cast<long long>(q))}, a);

@@ -25,7 +25,7 @@
 #include <immintrin.h>
 
 #include <array>
-#include <bit>
+#include <cstring>
 
 #include "veil/math/ntt.hpp"
 
@@ -99,14 +99,16 @@ VEIL_AVX512_INT inline void widen16(u64* p, __m512i v) {
 
 // Where coefficient e (0..31) of a chunk sits: order 0 is natural (vector e / 16, lane
 // e % 16); order s (a power of two up to 8) pairs e with e ^ s, the one with bit s clear in
-// vector 0 and its partner in vector 1, both at the lane of e with bit s removed.
+// vector 0 and its partner in vector 1, both at lane (e % s) * (16 / s) + e / 2s. That
+// lane order puts butterfly block e / 2s at every (16 / s)-th lane, so the stage's twiddle
+// vector is its 16 / s entries repeated: one broadcasting load (or a plain load of 16),
+// where a lane order by block took a permute per twiddle vector.
 struct Place {
   int vec, lane;
 };
 constexpr Place place(int order, int e) {
   if (order == 0) return {e >> 4, e & 15};
-  const int log = std::countr_zero(static_cast<unsigned>(order));
-  return {(e & order) ? 1 : 0, ((e >> (log + 1)) << log) | (e & (order - 1))};
+  return {(e & order) ? 1 : 0, (e & (order - 1)) * (16 / order) + e / (2 * order)};
 }
 
 // vpermt2d indices taking a chunk from order `from` to order `to`: output vector v, lane k
@@ -121,18 +123,10 @@ constexpr Perm permutation(int from, int to) {
   return p;
 }
 
-// Twiddle lane k of the stage at distance s reads entry k / s of the chunk's 16 / s.
-constexpr std::array<u32, 16> spread(int s) {
-  std::array<u32, 16> idx{};
-  for (int k = 0; k < 16; ++k) idx[k] = static_cast<u32>(k / s);
-  return idx;
-}
-
 alignas(64) constexpr Perm kNatTo8 = permutation(0, 8), k8To4 = permutation(8, 4), k4To2 = permutation(4, 2),
                            k2To1 = permutation(2, 1), k1ToNat = permutation(1, 0);
 alignas(64) constexpr Perm kNatTo1 = permutation(0, 1), k1To2 = permutation(1, 2), k2To4 = permutation(2, 4),
                            k4To8 = permutation(4, 8), k8ToNat = permutation(8, 0);
-alignas(64) constexpr std::array<u32, 16> kSpread8 = spread(8), kSpread4 = spread(4), kSpread2 = spread(2);
 
 VEIL_AVX512_INT inline void regroup(__m512i& x, __m512i& y, const Perm& p) {
   const __m512i nx = _mm512_permutex2var_epi32(x, load(p[0].data()), y);
@@ -141,14 +135,25 @@ VEIL_AVX512_INT inline void regroup(__m512i& x, __m512i& y, const Perm& p) {
   y = ny;
 }
 
-// The twiddles of the 16 / s butterfly blocks at distance s that start at entry k.
-VEIL_AVX512_INT inline Twiddle spread_twiddles(const u32* w, const u32* wp, std::size_t k, int s,
-                                               const std::array<u32, 16>* idx) {
-  if (s == 1) return {load(w + k), load(wp + k)};
-  const auto mask = static_cast<__mmask16>((1u << (16 / s)) - 1);
-  const __m512i i = load(idx->data());
-  return {_mm512_permutexvar_epi32(i, _mm512_maskz_loadu_epi32(mask, w + k)),
-          _mm512_permutexvar_epi32(i, _mm512_maskz_loadu_epi32(mask, wp + k))};
+// The twiddles of the 16 / s butterfly blocks at distance s that start at entry k, lane l
+// holding entry k + l % (16 / s) (Place's lane order).
+VEIL_AVX512_INT inline __m512i repeat(const u32* p, int s) {
+  switch (s) {
+    case 1:
+      return load(p);
+    case 2:
+      return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    case 4:
+      return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    default: {  // 8: two entries
+      std::uint64_t two;
+      std::memcpy(&two, p, sizeof two);
+      return _mm512_set1_epi64(static_cast<long long>(two));
+    }
+  }
+}
+VEIL_AVX512_INT inline Twiddle spread_twiddles(const u32* w, const u32* wp, std::size_t k, int s) {
+  return {repeat(w + k, s), repeat(wp + k, s)};
 }
 
 }  // namespace
@@ -214,13 +219,13 @@ VEIL_AVX512_INT void forward_narrow(const NttTables& tab, u32* d) {
     b -= 32;
     __m512i X = load(d + b), Y = load(d + b + 16);
     regroup(X, Y, kNatTo8);
-    ct(X, Y, spread_twiddles(w, wp, n / 16 + b / 16, 8, &kSpread8), c);
+    ct(X, Y, spread_twiddles(w, wp, n / 16 + b / 16, 8), c);
     regroup(X, Y, k8To4);
-    ct(X, Y, spread_twiddles(w, wp, n / 8 + b / 8, 4, &kSpread4), c);
+    ct(X, Y, spread_twiddles(w, wp, n / 8 + b / 8, 4), c);
     regroup(X, Y, k4To2);
-    ct(X, Y, spread_twiddles(w, wp, n / 4 + b / 4, 2, &kSpread2), c);
+    ct(X, Y, spread_twiddles(w, wp, n / 4 + b / 4, 2), c);
     regroup(X, Y, k2To1);
-    ct(X, Y, spread_twiddles(w, wp, n / 2 + b / 2, 1, nullptr), c);
+    ct(X, Y, spread_twiddles(w, wp, n / 2 + b / 2, 1), c);
     regroup(X, Y, k1ToNat);
     X = csub(csub(X, c.two_q), c.q);
     Y = csub(csub(Y, c.two_q), c.q);
@@ -256,13 +261,13 @@ VEIL_AVX512_INT void ntt_inverse_avx512_narrow(const NttTables& tab, u64* a) {
   for (std::size_t b = 0; b < n; b += 32) {
     __m512i X = narrow16(a + b), Y = narrow16(a + b + 16);
     regroup(X, Y, kNatTo1);
-    gs(X, Y, spread_twiddles(w, wp, n / 2 + b / 2, 1, nullptr), c);
+    gs(X, Y, spread_twiddles(w, wp, n / 2 + b / 2, 1), c);
     regroup(X, Y, k1To2);
-    gs(X, Y, spread_twiddles(w, wp, n / 4 + b / 4, 2, &kSpread2), c);
+    gs(X, Y, spread_twiddles(w, wp, n / 4 + b / 4, 2), c);
     regroup(X, Y, k2To4);
-    gs(X, Y, spread_twiddles(w, wp, n / 8 + b / 8, 4, &kSpread4), c);
+    gs(X, Y, spread_twiddles(w, wp, n / 8 + b / 8, 4), c);
     regroup(X, Y, k4To8);
-    gs(X, Y, spread_twiddles(w, wp, n / 16 + b / 16, 8, &kSpread8), c);
+    gs(X, Y, spread_twiddles(w, wp, n / 16 + b / 16, 8), c);
     regroup(X, Y, k8ToNat);
     store(d + b, X);
     store(d + b + 16, Y);
