@@ -348,5 +348,39 @@ TEST(Vecmod, InnerProductAtRingSizes) {
   }
 }
 
+// The scalar inner product's 128-bit sums with wide primes: products of 61-bit residues
+// lie below 2^122, so 600 terms of q - 1 would overflow 2^128 without the fold every 63
+// terms (bfv::Evaluator::multiply_accumulate takes hundreds); against the sum reduced
+// term by term, at every level (wide primes run the scalar path at each).
+TEST(Vecmod, InnerProductFoldsWideSums) {
+  std::mt19937_64 rng(11);
+  const std::size_t n = 19, terms = 600;
+  for (int bits : {55, 61}) {
+    const Modulus q(generate_ntt_primes(bits, 1, 64)[0]);
+    std::vector<std::vector<u64>> v, a, b;
+    std::vector<const u64*> pv, pa, pb;
+    for (std::size_t t = 0; t < terms; ++t) {
+      v.push_back(t % 2 ? std::vector<u64>(n, q.value() - 1) : random_residues(q, n, rng));
+      a.push_back(std::vector<u64>(n, q.value() - 1));
+      b.push_back(random_residues(q, n, rng));
+      pv.push_back(v.back().data());
+      pa.push_back(a.back().data());
+      pb.push_back(b.back().data());
+    }
+    std::vector<u64> r0(n, 0), r1(n, 0);
+    for (std::size_t t = 0; t < terms; ++t)
+      for (std::size_t j = 0; j < n; ++j) {
+        r0[j] = q.add(r0[j], ref_mul(q, v[t][j], a[t][j]));
+        r1[j] = q.add(r1[j], ref_mul(q, v[t][j], b[t][j]));
+      }
+    for_each_simd_level([&](SimdLevel level) {
+      std::vector<u64> o0(n), o1(n);
+      dot2_vec(q, terms, pv.data(), nullptr, pa.data(), pb.data(), o0.data(), o1.data(), n);
+      ASSERT_EQ(o0, r0) << bits << "-bit q, " << simd_level_name(level);
+      ASSERT_EQ(o1, r1) << bits << "-bit q, " << simd_level_name(level);
+    });
+  }
+}
+
 }  // namespace
 }  // namespace veil::math

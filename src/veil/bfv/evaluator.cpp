@@ -113,27 +113,23 @@ Ciphertext Evaluator::multiply_accumulate(std::span<const Ciphertext* const> cts
   }
   Ciphertext out(*ctx_, 2, level);
   const std::size_t n = ctx_->n();
-  // Lazy accumulation: the 128-bit sum of products (each below 2^122) is reduced once per
-  // coefficient instead of once per term, over tiles that stay in L1 (Harvey-style laziness).
-  constexpr std::size_t kTile = 256;
-  const std::size_t tiles = (n + kTile - 1) / kTile;
-  parallel_for(out.num_limbs() * 2 * tiles, [&](std::size_t job) {
-    const std::size_t tile = job % tiles, c = (job / tiles) % 2, i = job / (2 * tiles);
-    const math::Modulus& q = ctx_->modulus(i);
-    const std::size_t begin = tile * kTile, len = std::min(kTile, n - begin);
-    // Products are below q^2 <= 2^(2 bits); fold (reduce) before 2^128 could be passed.
-    const int slack = 128 - 2 * q.bits();
-    const std::size_t fold = slack >= 30 ? (std::size_t{1} << 30) : (std::size_t{1} << slack) - 1;
-    math::u128 acc[kTile] = {};
-    for (std::size_t k = 0; k < cts.size(); ++k) {
-      const u64* a = cts[k]->limb(c, i) + begin;
-      const u64* b = pts[k]->limb(i) + begin;
-      for (std::size_t j = 0; j < len; ++j) acc[j] += static_cast<math::u128>(a[j]) * b[j];
-      if ((k + 1) % fold == 0)
-        for (std::size_t j = 0; j < len; ++j) acc[j] = q.reduce128(acc[j]);
+  // Both polynomials at once against each plaintext, reduced once per coefficient:
+  // math::dot2_vec, the key-switching inner product (its IFMA and AVX2 kernels; the scalar
+  // 128-bit loop this replaced was a fifth of the hybrid preprocessing). Tasks of
+  // kChunk coefficients of one limb spread a few limbs over both threads.
+  constexpr std::size_t kChunk = 1024;
+  const std::size_t chunks = (n + kChunk - 1) / kChunk;
+  const std::size_t terms = cts.size();
+  parallel_for(out.num_limbs() * chunks, [&](std::size_t job) {
+    const std::size_t i = job / chunks, begin = (job % chunks) * kChunk, len = std::min(kChunk, n - begin);
+    std::vector<const u64*> w(terms), x0(terms), x1(terms);
+    for (std::size_t k = 0; k < terms; ++k) {
+      w[k] = pts[k]->limb(i) + begin;
+      x0[k] = cts[k]->limb(0, i) + begin;
+      x1[k] = cts[k]->limb(1, i) + begin;
     }
-    u64* o = out.limb(c, i) + begin;
-    for (std::size_t j = 0; j < len; ++j) o[j] = q.reduce128(acc[j]);
+    math::dot2_vec(ctx_->modulus(i), terms, w.data(), nullptr, x0.data(), x1.data(), out.limb(0, i) + begin,
+                   out.limb(1, i) + begin, len);
   });
   return out;
 }

@@ -240,14 +240,20 @@ void tensor_scalar(const Modulus& q, const u64* a0, const u64* a1, const u64* b0
 void dot2_scalar(const Modulus& q, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
                  const u64* const* k0, const u64* const* k1, u64* o0, u64* o1, std::size_t n) {
   // 128-bit sums over tiles of coefficients: the sums of a tile stay in L1 while each
-  // inner loop streams three arrays. Up to 64 products below 2^122 fit in 128 bits.
+  // inner loop streams three arrays. Products lie below q^2, so 2^(128 - 2 bits) of them
+  // fit (64 below 2^122); the sums are reduced after as many (bfv::Evaluator's products
+  // take hundreds of terms).
   constexpr std::size_t kTile = 256;
   u128 s0[kTile], s1[kTile];
+  const int slack = 128 - 2 * q.bits();
+  const std::size_t fold = slack >= 30 ? (std::size_t{1} << 30) : (std::size_t{1} << slack) - 1;
   for (std::size_t x0 = 0; x0 < n; x0 += kTile) {
     const std::size_t len = std::min(kTile, n - x0);
     std::fill(s0, s0 + len, 0);
     std::fill(s1, s1 + len, 0);
     for (std::size_t t = 0; t < terms; ++t) {
+      if (t > 0 && t % fold == 0)
+        for (std::size_t x = 0; x < len; ++x) s0[x] = q.reduce128(s0[x]), s1[x] = q.reduce128(s1[x]);
       const u64 *a = k0[t] + x0, *b = k1[t] + x0;
       if (perm) {
         const std::uint32_t* px = perm + x0;
