@@ -16,7 +16,13 @@ inline constexpr double kErrorSigma = 3.19;
 
 // Small signed coefficient vectors.
 std::vector<std::int64_t> sample_ternary(Prng& rng, std::size_t n);
+// round(X) for X ~ N(0, sigma^2) conditioned on |X| <= 6 sigma, from a cumulative table
+// (gaussian_thresholds) in constant time per value; statistical distance below 2^-56 to
+// that distribution.
 std::vector<std::int64_t> sample_gaussian(Prng& rng, std::size_t n, double sigma = kErrorSigma);
+// The table: threshold k (k = 0 .. 2 top - 1, top = round(6 sigma)) is 2^64 P(round(X) <= k - top),
+// so a uniform 64-bit word r gives the value (number of thresholds <= r) - top.
+std::vector<std::uint64_t> gaussian_thresholds(double sigma);
 
 // Writes `coeffs` reduced modulo each listed prime, then transformed to NTT form.
 // `prime_indices` index the context's primes; out has prime_indices.size() limbs.
