@@ -44,7 +44,8 @@ TEST(Sampling, GaussianTableIsTheRoundedGaussiansDistribution) {
     double cdf = 0;
     for (int k = -top; k < top; ++k) {
       cdf += p.count(k) ? p.at(k) : 0.0;
-      EXPECT_NEAR(std::ldexp(static_cast<double>(t[k + top]), -64), cdf, 1e-12) << "sigma " << sigma << ", k " << k;
+      EXPECT_NEAR(std::ldexp(static_cast<double>(t[k + top]), -64), cdf, 1e-12)
+          << "sigma " << sigma << ", k " << k;
       if (k > -top) EXPECT_LE(t[k + top - 1], t[k + top]) << "thresholds ascend";
     }
   }
