@@ -73,6 +73,55 @@ TEST(Vecmod, ElementwiseKernelsMatchReference) {
   }
 }
 
+// (x w + y) mod q for unreduced 64-bit x and y (BFV's plaintext scaling): random words
+// and the extremes 0, q - 1, q, 2^64 - 1, at every level and prime size (the IFMA path's
+// 64-bit reduction up to 50 bits, the scalar one above).
+TEST(Vecmod, MulConstAddWideMatchesReference) {
+  std::mt19937_64 rng(13);
+  const std::size_t n = 1029;
+  for (int bits : kBits) {
+    const Modulus q(generate_ntt_primes(bits, 1, 1 << 11)[0]);
+    std::vector<u64> x(n), y(n);
+    for (std::size_t j = 0; j < n; ++j) x[j] = rng(), y[j] = rng();
+    const u64 edges[] = {0, q.value() - 1, q.value(), ~u64{0}};
+    for (std::size_t e = 0; e < 16; ++e) x[e] = edges[e % 4], y[e] = edges[e / 4];
+    const u64 w = rng() % q.value();
+    for_each_simd_level([&](SimdLevel level) {
+      std::vector<u64> o(n);
+      mul_const_add_wide_vec(q, x.data(), w, y.data(), o.data(), n);
+      for (std::size_t j = 0; j < n; ++j)
+        ASSERT_EQ(o[j], (ref_mul(q, x[j] % q.value(), w) + y[j] % q.value()) % q.value())
+            << bits << "-bit q, " << simd_level_name(level) << ", " << j;
+    });
+  }
+}
+
+// A residue of another prime p centred (r - p above p / 2) and reduced mod q: p above and
+// below q, the residues at the centre's edges (p / 2, p / 2 + 1), 0 and p - 1.
+TEST(Vecmod, LiftCentredMatchesDefinition) {
+  std::mt19937_64 rng(17);
+  const std::size_t n = 1029;
+  for (int bits : kBits) {
+    const Modulus q(generate_ntt_primes(bits, 1, 1 << 11)[0]);
+    for (int p_bits : {bits - 1, bits + 1, 50, 61}) {
+      if (p_bits < 14 || p_bits == bits) continue;
+      const u64 p = generate_ntt_primes(p_bits, 1, 1 << 11)[0];
+      std::vector<u64> r(n);
+      for (auto& x : r) x = rng() % p;
+      r[0] = 0, r[1] = p - 1, r[2] = p / 2, r[3] = p / 2 + 1;
+      for_each_simd_level([&](SimdLevel level) {
+        std::vector<u64> o(n);
+        lift_centred_vec(q, r.data(), p, o.data(), n);
+        for (std::size_t j = 0; j < n; ++j) {
+          const u64 want = r[j] > p / 2 ? (q.value() - (p - r[j]) % q.value()) % q.value() : r[j] % q.value();
+          ASSERT_EQ(o[j], want) << bits << "-bit q, " << p_bits << "-bit p, " << simd_level_name(level)
+                                << ", " << j;
+        }
+      });
+    }
+  }
+}
+
 // Sums at the edges: exactly q, 2q - 2, zero, at every level and prime size; and the
 // differences of the same pairs (0 - (q - 1), (q - 1) - 1, equal operands).
 TEST(Vecmod, AddAndSubAtTheEdges) {

@@ -6,6 +6,7 @@
 #include "veil/bfv/multiword.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/math/vecmod.hpp"
 
 namespace veil::bfv {
 
@@ -61,8 +62,7 @@ void BfvContext::scale_plaintext(int level, const std::vector<u64>& p, u64* out)
       frac[j] = scale_fraction(level, p[j]);
   });
   parallel_for(static_cast<std::size_t>(level) + 1, [&](std::size_t i) {
-    u64* o = out + i * n;
-    for (std::size_t j = 0; j < n; ++j) o[j] = scale_message(level, i, p[j], frac[j]);
+    math::mul_const_add_wide_vec(modulus(i), p.data(), delta_mod_[level][i], frac.data(), out + i * n, n);
   });
 }
 

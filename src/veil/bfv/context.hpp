@@ -38,11 +38,8 @@ class BfvContext : public rlwe::Context {
     const math::u128 two_t = static_cast<math::u128>(t()) * 2;
     return static_cast<u64>((2 * static_cast<math::u128>(q_mod_t_[level]) * m + t()) / two_t);
   }
-  u64 scale_message(int level, std::size_t i, u64 m, u64 fraction) const {
-    const math::Modulus& q = modulus(i);
-    return q.add(q.mul(delta_mod_[level][i], q.reduce(m)), q.reduce(fraction));
-  }
-  // Every coefficient of p scaled to each prime of `level`, in coefficient form.
+  // Every coefficient of p scaled to each prime of `level`, in coefficient form:
+  // delta_mod * m + scale_fraction(m) mod q_i (math::mul_const_add_wide_vec).
   void scale_plaintext(int level, const std::vector<u64>& p, u64* out) const;
   // Words of the multi-precision integers (little-endian), `words()` wide.
   std::size_t words() const { return words_; }

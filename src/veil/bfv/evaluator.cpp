@@ -142,7 +142,6 @@ void Evaluator::mod_switch_to_inplace(Ciphertext& a, int level) const {
   while (a.level() > level) {
     const int top = a.level();
     const math::Modulus& qt = ctx_->modulus(static_cast<std::size_t>(top));
-    const u64 half = qt.value() >> 1;
     for (std::size_t c = 0; c < 2; ++c) {
       // r = [c]_{q_top} centred; c' = (c - r) / q_top exactly = round(c / q_top).
       rlwe::PolyData r(a.limb(c, top), a.limb(c, top) + n);
@@ -151,12 +150,7 @@ void Evaluator::mod_switch_to_inplace(Ciphertext& a, int level) const {
         const math::Modulus& q = ctx_->modulus(i);
         thread_local rlwe::PolyData tmp;
         tmp.resize(n);
-        const u64 qt_mod = q.reduce(qt.value());
-        for (std::size_t j = 0; j < n; ++j) {
-          // centred r mod q_i: r - q_top when r > q_top / 2.
-          const u64 ri = q.reduce(r[j]);
-          tmp[j] = r[j] > half ? q.sub(ri, qt_mod) : ri;
-        }
+        math::lift_centred_vec(q, r.data(), qt.value(), tmp.data(), n);  // centred r mod q_i
         ctx_->ntt(i).forward(tmp.data());
         math::sub_mul_const_vec(q, a.limb(c, i), tmp.data(), ctx_->q_last_inv(top, i), a.limb(c, i), n);
       });

@@ -116,18 +116,12 @@ Response Flooder::finalize(Ciphertext ct, std::span<const std::uint32_t> indices
   // Modulus switching in coefficient form: c_i <- (c_i - [c]_{q_top}) q_top^-1, centred.
   for (int top = ct.level(); top > level; --top) {
     const math::Modulus& qt = ctx_->modulus(static_cast<std::size_t>(top));
-    const u64 half = qt.value() >> 1;
     parallel_for(static_cast<std::size_t>(top) * 2, [&](std::size_t job) {
       const std::size_t i = job / 2, c = job % 2;
       const math::Modulus& q = ctx_->modulus(i);
       thread_local rlwe::PolyData tmp;
       tmp.resize(n);
-      const u64* r = ct.limb(c, static_cast<std::size_t>(top));
-      const u64 qt_mod = q.reduce(qt.value());
-      for (std::size_t j = 0; j < n; ++j) {
-        const u64 ri = q.reduce(r[j]);
-        tmp[j] = r[j] > half ? q.sub(ri, qt_mod) : ri;
-      }
+      math::lift_centred_vec(q, ct.limb(c, static_cast<std::size_t>(top)), qt.value(), tmp.data(), n);
       math::sub_mul_const_vec(q, ct.limb(c, i), tmp.data(), ctx_->q_last_inv(top, i), ct.limb(c, i), n);
     });
   }

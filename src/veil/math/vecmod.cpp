@@ -14,6 +14,8 @@ namespace veil::math {
 void add_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n);
 void sub_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n);
 void mul_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n);
+void mul_const_add_wide_avx512(const Modulus& m, const u64* x, u64 w, const u64* y, u64* out, std::size_t n);
+void lift_centred_avx512(const Modulus& m, const u64* r, u64 p, u64* out, std::size_t n);
 void mul_const_avx512(const Modulus& m, const u64* x, const u64* y, u64 w, u64* out, std::size_t n);
 void tensor_avx512(const Modulus& m, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0,
                    u64* c1, u64* c2, std::size_t n);
@@ -327,6 +329,25 @@ void mul_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t
     mul_avx2(q, a, b, out, s);
   }
   for (std::size_t j = s; j < n; ++j) out[j] = q.mul(a[j], b[j]);
+}
+
+void lift_centred_vec(const Modulus& q, const u64* r, u64 p, u64* out, std::size_t n) {
+  const SimdLevel level = vecmod_level(q);
+  const std::size_t s = level == SimdLevel::kAvx512 ? simd_part(level, n) : 0;
+  if (s) lift_centred_avx512(q, r, p, out, s);
+  const u64 half = p >> 1, p_mod = q.reduce(p);
+  for (std::size_t j = s; j < n; ++j) {
+    const u64 ri = q.reduce(r[j]);
+    out[j] = r[j] > half ? q.sub(ri, p_mod) : ri;
+  }
+}
+
+void mul_const_add_wide_vec(const Modulus& q, const u64* x, u64 w, const u64* y, u64* out, std::size_t n) {
+  const SimdLevel level = vecmod_level(q);
+  // AVX-512 only: the AVX2 kernels compute in doubles, which do not hold 64-bit words.
+  const std::size_t s = level == SimdLevel::kAvx512 ? simd_part(level, n) : 0;
+  if (s) mul_const_add_wide_avx512(q, x, w, y, out, s);
+  for (std::size_t j = s; j < n; ++j) out[j] = q.add(q.mul(w, q.reduce(x[j])), q.reduce(y[j]));
 }
 
 void mul_const_vec(const Modulus& q, const u64* x, u64 w, u64* out, std::size_t n) {

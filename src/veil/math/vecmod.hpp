@@ -33,6 +33,13 @@ void mul_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t
 void mul_const_vec(const Modulus& q, const u64* x, u64 w, u64* out, std::size_t n);
 // out = (x - y) * w for a constant w < q.
 void sub_mul_const_vec(const Modulus& q, const u64* x, const u64* y, u64 w, u64* out, std::size_t n);
+// out = r centred modulo p (r - p where r > p / 2), then reduced mod q, for residues
+// r < p of another prime p: a limb's last prime carried to the others when a modulus
+// switch divides by it (BFV's mod_switch_to and its responses).
+void lift_centred_vec(const Modulus& q, const u64* r, u64 p, u64* out, std::size_t n);
+// out = (x * w + y) mod q for any 64-bit words x and y (not reduced) and a constant w < q:
+// BFV's scaling of a plaintext by Delta, with x the message mod t and y the rounding.
+void mul_const_add_wide_vec(const Modulus& q, const u64* x, u64 w, const u64* y, u64* out, std::size_t n);
 
 // The tensor product of two ciphertext limbs: (a0 + a1 s)(b0 + b1 s) = c0 + c1 s + c2 s^2.
 // With a == b (the same pointers) it squares.

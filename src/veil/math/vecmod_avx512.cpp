@@ -30,6 +30,33 @@ VEIL_AVX512 void sub_avx512(const Modulus& m, const u64* a, const u64* b, u64* o
                 ifma::csub(_mm512_add_epi64(_mm512_sub_epi64(ifma::load(a + j), ifma::load(b + j)), q), q));
 }
 
+// r reduced (ifma::reduce64), and p mod q taken off (plus q where that is negative) in the
+// lanes where r > p / 2.
+VEIL_AVX512 void lift_centred_avx512(const Modulus& m, const u64* r, u64 p, u64* out, std::size_t n) {
+  const ifma::Consts c = ifma::consts(m);
+  const __m512i half = _mm512_set1_epi64(static_cast<long long>(p >> 1));
+  const __m512i p_mod = _mm512_set1_epi64(static_cast<long long>(m.reduce(p)));
+  for (std::size_t j = 0; j < n; j += 8) {
+    const __m512i v = ifma::load(r + j);
+    const __m512i ri = ifma::reduce64(v, c);
+    const __m512i low = _mm512_sub_epi64(_mm512_add_epi64(ri, c.q), p_mod);  // (0, 2q)
+    const __mmask8 upper = _mm512_cmpgt_epu64_mask(v, half);
+    ifma::store(out + j, _mm512_mask_mov_epi64(ri, upper, ifma::csub(low, c.q)));
+  }
+}
+
+// Both words reduced from 64 bits (ifma::reduce64), the product with w by Shoup's method.
+VEIL_AVX512 void mul_const_add_wide_avx512(const Modulus& m, const u64* x, u64 w, const u64* y, u64* out,
+                                           std::size_t n) {
+  const ifma::Consts c = ifma::consts(m);
+  const __m512i wv = _mm512_set1_epi64(static_cast<long long>(w));
+  const __m512i ws = _mm512_set1_epi64(static_cast<long long>(ifma::shoup52(w, m.value())));
+  for (std::size_t j = 0; j < n; j += 8) {
+    const __m512i p = ifma::mul_shoup_lazy(ifma::reduce64(ifma::load(x + j), c), wv, ws, c);  // [0, 2q)
+    ifma::store(out + j, ifma::reduce3(_mm512_add_epi64(p, ifma::reduce64(ifma::load(y + j), c)), c));
+  }
+}
+
 VEIL_AVX512 void mul_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n) {
   const ifma::Consts c = ifma::consts(m);
   for (std::size_t j = 0; j < n; j += 8)
