@@ -122,6 +122,28 @@ TEST(Vecmod, LiftCentredMatchesDefinition) {
   }
 }
 
+// Ranks in a table of ascending thresholds (rlwe's error sampler): values equal to a
+// threshold and either side of it, 0 and 2^64 - 1, with thresholds above 2^63 (where a
+// signed compare would turn), at every level.
+TEST(Vecmod, RankMatchesDefinition) {
+  std::mt19937_64 rng(19);
+  std::vector<u64> t = {1, 5, 5, u64{1} << 40, (u64{1} << 63) - 1, u64{1} << 63, ~u64{0} - 3};
+  std::vector<u64> r = {0, ~u64{0}};
+  for (u64 x : t) r.insert(r.end(), {x - 1, x, x + 1});
+  while (r.size() < 101) r.push_back(rng());
+  for_each_simd_level([&](SimdLevel level) {
+    std::vector<u64> o(r.size());
+    rank_vec(r.data(), r.size(), t.data(), t.size(), o.data());
+    for (std::size_t j = 0; j < r.size(); ++j) {
+      u64 want = 0;
+      for (u64 x : t) want += r[j] >= x ? 1 : 0;
+      ASSERT_EQ(o[j], want) << simd_level_name(level) << ", r = " << r[j];
+    }
+    rank_vec(r.data(), r.size(), t.data(), 0, o.data());  // an empty table
+    for (u64 c : o) ASSERT_EQ(c, 0u);
+  });
+}
+
 // Sums at the edges: exactly q, 2q - 2, zero, at every level and prime size; and the
 // differences of the same pairs (0 - (q - 1), (q - 1) - 1, equal operands).
 TEST(Vecmod, AddAndSubAtTheEdges) {

@@ -16,6 +16,7 @@ void sub_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::siz
 void mul_avx512(const Modulus& m, const u64* a, const u64* b, u64* out, std::size_t n);
 void mul_const_add_wide_avx512(const Modulus& m, const u64* x, u64 w, const u64* y, u64* out, std::size_t n);
 void lift_centred_avx512(const Modulus& m, const u64* r, u64 p, u64* out, std::size_t n);
+void rank_avx512(const u64* r, std::size_t n, const u64* t, std::size_t m, u64* out);
 void mul_const_avx512(const Modulus& m, const u64* x, const u64* y, u64 w, u64* out, std::size_t n);
 void tensor_avx512(const Modulus& m, const u64* a0, const u64* a1, const u64* b0, const u64* b1, u64* c0,
                    u64* c1, u64* c2, std::size_t n);
@@ -69,6 +70,23 @@ VEIL_AVX2 void sub_avx2(const Modulus& m, const u64* a, const u64* b, u64* out, 
     const __m256i negative = _mm256_cmpgt_epi64(zero, d);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
                         _mm256_add_epi64(d, _mm256_and_si256(q, negative)));
+  }
+}
+
+// Unsigned compares through the signed ones, both sides with the top bit flipped.
+VEIL_AVX2 void rank_avx2(const u64* r, std::size_t n, const u64* t, std::size_t m, u64* out) {
+  const __m256i flip = _mm256_set1_epi64x(static_cast<long long>(u64{1} << 63));
+  for (std::size_t j = 0; j < n; j += 4) {
+    const __m256i v =
+        _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + j)), flip);  // r ^ 2^63
+    __m256i acc = _mm256_setzero_si256();
+    for (std::size_t k = 0; k < m; ++k) {
+      const __m256i tk = _mm256_xor_si256(_mm256_set1_epi64x(static_cast<long long>(t[k])), flip);
+      acc = _mm256_sub_epi64(acc, _mm256_cmpgt_epi64(tk, v));  // -1 where t > r
+    }
+    // acc = -(thresholds above r); the rank is m minus that count.
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
+                        _mm256_sub_epi64(_mm256_set1_epi64x(static_cast<long long>(m)), acc));
   }
 }
 
@@ -329,6 +347,21 @@ void mul_vec(const Modulus& q, const u64* a, const u64* b, u64* out, std::size_t
     mul_avx2(q, a, b, out, s);
   }
   for (std::size_t j = s; j < n; ++j) out[j] = q.mul(a[j], b[j]);
+}
+
+void rank_vec(const u64* r, std::size_t n, const u64* t, std::size_t m, u64* out) {
+  const SimdLevel level = simd_level();
+  const std::size_t s = simd_part(level, n);
+  if (s && level == SimdLevel::kAvx512) {
+    rank_avx512(r, s, t, m, out);
+  } else if (s) {
+    rank_avx2(r, s, t, m, out);
+  }
+  for (std::size_t j = s; j < n; ++j) {
+    u64 c = 0;
+    for (std::size_t k = 0; k < m; ++k) c += r[j] >= t[k] ? 1 : 0;
+    out[j] = c;
+  }
 }
 
 void lift_centred_vec(const Modulus& q, const u64* r, u64 p, u64* out, std::size_t n) {

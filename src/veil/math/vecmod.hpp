@@ -76,6 +76,12 @@ inline void pack_bit32(const u64* words, std::size_t n, std::uint8_t* high) {
 void dot2_vec(const Modulus& q, std::size_t terms, const u64* const* v, const std::uint32_t* perm,
               const Words33* k0, const Words33* k1, u64* o0, u64* o1, std::size_t n);
 
+// out[j] = the number of thresholds t[k] (k < m) with t[k] <= r[j]: a sample's rank in a
+// cumulative distribution table (rlwe::sample_gaussian), comparing every threshold, so
+// that nothing the time or the memory accesses show depends on r. Not modular, but the
+// same dispatch as the kernels above.
+void rank_vec(const u64* r, std::size_t n, const u64* t, std::size_t m, u64* out);
+
 // The residues modulo q of the signed integers c[j] = hi[j] 2^32 + lo[j] with |c[j]| <=
 // largest < 2^39: he::CoefficientPlaintext's weight diagonals in five bytes a coefficient,
 // lifted to a limb before its NTT at every use. The 32-bit form needs q < 2^32.

@@ -30,6 +30,18 @@ VEIL_AVX512 void sub_avx512(const Modulus& m, const u64* a, const u64* b, u64* o
                 ifma::csub(_mm512_add_epi64(_mm512_sub_epi64(ifma::load(a + j), ifma::load(b + j)), q), q));
 }
 
+VEIL_AVX512 void rank_avx512(const u64* r, std::size_t n, const u64* t, std::size_t m, u64* out) {
+  const __m512i one = _mm512_set1_epi64(1);
+  for (std::size_t j = 0; j < n; j += 8) {
+    const __m512i v = ifma::load(r + j);
+    __m512i acc = _mm512_setzero_si512();
+    for (std::size_t k = 0; k < m; ++k)
+      acc = _mm512_mask_add_epi64(
+          acc, _mm512_cmpge_epu64_mask(v, _mm512_set1_epi64(static_cast<long long>(t[k]))), acc, one);
+    ifma::store(out + j, acc);
+  }
+}
+
 // r reduced (ifma::reduce64), and p mod q taken off (plus q where that is negative) in the
 // lanes where r > p / 2.
 VEIL_AVX512 void lift_centred_avx512(const Modulus& m, const u64* r, u64 p, u64* out, std::size_t n) {

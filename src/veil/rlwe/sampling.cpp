@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include <sodium.h>
+
 #include "veil/common/error.hpp"
 #include "veil/common/thread_pool.hpp"
+#include "veil/math/vecmod.hpp"
 
 namespace veil::rlwe {
 
@@ -41,7 +44,7 @@ std::vector<std::uint64_t> gaussian_thresholds(double sigma) {
 std::vector<std::int64_t> sample_gaussian(Prng& rng, std::size_t n, double sigma) {
   // The rounded Gaussian cut at 6 sigma by its cumulative distribution table: k is -top
   // plus the number of thresholds a uniform 64-bit word reaches, every threshold compared
-  // (no branch or table access depends on the secret value). The Box-Muller sampler this
+  // (math::rank_vec: no branch or table access depends on the secret value). The Box-Muller sampler this
   // replaced drew the same distribution through a logarithm, a square root and a sine and
   // cosine for every two values: an eighth of the hybrid preprocessing.
   thread_local double cached_sigma = 0;
@@ -51,13 +54,12 @@ std::vector<std::int64_t> sample_gaussian(Prng& rng, std::size_t n, double sigma
     cached_sigma = sigma;
   }
   const auto top = static_cast<std::int64_t>(table.size() / 2);
+  std::vector<std::uint64_t> r(n);
+  for (auto& x : r) x = rng.next_u64();
+  math::rank_vec(r.data(), n, table.data(), table.size(), r.data());
   std::vector<std::int64_t> out(n);
-  for (auto& x : out) {
-    const std::uint64_t r = rng.next_u64();
-    std::int64_t k = 0;
-    for (const std::uint64_t t : table) k += r >= t ? 1 : 0;
-    x = k - top;
-  }
+  for (std::size_t j = 0; j < n; ++j) out[j] = static_cast<std::int64_t>(r[j]) - top;
+  sodium_memzero(r.data(), n * sizeof(std::uint64_t));
   return out;
 }
 
