@@ -8,7 +8,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
+#include <memory>
+#include <random>
 #include <vector>
 
 namespace veil::rlwe {
@@ -77,6 +80,33 @@ TEST(Sampling, GaussianSamplesFollowTheTable) {
   const double want = kErrorSigma * kErrorSigma + 1.0 / 12;
   EXPECT_NEAR(mean, 0.0, 6 * std::sqrt(want / static_cast<double>(n)));
   EXPECT_NEAR(var, want, 6 * want * std::sqrt(2.0 / static_cast<double>(n)));
+}
+
+// small_to_ntt against Modulus::from_signed and the NTT, limb by limb: coefficients inside
+// every prime (the branch-free path, with the extremes +-(q - 1) of the smallest prime) and
+// ones beyond the smallest prime, INT64_MIN included (the general path).
+TEST(Sampling, SmallToNttMatchesTheDefinition) {
+  const auto ctx = std::make_shared<const Context>(Parameters::create(6, {40, 30}, {50}, 1, true));
+  const std::size_t n = ctx->n();
+  const std::vector<std::size_t> idx = {0, 1, 2};
+  const auto small_q = static_cast<std::int64_t>(ctx->modulus(1).value());
+  std::mt19937_64 g(23);
+  for (int wide = 0; wide < 2; ++wide) {
+    std::vector<std::int64_t> c(n);
+    for (auto& x : c) x = static_cast<std::int64_t>(g() % 41) - 20;
+    c[0] = small_q - 1;
+    c[1] = -(small_q - 1);
+    if (wide) c[2] = small_q, c[3] = std::numeric_limits<std::int64_t>::min(), c[4] = -(small_q << 20);
+    std::vector<u64> got(idx.size() * n);
+    small_to_ntt(*ctx, c, idx, got.data());
+    for (std::size_t k = 0; k < idx.size(); ++k) {
+      std::vector<u64> want(n);
+      for (std::size_t j = 0; j < n; ++j) want[j] = ctx->modulus(idx[k]).from_signed(c[j]);
+      ctx->ntt(idx[k]).forward(want.data());
+      EXPECT_TRUE(std::equal(want.begin(), want.end(), got.begin() + static_cast<std::ptrdiff_t>(k * n)))
+          << "limb " << k << (wide ? ", wide coefficients" : "");
+    }
+  }
 }
 
 }  // namespace

@@ -87,10 +87,19 @@ Response Flooder::finalize(Ciphertext ct, std::span<const std::uint32_t> indices
   rlwe::PolyData un(limbs * n);
   rlwe::small_to_ntt(*ctx_, u, idx, un.data());
   const int b = flood_log2_;
+  // A flood of two words (the usual width) as planes of high and low words, which
+  // math::mul_const_add_wide_vec reduces as hi (2^64 mod q) + lo.
+  rlwe::PolyData flood_hi, flood_lo;
+  if (words == 2) {
+    flood_hi.resize(n);
+    flood_lo.resize(n);
+    for (std::size_t j = 0; j < n; ++j) flood_lo[j] = flood[2 * j], flood_hi[j] = flood[2 * j + 1];
+  }
   parallel_for(limbs, [&](std::size_t i) {
     const math::Modulus& q = ctx_->modulus(i);
-    thread_local rlwe::PolyData tmp;
+    thread_local rlwe::PolyData tmp, fr;
     tmp.resize(n);
+    fr.resize(n);
     u64* c0 = ct.limb(0, i);
     u64* c1 = ct.limb(1, i);
     math::mul_vec(q, un.data() + i * n, pk_->b.data() + i * n, tmp.data(), n);
@@ -100,19 +109,27 @@ Response Flooder::finalize(Ciphertext ct, std::span<const std::uint32_t> indices
     ctx_->ntt(i).inverse(c0);
     ctx_->ntt(i).inverse(c1);
     const u64 offset = q.pow(2, static_cast<u64>(b));
-    // |e0|, |e1| <= 19 < q: a conditional add of q replaces a reduction.
+    // |e0|, |e1| <= 19 < q: q added where e is negative replaces a reduction (no branch).
     auto small = [&](std::int64_t e) {
-      return e < 0 ? q.value() - static_cast<u64>(-e) : static_cast<u64>(e);
+      return static_cast<u64>(e) + (q.value() & static_cast<u64>(e >> 63));
     };
+    if (words == 2) {
+      math::mul_const_add_wide_vec(q, flood_hi.data(), q.reduce128(math::u128{1} << 64), flood_lo.data(),
+                                   fr.data(), n);
+    } else {
+      for (std::size_t j = 0; j < n; ++j)
+        fr[j] = detail::mod_word(std::span<const u64>(flood.data() + j * words, words), q);
+    }
+    const u64 minus_offset = q.sub(0, offset);
     for (std::size_t j = 0; j < n; ++j) {
-      const u64* fw = flood.data() + j * words;
-      const u64 fr = words == 2 ? q.reduce128((static_cast<math::u128>(fw[1]) << 64) | fw[0])
-                                : detail::mod_word(std::span<const u64>(fw, words), q);
-      c0[j] = q.add(c0[j], q.add(q.sub(fr, offset), small(e0[j])));
+      c0[j] = q.add(c0[j], q.add(q.add(fr[j], minus_offset), small(e0[j])));
       c1[j] = q.add(c1[j], small(e1[j]));
     }
+    std::fill(fr.begin(), fr.end(), 0);
   });
   std::fill(flood.begin(), flood.end(), 0);
+  std::fill(flood_hi.begin(), flood_hi.end(), 0);
+  std::fill(flood_lo.begin(), flood_lo.end(), 0);
   // Modulus switching in coefficient form: c_i <- (c_i - [c]_{q_top}) q_top^-1, centred.
   for (int top = ct.level(); top > level; --top) {
     const math::Modulus& qt = ctx_->modulus(static_cast<std::size_t>(top));

@@ -66,10 +66,23 @@ std::vector<std::int64_t> sample_gaussian(Prng& rng, std::size_t n, double sigma
 void small_to_ntt(const Context& ctx, std::span<const std::int64_t> coeffs,
                   std::span<const std::size_t> prime_indices, u64* out) {
   const std::size_t n = ctx.n();
+  // Errors, secrets and most messages lie well inside every prime: then x + q where x is
+  // negative, without a branch (the sign of an error is a coin flip, which the branch of
+  // Modulus::from_signed mispredicted half the time) or a reduction.
+  u64 largest = 0;
+  for (std::size_t j = 0; j < n; ++j) {
+    const u64 x = static_cast<u64>(coeffs[j]);
+    largest = std::max(largest, coeffs[j] < 0 ? 0 - x : x);
+  }
   parallel_for(prime_indices.size(), [&](std::size_t k) {
     const auto& q = ctx.modulus(prime_indices[k]);
     u64* o = out + k * n;
-    for (std::size_t j = 0; j < n; ++j) o[j] = q.from_signed(coeffs[j]);
+    if (largest < q.value()) {
+      for (std::size_t j = 0; j < n; ++j)
+        o[j] = static_cast<u64>(coeffs[j]) + (q.value() & static_cast<u64>(coeffs[j] >> 63));
+    } else {
+      for (std::size_t j = 0; j < n; ++j) o[j] = q.from_signed(coeffs[j]);
+    }
     ctx.ntt(prime_indices[k]).forward(o);
   });
 }
