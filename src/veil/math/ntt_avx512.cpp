@@ -161,6 +161,30 @@ VEIL_AVX512 inline Twiddle spread(const u64* w, const u64* ws, std::size_t k, in
 // inverse 117-122 us against 124-125 us).
 constexpr int kTailGroups = 4;
 
+// One register stage at distance s on G groups of 16 coefficients (starting at b0), in the
+// order for s: the butterflies with the stage's twiddles (entries (n + b) / 2s on), then
+// the regrouping into the next stage's order.
+template <int G, class Butterfly>
+VEIL_AVX512 inline void register_stage(__m512i* X, __m512i* Y, const u64* w, const u64* ws, std::size_t n,
+                                       std::size_t b0, int s, const Perm& next, const Butterfly& bfly) {
+  for (int g = 0; g < G; ++g) {
+    const Twiddle W = spread(w, ws, (n + b0 + 16 * g) / (2 * s), s);
+    bfly(X[g], Y[g], W);
+    regroup(X[g], Y[g], next);
+  }
+}
+
+// group(b) over the block [lo, lo + block) in steps of kTailGroups groups of 16 (one group
+// at a time when the block is smaller): group is a generic lambda taking the group count.
+template <class Group>
+VEIL_AVX512 inline void for_groups(std::size_t lo, std::size_t block, const Group& group) {
+  if (block % (16 * kTailGroups) == 0) {
+    for (std::size_t b = lo; b < lo + block; b += 16 * kTailGroups) group.template operator()<kTailGroups>(b);
+  } else {
+    for (std::size_t b = lo; b < lo + block; b += 16) group.template operator()<1>(b);
+  }
+}
+
 // Coefficients per cache block: the stages whose butterflies stay inside such a block
 // (distances up to kBlock / 2) run block by block, so a block's 16 KB stay in the L1 cache
 // between its stages, where a whole limb at N = 2^16 (512 KB) streams through L2 at every
@@ -278,38 +302,23 @@ VEIL_AVX512 void forward(std::size_t n, const u64* w, const u64* ws, u64 qv, con
   for (std::size_t lo = 0; lo < n; lo += block) {
     forward_stages(a, n, lo, block, block / 2, 8, w, ws, two_q, mul);
     // G groups of 16 coefficients at a time, stage by stage (see kTailGroups).
-    auto tail = [&]<int G>(std::size_t b0) VEIL_AVX512 {
+    const auto ct = [&](__m512i& x, __m512i& y, const Twiddle& W)
+                        VEIL_AVX512 { ct_bfly(x, y, W.w, W.ws, two_q, mul); };
+    for_groups(lo, block, [&]<int G>(std::size_t b0) VEIL_AVX512 {
       __m512i X[G], Y[G];
       for (int g = 0; g < G; ++g) {
         X[g] = _mm512_loadu_si512(a + b0 + 16 * g);
         Y[g] = _mm512_loadu_si512(a + b0 + 16 * g + 8);
         regroup(X[g], Y[g], kNatTo4);
       }
+      register_stage<G>(X, Y, w, ws, n, b0, 4, k4To2, ct);
+      register_stage<G>(X, Y, w, ws, n, b0, 2, k2To1, ct);
+      register_stage<G>(X, Y, w, ws, n, b0, 1, k1ToNat, ct);
       for (int g = 0; g < G; ++g) {
-        const Twiddle W = spread(w, ws, n / 8 + (b0 + 16 * g) / 8, 4);
-        ct_bfly(X[g], Y[g], W.w, W.ws, two_q, mul);
-        regroup(X[g], Y[g], k4To2);
+        _mm512_storeu_si512(a + b0 + 16 * g, reduce(X[g]));
+        _mm512_storeu_si512(a + b0 + 16 * g + 8, reduce(Y[g]));
       }
-      for (int g = 0; g < G; ++g) {
-        const Twiddle W = spread(w, ws, n / 4 + (b0 + 16 * g) / 4, 2);
-        ct_bfly(X[g], Y[g], W.w, W.ws, two_q, mul);
-        regroup(X[g], Y[g], k2To1);
-      }
-      for (int g = 0; g < G; ++g) {
-        const std::size_t b = b0 + 16 * g;
-        const Twiddle W = spread(w, ws, n / 2 + b / 2, 1);
-        ct_bfly(X[g], Y[g], W.w, W.ws, two_q, mul);
-        regroup(X[g], Y[g], k1ToNat);
-        _mm512_storeu_si512(a + b, reduce(X[g]));
-        _mm512_storeu_si512(a + b + 8, reduce(Y[g]));
-      }
-    };
-    if (block % (16 * kTailGroups) == 0) {
-      for (std::size_t b = lo; b < lo + block; b += 16 * kTailGroups)
-        tail.template operator()<kTailGroups>(b);
-    } else {
-      for (std::size_t b = lo; b < lo + block; b += 16) tail.template operator()<1>(b);
-    }
+    });
   }
 }
 
@@ -322,36 +331,23 @@ VEIL_AVX512 void inverse(std::size_t n, const u64* w, const u64* ws, u64 qv, u64
   const std::size_t block = std::min(n, kBlock);
   // Block by block: distances 1, 2, 4 in registers, then 8 .. block / 2 (but not n / 2).
   for (std::size_t lo = 0; lo < n; lo += block) {
-    auto head = [&]<int G>(std::size_t b0) VEIL_AVX512 {
+    const auto gs = [&](__m512i& x, __m512i& y, const Twiddle& W)
+                        VEIL_AVX512 { gs_bfly(x, y, W.w, W.ws, two_q, mul); };
+    for_groups(lo, block, [&]<int G>(std::size_t b0) VEIL_AVX512 {
       __m512i X[G], Y[G];
       for (int g = 0; g < G; ++g) {
-        const std::size_t b = b0 + 16 * g;
-        X[g] = _mm512_loadu_si512(a + b);
-        Y[g] = _mm512_loadu_si512(a + b + 8);
+        X[g] = _mm512_loadu_si512(a + b0 + 16 * g);
+        Y[g] = _mm512_loadu_si512(a + b0 + 16 * g + 8);
         regroup(X[g], Y[g], kNatTo1);
-        const Twiddle W = spread(w, ws, n / 2 + b / 2, 1);
-        gs_bfly(X[g], Y[g], W.w, W.ws, two_q, mul);
-        regroup(X[g], Y[g], k1To2);
       }
+      register_stage<G>(X, Y, w, ws, n, b0, 1, k1To2, gs);
+      register_stage<G>(X, Y, w, ws, n, b0, 2, k2To4, gs);
+      register_stage<G>(X, Y, w, ws, n, b0, 4, k4ToNat, gs);
       for (int g = 0; g < G; ++g) {
-        const Twiddle W = spread(w, ws, n / 4 + (b0 + 16 * g) / 4, 2);
-        gs_bfly(X[g], Y[g], W.w, W.ws, two_q, mul);
-        regroup(X[g], Y[g], k2To4);
-      }
-      for (int g = 0; g < G; ++g) {
-        const Twiddle W = spread(w, ws, n / 8 + (b0 + 16 * g) / 8, 4);
-        gs_bfly(X[g], Y[g], W.w, W.ws, two_q, mul);
-        regroup(X[g], Y[g], k4ToNat);
         _mm512_storeu_si512(a + b0 + 16 * g, X[g]);
         _mm512_storeu_si512(a + b0 + 16 * g + 8, Y[g]);
       }
-    };
-    if (block % (16 * kTailGroups) == 0) {
-      for (std::size_t b = lo; b < lo + block; b += 16 * kTailGroups)
-        head.template operator()<kTailGroups>(b);
-    } else {
-      for (std::size_t b = lo; b < lo + block; b += 16) head.template operator()<1>(b);
-    }
+    });
     inverse_stages(a, n, lo, block, 8, std::min(block / 2, n / 4), w, ws, two_q, mul);
   }
   // Distances block .. n / 4 over the whole limb.
