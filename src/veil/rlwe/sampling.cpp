@@ -44,9 +44,10 @@ std::vector<std::uint64_t> gaussian_thresholds(double sigma) {
 std::vector<std::int64_t> sample_gaussian(Prng& rng, std::size_t n, double sigma) {
   // The rounded Gaussian cut at 6 sigma by its cumulative distribution table: k is -top
   // plus the number of thresholds a uniform 64-bit word reaches, every threshold compared
-  // (math::rank_vec: no branch or table access depends on the secret value). The Box-Muller sampler this
-  // replaced drew the same distribution through a logarithm, a square root and a sine and
-  // cosine for every two values: an eighth of the hybrid preprocessing.
+  // (math::rank_vec: no branch or table access depends on the secret value). The
+  // Box-Muller sampler this replaced drew the same distribution through a logarithm, a
+  // square root and a sine and cosine for every two values: an eighth of the hybrid
+  // preprocessing.
   thread_local double cached_sigma = 0;
   thread_local std::vector<std::uint64_t> table;
   if (sigma != cached_sigma) {
