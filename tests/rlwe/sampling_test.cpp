@@ -49,7 +49,9 @@ TEST(Sampling, GaussianTableIsTheRoundedGaussiansDistribution) {
       cdf += p.count(k) ? p.at(k) : 0.0;
       EXPECT_NEAR(std::ldexp(static_cast<double>(t[k + top]), -64), cdf, 1e-12)
           << "sigma " << sigma << ", k " << k;
-      if (k > -top) EXPECT_LE(t[k + top - 1], t[k + top]) << "thresholds ascend";
+      if (k > -top) {
+        EXPECT_LE(t[k + top - 1], t[k + top]) << "thresholds ascend";
+      }
     }
   }
   EXPECT_THROW(gaussian_thresholds(0), std::invalid_argument);
