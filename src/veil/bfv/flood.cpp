@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "veil/bfv/multiword.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/rng.hpp"
 #include "veil/common/thread_pool.hpp"
@@ -31,11 +30,19 @@ std::vector<u64> Flooder::sample_flood(std::size_t& words) const {
   const u64 top_mask = top_bits == 64 ? ~u64{0} : ((u64{1} << top_bits) - 1);
   std::vector<u64> u(n * words);
   Prng rng(random_seed());
-  for (std::size_t j = 0; j < n; ++j) {
-    for (std::size_t w = 0; w < words; ++w) u[j * words + w] = rng.next_u64();
-    u[j * words + words - 1] &= top_mask;
-  }
+  for (auto& x : u) x = rng.next_u64();
+  for (std::size_t j = 0; j < n; ++j) u[(words - 1) * n + j] &= top_mask;
   return u;
+}
+
+void Flooder::flood_mod(const std::vector<u64>& u, std::size_t words, const math::Modulus& q,
+                        u64* out) const {
+  const std::size_t n = ctx_->n();
+  const u64 two64 = q.reduce128(math::u128{1} << 64);
+  std::fill(out, out + n, 0);
+  for (std::size_t w = words; w-- > 0;) math::mul_const_add_wide_vec(q, out, two64, u.data() + w * n, out, n);
+  const u64 minus_offset = q.sub(0, q.pow(2, static_cast<u64>(flood_log2_)));
+  for (std::size_t j = 0; j < n; ++j) out[j] = q.add(out[j], minus_offset);
 }
 
 void Flooder::add_flooding_noise(Ciphertext& ct) const {
@@ -44,15 +51,12 @@ void Flooder::add_flooding_noise(Ciphertext& ct) const {
                "flooding applies to a size-2 ciphertext at the top level "
                    << ctx_->max_level() << " (the bound assumes it), got level " << ct.level());
   const std::size_t n = ctx_->n(), limbs = ct.num_limbs();
-  const int b = flood_log2_;
   std::size_t words = 0;
   std::vector<u64> u = sample_flood(words);
   parallel_for(limbs, [&](std::size_t i) {
     const math::Modulus& q = ctx_->modulus(i);
-    const u64 offset = q.pow(2, static_cast<u64>(b));
     rlwe::PolyData e(n);
-    for (std::size_t j = 0; j < n; ++j)
-      e[j] = q.sub(detail::mod_word(std::span<const u64>(u.data() + j * words, words), q), offset);
+    flood_mod(u, words, q, e.data());
     ctx_->ntt(i).forward(e.data());
     u64* c0 = ct.limb(0, i);
     math::add_vec(q, c0, e.data(), c0, n);
@@ -86,15 +90,6 @@ Response Flooder::finalize(Ciphertext ct, std::span<const std::uint32_t> indices
   const auto idx = rlwe::q_indices(ct.level());
   rlwe::PolyData un(limbs * n);
   rlwe::small_to_ntt(*ctx_, u, idx, un.data());
-  const int b = flood_log2_;
-  // A flood of two words (the usual width) as planes of high and low words, which
-  // math::mul_const_add_wide_vec reduces as hi (2^64 mod q) + lo.
-  rlwe::PolyData flood_hi, flood_lo;
-  if (words == 2) {
-    flood_hi.resize(n);
-    flood_lo.resize(n);
-    for (std::size_t j = 0; j < n; ++j) flood_lo[j] = flood[2 * j], flood_hi[j] = flood[2 * j + 1];
-  }
   parallel_for(limbs, [&](std::size_t i) {
     const math::Modulus& q = ctx_->modulus(i);
     thread_local rlwe::PolyData tmp, fr;
@@ -108,28 +103,18 @@ Response Flooder::finalize(Ciphertext ct, std::span<const std::uint32_t> indices
     math::add_vec(q, c1, tmp.data(), c1, n);
     ctx_->ntt(i).inverse(c0);
     ctx_->ntt(i).inverse(c1);
-    const u64 offset = q.pow(2, static_cast<u64>(b));
     // |e0|, |e1| <= 19 < q: q added where e is negative replaces a reduction (no branch).
     auto small = [&](std::int64_t e) {
       return static_cast<u64>(e) + (q.value() & static_cast<u64>(e >> 63));
     };
-    if (words == 2) {
-      math::mul_const_add_wide_vec(q, flood_hi.data(), q.reduce128(math::u128{1} << 64), flood_lo.data(),
-                                   fr.data(), n);
-    } else {
-      for (std::size_t j = 0; j < n; ++j)
-        fr[j] = detail::mod_word(std::span<const u64>(flood.data() + j * words, words), q);
-    }
-    const u64 minus_offset = q.sub(0, offset);
+    flood_mod(flood, words, q, fr.data());
     for (std::size_t j = 0; j < n; ++j) {
-      c0[j] = q.add(c0[j], q.add(q.add(fr[j], minus_offset), small(e0[j])));
+      c0[j] = q.add(c0[j], q.add(fr[j], small(e0[j])));
       c1[j] = q.add(c1[j], small(e1[j]));
     }
     std::fill(fr.begin(), fr.end(), 0);
   });
   std::fill(flood.begin(), flood.end(), 0);
-  std::fill(flood_hi.begin(), flood_hi.end(), 0);
-  std::fill(flood_lo.begin(), flood_lo.end(), 0);
   // Modulus switching in coefficient form: c_i <- (c_i - [c]_{q_top}) q_top^-1, centred.
   for (int top = ct.level(); top > level; --top) {
     const math::Modulus& qt = ctx_->modulus(static_cast<std::size_t>(top));

@@ -37,8 +37,12 @@ class Flooder {
   void add_flooding_noise(Ciphertext& ct) const;
 
  private:
-  // Flooding noise for N coefficients: e = U - 2^b, U uniform on b+1 bits, as words.
+  // Flooding noise for N coefficients: e = U - 2^b, U uniform on b+1 bits, as `words`
+  // planes of N words (word w of coefficient j at [w N + j], least significant first).
   std::vector<u64> sample_flood(std::size_t& words) const;
+  // e mod q into out[N]: the planes folded most significant first, r <- r 2^64 + word
+  // (math::mul_const_add_wide_vec), then 2^b taken off.
+  void flood_mod(const std::vector<u64>& u, std::size_t words, const math::Modulus& q, u64* out) const;
 
   ContextPtr ctx_;
   std::shared_ptr<const rlwe::PublicKey> pk_;

@@ -49,12 +49,6 @@ KeyPoly KeyPoly::unset(std::size_t n, const std::vector<u64>& primes) {
   return p;
 }
 
-KeyPoly::KeyPoly(std::size_t n, const std::vector<u64>& primes) : KeyPoly(unset(n, primes)) {
-  std::fill(narrow_words_.begin(), narrow_words_.end(), 0);
-  std::fill(high_bits_.begin(), high_bits_.end(), 0);
-  std::fill(wide_words_.begin(), wide_words_.end(), 0);
-}
-
 KeyPoly::KeyPoly(std::size_t n, const std::vector<u64>& primes, const u64* residues)
     : KeyPoly(unset(n, primes)) {
   parallel_for(primes.size(), [&](std::size_t k) { set(k, residues + k * n); });

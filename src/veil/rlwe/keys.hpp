@@ -61,10 +61,8 @@ class KeyPoly {
   }
 
   KeyPoly() = default;
-  // Zero limbs of n coefficients, one per prime; or limbs from `residues`, n 64-bit words
-  // per prime, each below its prime (deserialisation builds them this way, one limb per
-  // task of the thread pool).
-  KeyPoly(std::size_t n, const std::vector<u64>& primes);
+  // Limbs from `residues`, n 64-bit words per prime, each below its prime (deserialisation
+  // builds them this way, one limb per task of the thread pool).
   KeyPoly(std::size_t n, const std::vector<u64>& primes, const u64* residues);
   // Limbs of n coefficients whose words are left unwritten: every limb must be set() before
   // it is read. Key generation sets each limb in the task that computes it, so the pages of
