@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--erasing", type=float, default=None, help="RandomErasing probability")
     p.add_argument("--trivialaugment", action="store_true", default=None,
                    help="torchvision TrivialAugmentWide per image (CIFAR)")
+    p.add_argument("--no-trivialaugment", dest="trivialaugment", action="store_false",
+                   help="turn off a preset's TrivialAugmentWide (short schedules, where the "
+                        "extra augmentation costs more accuracy than it regularises)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="torch CPU threads (default: all cores)")

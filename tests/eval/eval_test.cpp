@@ -92,17 +92,17 @@ TEST_P(CkksEval, ReportCountsMatchADirectComputation) {
 INSTANTIATE_TEST_SUITE_P(Modes, CkksEval, ::testing::Values(nn::Mode::kLatency, nn::Mode::kThroughput),
                          [](const auto& info) { return std::string(nn::mode_name(info.param)); });
 
-hybrid::Program hybrid_program(const nn::Network& net, const Records& calibration) {
+std::shared_ptr<const hybrid::Program> hybrid_program(const nn::Network& net, const Records& calibration) {
   hybrid::ProgramOptions po;
   po.calibration = calibration.inputs;
-  return hybrid::lower(net, po);
+  return std::make_shared<const hybrid::Program>(hybrid::lower(net, po));
 }
 
 TEST(HybridEval, ReportCountsMatchADirectComputation) {
   const nn::Network net = nn::lower(
       nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/models/mnist-cryptonets.onnx"), hybrid::lower_options());
   const Records all = mnist_records(net, 16);
-  const hybrid::Program prog = hybrid_program(net, all);
+  const auto prog = hybrid_program(net, all);
   Records records = all;
   records.inputs.resize(3), records.labels.resize(3);
   const HybridReport r = run_hybrid(prog, net, records);
@@ -124,7 +124,7 @@ TEST(HybridEval, ARefusedRecordIsCountedAndTheRunGoesOn) {
   const nn::Network net = nn::lower(
       nn::load_onnx(std::string(VEIL_SOURCE_DIR) + "/models/mnist-cryptonets.onnx"), hybrid::lower_options());
   const Records all = mnist_records(net, 16);
-  const hybrid::Program prog = hybrid_program(net, all);
+  const auto prog = hybrid_program(net, all);
   Records records;
   for (std::size_t i = 0; i < 3; ++i)
     records.inputs.push_back(all.inputs[i]), records.labels.push_back(all.labels[i]);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <random>
 
 #include "hybrid/hybrid_test_util.hpp"
@@ -31,10 +32,11 @@ struct RunMaterial {
   Material server, client;
 };
 
-// Keys, then `runs` preprocessing runs.
-std::vector<RunMaterial> preprocess(const Program& prog, int runs, Pair& ch) {
+// Keys, then `runs` preprocessing runs; the server keeps cache_bytes of kernel blocks.
+std::vector<RunMaterial> preprocess(const Program& prog, int runs, Pair& ch,
+                                    std::size_t cache_bytes = std::numeric_limits<std::size_t>::max()) {
   const HeParameters hp = he_parameters(prog);
-  auto model = std::make_shared<const ServerModel>(prog, hp);
+  auto model = std::make_shared<const ServerModel>(std::make_shared<const Program>(prog), hp, cache_bytes);
   PreprocessServer server(model);
   PreprocessClient client(prog, hp);
   std::vector<RunMaterial> out(static_cast<std::size_t>(runs));
@@ -116,6 +118,53 @@ TEST(HybridPreprocess, MaterialMatchesTheIdealFunctionality) {
   EXPECT_NE(runs[0].client.mask[0], runs[1].client.mask[0]);
   EXPECT_NE(runs[0].server.offset[0], runs[1].server.offset[0]);
   EXPECT_NE(runs[0].client.squares.a, runs[1].client.squares.a);
+}
+
+// A server whose budget keeps only some kernel blocks in NTT form makes the others at
+// each use: they must be the very blocks an unlimited server keeps, and the material the
+// ideal functionality's.
+TEST(HybridPreprocess, BlocksBeyondTheBudgetAreMadeAtEachUse) {
+  const Program& prog = residual_program();
+  const HeParameters hp = he_parameters(prog);
+  const ServerModel all(prog, hp);
+  ASSERT_EQ(all.blocks_per_use(), 0u);
+  const auto shared = std::make_shared<const Program>(prog);
+  const ServerModel some(shared, hp, all.all_ready_bytes() / 2), none(shared, hp, 0);
+  EXPECT_EQ(some.all_ready_bytes(), all.all_ready_bytes());
+  EXPECT_GT(some.blocks_per_use(), 0u);
+  EXPECT_LT(some.memory_bytes(), all.memory_bytes());
+  std::size_t blocks = 0, compared = 0;
+  for (int r = 0; r < hp.residues(); ++r)
+    for (std::size_t l = 0; l < all.layers(r).size(); ++l) {
+      const auto& layer = all.layers(r)[l];
+      EXPECT_FALSE(none.layers(r)[l].all_ready);
+      for (int o = 0; o < layer.layout.output_blocks(); ++o)
+        for (int b = 0; b < layer.layout.input_blocks(); ++b) {
+          const auto& kept = layer.kernel[static_cast<std::size_t>(o)][static_cast<std::size_t>(b)];
+          ++blocks;
+          for (const ServerModel* m : {&some, &none}) {
+            const bfv::PreparedPlaintext made = m->prepare_block(r, l, o, b);
+            ASSERT_EQ(made.param_id(), kept.param_id());
+            ASSERT_EQ(made.level(), kept.level());
+            const std::size_t words = kept.n() * kept.num_limbs();
+            EXPECT_TRUE(std::equal(made.limb(0), made.limb(0) + words, kept.limb(0)))
+                << "layer " << l << " block (" << o << ", " << b << ") of residue " << r;
+            ++compared;
+          }
+        }
+    }
+  EXPECT_EQ(none.blocks_per_use(), blocks);
+  EXPECT_EQ(compared, 2 * blocks);
+  // The whole exchange with nothing kept: (W r - s) + s = W r.
+  Pair ch;
+  const auto runs = preprocess(prog, 1, ch, 0);
+  const mpc::Field f = prog.field();
+  for (std::size_t k = 0; k < prog.ops.size(); ++k) {
+    if (prog.ops[k].kind != Op::Kind::kLinear) continue;
+    auto sum = runs[0].client.offset[k];
+    mpc::add_inplace(f, sum, runs[0].server.offset[k]);
+    EXPECT_EQ(sum, apply_reference(f, prog.ops[k].linear, runs[0].client.mask[k], false)) << prog.ops[k].name;
+  }
 }
 
 TEST(HybridPreprocess, OnlineStageOnRealMaterialMatchesTheClearComputation) {

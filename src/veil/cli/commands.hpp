@@ -19,17 +19,21 @@ Model open_model(ModelOptions& o, const std::string& mode);
 
 // Prints the predicted class and the top scores with class names.
 void print_result(const Model& m, const std::vector<double>& logits, int top);
+void print_result(const std::vector<std::string>& classes, const std::vector<double>& logits, int top);
 
 // --mode hybrid (cli/hybrid.cpp): the model lowered to the hybrid program, its scales
 // chosen on calibration images from the installed data set.
 struct HybridModel {
-  nn::Graph graph;
+  nn::Graph graph;  // empty unless asked for (load_hybrid_model's keep_graph)
   nn::Network network;
-  hybrid::Program program;
+  // Shared with the server model: a large model's weights are held once.
+  std::shared_ptr<const hybrid::Program> program;
   std::string calibration;    // what chose the scales, for reports
   bool program_kept = false;  // rebuilt from the plan cache's choice (cli/plan_cache.hpp)
 };
-HybridModel load_hybrid_model(const ModelOptions& o);
+// keep_graph: keep the imported graph (the plan report compares with it); otherwise it is
+// freed once lowered.
+HybridModel load_hybrid_model(const ModelOptions& o, bool keep_graph = false);
 void print_hybrid_plan(const HybridModel& m);
 // Both parties in this process over the in-memory channel; fails (non-zero exit) when a
 // prediction differs from the plaintext model's.

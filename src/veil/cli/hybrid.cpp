@@ -75,12 +75,13 @@ std::vector<std::vector<double>> calibration_inputs(const nn::Network& net, cons
 
 }  // namespace
 
-HybridModel load_hybrid_model(const ModelOptions& o) {
+HybridModel load_hybrid_model(const ModelOptions& o, bool keep_graph) {
   nn::ImportOptions io;
   for (const auto& a : o.approximate) io.approximations.push_back(nn::parse_approx_spec(a));
   HybridModel m;
   m.graph = nn::load_onnx(o.path, io);
   m.network = nn::lower(m.graph, hybrid::lower_options());
+  if (!keep_graph) m.graph = nn::Graph{};
   hybrid::ProgramOptions po;
   po.ring = o.share_ring == "one"   ? hybrid::ShareRing::kOnePrime
             : o.share_ring == "two" ? hybrid::ShareRing::kTwoPrimes
@@ -89,14 +90,14 @@ HybridModel load_hybrid_model(const ModelOptions& o) {
   po.calibration = calibration_inputs(m.network, o.calibration, &source);
   m.calibration = source;
   CachedProgram kept = program_with_cache(o.path, o.approximate, m.network, po);
-  m.program = std::move(kept.program);
+  m.program = std::make_shared<const hybrid::Program>(std::move(kept.program));
   m.program_kept = kept.kept;
   if (m.program_kept) m.calibration += " (choice kept from an earlier run: --plan-cache off chooses again)";
   return m;
 }
 
 void print_hybrid_plan(const HybridModel& m) {
-  const auto& prog = m.program;
+  const auto& prog = *m.program;
   const hybrid::ProgramCost c = hybrid::cost(prog);
   std::printf("model %s (%s, input %dx%dx%d), hybrid mode\n", m.network.name.c_str(),
               m.network.dataset.c_str(), m.network.input.c, m.network.input.h, m.network.input.w);
@@ -131,15 +132,13 @@ void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inp
   const HybridModel m = load_hybrid_model(o);
   std::printf(
       "model %s: hybrid mode, values in Z_p (p %d bits), %d online rounds, %d threads, program %.2f s\n",
-      m.network.name.c_str(), static_cast<int>(m.program.field().log2_modulus()) + 1,
-      hybrid::cost(m.program).rounds, num_threads(), seconds_since(t));
-  eval::HybridSession session(m.program);
+      m.network.name.c_str(), static_cast<int>(m.program->field().log2_modulus()) + 1,
+      hybrid::cost(*m.program).rounds, num_threads(), seconds_since(t));
+  eval::HybridSession session(m.program, plaintext_cache_bytes());
   std::printf(
       "server setup (weights encoded for preprocessing): %.2f s, %s; client keys: %.2f s, %s sent once\n",
-      session.server_setup_s(), human_bytes(session.server_memory()).c_str(), session.keys_s(),
+      session.server_setup_s(), describe_hybrid_weights(session.server_model()).c_str(), session.keys_s(),
       human_bytes(session.key_bytes()).c_str());
-  Model shown;
-  shown.network = m.network;
   for (const auto& path : inputs) {
     const Input in = load_input(m.network, path, index);
     eval::HybridStats st;
@@ -149,7 +148,7 @@ void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inp
     for (std::size_t k = 0; k < plain.size(); ++k) err = std::max(err, std::abs(plain[k] - logits[k]));
     std::printf("\n%s%s\n", in.label.c_str(),
                 in.true_class >= 0 ? (" (label " + std::to_string(in.true_class) + ")").c_str() : "");
-    print_result(shown, logits, top);
+    print_result(m.network.classes, logits, top);
     std::printf("plaintext model: class %d, max |hybrid - plaintext| logit %.3f\n", argmax(plain), err);
     std::printf("time: preprocessing %.3f s (input-independent) + online %.4f s = %.3f s\n", st.preprocess_s,
                 st.online_s, st.preprocess_s + st.online_s);
@@ -172,7 +171,7 @@ nlohmann::json hybrid_report(const EvalOptions& o, const HybridModel& m, const d
                              const std::vector<int>& plain, double max_logit_error, bool simulated) {
   nlohmann::json j = eval_report(o, m.network, ds, data_path, predictions, plain);
   j["simulated"] = simulated;
-  j["share_ring_primes"] = m.program.primes().size();
+  j["share_ring_primes"] = m.program->primes().size();
   j["calibration"] = m.calibration;
   j["max_logit_error"] = max_logit_error;
   return j;
@@ -191,7 +190,7 @@ void simulate_eval(const EvalOptions& o, const HybridModel& m, const data::Datas
   std::mutex mu;
   parallel_for(ds.size(), [&](std::size_t i) {
     const auto x = record(net, ds, i);
-    const auto a = hybrid::evaluate_fixed(m.program, x);
+    const auto a = hybrid::evaluate_fixed(*m.program, x);
     const auto b = nn::evaluate(net, x);
     fixed[i] = argmax(a), plain[i] = argmax(b);
     for (std::size_t k = 0; k < a.size(); ++k) err[i] = std::max(err[i], std::abs(a[k] - b[k]));
@@ -262,12 +261,14 @@ void run_hybrid_eval(const EvalOptions& o) {
   }
   std::optional<report::Progress> bar;
   if (!o.quiet) bar.emplace("hybrid", ds.size());
-  const eval::HybridReport r =
-      eval::run_hybrid(m.program, net, records, [&](std::size_t, const std::string& summary) {
+  const eval::HybridReport r = eval::run_hybrid(
+      m.program, net, records,
+      [&](std::size_t, const std::string& summary) {
         if (!bar) return;
         bar->set_suffix(summary);
         bar->tick();
-      });
+      },
+      plaintext_cache_bytes());
   if (bar) bar->finish();
   const double n = static_cast<double>(ds.size());
   const auto& t = r.total;

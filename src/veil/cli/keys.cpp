@@ -30,7 +30,10 @@ CLI::App* add_common(CLI::App& app, const char* name, const char* help, Common& 
 }  // namespace
 
 void print_result(const Model& m, const std::vector<double>& logits, int top) {
-  const auto& classes = m.network.classes;
+  print_result(m.network.classes, logits, top);
+}
+
+void print_result(const std::vector<std::string>& classes, const std::vector<double>& logits, int top) {
   auto name = [&](int k) { return k < static_cast<int>(classes.size()) ? classes[k] : std::to_string(k); };
   const int best = argmax(logits);
   std::printf("class: %d (%s)\n", best, name(best).c_str());

@@ -119,7 +119,7 @@ void register_plan(CLI::App& app) {
   auto mode = std::make_shared<std::string>("latency");
   add_model_options(*cmd, *o, *mode);
   cmd->callback([o, mode] {
-    if (*mode == "hybrid") return print_hybrid_plan(load_hybrid_model(*o));
+    if (*mode == "hybrid") return print_hybrid_plan(load_hybrid_model(*o, true));
     Model m = open_model(*o, *mode);
     std::cout << "model " << m.network.name << " (" << m.network.dataset << ", input " << m.network.input.c
               << "x" << m.network.input.h << "x" << m.network.input.w << ")\n"

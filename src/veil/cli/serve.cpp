@@ -33,12 +33,13 @@ void run_serve(ServeOptions& o) {
     if (mode != "hybrid") continue;
     const auto t = Clock::now();
     const HybridModel m = load_hybrid_model(o.model);
-    auto model = std::make_shared<const hybrid::ServerModel>(m.program, hybrid::he_parameters(m.program));
-    const hybrid::ProgramCost c = hybrid::cost(m.program);
+    auto model = std::make_shared<const hybrid::ServerModel>(m.program, hybrid::he_parameters(*m.program),
+                                                             plaintext_cache_bytes());
+    const hybrid::ProgramCost c = hybrid::cost(*m.program);
     std::printf(
         "hybrid mode: %d online rounds, %lld squares, weights prepared for preprocessing %s, ready in %.2f "
         "s%s\n",
-        c.rounds, static_cast<long long>(c.squares), human_bytes(model->memory_bytes()).c_str(),
+        c.rounds, static_cast<long long>(c.squares), describe_hybrid_weights(*model).c_str(),
         seconds_since(t), m.program_kept ? " (scales kept from an earlier start)" : "");
     o.hybrid.dataset = m.network.dataset;
     name = m.network.name;

@@ -61,6 +61,17 @@ std::size_t plaintext_cache_bytes() {
   return std::max<std::size_t>(1, static_cast<std::size_t>(gib * static_cast<double>(std::size_t{1} << 30)));
 }
 
+namespace {
+// "; all ready needs --plaintext-cache-gib 3.6", rounded up, so that the figure given back
+// does keep them all.
+std::string all_ready_hint(std::size_t all_bytes) {
+  const double gib = std::ceil(static_cast<double>(all_bytes) / static_cast<double>(1 << 30) * 10) / 10;
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "; all ready needs --plaintext-cache-gib %.1f", gib);
+  return buf;
+}
+}  // namespace
+
 std::string describe_weight_forms(const nn::WeightForms& f) {
   const std::size_t kept = f.ntt_bytes + f.coefficient_bytes;
   std::string s = human_bytes(kept);
@@ -71,11 +82,15 @@ std::string describe_weight_forms(const nn::WeightForms& f) {
     s += ", " + human_bytes(f.coefficient_bytes) + " as coefficients (an NTT per limb at each use)";
   if (f.encoded_per_use > 0)
     s += ", " + std::to_string(f.encoded_per_use) + " stage(s) encoded afresh at each use";
-  // Rounded up, so that the figure given back as --plaintext-cache-gib does keep them all.
-  const double gib = std::ceil(static_cast<double>(f.all_ntt_bytes) / static_cast<double>(1 << 30) * 10) / 10;
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "; all ready needs --plaintext-cache-gib %.1f", gib);
-  return s + buf;
+  return s + all_ready_hint(f.all_ntt_bytes);
+}
+
+std::string describe_hybrid_weights(const hybrid::ServerModel& model) {
+  std::string s = human_bytes(model.memory_bytes());
+  if (model.blocks_per_use() == 0) return s + ", all ready (NTT form)";
+  return s + ": " + std::to_string(model.blocks_per_use()) +
+         " kernel blocks beyond the budget made at each use (an NTT per prime)" +
+         all_ready_hint(model.all_ready_bytes());
 }
 
 Input load_input(const nn::Network& net, const std::string& path, std::size_t index) {

@@ -10,6 +10,7 @@
 
 #include "veil/ckks/context.hpp"
 #include "veil/common/format.hpp"
+#include "veil/hybrid/preprocess.hpp"
 #include "veil/nn/graph.hpp"
 #include "veil/nn/he/encrypted.hpp"
 #include "veil/nn/he/planner.hpp"
@@ -44,6 +45,8 @@ void set_plaintext_cache_gib(double gib);
 // "1.9 GiB: 0.8 GiB ready, 1.1 GiB as coefficients (an NTT per limb at each use); all ready
 // needs --plaintext-cache-gib 3.6": the set-up reports' account of the budget.
 std::string describe_weight_forms(const nn::WeightForms& forms);
+// The same for the hybrid server's kernel blocks (the same budget).
+std::string describe_hybrid_weights(const hybrid::ServerModel& model);
 
 // An image file (PNG/JPEG/PPM, resized/converted to the model's input) or record `index`
 // of an IDX / CIFAR-10 binary file, normalised as the model expects.

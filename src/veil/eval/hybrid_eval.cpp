@@ -42,21 +42,21 @@ void both(const std::function<void()>& server, const std::function<void()>& clie
 
 }  // namespace
 
-HybridSession::HybridSession(const hybrid::Program& program) : prog_(program) {
+HybridSession::HybridSession(std::shared_ptr<const hybrid::Program> program, std::size_t cache_bytes)
+    : prog_(std::move(program)) {
+  VEIL_REQUIRE(prog_ != nullptr, "no program for the hybrid session");
   const auto t = Clock::now();
-  hp_ = hybrid::he_parameters(prog_);
-  model_ = std::make_shared<const hybrid::ServerModel>(prog_, hp_);
+  hp_ = hybrid::he_parameters(*prog_);
+  model_ = std::make_shared<const hybrid::ServerModel>(prog_, hp_, cache_bytes);
   server_setup_s_ = seconds_since(t);
   const auto t2 = Clock::now();
-  client_ = std::make_unique<hybrid::PreprocessClient>(prog_, hp_);
+  client_ = std::make_unique<hybrid::PreprocessClient>(*prog_, hp_);
   server_ = std::make_unique<hybrid::PreprocessServer>(model_);
   std::tie(sch_, cch_) = net::make_memory_pair();
   both([&] { server_->receive_keys(*sch_); }, [&] { client_->send_keys(*cch_); });
   keys_s_ = seconds_since(t2);
   key_bytes_ = cch_->bytes_sent();
 }
-
-std::size_t HybridSession::server_memory() const { return model_->memory_bytes(); }
 
 std::vector<double> HybridSession::infer(const std::vector<double>& x, HybridStats& st) {
   const auto up0 = cch_->bytes_sent(), down0 = cch_->bytes_received();
@@ -66,7 +66,7 @@ std::vector<double> HybridSession::infer(const std::vector<double>& x, HybridSta
   st.preprocess_s = seconds_since(t);
   const auto up1 = cch_->bytes_sent(), down1 = cch_->bytes_received();
   st.pre_up = up1 - up0, st.pre_down = down1 - down0;
-  const mpc::Field f = prog_.field();
+  const mpc::Field f = prog_->field();
   const auto type = static_cast<std::uint16_t>(hybrid::Message::kShares);
   mpc::ChannelExchange es(*sch_, mpc::Role::kServer, f, type), ec(*cch_, mpc::Role::kClient, f, type);
   std::vector<double> logits;
@@ -74,8 +74,8 @@ std::vector<double> HybridSession::infer(const std::vector<double>& x, HybridSta
   t = Clock::now();
   std::exception_ptr refused;  // after the whole online stage: its cost is counted
   try {
-    both([&] { hybrid::run_server(prog_, std::move(sm), es); },
-         [&] { logits = hybrid::run_client(prog_, std::move(cm), x, ec, &os); });
+    both([&] { hybrid::run_server(*prog_, std::move(sm), es); },
+         [&] { logits = hybrid::run_client(*prog_, std::move(cm), x, ec, &os); });
   } catch (const hybrid::ResultRefused&) {
     refused = std::current_exception();
   }
@@ -86,11 +86,11 @@ std::vector<double> HybridSession::infer(const std::vector<double>& x, HybridSta
   return logits;
 }
 
-HybridReport run_hybrid(const hybrid::Program& program, const nn::Network& net, const Records& records,
-                        const Progress& progress) {
+HybridReport run_hybrid(std::shared_ptr<const hybrid::Program> program, const nn::Network& net,
+                        const Records& records, const Progress& progress, std::size_t cache_bytes) {
   VEIL_REQUIRE(records.labels.size() == records.size(),
                "records have " << records.size() << " inputs and " << records.labels.size() << " labels");
-  HybridSession session(program);
+  HybridSession session(std::move(program), cache_bytes);
   HybridReport r;
   r.count = records.size();
   r.predictions.assign(r.count, -1);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -34,11 +35,14 @@ struct HybridStats {
 // Both parties over one in-memory channel pair: the server's part on its own thread.
 class HybridSession {
  public:
-  explicit HybridSession(const hybrid::Program& program);
+  // The program is shared with the server's model, never copied. cache_bytes: the server
+  // model's budget for kernel blocks in NTT form (hybrid::ServerModel).
+  explicit HybridSession(std::shared_ptr<const hybrid::Program> program,
+                         std::size_t cache_bytes = std::numeric_limits<std::size_t>::max());
   double server_setup_s() const { return server_setup_s_; }
   double keys_s() const { return keys_s_; }
   std::uint64_t key_bytes() const { return key_bytes_; }
-  std::size_t server_memory() const;
+  const hybrid::ServerModel& server_model() const { return *model_; }
 
   // One image: preprocessing, then the online stage. Throws hybrid::ResultRefused when the
   // client refuses the reconstructed logits (the session stays usable), and whatever
@@ -46,7 +50,7 @@ class HybridSession {
   std::vector<double> infer(const std::vector<double>& x, HybridStats& stats);
 
  private:
-  hybrid::Program prog_;
+  std::shared_ptr<const hybrid::Program> prog_;
   hybrid::HeParameters hp_;
   std::shared_ptr<const hybrid::ServerModel> model_;
   std::unique_ptr<hybrid::PreprocessClient> client_;
@@ -72,7 +76,8 @@ struct HybridReport {
 };
 
 // Every record through one session. A refused record is counted and the run goes on.
-HybridReport run_hybrid(const hybrid::Program& program, const nn::Network& net, const Records& records,
-                        const Progress& progress = {});
+HybridReport run_hybrid(std::shared_ptr<const hybrid::Program> program, const nn::Network& net,
+                        const Records& records, const Progress& progress = {},
+                        std::size_t cache_bytes = std::numeric_limits<std::size_t>::max());
 
 }  // namespace veil::eval

@@ -166,36 +166,69 @@ HeParameters he_parameters(const Program& prog) {
 
 // --- server model ---
 
-ServerModel::ServerModel(const Program& prog, HeParameters params)
-    : program_(prog), params_(std::move(params)) {
-  VEIL_REQUIRE(params_.residues() == static_cast<int>(program_.primes().size()),
-               "exact-scheme parameters for " << params_.residues() << " primes, the share ring has "
-                                              << program_.primes().size());
-  for (int r = 0; r < params_.residues(); ++r) layers_.push_back(prepare(r));
-}
+ServerModel::ServerModel(const Program& program, HeParameters params)
+    : ServerModel(std::make_shared<const Program>(program), std::move(params)) {}
 
-std::vector<ServerModel::Layer> ServerModel::prepare(int residue) const {
-  std::vector<Layer> layers_;
-  const auto& ctx = params_.linear_of(residue);
-  VEIL_REQUIRE(ctx->t() == program_.primes()[static_cast<std::size_t>(residue)],
-               "the linear context's plaintext modulus is not the share ring's prime");
-  const bfv::Evaluator eval(ctx);
-  for (std::size_t k = 0; k < program_.ops.size(); ++k) {
-    const Op& op = program_.ops[k];
+ServerModel::ServerModel(std::shared_ptr<const Program> program, HeParameters params, std::size_t cache_bytes)
+    : program_(std::move(program)), params_(std::move(params)) {
+  VEIL_REQUIRE(program_ != nullptr, "no program for the server model");
+  const Program& prog = *program_;
+  const int residues = params_.residues();
+  VEIL_REQUIRE(
+      residues == static_cast<int>(prog.primes().size()),
+      "exact-scheme parameters for " << residues << " primes, the share ring has " << prog.primes().size());
+  std::vector<bfv::Evaluator> evals;
+  for (int r = 0; r < residues; ++r) {
+    const auto& ctx = params_.linear_of(r);
+    VEIL_REQUIRE(ctx->t() == prog.primes()[static_cast<std::size_t>(r)],
+                 "the linear context's plaintext modulus is not the share ring's prime");
+    evals.emplace_back(ctx);
+  }
+  layers_.resize(static_cast<std::size_t>(residues));
+  std::size_t kept = 0;
+  // Layer by layer, both residues of a layer together: the budget keeps whole layers
+  // ready as far as it goes, the first ones first.
+  for (std::size_t k = 0; k < prog.ops.size(); ++k) {
+    const Op& op = prog.ops[k];
     if (op.kind != Op::Kind::kLinear) continue;
     ConvForm form = convolution_form(op);
     VEIL_REQUIRE(form.shape.in_channels == op.he_shape.in_channels &&
                      form.shape.kernel_h == op.he_shape.kernel_h && form.shape.stride == op.he_shape.stride,
                  "layer '" << op.name << "': its weights do not form the published convolution");
-    Layer layer{k, bfv::ConvLayout(op.he_shape, ctx->n()), {}};
-    layer.kernel.resize(static_cast<std::size_t>(layer.layout.output_blocks()));
-    for (int o = 0; o < layer.layout.output_blocks(); ++o)
-      for (int b = 0; b < layer.layout.input_blocks(); ++b)
-        layer.kernel[static_cast<std::size_t>(o)].push_back(
-            eval.prepare(bfv::Plaintext(*ctx, layer.layout.encode_kernel(o, b, form.kernel, ctx->t()))));
-    layers_.push_back(std::move(layer));
+    bool all_ready = true;
+    for (int r = 0; r < residues; ++r) {
+      const auto& ctx = params_.linear_of(r);
+      Layer layer{k, bfv::ConvLayout(op.he_shape, ctx->n()), {}, true};
+      const std::size_t block_bytes = ctx->n() * static_cast<std::size_t>(ctx->max_level() + 1) * sizeof(u64);
+      layer.kernel.resize(static_cast<std::size_t>(layer.layout.output_blocks()));
+      for (int o = 0; o < layer.layout.output_blocks(); ++o)
+        for (int b = 0; b < layer.layout.input_blocks(); ++b) {
+          all_ready_bytes_ += block_bytes;
+          auto& row = layer.kernel[static_cast<std::size_t>(o)];
+          if (kept + block_bytes > cache_bytes) {
+            row.emplace_back();
+            layer.all_ready = false;
+            ++blocks_per_use_;
+            continue;
+          }
+          kept += block_bytes;
+          row.push_back(evals[static_cast<std::size_t>(r)].prepare(
+              bfv::Plaintext(*ctx, layer.layout.encode_kernel(o, b, form.kernel, ctx->t()))));
+        }
+      all_ready = all_ready && layer.all_ready;
+      layers_[static_cast<std::size_t>(r)].push_back(std::move(layer));
+    }
+    kernels_.push_back(all_ready ? std::vector<std::int64_t>{} : std::move(form.kernel));
   }
-  return layers_;
+}
+
+bfv::PreparedPlaintext ServerModel::prepare_block(int residue, std::size_t layer, int o, int b) const {
+  const Layer& l = layers(residue).at(layer);
+  const auto& kept = l.kernel.at(static_cast<std::size_t>(o)).at(static_cast<std::size_t>(b));
+  if (kept.param_id() != 0) return kept;
+  const auto& ctx = params_.linear_of(residue);
+  return bfv::Evaluator(ctx).prepare(
+      bfv::Plaintext(*ctx, l.layout.encode_kernel(o, b, kernels_.at(layer), ctx->t())));
 }
 
 std::size_t ServerModel::memory_bytes() const {
@@ -204,6 +237,7 @@ std::size_t ServerModel::memory_bytes() const {
     for (const auto& l : residue)
       for (const auto& row : l.kernel)
         for (const auto& p : row) n += p.data().size() * sizeof(u64);
+  for (const auto& k : kernels_) n += k.size() * sizeof(std::int64_t);
   return n;
 }
 
@@ -398,7 +432,9 @@ Material PreprocessServer::State::run(int residue, net::Channel& ch) {
   Material m;
   m.role = Role::kServer;
   m.offset.resize(prog.ops.size());
-  for (const ServerModel::Layer& layer : s.model->layers(residue)) {
+  const auto& layers = s.model->layers(residue);
+  for (std::size_t li = 0; li < layers.size(); ++li) {
+    const ServerModel::Layer& layer = layers[li];
     const Op& op = prog.ops[layer.op];
     const auto& layout = layer.layout;
     const net::Frame f = ch.receive();
@@ -414,7 +450,18 @@ Material PreprocessServer::State::run(int residue, net::Channel& ch) {
     std::vector<Bytes> out;
     for (int o = 0; o < layout.output_blocks(); ++o) {
       std::vector<const bfv::PreparedPlaintext*> pts;
-      for (const auto& p : layer.kernel[static_cast<std::size_t>(o)]) pts.push_back(&p);
+      // Blocks beyond the model's memory budget are made here, for this output block only.
+      std::vector<bfv::PreparedPlaintext> made;
+      if (!layer.all_ready) made.reserve(static_cast<std::size_t>(layout.input_blocks()));
+      for (int b = 0; b < layout.input_blocks(); ++b) {
+        const auto& p = layer.kernel[static_cast<std::size_t>(o)][static_cast<std::size_t>(b)];
+        if (p.param_id() != 0) {
+          pts.push_back(&p);
+        } else {
+          made.push_back(s.model->prepare_block(residue, li, o, b));
+          pts.push_back(&made.back());
+        }
+      }
       bfv::Ciphertext acc = eval.multiply_accumulate(ct_ptrs, pts);
       const auto idx = layout.output_indices(o);
       const auto smask = s.masks.uniform(field, idx.size());

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -64,29 +65,50 @@ struct HeParameters {
 HeParameters he_parameters(const Program& program);
 
 // What the server prepares once per model: each linear op's layout and its kernel blocks
-// as plaintexts in NTT form.
+// as plaintexts in NTT form, up to a memory budget; blocks beyond it are encoded from the
+// kept convolution kernel and transformed at every use (one NTT per prime and block, about
+// as much work again as the block's products). A PreAct-ResNet-18 has 5.9 GB of blocks per
+// preprocessing (both primes of its share ring), more than a 24 GB machine holds beside
+// the program.
 class ServerModel {
  public:
+  // The program is shared, not copied (a large model's weights are gigabytes).
+  // cache_bytes: bytes of blocks kept in NTT form, first layers first.
+  ServerModel(std::shared_ptr<const Program> program, HeParameters params,
+              std::size_t cache_bytes = std::numeric_limits<std::size_t>::max());
+  // A copy of `program`, every block kept.
   ServerModel(const Program& program, HeParameters params);
-  const Program& program() const { return program_; }
+  const Program& program() const { return *program_; }
   const HeParameters& params() const { return params_; }
   struct Layer {
     std::size_t op = 0;
     bfv::ConvLayout layout;
-    std::vector<std::vector<bfv::PreparedPlaintext>> kernel;  // [output block][input block]
+    // [output block][input block]: the NTT form, or an empty plaintext (param_id 0) for a
+    // block prepared at each use (prepare_block).
+    std::vector<std::vector<bfv::PreparedPlaintext>> kernel;
+    bool all_ready = true;
   };
   // The layers prepared for residue r's linear context (t = p_r).
   const std::vector<Layer>& layers(int residue = 0) const {
     return layers_[static_cast<std::size_t>(residue)];
   }
-  // Bytes of prepared plaintexts held.
+  // Block (o, b) of layers(residue)[layer] in NTT form: the kept one, or one made now.
+  bfv::PreparedPlaintext prepare_block(int residue, std::size_t layer, int o, int b) const;
+  // Bytes of blocks kept in NTT form, and of kernels kept to make the others.
   std::size_t memory_bytes() const;
+  // Bytes that keeping every block in NTT form takes, and how many blocks are made at
+  // each use (0: all ready).
+  std::size_t all_ready_bytes() const { return all_ready_bytes_; }
+  std::size_t blocks_per_use() const { return blocks_per_use_; }
 
  private:
-  std::vector<Layer> prepare(int residue) const;
-  Program program_;
+  std::shared_ptr<const Program> program_;
   HeParameters params_;
   std::vector<std::vector<Layer>> layers_;  // [residue]
+  // Per linear layer, its convolution kernel (hybrid/conv_form.hpp) when a block of it is
+  // made at each use; empty otherwise.
+  std::vector<std::vector<std::int64_t>> kernels_;
+  std::size_t all_ready_bytes_ = 0, blocks_per_use_ = 0;
 };
 
 // The client's side. Holds its secret keys for the session; they never leave it.

@@ -48,6 +48,8 @@ struct QuantLinear {
   std::int64_t max_row_l1 = 0;
 };
 
+// public_view (public_program.cpp) copies Op, QuantLinear and Program field by field, so
+// that no copy of the weights is ever made for the client: a new field is added there too.
 struct Op {
   enum class Kind { kLinear, kPoly, kAdd } kind = Kind::kLinear;
   std::string name;
