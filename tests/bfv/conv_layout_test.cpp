@@ -45,6 +45,18 @@ void place(const bfv::ConvLayout& lay, int o, const std::vector<u64>& vals, std:
     for (std::size_t p = 0; p < plane; ++p) out[(lay.out_channel_begin(o) + ml) * plane + p] = vals[k++];
 }
 
+// A random kernel of the shape, |w| <= bound, zero off the diagonal when depthwise.
+std::vector<std::int64_t> random_kernel(const bfv::ConvShape& s, std::int64_t bound, std::mt19937_64& g) {
+  auto k = random_signed(static_cast<std::size_t>(s.out_channels) * s.in_channels * s.kernel_h * s.kernel_w,
+                         bound, g);
+  if (s.depthwise)
+    for (std::size_t i = 0; i < k.size(); ++i) {
+      const std::size_t mc = i / (static_cast<std::size_t>(s.kernel_h) * s.kernel_w);
+      if (mc / static_cast<std::size_t>(s.in_channels) != mc % static_cast<std::size_t>(s.in_channels)) k[i] = 0;
+    }
+  return k;
+}
+
 void check_plain(const bfv::ConvShape& s, std::size_t n, int cp, std::uint64_t seed) {
   SCOPED_TRACE(::testing::Message() << "seed " << seed << " C=" << s.in_channels << " HxW=" << s.height << "x"
                                     << s.width << " M=" << s.out_channels << " k=" << s.kernel_h << "x"
@@ -54,13 +66,13 @@ void check_plain(const bfv::ConvShape& s, std::size_t n, int cp, std::uint64_t s
   const u64 t = bfv::plaintext_prime(20, 10);
   const bfv::ConvLayout lay(s, n, cp);
   const auto x = random_mod(static_cast<std::size_t>(s.in_channels) * s.height * s.width, t, g);
-  const auto k = random_signed(
-      static_cast<std::size_t>(s.out_channels) * s.in_channels * s.kernel_h * s.kernel_w, 50, g);
+  const auto k = random_kernel(s, 50, g);
   const math::Modulus tm(t);
   std::vector<u64> got(static_cast<std::size_t>(s.out_channels) * lay.out_height() * lay.out_width(), 0);
   for (int o = 0; o < lay.output_blocks(); ++o) {
     std::vector<u64> acc(n, 0);
     for (int b = 0; b < lay.input_blocks(); ++b) {
+      if (!lay.block_used(o, b)) continue;  // zeros only (depthwise)
       const auto prod = negacyclic_mod(lay.encode_input(b, x, t), lay.encode_kernel(o, b, k, t), t);
       for (std::size_t j = 0; j < n; ++j) acc[j] = tm.add(acc[j], prod[j]);
     }
@@ -82,6 +94,39 @@ TEST(BfvConvLayout, PolynomialProductIsTheConvolution) {
   check_plain({6, 4, 4, 5, 3, 3, 1, 1}, 256, 1, seed);
   check_plain({6, 4, 4, 5, 3, 3, 1, 1}, 256, 6, seed);
   check_plain({6, 4, 4, 5, 3, 3, 2, 1}, 256, 2, seed);
+  // Depthwise: the blocks with no channel in common are skipped.
+  for (int split : {0, 1, 2, 3, 5})
+    for (const bfv::ConvShape& s : {bfv::ConvShape{7, 4, 4, 7, 1, 1, 1, 0, true},
+                                    bfv::ConvShape{5, 3, 3, 5, 3, 3, 1, 1, true},
+                                    bfv::ConvShape{6, 4, 4, 6, 3, 3, 2, 1, true}})
+      check_plain(s, 256, split, seed);
+}
+
+TEST(BfvConvLayout, DepthwiseUsesOnlyBlocksWithChannelsInCommon) {
+  // A batch norm on 64 channels of 32 x 32 at N = 8192: C_p M_p <= 8.
+  const bfv::ConvLayout lay({64, 32, 32, 64, 1, 1, 1, 0, true}, 8192);
+  int used = 0;
+  for (int o = 0; o < lay.output_blocks(); ++o) {
+    int reads = 0;
+    for (int b = 0; b < lay.input_blocks(); ++b) {
+      const bool overlap =
+          lay.in_channel_begin(b) < lay.out_channel_begin(o) + lay.out_channel_count(o) &&
+          lay.out_channel_begin(o) < lay.in_channel_begin(b) + lay.in_channel_count(b);
+      EXPECT_EQ(lay.block_used(o, b), overlap) << o << ", " << b;
+      reads += lay.block_used(o, b);
+    }
+    EXPECT_GE(reads, 1);
+    used += reads;
+  }
+  EXPECT_EQ(used, std::max(lay.input_blocks(), lay.output_blocks()));
+  EXPECT_LT(used, lay.input_blocks() * lay.output_blocks() / 8);
+  EXPECT_EQ(lay.l1_bound(10), 10.0);
+  const bfv::ConvLayout dense({64, 32, 32, 64, 1, 1, 1, 0}, 8192);
+  EXPECT_TRUE(dense.block_used(0, dense.input_blocks() - 1));
+  EXPECT_NE(what_of([] {
+              bfv::ConvLayout({8, 4, 4, 6, 1, 1, 1, 0, true}, 256);
+            }).find("depthwise"),
+            std::string::npos);
 }
 
 TEST(BfvConvLayout, BlocksAndRefusals) {
@@ -112,14 +157,14 @@ TEST(BfvConvLayout, EncryptedConvolutionWithFloodingMatchesPlain) {
   const std::uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   std::mt19937_64 g(seed);
-  for (const bfv::ConvShape& s : {bfv::ConvShape{6, 6, 6, 5, 3, 3, 1, 1},
-                                  bfv::ConvShape{3, 8, 8, 4, 3, 3, 2, 0}, bfv::ConvShape::matvec(100, 20)}) {
+  for (const bfv::ConvShape& s :
+       {bfv::ConvShape{6, 6, 6, 5, 3, 3, 1, 1}, bfv::ConvShape{3, 8, 8, 4, 3, 3, 2, 0},
+        bfv::ConvShape::matvec(100, 20), bfv::ConvShape{12, 5, 5, 12, 3, 3, 1, 1, true}}) {
     const bfv::ConvLayout lay(s, f.ctx->n());
     ASSERT_LE(lay.l1_bound(8), f.ctx->params().max_l1_norm);
     const u64 t = f.t();
     const auto r = random_mod(static_cast<std::size_t>(s.in_channels) * s.height * s.width, t, g);
-    const auto k = random_signed(
-        static_cast<std::size_t>(s.out_channels) * s.in_channels * s.kernel_h * s.kernel_w, 8, g);
+    const auto k = random_kernel(s, 8, g);
     // Client.
     std::vector<bfv::Ciphertext> up;
     for (int b = 0; b < lay.input_blocks(); ++b)
@@ -131,11 +176,14 @@ TEST(BfvConvLayout, EncryptedConvolutionWithFloodingMatchesPlain) {
       std::vector<bfv::PreparedPlaintext> w;
       std::vector<const bfv::Ciphertext*> cp;
       std::vector<const bfv::PreparedPlaintext*> wp;
+      std::vector<int> used;
       for (int b = 0; b < lay.input_blocks(); ++b)
+        if (lay.block_used(o, b)) used.push_back(b);
+      w.reserve(used.size());
+      for (int b : used) {
         w.push_back(f.eval->prepare(bfv::Plaintext(*f.ctx, lay.encode_kernel(o, b, k, t))));
-      for (int b = 0; b < lay.input_blocks(); ++b) {
-        cp.push_back(&up[b]);
-        wp.push_back(&w[b]);
+        cp.push_back(&up[static_cast<std::size_t>(b)]);
+        wp.push_back(&w.back());
       }
       auto acc = f.eval->multiply_accumulate(cp, wp);
       const auto idx = lay.output_indices(o);

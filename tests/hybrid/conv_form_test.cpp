@@ -76,6 +76,48 @@ TEST(HybridConvForm, MergedPoolAndConvolutionBecomeOneStridedConvolution) {
   EXPECT_GT(conv->shape.kernel_h, 2);
 }
 
+// A 1x1 convolution over C x H x W given by its C x C channel matrix (row m: output m).
+Op pointwise(int C, int H, int W, const std::vector<std::int32_t>& mix) {
+  Op op;
+  op.kind = Op::Kind::kLinear;
+  op.spatial = true;
+  op.in = op.out = nn::Shape{C, H, W};
+  QuantLinear& q = op.linear;
+  q.rows = q.cols = C * H * W;
+  q.row_ptr.push_back(0);
+  for (int m = 0; m < C; ++m)
+    for (int p = 0; p < H * W; ++p) {
+      for (int c = 0; c < C; ++c)
+        if (const std::int32_t w = mix[static_cast<std::size_t>(m * C + c)]; w != 0) {
+          q.col.push_back(c * H * W + p);
+          q.weight.push_back(w);
+        }
+      q.row_ptr.push_back(static_cast<std::int64_t>(q.col.size()));
+    }
+  q.bias.assign(static_cast<std::size_t>(q.rows), 0);
+  return op;
+}
+
+// A per-channel layer (a batch norm on a residual stream) is a depthwise convolution,
+// which the preprocessing serves with only the blocks that have channels in common; a
+// layer that mixes channels is not.
+TEST(HybridConvForm, APerChannelLayerIsDepthwise) {
+  const mpc::Field f(default_prime(), 0);
+  mpc::MaskSource masks;
+  std::vector<std::int32_t> diag(16, 0), mixed(16, 0);
+  for (int c = 0; c < 4; ++c) diag[static_cast<std::size_t>(c * 4 + c)] = mixed[static_cast<std::size_t>(c * 4 + c)] = 3 + c;
+  mixed[1 * 4 + 2] = -5;
+  for (const auto& [mix, depthwise] : {std::pair{diag, true}, std::pair{mixed, false}}) {
+    const Op op = pointwise(4, 3, 5, mix);
+    const auto conv = as_convolution(op);
+    ASSERT_TRUE(conv.has_value());
+    EXPECT_EQ(conv->shape.depthwise, depthwise);
+    EXPECT_EQ(conv->shape.kernel_h, 1);
+    const auto x = masks.uniform(f, static_cast<std::size_t>(op.linear.cols));
+    EXPECT_EQ(plain_conv(f, *conv, x), apply_reference(f, op.linear, x, false));
+  }
+}
+
 TEST(HybridConvForm, RefusesWhatIsNotAConvolution) {
   const Program& prog = mnist_delphi();
   Op op = prog.ops[0];

@@ -57,6 +57,41 @@ inline nn::Network residual_network(std::uint64_t seed) {
   return net;
 }
 
+// A per-channel (batch-norm-like) stage on C x H x W: y[c] = a_c x[c] + b_c, spatial.
+inline nn::Stage per_channel(const std::string& name, nn::Shape shape, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> a(0.5, 1.5), b(-0.2, 0.2);
+  nn::LinearStage l;
+  l.name = name;
+  l.in = l.out = shape;
+  l.spatial = true;
+  l.weights.rows = l.weights.cols = shape.size();
+  l.weights.row_ptr.push_back(0);
+  const int plane = shape.h * shape.w;
+  for (int c = 0; c < shape.c; ++c) {
+    const double ac = a(rng), bc = b(rng);
+    for (int p = 0; p < plane; ++p) {
+      l.weights.col.push_back(c * plane + p);
+      l.weights.val.push_back(ac);
+      l.weights.row_ptr.push_back(static_cast<std::int64_t>(l.weights.col.size()));
+      l.bias.push_back(bc);
+    }
+  }
+  return nn::Stage(std::move(l));
+}
+
+// input(8 x 32 x 32) -> per channel -> 0.1x^2 + x -> dense 10: a depthwise layer wider
+// than one ciphertext of the exact scheme.
+inline nn::Network depthwise_network(std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  nn::Network net;
+  net.name = "depthwise-test";
+  net.input = nn::Shape{8, 32, 32};
+  net.stages.push_back(per_channel("bn", net.input, rng));
+  net.stages.push_back(poly("act", {0.0, 1.0, 0.1}, 3.0));
+  net.stages.push_back(dense("fc", net.input.size(), 10, rng, 0.02));
+  return net;
+}
+
 // n inputs of the residual network (16 values, uniform in [-1, 1)), drawn from rng.
 inline std::vector<std::vector<double>> random_inputs(std::mt19937_64& rng, int n) {
   std::uniform_real_distribution<double> u(-1, 1);

@@ -15,6 +15,7 @@
 #include "veil/bfv/params.hpp"
 #include "veil/hybrid/linear.hpp"
 #include "veil/hybrid/preprocess.hpp"
+#include "veil/hybrid/public_program.hpp"
 #include "veil/mpc/channel_exchange.hpp"
 #include "veil/net/memory_channel.hpp"
 #include "veil/nn/onnx/import.hpp"
@@ -139,11 +140,12 @@ TEST(HybridPreprocess, BlocksBeyondTheBudgetAreMadeAtEachUse) {
       const auto& layer = all.layers(r)[l];
       EXPECT_FALSE(none.layers(r)[l].all_ready);
       for (int o = 0; o < layer.layout.output_blocks(); ++o)
-        for (int b = 0; b < layer.layout.input_blocks(); ++b) {
-          const auto& kept = layer.kernel[static_cast<std::size_t>(o)][static_cast<std::size_t>(b)];
+        for (std::size_t j = 0; j < layer.inputs[static_cast<std::size_t>(o)].size(); ++j) {
+          const int b = layer.inputs[static_cast<std::size_t>(o)][j];
+          const auto& kept = layer.kernel[static_cast<std::size_t>(o)][j];
           ++blocks;
           for (const ServerModel* m : {&some, &none}) {
-            const bfv::PreparedPlaintext made = m->prepare_block(r, l, o, b);
+            const bfv::PreparedPlaintext made = m->prepare_block(r, l, o, j);
             ASSERT_EQ(made.param_id(), kept.param_id());
             ASSERT_EQ(made.level(), kept.level());
             const std::size_t words = kept.n() * kept.num_limbs();
@@ -158,6 +160,39 @@ TEST(HybridPreprocess, BlocksBeyondTheBudgetAreMadeAtEachUse) {
   // The whole exchange with nothing kept: (W r - s) + s = W r.
   Pair ch;
   const auto runs = preprocess(prog, 1, ch, 0);
+  const mpc::Field f = prog.field();
+  for (std::size_t k = 0; k < prog.ops.size(); ++k) {
+    if (prog.ops[k].kind != Op::Kind::kLinear) continue;
+    auto sum = runs[0].client.offset[k];
+    mpc::add_inplace(f, sum, runs[0].server.offset[k]);
+    EXPECT_EQ(sum, apply_reference(f, prog.ops[k].linear, runs[0].client.mask[k], false)) << prog.ops[k].name;
+  }
+}
+
+// A per-channel layer is published as depthwise and served with the blocks that have
+// channels in common only; the material is still the ideal functionality's.
+TEST(HybridPreprocess, ADepthwiseLayerReadsOnlyItsChannelsBlocks) {
+  std::mt19937_64 rng(3);
+  ProgramOptions po;
+  std::uniform_real_distribution<double> u(-1, 1);
+  for (int i = 0; i < 8; ++i) {
+    po.calibration.emplace_back(8 * 32 * 32);
+    for (double& v : po.calibration.back()) v = u(rng);
+  }
+  const Program prog = lower(test::depthwise_network(4), po);
+  ASSERT_EQ(prog.ops[0].kind, Op::Kind::kLinear);
+  ASSERT_TRUE(prog.ops[0].he_shape.depthwise);
+  EXPECT_FALSE(prog.ops.back().he_shape.depthwise);
+  EXPECT_TRUE(load_public_program(save_public_program(prog)).ops[0].he_shape.depthwise);
+  const HeParameters hp = he_parameters(prog);
+  const ServerModel model(prog, hp);
+  const auto& layer = model.layers(0)[0];
+  std::size_t used = 0;
+  for (const auto& in : layer.inputs) used += in.size();
+  ASSERT_GT(layer.layout.input_blocks() * layer.layout.output_blocks(), 1);
+  EXPECT_EQ(used, static_cast<std::size_t>(std::max(layer.layout.input_blocks(), layer.layout.output_blocks())));
+  Pair ch;
+  const auto runs = preprocess(prog, 1, ch);
   const mpc::Field f = prog.field();
   for (std::size_t k = 0; k < prog.ops.size(); ++k) {
     if (prog.ops[k].kind != Op::Kind::kLinear) continue;

@@ -17,6 +17,9 @@ ConvLayout::ConvLayout(const ConvShape& shape, std::size_t n, int channels_per_i
                "invalid convolution shape: C=" << s.in_channels << " H=" << s.height << " W=" << s.width
                                                << " M=" << s.out_channels << " kernel " << s.kernel_h << "x"
                                                << s.kernel_w << " stride " << s.stride << " pad " << s.pad);
+  VEIL_REQUIRE(!s.depthwise || s.in_channels == s.out_channels,
+               "a depthwise convolution has as many output channels as input channels, got "
+                   << s.in_channels << " -> " << s.out_channels);
   VEIL_REQUIRE(n >= 2 && (n & (n - 1)) == 0, "ring degree " << n << " is not a power of two");
   hp_ = s.height + 2 * s.pad;
   wp_ = s.width + 2 * s.pad;
@@ -65,6 +68,15 @@ int ConvLayout::in_channel_count(int b) const {
 }
 int ConvLayout::out_channel_count(int o) const {
   return std::min(m_p_, shape_.out_channels - out_channel_begin(o));
+}
+
+bool ConvLayout::block_used(int out_block, int in_block) const {
+  VEIL_REQUIRE(out_block >= 0 && out_block < out_blocks_ && in_block >= 0 && in_block < in_blocks_,
+               "block (" << out_block << ", " << in_block << ") outside " << out_blocks_ << " x " << in_blocks_);
+  if (!shape_.depthwise) return true;
+  return std::max(out_channel_begin(out_block), in_channel_begin(in_block)) <
+         std::min(out_channel_begin(out_block) + out_channel_count(out_block),
+                  in_channel_begin(in_block) + in_channel_count(in_block));
 }
 
 std::vector<u64> ConvLayout::encode_input(int b, std::span<const u64> tensor, u64 t) const {
@@ -132,7 +144,8 @@ std::vector<std::uint32_t> ConvLayout::output_indices(int out_block) const {
 }
 
 double ConvLayout::l1_bound(double max_abs_weight) const {
-  return static_cast<double>(shape_.in_channels) * shape_.kernel_h * shape_.kernel_w * max_abs_weight;
+  return static_cast<double>(shape_.depthwise ? 1 : shape_.in_channels) * shape_.kernel_h * shape_.kernel_w *
+         max_abs_weight;
 }
 
 }  // namespace veil::bfv

@@ -35,6 +35,12 @@ struct ConvShape {
   int out_channels = 0, kernel_h = 0, kernel_w = 0;
   int stride = 1;
   int pad = 0;  // zeros on every side
+  // Each output channel reads only the input channel of its own index (out_channels ==
+  // in_channels): a per-channel layer, such as a batch norm on a residual stream. The
+  // kernel is still (M, C, kh, kw) with zeros off the diagonal; the blocks that hold
+  // only those zeros are skipped (ConvLayout::block_used), which is why the flag is part
+  // of the public shape: what the server skips depends on it alone, never on the values.
+  bool depthwise = false;
   // y = A x, A of out x in: a 1x1 convolution over `in` channels of 1x1 images.
   static ConvShape matvec(int in, int out) { return ConvShape{in, 1, 1, out, 1, 1, 1, 0}; }
 };
@@ -60,6 +66,9 @@ class ConvLayout {
   int out_channel_begin(int o) const { return o * m_p_; }
   int out_channel_count(int o) const;
 
+  // Whether output block o reads input block b: always, except for a depthwise shape,
+  // where only blocks with channels in common do.
+  bool block_used(int out_block, int in_block) const;
   // Tensor (C, H, W) row-major, values mod t -> the N coefficients of input block b.
   std::vector<u64> encode_input(int b, std::span<const u64> tensor, u64 t) const;
   // Kernel (M, C, kh, kw) row-major, signed -> N coefficients mod t for (out block, in block).
@@ -69,7 +78,7 @@ class ConvLayout {
   // channel is out_channel_begin(out_block) + m.
   std::vector<std::uint32_t> output_indices(int out_block) const;
   // Public bound on the L1 norm multiplied into one output ciphertext (all input blocks),
-  // for BfvParameters::max_l1_norm: C kh kw max|w|.
+  // for BfvParameters::max_l1_norm: C kh kw max|w| (kh kw max|w| when depthwise).
   double l1_bound(double max_abs_weight) const;
 
  private:

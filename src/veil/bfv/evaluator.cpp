@@ -72,9 +72,10 @@ PreparedPlaintext Evaluator::prepare(const Plaintext& p, int level) const {
   const std::size_t n = ctx_->n();
   const math::Modulus& tm = ctx_->t_mod();
   parallel_for(out.num_limbs(), [&](std::size_t i) {
-    const math::Modulus& q = ctx_->modulus(i);
     u64* o = out.limb(i);
-    for (std::size_t j = 0; j < n; ++j) o[j] = q.from_signed(tm.centered(p[j]));
+    // Centred mod t, then reduced mod q_i (a kernel block of the hybrid preprocessing is
+    // made this way at every use when the server's budget does not keep it).
+    math::lift_centred_vec(ctx_->modulus(i), p.coeffs().data(), tm.value(), o, n);
     ctx_->ntt(i).forward(o);
   });
   return PreparedPlaintext(std::move(out));

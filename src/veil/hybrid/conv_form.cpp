@@ -78,6 +78,16 @@ std::optional<ConvForm> as_convolution(const Op& op) {
                   cols_in[k % static_cast<std::size_t>(kw)];
   if (expected != static_cast<i64>(q.weight.size()) - std::count(q.weight.begin(), q.weight.end(), 0))
     return std::nullopt;
+  // A per-channel layer (a batch norm left on a residual stream) is a convolution whose
+  // kernel is zero off the diagonal m = c.
+  if (M == C && C > 1) {
+    bool diagonal = true;
+    for (std::size_t k = 0; k < f.kernel.size() && diagonal; ++k) {
+      const std::size_t mc = k / (static_cast<std::size_t>(kh) * kw);
+      diagonal = f.kernel[k] == 0 || mc / static_cast<std::size_t>(C) == mc % static_cast<std::size_t>(C);
+    }
+    f.shape.depthwise = diagonal;
+  }
   return f;
 }
 

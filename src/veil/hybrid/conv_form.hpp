@@ -21,7 +21,9 @@ struct ConvForm {
 
 // The convolution (one stride for both axes, the same zero padding on every side) whose
 // matrix is exactly the op's weights, or nullopt when the weights are not one (a dense
-// layer, asymmetric padding, unequal strides, weights that vary across positions).
+// layer, asymmetric padding, unequal strides, weights that vary across positions). A
+// kernel that is zero off its diagonal (M = C > 1, output channel m reading channel m only)
+// is marked depthwise.
 std::optional<ConvForm> as_convolution(const Op& op);
 
 // The op's weights as a dense matrix-vector product (M = rows, C = cols, 1x1 kernel).

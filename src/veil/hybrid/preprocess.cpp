@@ -94,7 +94,8 @@ std::pair<bfv::ContextPtr, bfv::ContextPtr> he_parameters_for(const Program& pro
   for (const Op& op : prog.ops)
     if (op.kind == Op::Kind::kLinear) {
       const auto& s = op.he_shape;
-      l1 = std::max(l1, static_cast<double>(s.in_channels) * s.kernel_h * s.kernel_w * kWeightBound);
+      l1 = std::max(l1, static_cast<double>(s.depthwise ? 1 : s.in_channels) * s.kernel_h * s.kernel_w *
+                            kWeightBound);
     }
   bfv::ParameterRequest lin;
   lin.t = prime;
@@ -193,16 +194,20 @@ ServerModel::ServerModel(std::shared_ptr<const Program> program, HeParameters pa
     if (op.kind != Op::Kind::kLinear) continue;
     ConvForm form = convolution_form(op);
     VEIL_REQUIRE(form.shape.in_channels == op.he_shape.in_channels &&
-                     form.shape.kernel_h == op.he_shape.kernel_h && form.shape.stride == op.he_shape.stride,
+                     form.shape.kernel_h == op.he_shape.kernel_h && form.shape.stride == op.he_shape.stride &&
+                     form.shape.depthwise == op.he_shape.depthwise,
                  "layer '" << op.name << "': its weights do not form the published convolution");
     bool all_ready = true;
     for (int r = 0; r < residues; ++r) {
       const auto& ctx = params_.linear_of(r);
-      Layer layer{k, bfv::ConvLayout(op.he_shape, ctx->n()), {}, true};
+      Layer layer{k, bfv::ConvLayout(op.he_shape, ctx->n()), {}, {}, true};
       const std::size_t block_bytes = ctx->n() * static_cast<std::size_t>(ctx->max_level() + 1) * sizeof(u64);
-      layer.kernel.resize(static_cast<std::size_t>(layer.layout.output_blocks()));
+      layer.inputs.resize(static_cast<std::size_t>(layer.layout.output_blocks()));
+      layer.kernel.resize(layer.inputs.size());
       for (int o = 0; o < layer.layout.output_blocks(); ++o)
         for (int b = 0; b < layer.layout.input_blocks(); ++b) {
+          if (!layer.layout.block_used(o, b)) continue;
+          layer.inputs[static_cast<std::size_t>(o)].push_back(b);
           all_ready_bytes_ += block_bytes;
           auto& row = layer.kernel[static_cast<std::size_t>(o)];
           if (kept + block_bytes > cache_bytes) {
@@ -222,10 +227,11 @@ ServerModel::ServerModel(std::shared_ptr<const Program> program, HeParameters pa
   }
 }
 
-bfv::PreparedPlaintext ServerModel::prepare_block(int residue, std::size_t layer, int o, int b) const {
+bfv::PreparedPlaintext ServerModel::prepare_block(int residue, std::size_t layer, int o, std::size_t j) const {
   const Layer& l = layers(residue).at(layer);
-  const auto& kept = l.kernel.at(static_cast<std::size_t>(o)).at(static_cast<std::size_t>(b));
+  const auto& kept = l.kernel.at(static_cast<std::size_t>(o)).at(j);
   if (kept.param_id() != 0) return kept;
+  const int b = l.inputs[static_cast<std::size_t>(o)][j];
   const auto& ctx = params_.linear_of(residue);
   return bfv::Evaluator(ctx).prepare(
       bfv::Plaintext(*ctx, l.layout.encode_kernel(o, b, kernels_.at(layer), ctx->t())));
@@ -449,20 +455,24 @@ Material PreprocessServer::State::run(int residue, net::Channel& ch) {
     const std::size_t per_channel = static_cast<std::size_t>(layout.out_height() * layout.out_width());
     std::vector<Bytes> out;
     for (int o = 0; o < layout.output_blocks(); ++o) {
+      const auto& inputs = layer.inputs[static_cast<std::size_t>(o)];
+      const auto& kernel = layer.kernel[static_cast<std::size_t>(o)];
+      std::vector<const bfv::Ciphertext*> used;
       std::vector<const bfv::PreparedPlaintext*> pts;
       // Blocks beyond the model's memory budget are made here, for this output block only.
       std::vector<bfv::PreparedPlaintext> made;
-      if (!layer.all_ready) made.reserve(static_cast<std::size_t>(layout.input_blocks()));
-      for (int b = 0; b < layout.input_blocks(); ++b) {
-        const auto& p = layer.kernel[static_cast<std::size_t>(o)][static_cast<std::size_t>(b)];
-        if (p.param_id() != 0) {
-          pts.push_back(&p);
+      if (!layer.all_ready) made.reserve(inputs.size());
+      for (std::size_t j = 0; j < inputs.size(); ++j) {
+        used.push_back(ct_ptrs[static_cast<std::size_t>(inputs[j])]);
+        if (kernel[j].param_id() != 0) {
+          pts.push_back(&kernel[j]);
         } else {
-          made.push_back(s.model->prepare_block(residue, li, o, b));
+          made.push_back(s.model->prepare_block(residue, li, o, j));
           pts.push_back(&made.back());
         }
       }
-      bfv::Ciphertext acc = eval.multiply_accumulate(ct_ptrs, pts);
+      // Every output block reads some input block (ConvLayout::block_used).
+      bfv::Ciphertext acc = eval.multiply_accumulate(used, pts);
       const auto idx = layout.output_indices(o);
       const auto smask = s.masks.uniform(field, idx.size());
       std::vector<u64> coeffs(lin.n(), 0);

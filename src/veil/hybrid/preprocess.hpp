@@ -83,8 +83,10 @@ class ServerModel {
   struct Layer {
     std::size_t op = 0;
     bfv::ConvLayout layout;
-    // [output block][input block]: the NTT form, or an empty plaintext (param_id 0) for a
-    // block prepared at each use (prepare_block).
+    // [output block]: the input blocks it reads (ConvLayout::block_used), ascending.
+    std::vector<std::vector<int>> inputs;
+    // [output block][j]: the block for input block inputs[o][j] in NTT form, or an empty
+    // plaintext (param_id 0) for one made at each use (prepare_block).
     std::vector<std::vector<bfv::PreparedPlaintext>> kernel;
     bool all_ready = true;
   };
@@ -92,8 +94,9 @@ class ServerModel {
   const std::vector<Layer>& layers(int residue = 0) const {
     return layers_[static_cast<std::size_t>(residue)];
   }
-  // Block (o, b) of layers(residue)[layer] in NTT form: the kept one, or one made now.
-  bfv::PreparedPlaintext prepare_block(int residue, std::size_t layer, int o, int b) const;
+  // Block (o, inputs[o][j]) of layers(residue)[layer] in NTT form: the kept one, or one
+  // made now.
+  bfv::PreparedPlaintext prepare_block(int residue, std::size_t layer, int o, std::size_t j) const;
   // Bytes of blocks kept in NTT form, and of kernels kept to make the others.
   std::size_t memory_bytes() const;
   // Bytes that keeping every block in NTT form takes, and how many blocks are made at

@@ -15,7 +15,8 @@ namespace {
 constexpr char kMagic[8] = {'V', 'E', 'I', 'L', 'H', 'P', 'U', 'B'};
 // 2: the logits' bound (the last op's output_bound) follows the ops.
 // 3: the share ring's second prime (0: none) follows the first.
-constexpr std::uint32_t kFormatVersion = 3;
+// 4: a linear op's convolution shape ends with its depthwise flag (u8).
+constexpr std::uint32_t kFormatVersion = 4;
 // Scale exponents stay within +-kScaleLimit and so do the differences the online stage
 // rescales by (a shift of 2^60 or more does not fit a residue below 2^61).
 constexpr int kScaleLimit = 60;
@@ -93,6 +94,9 @@ void check_he_shape(const Op& op, const std::string& label) {
                     s.out_channels <= 65536 && s.kernel_h <= 65536 && s.kernel_w <= 65536 &&
                     s.stride <= 65536 && s.pad <= 65536,
                 "public program: " << label << ": bad convolution shape");
+  VEIL_CHECK_IO(!s.depthwise || s.in_channels == s.out_channels,
+                "public program: " << label << ": a depthwise convolution with " << s.in_channels
+                                   << " input and " << s.out_channels << " output channels");
   const std::int64_t hp = std::int64_t{s.height} + 2 * s.pad, wp = std::int64_t{s.width} + 2 * s.pad;
   VEIL_CHECK_IO(s.kernel_h <= hp && s.kernel_w <= wp,
                 "public program: " << label << ": kernel larger than the padded input");
@@ -145,6 +149,9 @@ Op read_op(ByteReader& r, std::size_t k, const std::vector<Value>& values, const
       for (int* f : {&s.in_channels, &s.height, &s.width, &s.out_channels, &s.kernel_h, &s.kernel_w,
                      &s.stride, &s.pad})
         *f = get_i32(r);
+      const std::uint8_t depthwise = r.u8();
+      VEIL_CHECK_IO(depthwise <= 1, "public program: " << label << ": bad depthwise flag");
+      s.depthwise = depthwise == 1;
       VEIL_CHECK_IO(q.rows == op.out.size() && q.cols == op.in.size() && q.cols == in.size,
                     "public program: " << label << ": " << q.cols << " -> " << q.rows
                                        << " does not match its " << in.size << " inputs and shapes "
@@ -302,6 +309,7 @@ Bytes save_public_program(const Program& program) {
       for (int v :
            {s.in_channels, s.height, s.width, s.out_channels, s.kernel_h, s.kernel_w, s.stride, s.pad})
         put_i32(w, v);
+      w.u8(s.depthwise ? 1 : 0);
     } else if (op.kind == Op::Kind::kPoly) {
       put_doubles(w, op.coefficients);
       for (int v : {op.poly.in_bits, op.poly.power_bits, op.poly.sum_bits, op.poly.out_bits}) put_i32(w, v);
