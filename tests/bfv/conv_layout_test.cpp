@@ -88,7 +88,9 @@ TEST(BfvConvLayout, PolynomialProductIsTheConvolution) {
   const std::vector<bfv::ConvShape> shapes = {
       {3, 5, 5, 4, 3, 3, 1, 1}, {5, 6, 4, 3, 3, 3, 2, 0},      {8, 4, 4, 6, 2, 3, 1, 1},
       {1, 7, 7, 2, 5, 5, 2, 2}, {2, 9, 9, 5, 3, 3, 3, 1},      {16, 3, 3, 16, 3, 3, 1, 1},
-      {4, 8, 8, 1, 1, 1, 1, 0}, bfv::ConvShape::matvec(40, 7), bfv::ConvShape::matvec(300, 5)};
+      {4, 8, 8, 1, 1, 1, 1, 0}, bfv::ConvShape::matvec(40, 7), bfv::ConvShape::matvec(300, 5),
+      // 1x1 with a stride: only the pixels read are laid out.
+      {5, 9, 7, 6, 1, 1, 2, 0},      {3, 8, 8, 4, 1, 1, 3, 0},     {16, 6, 6, 24, 1, 1, 2, 0}};
   for (const auto& s : shapes) check_plain(s, 256, 0, seed);
   // Forced splits: one channel per input (many output channels per ciphertext) and the most.
   check_plain({6, 4, 4, 5, 3, 3, 1, 1}, 256, 1, seed);
@@ -100,6 +102,17 @@ TEST(BfvConvLayout, PolynomialProductIsTheConvolution) {
                                     bfv::ConvShape{5, 3, 3, 5, 3, 3, 1, 1, true},
                                     bfv::ConvShape{6, 4, 4, 6, 3, 3, 2, 1, true}})
       check_plain(s, 256, split, seed);
+}
+
+TEST(BfvConvLayout, AStridedPointwiseConvolutionLaysOutOnlyThePixelsItReads) {
+  // A downsampling block's shortcut, 64 -> 128 channels from 32 x 32, at N = 8192.
+  const bfv::ConvLayout strided({64, 32, 32, 128, 1, 1, 2, 0}, 8192), full({64, 16, 16, 128, 1, 1, 1, 0}, 8192);
+  EXPECT_EQ(strided.out_height(), 16);
+  EXPECT_EQ(strided.out_width(), 16);
+  EXPECT_EQ(strided.input_blocks(), full.input_blocks());
+  EXPECT_EQ(strided.output_blocks(), full.output_blocks());
+  EXPECT_LE(strided.input_blocks() * strided.output_blocks(), 256);  // 1024 with every pixel laid out
+  EXPECT_EQ(strided.output_indices(0), full.output_indices(0));
 }
 
 TEST(BfvConvLayout, DepthwiseUsesOnlyBlocksWithChannelsInCommon) {
@@ -159,7 +172,8 @@ TEST(BfvConvLayout, EncryptedConvolutionWithFloodingMatchesPlain) {
   std::mt19937_64 g(seed);
   for (const bfv::ConvShape& s :
        {bfv::ConvShape{6, 6, 6, 5, 3, 3, 1, 1}, bfv::ConvShape{3, 8, 8, 4, 3, 3, 2, 0},
-        bfv::ConvShape::matvec(100, 20), bfv::ConvShape{12, 5, 5, 12, 3, 3, 1, 1, true}}) {
+        bfv::ConvShape::matvec(100, 20), bfv::ConvShape{12, 5, 5, 12, 3, 3, 1, 1, true},
+        bfv::ConvShape{10, 9, 9, 14, 1, 1, 2, 0}}) {
     const bfv::ConvLayout lay(s, f.ctx->n());
     ASSERT_LE(lay.l1_bound(8), f.ctx->params().max_l1_norm);
     const u64 t = f.t();

@@ -21,8 +21,14 @@ ConvLayout::ConvLayout(const ConvShape& shape, std::size_t n, int channels_per_i
                "a depthwise convolution has as many output channels as input channels, got "
                    << s.in_channels << " -> " << s.out_channels);
   VEIL_REQUIRE(n >= 2 && (n & (n - 1)) == 0, "ring degree " << n << " is not a power of two");
-  hp_ = s.height + 2 * s.pad;
-  wp_ = s.width + 2 * s.pad;
+  // A 1x1 kernel with stride s reads only every s-th pixel each way: the layout holds
+  // just those (s^2 times fewer coefficients per channel, so more channels per
+  // ciphertext and fewer blocks), and the convolution on them has stride 1. A
+  // downsampling residual block's projection shortcut is one.
+  sub_ = s.kernel_h == 1 && s.kernel_w == 1 && s.pad == 0 ? s.stride : 1;
+  stride_ = s.stride / sub_;
+  hp_ = (s.height + sub_ - 1) / sub_ + 2 * s.pad;
+  wp_ = (s.width + sub_ - 1) / sub_ + 2 * s.pad;
   VEIL_REQUIRE(s.kernel_h <= hp_ && s.kernel_w <= wp_, "kernel " << s.kernel_h << "x" << s.kernel_w
                                                                  << " exceeds the padded input " << hp_ << "x"
                                                                  << wp_);
@@ -31,8 +37,8 @@ ConvLayout::ConvLayout(const ConvShape& shape, std::size_t n, int channels_per_i
                                                << " coefficients) exceeds N = " << n
                                                << "; splitting images spatially is not implemented, use a "
                                                   "larger ring degree");
-  out_h_ = (hp_ - s.kernel_h) / s.stride + 1;
-  out_w_ = (wp_ - s.kernel_w) / s.stride + 1;
+  out_h_ = (hp_ - s.kernel_h) / stride_ + 1;
+  out_w_ = (wp_ - s.kernel_w) / stride_ + 1;
   const int max_cp = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(s.in_channels), n / hw));
   auto m_for = [&](int cp) {
     return static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(s.out_channels),
@@ -89,11 +95,11 @@ std::vector<u64> ConvLayout::encode_input(int b, std::span<const u64> tensor, u6
   const std::size_t hw = static_cast<std::size_t>(hp_) * wp_;
   for (int cl = 0; cl < in_channel_count(b); ++cl) {
     const int c = in_channel_begin(b) + cl;
-    for (int y = 0; y < s.height; ++y) {
-      for (int x = 0; x < s.width; ++x) {
+    for (int y = 0; y < s.height; y += sub_) {
+      for (int x = 0; x < s.width; x += sub_) {
         const u64 v = tensor[(static_cast<std::size_t>(c) * s.height + y) * s.width + x];
         VEIL_REQUIRE(v < t, "input value " << v << " is not reduced mod t = " << t);
-        out[cl * hw + static_cast<std::size_t>(y + s.pad) * wp_ + (x + s.pad)] = v;
+        out[cl * hw + static_cast<std::size_t>(y / sub_ + s.pad) * wp_ + (x / sub_ + s.pad)] = v;
       }
     }
   }
@@ -138,8 +144,8 @@ std::vector<std::uint32_t> ConvLayout::output_indices(int out_block) const {
     for (int i = 0; i < out_h_; ++i)
       for (int j = 0; j < out_w_; ++j)
         idx.push_back(static_cast<std::uint32_t>(ml * s_ + o_ +
-                                                 static_cast<std::size_t>(i) * shape_.stride * wp_ +
-                                                 static_cast<std::size_t>(j) * shape_.stride));
+                                                 static_cast<std::size_t>(i) * stride_ * wp_ +
+                                                 static_cast<std::size_t>(j) * stride_));
   return idx;
 }
 

@@ -84,6 +84,7 @@ class ConvLayout {
  private:
   ConvShape shape_;
   std::size_t n_;
+  int sub_, stride_;  // input pixels kept every sub_ each way; the stride on them
   int hp_, wp_, out_h_, out_w_;
   int c_p_, m_p_, in_blocks_, out_blocks_;
   std::size_t s_, o_;
