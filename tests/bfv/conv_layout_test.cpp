@@ -52,7 +52,8 @@ std::vector<std::int64_t> random_kernel(const bfv::ConvShape& s, std::int64_t bo
   if (s.depthwise)
     for (std::size_t i = 0; i < k.size(); ++i) {
       const std::size_t mc = i / (static_cast<std::size_t>(s.kernel_h) * s.kernel_w);
-      if (mc / static_cast<std::size_t>(s.in_channels) != mc % static_cast<std::size_t>(s.in_channels)) k[i] = 0;
+      if (mc / static_cast<std::size_t>(s.in_channels) != mc % static_cast<std::size_t>(s.in_channels))
+        k[i] = 0;
     }
   return k;
 }
@@ -85,12 +86,19 @@ void check_plain(const bfv::ConvShape& s, std::size_t n, int cp, std::uint64_t s
 
 TEST(BfvConvLayout, PolynomialProductIsTheConvolution) {
   const std::uint64_t seed = fresh_seed();
-  const std::vector<bfv::ConvShape> shapes = {
-      {3, 5, 5, 4, 3, 3, 1, 1}, {5, 6, 4, 3, 3, 3, 2, 0},      {8, 4, 4, 6, 2, 3, 1, 1},
-      {1, 7, 7, 2, 5, 5, 2, 2}, {2, 9, 9, 5, 3, 3, 3, 1},      {16, 3, 3, 16, 3, 3, 1, 1},
-      {4, 8, 8, 1, 1, 1, 1, 0}, bfv::ConvShape::matvec(40, 7), bfv::ConvShape::matvec(300, 5),
-      // 1x1 with a stride: only the pixels read are laid out.
-      {5, 9, 7, 6, 1, 1, 2, 0},      {3, 8, 8, 4, 1, 1, 3, 0},     {16, 6, 6, 24, 1, 1, 2, 0}};
+  const std::vector<bfv::ConvShape> shapes = {{3, 5, 5, 4, 3, 3, 1, 1},
+                                              {5, 6, 4, 3, 3, 3, 2, 0},
+                                              {8, 4, 4, 6, 2, 3, 1, 1},
+                                              {1, 7, 7, 2, 5, 5, 2, 2},
+                                              {2, 9, 9, 5, 3, 3, 3, 1},
+                                              {16, 3, 3, 16, 3, 3, 1, 1},
+                                              {4, 8, 8, 1, 1, 1, 1, 0},
+                                              bfv::ConvShape::matvec(40, 7),
+                                              bfv::ConvShape::matvec(300, 5),
+                                              // 1x1 with a stride: only the pixels read are laid out.
+                                              {5, 9, 7, 6, 1, 1, 2, 0},
+                                              {3, 8, 8, 4, 1, 1, 3, 0},
+                                              {16, 6, 6, 24, 1, 1, 2, 0}};
   for (const auto& s : shapes) check_plain(s, 256, 0, seed);
   // Forced splits: one channel per input (many output channels per ciphertext) and the most.
   check_plain({6, 4, 4, 5, 3, 3, 1, 1}, 256, 1, seed);
@@ -98,15 +106,16 @@ TEST(BfvConvLayout, PolynomialProductIsTheConvolution) {
   check_plain({6, 4, 4, 5, 3, 3, 2, 1}, 256, 2, seed);
   // Depthwise: the blocks with no channel in common are skipped.
   for (int split : {0, 1, 2, 3, 5})
-    for (const bfv::ConvShape& s : {bfv::ConvShape{7, 4, 4, 7, 1, 1, 1, 0, true},
-                                    bfv::ConvShape{5, 3, 3, 5, 3, 3, 1, 1, true},
-                                    bfv::ConvShape{6, 4, 4, 6, 3, 3, 2, 1, true}})
+    for (const bfv::ConvShape& s :
+         {bfv::ConvShape{7, 4, 4, 7, 1, 1, 1, 0, true}, bfv::ConvShape{5, 3, 3, 5, 3, 3, 1, 1, true},
+          bfv::ConvShape{6, 4, 4, 6, 3, 3, 2, 1, true}})
       check_plain(s, 256, split, seed);
 }
 
 TEST(BfvConvLayout, AStridedPointwiseConvolutionLaysOutOnlyThePixelsItReads) {
   // A downsampling block's shortcut, 64 -> 128 channels from 32 x 32, at N = 8192.
-  const bfv::ConvLayout strided({64, 32, 32, 128, 1, 1, 2, 0}, 8192), full({64, 16, 16, 128, 1, 1, 1, 0}, 8192);
+  const bfv::ConvLayout strided({64, 32, 32, 128, 1, 1, 2, 0}, 8192),
+      full({64, 16, 16, 128, 1, 1, 1, 0}, 8192);
   EXPECT_EQ(strided.out_height(), 16);
   EXPECT_EQ(strided.out_width(), 16);
   EXPECT_EQ(strided.input_blocks(), full.input_blocks());
@@ -122,9 +131,8 @@ TEST(BfvConvLayout, DepthwiseUsesOnlyBlocksWithChannelsInCommon) {
   for (int o = 0; o < lay.output_blocks(); ++o) {
     int reads = 0;
     for (int b = 0; b < lay.input_blocks(); ++b) {
-      const bool overlap =
-          lay.in_channel_begin(b) < lay.out_channel_begin(o) + lay.out_channel_count(o) &&
-          lay.out_channel_begin(o) < lay.in_channel_begin(b) + lay.in_channel_count(b);
+      const bool overlap = lay.in_channel_begin(b) < lay.out_channel_begin(o) + lay.out_channel_count(o) &&
+                           lay.out_channel_begin(o) < lay.in_channel_begin(b) + lay.in_channel_count(b);
       EXPECT_EQ(lay.block_used(o, b), overlap) << o << ", " << b;
       reads += lay.block_used(o, b);
     }

@@ -105,7 +105,8 @@ TEST(HybridConvForm, APerChannelLayerIsDepthwise) {
   const mpc::Field f(default_prime(), 0);
   mpc::MaskSource masks;
   std::vector<std::int32_t> diag(16, 0), mixed(16, 0);
-  for (int c = 0; c < 4; ++c) diag[static_cast<std::size_t>(c * 4 + c)] = mixed[static_cast<std::size_t>(c * 4 + c)] = 3 + c;
+  for (int c = 0; c < 4; ++c)
+    diag[static_cast<std::size_t>(c * 4 + c)] = mixed[static_cast<std::size_t>(c * 4 + c)] = 3 + c;
   mixed[1 * 4 + 2] = -5;
   for (const auto& [mix, depthwise] : {std::pair{diag, true}, std::pair{mixed, false}}) {
     const Op op = pointwise(4, 3, 5, mix);

@@ -157,6 +157,11 @@ TEST(HybridPreprocess, BlocksBeyondTheBudgetAreMadeAtEachUse) {
     }
   EXPECT_EQ(none.blocks_per_use(), blocks);
   EXPECT_EQ(compared, 2 * blocks);
+  // The plan's account of the same.
+  const PreprocessCost cost = preprocess_cost(prog, hp);
+  EXPECT_EQ(cost.products, blocks);
+  EXPECT_EQ(cost.block_bytes, all.all_ready_bytes());
+  EXPECT_EQ(cost.block_bytes, all.memory_bytes());
   // The whole exchange with nothing kept: (W r - s) + s = W r.
   Pair ch;
   const auto runs = preprocess(prog, 1, ch, 0);
@@ -190,7 +195,8 @@ TEST(HybridPreprocess, ADepthwiseLayerReadsOnlyItsChannelsBlocks) {
   std::size_t used = 0;
   for (const auto& in : layer.inputs) used += in.size();
   ASSERT_GT(layer.layout.input_blocks() * layer.layout.output_blocks(), 1);
-  EXPECT_EQ(used, static_cast<std::size_t>(std::max(layer.layout.input_blocks(), layer.layout.output_blocks())));
+  EXPECT_EQ(used,
+            static_cast<std::size_t>(std::max(layer.layout.input_blocks(), layer.layout.output_blocks())));
   Pair ch;
   const auto runs = preprocess(prog, 1, ch);
   const mpc::Field f = prog.field();

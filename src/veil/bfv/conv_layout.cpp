@@ -77,8 +77,9 @@ int ConvLayout::out_channel_count(int o) const {
 }
 
 bool ConvLayout::block_used(int out_block, int in_block) const {
-  VEIL_REQUIRE(out_block >= 0 && out_block < out_blocks_ && in_block >= 0 && in_block < in_blocks_,
-               "block (" << out_block << ", " << in_block << ") outside " << out_blocks_ << " x " << in_blocks_);
+  VEIL_REQUIRE(
+      out_block >= 0 && out_block < out_blocks_ && in_block >= 0 && in_block < in_blocks_,
+      "block (" << out_block << ", " << in_block << ") outside " << out_blocks_ << " x " << in_blocks_);
   if (!shape_.depthwise) return true;
   return std::max(out_channel_begin(out_block), in_channel_begin(in_block)) <
          std::min(out_channel_begin(out_block) + out_channel_count(out_block),
@@ -143,8 +144,7 @@ std::vector<std::uint32_t> ConvLayout::output_indices(int out_block) const {
   for (int ml = 0; ml < out_channel_count(out_block); ++ml)
     for (int i = 0; i < out_h_; ++i)
       for (int j = 0; j < out_w_; ++j)
-        idx.push_back(static_cast<std::uint32_t>(ml * s_ + o_ +
-                                                 static_cast<std::size_t>(i) * stride_ * wp_ +
+        idx.push_back(static_cast<std::uint32_t>(ml * s_ + o_ + static_cast<std::size_t>(i) * stride_ * wp_ +
                                                  static_cast<std::size_t>(j) * stride_));
   return idx;
 }

@@ -13,6 +13,7 @@
 #include "veil/cli/data_paths.hpp"
 #include "veil/cli/plan_cache.hpp"
 #include "veil/common/error.hpp"
+#include "veil/common/memory.hpp"
 #include "veil/common/thread_pool.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/eval/hybrid_eval.hpp"
@@ -117,6 +118,11 @@ void print_hybrid_plan(const HybridModel& m) {
       c.rounds, static_cast<long long>(c.linear_macs), static_cast<long long>(c.squares),
       static_cast<long long>(c.triples));
   const hybrid::HeParameters hp = hybrid::he_parameters(prog);
+  const hybrid::PreprocessCost pc = hybrid::preprocess_cost(prog, hp);
+  std::printf(
+      "preprocessing per image, linear layers: %zu ciphertexts up, %zu down, %zu ciphertext x plaintext "
+      "products; the server's kernel blocks: %s ready in NTT form (--plaintext-cache-gib)\n",
+      pc.ciphertexts_up, pc.ciphertexts_down, pc.products, human_bytes(pc.block_bytes).c_str());
   for (int r = 0; r < hp.residues(); ++r) {
     const std::string which = hp.residues() == 1 ? "" : " (t = p" + std::to_string(r) + ")";
     std::printf("exact scheme, linear layers%s: %s\n", which.c_str(),
@@ -129,21 +135,31 @@ void print_hybrid_plan(const HybridModel& m) {
 void run_hybrid_infer(const ModelOptions& o, const std::vector<std::string>& inputs, std::size_t index,
                       int top) {
   auto t = Clock::now();
-  const HybridModel m = load_hybrid_model(o);
+  HybridModel m = load_hybrid_model(o);
   std::printf(
       "model %s: hybrid mode, values in Z_p (p %d bits), %d online rounds, %d threads, program %.2f s\n",
       m.network.name.c_str(), static_cast<int>(m.program->field().log2_modulus()) + 1,
       hybrid::cost(*m.program).rounds, num_threads(), seconds_since(t));
-  eval::HybridSession session(m.program, plaintext_cache_bytes());
+  // The plaintext model's answers first: then its weights go, and their memory (5.8 GB for
+  // a PreAct-ResNet-18, with what the set-up freed) is left to the server's kernel blocks.
+  std::vector<Input> ins;
+  std::vector<std::vector<double>> plains;
+  for (const auto& path : inputs) {
+    ins.push_back(load_input(m.network, path, index));
+    plains.push_back(nn::evaluate(m.network, ins.back().values));
+  }
+  m.network.drop_linear_weights();
+  release_free_memory();
+  eval::HybridSession session(m.program, hybrid_cache_bytes());
   std::printf(
       "server setup (weights encoded for preprocessing): %.2f s, %s; client keys: %.2f s, %s sent once\n",
       session.server_setup_s(), describe_hybrid_weights(session.server_model()).c_str(), session.keys_s(),
       human_bytes(session.key_bytes()).c_str());
-  for (const auto& path : inputs) {
-    const Input in = load_input(m.network, path, index);
+  for (std::size_t i = 0; i < ins.size(); ++i) {
+    const Input& in = ins[i];
     eval::HybridStats st;
     const auto logits = session.infer(in.values, st);
-    const auto plain = nn::evaluate(m.network, in.values);
+    const auto& plain = plains[i];
     double err = 0;
     for (std::size_t k = 0; k < plain.size(); ++k) err = std::max(err, std::abs(plain[k] - logits[k]));
     std::printf("\n%s%s\n", in.label.c_str(),
@@ -240,7 +256,7 @@ void run_hybrid_eval(const EvalOptions& o) {
   VEIL_REQUIRE(o.plot.empty() || !o.simulate,
                "--plot shows the protocol's time and bytes, which a --simulate run does not have: drop one "
                "of the two");
-  const HybridModel m = load_hybrid_model(o.model);
+  HybridModel m = load_hybrid_model(o.model);
   const auto& net = m.network;
   data::LoadOptions lo;
   lo.max_count = o.count == 0 && !o.simulate ? 100 : o.count;
@@ -259,16 +275,32 @@ void run_hybrid_eval(const EvalOptions& o) {
     records.inputs.push_back(record(net, ds, i));
     records.labels.push_back(ds.labels[i]);
   }
+  // The plaintext model on every record first (both cores); then its weights go, and their
+  // memory is left to the server's kernel blocks.
+  std::vector<std::vector<double>> plain(records.size());
+  {
+    std::optional<report::Progress> pbar;
+    if (!o.quiet) pbar.emplace("plaintext", records.size());
+    std::mutex mu;
+    parallel_for(records.size(), [&](std::size_t i) {
+      plain[i] = nn::evaluate(net, records.inputs[i]);
+      std::lock_guard<std::mutex> lk(mu);
+      if (pbar) pbar->tick();
+    });
+    if (pbar) pbar->finish();
+  }
+  m.network.drop_linear_weights();
+  release_free_memory();
   std::optional<report::Progress> bar;
   if (!o.quiet) bar.emplace("hybrid", ds.size());
   const eval::HybridReport r = eval::run_hybrid(
-      m.program, net, records,
+      m.program, plain, records,
       [&](std::size_t, const std::string& summary) {
         if (!bar) return;
         bar->set_suffix(summary);
         bar->tick();
       },
-      plaintext_cache_bytes());
+      hybrid_cache_bytes());
   if (bar) bar->finish();
   const double n = static_cast<double>(ds.size());
   const auto& t = r.total;

@@ -39,10 +39,13 @@ int main(int argc, char** argv) {
   app.add_option("--plaintext-cache-gib",
                  "memory for the model's encoded weights in latency mode: ready to use (NTT form)\n"
                  "where the budget allows, else as compact coefficients transformed at each use\n"
-                 "(an NTT per limb), else encoded again on every image (default:\n"
+                 "(an NTT per limb), else encoded again on every image; in hybrid mode, the\n"
+                 "server's kernel blocks, ready or made at each use (`veil plan --mode hybrid`\n"
+                 "prints what all ready takes) (default:\n"
                  "VEIL_PLAINTEXT_CACHE_GIB, else half the machine's memory and at most a third of\n"
-                 "what is free). cifar10-shallow: 3.6 all ready (1.75-2.15 s an image), 1.9\n"
-                 "(2.6-2.9 s, 4.0 GiB peak in a server with a session), 0.8 (3.2 s)")
+                 "what is free, two thirds in hybrid mode). cifar10-shallow: 3.6 all ready\n"
+                 "(1.75-2.15 s an image), 1.9 (2.6-2.9 s, 4.0 GiB peak in a server with a\n"
+                 "session), 0.8 (3.2 s)")
       ->check(CLI::Range(0.0, 1048576.0))
       ->trigger_on_parse()
       ->each([](const std::string& g) { veil::cli::set_plaintext_cache_gib(std::stod(g)); });

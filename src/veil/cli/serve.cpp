@@ -32,9 +32,11 @@ void run_serve(ServeOptions& o) {
   for (const auto& mode : o.modes) {
     if (mode != "hybrid") continue;
     const auto t = Clock::now();
-    const HybridModel m = load_hybrid_model(o.model);
+    HybridModel m = load_hybrid_model(o.model);
+    m.network.drop_linear_weights();  // the server's kernel blocks take their memory
+    release_free_memory();
     auto model = std::make_shared<const hybrid::ServerModel>(m.program, hybrid::he_parameters(*m.program),
-                                                             plaintext_cache_bytes());
+                                                             hybrid_cache_bytes());
     const hybrid::ProgramCost c = hybrid::cost(*m.program);
     std::printf(
         "hybrid mode: %d online rounds, %lld squares, weights prepared for preprocessing %s, ready in %.2f "

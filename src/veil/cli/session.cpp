@@ -2,6 +2,7 @@
 #include "veil/eval/records.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "veil/common/bytes.hpp"
 #include "veil/common/error.hpp"
 #include "veil/common/file.hpp"
+#include "veil/common/memory.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/data/image.hpp"
 #include "veil/nn/onnx/import.hpp"
@@ -47,11 +49,13 @@ double g_cache_gib = -1;  // < 0: not given on the command line
 
 void set_plaintext_cache_gib(double gib) { g_cache_gib = gib; }
 
-std::size_t plaintext_cache_bytes() {
+namespace {
+// --plaintext-cache-gib, else VEIL_PLAINTEXT_CACHE_GIB, else `fallback`.
+std::size_t cache_bytes_or(std::size_t fallback) {
   double gib = g_cache_gib;
   if (gib < 0) {
     const char* env = std::getenv("VEIL_PLAINTEXT_CACHE_GIB");
-    if (!env) return nn::default_plaintext_cache_bytes();
+    if (!env) return fallback;
     char* end = nullptr;
     gib = std::strtod(env, &end);
     VEIL_REQUIRE(end != env && *end == '\0' && gib >= 0 && gib <= 1 << 20,
@@ -59,6 +63,19 @@ std::size_t plaintext_cache_bytes() {
   }
   // 0 GiB means "cache nothing"; EncryptedNetwork treats a 1-byte budget that way.
   return std::max<std::size_t>(1, static_cast<std::size_t>(gib * static_cast<double>(std::size_t{1} << 30)));
+}
+}  // namespace
+
+std::size_t plaintext_cache_bytes() { return cache_bytes_or(nn::default_plaintext_cache_bytes()); }
+
+std::size_t hybrid_cache_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  std::size_t budget = pages > 0 && page > 0
+                           ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 2
+                           : std::size_t{4} << 30;
+  if (const std::size_t available = available_memory(); available > 0)
+    budget = std::min(budget, available / 3 * 2);
+  return cache_bytes_or(budget);
 }
 
 namespace {

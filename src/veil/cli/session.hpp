@@ -42,6 +42,11 @@ Model load_model(const ModelOptions& options);
 // nn::default_plaintext_cache_bytes(). Throws, naming the variable, on a bad value.
 std::size_t plaintext_cache_bytes();
 void set_plaintext_cache_gib(double gib);
+// The same budget for the hybrid server's kernel blocks (hybrid::ServerModel); by default
+// half the machine's memory and at most two thirds of what is available when called:
+// unlike the latency mode's, a hybrid server needs little beside its blocks (no keys to
+// speak of, a session's ciphertexts are tens of MB).
+std::size_t hybrid_cache_bytes();
 // "1.9 GiB: 0.8 GiB ready, 1.1 GiB as coefficients (an NTT per limb at each use); all ready
 // needs --plaintext-cache-gib 3.6": the set-up reports' account of the budget.
 std::string describe_weight_forms(const nn::WeightForms& forms);

@@ -26,6 +26,12 @@ bool configure_memory_for_he() {
 #endif
 }
 
+void release_free_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 std::string tunables_with_huge_pages(const char* current) {
   constexpr const char* kTunable = "glibc.malloc.hugetlb=1";
   if (current == nullptr || *current == '\0') return kTunable;

@@ -28,6 +28,13 @@ inline constexpr std::size_t kHeapMmapThreshold = std::size_t{32} << 20;
 // (false where the C library is not glibc).
 bool configure_memory_for_he();
 
+// Hands the heap's free memory back to the kernel (glibc's malloc_trim; a no-op
+// elsewhere). configure_memory_for_he() turns automatic trimming off, so a program that
+// has just freed a set-up's working memory calls this once at that phase boundary: a
+// PreAct-ResNet-18's hybrid set-up leaves about 9 GB of freed heap behind (the double
+// network, its merging and the scale search), which the server's kernel blocks want.
+void release_free_memory();
+
 // Transparent huge pages (2 MiB) for the C library's heap, through glibc's tunable
 // glibc.malloc.hugetlb=1 (glibc >= 2.35; it madvises the heap, so the kernel's default THP
 // setting "madvise" suffices). Cached weight diagonals, keys and ciphertexts are gigabytes

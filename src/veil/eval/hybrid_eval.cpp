@@ -88,8 +88,19 @@ std::vector<double> HybridSession::infer(const std::vector<double>& x, HybridSta
 
 HybridReport run_hybrid(std::shared_ptr<const hybrid::Program> program, const nn::Network& net,
                         const Records& records, const Progress& progress, std::size_t cache_bytes) {
+  std::vector<std::vector<double>> plain;
+  for (const auto& x : records.inputs) plain.push_back(nn::evaluate(net, x));
+  return run_hybrid(std::move(program), plain, records, progress, cache_bytes);
+}
+
+HybridReport run_hybrid(std::shared_ptr<const hybrid::Program> program,
+                        const std::vector<std::vector<double>>& plain_outputs, const Records& records,
+                        const Progress& progress, std::size_t cache_bytes) {
   VEIL_REQUIRE(records.labels.size() == records.size(),
                "records have " << records.size() << " inputs and " << records.labels.size() << " labels");
+  VEIL_REQUIRE(plain_outputs.size() == records.size(), "records have " << records.size() << " inputs and "
+                                                                       << plain_outputs.size()
+                                                                       << " plaintext outputs");
   HybridSession session(std::move(program), cache_bytes);
   HybridReport r;
   r.count = records.size();
@@ -97,7 +108,7 @@ HybridReport run_hybrid(std::shared_ptr<const hybrid::Program> program, const nn
   r.plain_predictions.assign(r.count, -1);
   for (std::size_t i = 0; i < r.count; ++i) {
     const auto& x = records.inputs[i];
-    const auto plain = nn::evaluate(net, x);
+    const auto& plain = plain_outputs[i];
     r.plain_predictions[i] = argmax(plain);
     HybridStats st;
     std::vector<double> logits;

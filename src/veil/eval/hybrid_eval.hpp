@@ -75,7 +75,15 @@ struct HybridReport {
   std::uint64_t online_bytes() const { return total.online_up + total.online_down; }
 };
 
-// Every record through one session. A refused record is counted and the run goes on.
+// Every record through one session, against the plaintext network's outputs `plain` (one
+// per record, computed beforehand so that a caller can free the network's weights and
+// leave that memory to the server's kernel blocks). A refused record is counted and the
+// run goes on.
+HybridReport run_hybrid(std::shared_ptr<const hybrid::Program> program,
+                        const std::vector<std::vector<double>>& plain, const Records& records,
+                        const Progress& progress = {},
+                        std::size_t cache_bytes = std::numeric_limits<std::size_t>::max());
+// The same, evaluating `net` on each record first.
 HybridReport run_hybrid(std::shared_ptr<const hybrid::Program> program, const nn::Network& net,
                         const Records& records, const Progress& progress = {},
                         std::size_t cache_bytes = std::numeric_limits<std::size_t>::max());

@@ -94,8 +94,8 @@ std::pair<bfv::ContextPtr, bfv::ContextPtr> he_parameters_for(const Program& pro
   for (const Op& op : prog.ops)
     if (op.kind == Op::Kind::kLinear) {
       const auto& s = op.he_shape;
-      l1 = std::max(l1, static_cast<double>(s.depthwise ? 1 : s.in_channels) * s.kernel_h * s.kernel_w *
-                            kWeightBound);
+      l1 = std::max(
+          l1, static_cast<double>(s.depthwise ? 1 : s.in_channels) * s.kernel_h * s.kernel_w * kWeightBound);
     }
   bfv::ParameterRequest lin;
   lin.t = prime;
@@ -165,6 +165,22 @@ HeParameters he_parameters(const Program& prog) {
   return hp;
 }
 
+PreprocessCost preprocess_cost(const Program& prog, const HeParameters& hp) {
+  PreprocessCost c;
+  for (int r = 0; r < hp.residues(); ++r) {
+    const auto& ctx = *hp.linear_of(r);
+    const std::size_t block_bytes = ctx.n() * static_cast<std::size_t>(ctx.max_level() + 1) * sizeof(u64);
+    for (const bfv::ConvLayout& layout : layouts(prog, ctx.n())) {
+      c.ciphertexts_up += static_cast<std::size_t>(layout.input_blocks());
+      c.ciphertexts_down += static_cast<std::size_t>(layout.output_blocks());
+      for (int o = 0; o < layout.output_blocks(); ++o)
+        for (int b = 0; b < layout.input_blocks(); ++b)
+          if (layout.block_used(o, b)) ++c.products, c.block_bytes += block_bytes;
+    }
+  }
+  return c;
+}
+
 // --- server model ---
 
 ServerModel::ServerModel(const Program& program, HeParameters params)
@@ -227,7 +243,8 @@ ServerModel::ServerModel(std::shared_ptr<const Program> program, HeParameters pa
   }
 }
 
-bfv::PreparedPlaintext ServerModel::prepare_block(int residue, std::size_t layer, int o, std::size_t j) const {
+bfv::PreparedPlaintext ServerModel::prepare_block(int residue, std::size_t layer, int o,
+                                                  std::size_t j) const {
   const Layer& l = layers(residue).at(layer);
   const auto& kept = l.kernel.at(static_cast<std::size_t>(o)).at(j);
   if (kept.param_id() != 0) return kept;

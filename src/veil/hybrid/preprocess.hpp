@@ -64,6 +64,15 @@ struct HeParameters {
 };
 HeParameters he_parameters(const Program& program);
 
+// What the linear layers' preprocessing costs per inference, from the public program (both
+// primes of a two-prime ring summed): for `veil plan`.
+struct PreprocessCost {
+  std::size_t ciphertexts_up = 0, ciphertexts_down = 0;  // Enc(r) blocks, Enc(W r - s) blocks
+  std::size_t products = 0;                              // ciphertext x plaintext products
+  std::size_t block_bytes = 0;  // the server's kernel blocks, all in NTT form (ServerModel)
+};
+PreprocessCost preprocess_cost(const Program& program, const HeParameters& params);
+
 // What the server prepares once per model: each linear op's layout and its kernel blocks
 // as plaintexts in NTT form, up to a memory budget; blocks beyond it are encoded from the
 // kept convolution kernel and transformed at every use (one NTT per prime and block, about

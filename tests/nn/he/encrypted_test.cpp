@@ -505,8 +505,11 @@ TEST(EncryptedNetwork, ChainsLandEveryWeightedStageOnThePlannedScale) {
                                      });
     EXPECT_EQ(checked, 7);
     const auto logits = decrypt_outputs(plan, c.result, out, images.size());
+    // At this toy scale (2^27, N = 2^11) the latency case without the ring switch keeps
+    // 8.1 +- 1.0 bits (30 runs, 6.3 at worst; the others 10-20): 6 bits failed about one
+    // run in fifty. A stage landing on the wrong scale leaves no correct bit at all.
     for (std::size_t i = 0; i < images.size(); ++i)
-      EXPECT_GT(-std::log2(max_abs_error(logits[i], plain_forward(net, images[i]))), 6) << "image " << i;
+      EXPECT_GT(-std::log2(max_abs_error(logits[i], plain_forward(net, images[i]))), 4) << "image " << i;
   }
 }
 

@@ -36,7 +36,10 @@ inline constexpr char kName[] = "hybrid";
 // 2: shares over the two-prime ring Z_{p_0 p_1} (hybrid/program.hpp): the keys frame holds
 //    a pair of keys per prime, preprocessing runs once per prime, share vectors carry both
 //    residues, ServerInfo's parameters are each prime's concatenated; public program v3.
-inline constexpr std::uint16_t kVersion = 2;
+// 3: public program v4 (depthwise convolution shapes, whose zero blocks the server skips)
+//    and strided 1x1 layers laid out on the pixels they read: a version-2 client would lay
+//    its masks out differently.
+inline constexpr std::uint16_t kVersion = 3;
 
 using veil::Bytes;
 // Names one inference's preprocessing material: a per-session counter (8 bytes,
