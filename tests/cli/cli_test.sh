@@ -43,9 +43,18 @@ grep -q "server setup .*, all ready (NTT form)" <<<"$out" || fail "infer with al
 out="$("$veil" plan --model "$model" --mode hybrid)" || fail "plan hybrid"
 grep -q "hybrid mode" <<<"$out" || fail "plan hybrid gave: $out"
 grep -q "128-bit bound 214: met" <<<"$out" || fail "plan hybrid parameters: $out"
+grep -q "^preprocessing per image, linear layers: [0-9]* ciphertexts up, [0-9]* down, [0-9]* ciphertext x plaintext products; the server's kernel blocks: .* ready in NTT form" <<<"$out" ||
+  fail "plan hybrid preprocessing cost: $out"
 out="$("$veil" infer --model "$model" --mode hybrid --input "$img")" || fail "infer hybrid"
 grep -q "^class: 7" <<<"$out" || fail "hybrid infer gave: $out"
 grep -q "online .* rounds" <<<"$out" || fail "hybrid infer report: $out"
+grep -q "^server setup .*, all ready (NTT form)" <<<"$out" || fail "hybrid infer, every block kept: $out"
+# Without a budget for the server's kernel blocks each is made at each use: same answer.
+out="$("$veil" --plaintext-cache-gib 0 infer --model "$model" --mode hybrid --input "$img")" ||
+  fail "infer hybrid, no block kept"
+grep -q "^class: 7" <<<"$out" || fail "hybrid infer with no block kept gave: $out"
+grep -q "^server setup .*: [0-9]* kernel blocks beyond the budget made at each use .*; all ready needs --plaintext-cache-gib" <<<"$out" ||
+  fail "hybrid infer, no block kept, report: $out"
 # Hybrid eval of records 2..4 (--skip splits a long run): the report names the records
 # and holds a prediction for each; the plot shows the preprocessing/online split.
 samples="$root/models/samples/mnist-test-first16-images-idx3-ubyte"

@@ -64,3 +64,14 @@ def test_cli_help():
     with pytest.raises(SystemExit) as e:
         T.main(["--help"])
     assert e.value.code == 0
+
+
+def test_a_presets_trivialaugment_can_be_turned_off():
+    """The cifar10-resnet18 preset turns TrivialAugment on; --no-trivialaugment turns it
+    off (the CPU schedule's choice), and --trivialaugment on for any preset."""
+    base = ["--model", "cifar10-resnet18"]
+    assert T.resolve(T.build_parser().parse_args(base))["trivialaugment"] is True
+    assert T.resolve(T.build_parser().parse_args(base + ["--no-trivialaugment"]))["trivialaugment"] is False
+    shallow = ["--model", "cifar10-shallow"]
+    assert T.resolve(T.build_parser().parse_args(shallow))["trivialaugment"] is False
+    assert T.resolve(T.build_parser().parse_args(shallow + ["--trivialaugment"]))["trivialaugment"] is True
