@@ -53,6 +53,17 @@ std::vector<RunMaterial> preprocess(const Program& prog, int runs, Pair& ch,
   return out;
 }
 
+// Every linear op's material is the ideal functionality's: (W r - s) + s = W r.
+void expect_linear_material(const Program& prog, const RunMaterial& r) {
+  const mpc::Field f = prog.field();
+  for (std::size_t k = 0; k < prog.ops.size(); ++k) {
+    if (prog.ops[k].kind != Op::Kind::kLinear) continue;
+    auto sum = r.client.offset[k];
+    mpc::add_inplace(f, sum, r.server.offset[k]);
+    EXPECT_EQ(sum, apply_reference(f, prog.ops[k].linear, r.client.mask[k], false)) << prog.ops[k].name;
+  }
+}
+
 // Scales chosen on calibration inputs, as the commands do.
 const Program& residual_program() {
   static const Program prog = [] {
@@ -96,13 +107,7 @@ TEST(HybridPreprocess, MaterialMatchesTheIdealFunctionality) {
   for (const RunMaterial& r : runs) {
     check_material(prog, r.server, mpc::Role::kServer);
     check_material(prog, r.client, mpc::Role::kClient);
-    for (std::size_t k = 0; k < prog.ops.size(); ++k) {
-      if (prog.ops[k].kind != Op::Kind::kLinear) continue;
-      // (W r - s) + s = W r.
-      auto sum = r.client.offset[k];
-      mpc::add_inplace(f, sum, r.server.offset[k]);
-      EXPECT_EQ(sum, apply_reference(f, prog.ops[k].linear, r.client.mask[k], false)) << prog.ops[k].name;
-    }
+    expect_linear_material(prog, r);
     int bad = 0;
     mpc::for_each_word(f, r.client.squares.size(), [&](std::size_t i, const math::Modulus& t) {
       const u64 a = t.add(r.client.squares.a[i], r.server.squares.a[i]);
@@ -164,14 +169,7 @@ TEST(HybridPreprocess, BlocksBeyondTheBudgetAreMadeAtEachUse) {
   EXPECT_EQ(cost.block_bytes, all.memory_bytes());
   // The whole exchange with nothing kept: (W r - s) + s = W r.
   Pair ch;
-  const auto runs = preprocess(prog, 1, ch, 0);
-  const mpc::Field f = prog.field();
-  for (std::size_t k = 0; k < prog.ops.size(); ++k) {
-    if (prog.ops[k].kind != Op::Kind::kLinear) continue;
-    auto sum = runs[0].client.offset[k];
-    mpc::add_inplace(f, sum, runs[0].server.offset[k]);
-    EXPECT_EQ(sum, apply_reference(f, prog.ops[k].linear, runs[0].client.mask[k], false)) << prog.ops[k].name;
-  }
+  expect_linear_material(prog, preprocess(prog, 1, ch, 0)[0]);
 }
 
 // A per-channel layer is published as depthwise and served with the blocks that have
@@ -198,14 +196,7 @@ TEST(HybridPreprocess, ADepthwiseLayerReadsOnlyItsChannelsBlocks) {
   EXPECT_EQ(used,
             static_cast<std::size_t>(std::max(layer.layout.input_blocks(), layer.layout.output_blocks())));
   Pair ch;
-  const auto runs = preprocess(prog, 1, ch);
-  const mpc::Field f = prog.field();
-  for (std::size_t k = 0; k < prog.ops.size(); ++k) {
-    if (prog.ops[k].kind != Op::Kind::kLinear) continue;
-    auto sum = runs[0].client.offset[k];
-    mpc::add_inplace(f, sum, runs[0].server.offset[k]);
-    EXPECT_EQ(sum, apply_reference(f, prog.ops[k].linear, runs[0].client.mask[k], false)) << prog.ops[k].name;
-  }
+  expect_linear_material(prog, preprocess(prog, 1, ch)[0]);
 }
 
 TEST(HybridPreprocess, OnlineStageOnRealMaterialMatchesTheClearComputation) {

@@ -2,7 +2,6 @@
 #include "veil/eval/records.hpp"
 
 #include <sys/stat.h>
-#include <unistd.h>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -68,15 +67,7 @@ std::size_t cache_bytes_or(std::size_t fallback) {
 
 std::size_t plaintext_cache_bytes() { return cache_bytes_or(nn::default_plaintext_cache_bytes()); }
 
-std::size_t hybrid_cache_bytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  std::size_t budget = pages > 0 && page > 0
-                           ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 2
-                           : std::size_t{4} << 30;
-  if (const std::size_t available = available_memory(); available > 0)
-    budget = std::min(budget, available / 3 * 2);
-  return cache_bytes_or(budget);
-}
+std::size_t hybrid_cache_bytes() { return cache_bytes_or(memory_budget(2.0 / 3)); }
 
 namespace {
 // "; all ready needs --plaintext-cache-gib 3.6", rounded up, so that the figure given back

@@ -8,6 +8,7 @@
 #include <malloc.h>
 #endif
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -24,6 +25,16 @@ bool configure_memory_for_he() {
 #else
   return false;
 #endif
+}
+
+std::size_t memory_budget(double of_available) {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  std::size_t budget = pages > 0 && page > 0
+                           ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 2
+                           : std::size_t{4} << 30;
+  if (const std::size_t available = available_memory(); available > 0)
+    budget = std::min(budget, static_cast<std::size_t>(static_cast<double>(available) * of_available));
+  return budget;
 }
 
 void release_free_memory() {

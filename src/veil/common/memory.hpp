@@ -57,6 +57,10 @@ struct ResidentMemory {
 };
 ResidentMemory resident_memory();
 
+// A cache's default budget: half the machine's physical memory (4 GiB where unknown), and
+// at most `of_available` of what is available now.
+std::size_t memory_budget(double of_available);
+
 // Bytes the kernel estimates can be allocated without swapping (MemAvailable in
 // /proc/meminfo); 0 where that is not known.
 std::size_t available_memory();

@@ -8,8 +8,6 @@
 #include <cstdlib>
 #include <map>
 
-#include <unistd.h>
-
 #include "veil/common/error.hpp"
 #include "veil/common/memory.hpp"
 #include "veil/common/thread_pool.hpp"
@@ -30,13 +28,7 @@ std::size_t default_plaintext_cache_bytes() {
   // cifar10-resnet20 holds 2.9 GiB of keys as sent in two expanded copies, about 14 GB:
   // with half the machine it ran out of memory, with half of what was available it peaked
   // at 21.4 of 24 GB).
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  std::size_t budget = pages > 0 && page > 0
-                           ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 2
-                           : std::size_t{4} << 30;
-  if (const std::size_t available = available_memory(); available > 0)
-    budget = std::min(budget, available / 3);
-  return budget;
+  return memory_budget(1.0 / 3);
 }
 
 namespace {
