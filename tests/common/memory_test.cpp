@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <vector>
 
 #include <cstdlib>
+
+#include <unistd.h>
 
 namespace veil {
 namespace {
@@ -38,6 +41,38 @@ TEST(ResidentMemory, CountsTouchedPages) {
   EXPECT_GE(after.now, before.now + kBytes * 3 / 4);
   EXPECT_GE(after.peak, after.now);
   EXPECT_GE(after.peak, before.peak);
+}
+
+// A cache's default budget: never above half the machine nor above the given share of
+// what is free, and a larger share never gives less.
+TEST(MemoryBudget, BoundedByHalfTheMachineAndTheShareOfWhatIsFree) {
+#if !defined(__linux__)
+  GTEST_SKIP() << "available_memory reads /proc/meminfo (Linux)";
+#endif
+  const std::size_t available = available_memory();
+  ASSERT_GT(available, 0u);
+  const std::size_t third = memory_budget(1.0 / 3), two_thirds = memory_budget(2.0 / 3);
+  EXPECT_GT(third, 0u);
+  // available_memory() moves between the calls: allow 64 MiB of drift.
+  constexpr std::size_t kDrift = std::size_t{64} << 20;
+  EXPECT_LE(third, available / 3 + kDrift);
+  EXPECT_LE(two_thirds, available / 3 * 2 + kDrift);
+  EXPECT_GE(two_thirds + kDrift, third);
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  ASSERT_GT(pages, 0);
+  EXPECT_LE(memory_budget(1.0), static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 2);
+}
+
+// Handing freed heap back keeps every live allocation intact.
+TEST(MemoryBudget, ReleasingFreeMemoryKeepsLiveBlocks) {
+  auto live = std::make_unique<unsigned char[]>(1 << 20);
+  for (std::size_t i = 0; i < (1u << 20); ++i) live[i] = static_cast<unsigned char>(i * 7);
+  {
+    std::vector<std::unique_ptr<unsigned char[]>> freed;
+    for (int i = 0; i < 64; ++i) freed.push_back(std::make_unique<unsigned char[]>(256 << 10));
+  }
+  release_free_memory();
+  for (std::size_t i = 0; i < (1u << 20); ++i) ASSERT_EQ(live[i], static_cast<unsigned char>(i * 7)) << i;
 }
 
 TEST(HugePages, TunableIsAddedOnceAndKeepsTheUsersOwn) {

@@ -38,7 +38,8 @@ std::size_t memory_budget(double of_available) {
 }
 
 void release_free_memory() {
-#if defined(__GLIBC__)
+  // Not under a sanitizer, whose allocator replaces glibc's: there is nothing to trim.
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   malloc_trim(0);
 #endif
 }
