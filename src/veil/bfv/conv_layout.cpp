@@ -149,9 +149,4 @@ std::vector<std::uint32_t> ConvLayout::output_indices(int out_block) const {
   return idx;
 }
 
-double ConvLayout::l1_bound(double max_abs_weight) const {
-  return static_cast<double>(shape_.depthwise ? 1 : shape_.in_channels) * shape_.kernel_h * shape_.kernel_w *
-         max_abs_weight;
-}
-
 }  // namespace veil::bfv

@@ -41,6 +41,12 @@ struct ConvShape {
   // only those zeros are skipped (ConvLayout::block_used), which is why the flag is part
   // of the public shape: what the server skips depends on it alone, never on the values.
   bool depthwise = false;
+  // Public bound on the L1 norm multiplied into one output (every input block), for
+  // BfvParameters::max_l1_norm: C kh kw max|w|, kh kw max|w| when depthwise. It does not
+  // depend on the ring degree, so parameters can be chosen before any layout.
+  double l1_bound(double max_abs_weight) const {
+    return static_cast<double>(depthwise ? 1 : in_channels) * kernel_h * kernel_w * max_abs_weight;
+  }
   // y = A x, A of out x in: a 1x1 convolution over `in` channels of 1x1 images.
   static ConvShape matvec(int in, int out) { return ConvShape{in, 1, 1, out, 1, 1, 1, 0}; }
 };
@@ -77,9 +83,8 @@ class ConvLayout {
   // Coefficient index of each output (m, i, j) of out_block, m-major then i, then j; the
   // channel is out_channel_begin(out_block) + m.
   std::vector<std::uint32_t> output_indices(int out_block) const;
-  // Public bound on the L1 norm multiplied into one output ciphertext (all input blocks),
-  // for BfvParameters::max_l1_norm: C kh kw max|w| (kh kw max|w| when depthwise).
-  double l1_bound(double max_abs_weight) const;
+  // ConvShape::l1_bound of the shape.
+  double l1_bound(double max_abs_weight) const { return shape_.l1_bound(max_abs_weight); }
 
  private:
   ConvShape shape_;

@@ -63,6 +63,12 @@ std::vector<std::span<const std::uint8_t>> unpack(const net::Frame& f, Message t
   return items;
 }
 
+// One kernel block in NTT form: N coefficients on every prime (blocks are prepared at the
+// top level).
+std::size_t kernel_block_bytes(const bfv::BfvContext& ctx) {
+  return ctx.n() * static_cast<std::size_t>(ctx.max_level() + 1) * sizeof(u64);
+}
+
 std::size_t beaver_batches(std::size_t count, std::size_t n) { return (count + n - 1) / n; }
 
 struct BeaverCounts {
@@ -88,15 +94,10 @@ namespace {
 std::pair<bfv::ContextPtr, bfv::ContextPtr> he_parameters_for(const Program& prog, u64 prime) {
   VEIL_REQUIRE(math::is_prime(prime), "the share field modulus " << prime << " is not a prime");
   HeParameters hp;
-  // Linear layers: the widest layer's C kh kw times the public weight bound. The layout's
-  // l1_bound needs a ring degree; C kh kw does not depend on it.
+  // Linear layers: the widest layer's fan-in times the public weight bound.
   double l1 = 1;
   for (const Op& op : prog.ops)
-    if (op.kind == Op::Kind::kLinear) {
-      const auto& s = op.he_shape;
-      l1 = std::max(
-          l1, static_cast<double>(s.depthwise ? 1 : s.in_channels) * s.kernel_h * s.kernel_w * kWeightBound);
-    }
+    if (op.kind == Op::Kind::kLinear) l1 = std::max(l1, op.he_shape.l1_bound(kWeightBound));
   bfv::ParameterRequest lin;
   lin.t = prime;
   lin.batching = false;
@@ -169,7 +170,7 @@ PreprocessCost preprocess_cost(const Program& prog, const HeParameters& hp) {
   PreprocessCost c;
   for (int r = 0; r < hp.residues(); ++r) {
     const auto& ctx = *hp.linear_of(r);
-    const std::size_t block_bytes = ctx.n() * static_cast<std::size_t>(ctx.max_level() + 1) * sizeof(u64);
+    const std::size_t block_bytes = kernel_block_bytes(ctx);
     for (const bfv::ConvLayout& layout : layouts(prog, ctx.n())) {
       c.ciphertexts_up += static_cast<std::size_t>(layout.input_blocks());
       c.ciphertexts_down += static_cast<std::size_t>(layout.output_blocks());
@@ -217,7 +218,7 @@ ServerModel::ServerModel(std::shared_ptr<const Program> program, HeParameters pa
     for (int r = 0; r < residues; ++r) {
       const auto& ctx = params_.linear_of(r);
       Layer layer{k, bfv::ConvLayout(op.he_shape, ctx->n()), {}, {}, true};
-      const std::size_t block_bytes = ctx->n() * static_cast<std::size_t>(ctx->max_level() + 1) * sizeof(u64);
+      const std::size_t block_bytes = kernel_block_bytes(*ctx);
       layer.inputs.resize(static_cast<std::size_t>(layer.layout.output_blocks()));
       layer.kernel.resize(layer.inputs.size());
       for (int o = 0; o < layer.layout.output_blocks(); ++o)
