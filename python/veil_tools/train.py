@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-minutes", type=float, default=10.0,
                    help="also checkpoint inside an epoch when this many minutes have passed "
                         "since the last checkpoint (0: only at epoch ends)")
+    p.add_argument("--compact-checkpoint", default=None, metavar="PATH",
+                   help="with every checkpoint also write a compact copy here, small enough "
+                        "to keep in git between sessions: weight matrices and kernels in "
+                        "float16 (model, EMA; optimiser buffers in bfloat16): half the size. "
+                        "--resume takes it as "
+                        "--checkpoint; the run then continues closely, not bit for bit")
     p.add_argument("--resume", action="store_true",
                    help="continue from --checkpoint (which must exist) exactly where it "
                         "stopped: the resumed run reproduces an uninterrupted one bit for bit "
@@ -321,6 +327,37 @@ def _load_checkpoint(path: str, device):
         return torch.load(path, map_location=device, weights_only=False)
     except TypeError:  # torch < 1.13 has no weights_only
         return torch.load(path, map_location=device)
+
+
+def _compact_state(state: dict, dtype=torch.float16) -> dict:
+    """Half-width copies of the matrices and kernels (ndim >= 2) of a state dict; vectors
+    (biases, batch-norm statistics, activation parameters) and integers stay as they are.
+    float16 for weights (2^-11 relative, far below what one SGD step changes); bfloat16
+    for optimiser buffers, whose range float16 lacks (Adam's squared gradients reach 1e-10
+    and would flush to zero)."""
+    out = {}
+    for k, v in state.items():
+        small = (torch.is_tensor(v) and v.is_floating_point() and v.dim() >= 2
+                 and (dtype == torch.bfloat16 or v.abs().max() < 6e4))
+        out[k] = v.detach().to(dtype).contiguous() if small else v
+    return out
+
+
+def compact_checkpoint(ck: dict) -> dict:
+    """The checkpoint that --compact-checkpoint writes: everything of a full one (position,
+    order, RNG states, history) with the weights and the EMA in float16 and the optimiser's
+    buffers in bfloat16. (Dropping the momentum instead saves a third more, but a run
+    resumed without it drifted 15% from the uninterrupted one on the test's schedule.)"""
+    state = {i: _compact_state(st, torch.bfloat16) for i, st in ck["opt"]["state"].items()}
+    out = dict(ck, compact=True, model=_compact_state(ck["model"]), opt=dict(ck["opt"], state=state))
+    if "ema" in ck:
+        out["ema"] = _compact_state(ck["ema"])
+    return out
+
+
+def _save_atomically(obj, path: str) -> None:
+    torch.save(obj, path + ".tmp")
+    os.replace(path + ".tmp", path)
 
 
 def _rng_state(gen: torch.Generator) -> dict:
@@ -536,6 +573,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
             resume_sums = ck["epoch_sums"]
         if "rng" in ck:
             _set_rng_state(ck["rng"], gen)
+        if ck.get("compact"):
+            print(f"{args.checkpoint} is a compact checkpoint: its float16 weights and "
+                  "momentum continue the run closely, not bit for bit", flush=True)
         print(f"resumed from {args.checkpoint} at epoch {start_epoch + 1}, batch {resume_pos} "
               f"(step {step})", flush=True)
 
@@ -548,8 +588,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
             ck["order"], ck["epoch_sums"] = order, sums
         if ema is not None:
             ck["ema"] = ema.model.state_dict()
-        torch.save(ck, args.checkpoint + ".tmp")
-        os.replace(args.checkpoint + ".tmp", args.checkpoint)
+        _save_atomically(ck, args.checkpoint)
+        if args.compact_checkpoint:
+            _save_atomically(compact_checkpoint(ck), args.compact_checkpoint)
 
     ck_every = args.checkpoint_minutes * 60 if args.checkpoint_minutes > 0 else None
     last_ck = time.time()
