@@ -7,6 +7,7 @@
 
 #include "veil/hybrid/conv_form.hpp"
 #include "veil/hybrid/linear.hpp"
+#include "veil/hybrid/public_program.hpp"
 #include "veil/mpc/share.hpp"
 #include "veil/nn/onnx/import.hpp"
 #include "veil/nn/passes.hpp"
@@ -64,6 +65,24 @@ TEST(HybridConvForm, RecoversTheShippedModelsConvolutionsExactly) {
   // conv1 and the merged pool1 + conv2 are convolutions; the dense layers are not.
   EXPECT_EQ(convs, 2);
   EXPECT_EQ(matvecs, 2);
+}
+
+// Lowering keeps each convolution's kernel for the server's set-up: the one as_convolution
+// recovers from the weights; nothing for a dense layer, nothing in the public view.
+TEST(HybridConvForm, LoweringKeepsTheRecoveredKernelForTheServerOnly) {
+  const Program& prog = mnist_delphi();
+  const Program pub = public_view(prog);
+  int kept = 0;
+  for (std::size_t k = 0; k < prog.ops.size(); ++k) {
+    const Op& op = prog.ops[k];
+    if (op.kind != Op::Kind::kLinear) continue;
+    SCOPED_TRACE(op.name);
+    const auto conv = as_convolution(op);
+    EXPECT_EQ(op.conv_kernel, conv ? conv->kernel : std::vector<std::int64_t>{});
+    kept += !op.conv_kernel.empty();
+    EXPECT_TRUE(pub.ops[k].conv_kernel.empty());
+  }
+  EXPECT_EQ(kept, 2);
 }
 
 TEST(HybridConvForm, MergedPoolAndConvolutionBecomeOneStridedConvolution) {

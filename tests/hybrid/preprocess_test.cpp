@@ -162,6 +162,21 @@ TEST(HybridPreprocess, BlocksBeyondTheBudgetAreMadeAtEachUse) {
     }
   EXPECT_EQ(none.blocks_per_use(), blocks);
   EXPECT_EQ(compared, 2 * blocks);
+  // A program without the kernels lowering kept (Op::conv_kernel) recovers them from its
+  // weights: the same blocks.
+  Program bare = prog;
+  for (Op& op : bare.ops) op.conv_kernel.clear();
+  const ServerModel recovered(bare, hp);
+  for (int r = 0; r < hp.residues(); ++r)
+    for (std::size_t l = 0; l < all.layers(r).size(); ++l)
+      for (std::size_t o = 0; o < all.layers(r)[l].kernel.size(); ++o)
+        for (std::size_t j = 0; j < all.layers(r)[l].kernel[o].size(); ++j) {
+          const auto& want = all.layers(r)[l].kernel[o][j];
+          const auto& got = recovered.layers(r)[l].kernel[o][j];
+          const std::size_t words = want.n() * want.num_limbs();
+          ASSERT_EQ(got.n() * got.num_limbs(), words);
+          EXPECT_TRUE(std::equal(got.limb(0), got.limb(0) + words, want.limb(0))) << "layer " << l;
+        }
   // The plan's account of the same.
   const PreprocessCost cost = preprocess_cost(prog, hp);
   EXPECT_EQ(cost.products, blocks);

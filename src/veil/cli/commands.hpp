@@ -25,6 +25,8 @@ void print_result(const std::vector<std::string>& classes, const std::vector<dou
 // chosen on calibration images from the installed data set.
 struct HybridModel {
   nn::Graph graph;  // empty unless asked for (load_hybrid_model's keep_graph)
+  // Lowered and merged (hybrid::merge_linear_runs): the model's function, the program's
+  // stages one for one, so that lowering it makes no copy of its weights.
   nn::Network network;
   // Shared with the server model: a large model's weights are held once.
   std::shared_ptr<const hybrid::Program> program;

@@ -81,7 +81,7 @@ HybridModel load_hybrid_model(const ModelOptions& o, bool keep_graph) {
   for (const auto& a : o.approximate) io.approximations.push_back(nn::parse_approx_spec(a));
   HybridModel m;
   m.graph = nn::load_onnx(o.path, io);
-  m.network = nn::lower(m.graph, hybrid::lower_options());
+  m.network = hybrid::merge_linear_runs(nn::lower(m.graph, hybrid::lower_options()));
   if (!keep_graph) m.graph = nn::Graph{};
   hybrid::ProgramOptions po;
   po.ring = o.share_ring == "one"   ? hybrid::ShareRing::kOnePrime

@@ -209,10 +209,13 @@ ServerModel::ServerModel(std::shared_ptr<const Program> program, HeParameters pa
   for (std::size_t k = 0; k < prog.ops.size(); ++k) {
     const Op& op = prog.ops[k];
     if (op.kind != Op::Kind::kLinear) continue;
-    ConvForm form = convolution_form(op);
-    VEIL_REQUIRE(form.shape.in_channels == op.he_shape.in_channels &&
-                     form.shape.kernel_h == op.he_shape.kernel_h && form.shape.stride == op.he_shape.stride &&
-                     form.shape.depthwise == op.he_shape.depthwise,
+    // The kernel lowering recovered, else (a program made otherwise) recovered here.
+    ConvForm form = op.conv_kernel.empty() ? convolution_form(op) : ConvForm{op.he_shape, op.conv_kernel};
+    const bfv::ConvShape& s = op.he_shape;
+    VEIL_REQUIRE(form.shape.in_channels == s.in_channels && form.shape.kernel_h == s.kernel_h &&
+                     form.shape.stride == s.stride && form.shape.depthwise == s.depthwise &&
+                     form.kernel.size() ==
+                         static_cast<std::size_t>(s.out_channels) * s.in_channels * s.kernel_h * s.kernel_w,
                  "layer '" << op.name << "': its weights do not form the published convolution");
     bool all_ready = true;
     for (int r = 0; r < residues; ++r) {

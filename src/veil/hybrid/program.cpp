@@ -157,6 +157,10 @@ struct Ranges {
   std::vector<double> stage;         // largest |output| of each stage
   std::vector<double> stage_input;   // largest |value| entering each stage
   std::vector<WeightStats> weights;  // of each linear stage (empty for the others)
+  // Input range of each polynomial stage (0 for the others): the model's recorded
+  // PolyStage::input_range, else stage_input (a stock export records none). Kept here so
+  // that lowering reads the caller's network as it is, without a copy of its weights.
+  std::vector<double> poly_input;
 };
 
 // What needs no calibration: the input's bound, no stage measured, every linear stage's
@@ -270,11 +274,11 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
         double b = 0;
         bool measured = !consumers[k].empty();
         for (int c : consumers[k]) {
-          const auto& cs = net.stages[static_cast<std::size_t>(c)];
-          if (!cs.is<nn::PolyStage>() || cs.poly().input_range <= 0)
+          const double range = ranges.poly_input[static_cast<std::size_t>(c)];
+          if (!net.stages[static_cast<std::size_t>(c)].is<nn::PolyStage>() || range <= 0)
             measured = false;
           else
-            b = std::max(b, cs.poly().input_range * options.margin);
+            b = std::max(b, range * options.margin);
         }
         if (!measured)
           b = measured_out[k] > 0 ? measured_out[k] * options.margin
@@ -308,12 +312,8 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
         VEIL_REQUIRE(st.poly().degree() <= 4, "activation '" << op.name << "' has degree "
                                                              << st.poly().degree()
                                                              << ": the hybrid mode evaluates degree <= 4");
-        VEIL_REQUIRE(st.poly().input_range > 0, "activation '"
-                                                    << op.name
-                                                    << "' has no measured input range: the hybrid mode "
-                                                       "sizes its fixed-point scales from it (re-export "
-                                                       "the model with python/train.py or python/export.py)");
-        const double r = st.poly().input_range * options.margin;
+        // with_poly_inputs() checked that every polynomial has its range.
+        const double r = ranges.poly_input[k] * options.margin;
         // The largest power's product, |x|^d at 2^(2 s) (x^3 = x * x^2, x^4 = (x^2)^2),
         // must stay below the bound: s is the power scale.
         const int d = st.poly().degree();
@@ -354,8 +354,9 @@ Program lower_at(const nn::Network& net, const ProgramOptions& options, const Ra
 void set_he_shapes(Program& p) {
   for (Op& op : p.ops)
     if (op.kind == Op::Kind::kLinear) {
-      const auto conv = as_convolution(op);
+      auto conv = as_convolution(op);
       op.he_shape = conv ? conv->shape : bfv::ConvShape::matvec(op.linear.cols, op.linear.rows);
+      op.conv_kernel = conv ? std::move(conv->kernel) : std::vector<std::int64_t>{};
     }
 }
 
@@ -413,28 +414,51 @@ Program lower_ring(const nn::Network& net, const ProgramOptions& options, const 
 
 namespace {
 
-// The merged network (merge_linear_runs where options.merge) lower() quantises, with the measured input range
-// of every activation the model does not record (a stock PyTorch export), checked for what no choice of
-// scales can fix.
-nn::Network prepared(nn::Network net, const std::vector<double>& stage_input) {
-  // A model without measured activation ranges gets them from the calibration inputs: the
-  // largest |x| entering each polynomial (times the margin, as for recorded ranges).
+// Sets ranges.poly_input: each polynomial's input range, the model's recorded one or else
+// (a stock PyTorch export records none) the largest |x| the calibration inputs brought to it
+// (times the margin, as for recorded ranges), and checks what no choice of scales can fix.
+void with_poly_inputs(const nn::Network& net, Ranges& ranges) {
+  ranges.poly_input.assign(net.stages.size(), 0);
   for (std::size_t k = 0; k < net.stages.size(); ++k) {
-    auto& st = net.stages[k];
-    if (st.is<nn::PolyStage>() && st.poly().input_range <= 0) st.poly().input_range = stage_input[k];
-  }
-  for (const nn::Stage& st : net.stages) {
+    const nn::Stage& st = net.stages[k];
     if (!st.is<nn::PolyStage>()) continue;
     VEIL_REQUIRE(st.poly().degree() <= 4, "activation '" << st.name() << "' has degree " << st.poly().degree()
                                                          << ": the hybrid mode evaluates degree <= 4");
-    VEIL_REQUIRE(st.poly().input_range > 0, "activation '"
-                                                << st.name()
-                                                << "' has no measured input range: the hybrid mode "
-                                                   "sizes its fixed-point scales from it (give calibration "
-                                                   "images: the commands take them from the installed data "
-                                                   "set; or export with python/train.py)");
+    const double range = st.poly().input_range > 0 ? st.poly().input_range : ranges.stage_input[k];
+    VEIL_REQUIRE(range > 0, "activation '" << st.name()
+                                           << "' has no measured input range: the hybrid mode "
+                                              "sizes its fixed-point scales from it (give calibration "
+                                              "images: the commands take them from the installed data "
+                                              "set; or export with python/train.py)");
+    ranges.poly_input[k] = range;
   }
-  return net;
+}
+
+// True when merge_linear_runs would change the network: a linear stage whose only input is
+// a linear stage read by it alone.
+bool has_linear_runs(const nn::Network& net) {
+  std::vector<int> readers(net.stages.size(), 0);
+  for (std::size_t k = 0; k < net.stages.size(); ++k)
+    for (int j : net.inputs_of(static_cast<int>(k)))
+      if (j >= 0) ++readers[static_cast<std::size_t>(j)];
+  for (std::size_t k = 0; k < net.stages.size(); ++k) {
+    const auto in = net.inputs_of(static_cast<int>(k));
+    if (net.stages[k].is<nn::LinearStage>() && in.size() == 1 && in[0] >= 0 &&
+        readers[static_cast<std::size_t>(in[0])] == 1 &&
+        net.stages[static_cast<std::size_t>(in[0])].is<nn::LinearStage>())
+      return true;
+  }
+  return false;
+}
+
+// The network lower() quantises: `original` itself when it needs no merging (a caller that
+// merged it already, as the CLI does, pays no copy of its weights: a PreAct-ResNet-18's
+// are 5.8 GB), else its merged copy, held in *merged.
+const nn::Network& merged_view(const nn::Network& original, const ProgramOptions& options,
+                               nn::Network* merged) {
+  if (!options.merge || !has_linear_runs(original)) return original;
+  *merged = merge_linear_runs(original);
+  return *merged;
 }
 
 }  // namespace
@@ -445,9 +469,10 @@ Program lower(const nn::Network& original, const ProgramOptions& options) {
 
 Program lower(const nn::Network& original, const ProgramOptions& options, ProgramChoice* choice) {
   // One pass of the calibration inputs through the double network serves every scale tried.
-  nn::Network net = options.merge ? merge_linear_runs(original) : original;
-  const Ranges ranges = measure(net, options);
-  net = prepared(std::move(net), ranges.stage_input);
+  nn::Network merged;
+  const nn::Network& net = merged_view(original, options, &merged);
+  Ranges ranges = measure(net, options);
+  with_poly_inputs(net, ranges);
   Program p = lower_ring(net, options, ranges);
   if (choice != nullptr) {
     *choice = ProgramChoice{p.prime,      p.prime2,     p.value_precision,  p.uniform_frac_bits,
@@ -458,7 +483,8 @@ Program lower(const nn::Network& original, const ProgramOptions& options, Progra
 
 Program lower_from_choice(const nn::Network& original, const ProgramOptions& options,
                           const ProgramChoice& c) {
-  nn::Network net = options.merge ? merge_linear_runs(original) : original;
+  nn::Network merged;
+  const nn::Network& net = merged_view(original, options, &merged);
   VEIL_REQUIRE(c.stage_input_bound.size() == net.stages.size(),
                "the kept program choice has " << c.stage_input_bound.size()
                                               << " stage bounds; the merged network has " << net.stages.size()
@@ -467,7 +493,6 @@ Program lower_from_choice(const nn::Network& original, const ProgramOptions& opt
                                                               << c.stage_bound.size()
                                                               << " output bounds; the merged network has "
                                                               << net.stages.size() << " stages");
-  net = prepared(std::move(net), c.stage_input_bound);
   auto valid = [](double b) { return std::isfinite(b) && b >= 0; };
   VEIL_REQUIRE(valid(c.input_bound) && std::all_of(c.stage_bound.begin(), c.stage_bound.end(), valid) &&
                    std::all_of(c.stage_input_bound.begin(), c.stage_input_bound.end(), valid),
@@ -479,6 +504,7 @@ Program lower_from_choice(const nn::Network& original, const ProgramOptions& opt
   ranges.input = std::max(ranges.input, c.input_bound);
   ranges.stage = c.stage_bound;
   ranges.stage_input = c.stage_input_bound;
+  with_poly_inputs(net, ranges);
   ProgramOptions o = options;
   o.prime = c.prime;
   o.prime2 = c.prime2 == 0 ? kNoSecondPrime : c.prime2;

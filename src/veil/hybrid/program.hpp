@@ -63,6 +63,11 @@ struct Op {
   // preprocessing encrypts, from hybrid/conv_form.hpp. Public: the client lays out its
   // masks by it.
   bfv::ConvShape he_shape;
+  // kLinear, the server's alone (never in the public view): the kernel (M, C, kh, kw) that
+  // as_convolution recovered from the weights when he_shape was set, so that the server's
+  // set-up does not recover it again (5 s of a PreAct-ResNet-18's start); empty for a
+  // dense layer and for a program whose shapes were set otherwise.
+  std::vector<std::int64_t> conv_kernel;
   std::vector<double> coefficients;  // kPoly, ascending
   mpc::PolyScales poly;              // kPoly
   // Scale exponents: of the input (linear and polynomial ops; an Add reads each producer
