@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 cxx_packages=(
   build-essential cmake ninja-build pkg-config ccache
-  libsodium-dev libgmp-dev
+  libsodium-dev libssl-dev libgmp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libasio-dev
   libonnx-dev libprotobuf-dev protobuf-compiler

@@ -4,8 +4,6 @@
 
 #include <random>
 
-#include "veil/common/rng.hpp"
-
 namespace veil {
 namespace {
 
@@ -69,20 +67,6 @@ TEST(Bytes, ReaderRejectsTruncationAndOversizedStrings) {
   EXPECT_THROW(r2.str(4), std::runtime_error);  // over the caller's limit
   ByteReader r3(std::span<const std::uint8_t>(buf.data(), 3));
   EXPECT_THROW(r3.u32(), std::runtime_error);
-}
-
-TEST(Rng, SeededStreamsAreReproducibleAndDistinct) {
-  const Seed s = random_seed();
-  Prng a(s, 0), b(s, 0), c(s, 1);
-  std::vector<std::uint64_t> va, vb, vc;
-  for (int i = 0; i < 300; ++i) {
-    va.push_back(a.next_u64());
-    vb.push_back(b.next_u64());
-    vc.push_back(c.next_u64());
-  }
-  EXPECT_EQ(va, vb);
-  EXPECT_NE(va, vc);
-  EXPECT_NE(random_seed(), random_seed());
 }
 
 }  // namespace
