@@ -211,6 +211,34 @@ TEST(HybridProgram, FixedPointTraceFollowsTheMergedNetworkOpByOp) {
   }
 }
 
+// A network merged beforehand (the CLI merges its own, so that lowering copies no weight)
+// lowers to the program its unmerged form gives: the same ops, weights and scales.
+TEST(HybridProgram, AMergedNetworkLowersToTheSameProgram) {
+  nn::Network net = test::residual_network(6);
+  std::mt19937_64 rng(7);
+  net.stages.push_back(test::dense("fc4", 10, 10, rng, 0.3));  // a run to merge
+  ProgramOptions po;
+  po.calibration = test::random_inputs(rng, 20);
+  ProgramChoice choice;
+  const Program want = lower(net, po, &choice);
+  const nn::Network merged = merge_linear_runs(net);
+  ASSERT_LT(merged.stages.size(), net.stages.size());
+  for (const Program& got : {lower(merged, po), lower_from_choice(merged, po, choice)}) {
+    ASSERT_EQ(got.ops.size(), want.ops.size());
+    EXPECT_EQ(got.value_precision, want.value_precision);
+    EXPECT_EQ(got.prime2, want.prime2);
+    for (std::size_t k = 0; k < want.ops.size(); ++k) {
+      SCOPED_TRACE(want.ops[k].name);
+      EXPECT_EQ(got.ops[k].linear.weight, want.ops[k].linear.weight);
+      EXPECT_EQ(got.ops[k].linear.bias, want.ops[k].linear.bias);
+      EXPECT_EQ(got.ops[k].conv_kernel, want.ops[k].conv_kernel);
+      EXPECT_EQ(got.ops[k].in_bits, want.ops[k].in_bits);
+      EXPECT_EQ(got.ops[k].out_bits, want.ops[k].out_bits);
+    }
+    EXPECT_EQ(evaluate_fixed(got, po.calibration[0]), evaluate_fixed(want, po.calibration[0]));
+  }
+}
+
 // merge = false (the benchmark's baseline) keeps every linear stage its own op; the
 // default merges a run of linear stages into one. Both compute the same network.
 TEST(HybridProgram, MergeCanBeTurnedOffForTheBaseline) {
