@@ -8,6 +8,9 @@
 #include <vector>
 
 #include <cstdlib>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <unistd.h>
 
@@ -19,7 +22,7 @@ TEST(MemoryPolicy, AppliedWhereTheCLibraryIsGlibc) {
   GTEST_SKIP() << "a sanitizer's allocator replaces glibc's malloc, so mallopt does nothing here";
 #elif defined(__GLIBC__)
   EXPECT_TRUE(configure_memory_for_he());
-  EXPECT_TRUE(configure_memory_for_he());  // idempotent
+  EXPECT_TRUE(configure_memory_for_he());              // idempotent
 #else
   EXPECT_FALSE(configure_memory_for_he());
 #endif
@@ -73,6 +76,28 @@ TEST(MemoryBudget, ReleasingFreeMemoryKeepsLiveBlocks) {
   }
   release_free_memory();
   for (std::size_t i = 0; i < (1u << 20); ++i) ASSERT_EQ(live[i], static_cast<unsigned char>(i * 7)) << i;
+}
+
+// Inside the scope a large block comes from the heap (glibc counts no new mapped block);
+// after it, large blocks are mapped again.
+TEST(MemoryPolicy, LargeBlocksComeFromTheHeapWhileReusing) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(__GLIBC__)
+  GTEST_SKIP() << "glibc's own allocator only";
+#else
+  constexpr std::size_t kBig = std::size_t{64} << 20;  // above any mmap threshold
+  const auto mapped = [] { return mallinfo2().hblks; };
+  {
+    const ReuseLargeBlocks reuse;
+    const std::size_t before = mapped();
+    auto block = std::make_unique<unsigned char[]>(kBig);
+    block[kBig - 1] = 1;
+    EXPECT_EQ(mapped(), before);
+  }
+  const std::size_t before = mapped();
+  auto block = std::make_unique<unsigned char[]>(kBig);
+  block[kBig - 1] = 1;
+  EXPECT_EQ(mapped(), before + 1);
+#endif
 }
 
 TEST(HugePages, TunableIsAddedOnceAndKeepsTheUsersOwn) {

@@ -90,7 +90,10 @@ HybridModel load_hybrid_model(const ModelOptions& o, bool keep_graph) {
   std::string source = "none (no data set installed: measured ranges and interval bounds)";
   po.calibration = calibration_inputs(m.network, o.calibration, &source);
   m.calibration = source;
-  CachedProgram kept = program_with_cache(o.path, o.approximate, m.network, po);
+  CachedProgram kept = [&] {
+    const ReuseLargeBlocks reuse;  // the scale search's candidates, each a copy of every weight
+    return program_with_cache(o.path, o.approximate, m.network, po);
+  }();
   m.program = std::make_shared<const hybrid::Program>(std::move(kept.program));
   m.program_kept = kept.kept;
   if (m.program_kept) m.calibration += " (choice kept from an earlier run: --plan-cache off chooses again)";

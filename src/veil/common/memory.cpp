@@ -44,6 +44,17 @@ void release_free_memory() {
 #endif
 }
 
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+ReuseLargeBlocks::ReuseLargeBlocks() { mallopt(M_MMAP_MAX, 0); }
+ReuseLargeBlocks::~ReuseLargeBlocks() {
+  mallopt(M_MMAP_MAX, 65536);  // glibc's default
+  malloc_trim(0);
+}
+#else
+ReuseLargeBlocks::ReuseLargeBlocks() = default;
+ReuseLargeBlocks::~ReuseLargeBlocks() = default;
+#endif
+
 std::string tunables_with_huge_pages(const char* current) {
   constexpr const char* kTunable = "glibc.malloc.hugetlb=1";
   if (current == nullptr || *current == '\0') return kTunable;
