@@ -574,7 +574,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         if "rng" in ck:
             _set_rng_state(ck["rng"], gen)
         if ck.get("compact"):
-            print(f"{args.checkpoint} is a compact checkpoint: its float16 weights and "
+            print(f"{args.checkpoint} is a compact checkpoint: its half-width weights and "
                   "momentum continue the run closely, not bit for bit", flush=True)
         print(f"resumed from {args.checkpoint} at epoch {start_epoch + 1}, batch {resume_pos} "
               f"(step {step})", flush=True)
