@@ -1,5 +1,6 @@
 #include "veil/common/rng.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <sodium.h>
 
@@ -32,7 +33,14 @@ namespace {
 // ChaCha20, fetched once: a fetch per stream would look the algorithm up in OpenSSL's
 // provider tables thousands of times an inference.
 const EVP_CIPHER* chacha20() {
-  static EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "ChaCha20", nullptr);
+  static EVP_CIPHER* c = [] {
+    // No cleanup at exit: OpenSSL's atexit handler would run before the thread pool's
+    // static destructor joins its workers, whose per-thread OpenSSL state then had no
+    // destructor left to free it (LeakSanitizer in scripts/fuzz.sh reported it). What
+    // OpenSSL keeps stays reachable from its globals until the process ends.
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
+    return EVP_CIPHER_fetch(nullptr, "ChaCha20", nullptr);
+  }();
   VEIL_CHECK_IO(c != nullptr, "OpenSSL has no ChaCha20 (libcrypto's default provider is missing)");
   return c;
 }
