@@ -4,15 +4,15 @@
 # at the lowest priority and picks up where the last session stopped:
 #   - the full checkpoint (135 MB, with exact RNG and optimiser state) lives outside the
 #     checkout, in $VEIL_R18_DIR (default ../r18 beside it), with the log and the export;
-#   - a compact copy (float16 weights, bfloat16 momentum: half the size) is rewritten
-#     with every checkpoint at train/cifar10-resnet18.resume.pt, to be committed before
+#   - a compact copy (float16 weights, bfloat16 momentum, gzip: 58 MB) is rewritten
+#     with every checkpoint at train/cifar10-resnet18.resume.pt.gz, to be committed before
 #     a session ends. A fresh machine starts from it.
 # Usage (in the background, so that work goes on beside it):
 #   setsid nohup scripts/train-resnet18-cpu.sh >> ../r18/train.log 2>&1 < /dev/null &
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="${VEIL_R18_DIR:-$here/../r18}"
-compact="$here/train/cifar10-resnet18.resume.pt"
+compact="$here/train/cifar10-resnet18.resume.pt.gz"
 ck="$work/cifar10-resnet18.pt"
 mkdir -p "$work"
 

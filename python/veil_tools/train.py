@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gzip
+import io
 import json
 import math
 import os
@@ -142,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compact-checkpoint", default=None, metavar="PATH",
                    help="with every checkpoint also write a compact copy here, small enough "
                         "to keep in git between sessions: weight matrices and kernels in "
-                        "float16 (model, EMA; optimiser buffers in bfloat16): half the size. "
+                        "float16 (model, EMA; optimiser buffers in bfloat16), gzip-compressed: "
+                        "under half the size. "
                         "--resume takes it as "
                         "--checkpoint; the run then continues closely, not bit for bit")
     p.add_argument("--resume", action="store_true",
@@ -322,11 +325,15 @@ def _random_erasing(x, p, gen):
 
 def _load_checkpoint(path: str, device):
     """torch.load of a full training checkpoint (RNG states are not plain tensors: newer
-    torch versions default to weights_only=True, which would refuse them)."""
+    torch versions default to weights_only=True, which would refuse them); a gzip-compressed
+    one (--compact-checkpoint writes them so) is decompressed first."""
+    with open(path, "rb") as f:
+        raw = f.read(2)
+    src = io.BytesIO(gzip.decompress(open(path, "rb").read())) if raw == b"\x1f\x8b" else path
     try:
-        return torch.load(path, map_location=device, weights_only=False)
+        return torch.load(src, map_location=device, weights_only=False)
     except TypeError:  # torch < 1.13 has no weights_only
-        return torch.load(path, map_location=device)
+        return torch.load(src, map_location=device)
 
 
 def _compact_state(state: dict, dtype=torch.float16) -> dict:
@@ -355,8 +362,16 @@ def compact_checkpoint(ck: dict) -> dict:
     return out
 
 
-def _save_atomically(obj, path: str) -> None:
-    torch.save(obj, path + ".tmp")
+def _save_atomically(obj, path: str, compress: bool = False) -> None:
+    """compress: gzip (a ResNet-18's compact checkpoint: 67.7 -> 58.3 MB, below the 64 MB a
+    tracked file may take; xz saved 3 MB more for 8x the time)."""
+    if compress:
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        with open(path + ".tmp", "wb") as f:
+            f.write(gzip.compress(buf.getvalue(), compresslevel=6))
+    else:
+        torch.save(obj, path + ".tmp")
     os.replace(path + ".tmp", path)
 
 
@@ -590,7 +605,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
             ck["ema"] = ema.model.state_dict()
         _save_atomically(ck, args.checkpoint)
         if args.compact_checkpoint:
-            _save_atomically(compact_checkpoint(ck), args.compact_checkpoint)
+            _save_atomically(compact_checkpoint(ck), args.compact_checkpoint, compress=True)
 
     ck_every = args.checkpoint_minutes * 60 if args.checkpoint_minutes > 0 else None
     last_ck = time.time()
