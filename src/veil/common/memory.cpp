@@ -48,7 +48,7 @@ void release_free_memory() {
 ReuseLargeBlocks::ReuseLargeBlocks() { mallopt(M_MMAP_MAX, 0); }
 ReuseLargeBlocks::~ReuseLargeBlocks() {
   mallopt(M_MMAP_MAX, 65536);  // glibc's default
-  malloc_trim(0);
+  release_free_memory();
 }
 #else
 ReuseLargeBlocks::ReuseLargeBlocks() = default;
